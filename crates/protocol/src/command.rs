@@ -1,0 +1,234 @@
+//! Commands: what a client asks the server to do.
+
+use serde::{Deserialize, Serialize};
+
+use crate::event::SocketId;
+use crate::payload::Payload;
+
+/// The kind of socket to open. Only UDP exists in protocol version 1.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum Proto {
+    /// A `SOCK_DGRAM` socket.
+    Udp,
+}
+
+/// One command from a client. On the wire: a JSON object whose `"type"` names the
+/// variant in snake_case.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Command {
+    /// Open a socket and bind it. Success: a `bound` event.
+    Bind {
+        /// Which kind of socket.
+        proto: Proto,
+        /// `"host:port"`, `"[v6]:port"`; port 0 lets the OS pick a free port.
+        addr: String,
+    },
+    /// Close a socket of the session. Success: a `closed` event.
+    Close {
+        /// The socket to close.
+        socket: SocketId,
+    },
+    /// Send one datagram. Success: a `datagram` event with `dir: "out"`.
+    Send {
+        /// The sending socket.
+        socket: SocketId,
+        /// The destination, `"host:port"`.
+        to: String,
+        /// The datagram's bytes.
+        payload: Payload,
+    },
+}
+
+/// A command with the client's optional `req` number, echoed on every reply or error it
+/// causes.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    /// Any integer the client picks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub req: Option<i64>,
+    /// What to do.
+    #[serde(flatten)]
+    pub command: Command,
+}
+
+impl Request {
+    /// A request without a `req` number.
+    pub fn new(command: Command) -> Self {
+        Request { req: None, command }
+    }
+
+    /// A request that carries `req`.
+    pub fn with_req(req: i64, command: Command) -> Self {
+        Request {
+            req: Some(req),
+            command,
+        }
+    }
+
+    /// The request's JSON text, as a client sends it.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("a request always serializes")
+    }
+}
+
+/// A text frame that is not a valid command.
+#[derive(thiserror::Error, Debug, Clone, PartialEq, Eq)]
+#[error("{message}")]
+pub struct DecodeError {
+    /// The frame's `req`, when it could be read, so the error can be matched to it.
+    pub req: Option<i64>,
+    /// What is wrong, in plain words.
+    pub message: String,
+}
+
+/// Decodes one text frame into a request. The `req` is read first, so even a malformed
+/// command's error can carry it.
+pub fn decode_request(text: &str) -> Result<Request, DecodeError> {
+    let value: serde_json::Value = serde_json::from_str(text).map_err(|e| DecodeError {
+        req: None,
+        message: format!("the message is not valid JSON: {e}"),
+    })?;
+    let Some(object) = value.as_object() else {
+        return Err(DecodeError {
+            req: None,
+            message: "a command must be a JSON object with a \"type\" field".into(),
+        });
+    };
+    let req = match object.get("req") {
+        None | Some(serde_json::Value::Null) => None,
+        Some(v) => Some(v.as_i64().ok_or_else(|| DecodeError {
+            req: None,
+            message: format!("\"req\" must be an integer, not {v}"),
+        })?),
+    };
+    if !object.contains_key("type") {
+        return Err(DecodeError {
+            req,
+            message: "a command must have a \"type\" field (bind, close or send)".into(),
+        });
+    }
+    let command = Command::deserialize(&value).map_err(|e| DecodeError {
+        req,
+        message: format!("bad command: {e}"),
+    })?;
+    Ok(Request { req, command })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bind() -> Command {
+        Command::Bind {
+            proto: Proto::Udp,
+            addr: "127.0.0.1:0".into(),
+        }
+    }
+
+    /// The wire form of every command. A change here is a change of the contract.
+    #[test]
+    fn wire_form_snapshots() {
+        let cases = [
+            (
+                Request::with_req(1, bind()),
+                r#"{"req":1,"type":"bind","proto":"udp","addr":"127.0.0.1:0"}"#,
+            ),
+            (
+                Request::new(Command::Close {
+                    socket: SocketId::new("s1"),
+                }),
+                r#"{"type":"close","socket":"s1"}"#,
+            ),
+            (
+                Request::with_req(
+                    3,
+                    Command::Send {
+                        socket: SocketId::new("s1"),
+                        to: "127.0.0.1:40001".into(),
+                        payload: Payload::Text("hello".into()),
+                    },
+                ),
+                r#"{"req":3,"type":"send","socket":"s1","to":"127.0.0.1:40001","payload":{"text":"hello"}}"#,
+            ),
+            (
+                Request::new(Command::Send {
+                    socket: SocketId::new("s2"),
+                    to: "[::1]:9".into(),
+                    payload: Payload::Hex("dead".into()),
+                }),
+                r#"{"type":"send","socket":"s2","to":"[::1]:9","payload":{"hex":"dead"}}"#,
+            ),
+            (
+                Request::new(Command::Send {
+                    socket: SocketId::new("s2"),
+                    to: "[::1]:9".into(),
+                    payload: Payload::Base64("aGk=".into()),
+                }),
+                r#"{"type":"send","socket":"s2","to":"[::1]:9","payload":{"base64":"aGk="}}"#,
+            ),
+        ];
+        for (request, json) in cases {
+            assert_eq!(request.to_json(), json);
+            assert_eq!(decode_request(json), Ok(request), "{json}");
+        }
+    }
+
+    #[test]
+    fn refuses_malformed_commands_keeping_req() {
+        let cases: &[(&str, Option<i64>, &str)] = &[
+            ("not json", None, "the message is not valid JSON"),
+            ("[1,2]", None, "a command must be a JSON object"),
+            (
+                r#"{"req":"x","type":"bind"}"#,
+                None,
+                "\"req\" must be an integer",
+            ),
+            (
+                r#"{"req":4}"#,
+                Some(4),
+                "a command must have a \"type\" field",
+            ),
+            (
+                r#"{"req":5,"type":"dance"}"#,
+                Some(5),
+                "bad command: unknown variant `dance`, expected one of `bind`, `close`, `send`",
+            ),
+            (
+                r#"{"req":6,"type":"bind","proto":"udp"}"#,
+                Some(6),
+                "bad command: missing field `addr`",
+            ),
+            (
+                r#"{"req":7,"type":"bind","proto":"sctp","addr":"127.0.0.1:0"}"#,
+                Some(7),
+                "bad command: unknown variant `sctp`, expected `udp`",
+            ),
+            (
+                r#"{"req":8,"type":"close","socket":12}"#,
+                Some(8),
+                "bad command: invalid type: integer `12`, expected a string",
+            ),
+            (
+                r#"{"req":9,"type":"send","socket":"s1","to":"127.0.0.1:9","payload":{"text":"a","hex":"00"}}"#,
+                Some(9),
+                "bad command",
+            ),
+            (
+                r#"{"req":10,"type":"send","socket":"s1","to":"127.0.0.1:9","payload":{"utf16":"a"}}"#,
+                Some(10),
+                "bad command: unknown variant `utf16`, expected one of `text`, `hex`, `base64`",
+            ),
+        ];
+        for (text, req, message) in cases {
+            let err = decode_request(text).expect_err(text);
+            assert_eq!(err.req, *req, "{text}");
+            assert!(
+                err.message.starts_with(message),
+                "{text}: {:?} should start with {message:?}",
+                err.message
+            );
+        }
+    }
+}

@@ -1,0 +1,366 @@
+//! Events: what the server reports to a client.
+
+use std::fmt;
+use std::net::SocketAddr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::command::Proto;
+
+/// A session's event id: strictly increasing, never reused.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[serde(transparent)]
+pub struct EventId(pub u64);
+
+/// A socket's id within its session, such as `"s1"`.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[serde(transparent)]
+pub struct SocketId(pub String);
+
+impl SocketId {
+    /// Wraps a socket id.
+    pub fn new(id: impl Into<String>) -> Self {
+        SocketId(id.into())
+    }
+
+    /// The id's text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for SocketId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Whether a socket sent or received a datagram.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    /// Received by the session's socket.
+    In,
+    /// Sent by the session's socket.
+    Out,
+}
+
+/// One message from the server. On the wire: a JSON object whose `"type"` names the
+/// variant in snake_case.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Event {
+    /// The server's first message on every connection.
+    Hello(Hello),
+    /// A socket was opened and bound.
+    Bound(Bound),
+    /// A socket was closed.
+    Closed(Closed),
+    /// A datagram was sent or received.
+    Datagram(Datagram),
+    /// A command could not be carried out; the session stays usable.
+    Error(ErrorEvent),
+    /// Events this viewer never received because the session's log had already dropped
+    /// them (it keeps a bounded history). The ids `from..=to` are gone for good.
+    Gap(Gap),
+    /// Several events in one frame, in id order.
+    Batch {
+        /// The events; never themselves batches.
+        events: Vec<Event>,
+    },
+}
+
+/// The greeting that opens every connection.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct Hello {
+    /// The protocol version, [`crate::PROTOCOL_VERSION`].
+    pub protocol: u32,
+    /// The session's id.
+    pub session: String,
+    /// `"socklab <version>"`.
+    pub server: String,
+}
+
+/// A socket was opened and bound: the reply to `bind`.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct Bound {
+    /// The event's id in the session.
+    pub id: EventId,
+    /// The new socket's id.
+    pub socket: SocketId,
+    /// Its kind.
+    pub proto: Proto,
+    /// The address it is bound to, with the port the OS chose when port 0 was asked for.
+    pub local: SocketAddr,
+    /// Nanoseconds since the session began.
+    pub t_ns: u64,
+    /// The `req` of the `bind` that caused it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub req: Option<i64>,
+}
+
+/// A socket was closed: the reply to `close`, or the end of the socket for another reason.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct Closed {
+    /// The event's id in the session.
+    pub id: EventId,
+    /// The closed socket.
+    pub socket: SocketId,
+    /// Nanoseconds since the session began.
+    pub t_ns: u64,
+    /// The `req` of the `close` that caused it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub req: Option<i64>,
+}
+
+/// One datagram a session's socket sent or received.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct Datagram {
+    /// The event's id in the session.
+    pub id: EventId,
+    /// The socket that sent or received it.
+    pub socket: SocketId,
+    /// Sent (`out`) or received (`in`).
+    pub dir: Direction,
+    /// The socket's own address.
+    pub local: SocketAddr,
+    /// The other end: the destination of an `out`, the source of an `in`.
+    pub peer: SocketAddr,
+    /// The payload's length in bytes.
+    pub len: usize,
+    /// The payload, standard base64.
+    pub payload_b64: String,
+    /// Nanoseconds on the server's monotonic clock since the session began.
+    pub t_ns: u64,
+    /// The `req` of the `send` that caused an `out`; absent on `in`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub req: Option<i64>,
+}
+
+/// Events a viewer missed for good: the ids `from..=to`, `count` of them.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct Gap {
+    /// The first missing id.
+    pub from: EventId,
+    /// The last missing id.
+    pub to: EventId,
+    /// How many events are missing (`to - from + 1`).
+    pub count: u64,
+}
+
+/// A refused command.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct ErrorEvent {
+    /// The `req` of the refused command, when it had one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub req: Option<i64>,
+    /// A stable, machine-readable code.
+    pub code: ErrorCode,
+    /// What went wrong, in plain words.
+    pub message: String,
+}
+
+/// Stable error codes. Clients switch on these; the messages are for people.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// Malformed JSON, unknown type, missing or mistyped field.
+    BadRequest,
+    /// An address that cannot be parsed or used.
+    BadAddress,
+    /// The address is already bound by another socket.
+    AddressInUse,
+    /// The OS refused, for example a port below 1024 without privileges.
+    PermissionDenied,
+    /// The payload is larger than a UDP datagram can carry.
+    PayloadTooLarge,
+    /// No socket with that id in this session.
+    UnknownSocket,
+    /// The server's address policy refuses this address.
+    Forbidden,
+    /// A server limit (sockets per session, ...) would be exceeded.
+    LimitExceeded,
+    /// Any other failure reported by the operating system.
+    IoError,
+    /// A code this client does not know yet (sent by a newer server).
+    #[serde(other)]
+    Unknown,
+}
+
+impl ErrorCode {
+    /// The code as it appears on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::BadRequest => "bad_request",
+            ErrorCode::BadAddress => "bad_address",
+            ErrorCode::AddressInUse => "address_in_use",
+            ErrorCode::PermissionDenied => "permission_denied",
+            ErrorCode::PayloadTooLarge => "payload_too_large",
+            ErrorCode::UnknownSocket => "unknown_socket",
+            ErrorCode::Forbidden => "forbidden",
+            ErrorCode::LimitExceeded => "limit_exceeded",
+            ErrorCode::IoError => "io_error",
+            ErrorCode::Unknown => "unknown",
+        }
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Event {
+    /// The event's JSON text, as the server sends it.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("an event always serializes")
+    }
+
+    /// Parses one frame from the server.
+    pub fn from_json(text: &str) -> Result<Event, serde_json::Error> {
+        serde_json::from_str(text)
+    }
+
+    /// The events a frame carries: the events of a batch, or the event itself.
+    pub fn flatten(self) -> Vec<Event> {
+        match self {
+            Event::Batch { events } => events,
+            other => vec![other],
+        }
+    }
+
+    /// The event's id in the session's log, for the kinds that are logged.
+    pub fn id(&self) -> Option<EventId> {
+        match self {
+            Event::Bound(e) => Some(e.id),
+            Event::Closed(e) => Some(e.id),
+            Event::Datagram(e) => Some(e.id),
+            Event::Hello(_) | Event::Error(_) | Event::Gap(_) | Event::Batch { .. } => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn datagram() -> Datagram {
+        Datagram {
+            id: EventId(17),
+            socket: SocketId::new("s1"),
+            dir: Direction::In,
+            local: "127.0.0.1:40000".parse().unwrap(),
+            peer: "127.0.0.1:40001".parse().unwrap(),
+            len: 5,
+            payload_b64: "aGVsbG8=".into(),
+            t_ns: 1_234_567,
+            req: None,
+        }
+    }
+
+    /// The wire form of every event. A change here is a change of the contract.
+    #[test]
+    fn wire_form_snapshots() {
+        let cases = [
+            (
+                Event::Hello(Hello {
+                    protocol: 1,
+                    session: "k3x9".into(),
+                    server: "socklab 0.1.0".into(),
+                }),
+                r#"{"type":"hello","protocol":1,"session":"k3x9","server":"socklab 0.1.0"}"#,
+            ),
+            (
+                Event::Bound(Bound {
+                    id: EventId(1),
+                    socket: SocketId::new("s1"),
+                    proto: Proto::Udp,
+                    local: "[::1]:5000".parse().unwrap(),
+                    t_ns: 10,
+                    req: Some(1),
+                }),
+                r#"{"type":"bound","id":1,"socket":"s1","proto":"udp","local":"[::1]:5000","t_ns":10,"req":1}"#,
+            ),
+            (
+                Event::Closed(Closed {
+                    id: EventId(2),
+                    socket: SocketId::new("s1"),
+                    t_ns: 20,
+                    req: None,
+                }),
+                r#"{"type":"closed","id":2,"socket":"s1","t_ns":20}"#,
+            ),
+            (
+                Event::Datagram(datagram()),
+                r#"{"type":"datagram","id":17,"socket":"s1","dir":"in","local":"127.0.0.1:40000","peer":"127.0.0.1:40001","len":5,"payload_b64":"aGVsbG8=","t_ns":1234567}"#,
+            ),
+            (
+                Event::Datagram(Datagram {
+                    dir: Direction::Out,
+                    req: Some(3),
+                    ..datagram()
+                }),
+                r#"{"type":"datagram","id":17,"socket":"s1","dir":"out","local":"127.0.0.1:40000","peer":"127.0.0.1:40001","len":5,"payload_b64":"aGVsbG8=","t_ns":1234567,"req":3}"#,
+            ),
+            (
+                Event::Error(ErrorEvent {
+                    req: Some(3),
+                    code: ErrorCode::PayloadTooLarge,
+                    message: "UDP payload is 70000 bytes; the IPv4 limit is 65507".into(),
+                }),
+                r#"{"type":"error","req":3,"code":"payload_too_large","message":"UDP payload is 70000 bytes; the IPv4 limit is 65507"}"#,
+            ),
+            (
+                Event::Gap(Gap {
+                    from: EventId(5),
+                    to: EventId(9),
+                    count: 5,
+                }),
+                r#"{"type":"gap","from":5,"to":9,"count":5}"#,
+            ),
+            (
+                Event::Batch {
+                    events: vec![Event::Datagram(datagram())],
+                },
+                r#"{"type":"batch","events":[{"type":"datagram","id":17,"socket":"s1","dir":"in","local":"127.0.0.1:40000","peer":"127.0.0.1:40001","len":5,"payload_b64":"aGVsbG8=","t_ns":1234567}]}"#,
+            ),
+        ];
+        for (event, json) in cases {
+            assert_eq!(event.to_json(), json);
+            assert_eq!(Event::from_json(json).unwrap(), event, "{json}");
+        }
+    }
+
+    #[test]
+    fn every_error_code_has_its_wire_name() {
+        let codes = [
+            ErrorCode::BadRequest,
+            ErrorCode::BadAddress,
+            ErrorCode::AddressInUse,
+            ErrorCode::PermissionDenied,
+            ErrorCode::PayloadTooLarge,
+            ErrorCode::UnknownSocket,
+            ErrorCode::Forbidden,
+            ErrorCode::LimitExceeded,
+            ErrorCode::IoError,
+        ];
+        for code in codes {
+            let json = serde_json::to_string(&code).unwrap();
+            assert_eq!(json, format!("\"{}\"", code.as_str()));
+            assert_eq!(serde_json::from_str::<ErrorCode>(&json).unwrap(), code);
+        }
+        let newer: ErrorCode = serde_json::from_str("\"from_the_future\"").unwrap();
+        assert_eq!(newer, ErrorCode::Unknown);
+    }
+
+    #[test]
+    fn flatten_unwraps_batches() {
+        let one = Event::Datagram(datagram());
+        let batch = Event::Batch {
+            events: vec![one.clone(), one.clone()],
+        };
+        assert_eq!(batch.flatten().len(), 2);
+        assert_eq!(one.clone().flatten(), vec![one]);
+    }
+}

@@ -1,0 +1,31 @@
+//! socklab's wire protocol: the only types that cross the WebSocket between the server
+//! and its clients (the web app, scripts, tests).
+//!
+//! # Layout
+//! - [`command`]: what a client asks for ([`Command`], wrapped in a [`Request`] that may
+//!   carry a `req` number), and [`decode_request`], the one place incoming text becomes a
+//!   command.
+//! - [`event`]: what the server reports ([`Event`]): the greeting, replies, datagrams,
+//!   errors with stable [`ErrorCode`]s, and batches of events.
+//! - [`payload`]: how a datagram's bytes are written in a command (text, hex or base64)
+//!   and how they are decoded, with errors a person can act on.
+//! - [`limits`]: the numbers both sides must agree on (payload sizes).
+//!
+//! Everything here compiles for native targets and for `wasm32-unknown-unknown`; it has
+//! no I/O and no async runtime.
+#![forbid(unsafe_code)]
+
+pub mod command;
+pub mod event;
+pub mod limits;
+pub mod payload;
+
+pub use command::{Command, DecodeError, Proto, Request, decode_request};
+pub use event::{
+    Bound, Closed, Datagram, Direction, ErrorCode, ErrorEvent, Event, EventId, Gap, Hello, SocketId,
+};
+pub use payload::{Payload, PayloadError};
+
+/// The protocol version the server announces in its `hello`. Renaming or removing
+/// anything in the core contract, or changing its meaning, needs a new version.
+pub const PROTOCOL_VERSION: u32 = 1;

@@ -1,0 +1,121 @@
+//! socklab's build glue, run as `cargo xtask <task>`. The logic lives here rather than in
+//! shell scripts so that a fresh machine needs nothing but cargo.
+//!
+//! # Layout
+//! - `main.rs`: the task menu.
+//! - [`web`]: ensures the wasm32 target and builds the Yew app into `target/web`
+//!   (wasm-bindgen runs as a library, so no CLI is installed).
+//! - [`setup`]: installs what tests need from the system's package manager (Chromium
+//!   and ChromeDriver for the browser tests).
+//! - [`cmd`]: running commands with visible progress.
+
+mod cmd;
+mod setup;
+mod web;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, bail};
+
+const HELP: &str = "\
+cargo xtask <task> [args]
+
+Tasks:
+  run [-- SERVER ARGS]   build the web app and the server, then run socklab
+                         (for example: cargo xtask run -- --listen 127.0.0.1:8080)
+  test                   check formatting and lints, build everything, run every test
+                         (installs Chromium and ChromeDriver when missing and run as root)
+  build-web              build only the web app into target/web
+";
+
+fn main() -> anyhow::Result<()> {
+    let mut args = std::env::args().skip(1);
+    let task = args.next().unwrap_or_default();
+    let rest: Vec<String> = args.skip_while(|a| a == "--").collect();
+    let root = workspace_root();
+    match task.as_str() {
+        "run" => run(&root, &rest),
+        "test" => test(&root),
+        "build-web" => web::build(&root).map(|_| ()),
+        "" | "help" | "-h" | "--help" => {
+            print!("{HELP}");
+            Ok(())
+        }
+        other => bail!("unknown task {other:?}\n\n{HELP}"),
+    }
+}
+
+/// The workspace's top folder (this crate lives in `crates/xtask`).
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .nth(2)
+        .expect("crates/xtask is two levels below the workspace root")
+        .to_path_buf()
+}
+
+fn run(root: &Path, server_args: &[String]) -> anyhow::Result<()> {
+    let web_dir = web::build(root)?;
+    cmd::step("building the server");
+    cmd::cargo(root)
+        .args([
+            "build",
+            "--release",
+            "-p",
+            "socklab-server",
+            "--bin",
+            "socklab",
+        ])
+        .run()?;
+    cmd::step("starting socklab");
+    let binary = root.join("target/release/socklab");
+    cmd::Cmd::new(&binary)
+        .arg("--web-dir")
+        .arg(&web_dir)
+        .args(server_args)
+        .dir(root)
+        .run()
+        .context("socklab exited with an error")
+}
+
+fn test(root: &Path) -> anyhow::Result<()> {
+    web::ensure_wasm_target()?;
+    setup::ensure_browser()?;
+    cmd::step("checking formatting (cargo fmt)");
+    cmd::cargo(root)
+        .args(["fmt", "--all", "--", "--check"])
+        .run()?;
+    cmd::step("linting native crates (cargo clippy)");
+    cmd::cargo(root)
+        .args([
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ])
+        .run()?;
+    cmd::step("linting the wasm crates (cargo clippy --target wasm32-unknown-unknown)");
+    cmd::cargo(root)
+        .args([
+            "clippy",
+            "-p",
+            "socklab-web",
+            "-p",
+            "socklab-protocol",
+            "--target",
+            web::WASM_TARGET,
+            "--",
+            "-D",
+            "warnings",
+        ])
+        .run()?;
+    let web_dir = web::build(root)?;
+    cmd::step("running every test (cargo test --workspace)");
+    cmd::cargo(root)
+        .args(["test", "--workspace"])
+        .env("SOCKLAB_WEB_DIR", &web_dir)
+        .env("SOCKLAB_ARTIFACTS", root.join("target/test-artifacts"))
+        .run()
+}

@@ -1,0 +1,68 @@
+//! socklab's server: it owns real sockets on this machine and bridges them over a
+//! WebSocket to the browser.
+//!
+//! # Layout
+//! - [`config`]: the command line ([`config::Args`]) and the settings the server runs
+//!   with ([`Config`]).
+//! - [`http`]: the axum router: the built web app as static files and `GET /ws`.
+//! - [`session`]: one browser session: decodes commands, owns the session's sockets,
+//!   and feeds its viewer from the event log.
+//! - [`udp`]: one task per UDP socket; the only code that touches the socket.
+//! - [`log`]: the session's event log: ids, timestamps, a bounded history, and a
+//!   wake-up for viewers.
+//! - [`policy`]: which addresses sockets may bind to and send to.
+//! - [`error`]: refusals a client sees, each with a stable protocol error code.
+//!
+//! [`run`] is the entry point: it takes an already-bound listener and a shutdown future,
+//! so tests run the real server in-process on port 0.
+#![forbid(unsafe_code)]
+
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod log;
+pub mod policy;
+pub mod session;
+pub mod udp;
+
+use std::future::Future;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+pub use config::Config;
+
+/// The server's name and version, as announced in `hello`.
+pub const SERVER_NAME: &str = concat!("socklab ", env!("CARGO_PKG_VERSION"));
+
+/// Serves HTTP and WebSocket sessions on `listener` until `shutdown` completes, then
+/// closes every session (and so every socket) and returns.
+pub async fn run(
+    listener: TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let cancel = CancellationToken::new();
+    let sessions = TaskTracker::new();
+    let app = http::router(http::AppState::new(
+        config,
+        cancel.clone(),
+        sessions.clone(),
+    ));
+
+    let stop = cancel.clone();
+    tokio::spawn(async move {
+        shutdown.await;
+        stop.cancel();
+    });
+
+    let result = axum::serve(listener, app)
+        .with_graceful_shutdown(cancel.clone().cancelled_owned())
+        .await;
+    // Sessions watch the same token; wait until each has closed its sockets.
+    cancel.cancel();
+    sessions.close();
+    sessions.wait().await;
+    result
+}

@@ -1,0 +1,278 @@
+//! A session's event log: every event gets the next id and a timestamp, the log keeps a
+//! bounded history, and viewers are woken when something new arrives.
+//!
+//! Writers (socket tasks, the session) never wait on a viewer: appending takes a short
+//! lock and never blocks on I/O. A viewer reads at its own pace from its cursor; if the
+//! log dropped events it had not read, [`EventLog::read_after`] says so explicitly.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use socklab_protocol::{Direction, EventId, Proto, SocketId};
+use tokio::sync::watch;
+
+/// One logged event.
+#[derive(Debug)]
+pub struct Entry {
+    /// Its id in the session.
+    pub id: EventId,
+    /// Nanoseconds since the session began.
+    pub t_ns: u64,
+    /// What happened.
+    pub record: Record,
+}
+
+/// What happened, in the server's own terms; [`crate::session`] turns it into protocol
+/// events at the edge.
+#[derive(Debug)]
+pub enum Record {
+    /// A socket was bound.
+    Bound {
+        /// The socket.
+        socket: SocketId,
+        /// Its kind.
+        proto: Proto,
+        /// Its actual local address.
+        local: SocketAddr,
+        /// The `req` of the command that bound it.
+        req: Option<i64>,
+    },
+    /// A socket was closed.
+    Closed {
+        /// The socket.
+        socket: SocketId,
+        /// The `req` of the command that closed it.
+        req: Option<i64>,
+    },
+    /// A datagram was sent or received.
+    Datagram(DatagramRecord),
+}
+
+/// A datagram a session's socket sent or received.
+#[derive(Debug)]
+pub struct DatagramRecord {
+    /// The socket.
+    pub socket: SocketId,
+    /// Sent or received.
+    pub dir: Direction,
+    /// The socket's address.
+    pub local: SocketAddr,
+    /// The other end.
+    pub peer: SocketAddr,
+    /// The bytes.
+    pub payload: Vec<u8>,
+    /// The `req` of the `send` that caused an `out`.
+    pub req: Option<i64>,
+}
+
+impl Record {
+    /// The bytes this record holds, for the log's byte budget.
+    fn size(&self) -> usize {
+        match self {
+            Record::Datagram(d) => d.payload.len(),
+            Record::Bound { .. } | Record::Closed { .. } => 0,
+        }
+    }
+}
+
+/// What a viewer gets from [`EventLog::read_after`].
+#[derive(Debug, Default)]
+pub struct Read {
+    /// Ids the viewer has not seen and the log no longer holds (`from..=to`).
+    pub gap: Option<(EventId, EventId)>,
+    /// The next entries, in id order.
+    pub entries: Vec<Arc<Entry>>,
+    /// Whether more entries follow these.
+    pub more: bool,
+}
+
+/// A session's bounded event log.
+#[derive(Debug)]
+pub struct EventLog {
+    epoch: Instant,
+    inner: Mutex<Inner>,
+    /// The id of the newest entry (0 before the first); viewers wait on changes.
+    newest: watch::Sender<u64>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    entries: VecDeque<Arc<Entry>>,
+    next_id: u64,
+    bytes: usize,
+    max_events: usize,
+    max_bytes: usize,
+}
+
+impl EventLog {
+    /// An empty log that keeps at most `max_events` entries and `max_bytes` payload bytes
+    /// (it always keeps the newest entry, however large).
+    pub fn new(max_events: usize, max_bytes: usize) -> Self {
+        EventLog {
+            epoch: Instant::now(),
+            inner: Mutex::new(Inner {
+                entries: VecDeque::new(),
+                next_id: 1,
+                bytes: 0,
+                max_events: max_events.max(1),
+                max_bytes,
+            }),
+            newest: watch::Sender::new(0),
+        }
+    }
+
+    /// Nanoseconds from the session's start to `at`.
+    pub fn t_ns(&self, at: Instant) -> u64 {
+        at.saturating_duration_since(self.epoch).as_nanos() as u64
+    }
+
+    /// Appends one event that happened at `at`.
+    pub fn append(&self, at: Instant, record: Record) -> EventId {
+        let mut inner = self.lock();
+        let id = inner.push(self.t_ns(at), record);
+        drop(inner);
+        self.newest.send_replace(id.0);
+        id
+    }
+
+    /// Appends several events at once (one lock, one wake-up).
+    pub fn append_all(&self, records: impl IntoIterator<Item = (Instant, Record)>) {
+        let mut inner = self.lock();
+        let mut last = None;
+        for (at, record) in records {
+            last = Some(inner.push(self.t_ns(at), record));
+        }
+        drop(inner);
+        if let Some(id) = last {
+            self.newest.send_replace(id.0);
+        }
+    }
+
+    /// Runs `act` under the log's lock and appends the record it returns. An action that
+    /// causes another event (a send that a lab socket receives) thus always gets the
+    /// smaller id, whichever task logs the effect.
+    pub fn append_with<E>(&self, act: impl FnOnce() -> Result<Record, E>) -> Result<EventId, E> {
+        let mut inner = self.lock();
+        let record = act()?;
+        let id = inner.push(self.t_ns(Instant::now()), record);
+        drop(inner);
+        self.newest.send_replace(id.0);
+        Ok(id)
+    }
+
+    /// Up to `max` entries with ids after `cursor` (the last id the viewer has), and the
+    /// ids it can no longer get.
+    pub fn read_after(&self, cursor: EventId, max: usize) -> Read {
+        let inner = self.lock();
+        let Some(oldest) = inner.entries.front().map(|e| e.id) else {
+            return Read::default();
+        };
+        let gap = (cursor.0 + 1 < oldest.0).then(|| (EventId(cursor.0 + 1), EventId(oldest.0 - 1)));
+        // Ids are consecutive in the deque, so the cursor's position is arithmetic.
+        let start = (cursor.0 + 1).saturating_sub(oldest.0) as usize;
+        let end = inner.entries.len().min(start.saturating_add(max));
+        let entries = inner.entries.range(start.min(end)..end).cloned().collect();
+        Read {
+            gap,
+            entries,
+            more: end < inner.entries.len(),
+        }
+    }
+
+    /// A receiver that changes whenever an entry is appended.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.newest.subscribe()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding the lock leaves the deque consistent (each push is
+        // complete or not started), so a poisoned lock is still usable.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Inner {
+    fn push(&mut self, t_ns: u64, record: Record) -> EventId {
+        let id = EventId(self.next_id);
+        self.next_id += 1;
+        self.bytes += record.size();
+        self.entries.push_back(Arc::new(Entry { id, t_ns, record }));
+        while self.entries.len() > self.max_events
+            || (self.bytes > self.max_bytes && self.entries.len() > 1)
+        {
+            if let Some(old) = self.entries.pop_front() {
+                self.bytes -= old.record.size();
+            }
+        }
+        id
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn datagram(len: usize) -> Record {
+        Record::Datagram(DatagramRecord {
+            socket: SocketId::new("s1"),
+            dir: Direction::In,
+            local: "127.0.0.1:1".parse().unwrap(),
+            peer: "127.0.0.1:2".parse().unwrap(),
+            payload: vec![0; len],
+            req: None,
+        })
+    }
+
+    fn ids(read: &Read) -> Vec<u64> {
+        read.entries.iter().map(|e| e.id.0).collect()
+    }
+
+    #[test]
+    fn ids_increase_and_reads_page() {
+        let log = EventLog::new(100, 1 << 20);
+        for _ in 0..5 {
+            log.append(Instant::now(), datagram(1));
+        }
+        let first = log.read_after(EventId(0), 3);
+        assert_eq!(
+            (ids(&first), first.more, first.gap),
+            (vec![1, 2, 3], true, None)
+        );
+        let rest = log.read_after(EventId(3), 3);
+        assert_eq!((ids(&rest), rest.more), (vec![4, 5], false));
+        assert!(log.read_after(EventId(5), 3).entries.is_empty());
+    }
+
+    #[test]
+    fn dropping_old_entries_reports_a_gap() {
+        let log = EventLog::new(3, 1 << 20);
+        log.append_all((0..10).map(|_| (Instant::now(), datagram(1))));
+        let read = log.read_after(EventId(2), 10);
+        assert_eq!(read.gap, Some((EventId(3), EventId(7))));
+        assert_eq!(ids(&read), vec![8, 9, 10]);
+        // A viewer that already saw everything the log dropped sees no gap.
+        assert_eq!(log.read_after(EventId(7), 10).gap, None);
+    }
+
+    #[test]
+    fn byte_budget_drops_oldest_but_keeps_newest() {
+        let log = EventLog::new(100, 10);
+        log.append(Instant::now(), datagram(6));
+        log.append(Instant::now(), datagram(6));
+        assert_eq!(ids(&log.read_after(EventId(0), 10)), vec![2]);
+        log.append(Instant::now(), datagram(50));
+        assert_eq!(ids(&log.read_after(EventId(0), 10)), vec![3]);
+    }
+
+    #[test]
+    fn failed_actions_log_nothing() {
+        let log = EventLog::new(10, 100);
+        let r: Result<EventId, &str> = log.append_with(|| Err("no"));
+        assert_eq!(r, Err("no"));
+        assert_eq!(*log.subscribe().borrow(), 0);
+        assert_eq!(log.append_with::<()>(|| Ok(datagram(1))), Ok(EventId(1)));
+        assert_eq!(*log.subscribe().borrow(), 1);
+    }
+}

@@ -1,0 +1,369 @@
+//! One browser session: it owns its sockets and its event log, carries out the
+//! commands its viewer sends, and streams the log to the viewer in batches.
+//!
+//! In this version a session lives as long as its WebSocket: when the viewer goes, the
+//! session closes its sockets.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use socklab_protocol::payload::encode_base64;
+use socklab_protocol::{
+    Bound, Closed, Command, Datagram, ErrorCode, ErrorEvent, Event, EventId, Gap, Hello, Proto,
+    Request, SocketId, decode_request, limits,
+};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
+
+use crate::config::Config;
+use crate::error::CommandError;
+use crate::log::{EventLog, Record};
+use crate::policy::{AddressPolicy, parse_addr};
+use crate::udp::{ReplyTo, SendRequest, UdpHandle};
+
+/// The most events one frame carries.
+pub const MAX_BATCH: usize = 512;
+/// The least time between two frames of events while events keep coming. An idle viewer
+/// gets the first event at once; under load, events are gathered for this long.
+pub const FLUSH_INTERVAL: Duration = Duration::from_millis(2);
+
+/// A session's state: its sockets and its log.
+#[derive(Debug)]
+pub struct Session {
+    id: String,
+    log: Arc<EventLog>,
+    sockets: BTreeMap<SocketId, UdpHandle>,
+    next_socket: u64,
+    policy: AddressPolicy,
+    config: Arc<Config>,
+    /// Cancelled when the server shuts down; socket tasks hang off it.
+    cancel: CancellationToken,
+}
+
+impl Session {
+    /// A new, empty session.
+    pub fn new(config: Arc<Config>, cancel: CancellationToken) -> Self {
+        Session {
+            id: format!("{:016x}", rand::random::<u64>()),
+            log: Arc::new(EventLog::new(config.log_max_events, config.log_max_bytes)),
+            sockets: BTreeMap::new(),
+            next_socket: 1,
+            policy: AddressPolicy::loopback_only(),
+            config,
+            cancel,
+        }
+    }
+
+    /// The session's id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The session's log.
+    pub fn log(&self) -> &Arc<EventLog> {
+        &self.log
+    }
+
+    /// Carries out one command. Success shows up in the log; a refusal is returned.
+    /// Failures that happen later (a send the OS refuses) go to `reply`.
+    pub async fn handle(&mut self, request: Request, reply: &ReplyTo) -> Result<(), CommandError> {
+        let req = request.req;
+        match request.command {
+            Command::Bind { proto, addr } => self.bind(proto, &addr, req),
+            Command::Close { socket } => self.close(socket, req).await,
+            Command::Send {
+                socket,
+                to,
+                payload,
+            } => {
+                let handle = self.socket(&socket)?;
+                let to = parse_addr(&to)?;
+                self.policy.check_destination(to)?;
+                if to.is_ipv4() != handle.local.is_ipv4() {
+                    return Err(CommandError::bad_address(format!(
+                        "socket {socket} is bound to {}, an {} address, and cannot send to {to}; bind a socket of the same family",
+                        handle.local,
+                        if handle.local.is_ipv4() {
+                            "IPv4"
+                        } else {
+                            "IPv6"
+                        },
+                    )));
+                }
+                let payload = payload
+                    .decode()
+                    .map_err(|e| CommandError::bad_request(e.to_string()))?;
+                let max = limits::max_udp_payload(to.is_ipv6());
+                if payload.len() > max {
+                    return Err(CommandError::new(
+                        ErrorCode::PayloadTooLarge,
+                        format!(
+                            "UDP payload is {} bytes; the {} limit is {max}",
+                            payload.len(),
+                            if to.is_ipv6() { "IPv6" } else { "IPv4" }
+                        ),
+                    ));
+                }
+                handle.send(SendRequest {
+                    to,
+                    payload,
+                    req,
+                    reply: reply.clone(),
+                })
+            }
+        }
+    }
+
+    fn socket(&self, id: &SocketId) -> Result<&UdpHandle, CommandError> {
+        self.sockets.get(id).ok_or_else(|| unknown_socket(id))
+    }
+
+    fn bind(&mut self, proto: Proto, addr: &str, req: Option<i64>) -> Result<(), CommandError> {
+        let addr = parse_addr(addr)?;
+        self.policy.check_bind(addr)?;
+        if self.sockets.len() >= self.config.max_sockets_per_session {
+            return Err(CommandError::new(
+                ErrorCode::LimitExceeded,
+                format!(
+                    "this session already has {} sockets open, the most allowed (--max-sockets-per-session); close one first",
+                    self.sockets.len()
+                ),
+            ));
+        }
+        let id = SocketId::new(format!("s{}", self.next_socket));
+        let handle = match proto {
+            Proto::Udp => UdpHandle::bind(id.clone(), addr, self.log.clone(), &self.cancel)?,
+        };
+        self.next_socket += 1;
+        tracing::info!(socket = %id, local = %handle.local, "bound");
+        self.log.append(
+            Instant::now(),
+            Record::Bound {
+                socket: id.clone(),
+                proto,
+                local: handle.local,
+                req,
+            },
+        );
+        self.sockets.insert(id, handle);
+        Ok(())
+    }
+
+    async fn close(&mut self, id: SocketId, req: Option<i64>) -> Result<(), CommandError> {
+        let handle = self
+            .sockets
+            .remove(&id)
+            .ok_or_else(|| unknown_socket(&id))?;
+        handle.close().await;
+        tracing::info!(socket = %id, "closed");
+        self.log
+            .append(Instant::now(), Record::Closed { socket: id, req });
+        Ok(())
+    }
+
+    /// Closes every socket and waits until they are closed.
+    pub async fn close_all(&mut self) {
+        for (_, handle) in std::mem::take(&mut self.sockets) {
+            handle.close().await;
+        }
+    }
+}
+
+fn unknown_socket(id: &SocketId) -> CommandError {
+    CommandError::new(
+        ErrorCode::UnknownSocket,
+        format!("there is no socket {id} in this session; it may have been closed"),
+    )
+}
+
+/// Turns a log entry into the protocol event a viewer receives.
+fn to_event(entry: &crate::log::Entry) -> Event {
+    let id = entry.id;
+    let t_ns = entry.t_ns;
+    match &entry.record {
+        Record::Bound {
+            socket,
+            proto,
+            local,
+            req,
+        } => Event::Bound(Bound {
+            id,
+            socket: socket.clone(),
+            proto: *proto,
+            local: *local,
+            t_ns,
+            req: *req,
+        }),
+        Record::Closed { socket, req } => Event::Closed(Closed {
+            id,
+            socket: socket.clone(),
+            t_ns,
+            req: *req,
+        }),
+        Record::Datagram(d) => Event::Datagram(Datagram {
+            id,
+            socket: d.socket.clone(),
+            dir: d.dir,
+            local: d.local,
+            peer: d.peer,
+            len: d.payload.len(),
+            payload_b64: encode_base64(&d.payload),
+            t_ns,
+            req: d.req,
+        }),
+    }
+}
+
+/// Serves one WebSocket: a new session, its commands and its events, until the viewer
+/// leaves or the server shuts down.
+pub async fn serve(ws: WebSocket, config: Arc<Config>, shutdown: CancellationToken) {
+    let mut session = Session::new(config, shutdown.child_token());
+    let span = tracing::info_span!("session", id = %session.id());
+    async {
+        tracing::info!("viewer connected");
+        if let Err(e) = Viewer::new(ws).run(&mut session, &shutdown).await {
+            tracing::debug!(error = %e, "viewer connection ended with an error");
+        }
+        session.close_all().await;
+        tracing::info!("session ended");
+    }
+    .instrument(span)
+    .await
+}
+
+/// The WebSocket side of a session.
+struct Viewer {
+    ws: WebSocket,
+    /// The id of the last event this viewer was sent.
+    cursor: EventId,
+}
+
+impl Viewer {
+    fn new(ws: WebSocket) -> Self {
+        Viewer {
+            ws,
+            cursor: EventId(0),
+        }
+    }
+
+    async fn run(
+        mut self,
+        session: &mut Session,
+        shutdown: &CancellationToken,
+    ) -> Result<(), axum::Error> {
+        self.send(&Event::Hello(Hello {
+            protocol: socklab_protocol::PROTOCOL_VERSION,
+            session: session.id().to_owned(),
+            server: crate::SERVER_NAME.to_owned(),
+        }))
+        .await?;
+
+        let log = session.log().clone();
+        let mut newest = log.subscribe();
+        let (reply, mut replies) = mpsc::unbounded_channel::<ErrorEvent>();
+        let mut last_flush = Instant::now() - FLUSH_INTERVAL;
+        let mut flush_at: Option<tokio::time::Instant> = None;
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => {
+                    let _ = self.ws.send(Message::Close(Some(CloseFrame {
+                        code: axum::extract::ws::close_code::AWAY,
+                        reason: Utf8Bytes::from_static("socklab is shutting down"),
+                    }))).await;
+                    return Ok(());
+                }
+                message = self.ws.recv() => {
+                    let Some(message) = message else { return Ok(()) };
+                    match message? {
+                        Message::Text(text) => {
+                            let outcome = match decode_request(&text) {
+                                Ok(request) => {
+                                    let req = request.req;
+                                    session.handle(request, &reply).await.map_err(|e| (req, e))
+                                }
+                                Err(e) => Err((e.req, CommandError::bad_request(e.message))),
+                            };
+                            if let Err((req, e)) = outcome {
+                                tracing::debug!(code = %e.code, message = %e.message, "refused");
+                                self.send(&error_event(req, e)).await?;
+                            }
+                        }
+                        Message::Binary(_) => {
+                            let e = CommandError::bad_request(
+                                "binary frames are not accepted; send each command as a JSON text frame",
+                            );
+                            self.send(&error_event(None, e)).await?;
+                        }
+                        Message::Close(_) => return Ok(()),
+                        Message::Ping(_) | Message::Pong(_) => {}
+                    }
+                }
+                Some(error) = replies.recv() => self.send(&Event::Error(error)).await?,
+                changed = newest.changed(), if flush_at.is_none() => {
+                    if changed.is_err() {
+                        return Ok(());
+                    }
+                    let earliest = last_flush + FLUSH_INTERVAL;
+                    flush_at = Some(earliest.max(Instant::now()).into());
+                }
+                _ = sleep_until(flush_at), if flush_at.is_some() => {
+                    let more = self.flush(&log).await?;
+                    last_flush = Instant::now();
+                    flush_at = more.then(tokio::time::Instant::now);
+                }
+            }
+        }
+    }
+
+    /// Sends the next batch of logged events (and a `gap` first if some are gone).
+    /// Returns whether more are waiting.
+    async fn flush(&mut self, log: &EventLog) -> Result<bool, axum::Error> {
+        let read = log.read_after(self.cursor, MAX_BATCH);
+        let mut events = Vec::with_capacity(read.entries.len() + 1);
+        if let Some((from, to)) = read.gap {
+            tracing::warn!(
+                from = from.0,
+                to = to.0,
+                "viewer missed events the log dropped"
+            );
+            events.push(Event::Gap(Gap {
+                from,
+                to,
+                count: to.0 - from.0 + 1,
+            }));
+            self.cursor = to;
+        }
+        events.extend(read.entries.iter().map(|e| to_event(e)));
+        if let Some(last) = read.entries.last() {
+            self.cursor = last.id;
+        }
+        match events.len() {
+            0 => {}
+            1 => self.send(&events.pop().expect("one event")).await?,
+            _ => self.send(&Event::Batch { events }).await?,
+        }
+        Ok(read.more)
+    }
+
+    async fn send(&mut self, event: &Event) -> Result<(), axum::Error> {
+        self.ws.send(Message::Text(event.to_json().into())).await
+    }
+}
+
+fn error_event(req: Option<i64>, e: CommandError) -> Event {
+    Event::Error(ErrorEvent {
+        req,
+        code: e.code,
+        message: e.message,
+    })
+}
+
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,246 @@
+//! One task per UDP socket. The task owns the socket: it sends what the session asks
+//! and logs everything it receives. Nothing else touches the socket.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use socket2::{Domain, Protocol, Socket, Type};
+use socklab_protocol::{Direction, ErrorEvent, SocketId};
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
+
+use crate::error::CommandError;
+use crate::log::{DatagramRecord, EventLog, Record};
+
+/// The receive buffer each socket asks the kernel for. A burst on loopback overflows the
+/// default (about 208 KiB) and the kernel drops datagrams silently; the kernel caps the
+/// request at `net.core.rmem_max`.
+pub const RECV_BUFFER_BYTES: usize = 4 * 1024 * 1024;
+/// The largest datagram a socket can receive: a UDP length field's maximum.
+const RECV_DATAGRAM_MAX: usize = 65_536;
+/// How many datagrams one wake-up drains before logging them together.
+const RECV_BATCH: usize = 64;
+/// How many sends may wait for a socket's task before the session is told to slow down.
+pub const SEND_QUEUE: usize = 1024;
+
+/// Where a socket task reports a failed send: the viewer that asked for it.
+pub type ReplyTo = mpsc::UnboundedSender<ErrorEvent>;
+
+/// A datagram the session wants sent.
+#[derive(Debug)]
+pub struct SendRequest {
+    /// The destination, already checked against the policy.
+    pub to: SocketAddr,
+    /// The bytes, already checked against the size limit.
+    pub payload: Vec<u8>,
+    /// The `req` of the `send` command.
+    pub req: Option<i64>,
+    /// Where to report a failure.
+    pub reply: ReplyTo,
+}
+
+/// The session's handle on a socket task. Closing it (or dropping the session) ends the
+/// task, which closes the socket.
+#[derive(Debug)]
+pub struct UdpHandle {
+    /// The socket's id in its session.
+    pub id: SocketId,
+    /// The address it is bound to.
+    pub local: SocketAddr,
+    sends: mpsc::Sender<SendRequest>,
+    cancel: CancellationToken,
+    task: JoinHandle<()>,
+}
+
+impl UdpHandle {
+    /// Opens a UDP socket bound to `addr` and starts its task, which logs into `log`.
+    /// The caller has already checked `addr` against the policy.
+    pub fn bind(
+        id: SocketId,
+        addr: SocketAddr,
+        log: Arc<EventLog>,
+        parent: &CancellationToken,
+    ) -> Result<Self, CommandError> {
+        let socket = open(addr).map_err(|e| CommandError::from_bind(&e, addr))?;
+        let local = socket
+            .local_addr()
+            .map_err(|e| CommandError::from_bind(&e, addr))?;
+        let (sends, queue) = mpsc::channel(SEND_QUEUE);
+        let cancel = parent.child_token();
+        let span = tracing::info_span!("udp", socket = %id, %local);
+        let task = tokio::spawn(
+            SocketTask {
+                id: id.clone(),
+                local,
+                socket,
+                log,
+            }
+            .run(queue, cancel.clone())
+            .instrument(span),
+        );
+        Ok(UdpHandle {
+            id,
+            local,
+            sends,
+            cancel,
+            task,
+        })
+    }
+
+    /// Queues a datagram for sending without waiting.
+    pub fn send(&self, request: SendRequest) -> Result<(), CommandError> {
+        self.sends.try_send(request).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => CommandError::new(
+                socklab_protocol::ErrorCode::LimitExceeded,
+                format!(
+                    "socket {} already has {SEND_QUEUE} datagrams waiting to be sent; slow down",
+                    self.id
+                ),
+            ),
+            mpsc::error::TrySendError::Closed(_) => CommandError::new(
+                socklab_protocol::ErrorCode::IoError,
+                format!("socket {} has stopped", self.id),
+            ),
+        })
+    }
+
+    /// Stops the task and waits until the socket is closed.
+    pub async fn close(self) {
+        self.cancel.cancel();
+        if let Err(e) = self.task.await {
+            tracing::error!(socket = %self.id, error = %e, "socket task failed");
+        }
+    }
+}
+
+/// Opens the OS socket: nonblocking, a large receive buffer, IPv6 sockets IPv6 only.
+fn open(addr: SocketAddr) -> io::Result<UdpSocket> {
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    if let Err(e) = socket.set_recv_buffer_size(RECV_BUFFER_BYTES) {
+        tracing::warn!(error = %e, "cannot enlarge the receive buffer");
+    }
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    UdpSocket::from_std(socket.into())
+}
+
+struct SocketTask {
+    id: SocketId,
+    local: SocketAddr,
+    socket: UdpSocket,
+    log: Arc<EventLog>,
+}
+
+impl SocketTask {
+    async fn run(self, mut queue: mpsc::Receiver<SendRequest>, cancel: CancellationToken) {
+        tracing::debug!("socket open");
+        let mut buf = vec![0u8; RECV_DATAGRAM_MAX];
+        let mut received = Vec::with_capacity(RECV_BATCH);
+        loop {
+            tokio::select! {
+                biased;
+                _ = cancel.cancelled() => break,
+                request = queue.recv() => match request {
+                    Some(request) => self.send(request).await,
+                    None => break,
+                },
+                ready = self.socket.readable() => {
+                    if let Err(e) = ready {
+                        tracing::warn!(error = %e, "socket no longer readable");
+                        break;
+                    }
+                    self.drain(&mut buf, &mut received);
+                }
+            }
+        }
+        tracing::debug!("socket closed");
+    }
+
+    /// Sends one datagram and logs it. The send happens under the log's lock so that the
+    /// `out` event precedes the `in` of any lab socket that receives it.
+    async fn send(&self, request: SendRequest) {
+        let SendRequest {
+            to,
+            payload,
+            req,
+            reply,
+        } = request;
+        let mut payload = Some(payload);
+        loop {
+            let attempt = self.log.append_with(|| {
+                self.socket
+                    .try_send_to(payload.as_deref().unwrap_or_default(), to)?;
+                Ok::<_, io::Error>(Record::Datagram(DatagramRecord {
+                    socket: self.id.clone(),
+                    dir: Direction::Out,
+                    local: self.local,
+                    peer: to,
+                    payload: payload.take().unwrap_or_default(),
+                    req,
+                }))
+            });
+            match attempt {
+                Ok(_) => return,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    // The send buffer is full: wait for room, outside the log's lock.
+                    if let Err(e) = self.socket.writable().await {
+                        self.refuse(&reply, req, &e, to);
+                        return;
+                    }
+                }
+                Err(e) => {
+                    self.refuse(&reply, req, &e, to);
+                    return;
+                }
+            }
+        }
+    }
+
+    fn refuse(&self, reply: &ReplyTo, req: Option<i64>, err: &io::Error, to: SocketAddr) {
+        tracing::debug!(error = %err, %to, "send failed");
+        let err = CommandError::from_send(err, to);
+        // The viewer may be gone; then nobody is waiting for this answer.
+        let _ = reply.send(ErrorEvent {
+            req,
+            code: err.code,
+            message: err.message,
+        });
+    }
+
+    /// Receives every datagram that is ready (up to a batch) and logs them together.
+    fn drain(&self, buf: &mut [u8], received: &mut Vec<(Instant, Record)>) {
+        for _ in 0..RECV_BATCH {
+            match self.socket.try_recv_from(buf) {
+                Ok((len, peer)) => received.push((
+                    Instant::now(),
+                    Record::Datagram(DatagramRecord {
+                        socket: self.id.clone(),
+                        dir: Direction::In,
+                        local: self.local,
+                        peer,
+                        payload: buf[..len].to_vec(),
+                        req: None,
+                    }),
+                )),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                // ICMP errors reported on the socket (port unreachable after an earlier
+                // send) must not stop it from receiving.
+                Err(e) => {
+                    tracing::debug!(error = %e, "receive error");
+                    break;
+                }
+            }
+        }
+        if !received.is_empty() {
+            self.log.append_all(received.drain(..));
+        }
+    }
+}

@@ -1,0 +1,81 @@
+//! The page's views. Each panel reads the shared [`Ctx`] and sends commands through it.
+
+mod header;
+mod packets;
+mod send;
+mod sockets;
+
+use yew::prelude::*;
+
+use crate::connection::{self, Commands};
+use crate::model::State;
+
+pub use header::Header;
+pub use packets::PacketsPanel;
+pub use send::SendPanel;
+pub use sockets::SocketsPanel;
+
+/// What every panel can reach: the state and the way to send commands.
+#[derive(Clone, PartialEq)]
+pub struct Ctx {
+    /// The page state.
+    pub state: UseReducerHandle<State>,
+    /// Sends commands to the server.
+    pub commands: Commands,
+}
+
+/// The panels' shared context.
+#[hook]
+pub fn use_ctx() -> Ctx {
+    use_context::<Ctx>().expect("panels are rendered inside App")
+}
+
+/// The whole page.
+#[component]
+pub fn App() -> Html {
+    let state = use_reducer(State::default);
+    let commands = use_state(Commands::default);
+    {
+        let commands = (*commands).clone();
+        let dispatch = state.dispatcher();
+        use_effect_with((), move |_| {
+            wasm_bindgen_futures::spawn_local(connection::maintain(commands, dispatch));
+        });
+    }
+    let ctx = Ctx {
+        state,
+        commands: (*commands).clone(),
+    };
+    html! {
+        <ContextProvider<Ctx> context={ctx}>
+            <Header />
+            <main class="layout">
+                <div class="column">
+                    <SocketsPanel />
+                    <SendPanel />
+                </div>
+                <PacketsPanel />
+            </main>
+        </ContextProvider<Ctx>>
+    }
+}
+
+/// The message shown under a form when something was refused.
+#[derive(Properties, PartialEq)]
+pub struct FormErrorProps {
+    /// The element id, for tests and screen readers.
+    pub id: AttrValue,
+    /// The message, if any.
+    pub message: Option<String>,
+}
+
+/// A refusal shown next to the form that caused it.
+#[component]
+pub fn FormError(props: &FormErrorProps) -> Html {
+    match &props.message {
+        Some(message) => html! {
+            <p id={props.id.clone()} class="form-error" role="alert">{ message }</p>
+        },
+        None => html! {},
+    }
+}

@@ -1,0 +1,154 @@
+//! The live packet list and the inspector for the selected packet.
+
+use socklab_protocol::Direction;
+use web_sys::HtmlElement;
+use yew::prelude::*;
+
+use super::use_ctx;
+use crate::hexdump::{hexdump, preview};
+use crate::model::{Action, Packet};
+
+/// How many of the newest packets the list draws; the rest stay in the store.
+const ROWS_DRAWN: usize = 1_000;
+/// Characters of payload shown in a row.
+const PREVIEW_CHARS: usize = 40;
+/// How close to the bottom (in pixels) still counts as "at the bottom".
+const BOTTOM_SLACK_PX: i32 = 24;
+
+fn seconds(t_ns: u64) -> String {
+    format!("{:.6}", t_ns as f64 / 1e9)
+}
+
+/// The packet list with auto-follow, and the inspector.
+#[component]
+pub fn PacketsPanel() -> Html {
+    let ctx = use_ctx();
+    let follow = use_state(|| true);
+    let scroller = use_node_ref();
+    let state = &ctx.state;
+
+    // Keep the newest row in view while following.
+    {
+        let scroller = scroller.clone();
+        let following = *follow;
+        use_effect_with((state.packets_version, following), move |_| {
+            if following && let Some(el) = scroller.cast::<HtmlElement>() {
+                el.set_scroll_top(el.scroll_height());
+            }
+        });
+    }
+    let on_scroll = {
+        let follow = follow.clone();
+        let scroller = scroller.clone();
+        Callback::from(move |_: Event| {
+            if let Some(el) = scroller.cast::<HtmlElement>() {
+                let at_bottom =
+                    el.scroll_top() + el.client_height() >= el.scroll_height() - BOTTOM_SLACK_PX;
+                if at_bottom != *follow {
+                    follow.set(at_bottom);
+                }
+            }
+        })
+    };
+    let on_follow = {
+        let follow = follow.clone();
+        Callback::from(move |_| follow.set(!*follow))
+    };
+    let on_clear = {
+        let dispatch = state.dispatcher();
+        Callback::from(move |_| dispatch.dispatch(Action::ClearPackets))
+    };
+
+    let store = state.packets.borrow();
+    let total = store.len();
+    let selected = state.selected;
+    let rows = store.newest(ROWS_DRAWN).map(|p| {
+        let dispatch = state.dispatcher();
+        let id = p.id;
+        let onclick = Callback::from(move |_| {
+            dispatch.dispatch(Action::Select(if selected == Some(id) { None } else { Some(id) }))
+        });
+        let (dir_class, arrow, dir_label) = match p.dir {
+            Direction::Out => ("out", "↑", "out"),
+            Direction::In => ("in", "↓", "in"),
+        };
+        let class = classes!("packet-row", dir_class, (selected == Some(id)).then_some("selected"));
+        html! {
+            <tr {class} {onclick} key={id} data-id={id.to_string()} data-dir={dir_label}>
+                <td class="num">{ id }</td>
+                <td class="num">{ seconds(p.t_ns) }</td>
+                <td class="dir" title={if p.dir == Direction::Out { "sent by the socket" } else { "received by the socket" }}>{ format!("{arrow} {dir_label}") }</td>
+                <td>{ p.socket.to_string() }</td>
+                <td class="mono">{ p.peer.to_string() }</td>
+                <td class="num">{ p.payload.len() }</td>
+                <td class="mono preview">{ preview(&p.payload, PREVIEW_CHARS) }</td>
+            </tr>
+        }
+    });
+    let inspected = selected.and_then(|id| store.get(id)).cloned();
+    let evicted = store.evicted;
+
+    html! {
+        <section class="panel packets" aria-labelledby="packets-title">
+            <div class="panel-head">
+                <h2 id="packets-title">{ "Packets" }</h2>
+                <span class="count">{ format!("{total} datagrams") }</span>
+                if total > ROWS_DRAWN || evicted > 0 {
+                    <span class="hint">{ format!("showing the newest {}", total.min(ROWS_DRAWN)) }</span>
+                }
+                <label class="check" title="Keep the newest packet in view">
+                    <input id="follow" type="checkbox" checked={*follow} onclick={on_follow} />{ "follow" }
+                </label>
+                <button class="small" onclick={on_clear}>{ "clear" }</button>
+            </div>
+            <div class="table-scroll" ref={scroller} onscroll={on_scroll}>
+                <table id="packet-table">
+                    <thead>
+                        <tr>
+                            <th title="Event id: strictly increasing within the session">{ "#" }</th>
+                            <th title="Seconds since the session began">{ "time (s)" }</th>
+                            <th>{ "dir" }</th>
+                            <th>{ "socket" }</th>
+                            <th title="The other end: destination of an out, source of an in">{ "peer" }</th>
+                            <th title="Payload bytes">{ "len" }</th>
+                            <th>{ "payload" }</th>
+                        </tr>
+                    </thead>
+                    <tbody>{ for rows }</tbody>
+                </table>
+                if total == 0 {
+                    <p class="empty">{ "Every datagram your sockets send or receive appears here, newest at the bottom." }</p>
+                }
+            </div>
+            <Inspector packet={inspected} />
+        </section>
+    }
+}
+
+#[derive(Properties, PartialEq)]
+struct InspectorProps {
+    packet: Option<Packet>,
+}
+
+/// The selected packet's metadata and its whole payload as hex + ASCII.
+#[component]
+fn Inspector(props: &InspectorProps) -> Html {
+    let Some(p) = &props.packet else {
+        return html! { <p class="hint inspector-empty">{ "Select a packet to see its whole payload as hex and ASCII." }</p> };
+    };
+    let (from, to) = match p.dir {
+        Direction::Out => (p.local, p.peer),
+        Direction::In => (p.peer, p.local),
+    };
+    html! {
+        <div id="inspector" class="inspector">
+            <p class="meta">
+                { format!("#{} · {} · socket {} · {} → {} · {} bytes · t = {} s",
+                    p.id,
+                    if p.dir == Direction::Out { "sent" } else { "received" },
+                    p.socket, from, to, p.payload.len(), seconds(p.t_ns)) }
+            </p>
+            <pre id="hexdump" class="mono">{ if p.payload.is_empty() { "(empty datagram)".to_string() } else { hexdump(&p.payload) } }</pre>
+        </div>
+    }
+}

@@ -1,0 +1,506 @@
+//! The page's state as a pure reducer: no DOM, no WebSocket, so tests reach it natively.
+//!
+//! Packets live in a shared, bounded store that actions mutate in place; the state
+//! itself is cheap to clone (a handful of `Rc`s and counters), so a burst of datagrams
+//! never copies the packet list.
+
+use std::cell::RefCell;
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::rc::Rc;
+
+use socklab_protocol::payload::decode_base64;
+use socklab_protocol::{Direction, ErrorCode, Event, SocketId};
+use yew::Reducible;
+
+/// How many packets the page keeps; older ones leave the list (the server still has them).
+pub const PACKETS_KEPT: usize = 20_000;
+/// How many general notices (errors without a form, gaps) the page shows at most.
+const NOTICES_KEPT: usize = 5;
+
+/// The state of the connection to the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Connection {
+    /// The first attempt is under way.
+    Connecting,
+    /// The server said hello.
+    Connected,
+    /// The connection dropped; this many attempts to get it back have failed so far.
+    Reconnecting {
+        /// Failed attempts since the connection dropped.
+        attempts: u32,
+    },
+}
+
+/// Which part of the page sent a command, so its error shows next to it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Origin {
+    /// The bind form.
+    Bind,
+    /// The send form.
+    Send,
+    /// A socket's row (its close button).
+    Socket(SocketId),
+}
+
+/// A bound socket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SocketInfo {
+    /// Its id.
+    pub id: SocketId,
+    /// Its real local address.
+    pub local: SocketAddr,
+}
+
+/// One datagram in the packet list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Packet {
+    /// The event's id.
+    pub id: u64,
+    /// Nanoseconds since the session began.
+    pub t_ns: u64,
+    /// The lab socket that sent or received it.
+    pub socket: SocketId,
+    /// Sent or received.
+    pub dir: Direction,
+    /// The socket's address.
+    pub local: SocketAddr,
+    /// The other end.
+    pub peer: SocketAddr,
+    /// The bytes.
+    pub payload: Vec<u8>,
+}
+
+/// The bounded packet list.
+#[derive(Debug, Default)]
+pub struct PacketStore {
+    packets: VecDeque<Packet>,
+    /// Packets that left the list to keep it bounded.
+    pub evicted: u64,
+}
+
+impl PacketStore {
+    fn push(&mut self, packet: Packet) {
+        if self.packets.len() == PACKETS_KEPT {
+            self.packets.pop_front();
+            self.evicted += 1;
+        }
+        self.packets.push_back(packet);
+    }
+
+    /// How many packets the list holds.
+    pub fn len(&self) -> usize {
+        self.packets.len()
+    }
+
+    /// Whether the list is empty.
+    pub fn is_empty(&self) -> bool {
+        self.packets.is_empty()
+    }
+
+    /// The newest `n` packets, oldest first.
+    pub fn newest(&self, n: usize) -> impl Iterator<Item = &Packet> {
+        self.packets.range(self.packets.len().saturating_sub(n)..)
+    }
+
+    /// The packet with event id `id`.
+    pub fn get(&self, id: u64) -> Option<&Packet> {
+        // Ids increase but are not consecutive (binds and closes take ids too).
+        let index = self.packets.binary_search_by_key(&id, |p| p.id).ok()?;
+        self.packets.get(index)
+    }
+
+    fn clear(&mut self) {
+        self.packets.clear();
+        self.evicted = 0;
+    }
+}
+
+/// The whole page state.
+#[derive(Debug, Clone)]
+pub struct State {
+    /// The connection to the server.
+    pub connection: Connection,
+    /// The session id from the server's hello.
+    pub session: Option<String>,
+    /// The server's name and version.
+    pub server: Option<String>,
+    /// Bound sockets, in the order they were bound.
+    pub sockets: Rc<Vec<SocketInfo>>,
+    /// Every datagram (bounded), shared and mutated in place.
+    pub packets: Rc<RefCell<PacketStore>>,
+    /// Bumped whenever `packets` changes, so views know to redraw.
+    pub packets_version: u64,
+    /// The selected packet's event id.
+    pub selected: Option<u64>,
+    /// Which part of the page sent each unanswered command.
+    pub pending: Rc<HashMap<i64, Origin>>,
+    /// The latest refusal for each part of the page.
+    pub errors: Rc<HashMap<Origin, String>>,
+    /// Messages that belong to no form: refusals without a `req`, missed events.
+    pub notices: Rc<Vec<String>>,
+}
+
+/// States are equal when a view would draw them the same. The shared collections compare
+/// by identity (every change replaces or versions them), so comparing is cheap.
+impl PartialEq for State {
+    fn eq(&self, other: &Self) -> bool {
+        self.connection == other.connection
+            && self.session == other.session
+            && self.server == other.server
+            && Rc::ptr_eq(&self.sockets, &other.sockets)
+            && Rc::ptr_eq(&self.packets, &other.packets)
+            && self.packets_version == other.packets_version
+            && self.selected == other.selected
+            && Rc::ptr_eq(&self.pending, &other.pending)
+            && Rc::ptr_eq(&self.errors, &other.errors)
+            && Rc::ptr_eq(&self.notices, &other.notices)
+    }
+}
+
+impl Default for State {
+    fn default() -> Self {
+        State {
+            connection: Connection::Connecting,
+            session: None,
+            server: None,
+            sockets: Rc::default(),
+            packets: Rc::default(),
+            packets_version: 0,
+            selected: None,
+            pending: Rc::default(),
+            errors: Rc::default(),
+            notices: Rc::default(),
+        }
+    }
+}
+
+/// Everything that changes the state.
+#[derive(Debug, Clone)]
+pub enum Action {
+    /// An attempt to connect failed or the connection dropped.
+    Disconnected,
+    /// A frame from the server (possibly a batch).
+    Received(Event),
+    /// A command was sent with this `req` from this part of the page.
+    Sent {
+        /// The command's `req`.
+        req: i64,
+        /// Where it came from.
+        origin: Origin,
+    },
+    /// A part of the page found a problem before sending (or the person fixed it).
+    LocalError {
+        /// Which part.
+        origin: Origin,
+        /// The problem, or `None` to clear it.
+        message: Option<String>,
+    },
+    /// The person selected a packet (or cleared the selection).
+    Select(Option<u64>),
+    /// The person cleared the packet list.
+    ClearPackets,
+    /// The person dismissed the notices.
+    DismissNotices,
+}
+
+impl Reducible for State {
+    type Action = Action;
+
+    fn reduce(self: Rc<Self>, action: Action) -> Rc<Self> {
+        let mut next = (*self).clone();
+        next.apply(action);
+        Rc::new(next)
+    }
+}
+
+impl State {
+    /// Applies one action in place.
+    pub fn apply(&mut self, action: Action) {
+        match action {
+            Action::Disconnected => {
+                self.connection = match self.connection {
+                    Connection::Reconnecting { attempts } => Connection::Reconnecting {
+                        attempts: attempts + 1,
+                    },
+                    Connection::Connected | Connection::Connecting => {
+                        Connection::Reconnecting { attempts: 0 }
+                    }
+                };
+                Rc::make_mut(&mut self.pending).clear();
+            }
+            Action::Received(event) => {
+                for event in event.flatten() {
+                    self.receive(event);
+                }
+            }
+            Action::Sent { req, origin } => {
+                Rc::make_mut(&mut self.errors).remove(&origin);
+                Rc::make_mut(&mut self.pending).insert(req, origin);
+            }
+            Action::LocalError { origin, message } => {
+                let errors = Rc::make_mut(&mut self.errors);
+                match message {
+                    Some(m) => errors.insert(origin, m),
+                    None => errors.remove(&origin),
+                };
+            }
+            Action::Select(id) => self.selected = id,
+            Action::ClearPackets => {
+                self.packets.borrow_mut().clear();
+                self.packets_version += 1;
+                self.selected = None;
+            }
+            Action::DismissNotices => self.notices = Rc::default(),
+        }
+    }
+
+    fn receive(&mut self, event: Event) {
+        match event {
+            Event::Hello(hello) => {
+                let resumed = self.session.as_deref() == Some(hello.session.as_str());
+                if !resumed && self.session.is_some() {
+                    // A new session: the old one's sockets were closed with it.
+                    self.sockets = Rc::default();
+                    self.notice(
+                        "reconnected with a new session; the previous session's sockets were closed"
+                            .into(),
+                    );
+                }
+                self.connection = Connection::Connected;
+                self.session = Some(hello.session);
+                self.server = Some(hello.server);
+            }
+            Event::Bound(bound) => {
+                self.settle(bound.req);
+                let sockets = Rc::make_mut(&mut self.sockets);
+                sockets.retain(|s| s.id != bound.socket);
+                sockets.push(SocketInfo {
+                    id: bound.socket,
+                    local: bound.local,
+                });
+            }
+            Event::Closed(closed) => {
+                self.settle(closed.req);
+                Rc::make_mut(&mut self.errors).remove(&Origin::Socket(closed.socket.clone()));
+                Rc::make_mut(&mut self.sockets).retain(|s| s.id != closed.socket);
+            }
+            Event::Datagram(d) => {
+                self.settle(d.req);
+                let payload = decode_base64(&d.payload_b64).unwrap_or_default();
+                self.packets.borrow_mut().push(Packet {
+                    id: d.id.0,
+                    t_ns: d.t_ns,
+                    socket: d.socket,
+                    dir: d.dir,
+                    local: d.local,
+                    peer: d.peer,
+                    payload,
+                });
+                self.packets_version += 1;
+            }
+            Event::Error(error) => {
+                let origin = error
+                    .req
+                    .and_then(|req| Rc::make_mut(&mut self.pending).remove(&req));
+                let text = format!("{} ({})", error.message, code_label(error.code));
+                match origin {
+                    Some(origin) => {
+                        Rc::make_mut(&mut self.errors).insert(origin, text);
+                    }
+                    None => self.notice(text),
+                }
+            }
+            Event::Gap(gap) => self.notice(format!(
+                "{} events (ids {} to {}) were dropped by the server's log before this page received them",
+                gap.count, gap.from.0, gap.to.0
+            )),
+            Event::Batch { events } => {
+                for event in events {
+                    self.receive(event);
+                }
+            }
+        }
+    }
+
+    /// A command succeeded: its form's error (if any) is stale now.
+    fn settle(&mut self, req: Option<i64>) {
+        if let Some(origin) = req.and_then(|r| Rc::make_mut(&mut self.pending).remove(&r)) {
+            Rc::make_mut(&mut self.errors).remove(&origin);
+        }
+    }
+
+    fn notice(&mut self, text: String) {
+        let notices = Rc::make_mut(&mut self.notices);
+        notices.push(text);
+        let excess = notices.len().saturating_sub(NOTICES_KEPT);
+        notices.drain(..excess);
+    }
+
+    /// The latest refusal shown for a part of the page.
+    pub fn error(&self, origin: &Origin) -> Option<&str> {
+        self.errors.get(origin).map(String::as_str)
+    }
+}
+
+fn code_label(code: ErrorCode) -> &'static str {
+    code.as_str()
+}
+
+#[cfg(test)]
+mod tests {
+    use socklab_protocol::{Bound, Closed, Datagram, ErrorEvent, EventId, Gap, Hello, Proto};
+
+    use super::*;
+
+    fn hello(session: &str) -> Event {
+        Event::Hello(Hello {
+            protocol: 1,
+            session: session.into(),
+            server: "socklab test".into(),
+        })
+    }
+
+    fn bound(id: u64, socket: &str, port: u16, req: Option<i64>) -> Event {
+        Event::Bound(Bound {
+            id: EventId(id),
+            socket: SocketId::new(socket),
+            proto: Proto::Udp,
+            local: SocketAddr::from(([127, 0, 0, 1], port)),
+            t_ns: 0,
+            req,
+        })
+    }
+
+    fn datagram(id: u64, dir: Direction, text: &str) -> Event {
+        Event::Datagram(Datagram {
+            id: EventId(id),
+            socket: SocketId::new("s1"),
+            dir,
+            local: "127.0.0.1:1000".parse().unwrap(),
+            peer: "127.0.0.1:2000".parse().unwrap(),
+            len: text.len(),
+            payload_b64: socklab_protocol::payload::encode_base64(text.as_bytes()),
+            t_ns: id * 1000,
+            req: None,
+        })
+    }
+
+    #[test]
+    fn connection_states() {
+        let mut state = State::default();
+        assert_eq!(state.connection, Connection::Connecting);
+        state.apply(Action::Received(hello("a")));
+        assert_eq!(state.connection, Connection::Connected);
+        state.apply(Action::Disconnected);
+        state.apply(Action::Disconnected);
+        assert_eq!(state.connection, Connection::Reconnecting { attempts: 1 });
+        state.apply(Action::Received(hello("a")));
+        assert_eq!(state.connection, Connection::Connected);
+        assert!(state.notices.is_empty());
+    }
+
+    #[test]
+    fn a_new_session_forgets_old_sockets() {
+        let mut state = State::default();
+        state.apply(Action::Received(hello("a")));
+        state.apply(Action::Received(bound(1, "s1", 4000, None)));
+        state.apply(Action::Disconnected);
+        state.apply(Action::Received(hello("b")));
+        assert!(state.sockets.is_empty());
+        assert_eq!(state.notices.len(), 1);
+    }
+
+    #[test]
+    fn sockets_come_and_go() {
+        let mut state = State::default();
+        state.apply(Action::Received(Event::Batch {
+            events: vec![bound(1, "s1", 4000, None), bound(2, "s2", 4001, None)],
+        }));
+        let ids: Vec<&str> = state.sockets.iter().map(|s| s.id.as_str()).collect();
+        assert_eq!(ids, ["s1", "s2"]);
+        state.apply(Action::Received(Event::Closed(Closed {
+            id: EventId(3),
+            socket: SocketId::new("s1"),
+            t_ns: 0,
+            req: None,
+        })));
+        let ids: Vec<&str> = state.sockets.iter().map(|s| s.id.as_str()).collect();
+        assert_eq!(ids, ["s2"]);
+    }
+
+    #[test]
+    fn errors_land_next_to_the_form_that_caused_them() {
+        let mut state = State::default();
+        state.apply(Action::Sent {
+            req: 7,
+            origin: Origin::Bind,
+        });
+        state.apply(Action::Received(Event::Error(ErrorEvent {
+            req: Some(7),
+            code: ErrorCode::AddressInUse,
+            message: "127.0.0.1:5000 is already in use".into(),
+        })));
+        assert_eq!(
+            state.error(&Origin::Bind),
+            Some("127.0.0.1:5000 is already in use (address_in_use)")
+        );
+        // The next successful bind clears it.
+        state.apply(Action::Sent {
+            req: 8,
+            origin: Origin::Bind,
+        });
+        assert_eq!(state.error(&Origin::Bind), None);
+        // An error nobody asked for becomes a notice.
+        state.apply(Action::Received(Event::Error(ErrorEvent {
+            req: None,
+            code: ErrorCode::BadRequest,
+            message: "bad".into(),
+        })));
+        assert_eq!(*state.notices, vec!["bad (bad_request)".to_string()]);
+    }
+
+    #[test]
+    fn packets_are_kept_in_order_and_bounded() {
+        let mut state = State::default();
+        let before = state.clone();
+        state.apply(Action::Received(datagram(5, Direction::Out, "hello")));
+        state.apply(Action::Received(datagram(6, Direction::In, "hello")));
+        assert_eq!(state.packets_version, 2);
+        // Cloning the state shares the store instead of copying it.
+        assert!(Rc::ptr_eq(&before.packets, &state.packets));
+        {
+            let store = state.packets.borrow();
+            let got: Vec<(u64, Direction, &[u8])> = store
+                .newest(10)
+                .map(|p| (p.id, p.dir, p.payload.as_slice()))
+                .collect();
+            assert_eq!(
+                got,
+                vec![
+                    (5, Direction::Out, &b"hello"[..]),
+                    (6, Direction::In, &b"hello"[..])
+                ]
+            );
+            assert_eq!(store.get(6).map(|p| p.id), Some(6));
+            assert_eq!(store.get(7).map(|p| p.id), None);
+        }
+        for id in 100..(100 + PACKETS_KEPT as u64) {
+            state.apply(Action::Received(datagram(id, Direction::In, "x")));
+        }
+        let store = state.packets.borrow();
+        assert_eq!(store.len(), PACKETS_KEPT);
+        assert_eq!(store.evicted, 2);
+    }
+
+    #[test]
+    fn gaps_are_announced() {
+        let mut state = State::default();
+        state.apply(Action::Received(Event::Gap(Gap {
+            from: EventId(3),
+            to: EventId(9),
+            count: 7,
+        })));
+        assert!(state.notices[0].starts_with("7 events (ids 3 to 9)"));
+    }
+}
