@@ -1,1 +1,302 @@
+//! Test harness for socklab's workspace tests: the real server in-process on port 0, a
+//! real WebSocket client, namespaced re-runs, and a real headless Chromium.
+//!
+//! # Layout
+//! - [`TestServer`]: the server, started on a free loopback port, stopped on drop.
+//! - [`Client`]: a WebSocket client that speaks the protocol and waits with deadlines.
+//! - [`isolated`]: re-running one test inside a user or network namespace.
+//! - [`browser`]: ChromeDriver + headless Chromium with guaranteed cleanup.
+//! - [`python`]: a Python UDP echo server fixture.
 
+pub mod browser;
+pub mod isolated;
+pub mod python;
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use futures_util::{SinkExt as _, StreamExt as _};
+use socklab_protocol::{
+    Bound, Command, Datagram, ErrorCode, ErrorEvent, Event, Hello, Payload, Proto, Request,
+    SocketId,
+};
+use socklab_server::Config;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// How long a test waits for something that should happen at once on loopback.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+/// The real server, running in this process on a free loopback port.
+pub struct TestServer {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+impl TestServer {
+    /// Starts a server with the default settings.
+    pub async fn start() -> Self {
+        Self::with_config(Config::default()).await
+    }
+
+    /// Starts a server with `config`.
+    pub async fn with_config(config: Config) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind a free port");
+        let addr = listener.local_addr().expect("listener address");
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(socklab_server::run(listener, config, async {
+            let _ = stopped.await;
+        }));
+        TestServer {
+            addr,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    /// The page's URL.
+    pub fn url(&self) -> String {
+        format!("http://{}/", self.addr)
+    }
+
+    /// Connects a new WebSocket client (a new session).
+    pub async fn client(&self) -> Client {
+        Client::connect(self.addr).await
+    }
+
+    /// Stops the server and waits until every session has closed its sockets.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            tokio::time::timeout(WAIT, task)
+                .await
+                .expect("the server stops in time")
+                .expect("the server task does not panic")
+                .expect("the server exits cleanly");
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// The built web app for browser tests: `$SOCKLAB_WEB_DIR`, or `target/web`.
+pub fn web_dir() -> PathBuf {
+    let dir = std::env::var_os("SOCKLAB_WEB_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target/web"));
+    assert!(
+        dir.join("index.html").is_file(),
+        "the web app is not built in {}: run the tests with `cargo xtask test` (or build it with `cargo xtask build-web`)",
+        dir.display()
+    );
+    dir
+}
+
+/// Where tests put what a person may want to look at afterwards (screenshots).
+pub fn artifacts_dir() -> PathBuf {
+    let dir = std::env::var_os("SOCKLAB_ARTIFACTS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target/test-artifacts"));
+    std::fs::create_dir_all(&dir).expect("create the artifacts folder");
+    dir
+}
+
+/// The workspace's top folder.
+pub fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ is inside the workspace")
+        .to_path_buf()
+}
+
+/// A protocol client on a real WebSocket.
+pub struct Client {
+    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    /// Events received but not yet taken by the test.
+    queue: VecDeque<Event>,
+    /// Frames received so far (a batch counts once).
+    pub frames: usize,
+    /// The server's greeting.
+    pub hello: Hello,
+    next_req: i64,
+}
+
+impl Client {
+    /// Connects to the server at `addr` and reads its `hello`.
+    pub async fn connect(addr: SocketAddr) -> Self {
+        let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws"))
+            .await
+            .expect("WebSocket connects");
+        let mut client = Client {
+            ws,
+            queue: VecDeque::new(),
+            frames: 0,
+            hello: Hello {
+                protocol: 0,
+                session: String::new(),
+                server: String::new(),
+            },
+            next_req: 0,
+        };
+        match client.next().await {
+            Event::Hello(hello) => client.hello = hello,
+            other => panic!("the server must speak first with hello, got {other:?}"),
+        }
+        client
+    }
+
+    /// Sends a raw WebSocket message.
+    pub async fn send_message(&mut self, message: Message) {
+        self.ws.send(message).await.expect("WebSocket send");
+    }
+
+    /// Sends raw text.
+    pub async fn send_text(&mut self, text: &str) {
+        self.send_message(Message::text(text)).await;
+    }
+
+    /// Sends a command with a fresh `req` and returns the `req`.
+    pub async fn send(&mut self, command: Command) -> i64 {
+        self.next_req += 1;
+        let req = self.next_req;
+        self.send_text(&Request::with_req(req, command).to_json()).await;
+        req
+    }
+
+    /// The next event (batches are unpacked), waiting at most [`WAIT`].
+    pub async fn next(&mut self) -> Event {
+        loop {
+            if let Some(event) = self.queue.pop_front() {
+                return event;
+            }
+            let frame = tokio::time::timeout(WAIT, self.ws.next())
+                .await
+                .expect("an event arrives in time")
+                .expect("the connection stays open")
+                .expect("a valid WebSocket frame");
+            match frame {
+                Message::Text(text) => {
+                    self.frames += 1;
+                    let event = Event::from_json(&text)
+                        .unwrap_or_else(|e| panic!("unreadable event {text}: {e}"));
+                    if let Event::Batch { events } = &event {
+                        assert!(
+                            events.iter().all(|e| !matches!(e, Event::Batch { .. })),
+                            "batches are never nested"
+                        );
+                        assert!(events.len() > 1, "a batch carries more than one event");
+                    }
+                    self.queue.extend(event.flatten());
+                }
+                Message::Ping(_) | Message::Pong(_) => {}
+                other => panic!("unexpected frame {other:?}"),
+            }
+        }
+    }
+
+    /// Reads events until one matches, and returns it; the skipped ones are returned too.
+    pub async fn until(&mut self, mut wanted: impl FnMut(&Event) -> bool) -> (Event, Vec<Event>) {
+        let mut skipped = Vec::new();
+        loop {
+            let event = self.next().await;
+            if wanted(&event) {
+                return (event, skipped);
+            }
+            skipped.push(event);
+        }
+    }
+
+    /// The reply to the command with this `req`: the first event that carries it.
+    pub async fn reply(&mut self, req: i64) -> Event {
+        self.until(|e| req_of(e) == Some(req)).await.0
+    }
+
+    /// Binds a UDP socket and returns the `bound` event, failing the test on refusal.
+    pub async fn bind(&mut self, addr: &str) -> Bound {
+        let req = self
+            .send(Command::Bind {
+                proto: Proto::Udp,
+                addr: addr.into(),
+            })
+            .await;
+        match self.reply(req).await {
+            Event::Bound(bound) => bound,
+            other => panic!("bind {addr} should succeed, got {other:?}"),
+        }
+    }
+
+    /// Sends a datagram and returns its `out` event, failing the test on refusal.
+    pub async fn send_datagram(&mut self, socket: &SocketId, to: SocketAddr, payload: Payload) -> Datagram {
+        let req = self
+            .send(Command::Send {
+                socket: socket.clone(),
+                to: to.to_string(),
+                payload,
+            })
+            .await;
+        match self.reply(req).await {
+            Event::Datagram(d) => d,
+            other => panic!("send to {to} should succeed, got {other:?}"),
+        }
+    }
+
+    /// Sends a command that must be refused, and returns the error.
+    pub async fn refused(&mut self, command: Command, code: ErrorCode) -> ErrorEvent {
+        let req = self.send(command).await;
+        expect_error(self.reply(req).await, code)
+    }
+
+    /// The next `in` datagram on `socket`.
+    pub async fn received_on(&mut self, socket: &SocketId) -> Datagram {
+        match self
+            .until(|e| matches!(e, Event::Datagram(d) if &d.socket == socket && d.dir == socklab_protocol::Direction::In))
+            .await
+            .0
+        {
+            Event::Datagram(d) => d,
+            _ => unreachable!("until returns a matching event"),
+        }
+    }
+}
+
+/// Checks that `event` is an error with `code` and returns it.
+pub fn expect_error(event: Event, code: ErrorCode) -> ErrorEvent {
+    match event {
+        Event::Error(error) if error.code == code => {
+            assert!(!error.message.is_empty(), "an error explains itself");
+            error
+        }
+        other => panic!("expected a {code} error, got {other:?}"),
+    }
+}
+
+/// The `req` an event carries, if any.
+pub fn req_of(event: &Event) -> Option<i64> {
+    match event {
+        Event::Bound(e) => e.req,
+        Event::Closed(e) => e.req,
+        Event::Datagram(e) => e.req,
+        Event::Error(e) => e.req,
+        Event::Hello(_) | Event::Gap(_) | Event::Batch { .. } => None,
+    }
+}
+
+/// A text payload.
+pub fn text(s: &str) -> Payload {
+    Payload::Text(s.into())
+}

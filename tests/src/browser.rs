@@ -1,0 +1,184 @@
+//! A real headless Chromium driven through ChromeDriver (WebDriver), cleaned up even
+//! when the test fails.
+
+use std::net::TcpListener;
+use std::os::unix::process::CommandExt as _;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use hyper_util::client::legacy::connect::HttpConnector;
+
+use crate::WAIT;
+
+/// How often a wait re-checks the page.
+const POLL: Duration = Duration::from_millis(50);
+
+/// The Chromium flags that make it run headless as root on a machine with no network
+/// but loopback, without reaching out to anything.
+const CHROMIUM_FLAGS: [&str; 11] = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--window-size=1400,900",
+    "--hide-scrollbars",
+];
+
+/// ChromeDriver and its Chromium. Call [`Browser::close`] at the end; dropping it
+/// without closing still kills both.
+pub struct Browser {
+    client: Option<Client>,
+    driver: Child,
+    profile: PathBuf,
+}
+
+fn find(program: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join(program))
+        .find(|p| p.is_file())
+}
+
+impl Browser {
+    /// Starts ChromeDriver on a free port and opens a headless Chromium session.
+    pub async fn start() -> Self {
+        let missing = "browser tests need Debian's `chromium` and `chromium-driver` packages \
+                       (`cargo xtask test` installs them when run as root; otherwise: sudo apt-get install chromium chromium-driver)";
+        let chromedriver = find("chromedriver").expect(missing);
+        let chromium = find("chromium").expect(missing);
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let profile = std::env::temp_dir().join(format!("socklab-chromium-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&profile).expect("a profile folder");
+        // Its own process group, so that cleanup can end Chromium with it.
+        let driver = Command::new(chromedriver)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .expect("chromedriver starts");
+        let mut browser = Browser {
+            client: None,
+            driver,
+            profile,
+        };
+        let deadline = Instant::now() + WAIT;
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "chromedriver did not start listening");
+            tokio::time::sleep(POLL).await;
+        }
+        let mut args: Vec<String> = CHROMIUM_FLAGS.iter().map(|s| s.to_string()).collect();
+        args.push(format!("--user-data-dir={}", browser.profile.display()));
+        let capabilities = serde_json::json!({
+            "goog:chromeOptions": { "binary": chromium, "args": args }
+        });
+        let serde_json::Value::Object(capabilities) = capabilities else {
+            unreachable!("a JSON object")
+        };
+        let client = ClientBuilder::new(HttpConnector::new())
+            .capabilities(capabilities)
+            .connect(&format!("http://127.0.0.1:{port}"))
+            .await
+            .expect("a WebDriver session with headless Chromium");
+        browser.client = Some(client);
+        browser
+    }
+
+    /// The WebDriver client.
+    pub fn client(&self) -> &Client {
+        self.client.as_ref().expect("the session is open until close")
+    }
+
+    /// Ends the WebDriver session, then ChromeDriver.
+    pub async fn close(mut self) {
+        if let Some(client) = self.client.take() {
+            let _ = client.close().await;
+        }
+    }
+
+    /// Waits until the element matching `css` exists and its text satisfies `check`;
+    /// returns the text.
+    pub async fn wait_text(&self, css: &str, check: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + WAIT;
+        let mut last = String::new();
+        loop {
+            if let Ok(element) = self.client().find(Locator::Css(css)).await
+                && let Ok(text) = element.text().await
+            {
+                if check(&text) {
+                    return text;
+                }
+                last = text;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{css} never showed the expected text; last seen: {last:?}"
+            );
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// Waits until exactly `n` elements match `css`.
+    pub async fn wait_count(&self, css: &str, n: usize) -> Vec<fantoccini::elements::Element> {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let found = self.client().find_all(Locator::Css(css)).await.unwrap_or_default();
+            if found.len() == n {
+                return found;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "expected {n} elements matching {css}, found {}",
+                found.len()
+            );
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// Replaces the value of the input matching `css` with `text`, as typing would.
+    pub async fn fill(&self, css: &str, text: &str) {
+        let element = self.client().find(Locator::Css(css)).await.expect(css);
+        element.clear().await.expect("clear the field");
+        element.send_keys(text).await.expect("type into the field");
+    }
+
+    /// Clicks the element matching `css`.
+    pub async fn click(&self, css: &str) {
+        self.client()
+            .find(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("{css}: {e}"))
+            .click()
+            .await
+            .unwrap_or_else(|e| panic!("click {css}: {e}"));
+    }
+
+    /// Saves a screenshot of the page as `name` in the artifacts folder; returns its path.
+    pub async fn screenshot(&self, name: &str) -> PathBuf {
+        let png = self.client().screenshot().await.expect("a screenshot");
+        let path = crate::artifacts_dir().join(name);
+        std::fs::write(&path, png).expect("write the screenshot");
+        path
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        // ChromeDriver leads its own process group, which Chromium joined: end them all.
+        let group = format!("-{}", self.driver.id());
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+        let _ = std::fs::remove_dir_all(&self.profile);
+    }
+}

@@ -1,0 +1,229 @@
+//! Every refusal: a protocol error with a stable code and a plain message, after which
+//! the session still works.
+
+use std::net::UdpSocket;
+
+use socklab_protocol::{Command, ErrorCode, Event, Payload, Proto, SocketId};
+use socklab_server::Config;
+use socklab_tests::isolated::{Isolation, rerun};
+use socklab_tests::{Client, TestServer, expect_error, text};
+use tokio_tungstenite::tungstenite::Message;
+
+fn bind(addr: &str) -> Command {
+    Command::Bind {
+        proto: Proto::Udp,
+        addr: addr.into(),
+    }
+}
+
+fn send(socket: &SocketId, to: &str, payload: Payload) -> Command {
+    Command::Send {
+        socket: socket.clone(),
+        to: to.into(),
+        payload,
+    }
+}
+
+/// Proves the session still works after a refusal: a send from `from` to itself arrives.
+async fn still_works(client: &mut Client, from: &socklab_protocol::Bound) {
+    client.send_datagram(&from.socket, from.local, text("still here")).await;
+    client.received_on(&from.socket).await;
+}
+
+#[tokio::test]
+async fn malformed_messages_are_bad_requests() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let a = client.bind("127.0.0.1:0").await;
+    let cases: &[(&str, Option<i64>, &str)] = &[
+        ("{not json", None, "not valid JSON"),
+        ("42", None, "must be a JSON object"),
+        (r#"{"req":1}"#, Some(1), "\"type\""),
+        (r#"{"req":2,"type":"teleport"}"#, Some(2), "unknown variant `teleport`"),
+        (r#"{"req":3,"type":"bind","proto":"udp"}"#, Some(3), "missing field `addr`"),
+        (r#"{"req":4,"type":"bind","proto":"udp","addr":7}"#, Some(4), "invalid type"),
+        (r#"{"req":5,"type":"send","socket":"s1","to":"127.0.0.1:9"}"#, Some(5), "missing field `payload`"),
+    ];
+    for (text, req, needle) in cases {
+        client.send_text(text).await;
+        let error = expect_error(client.next().await, ErrorCode::BadRequest);
+        assert_eq!(error.req, *req, "{text}");
+        assert!(error.message.contains(needle), "{text}: {}", error.message);
+        still_works(&mut client, &a).await;
+    }
+    client.send_message(Message::binary(vec![1u8, 2, 3])).await;
+    let error = expect_error(client.next().await, ErrorCode::BadRequest);
+    assert!(error.message.contains("binary frames"), "{}", error.message);
+    still_works(&mut client, &a).await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn bad_payloads_are_refused_with_the_reason() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let a = client.bind("127.0.0.1:0").await;
+    let to = a.local.to_string();
+    let cases = [
+        (Payload::Hex("abc".into()), ErrorCode::BadRequest, "odd number of digits"),
+        (Payload::Hex("zz".into()), ErrorCode::BadRequest, "not a hex digit"),
+        (Payload::Base64("@@@".into()), ErrorCode::BadRequest, "base64 payload is not valid"),
+        (
+            Payload::Text("x".repeat(70_000)),
+            ErrorCode::PayloadTooLarge,
+            "UDP payload is 70000 bytes; the IPv4 limit is 65507",
+        ),
+        (
+            Payload::Text("x".repeat(65_508)),
+            ErrorCode::PayloadTooLarge,
+            "the IPv4 limit is 65507",
+        ),
+    ];
+    for (payload, code, needle) in cases {
+        let error = client.refused(send(&a.socket, &to, payload), code).await;
+        assert!(error.message.contains(needle), "{}", error.message);
+        still_works(&mut client, &a).await;
+    }
+    let v6 = client.bind("[::1]:0").await;
+    let error = client
+        .refused(
+            send(&v6.socket, &v6.local.to_string(), Payload::Text("x".repeat(65_528))),
+            ErrorCode::PayloadTooLarge,
+        )
+        .await;
+    assert!(error.message.contains("the IPv6 limit is 65527"), "{}", error.message);
+    client.send_datagram(&v6.socket, v6.local, Payload::Text("x".repeat(65_527))).await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn bad_addresses_are_refused() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let a = client.bind("127.0.0.1:0").await;
+    for addr in ["", "nonsense", "127.0.0.1", "127.0.0.1:99999", "example.com:53"] {
+        client.refused(bind(addr), ErrorCode::BadAddress).await;
+        client
+            .refused(send(&a.socket, addr, text("x")), ErrorCode::BadAddress)
+            .await;
+        still_works(&mut client, &a).await;
+    }
+    // Port 0 cannot be a destination; an IPv4 socket cannot send to IPv6.
+    client.refused(send(&a.socket, "127.0.0.1:0", text("x")), ErrorCode::BadAddress).await;
+    let error = client.refused(send(&a.socket, "[::1]:9", text("x")), ErrorCode::BadAddress).await;
+    assert!(error.message.contains("same family"), "{}", error.message);
+    still_works(&mut client, &a).await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn address_in_use_is_reported() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let a = client.bind("127.0.0.1:0").await;
+    let error = client.refused(bind(&a.local.to_string()), ErrorCode::AddressInUse).await;
+    assert!(error.message.contains("already in use"), "{}", error.message);
+    // Also when another program holds the port.
+    let other = UdpSocket::bind("127.0.0.1:0").unwrap();
+    client
+        .refused(bind(&other.local_addr().unwrap().to_string()), ErrorCode::AddressInUse)
+        .await;
+    still_works(&mut client, &a).await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn unknown_sockets_are_reported() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let a = client.bind("127.0.0.1:0").await;
+    let ghost = SocketId::new("s99");
+    let error = client.refused(Command::Close { socket: ghost.clone() }, ErrorCode::UnknownSocket).await;
+    assert!(error.message.contains("s99"), "{}", error.message);
+    client.refused(send(&ghost, &a.local.to_string(), text("x")), ErrorCode::UnknownSocket).await;
+    // A closed socket is unknown afterwards.
+    let b = client.bind("127.0.0.1:0").await;
+    let req = client.send(Command::Close { socket: b.socket.clone() }).await;
+    assert!(matches!(client.reply(req).await, Event::Closed(_)));
+    client.refused(Command::Close { socket: b.socket.clone() }, ErrorCode::UnknownSocket).await;
+    // Another session's sockets are unknown too.
+    let mut other = server.client().await;
+    other.refused(send(&a.socket, &a.local.to_string(), text("x")), ErrorCode::UnknownSocket).await;
+    still_works(&mut client, &a).await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn socket_limit_is_enforced() {
+    let server = TestServer::with_config(Config {
+        max_sockets_per_session: 2,
+        ..Config::default()
+    })
+    .await;
+    let mut client = server.client().await;
+    let a = client.bind("127.0.0.1:0").await;
+    let b = client.bind("127.0.0.1:0").await;
+    let error = client.refused(bind("127.0.0.1:0"), ErrorCode::LimitExceeded).await;
+    assert!(error.message.contains("--max-sockets-per-session"), "{}", error.message);
+    still_works(&mut client, &a).await;
+    // Closing one makes room again.
+    let req = client.send(Command::Close { socket: b.socket }).await;
+    assert!(matches!(client.reply(req).await, Event::Closed(_)));
+    client.bind("127.0.0.1:0").await;
+    server.stop().await;
+}
+
+/// Runs inside a user namespace, where this process is "root" without privileges over
+/// the machine's network: ports below 1024 are refused by the OS itself.
+#[tokio::test]
+async fn privileged_ports_are_permission_denied() {
+    if rerun(Isolation::Unprivileged, "privileged_ports_are_permission_denied") {
+        return;
+    }
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let error = client.refused(bind("127.0.0.1:81"), ErrorCode::PermissionDenied).await;
+    assert!(error.message.contains("below 1024"), "{}", error.message);
+    let a = client.bind("127.0.0.1:0").await;
+    still_works(&mut client, &a).await;
+    server.stop().await;
+}
+
+/// Runs inside a network namespace with nothing but its own loopback, so even a wrong
+/// policy could not send anything off the machine.
+#[tokio::test]
+async fn non_loopback_addresses_are_forbidden() {
+    if rerun(Isolation::Network, "non_loopback_addresses_are_forbidden") {
+        return;
+    }
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    for addr in ["0.0.0.0:0", "[::]:0", "10.1.2.3:0", "192.0.2.1:0", "[2001:db8::1]:0"] {
+        let error = client.refused(bind(addr), ErrorCode::Forbidden).await;
+        assert!(error.message.contains("loopback"), "{}", error.message);
+    }
+    let a = client.bind("127.0.0.1:0").await;
+    let v6 = client.bind("[::1]:0").await;
+    for to in ["10.0.0.1:9", "192.0.2.1:53", "255.255.255.255:9", "224.0.0.1:9", "8.8.8.8:53"] {
+        let error = client.refused(send(&a.socket, to, text("x")), ErrorCode::Forbidden).await;
+        assert!(error.message.contains("loopback"), "{}", error.message);
+    }
+    client.refused(send(&v6.socket, "[2001:db8::1]:9", text("x")), ErrorCode::Forbidden).await;
+    client.refused(send(&v6.socket, "[ff02::1]:9", text("x")), ErrorCode::Forbidden).await;
+    still_works(&mut client, &a).await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_refusal_in_one_session_leaves_others_alone() {
+    let server = TestServer::start().await;
+    let mut one = server.client().await;
+    let mut two = server.client().await;
+    let a = two.bind("127.0.0.1:0").await;
+    one.send_text("garbage").await;
+    expect_error(one.next().await, ErrorCode::BadRequest);
+    still_works(&mut two, &a).await;
+    let b = one.bind("127.0.0.1:0").await;
+    still_works(&mut one, &b).await;
+    server.stop().await;
+}
