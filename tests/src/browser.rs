@@ -57,7 +57,8 @@ impl Browser {
             .and_then(|l| l.local_addr())
             .expect("a free port")
             .port();
-        let profile = std::env::temp_dir().join(format!("socklab-chromium-{}-{port}", std::process::id()));
+        let profile =
+            std::env::temp_dir().join(format!("socklab-chromium-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&profile).expect("a profile folder");
         // Its own process group, so that cleanup can end Chromium with it.
         let driver = Command::new(chromedriver)
@@ -74,7 +75,10 @@ impl Browser {
         };
         let deadline = Instant::now() + WAIT;
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "chromedriver did not start listening");
+            assert!(
+                Instant::now() < deadline,
+                "chromedriver did not start listening"
+            );
             tokio::time::sleep(POLL).await;
         }
         let mut args: Vec<String> = CHROMIUM_FLAGS.iter().map(|s| s.to_string()).collect();
@@ -96,7 +100,9 @@ impl Browser {
 
     /// The WebDriver client.
     pub fn client(&self) -> &Client {
-        self.client.as_ref().expect("the session is open until close")
+        self.client
+            .as_ref()
+            .expect("the session is open until close")
     }
 
     /// Ends the WebDriver session, then ChromeDriver.
@@ -132,7 +138,11 @@ impl Browser {
     pub async fn wait_count(&self, css: &str, n: usize) -> Vec<fantoccini::elements::Element> {
         let deadline = Instant::now() + WAIT;
         loop {
-            let found = self.client().find_all(Locator::Css(css)).await.unwrap_or_default();
+            let found = self
+                .client()
+                .find_all(Locator::Css(css))
+                .await
+                .unwrap_or_default();
             if found.len() == n {
                 return found;
             }

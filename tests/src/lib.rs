@@ -48,7 +48,9 @@ impl TestServer {
 
     /// Starts a server with `config`.
     pub async fn with_config(config: Config) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind a free port");
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind a free port");
         let addr = listener.local_addr().expect("listener address");
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(socklab_server::run(listener, config, async {
@@ -174,7 +176,8 @@ impl Client {
     pub async fn send(&mut self, command: Command) -> i64 {
         self.next_req += 1;
         let req = self.next_req;
-        self.send_text(&Request::with_req(req, command).to_json()).await;
+        self.send_text(&Request::with_req(req, command).to_json())
+            .await;
         req
     }
 
@@ -241,7 +244,12 @@ impl Client {
     }
 
     /// Sends a datagram and returns its `out` event, failing the test on refusal.
-    pub async fn send_datagram(&mut self, socket: &SocketId, to: SocketAddr, payload: Payload) -> Datagram {
+    pub async fn send_datagram(
+        &mut self,
+        socket: &SocketId,
+        to: SocketAddr,
+        payload: Payload,
+    ) -> Datagram {
         let req = self
             .send(Command::Send {
                 socket: socket.clone(),

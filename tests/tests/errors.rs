@@ -26,7 +26,9 @@ fn send(socket: &SocketId, to: &str, payload: Payload) -> Command {
 
 /// Proves the session still works after a refusal: a send from `from` to itself arrives.
 async fn still_works(client: &mut Client, from: &socklab_protocol::Bound) {
-    client.send_datagram(&from.socket, from.local, text("still here")).await;
+    client
+        .send_datagram(&from.socket, from.local, text("still here"))
+        .await;
     client.received_on(&from.socket).await;
 }
 
@@ -39,10 +41,26 @@ async fn malformed_messages_are_bad_requests() {
         ("{not json", None, "not valid JSON"),
         ("42", None, "must be a JSON object"),
         (r#"{"req":1}"#, Some(1), "\"type\""),
-        (r#"{"req":2,"type":"teleport"}"#, Some(2), "unknown variant `teleport`"),
-        (r#"{"req":3,"type":"bind","proto":"udp"}"#, Some(3), "missing field `addr`"),
-        (r#"{"req":4,"type":"bind","proto":"udp","addr":7}"#, Some(4), "invalid type"),
-        (r#"{"req":5,"type":"send","socket":"s1","to":"127.0.0.1:9"}"#, Some(5), "missing field `payload`"),
+        (
+            r#"{"req":2,"type":"teleport"}"#,
+            Some(2),
+            "unknown variant `teleport`",
+        ),
+        (
+            r#"{"req":3,"type":"bind","proto":"udp"}"#,
+            Some(3),
+            "missing field `addr`",
+        ),
+        (
+            r#"{"req":4,"type":"bind","proto":"udp","addr":7}"#,
+            Some(4),
+            "invalid type",
+        ),
+        (
+            r#"{"req":5,"type":"send","socket":"s1","to":"127.0.0.1:9"}"#,
+            Some(5),
+            "missing field `payload`",
+        ),
     ];
     for (text, req, needle) in cases {
         client.send_text(text).await;
@@ -65,9 +83,21 @@ async fn bad_payloads_are_refused_with_the_reason() {
     let a = client.bind("127.0.0.1:0").await;
     let to = a.local.to_string();
     let cases = [
-        (Payload::Hex("abc".into()), ErrorCode::BadRequest, "odd number of digits"),
-        (Payload::Hex("zz".into()), ErrorCode::BadRequest, "not a hex digit"),
-        (Payload::Base64("@@@".into()), ErrorCode::BadRequest, "base64 payload is not valid"),
+        (
+            Payload::Hex("abc".into()),
+            ErrorCode::BadRequest,
+            "odd number of digits",
+        ),
+        (
+            Payload::Hex("zz".into()),
+            ErrorCode::BadRequest,
+            "not a hex digit",
+        ),
+        (
+            Payload::Base64("@@@".into()),
+            ErrorCode::BadRequest,
+            "base64 payload is not valid",
+        ),
         (
             Payload::Text("x".repeat(70_000)),
             ErrorCode::PayloadTooLarge,
@@ -87,12 +117,22 @@ async fn bad_payloads_are_refused_with_the_reason() {
     let v6 = client.bind("[::1]:0").await;
     let error = client
         .refused(
-            send(&v6.socket, &v6.local.to_string(), Payload::Text("x".repeat(65_528))),
+            send(
+                &v6.socket,
+                &v6.local.to_string(),
+                Payload::Text("x".repeat(65_528)),
+            ),
             ErrorCode::PayloadTooLarge,
         )
         .await;
-    assert!(error.message.contains("the IPv6 limit is 65527"), "{}", error.message);
-    client.send_datagram(&v6.socket, v6.local, Payload::Text("x".repeat(65_527))).await;
+    assert!(
+        error.message.contains("the IPv6 limit is 65527"),
+        "{}",
+        error.message
+    );
+    client
+        .send_datagram(&v6.socket, v6.local, Payload::Text("x".repeat(65_527)))
+        .await;
     server.stop().await;
 }
 
@@ -101,7 +141,13 @@ async fn bad_addresses_are_refused() {
     let server = TestServer::start().await;
     let mut client = server.client().await;
     let a = client.bind("127.0.0.1:0").await;
-    for addr in ["", "nonsense", "127.0.0.1", "127.0.0.1:99999", "example.com:53"] {
+    for addr in [
+        "",
+        "nonsense",
+        "127.0.0.1",
+        "127.0.0.1:99999",
+        "example.com:53",
+    ] {
         client.refused(bind(addr), ErrorCode::BadAddress).await;
         client
             .refused(send(&a.socket, addr, text("x")), ErrorCode::BadAddress)
@@ -109,8 +155,15 @@ async fn bad_addresses_are_refused() {
         still_works(&mut client, &a).await;
     }
     // Port 0 cannot be a destination; an IPv4 socket cannot send to IPv6.
-    client.refused(send(&a.socket, "127.0.0.1:0", text("x")), ErrorCode::BadAddress).await;
-    let error = client.refused(send(&a.socket, "[::1]:9", text("x")), ErrorCode::BadAddress).await;
+    client
+        .refused(
+            send(&a.socket, "127.0.0.1:0", text("x")),
+            ErrorCode::BadAddress,
+        )
+        .await;
+    let error = client
+        .refused(send(&a.socket, "[::1]:9", text("x")), ErrorCode::BadAddress)
+        .await;
     assert!(error.message.contains("same family"), "{}", error.message);
     still_works(&mut client, &a).await;
     server.stop().await;
@@ -121,12 +174,21 @@ async fn address_in_use_is_reported() {
     let server = TestServer::start().await;
     let mut client = server.client().await;
     let a = client.bind("127.0.0.1:0").await;
-    let error = client.refused(bind(&a.local.to_string()), ErrorCode::AddressInUse).await;
-    assert!(error.message.contains("already in use"), "{}", error.message);
+    let error = client
+        .refused(bind(&a.local.to_string()), ErrorCode::AddressInUse)
+        .await;
+    assert!(
+        error.message.contains("already in use"),
+        "{}",
+        error.message
+    );
     // Also when another program holds the port.
     let other = UdpSocket::bind("127.0.0.1:0").unwrap();
     client
-        .refused(bind(&other.local_addr().unwrap().to_string()), ErrorCode::AddressInUse)
+        .refused(
+            bind(&other.local_addr().unwrap().to_string()),
+            ErrorCode::AddressInUse,
+        )
         .await;
     still_works(&mut client, &a).await;
     server.stop().await;
@@ -138,17 +200,45 @@ async fn unknown_sockets_are_reported() {
     let mut client = server.client().await;
     let a = client.bind("127.0.0.1:0").await;
     let ghost = SocketId::new("s99");
-    let error = client.refused(Command::Close { socket: ghost.clone() }, ErrorCode::UnknownSocket).await;
+    let error = client
+        .refused(
+            Command::Close {
+                socket: ghost.clone(),
+            },
+            ErrorCode::UnknownSocket,
+        )
+        .await;
     assert!(error.message.contains("s99"), "{}", error.message);
-    client.refused(send(&ghost, &a.local.to_string(), text("x")), ErrorCode::UnknownSocket).await;
+    client
+        .refused(
+            send(&ghost, &a.local.to_string(), text("x")),
+            ErrorCode::UnknownSocket,
+        )
+        .await;
     // A closed socket is unknown afterwards.
     let b = client.bind("127.0.0.1:0").await;
-    let req = client.send(Command::Close { socket: b.socket.clone() }).await;
+    let req = client
+        .send(Command::Close {
+            socket: b.socket.clone(),
+        })
+        .await;
     assert!(matches!(client.reply(req).await, Event::Closed(_)));
-    client.refused(Command::Close { socket: b.socket.clone() }, ErrorCode::UnknownSocket).await;
+    client
+        .refused(
+            Command::Close {
+                socket: b.socket.clone(),
+            },
+            ErrorCode::UnknownSocket,
+        )
+        .await;
     // Another session's sockets are unknown too.
     let mut other = server.client().await;
-    other.refused(send(&a.socket, &a.local.to_string(), text("x")), ErrorCode::UnknownSocket).await;
+    other
+        .refused(
+            send(&a.socket, &a.local.to_string(), text("x")),
+            ErrorCode::UnknownSocket,
+        )
+        .await;
     still_works(&mut client, &a).await;
     server.stop().await;
 }
@@ -163,8 +253,14 @@ async fn socket_limit_is_enforced() {
     let mut client = server.client().await;
     let a = client.bind("127.0.0.1:0").await;
     let b = client.bind("127.0.0.1:0").await;
-    let error = client.refused(bind("127.0.0.1:0"), ErrorCode::LimitExceeded).await;
-    assert!(error.message.contains("--max-sockets-per-session"), "{}", error.message);
+    let error = client
+        .refused(bind("127.0.0.1:0"), ErrorCode::LimitExceeded)
+        .await;
+    assert!(
+        error.message.contains("--max-sockets-per-session"),
+        "{}",
+        error.message
+    );
     still_works(&mut client, &a).await;
     // Closing one makes room again.
     let req = client.send(Command::Close { socket: b.socket }).await;
@@ -177,12 +273,17 @@ async fn socket_limit_is_enforced() {
 /// the machine's network: ports below 1024 are refused by the OS itself.
 #[tokio::test]
 async fn privileged_ports_are_permission_denied() {
-    if rerun(Isolation::Unprivileged, "privileged_ports_are_permission_denied") {
+    if rerun(
+        Isolation::Unprivileged,
+        "privileged_ports_are_permission_denied",
+    ) {
         return;
     }
     let server = TestServer::start().await;
     let mut client = server.client().await;
-    let error = client.refused(bind("127.0.0.1:81"), ErrorCode::PermissionDenied).await;
+    let error = client
+        .refused(bind("127.0.0.1:81"), ErrorCode::PermissionDenied)
+        .await;
     assert!(error.message.contains("below 1024"), "{}", error.message);
     let a = client.bind("127.0.0.1:0").await;
     still_works(&mut client, &a).await;
@@ -198,18 +299,42 @@ async fn non_loopback_addresses_are_forbidden() {
     }
     let server = TestServer::start().await;
     let mut client = server.client().await;
-    for addr in ["0.0.0.0:0", "[::]:0", "10.1.2.3:0", "192.0.2.1:0", "[2001:db8::1]:0"] {
+    for addr in [
+        "0.0.0.0:0",
+        "[::]:0",
+        "10.1.2.3:0",
+        "192.0.2.1:0",
+        "[2001:db8::1]:0",
+    ] {
         let error = client.refused(bind(addr), ErrorCode::Forbidden).await;
         assert!(error.message.contains("loopback"), "{}", error.message);
     }
     let a = client.bind("127.0.0.1:0").await;
     let v6 = client.bind("[::1]:0").await;
-    for to in ["10.0.0.1:9", "192.0.2.1:53", "255.255.255.255:9", "224.0.0.1:9", "8.8.8.8:53"] {
-        let error = client.refused(send(&a.socket, to, text("x")), ErrorCode::Forbidden).await;
+    for to in [
+        "10.0.0.1:9",
+        "192.0.2.1:53",
+        "255.255.255.255:9",
+        "224.0.0.1:9",
+        "8.8.8.8:53",
+    ] {
+        let error = client
+            .refused(send(&a.socket, to, text("x")), ErrorCode::Forbidden)
+            .await;
         assert!(error.message.contains("loopback"), "{}", error.message);
     }
-    client.refused(send(&v6.socket, "[2001:db8::1]:9", text("x")), ErrorCode::Forbidden).await;
-    client.refused(send(&v6.socket, "[ff02::1]:9", text("x")), ErrorCode::Forbidden).await;
+    client
+        .refused(
+            send(&v6.socket, "[2001:db8::1]:9", text("x")),
+            ErrorCode::Forbidden,
+        )
+        .await;
+    client
+        .refused(
+            send(&v6.socket, "[ff02::1]:9", text("x")),
+            ErrorCode::Forbidden,
+        )
+        .await;
     still_works(&mut client, &a).await;
     server.stop().await;
 }

@@ -15,7 +15,10 @@ async fn hello_names_protocol_session_and_server() {
     assert_eq!(a.hello.protocol, 1);
     assert!(a.hello.server.starts_with("socklab "), "{}", a.hello.server);
     assert!(!a.hello.session.is_empty());
-    assert_ne!(a.hello.session, b.hello.session, "each connection is its own session");
+    assert_ne!(
+        a.hello.session, b.hello.session,
+        "each connection is its own session"
+    );
     server.stop().await;
 }
 
@@ -30,13 +33,21 @@ async fn two_lab_sockets_exchange_a_datagram() {
         assert_ne!(a.local.port(), 0, "the real port the OS chose");
         assert!(b.id > a.id);
 
-        let out = client.send_datagram(&a.socket, b.local, text("hello")).await;
+        let out = client
+            .send_datagram(&a.socket, b.local, text("hello"))
+            .await;
         let inbound = client.received_on(&b.socket).await;
 
-        assert_eq!((out.dir, out.local, out.peer, out.len), (Direction::Out, a.local, b.local, 5));
+        assert_eq!(
+            (out.dir, out.local, out.peer, out.len),
+            (Direction::Out, a.local, b.local, 5)
+        );
         assert_eq!(out.payload_b64, "aGVsbG8=");
         assert!(out.req.is_some(), "the out event carries the send's req");
-        assert_eq!((inbound.dir, inbound.local, inbound.peer, inbound.len), (Direction::In, b.local, a.local, 5));
+        assert_eq!(
+            (inbound.dir, inbound.local, inbound.peer, inbound.len),
+            (Direction::In, b.local, a.local, 5)
+        );
         assert_eq!(decode_base64(&inbound.payload_b64).unwrap(), b"hello");
         assert_eq!(inbound.req, None, "in events carry no req");
         assert!(inbound.id > out.id, "the send is logged before its receipt");
@@ -74,10 +85,14 @@ async fn talks_to_a_plain_os_socket_both_ways() {
     let mut client = server.client().await;
     let lab = client.bind("127.0.0.1:0").await;
     let plain = UdpSocket::bind("127.0.0.1:0").unwrap();
-    plain.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    plain
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
     let plain_addr = plain.local_addr().unwrap();
 
-    client.send_datagram(&lab.socket, plain_addr, text("ping")).await;
+    client
+        .send_datagram(&lab.socket, plain_addr, text("ping"))
+        .await;
     let mut buf = [0u8; 64];
     let (n, from) = plain.recv_from(&mut buf).unwrap();
     assert_eq!((&buf[..n], from), (&b"ping"[..], lab.local));
@@ -124,10 +139,17 @@ async fn events_arrive_in_batches_with_increasing_ids() {
         let d = client.received_on(&a.socket).await;
         assert!(d.id > last, "ids strictly increase");
         last = d.id;
-        assert_eq!(decode_base64(&d.payload_b64).unwrap(), format!("{i}").as_bytes(), "in order on loopback");
+        assert_eq!(
+            decode_base64(&d.payload_b64).unwrap(),
+            format!("{i}").as_bytes(),
+            "in order on loopback"
+        );
     }
     let frames = client.frames - frames_before;
-    assert!(frames < COUNT, "{COUNT} datagrams should not take {frames} frames: events are batched");
+    assert!(
+        frames < COUNT,
+        "{COUNT} datagrams should not take {frames} frames: events are batched"
+    );
     server.stop().await;
 }
 
@@ -136,7 +158,11 @@ async fn close_frees_the_port_and_a_closed_session_frees_its_sockets() {
     let server = TestServer::start().await;
     let mut client = server.client().await;
     let a = client.bind("127.0.0.1:0").await;
-    let req = client.send(Command::Close { socket: a.socket.clone() }).await;
+    let req = client
+        .send(Command::Close {
+            socket: a.socket.clone(),
+        })
+        .await;
     match client.reply(req).await {
         Event::Closed(c) => assert_eq!((c.socket, c.id > a.id), (a.socket.clone(), true)),
         other => panic!("expected closed, got {other:?}"),
@@ -144,7 +170,11 @@ async fn close_frees_the_port_and_a_closed_session_frees_its_sockets() {
     // The port is free again: the same session binds it anew.
     let again = client.bind(&a.local.to_string()).await;
     assert_eq!(again.local, a.local);
-    assert_eq!(again.socket, SocketId::new("s2"), "socket ids are never reused");
+    assert_eq!(
+        again.socket,
+        SocketId::new("s2"),
+        "socket ids are never reused"
+    );
 
     // When the viewer goes, its session's sockets are closed: the port can be bound.
     drop(client);
@@ -153,7 +183,10 @@ async fn close_frees_the_port_and_a_closed_session_frees_its_sockets() {
         if UdpSocket::bind(again.local).is_ok() {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "the session closes its sockets");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the session closes its sockets"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     server.stop().await;

@@ -111,6 +111,10 @@ fn test(root: &Path) -> anyhow::Result<()> {
             "warnings",
         ])
         .run()?;
+    cmd::step("testing the web app's model natively (cargo test -p socklab-web)");
+    cmd::cargo(root)
+        .args(["test", "-p", "socklab-web", "--lib"])
+        .run()?;
     let web_dir = web::build(root)?;
     cmd::step("running every test (cargo test --workspace)");
     cmd::cargo(root)

@@ -1,0 +1,95 @@
+//! The HTTP side: the page, and who may open a WebSocket session.
+
+use socklab_server::Config;
+use socklab_tests::{TestServer, web_dir};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::TcpStream;
+
+/// Sends a raw HTTP/1.1 request and returns the status line and everything read until
+/// the server closes the connection or, for an upgrade request, until the headers end.
+async fn raw(server: &TestServer, request: String) -> (String, String) {
+    let is_upgrade = request.contains("Upgrade: websocket");
+    let mut stream = TcpStream::connect(server.addr).await.unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = tokio::time::timeout(socklab_tests::WAIT, stream.read(&mut buf))
+            .await
+            .expect("the server answers in time")
+            .unwrap();
+        response.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&response);
+        if n == 0 || (is_upgrade && text.contains("\r\n\r\n")) {
+            let text = text.into_owned();
+            return (text.lines().next().unwrap_or_default().to_string(), text);
+        }
+    }
+}
+
+/// A plain GET that asks the server to close the connection after answering.
+fn get(server: &TestServer, path: &str, extra: &str) -> String {
+    format!(
+        "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n{extra}\r\n",
+        server.addr
+    )
+}
+
+fn upgrade(host: &str, origin: Option<&str>) -> String {
+    let origin = origin
+        .map(|o| format!("Origin: {o}\r\n"))
+        .unwrap_or_default();
+    format!(
+        "GET /ws HTTP/1.1\r\nHost: {host}\r\n{origin}Connection: Upgrade\r\nUpgrade: websocket\r\n\
+         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+    )
+}
+
+#[tokio::test]
+async fn websocket_upgrades_check_the_origin() {
+    let server = TestServer::start().await;
+    let host = server.addr.to_string();
+    let own = format!("http://{host}");
+    let cases = [
+        (None, "101"),
+        (Some(own.as_str()), "101"),
+        (Some("http://evil.example"), "403"),
+        (Some("null"), "403"),
+        (Some(&*format!("https://{host}")), "403"),
+        (Some(&*format!("http://{host}.evil.example")), "403"),
+    ];
+    for (origin, status) in cases {
+        let (line, _) = raw(&server, upgrade(&host, origin)).await;
+        assert!(line.contains(status), "origin {origin:?}: {line}");
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn serves_the_built_page() {
+    let server = TestServer::with_config(Config {
+        web_dir: Some(web_dir()),
+        ..Config::default()
+    })
+    .await;
+    let (line, body) = raw(&server, get(&server, "/", "")).await;
+    assert!(line.contains("200"), "{line}");
+    assert!(body.contains("socklab_web.js"), "{body}");
+    let (line, body) = raw(
+        &server,
+        get(&server, "/socklab_web_bg.wasm", "Range: bytes=0-3\r\n"),
+    )
+    .await;
+    assert!(line.contains("206"), "{line}");
+    assert!(body.contains("application/wasm"), "{body}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn without_a_built_page_explains_how_to_build_it() {
+    let server = TestServer::start().await;
+    let (line, body) = raw(&server, get(&server, "/", "")).await;
+    assert!(line.contains("503"), "{line}");
+    assert!(body.contains("cargo xtask run"), "{body}");
+    server.stop().await;
+}
