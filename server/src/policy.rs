@@ -148,7 +148,7 @@ mod tests {
     fn loopback_only_policy() {
         let policy = AddressPolicy::loopback_only();
         let cases = [
-            ("127.0.0.1:0", Ok(()), Ok(())),
+            ("127.0.0.1:5", Ok(()), Ok(())),
             ("127.9.9.9:5", Ok(()), Ok(())),
             ("[::1]:5", Ok(()), Ok(())),
             ("[::ffff:127.0.0.1]:5", Ok(()), Ok(())),

@@ -63,6 +63,32 @@ impl Cmd {
         Ok(())
     }
 
+    /// Runs the command, echoing its standard output line by line as it comes, and
+    /// returns that output; fails unless the command exits successfully.
+    pub fn run_echoed(mut self) -> anyhow::Result<String> {
+        use std::io::{BufRead as _, BufReader, Write as _};
+        eprintln!("    $ {}", self.shown);
+        let mut child = self
+            .inner
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .with_context(|| format!("cannot start `{}`", self.shown))?;
+        let mut captured = String::new();
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let mut out = std::io::stdout().lock();
+        for line in BufReader::new(stdout).lines() {
+            let line = line?;
+            writeln!(out, "{line}")?;
+            captured.push_str(&line);
+            captured.push('\n');
+        }
+        let status = child.wait()?;
+        if !status.success() {
+            bail!("`{}` failed ({status})", self.shown);
+        }
+        Ok(captured)
+    }
+
     /// Runs the command and returns its standard output.
     pub fn output(mut self) -> anyhow::Result<String> {
         let out = self

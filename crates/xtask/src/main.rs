@@ -112,14 +112,49 @@ fn test(root: &Path) -> anyhow::Result<()> {
         ])
         .run()?;
     cmd::step("testing the web app's model natively (cargo test -p socklab-web)");
-    cmd::cargo(root)
+    let web_model = cmd::cargo(root)
         .args(["test", "-p", "socklab-web", "--lib"])
-        .run()?;
+        .run_echoed()?;
     let web_dir = web::build(root)?;
     cmd::step("running every test (cargo test --workspace)");
-    cmd::cargo(root)
+    let output = cmd::cargo(root)
         .args(["test", "--workspace"])
         .env("SOCKLAB_WEB_DIR", &web_dir)
         .env("SOCKLAB_ARTIFACTS", root.join("target/test-artifacts"))
-        .run()
+        .run_echoed()?;
+    let (passed, failed) = count_results(&format!("{web_model}{output}"));
+    println!("\ntests: {passed} passed, {failed} failed");
+    Ok(())
+}
+
+/// Adds up the `test result:` lines cargo test prints, one per test binary.
+fn count_results(output: &str) -> (u64, u64) {
+    let mut totals = (0, 0);
+    for line in output.lines().filter(|l| l.starts_with("test result:")) {
+        let number_before = |word: &str| {
+            line.split(';')
+                .find(|part| part.trim_end().ends_with(word))
+                .and_then(|part| part.split_whitespace().rev().nth(1))
+                .and_then(|n| n.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        totals.0 += number_before("passed");
+        totals.1 += number_before("failed");
+    }
+    totals
+}
+
+#[cfg(test)]
+mod tests {
+    use super::count_results;
+
+    #[test]
+    fn adds_up_every_test_binary() {
+        let output = "running 3 tests\n\
+            test result: ok. 3 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out; finished in 0.01s\n\
+            test result: FAILED. 7 passed; 2 failed; 1 ignored; 0 measured; 0 filtered out; finished in 1s\n\
+            test result: ok. 0 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out; finished in 0.00s\n";
+        assert_eq!(count_results(output), (10, 2));
+        assert_eq!(count_results(""), (0, 0));
+    }
 }
