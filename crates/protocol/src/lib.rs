@@ -18,6 +18,7 @@
 pub mod command;
 pub mod event;
 pub mod limits;
+pub mod link;
 pub mod payload;
 
 pub use command::{Command, DecodeError, Proto, Request, decode_request};

@@ -1,0 +1,397 @@
+//! Link settings: what a person asks a link (an impairing UDP relay) to do to the
+//! datagrams that cross it, in each direction. The decisions themselves are made by
+//! `socklab-impair`; these are the settings as they travel on the wire.
+//!
+//! Percentages are 0–100, times are milliseconds, rates are bits per second; a zero
+//! disables the feature (except where noted).
+
+use serde::{Deserialize, Serialize};
+
+/// The longest delay (and jitter) a link accepts, in milliseconds.
+pub const MAX_DELAY_MS: f64 = 60_000.0;
+/// The smallest MTU a link accepts (the IPv4 minimum).
+pub const MIN_MTU: u32 = 68;
+/// The most datagrams a held-back datagram may wait for.
+pub const MAX_REORDER_GAP: u32 = 1_000;
+
+/// How datagrams are lost.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Default)]
+#[serde(tag = "model", rename_all = "snake_case")]
+pub enum Loss {
+    /// Nothing is lost at random.
+    #[default]
+    None,
+    /// Each datagram is lost independently with probability `pct` %.
+    Random {
+        /// Loss probability, percent.
+        pct: f64,
+    },
+    /// Bursty loss (Gilbert-Elliott): the link is in a good or a bad state; after each
+    /// datagram it moves good → bad with probability `p_pct` % and bad → good with
+    /// `r_pct` %. In the good state datagrams are lost with `loss_good_pct` %, in the
+    /// bad state with `loss_bad_pct` %. Bad spells last 1/r datagrams on average.
+    GilbertElliott {
+        /// Good → bad transition probability, percent.
+        p_pct: f64,
+        /// Bad → good transition probability, percent.
+        r_pct: f64,
+        /// Loss probability in the good state, percent (often 0).
+        loss_good_pct: f64,
+        /// Loss probability in the bad state, percent (often 100).
+        loss_bad_pct: f64,
+    },
+}
+
+/// The shape of delay jitter.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum JitterDist {
+    /// Uniform in `delay ± jitter`.
+    #[default]
+    Uniform,
+    /// Normal with mean `delay` and standard deviation `jitter`, cut at ±3 σ.
+    Normal,
+}
+
+/// What happens to a datagram larger than the MTU.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum MtuAction {
+    /// It is dropped (as a router does with DF set).
+    #[default]
+    Drop,
+    /// Its payload is cut to fit.
+    Truncate,
+}
+
+/// The impairments of one direction of a link.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq)]
+#[serde(default)]
+pub struct Impairments {
+    /// How datagrams are lost.
+    pub loss: Loss,
+    /// Fixed one-way delay, ms.
+    pub delay_ms: f64,
+    /// Delay variation, ms (see `jitter_dist`).
+    pub jitter_ms: f64,
+    /// The shape of the variation.
+    pub jitter_dist: JitterDist,
+    /// Whether jitter may make a later datagram leave before an earlier one. When false,
+    /// datagrams leave in arrival order (a datagram never leaves before its predecessor).
+    pub jitter_may_reorder: bool,
+    /// Probability, percent, that a datagram is held back until `reorder_gap` later
+    /// datagrams have overtaken it. Works with or without delay.
+    pub reorder_pct: f64,
+    /// How many later datagrams overtake a held-back one (at least 1).
+    pub reorder_gap: u32,
+    /// Longest time a held-back datagram waits for its overtakers, ms; then it leaves
+    /// anyway (so a lull in traffic never strands it).
+    pub reorder_timeout_ms: f64,
+    /// Probability, percent, that a datagram is sent twice.
+    pub duplicate_pct: f64,
+    /// Probability, percent, that one byte of a datagram is changed.
+    pub corrupt_pct: f64,
+    /// Bottleneck rate, bits per second; 0 = unlimited.
+    pub rate_bps: u64,
+    /// Queue limit in datagrams in front of the bottleneck; 0 = unlimited.
+    pub queue_packets: u32,
+    /// Queue limit in bytes in front of the bottleneck; 0 = unlimited.
+    pub queue_bytes: u64,
+    /// Largest IP packet, bytes (payload plus 28 bytes of IPv4 and UDP header, or 48
+    /// for IPv6); 0 = no limit.
+    pub mtu: u32,
+    /// What happens to larger datagrams.
+    pub mtu_action: MtuAction,
+}
+
+impl Default for Impairments {
+    fn default() -> Self {
+        Impairments {
+            loss: Loss::None,
+            delay_ms: 0.0,
+            jitter_ms: 0.0,
+            jitter_dist: JitterDist::Uniform,
+            jitter_may_reorder: false,
+            reorder_pct: 0.0,
+            reorder_gap: 1,
+            reorder_timeout_ms: 200.0,
+            duplicate_pct: 0.0,
+            corrupt_pct: 0.0,
+            rate_bps: 0,
+            queue_packets: 1000,
+            queue_bytes: 0,
+            mtu: 0,
+            mtu_action: MtuAction::Drop,
+        }
+    }
+}
+
+/// A link's settings: one set of impairments per direction, and the seed of its random
+/// decisions (the same seed and the same datagrams give the same decisions).
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Default)]
+#[serde(default)]
+pub struct LinkSettings {
+    /// Client → target (datagrams arriving at the link's listen address).
+    pub c2t: Impairments,
+    /// Target → client (the target's replies).
+    pub t2c: Impairments,
+    /// Seed of the link's random decisions.
+    pub seed: u64,
+}
+
+fn check_pct(name: &str, v: f64) -> Result<(), String> {
+    if v.is_finite() && (0.0..=100.0).contains(&v) {
+        Ok(())
+    } else {
+        Err(format!(
+            "{name} must be a percentage from 0 to 100, not {v}"
+        ))
+    }
+}
+
+fn check_ms(name: &str, v: f64) -> Result<(), String> {
+    if v.is_finite() && (0.0..=MAX_DELAY_MS).contains(&v) {
+        Ok(())
+    } else {
+        Err(format!(
+            "{name} must be from 0 to {MAX_DELAY_MS} ms, not {v}"
+        ))
+    }
+}
+
+impl Impairments {
+    /// Checks every number; the message names the field and its allowed range.
+    pub fn validate(&self) -> Result<(), String> {
+        match self.loss {
+            Loss::None => {}
+            Loss::Random { pct } => check_pct("loss pct", pct)?,
+            Loss::GilbertElliott {
+                p_pct,
+                r_pct,
+                loss_good_pct,
+                loss_bad_pct,
+            } => {
+                check_pct("loss p_pct", p_pct)?;
+                check_pct("loss r_pct", r_pct)?;
+                check_pct("loss loss_good_pct", loss_good_pct)?;
+                check_pct("loss loss_bad_pct", loss_bad_pct)?;
+            }
+        }
+        check_ms("delay_ms", self.delay_ms)?;
+        check_ms("jitter_ms", self.jitter_ms)?;
+        check_ms("reorder_timeout_ms", self.reorder_timeout_ms)?;
+        check_pct("reorder_pct", self.reorder_pct)?;
+        check_pct("duplicate_pct", self.duplicate_pct)?;
+        check_pct("corrupt_pct", self.corrupt_pct)?;
+        if !(1..=MAX_REORDER_GAP).contains(&self.reorder_gap) {
+            return Err(format!(
+                "reorder_gap must be from 1 to {MAX_REORDER_GAP} datagrams, not {}",
+                self.reorder_gap
+            ));
+        }
+        if self.mtu != 0 && self.mtu < MIN_MTU {
+            return Err(format!(
+                "mtu must be 0 (no limit) or at least {MIN_MTU} bytes, not {}",
+                self.mtu
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl LinkSettings {
+    /// Checks both directions.
+    pub fn validate(&self) -> Result<(), String> {
+        self.c2t
+            .validate()
+            .map_err(|e| format!("client→target: {e}"))?;
+        self.t2c
+            .validate()
+            .map_err(|e| format!("target→client: {e}"))
+    }
+
+    /// The same impairments both ways.
+    pub fn symmetric(impairments: Impairments) -> Self {
+        LinkSettings {
+            c2t: impairments,
+            t2c: impairments,
+            seed: 0,
+        }
+    }
+}
+
+/// A named set of impairments a person recognises.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Preset {
+    /// Short name, also its key.
+    pub name: &'static str,
+    /// What it imitates.
+    pub description: &'static str,
+    /// The impairments, applied in both directions.
+    pub impairments: Impairments,
+}
+
+/// The presets offered in the page.
+pub fn presets() -> Vec<Preset> {
+    let base = Impairments::default();
+    vec![
+        Preset {
+            name: "perfect",
+            description: "no impairment: a straight relay",
+            impairments: base,
+        },
+        Preset {
+            name: "wifi",
+            description: "home Wi-Fi: 5 ms ± 3 ms, 1 % loss",
+            impairments: Impairments {
+                delay_ms: 5.0,
+                jitter_ms: 3.0,
+                loss: Loss::Random { pct: 1.0 },
+                ..base
+            },
+        },
+        Preset {
+            name: "4g",
+            description: "mobile 4G: 40 ms ± 10 ms (normal), 0.5 % loss, 20 Mbit/s",
+            impairments: Impairments {
+                delay_ms: 40.0,
+                jitter_ms: 10.0,
+                jitter_dist: JitterDist::Normal,
+                loss: Loss::Random { pct: 0.5 },
+                rate_bps: 20_000_000,
+                ..base
+            },
+        },
+        Preset {
+            name: "congested",
+            description: "a congested path: 1 Mbit/s bottleneck, 50-packet queue, 30 ms, bursty loss",
+            impairments: Impairments {
+                delay_ms: 30.0,
+                jitter_ms: 15.0,
+                rate_bps: 1_000_000,
+                queue_packets: 50,
+                loss: Loss::GilbertElliott {
+                    p_pct: 2.0,
+                    r_pct: 25.0,
+                    loss_good_pct: 0.0,
+                    loss_bad_pct: 100.0,
+                },
+                ..base
+            },
+        },
+        Preset {
+            name: "satellite",
+            description: "geostationary satellite: 300 ms one way ± 20 ms, 1 % loss, 10 Mbit/s",
+            impairments: Impairments {
+                delay_ms: 300.0,
+                jitter_ms: 20.0,
+                loss: Loss::Random { pct: 1.0 },
+                rate_bps: 10_000_000,
+                ..base
+            },
+        },
+        Preset {
+            name: "very lossy",
+            description: "a bad link: 30 % loss, 5 % reordered, 2 % duplicated",
+            impairments: Impairments {
+                loss: Loss::Random { pct: 30.0 },
+                reorder_pct: 5.0,
+                reorder_gap: 2,
+                duplicate_pct: 2.0,
+                delay_ms: 10.0,
+                ..base
+            },
+        },
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wire_form_and_defaults() {
+        let json = r#"{"c2t":{"loss":{"model":"random","pct":5.0},"delay_ms":20.0},"seed":7}"#;
+        let settings: LinkSettings = serde_json::from_str(json).unwrap();
+        assert_eq!(settings.c2t.loss, Loss::Random { pct: 5.0 });
+        assert_eq!(settings.c2t.delay_ms, 20.0);
+        assert_eq!(
+            settings.c2t.queue_packets, 1000,
+            "unnamed fields take defaults"
+        );
+        assert_eq!(settings.t2c, Impairments::default());
+        assert_eq!(settings.seed, 7);
+        let ge = Loss::GilbertElliott {
+            p_pct: 1.0,
+            r_pct: 20.0,
+            loss_good_pct: 0.0,
+            loss_bad_pct: 100.0,
+        };
+        assert_eq!(
+            serde_json::to_string(&ge).unwrap(),
+            r#"{"model":"gilbert_elliott","p_pct":1.0,"r_pct":20.0,"loss_good_pct":0.0,"loss_bad_pct":100.0}"#
+        );
+        assert_eq!(
+            serde_json::to_string(&Loss::None).unwrap(),
+            r#"{"model":"none"}"#
+        );
+    }
+
+    #[test]
+    fn validation_names_the_field() {
+        let base = Impairments::default();
+        let cases = [
+            (
+                Impairments {
+                    loss: Loss::Random { pct: 101.0 },
+                    ..base
+                },
+                "loss pct",
+            ),
+            (
+                Impairments {
+                    delay_ms: -1.0,
+                    ..base
+                },
+                "delay_ms",
+            ),
+            (
+                Impairments {
+                    jitter_ms: f64::NAN,
+                    ..base
+                },
+                "jitter_ms",
+            ),
+            (
+                Impairments {
+                    reorder_gap: 0,
+                    ..base
+                },
+                "reorder_gap",
+            ),
+            (Impairments { mtu: 20, ..base }, "mtu"),
+            (
+                Impairments {
+                    duplicate_pct: 200.0,
+                    ..base
+                },
+                "duplicate_pct",
+            ),
+        ];
+        for (imp, field) in cases {
+            let err = LinkSettings {
+                c2t: imp,
+                ..LinkSettings::default()
+            }
+            .validate()
+            .unwrap_err();
+            assert!(
+                err.starts_with("client→target: ") && err.contains(field),
+                "{err}"
+            );
+        }
+        for preset in presets() {
+            preset.impairments.validate().unwrap();
+        }
+    }
+}
