@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::event::SocketId;
+use crate::link::{LinkId, LinkSettings};
 use crate::payload::Payload;
 
 /// The kind of socket to open. Only UDP exists in protocol version 1.
@@ -15,7 +16,7 @@ pub enum Proto {
 
 /// One command from a client. On the wire: a JSON object whose `"type"` names the
 /// variant in snake_case.
-#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Command {
     /// Open a socket and bind it. Success: a `bound` event.
@@ -39,11 +40,34 @@ pub enum Command {
         /// The datagram's bytes.
         payload: Payload,
     },
+    /// Create a link: an impairing UDP relay from `listen` to `target`. Success: a
+    /// `link_created` event.
+    LinkCreate {
+        /// Where clients send to: `"host:port"` (port 0: any free port).
+        listen: String,
+        /// Where the link forwards to: `"host:port"`.
+        target: String,
+        /// What it does to datagrams (default: nothing).
+        #[serde(default)]
+        settings: LinkSettings,
+    },
+    /// Change a link's settings while it runs. Success: a `link_updated` event.
+    LinkUpdate {
+        /// The link.
+        link: LinkId,
+        /// The new settings (all of them).
+        settings: LinkSettings,
+    },
+    /// Delete a link, closing its sockets. Success: a `link_deleted` event.
+    LinkDelete {
+        /// The link.
+        link: LinkId,
+    },
 }
 
 /// A command with the client's optional `req` number, echoed on every reply or error it
 /// causes.
-#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
 pub struct Request {
     /// Any integer the client picks.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -106,7 +130,7 @@ pub fn decode_request(text: &str) -> Result<Request, DecodeError> {
     if !object.contains_key("type") {
         return Err(DecodeError {
             req,
-            message: "a command must have a \"type\" field (bind, close or send)".into(),
+            message: "a command must have a \"type\" field (bind, close, send, link_create, link_update or link_delete)".into(),
         });
     }
     let command = Command::deserialize(&value).map_err(|e| DecodeError {
@@ -168,11 +192,42 @@ mod tests {
                 }),
                 r#"{"type":"send","socket":"s2","to":"[::1]:9","payload":{"base64":"aGk="}}"#,
             ),
+            (
+                Request::with_req(
+                    4,
+                    Command::LinkCreate {
+                        listen: "127.0.0.1:0".into(),
+                        target: "127.0.0.1:5000".into(),
+                        settings: LinkSettings::default(),
+                    },
+                ),
+                r#"{"req":4,"type":"link_create","listen":"127.0.0.1:0","target":"127.0.0.1:5000","settings":{"c2t":{"loss":{"model":"none"},"delay_ms":0.0,"jitter_ms":0.0,"jitter_dist":"uniform","jitter_may_reorder":false,"reorder_pct":0.0,"reorder_gap":1,"reorder_timeout_ms":200.0,"duplicate_pct":0.0,"corrupt_pct":0.0,"rate_bps":0,"queue_packets":1000,"queue_bytes":0,"mtu":0,"mtu_action":"drop"},"t2c":{"loss":{"model":"none"},"delay_ms":0.0,"jitter_ms":0.0,"jitter_dist":"uniform","jitter_may_reorder":false,"reorder_pct":0.0,"reorder_gap":1,"reorder_timeout_ms":200.0,"duplicate_pct":0.0,"corrupt_pct":0.0,"rate_bps":0,"queue_packets":1000,"queue_bytes":0,"mtu":0,"mtu_action":"drop"},"seed":0}}"#,
+            ),
+            (
+                Request::new(Command::LinkDelete {
+                    link: LinkId::new("l1"),
+                }),
+                r#"{"type":"link_delete","link":"l1"}"#,
+            ),
         ];
         for (request, json) in cases {
             assert_eq!(request.to_json(), json);
             assert_eq!(decode_request(json), Ok(request), "{json}");
         }
+    }
+
+    #[test]
+    fn link_settings_may_be_left_out_or_partial() {
+        let json = r#"{"type":"link_create","listen":"127.0.0.1:0","target":"127.0.0.1:9"}"#;
+        let Command::LinkCreate { settings, .. } = decode_request(json).unwrap().command else {
+            panic!("a link_create");
+        };
+        assert_eq!(settings, LinkSettings::default());
+        let json = r#"{"type":"link_update","link":"l1","settings":{"c2t":{"loss":{"model":"random","pct":50}}}}"#;
+        let Command::LinkUpdate { settings, .. } = decode_request(json).unwrap().command else {
+            panic!("a link_update");
+        };
+        assert_eq!(settings.c2t.loss, crate::link::Loss::Random { pct: 50.0 });
     }
 
     #[test]
@@ -193,7 +248,7 @@ mod tests {
             (
                 r#"{"req":5,"type":"dance"}"#,
                 Some(5),
-                "bad command: unknown variant `dance`, expected one of `bind`, `close`, `send`",
+                "bad command: unknown variant `dance`, expected one of `bind`, `close`, `send`, `link_create`, `link_update`, `link_delete`",
             ),
             (
                 r#"{"req":6,"type":"bind","proto":"udp"}"#,

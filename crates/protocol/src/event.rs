@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use serde::{Deserialize, Serialize};
 
 use crate::command::Proto;
+use crate::link::{DropReason, LinkCounters, LinkDir, LinkFate, LinkId, LinkSettings};
 
 /// A session's event id: strictly increasing, never reused.
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -58,6 +59,16 @@ pub enum Event {
     Closed(Closed),
     /// A datagram was sent or received.
     Datagram(Datagram),
+    /// A link was created.
+    LinkCreated(LinkCreated),
+    /// A link's settings changed.
+    LinkUpdated(LinkUpdated),
+    /// A link was deleted.
+    LinkDeleted(LinkDeleted),
+    /// A link's decision on one datagram.
+    LinkPacket(LinkPacket),
+    /// A link's counters (sent at most a few times a second, when they changed).
+    LinkStats(LinkStats),
     /// A command could not be carried out; the session stays usable.
     Error(ErrorEvent),
     /// Events this viewer never received because the session's log had already dropped
@@ -135,6 +146,120 @@ pub struct Datagram {
     /// The `req` of the `send` that caused an `out`; absent on `in`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub req: Option<i64>,
+}
+
+/// A link was created: the reply to `link_create`.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct LinkCreated {
+    /// The event's id in the session.
+    pub id: EventId,
+    /// The new link's id.
+    pub link: LinkId,
+    /// The address clients send to (the real port when 0 was asked for).
+    pub listen: SocketAddr,
+    /// The address the link sends from towards the target.
+    pub upstream: SocketAddr,
+    /// Where datagrams go.
+    pub target: SocketAddr,
+    /// Its settings.
+    pub settings: LinkSettings,
+    /// Nanoseconds since the session began.
+    pub t_ns: u64,
+    /// The `req` of the command.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub req: Option<i64>,
+}
+
+/// A link's settings changed: the reply to `link_update`.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct LinkUpdated {
+    /// The event's id in the session.
+    pub id: EventId,
+    /// The link.
+    pub link: LinkId,
+    /// The settings now in force.
+    pub settings: LinkSettings,
+    /// Nanoseconds since the session began.
+    pub t_ns: u64,
+    /// The `req` of the command.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub req: Option<i64>,
+}
+
+/// A link was deleted: the reply to `link_delete`.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct LinkDeleted {
+    /// The event's id in the session.
+    pub id: EventId,
+    /// The link.
+    pub link: LinkId,
+    /// Nanoseconds since the session began.
+    pub t_ns: u64,
+    /// The `req` of the command.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub req: Option<i64>,
+}
+
+/// A link's decision on one datagram, made when it arrived at the link.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct LinkPacket {
+    /// The event's id in the session.
+    pub id: EventId,
+    /// The link.
+    pub link: LinkId,
+    /// Which way it crosses.
+    pub dir: LinkDir,
+    /// Its number among this direction's arrivals (0, 1, 2, ...).
+    pub seq: u64,
+    /// Who sent it.
+    pub from: SocketAddr,
+    /// Where it goes (for `t2c`, the client; absent when there is none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<SocketAddr>,
+    /// Its payload length as it arrived.
+    pub len: usize,
+    /// Its payload as it arrived, standard base64.
+    pub payload_b64: String,
+    /// Forwarded or dropped.
+    pub fate: LinkFate,
+    /// Why it was dropped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<DropReason>,
+    /// Planned time in the link (queue + delay + jitter), nanoseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay_ns: Option<u64>,
+    /// Of that, time queued at the bottleneck, nanoseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue_ns: Option<u64>,
+    /// Sent twice.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub duplicated: bool,
+    /// The offset of the byte changed, if corrupted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub corrupted_at: Option<usize>,
+    /// The length it was cut to, if truncated to the MTU.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub truncated_to: Option<usize>,
+    /// Held back until this many later datagrams have overtaken it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held_for: Option<u32>,
+    /// Nanoseconds since the session began, at arrival.
+    pub t_ns: u64,
+}
+
+/// A link's counters.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct LinkStats {
+    /// The event's id in the session.
+    pub id: EventId,
+    /// The link.
+    pub link: LinkId,
+    /// Client → target.
+    pub c2t: LinkCounters,
+    /// Target → client.
+    pub t2c: LinkCounters,
+    /// Nanoseconds since the session began.
+    pub t_ns: u64,
 }
 
 /// Events a viewer missed for good: the ids `from..=to`, `count` of them.
@@ -236,6 +361,11 @@ impl Event {
             Event::Bound(e) => Some(e.id),
             Event::Closed(e) => Some(e.id),
             Event::Datagram(e) => Some(e.id),
+            Event::LinkCreated(e) => Some(e.id),
+            Event::LinkUpdated(e) => Some(e.id),
+            Event::LinkDeleted(e) => Some(e.id),
+            Event::LinkPacket(e) => Some(e.id),
+            Event::LinkStats(e) => Some(e.id),
             Event::Hello(_) | Event::Error(_) | Event::Gap(_) | Event::Batch { .. } => None,
         }
     }
@@ -310,6 +440,37 @@ mod tests {
                     message: "UDP payload is 70000 bytes; the IPv4 limit is 65507".into(),
                 }),
                 r#"{"type":"error","req":3,"code":"payload_too_large","message":"UDP payload is 70000 bytes; the IPv4 limit is 65507"}"#,
+            ),
+            (
+                Event::LinkPacket(LinkPacket {
+                    id: EventId(30),
+                    link: LinkId::new("l1"),
+                    dir: LinkDir::C2t,
+                    seq: 4,
+                    from: "127.0.0.1:40000".parse().unwrap(),
+                    to: Some("127.0.0.1:5000".parse().unwrap()),
+                    len: 2,
+                    payload_b64: "aGk=".into(),
+                    fate: LinkFate::Dropped,
+                    reason: Some(DropReason::BurstLoss),
+                    delay_ns: None,
+                    queue_ns: None,
+                    duplicated: false,
+                    corrupted_at: None,
+                    truncated_to: None,
+                    held_for: None,
+                    t_ns: 99,
+                }),
+                r#"{"type":"link_packet","id":30,"link":"l1","dir":"c2t","seq":4,"from":"127.0.0.1:40000","to":"127.0.0.1:5000","len":2,"payload_b64":"aGk=","fate":"dropped","reason":"burst_loss","t_ns":99}"#,
+            ),
+            (
+                Event::LinkDeleted(LinkDeleted {
+                    id: EventId(31),
+                    link: LinkId::new("l1"),
+                    t_ns: 100,
+                    req: Some(9),
+                }),
+                r#"{"type":"link_deleted","id":31,"link":"l1","t_ns":100,"req":9}"#,
             ),
             (
                 Event::Gap(Gap {

@@ -220,6 +220,111 @@ impl LinkSettings {
     }
 }
 
+/// A link's id within its session, such as `"l1"`.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[serde(transparent)]
+pub struct LinkId(pub String);
+
+impl LinkId {
+    /// Wraps a link id.
+    pub fn new(id: impl Into<String>) -> Self {
+        LinkId(id.into())
+    }
+
+    /// The id's text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for LinkId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Which way a datagram crosses a link.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum LinkDir {
+    /// From a client (whoever sent to the listen address) to the target.
+    C2t,
+    /// From the target back to the client.
+    T2c,
+}
+
+/// Why a link dropped a datagram.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum DropReason {
+    /// Independent random loss (or Gilbert-Elliott loss in the good state).
+    RandomLoss,
+    /// Gilbert-Elliott loss in the bad state: part of a burst.
+    BurstLoss,
+    /// The bottleneck queue was full (tail drop).
+    QueueFull,
+    /// Larger than the MTU.
+    Mtu,
+    /// A reply from the target arrived before any client had sent anything, so there
+    /// is nobody to send it to.
+    NoClient,
+}
+
+impl DropReason {
+    /// The reason in plain words.
+    pub fn describe(self) -> &'static str {
+        match self {
+            DropReason::RandomLoss => "random loss",
+            DropReason::BurstLoss => "burst loss",
+            DropReason::QueueFull => "queue full",
+            DropReason::Mtu => "larger than the MTU",
+            DropReason::NoClient => "no client to reply to",
+        }
+    }
+}
+
+/// What a link decided for one datagram.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum LinkFate {
+    /// It was (or will be) sent on.
+    Forwarded,
+    /// It will never leave the link.
+    Dropped,
+}
+
+/// Running totals of one direction of a link.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[serde(default)]
+pub struct LinkCounters {
+    /// Datagrams that arrived.
+    pub arrived: u64,
+    /// Datagrams forwarded (once each, however many copies).
+    pub forwarded: u64,
+    /// Dropped by random loss.
+    pub dropped_random: u64,
+    /// Dropped by burst loss.
+    pub dropped_burst: u64,
+    /// Dropped because the queue was full.
+    pub dropped_queue: u64,
+    /// Dropped for exceeding the MTU.
+    pub dropped_mtu: u64,
+    /// Dropped because no client was known (target → client only).
+    pub dropped_no_client: u64,
+    /// Extra copies sent.
+    pub duplicated: u64,
+    /// Datagrams with one byte changed.
+    pub corrupted: u64,
+    /// Datagrams held back to be overtaken.
+    pub reordered: u64,
+    /// Datagrams cut to the MTU.
+    pub truncated: u64,
+    /// Datagrams at the bottleneck right now.
+    pub queue_depth: u64,
+    /// Datagrams held back right now.
+    pub held: u64,
+}
+
 /// A named set of impairments a person recognises.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Preset {
