@@ -9,6 +9,8 @@ use clap::Parser;
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7070";
 /// How many sockets one session may have open at once.
 pub const DEFAULT_MAX_SOCKETS_PER_SESSION: usize = 64;
+/// How many links one session may have at once.
+pub const DEFAULT_MAX_LINKS_PER_SESSION: usize = 16;
 /// How many events a session's log keeps before the oldest are dropped.
 pub const DEFAULT_LOG_MAX_EVENTS: usize = 200_000;
 /// How many payload bytes a session's log keeps before the oldest events are dropped.
@@ -35,6 +37,10 @@ pub struct Args {
     #[arg(long, default_value_t = DEFAULT_MAX_SOCKETS_PER_SESSION, value_name = "N")]
     pub max_sockets_per_session: usize,
 
+    /// How many links (impairing relays) one session may have at once.
+    #[arg(long, default_value_t = DEFAULT_MAX_LINKS_PER_SESSION, value_name = "N")]
+    pub max_links_per_session: usize,
+
     /// How many events each session's log keeps; older ones are dropped and a viewer
     /// that had not seen them is told with a `gap` event.
     #[arg(long, default_value_t = DEFAULT_LOG_MAX_EVENTS, value_name = "N")]
@@ -53,6 +59,8 @@ pub struct Config {
     pub web_dir: Option<PathBuf>,
     /// See [`Args::max_sockets_per_session`].
     pub max_sockets_per_session: usize,
+    /// See [`Args::max_links_per_session`].
+    pub max_links_per_session: usize,
     /// See [`Args::log_max_events`].
     pub log_max_events: usize,
     /// See [`Args::log_max_bytes`].
@@ -64,6 +72,7 @@ impl Default for Config {
         Config {
             web_dir: None,
             max_sockets_per_session: DEFAULT_MAX_SOCKETS_PER_SESSION,
+            max_links_per_session: DEFAULT_MAX_LINKS_PER_SESSION,
             log_max_events: DEFAULT_LOG_MAX_EVENTS,
             log_max_bytes: DEFAULT_LOG_MAX_BYTES,
         }
@@ -75,6 +84,7 @@ impl From<&Args> for Config {
         Config {
             web_dir: args.web_dir.clone(),
             max_sockets_per_session: args.max_sockets_per_session,
+            max_links_per_session: args.max_links_per_session,
             log_max_events: args.log_max_events,
             log_max_bytes: args.log_max_bytes,
         }

@@ -8,6 +8,8 @@
 //! - [`session`]: one browser session: decodes commands, owns the session's sockets,
 //!   and feeds its viewer from the event log.
 //! - [`udp`]: one task per UDP socket; the only code that touches the socket.
+//! - [`link`]: links, impairing UDP relays: one task per link owns its two sockets and
+//!   carries out the decisions of `socklab-impair`.
 //! - [`log`]: the session's event log: ids, timestamps, a bounded history, and a
 //!   wake-up for viewers.
 //! - [`policy`]: which addresses sockets may bind to and send to.
@@ -20,9 +22,11 @@
 pub mod config;
 pub mod error;
 pub mod http;
+pub mod link;
 pub mod log;
 pub mod policy;
 pub mod session;
+mod timer;
 pub mod udp;
 
 use std::future::Future;

@@ -10,7 +10,8 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
-use socklab_protocol::{Direction, EventId, Proto, SocketId};
+use socklab_protocol::link::{LinkCounters, LinkId, LinkSettings};
+use socklab_protocol::{Direction, EventId, LinkPacket, Proto, SocketId};
 use tokio::sync::watch;
 
 /// One logged event.
@@ -48,6 +49,49 @@ pub enum Record {
     },
     /// A datagram was sent or received.
     Datagram(DatagramRecord),
+    /// A link was created.
+    LinkCreated {
+        /// The link.
+        link: LinkId,
+        /// Its listen address.
+        listen: SocketAddr,
+        /// The address it sends to the target from.
+        upstream: SocketAddr,
+        /// Its target.
+        target: SocketAddr,
+        /// Its settings.
+        settings: LinkSettings,
+        /// The `req` of the command.
+        req: Option<i64>,
+    },
+    /// A link's settings changed.
+    LinkUpdated {
+        /// The link.
+        link: LinkId,
+        /// The new settings.
+        settings: LinkSettings,
+        /// The `req` of the command.
+        req: Option<i64>,
+    },
+    /// A link was deleted.
+    LinkDeleted {
+        /// The link.
+        link: LinkId,
+        /// The `req` of the command.
+        req: Option<i64>,
+    },
+    /// A link's decision on a datagram. The protocol type is kept whole (its `id` and
+    /// `t_ns` are filled in from the entry when it is sent).
+    LinkPacket(Box<LinkPacket>),
+    /// A link's counters.
+    LinkStats {
+        /// The link.
+        link: LinkId,
+        /// Client → target.
+        c2t: LinkCounters,
+        /// Target → client.
+        t2c: LinkCounters,
+    },
 }
 
 /// A datagram a session's socket sent or received.
@@ -72,7 +116,13 @@ impl Record {
     fn size(&self) -> usize {
         match self {
             Record::Datagram(d) => d.payload.len(),
-            Record::Bound { .. } | Record::Closed { .. } => 0,
+            Record::LinkPacket(p) => p.payload_b64.len(),
+            Record::Bound { .. }
+            | Record::Closed { .. }
+            | Record::LinkCreated { .. }
+            | Record::LinkUpdated { .. }
+            | Record::LinkDeleted { .. }
+            | Record::LinkStats { .. } => 0,
         }
     }
 }

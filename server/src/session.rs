@@ -9,10 +9,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use socklab_protocol::link::{LinkId, LinkSettings};
 use socklab_protocol::payload::encode_base64;
 use socklab_protocol::{
-    Bound, Closed, Command, Datagram, ErrorCode, ErrorEvent, Event, EventId, Gap, Hello, Proto,
-    Request, SocketId, decode_request, limits,
+    Bound, Closed, Command, Datagram, ErrorCode, ErrorEvent, Event, EventId, Gap, Hello,
+    LinkCreated, LinkDeleted, LinkStats, LinkUpdated, Proto, Request, SocketId, decode_request,
+    limits,
 };
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -20,8 +22,10 @@ use tracing::Instrument as _;
 
 use crate::config::Config;
 use crate::error::CommandError;
+use crate::link::LinkHandle;
 use crate::log::{EventLog, Record};
 use crate::policy::{AddressPolicy, parse_addr};
+use crate::timer::sleep_until;
 use crate::udp::{ReplyTo, SendRequest, UdpHandle};
 
 /// The most events one frame carries.
@@ -37,6 +41,8 @@ pub struct Session {
     log: Arc<EventLog>,
     sockets: BTreeMap<SocketId, UdpHandle>,
     next_socket: u64,
+    links: BTreeMap<LinkId, LinkHandle>,
+    next_link: u64,
     policy: AddressPolicy,
     config: Arc<Config>,
     /// Cancelled when the server shuts down; socket tasks hang off it.
@@ -51,6 +57,8 @@ impl Session {
             log: Arc::new(EventLog::new(config.log_max_events, config.log_max_bytes)),
             sockets: BTreeMap::new(),
             next_socket: 1,
+            links: BTreeMap::new(),
+            next_link: 1,
             policy: AddressPolicy::loopback_only(),
             config,
             cancel,
@@ -114,7 +122,84 @@ impl Session {
                     reply: reply.clone(),
                 })
             }
+            Command::LinkCreate {
+                listen,
+                target,
+                settings,
+            } => self.create_link(&listen, &target, settings, req),
+            Command::LinkUpdate { link, settings } => {
+                let handle = self.links.get(&link).ok_or_else(|| unknown_link(&link))?;
+                check_settings(&settings)?;
+                handle.update(settings);
+                self.log.append(
+                    Instant::now(),
+                    Record::LinkUpdated {
+                        link,
+                        settings,
+                        req,
+                    },
+                );
+                Ok(())
+            }
+            Command::LinkDelete { link } => {
+                let handle = self
+                    .links
+                    .remove(&link)
+                    .ok_or_else(|| unknown_link(&link))?;
+                handle.close().await;
+                tracing::info!(%link, "link deleted");
+                self.log
+                    .append(Instant::now(), Record::LinkDeleted { link, req });
+                Ok(())
+            }
         }
+    }
+
+    fn create_link(
+        &mut self,
+        listen: &str,
+        target: &str,
+        settings: LinkSettings,
+        req: Option<i64>,
+    ) -> Result<(), CommandError> {
+        let listen = parse_addr(listen)?;
+        let target = parse_addr(target)?;
+        self.policy.check_bind(listen)?;
+        self.policy.check_destination(target)?;
+        check_settings(&settings)?;
+        if self.links.len() >= self.config.max_links_per_session {
+            return Err(CommandError::new(
+                ErrorCode::LimitExceeded,
+                format!(
+                    "this session already has {} links, the most allowed (--max-links-per-session); delete one first",
+                    self.links.len()
+                ),
+            ));
+        }
+        let id = LinkId::new(format!("l{}", self.next_link));
+        let handle = LinkHandle::create(
+            id.clone(),
+            listen,
+            target,
+            settings,
+            self.log.clone(),
+            &self.cancel,
+        )?;
+        self.next_link += 1;
+        tracing::info!(link = %id, listen = %handle.listen, %target, "link created");
+        self.log.append(
+            Instant::now(),
+            Record::LinkCreated {
+                link: id.clone(),
+                listen: handle.listen,
+                upstream: handle.upstream,
+                target,
+                settings,
+                req,
+            },
+        );
+        self.links.insert(id, handle);
+        Ok(())
     }
 
     fn socket(&self, id: &SocketId) -> Result<&UdpHandle, CommandError> {
@@ -164,12 +249,26 @@ impl Session {
         Ok(())
     }
 
-    /// Closes every socket and waits until they are closed.
+    /// Closes every socket and link and waits until they are closed.
     pub async fn close_all(&mut self) {
+        for (_, handle) in std::mem::take(&mut self.links) {
+            handle.close().await;
+        }
         for (_, handle) in std::mem::take(&mut self.sockets) {
             handle.close().await;
         }
     }
+}
+
+fn check_settings(settings: &LinkSettings) -> Result<(), CommandError> {
+    settings.validate().map_err(CommandError::bad_request)
+}
+
+fn unknown_link(id: &LinkId) -> CommandError {
+    CommandError::new(
+        ErrorCode::UnknownLink,
+        format!("there is no link {id} in this session; it may have been deleted"),
+    )
 }
 
 fn unknown_socket(id: &SocketId) -> CommandError {
@@ -213,6 +312,53 @@ fn to_event(entry: &crate::log::Entry) -> Event {
             payload_b64: encode_base64(&d.payload),
             t_ns,
             req: d.req,
+        }),
+        Record::LinkCreated {
+            link,
+            listen,
+            upstream,
+            target,
+            settings,
+            req,
+        } => Event::LinkCreated(LinkCreated {
+            id,
+            link: link.clone(),
+            listen: *listen,
+            upstream: *upstream,
+            target: *target,
+            settings: *settings,
+            t_ns,
+            req: *req,
+        }),
+        Record::LinkUpdated {
+            link,
+            settings,
+            req,
+        } => Event::LinkUpdated(LinkUpdated {
+            id,
+            link: link.clone(),
+            settings: *settings,
+            t_ns,
+            req: *req,
+        }),
+        Record::LinkDeleted { link, req } => Event::LinkDeleted(LinkDeleted {
+            id,
+            link: link.clone(),
+            t_ns,
+            req: *req,
+        }),
+        Record::LinkPacket(packet) => {
+            let mut packet = (**packet).clone();
+            packet.id = id;
+            packet.t_ns = t_ns;
+            Event::LinkPacket(packet)
+        }
+        Record::LinkStats { link, c2t, t2c } => Event::LinkStats(LinkStats {
+            id,
+            link: link.clone(),
+            c2t: *c2t,
+            t2c: *t2c,
+            t_ns,
         }),
     }
 }
@@ -359,11 +505,4 @@ fn error_event(req: Option<i64>, e: CommandError) -> Event {
         code: e.code,
         message: e.message,
     })
-}
-
-async fn sleep_until(at: Option<tokio::time::Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
-    }
 }

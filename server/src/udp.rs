@@ -119,7 +119,7 @@ impl UdpHandle {
 }
 
 /// Opens the OS socket: nonblocking, a large receive buffer, IPv6 sockets IPv6 only.
-fn open(addr: SocketAddr) -> io::Result<UdpSocket> {
+pub(crate) fn open(addr: SocketAddr) -> io::Result<UdpSocket> {
     let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
     if addr.is_ipv6() {
         socket.set_only_v6(true)?;

@@ -105,11 +105,25 @@ impl Browser {
             .expect("the session is open until close")
     }
 
-    /// Ends the WebDriver session, then ChromeDriver.
-    pub async fn close(mut self) {
-        if let Some(client) = self.client.take() {
-            let _ = client.close().await;
+    /// Ends the WebDriver session, then ChromeDriver and Chromium.
+    pub async fn close(self) {
+        self.shutdown().await;
+    }
+
+    /// Like [`Browser::close`], for a browser that is borrowed: ends the WebDriver
+    /// session and kills ChromeDriver and Chromium. The browser is unusable afterwards.
+    pub async fn shutdown(&self) {
+        if let Some(client) = &self.client {
+            let _ = client.clone().close().await;
         }
+        self.kill();
+    }
+
+    fn kill(&self) {
+        // ChromeDriver leads its own process group, which Chromium joined: end them all.
+        let group = format!("-{}", self.driver.id());
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
+        let _ = std::fs::remove_dir_all(&self.profile);
     }
 
     /// Waits until the element matching `css` exists and its text satisfies `check`;
@@ -162,6 +176,16 @@ impl Browser {
         element.send_keys(text).await.expect("type into the field");
     }
 
+    /// Scrolls the first element matching `css` to the middle of its scroll area, so a
+    /// click reaches it rather than a sticky header.
+    pub async fn scroll_to(&self, css: &str) {
+        let script = "document.querySelector(arguments[0]).scrollIntoView({block: 'center'})";
+        self.client()
+            .execute(script, vec![serde_json::Value::String(css.into())])
+            .await
+            .unwrap_or_else(|e| panic!("scroll to {css}: {e}"));
+    }
+
     /// Clicks the element matching `css`.
     pub async fn click(&self, css: &str) {
         self.client()
@@ -184,11 +208,8 @@ impl Browser {
 
 impl Drop for Browser {
     fn drop(&mut self) {
-        // ChromeDriver leads its own process group, which Chromium joined: end them all.
-        let group = format!("-{}", self.driver.id());
-        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
+        self.kill();
         let _ = self.driver.kill();
         let _ = self.driver.wait();
-        let _ = std::fs::remove_dir_all(&self.profile);
     }
 }

@@ -18,9 +18,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use futures_util::{SinkExt as _, StreamExt as _};
+use socklab_protocol::link::LinkSettings;
 use socklab_protocol::{
-    Bound, Command, Datagram, ErrorCode, ErrorEvent, Event, Hello, Payload, Proto, Request,
-    SocketId,
+    Bound, Command, Datagram, ErrorCode, ErrorEvent, Event, Hello, LinkCreated, Payload, Proto,
+    Request, SocketId,
 };
 use socklab_server::Config;
 use tokio::net::{TcpListener, TcpStream};
@@ -226,7 +227,7 @@ impl Client {
 
     /// The reply to the command with this `req`: the first event that carries it.
     pub async fn reply(&mut self, req: i64) -> Event {
-        self.until(|e| req_of(e) == Some(req)).await.0
+        self.until(|e| e.req() == Some(req)).await.0
     }
 
     /// Binds a UDP socket and returns the `bound` event, failing the test on refusal.
@@ -269,6 +270,26 @@ impl Client {
         expect_error(self.reply(req).await, code)
     }
 
+    /// Creates a link and returns its `link_created` event, failing the test on refusal.
+    pub async fn link(
+        &mut self,
+        listen: &str,
+        target: SocketAddr,
+        settings: LinkSettings,
+    ) -> LinkCreated {
+        let req = self
+            .send(Command::LinkCreate {
+                listen: listen.into(),
+                target: target.to_string(),
+                settings,
+            })
+            .await;
+        match self.reply(req).await {
+            Event::LinkCreated(created) => created,
+            other => panic!("link_create should succeed, got {other:?}"),
+        }
+    }
+
     /// The next `in` datagram on `socket`.
     pub async fn received_on(&mut self, socket: &SocketId) -> Datagram {
         match self
@@ -290,17 +311,6 @@ pub fn expect_error(event: Event, code: ErrorCode) -> ErrorEvent {
             error
         }
         other => panic!("expected a {code} error, got {other:?}"),
-    }
-}
-
-/// The `req` an event carries, if any.
-pub fn req_of(event: &Event) -> Option<i64> {
-    match event {
-        Event::Bound(e) => e.req,
-        Event::Closed(e) => e.req,
-        Event::Datagram(e) => e.req,
-        Event::Error(e) => e.req,
-        Event::Hello(_) | Event::Gap(_) | Event::Batch { .. } => None,
     }
 }
 

@@ -7,50 +7,151 @@ use socklab_server::Config;
 use socklab_tests::browser::Browser;
 use socklab_tests::{TestServer, web_dir};
 
-#[tokio::test]
-async fn bind_send_and_see_both_rows_then_an_error() {
+/// Runs a scenario against a fresh server and browser; whatever happens in it, the
+/// browser and the server are closed.
+async fn with_browser<F, Fut>(scenario: F)
+where
+    F: FnOnce(String, &'static Browser) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
     let server = TestServer::with_config(Config {
         web_dir: Some(web_dir()),
         ..Config::default()
     })
     .await;
-    let browser = Browser::start().await;
-    // Whatever happens in the scenario, the browser and the server are closed.
-    let outcome = AssertUnwindSafe(scenario(&server.url(), &browser))
+    // Leaked for the scenario's sake: one small struct per test process.
+    let browser: &'static Browser = Box::leak(Box::new(Browser::start().await));
+    let outcome = AssertUnwindSafe(scenario(server.url(), browser))
         .catch_unwind()
         .await;
-    browser.close().await;
+    browser.shutdown().await;
     server.stop().await;
     if let Err(panic) = outcome {
         std::panic::resume_unwind(panic);
     }
 }
 
-async fn scenario(url: &str, browser: &Browser) {
+#[tokio::test]
+async fn bind_send_and_see_both_rows_then_an_error() {
+    with_browser(|url, browser| async move { walking_skeleton(&url, browser).await }).await;
+}
+
+#[tokio::test]
+async fn a_lossy_link_shows_why_datagrams_never_arrived() {
+    with_browser(|url, browser| async move { lossy_link(&url, browser).await }).await;
+}
+
+async fn bind_two(browser: &Browser) -> (String, String) {
+    browser.click("#bind-button").await;
+    browser.wait_count(".socket-row", 1).await;
+    browser.click("#bind-button").await;
+    let rows = browser.wait_count(".socket-row", 2).await;
+    let mut addrs = Vec::new();
+    for row in rows {
+        addrs.push(
+            row.find(fantoccini::Locator::Css("code.addr"))
+                .await
+                .expect("the socket's address")
+                .text()
+                .await
+                .unwrap(),
+        );
+    }
+    (addrs[0].clone(), addrs[1].clone())
+}
+
+async fn lossy_link(url: &str, browser: &Browser) {
+    browser.client().goto(url).await.expect("the page loads");
+    browser
+        .wait_text("#conn-status", |t| t == "connected")
+        .await;
+    let (_, second) = bind_two(browser).await;
+
+    // A link in front of s2, made lossy through its settings form.
+    browser.fill("#link-target", &second).await;
+    browser.click("#link-create").await;
+    let cards = browser.wait_count(".link-card", 1).await;
+    let listen = cards[0]
+        .find(fantoccini::Locator::Css("code.addr"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    browser.click(".link-card button.small").await;
+    browser
+        .click("#c2t-imp-loss-model option[value='random']")
+        .await;
+    browser.fill("#c2t-imp-loss", "50\u{e004}").await;
+    browser.click(".link-apply").await;
+    browser
+        .wait_text(".link-card p.hint", |t| {
+            t.contains("client→target: 50 % loss")
+        })
+        .await;
+
+    // A burst of 40 numbered datagrams to the link.
+    browser.fill("#send-to", &listen).await;
+    browser.fill("#send-payload", "n{n}").await;
+    browser.fill("#send-count", "40").await;
+    browser.click("#send-button").await;
+    browser
+        .wait_text(".counters tbody tr", |t| t.starts_with("c→t 40 "))
+        .await;
+    let dropped = browser
+        .client()
+        .find_all(fantoccini::Locator::Css(
+            "tr.packet-row[data-fate='dropped']",
+        ))
+        .await
+        .unwrap();
+    assert!(
+        !dropped.is_empty(),
+        "50 % loss over 40 datagrams drops some"
+    );
+    for row in &dropped {
+        let text = row.text().await.unwrap();
+        assert!(text.contains("dropped: random loss"), "{text}");
+    }
+    // Every datagram is accounted for: 40 outs, 40 link decisions, and an in for each
+    // forwarded one.
+    let outs = browser
+        .wait_count("tr.packet-row[data-dir='out']", 40)
+        .await
+        .len();
+    let decisions = browser
+        .wait_count("tr.packet-row[data-dir='link']", 40)
+        .await
+        .len();
+    let ins = browser
+        .wait_count("tr.packet-row[data-dir='in']", 40 - dropped.len())
+        .await
+        .len();
+    assert_eq!((outs, decisions, ins + dropped.len()), (40, 40, 40));
+
+    // The inspector names the link's decision.
+    browser.click("#follow").await;
+    browser
+        .scroll_to("tr.packet-row[data-fate='dropped']")
+        .await;
+    browser.click("tr.packet-row[data-fate='dropped']").await;
+    browser
+        .wait_text("#inspector .meta", |t| {
+            t.contains("decision: dropped: random loss")
+        })
+        .await;
+    let shot = browser.screenshot("e2e-lossy-link.png").await;
+    eprintln!("screenshot: {}", shot.display());
+}
+
+async fn walking_skeleton(url: &str, browser: &Browser) {
     browser.client().goto(url).await.expect("the page loads");
     browser
         .wait_text("#conn-status", |t| t == "connected")
         .await;
 
     // Bind two sockets through the form (port 0: any free port).
-    browser.click("#bind-button").await;
-    browser.wait_count(".socket-row", 1).await;
-    browser.click("#bind-button").await;
-    let rows = browser.wait_count(".socket-row", 2).await;
-    let first_addr = rows[0]
-        .find(fantoccini::Locator::Css("code.addr"))
-        .await
-        .expect("the socket's address")
-        .text()
-        .await
-        .unwrap();
-    let second_addr = rows[1]
-        .find(fantoccini::Locator::Css("code.addr"))
-        .await
-        .expect("the socket's address")
-        .text()
-        .await
-        .unwrap();
+    let (first_addr, second_addr) = bind_two(browser).await;
     assert!(second_addr.starts_with("127.0.0.1:"), "{second_addr}");
 
     // Send "hello" from s1 to s2: the out row and the in row appear.

@@ -269,6 +269,37 @@ async fn socket_limit_is_enforced() {
     server.stop().await;
 }
 
+#[tokio::test]
+async fn link_limit_is_enforced() {
+    let server = TestServer::with_config(Config {
+        max_links_per_session: 1,
+        ..Config::default()
+    })
+    .await;
+    let mut client = server.client().await;
+    let a = client.bind("127.0.0.1:0").await;
+    client
+        .link("127.0.0.1:0", a.local, Default::default())
+        .await;
+    let error = client
+        .refused(
+            Command::LinkCreate {
+                listen: "127.0.0.1:0".into(),
+                target: a.local.to_string(),
+                settings: Default::default(),
+            },
+            ErrorCode::LimitExceeded,
+        )
+        .await;
+    assert!(
+        error.message.contains("--max-links-per-session"),
+        "{}",
+        error.message
+    );
+    still_works(&mut client, &a).await;
+    server.stop().await;
+}
+
 /// Runs inside a user namespace, where this process is "root" without privileges over
 /// the machine's network: ports below 1024 are refused by the OS itself.
 #[tokio::test]

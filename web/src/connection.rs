@@ -90,7 +90,7 @@ pub async fn maintain(commands: Commands, dispatch: UseReducerDispatcher<State>)
                         match Event::from_json(&text) {
                             Ok(event) => {
                                 heard = true;
-                                dispatch.dispatch(Action::Received(event));
+                                dispatch.dispatch(Action::Received(Box::new(event)));
                             }
                             Err(e) => web_sys::console::warn_1(
                                 &format!("socklab: cannot read a server frame: {e}").into(),

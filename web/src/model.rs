@@ -9,8 +9,9 @@ use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::rc::Rc;
 
+use socklab_protocol::link::{DropReason, LinkCounters, LinkDir, LinkFate, LinkId, LinkSettings};
 use socklab_protocol::payload::decode_base64;
-use socklab_protocol::{Direction, ErrorCode, Event, SocketId};
+use socklab_protocol::{Direction, ErrorCode, Event, LinkPacket, SocketId};
 use yew::Reducible;
 
 /// How many packets the page keeps; older ones leave the list (the server still has them).
@@ -41,6 +42,10 @@ pub enum Origin {
     Send,
     /// A socket's row (its close button).
     Socket(SocketId),
+    /// The create-link form.
+    CreateLink,
+    /// A link's card (its settings and delete button).
+    Link(LinkId),
 }
 
 /// A bound socket.
@@ -52,23 +57,138 @@ pub struct SocketInfo {
     pub local: SocketAddr,
 }
 
-/// One datagram in the packet list.
+/// A link and its latest counters.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LinkInfo {
+    /// Its id.
+    pub id: LinkId,
+    /// Where clients send to.
+    pub listen: SocketAddr,
+    /// The address it sends to the target from.
+    pub upstream: SocketAddr,
+    /// Where it forwards to.
+    pub target: SocketAddr,
+    /// The settings in force.
+    pub settings: LinkSettings,
+    /// Client → target counters.
+    pub c2t: LinkCounters,
+    /// Target → client counters.
+    pub t2c: LinkCounters,
+}
+
+/// One row of the packet list: a datagram a lab socket sent or received, or a link's
+/// decision on a datagram crossing it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Packet {
     /// The event's id.
     pub id: u64,
     /// Nanoseconds since the session began.
     pub t_ns: u64,
-    /// The lab socket that sent or received it.
-    pub socket: SocketId,
-    /// Sent or received.
-    pub dir: Direction,
-    /// The socket's address.
-    pub local: SocketAddr,
-    /// The other end.
-    pub peer: SocketAddr,
-    /// The bytes.
+    /// The bytes (as they arrived, for a link decision).
     pub payload: Vec<u8>,
+    /// What happened.
+    pub what: What,
+}
+
+/// What a packet row shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum What {
+    /// A lab socket sent or received it.
+    Socket {
+        /// The socket.
+        socket: SocketId,
+        /// Sent or received.
+        dir: Direction,
+        /// The socket's address.
+        local: SocketAddr,
+        /// The other end.
+        peer: SocketAddr,
+    },
+    /// A link decided its fate.
+    Link(LinkDecision),
+}
+
+/// A link's decision, as shown in the list and the inspector.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkDecision {
+    /// The link.
+    pub link: LinkId,
+    /// Which way.
+    pub dir: LinkDir,
+    /// Its number in that direction.
+    pub seq: u64,
+    /// Sender.
+    pub from: SocketAddr,
+    /// Destination, if known.
+    pub to: Option<SocketAddr>,
+    /// Forwarded or dropped.
+    pub fate: LinkFate,
+    /// Why it was dropped.
+    pub reason: Option<DropReason>,
+    /// Planned time in the link, ns.
+    pub delay_ns: Option<u64>,
+    /// Of that, queued at the bottleneck, ns.
+    pub queue_ns: Option<u64>,
+    /// Sent twice.
+    pub duplicated: bool,
+    /// Corrupted byte offset.
+    pub corrupted_at: Option<usize>,
+    /// Truncated length.
+    pub truncated_to: Option<usize>,
+    /// Held back for this many overtakers.
+    pub held_for: Option<u32>,
+}
+
+impl LinkDecision {
+    fn from_event(p: LinkPacket) -> (Self, Vec<u8>) {
+        let payload = decode_base64(&p.payload_b64).unwrap_or_default();
+        (
+            LinkDecision {
+                link: p.link,
+                dir: p.dir,
+                seq: p.seq,
+                from: p.from,
+                to: p.to,
+                fate: p.fate,
+                reason: p.reason,
+                delay_ns: p.delay_ns,
+                queue_ns: p.queue_ns,
+                duplicated: p.duplicated,
+                corrupted_at: p.corrupted_at,
+                truncated_to: p.truncated_to,
+                held_for: p.held_for,
+            },
+            payload,
+        )
+    }
+
+    /// The decision in a few words: "dropped: random loss", "+20.1 ms, duplicated".
+    pub fn summary(&self) -> String {
+        if self.fate == LinkFate::Dropped {
+            let reason = self.reason.map(DropReason::describe).unwrap_or("dropped");
+            return format!("dropped: {reason}");
+        }
+        let mut parts = vec![format!(
+            "+{:.1} ms",
+            self.delay_ns.unwrap_or(0) as f64 / 1e6
+        )];
+        if let Some(q) = self.queue_ns {
+            parts.push(format!("{:.1} ms queued", q as f64 / 1e6));
+        }
+        if let Some(n) = self.held_for {
+            parts.push(format!("held back for {n}"));
+        }
+        if self.duplicated {
+            parts.push("duplicated".into());
+        }
+        if let Some(at) = self.corrupted_at {
+            parts.push(format!("byte {at} corrupted"));
+        }
+        if let Some(len) = self.truncated_to {
+            parts.push(format!("truncated to {len}"));
+        }
+        parts.join(", ")
+    }
 }
 
 /// The bounded packet list.
@@ -127,6 +247,8 @@ pub struct State {
     pub server: Option<String>,
     /// Bound sockets, in the order they were bound.
     pub sockets: Rc<Vec<SocketInfo>>,
+    /// Links, in the order they were created.
+    pub links: Rc<Vec<LinkInfo>>,
     /// Every datagram (bounded), shared and mutated in place.
     pub packets: Rc<RefCell<PacketStore>>,
     /// Bumped whenever `packets` changes, so views know to redraw.
@@ -149,6 +271,7 @@ impl PartialEq for State {
             && self.session == other.session
             && self.server == other.server
             && Rc::ptr_eq(&self.sockets, &other.sockets)
+            && Rc::ptr_eq(&self.links, &other.links)
             && Rc::ptr_eq(&self.packets, &other.packets)
             && self.packets_version == other.packets_version
             && self.selected == other.selected
@@ -165,6 +288,7 @@ impl Default for State {
             session: None,
             server: None,
             sockets: Rc::default(),
+            links: Rc::default(),
             packets: Rc::default(),
             packets_version: 0,
             selected: None,
@@ -180,8 +304,8 @@ impl Default for State {
 pub enum Action {
     /// An attempt to connect failed or the connection dropped.
     Disconnected,
-    /// A frame from the server (possibly a batch).
-    Received(Event),
+    /// A frame from the server (possibly a batch), boxed: events are large.
+    Received(Box<Event>),
     /// A command was sent with this `req` from this part of the page.
     Sent {
         /// The command's `req`.
@@ -262,8 +386,9 @@ impl State {
                 if !resumed && self.session.is_some() {
                     // A new session: the old one's sockets were closed with it.
                     self.sockets = Rc::default();
+                    self.links = Rc::default();
                     self.notice(
-                        "reconnected with a new session; the previous session's sockets were closed"
+                        "reconnected with a new session; the previous session's sockets and links were closed"
                             .into(),
                     );
                 }
@@ -291,13 +416,61 @@ impl State {
                 self.packets.borrow_mut().push(Packet {
                     id: d.id.0,
                     t_ns: d.t_ns,
-                    socket: d.socket,
-                    dir: d.dir,
-                    local: d.local,
-                    peer: d.peer,
                     payload,
+                    what: What::Socket {
+                        socket: d.socket,
+                        dir: d.dir,
+                        local: d.local,
+                        peer: d.peer,
+                    },
                 });
                 self.packets_version += 1;
+            }
+            Event::LinkPacket(p) => {
+                let (id, t_ns) = (p.id.0, p.t_ns);
+                let (decision, payload) = LinkDecision::from_event(p);
+                self.packets.borrow_mut().push(Packet {
+                    id,
+                    t_ns,
+                    payload,
+                    what: What::Link(decision),
+                });
+                self.packets_version += 1;
+            }
+            Event::LinkCreated(created) => {
+                self.settle(created.req);
+                Rc::make_mut(&mut self.links).push(LinkInfo {
+                    id: created.link,
+                    listen: created.listen,
+                    upstream: created.upstream,
+                    target: created.target,
+                    settings: created.settings,
+                    c2t: LinkCounters::default(),
+                    t2c: LinkCounters::default(),
+                });
+            }
+            Event::LinkUpdated(updated) => {
+                self.settle(updated.req);
+                if let Some(link) = Rc::make_mut(&mut self.links)
+                    .iter_mut()
+                    .find(|l| l.id == updated.link)
+                {
+                    link.settings = updated.settings;
+                }
+            }
+            Event::LinkDeleted(deleted) => {
+                self.settle(deleted.req);
+                Rc::make_mut(&mut self.errors).remove(&Origin::Link(deleted.link.clone()));
+                Rc::make_mut(&mut self.links).retain(|l| l.id != deleted.link);
+            }
+            Event::LinkStats(stats) => {
+                if let Some(link) = Rc::make_mut(&mut self.links)
+                    .iter_mut()
+                    .find(|l| l.id == stats.link)
+                {
+                    link.c2t = stats.c2t;
+                    link.t2c = stats.t2c;
+                }
             }
             Event::Error(error) => {
                 let origin = error
@@ -390,12 +563,12 @@ mod tests {
     fn connection_states() {
         let mut state = State::default();
         assert_eq!(state.connection, Connection::Connecting);
-        state.apply(Action::Received(hello("a")));
+        state.apply(Action::Received(Box::new(hello("a"))));
         assert_eq!(state.connection, Connection::Connected);
         state.apply(Action::Disconnected);
         state.apply(Action::Disconnected);
         assert_eq!(state.connection, Connection::Reconnecting { attempts: 1 });
-        state.apply(Action::Received(hello("a")));
+        state.apply(Action::Received(Box::new(hello("a"))));
         assert_eq!(state.connection, Connection::Connected);
         assert!(state.notices.is_empty());
     }
@@ -403,10 +576,10 @@ mod tests {
     #[test]
     fn a_new_session_forgets_old_sockets() {
         let mut state = State::default();
-        state.apply(Action::Received(hello("a")));
-        state.apply(Action::Received(bound(1, "s1", 4000, None)));
+        state.apply(Action::Received(Box::new(hello("a"))));
+        state.apply(Action::Received(Box::new(bound(1, "s1", 4000, None))));
         state.apply(Action::Disconnected);
-        state.apply(Action::Received(hello("b")));
+        state.apply(Action::Received(Box::new(hello("b"))));
         assert!(state.sockets.is_empty());
         assert_eq!(state.notices.len(), 1);
     }
@@ -414,17 +587,17 @@ mod tests {
     #[test]
     fn sockets_come_and_go() {
         let mut state = State::default();
-        state.apply(Action::Received(Event::Batch {
+        state.apply(Action::Received(Box::new(Event::Batch {
             events: vec![bound(1, "s1", 4000, None), bound(2, "s2", 4001, None)],
-        }));
+        })));
         let ids: Vec<&str> = state.sockets.iter().map(|s| s.id.as_str()).collect();
         assert_eq!(ids, ["s1", "s2"]);
-        state.apply(Action::Received(Event::Closed(Closed {
+        state.apply(Action::Received(Box::new(Event::Closed(Closed {
             id: EventId(3),
             socket: SocketId::new("s1"),
             t_ns: 0,
             req: None,
-        })));
+        }))));
         let ids: Vec<&str> = state.sockets.iter().map(|s| s.id.as_str()).collect();
         assert_eq!(ids, ["s2"]);
     }
@@ -436,11 +609,11 @@ mod tests {
             req: 7,
             origin: Origin::Bind,
         });
-        state.apply(Action::Received(Event::Error(ErrorEvent {
+        state.apply(Action::Received(Box::new(Event::Error(ErrorEvent {
             req: Some(7),
             code: ErrorCode::AddressInUse,
             message: "127.0.0.1:5000 is already in use".into(),
-        })));
+        }))));
         assert_eq!(
             state.error(&Origin::Bind),
             Some("127.0.0.1:5000 is already in use (address_in_use)")
@@ -452,11 +625,11 @@ mod tests {
         });
         assert_eq!(state.error(&Origin::Bind), None);
         // An error nobody asked for becomes a notice.
-        state.apply(Action::Received(Event::Error(ErrorEvent {
+        state.apply(Action::Received(Box::new(Event::Error(ErrorEvent {
             req: None,
             code: ErrorCode::BadRequest,
             message: "bad".into(),
-        })));
+        }))));
         assert_eq!(*state.notices, vec!["bad (bad_request)".to_string()]);
     }
 
@@ -464,8 +637,16 @@ mod tests {
     fn packets_are_kept_in_order_and_bounded() {
         let mut state = State::default();
         let before = state.clone();
-        state.apply(Action::Received(datagram(5, Direction::Out, "hello")));
-        state.apply(Action::Received(datagram(6, Direction::In, "hello")));
+        state.apply(Action::Received(Box::new(datagram(
+            5,
+            Direction::Out,
+            "hello",
+        ))));
+        state.apply(Action::Received(Box::new(datagram(
+            6,
+            Direction::In,
+            "hello",
+        ))));
         assert_eq!(state.packets_version, 2);
         // Cloning the state shares the store instead of copying it.
         assert!(Rc::ptr_eq(&before.packets, &state.packets));
@@ -473,7 +654,10 @@ mod tests {
             let store = state.packets.borrow();
             let got: Vec<(u64, Direction, &[u8])> = store
                 .newest(10)
-                .map(|p| (p.id, p.dir, p.payload.as_slice()))
+                .map(|p| match &p.what {
+                    What::Socket { dir, .. } => (p.id, *dir, p.payload.as_slice()),
+                    What::Link(_) => panic!("only datagrams were received"),
+                })
                 .collect();
             assert_eq!(
                 got,
@@ -486,7 +670,7 @@ mod tests {
             assert_eq!(store.get(7).map(|p| p.id), None);
         }
         for id in 100..(100 + PACKETS_KEPT as u64) {
-            state.apply(Action::Received(datagram(id, Direction::In, "x")));
+            state.apply(Action::Received(Box::new(datagram(id, Direction::In, "x"))));
         }
         let store = state.packets.borrow();
         assert_eq!(store.len(), PACKETS_KEPT);
@@ -494,13 +678,100 @@ mod tests {
     }
 
     #[test]
+    fn links_and_their_decisions() {
+        use socklab_protocol::{LinkCreated, LinkStats};
+        let mut state = State::default();
+        state.apply(Action::Received(Box::new(Event::LinkCreated(
+            LinkCreated {
+                id: EventId(1),
+                link: LinkId::new("l1"),
+                listen: "127.0.0.1:7000".parse().unwrap(),
+                upstream: "127.0.0.1:7001".parse().unwrap(),
+                target: "127.0.0.1:9000".parse().unwrap(),
+                settings: LinkSettings::default(),
+                t_ns: 0,
+                req: None,
+            },
+        ))));
+        assert_eq!(state.links.len(), 1);
+        state.apply(Action::Received(Box::new(Event::LinkStats(LinkStats {
+            id: EventId(2),
+            link: LinkId::new("l1"),
+            c2t: LinkCounters {
+                arrived: 3,
+                dropped_random: 1,
+                ..LinkCounters::default()
+            },
+            t2c: LinkCounters::default(),
+            t_ns: 0,
+        }))));
+        assert_eq!(state.links[0].c2t.arrived, 3);
+        let packet = LinkPacket {
+            id: EventId(3),
+            link: LinkId::new("l1"),
+            dir: LinkDir::C2t,
+            seq: 0,
+            from: "127.0.0.1:1".parse().unwrap(),
+            to: Some("127.0.0.1:9000".parse().unwrap()),
+            len: 2,
+            payload_b64: "aGk=".into(),
+            fate: LinkFate::Dropped,
+            reason: Some(DropReason::RandomLoss),
+            delay_ns: None,
+            queue_ns: None,
+            duplicated: false,
+            corrupted_at: None,
+            truncated_to: None,
+            held_for: None,
+            t_ns: 5,
+        };
+        state.apply(Action::Received(Box::new(Event::LinkPacket(
+            packet.clone(),
+        ))));
+        state.apply(Action::Received(Box::new(Event::LinkPacket(LinkPacket {
+            id: EventId(4),
+            fate: LinkFate::Forwarded,
+            reason: None,
+            delay_ns: Some(20_100_000),
+            duplicated: true,
+            held_for: Some(2),
+            ..packet
+        }))));
+        let store = state.packets.borrow();
+        let summaries: Vec<String> = store
+            .newest(2)
+            .map(|p| match &p.what {
+                What::Link(d) => d.summary(),
+                What::Socket { .. } => panic!("link rows"),
+            })
+            .collect();
+        assert_eq!(
+            summaries,
+            [
+                "dropped: random loss",
+                "+20.1 ms, held back for 2, duplicated"
+            ]
+        );
+        drop(store);
+        state.apply(Action::Received(Box::new(Event::LinkDeleted(
+            socklab_protocol::LinkDeleted {
+                id: EventId(5),
+                link: LinkId::new("l1"),
+                t_ns: 0,
+                req: None,
+            },
+        ))));
+        assert!(state.links.is_empty());
+    }
+
+    #[test]
     fn gaps_are_announced() {
         let mut state = State::default();
-        state.apply(Action::Received(Event::Gap(Gap {
+        state.apply(Action::Received(Box::new(Event::Gap(Gap {
             from: EventId(3),
             to: EventId(9),
             count: 7,
-        })));
+        }))));
         assert!(state.notices[0].starts_with("7 events (ids 3 to 9)"));
     }
 }

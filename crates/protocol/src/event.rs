@@ -301,6 +301,8 @@ pub enum ErrorCode {
     PayloadTooLarge,
     /// No socket with that id in this session.
     UnknownSocket,
+    /// No link with that id in this session.
+    UnknownLink,
     /// The server's address policy refuses this address.
     Forbidden,
     /// A server limit (sockets per session, ...) would be exceeded.
@@ -322,6 +324,7 @@ impl ErrorCode {
             ErrorCode::PermissionDenied => "permission_denied",
             ErrorCode::PayloadTooLarge => "payload_too_large",
             ErrorCode::UnknownSocket => "unknown_socket",
+            ErrorCode::UnknownLink => "unknown_link",
             ErrorCode::Forbidden => "forbidden",
             ErrorCode::LimitExceeded => "limit_exceeded",
             ErrorCode::IoError => "io_error",
@@ -352,6 +355,24 @@ impl Event {
         match self {
             Event::Batch { events } => events,
             other => vec![other],
+        }
+    }
+
+    /// The `req` of the command that caused the event, if any.
+    pub fn req(&self) -> Option<i64> {
+        match self {
+            Event::Bound(e) => e.req,
+            Event::Closed(e) => e.req,
+            Event::Datagram(e) => e.req,
+            Event::LinkCreated(e) => e.req,
+            Event::LinkUpdated(e) => e.req,
+            Event::LinkDeleted(e) => e.req,
+            Event::Error(e) => e.req,
+            Event::Hello(_)
+            | Event::Gap(_)
+            | Event::LinkPacket(_)
+            | Event::LinkStats(_)
+            | Event::Batch { .. } => None,
         }
     }
 
@@ -502,6 +523,7 @@ mod tests {
             ErrorCode::PermissionDenied,
             ErrorCode::PayloadTooLarge,
             ErrorCode::UnknownSocket,
+            ErrorCode::UnknownLink,
             ErrorCode::Forbidden,
             ErrorCode::LimitExceeded,
             ErrorCode::IoError,

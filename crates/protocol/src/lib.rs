@@ -23,7 +23,8 @@ pub mod payload;
 
 pub use command::{Command, DecodeError, Proto, Request, decode_request};
 pub use event::{
-    Bound, Closed, Datagram, Direction, ErrorCode, ErrorEvent, Event, EventId, Gap, Hello, SocketId,
+    Bound, Closed, Datagram, Direction, ErrorCode, ErrorEvent, Event, EventId, Gap, Hello,
+    LinkCreated, LinkDeleted, LinkPacket, LinkStats, LinkUpdated, SocketId,
 };
 pub use payload::{Payload, PayloadError};
 

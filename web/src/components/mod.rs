@@ -1,6 +1,7 @@
 //! The page's views. Each panel reads the shared [`Ctx`] and sends commands through it.
 
 mod header;
+mod links;
 mod packets;
 mod send;
 mod sockets;
@@ -11,6 +12,7 @@ use crate::connection::{self, Commands};
 use crate::model::State;
 
 pub use header::Header;
+pub use links::LinksPanel;
 pub use packets::PacketsPanel;
 pub use send::SendPanel;
 pub use sockets::SocketsPanel;
@@ -53,6 +55,7 @@ pub fn App() -> Html {
                 <div class="column">
                     <SocketsPanel />
                     <SendPanel />
+                    <LinksPanel />
                 </div>
                 <PacketsPanel />
             </main>

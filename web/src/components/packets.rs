@@ -1,12 +1,13 @@
 //! The live packet list and the inspector for the selected packet.
 
 use socklab_protocol::Direction;
+use socklab_protocol::link::{LinkDir, LinkFate};
 use web_sys::HtmlElement;
 use yew::prelude::*;
 
 use super::use_ctx;
 use crate::hexdump::{hexdump, preview};
-use crate::model::{Action, Packet};
+use crate::model::{Action, LinkDecision, Packet, What};
 
 /// How many of the newest packets the list draws; the rest stay in the store.
 const ROWS_DRAWN: usize = 1_000;
@@ -68,21 +69,46 @@ pub fn PacketsPanel() -> Html {
         let onclick = Callback::from(move |_| {
             dispatch.dispatch(Action::Select(if selected == Some(id) { None } else { Some(id) }))
         });
-        let (dir_class, arrow, dir_label) = match p.dir {
-            Direction::Out => ("out", "↑", "out"),
-            Direction::In => ("in", "↓", "in"),
-        };
-        let class = classes!("packet-row", dir_class, (selected == Some(id)).then_some("selected"));
-        html! {
-            <tr {class} {onclick} key={id} data-id={id.to_string()} data-dir={dir_label}>
-                <td class="num">{ id }</td>
-                <td class="num">{ seconds(p.t_ns) }</td>
-                <td class="dir" title={if p.dir == Direction::Out { "sent by the socket" } else { "received by the socket" }}>{ format!("{arrow} {dir_label}") }</td>
-                <td>{ p.socket.to_string() }</td>
-                <td class="mono">{ p.peer.to_string() }</td>
-                <td class="num">{ p.payload.len() }</td>
-                <td class="mono preview">{ preview(&p.payload, PREVIEW_CHARS) }</td>
-            </tr>
+        let selected_class = (selected == Some(id)).then_some("selected");
+        let time = seconds(p.t_ns);
+        let preview = preview(&p.payload, PREVIEW_CHARS);
+        match &p.what {
+            What::Socket { socket, dir, peer, .. } => {
+                let (dir_class, label, title) = match dir {
+                    Direction::Out => ("out", "↑ out", "sent by the socket"),
+                    Direction::In => ("in", "↓ in", "received by the socket"),
+                };
+                html! {
+                    <tr class={classes!("packet-row", dir_class, selected_class)} {onclick} key={id}
+                        data-id={id.to_string()} data-dir={if *dir == Direction::Out { "out" } else { "in" }}>
+                        <td class="num">{ id }</td>
+                        <td class="num">{ time }</td>
+                        <td class="dir" {title}>{ label }</td>
+                        <td>{ socket.to_string() }</td>
+                        <td class="mono">{ peer.to_string() }</td>
+                        <td class="num">{ p.payload.len() }</td>
+                        <td class="mono preview">{ preview }</td>
+                        <td></td>
+                    </tr>
+                }
+            }
+            What::Link(d) => {
+                let dropped = d.fate == LinkFate::Dropped;
+                let (class, label) = if dropped { ("link dropped", "✕ drop") } else { ("link", "⇢ link") };
+                html! {
+                    <tr class={classes!("packet-row", class, selected_class)} {onclick} key={id}
+                        data-id={id.to_string()} data-dir="link" data-fate={if dropped { "dropped" } else { "forwarded" }}>
+                        <td class="num">{ id }</td>
+                        <td class="num">{ time }</td>
+                        <td class="dir" title="the link's decision on a datagram crossing it">{ label }</td>
+                        <td>{ format!("{} {}", d.link, dir_arrow(d.dir)) }</td>
+                        <td class="mono">{ route(d) }</td>
+                        <td class="num">{ p.payload.len() }</td>
+                        <td class="mono preview">{ preview }</td>
+                        <td class="note">{ d.summary() }</td>
+                    </tr>
+                }
+            }
         }
     });
     let inspected = selected.and_then(|id| store.get(id)).cloned();
@@ -92,7 +118,7 @@ pub fn PacketsPanel() -> Html {
         <section class="panel packets" aria-labelledby="packets-title">
             <div class="panel-head">
                 <h2 id="packets-title">{ "Packets" }</h2>
-                <span class="count">{ format!("{total} datagrams") }</span>
+                <span class="count">{ format!("{total} rows") }</span>
                 if total > ROWS_DRAWN || evicted > 0 {
                     <span class="hint">{ format!("showing the newest {}", total.min(ROWS_DRAWN)) }</span>
                 }
@@ -108,10 +134,11 @@ pub fn PacketsPanel() -> Html {
                             <th title="Event id: strictly increasing within the session">{ "#" }</th>
                             <th title="Seconds since the session began">{ "time (s)" }</th>
                             <th>{ "dir" }</th>
-                            <th>{ "socket" }</th>
+                            <th title="The lab socket, or the link and direction">{ "where" }</th>
                             <th title="The other end: destination of an out, source of an in">{ "peer" }</th>
                             <th title="Payload bytes">{ "len" }</th>
                             <th>{ "payload" }</th>
+                            <th title="What a link decided for the datagram">{ "link decision" }</th>
                         </tr>
                     </thead>
                     <tbody>{ for rows }</tbody>
@@ -136,19 +163,54 @@ fn Inspector(props: &InspectorProps) -> Html {
     let Some(p) = &props.packet else {
         return html! { <p class="hint inspector-empty">{ "Select a packet to see its whole payload as hex and ASCII." }</p> };
     };
-    let (from, to) = match p.dir {
-        Direction::Out => (p.local, p.peer),
-        Direction::In => (p.peer, p.local),
+    let meta = match &p.what {
+        What::Socket {
+            socket,
+            dir,
+            local,
+            peer,
+        } => {
+            let (verb, from, to) = match dir {
+                Direction::Out => ("sent", local, peer),
+                Direction::In => ("received", peer, local),
+            };
+            format!(
+                "#{} · {verb} · socket {socket} · {from} → {to} · {} bytes · t = {} s",
+                p.id,
+                p.payload.len(),
+                seconds(p.t_ns)
+            )
+        }
+        What::Link(d) => format!(
+            "#{} · link {} {} datagram {} · {} · {} bytes · t = {} s · decision: {}",
+            p.id,
+            d.link,
+            dir_arrow(d.dir),
+            d.seq,
+            route(d),
+            p.payload.len(),
+            seconds(p.t_ns),
+            d.summary()
+        ),
     };
     html! {
         <div id="inspector" class="inspector">
-            <p class="meta">
-                { format!("#{} · {} · socket {} · {} → {} · {} bytes · t = {} s",
-                    p.id,
-                    if p.dir == Direction::Out { "sent" } else { "received" },
-                    p.socket, from, to, p.payload.len(), seconds(p.t_ns)) }
-            </p>
+            <p class="meta">{ meta }</p>
             <pre id="hexdump" class="mono">{ if p.payload.is_empty() { "(empty datagram)".to_string() } else { hexdump(&p.payload) } }</pre>
         </div>
+    }
+}
+
+fn dir_arrow(dir: LinkDir) -> &'static str {
+    match dir {
+        LinkDir::C2t => "client→target",
+        LinkDir::T2c => "target→client",
+    }
+}
+
+fn route(d: &LinkDecision) -> String {
+    match d.to {
+        Some(to) => format!("{} → {to}", d.from),
+        None => format!("{} → (no client)", d.from),
     }
 }

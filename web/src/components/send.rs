@@ -60,6 +60,16 @@ fn check_payload(payload: &Payload, to: &str) -> Result<usize, String> {
     Ok(bytes.len())
 }
 
+/// The most datagrams one click sends.
+const MAX_BURST: u32 = 1000;
+
+fn parse_count(text: &str) -> Result<u32, String> {
+    match text.trim().parse::<u32>() {
+        Ok(n) if (1..=MAX_BURST).contains(&n) => Ok(n),
+        _ => Err(format!("count must be a number from 1 to {MAX_BURST}")),
+    }
+}
+
 /// The send form.
 #[component]
 pub fn SendPanel() -> Html {
@@ -68,6 +78,7 @@ pub fn SendPanel() -> Html {
     let to = use_state(String::new);
     let notation = use_state(|| Notation::Text);
     let typed = use_state(|| "hello".to_string());
+    let count = use_state(|| "1".to_string());
 
     let sockets = ctx.state.sockets.clone();
     // The chosen socket, or the first one when none is chosen (or it was closed).
@@ -98,27 +109,47 @@ pub fn SendPanel() -> Html {
             typed.set(e.target_unchecked_into::<HtmlTextAreaElement>().value())
         })
     };
+    let repeat = parse_count(&count);
+    let on_count = {
+        let count = count.clone();
+        Callback::from(move |e: InputEvent| {
+            count.set(e.target_unchecked_into::<HtmlInputElement>().value())
+        })
+    };
     let on_send = {
         let ctx = ctx.clone();
         let chosen = chosen.clone();
         let to = to.clone();
-        let payload = payload.clone();
+        let notation = *notation;
+        let typed = (*typed).clone();
         let ready = checked.is_ok();
+        let repeat = repeat.clone();
         Callback::from(move |e: SubmitEvent| {
             e.prevent_default();
-            let Some(socket) = &chosen else { return };
-            if !ready {
+            let (Some(socket), true, Ok(repeat)) = (&chosen, ready, repeat.clone()) else {
                 return;
+            };
+            let dispatch = ctx.state.dispatcher();
+            for n in 1..=repeat {
+                // In a text payload, {n} numbers the datagrams of a burst: 1, 2, 3...
+                let text = if notation == Notation::Text {
+                    typed.replace("{n}", &n.to_string())
+                } else {
+                    typed.clone()
+                };
+                let sent = ctx.commands.send(
+                    &dispatch,
+                    Origin::Send,
+                    Command::Send {
+                        socket: socket.id.clone(),
+                        to: to.trim().to_string(),
+                        payload: notation.wrap(text),
+                    },
+                );
+                if !sent {
+                    break;
+                }
             }
-            ctx.commands.send(
-                &ctx.state.dispatcher(),
-                Origin::Send,
-                Command::Send {
-                    socket: socket.id.clone(),
-                    to: to.trim().to_string(),
-                    payload: payload.clone(),
-                },
-            );
         })
     };
 
@@ -154,7 +185,7 @@ pub fn SendPanel() -> Html {
             html! { <span id="payload-error" class="form-error">{ problem.clone() }</span> }
         }
     };
-    let can_send = chosen.is_some() && checked.is_ok() && !to.trim().is_empty();
+    let can_send = chosen.is_some() && checked.is_ok() && repeat.is_ok() && !to.trim().is_empty();
 
     html! {
         <section class="panel" aria-labelledby="send-title">
@@ -188,9 +219,17 @@ pub fn SendPanel() -> Html {
                 <textarea id="send-payload" class="mono" rows="3" placeholder={notation.placeholder()}
                     value={(*typed).clone()} oninput={on_typed} />
                 <div class="row">
-                    <button id="send-button" type="submit" disabled={!can_send}>{ "send datagram" }</button>
+                    <button id="send-button" type="submit" disabled={!can_send}>
+                        { if repeat == Ok(1) { "send datagram".to_string() } else { format!("send {} datagrams", repeat.clone().unwrap_or(0)) } }
+                    </button>
+                    <label title={format!("Send a burst of up to {MAX_BURST}; {{n}} in a text payload becomes 1, 2, 3…")}>{ "count" }
+                        <input id="send-count" class="mono" size="5" value={(*count).clone()} oninput={on_count} />
+                    </label>
                     <span class="hint">{ "One send is one datagram. UDP does not promise it arrives." }</span>
                 </div>
+                if let Err(problem) = &repeat {
+                    <p class="form-error">{ problem.clone() }</p>
+                }
             </form>
             <FormError id="send-error" message={ctx.state.error(&Origin::Send).map(str::to_owned)} />
         </section>

@@ -1,0 +1,465 @@
+//! Links: impairing UDP relays owned by a session.
+//!
+//! A link listens on one address and forwards what it receives to a target, and the
+//! target's replies back to whoever last sent to the listen address (the client). Each
+//! direction has a [`Shaper`] from `socklab-impair` that decides every datagram's fate;
+//! the relay task carries the decisions out with its own timer queue and logs each
+//! decision, so a person can see why a datagram never arrived.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use socklab_impair::{Fate, Nanos, Shaper, Verdict};
+use socklab_protocol::link::{DropReason, LinkCounters, LinkDir, LinkFate, LinkId, LinkSettings};
+use socklab_protocol::payload::encode_base64;
+use socklab_protocol::{EventId, LinkPacket};
+use tokio::net::UdpSocket;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
+
+use crate::error::CommandError;
+use crate::log::{EventLog, Record};
+use crate::timer::sleep_until;
+use crate::udp;
+
+/// How often a link's counters are logged (when they changed).
+pub const STATS_INTERVAL: Duration = Duration::from_millis(250);
+/// The largest datagram a link can receive.
+const RECV_DATAGRAM_MAX: usize = 65_536;
+/// How many datagrams one wake-up drains per socket.
+const RECV_BATCH: usize = 64;
+/// IPv4 + UDP header bytes, counted against the MTU and the rate.
+const OVERHEAD_V4: usize = 28;
+/// IPv6 + UDP header bytes.
+const OVERHEAD_V6: usize = 48;
+/// Seeds of the two directions differ so they do not make the same decisions.
+const T2C_SEED_SALT: u64 = 0x7432_6321_5eed_5a17;
+
+/// The session's handle on a link's relay task.
+#[derive(Debug)]
+pub struct LinkHandle {
+    /// The link's id in its session.
+    pub id: LinkId,
+    /// Where clients send to.
+    pub listen: SocketAddr,
+    /// The address the link sends to the target from.
+    pub upstream: SocketAddr,
+    /// Where datagrams go.
+    pub target: SocketAddr,
+    settings: watch::Sender<LinkSettings>,
+    cancel: CancellationToken,
+    task: JoinHandle<()>,
+}
+
+impl LinkHandle {
+    /// Opens the link's two sockets and starts its relay. The caller has checked both
+    /// addresses against the policy and validated the settings.
+    pub fn create(
+        id: LinkId,
+        listen: SocketAddr,
+        target: SocketAddr,
+        settings: LinkSettings,
+        log: Arc<EventLog>,
+        parent: &CancellationToken,
+    ) -> Result<Self, CommandError> {
+        let listen_socket = udp::open(listen).map_err(|e| CommandError::from_bind(&e, listen))?;
+        let listen = listen_socket
+            .local_addr()
+            .map_err(|e| CommandError::from_bind(&e, listen))?;
+        let upstream_addr: SocketAddr = if target.is_ipv4() {
+            ([127, 0, 0, 1], 0).into()
+        } else {
+            (std::net::Ipv6Addr::LOCALHOST, 0).into()
+        };
+        let upstream_socket =
+            udp::open(upstream_addr).map_err(|e| CommandError::from_bind(&e, upstream_addr))?;
+        let upstream = upstream_socket
+            .local_addr()
+            .map_err(|e| CommandError::from_bind(&e, upstream_addr))?;
+        let (settings_tx, settings_rx) = watch::channel(settings);
+        let cancel = parent.child_token();
+        let overhead = if target.is_ipv4() {
+            OVERHEAD_V4
+        } else {
+            OVERHEAD_V6
+        };
+        let relay = Relay {
+            id: id.clone(),
+            listen: listen_socket,
+            upstream: upstream_socket,
+            target,
+            client: None,
+            log,
+            epoch: Instant::now(),
+            c2t: Shaper::new(settings.c2t, settings.seed),
+            t2c: Shaper::new(settings.t2c, settings.seed ^ T2C_SEED_SALT),
+            overhead,
+            timers: BinaryHeap::new(),
+            next_order: 0,
+            held: HashMap::new(),
+            no_client: 0,
+            reported: None,
+        };
+        let span = tracing::info_span!("link", link = %id, %listen, %target);
+        let task = tokio::spawn(relay.run(settings_rx, cancel.clone()).instrument(span));
+        Ok(LinkHandle {
+            id,
+            listen,
+            upstream,
+            target,
+            settings: settings_tx,
+            cancel,
+            task,
+        })
+    }
+
+    /// Applies new settings from the next datagram on; datagrams already in the link
+    /// keep their decisions. The seed is fixed when the link is created.
+    pub fn update(&self, settings: LinkSettings) {
+        self.settings.send_replace(settings);
+    }
+
+    /// Stops the relay and waits until its sockets are closed. Datagrams still in the
+    /// link are discarded with it.
+    pub async fn close(self) {
+        self.cancel.cancel();
+        if let Err(e) = self.task.await {
+            tracing::error!(link = %self.id, error = %e, "link task failed");
+        }
+    }
+}
+
+/// A datagram waiting in the link.
+#[derive(Debug)]
+struct Pending {
+    dir: LinkDir,
+    to: SocketAddr,
+    payload: Vec<u8>,
+}
+
+/// A scheduled departure; ordered by time, then by scheduling order.
+#[derive(Debug)]
+struct Departure {
+    at: Nanos,
+    order: u64,
+    pending: Pending,
+}
+
+impl PartialEq for Departure {
+    fn eq(&self, other: &Self) -> bool {
+        (self.at, self.order) == (other.at, other.order)
+    }
+}
+impl Eq for Departure {}
+impl PartialOrd for Departure {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Departure {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.at, self.order).cmp(&(other.at, other.order))
+    }
+}
+
+struct Relay {
+    id: LinkId,
+    listen: UdpSocket,
+    upstream: UdpSocket,
+    target: SocketAddr,
+    /// The last address that sent to the listen socket: replies go there.
+    client: Option<SocketAddr>,
+    log: Arc<EventLog>,
+    epoch: Instant,
+    c2t: Shaper,
+    t2c: Shaper,
+    overhead: usize,
+    timers: BinaryHeap<Reverse<Departure>>,
+    next_order: u64,
+    /// Held-back datagrams by direction and sequence number.
+    held: HashMap<(LinkDir, u64), Pending>,
+    /// Replies dropped because no client was known yet.
+    no_client: u64,
+    /// The counters last logged.
+    reported: Option<(LinkCounters, LinkCounters)>,
+}
+
+impl Relay {
+    async fn run(mut self, mut settings: watch::Receiver<LinkSettings>, cancel: CancellationToken) {
+        tracing::debug!("link open");
+        let mut buf = vec![0u8; RECV_DATAGRAM_MAX];
+        let mut stats = tokio::time::interval(STATS_INTERVAL);
+        stats.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let wake = self
+                .next_wake()
+                .map(|at| tokio::time::Instant::from_std(self.epoch + Duration::from_nanos(at)));
+            tokio::select! {
+                biased;
+                _ = cancel.cancelled() => break,
+                changed = settings.changed() => {
+                    if changed.is_err() {
+                        break;
+                    }
+                    let new = *settings.borrow_and_update();
+                    self.c2t.set_settings(new.c2t);
+                    self.t2c.set_settings(new.t2c);
+                }
+                _ = sleep_until(wake) => {}
+                ready = self.listen.readable() => {
+                    if ready.is_err() { break; }
+                    self.drain(LinkDir::C2t, &mut buf);
+                }
+                ready = self.upstream.readable() => {
+                    if ready.is_err() { break; }
+                    self.drain(LinkDir::T2c, &mut buf);
+                }
+                _ = stats.tick() => self.report(),
+            }
+            self.depart_due();
+        }
+        self.report();
+        tracing::debug!("link closed");
+    }
+
+    fn now(&self) -> Nanos {
+        self.epoch.elapsed().as_nanos() as Nanos
+    }
+
+    fn next_wake(&self) -> Option<Nanos> {
+        let timer = self.timers.peek().map(|Reverse(d)| d.at);
+        [timer, self.c2t.next_expiry(), self.t2c.next_expiry()]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// Receives what is ready on one side, decides each datagram's fate, and logs the
+    /// decisions together.
+    fn drain(&mut self, dir: LinkDir, buf: &mut [u8]) {
+        let mut records = Vec::new();
+        for _ in 0..RECV_BATCH {
+            let socket = match dir {
+                LinkDir::C2t => &self.listen,
+                LinkDir::T2c => &self.upstream,
+            };
+            let (len, from) = match socket.try_recv_from(buf) {
+                Ok(got) => got,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => {
+                    tracing::debug!(error = %e, "receive error");
+                    break;
+                }
+            };
+            let at = Instant::now();
+            let to = match dir {
+                LinkDir::C2t => {
+                    self.client = Some(from);
+                    Some(self.target)
+                }
+                LinkDir::T2c => {
+                    if from != self.target {
+                        tracing::debug!(%from, "ignored a datagram from someone other than the target");
+                        continue;
+                    }
+                    self.client
+                }
+            };
+            records.push((at, self.arrive(dir, &buf[..len], from, to, at)));
+        }
+        if !records.is_empty() {
+            self.log.append_all(records);
+        }
+    }
+
+    fn arrive(
+        &mut self,
+        dir: LinkDir,
+        payload: &[u8],
+        from: SocketAddr,
+        to: Option<SocketAddr>,
+        at: Instant,
+    ) -> Record {
+        let now = at.saturating_duration_since(self.epoch).as_nanos() as Nanos;
+        let mut packet = LinkPacket {
+            id: EventId(0),
+            link: self.id.clone(),
+            dir,
+            seq: 0,
+            from,
+            to,
+            len: payload.len(),
+            payload_b64: encode_base64(payload),
+            fate: LinkFate::Dropped,
+            reason: None,
+            delay_ns: None,
+            queue_ns: None,
+            duplicated: false,
+            corrupted_at: None,
+            truncated_to: None,
+            held_for: None,
+            t_ns: 0,
+        };
+        let Some(to) = to else {
+            self.no_client += 1;
+            packet.reason = Some(DropReason::NoClient);
+            return Record::LinkPacket(Box::new(packet));
+        };
+        let shaper = match dir {
+            LinkDir::C2t => &mut self.c2t,
+            LinkDir::T2c => &mut self.t2c,
+        };
+        let Verdict {
+            seq,
+            fate,
+            released,
+        } = shaper.arrive(now, payload.len(), self.overhead);
+        packet.seq = seq;
+        match fate {
+            Fate::Dropped(reason) => packet.reason = Some(wire_reason(reason)),
+            Fate::Forwarded(f) => {
+                packet.fate = LinkFate::Forwarded;
+                packet.delay_ns = Some(f.delay_ns);
+                packet.queue_ns = (f.queue_ns > 0).then_some(f.queue_ns);
+                packet.duplicated = f.duplicate.is_some();
+                packet.corrupted_at = f.corrupt.map(|c| c.offset);
+                packet.truncated_to = f.truncate_to;
+                packet.held_for = f.held_for;
+                let mut bytes = payload.to_vec();
+                if let Some(len) = f.truncate_to {
+                    bytes.truncate(len);
+                }
+                if let Some(c) = f.corrupt {
+                    bytes[c.offset] ^= c.mask;
+                }
+                if let Some(at) = f.duplicate {
+                    self.schedule(
+                        at,
+                        Pending {
+                            dir,
+                            to,
+                            payload: bytes.clone(),
+                        },
+                    );
+                }
+                let pending = Pending {
+                    dir,
+                    to,
+                    payload: bytes,
+                };
+                match f.departure {
+                    Some(at) => self.schedule(at, pending),
+                    None => {
+                        self.held.insert((dir, seq), pending);
+                    }
+                }
+            }
+        }
+        self.release(dir, released);
+        Record::LinkPacket(Box::new(packet))
+    }
+
+    fn schedule(&mut self, at: Nanos, pending: Pending) {
+        let order = self.next_order;
+        self.next_order += 1;
+        self.timers.push(Reverse(Departure { at, order, pending }));
+    }
+
+    fn release(&mut self, dir: LinkDir, released: Vec<socklab_impair::Release>) {
+        for r in released {
+            if let Some(pending) = self.held.remove(&(dir, r.seq)) {
+                self.schedule(r.departure, pending);
+            }
+        }
+    }
+
+    /// Sends every datagram whose time has come, releasing expired holds first.
+    fn depart_due(&mut self) {
+        let now = self.now();
+        let expired = self.c2t.expire(now);
+        self.release(LinkDir::C2t, expired);
+        let expired = self.t2c.expire(now);
+        self.release(LinkDir::T2c, expired);
+        while self.timers.peek().is_some_and(|Reverse(d)| d.at <= now) {
+            let Some(Reverse(departure)) = self.timers.pop() else {
+                break;
+            };
+            let Pending { dir, to, payload } = departure.pending;
+            let socket = match dir {
+                LinkDir::C2t => &self.upstream,
+                LinkDir::T2c => &self.listen,
+            };
+            if let Err(e) = socket.try_send_to(&payload, to) {
+                // A full send buffer on loopback means the receiver is not reading; the
+                // datagram is lost as it would be on a real network.
+                tracing::debug!(error = %e, %to, "link could not send");
+            }
+        }
+    }
+
+    fn counters(&mut self) -> (LinkCounters, LinkCounters) {
+        let now = self.now();
+        let held = |dir: LinkDir, held: &HashMap<(LinkDir, u64), Pending>| {
+            held.keys().filter(|(d, _)| *d == dir).count() as u64
+        };
+        let c2t = wire_counters(&mut self.c2t, now, 0, held(LinkDir::C2t, &self.held));
+        let t2c = wire_counters(
+            &mut self.t2c,
+            now,
+            self.no_client,
+            held(LinkDir::T2c, &self.held),
+        );
+        (c2t, t2c)
+    }
+
+    /// Logs the counters if they changed since the last report.
+    fn report(&mut self) {
+        let counters = self.counters();
+        if self.reported == Some(counters) {
+            return;
+        }
+        self.reported = Some(counters);
+        self.log.append(
+            Instant::now(),
+            Record::LinkStats {
+                link: self.id.clone(),
+                c2t: counters.0,
+                t2c: counters.1,
+            },
+        );
+    }
+}
+
+fn wire_reason(reason: socklab_impair::DropReason) -> DropReason {
+    match reason {
+        socklab_impair::DropReason::RandomLoss => DropReason::RandomLoss,
+        socklab_impair::DropReason::BurstLoss => DropReason::BurstLoss,
+        socklab_impair::DropReason::QueueFull => DropReason::QueueFull,
+        socklab_impair::DropReason::Mtu => DropReason::Mtu,
+    }
+}
+
+fn wire_counters(shaper: &mut Shaper, now: Nanos, no_client: u64, held: u64) -> LinkCounters {
+    let c = shaper.counters();
+    LinkCounters {
+        arrived: c.arrived + no_client,
+        forwarded: c.forwarded,
+        dropped_random: c.dropped_random,
+        dropped_burst: c.dropped_burst,
+        dropped_queue: c.dropped_queue,
+        dropped_mtu: c.dropped_mtu,
+        dropped_no_client: no_client,
+        duplicated: c.duplicated,
+        corrupted: c.corrupted,
+        reordered: c.reordered,
+        truncated: c.truncated,
+        queue_depth: shaper.queue_depth(now) as u64,
+        held,
+    }
+}

@@ -1,0 +1,406 @@
+//! Real datagrams through a real link: every datagram either arrives or has a drop
+//! event with a reason; nothing is invented or silently lost.
+
+use std::collections::HashMap;
+
+use socklab_protocol::link::{
+    DropReason, Impairments, LinkDir, LinkFate, LinkSettings, Loss, MtuAction,
+};
+use socklab_protocol::payload::decode_base64;
+use socklab_protocol::{Command, Direction, ErrorCode, Event, LinkPacket};
+use socklab_tests::python::PythonEcho;
+use socklab_tests::{Client, TestServer, text};
+
+/// Reads events until `wanted` returns true, gathering link decisions and the datagrams
+/// received by lab sockets.
+#[derive(Default)]
+struct Seen {
+    decisions: Vec<LinkPacket>,
+    received: Vec<(String, Vec<u8>)>,
+}
+
+impl Seen {
+    async fn until(&mut self, client: &mut Client, wanted: impl Fn(&Seen) -> bool) {
+        while !wanted(self) {
+            match client.next().await {
+                Event::LinkPacket(p) => self.decisions.push(p),
+                Event::Datagram(d) if d.dir == Direction::In => self
+                    .received
+                    .push((d.socket.to_string(), decode_base64(&d.payload_b64).unwrap())),
+                _ => {}
+            }
+        }
+    }
+
+    /// How many datagrams the decisions so far will deliver (copies included).
+    fn deliverable(&self) -> usize {
+        self.decisions
+            .iter()
+            .filter(|p| p.fate == LinkFate::Forwarded)
+            .map(|p| 1 + p.duplicated as usize)
+            .sum()
+    }
+}
+
+#[tokio::test]
+async fn numbered_datagrams_through_a_lossy_link_are_all_accounted_for() {
+    const N: usize = 300;
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let a = client.bind("127.0.0.1:0").await;
+    let b = client.bind("127.0.0.1:0").await;
+    let settings = LinkSettings {
+        c2t: Impairments {
+            loss: Loss::Random { pct: 30.0 },
+            delay_ms: 5.0,
+            jitter_ms: 3.0,
+            jitter_may_reorder: true,
+            reorder_pct: 10.0,
+            reorder_gap: 2,
+            duplicate_pct: 5.0,
+            ..Impairments::default()
+        },
+        seed: 1,
+        ..LinkSettings::default()
+    };
+    let link = client.link("127.0.0.1:0", b.local, settings).await;
+    assert_eq!(link.target, b.local);
+    assert_ne!(link.listen.port(), 0);
+
+    for i in 0..N {
+        client
+            .send(Command::Send {
+                socket: a.socket.clone(),
+                to: link.listen.to_string(),
+                payload: text(&format!("n:{i}")),
+            })
+            .await;
+    }
+    let mut seen = Seen::default();
+    seen.until(&mut client, |s| {
+        s.decisions.len() == N && s.received.len() == s.deliverable()
+    })
+    .await;
+
+    // Every datagram has exactly one decision, in arrival order, with a reason if dropped.
+    let mut decided: HashMap<Vec<u8>, &LinkPacket> = HashMap::new();
+    for (seq, p) in seen.decisions.iter().enumerate() {
+        assert_eq!(
+            (p.link.as_str(), p.dir, p.seq),
+            (link.link.as_str(), LinkDir::C2t, seq as u64)
+        );
+        assert_eq!((p.from, p.to), (a.local, Some(b.local)));
+        match p.fate {
+            LinkFate::Dropped => assert_eq!(p.reason, Some(DropReason::RandomLoss)),
+            LinkFate::Forwarded => assert!(p.reason.is_none() && p.delay_ns.is_some()),
+        }
+        assert!(
+            decided
+                .insert(decode_base64(&p.payload_b64).unwrap(), p)
+                .is_none()
+        );
+    }
+    assert_eq!(decided.len(), N);
+    // What the receiver got is exactly what the decisions say: nothing invented, nothing lost.
+    let mut arrivals: HashMap<Vec<u8>, usize> = HashMap::new();
+    for (socket, bytes) in &seen.received {
+        assert_eq!(socket, b.socket.as_str());
+        *arrivals.entry(bytes.clone()).or_default() += 1;
+    }
+    for (bytes, p) in &decided {
+        let expected = match p.fate {
+            LinkFate::Dropped => 0,
+            LinkFate::Forwarded => 1 + p.duplicated as usize,
+        };
+        assert_eq!(
+            arrivals.get(bytes).copied().unwrap_or(0),
+            expected,
+            "{}",
+            String::from_utf8_lossy(bytes)
+        );
+    }
+    let dropped = seen
+        .decisions
+        .iter()
+        .filter(|p| p.fate == LinkFate::Dropped)
+        .count();
+    let held = seen
+        .decisions
+        .iter()
+        .filter(|p| p.held_for.is_some())
+        .count();
+    let duplicated = seen.decisions.iter().filter(|p| p.duplicated).count();
+    assert!(
+        (40..140).contains(&dropped),
+        "about 30 % of {N} dropped: {dropped}"
+    );
+    assert!(
+        held > 0 && duplicated > 0,
+        "held {held}, duplicated {duplicated}"
+    );
+
+    // Nothing else trickles in: with the link made perfect, a last datagram arrives and
+    // is the only new one.
+    let req = client
+        .send(Command::LinkUpdate {
+            link: link.link.clone(),
+            settings: LinkSettings::default(),
+        })
+        .await;
+    assert!(matches!(client.reply(req).await, Event::LinkUpdated(_)));
+    let before = seen.received.len();
+    client
+        .send(Command::Send {
+            socket: a.socket.clone(),
+            to: link.listen.to_string(),
+            payload: text("end"),
+        })
+        .await;
+    seen.until(&mut client, |s| {
+        s.received.last().is_some_and(|(_, b)| b == b"end")
+    })
+    .await;
+    assert_eq!(seen.received.len(), before + 1);
+
+    // The counters agree with the decisions.
+    let (stats, _) = client
+        .until(|e| matches!(e, Event::LinkStats(s) if s.c2t.arrived == N as u64 + 1))
+        .await;
+    let Event::LinkStats(stats) = stats else {
+        unreachable!()
+    };
+    assert_eq!(stats.c2t.dropped_random, dropped as u64);
+    assert_eq!(stats.c2t.forwarded, (N - dropped + 1) as u64);
+    assert_eq!(stats.c2t.reordered, held as u64);
+    assert_eq!(stats.c2t.duplicated, duplicated as u64);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn the_same_seed_makes_the_same_decisions() {
+    let settings = LinkSettings {
+        c2t: Impairments {
+            loss: Loss::Random { pct: 50.0 },
+            ..Impairments::default()
+        },
+        seed: 99,
+        ..LinkSettings::default()
+    };
+    let mut runs = Vec::new();
+    for _ in 0..2 {
+        let server = TestServer::start().await;
+        let mut client = server.client().await;
+        let a = client.bind("127.0.0.1:0").await;
+        let b = client.bind("127.0.0.1:0").await;
+        let link = client.link("127.0.0.1:0", b.local, settings).await;
+        for i in 0..50 {
+            client
+                .send(Command::Send {
+                    socket: a.socket.clone(),
+                    to: link.listen.to_string(),
+                    payload: text(&i.to_string()),
+                })
+                .await;
+        }
+        let mut seen = Seen::default();
+        seen.until(&mut client, |s| s.decisions.len() == 50).await;
+        runs.push(seen.decisions.iter().map(|p| p.fate).collect::<Vec<_>>());
+        server.stop().await;
+    }
+    assert_eq!(runs[0], runs[1]);
+}
+
+#[tokio::test]
+async fn a_python_echo_server_behind_a_link_sees_delay_both_ways() {
+    let echo = PythonEcho::start("127.0.0.1");
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let a = client.bind("127.0.0.1:0").await;
+    let delayed = Impairments {
+        delay_ms: 20.0,
+        ..Impairments::default()
+    };
+    let link = client
+        .link(
+            "127.0.0.1:0",
+            echo.addr,
+            LinkSettings {
+                c2t: delayed,
+                t2c: delayed,
+                seed: 0,
+            },
+        )
+        .await;
+    for message in ["one", "two", "three"] {
+        let out = client
+            .send_datagram(&a.socket, link.listen, text(message))
+            .await;
+        let echoed = client.received_on(&a.socket).await;
+        assert_eq!(
+            echoed.peer, link.listen,
+            "the reply comes back through the link"
+        );
+        assert_eq!(
+            decode_base64(&echoed.payload_b64).unwrap(),
+            message.as_bytes()
+        );
+        let rtt_ms = (echoed.t_ns - out.t_ns) as f64 / 1e6;
+        assert!(rtt_ms >= 40.0, "20 ms each way: RTT {rtt_ms} ms");
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn corruption_and_truncation_change_what_arrives() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let a = client.bind("127.0.0.1:0").await;
+    let b = client.bind("127.0.0.1:0").await;
+    let settings = LinkSettings {
+        c2t: Impairments {
+            corrupt_pct: 100.0,
+            mtu: 100,
+            mtu_action: MtuAction::Truncate,
+            ..Impairments::default()
+        },
+        ..LinkSettings::default()
+    };
+    let link = client.link("127.0.0.1:0", b.local, settings).await;
+    let sent = "x".repeat(200);
+    client
+        .send_datagram(&a.socket, link.listen, text(&sent))
+        .await;
+    let mut seen = Seen::default();
+    seen.until(&mut client, |s| {
+        !s.received.is_empty() && !s.decisions.is_empty()
+    })
+    .await;
+    let decision = &seen.decisions[0];
+    assert_eq!(
+        decision.truncated_to,
+        Some(72),
+        "MTU 100 minus 28 bytes of headers"
+    );
+    let at = decision.corrupted_at.expect("corrupted");
+    let got = &seen.received[0].1;
+    assert_eq!(got.len(), 72);
+    let changed: Vec<usize> = (0..72).filter(|&i| got[i] != b'x').collect();
+    assert_eq!(changed, vec![at], "exactly the byte the decision names");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_full_queue_drops_with_its_reason() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let a = client.bind("127.0.0.1:0").await;
+    let b = client.bind("127.0.0.1:0").await;
+    let settings = LinkSettings {
+        c2t: Impairments {
+            rate_bps: 8_000,
+            queue_packets: 3,
+            ..Impairments::default()
+        },
+        ..LinkSettings::default()
+    };
+    let link = client.link("127.0.0.1:0", b.local, settings).await;
+    for _ in 0..10 {
+        client
+            .send(Command::Send {
+                socket: a.socket.clone(),
+                to: link.listen.to_string(),
+                payload: text("0123456789"),
+            })
+            .await;
+    }
+    let mut seen = Seen::default();
+    seen.until(&mut client, |s| s.decisions.len() == 10).await;
+    let queue_drops = seen
+        .decisions
+        .iter()
+        .filter(|p| p.reason == Some(DropReason::QueueFull))
+        .count();
+    assert!(
+        queue_drops >= 5,
+        "8 kbit/s with a 3-datagram queue drops most of a burst: {queue_drops}"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn link_commands_refuse_what_they_cannot_do() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let a = client.bind("127.0.0.1:0").await;
+    let ghost = socklab_protocol::link::LinkId::new("l9");
+    client
+        .refused(
+            Command::LinkDelete {
+                link: ghost.clone(),
+            },
+            ErrorCode::UnknownLink,
+        )
+        .await;
+    client
+        .refused(
+            Command::LinkUpdate {
+                link: ghost,
+                settings: LinkSettings::default(),
+            },
+            ErrorCode::UnknownLink,
+        )
+        .await;
+    let bad = LinkSettings {
+        c2t: Impairments {
+            loss: Loss::Random { pct: 150.0 },
+            ..Impairments::default()
+        },
+        ..LinkSettings::default()
+    };
+    let error = client
+        .refused(
+            Command::LinkCreate {
+                listen: "127.0.0.1:0".into(),
+                target: a.local.to_string(),
+                settings: bad,
+            },
+            ErrorCode::BadRequest,
+        )
+        .await;
+    assert!(error.message.contains("loss pct"), "{}", error.message);
+    client
+        .refused(
+            Command::LinkCreate {
+                listen: a.local.to_string(),
+                target: a.local.to_string(),
+                settings: LinkSettings::default(),
+            },
+            ErrorCode::AddressInUse,
+        )
+        .await;
+    client
+        .refused(
+            Command::LinkCreate {
+                listen: "127.0.0.1:0".into(),
+                target: "nowhere".into(),
+                settings: LinkSettings::default(),
+            },
+            ErrorCode::BadAddress,
+        )
+        .await;
+    // Deleting frees the listen port; the session goes on.
+    let link = client
+        .link("127.0.0.1:0", a.local, LinkSettings::default())
+        .await;
+    let req = client
+        .send(Command::LinkDelete {
+            link: link.link.clone(),
+        })
+        .await;
+    assert!(matches!(client.reply(req).await, Event::LinkDeleted(d) if d.link == link.link));
+    std::net::UdpSocket::bind(link.listen).expect("the link's port is free again");
+    client
+        .send_datagram(&a.socket, a.local, text("still here"))
+        .await;
+    server.stop().await;
+}

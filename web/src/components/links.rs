@@ -1,0 +1,502 @@
+//! Links: create impairing relays, tune them live, watch their counters.
+
+use socklab_protocol::Command;
+use socklab_protocol::link::{
+    Impairments, JitterDist, LinkCounters, LinkSettings, Loss, MtuAction, presets,
+};
+use web_sys::{HtmlInputElement, HtmlSelectElement};
+use yew::prelude::*;
+
+use super::{FormError, use_ctx};
+use crate::model::{LinkInfo, Origin};
+
+const GE_HELP: &str = "Bursty loss (Gilbert-Elliott): the link is either good or bad. After each \
+datagram it turns bad with probability p and good again with probability r, so bad spells last \
+1/r datagrams on average and the link is bad p/(p+r) of the time. Each state has its own loss \
+(typically 0 % when good, 100 % when bad): losses come in bursts, as on a real radio link.";
+
+/// The links panel: the create form and one card per link.
+#[component]
+pub fn LinksPanel() -> Html {
+    let ctx = use_ctx();
+    let host = use_state(|| "127.0.0.1".to_string());
+    let port = use_state(|| "0".to_string());
+    let target = use_state(String::new);
+    let preset = use_state(|| "perfect".to_string());
+    let seed = use_state(|| "1".to_string());
+
+    let on_create = {
+        let ctx = ctx.clone();
+        let (host, port, target, preset, seed) = (
+            host.clone(),
+            port.clone(),
+            target.clone(),
+            preset.clone(),
+            seed.clone(),
+        );
+        Callback::from(move |e: SubmitEvent| {
+            e.prevent_default();
+            let dispatch = ctx.state.dispatcher();
+            let seed = match seed.trim().parse::<u64>() {
+                Ok(s) => s,
+                Err(_) => {
+                    dispatch.dispatch(crate::model::Action::LocalError {
+                        origin: Origin::CreateLink,
+                        message: Some(format!(
+                            "seed {:?} must be a whole number from 0",
+                            seed.trim()
+                        )),
+                    });
+                    return;
+                }
+            };
+            let impairments = preset_named(&preset);
+            let settings = LinkSettings {
+                seed,
+                ..LinkSettings::symmetric(impairments)
+            };
+            let listen = if host.contains(':') {
+                format!("[{}]:{}", host.trim(), port.trim())
+            } else {
+                format!("{}:{}", host.trim(), port.trim())
+            };
+            ctx.commands.send(
+                &dispatch,
+                Origin::CreateLink,
+                Command::LinkCreate {
+                    listen,
+                    target: target.trim().to_string(),
+                    settings,
+                },
+            );
+        })
+    };
+
+    let sockets = ctx.state.sockets.clone();
+    let chips = sockets.iter().map(|s| {
+        let target = target.clone();
+        let addr = s.local.to_string();
+        html! {
+            <button type="button" class="chip" title="Forward to this lab socket"
+                onclick={Callback::from(move |_| target.set(addr.clone()))}>{ format!("{} {}", s.id, s.local) }</button>
+        }
+    });
+    let all_presets = presets();
+    let chosen = all_presets
+        .iter()
+        .find(|p| p.name == preset.as_str())
+        .copied();
+
+    html! {
+        <section class="panel" aria-labelledby="links-title">
+            <h2 id="links-title">{ "Links" }</h2>
+            <p class="hint">{ "A link is a real UDP relay you put between two endpoints: send to its listen address and it forwards to the target (and the target's replies back), losing, delaying, reordering, duplicating or throttling datagrams on the way, and saying why." }</p>
+            <form class="stack" onsubmit={on_create}>
+                <div class="row">
+                    <label>{ "listen on" }
+                        <select id="link-host" onchange={text_select(&host)}>
+                            <option value="127.0.0.1" selected={host.as_str() == "127.0.0.1"}>{ "127.0.0.1" }</option>
+                            <option value="::1" selected={host.as_str() == "::1"}>{ "::1" }</option>
+                        </select>
+                    </label>
+                    <label>{ "port" }
+                        <input id="link-port" class="mono" size="6" value={(*port).clone()} oninput={text_input(&port)} />
+                    </label>
+                    <label class="grow">{ "target" }
+                        <input id="link-target" class="mono" placeholder="127.0.0.1:9000" value={(*target).clone()} oninput={text_input(&target)} />
+                    </label>
+                </div>
+                if !sockets.is_empty() {
+                    <div class="chips">{ "lab sockets: " }{ for chips }</div>
+                }
+                <div class="row">
+                    <label>{ "preset" }
+                        <select id="link-preset" onchange={text_select(&preset)}>
+                            { for all_presets.iter().map(|p| html! {
+                                <option value={p.name} selected={p.name == preset.as_str()}>{ p.name }</option>
+                            }) }
+                        </select>
+                    </label>
+                    <label>{ "seed" }
+                        <input id="link-seed" class="mono" size="8" value={(*seed).clone()} oninput={text_input(&seed)}
+                            title="The same seed and the same datagrams give the same decisions" />
+                    </label>
+                    <button id="link-create" type="submit">{ "create link" }</button>
+                </div>
+                if let Some(p) = chosen {
+                    <p class="hint">{ format!("{}: {}", p.name, p.description) }</p>
+                }
+            </form>
+            <FormError id="link-error" message={ctx.state.error(&Origin::CreateLink).map(str::to_owned)} />
+            <div id="link-list">
+                { for ctx.state.links.iter().map(|l| html! { <LinkCard key={l.id.to_string()} link={l.clone()} /> }) }
+            </div>
+        </section>
+    }
+}
+
+fn preset_named(name: &str) -> Impairments {
+    presets()
+        .into_iter()
+        .find(|p| p.name == name)
+        .map(|p| p.impairments)
+        .unwrap_or_default()
+}
+
+fn text_input(state: &UseStateHandle<String>) -> Callback<InputEvent> {
+    let state = state.clone();
+    Callback::from(move |e: InputEvent| {
+        state.set(e.target_unchecked_into::<HtmlInputElement>().value())
+    })
+}
+
+fn text_select(state: &UseStateHandle<String>) -> Callback<Event> {
+    let state = state.clone();
+    Callback::from(move |e: Event| {
+        state.set(e.target_unchecked_into::<HtmlSelectElement>().value())
+    })
+}
+
+#[derive(Properties, PartialEq)]
+struct LinkCardProps {
+    link: LinkInfo,
+}
+
+/// One link: where it listens and forwards, its settings (editable live), its counters.
+#[component]
+fn LinkCard(props: &LinkCardProps) -> Html {
+    let ctx = use_ctx();
+    let link = &props.link;
+    let draft = use_state(|| link.settings);
+    let editing = use_state(|| false);
+    // When the server confirms new settings, start from them.
+    {
+        let draft = draft.clone();
+        use_effect_with(link.settings, move |settings| draft.set(*settings));
+    }
+    let origin = Origin::Link(link.id.clone());
+    let on_delete = {
+        let (ctx, id, origin) = (ctx.clone(), link.id.clone(), origin.clone());
+        Callback::from(move |_| {
+            ctx.commands.send(
+                &ctx.state.dispatcher(),
+                origin.clone(),
+                Command::LinkDelete { link: id.clone() },
+            );
+        })
+    };
+    let on_apply = {
+        let (ctx, id, origin, draft) =
+            (ctx.clone(), link.id.clone(), origin.clone(), draft.clone());
+        Callback::from(move |_| {
+            ctx.commands.send(
+                &ctx.state.dispatcher(),
+                origin.clone(),
+                Command::LinkUpdate {
+                    link: id.clone(),
+                    settings: *draft,
+                },
+            );
+        })
+    };
+    let on_preset = {
+        let draft = draft.clone();
+        Callback::from(move |e: Event| {
+            let name = e.target_unchecked_into::<HtmlSelectElement>().value();
+            if !name.is_empty() {
+                let imp = preset_named(&name);
+                draft.set(LinkSettings {
+                    c2t: imp,
+                    t2c: imp,
+                    seed: draft.seed,
+                });
+            }
+        })
+    };
+    let toggle = {
+        let editing = editing.clone();
+        Callback::from(move |_| editing.set(!*editing))
+    };
+    let set_c2t = {
+        let draft = draft.clone();
+        Callback::from(move |imp: Impairments| draft.set(LinkSettings { c2t: imp, ..*draft }))
+    };
+    let set_t2c = {
+        let draft = draft.clone();
+        Callback::from(move |imp: Impairments| draft.set(LinkSettings { t2c: imp, ..*draft }))
+    };
+    let changed = *draft != link.settings;
+
+    html! {
+        <div class="link-card" data-link={link.id.to_string()}>
+            <div class="row link-head">
+                <span class="badge">{ link.id.to_string() }</span>
+                <code class="addr" title="send here">{ link.listen.to_string() }</code>
+                <span class="arrow">{ "⇢" }</span>
+                <code class="addr" title="forwards to">{ link.target.to_string() }</code>
+                <button class="small" onclick={toggle}>{ if *editing { "hide settings" } else { "settings" } }</button>
+                <button class="small" onclick={on_delete}>{ "delete" }</button>
+            </div>
+            <p class="hint">{ format!("client→target: {} · target→client: {} · seed {}",
+                describe(&link.settings.c2t), describe(&link.settings.t2c), link.settings.seed) }</p>
+            <Counters c2t={link.c2t} t2c={link.t2c} />
+            if *editing {
+                <div class="editor">
+                    <div class="row">
+                        <label>{ "apply a preset to both directions" }
+                            <select class="link-preset-edit" onchange={on_preset}>
+                                <option value="" selected=true>{ "choose…" }</option>
+                                { for presets().iter().map(|p| html! { <option value={p.name}>{ format!("{}: {}", p.name, p.description) }</option> }) }
+                            </select>
+                        </label>
+                    </div>
+                    <div class="directions">
+                        <ImpairmentsEditor title="client → target" prefix="c2t" value={draft.c2t} on_change={set_c2t} />
+                        <ImpairmentsEditor title="target → client" prefix="t2c" value={draft.t2c} on_change={set_t2c} />
+                    </div>
+                    <div class="row">
+                        <button class="link-apply" onclick={on_apply} disabled={!changed}>{ "apply (live)" }</button>
+                        <span class="hint">{ "Changes apply to the next datagram; datagrams already in the link keep their fate." }</span>
+                    </div>
+                </div>
+            }
+            <FormError id={format!("link-error-{}", link.id)} message={ctx.state.error(&origin).map(str::to_owned)} />
+        </div>
+    }
+}
+
+/// A short description of one direction's impairments.
+pub fn describe(imp: &Impairments) -> String {
+    let mut parts = Vec::new();
+    match imp.loss {
+        Loss::None => {}
+        Loss::Random { pct } => parts.push(format!("{pct} % loss")),
+        Loss::GilbertElliott { p_pct, r_pct, .. } => {
+            parts.push(format!("bursty loss (p {p_pct} %, r {r_pct} %)"))
+        }
+    }
+    if imp.delay_ms > 0.0 || imp.jitter_ms > 0.0 {
+        parts.push(format!("{} ms ± {} ms", imp.delay_ms, imp.jitter_ms));
+    }
+    if imp.reorder_pct > 0.0 {
+        parts.push(format!(
+            "{} % reordered by {}",
+            imp.reorder_pct, imp.reorder_gap
+        ));
+    }
+    if imp.duplicate_pct > 0.0 {
+        parts.push(format!("{} % duplicated", imp.duplicate_pct));
+    }
+    if imp.corrupt_pct > 0.0 {
+        parts.push(format!("{} % corrupted", imp.corrupt_pct));
+    }
+    if imp.rate_bps > 0 {
+        parts.push(format!("{} kbit/s", imp.rate_bps / 1000));
+    }
+    if imp.mtu > 0 {
+        parts.push(format!("MTU {}", imp.mtu));
+    }
+    if parts.is_empty() {
+        "perfect".into()
+    } else {
+        parts.join(", ")
+    }
+}
+
+#[derive(Properties, PartialEq)]
+struct CountersProps {
+    c2t: LinkCounters,
+    t2c: LinkCounters,
+}
+
+#[component]
+fn Counters(props: &CountersProps) -> Html {
+    let row = |name: &'static str, c: &LinkCounters| {
+        html! {
+            <tr>
+                <td>{ name }</td>
+                <td class="num">{ c.arrived }</td>
+                <td class="num">{ c.forwarded }</td>
+                <td class="num" title="random / burst / queue full / MTU / no client">
+                    { format!("{} / {} / {} / {} / {}", c.dropped_random, c.dropped_burst, c.dropped_queue, c.dropped_mtu, c.dropped_no_client) }
+                </td>
+                <td class="num">{ c.duplicated }</td>
+                <td class="num">{ c.reordered }</td>
+                <td class="num">{ c.corrupted }</td>
+                <td class="num">{ c.queue_depth }</td>
+            </tr>
+        }
+    };
+    html! {
+        <table class="counters">
+            <thead><tr>
+                <th></th><th>{ "in" }</th><th>{ "fwd" }</th>
+                <th title="random / burst / queue full / MTU / no client">{ "dropped r/b/q/m/n" }</th>
+                <th>{ "dup" }</th><th>{ "reord" }</th><th>{ "corrupt" }</th><th>{ "queue" }</th>
+            </tr></thead>
+            <tbody>{ row("c→t", &props.c2t) }{ row("t→c", &props.t2c) }</tbody>
+        </table>
+    }
+}
+
+#[derive(Properties, PartialEq)]
+struct EditorProps {
+    title: AttrValue,
+    prefix: AttrValue,
+    value: Impairments,
+    on_change: Callback<Impairments>,
+}
+
+/// Edits one direction's impairments.
+#[component]
+fn ImpairmentsEditor(props: &EditorProps) -> Html {
+    let v = props.value;
+    let id = |field: &str| format!("{}-{}-{field}", props.prefix, "imp");
+    // A number field that writes back through `apply` when it parses.
+    let number = |field: &'static str,
+                  label: &'static str,
+                  value: String,
+                  apply: fn(&mut Impairments, f64)| {
+        let on_change = props.on_change.clone();
+        let onchange = Callback::from(move |e: Event| {
+            if let Ok(n) = e
+                .target_unchecked_into::<HtmlInputElement>()
+                .value()
+                .trim()
+                .parse::<f64>()
+            {
+                let mut next = v;
+                apply(&mut next, n);
+                on_change.emit(next);
+            }
+        });
+        html! {
+            <label>{ label }<input id={id(field)} class="mono" size="7" {value} {onchange} /></label>
+        }
+    };
+    let loss_model = match v.loss {
+        Loss::None => "none",
+        Loss::Random { .. } => "random",
+        Loss::GilbertElliott { .. } => "gilbert_elliott",
+    };
+    let on_model = {
+        let on_change = props.on_change.clone();
+        Callback::from(move |e: Event| {
+            let loss = match e
+                .target_unchecked_into::<HtmlSelectElement>()
+                .value()
+                .as_str()
+            {
+                "random" => Loss::Random { pct: 10.0 },
+                "gilbert_elliott" => Loss::GilbertElliott {
+                    p_pct: 2.0,
+                    r_pct: 25.0,
+                    loss_good_pct: 0.0,
+                    loss_bad_pct: 100.0,
+                },
+                _ => Loss::None,
+            };
+            on_change.emit(Impairments { loss, ..v });
+        })
+    };
+    let loss_fields = match v.loss {
+        Loss::None => html! {},
+        Loss::Random { pct } => number("loss", "loss %", pct.to_string(), |i, n| {
+            i.loss = Loss::Random { pct: n }
+        }),
+        Loss::GilbertElliott {
+            p_pct,
+            r_pct,
+            loss_good_pct,
+            loss_bad_pct,
+        } => html! {
+            <>
+                { number("ge-p", "p % (good→bad)", p_pct.to_string(), |i, n| if let Loss::GilbertElliott { p_pct, .. } = &mut i.loss { *p_pct = n }) }
+                { number("ge-r", "r % (bad→good)", r_pct.to_string(), |i, n| if let Loss::GilbertElliott { r_pct, .. } = &mut i.loss { *r_pct = n }) }
+                { number("ge-good", "loss % good", loss_good_pct.to_string(), |i, n| if let Loss::GilbertElliott { loss_good_pct, .. } = &mut i.loss { *loss_good_pct = n }) }
+                { number("ge-bad", "loss % bad", loss_bad_pct.to_string(), |i, n| if let Loss::GilbertElliott { loss_bad_pct, .. } = &mut i.loss { *loss_bad_pct = n }) }
+                <p class="hint">{ GE_HELP }</p>
+            </>
+        },
+    };
+    let on_dist = {
+        let on_change = props.on_change.clone();
+        Callback::from(move |e: Event| {
+            let jitter_dist = if e.target_unchecked_into::<HtmlSelectElement>().value() == "normal"
+            {
+                JitterDist::Normal
+            } else {
+                JitterDist::Uniform
+            };
+            on_change.emit(Impairments { jitter_dist, ..v });
+        })
+    };
+    let on_may_reorder = {
+        let on_change = props.on_change.clone();
+        Callback::from(move |_| {
+            on_change.emit(Impairments {
+                jitter_may_reorder: !v.jitter_may_reorder,
+                ..v
+            })
+        })
+    };
+    let on_mtu_action = {
+        let on_change = props.on_change.clone();
+        Callback::from(move |e: Event| {
+            let mtu_action = if e.target_unchecked_into::<HtmlSelectElement>().value() == "truncate"
+            {
+                MtuAction::Truncate
+            } else {
+                MtuAction::Drop
+            };
+            on_change.emit(Impairments { mtu_action, ..v });
+        })
+    };
+    html! {
+        <fieldset class="imp">
+            <legend>{ props.title.clone() }</legend>
+            <div class="row">
+                <label>{ "loss" }
+                    <select id={id("loss-model")} onchange={on_model}>
+                        <option value="none" selected={loss_model == "none"}>{ "none" }</option>
+                        <option value="random" selected={loss_model == "random"}>{ "random (independent)" }</option>
+                        <option value="gilbert_elliott" selected={loss_model == "gilbert_elliott"}>{ "bursty (Gilbert-Elliott)" }</option>
+                    </select>
+                </label>
+                { loss_fields }
+            </div>
+            <div class="row">
+                { number("delay", "delay ms", v.delay_ms.to_string(), |i, n| i.delay_ms = n) }
+                { number("jitter", "jitter ms", v.jitter_ms.to_string(), |i, n| i.jitter_ms = n) }
+                <label>{ "jitter shape" }
+                    <select id={id("dist")} onchange={on_dist}>
+                        <option value="uniform" selected={v.jitter_dist == JitterDist::Uniform}>{ "uniform ±" }</option>
+                        <option value="normal" selected={v.jitter_dist == JitterDist::Normal}>{ "normal (σ)" }</option>
+                    </select>
+                </label>
+                <label class="check" title="Off: datagrams leave in the order they came, whatever the jitter">
+                    <input type="checkbox" checked={v.jitter_may_reorder} onclick={on_may_reorder} />{ "jitter may reorder" }
+                </label>
+            </div>
+            <div class="row">
+                { number("reorder", "reorder %", v.reorder_pct.to_string(), |i, n| i.reorder_pct = n) }
+                { number("gap", "overtaken by", v.reorder_gap.to_string(), |i, n| i.reorder_gap = n as u32) }
+                { number("dup", "duplicate %", v.duplicate_pct.to_string(), |i, n| i.duplicate_pct = n) }
+                { number("corrupt", "corrupt %", v.corrupt_pct.to_string(), |i, n| i.corrupt_pct = n) }
+            </div>
+            <div class="row">
+                { number("rate", "rate bit/s (0 = ∞)", v.rate_bps.to_string(), |i, n| i.rate_bps = n as u64) }
+                { number("queue", "queue pkts", v.queue_packets.to_string(), |i, n| i.queue_packets = n as u32) }
+                { number("queue-bytes", "queue bytes", v.queue_bytes.to_string(), |i, n| i.queue_bytes = n as u64) }
+                { number("mtu", "MTU (0 = none)", v.mtu.to_string(), |i, n| i.mtu = n as u32) }
+                <label>{ "too big" }
+                    <select id={id("mtu-action")} onchange={on_mtu_action}>
+                        <option value="drop" selected={v.mtu_action == MtuAction::Drop}>{ "drop" }</option>
+                        <option value="truncate" selected={v.mtu_action == MtuAction::Truncate}>{ "truncate" }</option>
+                    </select>
+                </label>
+            </div>
+            <p class="hint">{ "Reordering holds a datagram back until the given number of later ones have passed it (no delay needed). Rate limits queue datagrams behind a bottleneck; a full queue drops new ones." }</p>
+        </fieldset>
+    }
+}
