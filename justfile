@@ -8,6 +8,10 @@ run *ARGS:
 test:
     cargo xtask test
 
+# run the benchmarks and print their figures
+bench *ARGS:
+    cargo xtask bench {{ARGS}}
+
 # only build the web app into target/web
 build-web:
     cargo xtask build-web

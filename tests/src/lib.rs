@@ -7,7 +7,9 @@
 //! - [`isolated`]: re-running one test inside a user or network namespace.
 //! - [`browser`]: ChromeDriver + headless Chromium with guaranteed cleanup.
 //! - [`python`]: a Python UDP echo server fixture.
+//! - [`bench`]: the measurements `cargo xtask bench` prints.
 
+pub mod bench;
 pub mod browser;
 pub mod isolated;
 pub mod python;
@@ -209,6 +211,24 @@ impl Client {
                 }
                 Message::Ping(_) | Message::Pong(_) => {}
                 other => panic!("unexpected frame {other:?}"),
+            }
+        }
+    }
+
+    /// The next event, or `None` once the server closed the connection (for clients
+    /// that read in the background until the end).
+    pub async fn next_or_closed(&mut self) -> Option<Event> {
+        loop {
+            if let Some(event) = self.queue.pop_front() {
+                return Some(event);
+            }
+            match self.ws.next().await? {
+                Ok(Message::Text(text)) => {
+                    self.frames += 1;
+                    self.queue.extend(Event::from_json(&text).ok()?.flatten());
+                }
+                Ok(_) => {}
+                Err(_) => return None,
             }
         }
     }

@@ -140,6 +140,10 @@ async fn lossy_link(url: &str, browser: &Browser) {
             t.contains("decision: dropped: random loss")
         })
         .await;
+    // The forms column scrolls on its own: bring the link's card (settings folded) into
+    // the picture.
+    browser.click(".link-card button.small").await;
+    browser.scroll_to(".link-card").await;
     let shot = browser.screenshot("e2e-lossy-link.png").await;
     eprintln!("screenshot: {}", shot.display());
 }

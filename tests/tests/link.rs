@@ -404,3 +404,16 @@ async fn link_commands_refuse_what_they_cannot_do() {
         .await;
     server.stop().await;
 }
+
+/// The link-timing benchmark works (tiny run; its figures are not judged here).
+#[tokio::test]
+async fn link_timing_benchmark_runs() {
+    let (spread, lost) =
+        socklab_tests::bench::link_timing(1_000, std::time::Duration::from_millis(50), 5.0).await;
+    assert_eq!(lost, 0, "every datagram crosses a perfect link");
+    assert_eq!(spread.count, 50);
+    assert!(
+        spread.p50_us >= 0.0,
+        "nothing arrives before its delay: {spread:?}"
+    );
+}

@@ -26,6 +26,8 @@ Tasks:
   test                   check formatting and lints, build everything, run every test
                          (installs Chromium and ChromeDriver when missing and run as root)
   build-web              build only the web app into target/web
+  bench [--smoke]        run the benchmarks (release build) and print their figures;
+                         --smoke runs each briefly, only to check that it works
 ";
 
 fn main() -> anyhow::Result<()> {
@@ -37,6 +39,7 @@ fn main() -> anyhow::Result<()> {
         "run" => run(&root, &rest),
         "test" => test(&root),
         "build-web" => web::build(&root).map(|_| ()),
+        "bench" => bench(&root, &rest),
         "" | "help" | "-h" | "--help" => {
             print!("{HELP}");
             Ok(())
@@ -76,6 +79,14 @@ fn run(root: &Path, server_args: &[String]) -> anyhow::Result<()> {
         .dir(root)
         .run()
         .context("socklab exited with an error")
+}
+
+fn bench(root: &Path, args: &[String]) -> anyhow::Result<()> {
+    cmd::step("running the benchmarks (cargo bench, release build)");
+    cmd::cargo(root)
+        .args(["bench", "-p", "socklab-tests", "--"])
+        .args(args)
+        .run()
 }
 
 fn test(root: &Path) -> anyhow::Result<()> {
