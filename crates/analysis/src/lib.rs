@@ -1,0 +1,28 @@
+//! socklab's flow analysis: pure logic over the session's events, no I/O.
+//!
+//! # Layout
+//! - [`seqhdr`]: the optional sequence header the traffic generator puts in front of a
+//!   payload (magic, flow id, sequence number, send timestamp).
+//! - [`jitter`]: RFC 3550 interarrival jitter.
+//! - [`sequenced`]: iperf3-style receiver statistics from sequence numbers alone, for
+//!   traffic whose sender the lab may not see.
+//! - [`stats`]: latency percentiles and the per-flow figures.
+//! - [`analyzer`]: [`Analyzer`], fed the session's events in order: it follows links,
+//!   matches each receive to its send, decides lost / reordered / duplicated, matches
+//!   echo replies to requests, and keeps per-flow statistics.
+#![forbid(unsafe_code)]
+
+pub mod analyzer;
+pub mod jitter;
+pub mod seqhdr;
+pub mod sequenced;
+pub mod stats;
+
+pub use analyzer::{Analyzer, FlowKey, Input, LossCause, Outcome};
+pub use stats::{FlowStats, Method, Percentiles};
+
+/// Nanoseconds since the session began.
+pub type Nanos = u64;
+
+/// How long a datagram may be in flight before it counts as lost.
+pub const DEFAULT_LOSS_TIMEOUT_NS: Nanos = 2_000_000_000;

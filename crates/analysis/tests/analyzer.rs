@@ -1,0 +1,438 @@
+//! The analyzer's definitions, checked on hand-made cases and on random traffic.
+
+use std::net::SocketAddr;
+
+use proptest::prelude::*;
+use socklab_analysis::seqhdr::SeqHeader;
+use socklab_analysis::{Analyzer, FlowKey, FlowStats, Input, LossCause, Method, Outcome};
+use socklab_protocol::EventId;
+use socklab_protocol::link::{DropReason, LinkFate, LinkId};
+
+const A: &str = "127.0.0.1:1000";
+const B: &str = "127.0.0.1:2000";
+
+fn addr(s: &str) -> SocketAddr {
+    s.parse().unwrap()
+}
+
+/// Feeds events and collects outcomes, with event ids handed out in order.
+struct Run {
+    analyzer: Analyzer,
+    out: Vec<Outcome>,
+    next_id: u64,
+}
+
+impl Run {
+    fn new(lab: &[&str]) -> Run {
+        let mut run = Run {
+            analyzer: Analyzer::new(1_000),
+            out: Vec::new(),
+            next_id: 1,
+        };
+        for a in lab {
+            run.feed(Input::Bound { addr: addr(a) });
+        }
+        run
+    }
+
+    fn feed(&mut self, input: Input<'_>) {
+        self.analyzer.feed(input, &mut self.out);
+    }
+
+    fn id(&mut self) -> EventId {
+        self.next_id += 1;
+        EventId(self.next_id)
+    }
+
+    fn send(&mut self, t: u64, from: &str, to: &str, bytes: &[u8]) -> EventId {
+        let id = self.id();
+        self.feed(Input::Sent {
+            id,
+            t_ns: t,
+            local: addr(from),
+            peer: addr(to),
+            bytes,
+        });
+        id
+    }
+
+    fn recv(&mut self, t: u64, at: &str, from: &str, bytes: &[u8]) -> EventId {
+        let id = self.id();
+        self.feed(Input::Received {
+            id,
+            t_ns: t,
+            local: addr(at),
+            peer: addr(from),
+            bytes,
+        });
+        id
+    }
+
+    fn finish(&mut self) {
+        self.analyzer.tick(u64::MAX / 2, &mut self.out);
+    }
+
+    fn flow(&self, method: Method) -> FlowStats {
+        self.analyzer
+            .stats()
+            .into_iter()
+            .find(|s| s.method == method)
+            .expect("a flow of that kind")
+    }
+}
+
+#[test]
+fn in_order_delivery_gives_latency_and_no_loss() {
+    let mut run = Run::new(&[A, B]);
+    let s1 = run.send(0, A, B, b"one");
+    let s2 = run.send(10, A, B, b"two");
+    let r1 = run.recv(25, B, A, b"one");
+    let r2 = run.recv(40, B, A, b"two");
+    run.finish();
+    let flow = FlowKey {
+        src: addr(A),
+        dst: addr(B),
+    };
+    assert_eq!(
+        run.out,
+        vec![
+            Outcome::Delivered {
+                send: s1,
+                recv: r1,
+                flow,
+                latency_ns: 25,
+                reordered_by: 0,
+                late: false
+            },
+            Outcome::Delivered {
+                send: s2,
+                recv: r2,
+                flow,
+                latency_ns: 30,
+                reordered_by: 0,
+                late: false
+            },
+        ]
+    );
+    let stats = run.flow(Method::Matched);
+    assert_eq!(
+        (
+            stats.sent,
+            stats.received,
+            stats.lost,
+            stats.reordered,
+            stats.duplicated
+        ),
+        (2, 2, 0, 0, 0)
+    );
+    let lat = stats.latency.unwrap();
+    assert_eq!((lat.min, lat.p50, lat.max), (25, 25, 30));
+    // RFC 3550: transits 25 then 30: D = 5, J = 5/16.
+    assert_eq!(stats.jitter_ns, Some(5.0 / 16.0));
+}
+
+#[test]
+fn equal_payloads_match_first_in_first_out() {
+    let mut run = Run::new(&[A, B]);
+    let s1 = run.send(0, A, B, b"same");
+    let s2 = run.send(5, A, B, b"same");
+    let r1 = run.recv(20, B, A, b"same");
+    let r2 = run.recv(21, B, A, b"same");
+    let r3 = run.recv(22, B, A, b"same");
+    let flow = FlowKey {
+        src: addr(A),
+        dst: addr(B),
+    };
+    assert_eq!(
+        run.out,
+        vec![
+            Outcome::Delivered {
+                send: s1,
+                recv: r1,
+                flow,
+                latency_ns: 20,
+                reordered_by: 0,
+                late: false
+            },
+            Outcome::Delivered {
+                send: s2,
+                recv: r2,
+                flow,
+                latency_ns: 16,
+                reordered_by: 0,
+                late: false
+            },
+            Outcome::Duplicate {
+                send: s1,
+                recv: r3,
+                flow
+            },
+        ]
+    );
+}
+
+#[test]
+fn reordering_says_how_far() {
+    let mut run = Run::new(&[A, B]);
+    for (i, b) in [b"0", b"1", b"2", b"3"].iter().enumerate() {
+        run.send(i as u64, A, B, *b);
+    }
+    for b in [b"0", b"3", b"1", b"2"] {
+        run.recv(100, B, A, b);
+    }
+    let by: Vec<u64> = run
+        .out
+        .iter()
+        .map(|o| match o {
+            Outcome::Delivered { reordered_by, .. } => *reordered_by,
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(by, vec![0, 0, 2, 1]);
+    assert_eq!(run.flow(Method::Matched).reordered, 2);
+}
+
+#[test]
+fn timeouts_make_loss_and_late_arrivals_undo_it() {
+    let mut run = Run::new(&[A, B]);
+    let s1 = run.send(0, A, B, b"slow");
+    run.analyzer.tick(999, &mut run.out);
+    assert!(run.out.is_empty(), "not yet");
+    run.analyzer.tick(1_000, &mut run.out);
+    let flow = FlowKey {
+        src: addr(A),
+        dst: addr(B),
+    };
+    assert_eq!(
+        run.out,
+        vec![Outcome::Lost {
+            send: s1,
+            flow,
+            cause: LossCause::Timeout
+        }]
+    );
+    assert_eq!(run.flow(Method::Matched).lost, 1);
+    let r1 = run.recv(1_500, B, A, b"slow");
+    assert_eq!(
+        run.out[1],
+        Outcome::Delivered {
+            send: s1,
+            recv: r1,
+            flow,
+            latency_ns: 1_500,
+            reordered_by: 0,
+            late: true
+        }
+    );
+    assert_eq!(run.flow(Method::Matched).lost, 0);
+}
+
+#[test]
+fn a_link_between_lab_sockets_is_seen_through() {
+    let (listen, upstream) = ("127.0.0.1:3000", "127.0.0.1:3001");
+    let mut run = Run::new(&[A, B]);
+    let link = LinkId::new("l1");
+    run.feed(Input::LinkCreated {
+        link: &link,
+        listen: addr(listen),
+        upstream: addr(upstream),
+        target: addr(B),
+    });
+    let decide = |run: &mut Run, bytes: &[u8], fate, reason, corrupted_at, truncated_to| {
+        run.feed(Input::LinkDecision {
+            link: &link,
+            from: addr(A),
+            to: Some(addr(B)),
+            bytes,
+            fate,
+            reason,
+            corrupted_at,
+            truncated_to,
+        })
+    };
+    let s1 = run.send(0, A, listen, b"dropped");
+    decide(
+        &mut run,
+        b"dropped",
+        LinkFate::Dropped,
+        Some(DropReason::BurstLoss),
+        None,
+        None,
+    );
+    let s2 = run.send(1, A, listen, b"abcdef");
+    decide(
+        &mut run,
+        b"abcdef",
+        LinkFate::Forwarded,
+        None,
+        Some(1),
+        Some(4),
+    );
+    let r2 = run.recv(9, B, upstream, b"aXcd");
+    let flow = FlowKey {
+        src: addr(A),
+        dst: addr(B),
+    };
+    assert_eq!(
+        run.out,
+        vec![
+            Outcome::Lost {
+                send: s1,
+                flow,
+                cause: LossCause::Link(DropReason::BurstLoss)
+            },
+            Outcome::Delivered {
+                send: s2,
+                recv: r2,
+                flow,
+                latency_ns: 8,
+                reordered_by: 0,
+                late: false
+            },
+        ]
+    );
+    let stats = run.flow(Method::Matched);
+    assert_eq!(stats.via, Some(link.clone()));
+    // The reply goes back through the link: B sends to the upstream address, A receives
+    // from the listen address; the flow is B -> A.
+    let s3 = run.send(20, B, upstream, b"reply");
+    let r3 = run.recv(30, A, listen, b"reply");
+    assert_eq!(
+        run.out[2],
+        Outcome::Delivered {
+            send: s3,
+            recv: r3,
+            flow: FlowKey {
+                src: addr(B),
+                dst: addr(A)
+            },
+            latency_ns: 10,
+            reordered_by: 0,
+            late: false
+        }
+    );
+}
+
+#[test]
+fn an_echo_peer_gives_rtt_and_unanswered_requests() {
+    let echo = "127.0.0.1:7";
+    let mut run = Run::new(&[A]);
+    let q1 = run.send(0, A, echo, b"ping 1");
+    let q2 = run.send(10, A, echo, b"ping 2");
+    let r1 = run.recv(30, A, echo, b"ping 1");
+    run.finish();
+    let flow = FlowKey {
+        src: addr(A),
+        dst: addr(echo),
+    };
+    assert_eq!(
+        run.out,
+        vec![
+            Outcome::Reply {
+                request: q1,
+                response: r1,
+                flow,
+                rtt_ns: 30
+            },
+            Outcome::Unanswered {
+                request: q2,
+                flow,
+                cause: LossCause::Timeout
+            },
+        ]
+    );
+    let stats = run.flow(Method::Echo);
+    assert_eq!((stats.sent, stats.received, stats.lost), (2, 1, 1));
+    assert_eq!(stats.latency.unwrap().p50, 30);
+}
+
+#[test]
+fn sequenced_traffic_is_read_from_its_header() {
+    let outside = "127.0.0.1:9999"; // a sender the lab does not own
+    let mut run = Run::new(&[B]);
+    for (i, seq) in [0u64, 1, 3, 2, 2].into_iter().enumerate() {
+        let mut payload = [0u8; 30];
+        SeqHeader {
+            flow: 4,
+            seq,
+            sent_ns: seq * 100,
+        }
+        .write(&mut payload);
+        run.recv(seq * 100 + 50 + i as u64, B, outside, &payload);
+    }
+    let stats = run.flow(Method::Sequenced);
+    assert_eq!(stats.seq_flow, Some(4));
+    assert_eq!(
+        (
+            stats.sent,
+            stats.received,
+            stats.lost,
+            stats.reordered,
+            stats.duplicated
+        ),
+        (4, 5, 0, 1, 1)
+    );
+}
+
+/// The reordered count by the definition, computed independently: a first arrival is
+/// reordered when a datagram sent later arrived before it.
+fn reordered_by_definition(first_arrivals: &[usize]) -> u64 {
+    let mut max: Option<usize> = None;
+    let mut count = 0;
+    for &seq in first_arrivals {
+        if max.is_some_and(|m| m > seq) {
+            count += 1;
+        }
+        max = Some(max.map_or(seq, |m| m.max(seq)));
+    }
+    count
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    /// Random traffic with random drops, duplicates and permutations: the analyzer counts
+    /// exactly what was done to it.
+    #[test]
+    fn counts_exactly_what_was_applied(
+        n in 1..200usize,
+        drops in prop::collection::vec(any::<bool>(), 200),
+        dups in prop::collection::vec(prop::bool::weighted(0.1), 200),
+        order in prop::collection::vec(any::<u32>(), 400),
+        distinct in any::<bool>(),
+    ) {
+        let mut run = Run::new(&[A, B]);
+        let payload = |i: usize| if distinct { format!("d{i}").into_bytes() } else { format!("p{}", i % 3).into_bytes() };
+        for i in 0..n {
+            run.send(i as u64, A, B, &payload(i));
+        }
+        // The copies that arrive: each kept datagram once, plus its duplicate.
+        let mut arrivals: Vec<(u32, usize)> = Vec::new();
+        for i in 0..n {
+            if drops[i] { continue; }
+            arrivals.push((order[2 * i], i));
+            if dups[i] { arrivals.push((order[2 * i + 1], i)); }
+        }
+        arrivals.sort();
+        for (_, i) in &arrivals {
+            run.recv(n as u64 + 10, B, A, &payload(*i));
+        }
+        run.finish();
+        let stats = run.flow(Method::Matched);
+        let dropped = drops[..n].iter().filter(|d| **d).count() as u64;
+        let duplicated = (0..n).filter(|&i| !drops[i] && dups[i]).count() as u64;
+        prop_assert_eq!(stats.sent, n as u64);
+        prop_assert_eq!(stats.received, arrivals.len() as u64);
+        prop_assert_eq!(stats.in_flight, 0);
+        // With equal payloads, a copy of one datagram is indistinguishable from the
+        // arrival of another with the same bytes: only the balance is determined.
+        prop_assert_eq!(stats.lost as i64 - stats.duplicated as i64, dropped as i64 - duplicated as i64);
+        if distinct {
+            prop_assert_eq!(stats.lost, dropped);
+            prop_assert_eq!(stats.duplicated, duplicated);
+            let mut seen = std::collections::HashSet::new();
+            let firsts: Vec<usize> = arrivals.iter().map(|(_, i)| *i).filter(|i| seen.insert(*i)).collect();
+            prop_assert_eq!(stats.reordered, reordered_by_definition(&firsts));
+        }
+    }
+}
