@@ -11,6 +11,8 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:7070";
 pub const DEFAULT_MAX_SOCKETS_PER_SESSION: usize = 64;
 /// How many links one session may have at once.
 pub const DEFAULT_MAX_LINKS_PER_SESSION: usize = 16;
+/// How long a datagram may be in flight before the flow analysis counts it lost.
+pub const DEFAULT_LOSS_TIMEOUT_MS: u64 = 2_000;
 /// How many events a session's log keeps before the oldest are dropped.
 pub const DEFAULT_LOG_MAX_EVENTS: usize = 200_000;
 /// How many payload bytes a session's log keeps before the oldest events are dropped.
@@ -41,6 +43,11 @@ pub struct Args {
     #[arg(long, default_value_t = DEFAULT_MAX_LINKS_PER_SESSION, value_name = "N")]
     pub max_links_per_session: usize,
 
+    /// How long a datagram may be in flight before the flow analysis counts it lost
+    /// (each session can change it with `set_loss_timeout`).
+    #[arg(long, default_value_t = DEFAULT_LOSS_TIMEOUT_MS, value_name = "MS")]
+    pub loss_timeout_ms: u64,
+
     /// How many events each session's log keeps; older ones are dropped and a viewer
     /// that had not seen them is told with a `gap` event.
     #[arg(long, default_value_t = DEFAULT_LOG_MAX_EVENTS, value_name = "N")]
@@ -61,6 +68,8 @@ pub struct Config {
     pub max_sockets_per_session: usize,
     /// See [`Args::max_links_per_session`].
     pub max_links_per_session: usize,
+    /// See [`Args::loss_timeout_ms`].
+    pub loss_timeout_ms: u64,
     /// See [`Args::log_max_events`].
     pub log_max_events: usize,
     /// See [`Args::log_max_bytes`].
@@ -73,6 +82,7 @@ impl Default for Config {
             web_dir: None,
             max_sockets_per_session: DEFAULT_MAX_SOCKETS_PER_SESSION,
             max_links_per_session: DEFAULT_MAX_LINKS_PER_SESSION,
+            loss_timeout_ms: DEFAULT_LOSS_TIMEOUT_MS,
             log_max_events: DEFAULT_LOG_MAX_EVENTS,
             log_max_bytes: DEFAULT_LOG_MAX_BYTES,
         }
@@ -85,6 +95,7 @@ impl From<&Args> for Config {
             web_dir: args.web_dir.clone(),
             max_sockets_per_session: args.max_sockets_per_session,
             max_links_per_session: args.max_links_per_session,
+            loss_timeout_ms: args.loss_timeout_ms,
             log_max_events: args.log_max_events,
             log_max_bytes: args.log_max_bytes,
         }

@@ -10,6 +10,9 @@
 //! - [`udp`]: one task per UDP socket; the only code that touches the socket.
 //! - [`link`]: links, impairing UDP relays: one task per link owns its two sockets and
 //!   carries out the decisions of `socklab-impair`.
+//! - [`analysis`]: the session's flow analysis task: reads the log, feeds
+//!   `socklab-analysis`, logs each datagram's fate and the flows' figures.
+//! - [`generator`]: the server-side traffic generator.
 //! - [`log`]: the session's event log: ids, timestamps, a bounded history, and a
 //!   wake-up for viewers.
 //! - [`policy`]: which addresses sockets may bind to and send to.
@@ -19,8 +22,10 @@
 //! so tests run the real server in-process on port 0.
 #![forbid(unsafe_code)]
 
+pub mod analysis;
 pub mod config;
 pub mod error;
+pub mod generator;
 pub mod http;
 pub mod link;
 pub mod log;

@@ -83,6 +83,10 @@ pub enum Record {
     /// A link's decision on a datagram. The protocol type is kept whole (its `id` and
     /// `t_ns` are filled in from the entry when it is sent).
     LinkPacket(Box<LinkPacket>),
+    /// An event produced by the server's own analysis or tools (flow analysis, the
+    /// traffic generator), already in its wire form; its `id` and `t_ns` are filled in
+    /// from the entry when it is sent.
+    Event(Box<socklab_protocol::Event>),
     /// A link's counters.
     LinkStats {
         /// The link.
@@ -122,7 +126,8 @@ impl Record {
             | Record::LinkCreated { .. }
             | Record::LinkUpdated { .. }
             | Record::LinkDeleted { .. }
-            | Record::LinkStats { .. } => 0,
+            | Record::LinkStats { .. }
+            | Record::Event(_) => 0,
         }
     }
 }

@@ -9,12 +9,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use socklab_protocol::flow::{Amount, GeneratorSpec};
 use socklab_protocol::link::{LinkId, LinkSettings};
 use socklab_protocol::payload::encode_base64;
 use socklab_protocol::{
-    Bound, Closed, Command, Datagram, ErrorCode, ErrorEvent, Event, EventId, Gap, Hello,
-    LinkCreated, LinkDeleted, LinkStats, LinkUpdated, Proto, Request, SocketId, decode_request,
-    limits,
+    AnalysisConfig, Bound, Closed, Command, Datagram, ErrorCode, ErrorEvent, Event, EventId, Gap,
+    GeneratorDone, GeneratorStarted, Hello, LinkCreated, LinkDeleted, LinkStats, LinkUpdated,
+    Proto, Request, SocketId, decode_request, limits,
 };
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -22,6 +23,7 @@ use tracing::Instrument as _;
 
 use crate::config::Config;
 use crate::error::CommandError;
+use crate::generator::{self, GeneratorHandle, Plan};
 use crate::link::LinkHandle;
 use crate::log::{EventLog, Record};
 use crate::policy::{AddressPolicy, parse_addr};
@@ -43,6 +45,10 @@ pub struct Session {
     next_socket: u64,
     links: BTreeMap<LinkId, LinkHandle>,
     next_link: u64,
+    generators: BTreeMap<String, GeneratorHandle>,
+    next_generator: u64,
+    /// The flow analysis' loss timeout, ms (its task watches it).
+    loss_timeout_ms: tokio::sync::watch::Sender<u64>,
     policy: AddressPolicy,
     config: Arc<Config>,
     /// Cancelled when the server shuts down; socket tasks hang off it.
@@ -50,15 +56,25 @@ pub struct Session {
 }
 
 impl Session {
-    /// A new, empty session.
+    /// A new, empty session, with its flow analysis running (on the current runtime).
     pub fn new(config: Arc<Config>, cancel: CancellationToken) -> Self {
+        let log = Arc::new(EventLog::new(config.log_max_events, config.log_max_bytes));
+        let (loss_timeout_ms, timeout_rx) = tokio::sync::watch::channel(config.loss_timeout_ms);
+        tokio::spawn(crate::analysis::run(
+            log.clone(),
+            timeout_rx,
+            cancel.child_token(),
+        ));
         Session {
             id: format!("{:016x}", rand::random::<u64>()),
-            log: Arc::new(EventLog::new(config.log_max_events, config.log_max_bytes)),
+            log,
             sockets: BTreeMap::new(),
             next_socket: 1,
             links: BTreeMap::new(),
             next_link: 1,
+            generators: BTreeMap::new(),
+            next_generator: 1,
+            loss_timeout_ms,
             policy: AddressPolicy::loopback_only(),
             config,
             cancel,
@@ -141,6 +157,50 @@ impl Session {
                 );
                 Ok(())
             }
+            Command::Generate(spec) => self.generate(spec, req),
+            Command::GenerateStop { generator } => {
+                let handle = self
+                    .generators
+                    .remove(&generator)
+                    .ok_or_else(|| unknown_generator(&generator))?;
+                let Some(sent) = handle.stop().await else {
+                    return Err(CommandError::new(
+                        ErrorCode::UnknownGenerator,
+                        format!("generator {generator} had already finished"),
+                    ));
+                };
+                self.log.append(
+                    Instant::now(),
+                    Record::Event(Box::new(Event::GeneratorDone(GeneratorDone {
+                        id: EventId(0),
+                        generator,
+                        sent,
+                        stopped: true,
+                        error: None,
+                        t_ns: 0,
+                        req,
+                    }))),
+                );
+                Ok(())
+            }
+            Command::SetLossTimeout { ms } => {
+                if !(1..=MAX_LOSS_TIMEOUT_MS).contains(&ms) {
+                    return Err(CommandError::bad_request(format!(
+                        "the loss timeout must be from 1 to {MAX_LOSS_TIMEOUT_MS} ms, not {ms}"
+                    )));
+                }
+                self.loss_timeout_ms.send_replace(ms);
+                self.log.append(
+                    Instant::now(),
+                    Record::Event(Box::new(Event::AnalysisConfig(AnalysisConfig {
+                        id: EventId(0),
+                        loss_timeout_ms: ms,
+                        t_ns: 0,
+                        req,
+                    }))),
+                );
+                Ok(())
+            }
             Command::LinkDelete { link } => {
                 let handle = self
                     .links
@@ -206,6 +266,130 @@ impl Session {
         self.sockets.get(id).ok_or_else(|| unknown_socket(id))
     }
 
+    /// The socket `id` and the address `to` it may send to (policy and family checked).
+    fn destination(
+        &self,
+        id: &SocketId,
+        to: &str,
+    ) -> Result<(&UdpHandle, std::net::SocketAddr), CommandError> {
+        let handle = self.socket(id)?;
+        let to = parse_addr(to)?;
+        self.policy.check_destination(to)?;
+        if to.is_ipv4() != handle.local.is_ipv4() {
+            return Err(CommandError::bad_address(format!(
+                "socket {id} is bound to {}, an {} address, and cannot send to {to}; bind a socket of the same family",
+                handle.local,
+                if handle.local.is_ipv4() {
+                    "IPv4"
+                } else {
+                    "IPv6"
+                },
+            )));
+        }
+        Ok((handle, to))
+    }
+
+    fn generate(&mut self, spec: GeneratorSpec, req: Option<i64>) -> Result<(), CommandError> {
+        let (handle, to) = self.destination(&spec.socket, &spec.to)?;
+        let sends = handle.sender();
+        let rate = spec.rate;
+        if !rate.is_finite() || rate <= 0.0 {
+            return Err(CommandError::bad_request(format!(
+                "the rate must be a positive number of datagrams per second, not {rate}"
+            )));
+        }
+        if rate > generator::MAX_RATE {
+            return Err(CommandError::new(
+                ErrorCode::LimitExceeded,
+                format!(
+                    "{rate} datagrams/s is over the generator's limit of {}",
+                    generator::MAX_RATE
+                ),
+            ));
+        }
+        let count = match spec.amount {
+            Amount::Count(n) => n,
+            Amount::DurationMs(ms) => ((ms as f64 / 1000.0) * rate).ceil() as u64,
+        };
+        if count == 0 {
+            return Err(CommandError::bad_request(
+                "a generator must send at least one datagram",
+            ));
+        }
+        let duration = std::time::Duration::from_secs_f64(count as f64 / rate);
+        if count > generator::MAX_COUNT || duration > generator::MAX_DURATION {
+            return Err(CommandError::new(
+                ErrorCode::LimitExceeded,
+                format!(
+                    "{count} datagrams at {rate}/s is over the generator's limits ({} datagrams, {} s)",
+                    generator::MAX_COUNT,
+                    generator::MAX_DURATION.as_secs()
+                ),
+            ));
+        }
+        let header = if spec.sequence {
+            socklab_analysis::seqhdr::LEN
+        } else {
+            0
+        };
+        let body = match &spec.pattern {
+            Some(pattern) => pattern
+                .decode()
+                .map_err(|e| CommandError::bad_request(e.to_string()))?,
+            None => {
+                if spec.size < header {
+                    return Err(CommandError::bad_request(format!(
+                        "with the sequence header a payload has at least {header} bytes, not {}",
+                        spec.size
+                    )));
+                }
+                vec![0; spec.size - header]
+            }
+        };
+        check_size(header + body.len(), to)?;
+        self.generators.retain(|_, g| !g.is_finished());
+        if self.generators.len() >= generator::MAX_RUNNING {
+            return Err(CommandError::new(
+                ErrorCode::LimitExceeded,
+                format!(
+                    "{} generators are already running in this session, the most allowed; stop one first",
+                    self.generators.len()
+                ),
+            ));
+        }
+        let number = self.next_generator;
+        self.next_generator += 1;
+        let id = format!("g{number}");
+        let seq_flow = spec.sequence.then_some(number as u32);
+        let plan = Plan {
+            id: id.clone(),
+            socket: spec.socket.clone(),
+            sends,
+            to,
+            count,
+            rate,
+            body,
+            seq_flow,
+        };
+        self.log.append(
+            Instant::now(),
+            Record::Event(Box::new(Event::GeneratorStarted(GeneratorStarted {
+                id: EventId(0),
+                generator: id.clone(),
+                socket: spec.socket,
+                to,
+                count,
+                rate,
+                seq_flow,
+                t_ns: 0,
+                req,
+            }))),
+        );
+        let handle = GeneratorHandle::start(plan, self.log.clone(), &self.cancel);
+        self.generators.insert(id, handle);
+        Ok(())
+    }
+
     fn bind(&mut self, proto: Proto, addr: &str, req: Option<i64>) -> Result<(), CommandError> {
         let addr = parse_addr(addr)?;
         self.policy.check_bind(addr)?;
@@ -249,8 +433,12 @@ impl Session {
         Ok(())
     }
 
-    /// Closes every socket and link and waits until they are closed.
+    /// Stops every generator, closes every socket and link, and waits until they are
+    /// closed.
     pub async fn close_all(&mut self) {
+        for (_, handle) in std::mem::take(&mut self.generators) {
+            handle.stop().await;
+        }
         for (_, handle) in std::mem::take(&mut self.links) {
             handle.close().await;
         }
@@ -258,6 +446,30 @@ impl Session {
             handle.close().await;
         }
     }
+}
+
+/// The longest loss timeout a session may set, ms.
+pub const MAX_LOSS_TIMEOUT_MS: u64 = 600_000;
+
+fn check_size(len: usize, to: std::net::SocketAddr) -> Result<(), CommandError> {
+    let max = limits::max_udp_payload(to.is_ipv6());
+    if len > max {
+        return Err(CommandError::new(
+            ErrorCode::PayloadTooLarge,
+            format!(
+                "UDP payload is {len} bytes; the {} limit is {max}",
+                if to.is_ipv6() { "IPv6" } else { "IPv4" }
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn unknown_generator(id: &str) -> CommandError {
+    CommandError::new(
+        ErrorCode::UnknownGenerator,
+        format!("there is no running generator {id} in this session"),
+    )
 }
 
 fn check_settings(settings: &LinkSettings) -> Result<(), CommandError> {
@@ -353,6 +565,7 @@ fn to_event(entry: &crate::log::Entry) -> Event {
             packet.t_ns = t_ns;
             Event::LinkPacket(packet)
         }
+        Record::Event(event) => stamped((**event).clone(), id, t_ns),
         Record::LinkStats { link, c2t, t2c } => Event::LinkStats(LinkStats {
             id,
             link: link.clone(),
@@ -361,6 +574,20 @@ fn to_event(entry: &crate::log::Entry) -> Event {
             t_ns,
         }),
     }
+}
+
+/// An event the server made in wire form, with its log id and time filled in.
+fn stamped(mut event: Event, id: EventId, t: u64) -> Event {
+    match &mut event {
+        Event::Fate(e) => (e.id, e.t_ns) = (id, t),
+        Event::FlowStats(e) => (e.id, e.t_ns) = (id, t),
+        Event::GeneratorStarted(e) => (e.id, e.t_ns) = (id, t),
+        Event::GeneratorDone(e) => (e.id, e.t_ns) = (id, t),
+        Event::AnalysisConfig(e) => (e.id, e.t_ns) = (id, t),
+        Event::LinkPacket(e) => (e.id, e.t_ns) = (id, t),
+        _ => {}
+    }
+    event
 }
 
 /// Serves one WebSocket: a new session, its commands and its events, until the viewer

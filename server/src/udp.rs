@@ -109,6 +109,12 @@ impl UdpHandle {
         })
     }
 
+    /// Another way in to the socket's send queue, for a traffic generator (which waits
+    /// for room instead of being refused).
+    pub fn sender(&self) -> mpsc::Sender<SendRequest> {
+        self.sends.clone()
+    }
+
     /// Stops the task and waits until the socket is closed.
     pub async fn close(self) {
         self.cancel.cancel();

@@ -91,6 +91,7 @@ async fn lossy_link(url: &str, browser: &Browser) {
         .await;
 
     // A burst of 40 numbered datagrams to the link.
+    browser.click("#tab-packets").await;
     browser.fill("#send-to", &listen).await;
     browser.fill("#send-payload", "n{n}").await;
     browser.fill("#send-count", "40").await;
@@ -159,6 +160,7 @@ async fn walking_skeleton(url: &str, browser: &Browser) {
     assert!(second_addr.starts_with("127.0.0.1:"), "{second_addr}");
 
     // Send "hello" from s1 to s2: the out row and the in row appear.
+    browser.click("#tab-packets").await;
     browser.fill("#send-to", &second_addr).await;
     browser.fill("#send-payload", "hello").await;
     browser.click("#send-button").await;
@@ -207,5 +209,92 @@ async fn walking_skeleton(url: &str, browser: &Browser) {
     let rows = browser.wait_count("tr.packet-row", 4).await;
     assert!(rows[3].text().await.unwrap().contains("de ad be ef"));
     let shot = browser.screenshot("e2e-walking-skeleton.png").await;
+    eprintln!("screenshot: {}", shot.display());
+}
+
+#[tokio::test]
+async fn the_timeline_shows_lost_arrows_and_figures_that_agree() {
+    with_browser(|url, browser| async move { timeline(&url, browser).await }).await;
+}
+
+async fn timeline(url: &str, browser: &Browser) {
+    browser.client().goto(url).await.expect("the page loads");
+    browser
+        .wait_text("#conn-status", |t| t == "connected")
+        .await;
+    let (_, second) = bind_two(browser).await;
+
+    // A "very lossy" link in front of s2, from its preset.
+    browser.fill("#link-target", &second).await;
+    browser
+        .click("#link-preset option[value='very lossy']")
+        .await;
+    browser.click("#link-create").await;
+    let cards = browser.wait_count(".link-card", 1).await;
+    let listen = cards[0]
+        .find(fantoccini::Locator::Css("code.addr"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+
+    // The server-side generator sends 200 sequenced datagrams through it.
+    browser.fill("#gen-to", &listen).await;
+    browser.fill("#gen-count", "200").await;
+    browser.fill("#gen-rate", "2000").await;
+    browser.click("#gen-start").await;
+    let row = "tr.flow-row[data-method='matched']";
+    browser
+        .wait_text(&format!("{row} td.sent"), |t| t == "200")
+        .await;
+    browser
+        .wait_text(&format!("{row} td.in-flight"), |t| t == "0")
+        .await;
+    let lost_cell = browser
+        .wait_text(&format!("{row} td.lost"), |t| !t.is_empty())
+        .await;
+    let lost: usize = lost_cell
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(lost > 20, "30 % loss over 200 datagrams: {lost_cell}");
+
+    // The timeline draws exactly as many lost arrows as the server's figures count.
+    browser
+        .wait_text("#timeline-legend", |t| {
+            t.contains(&format!("✕ lost ({lost})"))
+        })
+        .await;
+
+    // Pause, then click a lost arrow: the inspector says why it never arrived.
+    browser.click("#tl-follow").await;
+    let at = browser
+        .client()
+        .find(fantoccini::Locator::Css("#timeline-canvas"))
+        .await
+        .unwrap()
+        .attr("data-lost-at")
+        .await
+        .unwrap()
+        .expect("a lost arrow is on screen");
+    let (x, y) = at.split_once(',').unwrap();
+    let script = format!(
+        "const c = document.getElementById('timeline-canvas'); const r = c.getBoundingClientRect();
+         for (const type of ['mousedown', 'mouseup']) {{
+           c.dispatchEvent(new MouseEvent(type, {{clientX: r.left + {x}, clientY: r.top + {y}, bubbles: true}}));
+         }}"
+    );
+    browser
+        .client()
+        .execute(&script, vec![])
+        .await
+        .expect("click the arrow");
+    browser
+        .wait_text("#inspector-fate", |t| t.contains("lost: random loss"))
+        .await;
+    let shot = browser.screenshot("e2e-timeline.png").await;
     eprintln!("screenshot: {}", shot.display());
 }

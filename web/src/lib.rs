@@ -8,12 +8,15 @@
 //!   [`connection::Commands`] handle components send commands through.
 //! - [`components`]: the views: header, sockets, send form, packet list, inspector.
 //! - [`hexdump`]: hex + ASCII dumps and one-line payload previews.
+//! - [`timeline`]: the timeline's pure model: lanes, arrows and their fates, the view's
+//!   time window, hit testing.
 #![forbid(unsafe_code)]
 
 pub mod components;
 pub mod connection;
 pub mod hexdump;
 pub mod model;
+pub mod timeline;
 
 use wasm_bindgen::prelude::*;
 

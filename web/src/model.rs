@@ -9,9 +9,12 @@ use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::rc::Rc;
 
+use socklab_protocol::flow::FlowSummary;
 use socklab_protocol::link::{DropReason, LinkCounters, LinkDir, LinkFate, LinkId, LinkSettings};
 use socklab_protocol::payload::decode_base64;
-use socklab_protocol::{Direction, ErrorCode, Event, LinkPacket, SocketId};
+use socklab_protocol::{Direction, ErrorCode, Event, GeneratorStarted, LinkPacket, SocketId};
+
+use crate::timeline::Timeline;
 use yew::Reducible;
 
 /// How many packets the page keeps; older ones leave the list (the server still has them).
@@ -46,6 +49,10 @@ pub enum Origin {
     CreateLink,
     /// A link's card (its settings and delete button).
     Link(LinkId),
+    /// The traffic generator's form.
+    Generate,
+    /// The flow analysis settings.
+    Analysis,
 }
 
 /// A bound socket.
@@ -255,6 +262,16 @@ pub struct State {
     pub packets_version: u64,
     /// The selected packet's event id.
     pub selected: Option<u64>,
+    /// The timeline's lanes and arrows, shared and mutated in place.
+    pub timeline: Rc<RefCell<Timeline>>,
+    /// Bumped whenever `timeline` changes.
+    pub timeline_version: u64,
+    /// The latest figures of every flow.
+    pub flows: Rc<Vec<FlowSummary>>,
+    /// Running generators.
+    pub generators: Rc<Vec<GeneratorStarted>>,
+    /// The flow analysis' loss timeout, once the server has said it.
+    pub loss_timeout_ms: Option<u64>,
     /// Which part of the page sent each unanswered command.
     pub pending: Rc<HashMap<i64, Origin>>,
     /// The latest refusal for each part of the page.
@@ -275,6 +292,11 @@ impl PartialEq for State {
             && Rc::ptr_eq(&self.packets, &other.packets)
             && self.packets_version == other.packets_version
             && self.selected == other.selected
+            && Rc::ptr_eq(&self.timeline, &other.timeline)
+            && self.timeline_version == other.timeline_version
+            && Rc::ptr_eq(&self.flows, &other.flows)
+            && Rc::ptr_eq(&self.generators, &other.generators)
+            && self.loss_timeout_ms == other.loss_timeout_ms
             && Rc::ptr_eq(&self.pending, &other.pending)
             && Rc::ptr_eq(&self.errors, &other.errors)
             && Rc::ptr_eq(&self.notices, &other.notices)
@@ -292,6 +314,11 @@ impl Default for State {
             packets: Rc::default(),
             packets_version: 0,
             selected: None,
+            timeline: Rc::default(),
+            timeline_version: 0,
+            flows: Rc::default(),
+            generators: Rc::default(),
+            loss_timeout_ms: None,
             pending: Rc::default(),
             errors: Rc::default(),
             notices: Rc::default(),
@@ -324,6 +351,8 @@ pub enum Action {
     Select(Option<u64>),
     /// The person cleared the packet list.
     ClearPackets,
+    /// The person cleared the timeline's arrows.
+    ClearTimeline,
     /// The person dismissed the notices.
     DismissNotices,
 }
@@ -375,11 +404,22 @@ impl State {
                 self.packets_version += 1;
                 self.selected = None;
             }
+            Action::ClearTimeline => {
+                self.timeline.borrow_mut().clear_arrows();
+                self.timeline_version += 1;
+            }
             Action::DismissNotices => self.notices = Rc::default(),
         }
     }
 
     fn receive(&mut self, event: Event) {
+        if matches!(
+            event,
+            Event::Bound(_) | Event::LinkCreated(_) | Event::Datagram(_) | Event::Fate(_)
+        ) {
+            self.timeline.borrow_mut().apply(&event);
+            self.timeline_version += 1;
+        }
         match event {
             Event::Hello(hello) => {
                 let resumed = self.session.as_deref() == Some(hello.session.as_str());
@@ -387,6 +427,10 @@ impl State {
                     // A new session: the old one's sockets were closed with it.
                     self.sockets = Rc::default();
                     self.links = Rc::default();
+                    self.generators = Rc::default();
+                    self.flows = Rc::default();
+                    self.timeline = Rc::default();
+                    self.timeline_version += 1;
                     self.notice(
                         "reconnected with a new session; the previous session's sockets and links were closed"
                             .into(),
@@ -488,6 +532,26 @@ impl State {
                 "{} events (ids {} to {}) were dropped by the server's log before this page received them",
                 gap.count, gap.from.0, gap.to.0
             )),
+            Event::Fate(_) => {}
+            Event::FlowStats(stats) => self.flows = Rc::new(stats.flows),
+            Event::GeneratorStarted(started) => {
+                self.settle(started.req);
+                Rc::make_mut(&mut self.generators).push(started);
+            }
+            Event::GeneratorDone(done) => {
+                self.settle(done.req);
+                Rc::make_mut(&mut self.generators).retain(|g| g.generator != done.generator);
+                if let Some(error) = done.error {
+                    self.notice(format!(
+                        "generator {} stopped after {} datagrams: {error}",
+                        done.generator, done.sent
+                    ));
+                }
+            }
+            Event::AnalysisConfig(config) => {
+                self.settle(config.req);
+                self.loss_timeout_ms = Some(config.loss_timeout_ms);
+            }
             Event::Batch { events } => {
                 for event in events {
                     self.receive(event);

@@ -36,6 +36,11 @@ use crate::sequenced::SeqReceiver;
 use crate::stats::{FlowStats, Method, Percentiles};
 use crate::{DEFAULT_LOSS_TIMEOUT_NS, Nanos};
 
+/// How long a finished send is remembered (to recognise duplicates and late arrivals),
+/// at least; longer when the loss timeout is long.
+const FINISHED_RETENTION_NS: Nanos = 5_000_000_000;
+/// The most finished sends a flow remembers.
+const MAX_FINISHED: usize = 200_000;
 /// The most latency samples a flow keeps for its percentiles (the newest are dropped
 /// beyond it, so the figures describe the flow's first million datagrams).
 const MAX_SAMPLES: usize = 1_000_000;
@@ -599,7 +604,9 @@ impl Analyzer {
                     h,
                 );
             }
-            flow.forget_before(now.saturating_sub(timeout.saturating_mul(2)));
+            flow.forget_before(
+                now.saturating_sub(timeout.saturating_mul(4).max(FINISHED_RETENTION_NS)),
+            );
         }
         for (key, flow) in &mut self.echo {
             while let Some((&seq, p)) = flow.pending.first_key_value() {
@@ -805,21 +812,30 @@ impl Flow {
     fn finish(&mut self, finished: Finished, now: Nanos, h: u64) {
         self.finished.entry(h).or_default().push_back(finished);
         self.finished_order.push_back((now, h));
+        if self.finished_order.len() > MAX_FINISHED {
+            self.forget_oldest();
+        }
+    }
+
+    fn forget_oldest(&mut self) {
+        if let Some((_, h)) = self.finished_order.pop_front()
+            && let Some(queue) = self.finished.get_mut(&h)
+        {
+            queue.pop_front();
+            if queue.is_empty() {
+                self.finished.remove(&h);
+            }
+        }
     }
 
     /// Forgets finished sends that finished before `horizon`.
     fn forget_before(&mut self, horizon: Nanos) {
-        while let Some(&(at, h)) = self.finished_order.front() {
-            if at >= horizon {
-                break;
-            }
-            self.finished_order.pop_front();
-            if let Some(queue) = self.finished.get_mut(&h) {
-                queue.pop_front();
-                if queue.is_empty() {
-                    self.finished.remove(&h);
-                }
-            }
+        while self
+            .finished_order
+            .front()
+            .is_some_and(|&(at, _)| at < horizon)
+        {
+            self.forget_oldest();
         }
     }
 }

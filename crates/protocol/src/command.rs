@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::event::SocketId;
+use crate::flow::GeneratorSpec;
 use crate::link::{LinkId, LinkSettings};
 use crate::payload::Payload;
 
@@ -62,6 +63,20 @@ pub enum Command {
     LinkDelete {
         /// The link.
         link: LinkId,
+    },
+    /// Start the server-side traffic generator. Success: `generator_started`, then the
+    /// datagrams, then `generator_done`.
+    Generate(GeneratorSpec),
+    /// Stop a running generator early. Success: its `generator_done`.
+    GenerateStop {
+        /// The generator.
+        generator: String,
+    },
+    /// Change how long a datagram may be in flight before it counts as lost.
+    /// Success: `analysis_config`.
+    SetLossTimeout {
+        /// Milliseconds (1 to 600,000).
+        ms: u64,
     },
 }
 
@@ -130,7 +145,7 @@ pub fn decode_request(text: &str) -> Result<Request, DecodeError> {
     if !object.contains_key("type") {
         return Err(DecodeError {
             req,
-            message: "a command must have a \"type\" field (bind, close, send, link_create, link_update or link_delete)".into(),
+            message: "a command must have a \"type\" field, such as bind, close or send".into(),
         });
     }
     let command = Command::deserialize(&value).map_err(|e| DecodeError {
@@ -209,6 +224,25 @@ mod tests {
                 }),
                 r#"{"type":"link_delete","link":"l1"}"#,
             ),
+            (
+                Request::with_req(
+                    5,
+                    Command::Generate(GeneratorSpec {
+                        socket: SocketId::new("s1"),
+                        to: "127.0.0.1:9".into(),
+                        amount: crate::flow::Amount::Count(100),
+                        rate: 1000.0,
+                        size: 64,
+                        pattern: None,
+                        sequence: true,
+                    }),
+                ),
+                r#"{"req":5,"type":"generate","socket":"s1","to":"127.0.0.1:9","amount":{"count":100},"rate":1000.0,"size":64,"sequence":true}"#,
+            ),
+            (
+                Request::new(Command::SetLossTimeout { ms: 500 }),
+                r#"{"type":"set_loss_timeout","ms":500}"#,
+            ),
         ];
         for (request, json) in cases {
             assert_eq!(request.to_json(), json);
@@ -248,7 +282,7 @@ mod tests {
             (
                 r#"{"req":5,"type":"dance"}"#,
                 Some(5),
-                "bad command: unknown variant `dance`, expected one of `bind`, `close`, `send`, `link_create`, `link_update`, `link_delete`",
+                "bad command: unknown variant `dance`, expected one of `bind`, `close`, `send`, `link_create`, `link_update`, `link_delete`, `generate`, `generate_stop`, `set_loss_timeout`",
             ),
             (
                 r#"{"req":6,"type":"bind","proto":"udp"}"#,

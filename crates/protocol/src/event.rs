@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use serde::{Deserialize, Serialize};
 
 use crate::command::Proto;
+use crate::flow::{Fate, FlowStats};
 use crate::link::{DropReason, LinkCounters, LinkDir, LinkFate, LinkId, LinkSettings};
 
 /// A session's event id: strictly increasing, never reused.
@@ -69,6 +70,16 @@ pub enum Event {
     LinkPacket(LinkPacket),
     /// A link's counters (sent at most a few times a second, when they changed).
     LinkStats(LinkStats),
+    /// What became of a datagram (flow analysis).
+    Fate(Fate),
+    /// Every flow's figures (sent at most twice a second, when they changed).
+    FlowStats(FlowStats),
+    /// A traffic generator started.
+    GeneratorStarted(GeneratorStarted),
+    /// A traffic generator finished (or was stopped, or failed).
+    GeneratorDone(GeneratorDone),
+    /// The flow analysis' settings changed.
+    AnalysisConfig(AnalysisConfig),
     /// A command could not be carried out; the session stays usable.
     Error(ErrorEvent),
     /// Events this viewer never received because the session's log had already dropped
@@ -262,6 +273,66 @@ pub struct LinkStats {
     pub t_ns: u64,
 }
 
+/// A traffic generator started: the reply to `generate`.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct GeneratorStarted {
+    /// The event's id in the session.
+    pub id: EventId,
+    /// The generator's id (`"g1"`, ...), for `generate_stop`.
+    pub generator: String,
+    /// The sending socket.
+    pub socket: SocketId,
+    /// The destination.
+    pub to: SocketAddr,
+    /// How many datagrams it will send.
+    pub count: u64,
+    /// Datagrams per second.
+    pub rate: f64,
+    /// The sequence header's flow id (absent without a header).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq_flow: Option<u32>,
+    /// Nanoseconds since the session began.
+    pub t_ns: u64,
+    /// The `req` of the command.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub req: Option<i64>,
+}
+
+/// A traffic generator finished.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct GeneratorDone {
+    /// The event's id in the session.
+    pub id: EventId,
+    /// The generator.
+    pub generator: String,
+    /// How many datagrams it handed to its socket.
+    pub sent: u64,
+    /// Whether it was stopped early (by `generate_stop` or the socket closing).
+    pub stopped: bool,
+    /// Why it stopped early, when something failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Nanoseconds since the session began.
+    pub t_ns: u64,
+    /// The `req` of a `generate_stop` that stopped it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub req: Option<i64>,
+}
+
+/// The flow analysis' settings.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct AnalysisConfig {
+    /// The event's id in the session.
+    pub id: EventId,
+    /// How long a datagram may be in flight before it counts as lost, ms.
+    pub loss_timeout_ms: u64,
+    /// Nanoseconds since the session began.
+    pub t_ns: u64,
+    /// The `req` of the command.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub req: Option<i64>,
+}
+
 /// Events a viewer missed for good: the ids `from..=to`, `count` of them.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
 pub struct Gap {
@@ -303,6 +374,8 @@ pub enum ErrorCode {
     UnknownSocket,
     /// No link with that id in this session.
     UnknownLink,
+    /// No running generator with that id in this session.
+    UnknownGenerator,
     /// The server's address policy refuses this address.
     Forbidden,
     /// A server limit (sockets per session, ...) would be exceeded.
@@ -325,6 +398,7 @@ impl ErrorCode {
             ErrorCode::PayloadTooLarge => "payload_too_large",
             ErrorCode::UnknownSocket => "unknown_socket",
             ErrorCode::UnknownLink => "unknown_link",
+            ErrorCode::UnknownGenerator => "unknown_generator",
             ErrorCode::Forbidden => "forbidden",
             ErrorCode::LimitExceeded => "limit_exceeded",
             ErrorCode::IoError => "io_error",
@@ -367,11 +441,16 @@ impl Event {
             Event::LinkCreated(e) => e.req,
             Event::LinkUpdated(e) => e.req,
             Event::LinkDeleted(e) => e.req,
+            Event::GeneratorStarted(e) => e.req,
+            Event::GeneratorDone(e) => e.req,
+            Event::AnalysisConfig(e) => e.req,
             Event::Error(e) => e.req,
             Event::Hello(_)
             | Event::Gap(_)
             | Event::LinkPacket(_)
             | Event::LinkStats(_)
+            | Event::Fate(_)
+            | Event::FlowStats(_)
             | Event::Batch { .. } => None,
         }
     }
@@ -387,6 +466,11 @@ impl Event {
             Event::LinkDeleted(e) => Some(e.id),
             Event::LinkPacket(e) => Some(e.id),
             Event::LinkStats(e) => Some(e.id),
+            Event::Fate(e) => Some(e.id),
+            Event::FlowStats(e) => Some(e.id),
+            Event::GeneratorStarted(e) => Some(e.id),
+            Event::GeneratorDone(e) => Some(e.id),
+            Event::AnalysisConfig(e) => Some(e.id),
             Event::Hello(_) | Event::Error(_) | Event::Gap(_) | Event::Batch { .. } => None,
         }
     }
@@ -494,6 +578,23 @@ mod tests {
                 r#"{"type":"link_deleted","id":31,"link":"l1","t_ns":100,"req":9}"#,
             ),
             (
+                Event::Fate(Fate {
+                    id: EventId(40),
+                    fate: crate::flow::FateKind::Lost,
+                    send: EventId(30),
+                    recv: None,
+                    src: "127.0.0.1:40000".parse().unwrap(),
+                    dst: "127.0.0.1:5000".parse().unwrap(),
+                    latency_ns: None,
+                    reordered_by: None,
+                    late: false,
+                    cause: Some(crate::flow::LossCause::Link),
+                    reason: Some(DropReason::BurstLoss),
+                    t_ns: 120,
+                }),
+                r#"{"type":"fate","id":40,"fate":"lost","send":30,"src":"127.0.0.1:40000","dst":"127.0.0.1:5000","cause":"link","reason":"burst_loss","t_ns":120}"#,
+            ),
+            (
                 Event::Gap(Gap {
                     from: EventId(5),
                     to: EventId(9),
@@ -524,6 +625,7 @@ mod tests {
             ErrorCode::PayloadTooLarge,
             ErrorCode::UnknownSocket,
             ErrorCode::UnknownLink,
+            ErrorCode::UnknownGenerator,
             ErrorCode::Forbidden,
             ErrorCode::LimitExceeded,
             ErrorCode::IoError,

@@ -7,6 +7,8 @@
 //!   command.
 //! - [`event`]: what the server reports ([`Event`]): the greeting, replies, datagrams,
 //!   errors with stable [`ErrorCode`]s, and batches of events.
+//! - [`flow`]: flow analysis and the traffic generator: what became of each datagram
+//!   ([`flow::Fate`]), per-flow figures ([`flow::FlowStats`]), generator settings.
 //! - [`payload`]: how a datagram's bytes are written in a command (text, hex or base64)
 //!   and how they are decoded, with errors a person can act on.
 //! - [`limits`]: the numbers both sides must agree on (payload sizes).
@@ -17,14 +19,16 @@
 
 pub mod command;
 pub mod event;
+pub mod flow;
 pub mod limits;
 pub mod link;
 pub mod payload;
 
 pub use command::{Command, DecodeError, Proto, Request, decode_request};
 pub use event::{
-    Bound, Closed, Datagram, Direction, ErrorCode, ErrorEvent, Event, EventId, Gap, Hello,
-    LinkCreated, LinkDeleted, LinkPacket, LinkStats, LinkUpdated, SocketId,
+    AnalysisConfig, Bound, Closed, Datagram, Direction, ErrorCode, ErrorEvent, Event, EventId, Gap,
+    GeneratorDone, GeneratorStarted, Hello, LinkCreated, LinkDeleted, LinkPacket, LinkStats,
+    LinkUpdated, SocketId,
 };
 pub use payload::{Payload, PayloadError};
 

@@ -1,21 +1,27 @@
 //! The page's views. Each panel reads the shared [`Ctx`] and sends commands through it.
 
+mod flows;
 mod header;
+mod inspector;
 mod links;
 mod packets;
 mod send;
 mod sockets;
+mod timeline;
 
 use yew::prelude::*;
 
 use crate::connection::{self, Commands};
 use crate::model::State;
 
+pub use flows::FlowsPanel;
 pub use header::Header;
+pub use inspector::Inspector;
 pub use links::LinksPanel;
 pub use packets::PacketsPanel;
 pub use send::SendPanel;
 pub use sockets::SocketsPanel;
+pub use timeline::TimelinePanel;
 
 /// What every panel can reach: the state and the way to send commands.
 #[derive(Clone, PartialEq)]
@@ -57,9 +63,35 @@ pub fn App() -> Html {
                     <SendPanel />
                     <LinksPanel />
                 </div>
-                <PacketsPanel />
+                <Workspace />
             </main>
         </ContextProvider<Ctx>>
+    }
+}
+
+/// The right-hand side: the timeline (with the flows' figures) or the packet list,
+/// and the inspector under either.
+#[component]
+fn Workspace() -> Html {
+    let tab = use_state(|| "timeline");
+    let pick = |name: &'static str| {
+        let tab = tab.clone();
+        Callback::from(move |_| tab.set(name))
+    };
+    html! {
+        <section class="panel workspace">
+            <div class="tabs" role="tablist">
+                <button id="tab-timeline" role="tab" class={classes!("tab", (*tab == "timeline").then_some("on"))} onclick={pick("timeline")}>{ "Timeline" }</button>
+                <button id="tab-packets" role="tab" class={classes!("tab", (*tab == "packets").then_some("on"))} onclick={pick("packets")}>{ "Packets" }</button>
+            </div>
+            if *tab == "timeline" {
+                <TimelinePanel />
+                <FlowsPanel />
+            } else {
+                <PacketsPanel />
+            }
+            <Inspector />
+        </section>
     }
 }
 

@@ -6,8 +6,8 @@ use web_sys::HtmlElement;
 use yew::prelude::*;
 
 use super::use_ctx;
-use crate::hexdump::{hexdump, preview};
-use crate::model::{Action, LinkDecision, Packet, What};
+use crate::hexdump::preview;
+use crate::model::{Action, LinkDecision, What};
 
 /// How many of the newest packets the list draws; the rest stay in the store.
 const ROWS_DRAWN: usize = 1_000;
@@ -16,7 +16,7 @@ const PREVIEW_CHARS: usize = 40;
 /// How close to the bottom (in pixels) still counts as "at the bottom".
 const BOTTOM_SLACK_PX: i32 = 24;
 
-fn seconds(t_ns: u64) -> String {
+pub(super) fn seconds(t_ns: u64) -> String {
     format!("{:.6}", t_ns as f64 / 1e9)
 }
 
@@ -111,7 +111,6 @@ pub fn PacketsPanel() -> Html {
             }
         }
     });
-    let inspected = selected.and_then(|id| store.get(id)).cloned();
     let evicted = store.evicted;
 
     html! {
@@ -147,68 +146,18 @@ pub fn PacketsPanel() -> Html {
                     <p class="empty">{ "Every datagram your sockets send or receive appears here, newest at the bottom." }</p>
                 }
             </div>
-            <Inspector packet={inspected} />
         </section>
     }
 }
 
-#[derive(Properties, PartialEq)]
-struct InspectorProps {
-    packet: Option<Packet>,
-}
-
-/// The selected packet's metadata and its whole payload as hex + ASCII.
-#[component]
-fn Inspector(props: &InspectorProps) -> Html {
-    let Some(p) = &props.packet else {
-        return html! { <p class="hint inspector-empty">{ "Select a packet to see its whole payload as hex and ASCII." }</p> };
-    };
-    let meta = match &p.what {
-        What::Socket {
-            socket,
-            dir,
-            local,
-            peer,
-        } => {
-            let (verb, from, to) = match dir {
-                Direction::Out => ("sent", local, peer),
-                Direction::In => ("received", peer, local),
-            };
-            format!(
-                "#{} · {verb} · socket {socket} · {from} → {to} · {} bytes · t = {} s",
-                p.id,
-                p.payload.len(),
-                seconds(p.t_ns)
-            )
-        }
-        What::Link(d) => format!(
-            "#{} · link {} {} datagram {} · {} · {} bytes · t = {} s · decision: {}",
-            p.id,
-            d.link,
-            dir_arrow(d.dir),
-            d.seq,
-            route(d),
-            p.payload.len(),
-            seconds(p.t_ns),
-            d.summary()
-        ),
-    };
-    html! {
-        <div id="inspector" class="inspector">
-            <p class="meta">{ meta }</p>
-            <pre id="hexdump" class="mono">{ if p.payload.is_empty() { "(empty datagram)".to_string() } else { hexdump(&p.payload) } }</pre>
-        </div>
-    }
-}
-
-fn dir_arrow(dir: LinkDir) -> &'static str {
+pub(super) fn dir_arrow(dir: LinkDir) -> &'static str {
     match dir {
         LinkDir::C2t => "client→target",
         LinkDir::T2c => "target→client",
     }
 }
 
-fn route(d: &LinkDecision) -> String {
+pub(super) fn route(d: &LinkDecision) -> String {
     match d.to {
         Some(to) => format!("{} → {to}", d.from),
         None => format!("{} → (no client)", d.from),

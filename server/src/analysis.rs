@@ -1,0 +1,282 @@
+//! The session's flow analysis: a task that reads the session's log like a viewer,
+//! feeds `socklab-analysis`, and logs what it concludes (`fate` events) and the flows'
+//! figures (`flow_stats`, at a bounded rate).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use socklab_analysis::{Analyzer, Input, LossCause, Outcome};
+use socklab_protocol::flow::{self, Fate, FateKind, FlowMethod, FlowStats, FlowSummary, Latency};
+use socklab_protocol::{Direction, Event, EventId, SocketId};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::log::{EventLog, Record};
+
+/// How often in-flight datagrams are checked against the loss timeout.
+pub const TICK: Duration = Duration::from_millis(100);
+/// Flow figures are logged at most once per this many ticks (when they changed).
+const STATS_EVERY_TICKS: u32 = 5;
+/// How many log entries one pass reads.
+const READ_BATCH: usize = 4096;
+
+/// Runs until `cancel`; `timeout_ms` carries the loss timeout (adjustable live).
+pub async fn run(
+    log: Arc<EventLog>,
+    mut timeout_ms: watch::Receiver<u64>,
+    cancel: CancellationToken,
+) {
+    let mut analyzer = Analyzer::new(*timeout_ms.borrow_and_update() * 1_000_000);
+    let mut newest = log.subscribe();
+    let mut cursor = EventId(0);
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut ticks = 0u32;
+    let mut reported: Option<Vec<FlowSummary>> = None;
+    let mut outcomes = Vec::new();
+    let mut sockets = HashMap::new();
+    loop {
+        tokio::select! {
+            biased;
+            _ = cancel.cancelled() => break,
+            changed = timeout_ms.changed() => {
+                if changed.is_err() { break; }
+                analyzer.set_timeout_ns(*timeout_ms.borrow_and_update() * 1_000_000);
+            }
+            changed = newest.changed() => {
+                if changed.is_err() { break; }
+                cursor = read_new(&log, cursor, &mut analyzer, &mut sockets, &mut outcomes);
+            }
+            _ = tick.tick() => {
+                cursor = read_new(&log, cursor, &mut analyzer, &mut sockets, &mut outcomes);
+                analyzer.tick(log.t_ns(Instant::now()), &mut outcomes);
+                ticks += 1;
+                if ticks.is_multiple_of(STATS_EVERY_TICKS) {
+                    let flows: Vec<FlowSummary> = analyzer.stats().iter().map(summary).collect();
+                    if !flows.is_empty() && reported.as_ref() != Some(&flows) {
+                        reported = Some(flows.clone());
+                        log.append(Instant::now(), Record::Event(Box::new(Event::FlowStats(FlowStats {
+                            id: EventId(0),
+                            flows,
+                            t_ns: 0,
+                        }))));
+                    }
+                }
+            }
+        }
+        if !outcomes.is_empty() {
+            let now = Instant::now();
+            log.append_all(
+                outcomes
+                    .drain(..)
+                    .map(|o| (now, Record::Event(Box::new(Event::Fate(fate(o)))))),
+            );
+        }
+    }
+}
+
+/// Feeds every entry after `cursor` to the analyzer; returns the new cursor.
+/// Lab sockets' addresses by id, so a `closed` event can name the address it frees.
+type Sockets = HashMap<SocketId, SocketAddr>;
+
+fn read_new(
+    log: &EventLog,
+    mut cursor: EventId,
+    analyzer: &mut Analyzer,
+    sockets: &mut Sockets,
+    out: &mut Vec<Outcome>,
+) -> EventId {
+    loop {
+        let read = log.read_after(cursor, READ_BATCH);
+        if let Some((from, to)) = read.gap {
+            tracing::warn!(
+                from = from.0,
+                to = to.0,
+                "flow analysis missed events the log dropped"
+            );
+        }
+        for entry in &read.entries {
+            feed(analyzer, sockets, &entry.record, entry.id, entry.t_ns, out);
+            cursor = entry.id;
+        }
+        if !read.more {
+            return cursor;
+        }
+    }
+}
+
+fn feed(
+    analyzer: &mut Analyzer,
+    sockets: &mut Sockets,
+    record: &Record,
+    id: EventId,
+    t_ns: u64,
+    out: &mut Vec<Outcome>,
+) {
+    let input = match record {
+        Record::Bound { socket, local, .. } => {
+            sockets.insert(socket.clone(), *local);
+            Input::Bound { addr: *local }
+        }
+        Record::Closed { socket, .. } => match sockets.remove(socket) {
+            Some(addr) => Input::Closed { addr },
+            None => return,
+        },
+        Record::Datagram(d) => match d.dir {
+            Direction::Out => Input::Sent {
+                id,
+                t_ns,
+                local: d.local,
+                peer: d.peer,
+                bytes: &d.payload,
+            },
+            Direction::In => Input::Received {
+                id,
+                t_ns,
+                local: d.local,
+                peer: d.peer,
+                bytes: &d.payload,
+            },
+        },
+        Record::LinkCreated {
+            link,
+            listen,
+            upstream,
+            target,
+            ..
+        } => Input::LinkCreated {
+            link,
+            listen: *listen,
+            upstream: *upstream,
+            target: *target,
+        },
+        Record::LinkDeleted { link, .. } => Input::LinkDeleted { link },
+        Record::LinkPacket(p) => {
+            let bytes =
+                socklab_protocol::payload::decode_base64(&p.payload_b64).unwrap_or_default();
+            analyzer.feed(
+                Input::LinkDecision {
+                    link: &p.link,
+                    from: p.from,
+                    to: p.to,
+                    bytes: &bytes,
+                    fate: p.fate,
+                    reason: p.reason,
+                    corrupted_at: p.corrupted_at,
+                    truncated_to: p.truncated_to,
+                },
+                out,
+            );
+            return;
+        }
+        Record::LinkUpdated { .. } | Record::LinkStats { .. } | Record::Event(_) => return,
+    };
+    analyzer.feed(input, out);
+}
+
+fn fate(outcome: Outcome) -> Fate {
+    let mut fate = Fate {
+        id: EventId(0),
+        fate: FateKind::Delivered,
+        send: EventId(0),
+        recv: None,
+        src: ([0, 0, 0, 0], 0).into(),
+        dst: ([0, 0, 0, 0], 0).into(),
+        latency_ns: None,
+        reordered_by: None,
+        late: false,
+        cause: None,
+        reason: None,
+        t_ns: 0,
+    };
+    let (cause_of, flow) = match outcome {
+        Outcome::Delivered {
+            send,
+            recv,
+            flow,
+            latency_ns,
+            reordered_by,
+            late,
+        } => {
+            fate.send = send;
+            fate.recv = Some(recv);
+            fate.latency_ns = Some(latency_ns);
+            fate.reordered_by = (reordered_by > 0).then_some(reordered_by);
+            fate.late = late;
+            (None, flow)
+        }
+        Outcome::Duplicate { send, recv, flow } => {
+            fate.fate = FateKind::Duplicate;
+            fate.send = send;
+            fate.recv = Some(recv);
+            (None, flow)
+        }
+        Outcome::Lost { send, flow, cause } => {
+            fate.fate = FateKind::Lost;
+            fate.send = send;
+            (Some(cause), flow)
+        }
+        Outcome::Reply {
+            request,
+            response,
+            flow,
+            rtt_ns,
+        } => {
+            fate.fate = FateKind::Reply;
+            fate.send = request;
+            fate.recv = Some(response);
+            fate.latency_ns = Some(rtt_ns);
+            (None, flow)
+        }
+        Outcome::Unanswered {
+            request,
+            flow,
+            cause,
+        } => {
+            fate.fate = FateKind::Unanswered;
+            fate.send = request;
+            (Some(cause), flow)
+        }
+    };
+    fate.src = flow.src;
+    fate.dst = flow.dst;
+    match cause_of {
+        Some(LossCause::Link(reason)) => {
+            fate.cause = Some(flow::LossCause::Link);
+            fate.reason = Some(reason);
+        }
+        Some(LossCause::Timeout) => fate.cause = Some(flow::LossCause::Timeout),
+        None => {}
+    }
+    fate
+}
+
+fn summary(s: &socklab_analysis::FlowStats) -> FlowSummary {
+    FlowSummary {
+        src: s.src,
+        dst: s.dst,
+        via: s.via.clone(),
+        method: match s.method {
+            socklab_analysis::Method::Matched => FlowMethod::Matched,
+            socklab_analysis::Method::Sequenced => FlowMethod::Sequenced,
+            socklab_analysis::Method::Echo => FlowMethod::Echo,
+        },
+        seq_flow: s.seq_flow,
+        sent: s.sent,
+        received: s.received,
+        lost: s.lost,
+        lost_pct: (s.lost_pct() * 100.0).round() / 100.0,
+        reordered: s.reordered,
+        duplicated: s.duplicated,
+        in_flight: s.in_flight,
+        latency_ns: s.latency.map(|p| Latency {
+            min: p.min,
+            p50: p.p50,
+            p99: p.p99,
+            max: p.max,
+        }),
+        jitter_ns: s.jitter_ns.map(|j| j.round()),
+    }
+}

@@ -1,0 +1,142 @@
+//! The traffic generator: sends a paced stream of datagrams from a lab socket, server
+//! side, so its timing does not depend on the browser.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use socklab_analysis::seqhdr::{self, SeqHeader};
+use socklab_protocol::{Event, EventId, GeneratorDone, SocketId};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
+
+use crate::log::{EventLog, Record};
+use crate::udp::SendRequest;
+
+/// The fastest a generator may send, datagrams per second.
+pub const MAX_RATE: f64 = 100_000.0;
+/// The most datagrams one generator may send.
+pub const MAX_COUNT: u64 = 1_000_000;
+/// The longest a generator may run.
+pub const MAX_DURATION: Duration = Duration::from_secs(600);
+/// The most generators running at once in one session.
+pub const MAX_RUNNING: usize = 8;
+
+/// What a generator sends, checked and resolved by the session.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// The generator's id.
+    pub id: String,
+    /// The sending socket.
+    pub socket: SocketId,
+    /// Its send queue.
+    pub sends: mpsc::Sender<SendRequest>,
+    /// The destination.
+    pub to: SocketAddr,
+    /// How many datagrams.
+    pub count: u64,
+    /// Datagrams per second.
+    pub rate: f64,
+    /// The payload (after the header, if any), already sized.
+    pub body: Vec<u8>,
+    /// The sequence header's flow id, if headers are on.
+    pub seq_flow: Option<u32>,
+}
+
+/// A running generator.
+#[derive(Debug)]
+pub struct GeneratorHandle {
+    cancel: CancellationToken,
+    /// Ends with `None` when the generator finished by itself (and logged its end), or
+    /// with how many it sent when it was stopped.
+    task: JoinHandle<Option<u64>>,
+}
+
+impl GeneratorHandle {
+    /// Starts sending. When it ends by itself it logs its `generator_done`.
+    pub fn start(plan: Plan, log: Arc<EventLog>, parent: &CancellationToken) -> Self {
+        let cancel = parent.child_token();
+        let span =
+            tracing::info_span!("generator", id = %plan.id, socket = %plan.socket, to = %plan.to);
+        let task = tokio::spawn(run(plan, log, cancel.clone()).instrument(span));
+        GeneratorHandle { cancel, task }
+    }
+
+    /// Whether it has ended.
+    pub fn is_finished(&self) -> bool {
+        self.task.is_finished()
+    }
+
+    /// Stops it. Returns how many datagrams it sent, or `None` if it had already
+    /// finished by itself (its end is logged then).
+    pub async fn stop(self) -> Option<u64> {
+        self.cancel.cancel();
+        self.task.await.unwrap_or(None)
+    }
+}
+
+async fn run(plan: Plan, log: Arc<EventLog>, cancel: CancellationToken) -> Option<u64> {
+    let (reply, mut failures) = mpsc::unbounded_channel();
+    let interval = Duration::from_secs_f64(1.0 / plan.rate);
+    let start = tokio::time::Instant::now();
+    let mut sent = 0u64;
+    let mut error = None;
+    let header_len = if plan.seq_flow.is_some() {
+        seqhdr::LEN
+    } else {
+        0
+    };
+    while sent < plan.count {
+        let due = start + interval.mul_f64(sent as f64);
+        tokio::select! {
+            _ = cancel.cancelled() => return Some(sent),
+            _ = tokio::time::sleep_until(due) => {}
+        }
+        let mut payload = vec![0u8; header_len];
+        payload.extend_from_slice(&plan.body);
+        if let Some(flow) = plan.seq_flow {
+            SeqHeader {
+                flow,
+                seq: sent,
+                sent_ns: log.t_ns(Instant::now()),
+            }
+            .write(&mut payload);
+        }
+        let request = SendRequest {
+            to: plan.to,
+            payload,
+            req: None,
+            reply: reply.clone(),
+        };
+        tokio::select! {
+            _ = cancel.cancelled() => return Some(sent),
+            queued = plan.sends.send(request) => {
+                if queued.is_err() {
+                    error = Some(format!("socket {} was closed", plan.socket));
+                    break;
+                }
+            }
+        }
+        sent += 1;
+        if let Ok(failure) = failures.try_recv() {
+            error = Some(failure.message);
+            break;
+        }
+    }
+    tracing::info!(sent, "generator finished");
+    log.append(
+        Instant::now(),
+        Record::Event(Box::new(Event::GeneratorDone(GeneratorDone {
+            id: EventId(0),
+            generator: plan.id.clone(),
+            sent,
+            stopped: error.is_some(),
+            error,
+            t_ns: 0,
+            req: None,
+        }))),
+    );
+    None
+}

@@ -1,0 +1,326 @@
+//! Flow analysis and the traffic generator, with real sockets through real links.
+
+use std::collections::HashSet;
+
+use socklab_protocol::flow::{Amount, FateKind, FlowMethod, FlowSummary, GeneratorSpec, LossCause};
+use socklab_protocol::link::{Impairments, LinkFate, LinkSettings, Loss};
+use socklab_protocol::{Command, ErrorCode, Event, LinkPacket, SocketId};
+use socklab_tests::python::PythonEcho;
+use socklab_tests::{Client, TestServer, text};
+
+fn generate(socket: &SocketId, to: std::net::SocketAddr, count: u64, rate: f64) -> Command {
+    Command::Generate(GeneratorSpec {
+        socket: socket.clone(),
+        to: to.to_string(),
+        amount: Amount::Count(count),
+        rate,
+        size: 64,
+        pattern: None,
+        sequence: true,
+    })
+}
+
+/// Reads events until a `flow_stats` satisfies `done`, collecting link decisions and
+/// fates on the way; returns that flow's figures (the first flow matching `method`).
+async fn until_flow(
+    client: &mut Client,
+    method: FlowMethod,
+    decisions: &mut Vec<LinkPacket>,
+    fates: &mut Vec<socklab_protocol::flow::Fate>,
+    done: impl Fn(&FlowSummary) -> bool,
+) -> Vec<FlowSummary> {
+    let deadline = std::time::Instant::now() + socklab_tests::WAIT;
+    let mut last = Vec::new();
+    loop {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the flow never got there; last figures: {last:#?}"
+        );
+        match client.next().await {
+            Event::LinkPacket(p) => decisions.push(p),
+            Event::Fate(f) => fates.push(f),
+            Event::FlowStats(s) => {
+                if s.flows.iter().any(|f| f.method == method && done(f)) {
+                    return s.flows;
+                }
+                last = s.flows;
+            }
+            _ => {}
+        }
+    }
+}
+
+#[tokio::test]
+async fn flow_figures_agree_with_what_the_link_decided() {
+    const N: u64 = 500;
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let a = client.bind("127.0.0.1:0").await;
+    let b = client.bind("127.0.0.1:0").await;
+    let settings = LinkSettings {
+        c2t: Impairments {
+            loss: Loss::Random { pct: 20.0 },
+            reorder_pct: 10.0,
+            reorder_gap: 2,
+            duplicate_pct: 5.0,
+            ..Impairments::default()
+        },
+        seed: 3,
+        ..LinkSettings::default()
+    };
+    let link = client.link("127.0.0.1:0", b.local, settings).await;
+    let req = client
+        .send(generate(&a.socket, link.listen, N, 5_000.0))
+        .await;
+    match client.reply(req).await {
+        Event::GeneratorStarted(g) => assert_eq!((g.count, g.seq_flow), (N, Some(1))),
+        other => panic!("expected generator_started, got {other:?}"),
+    }
+    let (mut decisions, mut fates) = (Vec::new(), Vec::new());
+    let flows = until_flow(
+        &mut client,
+        FlowMethod::Matched,
+        &mut decisions,
+        &mut fates,
+        |f| f.sent == N && f.in_flight == 0,
+    )
+    .await;
+    let matched = flows
+        .iter()
+        .find(|f| f.method == FlowMethod::Matched)
+        .unwrap();
+    assert_eq!(
+        (matched.src, matched.dst),
+        (a.local, b.local),
+        "the flow is seen through the link"
+    );
+    assert_eq!(matched.via.as_ref(), Some(&link.link));
+
+    assert_eq!(decisions.len() as u64, N, "one decision per datagram");
+    let dropped = decisions
+        .iter()
+        .filter(|p| p.fate == LinkFate::Dropped)
+        .count() as u64;
+    let duplicated = decisions.iter().filter(|p| p.duplicated).count() as u64;
+    // A held-back datagram arrives after a later one when some later datagram was
+    // forwarded without being held, and no early copy of it arrived first.
+    let overtaken = decisions
+        .iter()
+        .filter(|p| {
+            p.held_for.is_some()
+                && !p.duplicated
+                && decisions
+                    .iter()
+                    .any(|q| q.seq > p.seq && q.fate == LinkFate::Forwarded && q.held_for.is_none())
+        })
+        .count() as u64;
+    assert!(dropped > 0 && duplicated > 0 && overtaken > 0);
+    assert_eq!(matched.lost, dropped);
+    assert_eq!(matched.duplicated, duplicated);
+    assert_eq!(matched.reordered, overtaken);
+    assert_eq!(matched.received, N - dropped + duplicated);
+    let latency = matched.latency_ns.expect("latencies");
+    assert!(latency.min <= latency.p50 && latency.p50 <= latency.p99 && latency.p99 <= latency.max);
+
+    // Each drop has a fate naming the link's reason.
+    let lost: Vec<_> = fates.iter().filter(|f| f.fate == FateKind::Lost).collect();
+    assert_eq!(lost.len() as u64, dropped);
+    assert!(
+        lost.iter()
+            .all(|f| f.cause == Some(LossCause::Link) && f.reason.is_some())
+    );
+    let delivered = fates
+        .iter()
+        .filter(|f| f.fate == FateKind::Delivered)
+        .count() as u64;
+    assert_eq!(delivered, N - dropped);
+
+    // The receiver's own view from the sequence header agrees on order and copies.
+    // (Everything has arrived by now: the same figures carry the receiver's view.)
+    let sequenced = flows
+        .iter()
+        .find(|f| f.method == FlowMethod::Sequenced)
+        .unwrap();
+    assert_eq!(sequenced.received, N - dropped + duplicated);
+    assert_eq!(
+        (sequenced.src, sequenced.dst, sequenced.seq_flow),
+        (a.local, b.local, Some(1))
+    );
+    assert_eq!(sequenced.reordered, overtaken);
+    assert_eq!(sequenced.duplicated, duplicated);
+    let highest_received = decisions
+        .iter()
+        .filter(|p| p.fate == LinkFate::Forwarded)
+        .map(|p| p.seq)
+        .max()
+        .unwrap();
+    assert_eq!(
+        sequenced.sent,
+        highest_received + 1,
+        "expected = highest sequence number + 1"
+    );
+    let dropped_below = decisions
+        .iter()
+        .filter(|p| p.fate == LinkFate::Dropped && p.seq < highest_received)
+        .count();
+    assert_eq!(sequenced.lost, dropped_below as u64);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn an_echo_peer_gives_round_trip_times() {
+    let echo = PythonEcho::start("127.0.0.1");
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let a = client.bind("127.0.0.1:0").await;
+    client
+        .send(generate(&a.socket, echo.addr, 20, 1_000.0))
+        .await;
+    let flows = until_flow(
+        &mut client,
+        FlowMethod::Echo,
+        &mut Vec::new(),
+        &mut Vec::new(),
+        |f| f.received == 20,
+    )
+    .await;
+    let echoed = flows.iter().find(|f| f.method == FlowMethod::Echo).unwrap();
+    assert_eq!(
+        (echoed.src, echoed.dst, echoed.sent, echoed.lost),
+        (a.local, echo.addr, 20, 0)
+    );
+    assert!(echoed.latency_ns.unwrap().p50 > 0);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_slow_datagram_is_lost_by_timeout_then_late() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let a = client.bind("127.0.0.1:0").await;
+    let b = client.bind("127.0.0.1:0").await;
+    let req = client.send(Command::SetLossTimeout { ms: 50 }).await;
+    assert!(matches!(client.reply(req).await, Event::AnalysisConfig(c) if c.loss_timeout_ms == 50));
+    let slow = LinkSettings {
+        c2t: Impairments {
+            delay_ms: 400.0,
+            ..Impairments::default()
+        },
+        ..LinkSettings::default()
+    };
+    let link = client.link("127.0.0.1:0", b.local, slow).await;
+    let out = client
+        .send_datagram(&a.socket, link.listen, text("slow"))
+        .await;
+    let mut seen = Vec::new();
+    while !seen
+        .iter()
+        .any(|f: &socklab_protocol::flow::Fate| f.fate == FateKind::Delivered)
+    {
+        if let Event::Fate(f) = client.next().await {
+            seen.push(f);
+        }
+    }
+    assert_eq!(seen[0].fate, FateKind::Lost);
+    assert_eq!(
+        (seen[0].send, seen[0].cause),
+        (out.id, Some(LossCause::Timeout))
+    );
+    assert!(seen[1].late && seen[1].latency_ns.unwrap() >= 400_000_000);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn the_generator_refuses_what_it_cannot_do_and_stops_on_request() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let a = client.bind("127.0.0.1:0").await;
+    let to = a.local;
+    let refusals = [
+        (generate(&a.socket, to, 10, 1e6), ErrorCode::LimitExceeded),
+        (
+            generate(&a.socket, to, 2_000_000, 1_000.0),
+            ErrorCode::LimitExceeded,
+        ),
+        (generate(&a.socket, to, 10, 0.0), ErrorCode::BadRequest),
+        (generate(&a.socket, to, 0, 10.0), ErrorCode::BadRequest),
+        (
+            generate(&SocketId::new("s9"), to, 10, 10.0),
+            ErrorCode::UnknownSocket,
+        ),
+        (
+            Command::Generate(GeneratorSpec {
+                socket: a.socket.clone(),
+                to: to.to_string(),
+                amount: Amount::Count(1),
+                rate: 10.0,
+                size: 10,
+                pattern: None,
+                sequence: true,
+            }),
+            ErrorCode::BadRequest,
+        ),
+        (
+            Command::GenerateStop {
+                generator: "g7".into(),
+            },
+            ErrorCode::UnknownGenerator,
+        ),
+        (Command::SetLossTimeout { ms: 0 }, ErrorCode::BadRequest),
+    ];
+    for (command, code) in refusals {
+        let error = client.refused(command, code).await;
+        assert!(!error.message.is_empty());
+    }
+    // A long generator stops on request and says how many it sent.
+    let long = Command::Generate(GeneratorSpec {
+        socket: a.socket.clone(),
+        to: to.to_string(),
+        amount: Amount::DurationMs(60_000),
+        rate: 100.0,
+        size: 32,
+        pattern: None,
+        sequence: true,
+    });
+    let req = client.send(long).await;
+    let Event::GeneratorStarted(started) = client.reply(req).await else {
+        panic!("started")
+    };
+    assert_eq!(started.count, 6_000);
+    client.received_on(&a.socket).await;
+    let req = client
+        .send(Command::GenerateStop {
+            generator: started.generator.clone(),
+        })
+        .await;
+    match client.reply(req).await {
+        Event::GeneratorDone(done) => assert!(
+            done.stopped && done.sent > 0 && done.sent < 6_000,
+            "{done:?}"
+        ),
+        other => panic!("expected generator_done, got {other:?}"),
+    }
+    // A generator with a fixed pattern and no header sends exactly that.
+    let req = client
+        .send(Command::Generate(GeneratorSpec {
+            socket: a.socket.clone(),
+            to: to.to_string(),
+            amount: Amount::Count(3),
+            rate: 1_000.0,
+            size: 0,
+            pattern: Some(socklab_protocol::Payload::Text("tick".into())),
+            sequence: false,
+        }))
+        .await;
+    assert!(matches!(client.reply(req).await, Event::GeneratorStarted(g) if g.seq_flow.is_none()));
+    let mut payloads = HashSet::new();
+    for _ in 0..3 {
+        let d = client.received_on(&a.socket).await;
+        payloads.insert(d.payload_b64);
+    }
+    assert_eq!(
+        payloads.into_iter().collect::<Vec<_>>(),
+        vec!["dGljaw==".to_string()]
+    );
+    server.stop().await;
+}

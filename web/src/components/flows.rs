@@ -1,0 +1,364 @@
+//! Per-flow figures, a latency plot, the traffic generator and the loss timeout.
+
+use socklab_protocol::Command;
+use socklab_protocol::flow::{Amount, FlowMethod, FlowSummary, GeneratorSpec};
+use wasm_bindgen::JsCast as _;
+use web_sys::{CanvasRenderingContext2d, HtmlCanvasElement, HtmlInputElement, HtmlSelectElement};
+use yew::prelude::*;
+
+use super::{FormError, use_ctx};
+use crate::model::Origin;
+use crate::timeline::{Mark, Timeline};
+
+/// What the figures mean, so "lost / total" is never a puzzle.
+const DEFINITIONS: &[(&str, &str)] = &[
+    (
+        "matched",
+        "both ends are lab sockets: every receive is matched to its send (same flow, same bytes, first in first out). Sent counts the sends; lost = dropped by a link, or not received within the loss timeout; a datagram that arrives later is no longer lost (late).",
+    ),
+    (
+        "sequenced",
+        "read from the generator's sequence header by the receiver alone, as iperf3 does: sent = highest sequence number + 1; a gap counts as lost; a datagram arriving after a higher number is reordered (out of order) and no longer lost; a number seen twice is a duplicate.",
+    ),
+    (
+        "echo",
+        "the destination is not a lab socket: a reply whose bytes equal an earlier request is its answer; latency is the round-trip time; lost = requests without a reply within the loss timeout.",
+    ),
+    (
+        "reordered",
+        "received after a datagram of the same flow that was sent later.",
+    ),
+    ("duplicated", "copies received beyond the first."),
+    (
+        "jitter",
+        "RFC 3550 interarrival jitter: the smoothed variation of transit time between consecutive arrivals (J += (|D| − J)/16).",
+    ),
+];
+
+fn ms(ns: u64) -> String {
+    format!("{:.3}", ns as f64 / 1e6)
+}
+
+fn method_label(m: FlowMethod) -> &'static str {
+    match m {
+        FlowMethod::Matched => "matched",
+        FlowMethod::Sequenced => "sequenced",
+        FlowMethod::Echo => "echo",
+    }
+}
+
+/// The flows panel: figures per flow, the latency plot, the generator.
+#[component]
+pub fn FlowsPanel() -> Html {
+    let ctx = use_ctx();
+    let state = &ctx.state;
+    let plotted = use_state(|| 0usize);
+    let rows = state.flows.iter().enumerate().map(|(i, f)| {
+        let is_plotted = *plotted == i;
+        let handle = plotted.clone();
+        let onclick = Callback::from(move |_| handle.set(i));
+        let latency = f.latency_ns.map_or_else(
+            || "–".to_string(),
+            |l| format!("{} / {} / {} / {}", ms(l.min), ms(l.p50), ms(l.p99), ms(l.max)),
+        );
+        html! {
+            <tr class={classes!("flow-row", is_plotted.then_some("selected"))} {onclick}
+                data-method={method_label(f.method)} data-src={f.src.to_string()} data-dst={f.dst.to_string()}>
+                <td class="mono">{ format!("{} → {}", f.src, f.dst) }{ f.via.as_ref().map(|l| format!(" via {l}")).unwrap_or_default() }</td>
+                <td>{ method_label(f.method) }{ f.seq_flow.map(|s| format!(" #{s}")).unwrap_or_default() }</td>
+                <td class="num sent">{ f.sent }</td>
+                <td class="num received">{ f.received }</td>
+                <td class="num lost">{ format!("{} ({:.1} %)", f.lost, f.lost_pct) }</td>
+                <td class="num reordered">{ f.reordered }</td>
+                <td class="num duplicated">{ f.duplicated }</td>
+                <td class="num in-flight">{ f.in_flight }</td>
+                <td class="num">{ latency }</td>
+                <td class="num">{ f.jitter_ns.map_or("–".to_string(), |j| ms(j as u64)) }</td>
+            </tr>
+        }
+    });
+    let chosen = state.flows.get(*plotted).cloned();
+
+    html! {
+        <div class="flows">
+            <h3>{ "Flows" }</h3>
+            if state.flows.is_empty() {
+                <p class="empty">{ "Send between two lab sockets (directly or through a link), to an echo server, or start the generator: each flow's figures appear here." }</p>
+            } else {
+                <div class="table-wrap">
+                    <table id="flow-table" class="flow-table">
+                        <thead><tr>
+                            <th>{ "flow (source → destination)" }</th><th>{ "method" }</th>
+                            <th>{ "sent" }</th><th>{ "received" }</th><th>{ "lost" }</th>
+                            <th>{ "reordered" }</th><th>{ "dup" }</th><th title="sent, neither received nor lost yet">{ "in flight" }</th>
+                            <th title="one-way latency (echo: round trip), ms">{ "latency min / p50 / p99 / max ms" }</th>
+                            <th title="RFC 3550 interarrival jitter">{ "jitter ms" }</th>
+                        </tr></thead>
+                        <tbody>{ for rows }</tbody>
+                    </table>
+                </div>
+            }
+            if let Some(flow) = chosen {
+                <LatencyPlot flow={flow} />
+            }
+            <details class="definitions">
+                <summary>{ "What the figures mean" }</summary>
+                <dl>{ for DEFINITIONS.iter().map(|(term, text)| html! { <><dt>{ *term }</dt><dd>{ *text }</dd></> }) }</dl>
+            </details>
+            <Generator />
+        </div>
+    }
+}
+
+#[derive(Properties, PartialEq)]
+struct PlotProps {
+    flow: FlowSummary,
+}
+
+/// Latency over time for one flow, with lost datagrams marked on the axis.
+#[component]
+fn LatencyPlot(props: &PlotProps) -> Html {
+    let ctx = use_ctx();
+    let canvas_ref = use_node_ref();
+    {
+        let canvas_ref = canvas_ref.clone();
+        let timeline = ctx.state.timeline.clone();
+        let flow = props.flow.clone();
+        use_effect_with(
+            (ctx.state.timeline_version, props.flow.clone()),
+            move |_| {
+                if let Some(canvas) = canvas_ref.cast::<HtmlCanvasElement>() {
+                    plot(&canvas, &timeline.borrow(), &flow);
+                }
+            },
+        );
+    }
+    html! {
+        <div class="plot">
+            <span class="hint">{ format!("latency over time, {} → {} (red ticks: lost)", props.flow.src, props.flow.dst) }</span>
+            <canvas id="latency-plot" ref={canvas_ref} />
+        </div>
+    }
+}
+
+fn plot(canvas: &HtmlCanvasElement, timeline: &Timeline, flow: &FlowSummary) {
+    let (w, h) = (canvas.client_width() as f64, canvas.client_height() as f64);
+    if w <= 0.0 || h <= 0.0 {
+        return;
+    }
+    canvas.set_width(w as u32);
+    canvas.set_height(h as u32);
+    let Some(ctx) = canvas
+        .get_context("2d")
+        .ok()
+        .flatten()
+        .and_then(|c| c.dyn_into::<CanvasRenderingContext2d>().ok())
+    else {
+        return;
+    };
+    ctx.set_fill_style_str("#0f1419");
+    ctx.fill_rect(0.0, 0.0, w, h);
+    let Some(index) = timeline
+        .flows
+        .iter()
+        .position(|&(s, d)| s == flow.src && d == flow.dst)
+    else {
+        return;
+    };
+    let points: Vec<(u64, Option<u64>)> = timeline
+        .arrows
+        .iter()
+        .filter(|a| a.flow == index as u16)
+        .filter_map(|a| match a.mark {
+            Mark::Delivered | Mark::Reordered(_) | Mark::Late | Mark::Request => {
+                Some((a.t0, Some(a.t1 - a.t0)))
+            }
+            Mark::Lost(_) | Mark::Unanswered => Some((a.t0, None)),
+            _ => None,
+        })
+        .collect();
+    let (Some(first), Some(last)) = (points.first(), points.last()) else {
+        return;
+    };
+    let (t0, t1) = (first.0 as f64, (last.0 as f64).max(first.0 as f64 + 1.0));
+    let max = points.iter().filter_map(|p| p.1).max().unwrap_or(1).max(1) as f64;
+    let (left, bottom) = (52.0, h - 14.0);
+    ctx.set_font("10px ui-monospace, monospace");
+    ctx.set_fill_style_str("#8a96a3");
+    let _ = ctx.fill_text(&format!("{} ms", ms(max as u64)), 2.0, 10.0);
+    let _ = ctx.fill_text("0", 2.0, bottom);
+    let x = |t: u64| left + (t as f64 - t0) / (t1 - t0) * (w - left - 6.0);
+    for (t, latency) in points {
+        match latency {
+            Some(l) => {
+                ctx.set_fill_style_str("#5ad19a");
+                ctx.fill_rect(
+                    x(t) - 1.0,
+                    bottom - l as f64 / max * (bottom - 6.0) - 1.0,
+                    2.5,
+                    2.5,
+                );
+            }
+            None => {
+                ctx.set_fill_style_str("#ff6b6b");
+                ctx.fill_rect(x(t) - 0.5, bottom + 2.0, 1.5, 8.0);
+            }
+        }
+    }
+}
+
+/// The traffic generator's form and the loss timeout.
+#[component]
+fn Generator() -> Html {
+    let ctx = use_ctx();
+    let sockets = ctx.state.sockets.clone();
+    let from = use_state(String::new);
+    let to = use_state(String::new);
+    let count = use_state(|| "200".to_string());
+    let rate = use_state(|| "1000".to_string());
+    let size = use_state(|| "64".to_string());
+    let sequence = use_state(|| true);
+    let timeout = use_state(|| "2000".to_string());
+    let text = |state: &UseStateHandle<String>| {
+        let state = state.clone();
+        Callback::from(move |e: InputEvent| {
+            state.set(e.target_unchecked_into::<HtmlInputElement>().value())
+        })
+    };
+    let chosen = sockets
+        .iter()
+        .find(|s| s.id.as_str() == from.as_str())
+        .or_else(|| sockets.first())
+        .map(|s| s.id.clone());
+    let on_from = {
+        let from = from.clone();
+        Callback::from(move |e: Event| {
+            from.set(e.target_unchecked_into::<HtmlSelectElement>().value())
+        })
+    };
+    let on_sequence = {
+        let sequence = sequence.clone();
+        Callback::from(move |_| sequence.set(!*sequence))
+    };
+    let on_start = {
+        let ctx = ctx.clone();
+        let (to, count, rate, size, sequence, chosen) = (
+            to.clone(),
+            count.clone(),
+            rate.clone(),
+            size.clone(),
+            sequence.clone(),
+            chosen.clone(),
+        );
+        Callback::from(move |e: SubmitEvent| {
+            e.prevent_default();
+            let dispatch = ctx.state.dispatcher();
+            let problem = |m: String| {
+                dispatch.dispatch(crate::model::Action::LocalError {
+                    origin: Origin::Generate,
+                    message: Some(m),
+                })
+            };
+            let Some(socket) = chosen.clone() else {
+                return problem("bind a socket to send from".into());
+            };
+            let Ok(count) = count.trim().parse::<u64>() else {
+                return problem(format!("count {:?} is not a whole number", count.trim()));
+            };
+            let Ok(rate) = rate.trim().parse::<f64>() else {
+                return problem(format!("rate {:?} is not a number", rate.trim()));
+            };
+            let Ok(size) = size.trim().parse::<usize>() else {
+                return problem(format!("size {:?} is not a whole number", size.trim()));
+            };
+            ctx.commands.send(
+                &dispatch,
+                Origin::Generate,
+                Command::Generate(GeneratorSpec {
+                    socket,
+                    to: to.trim().to_string(),
+                    amount: Amount::Count(count),
+                    rate,
+                    size,
+                    pattern: None,
+                    sequence: *sequence,
+                }),
+            );
+        })
+    };
+    let on_timeout = {
+        let ctx = ctx.clone();
+        let timeout = timeout.clone();
+        Callback::from(move |_| {
+            let dispatch = ctx.state.dispatcher();
+            match timeout.trim().parse::<u64>() {
+                Ok(ms) => {
+                    ctx.commands
+                        .send(&dispatch, Origin::Analysis, Command::SetLossTimeout { ms });
+                }
+                Err(_) => dispatch.dispatch(crate::model::Action::LocalError {
+                    origin: Origin::Analysis,
+                    message: Some(format!(
+                        "{:?} is not a number of milliseconds",
+                        timeout.trim()
+                    )),
+                }),
+            }
+        })
+    };
+    let running = ctx.state.generators.iter().map(|g| {
+        let ctx = ctx.clone();
+        let id = g.generator.clone();
+        let stop = Callback::from(move |_| {
+            ctx.commands.send(&ctx.state.dispatcher(), Origin::Generate, Command::GenerateStop { generator: id.clone() });
+        });
+        html! {
+            <li>{ format!("{}: {} datagrams at {}/s from {} to {}", g.generator, g.count, g.rate, g.socket, g.to) }
+                <button class="small" onclick={stop}>{ "stop" }</button></li>
+        }
+    });
+    let targets = ctx.state.links.iter().map(|l| (format!("{} listen {}", l.id, l.listen), l.listen.to_string()))
+        .chain(sockets.iter().map(|s| (format!("{} {}", s.id, s.local), s.local.to_string())))
+        .map(|(label, addr)| {
+            let to = to.clone();
+            html! { <button type="button" class="chip" onclick={Callback::from(move |_| to.set(addr.clone()))}>{ label }</button> }
+        });
+
+    html! {
+        <div class="generator">
+            <h3>{ "Traffic generator" }</h3>
+            <form class="stack" onsubmit={on_start}>
+                <div class="row">
+                    <label>{ "from" }
+                        <select id="gen-from" onchange={on_from}>
+                            { for sockets.iter().map(|s| html! {
+                                <option value={s.id.to_string()} selected={Some(&s.id) == chosen.as_ref()}>{ format!("{} {}", s.id, s.local) }</option>
+                            }) }
+                        </select>
+                    </label>
+                    <label class="grow">{ "to" }<input id="gen-to" class="mono" placeholder="127.0.0.1:9000" value={(*to).clone()} oninput={text(&to)} /></label>
+                </div>
+                <div class="chips">{ "targets: " }{ for targets }</div>
+                <div class="row">
+                    <label>{ "count" }<input id="gen-count" class="mono" size="7" value={(*count).clone()} oninput={text(&count)} /></label>
+                    <label>{ "rate /s" }<input id="gen-rate" class="mono" size="7" value={(*rate).clone()} oninput={text(&rate)} /></label>
+                    <label>{ "size bytes" }<input id="gen-size" class="mono" size="5" value={(*size).clone()} oninput={text(&size)} /></label>
+                    <label class="check" title="24 bytes in front of each payload: magic, flow id, sequence number, send time">
+                        <input id="gen-sequence" type="checkbox" checked={*sequence} onclick={on_sequence} />{ "sequence header" }</label>
+                    <button id="gen-start" type="submit" disabled={chosen.is_none()}>{ "start" }</button>
+                </div>
+                <p class="hint">{ "Runs on the server, paced there, so the browser's timing does not matter. Up to 100,000 datagrams/s and 1,000,000 datagrams." }</p>
+            </form>
+            <FormError id="gen-error" message={ctx.state.error(&Origin::Generate).map(str::to_owned)} />
+            if !ctx.state.generators.is_empty() {
+                <ul class="running">{ for running }</ul>
+            }
+            <div class="row">
+                <label>{ "loss timeout ms" }<input id="loss-timeout" class="mono" size="7" value={(*timeout).clone()} oninput={text(&timeout)} /></label>
+                <button class="small" onclick={on_timeout}>{ "set" }</button>
+                <span class="hint">{ format!("A datagram not received within this time counts as lost (now {} ms).", ctx.state.loss_timeout_ms.unwrap_or(2000)) }</span>
+            </div>
+            <FormError id="analysis-error" message={ctx.state.error(&Origin::Analysis).map(str::to_owned)} />
+        </div>
+    }
+}

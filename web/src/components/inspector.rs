@@ -1,0 +1,93 @@
+//! The inspector: everything about the selected datagram, its fate, and its bytes.
+
+use socklab_protocol::Direction;
+use yew::prelude::*;
+
+use super::packets::{dir_arrow, route, seconds};
+use super::timeline::reason_words;
+use super::use_ctx;
+use crate::hexdump::hexdump;
+use crate::model::What;
+use crate::timeline::Mark;
+
+/// The selected datagram: metadata, what became of it, hex + ASCII.
+#[component]
+pub fn Inspector() -> Html {
+    let ctx = use_ctx();
+    let state = &ctx.state;
+    let Some(id) = state.selected else {
+        return html! { <p class="hint inspector-empty">{ "Select a packet or click an arrow to see its metadata, its fate and its whole payload as hex and ASCII." }</p> };
+    };
+    let store = state.packets.borrow();
+    let packet = store.get(id).cloned();
+    let fate = state.timeline.borrow().arrow_of(id).map(|a| match a.mark {
+        Mark::Pending => "in flight (not received yet)".to_string(),
+        Mark::Delivered => format!(
+            "delivered in order after {:.3} ms",
+            (a.t1 - a.t0) as f64 / 1e6
+        ),
+        Mark::Reordered(n) => format!(
+            "delivered out of order after {:.3} ms: {n} datagram(s) sent later arrived first",
+            (a.t1 - a.t0) as f64 / 1e6
+        ),
+        Mark::Late => format!(
+            "delivered late, after {:.3} ms (it had been counted lost)",
+            (a.t1 - a.t0) as f64 / 1e6
+        ),
+        Mark::Duplicate => "a duplicate copy".to_string(),
+        Mark::Lost(reason) => format!("lost: {}", reason_words(reason)),
+        Mark::Request => format!(
+            "answered after {:.3} ms (round trip)",
+            (a.t1 - a.t0) as f64 * 2.0 / 1e6
+        ),
+        Mark::Reply => "a reply to an earlier request".to_string(),
+        Mark::Unanswered => "no reply within the loss timeout".to_string(),
+        Mark::Incoming => "received from outside the lab".to_string(),
+    });
+    let Some(p) = packet else {
+        return html! {
+            <div id="inspector" class="inspector">
+                <p class="meta">{ format!("#{id} is no longer in the packet list") }{ fate.map(|f| format!(" · fate: {f}")).unwrap_or_default() }</p>
+            </div>
+        };
+    };
+    let meta = match &p.what {
+        What::Socket {
+            socket,
+            dir,
+            local,
+            peer,
+        } => {
+            let (verb, from, to) = match dir {
+                Direction::Out => ("sent", local, peer),
+                Direction::In => ("received", peer, local),
+            };
+            format!(
+                "#{} · {verb} · socket {socket} · {from} → {to} · {} bytes · t = {} s",
+                p.id,
+                p.payload.len(),
+                seconds(p.t_ns)
+            )
+        }
+        What::Link(d) => format!(
+            "#{} · link {} {} datagram {} · {} · {} bytes · t = {} s · decision: {}",
+            p.id,
+            d.link,
+            dir_arrow(d.dir),
+            d.seq,
+            route(d),
+            p.payload.len(),
+            seconds(p.t_ns),
+            d.summary()
+        ),
+    };
+    html! {
+        <div id="inspector" class="inspector">
+            <p class="meta">{ meta }</p>
+            if let Some(fate) = fate {
+                <p id="inspector-fate" class="meta fate">{ format!("fate: {fate}") }</p>
+            }
+            <pre id="hexdump" class="mono">{ if p.payload.is_empty() { "(empty datagram)".to_string() } else { hexdump(&p.payload) } }</pre>
+        </div>
+    }
+}

@@ -1,0 +1,779 @@
+//! The timeline's model, with no drawing in it: lanes (one per endpoint), one arrow per
+//! datagram from its send to its receive, marked with its fate; the view's time window;
+//! hit testing. Built from the same events as everything else, so unit tests reach it
+//! without a browser.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+use socklab_protocol::flow::{Fate, FateKind};
+use socklab_protocol::link::DropReason;
+use socklab_protocol::{Direction, Event};
+
+/// How many arrows the page keeps; beyond it the oldest half is forgotten.
+pub const ARROWS_KEPT: usize = 300_000;
+
+/// What a lane stands for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LaneKind {
+    /// A lab socket.
+    Lab,
+    /// A link (drawn between its clients and its target).
+    Link,
+    /// A program outside the lab.
+    Outside,
+}
+
+/// One endpoint's column.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lane {
+    /// What it is.
+    pub kind: LaneKind,
+    /// Its heading, such as `s1 127.0.0.1:4000`.
+    pub label: String,
+}
+
+/// An arrow's fate, as drawn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mark {
+    /// Sent, not received yet.
+    Pending,
+    /// Received in order.
+    Delivered,
+    /// Received after a later datagram of its flow (by this many).
+    Reordered(u64),
+    /// Received after it had been counted lost.
+    Late,
+    /// An extra copy.
+    Duplicate,
+    /// Lost (with the link's reason, if a link dropped it).
+    Lost(Option<DropReason>),
+    /// A request to an echo-like peer (its reply is a separate arrow).
+    Request,
+    /// A reply from an echo-like peer.
+    Reply,
+    /// A request that got no reply.
+    Unanswered,
+    /// A datagram from outside the lab, not (yet) matched to anything.
+    Incoming,
+}
+
+/// One datagram (or copy) on the timeline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Arrow {
+    /// The `out` event (0 for a datagram from outside).
+    pub send: u64,
+    /// The `in` event (0 when not received).
+    pub recv: u64,
+    /// Start time, ns.
+    pub t0: u64,
+    /// End time, ns (for a pending arrow, its start).
+    pub t1: u64,
+    /// Start lane.
+    pub from: u16,
+    /// End lane.
+    pub to: u16,
+    /// The link lane it crosses.
+    pub via: Option<u16>,
+    /// Its fate.
+    pub mark: Mark,
+    /// Its flow (index into [`Timeline::flows`]).
+    pub flow: u16,
+}
+
+impl Arrow {
+    /// Whether it ends in a cross (it never arrived).
+    pub fn is_lost(&self) -> bool {
+        matches!(self.mark, Mark::Lost(_) | Mark::Unanswered)
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Route {
+    listen: SocketAddr,
+    upstream: SocketAddr,
+    target: SocketAddr,
+    lane: u16,
+    client: Option<SocketAddr>,
+}
+
+/// Which arrows to show.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Filter {
+    /// Delivered in order.
+    pub delivered: bool,
+    /// Lost or unanswered.
+    pub lost: bool,
+    /// Reordered or late.
+    pub reordered: bool,
+    /// Duplicate copies.
+    pub duplicated: bool,
+    /// Only this lane's datagrams (sent or received).
+    pub lane: Option<u16>,
+    /// Only this flow.
+    pub flow: Option<u16>,
+}
+
+impl Default for Filter {
+    fn default() -> Self {
+        Filter {
+            delivered: true,
+            lost: true,
+            reordered: true,
+            duplicated: true,
+            lane: None,
+            flow: None,
+        }
+    }
+}
+
+impl Filter {
+    /// Whether the arrow passes.
+    pub fn shows(&self, a: &Arrow) -> bool {
+        let by_fate = match a.mark {
+            Mark::Lost(_) | Mark::Unanswered => self.lost,
+            Mark::Reordered(_) | Mark::Late => self.reordered,
+            Mark::Duplicate => self.duplicated,
+            Mark::Pending | Mark::Delivered | Mark::Request | Mark::Reply | Mark::Incoming => {
+                self.delivered
+            }
+        };
+        by_fate
+            && self.lane.is_none_or(|l| a.from == l || a.to == l)
+            && self.flow.is_none_or(|f| a.flow == f)
+    }
+}
+
+/// Everything the timeline draws.
+#[derive(Debug, Default)]
+pub struct Timeline {
+    /// The lanes, in order of first appearance.
+    pub lanes: Vec<Lane>,
+    lane_of: HashMap<SocketAddr, u16>,
+    lab_labels: HashMap<SocketAddr, String>,
+    /// The arrows, in order of their start event.
+    pub arrows: Vec<Arrow>,
+    by_send: HashMap<u64, u32>,
+    by_recv: HashMap<u64, u32>,
+    recv_times: HashMap<u64, u64>,
+    routes: Vec<Route>,
+    /// The flows seen: (source, destination).
+    pub flows: Vec<(SocketAddr, SocketAddr)>,
+    flow_of: HashMap<(SocketAddr, SocketAddr), u16>,
+    /// The latest time any event carried, ns.
+    pub latest_t: u64,
+    /// Arrows forgotten to stay bounded.
+    pub forgotten: u64,
+}
+
+impl Timeline {
+    fn lane(&mut self, addr: SocketAddr, kind: LaneKind) -> u16 {
+        if let Some(&i) = self.lane_of.get(&addr) {
+            return i;
+        }
+        let label = match kind {
+            LaneKind::Lab => self
+                .lab_labels
+                .get(&addr)
+                .cloned()
+                .unwrap_or_else(|| addr.to_string()),
+            LaneKind::Link | LaneKind::Outside => addr.to_string(),
+        };
+        let i = self.lanes.len() as u16;
+        self.lanes.push(Lane { kind, label });
+        self.lane_of.insert(addr, i);
+        i
+    }
+
+    fn kind_of(&self, addr: SocketAddr) -> LaneKind {
+        if self.lab_labels.contains_key(&addr) {
+            LaneKind::Lab
+        } else {
+            LaneKind::Outside
+        }
+    }
+
+    fn flow(&mut self, src: SocketAddr, dst: SocketAddr) -> u16 {
+        let next = self.flows.len() as u16;
+        *self.flow_of.entry((src, dst)).or_insert_with(|| {
+            self.flows.push((src, dst));
+            next
+        })
+    }
+
+    fn push(&mut self, arrow: Arrow) -> u32 {
+        if self.arrows.len() >= ARROWS_KEPT {
+            self.forget_oldest_half();
+        }
+        self.arrows.push(arrow);
+        (self.arrows.len() - 1) as u32
+    }
+
+    fn forget_oldest_half(&mut self) {
+        let cut = self.arrows.len() / 2;
+        self.arrows.drain(..cut);
+        self.forgotten += cut as u64;
+        let reindex = |map: &mut HashMap<u64, u32>| {
+            map.retain(|_, i| *i as usize >= cut);
+            map.values_mut().for_each(|i| *i -= cut as u32);
+        };
+        reindex(&mut self.by_send);
+        reindex(&mut self.by_recv);
+        let oldest = self.arrows.first().map_or(0, |a| a.t0);
+        self.recv_times.retain(|_, t| *t >= oldest);
+    }
+
+    /// The column each lane is drawn in: a link's lane sits just before its target's, so
+    /// arrows through it pass over it; everything else in order of appearance.
+    pub fn columns(&self) -> Vec<u16> {
+        let mut order: Vec<u16> = Vec::with_capacity(self.lanes.len());
+        let link_before = |lane: u16| {
+            self.routes
+                .iter()
+                .filter(move |r| self.lane_of.get(&r.target) == Some(&lane))
+                .map(|r| r.lane)
+        };
+        for (i, lane) in self.lanes.iter().enumerate() {
+            if lane.kind == LaneKind::Link {
+                continue;
+            }
+            let links: Vec<u16> = link_before(i as u16)
+                .filter(|l| !order.contains(l))
+                .collect();
+            order.extend(links);
+            order.push(i as u16);
+        }
+        for (i, lane) in self.lanes.iter().enumerate() {
+            if lane.kind == LaneKind::Link && !order.contains(&(i as u16)) {
+                order.push(i as u16);
+            }
+        }
+        let mut columns = vec![0u16; self.lanes.len()];
+        for (column, lane) in order.into_iter().enumerate() {
+            columns[lane as usize] = column as u16;
+        }
+        columns
+    }
+
+    /// Forgets every arrow (lanes and routes stay).
+    pub fn clear_arrows(&mut self) {
+        self.forgotten += self.arrows.len() as u64;
+        self.arrows.clear();
+        self.by_send.clear();
+        self.by_recv.clear();
+        self.recv_times.clear();
+    }
+
+    /// The arrow of a datagram, by its `out` or `in` event id.
+    pub fn arrow_of(&self, event: u64) -> Option<&Arrow> {
+        let i = self
+            .by_send
+            .get(&event)
+            .or_else(|| self.by_recv.get(&event))?;
+        self.arrows.get(*i as usize)
+    }
+
+    /// Takes one event.
+    pub fn apply(&mut self, event: &Event) {
+        match event {
+            Event::Bound(b) => {
+                self.lab_labels
+                    .insert(b.local, format!("{} {}", b.socket, b.local));
+                let lane = self.lane(b.local, LaneKind::Lab);
+                self.lanes[lane as usize] = Lane {
+                    kind: LaneKind::Lab,
+                    label: format!("{} {}", b.socket, b.local),
+                };
+                self.latest_t = self.latest_t.max(b.t_ns);
+            }
+            Event::LinkCreated(l) => {
+                let lane = self.lane(l.listen, LaneKind::Link);
+                self.lanes[lane as usize].label = format!("{} link {}", l.link, l.listen);
+                self.lane_of.insert(l.upstream, lane);
+                self.routes.push(Route {
+                    listen: l.listen,
+                    upstream: l.upstream,
+                    target: l.target,
+                    lane,
+                    client: None,
+                });
+            }
+            Event::Datagram(d) => {
+                self.latest_t = self.latest_t.max(d.t_ns);
+                match d.dir {
+                    Direction::Out => self.sent(d.id.0, d.t_ns, d.local, d.peer),
+                    Direction::In => self.received(d.id.0, d.t_ns, d.local, d.peer),
+                }
+            }
+            Event::Fate(f) => {
+                self.latest_t = self.latest_t.max(f.t_ns);
+                self.fate(f);
+            }
+            Event::Batch { events } => events.iter().for_each(|e| self.apply(e)),
+            _ => {}
+        }
+    }
+
+    fn sent(&mut self, id: u64, t: u64, local: SocketAddr, peer: SocketAddr) {
+        let mut dst = peer;
+        let mut via = None;
+        for route in &mut self.routes {
+            if peer == route.listen {
+                route.client = Some(local);
+                (dst, via) = (route.target, Some(route.lane));
+            } else if peer == route.upstream
+                && let Some(client) = route.client
+            {
+                (dst, via) = (client, Some(route.lane));
+            }
+        }
+        let from = self.lane(local, LaneKind::Lab);
+        let kind = self.kind_of(dst);
+        let to = self.lane(dst, kind);
+        let flow = self.flow(local, dst);
+        let i = self.push(Arrow {
+            send: id,
+            recv: 0,
+            t0: t,
+            t1: t,
+            from,
+            to,
+            via,
+            mark: Mark::Pending,
+            flow,
+        });
+        self.by_send.insert(id, i);
+    }
+
+    fn source(&self, peer: SocketAddr) -> (SocketAddr, Option<u16>) {
+        for route in &self.routes {
+            if peer == route.listen {
+                return (route.target, Some(route.lane));
+            }
+            if peer == route.upstream
+                && let Some(client) = route.client
+            {
+                return (client, Some(route.lane));
+            }
+        }
+        (peer, None)
+    }
+
+    fn received(&mut self, id: u64, t: u64, local: SocketAddr, peer: SocketAddr) {
+        self.recv_times.insert(id, t);
+        let (src, via) = self.source(peer);
+        if self.lab_labels.contains_key(&src) {
+            return; // a lab-to-lab datagram: its send's arrow gets its fate
+        }
+        // From outside: drawn at once; a `reply` fate may later say what it answered.
+        let from = self.lane(src, LaneKind::Outside);
+        let to = self.lane(local, LaneKind::Lab);
+        let flow = self.flow(src, local);
+        let i = self.push(Arrow {
+            send: 0,
+            recv: id,
+            t0: t,
+            t1: t,
+            from,
+            to,
+            via,
+            mark: Mark::Incoming,
+            flow,
+        });
+        self.by_recv.insert(id, i);
+    }
+
+    fn fate(&mut self, f: &Fate) {
+        let Some(&i) = self.by_send.get(&f.send.0) else {
+            return;
+        };
+        let arrow = self.arrows[i as usize];
+        let recv = f.recv.map_or(0, |r| r.0);
+        match f.fate {
+            FateKind::Delivered => {
+                let a = &mut self.arrows[i as usize];
+                a.recv = recv;
+                a.t1 = a.t0 + f.latency_ns.unwrap_or(0);
+                a.mark = match (f.late, f.reordered_by) {
+                    (true, _) => Mark::Late,
+                    (false, Some(n)) => Mark::Reordered(n),
+                    (false, None) => Mark::Delivered,
+                };
+            }
+            FateKind::Duplicate => {
+                let t1 = self.recv_times.get(&recv).copied().unwrap_or(f.t_ns);
+                self.push(Arrow {
+                    recv,
+                    t1,
+                    mark: Mark::Duplicate,
+                    ..arrow
+                });
+            }
+            FateKind::Lost => {
+                let a = &mut self.arrows[i as usize];
+                a.t1 = f.t_ns.max(a.t0);
+                a.mark = Mark::Lost(f.reason);
+            }
+            FateKind::Reply => {
+                let rtt = f.latency_ns.unwrap_or(0);
+                let turn = arrow.t0 + rtt / 2;
+                let a = &mut self.arrows[i as usize];
+                a.t1 = turn;
+                a.mark = Mark::Request;
+                a.recv = recv;
+                if let Some(&r) = self.by_recv.get(&recv) {
+                    let reply = &mut self.arrows[r as usize];
+                    reply.t0 = turn;
+                    reply.send = f.send.0;
+                    reply.mark = Mark::Reply;
+                }
+            }
+            FateKind::Unanswered => {
+                let a = &mut self.arrows[i as usize];
+                a.t1 = f.t_ns.max(a.t0);
+                a.mark = Mark::Unanswered;
+            }
+        }
+    }
+
+    /// The arrow nearest to the point (lane position x, time t), within `max_dist`
+    /// (both measured by `dist`, which maps an arrow to its distance from the point).
+    pub fn nearest(
+        &self,
+        filter: &Filter,
+        t_from: u64,
+        t_to: u64,
+        dist: impl Fn(&Arrow) -> f64,
+        max_dist: f64,
+    ) -> Option<usize> {
+        self.visible(filter, t_from, t_to)
+            .map(|(i, a)| (i, dist(a)))
+            .filter(|(_, d)| *d <= max_dist)
+            .min_by(|a, b| a.1.total_cmp(&b.1))
+            .map(|(i, _)| i)
+    }
+
+    /// The arrows that pass the filter and touch the time window.
+    pub fn visible<'a>(
+        &'a self,
+        filter: &'a Filter,
+        t_from: u64,
+        t_to: u64,
+    ) -> impl Iterator<Item = (usize, &'a Arrow)> + 'a {
+        self.arrows
+            .iter()
+            .enumerate()
+            .filter(move |(_, a)| a.t0 <= t_to && a.t1.max(a.t0) >= t_from && filter.shows(a))
+    }
+}
+
+/// The time window on screen: the time at the top edge and the scale.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct View {
+    /// Time at the top edge, ns.
+    pub t_top: f64,
+    /// Nanoseconds per pixel.
+    pub ns_per_px: f64,
+    /// Keep the newest events in view.
+    pub follow: bool,
+}
+
+impl Default for View {
+    fn default() -> Self {
+        View {
+            t_top: 0.0,
+            ns_per_px: 100_000.0,
+            follow: true,
+        }
+    }
+}
+
+/// The closest zoom: 1 µs per pixel.
+pub const MIN_NS_PER_PX: f64 = 1_000.0;
+/// The farthest zoom: 10 s per pixel.
+pub const MAX_NS_PER_PX: f64 = 10_000_000_000.0;
+
+impl View {
+    /// The y coordinate of time `t`.
+    pub fn y(&self, t: u64) -> f64 {
+        (t as f64 - self.t_top) / self.ns_per_px
+    }
+
+    /// The time at y coordinate `y`.
+    pub fn t(&self, y: f64) -> f64 {
+        self.t_top + y * self.ns_per_px
+    }
+
+    /// Zooms by `factor` (> 1 zooms out) keeping the time under `anchor_y` in place.
+    pub fn zoom(&mut self, factor: f64, anchor_y: f64) {
+        let anchor = self.t(anchor_y);
+        self.ns_per_px = (self.ns_per_px * factor).clamp(MIN_NS_PER_PX, MAX_NS_PER_PX);
+        self.t_top = anchor - anchor_y * self.ns_per_px;
+    }
+
+    /// Moves the window by `dy` pixels (positive: later). Panning stops following.
+    pub fn pan(&mut self, dy: f64) {
+        self.t_top = (self.t_top + dy * self.ns_per_px).max(-self.ns_per_px * 20.0);
+        self.follow = false;
+    }
+
+    /// While following, puts `latest` near the bottom of a `height`-pixel window.
+    pub fn follow_to(&mut self, latest: u64, height: f64) {
+        if self.follow {
+            self.t_top =
+                (latest as f64 - (height - 30.0) * self.ns_per_px).max(-self.ns_per_px * 20.0);
+        }
+    }
+}
+
+/// Distance in pixels from point (px, py) to the segment (x0, y0)–(x1, y1).
+pub fn distance_to_segment(px: f64, py: f64, x0: f64, y0: f64, x1: f64, y1: f64) -> f64 {
+    let (dx, dy) = (x1 - x0, y1 - y0);
+    let len2 = dx * dx + dy * dy;
+    let t = if len2 == 0.0 {
+        0.0
+    } else {
+        (((px - x0) * dx + (py - y0) * dy) / len2).clamp(0.0, 1.0)
+    };
+    let (cx, cy) = (x0 + t * dx, y0 + t * dy);
+    ((px - cx).powi(2) + (py - cy).powi(2)).sqrt()
+}
+
+#[cfg(test)]
+mod tests {
+    use socklab_protocol::flow::LossCause;
+    use socklab_protocol::{Bound, Datagram, EventId, LinkCreated, Proto, SocketId};
+
+    use super::*;
+
+    fn addr(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+
+    fn bound(id: u64, socket: &str, local: &str) -> Event {
+        Event::Bound(Bound {
+            id: EventId(id),
+            socket: SocketId::new(socket),
+            proto: Proto::Udp,
+            local: addr(local),
+            t_ns: 0,
+            req: None,
+        })
+    }
+
+    fn datagram(id: u64, t: u64, dir: Direction, local: &str, peer: &str) -> Event {
+        Event::Datagram(Datagram {
+            id: EventId(id),
+            socket: SocketId::new("s"),
+            dir,
+            local: addr(local),
+            peer: addr(peer),
+            len: 1,
+            payload_b64: "eA==".into(),
+            t_ns: t,
+            req: None,
+        })
+    }
+
+    fn fate(kind: FateKind, send: u64, recv: Option<u64>, latency: Option<u64>, t: u64) -> Fate {
+        Fate {
+            id: EventId(0),
+            fate: kind,
+            send: EventId(send),
+            recv: recv.map(EventId),
+            src: addr("127.0.0.1:1"),
+            dst: addr("127.0.0.1:2"),
+            latency_ns: latency,
+            reordered_by: None,
+            late: false,
+            cause: None,
+            reason: None,
+            t_ns: t,
+        }
+    }
+
+    #[test]
+    fn arrows_cross_a_link_and_get_their_fates() {
+        let mut tl = Timeline::default();
+        tl.apply(&bound(1, "s1", "127.0.0.1:1000"));
+        tl.apply(&bound(2, "s2", "127.0.0.1:2000"));
+        tl.apply(&Event::LinkCreated(LinkCreated {
+            id: EventId(3),
+            link: socklab_protocol::link::LinkId::new("l1"),
+            listen: addr("127.0.0.1:3000"),
+            upstream: addr("127.0.0.1:3001"),
+            target: addr("127.0.0.1:2000"),
+            settings: Default::default(),
+            t_ns: 0,
+            req: None,
+        }));
+        tl.apply(&datagram(
+            4,
+            100,
+            Direction::Out,
+            "127.0.0.1:1000",
+            "127.0.0.1:3000",
+        ));
+        tl.apply(&datagram(
+            5,
+            200,
+            Direction::Out,
+            "127.0.0.1:1000",
+            "127.0.0.1:3000",
+        ));
+        tl.apply(&datagram(
+            6,
+            350,
+            Direction::In,
+            "127.0.0.1:2000",
+            "127.0.0.1:3001",
+        ));
+        let labels: Vec<&str> = tl.lanes.iter().map(|l| l.label.as_str()).collect();
+        assert_eq!(
+            labels,
+            [
+                "s1 127.0.0.1:1000",
+                "s2 127.0.0.1:2000",
+                "l1 link 127.0.0.1:3000"
+            ]
+        );
+        assert_eq!(
+            tl.columns(),
+            [0, 2, 1],
+            "the link is drawn before its target"
+        );
+        assert_eq!(
+            tl.arrows.len(),
+            2,
+            "a lab-to-lab receive draws no arrow of its own"
+        );
+        assert_eq!(
+            (tl.arrows[0].from, tl.arrows[0].to, tl.arrows[0].via),
+            (0, 1, Some(2))
+        );
+        tl.apply(&Event::Fate(Fate {
+            reordered_by: Some(1),
+            ..fate(FateKind::Delivered, 4, Some(6), Some(250), 360)
+        }));
+        let mut lost = fate(FateKind::Lost, 5, None, None, 220);
+        lost.cause = Some(LossCause::Link);
+        lost.reason = Some(DropReason::RandomLoss);
+        tl.apply(&Event::Fate(lost));
+        tl.apply(&Event::Fate(fate(
+            FateKind::Duplicate,
+            4,
+            Some(6),
+            None,
+            400,
+        )));
+        let marks: Vec<(Mark, u64)> = tl.arrows.iter().map(|a| (a.mark, a.t1)).collect();
+        assert_eq!(
+            marks,
+            [
+                (Mark::Reordered(1), 350),
+                (Mark::Lost(Some(DropReason::RandomLoss)), 220),
+                (Mark::Duplicate, 350)
+            ]
+        );
+        let only_lost = Filter {
+            delivered: false,
+            reordered: false,
+            duplicated: false,
+            ..Filter::default()
+        };
+        assert_eq!(tl.visible(&only_lost, 0, 1000).count(), 1);
+        assert_eq!(
+            tl.visible(&Filter::default(), 0, 150).count(),
+            2,
+            "arrows spanning the window"
+        );
+        assert_eq!(tl.visible(&Filter::default(), 500, 900).count(), 0);
+    }
+
+    #[test]
+    fn echo_replies_turn_at_the_peer() {
+        let mut tl = Timeline::default();
+        tl.apply(&bound(1, "s1", "127.0.0.1:1000"));
+        tl.apply(&datagram(
+            2,
+            100,
+            Direction::Out,
+            "127.0.0.1:1000",
+            "127.0.0.1:7",
+        ));
+        tl.apply(&datagram(
+            3,
+            300,
+            Direction::In,
+            "127.0.0.1:1000",
+            "127.0.0.1:7",
+        ));
+        assert_eq!(tl.arrows[1].mark, Mark::Incoming);
+        tl.apply(&Event::Fate(fate(
+            FateKind::Reply,
+            2,
+            Some(3),
+            Some(200),
+            300,
+        )));
+        assert_eq!((tl.arrows[0].mark, tl.arrows[0].t1), (Mark::Request, 200));
+        assert_eq!(
+            (tl.arrows[1].mark, tl.arrows[1].t0, tl.arrows[1].t1),
+            (Mark::Reply, 200, 300)
+        );
+        assert_eq!(tl.lanes[1].kind, LaneKind::Outside);
+    }
+
+    #[test]
+    fn the_view_zooms_around_the_pointer_and_pans() {
+        let mut v = View {
+            t_top: 1_000_000.0,
+            ns_per_px: 1_000.0,
+            follow: true,
+        };
+        let before = v.t(200.0);
+        v.zoom(2.0, 200.0);
+        assert_eq!(v.t(200.0), before);
+        assert_eq!(v.ns_per_px, 2_000.0);
+        v.pan(10.0);
+        assert!(!v.follow);
+        assert_eq!(v.y(v.t_top as u64 + 20_000), 10.0);
+        v.zoom(1e-9, 0.0);
+        assert_eq!(v.ns_per_px, MIN_NS_PER_PX);
+    }
+
+    #[test]
+    fn hit_testing_finds_the_nearest_segment() {
+        assert_eq!(distance_to_segment(5.0, 5.0, 0.0, 0.0, 10.0, 0.0), 5.0);
+        assert_eq!(distance_to_segment(-3.0, 4.0, 0.0, 0.0, 10.0, 0.0), 5.0);
+        assert_eq!(distance_to_segment(1.0, 1.0, 1.0, 1.0, 1.0, 1.0), 0.0);
+    }
+
+    #[test]
+    fn stays_bounded() {
+        let mut tl = Timeline::default();
+        tl.apply(&bound(1, "s1", "127.0.0.1:1000"));
+        for i in 0..(ARROWS_KEPT as u64 + 10) {
+            tl.apply(&datagram(
+                10 + i,
+                i,
+                Direction::Out,
+                "127.0.0.1:1000",
+                "127.0.0.1:9",
+            ));
+        }
+        assert!(tl.arrows.len() <= ARROWS_KEPT);
+        assert_eq!(
+            tl.forgotten + tl.arrows.len() as u64,
+            ARROWS_KEPT as u64 + 10
+        );
+        tl.apply(&Event::Fate(fate(
+            FateKind::Unanswered,
+            10 + ARROWS_KEPT as u64 + 9,
+            None,
+            None,
+            1,
+        )));
+        assert_eq!(tl.arrows.last().unwrap().mark, Mark::Unanswered);
+    }
+}
