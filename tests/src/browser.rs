@@ -148,6 +148,27 @@ impl Browser {
         }
     }
 
+    /// Waits until the element matching `css` has attribute `name` satisfying `check`.
+    pub async fn wait_attr(&self, css: &str, name: &str, check: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + WAIT;
+        let mut last = None;
+        loop {
+            if let Ok(element) = self.client().find(Locator::Css(css)).await
+                && let Ok(Some(value)) = element.attr(name).await
+            {
+                if check(&value) {
+                    return value;
+                }
+                last = Some(value);
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{css} never had the expected {name}; last seen: {last:?}"
+            );
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
     /// Waits until exactly `n` elements match `css`.
     pub async fn wait_count(&self, css: &str, n: usize) -> Vec<fantoccini::elements::Element> {
         let deadline = Instant::now() + WAIT;
@@ -169,11 +190,18 @@ impl Browser {
         }
     }
 
-    /// Replaces the value of the input matching `css` with `text`, as typing would.
+    /// Replaces the value of the field matching `css` with `text` and tells the page,
+    /// as typing and leaving the field would (`input`, then `change`). Done in one step
+    /// so that a re-render of the page in between cannot mix old and new text.
     pub async fn fill(&self, css: &str, text: &str) {
-        let element = self.client().find(Locator::Css(css)).await.expect(css);
-        element.clear().await.expect("clear the field");
-        element.send_keys(text).await.expect("type into the field");
+        let script = "const el = document.querySelector(arguments[0]);
+            el.value = arguments[1];
+            el.dispatchEvent(new Event('input', { bubbles: true }));
+            el.dispatchEvent(new Event('change', { bubbles: true }));";
+        self.client()
+            .execute(script, vec![css.into(), text.into()])
+            .await
+            .unwrap_or_else(|e| panic!("fill {css}: {e}"));
     }
 
     /// Scrolls the first element matching `css` to the middle of its scroll area, so a

@@ -245,6 +245,12 @@ impl Client {
         }
     }
 
+    /// The next `error` event (other events before it are skipped: the session's
+    /// analysis may report on earlier datagrams at any time).
+    pub async fn next_error(&mut self) -> Event {
+        self.until(|e| matches!(e, Event::Error(_))).await.0
+    }
+
     /// The reply to the command with this `req`: the first event that carries it.
     pub async fn reply(&mut self, req: i64) -> Event {
         self.until(|e| e.req() == Some(req)).await.0

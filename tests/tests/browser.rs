@@ -82,7 +82,7 @@ async fn lossy_link(url: &str, browser: &Browser) {
     browser
         .click("#c2t-imp-loss-model option[value='random']")
         .await;
-    browser.fill("#c2t-imp-loss", "50\u{e004}").await;
+    browser.fill("#c2t-imp-loss", "50").await;
     browser.click(".link-apply").await;
     browser
         .wait_text(".link-card p.hint", |t| {
@@ -269,8 +269,18 @@ async fn timeline(url: &str, browser: &Browser) {
         })
         .await;
 
-    // Pause, then click a lost arrow: the inspector says why it never arrived.
+    // Pause and show only the lost arrows, then click one: the inspector says why it
+    // never arrived.
     browser.click("#tl-follow").await;
+    for fate in ["delivered", "reordered", "duplicated"] {
+        browser.click(&format!("#tl-show-{fate}")).await;
+    }
+    browser
+        .wait_attr("#timeline-canvas", "data-shown", |n| n == lost.to_string())
+        .await;
+    browser
+        .wait_attr("#timeline-canvas", "data-follow", |f| f == "false")
+        .await;
     let at = browser
         .client()
         .find(fantoccini::Locator::Css("#timeline-canvas"))

@@ -64,13 +64,13 @@ async fn malformed_messages_are_bad_requests() {
     ];
     for (text, req, needle) in cases {
         client.send_text(text).await;
-        let error = expect_error(client.next().await, ErrorCode::BadRequest);
+        let error = expect_error(client.next_error().await, ErrorCode::BadRequest);
         assert_eq!(error.req, *req, "{text}");
         assert!(error.message.contains(needle), "{text}: {}", error.message);
         still_works(&mut client, &a).await;
     }
     client.send_message(Message::binary(vec![1u8, 2, 3])).await;
-    let error = expect_error(client.next().await, ErrorCode::BadRequest);
+    let error = expect_error(client.next_error().await, ErrorCode::BadRequest);
     assert!(error.message.contains("binary frames"), "{}", error.message);
     still_works(&mut client, &a).await;
     server.stop().await;
@@ -377,7 +377,7 @@ async fn a_refusal_in_one_session_leaves_others_alone() {
     let mut two = server.client().await;
     let a = two.bind("127.0.0.1:0").await;
     one.send_text("garbage").await;
-    expect_error(one.next().await, ErrorCode::BadRequest);
+    expect_error(one.next_error().await, ErrorCode::BadRequest);
     still_works(&mut two, &a).await;
     let b = one.bind("127.0.0.1:0").await;
     still_works(&mut one, &b).await;

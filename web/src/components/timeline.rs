@@ -215,6 +215,9 @@ fn draw(
     // What was drawn, for people's tools and the tests: how many arrows, and where the
     // first visible lost one is (the middle of its line).
     let _ = canvas.set_attribute("data-drawn", &drawn.to_string());
+    let shown = timeline.arrows.iter().filter(|a| filter.shows(a)).count();
+    let _ = canvas.set_attribute("data-shown", &shown.to_string());
+    let _ = canvas.set_attribute("data-follow", if view.follow { "true" } else { "false" });
     match lost_at {
         Some((x, y)) => {
             let _ = canvas.set_attribute("data-lost-at", &format!("{x:.0},{y:.0}"));
