@@ -272,6 +272,7 @@ async fn timeline(url: &str, browser: &Browser) {
     // Pause and show only the lost arrows, then click one: the inspector says why it
     // never arrived.
     browser.click("#tl-follow").await;
+    browser.screenshot("e2e-timeline.png").await;
     for fate in ["delivered", "reordered", "duplicated"] {
         browser.click(&format!("#tl-show-{fate}")).await;
     }
@@ -305,6 +306,6 @@ async fn timeline(url: &str, browser: &Browser) {
     browser
         .wait_text("#inspector-fate", |t| t.contains("lost: random loss"))
         .await;
-    let shot = browser.screenshot("e2e-timeline.png").await;
+    let shot = browser.screenshot("e2e-timeline-lost-only.png").await;
     eprintln!("screenshot: {}", shot.display());
 }
