@@ -124,3 +124,149 @@ pub async fn link_timing(rate: u32, duration: Duration, delay_ms: f64) -> (Sprea
     server.stop().await;
     (Spread::of(&mut errors), count - got.len())
 }
+
+/// Frame figures of the timeline in headless Chromium.
+#[derive(Debug, Clone)]
+pub struct Frames {
+    /// Datagrams in the session.
+    pub datagrams: u64,
+    /// Seconds the page took to take in the whole session.
+    pub ingest_s: f64,
+    /// Drawing time per frame, zoomed in (the newest ~50 ms of the session).
+    pub zoomed_in: Spread,
+    /// Drawing time per frame with the whole session in view.
+    pub whole: Spread,
+    /// From the wheel event to the finished drawing, whole session in view.
+    pub input_to_drawn: Spread,
+    /// Arrows drawn in the last frame with the whole session in view.
+    pub arrows_drawn: u64,
+    /// The page's JavaScript heap, MiB (Chromium's `performance.memory`).
+    pub js_heap_mib: f64,
+    /// The wasm module's linear memory, MiB.
+    pub wasm_mib: f64,
+}
+
+/// Steps (pan and zoom, one wheel event each) measured per phase.
+const FRAME_STEPS: usize = 40;
+
+/// Runs the real page on `server` in `browser`, makes it generate `datagrams` datagrams
+/// between two lab sockets, waits until the page has taken them all in, then pans and
+/// zooms the timeline one wheel event at a time and reads how long each drawing took
+/// (the page records it on the canvas as `data-draw-ms`).
+pub async fn timeline_frames(
+    browser: &crate::browser::Browser,
+    url: &str,
+    datagrams: u64,
+    rate: u64,
+) -> Frames {
+    use fantoccini::Locator;
+    let wait = Duration::from_secs(600);
+    browser.client().goto(url).await.expect("the page loads");
+    browser
+        .wait_text("#conn-status", |t| t == "connected")
+        .await;
+    browser.click("#bind-button").await;
+    browser.wait_count(".socket-row", 1).await;
+    browser.click("#bind-button").await;
+    let rows = browser.wait_count(".socket-row", 2).await;
+    let target = rows[1]
+        .find(Locator::Css("code.addr"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    browser.fill("#gen-to", &target).await;
+    browser.fill("#gen-count", &datagrams.to_string()).await;
+    browser.fill("#gen-rate", &rate.to_string()).await;
+    let started = Instant::now();
+    browser.click("#gen-start").await;
+    let row = "tr.flow-row[data-method='matched']";
+    browser
+        .wait_text_for(
+            &format!("{row} td.sent"),
+            |t| t == datagrams.to_string(),
+            wait,
+        )
+        .await;
+    browser
+        .wait_text_for(
+            "#timeline-legend",
+            |t| t.contains(&format!("delivered ({datagrams})")),
+            wait,
+        )
+        .await;
+    let ingest_s = started.elapsed().as_secs_f64();
+
+    let script = r#"
+        const [steps, zoomOutFirst, zoomEvery, done] = arguments;
+        const c = document.getElementById('timeline-canvas');
+        const r = c.getBoundingClientRect();
+        const wheel = (deltaY, ctrlKey) => c.dispatchEvent(new WheelEvent('wheel', {
+            deltaY, ctrlKey, clientX: r.left + r.width / 2, clientY: r.top + r.height / 2,
+            bubbles: true, cancelable: true }));
+        const frame = () => new Promise(res => requestAnimationFrame(() => requestAnimationFrame(res)));
+        (async () => {
+            wheel(-120, false); // panning pauses the live follow
+            await frame();
+            for (let i = 0; i < zoomOutFirst; i++) { wheel(120, true); await frame(); }
+            const draw = [], latency = [];
+            for (let i = 0; i < steps; i++) {
+                const zoom = zoomEvery > 0 && i % zoomEvery === 0;
+                const sent = performance.now();
+                wheel((i % 4 < 2) ? 60 : -60, zoom);
+                await frame();
+                draw.push(parseFloat(c.dataset.drawMs));
+                const at = parseFloat(c.dataset.drawnAt);
+                if (at >= sent) latency.push(at - sent);
+            }
+            const heap = performance.memory ? performance.memory.usedJSHeapSize : 0;
+            done({ draw, latency, heap, drawn: parseInt(c.dataset.drawn || '0') });
+        })();
+    "#;
+    let run = |zoom_out: u64, zoom_every: u64| {
+        browser.client().execute_async(
+            script,
+            vec![
+                (FRAME_STEPS as u64).into(),
+                zoom_out.into(),
+                zoom_every.into(),
+            ],
+        )
+    };
+    let spread_ms = |v: &serde_json::Value, key: &str| {
+        let mut ns: Vec<i64> = v[key]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|x| x.as_f64())
+                    .map(|ms| (ms * 1e6) as i64)
+                    .collect()
+            })
+            .unwrap_or_default();
+        Spread::of(&mut ns)
+    };
+    let zoomed = run(0, 0).await.expect("the zoomed-in run");
+    // Out far enough to see the whole session: 1.25^30 ≈ 800 times the default scale.
+    let whole = run(30, 4).await.expect("the whole-session run");
+    let wasm_pages = browser
+        .client()
+        .execute(
+            "return window.socklabWasm ? window.socklabWasm.memory.buffer.byteLength : 0;",
+            vec![],
+        )
+        .await
+        .ok()
+        .and_then(|v| v.as_f64())
+        .unwrap_or(0.0);
+    Frames {
+        datagrams,
+        ingest_s,
+        zoomed_in: spread_ms(&zoomed, "draw"),
+        whole: spread_ms(&whole, "draw"),
+        input_to_drawn: spread_ms(&whole, "latency"),
+        arrows_drawn: whole["drawn"].as_u64().unwrap_or(0),
+        js_heap_mib: whole["heap"].as_f64().unwrap_or(0.0) / 1048576.0,
+        wasm_mib: wasm_pages / 1048576.0,
+    }
+}

@@ -129,7 +129,17 @@ impl Browser {
     /// Waits until the element matching `css` exists and its text satisfies `check`;
     /// returns the text.
     pub async fn wait_text(&self, css: &str, check: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + WAIT;
+        self.wait_text_for(css, check, WAIT).await
+    }
+
+    /// [`Browser::wait_text`] with a deadline of its own (for long runs).
+    pub async fn wait_text_for(
+        &self,
+        css: &str,
+        check: impl Fn(&str) -> bool,
+        wait: std::time::Duration,
+    ) -> String {
+        let deadline = Instant::now() + wait;
         let mut last = String::new();
         loop {
             if let Ok(element) = self.client().find(Locator::Css(css)).await

@@ -81,6 +81,17 @@ pub struct Arrow {
     pub flow: u16,
 }
 
+/// The legend's groups: in order, delivered (and other plain arrows), lost, reordered
+/// or late, duplicate.
+pub fn category(mark: Mark) -> usize {
+    match mark {
+        Mark::Lost(_) | Mark::Unanswered => 1,
+        Mark::Reordered(_) | Mark::Late => 2,
+        Mark::Duplicate => 3,
+        Mark::Pending | Mark::Delivered | Mark::Request | Mark::Reply | Mark::Incoming => 0,
+    }
+}
+
 impl Arrow {
     /// Whether it ends in a cross (it never arrived).
     pub fn is_lost(&self) -> bool {
@@ -164,6 +175,9 @@ pub struct Timeline {
     pub latest_t: u64,
     /// Arrows forgotten to stay bounded.
     pub forgotten: u64,
+    /// How many arrows are in each legend group ([`category`]), kept as arrows change
+    /// so that drawing the legend never walks every arrow.
+    pub counts: [usize; 4],
 }
 
 impl Timeline {
@@ -205,13 +219,16 @@ impl Timeline {
         if self.arrows.len() >= ARROWS_KEPT {
             self.forget_oldest_half();
         }
+        self.counts[category(arrow.mark)] += 1;
         self.arrows.push(arrow);
         (self.arrows.len() - 1) as u32
     }
 
     fn forget_oldest_half(&mut self) {
         let cut = self.arrows.len() / 2;
-        self.arrows.drain(..cut);
+        for a in self.arrows.drain(..cut) {
+            self.counts[category(a.mark)] -= 1;
+        }
         self.forgotten += cut as u64;
         let reindex = |map: &mut HashMap<u64, u32>| {
             map.retain(|_, i| *i as usize >= cut);
@@ -259,6 +276,7 @@ impl Timeline {
     pub fn clear_arrows(&mut self) {
         self.forgotten += self.arrows.len() as u64;
         self.arrows.clear();
+        self.counts = [0; 4];
         self.by_send.clear();
         self.by_recv.clear();
         self.recv_times.clear();
@@ -387,6 +405,21 @@ impl Timeline {
         let Some(&i) = self.by_send.get(&f.send.0) else {
             return;
         };
+        let before = category(self.arrows[i as usize].mark);
+        let reply_before = f
+            .recv
+            .and_then(|r| self.by_recv.get(&r.0))
+            .map(|&r| (r, category(self.arrows[r as usize].mark)));
+        self.apply_fate(i, f);
+        self.counts[before] -= 1;
+        self.counts[category(self.arrows[i as usize].mark)] += 1;
+        if let Some((r, was)) = reply_before {
+            self.counts[was] -= 1;
+            self.counts[category(self.arrows[r as usize].mark)] += 1;
+        }
+    }
+
+    fn apply_fate(&mut self, i: u32, f: &Fate) {
         let arrow = self.arrows[i as usize];
         let recv = f.recv.map_or(0, |r| r.0);
         match f.fate {
@@ -682,6 +715,7 @@ mod tests {
             ..Filter::default()
         };
         assert_eq!(tl.visible(&only_lost, 0, 1000).count(), 1);
+        assert_eq!(tl.counts, [0, 1, 1, 1]);
         assert_eq!(
             tl.visible(&Filter::default(), 0, 150).count(),
             2,

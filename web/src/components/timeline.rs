@@ -338,7 +338,15 @@ fn schedule(pending: &Rc<RefCell<Pending>>) {
             let timeline = timeline.borrow();
             let mut view = p.view;
             view.follow_to(timeline.latest_t, canvas.client_height() as f64 - HEADER_PX);
+            let clock = web_sys::window().and_then(|w| w.performance());
+            let started = clock.as_ref().map_or(0.0, |c| c.now());
             draw(canvas, &timeline, &view, &p.filter, p.selected);
+            // How long drawing took, and when it finished, for the frame-time benchmark.
+            if let Some(clock) = clock {
+                let ended = clock.now();
+                let _ = canvas.set_attribute("data-draw-ms", &format!("{:.3}", ended - started));
+                let _ = canvas.set_attribute("data-drawn-at", &format!("{ended:.3}"));
+            }
         }
     });
     let mut p = pending.borrow_mut();
@@ -591,16 +599,7 @@ pub fn TimelinePanel() -> Html {
         })
     };
     let f = (*filter).clone();
-    let counts = timeline.arrows.iter().fold([0usize; 4], |mut c, a| {
-        match a.mark {
-            Mark::Lost(_) | Mark::Unanswered => c[1] += 1,
-            Mark::Reordered(_) | Mark::Late => c[2] += 1,
-            Mark::Duplicate => c[3] += 1,
-            _ => c[0] += 1,
-        }
-        c
-    });
-
+    let counts = timeline.counts;
     html! {
         <div class="timeline">
             <div class="toolbar">
