@@ -292,7 +292,15 @@ impl Session {
     fn generate(&mut self, spec: GeneratorSpec, req: Option<i64>) -> Result<(), CommandError> {
         let (handle, to) = self.destination(&spec.socket, &spec.to)?;
         let sends = handle.sender();
-        let rate = spec.rate;
+        let rate = match spec.interval_ms {
+            Some(ms) if ms.is_finite() && ms > 0.0 => 1000.0 / ms,
+            Some(ms) => {
+                return Err(CommandError::bad_request(format!(
+                    "the interval must be a positive number of milliseconds, not {ms}"
+                )));
+            }
+            None => spec.rate,
+        };
         if !rate.is_finite() || rate <= 0.0 {
             return Err(CommandError::bad_request(format!(
                 "the rate must be a positive number of datagrams per second, not {rate}"

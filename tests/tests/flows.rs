@@ -10,6 +10,7 @@ use socklab_tests::{Client, TestServer, text};
 
 fn generate(socket: &SocketId, to: std::net::SocketAddr, count: u64, rate: f64) -> Command {
     Command::Generate(GeneratorSpec {
+        interval_ms: None,
         socket: socket.clone(),
         to: to.to_string(),
         amount: Amount::Count(count),
@@ -250,6 +251,7 @@ async fn the_generator_refuses_what_it_cannot_do_and_stops_on_request() {
         ),
         (
             Command::Generate(GeneratorSpec {
+                interval_ms: None,
                 socket: a.socket.clone(),
                 to: to.to_string(),
                 amount: Amount::Count(1),
@@ -274,10 +276,11 @@ async fn the_generator_refuses_what_it_cannot_do_and_stops_on_request() {
     }
     // A long generator stops on request and says how many it sent.
     let long = Command::Generate(GeneratorSpec {
+        interval_ms: Some(10.0),
         socket: a.socket.clone(),
         to: to.to_string(),
         amount: Amount::DurationMs(60_000),
-        rate: 100.0,
+        rate: 0.0, // the interval sets it: 10 ms, 100 datagrams/s
         size: 32,
         pattern: None,
         sequence: true,
@@ -286,7 +289,7 @@ async fn the_generator_refuses_what_it_cannot_do_and_stops_on_request() {
     let Event::GeneratorStarted(started) = client.reply(req).await else {
         panic!("started")
     };
-    assert_eq!(started.count, 6_000);
+    assert_eq!((started.count, started.rate), (6_000, 100.0));
     client.received_on(&a.socket).await;
     let req = client
         .send(Command::GenerateStop {
@@ -303,6 +306,7 @@ async fn the_generator_refuses_what_it_cannot_do_and_stops_on_request() {
     // A generator with a fixed pattern and no header sends exactly that.
     let req = client
         .send(Command::Generate(GeneratorSpec {
+            interval_ms: None,
             socket: a.socket.clone(),
             to: to.to_string(),
             amount: Amount::Count(3),

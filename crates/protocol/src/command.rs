@@ -228,6 +228,7 @@ mod tests {
                 Request::with_req(
                     5,
                     Command::Generate(GeneratorSpec {
+                        interval_ms: None,
                         socket: SocketId::new("s1"),
                         to: "127.0.0.1:9".into(),
                         amount: crate::flow::Amount::Count(100),

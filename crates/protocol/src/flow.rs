@@ -162,8 +162,12 @@ pub struct GeneratorSpec {
     pub to: String,
     /// How much: `{"count": N}` or `{"duration_ms": N}`.
     pub amount: Amount,
-    /// Datagrams per second.
+    /// Datagrams per second (or give `interval_ms` instead).
+    #[serde(default)]
     pub rate: f64,
+    /// Milliseconds between datagrams; when present it sets the rate (1000 / interval).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval_ms: Option<f64>,
     /// Payload size in bytes (with `sequence`, at least the 24-byte header).
     #[serde(default = "default_size")]
     pub size: usize,

@@ -217,6 +217,7 @@ fn Generator() -> Html {
     let count = use_state(|| "200".to_string());
     let rate = use_state(|| "1000".to_string());
     let size = use_state(|| "64".to_string());
+    let pattern = use_state(String::new);
     let sequence = use_state(|| true);
     let timeout = use_state(|| "2000".to_string());
     let text = |state: &UseStateHandle<String>| {
@@ -250,6 +251,7 @@ fn Generator() -> Html {
             sequence.clone(),
             chosen.clone(),
         );
+        let pattern = pattern.clone();
         Callback::from(move |e: SubmitEvent| {
             e.prevent_default();
             let dispatch = ctx.state.dispatcher();
@@ -275,12 +277,15 @@ fn Generator() -> Html {
                 &dispatch,
                 Origin::Generate,
                 Command::Generate(GeneratorSpec {
+                    interval_ms: None,
                     socket,
                     to: to.trim().to_string(),
                     amount: Amount::Count(count),
                     rate,
                     size,
-                    pattern: None,
+                    // A fixed text replaces the zero bytes of `size`.
+                    pattern: (!pattern.is_empty())
+                        .then(|| socklab_protocol::Payload::Text((*pattern).clone())),
                     sequence: *sequence,
                 }),
             );
@@ -343,6 +348,8 @@ fn Generator() -> Html {
                     <label>{ "count" }<input id="gen-count" class="mono" size="7" value={(*count).clone()} oninput={text(&count)} /></label>
                     <label>{ "rate /s" }<input id="gen-rate" class="mono" size="7" value={(*rate).clone()} oninput={text(&rate)} /></label>
                     <label>{ "size bytes" }<input id="gen-size" class="mono" size="5" value={(*size).clone()} oninput={text(&size)} /></label>
+                    <label title="A fixed text payload instead of zero bytes (after the header, if any)">{ "or text" }
+                        <input id="gen-pattern" class="mono" size="8" value={(*pattern).clone()} oninput={text(&pattern)} /></label>
                     <label class="check" title="24 bytes in front of each payload: magic, flow id, sequence number, send time">
                         <input id="gen-sequence" type="checkbox" checked={*sequence} onclick={on_sequence} />{ "sequence header" }</label>
                     <button id="gen-start" type="submit" disabled={chosen.is_none()}>{ "start" }</button>

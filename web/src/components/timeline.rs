@@ -28,17 +28,6 @@ const GRID: &str = "#1d252f";
 const TEXT: &str = "#8a96a3";
 const LANE: &str = "#3a4756";
 
-fn colour(mark: Mark) -> &'static str {
-    match mark {
-        Mark::Delivered => "#5ad19a",
-        Mark::Reordered(_) | Mark::Late => "#f0a34a",
-        Mark::Duplicate => "#c792ea",
-        Mark::Lost(_) | Mark::Unanswered => "#ff6b6b",
-        Mark::Request | Mark::Reply => "#4fb3ff",
-        Mark::Pending | Mark::Incoming => "#8a96a3",
-    }
-}
-
 /// Where things go on the canvas.
 struct Geometry {
     width: f64,
@@ -194,23 +183,45 @@ fn draw(
 
     // Arrows.
     let (vis_from, vis_to) = (t_from.max(0.0) as u64, t_to.max(0.0) as u64);
-    ctx.set_line_width(1.2);
+    // Arrows, one path per colour. Arrows that would land on the same pixels (a whole
+    // session in view puts hundreds in one pixel row) are drawn once: that keeps a
+    // frame's canvas calls proportional to the pixels, not to the datagrams.
     let mut drawn = 0usize;
     let mut lost_at = None;
+    let mut seen = std::collections::HashSet::new();
+    let mut groups: [Vec<(f64, f64, f64, f64, Mark)>; PALETTE.len()] = Default::default();
     for (_, a) in timeline.visible(filter, vis_from, vis_to) {
         let (x0, y0, x1, y1) = geo.segment(a, view);
         drawn += 1;
         if lost_at.is_none() && a.is_lost() && y0 > HEADER_PX + 4.0 && y1 < css_h - 4.0 {
             lost_at = Some(((x0 + x1) / 2.0, (y0 + y1) / 2.0));
         }
-        let c = colour(a.mark);
-        ctx.set_stroke_style_str(c);
-        ctx.set_fill_style_str(c);
+        let group = colour_group(a.mark);
+        let key = (
+            x0 as i32,
+            y0 as i32,
+            x1 as i32,
+            y1 as i32,
+            group,
+            mark_shape(a.mark),
+        );
+        if seen.insert(key) {
+            groups[group].push((x0, y0, x1, y1, a.mark));
+        }
+    }
+    for (group, segments) in groups.iter().enumerate() {
+        if segments.is_empty() {
+            continue;
+        }
+        ctx.set_stroke_style_str(PALETTE[group]);
+        ctx.set_line_width(if group == LOST_GROUP { 1.6 } else { 1.2 });
         ctx.begin_path();
-        ctx.move_to(x0, y0);
-        ctx.line_to(x1, y1);
+        for &(x0, y0, x1, y1, mark) in segments {
+            ctx.move_to(x0, y0);
+            ctx.line_to(x1, y1);
+            end_mark(&ctx, mark, x0, y0, x1, y1);
+        }
         ctx.stroke();
-        end_mark(&ctx, a, x0, y0, x1, y1);
     }
     // What was drawn, for people's tools and the tests: how many arrows, and where the
     // first visible lost one is (the middle of its line).
@@ -265,46 +276,67 @@ fn draw(
     }
 }
 
-/// The mark at an arrow's end: a head, a cross for a loss, a ring for reordering, a
-/// dot for a duplicate.
-fn end_mark(ctx: &CanvasRenderingContext2d, a: &Arrow, x0: f64, y0: f64, x1: f64, y1: f64) {
-    match a.mark {
+/// The arrows' colours, by [`colour_group`].
+const PALETTE: [&str; 6] = [
+    "#5ad19a", "#f0a34a", "#c792ea", "#ff6b6b", "#4fb3ff", "#8a96a3",
+];
+/// The group drawn with bolder lines (its crosses must stand out).
+const LOST_GROUP: usize = 3;
+
+fn colour_group(mark: Mark) -> usize {
+    match mark {
+        Mark::Delivered => 0,
+        Mark::Reordered(_) | Mark::Late => 1,
+        Mark::Duplicate => 2,
+        Mark::Lost(_) | Mark::Unanswered => 3,
+        Mark::Request | Mark::Reply => 4,
+        Mark::Pending | Mark::Incoming => 5,
+    }
+}
+
+/// Which end mark an arrow gets (arrows with the same pixels and shape are drawn once).
+fn mark_shape(mark: Mark) -> u8 {
+    match mark {
+        Mark::Lost(_) | Mark::Unanswered => 1,
+        Mark::Pending => 2,
+        Mark::Reordered(_) | Mark::Late => 3,
+        Mark::Duplicate => 4,
+        _ => 0,
+    }
+}
+
+/// Adds the mark at an arrow's end to the current path: a head, a cross for a loss, a
+/// ring for reordering, a small ring for a duplicate.
+fn end_mark(ctx: &CanvasRenderingContext2d, mark: Mark, x0: f64, y0: f64, x1: f64, y1: f64) {
+    match mark {
         Mark::Lost(_) | Mark::Unanswered => {
             let s = 4.5;
-            ctx.set_line_width(2.0);
-            ctx.begin_path();
             ctx.move_to(x1 - s, y1 - s);
             ctx.line_to(x1 + s, y1 + s);
             ctx.move_to(x1 + s, y1 - s);
             ctx.line_to(x1 - s, y1 + s);
-            ctx.stroke();
-            ctx.set_line_width(1.2);
         }
         Mark::Pending => {}
         _ => {
             let angle = (y1 - y0).atan2(x1 - x0);
             let len = 7.0;
-            ctx.begin_path();
-            ctx.move_to(x1, y1);
-            ctx.line_to(
+            ctx.move_to(
                 x1 - len * (angle - 0.4).cos(),
                 y1 - len * (angle - 0.4).sin(),
             );
+            ctx.line_to(x1, y1);
             ctx.line_to(
                 x1 - len * (angle + 0.4).cos(),
                 y1 - len * (angle + 0.4).sin(),
             );
-            ctx.close_path();
-            ctx.fill();
-            if matches!(a.mark, Mark::Reordered(_) | Mark::Late) {
-                ctx.begin_path();
-                let _ = ctx.arc(x1, y1, 5.5, 0.0, std::f64::consts::TAU);
-                ctx.stroke();
-            }
-            if a.mark == Mark::Duplicate {
-                ctx.begin_path();
-                let _ = ctx.arc(x1, y1, 3.0, 0.0, std::f64::consts::TAU);
-                ctx.fill();
+            let ring = match mark {
+                Mark::Reordered(_) | Mark::Late => 5.5,
+                Mark::Duplicate => 2.5,
+                _ => 0.0,
+            };
+            if ring > 0.0 {
+                ctx.move_to(x1 + ring, y1);
+                let _ = ctx.arc(x1, y1, ring, 0.0, std::f64::consts::TAU);
             }
         }
     }
