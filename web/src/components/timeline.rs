@@ -189,7 +189,7 @@ fn draw(
     let mut drawn = 0usize;
     let mut lost_at = None;
     let mut seen = std::collections::HashSet::new();
-    let mut groups: [Vec<(f64, f64, f64, f64, Mark)>; PALETTE.len()] = Default::default();
+    let mut groups: [Vec<Segment>; PALETTE.len()] = Default::default();
     for (_, a) in timeline.visible(filter, vis_from, vis_to) {
         let (x0, y0, x1, y1) = geo.segment(a, view);
         drawn += 1;
@@ -275,6 +275,9 @@ fn draw(
         ctx.set_text_align("start");
     }
 }
+
+/// An arrow on screen: start and end point, and its mark.
+type Segment = (f64, f64, f64, f64, Mark);
 
 /// The arrows' colours, by [`colour_group`].
 const PALETTE: [&str; 6] = [
