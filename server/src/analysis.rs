@@ -68,19 +68,21 @@ pub async fn run(
         }
         if !outcomes.is_empty() {
             let now = Instant::now();
-            log.append_all(
-                outcomes
-                    .drain(..)
-                    .map(|o| (now, Record::Event(Box::new(Event::Fate(fate(o)))))),
-            );
+            log.append_all(outcomes.drain(..).map(|o| {
+                let mut fate = fate(o);
+                if fate.fate != FateKind::Duplicate {
+                    fate.decision = analyzer.take_decision(fate.send);
+                }
+                (now, Record::Event(Box::new(Event::Fate(fate))))
+            }));
         }
     }
 }
 
-/// Feeds every entry after `cursor` to the analyzer; returns the new cursor.
 /// Lab sockets' addresses by id, so a `closed` event can name the address it frees.
 type Sockets = HashMap<SocketId, SocketAddr>;
 
+/// Feeds every entry after `cursor` to the analyzer; returns the new cursor.
 fn read_new(
     log: &EventLog,
     mut cursor: EventId,
@@ -158,6 +160,7 @@ fn feed(
                 socklab_protocol::payload::decode_base64(&p.payload_b64).unwrap_or_default();
             analyzer.feed(
                 Input::LinkDecision {
+                    id,
                     link: &p.link,
                     from: p.from,
                     to: p.to,
@@ -189,6 +192,7 @@ fn fate(outcome: Outcome) -> Fate {
         late: false,
         cause: None,
         reason: None,
+        decision: None,
         t_ns: 0,
     };
     let (cause_of, flow) = match outcome {

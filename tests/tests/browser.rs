@@ -306,6 +306,11 @@ async fn timeline(url: &str, browser: &Browser) {
     browser
         .wait_text("#inspector-fate", |t| t.contains("lost: random loss"))
         .await;
+    browser
+        .wait_text("#inspector-decision", |t| {
+            t.contains("link l1 (client→target") && t.ends_with("dropped: random loss")
+        })
+        .await;
     let shot = browser.screenshot("e2e-timeline-lost-only.png").await;
     eprintln!("screenshot: {}", shot.display());
 }

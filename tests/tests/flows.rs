@@ -130,6 +130,17 @@ async fn flow_figures_agree_with_what_the_link_decided() {
         lost.iter()
             .all(|f| f.cause == Some(LossCause::Link) && f.reason.is_some())
     );
+    // ...and names the link's decision event, which says the same.
+    for f in &lost {
+        let decision = decisions
+            .iter()
+            .find(|p| Some(p.id) == f.decision)
+            .expect("the decision event");
+        assert_eq!(
+            (decision.fate, decision.reason),
+            (LinkFate::Dropped, f.reason)
+        );
+    }
     let delivered = fates
         .iter()
         .filter(|f| f.fate == FateKind::Delivered)

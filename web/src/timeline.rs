@@ -79,6 +79,8 @@ pub struct Arrow {
     pub mark: Mark,
     /// Its flow (index into [`Timeline::flows`]).
     pub flow: u16,
+    /// The `link_packet` event with the link's decision about it (0: none).
+    pub decision: u64,
 }
 
 /// The legend's groups: in order, delivered (and other plain arrows), lost, reordered
@@ -359,6 +361,7 @@ impl Timeline {
             via,
             mark: Mark::Pending,
             flow,
+            decision: 0,
         });
         self.by_send.insert(id, i);
     }
@@ -397,6 +400,7 @@ impl Timeline {
             via,
             mark: Mark::Incoming,
             flow,
+            decision: 0,
         });
         self.by_recv.insert(id, i);
     }
@@ -422,6 +426,9 @@ impl Timeline {
     fn apply_fate(&mut self, i: u32, f: &Fate) {
         let arrow = self.arrows[i as usize];
         let recv = f.recv.map_or(0, |r| r.0);
+        if let Some(decision) = f.decision {
+            self.arrows[i as usize].decision = decision.0;
+        }
         match f.fate {
             FateKind::Delivered => {
                 let a = &mut self.arrows[i as usize];
@@ -621,6 +628,7 @@ mod tests {
             late: false,
             cause: None,
             reason: None,
+            decision: None,
             t_ns: t,
         }
     }

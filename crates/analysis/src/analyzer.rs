@@ -111,6 +111,8 @@ pub enum Input<'a> {
     },
     /// A link decided a datagram's fate.
     LinkDecision {
+        /// The decision's event.
+        id: EventId,
         /// The link.
         link: &'a LinkId,
         /// The datagram's sender.
@@ -215,7 +217,6 @@ struct Pending {
     bytes: Arc<[u8]>,
     /// The link changed the bytes: (truncated length, corrupted offset).
     altered: Option<(Option<usize>, Option<usize>)>,
-    decided: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -276,6 +277,8 @@ pub struct Analyzer {
     sequenced: BTreeMap<(FlowKey, u32), SeqReceiver>,
     /// Undecided sends per flow by hash (for matching link decisions).
     undecided: HashMap<FlowKey, HashMap<u64, VecDeque<u64>>>,
+    /// The link decision about each send, until [`Analyzer::take_decision`] asks.
+    decisions: HashMap<EventId, EventId>,
 }
 
 impl Default for Analyzer {
@@ -318,7 +321,14 @@ impl Analyzer {
             echo: BTreeMap::new(),
             sequenced: BTreeMap::new(),
             undecided: HashMap::new(),
+            decisions: HashMap::new(),
         }
+    }
+
+    /// The link decision (its event) about a send, once: the caller asks when it
+    /// reports the send's outcome, and the analyzer forgets it then.
+    pub fn take_decision(&mut self, send: EventId) -> Option<EventId> {
+        self.decisions.remove(&send)
     }
 
     /// The loss timeout.
@@ -368,6 +378,7 @@ impl Analyzer {
                 bytes,
             } => self.received(id, t_ns, local, peer, bytes, out),
             Input::LinkDecision {
+                id: decision,
                 from,
                 to,
                 bytes,
@@ -379,6 +390,7 @@ impl Analyzer {
             } => {
                 if let Some(to) = to {
                     self.decided(
+                        decision,
                         FlowKey { src: from, dst: to },
                         bytes,
                         fate,
@@ -440,7 +452,6 @@ impl Analyzer {
             t_ns,
             bytes: bytes.into(),
             altered: None,
-            decided: false,
         };
         if self.lab.contains(&dst) {
             let flow = self.flows.entry(key).or_default();
@@ -518,6 +529,7 @@ impl Analyzer {
     #[allow(clippy::too_many_arguments)]
     fn decided(
         &mut self,
+        decision: EventId,
         key: FlowKey,
         bytes: &[u8],
         fate: LinkFate,
@@ -537,7 +549,7 @@ impl Analyzer {
             let Some(pending) = flow.pending.get_mut(&seq) else {
                 return;
             };
-            pending.decided = true;
+            self.decisions.insert(pending.id, decision);
             if fate == LinkFate::Dropped {
                 let pending = flow.pending.remove(&seq).expect("present");
                 remove_seq(&mut flow.by_hash, h, seq);
@@ -556,6 +568,9 @@ impl Analyzer {
             let Some(seq) = take_matching(&mut flow.undecided, &flow.pending, h, bytes) else {
                 return;
             };
+            if let Some(pending) = flow.pending.get(&seq) {
+                self.decisions.insert(pending.id, decision);
+            }
             if fate == LinkFate::Dropped
                 && let Some(pending) = flow.pending.remove(&seq)
             {

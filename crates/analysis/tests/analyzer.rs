@@ -240,6 +240,7 @@ fn a_link_between_lab_sockets_is_seen_through() {
     });
     let decide = |run: &mut Run, bytes: &[u8], fate, reason, corrupted_at, truncated_to| {
         run.feed(Input::LinkDecision {
+            id: EventId(900),
             link: &link,
             from: addr(A),
             to: Some(addr(B)),
@@ -293,6 +294,12 @@ fn a_link_between_lab_sockets_is_seen_through() {
     );
     let stats = run.flow(Method::Matched);
     assert_eq!(stats.via, Some(link.clone()));
+    assert_eq!(
+        run.analyzer.take_decision(s2),
+        Some(EventId(900)),
+        "the link's decision is named"
+    );
+    assert_eq!(run.analyzer.take_decision(s2), None, "once");
     // The reply goes back through the link: B sends to the upstream address, A receives
     // from the listen address; the flow is B -> A.
     let s3 = run.send(20, B, upstream, b"reply");

@@ -590,9 +590,10 @@ mod tests {
                     late: false,
                     cause: Some(crate::flow::LossCause::Link),
                     reason: Some(DropReason::BurstLoss),
+                    decision: Some(EventId(31)),
                     t_ns: 120,
                 }),
-                r#"{"type":"fate","id":40,"fate":"lost","send":30,"src":"127.0.0.1:40000","dst":"127.0.0.1:5000","cause":"link","reason":"burst_loss","t_ns":120}"#,
+                r#"{"type":"fate","id":40,"fate":"lost","send":30,"src":"127.0.0.1:40000","dst":"127.0.0.1:5000","cause":"link","reason":"burst_loss","decision":31,"t_ns":120}"#,
             ),
             (
                 Event::Gap(Gap {

@@ -78,6 +78,10 @@ pub struct Fate {
     /// The link's reason, when a link dropped it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<DropReason>,
+    /// The `link_packet` event in which a link decided this datagram's fate, when it
+    /// crossed one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decision: Option<EventId>,
     /// Nanoseconds since the session began, when the conclusion was reached.
     pub t_ns: u64,
 }

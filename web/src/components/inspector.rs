@@ -20,6 +20,24 @@ pub fn Inspector() -> Html {
     };
     let store = state.packets.borrow();
     let packet = store.get(id).cloned();
+    // The link's own account of this datagram, when it crossed a link.
+    let decision = state
+        .timeline
+        .borrow()
+        .arrow_of(id)
+        .filter(|a| a.decision != 0)
+        .and_then(|a| store.get(a.decision))
+        .and_then(|row| match &row.what {
+            What::Link(d) => Some(format!(
+                "link {} ({}, datagram {} of that direction, event #{}): {}",
+                d.link,
+                dir_arrow(d.dir),
+                d.seq,
+                row.id,
+                d.summary()
+            )),
+            What::Socket { .. } => None,
+        });
     let fate = state.timeline.borrow().arrow_of(id).map(|a| match a.mark {
         Mark::Pending => "in flight (not received yet)".to_string(),
         Mark::Delivered => format!(
@@ -86,6 +104,9 @@ pub fn Inspector() -> Html {
             <p class="meta">{ meta }</p>
             if let Some(fate) = fate {
                 <p id="inspector-fate" class="meta fate">{ format!("fate: {fate}") }</p>
+            }
+            if let Some(decision) = decision {
+                <p id="inspector-decision" class="meta fate">{ format!("decision: {decision}") }</p>
             }
             <pre id="hexdump" class="mono">{ if p.payload.is_empty() { "(empty datagram)".to_string() } else { hexdump(&p.payload) } }</pre>
         </div>
