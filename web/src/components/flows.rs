@@ -216,6 +216,10 @@ fn Generator() -> Html {
     let to = use_state(String::new);
     let count = use_state(|| "200".to_string());
     let rate = use_state(|| "1000".to_string());
+    // "count" or "duration": what the count field means.
+    let amount_kind = use_state(|| "count".to_string());
+    // "rate" or "interval": what the rate field means.
+    let pace_kind = use_state(|| "rate".to_string());
     let size = use_state(|| "64".to_string());
     let pattern = use_state(String::new);
     let sequence = use_state(|| true);
@@ -224,6 +228,12 @@ fn Generator() -> Html {
         let state = state.clone();
         Callback::from(move |e: InputEvent| {
             state.set(e.target_unchecked_into::<HtmlInputElement>().value())
+        })
+    };
+    let pick = |state: &UseStateHandle<String>| {
+        let state = state.clone();
+        Callback::from(move |e: Event| {
+            state.set(e.target_unchecked_into::<HtmlSelectElement>().value())
         })
     };
     let chosen = sockets
@@ -252,6 +262,7 @@ fn Generator() -> Html {
             chosen.clone(),
         );
         let pattern = pattern.clone();
+        let (amount_kind, pace_kind) = (amount_kind.clone(), pace_kind.clone());
         Callback::from(move |e: SubmitEvent| {
             e.prevent_default();
             let dispatch = ctx.state.dispatcher();
@@ -277,11 +288,19 @@ fn Generator() -> Html {
                 &dispatch,
                 Origin::Generate,
                 Command::Generate(GeneratorSpec {
-                    interval_ms: None,
+                    interval_ms: (pace_kind.as_str() == "interval").then_some(rate),
                     socket,
                     to: to.trim().to_string(),
-                    amount: Amount::Count(count),
-                    rate,
+                    amount: if amount_kind.as_str() == "duration" {
+                        Amount::DurationMs(count)
+                    } else {
+                        Amount::Count(count)
+                    },
+                    rate: if pace_kind.as_str() == "interval" {
+                        0.0
+                    } else {
+                        rate
+                    },
                     size,
                     // A fixed text replaces the zero bytes of `size`.
                     pattern: (!pattern.is_empty())
@@ -345,8 +364,20 @@ fn Generator() -> Html {
                 </div>
                 <div class="chips">{ "targets: " }{ for targets }</div>
                 <div class="row">
-                    <label>{ "count" }<input id="gen-count" class="mono" size="7" value={(*count).clone()} oninput={text(&count)} /></label>
-                    <label>{ "rate /s" }<input id="gen-rate" class="mono" size="7" value={(*rate).clone()} oninput={text(&rate)} /></label>
+                    <label>
+                        <select id="gen-amount-kind" onchange={pick(&amount_kind)}>
+                            <option value="count" selected={amount_kind.as_str() == "count"}>{ "count" }</option>
+                            <option value="duration" selected={amount_kind.as_str() == "duration"}>{ "duration ms" }</option>
+                        </select>
+                        <input id="gen-count" class="mono" size="7" value={(*count).clone()} oninput={text(&count)} />
+                    </label>
+                    <label>
+                        <select id="gen-pace-kind" onchange={pick(&pace_kind)}>
+                            <option value="rate" selected={pace_kind.as_str() == "rate"}>{ "rate /s" }</option>
+                            <option value="interval" selected={pace_kind.as_str() == "interval"}>{ "interval ms" }</option>
+                        </select>
+                        <input id="gen-rate" class="mono" size="7" value={(*rate).clone()} oninput={text(&rate)} />
+                    </label>
                     <label>{ "size bytes" }<input id="gen-size" class="mono" size="5" value={(*size).clone()} oninput={text(&size)} /></label>
                     <label title="A fixed text payload instead of zero bytes (after the header, if any)">{ "or text" }
                         <input id="gen-pattern" class="mono" size="8" value={(*pattern).clone()} oninput={text(&pattern)} /></label>
