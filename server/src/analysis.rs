@@ -57,7 +57,7 @@ pub async fn run(
                     let flows: Vec<FlowSummary> = analyzer.stats().iter().map(summary).collect();
                     if !flows.is_empty() && reported.as_ref() != Some(&flows) {
                         reported = Some(flows.clone());
-                        log.append(Instant::now(), Record::Event(Box::new(Event::FlowStats(FlowStats {
+                        log.append(Instant::now(), Record::Event(None, Box::new(Event::FlowStats(FlowStats {
                             id: EventId(0),
                             flows,
                             t_ns: 0,
@@ -73,7 +73,7 @@ pub async fn run(
                 if fate.fate != FateKind::Duplicate {
                     fate.decision = analyzer.take_decision(fate.send);
                 }
-                (now, Record::Event(Box::new(Event::Fate(fate))))
+                (now, Record::Event(None, Box::new(Event::Fate(fate))))
             }));
         }
     }
@@ -174,7 +174,7 @@ fn feed(
             );
             return;
         }
-        Record::LinkUpdated { .. } | Record::LinkStats { .. } | Record::Event(_) => return,
+        Record::LinkUpdated { .. } | Record::LinkStats { .. } | Record::Event(..) => return,
     };
     analyzer.feed(input, out);
 }

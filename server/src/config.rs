@@ -13,6 +13,10 @@ pub const DEFAULT_MAX_SOCKETS_PER_SESSION: usize = 64;
 pub const DEFAULT_MAX_LINKS_PER_SESSION: usize = 16;
 /// How long a datagram may be in flight before the flow analysis counts it lost.
 pub const DEFAULT_LOSS_TIMEOUT_MS: u64 = 2_000;
+/// How many sessions the server keeps at once.
+pub const DEFAULT_MAX_SESSIONS: usize = 64;
+/// How long a session outlives its last viewer, seconds.
+pub const DEFAULT_GRACE_SECS: u64 = 60;
 /// How many events a session's log keeps before the oldest are dropped.
 pub const DEFAULT_LOG_MAX_EVENTS: usize = 200_000;
 /// How many payload bytes a session's log keeps before the oldest events are dropped.
@@ -48,6 +52,34 @@ pub struct Args {
     #[arg(long, default_value_t = DEFAULT_LOSS_TIMEOUT_MS, value_name = "MS")]
     pub loss_timeout_ms: u64,
 
+    /// How many sessions the server keeps at once; a new viewer beyond them gets HTTP 429.
+    #[arg(long, default_value_t = DEFAULT_MAX_SESSIONS, value_name = "N")]
+    pub max_sessions: usize,
+
+    /// How long a session (and its sockets) outlives its last viewer, so a page reload or
+    /// a dropped connection can come back to it.
+    #[arg(long, default_value_t = DEFAULT_GRACE_SECS, value_name = "SECONDS")]
+    pub grace_secs: u64,
+
+    /// Serve without the launch token (allowed only when listening on loopback). Any
+    /// program or page on this machine can then open sessions.
+    #[arg(long)]
+    pub no_token: bool,
+
+    /// Use this launch token instead of a random one (scripts that start socklab).
+    #[arg(
+        long,
+        env = "SOCKLAB_TOKEN",
+        value_name = "TOKEN",
+        conflicts_with = "no_token"
+    )]
+    pub token: Option<String>,
+
+    /// Also accept requests whose Host is this name (repeatable). By default only
+    /// localhost, 127.0.0.1 and [::1] are accepted, which defeats DNS rebinding.
+    #[arg(long = "allow-host", value_name = "HOST")]
+    pub allow_hosts: Vec<String>,
+
     /// How many events each session's log keeps; older ones are dropped and a viewer
     /// that had not seen them is told with a `gap` event.
     #[arg(long, default_value_t = DEFAULT_LOG_MAX_EVENTS, value_name = "N")]
@@ -70,6 +102,14 @@ pub struct Config {
     pub max_links_per_session: usize,
     /// See [`Args::loss_timeout_ms`].
     pub loss_timeout_ms: u64,
+    /// See [`Args::max_sessions`].
+    pub max_sessions: usize,
+    /// See [`Args::grace_secs`].
+    pub grace: std::time::Duration,
+    /// The token a WebSocket must present (`?token=`); `None`: no token needed.
+    pub token: Option<String>,
+    /// Host names accepted besides localhost, 127.0.0.1 and [::1].
+    pub allow_hosts: Vec<String>,
     /// See [`Args::log_max_events`].
     pub log_max_events: usize,
     /// See [`Args::log_max_bytes`].
@@ -83,6 +123,10 @@ impl Default for Config {
             max_sockets_per_session: DEFAULT_MAX_SOCKETS_PER_SESSION,
             max_links_per_session: DEFAULT_MAX_LINKS_PER_SESSION,
             loss_timeout_ms: DEFAULT_LOSS_TIMEOUT_MS,
+            max_sessions: DEFAULT_MAX_SESSIONS,
+            grace: std::time::Duration::from_secs(DEFAULT_GRACE_SECS),
+            token: None,
+            allow_hosts: Vec::new(),
             log_max_events: DEFAULT_LOG_MAX_EVENTS,
             log_max_bytes: DEFAULT_LOG_MAX_BYTES,
         }
@@ -96,6 +140,11 @@ impl From<&Args> for Config {
             max_sockets_per_session: args.max_sockets_per_session,
             max_links_per_session: args.max_links_per_session,
             loss_timeout_ms: args.loss_timeout_ms,
+            max_sessions: args.max_sessions,
+            grace: std::time::Duration::from_secs(args.grace_secs),
+            // The token itself is decided by `main` (random unless given).
+            token: args.token.clone(),
+            allow_hosts: args.allow_hosts.clone(),
             log_max_events: args.log_max_events,
             log_max_bytes: args.log_max_bytes,
         }

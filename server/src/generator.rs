@@ -128,15 +128,18 @@ async fn run(plan: Plan, log: Arc<EventLog>, cancel: CancellationToken) -> Optio
     tracing::info!(sent, "generator finished");
     log.append(
         Instant::now(),
-        Record::Event(Box::new(Event::GeneratorDone(GeneratorDone {
-            id: EventId(0),
-            generator: plan.id.clone(),
-            sent,
-            stopped: error.is_some(),
-            error,
-            t_ns: 0,
-            req: None,
-        }))),
+        Record::Event(
+            None,
+            Box::new(Event::GeneratorDone(GeneratorDone {
+                id: EventId(0),
+                generator: plan.id.clone(),
+                sent,
+                stopped: error.is_some(),
+                error,
+                t_ns: 0,
+                req: None,
+            })),
+        ),
     );
     None
 }

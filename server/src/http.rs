@@ -4,16 +4,23 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{State, WebSocketUpgrade};
+use axum::extract::{Query, Request, State, WebSocketUpgrade};
 use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
+use serde::Deserialize;
+use socklab_protocol::{ErrorCode, ErrorEvent, EventId};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower_http::services::ServeDir;
 
 use crate::config::Config;
 use crate::session;
+use crate::sessions::Sessions;
+
+/// Host names always accepted (with any port).
+const LOOPBACK_HOSTS: [&str; 4] = ["localhost", "127.0.0.1", "[::1]", "::1"];
 
 /// The largest WebSocket message the server accepts: a command with the largest payload
 /// (65,527 bytes, about 87 KiB as base64) fits many times over.
@@ -24,19 +31,34 @@ pub const MAX_WS_MESSAGE_BYTES: usize = 1024 * 1024;
 pub struct AppState {
     config: Arc<Config>,
     shutdown: CancellationToken,
-    sessions: TaskTracker,
+    tasks: TaskTracker,
+    sessions: Arc<Sessions>,
 }
 
 impl AppState {
     /// The state of a server with `config`; sessions stop when `shutdown` is cancelled
-    /// and are tracked by `sessions`.
-    pub fn new(config: Config, shutdown: CancellationToken, sessions: TaskTracker) -> Self {
+    /// and their tasks are tracked by `tasks`.
+    pub fn new(config: Config, shutdown: CancellationToken, tasks: TaskTracker) -> Self {
+        let config = Arc::new(config);
+        let sessions = Sessions::new(config.clone(), shutdown.clone(), tasks.clone());
         AppState {
-            config: Arc::new(config),
+            config,
             shutdown,
+            tasks,
             sessions,
         }
     }
+}
+
+/// The query of `GET /ws`.
+#[derive(Debug, Deserialize)]
+pub struct WsQuery {
+    /// The launch token, when the server requires one.
+    token: Option<String>,
+    /// A session to come back to.
+    session: Option<String>,
+    /// The last event id the viewer has; it gets everything after it.
+    since: Option<u64>,
 }
 
 /// The server's routes.
@@ -51,11 +73,59 @@ pub fn router(state: AppState) -> Router {
         Some(dir) => router.fallback_service(ServeDir::new(dir)),
         None => router.fallback(get(not_built)),
     };
-    router.with_state(state)
+    router
+        .layer(middleware::from_fn_with_state(state.clone(), check_host))
+        .with_state(state)
+}
+
+/// Every request must name an allowed host: a page on another site that makes its own
+/// name resolve to 127.0.0.1 (DNS rebinding) still sends its own name here.
+async fn check_host(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let host = request
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or_default();
+    if host_allowed(host, &state.config.allow_hosts) {
+        next.run(request).await
+    } else {
+        tracing::warn!(%host, "refused a request for a host that is not allowed");
+        (
+            StatusCode::FORBIDDEN,
+            format!(
+                "socklab does not answer requests for host {host:?}: only localhost, 127.0.0.1, [::1] and hosts given with --allow-host"
+            ),
+        )
+            .into_response()
+    }
+}
+
+/// Whether a Host header (name and optional port) names an allowed host.
+pub fn host_allowed(host: &str, extra: &[String]) -> bool {
+    let name = if host.starts_with('[') {
+        host.split_once(']')
+            .map_or(host, |(v6, _)| &host[..v6.len() + 1])
+    } else {
+        host.rsplit_once(':').map_or(host, |(name, _)| name)
+    };
+    !name.is_empty()
+        && (LOOPBACK_HOSTS.iter().any(|h| h.eq_ignore_ascii_case(name))
+            || extra.iter().any(|h| h.eq_ignore_ascii_case(name)))
+}
+
+/// Compares two tokens in time that does not depend on where they differ.
+fn same_token(given: &str, expected: &str) -> bool {
+    given.len() == expected.len()
+        && given
+            .bytes()
+            .zip(expected.bytes())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
 }
 
 async fn ws_upgrade(
     State(state): State<AppState>,
+    Query(query): Query<WsQuery>,
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
@@ -63,14 +133,66 @@ async fn ws_upgrade(
         tracing::warn!(%refusal, "refused a WebSocket upgrade");
         return (StatusCode::FORBIDDEN, refusal).into_response();
     }
+    if let Some(expected) = &state.config.token {
+        match &query.token {
+            None => {
+                return (
+                    StatusCode::UNAUTHORIZED,
+                    "this socklab server needs its launch token: open the URL it printed at startup (it ends in ?token=...)",
+                )
+                    .into_response();
+            }
+            Some(given) if !same_token(given, expected) => {
+                tracing::warn!("refused a WebSocket upgrade with a wrong token");
+                return (
+                    StatusCode::FORBIDDEN,
+                    "wrong token: open the URL socklab printed at startup",
+                )
+                    .into_response();
+            }
+            Some(_) => {}
+        }
+    }
+    // Come back to a live session, or open a new one.
+    let mut notice = None;
+    let resumed = query.session.as_deref().and_then(|id| {
+        let found = state.sessions.find(id);
+        if found.is_none() {
+            notice = Some(ErrorEvent {
+                req: None,
+                code: ErrorCode::UnknownSession,
+                message: format!(
+                    "session {id} has ended (no viewer came back within the grace period); this is a new session"
+                ),
+            });
+        }
+        found
+    });
+    let (attached, since) = match resumed {
+        Some(shared) => (shared.attach(), EventId(query.since.unwrap_or(0))),
+        None => match state.sessions.open() {
+            Ok(attached) => (attached, EventId(0)),
+            Err(full) => {
+                return (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    format!(
+                        "socklab already has {} sessions, its maximum (--max-sessions); close a page or wait for an idle session to end",
+                        full.0
+                    ),
+                )
+                    .into_response();
+            }
+        },
+    };
     let AppState {
-        config,
-        shutdown,
-        sessions,
+        shutdown, tasks, ..
     } = state;
     upgrade
         .max_message_size(MAX_WS_MESSAGE_BYTES)
-        .on_upgrade(move |ws| sessions.track_future(session::serve(ws, config, shutdown)))
+        .max_frame_size(MAX_WS_MESSAGE_BYTES)
+        .on_upgrade(move |ws| {
+            tasks.track_future(session::serve(ws, attached, since, notice, shutdown))
+        })
 }
 
 /// A browser always sends `Origin` on a WebSocket upgrade. Only a page this server
@@ -110,4 +232,31 @@ async fn not_built(State(state): State<AppState>) -> impl IntoResponse {
              which builds the web app and passes <code>--web-dir</code>. The WebSocket at <code>/ws</code> works regardless.</p>"
         )),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_allowlist() {
+        let extra = vec!["lab.example".to_string()];
+        let cases = [
+            ("localhost:7070", true),
+            ("LOCALHOST", true),
+            ("127.0.0.1:7070", true),
+            ("[::1]:7070", true),
+            ("[::1]", true),
+            ("lab.example:7070", true),
+            ("evil.example:7070", false),
+            ("127.0.0.1.evil.example", false),
+            ("localhost.evil.example:7070", false),
+            ("10.0.0.5:7070", false),
+            ("", false),
+        ];
+        for (host, allowed) in cases {
+            assert_eq!(host_allowed(host, &extra), allowed, "{host}");
+        }
+        assert!(same_token("abc", "abc") && !same_token("abd", "abc") && !same_token("ab", "abc"));
+    }
 }

@@ -7,6 +7,9 @@
 //! - [`http`]: the axum router: the built web app as static files and `GET /ws`.
 //! - [`session`]: one browser session: decodes commands, owns the session's sockets,
 //!   and feeds its viewer from the event log.
+//! - [`sessions`]: the registry of live sessions, so viewers can come back and several
+//!   can watch one session, and each session's lifetime (a grace period after its last
+//!   viewer leaves).
 //! - [`udp`]: one task per UDP socket; the only code that touches the socket.
 //! - [`link`]: links, impairing UDP relays: one task per link owns its two sockets and
 //!   carries out the decisions of `socklab-impair`.
@@ -31,6 +34,7 @@ pub mod link;
 pub mod log;
 pub mod policy;
 pub mod session;
+pub mod sessions;
 mod timer;
 pub mod udp;
 

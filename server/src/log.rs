@@ -14,6 +14,23 @@ use socklab_protocol::link::{LinkCounters, LinkId, LinkSettings};
 use socklab_protocol::{Direction, EventId, LinkPacket, Proto, SocketId};
 use tokio::sync::watch;
 
+/// A command's `req`, with the viewer that sent it: only that viewer is told the `req`
+/// (another viewer of the session numbers its own commands independently).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tagged {
+    /// The viewer's number within its session.
+    pub viewer: u64,
+    /// The client's `req`.
+    pub req: i64,
+}
+
+impl Tagged {
+    /// The `req` to show `viewer`: its own, or none.
+    pub fn for_viewer(tag: Option<Tagged>, viewer: u64) -> Option<i64> {
+        tag.filter(|t| t.viewer == viewer).map(|t| t.req)
+    }
+}
+
 /// One logged event.
 #[derive(Debug)]
 pub struct Entry {
@@ -38,14 +55,14 @@ pub enum Record {
         /// Its actual local address.
         local: SocketAddr,
         /// The `req` of the command that bound it.
-        req: Option<i64>,
+        req: Option<Tagged>,
     },
     /// A socket was closed.
     Closed {
         /// The socket.
         socket: SocketId,
         /// The `req` of the command that closed it.
-        req: Option<i64>,
+        req: Option<Tagged>,
     },
     /// A datagram was sent or received.
     Datagram(DatagramRecord),
@@ -62,7 +79,7 @@ pub enum Record {
         /// Its settings.
         settings: LinkSettings,
         /// The `req` of the command.
-        req: Option<i64>,
+        req: Option<Tagged>,
     },
     /// A link's settings changed.
     LinkUpdated {
@@ -71,14 +88,14 @@ pub enum Record {
         /// The new settings.
         settings: LinkSettings,
         /// The `req` of the command.
-        req: Option<i64>,
+        req: Option<Tagged>,
     },
     /// A link was deleted.
     LinkDeleted {
         /// The link.
         link: LinkId,
         /// The `req` of the command.
-        req: Option<i64>,
+        req: Option<Tagged>,
     },
     /// A link's decision on a datagram. The protocol type is kept whole (its `id` and
     /// `t_ns` are filled in from the entry when it is sent).
@@ -86,7 +103,7 @@ pub enum Record {
     /// An event produced by the server's own analysis or tools (flow analysis, the
     /// traffic generator), already in its wire form; its `id` and `t_ns` are filled in
     /// from the entry when it is sent.
-    Event(Box<socklab_protocol::Event>),
+    Event(Option<Tagged>, Box<socklab_protocol::Event>),
     /// A link's counters.
     LinkStats {
         /// The link.
@@ -112,7 +129,7 @@ pub struct DatagramRecord {
     /// The bytes.
     pub payload: Vec<u8>,
     /// The `req` of the `send` that caused an `out`.
-    pub req: Option<i64>,
+    pub req: Option<Tagged>,
 }
 
 impl Record {
@@ -127,7 +144,7 @@ impl Record {
             | Record::LinkUpdated { .. }
             | Record::LinkDeleted { .. }
             | Record::LinkStats { .. }
-            | Record::Event(_) => 0,
+            | Record::Event(..) => 0,
         }
     }
 }

@@ -13,18 +13,37 @@ async fn main() -> anyhow::Result<()> {
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
         )
+        // Logs go to standard error; standard output carries the URL alone.
+        .with_writer(std::io::stderr)
         .init();
 
+    if args.no_token && !args.listen.ip().is_loopback() {
+        anyhow::bail!(
+            "--no-token is only allowed when listening on loopback; {} would let anyone who reaches it open sockets on this machine",
+            args.listen
+        );
+    }
     let listener = TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let local = listener.local_addr()?;
-    let config = Config::from(&args);
+    let mut config = Config::from(&args);
+    if !args.no_token && config.token.is_none() {
+        config.token = Some(format!("{:032x}", rand::random::<u128>()));
+    }
     if config.web_dir.is_none() {
         tracing::warn!("no --web-dir given: the page will explain how to build the web app");
     }
     tracing::info!(%local, "socklab listening");
-    println!("socklab is running: open http://{local}/ in a browser (Ctrl-C stops it)");
+    let query = config
+        .token
+        .as_ref()
+        .map(|t| format!("?token={t}"))
+        .unwrap_or_default();
+    if !local.ip().is_loopback() {
+        tracing::warn!(%local, "listening beyond loopback: anyone with the token can open sockets on this machine");
+    }
+    println!("socklab is running: open http://{local}/{query} in a browser (Ctrl-C stops it)");
 
     socklab_server::run(listener, config, shutdown_signal())
         .await

@@ -25,7 +25,7 @@ use crate::config::Config;
 use crate::error::CommandError;
 use crate::generator::{self, GeneratorHandle, Plan};
 use crate::link::LinkHandle;
-use crate::log::{EventLog, Record};
+use crate::log::{EventLog, Record, Tagged};
 use crate::policy::{AddressPolicy, parse_addr};
 use crate::timer::sleep_until;
 use crate::udp::{ReplyTo, SendRequest, UdpHandle};
@@ -93,8 +93,14 @@ impl Session {
 
     /// Carries out one command. Success shows up in the log; a refusal is returned.
     /// Failures that happen later (a send the OS refuses) go to `reply`.
-    pub async fn handle(&mut self, request: Request, reply: &ReplyTo) -> Result<(), CommandError> {
-        let req = request.req;
+    /// `viewer` is the number of the viewer that sent it (its `req` goes back to it alone).
+    pub async fn handle(
+        &mut self,
+        request: Request,
+        reply: &ReplyTo,
+        viewer: u64,
+    ) -> Result<(), CommandError> {
+        let req = request.req.map(|req| Tagged { viewer, req });
         match request.command {
             Command::Bind { proto, addr } => self.bind(proto, &addr, req),
             Command::Close { socket } => self.close(socket, req).await,
@@ -171,15 +177,18 @@ impl Session {
                 };
                 self.log.append(
                     Instant::now(),
-                    Record::Event(Box::new(Event::GeneratorDone(GeneratorDone {
-                        id: EventId(0),
-                        generator,
-                        sent,
-                        stopped: true,
-                        error: None,
-                        t_ns: 0,
+                    Record::Event(
                         req,
-                    }))),
+                        Box::new(Event::GeneratorDone(GeneratorDone {
+                            id: EventId(0),
+                            generator,
+                            sent,
+                            stopped: true,
+                            error: None,
+                            t_ns: 0,
+                            req: None,
+                        })),
+                    ),
                 );
                 Ok(())
             }
@@ -192,12 +201,15 @@ impl Session {
                 self.loss_timeout_ms.send_replace(ms);
                 self.log.append(
                     Instant::now(),
-                    Record::Event(Box::new(Event::AnalysisConfig(AnalysisConfig {
-                        id: EventId(0),
-                        loss_timeout_ms: ms,
-                        t_ns: 0,
+                    Record::Event(
                         req,
-                    }))),
+                        Box::new(Event::AnalysisConfig(AnalysisConfig {
+                            id: EventId(0),
+                            loss_timeout_ms: ms,
+                            t_ns: 0,
+                            req: None,
+                        })),
+                    ),
                 );
                 Ok(())
             }
@@ -220,7 +232,7 @@ impl Session {
         listen: &str,
         target: &str,
         settings: LinkSettings,
-        req: Option<i64>,
+        req: Option<Tagged>,
     ) -> Result<(), CommandError> {
         let listen = parse_addr(listen)?;
         let target = parse_addr(target)?;
@@ -289,7 +301,7 @@ impl Session {
         Ok((handle, to))
     }
 
-    fn generate(&mut self, spec: GeneratorSpec, req: Option<i64>) -> Result<(), CommandError> {
+    fn generate(&mut self, spec: GeneratorSpec, req: Option<Tagged>) -> Result<(), CommandError> {
         let (handle, to) = self.destination(&spec.socket, &spec.to)?;
         let sends = handle.sender();
         let rate = match spec.interval_ms {
@@ -381,24 +393,27 @@ impl Session {
         };
         self.log.append(
             Instant::now(),
-            Record::Event(Box::new(Event::GeneratorStarted(GeneratorStarted {
-                id: EventId(0),
-                generator: id.clone(),
-                socket: spec.socket,
-                to,
-                count,
-                rate,
-                seq_flow,
-                t_ns: 0,
+            Record::Event(
                 req,
-            }))),
+                Box::new(Event::GeneratorStarted(GeneratorStarted {
+                    id: EventId(0),
+                    generator: id.clone(),
+                    socket: spec.socket,
+                    to,
+                    count,
+                    rate,
+                    seq_flow,
+                    t_ns: 0,
+                    req: None,
+                })),
+            ),
         );
         let handle = GeneratorHandle::start(plan, self.log.clone(), &self.cancel);
         self.generators.insert(id, handle);
         Ok(())
     }
 
-    fn bind(&mut self, proto: Proto, addr: &str, req: Option<i64>) -> Result<(), CommandError> {
+    fn bind(&mut self, proto: Proto, addr: &str, req: Option<Tagged>) -> Result<(), CommandError> {
         let addr = parse_addr(addr)?;
         self.policy.check_bind(addr)?;
         if self.sockets.len() >= self.config.max_sockets_per_session {
@@ -429,7 +444,7 @@ impl Session {
         Ok(())
     }
 
-    async fn close(&mut self, id: SocketId, req: Option<i64>) -> Result<(), CommandError> {
+    async fn close(&mut self, id: SocketId, req: Option<Tagged>) -> Result<(), CommandError> {
         let handle = self
             .sockets
             .remove(&id)
@@ -499,7 +514,7 @@ fn unknown_socket(id: &SocketId) -> CommandError {
 }
 
 /// Turns a log entry into the protocol event a viewer receives.
-fn to_event(entry: &crate::log::Entry) -> Event {
+fn to_event(entry: &crate::log::Entry, viewer: u64) -> Event {
     let id = entry.id;
     let t_ns = entry.t_ns;
     match &entry.record {
@@ -514,13 +529,13 @@ fn to_event(entry: &crate::log::Entry) -> Event {
             proto: *proto,
             local: *local,
             t_ns,
-            req: *req,
+            req: Tagged::for_viewer(*req, viewer),
         }),
         Record::Closed { socket, req } => Event::Closed(Closed {
             id,
             socket: socket.clone(),
             t_ns,
-            req: *req,
+            req: Tagged::for_viewer(*req, viewer),
         }),
         Record::Datagram(d) => Event::Datagram(Datagram {
             id,
@@ -531,7 +546,7 @@ fn to_event(entry: &crate::log::Entry) -> Event {
             len: d.payload.len(),
             payload_b64: encode_base64(&d.payload),
             t_ns,
-            req: d.req,
+            req: Tagged::for_viewer(d.req, viewer),
         }),
         Record::LinkCreated {
             link,
@@ -548,7 +563,7 @@ fn to_event(entry: &crate::log::Entry) -> Event {
             target: *target,
             settings: *settings,
             t_ns,
-            req: *req,
+            req: Tagged::for_viewer(*req, viewer),
         }),
         Record::LinkUpdated {
             link,
@@ -559,13 +574,13 @@ fn to_event(entry: &crate::log::Entry) -> Event {
             link: link.clone(),
             settings: *settings,
             t_ns,
-            req: *req,
+            req: Tagged::for_viewer(*req, viewer),
         }),
         Record::LinkDeleted { link, req } => Event::LinkDeleted(LinkDeleted {
             id,
             link: link.clone(),
             t_ns,
-            req: *req,
+            req: Tagged::for_viewer(*req, viewer),
         }),
         Record::LinkPacket(packet) => {
             let mut packet = (**packet).clone();
@@ -573,7 +588,12 @@ fn to_event(entry: &crate::log::Entry) -> Event {
             packet.t_ns = t_ns;
             Event::LinkPacket(packet)
         }
-        Record::Event(event) => stamped((**event).clone(), id, t_ns),
+        Record::Event(tag, event) => stamped(
+            (**event).clone(),
+            id,
+            t_ns,
+            Tagged::for_viewer(*tag, viewer),
+        ),
         Record::LinkStats { link, c2t, t2c } => Event::LinkStats(LinkStats {
             id,
             link: link.clone(),
@@ -585,31 +605,43 @@ fn to_event(entry: &crate::log::Entry) -> Event {
 }
 
 /// An event the server made in wire form, with its log id and time filled in.
-fn stamped(mut event: Event, id: EventId, t: u64) -> Event {
+fn stamped(mut event: Event, id: EventId, t: u64, req: Option<i64>) -> Event {
     match &mut event {
         Event::Fate(e) => (e.id, e.t_ns) = (id, t),
         Event::FlowStats(e) => (e.id, e.t_ns) = (id, t),
-        Event::GeneratorStarted(e) => (e.id, e.t_ns) = (id, t),
-        Event::GeneratorDone(e) => (e.id, e.t_ns) = (id, t),
-        Event::AnalysisConfig(e) => (e.id, e.t_ns) = (id, t),
+        Event::GeneratorStarted(e) => (e.id, e.t_ns, e.req) = (id, t, req),
+        Event::GeneratorDone(e) => (e.id, e.t_ns, e.req) = (id, t, e.req.or(req)),
+        Event::AnalysisConfig(e) => (e.id, e.t_ns, e.req) = (id, t, req),
         Event::LinkPacket(e) => (e.id, e.t_ns) = (id, t),
         _ => {}
     }
     event
 }
 
-/// Serves one WebSocket: a new session, its commands and its events, until the viewer
-/// leaves or the server shuts down.
-pub async fn serve(ws: WebSocket, config: Arc<Config>, shutdown: CancellationToken) {
-    let mut session = Session::new(config, shutdown.child_token());
-    let span = tracing::info_span!("session", id = %session.id());
+/// Serves one viewer of `shared` on `ws` until it leaves or the server shuts down,
+/// starting after event `since` (0: from the start of the log). `notice` is sent right
+/// after the greeting (for example: the session asked for has ended).
+pub async fn serve(
+    ws: WebSocket,
+    attached: crate::sessions::Attached,
+    since: EventId,
+    notice: Option<ErrorEvent>,
+    shutdown: CancellationToken,
+) {
+    let shared = attached.shared().clone();
+    let span = tracing::info_span!("viewer", session = %shared.id());
     async {
-        tracing::info!("viewer connected");
-        if let Err(e) = Viewer::new(ws).run(&mut session, &shutdown).await {
+        tracing::info!(since = since.0, "viewer connected");
+        let viewer = Viewer {
+            ws,
+            cursor: since,
+            number: attached.number(),
+        };
+        if let Err(e) = viewer.run(&shared, notice, &shutdown).await {
             tracing::debug!(error = %e, "viewer connection ended with an error");
         }
-        session.close_all().await;
-        tracing::info!("session ended");
+        drop(attached);
+        tracing::info!("viewer left");
     }
     .instrument(span)
     .await
@@ -620,33 +652,33 @@ struct Viewer {
     ws: WebSocket,
     /// The id of the last event this viewer was sent.
     cursor: EventId,
+    /// Its number within the session.
+    number: u64,
 }
 
 impl Viewer {
-    fn new(ws: WebSocket) -> Self {
-        Viewer {
-            ws,
-            cursor: EventId(0),
-        }
-    }
-
     async fn run(
         mut self,
-        session: &mut Session,
+        shared: &crate::sessions::Shared,
+        notice: Option<ErrorEvent>,
         shutdown: &CancellationToken,
     ) -> Result<(), axum::Error> {
         self.send(&Event::Hello(Hello {
             protocol: socklab_protocol::PROTOCOL_VERSION,
-            session: session.id().to_owned(),
+            session: shared.id().to_owned(),
             server: crate::SERVER_NAME.to_owned(),
         }))
         .await?;
+        if let Some(notice) = notice {
+            self.send(&Event::Error(notice)).await?;
+        }
 
-        let log = session.log().clone();
+        let log = shared.log().clone();
         let mut newest = log.subscribe();
         let (reply, mut replies) = mpsc::unbounded_channel::<ErrorEvent>();
         let mut last_flush = Instant::now() - FLUSH_INTERVAL;
-        let mut flush_at: Option<tokio::time::Instant> = None;
+        // Whatever the log already holds after the cursor goes out at once.
+        let mut flush_at: Option<tokio::time::Instant> = Some(tokio::time::Instant::now());
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => {
@@ -658,12 +690,32 @@ impl Viewer {
                 }
                 message = self.ws.recv() => {
                     let Some(message) = message else { return Ok(()) };
-                    match message? {
+                    let message = match message {
+                        Ok(message) => message,
+                        Err(e) => {
+                            // The WebSocket library reports an oversized frame as an error of
+                            // its own; the close code tells the client why it is cut off.
+                            let too_big = e.to_string().contains("too long");
+                            let (code, reason) = if too_big {
+                                (axum::extract::ws::close_code::SIZE, "message too big: the limit is 1 MiB")
+                            } else {
+                                (axum::extract::ws::close_code::PROTOCOL, "WebSocket protocol error")
+                            };
+                            tracing::debug!(error = %e, "closing a viewer's connection");
+                            let _ = self.ws.send(Message::Close(Some(CloseFrame {
+                                code,
+                                reason: Utf8Bytes::from_static(reason),
+                            }))).await;
+                            return Err(e);
+                        }
+                    };
+                    match message {
                         Message::Text(text) => {
                             let outcome = match decode_request(&text) {
                                 Ok(request) => {
                                     let req = request.req;
-                                    session.handle(request, &reply).await.map_err(|e| (req, e))
+                                    let mut session = shared.session().lock().await;
+                                    session.handle(request, &reply, self.number).await.map_err(|e| (req, e))
                                 }
                                 Err(e) => Err((e.req, CommandError::bad_request(e.message))),
                             };
@@ -717,7 +769,7 @@ impl Viewer {
             }));
             self.cursor = to;
         }
-        events.extend(read.entries.iter().map(|e| to_event(e)));
+        events.extend(read.entries.iter().map(|e| to_event(e, self.number)));
         if let Some(last) = read.entries.last() {
             self.cursor = last.id;
         }

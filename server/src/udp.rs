@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
 use crate::error::CommandError;
-use crate::log::{DatagramRecord, EventLog, Record};
+use crate::log::{DatagramRecord, EventLog, Record, Tagged};
 
 /// The receive buffer each socket asks the kernel for. A burst on loopback overflows the
 /// default (about 208 KiB) and the kernel drops datagrams silently; the kernel caps the
@@ -39,7 +39,7 @@ pub struct SendRequest {
     /// The bytes, already checked against the size limit.
     pub payload: Vec<u8>,
     /// The `req` of the `send` command.
-    pub req: Option<i64>,
+    pub req: Option<Tagged>,
     /// Where to report a failure.
     pub reply: ReplyTo,
 }
@@ -210,12 +210,12 @@ impl SocketTask {
         }
     }
 
-    fn refuse(&self, reply: &ReplyTo, req: Option<i64>, err: &io::Error, to: SocketAddr) {
+    fn refuse(&self, reply: &ReplyTo, req: Option<Tagged>, err: &io::Error, to: SocketAddr) {
         tracing::debug!(error = %err, %to, "send failed");
         let err = CommandError::from_send(err, to);
         // The viewer may be gone; then nobody is waiting for this answer.
         let _ = reply.send(ErrorEvent {
-            req,
+            req: req.map(|t| t.req),
             code: err.code,
             message: err.message,
         });

@@ -17,6 +17,10 @@ fn help_explains_every_flag() {
         "--max-sockets-per-session",
         "--log-max-events",
         "--log-max-bytes",
+        "--no-token",
+        "--allow-host",
+        "--grace-secs",
+        "--max-sessions",
         "--help",
         "--version",
     ] {
@@ -44,11 +48,12 @@ fn prints_the_url_and_stops_cleanly_on_sigterm() {
         .split_whitespace()
         .find(|w| w.starts_with("http://127.0.0.1:"))
         .unwrap_or_else(|| panic!("the URL is printed: {line:?}"));
-    let port: u16 = url
-        .trim_start_matches("http://127.0.0.1:")
-        .trim_end_matches('/')
-        .parse()
-        .unwrap();
+    let (address, token) = url
+        .trim_start_matches("http://")
+        .split_once("/?token=")
+        .unwrap_or_else(|| panic!("the URL carries the launch token: {url}"));
+    assert_eq!(token.len(), 32, "a 128-bit random token: {token}");
+    let port: u16 = address.trim_start_matches("127.0.0.1:").parse().unwrap();
     assert_ne!(port, 0);
     std::net::TcpStream::connect(("127.0.0.1", port)).expect("the server listens");
 
@@ -82,6 +87,21 @@ fn refuses_a_busy_listen_address_plainly() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.contains(&format!("cannot listen on {addr}")),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn no_token_is_refused_beyond_loopback() {
+    // Refused before anything is bound.
+    let out = Command::new(BIN)
+        .args(["--listen", "0.0.0.0:0", "--no-token"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("--no-token is only allowed when listening on loopback"),
         "{stderr}"
     );
 }

@@ -144,9 +144,18 @@ pub struct Client {
 impl Client {
     /// Connects to the server at `addr` and reads its `hello`.
     pub async fn connect(addr: SocketAddr) -> Self {
-        let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws"))
+        Self::connect_with(addr, "")
             .await
-            .expect("WebSocket connects");
+            .expect("WebSocket connects")
+    }
+
+    /// Connects with a query string (`token=...&session=...&since=...`, without `?`);
+    /// returns the handshake's error when the server refuses.
+    pub async fn connect_with(
+        addr: SocketAddr,
+        query: &str,
+    ) -> Result<Self, tokio_tungstenite::tungstenite::Error> {
+        let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws?{query}")).await?;
         let mut client = Client {
             ws,
             queue: VecDeque::new(),
@@ -162,7 +171,7 @@ impl Client {
             Event::Hello(hello) => client.hello = hello,
             other => panic!("the server must speak first with hello, got {other:?}"),
         }
-        client
+        Ok(client)
     }
 
     /// Sends a raw WebSocket message.
@@ -229,6 +238,20 @@ impl Client {
                 }
                 Ok(_) => {}
                 Err(_) => return None,
+            }
+        }
+    }
+
+    /// Reads until the server closes the connection; returns its close code.
+    pub async fn closed(&mut self) -> Option<u16> {
+        loop {
+            let frame = tokio::time::timeout(WAIT, self.ws.next())
+                .await
+                .expect("the server closes in time");
+            match frame {
+                Some(Ok(Message::Close(frame))) => return frame.map(|f| u16::from(f.code)),
+                Some(Ok(_)) => {}
+                Some(Err(_)) | None => return None,
             }
         }
     }

@@ -14,14 +14,17 @@ where
     F: FnOnce(String, &'static Browser) -> Fut,
     Fut: std::future::Future<Output = ()>,
 {
+    // The page must carry the launch token from the URL to its WebSocket.
     let server = TestServer::with_config(Config {
         web_dir: Some(web_dir()),
+        token: Some(TOKEN.into()),
         ..Config::default()
     })
     .await;
     // Leaked for the scenario's sake: one small struct per test process.
     let browser: &'static Browser = Box::leak(Box::new(Browser::start().await));
-    let outcome = AssertUnwindSafe(scenario(server.url(), browser))
+    let url = format!("{}?token={TOKEN}", server.url());
+    let outcome = AssertUnwindSafe(scenario(url, browser))
         .catch_unwind()
         .await;
     browser.shutdown().await;
@@ -29,6 +32,60 @@ where
     if let Err(panic) = outcome {
         std::panic::resume_unwind(panic);
     }
+}
+
+/// The launch token of the servers these tests start.
+const TOKEN: &str = "e2e-token";
+
+#[tokio::test]
+async fn a_reload_comes_back_to_the_same_session() {
+    with_browser(|url, browser| async move { reload(&url, browser).await }).await;
+}
+
+async fn reload(url: &str, browser: &Browser) {
+    browser.client().goto(url).await.expect("the page loads");
+    browser
+        .wait_text("#conn-status", |t| t == "connected")
+        .await;
+    let session = browser
+        .wait_text(".session", |t| t.starts_with("session "))
+        .await;
+    let (first, second) = bind_two(browser).await;
+    browser.fill("#send-to", &second).await;
+    browser.click("#send-button").await;
+    browser.click("#tab-packets").await;
+    browser.wait_count("tr.packet-row", 2).await;
+
+    // Reload without the token in the address: the tab remembers it and its session.
+    let bare = url.split('?').next().unwrap().to_string();
+    browser
+        .client()
+        .goto(&bare)
+        .await
+        .expect("the page reloads");
+    browser
+        .wait_text("#conn-status", |t| t == "connected")
+        .await;
+    browser.wait_text(".session", |t| t == session).await;
+    let rows = browser.wait_count(".socket-row", 2).await;
+    let mut addrs = Vec::new();
+    for row in rows {
+        addrs.push(
+            row.find(fantoccini::Locator::Css("code.addr"))
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap(),
+        );
+    }
+    assert_eq!(
+        addrs,
+        [first, second],
+        "the same sockets, replayed from the session's log"
+    );
+    browser.click("#tab-packets").await;
+    browser.wait_count("tr.packet-row", 2).await;
 }
 
 #[tokio::test]

@@ -155,7 +155,12 @@ async fn events_arrive_in_batches_with_increasing_ids() {
 
 #[tokio::test]
 async fn close_frees_the_port_and_a_closed_session_frees_its_sockets() {
-    let server = TestServer::start().await;
+    // No grace period: the session ends as soon as its viewer goes.
+    let server = TestServer::with_config(socklab_server::Config {
+        grace: Duration::ZERO,
+        ..socklab_server::Config::default()
+    })
+    .await;
     let mut client = server.client().await;
     let a = client.bind("127.0.0.1:0").await;
     let req = client

@@ -62,23 +62,91 @@ impl Commands {
     }
 }
 
-/// The WebSocket address of the server that served this page.
-fn ws_url() -> String {
-    let location = web_sys::window().expect("a browser window").location();
-    let host = location.host().unwrap_or_else(|_| "127.0.0.1:7070".into());
-    let scheme = if location.protocol().ok().as_deref() == Some("https:") {
-        "wss"
-    } else {
-        "ws"
-    };
-    format!("{scheme}://{host}/ws")
+/// Where the page keeps the launch token and its session across reloads (this tab only).
+const TOKEN_KEY: &str = "socklab.token";
+const SESSION_KEY: &str = "socklab.session";
+
+/// What the page needs to (re)join its session.
+#[derive(Debug, Default)]
+struct Resume {
+    token: Option<String>,
+    session: Option<String>,
+    /// The newest event id this page has; a reconnection asks for what follows it.
+    last_id: u64,
+}
+
+fn storage() -> Option<web_sys::Storage> {
+    web_sys::window()?.session_storage().ok()?
+}
+
+impl Resume {
+    /// On page load: the token from the URL the server printed (kept for reloads), and
+    /// the session this tab had before a reload, replayed from its start.
+    fn from_page() -> Resume {
+        let from_url = web_sys::window()
+            .and_then(|w| w.location().search().ok())
+            .and_then(|q| web_sys::UrlSearchParams::new_with_str(&q).ok())
+            .and_then(|p| p.get("token"));
+        let stored = |key: &str| storage().and_then(|s| s.get_item(key).ok().flatten());
+        let token = from_url.or_else(|| stored(TOKEN_KEY));
+        if let (Some(token), Some(storage)) = (&token, storage()) {
+            let _ = storage.set_item(TOKEN_KEY, token);
+        }
+        Resume {
+            token,
+            session: stored(SESSION_KEY),
+            last_id: 0,
+        }
+    }
+
+    /// Notes what a frame says: the session's id, the newest event id.
+    fn saw(&mut self, event: &Event) {
+        match event {
+            Event::Hello(hello) => {
+                if self.session.as_deref() != Some(hello.session.as_str()) {
+                    // A new session: its ids start again.
+                    self.last_id = 0;
+                }
+                self.session = Some(hello.session.clone());
+                if let Some(storage) = storage() {
+                    let _ = storage.set_item(SESSION_KEY, &hello.session);
+                }
+            }
+            Event::Batch { events } => events.iter().for_each(|e| self.saw(e)),
+            other => {
+                if let Some(id) = other.id() {
+                    self.last_id = self.last_id.max(id.0);
+                }
+            }
+        }
+    }
+
+    /// The WebSocket address of the server that served this page, with what it needs.
+    fn url(&self) -> String {
+        let location = web_sys::window().expect("a browser window").location();
+        let host = location.host().unwrap_or_else(|_| "127.0.0.1:7070".into());
+        let scheme = if location.protocol().ok().as_deref() == Some("https:") {
+            "wss"
+        } else {
+            "ws"
+        };
+        let mut query = Vec::new();
+        if let Some(token) = &self.token {
+            query.push(format!("token={token}"));
+        }
+        if let Some(session) = &self.session {
+            query.push(format!("session={session}&since={}", self.last_id));
+        }
+        format!("{scheme}://{host}/ws?{}", query.join("&"))
+    }
 }
 
 /// Keeps a connection to the server for the page's lifetime.
 pub async fn maintain(commands: Commands, dispatch: UseReducerDispatcher<State>) {
-    let url = ws_url();
+    let resume = RefCell::new(Resume::from_page());
     let mut delay = RECONNECT_FIRST;
     loop {
+        let url = resume.borrow().url();
         if let Ok(ws) = WebSocket::open(&url) {
             let (mut sink, mut stream) = ws.split();
             let (outbox, mut queued) = mpsc::unbounded::<String>();
@@ -90,6 +158,7 @@ pub async fn maintain(commands: Commands, dispatch: UseReducerDispatcher<State>)
                         match Event::from_json(&text) {
                             Ok(event) => {
                                 heard = true;
+                                resume.borrow_mut().saw(&event);
                                 dispatch.dispatch(Action::Received(Box::new(event)));
                             }
                             Err(e) => web_sys::console::warn_1(

@@ -376,6 +376,8 @@ pub enum ErrorCode {
     UnknownLink,
     /// No running generator with that id in this session.
     UnknownGenerator,
+    /// The session a viewer asked to come back to has ended; it got a new one.
+    UnknownSession,
     /// The server's address policy refuses this address.
     Forbidden,
     /// A server limit (sockets per session, ...) would be exceeded.
@@ -399,6 +401,7 @@ impl ErrorCode {
             ErrorCode::UnknownSocket => "unknown_socket",
             ErrorCode::UnknownLink => "unknown_link",
             ErrorCode::UnknownGenerator => "unknown_generator",
+            ErrorCode::UnknownSession => "unknown_session",
             ErrorCode::Forbidden => "forbidden",
             ErrorCode::LimitExceeded => "limit_exceeded",
             ErrorCode::IoError => "io_error",
@@ -627,6 +630,7 @@ mod tests {
             ErrorCode::UnknownSocket,
             ErrorCode::UnknownLink,
             ErrorCode::UnknownGenerator,
+            ErrorCode::UnknownSession,
             ErrorCode::Forbidden,
             ErrorCode::LimitExceeded,
             ErrorCode::IoError,

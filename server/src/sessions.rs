@@ -1,0 +1,165 @@
+//! The server's sessions: a registry by id, so a viewer can come back to its session
+//! (`/ws?session=<id>&since=<last id>`) and several viewers can watch one session; and
+//! each session's lifetime, which outlasts its viewers by a grace period.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::Config;
+use crate::log::EventLog;
+use crate::session::Session;
+
+/// One session, shared by its viewers.
+#[derive(Debug)]
+pub struct Shared {
+    id: String,
+    log: Arc<EventLog>,
+    session: tokio::sync::Mutex<Session>,
+    /// How many viewers are attached.
+    viewers: watch::Sender<usize>,
+    /// The number the next viewer gets.
+    next_viewer: std::sync::atomic::AtomicU64,
+}
+
+impl Shared {
+    /// The session's id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The session's log.
+    pub fn log(&self) -> &Arc<EventLog> {
+        &self.log
+    }
+
+    /// The session's sockets, links and generators, for carrying out a command.
+    pub fn session(&self) -> &tokio::sync::Mutex<Session> {
+        &self.session
+    }
+
+    /// Counts a viewer in until the returned guard is dropped.
+    pub fn attach(self: &Arc<Self>) -> Attached {
+        self.viewers.send_modify(|n| *n += 1);
+        let number = self
+            .next_viewer
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Attached(self.clone(), number)
+    }
+}
+
+/// A viewer's presence in a session.
+#[derive(Debug)]
+pub struct Attached(Arc<Shared>, u64);
+
+impl Attached {
+    /// The session.
+    pub fn shared(&self) -> &Arc<Shared> {
+        &self.0
+    }
+
+    /// The viewer's number within the session (replies' `req`s go to it alone).
+    pub fn number(&self) -> u64 {
+        self.1
+    }
+}
+
+impl Drop for Attached {
+    fn drop(&mut self) {
+        self.0.viewers.send_modify(|n| *n -= 1);
+    }
+}
+
+/// Why a new session could not be opened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TooMany(pub usize);
+
+/// Every live session.
+#[derive(Debug)]
+pub struct Sessions {
+    config: Arc<Config>,
+    shutdown: CancellationToken,
+    tasks: TaskTracker,
+    live: Mutex<HashMap<String, Arc<Shared>>>,
+}
+
+impl Sessions {
+    /// No sessions yet. Sessions end when `shutdown` is cancelled; their lifetimes are
+    /// tracked by `tasks`.
+    pub fn new(config: Arc<Config>, shutdown: CancellationToken, tasks: TaskTracker) -> Arc<Self> {
+        Arc::new(Sessions {
+            config,
+            shutdown,
+            tasks,
+            live: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn live(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Shared>>> {
+        self.live.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The live session with this id.
+    pub fn find(&self, id: &str) -> Option<Arc<Shared>> {
+        self.live().get(id).cloned()
+    }
+
+    /// How many sessions are live.
+    pub fn count(&self) -> usize {
+        self.live().len()
+    }
+
+    /// Opens a new session with its first viewer counted in, unless the server already
+    /// has its maximum.
+    pub fn open(self: &Arc<Self>) -> Result<Attached, TooMany> {
+        let mut live = self.live();
+        if live.len() >= self.config.max_sessions {
+            return Err(TooMany(live.len()));
+        }
+        let session = Session::new(self.config.clone(), self.shutdown.child_token());
+        let shared = Arc::new(Shared {
+            id: session.id().to_owned(),
+            log: session.log().clone(),
+            session: tokio::sync::Mutex::new(session),
+            viewers: watch::Sender::new(0),
+            next_viewer: std::sync::atomic::AtomicU64::new(1),
+        });
+        live.insert(shared.id.clone(), shared.clone());
+        drop(live);
+        tracing::info!(session = %shared.id, "session opened");
+        // Counted in before its lifetime starts, so a zero grace cannot end it at once.
+        let attached = shared.attach();
+        self.tasks.spawn(self.clone().linger(shared));
+        Ok(attached)
+    }
+
+    /// Keeps a session while it has viewers, and for the grace period after the last
+    /// one leaves; then closes its sockets, links and generators.
+    async fn linger(self: Arc<Self>, shared: Arc<Shared>) {
+        let grace = self.config.grace;
+        let mut viewers = shared.viewers.subscribe();
+        loop {
+            tokio::select! {
+                _ = self.shutdown.cancelled() => break,
+                _ = viewers.wait_for(|n| *n == 0) => {}
+            }
+            let back = tokio::select! {
+                _ = self.shutdown.cancelled() => break,
+                back = tokio::time::timeout(grace, viewers.wait_for(|n| *n > 0)) => back,
+            };
+            if back.is_err() {
+                break;
+            }
+        }
+        self.live().remove(&shared.id);
+        shared.session.lock().await.close_all().await;
+        tracing::info!(session = %shared.id, "session ended");
+    }
+}
+
+/// The default time a session waits for a viewer to come back.
+pub const DEFAULT_GRACE: Duration = Duration::from_secs(60);
