@@ -13,6 +13,10 @@ pub const DEFAULT_MAX_SOCKETS_PER_SESSION: usize = 64;
 pub const DEFAULT_MAX_LINKS_PER_SESSION: usize = 16;
 /// How long a datagram may be in flight before the flow analysis counts it lost.
 pub const DEFAULT_LOSS_TIMEOUT_MS: u64 = 2_000;
+/// How many datagrams per second one session may send.
+pub const DEFAULT_MAX_DATAGRAMS_PER_SEC: u64 = 200_000;
+/// How many payload bytes per second one session may send.
+pub const DEFAULT_MAX_BYTES_PER_SEC: u64 = 256 * 1024 * 1024;
 /// How many sessions the server keeps at once.
 pub const DEFAULT_MAX_SESSIONS: usize = 64;
 /// How long a session outlives its last viewer, seconds.
@@ -51,6 +55,14 @@ pub struct Args {
     /// (each session can change it with `set_loss_timeout`).
     #[arg(long, default_value_t = DEFAULT_LOSS_TIMEOUT_MS, value_name = "MS")]
     pub loss_timeout_ms: u64,
+
+    /// How many datagrams per second one session may send (commands and generators).
+    #[arg(long, default_value_t = DEFAULT_MAX_DATAGRAMS_PER_SEC, value_name = "N")]
+    pub max_datagrams_per_sec: u64,
+
+    /// How many payload bytes per second one session may send.
+    #[arg(long, default_value_t = DEFAULT_MAX_BYTES_PER_SEC, value_name = "BYTES")]
+    pub max_bytes_per_sec: u64,
 
     /// How many sessions the server keeps at once; a new viewer beyond them gets HTTP 429.
     #[arg(long, default_value_t = DEFAULT_MAX_SESSIONS, value_name = "N")]
@@ -104,6 +116,10 @@ pub struct Config {
     pub loss_timeout_ms: u64,
     /// See [`Args::max_sessions`].
     pub max_sessions: usize,
+    /// See [`Args::max_datagrams_per_sec`].
+    pub max_datagrams_per_sec: u64,
+    /// See [`Args::max_bytes_per_sec`].
+    pub max_bytes_per_sec: u64,
     /// See [`Args::grace_secs`].
     pub grace: std::time::Duration,
     /// The token a WebSocket must present (`?token=`); `None`: no token needed.
@@ -124,6 +140,8 @@ impl Default for Config {
             max_links_per_session: DEFAULT_MAX_LINKS_PER_SESSION,
             loss_timeout_ms: DEFAULT_LOSS_TIMEOUT_MS,
             max_sessions: DEFAULT_MAX_SESSIONS,
+            max_datagrams_per_sec: DEFAULT_MAX_DATAGRAMS_PER_SEC,
+            max_bytes_per_sec: DEFAULT_MAX_BYTES_PER_SEC,
             grace: std::time::Duration::from_secs(DEFAULT_GRACE_SECS),
             token: None,
             allow_hosts: Vec::new(),
@@ -141,6 +159,8 @@ impl From<&Args> for Config {
             max_links_per_session: args.max_links_per_session,
             loss_timeout_ms: args.loss_timeout_ms,
             max_sessions: args.max_sessions,
+            max_datagrams_per_sec: args.max_datagrams_per_sec,
+            max_bytes_per_sec: args.max_bytes_per_sec,
             grace: std::time::Duration::from_secs(args.grace_secs),
             // The token itself is decided by `main` (random unless given).
             token: args.token.clone(),

@@ -19,6 +19,7 @@
 //! - [`log`]: the session's event log: ids, timestamps, a bounded history, and a
 //!   wake-up for viewers.
 //! - [`policy`]: which addresses sockets may bind to and send to.
+//! - [`budget`]: a session's send budget (datagrams and bytes per second).
 //! - [`error`]: refusals a client sees, each with a stable protocol error code.
 //!
 //! [`run`] is the entry point: it takes an already-bound listener and a shutdown future,
@@ -26,6 +27,7 @@
 #![forbid(unsafe_code)]
 
 pub mod analysis;
+pub mod budget;
 pub mod config;
 pub mod error;
 pub mod generator;

@@ -51,6 +51,8 @@ pub struct Session {
     loss_timeout_ms: tokio::sync::watch::Sender<u64>,
     policy: AddressPolicy,
     config: Arc<Config>,
+    /// What the session's sockets may send per second.
+    budget: Arc<crate::budget::SendBudget>,
     /// Cancelled when the server shuts down; socket tasks hang off it.
     cancel: CancellationToken,
 }
@@ -75,6 +77,10 @@ impl Session {
             generators: BTreeMap::new(),
             next_generator: 1,
             loss_timeout_ms,
+            budget: Arc::new(crate::budget::SendBudget::new(
+                config.max_datagrams_per_sec,
+                config.max_bytes_per_sec,
+            )),
             policy: AddressPolicy::loopback_only(),
             config,
             cancel,
@@ -367,6 +373,7 @@ impl Session {
             }
         };
         check_size(header + body.len(), to)?;
+        self.budget.fits(rate, header + body.len())?;
         self.generators.retain(|_, g| !g.is_finished());
         if self.generators.len() >= generator::MAX_RUNNING {
             return Err(CommandError::new(
@@ -427,7 +434,13 @@ impl Session {
         }
         let id = SocketId::new(format!("s{}", self.next_socket));
         let handle = match proto {
-            Proto::Udp => UdpHandle::bind(id.clone(), addr, self.log.clone(), &self.cancel)?,
+            Proto::Udp => UdpHandle::bind(
+                id.clone(),
+                addr,
+                self.log.clone(),
+                self.budget.clone(),
+                &self.cancel,
+            )?,
         };
         self.next_socket += 1;
         tracing::info!(socket = %id, local = %handle.local, "bound");

@@ -14,6 +14,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
+use crate::budget::SendBudget;
 use crate::error::CommandError;
 use crate::log::{DatagramRecord, EventLog, Record, Tagged};
 
@@ -64,6 +65,7 @@ impl UdpHandle {
         id: SocketId,
         addr: SocketAddr,
         log: Arc<EventLog>,
+        budget: Arc<SendBudget>,
         parent: &CancellationToken,
     ) -> Result<Self, CommandError> {
         let socket = open(addr).map_err(|e| CommandError::from_bind(&e, addr))?;
@@ -79,6 +81,7 @@ impl UdpHandle {
                 local,
                 socket,
                 log,
+                budget,
             }
             .run(queue, cancel.clone())
             .instrument(span),
@@ -143,6 +146,7 @@ struct SocketTask {
     local: SocketAddr,
     socket: UdpSocket,
     log: Arc<EventLog>,
+    budget: Arc<SendBudget>,
 }
 
 impl SocketTask {
@@ -179,6 +183,15 @@ impl SocketTask {
             req,
             reply,
         } = request;
+        if let Err(refused) = self.budget.take(payload.len()) {
+            // The viewer may be gone; then nobody is waiting for this answer.
+            let _ = reply.send(ErrorEvent {
+                req: req.map(|t| t.req),
+                code: refused.code,
+                message: refused.message,
+            });
+            return;
+        }
         let mut payload = Some(payload);
         loop {
             let attempt = self.log.append_with(|| {

@@ -21,6 +21,9 @@ fn help_explains_every_flag() {
         "--allow-host",
         "--grace-secs",
         "--max-sessions",
+        "--max-datagrams-per-sec",
+        "--max-bytes-per-sec",
+        "--loss-timeout-ms",
         "--help",
         "--version",
     ] {

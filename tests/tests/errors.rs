@@ -383,3 +383,55 @@ async fn a_refusal_in_one_session_leaves_others_alone() {
     still_works(&mut one, &b).await;
     server.stop().await;
 }
+
+#[tokio::test]
+async fn send_rates_are_limited_per_session() {
+    let server = TestServer::with_config(Config {
+        max_datagrams_per_sec: 20,
+        max_bytes_per_sec: 100_000,
+        ..Config::default()
+    })
+    .await;
+    let mut client = server.client().await;
+    let a = client.bind("127.0.0.1:0").await;
+    let mut refused = 0;
+    let mut sent = 0;
+    for _ in 0..40 {
+        let req = client
+            .send(send(&a.socket, &a.local.to_string(), text("tick")))
+            .await;
+        match client.reply(req).await {
+            Event::Datagram(_) => sent += 1,
+            Event::Error(e) => {
+                assert_eq!(e.code, ErrorCode::LimitExceeded);
+                assert!(
+                    e.message.contains("--max-datagrams-per-sec"),
+                    "{}",
+                    e.message
+                );
+                refused += 1;
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(refused > 0 && sent >= 20, "sent {sent}, refused {refused}");
+    // A generator faster than the budget is refused up front.
+    let fast = Command::Generate(socklab_protocol::flow::GeneratorSpec {
+        socket: a.socket.clone(),
+        to: a.local.to_string(),
+        amount: socklab_protocol::flow::Amount::Count(10),
+        rate: 100.0,
+        interval_ms: None,
+        size: 64,
+        pattern: None,
+        sequence: true,
+    });
+    client.refused(fast, ErrorCode::LimitExceeded).await;
+    // Another session has its own budget.
+    let mut other = server.client().await;
+    let b = other.bind("127.0.0.1:0").await;
+    other
+        .send_datagram(&b.socket, b.local, text("fresh budget"))
+        .await;
+    server.stop().await;
+}
