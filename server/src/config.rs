@@ -87,6 +87,12 @@ pub struct Args {
     )]
     pub token: Option<String>,
 
+    /// Let sockets and links bind to and send to this network too (repeatable), such as
+    /// 192.168.1.0/24 or fd00::/8; loopback is always allowed. Broadcast and multicast
+    /// also need the socket bound with broadcast or multicast enabled.
+    #[arg(long = "allow-net", value_name = "CIDR")]
+    pub allow_net: Vec<crate::policy::Cidr>,
+
     /// Also accept requests whose Host is this name (repeatable). By default only
     /// localhost, 127.0.0.1 and [::1] are accepted, which defeats DNS rebinding.
     #[arg(long = "allow-host", value_name = "HOST")]
@@ -126,6 +132,8 @@ pub struct Config {
     pub token: Option<String>,
     /// Host names accepted besides localhost, 127.0.0.1 and [::1].
     pub allow_hosts: Vec<String>,
+    /// Networks sockets may use besides loopback.
+    pub allow_net: Vec<crate::policy::Cidr>,
     /// See [`Args::log_max_events`].
     pub log_max_events: usize,
     /// See [`Args::log_max_bytes`].
@@ -145,6 +153,7 @@ impl Default for Config {
             grace: std::time::Duration::from_secs(DEFAULT_GRACE_SECS),
             token: None,
             allow_hosts: Vec::new(),
+            allow_net: Vec::new(),
             log_max_events: DEFAULT_LOG_MAX_EVENTS,
             log_max_bytes: DEFAULT_LOG_MAX_BYTES,
         }
@@ -165,6 +174,7 @@ impl From<&Args> for Config {
             // The token itself is decided by `main` (random unless given).
             token: args.token.clone(),
             allow_hosts: args.allow_hosts.clone(),
+            allow_net: args.allow_net.clone(),
             log_max_events: args.log_max_events,
             log_max_bytes: args.log_max_bytes,
         }

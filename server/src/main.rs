@@ -35,6 +35,7 @@ async fn main() -> anyhow::Result<()> {
         tracing::warn!("no --web-dir given: the page will explain how to build the web app");
     }
     tracing::info!(%local, "socklab listening");
+    let shutdown = shutdown_signal()?;
     let query = config
         .token
         .as_ref()
@@ -45,37 +46,31 @@ async fn main() -> anyhow::Result<()> {
     }
     println!("socklab is running: open http://{local}/{query} in a browser (Ctrl-C stops it)");
 
-    socklab_server::run(listener, config, shutdown_signal())
+    socklab_server::run(listener, config, shutdown)
         .await
         .context("server failed")?;
     tracing::info!("socklab stopped");
     Ok(())
 }
 
-/// Completes on Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if let Err(e) = tokio::signal::ctrl_c().await {
-            tracing::error!(error = %e, "cannot listen for Ctrl-C");
-            std::future::pending::<()>().await;
-        }
-    };
+/// Completes on Ctrl-C or SIGTERM. The handlers are installed before it returns, so a
+/// signal that comes right after the URL is printed is not missed.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
     #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("cannot listen for SIGTERM")?;
+    let ctrl_c = tokio::signal::ctrl_c();
+    Ok(async move {
+        #[cfg(unix)]
+        let terminate = terminate.recv();
+        #[cfg(not(unix))]
+        let terminate = std::future::pending::<Option<()>>();
+        tokio::select! {
+            result = ctrl_c => match result {
+                Ok(()) => tracing::info!("Ctrl-C: shutting down"),
+                Err(e) => tracing::error!(error = %e, "cannot listen for Ctrl-C; shutting down"),
+            },
+            _ = terminate => tracing::info!("SIGTERM: shutting down"),
         }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => tracing::info!("Ctrl-C: shutting down"),
-        _ = terminate => tracing::info!("SIGTERM: shutting down"),
-    }
+    })
 }

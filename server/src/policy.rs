@@ -11,51 +11,170 @@ use socklab_protocol::ErrorCode;
 /// The addresses the default policy allows, as a person would write them.
 pub const LOOPBACK_RANGES: &str = "127.0.0.0/8 and ::1";
 
-/// Decides whether a socket may bind to or send to an address.
+/// A network: an address and a prefix length, as in `10.0.0.0/8` or `fd00::/8`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    net: IpAddr,
+    prefix: u8,
+}
+
+impl std::str::FromStr for Cidr {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        let (ip, prefix) = match text.split_once('/') {
+            Some((ip, prefix)) => (ip, Some(prefix)),
+            None => (text, None),
+        };
+        let net: IpAddr = ip.trim().parse().map_err(|_| {
+            format!("{text:?} is not a network: write it as 10.0.0.0/8 or fd00::/8")
+        })?;
+        let max = if net.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            Some(p) => p
+                .trim()
+                .parse::<u8>()
+                .ok()
+                .filter(|p| *p <= max)
+                .ok_or_else(|| format!("{text:?} has a prefix length beyond {max}"))?,
+            None => max,
+        };
+        Ok(Cidr {
+            net: net.to_canonical(),
+            prefix,
+        })
+    }
+}
+
+impl std::fmt::Display for Cidr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.net, self.prefix)
+    }
+}
+
+impl Cidr {
+    /// Whether `ip` is in this network.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        match (self.net, ip.to_canonical()) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX.checked_shl(32 - self.prefix as u32).unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX.checked_shl(128 - self.prefix as u32).unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+/// What a socket was opened for, beyond plain unicast.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SocketScope {
+    /// It may send to broadcast addresses.
+    pub broadcast: bool,
+    /// It may send to multicast groups.
+    pub multicast: bool,
+}
+
+/// Decides whether a socket may bind to or send to an address: loopback always, and
+/// the networks the person who started socklab allowed with `--allow-net`.
 #[derive(Debug, Clone, Default)]
-pub struct AddressPolicy {}
+pub struct AddressPolicy {
+    allowed: Vec<Cidr>,
+}
 
 impl AddressPolicy {
     /// The default policy: loopback only.
     pub fn loopback_only() -> Self {
-        AddressPolicy {}
+        AddressPolicy::default()
+    }
+
+    /// Loopback and these networks.
+    pub fn new(allowed: Vec<Cidr>) -> Self {
+        AddressPolicy { allowed }
+    }
+
+    fn allows(&self, ip: IpAddr) -> bool {
+        self.allowed.iter().any(|n| n.contains(ip))
+    }
+
+    fn allowed_text(&self) -> String {
+        if self.allowed.is_empty() {
+            format!("loopback addresses ({LOOPBACK_RANGES})")
+        } else {
+            let nets: Vec<String> = self.allowed.iter().map(Cidr::to_string).collect();
+            format!("loopback ({LOOPBACK_RANGES}) and {}", nets.join(", "))
+        }
     }
 
     /// May a socket bind to `addr`?
     pub fn check_bind(&self, addr: SocketAddr) -> Result<(), CommandError> {
         let ip = canonical(addr.ip());
-        if ip.is_unspecified() {
-            return Err(CommandError::new(
-                ErrorCode::Forbidden,
-                format!(
-                    "binding to {ip} would listen on every network interface; socklab binds only to loopback addresses ({LOOPBACK_RANGES})"
-                ),
-            ));
+        if ip.is_loopback() || self.allows(ip) {
+            return Ok(());
         }
-        if !ip.is_loopback() {
-            return Err(CommandError::new(
-                ErrorCode::Forbidden,
-                format!(
-                    "binding to {ip} is not allowed; socklab binds only to loopback addresses ({LOOPBACK_RANGES})"
-                ),
-            ));
-        }
-        Ok(())
+        let whole = if ip.is_ipv4() { "0.0.0.0/0" } else { "::/0" };
+        let message = if ip.is_unspecified() {
+            format!(
+                "binding to {ip} would listen on every network interface; socklab binds only to {} (start it with --allow-net {whole} to allow this)",
+                self.allowed_text()
+            )
+        } else {
+            format!(
+                "binding to {ip} is not allowed; socklab binds only to {} (start it with --allow-net {ip}/{} to allow this address)",
+                self.allowed_text(),
+                if ip.is_ipv4() { 32 } else { 128 }
+            )
+        };
+        Err(CommandError::new(ErrorCode::Forbidden, message))
     }
 
-    /// May a socket send to `to`?
-    pub fn check_destination(&self, to: SocketAddr) -> Result<(), CommandError> {
+    /// May a socket opened for `scope` send to `to`?
+    pub fn check_destination(
+        &self,
+        to: SocketAddr,
+        scope: SocketScope,
+    ) -> Result<(), CommandError> {
         if to.port() == 0 {
             return Err(CommandError::bad_address(format!(
                 "{to} has port 0, which no socket can receive on; give the destination's real port"
             )));
         }
         let ip = canonical(to.ip());
-        if !ip.is_loopback() {
+        let broadcast = matches!(ip, IpAddr::V4(v4) if v4.is_broadcast());
+        let multicast = ip.is_multicast();
+        if !(ip.is_loopback() || self.allows(ip)) {
+            let kind = if broadcast {
+                "the broadcast address "
+            } else if multicast {
+                "the multicast group "
+            } else {
+                ""
+            };
             return Err(CommandError::new(
                 ErrorCode::Forbidden,
                 format!(
-                    "sending to {ip} is not allowed; socklab sends only to loopback addresses ({LOOPBACK_RANGES})"
+                    "sending to {kind}{ip} is not allowed; socklab sends only to {} (start it with --allow-net {ip}/{} to allow this)",
+                    self.allowed_text(),
+                    if ip.is_ipv4() { 32 } else { 128 }
+                ),
+            ));
+        }
+        if broadcast && !scope.broadcast {
+            return Err(CommandError::new(
+                ErrorCode::Forbidden,
+                format!(
+                    "{ip} is a broadcast address: bind the socket with broadcast enabled to send to it"
+                ),
+            ));
+        }
+        if multicast && !scope.multicast {
+            return Err(CommandError::new(
+                ErrorCode::Forbidden,
+                format!(
+                    "{ip} is a multicast group: bind the socket with multicast enabled to send to it"
                 ),
             ));
         }
@@ -191,12 +310,74 @@ mod tests {
                 "bind {text}"
             );
             assert_eq!(
-                policy.check_destination(addr).map_err(|e| e.code),
+                policy
+                    .check_destination(addr, SocketScope::default())
+                    .map_err(|e| e.code),
                 send,
                 "send {text}"
             );
         }
-        let port_zero = policy.check_destination("127.0.0.1:0".parse().unwrap());
+        let port_zero =
+            policy.check_destination("127.0.0.1:0".parse().unwrap(), SocketScope::default());
         assert_eq!(port_zero.map_err(|e| e.code), Err(ErrorCode::BadAddress));
+    }
+
+    #[test]
+    fn allow_net_widens_the_policy() {
+        let nets: Vec<Cidr> = [
+            "10.99.0.0/24",
+            "255.255.255.255",
+            "239.1.2.0/24",
+            "fd00::/8",
+        ]
+        .iter()
+        .map(|n| n.parse().unwrap())
+        .collect();
+        let policy = AddressPolicy::new(nets);
+        let plain = SocketScope::default();
+        let both = SocketScope {
+            broadcast: true,
+            multicast: true,
+        };
+        let cases = [
+            ("10.99.0.7:9", plain, Ok(())),
+            ("10.99.1.7:9", plain, Err(ErrorCode::Forbidden)),
+            ("[fd12::1]:9", plain, Ok(())),
+            ("[fe80::1]:9", plain, Err(ErrorCode::Forbidden)),
+            ("255.255.255.255:9", plain, Err(ErrorCode::Forbidden)),
+            ("255.255.255.255:9", both, Ok(())),
+            ("239.1.2.3:9", plain, Err(ErrorCode::Forbidden)),
+            ("239.1.2.3:9", both, Ok(())),
+            ("239.9.9.9:9", both, Err(ErrorCode::Forbidden)),
+            ("127.0.0.1:9", plain, Ok(())),
+        ];
+        for (to, scope, want) in cases {
+            let got = policy
+                .check_destination(to.parse().unwrap(), scope)
+                .map_err(|e| e.code);
+            assert_eq!(got, want, "{to} {scope:?}");
+        }
+        assert!(policy.check_bind("10.99.0.1:0".parse().unwrap()).is_ok());
+        let err = policy.check_bind("0.0.0.0:0".parse().unwrap()).unwrap_err();
+        assert!(
+            err.message.contains("--allow-net 0.0.0.0/0"),
+            "{}",
+            err.message
+        );
+        let err = policy
+            .check_destination("10.1.1.1:9".parse().unwrap(), plain)
+            .unwrap_err();
+        assert!(
+            err.message.contains("10.99.0.0/24") && err.message.contains("--allow-net 10.1.1.1/32"),
+            "{}",
+            err.message
+        );
+        assert!("10.0.0.0/33".parse::<Cidr>().is_err() && "nonsense".parse::<Cidr>().is_err());
+        assert!(
+            "0.0.0.0/0"
+                .parse::<Cidr>()
+                .unwrap()
+                .contains("8.8.8.8".parse().unwrap())
+        );
     }
 }

@@ -26,7 +26,7 @@ use crate::error::CommandError;
 use crate::generator::{self, GeneratorHandle, Plan};
 use crate::link::LinkHandle;
 use crate::log::{EventLog, Record, Tagged};
-use crate::policy::{AddressPolicy, parse_addr};
+use crate::policy::{AddressPolicy, SocketScope, parse_addr};
 use crate::timer::sleep_until;
 use crate::udp::{ReplyTo, SendRequest, UdpHandle};
 
@@ -81,7 +81,7 @@ impl Session {
                 config.max_datagrams_per_sec,
                 config.max_bytes_per_sec,
             )),
-            policy: AddressPolicy::loopback_only(),
+            policy: AddressPolicy::new(config.allow_net.clone()),
             config,
             cancel,
         }
@@ -108,41 +108,31 @@ impl Session {
     ) -> Result<(), CommandError> {
         let req = request.req.map(|req| Tagged { viewer, req });
         match request.command {
-            Command::Bind { proto, addr } => self.bind(proto, &addr, req),
+            Command::Bind {
+                proto,
+                addr,
+                broadcast,
+                multicast,
+            } => self.bind(
+                proto,
+                &addr,
+                SocketScope {
+                    broadcast,
+                    multicast,
+                },
+                req,
+            ),
             Command::Close { socket } => self.close(socket, req).await,
             Command::Send {
                 socket,
                 to,
                 payload,
             } => {
-                let handle = self.socket(&socket)?;
-                let to = parse_addr(&to)?;
-                self.policy.check_destination(to)?;
-                if to.is_ipv4() != handle.local.is_ipv4() {
-                    return Err(CommandError::bad_address(format!(
-                        "socket {socket} is bound to {}, an {} address, and cannot send to {to}; bind a socket of the same family",
-                        handle.local,
-                        if handle.local.is_ipv4() {
-                            "IPv4"
-                        } else {
-                            "IPv6"
-                        },
-                    )));
-                }
+                let (handle, to) = self.destination(&socket, &to)?;
                 let payload = payload
                     .decode()
                     .map_err(|e| CommandError::bad_request(e.to_string()))?;
-                let max = limits::max_udp_payload(to.is_ipv6());
-                if payload.len() > max {
-                    return Err(CommandError::new(
-                        ErrorCode::PayloadTooLarge,
-                        format!(
-                            "UDP payload is {} bytes; the {} limit is {max}",
-                            payload.len(),
-                            if to.is_ipv6() { "IPv6" } else { "IPv4" }
-                        ),
-                    ));
-                }
+                check_size(payload.len(), to)?;
                 handle.send(SendRequest {
                     to,
                     payload,
@@ -243,7 +233,9 @@ impl Session {
         let listen = parse_addr(listen)?;
         let target = parse_addr(target)?;
         self.policy.check_bind(listen)?;
-        self.policy.check_destination(target)?;
+        // A link forwards to one address; it is never a broadcast or multicast sender.
+        self.policy
+            .check_destination(target, SocketScope::default())?;
         check_settings(&settings)?;
         if self.links.len() >= self.config.max_links_per_session {
             return Err(CommandError::new(
@@ -292,7 +284,7 @@ impl Session {
     ) -> Result<(&UdpHandle, std::net::SocketAddr), CommandError> {
         let handle = self.socket(id)?;
         let to = parse_addr(to)?;
-        self.policy.check_destination(to)?;
+        self.policy.check_destination(to, handle.scope)?;
         if to.is_ipv4() != handle.local.is_ipv4() {
             return Err(CommandError::bad_address(format!(
                 "socket {id} is bound to {}, an {} address, and cannot send to {to}; bind a socket of the same family",
@@ -420,7 +412,13 @@ impl Session {
         Ok(())
     }
 
-    fn bind(&mut self, proto: Proto, addr: &str, req: Option<Tagged>) -> Result<(), CommandError> {
+    fn bind(
+        &mut self,
+        proto: Proto,
+        addr: &str,
+        scope: SocketScope,
+        req: Option<Tagged>,
+    ) -> Result<(), CommandError> {
         let addr = parse_addr(addr)?;
         self.policy.check_bind(addr)?;
         if self.sockets.len() >= self.config.max_sockets_per_session {
@@ -437,6 +435,7 @@ impl Session {
             Proto::Udp => UdpHandle::bind(
                 id.clone(),
                 addr,
+                scope,
                 self.log.clone(),
                 self.budget.clone(),
                 &self.cancel,

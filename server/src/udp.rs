@@ -17,6 +17,7 @@ use tracing::Instrument as _;
 use crate::budget::SendBudget;
 use crate::error::CommandError;
 use crate::log::{DatagramRecord, EventLog, Record, Tagged};
+use crate::policy::SocketScope;
 
 /// The receive buffer each socket asks the kernel for. A burst on loopback overflows the
 /// default (about 208 KiB) and the kernel drops datagrams silently; the kernel caps the
@@ -53,6 +54,8 @@ pub struct UdpHandle {
     pub id: SocketId,
     /// The address it is bound to.
     pub local: SocketAddr,
+    /// What it may send to beyond unicast.
+    pub scope: SocketScope,
     sends: mpsc::Sender<SendRequest>,
     cancel: CancellationToken,
     task: JoinHandle<()>,
@@ -64,11 +67,17 @@ impl UdpHandle {
     pub fn bind(
         id: SocketId,
         addr: SocketAddr,
+        scope: SocketScope,
         log: Arc<EventLog>,
         budget: Arc<SendBudget>,
         parent: &CancellationToken,
     ) -> Result<Self, CommandError> {
         let socket = open(addr).map_err(|e| CommandError::from_bind(&e, addr))?;
+        if scope.broadcast {
+            socket
+                .set_broadcast(true)
+                .map_err(|e| CommandError::from_bind(&e, addr))?;
+        }
         let local = socket
             .local_addr()
             .map_err(|e| CommandError::from_bind(&e, addr))?;
@@ -89,6 +98,7 @@ impl UdpHandle {
         Ok(UdpHandle {
             id,
             local,
+            scope,
             sends,
             cancel,
             task,

@@ -22,6 +22,7 @@ fn help_explains_every_flag() {
         "--grace-secs",
         "--max-sessions",
         "--max-datagrams-per-sec",
+        "--allow-net",
         "--max-bytes-per-sec",
         "--loss-timeout-ms",
         "--help",

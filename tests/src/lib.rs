@@ -285,6 +285,8 @@ impl Client {
             .send(Command::Bind {
                 proto: Proto::Udp,
                 addr: addr.into(),
+                broadcast: false,
+                multicast: false,
             })
             .await;
         match self.reply(req).await {

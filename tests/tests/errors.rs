@@ -13,6 +13,8 @@ fn bind(addr: &str) -> Command {
     Command::Bind {
         proto: Proto::Udp,
         addr: addr.into(),
+        broadcast: false,
+        multicast: false,
     }
 }
 
@@ -433,5 +435,81 @@ async fn send_rates_are_limited_per_session() {
     other
         .send_datagram(&b.socket, b.local, text("fresh budget"))
         .await;
+    server.stop().await;
+}
+
+/// `--allow-net` widens the policy, inside a network namespace of the test's own: the
+/// allowed network's address lives on that namespace's loopback interface.
+#[tokio::test]
+async fn allow_net_widens_the_policy_in_a_namespace() {
+    if rerun(
+        Isolation::Network,
+        "allow_net_widens_the_policy_in_a_namespace",
+    ) {
+        return;
+    }
+    let added = std::process::Command::new("ip")
+        .args(["addr", "add", "10.99.0.1/32", "dev", "lo"])
+        .status()
+        .expect("ip runs");
+    assert!(added.success(), "an address of the namespace's own");
+    let server = TestServer::with_config(Config {
+        allow_net: vec![
+            "10.99.0.0/24".parse().unwrap(),
+            "255.255.255.255/32".parse().unwrap(),
+        ],
+        ..Config::default()
+    })
+    .await;
+    let mut client = server.client().await;
+    let inside = client.bind("10.99.0.1:0").await;
+    client
+        .send_datagram(&inside.socket, inside.local, text("allowed network"))
+        .await;
+    client.received_on(&inside.socket).await;
+    for addr in ["10.98.0.1:0", "0.0.0.0:0"] {
+        let error = client.refused(bind(addr), ErrorCode::Forbidden).await;
+        assert!(error.message.contains("--allow-net"), "{}", error.message);
+    }
+    let error = client
+        .refused(
+            send(&inside.socket, "10.98.0.5:9", text("x")),
+            ErrorCode::Forbidden,
+        )
+        .await;
+    assert!(error.message.contains("10.99.0.0/24"), "{}", error.message);
+    // Broadcast needs the socket's consent as well as the policy's.
+    let error = client
+        .refused(
+            send(&inside.socket, "255.255.255.255:9", text("x")),
+            ErrorCode::Forbidden,
+        )
+        .await;
+    assert!(
+        error.message.contains("broadcast enabled"),
+        "{}",
+        error.message
+    );
+    let req = client
+        .send(Command::Bind {
+            proto: Proto::Udp,
+            addr: "10.99.0.1:0".into(),
+            broadcast: true,
+            multicast: false,
+        })
+        .await;
+    let Event::Bound(caster) = client.reply(req).await else {
+        panic!("bound")
+    };
+    let req = client
+        .send(send(&caster.socket, "255.255.255.255:9", text("to all")))
+        .await;
+    match client.reply(req).await {
+        // The namespace has no broadcast-capable interface: the OS may refuse, the
+        // policy does not.
+        Event::Datagram(_) => {}
+        Event::Error(e) => assert_ne!(e.code, ErrorCode::Forbidden, "{}", e.message),
+        other => panic!("{other:?}"),
+    }
     server.stop().await;
 }

@@ -26,6 +26,14 @@ pub enum Command {
         proto: Proto,
         /// `"host:port"`, `"[v6]:port"`; port 0 lets the OS pick a free port.
         addr: String,
+        /// Allow sending to broadcast addresses (SO_BROADCAST); the server's policy must
+        /// allow the address too (`--allow-net`).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        broadcast: bool,
+        /// Allow sending to multicast groups; the server's policy must allow the group
+        /// too (`--allow-net`).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        multicast: bool,
     },
     /// Close a socket of the session. Success: a `closed` event.
     Close {
@@ -163,6 +171,8 @@ mod tests {
         Command::Bind {
             proto: Proto::Udp,
             addr: "127.0.0.1:0".into(),
+            broadcast: false,
+            multicast: false,
         }
     }
 

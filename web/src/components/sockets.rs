@@ -13,6 +13,8 @@ pub fn SocketsPanel() -> Html {
     let ctx = use_ctx();
     let address = use_state(|| "127.0.0.1".to_string());
     let port = use_state(|| "0".to_string());
+    let broadcast = use_state(|| false);
+    let multicast = use_state(|| false);
 
     let on_family = {
         let address = address.clone();
@@ -36,6 +38,7 @@ pub fn SocketsPanel() -> Html {
         let ctx = ctx.clone();
         let address = address.clone();
         let port = port.clone();
+        let (broadcast, multicast) = (*broadcast, *multicast);
         Callback::from(move |e: SubmitEvent| {
             e.prevent_default();
             let dispatch = ctx.state.dispatcher();
@@ -64,6 +67,8 @@ pub fn SocketsPanel() -> Html {
                 Command::Bind {
                     proto: Proto::Udp,
                     addr,
+                    broadcast,
+                    multicast,
                 },
             );
         })
@@ -110,9 +115,15 @@ pub fn SocketsPanel() -> Html {
                 <label>{ "port" }
                     <input id="bind-port" class="mono" value={(*port).clone()} oninput={on_port} size="6" inputmode="numeric" />
                 </label>
+                <label class="check" title="Let this socket send to broadcast addresses (SO_BROADCAST), where the server allows them (--allow-net)">
+                    <input id="bind-broadcast" type="checkbox" checked={*broadcast}
+                        onclick={{ let b = broadcast.clone(); Callback::from(move |_| b.set(!*b)) }} />{ "broadcast" }</label>
+                <label class="check" title="Let this socket send to multicast groups, where the server allows them (--allow-net)">
+                    <input id="bind-multicast" type="checkbox" checked={*multicast}
+                        onclick={{ let m = multicast.clone(); Callback::from(move |_| m.set(!*m)) }} />{ "multicast" }</label>
                 <button id="bind-button" type="submit">{ "bind UDP" }</button>
             </form>
-            <p class="hint">{ "Port 0 lets the OS pick a free port. Ports below 1024 are privileged. Sockets may bind to loopback only (127.0.0.0/8, ::1)." }</p>
+            <p class="hint">{ "Port 0 lets the OS pick a free port. Ports below 1024 are privileged. Sockets may bind to loopback (127.0.0.0/8, ::1) and the networks socklab was started with (--allow-net)." }</p>
             <FormError id="bind-error" message={ctx.state.error(&Origin::Bind).map(str::to_owned)} />
             if sockets.is_empty() {
                 <p class="empty">{ "No sockets yet. Bind one, then a second one to send between them." }</p>
