@@ -429,8 +429,7 @@ impl Relay {
             Instant::now(),
             Record::LinkStats {
                 link: self.id.clone(),
-                c2t: counters.0,
-                t2c: counters.1,
+                counters: Box::new(counters),
             },
         );
     }

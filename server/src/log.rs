@@ -76,8 +76,9 @@ pub enum Record {
         upstream: SocketAddr,
         /// Its target.
         target: SocketAddr,
-        /// Its settings.
-        settings: LinkSettings,
+        /// Its settings (boxed: they are large, and every log entry is as big as the
+        /// largest kind).
+        settings: Box<LinkSettings>,
         /// The `req` of the command.
         req: Option<Tagged>,
     },
@@ -85,8 +86,8 @@ pub enum Record {
     LinkUpdated {
         /// The link.
         link: LinkId,
-        /// The new settings.
-        settings: LinkSettings,
+        /// The new settings (boxed, as above).
+        settings: Box<LinkSettings>,
         /// The `req` of the command.
         req: Option<Tagged>,
     },
@@ -108,10 +109,8 @@ pub enum Record {
     LinkStats {
         /// The link.
         link: LinkId,
-        /// Client → target.
-        c2t: LinkCounters,
-        /// Target → client.
-        t2c: LinkCounters,
+        /// Client → target and target → client (boxed, as above).
+        counters: Box<(LinkCounters, LinkCounters)>,
     },
 }
 
@@ -346,5 +345,19 @@ mod tests {
         assert_eq!(*log.subscribe().borrow(), 0);
         assert_eq!(log.append_with::<()>(|| Ok(datagram(1))), Ok(EventId(1)));
         assert_eq!(*log.subscribe().borrow(), 1);
+    }
+}
+
+#[cfg(test)]
+mod size {
+    /// Every log entry is as big as the largest kind of record; keep them small (the
+    /// log holds up to hundreds of thousands per session).
+    #[test]
+    fn entries_stay_small() {
+        assert!(
+            std::mem::size_of::<super::Entry>() <= 192,
+            "{}",
+            std::mem::size_of::<super::Entry>()
+        );
     }
 }

@@ -153,7 +153,7 @@ impl Session {
                     Instant::now(),
                     Record::LinkUpdated {
                         link,
-                        settings,
+                        settings: Box::new(settings),
                         req,
                     },
                 );
@@ -264,7 +264,7 @@ impl Session {
                 listen: handle.listen,
                 upstream: handle.upstream,
                 target,
-                settings,
+                settings: Box::new(settings),
                 req,
             },
         );
@@ -573,7 +573,7 @@ fn to_event(entry: &crate::log::Entry, viewer: u64) -> Event {
             listen: *listen,
             upstream: *upstream,
             target: *target,
-            settings: *settings,
+            settings: **settings,
             t_ns,
             req: Tagged::for_viewer(*req, viewer),
         }),
@@ -584,7 +584,7 @@ fn to_event(entry: &crate::log::Entry, viewer: u64) -> Event {
         } => Event::LinkUpdated(LinkUpdated {
             id,
             link: link.clone(),
-            settings: *settings,
+            settings: **settings,
             t_ns,
             req: Tagged::for_viewer(*req, viewer),
         }),
@@ -606,11 +606,11 @@ fn to_event(entry: &crate::log::Entry, viewer: u64) -> Event {
             t_ns,
             Tagged::for_viewer(*tag, viewer),
         ),
-        Record::LinkStats { link, c2t, t2c } => Event::LinkStats(LinkStats {
+        Record::LinkStats { link, counters } => Event::LinkStats(LinkStats {
             id,
             link: link.clone(),
-            c2t: *c2t,
-            t2c: *t2c,
+            c2t: counters.0,
+            t2c: counters.1,
             t_ns,
         }),
     }

@@ -82,10 +82,26 @@ fn run(root: &Path, server_args: &[String]) -> anyhow::Result<()> {
 }
 
 fn bench(root: &Path, args: &[String]) -> anyhow::Result<()> {
+    // The timeline benchmark drives the real page; the load driver a real server process.
+    let web_dir = web::build(root)?;
+    cmd::step("building the server (release) for the load driver");
+    cmd::cargo(root)
+        .args([
+            "build",
+            "--release",
+            "-p",
+            "socklab-server",
+            "--bin",
+            "socklab",
+        ])
+        .run()?;
+    setup::ensure_browser()?;
     cmd::step("running the benchmarks (cargo bench, release build)");
     cmd::cargo(root)
         .args(["bench", "-p", "socklab-tests", "--"])
         .args(args)
+        .env("SOCKLAB_WEB_DIR", &web_dir)
+        .env("SOCKLAB_BIN", root.join("target/release/socklab"))
         .run()
 }
 

@@ -1,0 +1,174 @@
+//! The load driver: many concurrent sessions, each with 4 sockets exchanging datagrams
+//! through server-side generators, against a separate `socklab` process. Prints event
+//! delivery latency, completeness and the server's peak memory. Bounded in count and
+//! time; loopback only. Run by `cargo xtask bench` (which builds the server binary and
+//! passes it as SOCKLAB_BIN).
+
+use std::io::{BufRead as _, BufReader};
+use std::net::SocketAddr;
+use std::process::{Command as Process, Stdio};
+use std::time::{Duration, Instant};
+
+use socklab_protocol::Event;
+use socklab_protocol::flow::{Amount, GeneratorSpec};
+use socklab_protocol::{Command, SocketId};
+use socklab_tests::Client;
+use socklab_tests::bench::Spread;
+
+const TOKEN: &str = "load-bench";
+
+struct Outcome {
+    events: u64,
+    holes: u64,
+    gaps: u64,
+    /// Delivery latency samples, ns, above the best one seen in the session.
+    latencies: Vec<i64>,
+}
+
+async fn session(addr: SocketAddr, seconds: u64, per_session_rate: f64) -> Outcome {
+    let mut client = Client::connect_with(addr, &format!("token={TOKEN}"))
+        .await
+        .expect("a session");
+    let mut sockets = Vec::new();
+    for _ in 0..4 {
+        sockets.push(client.bind("127.0.0.1:0").await);
+    }
+    for i in 0..4 {
+        let to = sockets[(i + 1) % 4].local;
+        client
+            .send(Command::Generate(GeneratorSpec {
+                socket: SocketId::new(sockets[i].socket.as_str()),
+                to: to.to_string(),
+                amount: Amount::DurationMs(seconds * 1000),
+                rate: per_session_rate / 4.0,
+                interval_ms: None,
+                size: 64,
+                pattern: None,
+                sequence: true,
+            }))
+            .await;
+    }
+    let started = Instant::now();
+    let mut outcome = Outcome {
+        events: 0,
+        holes: 0,
+        gaps: 0,
+        latencies: Vec::new(),
+    };
+    let mut last_id = sockets[3].id.0;
+    let mut done = 0;
+    let mut raw = Vec::new();
+    let deadline = started + Duration::from_secs(seconds + 30);
+    while done < 4 && Instant::now() < deadline {
+        let Some(event) = client.next_or_closed().await else {
+            break;
+        };
+        let arrived = started.elapsed().as_nanos() as i64;
+        if let Some(id) = event.id() {
+            if id.0 != last_id + 1 {
+                outcome.holes += 1;
+            }
+            last_id = id.0;
+            outcome.events += 1;
+        }
+        match &event {
+            Event::Gap(_) => outcome.gaps += 1,
+            Event::GeneratorDone(_) => done += 1,
+            Event::Datagram(d) => raw.push(arrived - d.t_ns as i64),
+            _ => {}
+        }
+    }
+    // The session's clock started a little before ours: measure above the best sample.
+    let best = raw.iter().copied().min().unwrap_or(0);
+    outcome.latencies = raw.into_iter().map(|l| l - best).collect();
+    outcome
+}
+
+fn peak_memory_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|n| n.parse().ok()))
+        })
+        .unwrap_or(0)
+}
+
+#[tokio::main]
+async fn main() {
+    let smoke = std::env::args().any(|a| a == "--smoke");
+    let (sessions, seconds) = if smoke { (10, 1) } else { (200, 10) };
+    let per_session_rate = 100.0;
+    let bin = std::env::var("SOCKLAB_BIN").unwrap_or_else(|_| {
+        socklab_tests::workspace_root()
+            .join("target/release/socklab")
+            .display()
+            .to_string()
+    });
+    let mut server = Process::new(&bin)
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--token",
+            TOKEN,
+            "--max-sessions",
+            "1000",
+        ])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("start {bin} (cargo xtask bench builds it): {e}"));
+    let mut line = String::new();
+    BufReader::new(server.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr: SocketAddr = line
+        .split("http://")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("the server's URL: {line:?}"));
+    let idle_kib = peak_memory_kib(server.id());
+
+    println!(
+        "load: {sessions} sessions x 4 sockets, {per_session_rate} datagrams/s per session, {seconds} s"
+    );
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..sessions)
+        .map(|_| tokio::spawn(session(addr, seconds, per_session_rate)))
+        .collect();
+    let mut latencies = Vec::new();
+    let (mut events, mut holes, mut gaps) = (0, 0, 0);
+    for task in tasks {
+        let o = task.await.expect("a session task");
+        events += o.events;
+        holes += o.holes;
+        gaps += o.gaps;
+        latencies.extend(o.latencies);
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let peak_kib = peak_memory_kib(server.id());
+    let _ = Process::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status();
+    let _ = server.wait();
+    let spread = Spread::of(&mut latencies);
+    println!(
+        "events delivered      {events} in {elapsed:.1} s ({:.0}/s)",
+        events as f64 / elapsed
+    );
+    println!("holes in id order     {holes}   gap events {gaps}");
+    println!(
+        "delivery latency      p50 {:.2} ms  p99 {:.2} ms  max {:.2} ms  (datagram event, above the best in its session)",
+        spread.p50_us / 1e3,
+        spread.p99_us / 1e3,
+        spread.max_us / 1e3
+    );
+    println!(
+        "server peak memory    {:.1} MiB (idle {:.1} MiB)",
+        peak_kib as f64 / 1024.0,
+        idle_kib as f64 / 1024.0
+    );
+}
