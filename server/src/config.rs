@@ -64,6 +64,11 @@ pub struct Args {
     #[arg(long, default_value_t = DEFAULT_MAX_BYTES_PER_SEC, value_name = "BYTES")]
     pub max_bytes_per_sec: u64,
 
+    /// The largest WebSocket message accepted; a bigger one closes that connection with
+    /// code 1009.
+    #[arg(long, default_value_t = crate::http::MAX_WS_MESSAGE_BYTES, value_name = "BYTES")]
+    pub max_message_bytes: usize,
+
     /// How many sessions the server keeps at once; a new viewer beyond them gets HTTP 429.
     #[arg(long, default_value_t = DEFAULT_MAX_SESSIONS, value_name = "N")]
     pub max_sessions: usize,
@@ -122,6 +127,8 @@ pub struct Config {
     pub loss_timeout_ms: u64,
     /// See [`Args::max_sessions`].
     pub max_sessions: usize,
+    /// See [`Args::max_message_bytes`].
+    pub max_message_bytes: usize,
     /// See [`Args::max_datagrams_per_sec`].
     pub max_datagrams_per_sec: u64,
     /// See [`Args::max_bytes_per_sec`].
@@ -148,6 +155,7 @@ impl Default for Config {
             max_links_per_session: DEFAULT_MAX_LINKS_PER_SESSION,
             loss_timeout_ms: DEFAULT_LOSS_TIMEOUT_MS,
             max_sessions: DEFAULT_MAX_SESSIONS,
+            max_message_bytes: crate::http::MAX_WS_MESSAGE_BYTES,
             max_datagrams_per_sec: DEFAULT_MAX_DATAGRAMS_PER_SEC,
             max_bytes_per_sec: DEFAULT_MAX_BYTES_PER_SEC,
             grace: std::time::Duration::from_secs(DEFAULT_GRACE_SECS),
@@ -168,6 +176,7 @@ impl From<&Args> for Config {
             max_links_per_session: args.max_links_per_session,
             loss_timeout_ms: args.loss_timeout_ms,
             max_sessions: args.max_sessions,
+            max_message_bytes: args.max_message_bytes,
             max_datagrams_per_sec: args.max_datagrams_per_sec,
             max_bytes_per_sec: args.max_bytes_per_sec,
             grace: std::time::Duration::from_secs(args.grace_secs),

@@ -184,12 +184,13 @@ async fn ws_upgrade(
             }
         },
     };
+    let limit = state.config.max_message_bytes;
     let AppState {
         shutdown, tasks, ..
     } = state;
     upgrade
-        .max_message_size(MAX_WS_MESSAGE_BYTES)
-        .max_frame_size(MAX_WS_MESSAGE_BYTES)
+        .max_message_size(limit)
+        .max_frame_size(limit)
         .on_upgrade(move |ws| {
             tasks.track_future(session::serve(ws, attached, since, notice, shutdown))
         })

@@ -709,7 +709,7 @@ impl Viewer {
                             // its own; the close code tells the client why it is cut off.
                             let too_big = e.to_string().contains("too long");
                             let (code, reason) = if too_big {
-                                (axum::extract::ws::close_code::SIZE, "message too big: the limit is 1 MiB")
+                                (axum::extract::ws::close_code::SIZE, "message too big (--max-message-bytes)")
                             } else {
                                 (axum::extract::ws::close_code::PROTOCOL, "WebSocket protocol error")
                             };

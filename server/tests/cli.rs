@@ -23,6 +23,7 @@ fn help_explains_every_flag() {
         "--max-sessions",
         "--max-datagrams-per-sec",
         "--allow-net",
+        "--max-message-bytes",
         "--max-bytes-per-sec",
         "--loss-timeout-ms",
         "--help",

@@ -75,6 +75,16 @@ async fn serves_the_built_page() {
     let (line, body) = raw(&server, get(&server, "/", "")).await;
     assert!(line.contains("200"), "{line}");
     assert!(body.contains("socklab_web.js"), "{body}");
+    // No CORS: another site's script may not read anything from this server.
+    let (_, cross) = raw(
+        &server,
+        get(&server, "/", "Origin: http://evil.example\r\n"),
+    )
+    .await;
+    assert!(
+        !cross.to_ascii_lowercase().contains("access-control-allow"),
+        "{cross}"
+    );
     let (line, body) = raw(
         &server,
         get(&server, "/socklab_web_bg.wasm", "Range: bytes=0-3\r\n"),
