@@ -145,7 +145,7 @@ fn draw(
         t += step;
     }
 
-    // Lanes and their headings.
+    // Lanes (their headings are drawn last, over the arrows).
     for (i, lane) in timeline.lanes.iter().enumerate() {
         let x = geo.lane_x(i as u16);
         ctx.set_stroke_style_str(match lane.kind {
@@ -162,26 +162,8 @@ fn draw(
         ctx.move_to(x, HEADER_PX);
         ctx.line_to(x, css_h);
         ctx.stroke();
-        ctx.set_fill_style_str(match lane.kind {
-            LaneKind::Lab => "#d7dde5",
-            LaneKind::Link => "#4fb3ff",
-            LaneKind::Outside => TEXT,
-        });
-        ctx.set_text_align("center");
-        let _ = ctx.fill_text(&lane.label, x, 14.0);
-        let _ = ctx.fill_text(
-            match lane.kind {
-                LaneKind::Lab => "lab socket",
-                LaneKind::Link => "link",
-                LaneKind::Outside => "outside",
-            },
-            x,
-            27.0,
-        );
-        ctx.set_text_align("start");
     }
 
-    // Arrows.
     let (vis_from, vis_to) = (t_from.max(0.0) as u64, t_to.max(0.0) as u64);
     // Arrows, one path per colour. Arrows that would land on the same pixels (a whole
     // session in view puts hundreds in one pixel row) are drawn once: that keeps a
@@ -255,10 +237,10 @@ fn draw(
     ctx.fill_rect(0.0, 0.0, css_w, HEADER_PX - 2.0);
     for (i, lane) in timeline.lanes.iter().enumerate() {
         let x = geo.lane_x(i as u16);
-        ctx.set_fill_style_str(if lane.kind == LaneKind::Link {
-            "#4fb3ff"
-        } else {
-            "#d7dde5"
+        ctx.set_fill_style_str(match lane.kind {
+            LaneKind::Lab => "#d7dde5",
+            LaneKind::Link => "#4fb3ff",
+            LaneKind::Outside => TEXT,
         });
         ctx.set_text_align("center");
         let _ = ctx.fill_text(&lane.label, x, 14.0);
