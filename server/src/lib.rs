@@ -72,6 +72,14 @@ pub async fn run(
         stop.cancel();
     });
 
+    // Events are small frames sent as they happen: without TCP_NODELAY, Nagle's
+    // algorithm holds them back for tens of milliseconds.
+    let listener =
+        axum::serve::ListenerExt::tap_io(listener, |stream: &mut tokio::net::TcpStream| {
+            if let Err(e) = stream.set_nodelay(true) {
+                tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+            }
+        });
     let result = axum::serve(listener, app)
         .with_graceful_shutdown(cancel.clone().cancelled_owned())
         .await;

@@ -752,7 +752,15 @@ impl Viewer {
                         return Ok(());
                     }
                     let earliest = last_flush + FLUSH_INTERVAL;
-                    flush_at = Some(earliest.max(Instant::now()).into());
+                    if earliest <= Instant::now() {
+                        // Idle until now: send at once (a timer would round up to the
+                        // next millisecond).
+                        let more = self.flush(&log).await?;
+                        last_flush = Instant::now();
+                        flush_at = more.then(tokio::time::Instant::now);
+                    } else {
+                        flush_at = Some(earliest.into());
+                    }
                 }
                 _ = sleep_until(flush_at), if flush_at.is_some() => {
                     let more = self.flush(&log).await?;
