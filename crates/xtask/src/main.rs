@@ -23,7 +23,8 @@ cargo xtask <task> [args]
 Tasks:
   run [-- SERVER ARGS]   build the web app and the server, then run socklab
                          (for example: cargo xtask run -- --listen 127.0.0.1:8080)
-  test                   check formatting and lints, build everything, run every test
+  test                   check formatting and lints, build everything, run every test,
+                         then every benchmark briefly (--smoke) to prove it works
                          (installs Chromium and ChromeDriver when missing and run as root)
   build-web              build only the web app into target/web
   bench [--smoke]        run the benchmarks (release build) and print their figures;
@@ -147,6 +148,9 @@ fn test(root: &Path) -> anyhow::Result<()> {
         .env("SOCKLAB_WEB_DIR", &web_dir)
         .env("SOCKLAB_ARTIFACTS", root.join("target/test-artifacts"))
         .run_echoed()?;
+    // The benchmarks run briefly, only to prove they still work; their figures are not
+    // judged here.
+    bench(root, &["--smoke".to_string()])?;
     let (passed, failed) = count_results(&output);
     println!("\ntests: {passed} passed, {failed} failed");
     Ok(())
