@@ -189,7 +189,7 @@ async fn a_session_ends_after_its_grace_period() {
 /// session misses nothing.
 #[tokio::test]
 async fn a_stalled_viewer_gets_a_gap_and_the_other_misses_nothing() {
-    const LOG: usize = 3_000;
+    const LOG: usize = 15_000;
     let server = TestServer::with_config(Config {
         log_max_events: LOG,
         ..Config::default()
@@ -207,7 +207,7 @@ async fn a_stalled_viewer_gets_a_gap_and_the_other_misses_nothing() {
         .send(Command::Generate(GeneratorSpec {
             socket: a.socket.clone(),
             to: b.local.to_string(),
-            amount: Amount::Count(8_000),
+            amount: Amount::Count(16_000),
             rate: 4_000.0,
             interval_ms: None,
             size: 1_400,
