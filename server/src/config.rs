@@ -69,6 +69,12 @@ pub struct Args {
     #[arg(long, default_value_t = crate::http::MAX_WS_MESSAGE_BYTES, value_name = "BYTES")]
     pub max_message_bytes: usize,
 
+    /// The least time between two frames of events to a viewer while events keep coming,
+    /// microseconds. 0 sends every event as soon as it is logged (lowest latency, one frame
+    /// per event under load); the default spares browsers a frame per event.
+    #[arg(long, default_value_t = crate::session::FLUSH_INTERVAL.as_micros() as u64, value_name = "MICROSECONDS")]
+    pub flush_interval_us: u64,
+
     /// How many sessions the server keeps at once; a new viewer beyond them gets HTTP 429.
     #[arg(long, default_value_t = DEFAULT_MAX_SESSIONS, value_name = "N")]
     pub max_sessions: usize,
@@ -129,6 +135,8 @@ pub struct Config {
     pub max_sessions: usize,
     /// See [`Args::max_message_bytes`].
     pub max_message_bytes: usize,
+    /// See [`Args::flush_interval_us`].
+    pub flush_interval: std::time::Duration,
     /// See [`Args::max_datagrams_per_sec`].
     pub max_datagrams_per_sec: u64,
     /// See [`Args::max_bytes_per_sec`].
@@ -156,6 +164,7 @@ impl Default for Config {
             loss_timeout_ms: DEFAULT_LOSS_TIMEOUT_MS,
             max_sessions: DEFAULT_MAX_SESSIONS,
             max_message_bytes: crate::http::MAX_WS_MESSAGE_BYTES,
+            flush_interval: crate::session::FLUSH_INTERVAL,
             max_datagrams_per_sec: DEFAULT_MAX_DATAGRAMS_PER_SEC,
             max_bytes_per_sec: DEFAULT_MAX_BYTES_PER_SEC,
             grace: std::time::Duration::from_secs(DEFAULT_GRACE_SECS),
@@ -177,6 +186,7 @@ impl From<&Args> for Config {
             loss_timeout_ms: args.loss_timeout_ms,
             max_sessions: args.max_sessions,
             max_message_bytes: args.max_message_bytes,
+            flush_interval: std::time::Duration::from_micros(args.flush_interval_us),
             max_datagrams_per_sec: args.max_datagrams_per_sec,
             max_bytes_per_sec: args.max_bytes_per_sec,
             grace: std::time::Duration::from_secs(args.grace_secs),

@@ -185,6 +185,7 @@ async fn ws_upgrade(
         },
     };
     let limit = state.config.max_message_bytes;
+    let flush_interval = state.config.flush_interval;
     let AppState {
         shutdown, tasks, ..
     } = state;
@@ -192,7 +193,14 @@ async fn ws_upgrade(
         .max_message_size(limit)
         .max_frame_size(limit)
         .on_upgrade(move |ws| {
-            tasks.track_future(session::serve(ws, attached, since, notice, shutdown))
+            tasks.track_future(session::serve(
+                ws,
+                attached,
+                since,
+                notice,
+                flush_interval,
+                shutdown,
+            ))
         })
 }
 

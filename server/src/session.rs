@@ -32,8 +32,9 @@ use crate::udp::{ReplyTo, SendRequest, UdpHandle};
 
 /// The most events one frame carries.
 pub const MAX_BATCH: usize = 512;
-/// The least time between two frames of events while events keep coming. An idle viewer
-/// gets the first event at once; under load, events are gathered for this long.
+/// The least time between two frames of events while events keep coming, by default
+/// (`--flush-interval-us`). An idle viewer gets the first event at once; under load,
+/// events are gathered for this long, which spares the browser a frame per event.
 pub const FLUSH_INTERVAL: Duration = Duration::from_millis(2);
 
 /// A session's state: its sockets and its log.
@@ -638,6 +639,7 @@ pub async fn serve(
     attached: crate::sessions::Attached,
     since: EventId,
     notice: Option<ErrorEvent>,
+    flush_interval: Duration,
     shutdown: CancellationToken,
 ) {
     let shared = attached.shared().clone();
@@ -648,6 +650,7 @@ pub async fn serve(
             ws,
             cursor: since,
             number: attached.number(),
+            flush_interval,
         };
         if let Err(e) = viewer.run(&shared, notice, &shutdown).await {
             tracing::debug!(error = %e, "viewer connection ended with an error");
@@ -666,6 +669,8 @@ struct Viewer {
     cursor: EventId,
     /// Its number within the session.
     number: u64,
+    /// The least time between two frames while events keep coming.
+    flush_interval: Duration,
 }
 
 impl Viewer {
@@ -688,7 +693,7 @@ impl Viewer {
         let log = shared.log().clone();
         let mut newest = log.subscribe();
         let (reply, mut replies) = mpsc::unbounded_channel::<ErrorEvent>();
-        let mut last_flush = Instant::now() - FLUSH_INTERVAL;
+        let mut last_flush = Instant::now() - self.flush_interval;
         // Whatever the log already holds after the cursor goes out at once.
         let mut flush_at: Option<tokio::time::Instant> = Some(tokio::time::Instant::now());
         loop {
@@ -751,7 +756,7 @@ impl Viewer {
                     if changed.is_err() {
                         return Ok(());
                     }
-                    let earliest = last_flush + FLUSH_INTERVAL;
+                    let earliest = last_flush + self.flush_interval;
                     if earliest <= Instant::now() {
                         // Idle until now: send at once (a timer would round up to the
                         // next millisecond).

@@ -24,6 +24,7 @@ fn help_explains_every_flag() {
         "--max-datagrams-per-sec",
         "--allow-net",
         "--max-message-bytes",
+        "--flush-interval-us",
         "--max-bytes-per-sec",
         "--loss-timeout-ms",
         "--help",

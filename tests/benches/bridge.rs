@@ -149,15 +149,8 @@ async fn bridge(addr: SocketAddr, count: usize, size: usize, rate: u64) -> Bridg
     }
 }
 
-fn median(mut v: Vec<f64>) -> (f64, f64, f64) {
-    v.sort_by(f64::total_cmp);
-    (v[v.len() / 2], v[0], v[v.len() - 1])
-}
-
-#[tokio::main]
-async fn main() {
-    let smoke = std::env::args().any(|a| a == "--smoke");
-    let (count, runs) = if smoke { (5_000, 1) } else { (200_000, 3) };
+/// Starts the release `socklab` binary with `extra` arguments; returns it and its address.
+fn start_server(extra: &[&str]) -> (std::process::Child, SocketAddr) {
     let bin = std::env::var("SOCKLAB_BIN").unwrap_or_else(|_| {
         socklab_tests::workspace_root()
             .join("target/release/socklab")
@@ -175,6 +168,7 @@ async fn main() {
             "--log-max-bytes",
             "1073741824",
         ])
+        .args(extra)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -190,7 +184,26 @@ async fn main() {
         .and_then(|rest| rest.split('/').next())
         .and_then(|a| a.parse().ok())
         .unwrap_or_else(|| panic!("the server's URL: {line:?}"));
+    (server, addr)
+}
 
+fn stop(mut server: std::process::Child) {
+    let _ = Process::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status();
+    let _ = server.wait();
+}
+
+fn median(mut v: Vec<f64>) -> (f64, f64, f64) {
+    v.sort_by(f64::total_cmp);
+    (v[v.len() / 2], v[0], v[v.len() - 1])
+}
+
+#[tokio::main]
+async fn main() {
+    let smoke = std::env::args().any(|a| a == "--smoke");
+    let (count, runs) = if smoke { (5_000, 1) } else { (200_000, 3) };
+    let (server, addr) = start_server(&[]);
     let mut json = Vec::new();
     println!("bridge: {count} datagrams per run, median of {runs} run(s) (min..max)");
     println!("{:<34} {:>26} {:>10}", "case", "datagrams/s", "lost");
@@ -261,28 +274,33 @@ async fn main() {
         }
     }
     println!("{:<34} {:>10}", "highest lossless rate achieved", best);
-    // Latency the bridge adds: UDP send to WebSocket event at the viewer.
-    for rate in [1_000u64, 10_000] {
-        let n = if smoke { 500 } else { (rate * 3) as usize };
-        let r = bridge(addr, n, 64, rate).await;
-        let l = r.latency;
-        println!(
-            "{:<34} p50 {:.3} ms  p99 {:.3} ms  max {:.3} ms",
-            format!("latency at {rate}/s"),
-            l.p50_us / 1e3,
-            l.p99_us / 1e3,
-            l.max_us / 1e3
-        );
-        json.push(format!(
-            "{{\"latency_rate\":{rate},\"p50_us\":{:.1},\"p99_us\":{:.1},\"max_us\":{:.1}}}",
-            l.p50_us, l.p99_us, l.max_us
-        ));
+    // Latency the bridge adds: UDP send to WebSocket event at the viewer, with the
+    // default batching and with every event sent at once.
+    stop(server);
+    for (policy, extra) in [
+        ("batched (2 ms)", &[][..]),
+        ("immediate", &["--flush-interval-us", "0"][..]),
+    ] {
+        let (server, addr) = start_server(extra);
+        for rate in [1_000u64, 10_000] {
+            let n = if smoke { 500 } else { (rate * 3) as usize };
+            let r = bridge(addr, n, 64, rate).await;
+            let l = r.latency;
+            println!(
+                "{:<34} p50 {:.3} ms  p99 {:.3} ms  max {:.3} ms",
+                format!("latency at {rate}/s, {policy}"),
+                l.p50_us / 1e3,
+                l.p99_us / 1e3,
+                l.max_us / 1e3
+            );
+            json.push(format!(
+                "{{\"latency_rate\":{rate},\"flush\":\"{policy}\",\"p50_us\":{:.1},\"p99_us\":{:.1},\"max_us\":{:.1}}}",
+                l.p50_us, l.p99_us, l.max_us
+            ));
+        }
+        stop(server);
     }
     json.push(format!("{{\"highest_lossless_paced_rate\":{best}}}"));
-    let _ = Process::new("kill")
-        .args(["-TERM", &server.id().to_string()])
-        .status();
-    let _ = server.wait();
     let dir = socklab_tests::workspace_root().join("target/bench");
     let _ = std::fs::create_dir_all(&dir);
     let path = dir.join("bridge.json");
