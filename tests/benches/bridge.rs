@@ -194,6 +194,100 @@ fn stop(mut server: std::process::Child) {
     let _ = server.wait();
 }
 
+/// websocat, the peer bridge: found on PATH, or installed from crates.io into
+/// target/bench/tools the first time.
+fn websocat() -> Option<std::path::PathBuf> {
+    let on_path = std::env::var_os("PATH").and_then(|path| {
+        std::env::split_paths(&path)
+            .map(|d| d.join("websocat"))
+            .find(|p| p.is_file())
+    });
+    if on_path.is_some() {
+        return on_path;
+    }
+    let root = socklab_tests::workspace_root().join("target/bench/tools");
+    let bin = root.join("bin/websocat");
+    if !bin.is_file() {
+        println!("installing websocat (cargo install websocat) for the peer comparison…");
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let ok = Process::new(cargo)
+            .args(["install", "websocat", "--root"])
+            .arg(&root)
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            return None;
+        }
+    }
+    Some(bin)
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The same burst through websocat (`websocat -b ws-l:… udp-l:…`) to a WebSocket client
+/// that counts binary messages.
+async fn peer(websocat: &std::path::Path, count: usize, size: usize, rate: u64) -> (f64, usize) {
+    use futures_util::StreamExt as _;
+    let (ws_port, udp_port) = (free_port(), free_port());
+    let mut child = Process::new(websocat)
+        .args([
+            "-b",
+            &format!("ws-l:127.0.0.1:{ws_port}"),
+            &format!("udp-l:127.0.0.1:{udp_port}"),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("websocat starts");
+    let url = format!("ws://127.0.0.1:{ws_port}/");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut ws = loop {
+        match tokio_tungstenite::connect_async(&url).await {
+            Ok((ws, _)) => break ws,
+            Err(_) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(20)).await
+            }
+            Err(e) => panic!("websocat did not accept a WebSocket: {e}"),
+        }
+    };
+    // websocat opens its UDP side when the WebSocket connects; give it a moment.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let to: SocketAddr = format!("127.0.0.1:{udp_port}").parse().unwrap();
+    let sender = tokio::task::spawn_blocking(move || blast(to, count, size, rate));
+    let mut seen = vec![false; count];
+    let (mut got, mut last) = (0usize, Instant::now());
+    while got < count {
+        match tokio::time::timeout(DRAIN, ws.next()).await {
+            Ok(Some(Ok(tokio_tungstenite::tungstenite::Message::Binary(bytes))))
+                if bytes.len() >= 8 =>
+            {
+                let i = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+                if i < count && !seen[i] {
+                    seen[i] = true;
+                    got += 1;
+                    last = Instant::now();
+                }
+            }
+            Ok(Some(Ok(_))) => {}
+            _ => break,
+        }
+    }
+    let sent = sender.await.unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    let secs = last
+        .saturating_duration_since(sent[0])
+        .as_secs_f64()
+        .max(1e-9);
+    (got as f64 / secs, count - got)
+}
+
 fn median(mut v: Vec<f64>) -> (f64, f64, f64) {
     v.sort_by(f64::total_cmp);
     (v[v.len() / 2], v[0], v[v.len() - 1])
@@ -205,6 +299,7 @@ async fn main() {
     let (count, runs) = if smoke { (5_000, 1) } else { (200_000, 3) };
     let (server, addr) = start_server(&[]);
     let mut json = Vec::new();
+    let websocat = if smoke { None } else { websocat() };
     println!("bridge: {count} datagrams per run, median of {runs} run(s) (min..max)");
     println!("{:<34} {:>26} {:>10}", "case", "datagrams/s", "lost");
     for size in [64usize, 1200] {
@@ -239,8 +334,34 @@ async fn main() {
             format!("ratio socklab / loopback, {size} B"),
             s / b
         );
+        // The peer: websocat, not measured in smoke mode (installing it takes minutes).
+        let peer_rate = match (smoke, &websocat) {
+            (false, Some(bin)) => {
+                let mut runs_w = Vec::new();
+                for _ in 0..runs {
+                    runs_w.push(peer(bin, count, size, 0).await);
+                }
+                let (w, wmin, wmax) = median(runs_w.iter().map(|r| r.0).collect());
+                let lost = runs_w.iter().map(|r| r.1).max().unwrap_or(0);
+                println!(
+                    "{:<34} {:>10.0} ({:.0}..{:.0}) {:>10}",
+                    format!("websocat bridge, {size} B, unpaced"),
+                    w,
+                    wmin,
+                    wmax,
+                    lost
+                );
+                println!(
+                    "{:<34} {:>10.2}",
+                    format!("ratio socklab / websocat, {size} B"),
+                    s / w
+                );
+                w
+            }
+            _ => 0.0,
+        };
         json.push(format!(
-            "{{\"size\":{size},\"loopback_per_sec\":{b:.0},\"socklab_per_sec\":{s:.0},\"socklab_lost_at_socket\":{lost_socket},\"socklab_lost_to_viewer\":{lost_viewer},\"ratio\":{:.3}}}",
+            "{{\"size\":{size},\"loopback_per_sec\":{b:.0},\"socklab_per_sec\":{s:.0},\"socklab_lost_at_socket\":{lost_socket},\"socklab_lost_to_viewer\":{lost_viewer},\"ratio\":{:.3},\"websocat_per_sec\":{peer_rate:.0}}}",
             s / b
         ));
     }
