@@ -84,15 +84,66 @@ async fn session(addr: SocketAddr, seconds: u64, per_session_rate: f64) -> Outco
     outcome
 }
 
-fn peak_memory_kib(pid: u32) -> u64 {
+/// A memory figure of a process from /proc, KiB (`VmHWM` peak, `VmRSS` now).
+fn memory_kib(pid: u32, field: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {
             s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
+                .find(|l| l.starts_with(field))
                 .and_then(|l| l.split_whitespace().nth(1).and_then(|n| n.parse().ok()))
         })
         .unwrap_or(0)
+}
+
+fn peak_memory_kib(pid: u32) -> u64 {
+    memory_kib(pid, "VmHWM:")
+}
+
+/// Memory per idle session, and per 100,000 logged events, from the server's RSS.
+async fn memory_costs(addr: SocketAddr, pid: u32, idle: usize, datagrams: u64) -> (f64, f64) {
+    let before = memory_kib(pid, "VmRSS:");
+    let mut clients = Vec::new();
+    for _ in 0..idle {
+        clients.push(
+            Client::connect_with(addr, &format!("token={TOKEN}"))
+                .await
+                .expect("a session"),
+        );
+    }
+    let per_idle = (memory_kib(pid, "VmRSS:").saturating_sub(before)) as f64 / idle as f64;
+    drop(clients);
+    // One session logs `datagrams` datagrams between two sockets (out, in and fate: three
+    // events each), with a viewer reading them all.
+    let mut client = Client::connect_with(addr, &format!("token={TOKEN}"))
+        .await
+        .expect("a session");
+    let a = client.bind("127.0.0.1:0").await;
+    let b = client.bind("127.0.0.1:0").await;
+    let before = memory_kib(pid, "VmRSS:");
+    client
+        .send(Command::Generate(GeneratorSpec {
+            socket: SocketId::new(a.socket.as_str()),
+            to: b.local.to_string(),
+            amount: Amount::Count(datagrams),
+            rate: 50_000.0,
+            interval_ms: None,
+            size: 64,
+            pattern: None,
+            sequence: true,
+        }))
+        .await;
+    let mut events = 0u64;
+    while let Some(event) = client.next_or_closed().await {
+        if event.id().is_some() {
+            events += 1;
+        }
+        if matches!(event, Event::GeneratorDone(_)) {
+            break;
+        }
+    }
+    let grown = memory_kib(pid, "VmRSS:").saturating_sub(before) as f64;
+    (per_idle, grown / events.max(1) as f64 * 100_000.0)
 }
 
 #[tokio::main]
@@ -131,6 +182,17 @@ async fn main() {
         .and_then(|a| a.parse().ok())
         .unwrap_or_else(|| panic!("the server's URL: {line:?}"));
     let idle_kib = peak_memory_kib(server.id());
+    let (per_idle_kib, per_100k_kib) = memory_costs(
+        addr,
+        server.id(),
+        if smoke { 5 } else { 50 },
+        if smoke { 5_000 } else { 50_000 },
+    )
+    .await;
+    println!(
+        "memory                per idle session {per_idle_kib:.0} KiB; per 100,000 logged events {:.1} MiB",
+        per_100k_kib / 1024.0
+    );
 
     println!(
         "load: {sessions} sessions x 4 sockets, {per_session_rate} datagrams/s per session, {seconds} s"
