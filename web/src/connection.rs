@@ -141,6 +141,56 @@ impl Resume {
     }
 }
 
+/// How often frames are handed to the page: however many arrive, the page updates at
+/// most this often (a frame per event would make it re-render thousands of times a
+/// second under load).
+const DELIVER_EVERY_MS: u32 = 16;
+
+/// Frames received but not yet handed to the page.
+struct Inbox {
+    events: RefCell<Vec<Event>>,
+    scheduled: Cell<bool>,
+    dispatch: UseReducerDispatcher<State>,
+}
+
+impl Inbox {
+    fn new(dispatch: UseReducerDispatcher<State>) -> Rc<Inbox> {
+        Rc::new(Inbox {
+            events: RefCell::default(),
+            scheduled: Cell::new(false),
+            dispatch,
+        })
+    }
+
+    /// Keeps a frame's events; the page gets them with the next delivery.
+    fn push(self: &Rc<Self>, event: Event) {
+        self.events.borrow_mut().extend(event.flatten());
+        if !self.scheduled.replace(true) {
+            let inbox = self.clone();
+            wasm_bindgen_futures::spawn_local(async move {
+                gloo_timers::future::TimeoutFuture::new(DELIVER_EVERY_MS).await;
+                inbox.deliver();
+            });
+        }
+    }
+
+    /// Hands everything kept so far to the page, as one action.
+    fn deliver(&self) {
+        self.scheduled.set(false);
+        let events = std::mem::take(&mut *self.events.borrow_mut());
+        match events.len() {
+            0 => {}
+            1 => {
+                let event = events.into_iter().next().expect("one event");
+                self.dispatch.dispatch(Action::Received(Box::new(event)));
+            }
+            _ => self
+                .dispatch
+                .dispatch(Action::Received(Box::new(Event::Batch { events }))),
+        }
+    }
+}
+
 /// Keeps a connection to the server for the page's lifetime.
 pub async fn maintain(commands: Commands, dispatch: UseReducerDispatcher<State>) {
     let resume = RefCell::new(Resume::from_page());
@@ -151,6 +201,7 @@ pub async fn maintain(commands: Commands, dispatch: UseReducerDispatcher<State>)
             let (mut sink, mut stream) = ws.split();
             let (outbox, mut queued) = mpsc::unbounded::<String>();
             *commands.outbox.borrow_mut() = Some(outbox);
+            let inbox = Inbox::new(dispatch.clone());
             let reader = async {
                 let mut heard = false;
                 while let Some(Ok(message)) = stream.next().await {
@@ -159,7 +210,7 @@ pub async fn maintain(commands: Commands, dispatch: UseReducerDispatcher<State>)
                             Ok(event) => {
                                 heard = true;
                                 resume.borrow_mut().saw(&event);
-                                dispatch.dispatch(Action::Received(Box::new(event)));
+                                inbox.push(event);
                             }
                             Err(e) => web_sys::console::warn_1(
                                 &format!("socklab: cannot read a server frame: {e}").into(),
@@ -181,6 +232,8 @@ pub async fn maintain(commands: Commands, dispatch: UseReducerDispatcher<State>)
                 future::Either::Right(((), _)) => true,
             };
             commands.outbox.borrow_mut().take();
+            // What arrived before the connection dropped is shown before the drop.
+            inbox.deliver();
             if heard {
                 delay = RECONNECT_FIRST;
             }
