@@ -3,7 +3,6 @@
 //! adds. Run by `cargo xtask bench`; prints figures and writes them as JSON to
 //! target/bench/bridge.json. Bounded in count and time; loopback only.
 
-use std::io::{BufRead as _, BufReader};
 use std::net::{SocketAddr, UdpSocket};
 use std::process::{Command as Process, Stdio};
 use std::time::{Duration, Instant};
@@ -12,9 +11,16 @@ use socket2::{Domain, Protocol, Socket, Type};
 use socklab_protocol::Event;
 use socklab_protocol::payload::decode_base64;
 use socklab_tests::Client;
-use socklab_tests::bench::Spread;
+use socklab_tests::bench::{ServerProcess, Spread};
 
 const TOKEN: &str = "bridge-bench";
+/// A log big enough for every run's events.
+const BIG_LOG: [&str; 4] = [
+    "--log-max-events",
+    "1000000",
+    "--log-max-bytes",
+    "1073741824",
+];
 /// The receive buffer both sides get (socklab asks for the same for its sockets).
 const RCVBUF: usize = 4 * 1024 * 1024;
 /// How long to wait for stragglers after the last datagram is sent.
@@ -149,51 +155,6 @@ async fn bridge(addr: SocketAddr, count: usize, size: usize, rate: u64) -> Bridg
     }
 }
 
-/// Starts the release `socklab` binary with `extra` arguments; returns it and its address.
-fn start_server(extra: &[&str]) -> (std::process::Child, SocketAddr) {
-    let bin = std::env::var("SOCKLAB_BIN").unwrap_or_else(|_| {
-        socklab_tests::workspace_root()
-            .join("target/release/socklab")
-            .display()
-            .to_string()
-    });
-    let mut server = Process::new(&bin)
-        .args([
-            "--listen",
-            "127.0.0.1:0",
-            "--token",
-            TOKEN,
-            "--log-max-events",
-            "1000000",
-            "--log-max-bytes",
-            "1073741824",
-        ])
-        .args(extra)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("start {bin} (cargo xtask bench builds it): {e}"));
-    let mut line = String::new();
-    BufReader::new(server.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr: SocketAddr = line
-        .split("http://")
-        .nth(1)
-        .and_then(|rest| rest.split('/').next())
-        .and_then(|a| a.parse().ok())
-        .unwrap_or_else(|| panic!("the server's URL: {line:?}"));
-    (server, addr)
-}
-
-fn stop(mut server: std::process::Child) {
-    let _ = Process::new("kill")
-        .args(["-TERM", &server.id().to_string()])
-        .status();
-    let _ = server.wait();
-}
-
 /// websocat, the peer bridge: found on PATH, or installed from crates.io into
 /// target/bench/tools the first time.
 fn websocat() -> Option<std::path::PathBuf> {
@@ -297,7 +258,8 @@ fn median(mut v: Vec<f64>) -> (f64, f64, f64) {
 async fn main() {
     let smoke = std::env::args().any(|a| a == "--smoke");
     let (count, runs) = if smoke { (5_000, 1) } else { (200_000, 3) };
-    let (server, addr) = start_server(&[]);
+    let server = ServerProcess::start(TOKEN, &BIG_LOG);
+    let addr = server.addr;
     let mut json = Vec::new();
     let websocat = if smoke { None } else { websocat() };
     println!("bridge: {count} datagrams per run, median of {runs} run(s) (min..max)");
@@ -397,12 +359,13 @@ async fn main() {
     println!("{:<34} {:>10}", "highest lossless rate achieved", best);
     // Latency the bridge adds: UDP send to WebSocket event at the viewer, with the
     // default batching and with every event sent at once.
-    stop(server);
+    drop(server);
     for (policy, extra) in [
         ("batched (2 ms)", &[][..]),
         ("immediate", &["--flush-interval-us", "0"][..]),
     ] {
-        let (server, addr) = start_server(extra);
+        let server = ServerProcess::start(TOKEN, &[&BIG_LOG[..], extra].concat());
+        let addr = server.addr;
         for rate in [1_000u64, 10_000] {
             let n = if smoke { 500 } else { (rate * 3) as usize };
             let r = bridge(addr, n, 64, rate).await;
@@ -419,7 +382,7 @@ async fn main() {
                 l.p50_us, l.p99_us, l.max_us
             ));
         }
-        stop(server);
+        drop(server);
     }
     json.push(format!("{{\"highest_lossless_paced_rate\":{best}}}"));
     let dir = socklab_tests::workspace_root().join("target/bench");

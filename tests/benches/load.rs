@@ -4,16 +4,14 @@
 //! time; loopback only. Run by `cargo xtask bench` (which builds the server binary and
 //! passes it as SOCKLAB_BIN).
 
-use std::io::{BufRead as _, BufReader};
 use std::net::SocketAddr;
-use std::process::{Command as Process, Stdio};
 use std::time::{Duration, Instant};
 
 use socklab_protocol::Event;
 use socklab_protocol::flow::{Amount, GeneratorSpec};
 use socklab_protocol::{Command, SocketId};
 use socklab_tests::Client;
-use socklab_tests::bench::Spread;
+use socklab_tests::bench::{ServerProcess, Spread};
 
 const TOKEN: &str = "load-bench";
 
@@ -151,40 +149,12 @@ async fn main() {
     let smoke = std::env::args().any(|a| a == "--smoke");
     let (sessions, seconds) = if smoke { (10, 1) } else { (200, 10) };
     let per_session_rate = 100.0;
-    let bin = std::env::var("SOCKLAB_BIN").unwrap_or_else(|_| {
-        socklab_tests::workspace_root()
-            .join("target/release/socklab")
-            .display()
-            .to_string()
-    });
-    let mut server = Process::new(&bin)
-        .args([
-            "--listen",
-            "127.0.0.1:0",
-            "--token",
-            TOKEN,
-            "--max-sessions",
-            "1000",
-        ])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("start {bin} (cargo xtask bench builds it): {e}"));
-    let mut line = String::new();
-    BufReader::new(server.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr: SocketAddr = line
-        .split("http://")
-        .nth(1)
-        .and_then(|rest| rest.split('/').next())
-        .and_then(|a| a.parse().ok())
-        .unwrap_or_else(|| panic!("the server's URL: {line:?}"));
-    let idle_kib = peak_memory_kib(server.id());
+    let server = ServerProcess::start(TOKEN, &["--max-sessions", "1000"]);
+    let addr = server.addr;
+    let idle_kib = peak_memory_kib(server.pid());
     let (per_idle_kib, per_100k_kib) = memory_costs(
         addr,
-        server.id(),
+        server.pid(),
         if smoke { 5 } else { 50 },
         if smoke { 5_000 } else { 50_000 },
     )
@@ -211,11 +181,8 @@ async fn main() {
         latencies.extend(o.latencies);
     }
     let elapsed = started.elapsed().as_secs_f64();
-    let peak_kib = peak_memory_kib(server.id());
-    let _ = Process::new("kill")
-        .args(["-TERM", &server.id().to_string()])
-        .status();
-    let _ = server.wait();
+    let peak_kib = peak_memory_kib(server.pid());
+    drop(server);
     let spread = Spread::of(&mut latencies);
     println!(
         "events delivered      {events} in {elapsed:.1} s ({:.0}/s)",

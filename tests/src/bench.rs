@@ -270,3 +270,58 @@ pub async fn timeline_frames(
         wasm_mib: wasm_pages / 1048576.0,
     }
 }
+
+/// The release `socklab` binary running as its own process (`$SOCKLAB_BIN`, or
+/// target/release/socklab, which `cargo xtask bench` builds). Stopped on drop.
+pub struct ServerProcess {
+    child: std::process::Child,
+    /// Where it listens.
+    pub addr: std::net::SocketAddr,
+}
+
+impl ServerProcess {
+    /// Starts it on a free loopback port with this launch token and `extra` arguments.
+    pub fn start(token: &str, extra: &[&str]) -> ServerProcess {
+        use std::io::{BufRead as _, BufReader};
+        use std::process::{Command, Stdio};
+        let bin = std::env::var("SOCKLAB_BIN").unwrap_or_else(|_| {
+            crate::workspace_root()
+                .join("target/release/socklab")
+                .display()
+                .to_string()
+        });
+        let mut child = Command::new(&bin)
+            .args(["--listen", "127.0.0.1:0", "--token", token])
+            .args(extra)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {bin} (cargo xtask bench builds it): {e}"));
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("piped stdout"))
+            .read_line(&mut line)
+            .expect("the server prints its URL");
+        let addr = line
+            .split("http://")
+            .nth(1)
+            .and_then(|rest| rest.split('/').next())
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| panic!("the server's URL: {line:?}"));
+        ServerProcess { child, addr }
+    }
+
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+    }
+}
