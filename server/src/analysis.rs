@@ -155,16 +155,14 @@ fn feed(
             target: *target,
         },
         Record::LinkDeleted { link, .. } => Input::LinkDeleted { link },
-        Record::LinkPacket(p) => {
-            let bytes =
-                socklab_protocol::payload::decode_base64(&p.payload_b64).unwrap_or_default();
+        Record::LinkPacket(p, bytes) => {
             analyzer.feed(
                 Input::LinkDecision {
                     id,
                     link: &p.link,
                     from: p.from,
                     to: p.to,
-                    bytes: &bytes,
+                    bytes,
                     fate: p.fate,
                     reason: p.reason,
                     corrupted_at: p.corrupted_at,

@@ -15,7 +15,6 @@ use std::time::{Duration, Instant};
 
 use socklab_impair::{Fate, Nanos, Shaper, Verdict};
 use socklab_protocol::link::{DropReason, LinkCounters, LinkDir, LinkFate, LinkId, LinkSettings};
-use socklab_protocol::payload::encode_base64;
 use socklab_protocol::{EventId, LinkPacket};
 use tokio::net::UdpSocket;
 use tokio::sync::watch;
@@ -295,7 +294,8 @@ impl Relay {
             from,
             to,
             len: payload.len(),
-            payload_b64: encode_base64(payload),
+            // Encoded for viewers at the edge; the log keeps the bytes.
+            payload_b64: String::new(),
             fate: LinkFate::Dropped,
             reason: None,
             delay_ns: None,
@@ -309,7 +309,7 @@ impl Relay {
         let Some(to) = to else {
             self.no_client += 1;
             packet.reason = Some(DropReason::NoClient);
-            return Record::LinkPacket(Box::new(packet));
+            return Record::LinkPacket(Box::new(packet), payload.to_vec());
         };
         let shaper = match dir {
             LinkDir::C2t => &mut self.c2t,
@@ -362,7 +362,7 @@ impl Relay {
             }
         }
         self.release(dir, released);
-        Record::LinkPacket(Box::new(packet))
+        Record::LinkPacket(Box::new(packet), payload.to_vec())
     }
 
     fn schedule(&mut self, at: Nanos, pending: Pending) {

@@ -98,9 +98,9 @@ pub enum Record {
         /// The `req` of the command.
         req: Option<Tagged>,
     },
-    /// A link's decision on a datagram. The protocol type is kept whole (its `id` and
-    /// `t_ns` are filled in from the entry when it is sent).
-    LinkPacket(Box<LinkPacket>),
+    /// A link's decision on a datagram: the protocol type without its payload (its
+    /// `id`, `t_ns` and `payload_b64` are filled in at the edge), and the payload's bytes.
+    LinkPacket(Box<LinkPacket>, Vec<u8>),
     /// An event produced by the server's own analysis or tools (flow analysis, the
     /// traffic generator), already in its wire form; its `id` and `t_ns` are filled in
     /// from the entry when it is sent.
@@ -136,7 +136,7 @@ impl Record {
     fn size(&self) -> usize {
         match self {
             Record::Datagram(d) => d.payload.len(),
-            Record::LinkPacket(p) => p.payload_b64.len(),
+            Record::LinkPacket(_, payload) => payload.len(),
             Record::Bound { .. }
             | Record::Closed { .. }
             | Record::LinkCreated { .. }

@@ -595,10 +595,11 @@ fn to_event(entry: &crate::log::Entry, viewer: u64) -> Event {
             t_ns,
             req: Tagged::for_viewer(*req, viewer),
         }),
-        Record::LinkPacket(packet) => {
+        Record::LinkPacket(packet, payload) => {
             let mut packet = (**packet).clone();
             packet.id = id;
             packet.t_ns = t_ns;
+            packet.payload_b64 = encode_base64(payload);
             Event::LinkPacket(packet)
         }
         Record::Event(tag, event) => stamped(
