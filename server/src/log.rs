@@ -117,8 +117,8 @@ pub enum Record {
 /// A datagram a session's socket sent or received.
 #[derive(Debug)]
 pub struct DatagramRecord {
-    /// The socket.
-    pub socket: SocketId,
+    /// The socket's id (shared: copying it costs no allocation per datagram).
+    pub socket: Arc<str>,
     /// Sent or received.
     pub dir: Direction,
     /// The socket's address.
@@ -287,7 +287,7 @@ mod tests {
 
     fn datagram(len: usize) -> Record {
         Record::Datagram(DatagramRecord {
-            socket: SocketId::new("s1"),
+            socket: Arc::from("s1"),
             dir: Direction::In,
             local: "127.0.0.1:1".parse().unwrap(),
             peer: "127.0.0.1:2".parse().unwrap(),

@@ -552,7 +552,7 @@ fn to_event(entry: &crate::log::Entry, viewer: u64) -> Event {
         }),
         Record::Datagram(d) => Event::Datagram(Datagram {
             id,
-            socket: d.socket.clone(),
+            socket: SocketId::new(&*d.socket),
             dir: d.dir,
             local: d.local,
             peer: d.peer,

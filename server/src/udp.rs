@@ -86,7 +86,7 @@ impl UdpHandle {
         let span = tracing::info_span!("udp", socket = %id, %local);
         let task = tokio::spawn(
             SocketTask {
-                id: id.clone(),
+                id: Arc::from(id.as_str()),
                 local,
                 socket,
                 log,
@@ -152,7 +152,7 @@ pub(crate) fn open(addr: SocketAddr) -> io::Result<UdpSocket> {
 }
 
 struct SocketTask {
-    id: SocketId,
+    id: Arc<str>,
     local: SocketAddr,
     socket: UdpSocket,
     log: Arc<EventLog>,
