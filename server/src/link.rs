@@ -322,7 +322,7 @@ impl Relay {
         } = shaper.arrive(now, payload.len(), self.overhead);
         packet.seq = seq;
         match fate {
-            Fate::Dropped(reason) => packet.reason = Some(wire_reason(reason)),
+            Fate::Dropped(reason) => packet.reason = Some(reason),
             Fate::Forwarded(f) => {
                 packet.fate = LinkFate::Forwarded;
                 packet.delay_ns = Some(f.delay_ns);
@@ -432,15 +432,6 @@ impl Relay {
                 counters: Box::new(counters),
             },
         );
-    }
-}
-
-fn wire_reason(reason: socklab_impair::DropReason) -> DropReason {
-    match reason {
-        socklab_impair::DropReason::RandomLoss => DropReason::RandomLoss,
-        socklab_impair::DropReason::BurstLoss => DropReason::BurstLoss,
-        socklab_impair::DropReason::QueueFull => DropReason::QueueFull,
-        socklab_impair::DropReason::Mtu => DropReason::Mtu,
     }
 }
 

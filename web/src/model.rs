@@ -12,7 +12,7 @@ use std::rc::Rc;
 use socklab_protocol::flow::FlowSummary;
 use socklab_protocol::link::{DropReason, LinkCounters, LinkDir, LinkFate, LinkId, LinkSettings};
 use socklab_protocol::payload::decode_base64;
-use socklab_protocol::{Direction, ErrorCode, Event, GeneratorStarted, LinkPacket, SocketId};
+use socklab_protocol::{Direction, Event, GeneratorStarted, LinkPacket, SocketId};
 
 use crate::timeline::Timeline;
 use yew::Reducible;
@@ -520,7 +520,7 @@ impl State {
                 let origin = error
                     .req
                     .and_then(|req| Rc::make_mut(&mut self.pending).remove(&req));
-                let text = format!("{} ({})", error.message, code_label(error.code));
+                let text = format!("{} ({})", error.message, error.code.as_str());
                 match origin {
                     Some(origin) => {
                         Rc::make_mut(&mut self.errors).insert(origin, text);
@@ -580,13 +580,11 @@ impl State {
     }
 }
 
-fn code_label(code: ErrorCode) -> &'static str {
-    code.as_str()
-}
-
 #[cfg(test)]
 mod tests {
-    use socklab_protocol::{Bound, Closed, Datagram, ErrorEvent, EventId, Gap, Hello, Proto};
+    use socklab_protocol::{
+        Bound, Closed, Datagram, ErrorCode, ErrorEvent, EventId, Gap, Hello, Proto,
+    };
 
     use super::*;
 

@@ -590,11 +590,7 @@ impl Analyzer {
     pub fn tick(&mut self, now: Nanos, out: &mut Vec<Outcome>) {
         let timeout = self.timeout;
         for (key, flow) in &mut self.flows {
-            while let Some((&seq, p)) = flow.pending.first_key_value() {
-                if p.t_ns.saturating_add(timeout) > now {
-                    break;
-                }
-                let p = flow.pending.remove(&seq).expect("present");
+            for (seq, p) in expired(&mut flow.pending, timeout, now) {
                 let h = hash(&p.bytes);
                 remove_seq(&mut flow.by_hash, h, seq);
                 flow.altered.remove(&seq);
@@ -624,11 +620,7 @@ impl Analyzer {
             );
         }
         for (key, flow) in &mut self.echo {
-            while let Some((&seq, p)) = flow.pending.first_key_value() {
-                if p.t_ns.saturating_add(timeout) > now {
-                    break;
-                }
-                let p = flow.pending.remove(&seq).expect("present");
+            for (seq, p) in expired(&mut flow.pending, timeout, now) {
                 let h = hash(&p.bytes);
                 remove_seq(&mut flow.by_hash, h, seq);
                 remove_seq(&mut flow.undecided, h, seq);
@@ -698,6 +690,22 @@ impl Analyzer {
         }
         all
     }
+}
+
+/// Removes and returns, oldest first, the pending sends in flight for `timeout` by `now`.
+fn expired(
+    pending: &mut BTreeMap<u64, Pending>,
+    timeout: Nanos,
+    now: Nanos,
+) -> Vec<(u64, Pending)> {
+    let mut out = Vec::new();
+    while let Some(entry) = pending.first_entry() {
+        if entry.get().t_ns.saturating_add(timeout) > now {
+            break;
+        }
+        out.push(entry.remove_entry());
+    }
+    out
 }
 
 /// Takes the oldest pending send with hash `h` whose bytes equal `bytes`.

@@ -8,6 +8,8 @@
 
 use std::collections::VecDeque;
 
+// The reasons are the wire's own: the shaper produces all but `NoClient` (a relay's).
+pub use socklab_protocol::link::DropReason;
 use socklab_protocol::link::{Impairments, JitterDist, Loss, MtuAction};
 
 use crate::Nanos;
@@ -16,19 +18,6 @@ use crate::rng::Rng;
 const NS_PER_MS: f64 = 1_000_000.0;
 /// Normal jitter is cut at this many standard deviations.
 const NORMAL_CUTOFF_SIGMAS: f64 = 3.0;
-
-/// Why a datagram was dropped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum DropReason {
-    /// Independent random loss (or Gilbert-Elliott loss in the good state).
-    RandomLoss,
-    /// Gilbert-Elliott loss in the bad state: part of a burst.
-    BurstLoss,
-    /// The bottleneck's queue was full (tail drop).
-    QueueFull,
-    /// Larger than the MTU.
-    Mtu,
-}
 
 /// One byte changed: `payload[offset] ^= mask` (mask is never 0).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -343,6 +332,8 @@ impl Shaper {
             DropReason::BurstLoss => &mut self.counters.dropped_burst,
             DropReason::QueueFull => &mut self.counters.dropped_queue,
             DropReason::Mtu => &mut self.counters.dropped_mtu,
+            // The shaper never drops for want of a client; the relay counts those.
+            DropReason::NoClient => unreachable!("the shaper has no client to miss"),
         };
         *counter += 1;
         Fate::Dropped(reason)
