@@ -70,8 +70,9 @@ pub struct Args {
     pub max_message_bytes: usize,
 
     /// The least time between two frames of events to a viewer while events keep coming,
-    /// microseconds. 0 sends every event as soon as it is logged (lowest latency, one frame
-    /// per event under load); the default spares browsers a frame per event.
+    /// microseconds. 0 (the default) sends every event as soon as it is logged, batching
+    /// only what gathers while the previous frame is written; a window (e.g. 2000) trades
+    /// latency for fewer, bigger frames.
     #[arg(long, default_value_t = crate::session::FLUSH_INTERVAL.as_micros() as u64, value_name = "MICROSECONDS")]
     pub flush_interval_us: u64,
 

@@ -1,17 +1,21 @@
-//! socklab's bridge against the machine's own limit: how many datagrams a second get
-//! from a UDP socket to a WebSocket viewer, what it loses and where, and the latency it
-//! adds. Run by `cargo xtask bench`; prints figures and writes them as JSON to
-//! target/bench/bridge.json. Bounded in count and time; loopback only.
+//! socklab's bridge against the machine's own limit and against websocat: how many
+//! datagrams a second get from a UDP socket to a WebSocket client, what each loses and
+//! where, and the latency socklab adds. Run by `cargo xtask bench`; prints a table and
+//! writes the figures to target/bench/bridge.json. Bounded in count and time; loopback
+//! only.
+//!
+//! `cargo bench -p socklab-tests --bench bridge -- [--smoke] [--only CASE]…` where CASE
+//! is `loopback`, `socklab`, `websocat`, `paced` or `latency`.
 
 use std::net::{SocketAddr, UdpSocket};
 use std::process::{Command as Process, Stdio};
 use std::time::{Duration, Instant};
 
+use serde_json::json;
 use socket2::{Domain, Protocol, Socket, Type};
-use socklab_protocol::Event;
 use socklab_protocol::payload::decode_base64;
 use socklab_tests::Client;
-use socklab_tests::bench::{ServerProcess, Spread};
+use socklab_tests::bench::{Median, Report, ServerProcess, Spread, Spreads, udp_drops};
 
 const TOKEN: &str = "bridge-bench";
 /// A log big enough for every run's events.
@@ -21,14 +25,19 @@ const BIG_LOG: [&str; 4] = [
     "--log-max-bytes",
     "1073741824",
 ];
-/// The receive buffer both sides get (socklab asks for the same for its sockets).
+/// The receive buffer the plain receiver asks for (socklab asks for the same for its
+/// sockets; websocat cannot ask and keeps the system's default).
 const RCVBUF: usize = 4 * 1024 * 1024;
 /// How long to wait for stragglers after the last datagram is sent.
 const DRAIN: Duration = Duration::from_secs(2);
+/// The paced rates tried, datagrams/s, in order, until one loses something.
+const STEPS: [u64; 6] = [25_000, 50_000, 100_000, 150_000, 200_000, 300_000];
+/// How long each paced step lasts.
+const STEP_SECONDS: f64 = 1.0;
 
 /// Sends `count` datagrams of `size` bytes to `to`, paced at `rate` per second (0:
-/// as fast as possible); each carries its index in its first 8 bytes. Returns the send
-/// instants.
+/// as fast as possible) with plain `send_to`; each carries its index in its first 8
+/// bytes. Returns the send instants.
 fn blast(to: SocketAddr, count: usize, size: usize, rate: u64) -> Vec<Instant> {
     let socket = UdpSocket::bind("127.0.0.1:0").expect("a sender");
     let mut payload = vec![0u8; size.max(8)];
@@ -37,12 +46,13 @@ fn blast(to: SocketAddr, count: usize, size: usize, rate: u64) -> Vec<Instant> {
     let mut sent = Vec::with_capacity(count);
     for i in 0..count {
         if let Some(interval) = interval {
-            let due = start + interval * i as u32;
-            // Sleep through most of a long wait (the two cores are shared with the
-            // server and the viewer), spin only through the last stretch.
+            let due = start + interval.mul_f64(i as f64);
+            // Sleep through most of a wait (the two cores are shared with the bridge
+            // and its client; a spinning sender would steal one), spin only through the
+            // last stretch: a sleep overshoots by up to the timer slack (50 µs).
             let now = Instant::now();
-            if due > now + Duration::from_micros(300) {
-                std::thread::sleep(due - now - Duration::from_micros(200));
+            if due > now + Duration::from_micros(80) {
+                std::thread::sleep(due - now - Duration::from_micros(70));
             }
             while Instant::now() < due {
                 std::hint::spin_loop();
@@ -55,8 +65,34 @@ fn blast(to: SocketAddr, count: usize, size: usize, rate: u64) -> Vec<Instant> {
     sent
 }
 
-/// The machine's own limit: a plain receiver with the same receive buffer.
-fn loopback(count: usize, size: usize, rate: u64) -> (f64, usize) {
+/// What one run through a receiver delivered.
+#[derive(Debug, Clone, Copy)]
+struct Delivery {
+    /// Datagrams delivered per second, from the first send to the last delivery.
+    per_sec: f64,
+    /// Datagrams the receiver never got.
+    lost: usize,
+    /// Of those, dropped by the kernel at the receiving socket (its own counter).
+    kernel_drops: Option<u64>,
+}
+
+impl Delivery {
+    fn new(count: usize, got: usize, sent: &[Instant], last: Instant, drops: Option<u64>) -> Self {
+        let secs = last
+            .saturating_duration_since(sent[0])
+            .as_secs_f64()
+            .max(1e-9);
+        Delivery {
+            per_sec: got as f64 / secs,
+            lost: count - got,
+            kernel_drops: drops,
+        }
+    }
+}
+
+/// The machine's own limit: a plain receiver thread with `recv_from` and a 4 MiB
+/// receive buffer.
+fn loopback(count: usize, size: usize) -> Delivery {
     let socket = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP)).unwrap();
     let _ = socket.set_recv_buffer_size(RCVBUF);
     socket
@@ -67,39 +103,49 @@ fn loopback(count: usize, size: usize, rate: u64) -> (f64, usize) {
     let to = receiver.local_addr().unwrap();
     let counter = std::thread::spawn(move || {
         let mut buf = vec![0u8; 65536];
-        let (mut got, mut first, mut last) = (0usize, None, Instant::now());
+        let (mut got, mut last) = (0usize, Instant::now());
         while got < count {
             match receiver.recv_from(&mut buf) {
                 Ok(_) => {
                     got += 1;
                     last = Instant::now();
-                    first.get_or_insert(last);
                 }
                 Err(_) => break,
             }
         }
-        (got, first, last)
+        (got, last, udp_drops(to))
     });
-    let sent = blast(to, count, size, rate);
-    let (got, _, last) = counter.join().unwrap();
-    let secs = last
-        .saturating_duration_since(sent[0])
-        .as_secs_f64()
-        .max(1e-9);
-    (got as f64 / secs, count - got)
+    let sent = blast(to, count, size, 0);
+    let (got, last, drops) = counter.join().unwrap();
+    Delivery::new(count, got, &sent, last, drops)
+}
+
+/// What the counting client reads of each event: like websocat's client, which only
+/// counts messages, it parses no more than it needs (the type, the id, the payload's
+/// first bytes), borrowing from the frame.
+#[derive(serde::Deserialize)]
+struct Counted<'a> {
+    #[serde(rename = "type")]
+    kind: &'a str,
+    id: Option<u64>,
+    payload_b64: Option<&'a str>,
+    count: Option<u64>,
+    #[serde(borrow, default)]
+    events: Vec<Counted<'a>>,
 }
 
 /// Figures of one socklab run.
 struct Bridge {
-    per_sec: f64,
-    lost_at_socket: usize,
+    delivery: Delivery,
+    /// Events the viewer should have had and did not (holes in the ids, `gap` events).
     lost_to_viewer: u64,
+    /// UDP send to WebSocket event, per datagram.
     latency: Spread,
 }
 
 /// Through socklab: a lab socket receives the burst, a WebSocket viewer counts the
 /// events. Loss on the way to the viewer shows as holes in the ids or `gap` events.
-async fn bridge(addr: SocketAddr, count: usize, size: usize, rate: u64) -> Bridge {
+async fn socklab(addr: SocketAddr, count: usize, size: usize, rate: u64) -> Bridge {
     let mut client = Client::connect_with(addr, &format!("token={TOKEN}"))
         .await
         .expect("a session");
@@ -111,45 +157,52 @@ async fn bridge(addr: SocketAddr, count: usize, size: usize, rate: u64) -> Bridg
         (0usize, lab.id.0, 0u64, Instant::now());
     let deadline = Instant::now() + Duration::from_secs(120);
     while got < count && Instant::now() < deadline {
-        let event = match tokio::time::timeout(DRAIN, client.next_or_closed()).await {
-            Ok(Some(event)) => event,
+        let text = match tokio::time::timeout(DRAIN, client.next_text()).await {
+            Ok(Some(text)) => text,
             _ => break,
         };
-        if let Some(id) = event.id() {
-            if id.0 != last_id + 1 {
-                lost_to_viewer += id.0 - last_id - 1;
+        let Ok(frame) = serde_json::from_str::<Counted>(&text) else {
+            continue;
+        };
+        let now = Instant::now();
+        let events = if frame.kind == "batch" {
+            frame.events
+        } else {
+            vec![frame]
+        };
+        for event in events {
+            if let Some(id) = event.id {
+                if id != last_id + 1 {
+                    lost_to_viewer += id - last_id - 1;
+                }
+                last_id = id;
             }
-            last_id = id.0;
-        }
-        match event {
-            Event::Gap(g) => lost_to_viewer += g.count,
-            Event::Datagram(d) => {
-                let bytes = decode_base64(&d.payload_b64).unwrap_or_default();
-                if bytes.len() >= 8 {
+            match (event.kind, event.payload_b64) {
+                ("gap", _) => lost_to_viewer += event.count.unwrap_or(0),
+                ("datagram", Some(b64)) if b64.len() >= 12 => {
+                    // The index is in the first 8 bytes: the first 12 characters.
+                    let bytes = decode_base64(&b64[..12]).unwrap_or_default();
                     let i = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
                     if i < count && arrived[i].is_none() {
-                        last = Instant::now();
-                        arrived[i] = Some(last);
+                        last = now;
+                        arrived[i] = Some(now);
                         got += 1;
                     }
                 }
+                _ => {}
             }
-            _ => {}
         }
     }
     let sent = sender.await.unwrap();
+    // Read while the lab socket is still open (the session ends with the client).
+    let drops = udp_drops(to);
     let mut latencies: Vec<i64> = sent
         .iter()
         .zip(&arrived)
         .filter_map(|(s, a)| a.map(|a| a.saturating_duration_since(*s).as_nanos() as i64))
         .collect();
-    let secs = last
-        .saturating_duration_since(sent[0])
-        .as_secs_f64()
-        .max(1e-9);
     Bridge {
-        per_sec: got as f64 / secs,
-        lost_at_socket: count - got,
+        delivery: Delivery::new(count, got, &sent, last, drops),
         lost_to_viewer,
         latency: Spread::of(&mut latencies),
     }
@@ -157,7 +210,7 @@ async fn bridge(addr: SocketAddr, count: usize, size: usize, rate: u64) -> Bridg
 
 /// websocat, the peer bridge: found on PATH, or installed from crates.io into
 /// target/bench/tools the first time.
-fn websocat() -> Option<std::path::PathBuf> {
+fn websocat_binary() -> Option<std::path::PathBuf> {
     let on_path = std::env::var_os("PATH").and_then(|path| {
         std::env::split_paths(&path)
             .map(|d| d.join("websocat"))
@@ -193,10 +246,10 @@ fn free_port() -> u16 {
 
 /// The same burst through websocat (`websocat -b ws-l:… udp-l:…`) to a WebSocket client
 /// that counts binary messages.
-async fn peer(websocat: &std::path::Path, count: usize, size: usize, rate: u64) -> (f64, usize) {
+async fn websocat(bin: &std::path::Path, count: usize, size: usize, rate: u64) -> Delivery {
     use futures_util::StreamExt as _;
     let (ws_port, udp_port) = (free_port(), free_port());
-    let mut child = Process::new(websocat)
+    let mut child = Process::new(bin)
         .args([
             "-b",
             &format!("ws-l:127.0.0.1:{ws_port}"),
@@ -214,12 +267,19 @@ async fn peer(websocat: &std::path::Path, count: usize, size: usize, rate: u64) 
             Err(_) if Instant::now() < deadline => {
                 tokio::time::sleep(Duration::from_millis(20)).await
             }
-            Err(e) => panic!("websocat did not accept a WebSocket: {e}"),
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("websocat did not accept a WebSocket: {e}")
+            }
         }
     };
-    // websocat opens its UDP side when the WebSocket connects; give it a moment.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // websocat opens its UDP side when the WebSocket connects; wait until it is bound.
     let to: SocketAddr = format!("127.0.0.1:{udp_port}").parse().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while udp_drops(to).is_none() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let sender = tokio::task::spawn_blocking(move || blast(to, count, size, rate));
     let mut seen = vec![false; count];
     let (mut got, mut last) = (0usize, Instant::now());
@@ -240,154 +300,208 @@ async fn peer(websocat: &std::path::Path, count: usize, size: usize, rate: u64) 
         }
     }
     let sent = sender.await.unwrap();
+    let drops = udp_drops(to);
     let _ = child.kill();
     let _ = child.wait();
-    let secs = last
-        .saturating_duration_since(sent[0])
-        .as_secs_f64()
-        .max(1e-9);
-    (got as f64 / secs, count - got)
+    Delivery::new(count, got, &sent, last, drops)
 }
 
-fn median(mut v: Vec<f64>) -> (f64, f64, f64) {
-    v.sort_by(f64::total_cmp);
-    (v[v.len() / 2], v[0], v[v.len() - 1])
+/// The median delivery of several runs, and the worst losses.
+fn summarise(runs: &[Delivery]) -> (Median, usize, Option<u64>) {
+    (
+        Median::of(runs.iter().map(|r| r.per_sec)),
+        runs.iter().map(|r| r.lost).max().unwrap_or(0),
+        runs.iter().filter_map(|r| r.kernel_drops).max(),
+    )
+}
+
+fn drops_text(drops: Option<u64>) -> String {
+    drops.map_or_else(|| "?".to_owned(), |d| d.to_string())
+}
+
+/// Steps the paced rate up until a run loses a datagram; returns the highest lossless
+/// rate achieved (what was achieved counts, not what was asked).
+async fn highest_lossless<F, Fut>(name: &str, report: &mut Report, steps: &[u64], run: F) -> f64
+where
+    F: Fn(usize, u64) -> Fut,
+    Fut: std::future::Future<Output = (Delivery, u64)>,
+{
+    let mut best = 0.0f64;
+    for &rate in steps {
+        let n = ((rate as f64 * STEP_SECONDS) as usize).max(1);
+        let (d, lost_to_viewer) = run(n, rate).await;
+        println!(
+            "{:<36} {:>12.0} {:>10} {:>8} {:>8}",
+            format!("{name} paced {rate}/s, 64 B"),
+            d.per_sec,
+            d.lost,
+            drops_text(d.kernel_drops),
+            lost_to_viewer
+        );
+        report.add(json!({
+            "case": format!("{name} paced"), "size": 64, "asked_per_sec": rate,
+            "achieved_per_sec": d.per_sec, "lost": d.lost, "kernel_drops": d.kernel_drops,
+            "lost_to_viewer": lost_to_viewer,
+        }));
+        if d.lost > 0 || lost_to_viewer > 0 {
+            break;
+        }
+        best = best.max(d.per_sec);
+    }
+    println!(
+        "{:<36} {:>12.0}",
+        format!("{name}: highest lossless rate"),
+        best
+    );
+    report.add(json!({ "case": format!("{name} highest lossless paced rate"), "per_sec": best }));
+    best
 }
 
 #[tokio::main]
 async fn main() {
-    let smoke = std::env::args().any(|a| a == "--smoke");
+    let args: Vec<String> = std::env::args().collect();
+    let smoke = args.iter().any(|a| a == "--smoke");
+    let only: Vec<&str> = args
+        .windows(2)
+        .filter(|w| w[0] == "--only")
+        .map(|w| w[1].as_str())
+        .collect();
+    let wants = |case: &str| only.is_empty() || only.contains(&case);
     let (count, runs) = if smoke { (5_000, 1) } else { (200_000, 3) };
+    let mut report = Report::new("bridge", smoke);
     let server = ServerProcess::start(TOKEN, &BIG_LOG);
     let addr = server.addr;
-    let mut json = Vec::new();
-    let websocat = if smoke { None } else { websocat() };
-    println!("bridge: {count} datagrams per run, median of {runs} run(s) (min..max)");
-    println!("{:<34} {:>26} {:>10}", "case", "datagrams/s", "lost");
-    for size in [64usize, 1200] {
-        let base: Vec<(f64, usize)> = (0..runs).map(|_| loopback(count, size, 0)).collect();
-        let (b, bmin, bmax) = median(base.iter().map(|r| r.0).collect());
-        let base_lost = base.iter().map(|r| r.1).max().unwrap_or(0);
-        println!(
-            "{:<34} {:>10.0} ({:.0}..{:.0}) {:>10}",
-            format!("loopback limit, {size} B, unpaced"),
-            b,
-            bmin,
-            bmax,
-            base_lost
-        );
-        let mut lab = Vec::new();
-        for _ in 0..runs {
-            lab.push(bridge(addr, count, size, 0).await);
-        }
-        let (s, smin, smax) = median(lab.iter().map(|r| r.per_sec).collect());
-        let lost_socket = lab.iter().map(|r| r.lost_at_socket).max().unwrap_or(0);
-        let lost_viewer = lab.iter().map(|r| r.lost_to_viewer).max().unwrap_or(0);
-        println!(
-            "{:<34} {:>10.0} ({:.0}..{:.0}) {:>10}   to the viewer: {lost_viewer}",
-            format!("socklab bridge, {size} B, unpaced"),
-            s,
-            smin,
-            smax,
-            lost_socket
-        );
-        println!(
-            "{:<34} {:>10.2}",
-            format!("ratio socklab / loopback, {size} B"),
-            s / b
-        );
-        // The peer: websocat, not measured in smoke mode (installing it takes minutes).
-        let peer_rate = match (smoke, &websocat) {
-            (false, Some(bin)) => {
-                let mut runs_w = Vec::new();
-                for _ in 0..runs {
-                    runs_w.push(peer(bin, count, size, 0).await);
-                }
-                let (w, wmin, wmax) = median(runs_w.iter().map(|r| r.0).collect());
-                let lost = runs_w.iter().map(|r| r.1).max().unwrap_or(0);
-                println!(
-                    "{:<34} {:>10.0} ({:.0}..{:.0}) {:>10}",
-                    format!("websocat bridge, {size} B, unpaced"),
-                    w,
-                    wmin,
-                    wmax,
-                    lost
-                );
-                println!(
-                    "{:<34} {:>10.2}",
-                    format!("ratio socklab / websocat, {size} B"),
-                    s / w
-                );
-                w
-            }
-            _ => 0.0,
-        };
-        json.push(format!(
-            "{{\"size\":{size},\"loopback_per_sec\":{b:.0},\"socklab_per_sec\":{s:.0},\"socklab_lost_at_socket\":{lost_socket},\"socklab_lost_to_viewer\":{lost_viewer},\"ratio\":{:.3},\"websocat_per_sec\":{peer_rate:.0}}}",
-            s / b
-        ));
-    }
-    // The highest paced rate at which every datagram reaches the viewer.
-    let steps: &[u64] = if smoke {
-        &[5_000]
+    // The peer: websocat, not run in smoke mode (installing it takes minutes).
+    let websocat_bin = if smoke || !wants("websocat") {
+        None
     } else {
-        &[25_000, 50_000, 100_000, 150_000, 200_000, 300_000]
+        websocat_binary()
     };
-    let mut best = 0;
-    for &rate in steps {
-        let n = if smoke {
-            count
-        } else {
-            (rate as usize).min(count)
-        };
-        let r = bridge(addr, n, 64, rate).await;
-        let ok = r.lost_at_socket == 0 && r.lost_to_viewer == 0;
-        println!(
-            "{:<34} {:>10.0}   lost {} / viewer {}",
-            format!("paced {rate}/s, 64 B"),
-            r.per_sec,
-            r.lost_at_socket,
-            r.lost_to_viewer
-        );
-        if ok {
-            // What was achieved counts, not what was asked (the sender may not keep up).
-            best = best.max(r.per_sec as u64);
-        } else {
-            break;
-        }
-    }
-    println!("{:<34} {:>10}", "highest lossless rate achieved", best);
-    // Latency the bridge adds: UDP send to WebSocket event at the viewer, with the
-    // default batching and with every event sent at once.
-    drop(server);
-    for (policy, extra) in [
-        ("batched (2 ms)", &[][..]),
-        ("immediate", &["--flush-interval-us", "0"][..]),
-    ] {
-        let server = ServerProcess::start(TOKEN, &[&BIG_LOG[..], extra].concat());
-        let addr = server.addr;
-        for rate in [1_000u64, 10_000] {
-            let n = if smoke { 500 } else { (rate * 3) as usize };
-            let r = bridge(addr, n, 64, rate).await;
-            let l = r.latency;
+    println!("bridge: {count} datagrams per unpaced run, median of {runs} run(s) (min..max)");
+    println!(
+        "{:<36} {:>28} {:>10} {:>8} {:>8}",
+        "case", "datagrams/s", "lost", "kernel", "viewer"
+    );
+    for size in [64usize, 1200] {
+        let mut loop_rate = f64::NAN;
+        if wants("loopback") {
+            let runs: Vec<Delivery> = (0..runs).map(|_| loopback(count, size)).collect();
+            let (rate, lost, drops) = summarise(&runs);
             println!(
-                "{:<34} p50 {:.3} ms  p99 {:.3} ms  max {:.3} ms",
-                format!("latency at {rate}/s, {policy}"),
-                l.p50_us / 1e3,
-                l.p99_us / 1e3,
-                l.max_us / 1e3
+                "{:<36} {:>28} {:>10} {:>8}",
+                format!("loopback limit, {size} B"),
+                rate.show(0),
+                lost,
+                drops_text(drops)
             );
-            json.push(format!(
-                "{{\"latency_rate\":{rate},\"flush\":\"{policy}\",\"p50_us\":{:.1},\"p99_us\":{:.1},\"max_us\":{:.1}}}",
-                l.p50_us, l.p99_us, l.max_us
-            ));
+            report.add(json!({
+                "case": "loopback limit", "size": size, "per_sec": rate.json(),
+                "lost": lost, "kernel_drops": drops,
+            }));
+            loop_rate = rate.median;
         }
-        drop(server);
+        let mut lab_rate = f64::NAN;
+        if wants("socklab") {
+            let mut lab = Vec::new();
+            for _ in 0..runs {
+                lab.push(socklab(addr, count, size, 0).await);
+            }
+            let deliveries: Vec<Delivery> = lab.iter().map(|b| b.delivery).collect();
+            let (rate, lost, drops) = summarise(&deliveries);
+            let to_viewer = lab.iter().map(|b| b.lost_to_viewer).max().unwrap_or(0);
+            println!(
+                "{:<36} {:>28} {:>10} {:>8} {:>8}",
+                format!("socklab bridge, {size} B"),
+                rate.show(0),
+                lost,
+                drops_text(drops),
+                to_viewer
+            );
+            report.add(json!({
+                "case": "socklab bridge", "size": size, "per_sec": rate.json(),
+                "lost": lost, "kernel_drops": drops, "lost_to_viewer": to_viewer,
+            }));
+            lab_rate = rate.median;
+        }
+        let mut peer_rate = f64::NAN;
+        if let Some(bin) = &websocat_bin {
+            let mut peer = Vec::new();
+            for _ in 0..runs {
+                peer.push(websocat(bin, count, size, 0).await);
+            }
+            let (rate, lost, drops) = summarise(&peer);
+            println!(
+                "{:<36} {:>28} {:>10} {:>8}",
+                format!("websocat bridge, {size} B"),
+                rate.show(0),
+                lost,
+                drops_text(drops)
+            );
+            report.add(json!({
+                "case": "websocat bridge", "size": size, "per_sec": rate.json(),
+                "lost": lost, "kernel_drops": drops,
+            }));
+            peer_rate = rate.median;
+        }
+        for (name, ratio) in [
+            ("socklab / loopback", lab_rate / loop_rate),
+            ("socklab / websocat", lab_rate / peer_rate),
+        ] {
+            if ratio.is_finite() {
+                println!("{:<36} {:>28.2}", format!("ratio {name}, {size} B"), ratio);
+                report
+                    .add(json!({ "case": format!("ratio {name}"), "size": size, "ratio": ratio }));
+            }
+        }
     }
-    json.push(format!("{{\"highest_lossless_paced_rate\":{best}}}"));
-    let dir = socklab_tests::workspace_root().join("target/bench");
-    let _ = std::fs::create_dir_all(&dir);
-    let path = dir.join("bridge.json");
-    let _ = std::fs::write(&path, format!("[{}]\n", json.join(",\n")));
-    println!("figures written to {}", path.display());
+
+    // The highest paced rate at which every datagram reaches the client, for both
+    // bridges, at the system's default settings.
+    let steps: &[u64] = if smoke { &[5_000] } else { &STEPS };
+    if wants("paced") {
+        let lab = highest_lossless("socklab", &mut report, steps, |n, rate| async move {
+            let b = socklab(addr, n, 64, rate).await;
+            (b.delivery, b.lost_to_viewer)
+        })
+        .await;
+        if let Some(bin) = &websocat_bin {
+            let peer = highest_lossless("websocat", &mut report, steps, |n, rate| async move {
+                (websocat(bin, n, 64, rate).await, 0)
+            })
+            .await;
+            if peer > 0.0 {
+                println!("{:<36} {:>28.2}", "ratio of lossless rates", lab / peer);
+            }
+        }
+    }
+    drop(server);
+
+    // Latency socklab adds: UDP send to WebSocket event at the viewer, with the
+    // default (events go out as soon as they are logged) and with a batching window.
+    if wants("latency") {
+        for (policy, extra) in [
+            ("default", &[][..]),
+            ("--flush-interval-us 0", &["--flush-interval-us", "0"][..]),
+        ] {
+            let server = ServerProcess::start(TOKEN, &[&BIG_LOG[..], extra].concat());
+            for rate in [1_000u64, 10_000] {
+                let n = if smoke { 500 } else { (rate * 3) as usize };
+                let mut spreads = Vec::new();
+                for _ in 0..runs {
+                    spreads.push(socklab(server.addr, n, 64, rate).await.latency);
+                }
+                let l = Spreads::of(&spreads);
+                println!(
+                    "{:<36} {}",
+                    format!("latency at {rate}/s, {policy}"),
+                    l.show_ms()
+                );
+                report.add(json!({
+                    "case": "latency", "rate_per_sec": rate, "flush": policy, "latency": l.json(),
+                }));
+            }
+            drop(server);
+        }
+    }
+    report.write();
 }

@@ -325,3 +325,253 @@ impl Drop for ServerProcess {
         let _ = self.child.wait();
     }
 }
+
+/// A figure measured in several runs: the median, with the smallest and largest.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Median {
+    /// The middle run (the upper middle for an even count).
+    pub median: f64,
+    /// The smallest run.
+    pub min: f64,
+    /// The largest run.
+    pub max: f64,
+}
+
+impl Median {
+    /// Summarises runs (NaN for none).
+    pub fn of(values: impl IntoIterator<Item = f64>) -> Median {
+        let mut v: Vec<f64> = values.into_iter().collect();
+        v.sort_by(f64::total_cmp);
+        if v.is_empty() {
+            return Median {
+                median: f64::NAN,
+                min: f64::NAN,
+                max: f64::NAN,
+            };
+        }
+        Median {
+            median: v[v.len() / 2],
+            min: v[0],
+            max: v[v.len() - 1],
+        }
+    }
+
+    /// `median (min..max)` with `decimals` digits after the point.
+    pub fn show(&self, decimals: usize) -> String {
+        format!(
+            "{:.d$} ({:.d$}..{:.d$})",
+            self.median,
+            self.min,
+            self.max,
+            d = decimals
+        )
+    }
+
+    /// `{"median":…,"min":…,"max":…}`.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::json!({ "median": self.median, "min": self.min, "max": self.max })
+    }
+}
+
+/// Percentiles over several runs: the median of each run's p50, p99 and max.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Spreads {
+    /// Samples per run (the smallest run).
+    pub count: usize,
+    /// Each run's median.
+    pub p50_us: Median,
+    /// Each run's 99th percentile.
+    pub p99_us: Median,
+    /// Each run's largest.
+    pub max_us: Median,
+}
+
+impl Spreads {
+    /// Summarises the runs' spreads.
+    pub fn of(runs: &[Spread]) -> Spreads {
+        Spreads {
+            count: runs.iter().map(|s| s.count).min().unwrap_or(0),
+            p50_us: Median::of(runs.iter().map(|s| s.p50_us)),
+            p99_us: Median::of(runs.iter().map(|s| s.p99_us)),
+            max_us: Median::of(runs.iter().map(|s| s.max_us)),
+        }
+    }
+
+    /// `p50 … p99 … max …` in milliseconds, each as a median (min..max).
+    pub fn show_ms(&self) -> String {
+        let ms = |m: &Median| {
+            Median {
+                median: m.median / 1e3,
+                min: m.min / 1e3,
+                max: m.max / 1e3,
+            }
+            .show(3)
+        };
+        format!(
+            "p50 {}  p99 {}  max {} ms",
+            ms(&self.p50_us),
+            ms(&self.p99_us),
+            ms(&self.max_us)
+        )
+    }
+
+    /// The spreads as JSON, in microseconds.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "samples": self.count,
+            "p50_us": self.p50_us.json(),
+            "p99_us": self.p99_us.json(),
+            "max_us": self.max_us.json(),
+        })
+    }
+}
+
+/// A benchmark's figures as JSON: each row is added as it is measured, and the whole is
+/// written to target/bench/NAME.json with the machine it ran on.
+#[derive(Debug)]
+pub struct Report {
+    name: &'static str,
+    smoke: bool,
+    rows: Vec<serde_json::Value>,
+}
+
+impl Report {
+    /// An empty report for the benchmark `name`.
+    pub fn new(name: &'static str, smoke: bool) -> Report {
+        Report {
+            name,
+            smoke,
+            rows: Vec::new(),
+        }
+    }
+
+    /// Adds one row of figures.
+    pub fn add(&mut self, row: serde_json::Value) {
+        self.rows.push(row);
+    }
+
+    /// Writes the report and says where.
+    pub fn write(self) {
+        let dir = crate::workspace_root().join("target/bench");
+        let _ = std::fs::create_dir_all(&dir);
+        let path = dir.join(format!("{}.json", self.name));
+        let unix_s = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let report = serde_json::json!({
+            "bench": self.name,
+            "smoke": self.smoke,
+            "unix_time_s": unix_s,
+            "machine": machine(),
+            "rows": self.rows,
+        });
+        match std::fs::write(
+            &path,
+            serde_json::to_string_pretty(&report).unwrap_or_default() + "\n",
+        ) {
+            Ok(()) => println!("figures written to {}", path.display()),
+            Err(e) => println!("cannot write {}: {e}", path.display()),
+        }
+    }
+}
+
+/// What the figures were measured on: cores, CPU model, kernel.
+pub fn machine() -> serde_json::Value {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .and_then(|l| l.split(':').nth(1))
+        .map(|m| m.trim().to_owned());
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_owned())
+        .ok();
+    serde_json::json!({
+        "cores": std::thread::available_parallelism().map_or(0, |n| n.get()),
+        "cpu": model,
+        "kernel": kernel,
+    })
+}
+
+/// How many datagrams the kernel has dropped at the UDP socket bound to `local` (on this
+/// machine's network namespace) because its receive buffer was full: the `drops` column
+/// of /proc/net/udp (or udp6). None when the socket is not found.
+pub fn udp_drops(local: std::net::SocketAddr) -> Option<u64> {
+    let (file, want) = match local {
+        std::net::SocketAddr::V4(a) => (
+            "/proc/net/udp",
+            format!(
+                "{:08X}:{:04X}",
+                u32::from_le_bytes(a.ip().octets()),
+                a.port()
+            ),
+        ),
+        std::net::SocketAddr::V6(a) => {
+            // Four 32-bit words, each in host (little-endian) order.
+            let o = a.ip().octets();
+            let words: String = o
+                .chunks(4)
+                .map(|w| format!("{:08X}", u32::from_le_bytes([w[0], w[1], w[2], w[3]])))
+                .collect();
+            ("/proc/net/udp6", format!("{words}:{:04X}", a.port()))
+        }
+    };
+    let table = std::fs::read_to_string(file).ok()?;
+    table.lines().skip(1).find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        (fields.get(1) == Some(&want.as_str()))
+            .then(|| fields.last()?.parse().ok())
+            .flatten()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kernel_drops_are_read_from_the_socket_counters() {
+        // A receiver with the smallest buffer that never reads: most of a burst of
+        // 2,000 datagrams must be dropped, and what it then reads plus the drops is
+        // everything sent.
+        let socket = socket2::Socket::new(
+            socket2::Domain::IPV4,
+            socket2::Type::DGRAM,
+            Some(socket2::Protocol::UDP),
+        )
+        .unwrap();
+        socket.set_recv_buffer_size(1).unwrap();
+        socket
+            .bind(
+                &"127.0.0.1:0"
+                    .parse::<std::net::SocketAddr>()
+                    .unwrap()
+                    .into(),
+            )
+            .unwrap();
+        let receiver: UdpSocket = socket.into();
+        let local = receiver.local_addr().unwrap();
+        assert_eq!(udp_drops(local), Some(0));
+        let sender = UdpSocket::bind("127.0.0.1:0").unwrap();
+        for _ in 0..2_000 {
+            sender.send_to(&[0u8; 64], local).unwrap();
+        }
+        receiver.set_nonblocking(true).unwrap();
+        let mut read = 0u64;
+        while receiver.recv_from(&mut [0u8; 64]).is_ok() {
+            read += 1;
+        }
+        let drops = udp_drops(local).expect("the socket is listed");
+        assert!(drops > 1_000, "drops {drops}");
+        assert_eq!(read + drops, 2_000);
+        assert_eq!(udp_drops("127.0.0.1:1".parse().unwrap()), None);
+    }
+
+    #[test]
+    fn medians_take_the_middle_run() {
+        let m = Median::of([3.0, 1.0, 2.0]);
+        assert_eq!((m.median, m.min, m.max), (2.0, 1.0, 3.0));
+        assert_eq!(m.show(1), "2.0 (1.0..3.0)");
+        assert!(Median::of([]).median.is_nan());
+    }
+}

@@ -242,6 +242,22 @@ impl Client {
         }
     }
 
+    /// The next text frame as it came, for a client that parses only what it needs
+    /// (benchmarks); None when the connection ends. Events already taken into the
+    /// queue are not returned again.
+    pub async fn next_text(&mut self) -> Option<String> {
+        loop {
+            match self.ws.next().await? {
+                Ok(Message::Text(text)) => {
+                    self.frames += 1;
+                    return Some(text.as_str().to_owned());
+                }
+                Ok(_) => {}
+                Err(_) => return None,
+            }
+        }
+    }
+
     /// Reads until the server closes the connection; returns its close code.
     pub async fn closed(&mut self) -> Option<u16> {
         loop {

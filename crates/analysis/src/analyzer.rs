@@ -21,9 +21,8 @@
 //!   whose bytes equal an earlier unanswered request is its **reply** (RTT); requests
 //!   without a reply within the timeout are **unanswered**.
 
-use std::collections::hash_map::DefaultHasher;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
-use std::hash::{Hash, Hasher};
+use std::hash::Hash;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -287,11 +286,11 @@ impl Default for Analyzer {
     }
 }
 
+/// A payload's fingerprint (XXH3: the same bytes hash the same in every run, and it
+/// runs at memory speed; the SipHash it replaced cost a twentieth of the server's time
+/// at 1,200-byte datagrams).
 fn hash(bytes: &[u8]) -> u64 {
-    // DefaultHasher::new() has fixed keys: the same bytes hash the same in every run.
-    let mut h = DefaultHasher::new();
-    bytes.hash(&mut h);
-    h.finish()
+    xxhash_rust::xxh3::xxh3_64(bytes)
 }
 
 /// Does `got` match `sent` as changed by a link (cut to a length, one byte changed)?

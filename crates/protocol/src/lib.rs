@@ -11,6 +11,8 @@
 //!   ([`flow::Fate`]), per-flow figures ([`flow::FlowStats`]), generator settings.
 //! - [`payload`]: how a datagram's bytes are written in a command (text, hex or base64)
 //!   and how they are decoded, with errors a person can act on.
+//! - [`fast`]: the JSON of `datagram` events and of batches written straight into a
+//!   frame, the same text serde writes (the server's hot path).
 //! - [`limits`]: the numbers both sides must agree on (payload sizes).
 //!
 //! Everything here compiles for native targets and for `wasm32-unknown-unknown`; it has
@@ -19,6 +21,7 @@
 
 pub mod command;
 pub mod event;
+pub mod fast;
 pub mod flow;
 pub mod limits;
 pub mod link;
