@@ -1,13 +1,17 @@
 //! One task per UDP socket. The task owns the socket: it sends what the session asks
 //! and logs everything it receives. Nothing else touches the socket.
 
-use std::io;
+use std::cell::RefCell;
+use std::io::{self, IoSliceMut};
 use std::net::SocketAddr;
+use std::os::fd::AsRawFd as _;
 use std::sync::Arc;
 use std::time::Instant;
 
+use nix::sys::socket::{MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg};
 use socket2::{Domain, Protocol, Socket, Type};
 use socklab_protocol::{Direction, ErrorEvent, SocketId};
+use tokio::io::Interest;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -25,8 +29,11 @@ use crate::policy::SocketScope;
 pub const RECV_BUFFER_BYTES: usize = 4 * 1024 * 1024;
 /// The largest datagram a socket can receive: a UDP length field's maximum.
 const RECV_DATAGRAM_MAX: usize = 65_536;
-/// How many datagrams one wake-up drains before logging them together.
-const RECV_BATCH: usize = 64;
+/// How many datagrams one `recvmmsg` call takes at most.
+const RECV_BATCH: usize = 32;
+/// How many `recvmmsg` calls one wake-up makes at most before logging what they got
+/// (and letting the socket's other work, its sends, have a turn).
+const RECV_CALLS: usize = 8;
 /// How many sends may wait for a socket's task before the session is told to slow down.
 pub const SEND_QUEUE: usize = 1024;
 
@@ -162,8 +169,7 @@ struct SocketTask {
 impl SocketTask {
     async fn run(self, mut queue: mpsc::Receiver<SendRequest>, cancel: CancellationToken) {
         tracing::debug!("socket open");
-        let mut buf = vec![0u8; RECV_DATAGRAM_MAX];
-        let mut received = Vec::with_capacity(RECV_BATCH);
+        let mut received = Vec::with_capacity(RECV_BATCH * RECV_CALLS);
         loop {
             tokio::select! {
                 biased;
@@ -177,7 +183,7 @@ impl SocketTask {
                         tracing::warn!(error = %e, "socket no longer readable");
                         break;
                     }
-                    self.drain(&mut buf, &mut received);
+                    self.drain(&mut received);
                 }
             }
         }
@@ -244,21 +250,28 @@ impl SocketTask {
         });
     }
 
-    /// Receives every datagram that is ready (up to a batch) and logs them together.
-    fn drain(&self, buf: &mut [u8], received: &mut Vec<(Instant, Record)>) {
-        for _ in 0..RECV_BATCH {
-            match self.socket.try_recv_from(buf) {
-                Ok((len, peer)) => received.push((
-                    Instant::now(),
-                    Record::Datagram(DatagramRecord {
-                        socket: self.id.clone(),
-                        dir: Direction::In,
-                        local: self.local,
-                        peer,
-                        payload: buf[..len].to_vec(),
-                        req: None,
-                    }),
-                )),
+    /// Receives the datagrams that are ready (up to [`RECV_CALLS`] batches) and logs them
+    /// together.
+    fn drain(&self, received: &mut Vec<(Instant, Record)>) {
+        for _ in 0..RECV_CALLS {
+            let got = self.socket.try_io(Interest::READABLE, || {
+                recv_batch(&self.socket, self.local.is_ipv6(), |peer, bytes| {
+                    received.push((
+                        Instant::now(),
+                        Record::Datagram(DatagramRecord {
+                            socket: self.id.clone(),
+                            dir: Direction::In,
+                            local: self.local,
+                            peer,
+                            payload: bytes.to_vec(),
+                            req: None,
+                        }),
+                    ));
+                })
+            });
+            match got {
+                Ok(n) if n == RECV_BATCH => continue,
+                Ok(_) => break,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 // ICMP errors reported on the socket (port unreachable after an earlier
                 // send) must not stop it from receiving.
@@ -272,4 +285,69 @@ impl SocketTask {
             self.log.append_all(received.drain(..));
         }
     }
+}
+
+/// What one thread needs to receive a batch: the message headers and one buffer per
+/// datagram, each big enough for the largest. Kept per thread and per address family
+/// (the kernel shortens a header's address length to the family's), since a batch is
+/// received and copied out without ever waiting.
+struct Scratch {
+    headers: MultiHeaders<SockaddrStorage>,
+    buffers: Vec<u8>,
+}
+
+impl Scratch {
+    fn new() -> RefCell<Scratch> {
+        RefCell::new(Scratch {
+            headers: MultiHeaders::preallocate(RECV_BATCH, None),
+            // Pages are only touched where datagrams land.
+            buffers: vec![0; RECV_BATCH * RECV_DATAGRAM_MAX],
+        })
+    }
+}
+
+thread_local! {
+    static SCRATCH_V4: RefCell<Scratch> = Scratch::new();
+    static SCRATCH_V6: RefCell<Scratch> = Scratch::new();
+}
+
+/// Receives up to [`RECV_BATCH`] datagrams with one `recvmmsg` call and hands each to
+/// `each`; returns how many. Never waits: `WouldBlock` when none is ready.
+fn recv_batch(
+    socket: &UdpSocket,
+    ipv6: bool,
+    mut each: impl FnMut(SocketAddr, &[u8]),
+) -> io::Result<usize> {
+    let scratch = if ipv6 { &SCRATCH_V6 } else { &SCRATCH_V4 };
+    scratch.with_borrow_mut(|Scratch { headers, buffers }| {
+        let got: Vec<(Option<SocketAddr>, usize)> = {
+            let mut slots: Vec<[IoSliceMut<'_>; 1]> = buffers
+                .chunks_mut(RECV_DATAGRAM_MAX)
+                .map(|chunk| [IoSliceMut::new(chunk)])
+                .collect();
+            recvmmsg(
+                socket.as_raw_fd(),
+                headers,
+                slots.iter_mut(),
+                MsgFlags::MSG_DONTWAIT,
+                None,
+            )
+            .map_err(io::Error::from)?
+            .map(|m| (m.address.and_then(|a| to_socket_addr(&a)), m.bytes))
+            .collect()
+        };
+        for (i, (peer, len)) in got.iter().enumerate() {
+            if let Some(peer) = peer {
+                let start = i * RECV_DATAGRAM_MAX;
+                each(*peer, &buffers[start..start + len]);
+            }
+        }
+        Ok(got.len())
+    })
+}
+
+fn to_socket_addr(a: &SockaddrStorage) -> Option<SocketAddr> {
+    a.as_sockaddr_in()
+        .map(|a| SocketAddr::from(*a))
+        .or_else(|| a.as_sockaddr_in6().map(|a| SocketAddr::from(*a)))
 }
