@@ -15,7 +15,7 @@ use serde_json::json;
 use socket2::{Domain, Protocol, Socket, Type};
 use socklab_protocol::payload::decode_base64;
 use socklab_tests::Client;
-use socklab_tests::bench::{Median, Report, ServerProcess, Spread, Spreads, udp_drops};
+use socklab_tests::bench::{Median, Report, ServerProcess, Spread, Spreads, pace_until, udp_drops};
 
 const TOKEN: &str = "bridge-bench";
 /// A log big enough for every run's events.
@@ -46,17 +46,7 @@ fn blast(to: SocketAddr, count: usize, size: usize, rate: u64) -> Vec<Instant> {
     let mut sent = Vec::with_capacity(count);
     for i in 0..count {
         if let Some(interval) = interval {
-            let due = start + interval.mul_f64(i as f64);
-            // Sleep through most of a wait (the two cores are shared with the bridge
-            // and its client; a spinning sender would steal one), spin only through the
-            // last stretch: a sleep overshoots by up to the timer slack (50 µs).
-            let now = Instant::now();
-            if due > now + Duration::from_micros(80) {
-                std::thread::sleep(due - now - Duration::from_micros(70));
-            }
-            while Instant::now() < due {
-                std::hint::spin_loop();
-            }
+            pace_until(start + interval.mul_f64(i as f64));
         }
         payload[..8].copy_from_slice(&(i as u64).to_le_bytes());
         sent.push(Instant::now());
@@ -481,7 +471,10 @@ async fn main() {
     if wants("latency") {
         for (policy, extra) in [
             ("default", &[][..]),
-            ("--flush-interval-us 0", &["--flush-interval-us", "0"][..]),
+            (
+                "--flush-interval-us 2000",
+                &["--flush-interval-us", "2000"][..],
+            ),
         ] {
             let server = ServerProcess::start(TOKEN, &[&BIG_LOG[..], extra].concat());
             for rate in [1_000u64, 10_000] {

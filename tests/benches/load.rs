@@ -7,11 +7,12 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use serde_json::json;
 use socklab_protocol::Event;
 use socklab_protocol::flow::{Amount, GeneratorSpec};
 use socklab_protocol::{Command, SocketId};
 use socklab_tests::Client;
-use socklab_tests::bench::{ServerProcess, Spread};
+use socklab_tests::bench::{Median, Report, ServerProcess, Spread, Spreads};
 
 const TOKEN: &str = "load-bench";
 
@@ -144,11 +145,20 @@ async fn memory_costs(addr: SocketAddr, pid: u32, idle: usize, datagrams: u64) -
     (per_idle, grown / events.max(1) as f64 * 100_000.0)
 }
 
-#[tokio::main]
-async fn main() {
-    let smoke = std::env::args().any(|a| a == "--smoke");
-    let (sessions, seconds) = if smoke { (10, 1) } else { (200, 10) };
-    let per_session_rate = 100.0;
+/// The figures of one run, each against a fresh server process.
+struct Run {
+    per_idle_kib: f64,
+    per_100k_kib: f64,
+    events: u64,
+    events_per_sec: f64,
+    holes: u64,
+    gaps: u64,
+    latency: Spread,
+    peak_kib: u64,
+    idle_kib: u64,
+}
+
+async fn run(smoke: bool, sessions: usize, seconds: u64, per_session_rate: f64) -> Run {
     let server = ServerProcess::start(TOKEN, &["--max-sessions", "1000"]);
     let addr = server.addr;
     let idle_kib = peak_memory_kib(server.pid());
@@ -159,14 +169,6 @@ async fn main() {
         if smoke { 5_000 } else { 50_000 },
     )
     .await;
-    println!(
-        "memory                per idle session {per_idle_kib:.0} KiB; per 100,000 logged events {:.1} MiB",
-        per_100k_kib / 1024.0
-    );
-
-    println!(
-        "load: {sessions} sessions x 4 sockets, {per_session_rate} datagrams/s per session, {seconds} s"
-    );
     let started = Instant::now();
     let tasks: Vec<_> = (0..sessions)
         .map(|_| tokio::spawn(session(addr, seconds, per_session_rate)))
@@ -183,21 +185,68 @@ async fn main() {
     let elapsed = started.elapsed().as_secs_f64();
     let peak_kib = peak_memory_kib(server.pid());
     drop(server);
-    let spread = Spread::of(&mut latencies);
+    Run {
+        per_idle_kib,
+        per_100k_kib,
+        events,
+        events_per_sec: events as f64 / elapsed,
+        holes,
+        gaps,
+        latency: Spread::of(&mut latencies),
+        peak_kib,
+        idle_kib,
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let smoke = std::env::args().any(|a| a == "--smoke");
+    let (sessions, seconds, runs) = if smoke { (10, 1, 1) } else { (200, 10, 3) };
+    let per_session_rate = 100.0;
     println!(
-        "events delivered      {events} in {elapsed:.1} s ({:.0}/s)",
-        events as f64 / elapsed
+        "load: {sessions} sessions x 4 sockets, {per_session_rate} datagrams/s per session, {seconds} s; median of {runs} run(s) (min..max), a fresh server each"
     );
-    println!("holes in id order     {holes}   gap events {gaps}");
+    let mut all = Vec::new();
+    for _ in 0..runs {
+        all.push(run(smoke, sessions, seconds, per_session_rate).await);
+    }
+    let median = |f: fn(&Run) -> f64| Median::of(all.iter().map(f));
+    let (per_idle, per_100k, rate, peak, idle) = (
+        median(|r| r.per_idle_kib),
+        median(|r| r.per_100k_kib / 1024.0),
+        median(|r| r.events_per_sec),
+        median(|r| r.peak_kib as f64 / 1024.0),
+        median(|r| r.idle_kib as f64 / 1024.0),
+    );
+    let latency = Spreads::of(&all.iter().map(|r| r.latency).collect::<Vec<_>>());
+    let holes = all.iter().map(|r| r.holes).max().unwrap_or(0);
+    let gaps = all.iter().map(|r| r.gaps).max().unwrap_or(0);
+    let events = all.iter().map(|r| r.events).min().unwrap_or(0);
     println!(
-        "delivery latency      p50 {:.2} ms  p99 {:.2} ms  max {:.2} ms  (datagram event, above the best in its session)",
-        spread.p50_us / 1e3,
-        spread.p99_us / 1e3,
-        spread.max_us / 1e3
+        "memory                per idle session {} KiB; per 100,000 logged events {} MiB",
+        per_idle.show(0),
+        per_100k.show(1)
     );
     println!(
-        "server peak memory    {:.1} MiB (idle {:.1} MiB)",
-        peak_kib as f64 / 1024.0,
-        idle_kib as f64 / 1024.0
+        "events delivered      at least {events} per run, {} /s",
+        rate.show(0)
     );
+    println!("holes in id order     {holes}   gap events {gaps} (worst run)");
+    println!(
+        "delivery latency      {}  (datagram event, above the best in its session)",
+        latency.show_ms()
+    );
+    println!(
+        "server peak memory    {} MiB (idle {} MiB)",
+        peak.show(1),
+        idle.show(1)
+    );
+    let mut report = Report::new("load", smoke);
+    report.add(json!({
+        "sessions": sessions, "seconds": seconds, "datagrams_per_sec_per_session": per_session_rate,
+        "memory_per_idle_session_kib": per_idle.json(), "memory_per_100k_events_mib": per_100k.json(),
+        "events_per_run_min": events, "events_per_sec": rate.json(), "holes": holes, "gaps": gaps,
+        "latency": latency.json(), "peak_memory_mib": peak.json(), "idle_memory_mib": idle.json(),
+    }));
+    report.write();
 }

@@ -2,10 +2,14 @@
 //! and zoom one wheel event at a time. Run by `cargo xtask bench`. Prints figures;
 //! asserts nothing.
 
+use serde_json::json;
 use socklab_server::Config;
-use socklab_tests::bench::timeline_frames;
+use socklab_tests::bench::{Frames, Median, Report, Spread, Spreads, timeline_frames};
 use socklab_tests::browser::Browser;
 use socklab_tests::{TestServer, web_dir};
+
+/// Runs per size (each with a fresh server and browser).
+const RUNS: usize = 3;
 
 #[tokio::main]
 async fn main() {
@@ -15,49 +19,61 @@ async fn main() {
     } else {
         &[(10_000, 50_000), (100_000, 50_000)]
     };
-    println!("timeline frames (headless Chromium): draw time per frame and wheel-to-drawn latency");
+    let runs = if smoke { 1 } else { RUNS };
+    let mut report = Report::new("timeline_frames", smoke);
     println!(
-        "{:>10} {:>9} | {:>22} | {:>22} | {:>22} | {:>8} {:>8} {:>8}",
-        "datagrams",
-        "ingest s",
-        "zoomed in p50/p99/max",
-        "all in view p50/p99/max",
-        "input→drawn p50/p99/max",
-        "arrows",
-        "JS MiB",
-        "wasm MiB"
+        "timeline frames (headless Chromium), ms, median of {runs} run(s) (min..max): draw time per frame and wheel-to-drawn latency"
     );
     for &(datagrams, rate) in sizes {
-        // A log big enough to hold the whole session, so the page sees all of it.
-        let server = TestServer::with_config(Config {
-            web_dir: Some(web_dir()),
-            log_max_events: 2_000_000,
-            log_max_bytes: 1 << 30,
-            ..Config::default()
-        })
-        .await;
-        let browser = Browser::start().await;
-        let f = timeline_frames(&browser, &server.url(), datagrams, rate).await;
-        let ms = |s: &socklab_tests::bench::Spread| {
-            format!(
-                "{:.2}/{:.2}/{:.2}",
-                s.p50_us / 1e3,
-                s.p99_us / 1e3,
-                s.max_us / 1e3
-            )
-        };
-        println!(
-            "{:>10} {:>9.1} | {:>22} | {:>22} | {:>22} | {:>8} {:>8.1} {:>8.1}",
-            f.datagrams,
-            f.ingest_s,
-            ms(&f.zoomed_in),
-            ms(&f.whole),
-            ms(&f.input_to_drawn),
-            f.arrows_drawn,
-            f.js_heap_mib,
-            f.wasm_mib
+        let mut all = Vec::new();
+        for _ in 0..runs {
+            // A log big enough to hold the whole session, so the page sees all of it.
+            let server = TestServer::with_config(Config {
+                web_dir: Some(web_dir()),
+                log_max_events: 2_000_000,
+                log_max_bytes: 1 << 30,
+                ..Config::default()
+            })
+            .await;
+            let browser = Browser::start().await;
+            all.push(timeline_frames(&browser, &server.url(), datagrams, rate).await);
+            browser.close().await;
+            server.stop().await;
+        }
+        let spreads =
+            |f: fn(&Frames) -> Spread| Spreads::of(&all.iter().map(f).collect::<Vec<_>>());
+        let median = |f: fn(&Frames) -> f64| Median::of(all.iter().map(f));
+        let (zoomed, whole, input) = (
+            spreads(|f| f.zoomed_in),
+            spreads(|f| f.whole),
+            spreads(|f| f.input_to_drawn),
         );
-        browser.close().await;
-        server.stop().await;
+        let (ingest, heap, wasm, arrows) = (
+            median(|f| f.ingest_s),
+            median(|f| f.js_heap_mib),
+            median(|f| f.wasm_mib),
+            median(|f| f.arrows_drawn as f64),
+        );
+        println!("{datagrams} datagrams (generated at {rate}/s):");
+        println!("  page ingest            {} s", ingest.show(1));
+        println!("  draw, zoomed in        {}", zoomed.show_ms());
+        println!(
+            "  draw, all in view      {}  ({} arrows)",
+            whole.show_ms(),
+            arrows.show(0)
+        );
+        println!("  wheel → drawn          {}", input.show_ms());
+        println!(
+            "  JS heap {} MiB, wasm memory {} MiB",
+            heap.show(1),
+            wasm.show(1)
+        );
+        report.add(json!({
+            "datagrams": datagrams, "rate_per_sec": rate, "ingest_s": ingest.json(),
+            "draw_zoomed_in": zoomed.json(), "draw_all_in_view": whole.json(),
+            "wheel_to_drawn": input.json(), "arrows_drawn": arrows.json(),
+            "js_heap_mib": heap.json(), "wasm_mib": wasm.json(),
+        }));
     }
+    report.write();
 }

@@ -41,6 +41,20 @@ impl Spread {
     }
 }
 
+/// Waits until `due` the way a paced sender should on a machine it shares with what it
+/// measures: it sleeps through most of the wait (a spinning sender would take a whole
+/// core from the server) and spins only through the last stretch, since a sleep
+/// overshoots by up to the timer slack (50 µs).
+pub fn pace_until(due: Instant) {
+    let now = Instant::now();
+    if due > now + Duration::from_micros(80) {
+        std::thread::sleep(due - now - Duration::from_micros(70));
+    }
+    while Instant::now() < due {
+        std::hint::spin_loop();
+    }
+}
+
 /// How precisely a link honours its delay: datagrams are sent at `rate` per second for
 /// `duration` through a link with `delay_ms` of delay to a plain socket; each one's
 /// error is its arrival time minus (its send time + the delay). The figure includes two
@@ -80,10 +94,7 @@ pub async fn link_timing(rate: u32, duration: Duration, delay_ms: f64) -> (Sprea
         let interval = Duration::from_secs_f64(1.0 / rate as f64);
         let mut sent_at = Vec::with_capacity(count);
         for i in 0..count {
-            let due = started + interval * i as u32;
-            while Instant::now() < due {
-                std::hint::spin_loop();
-            }
+            pace_until(started + interval * i as u32);
             sent_at.push(Instant::now());
             socket.send_to(&(i as u64).to_le_bytes(), to).expect("send");
         }
