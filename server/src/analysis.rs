@@ -172,7 +172,10 @@ fn feed(
             );
             return;
         }
-        Record::LinkUpdated { .. } | Record::LinkStats { .. } | Record::Event(..) => return,
+        Record::LinkUpdated { .. }
+        | Record::LinkStats { .. }
+        | Record::KernelDrops { .. }
+        | Record::Event(..) => return,
     };
     analyzer.feed(input, out);
 }

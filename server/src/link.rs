@@ -67,7 +67,9 @@ impl LinkHandle {
         log: Arc<EventLog>,
         parent: &CancellationToken,
     ) -> Result<Self, CommandError> {
-        let listen_socket = udp::open(listen).map_err(|e| CommandError::from_bind(&e, listen))?;
+        let listen_socket = udp::open(listen, None)
+            .map(|(s, _)| s)
+            .map_err(|e| CommandError::from_bind(&e, listen))?;
         let listen = listen_socket
             .local_addr()
             .map_err(|e| CommandError::from_bind(&e, listen))?;
@@ -76,8 +78,9 @@ impl LinkHandle {
         } else {
             (std::net::Ipv6Addr::LOCALHOST, 0).into()
         };
-        let upstream_socket =
-            udp::open(upstream_addr).map_err(|e| CommandError::from_bind(&e, upstream_addr))?;
+        let upstream_socket = udp::open(upstream_addr, None)
+            .map(|(s, _)| s)
+            .map_err(|e| CommandError::from_bind(&e, upstream_addr))?;
         let upstream = upstream_socket
             .local_addr()
             .map_err(|e| CommandError::from_bind(&e, upstream_addr))?;

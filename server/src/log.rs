@@ -54,6 +54,8 @@ pub enum Record {
         proto: Proto,
         /// Its actual local address.
         local: SocketAddr,
+        /// The receive buffer the kernel granted, bytes.
+        recv_buffer_bytes: Option<u64>,
         /// The `req` of the command that bound it.
         req: Option<Tagged>,
     },
@@ -66,6 +68,15 @@ pub enum Record {
     },
     /// A datagram was sent or received.
     Datagram(DatagramRecord),
+    /// The kernel dropped datagrams at a socket (its receive buffer was full).
+    KernelDrops {
+        /// The socket.
+        socket: SocketId,
+        /// Dropped since the previous record of this socket.
+        dropped: u64,
+        /// Dropped since the socket was bound.
+        total: u64,
+    },
     /// A link was created.
     LinkCreated {
         /// The link.
@@ -139,6 +150,7 @@ impl Record {
             Record::LinkPacket(_, payload) => payload.len(),
             Record::Bound { .. }
             | Record::Closed { .. }
+            | Record::KernelDrops { .. }
             | Record::LinkCreated { .. }
             | Record::LinkUpdated { .. }
             | Record::LinkDeleted { .. }

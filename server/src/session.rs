@@ -15,8 +15,8 @@ use socklab_protocol::link::{LinkId, LinkSettings};
 use socklab_protocol::payload::encode_base64;
 use socklab_protocol::{
     AnalysisConfig, Bound, Closed, Command, Datagram, ErrorCode, ErrorEvent, Event, EventId, Gap,
-    GeneratorDone, GeneratorStarted, Hello, LinkCreated, LinkDeleted, LinkStats, LinkUpdated,
-    Proto, Request, SocketId, decode_request, limits,
+    GeneratorDone, GeneratorStarted, Hello, KernelDrops, LinkCreated, LinkDeleted, LinkStats,
+    LinkUpdated, Proto, Request, SocketId, decode_request, limits,
 };
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -118,6 +118,7 @@ impl Session {
                 addr,
                 broadcast,
                 multicast,
+                recv_buffer_bytes,
             } => self.bind(
                 proto,
                 &addr,
@@ -125,6 +126,7 @@ impl Session {
                     broadcast,
                     multicast,
                 },
+                recv_buffer_bytes,
                 req,
             ),
             Command::Close { socket } => self.close(socket, req).await,
@@ -422,9 +424,18 @@ impl Session {
         proto: Proto,
         addr: &str,
         scope: SocketScope,
+        recv_buffer: Option<u64>,
         req: Option<Tagged>,
     ) -> Result<(), CommandError> {
         let addr = parse_addr(addr)?;
+        if let Some(bytes) = recv_buffer
+            && !(1..=limits::MAX_RECV_BUFFER_BYTES).contains(&bytes)
+        {
+            return Err(CommandError::bad_request(format!(
+                "recv_buffer_bytes is {bytes}; give 1 to {} bytes (the kernel rounds it to what it allows)",
+                limits::MAX_RECV_BUFFER_BYTES
+            )));
+        }
         self.policy.check_bind(addr)?;
         if self.sockets.len() >= self.config.max_sockets_per_session {
             return Err(CommandError::new(
@@ -441,6 +452,7 @@ impl Session {
                 id.clone(),
                 addr,
                 scope,
+                recv_buffer,
                 self.log.clone(),
                 self.budget.clone(),
                 &self.cancel,
@@ -454,6 +466,7 @@ impl Session {
                 socket: id.clone(),
                 proto,
                 local: handle.local,
+                recv_buffer_bytes: handle.recv_buffer_bytes,
                 req,
             },
         );
@@ -558,14 +571,27 @@ fn to_event(entry: &crate::log::Entry, viewer: u64) -> Event {
             socket,
             proto,
             local,
+            recv_buffer_bytes,
             req,
         } => Event::Bound(Bound {
             id,
             socket: socket.clone(),
             proto: *proto,
             local: *local,
+            recv_buffer_bytes: *recv_buffer_bytes,
             t_ns,
             req: Tagged::for_viewer(*req, viewer),
+        }),
+        Record::KernelDrops {
+            socket,
+            dropped,
+            total,
+        } => Event::KernelDrops(KernelDrops {
+            id,
+            socket: socket.clone(),
+            dropped: *dropped,
+            total: *total,
+            t_ns,
         }),
         Record::Closed { socket, req } => Event::Closed(Closed {
             id,

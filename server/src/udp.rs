@@ -6,9 +6,12 @@ use std::io::{self, IoSliceMut};
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd as _;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Instant;
 
-use nix::sys::socket::{MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg};
+use nix::sys::socket::{
+    ControlMessageOwned, MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg, setsockopt, sockopt,
+};
 use socket2::{Domain, Protocol, Socket, Type};
 use socklab_protocol::{Direction, ErrorEvent, SocketId};
 use tokio::io::Interest;
@@ -63,23 +66,28 @@ pub struct UdpHandle {
     pub local: SocketAddr,
     /// What it may send to beyond unicast.
     pub scope: SocketScope,
+    /// The receive buffer the kernel granted, bytes (None where it cannot be read).
+    pub recv_buffer_bytes: Option<u64>,
     sends: mpsc::Sender<SendRequest>,
     cancel: CancellationToken,
     task: JoinHandle<()>,
 }
 
 impl UdpHandle {
-    /// Opens a UDP socket bound to `addr` and starts its task, which logs into `log`.
-    /// The caller has already checked `addr` against the policy.
+    /// Opens a UDP socket bound to `addr` with a receive buffer of `recv_buffer` bytes
+    /// (None: [`RECV_BUFFER_BYTES`]) and starts its task, which logs into `log`. The
+    /// caller has already checked `addr` against the policy.
     pub fn bind(
         id: SocketId,
         addr: SocketAddr,
         scope: SocketScope,
+        recv_buffer: Option<u64>,
         log: Arc<EventLog>,
         budget: Arc<SendBudget>,
         parent: &CancellationToken,
     ) -> Result<Self, CommandError> {
-        let socket = open(addr).map_err(|e| CommandError::from_bind(&e, addr))?;
+        let (socket, recv_buffer_bytes) =
+            open(addr, recv_buffer).map_err(|e| CommandError::from_bind(&e, addr))?;
         if scope.broadcast {
             socket
                 .set_broadcast(true)
@@ -98,6 +106,8 @@ impl UdpHandle {
                 socket,
                 log,
                 budget,
+                drop_counter: AtomicU32::new(0),
+                drops_total: AtomicU64::new(0),
             }
             .run(queue, cancel.clone())
             .instrument(span),
@@ -106,6 +116,7 @@ impl UdpHandle {
             id,
             local,
             scope,
+            recv_buffer_bytes,
             sends,
             cancel,
             task,
@@ -144,18 +155,32 @@ impl UdpHandle {
     }
 }
 
-/// Opens the OS socket: nonblocking, a large receive buffer, IPv6 sockets IPv6 only.
-pub(crate) fn open(addr: SocketAddr) -> io::Result<UdpSocket> {
+/// Opens the OS socket: nonblocking, a receive buffer of `recv_buffer` bytes (None: a
+/// large one), IPv6 sockets IPv6 only, the kernel's drop counter on. Returns it with
+/// the receive buffer the kernel granted.
+pub(crate) fn open(
+    addr: SocketAddr,
+    recv_buffer: Option<u64>,
+) -> io::Result<(UdpSocket, Option<u64>)> {
     let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
     if addr.is_ipv6() {
         socket.set_only_v6(true)?;
     }
-    if let Err(e) = socket.set_recv_buffer_size(RECV_BUFFER_BYTES) {
-        tracing::warn!(error = %e, "cannot enlarge the receive buffer");
+    let asked = recv_buffer.map_or(RECV_BUFFER_BYTES, |b| {
+        usize::try_from(b).unwrap_or(usize::MAX)
+    });
+    if let Err(e) = socket.set_recv_buffer_size(asked) {
+        tracing::warn!(error = %e, "cannot set the receive buffer");
+    }
+    // The kernel then tells, with each datagram received, how many it has dropped at
+    // this socket so far (SO_RXQ_OVFL).
+    if let Err(e) = setsockopt(&socket, sockopt::RxqOvfl, &1) {
+        tracing::warn!(error = %e, "cannot count kernel drops");
     }
     socket.set_nonblocking(true)?;
     socket.bind(&addr.into())?;
-    UdpSocket::from_std(socket.into())
+    let granted = socket.recv_buffer_size().ok().map(|b| b as u64);
+    Ok((UdpSocket::from_std(socket.into())?, granted))
 }
 
 struct SocketTask {
@@ -164,6 +189,10 @@ struct SocketTask {
     socket: UdpSocket,
     log: Arc<EventLog>,
     budget: Arc<SendBudget>,
+    /// The kernel's drop counter as last seen (it wraps at 2^32).
+    drop_counter: AtomicU32,
+    /// Datagrams the kernel dropped at this socket so far.
+    drops_total: AtomicU64,
 }
 
 impl SocketTask {
@@ -254,8 +283,9 @@ impl SocketTask {
     /// together.
     fn drain(&self, received: &mut Vec<(Instant, Record)>) {
         for _ in 0..RECV_CALLS {
+            let mut counter = None;
             let got = self.socket.try_io(Interest::READABLE, || {
-                recv_batch(&self.socket, self.local.is_ipv6(), |peer, bytes| {
+                recv_batch(&self.socket, &mut counter, |peer, bytes| {
                     received.push((
                         Instant::now(),
                         Record::Datagram(DatagramRecord {
@@ -269,6 +299,9 @@ impl SocketTask {
                     ));
                 })
             });
+            if let Some(counter) = counter {
+                self.note_drops(counter, received);
+            }
             match got {
                 Ok(n) if n == RECV_BATCH => continue,
                 Ok(_) => break,
@@ -287,39 +320,47 @@ impl SocketTask {
     }
 }
 
-/// What one thread needs to receive a batch: the message headers and one buffer per
-/// datagram, each big enough for the largest. Kept per thread and per address family
-/// (the kernel shortens a header's address length to the family's), since a batch is
-/// received and copied out without ever waiting.
-struct Scratch {
-    headers: MultiHeaders<SockaddrStorage>,
-    buffers: Vec<u8>,
-}
-
-impl Scratch {
-    fn new() -> RefCell<Scratch> {
-        RefCell::new(Scratch {
-            headers: MultiHeaders::preallocate(RECV_BATCH, None),
-            // Pages are only touched where datagrams land.
-            buffers: vec![0; RECV_BATCH * RECV_DATAGRAM_MAX],
-        })
+impl SocketTask {
+    /// Logs a `kernel_drops` record when the kernel's drop counter moved.
+    fn note_drops(&self, counter: u32, received: &mut Vec<(Instant, Record)>) {
+        // Only this task touches the counters; atomics keep the task's future `Send`.
+        let last = self.drop_counter.swap(counter, Ordering::Relaxed);
+        let dropped = u64::from(counter.wrapping_sub(last));
+        let total = self.drops_total.fetch_add(dropped, Ordering::Relaxed);
+        if dropped > 0 {
+            tracing::debug!(dropped, "the kernel dropped datagrams: receive buffer full");
+            received.push((
+                Instant::now(),
+                Record::KernelDrops {
+                    socket: SocketId::new(&*self.id),
+                    dropped,
+                    total: total + dropped,
+                },
+            ));
+        }
     }
 }
 
 thread_local! {
-    static SCRATCH_V4: RefCell<Scratch> = Scratch::new();
-    static SCRATCH_V6: RefCell<Scratch> = Scratch::new();
+    /// One buffer per datagram of a batch, each big enough for the largest, kept per
+    /// thread: a batch is received and copied out without ever waiting. Pages are only
+    /// touched where datagrams land.
+    static BUFFERS: RefCell<Vec<u8>> = RefCell::new(vec![0; RECV_BATCH * RECV_DATAGRAM_MAX]);
 }
 
 /// Receives up to [`RECV_BATCH`] datagrams with one `recvmmsg` call and hands each to
-/// `each`; returns how many. Never waits: `WouldBlock` when none is ready.
+/// `each`; returns how many, and sets `drops` to the kernel's drop counter as the last
+/// of them carried it. Never waits: `WouldBlock` when none is ready.
 fn recv_batch(
     socket: &UdpSocket,
-    ipv6: bool,
+    drops: &mut Option<u32>,
     mut each: impl FnMut(SocketAddr, &[u8]),
 ) -> io::Result<usize> {
-    let scratch = if ipv6 { &SCRATCH_V6 } else { &SCRATCH_V4 };
-    scratch.with_borrow_mut(|Scratch { headers, buffers }| {
+    // Fresh headers for every call: the kernel shortens each header's address and
+    // control lengths to what it filled in, and nix does not restore them.
+    let mut headers =
+        MultiHeaders::<SockaddrStorage>::preallocate(RECV_BATCH, Some(nix::cmsg_space!(u32)));
+    BUFFERS.with_borrow_mut(|buffers| {
         let got: Vec<(Option<SocketAddr>, usize)> = {
             let mut slots: Vec<[IoSliceMut<'_>; 1]> = buffers
                 .chunks_mut(RECV_DATAGRAM_MAX)
@@ -327,13 +368,22 @@ fn recv_batch(
                 .collect();
             recvmmsg(
                 socket.as_raw_fd(),
-                headers,
+                &mut headers,
                 slots.iter_mut(),
                 MsgFlags::MSG_DONTWAIT,
                 None,
             )
             .map_err(io::Error::from)?
-            .map(|m| (m.address.and_then(|a| to_socket_addr(&a)), m.bytes))
+            .map(|m| {
+                if let Ok(cmsgs) = m.cmsgs() {
+                    for cmsg in cmsgs {
+                        if let ControlMessageOwned::RxqOvfl(n) = cmsg {
+                            *drops = Some(n);
+                        }
+                    }
+                }
+                (m.address.and_then(|a| to_socket_addr(&a)), m.bytes)
+            })
             .collect()
         };
         for (i, (peer, len)) in got.iter().enumerate() {

@@ -178,6 +178,7 @@ struct Counted<'a> {
     id: Option<u64>,
     payload_b64: Option<&'a str>,
     count: Option<u64>,
+    total: Option<u64>,
     #[serde(borrow, default)]
     events: Vec<Counted<'a>>,
 }
@@ -189,6 +190,10 @@ struct Bridge {
     lost_to_viewer: u64,
     /// UDP send to WebSocket event, per datagram.
     latency: Spread,
+    /// Datagram events per WebSocket frame, on average.
+    per_frame: f64,
+    /// Kernel drops as socklab itself reported them (`kernel_drops` events).
+    reported_drops: u64,
 }
 
 /// Through socklab: a lab socket receives the burst, a WebSocket viewer counts the
@@ -199,6 +204,8 @@ async fn socklab(addr: SocketAddr, count: usize, size: usize, rate: u64) -> Brid
         .expect("a session");
     let lab = client.bind("127.0.0.1:0").await;
     let to = lab.local;
+    let frames_before = client.frames;
+    let mut reported_drops = 0;
     let sender = tokio::task::spawn_blocking(move || blast(to, count, size, rate));
     let mut arrived = vec![None; count];
     let (mut got, mut last_id, mut lost_to_viewer, mut last) =
@@ -227,6 +234,7 @@ async fn socklab(addr: SocketAddr, count: usize, size: usize, rate: u64) -> Brid
             }
             match (event.kind, event.payload_b64) {
                 ("gap", _) => lost_to_viewer += event.count.unwrap_or(0),
+                ("kernel_drops", _) => reported_drops = event.total.unwrap_or(reported_drops),
                 ("datagram", Some(b64)) if b64.len() >= 12 => {
                     // The index is in the first 8 bytes: the first 12 characters.
                     let bytes = decode_base64(&b64[..12]).unwrap_or_default();
@@ -253,6 +261,8 @@ async fn socklab(addr: SocketAddr, count: usize, size: usize, rate: u64) -> Brid
         delivery: Delivery::new(count, got, &sent, last, drops),
         lost_to_viewer,
         latency: Spread::of(&mut latencies),
+        per_frame: got as f64 / (client.frames - frames_before).max(1) as f64,
+        reported_drops,
     }
 }
 
@@ -457,17 +467,21 @@ async fn main() {
             let deliveries: Vec<Delivery> = lab.iter().map(|b| b.delivery).collect();
             let (rate, lost, drops) = summarise(&deliveries);
             let to_viewer = lab.iter().map(|b| b.lost_to_viewer).max().unwrap_or(0);
+            let per_frame = Median::of(lab.iter().map(|b| b.per_frame));
+            let reported = lab.iter().map(|b| b.reported_drops).max().unwrap_or(0);
             println!(
-                "{:<36} {:>28} {:>10} {:>8} {:>8}",
+                "{:<36} {:>28} {:>10} {:>8} {:>8}   {:.0} events/frame; socklab reported {reported} kernel drops",
                 format!("socklab bridge, {size} B"),
                 rate.show(0),
                 lost,
                 drops_text(drops),
-                to_viewer
+                to_viewer,
+                per_frame.median
             );
             report.add(json!({
                 "case": "socklab bridge", "size": size, "per_sec": rate.json(),
                 "lost": lost, "kernel_drops": drops, "lost_to_viewer": to_viewer,
+                "events_per_frame": per_frame.json(), "kernel_drops_reported": reported,
             }));
             lab_rate = rate.median;
         }

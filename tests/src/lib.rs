@@ -303,6 +303,7 @@ impl Client {
                 addr: addr.into(),
                 broadcast: false,
                 multicast: false,
+                recv_buffer_bytes: None,
             })
             .await;
         match self.reply(req).await {

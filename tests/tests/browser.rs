@@ -371,3 +371,64 @@ async fn timeline(url: &str, browser: &Browser) {
     let shot = browser.screenshot("e2e-timeline-lost-only.png").await;
     eprintln!("screenshot: {}", shot.display());
 }
+
+#[tokio::test]
+async fn a_small_receive_buffer_shows_what_the_kernel_dropped() {
+    with_browser(|url, browser| async move { kernel_drops(&url, browser).await }).await;
+}
+
+async fn kernel_drops(url: &str, browser: &Browser) {
+    const BURST: usize = 2_000;
+    browser.client().goto(url).await.expect("the page loads");
+    browser
+        .wait_text("#conn-status", |t| t == "connected")
+        .await;
+    // A wrong size is explained next to the form, and nothing is bound.
+    browser.fill("#bind-rcvbuf", "lots").await;
+    browser.click("#bind-button").await;
+    browser
+        .wait_text("#bind-error", |t| t.contains("is not a buffer size"))
+        .await;
+    // The smallest buffer: the kernel grants its minimum, and the row says how much.
+    browser.fill("#bind-rcvbuf", "1").await;
+    browser.click("#bind-button").await;
+    let rows = browser.wait_count(".socket-row", 1).await;
+    let addr: std::net::SocketAddr = rows[0]
+        .find(fantoccini::Locator::Css("code.addr"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+        .parse()
+        .unwrap();
+    browser
+        .wait_text(".socket-row .rcvbuf", |t| {
+            t.starts_with("buffer ") && t.ends_with("KiB")
+        })
+        .await;
+    // A burst from a plain socket while this test's runtime (which also runs the
+    // server) is busy sending: the buffer overflows; then one more datagram carries
+    // the kernel's count.
+    let plain = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    for i in 0..BURST {
+        plain.send_to(&(i as u64).to_le_bytes(), addr).unwrap();
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    plain.send_to(b"last", addr).unwrap();
+    let shown = browser
+        .wait_text(".socket-row .kernel-drops", |t| {
+            t.starts_with("kernel dropped ")
+        })
+        .await;
+    let dropped: usize = shown
+        .trim_start_matches("kernel dropped ")
+        .parse()
+        .expect("a count");
+    assert!(
+        dropped > BURST / 2 && dropped <= BURST,
+        "most of the burst was dropped: {shown}"
+    );
+    let shot = browser.screenshot("e2e-kernel-drops.png").await;
+    eprintln!("screenshot: {}", shot.display());
+}

@@ -15,6 +15,7 @@ fn bind(addr: &str) -> Command {
         addr: addr.into(),
         broadcast: false,
         multicast: false,
+        recv_buffer_bytes: None,
     }
 }
 
@@ -32,6 +33,32 @@ async fn still_works(client: &mut Client, from: &socklab_protocol::Bound) {
         .send_datagram(&from.socket, from.local, text("still here"))
         .await;
     client.received_on(&from.socket).await;
+}
+
+#[tokio::test]
+async fn receive_buffer_sizes_out_of_range_are_refused() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    for bytes in [0, socklab_protocol::limits::MAX_RECV_BUFFER_BYTES + 1] {
+        let req = client
+            .send(Command::Bind {
+                proto: Proto::Udp,
+                addr: "127.0.0.1:0".into(),
+                broadcast: false,
+                multicast: false,
+                recv_buffer_bytes: Some(bytes),
+            })
+            .await;
+        let error = expect_error(client.reply(req).await, ErrorCode::BadRequest);
+        assert!(
+            error.message.contains("recv_buffer_bytes"),
+            "{}",
+            error.message
+        );
+    }
+    // The session carries on.
+    client.bind("127.0.0.1:0").await;
+    server.stop().await;
 }
 
 #[tokio::test]
@@ -496,6 +523,7 @@ async fn allow_net_widens_the_policy_in_a_namespace() {
             addr: "10.99.0.1:0".into(),
             broadcast: true,
             multicast: false,
+            recv_buffer_bytes: None,
         })
         .await;
     let Event::Bound(caster) = client.reply(req).await else {

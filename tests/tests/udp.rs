@@ -207,3 +207,66 @@ async fn shutdown_closes_every_session() {
     // After stop() returns, every socket is closed.
     UdpSocket::bind(local).expect("the server closed its sockets on shutdown");
 }
+
+#[tokio::test]
+async fn a_full_receive_buffer_is_reported_as_kernel_drops() {
+    const BURST: usize = 2_000;
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let req = client
+        .send(Command::Bind {
+            proto: socklab_protocol::Proto::Udp,
+            addr: "127.0.0.1:0".into(),
+            broadcast: false,
+            multicast: false,
+            recv_buffer_bytes: Some(1),
+        })
+        .await;
+    let Event::Bound(lab) = client.reply(req).await else {
+        panic!("bound")
+    };
+    // The kernel raises a tiny request to its minimum and says what it granted.
+    let granted = lab
+        .recv_buffer_bytes
+        .expect("the granted buffer is reported");
+    assert!(
+        (1..65_536).contains(&granted),
+        "a tiny request gets a tiny buffer: {granted}"
+    );
+    // This test's runtime also runs the server: while this loop runs, nothing reads
+    // the lab socket, so its buffer fills and the kernel drops the rest.
+    let plain = UdpSocket::bind("127.0.0.1:0").unwrap();
+    for i in 0..BURST {
+        plain.send_to(&(i as u64).to_le_bytes(), lab.local).unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    plain.send_to(b"last", lab.local).unwrap();
+    // The kernel's count travels with the next datagram received after the drops:
+    // "last" (or one of the burst), and its report follows that datagram's event.
+    let (mut received, mut total, mut reports, mut last_seen) = (0u64, 0u64, 0, false);
+    while !(last_seen && received + total == BURST as u64 + 1) {
+        match client.next().await {
+            Event::Datagram(d) if d.socket == lab.socket && d.dir == Direction::In => {
+                received += 1;
+                last_seen |= decode_base64(&d.payload_b64).unwrap() == b"last";
+            }
+            Event::KernelDrops(k) => {
+                assert_eq!(k.socket, lab.socket);
+                assert_eq!(k.total, total + k.dropped, "totals add up");
+                total = k.total;
+                reports += 1;
+            }
+            _ => {}
+        }
+    }
+    assert!(
+        reports >= 1 && total > 0,
+        "the drops were reported: {received} received, {reports} reports"
+    );
+    assert_eq!(
+        received + total,
+        BURST as u64 + 1,
+        "every datagram was either received or counted as dropped by the kernel"
+    );
+    server.stop().await;
+}

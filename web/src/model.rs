@@ -62,6 +62,10 @@ pub struct SocketInfo {
     pub id: SocketId,
     /// Its real local address.
     pub local: SocketAddr,
+    /// The receive buffer the kernel granted, bytes.
+    pub recv_buffer_bytes: Option<u64>,
+    /// Datagrams the kernel dropped at it (receive buffer full), so far.
+    pub kernel_drops: u64,
 }
 
 /// A link and its latest counters.
@@ -447,6 +451,8 @@ impl State {
                 sockets.push(SocketInfo {
                     id: bound.socket,
                     local: bound.local,
+                    recv_buffer_bytes: bound.recv_buffer_bytes,
+                    kernel_drops: 0,
                 });
             }
             Event::Closed(closed) => {
@@ -532,6 +538,14 @@ impl State {
                 "{} events (ids {} to {}) were dropped by the server's log before this page received them",
                 gap.count, gap.from.0, gap.to.0
             )),
+            Event::KernelDrops(drops) => {
+                if let Some(socket) = Rc::make_mut(&mut self.sockets)
+                    .iter_mut()
+                    .find(|s| s.id == drops.socket)
+                {
+                    socket.kernel_drops = drops.total;
+                }
+            }
             Event::Fate(_) => {}
             Event::FlowStats(stats) => self.flows = Rc::new(stats.flows),
             Event::GeneratorStarted(started) => {
@@ -602,6 +616,7 @@ mod tests {
             socket: SocketId::new(socket),
             proto: Proto::Udp,
             local: SocketAddr::from(([127, 0, 0, 1], port)),
+            recv_buffer_bytes: Some(425_984),
             t_ns: 0,
             req,
         })
@@ -662,6 +677,25 @@ mod tests {
         }))));
         let ids: Vec<&str> = state.sockets.iter().map(|s| s.id.as_str()).collect();
         assert_eq!(ids, ["s2"]);
+    }
+
+    #[test]
+    fn kernel_drops_are_counted_on_their_socket() {
+        let mut state = State::default();
+        state.apply(Action::Received(Box::new(bound(1, "s1", 4000, None))));
+        assert_eq!(state.sockets[0].recv_buffer_bytes, Some(425_984));
+        for (id, dropped, total) in [(2, 12, 12), (3, 5, 17)] {
+            state.apply(Action::Received(Box::new(Event::KernelDrops(
+                socklab_protocol::KernelDrops {
+                    id: EventId(id),
+                    socket: SocketId::new("s1"),
+                    dropped,
+                    total,
+                    t_ns: 0,
+                },
+            ))));
+        }
+        assert_eq!(state.sockets[0].kernel_drops, 17);
     }
 
     #[test]

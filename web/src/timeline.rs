@@ -596,6 +596,7 @@ mod tests {
             socket: SocketId::new(socket),
             proto: Proto::Udp,
             local: addr(local),
+            recv_buffer_bytes: None,
             t_ns: 0,
             req: None,
         })

@@ -34,6 +34,13 @@ pub enum Command {
         /// too (`--allow-net`).
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         multicast: bool,
+        /// The receive buffer to ask the kernel for (SO_RCVBUF), bytes; absent: the
+        /// server's default (4 MiB). The kernel caps it at `net.core.rmem_max` and
+        /// doubles it for its own bookkeeping; `bound` reports what it granted. A small
+        /// one shows what a full buffer does: the kernel drops what does not fit
+        /// (`kernel_drops`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        recv_buffer_bytes: Option<u64>,
     },
     /// Close a socket of the session. Success: a `closed` event.
     Close {
@@ -173,6 +180,7 @@ mod tests {
             addr: "127.0.0.1:0".into(),
             broadcast: false,
             multicast: false,
+            recv_buffer_bytes: None,
         }
     }
 

@@ -60,6 +60,8 @@ pub enum Event {
     Closed(Closed),
     /// A datagram was sent or received.
     Datagram(Datagram),
+    /// The kernel dropped datagrams at a lab socket whose receive buffer was full.
+    KernelDrops(KernelDrops),
     /// A link was created.
     LinkCreated(LinkCreated),
     /// A link's settings changed.
@@ -114,11 +116,33 @@ pub struct Bound {
     pub proto: Proto,
     /// The address it is bound to, with the port the OS chose when port 0 was asked for.
     pub local: SocketAddr,
+    /// The receive buffer the kernel granted (SO_RCVBUF as read back), bytes; absent
+    /// where unknown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recv_buffer_bytes: Option<u64>,
     /// Nanoseconds since the session began.
     pub t_ns: u64,
     /// The `req` of the `bind` that caused it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub req: Option<i64>,
+}
+
+/// The kernel dropped datagrams addressed to a lab socket because its receive buffer was
+/// full: real loss on real traffic, before socklab could read them. The kernel's count
+/// travels with the next datagram the socket receives, so this event follows that
+/// datagram's `datagram` event.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct KernelDrops {
+    /// The event's id in the session.
+    pub id: EventId,
+    /// The socket.
+    pub socket: SocketId,
+    /// Datagrams dropped since the previous `kernel_drops` of this socket.
+    pub dropped: u64,
+    /// Datagrams dropped since the socket was bound.
+    pub total: u64,
+    /// Nanoseconds since the session began.
+    pub t_ns: u64,
 }
 
 /// A socket was closed: the reply to `close`, or the end of the socket for another reason.
@@ -451,6 +475,7 @@ impl Event {
             Event::Hello(_)
             | Event::Gap(_)
             | Event::LinkPacket(_)
+            | Event::KernelDrops(_)
             | Event::LinkStats(_)
             | Event::Fate(_)
             | Event::FlowStats(_)
@@ -464,6 +489,7 @@ impl Event {
             Event::Bound(e) => Some(e.id),
             Event::Closed(e) => Some(e.id),
             Event::Datagram(e) => Some(e.id),
+            Event::KernelDrops(e) => Some(e.id),
             Event::LinkCreated(e) => Some(e.id),
             Event::LinkUpdated(e) => Some(e.id),
             Event::LinkDeleted(e) => Some(e.id),
@@ -515,10 +541,21 @@ mod tests {
                     socket: SocketId::new("s1"),
                     proto: Proto::Udp,
                     local: "[::1]:5000".parse().unwrap(),
+                    recv_buffer_bytes: Some(8_388_608),
                     t_ns: 10,
                     req: Some(1),
                 }),
-                r#"{"type":"bound","id":1,"socket":"s1","proto":"udp","local":"[::1]:5000","t_ns":10,"req":1}"#,
+                r#"{"type":"bound","id":1,"socket":"s1","proto":"udp","local":"[::1]:5000","recv_buffer_bytes":8388608,"t_ns":10,"req":1}"#,
+            ),
+            (
+                Event::KernelDrops(KernelDrops {
+                    id: EventId(9),
+                    socket: SocketId::new("s1"),
+                    dropped: 12,
+                    total: 57,
+                    t_ns: 90,
+                }),
+                r#"{"type":"kernel_drops","id":9,"socket":"s1","dropped":12,"total":57,"t_ns":90}"#,
             ),
             (
                 Event::Closed(Closed {

@@ -16,3 +16,7 @@ pub fn max_udp_payload(ipv6: bool) -> usize {
         MAX_UDP_PAYLOAD_V4
     }
 }
+
+/// The largest receive buffer a `bind` may ask for, bytes (the kernel caps what it
+/// grants at `net.core.rmem_max` anyway; beyond this the socket option would overflow).
+pub const MAX_RECV_BUFFER_BYTES: u64 = 1 << 30;
