@@ -197,9 +197,9 @@ fn parse_bytes(text: &str) -> Result<Option<u64>, String> {
 fn show_bytes(b: u64) -> String {
     const KIB: u64 = 1024;
     const MIB: u64 = 1024 * 1024;
-    if b >= MIB && b % MIB == 0 {
+    if b >= MIB && b.is_multiple_of(MIB) {
         format!("{} MiB", b / MIB)
-    } else if b >= 100 * KIB || (b >= KIB && b % KIB == 0) {
+    } else if b >= 100 * KIB || (b >= KIB && b.is_multiple_of(KIB)) {
         format!("{} KiB", b / KIB)
     } else if b >= KIB {
         format!("{:.1} KiB", b as f64 / KIB as f64)
