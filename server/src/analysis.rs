@@ -172,10 +172,16 @@ fn feed(
             );
             return;
         }
-        Record::LinkUpdated { .. }
-        | Record::LinkStats { .. }
-        | Record::KernelDrops { .. }
-        | Record::Event(..) => return,
+        Record::KernelDrops {
+            socket, dropped, ..
+        } => match sockets.get(socket) {
+            Some(addr) => Input::KernelDrops {
+                addr: *addr,
+                dropped: *dropped,
+            },
+            None => return,
+        },
+        Record::LinkUpdated { .. } | Record::LinkStats { .. } | Record::Event(..) => return,
     };
     analyzer.feed(input, out);
 }
@@ -252,6 +258,7 @@ fn fate(outcome: Outcome) -> Fate {
             fate.cause = Some(flow::LossCause::Link);
             fate.reason = Some(reason);
         }
+        Some(LossCause::Kernel) => fate.cause = Some(flow::LossCause::Kernel),
         Some(LossCause::Timeout) => fate.cause = Some(flow::LossCause::Timeout),
         None => {}
     }

@@ -339,3 +339,69 @@ async fn the_generator_refuses_what_it_cannot_do_and_stops_on_request() {
     );
     server.stop().await;
 }
+
+#[tokio::test]
+async fn datagrams_the_kernel_dropped_are_lost_because_of_the_kernel() {
+    const COUNT: u64 = 5_000;
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let a = client.bind("127.0.0.1:0").await;
+    let req = client
+        .send(Command::Bind {
+            proto: socklab_protocol::Proto::Udp,
+            addr: "127.0.0.1:0".into(),
+            broadcast: false,
+            multicast: false,
+            recv_buffer_bytes: Some(1),
+        })
+        .await;
+    let Event::Bound(b) = client.reply(req).await else {
+        panic!("bound")
+    };
+    let req = client.send(Command::SetLossTimeout { ms: 100 }).await;
+    client.reply(req).await;
+    // At the generator's highest rate, into a buffer of a couple of datagrams: the
+    // sending socket's task sends a whole run of datagrams before the receiving one
+    // gets a turn, so the kernel drops most of them.
+    client
+        .send(generate(&a.socket, b.local, COUNT, 100_000.0))
+        .await;
+    let (mut fates, mut decisions, mut reported) = (Vec::new(), Vec::new(), 0);
+    let flows = loop {
+        match client.next().await {
+            Event::KernelDrops(k) => reported = k.total,
+            Event::Fate(f) => fates.push(f),
+            Event::LinkPacket(p) => decisions.push(p),
+            Event::FlowStats(s) => {
+                if s.flows
+                    .iter()
+                    .any(|f| f.method == FlowMethod::Matched && f.sent == COUNT && f.in_flight == 0)
+                {
+                    break s.flows;
+                }
+            }
+            _ => {}
+        }
+    };
+    let flow = flows
+        .iter()
+        .find(|f| f.method == FlowMethod::Matched)
+        .unwrap();
+    let lost: Vec<_> = fates.iter().filter(|f| f.fate == FateKind::Lost).collect();
+    let by_kernel = lost
+        .iter()
+        .filter(|f| f.cause == Some(LossCause::Kernel))
+        .count() as u64;
+    let by_timeout = lost
+        .iter()
+        .filter(|f| f.cause == Some(LossCause::Timeout))
+        .count() as u64;
+    assert_eq!(lost.len() as u64, flow.lost, "one fate per lost datagram");
+    assert!(by_kernel > 0, "the kernel's drops explain losses: {flow:?}");
+    assert!(
+        by_kernel <= reported,
+        "no more losses blamed on the kernel ({by_kernel}) than it reported ({reported})"
+    );
+    assert_eq!(by_kernel + by_timeout, flow.lost, "every loss has a cause");
+    server.stop().await;
+}

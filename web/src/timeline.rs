@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
-use socklab_protocol::flow::{Fate, FateKind};
+use socklab_protocol::flow::{Fate, FateKind, LossCause};
 use socklab_protocol::link::DropReason;
 use socklab_protocol::{Direction, Event};
 
@@ -46,8 +46,8 @@ pub enum Mark {
     Late,
     /// An extra copy.
     Duplicate,
-    /// Lost (with the link's reason, if a link dropped it).
-    Lost(Option<DropReason>),
+    /// Lost, and why.
+    Lost(LossWhy),
     /// A request to an echo-like peer (its reply is a separate arrow).
     Request,
     /// A reply from an echo-like peer.
@@ -81,6 +81,39 @@ pub struct Arrow {
     pub flow: u16,
     /// The `link_packet` event with the link's decision about it (0: none).
     pub decision: u64,
+}
+
+/// Why a datagram was lost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LossWhy {
+    /// A link dropped it, for this reason.
+    Link(DropReason),
+    /// The kernel dropped it at the receiving lab socket (its receive buffer was full).
+    Kernel,
+    /// It was not received within the loss timeout.
+    Timeout,
+}
+
+impl LossWhy {
+    /// From a `fate` event's cause and reason.
+    pub fn of(cause: Option<LossCause>, reason: Option<DropReason>) -> LossWhy {
+        match (cause, reason) {
+            (Some(LossCause::Kernel), _) => LossWhy::Kernel,
+            (_, Some(reason)) => LossWhy::Link(reason),
+            _ => LossWhy::Timeout,
+        }
+    }
+
+    /// In plain words, for the inspector.
+    pub fn words(self) -> &'static str {
+        match self {
+            LossWhy::Link(reason) => reason.describe(),
+            LossWhy::Kernel => {
+                "dropped by the kernel at the receiving socket: its receive buffer was full"
+            }
+            LossWhy::Timeout => "not received within the loss timeout",
+        }
+    }
 }
 
 /// The legend's groups: in order, delivered (and other plain arrows), lost, reordered
@@ -452,7 +485,7 @@ impl Timeline {
             FateKind::Lost => {
                 let a = &mut self.arrows[i as usize];
                 a.t1 = f.t_ns.max(a.t0);
-                a.mark = Mark::Lost(f.reason);
+                a.mark = Mark::Lost(LossWhy::of(f.cause, f.reason));
             }
             FateKind::Reply => {
                 let rtt = f.latency_ns.unwrap_or(0);
@@ -635,6 +668,39 @@ mod tests {
     }
 
     #[test]
+    fn a_loss_says_who_dropped_it() {
+        for (cause, reason, want, words) in [
+            (
+                Some(LossCause::Link),
+                Some(DropReason::QueueFull),
+                LossWhy::Link(DropReason::QueueFull),
+                DropReason::QueueFull.describe(),
+            ),
+            (
+                Some(LossCause::Kernel),
+                None,
+                LossWhy::Kernel,
+                "dropped by the kernel at the receiving socket: its receive buffer was full",
+            ),
+            (
+                Some(LossCause::Timeout),
+                None,
+                LossWhy::Timeout,
+                "not received within the loss timeout",
+            ),
+            (
+                None,
+                None,
+                LossWhy::Timeout,
+                "not received within the loss timeout",
+            ),
+        ] {
+            let why = LossWhy::of(cause, reason);
+            assert_eq!((why, why.words()), (want, words));
+        }
+    }
+
+    #[test]
     fn arrows_cross_a_link_and_get_their_fates() {
         let mut tl = Timeline::default();
         tl.apply(&bound(1, "s1", "127.0.0.1:1000"));
@@ -713,7 +779,7 @@ mod tests {
             marks,
             [
                 (Mark::Reordered(1), 350),
-                (Mark::Lost(Some(DropReason::RandomLoss)), 220),
+                (Mark::Lost(LossWhy::Link(DropReason::RandomLoss)), 220),
                 (Mark::Duplicate, 350)
             ]
         );

@@ -108,6 +108,14 @@ pub enum Input<'a> {
         /// The payload.
         bytes: &'a [u8],
     },
+    /// The kernel dropped datagrams at the lab socket at `addr` (its receive buffer was
+    /// full).
+    KernelDrops {
+        /// The socket's address.
+        addr: SocketAddr,
+        /// How many, since the previous report.
+        dropped: u64,
+    },
     /// A link decided a datagram's fate.
     LinkDecision {
         /// The decision's event.
@@ -136,6 +144,10 @@ pub enum Input<'a> {
 pub enum LossCause {
     /// A link dropped it, for this reason.
     Link(DropReason),
+    /// It was not received within the timeout, and the receiving lab socket had
+    /// reported kernel drops not yet accounted for: the kernel dropped it because that
+    /// socket's receive buffer was full.
+    Kernel,
     /// It was not received within the timeout.
     Timeout,
 }
@@ -278,6 +290,9 @@ pub struct Analyzer {
     undecided: HashMap<FlowKey, HashMap<u64, VecDeque<u64>>>,
     /// The link decision about each send, until [`Analyzer::take_decision`] asks.
     decisions: HashMap<EventId, EventId>,
+    /// Drops the kernel reported at each lab socket that no lost datagram accounts for
+    /// yet.
+    kernel_drops: HashMap<SocketAddr, u64>,
 }
 
 impl Default for Analyzer {
@@ -289,6 +304,19 @@ impl Default for Analyzer {
 /// A payload's fingerprint (XXH3: the same bytes hash the same in every run, and it
 /// runs at memory speed; the SipHash it replaced cost a twentieth of the server's time
 /// at 1,200-byte datagrams).
+/// Why a datagram that never reached the lab socket at `receiver` in time is lost: the
+/// kernel, while that socket's reported drops last (each accounts for one datagram), or
+/// else the timeout.
+fn timed_out(kernel_drops: &mut HashMap<SocketAddr, u64>, receiver: SocketAddr) -> LossCause {
+    match kernel_drops.get_mut(&receiver) {
+        Some(n) if *n > 0 => {
+            *n -= 1;
+            LossCause::Kernel
+        }
+        _ => LossCause::Timeout,
+    }
+}
+
 fn hash(bytes: &[u8]) -> u64 {
     xxhash_rust::xxh3::xxh3_64(bytes)
 }
@@ -321,6 +349,7 @@ impl Analyzer {
             sequenced: BTreeMap::new(),
             undecided: HashMap::new(),
             decisions: HashMap::new(),
+            kernel_drops: HashMap::new(),
         }
     }
 
@@ -348,6 +377,10 @@ impl Analyzer {
             }
             Input::Closed { addr } => {
                 self.lab.remove(&addr);
+                self.kernel_drops.remove(&addr);
+            }
+            Input::KernelDrops { addr, dropped } => {
+                *self.kernel_drops.entry(addr).or_default() += dropped;
             }
             Input::LinkCreated {
                 link,
@@ -600,7 +633,7 @@ impl Analyzer {
                 out.push(Outcome::Lost {
                     send: p.id,
                     flow: *key,
-                    cause: LossCause::Timeout,
+                    cause: timed_out(&mut self.kernel_drops, key.dst),
                 });
                 flow.finish(
                     Finished {
@@ -624,10 +657,11 @@ impl Analyzer {
                 remove_seq(&mut flow.by_hash, h, seq);
                 remove_seq(&mut flow.undecided, h, seq);
                 flow.unanswered += 1;
+                // The reply, had there been one, would have come back to the sender.
                 out.push(Outcome::Unanswered {
                     request: p.id,
                     flow: *key,
-                    cause: LossCause::Timeout,
+                    cause: timed_out(&mut self.kernel_drops, key.src),
                 });
             }
         }

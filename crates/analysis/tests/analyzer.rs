@@ -82,6 +82,66 @@ impl Run {
 }
 
 #[test]
+fn losses_the_receiving_socket_reported_as_kernel_drops_are_the_kernels() {
+    let mut run = Run::new(&[A, B]);
+    let flow = FlowKey {
+        src: addr(A),
+        dst: addr(B),
+    };
+    let sends: Vec<EventId> = (0..4u8)
+        .map(|i| run.send(u64::from(i) * 10, A, B, &[i]))
+        .collect();
+    // Datagrams 1 and 2 never arrive; 3 does, with the kernel's count of 1 drop; the
+    // other one is unexplained.
+    run.recv(5, B, A, &[0]);
+    run.recv(40, B, A, &[3]);
+    run.feed(Input::KernelDrops {
+        addr: addr(B),
+        dropped: 1,
+    });
+    run.out.clear();
+    run.finish();
+    let causes: Vec<(EventId, LossCause)> = run
+        .out
+        .iter()
+        .filter_map(|o| match *o {
+            Outcome::Lost {
+                send,
+                flow: f,
+                cause,
+            } if f == flow => Some((send, cause)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        causes,
+        [
+            (sends[1], LossCause::Kernel),
+            (sends[2], LossCause::Timeout)
+        ],
+        "each reported drop explains one loss, oldest first"
+    );
+    // Drops reported at another socket explain nothing here, and a closed socket's
+    // unexplained drops are forgotten.
+    let s = run.send(100, A, B, b"x");
+    run.feed(Input::KernelDrops {
+        addr: addr(A),
+        dropped: 5,
+    });
+    run.feed(Input::Closed { addr: addr(A) });
+    run.out.clear();
+    run.finish();
+    assert_eq!(
+        run.out,
+        [Outcome::Lost {
+            send: s,
+            flow,
+            cause: LossCause::Timeout
+        }]
+    );
+}
+
+#[test]
 fn in_order_delivery_gives_latency_and_no_loss() {
     let mut run = Run::new(&[A, B]);
     let s1 = run.send(0, A, B, b"one");

@@ -31,6 +31,9 @@ pub enum FateKind {
 pub enum LossCause {
     /// A link dropped it (see `reason`).
     Link,
+    /// Not received within the loss timeout, and the receiving lab socket reported that
+    /// the kernel dropped datagrams (its receive buffer was full): the kernel dropped it.
+    Kernel,
     /// Not received within the loss timeout.
     Timeout,
 }

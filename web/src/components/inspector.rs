@@ -4,7 +4,6 @@ use socklab_protocol::Direction;
 use yew::prelude::*;
 
 use super::packets::{dir_arrow, route, seconds};
-use super::timeline::reason_words;
 use super::use_ctx;
 use crate::hexdump::hexdump;
 use crate::model::What;
@@ -53,7 +52,7 @@ pub fn Inspector() -> Html {
             (a.t1 - a.t0) as f64 / 1e6
         ),
         Mark::Duplicate => "a duplicate copy".to_string(),
-        Mark::Lost(reason) => format!("lost: {}", reason_words(reason)),
+        Mark::Lost(why) => format!("lost: {}", why.words()),
         Mark::Request => format!(
             "answered after {:.3} ms (round trip)",
             (a.t1 - a.t0) as f64 * 2.0 / 1e6

@@ -4,7 +4,6 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use socklab_protocol::link::DropReason;
 use wasm_bindgen::JsCast as _;
 use wasm_bindgen::prelude::Closure;
 use web_sys::{CanvasRenderingContext2d, HtmlCanvasElement, HtmlSelectElement};
@@ -12,7 +11,9 @@ use yew::prelude::*;
 
 use super::use_ctx;
 use crate::model::Action;
-use crate::timeline::{Arrow, Filter, LaneKind, Mark, Timeline, View, distance_to_segment};
+use crate::timeline::{
+    Arrow, Filter, LaneKind, LossWhy, Mark, Timeline, View, distance_to_segment,
+};
 
 /// Pixels above the first time tick, for lane headings.
 const HEADER_PX: f64 = 34.0;
@@ -55,7 +56,7 @@ impl Geometry {
     /// the receiver when it timed out).
     fn end_lane(&self, a: &Arrow) -> u16 {
         match a.mark {
-            Mark::Lost(Some(_)) => a.via.unwrap_or(a.to),
+            Mark::Lost(LossWhy::Link(_)) => a.via.unwrap_or(a.to),
             _ => a.to,
         }
     }
@@ -653,13 +654,8 @@ pub fn TimelinePanel() -> Html {
                 <span><i class="sw duplicated"></i>{ format!("● duplicate copy ({})", counts[3]) }</span>
                 <span><i class="sw echo"></i>{ "echo request / reply" }</span>
                 <span><i class="sw pending"></i>{ "in flight / from outside" }</span>
-                <span class="hint">{ "Drag or wheel to pan, Ctrl + wheel or +/− to zoom, click an arrow to inspect it. A cross on a link lane: the link dropped it; on the receiver's lane: not received within the loss timeout." }</span>
+                <span class="hint">{ "Drag or wheel to pan, Ctrl + wheel or +/− to zoom, click an arrow to inspect it. A cross on a link lane: the link dropped it; on the receiver's lane: the kernel dropped it there (receive buffer full) or it was not received within the loss timeout." }</span>
             </div>
         </div>
     }
-}
-
-/// A link's drop reason in plain words, for the inspector.
-pub fn reason_words(reason: Option<DropReason>) -> &'static str {
-    reason.map_or("not received within the loss timeout", DropReason::describe)
 }
