@@ -366,19 +366,17 @@ async fn datagrams_the_kernel_dropped_are_lost_because_of_the_kernel() {
     client
         .send(generate(&a.socket, b.local, COUNT, 100_000.0))
         .await;
-    let (mut fates, mut decisions, mut reported) = (Vec::new(), Vec::new(), 0);
+    let (mut fates, mut reported) = (Vec::new(), 0);
     let flows = loop {
         match client.next().await {
             Event::KernelDrops(k) => reported = k.total,
             Event::Fate(f) => fates.push(f),
-            Event::LinkPacket(p) => decisions.push(p),
-            Event::FlowStats(s) => {
-                if s.flows
-                    .iter()
-                    .any(|f| f.method == FlowMethod::Matched && f.sent == COUNT && f.in_flight == 0)
-                {
-                    break s.flows;
-                }
+            Event::FlowStats(s)
+                if s.flows.iter().any(|f| {
+                    f.method == FlowMethod::Matched && f.sent == COUNT && f.in_flight == 0
+                }) =>
+            {
+                break s.flows;
             }
             _ => {}
         }
