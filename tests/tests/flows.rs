@@ -366,26 +366,27 @@ async fn datagrams_the_kernel_dropped_are_lost_because_of_the_kernel() {
     client
         .send(generate(&a.socket, b.local, COUNT, 100_000.0))
         .await;
-    let (mut fates, mut reported) = (Vec::new(), 0);
-    let flows = loop {
+    // Until the flow is settled and a fate has come for each of its losses (a tick's
+    // fates may follow its figures).
+    let (mut fates, mut reported, mut settled) = (Vec::new(), 0, None);
+    let flow: FlowSummary = loop {
         match client.next().await {
             Event::KernelDrops(k) => reported = k.total,
-            Event::Fate(f) => fates.push(f),
-            Event::FlowStats(s)
-                if s.flows.iter().any(|f| {
+            Event::Fate(f) if f.fate == FateKind::Lost => fates.push(f),
+            Event::FlowStats(s) => {
+                settled = s.flows.into_iter().find(|f| {
                     f.method == FlowMethod::Matched && f.sent == COUNT && f.in_flight == 0
-                }) =>
-            {
-                break s.flows;
+                });
             }
             _ => {}
         }
+        if let Some(flow) = &settled
+            && fates.len() as u64 >= flow.lost
+        {
+            break flow.clone();
+        }
     };
-    let flow = flows
-        .iter()
-        .find(|f| f.method == FlowMethod::Matched)
-        .unwrap();
-    let lost: Vec<_> = fates.iter().filter(|f| f.fate == FateKind::Lost).collect();
+    let lost = &fates;
     let by_kernel = lost
         .iter()
         .filter(|f| f.cause == Some(LossCause::Kernel))

@@ -393,7 +393,7 @@ fn Generator() -> Html {
             }
             <div class="row">
                 <label>{ "loss timeout ms" }<input id="loss-timeout" class="mono" size="7" value={(*timeout).clone()} oninput={text(&timeout)} /></label>
-                <button class="small" onclick={on_timeout}>{ "set" }</button>
+                <button id="loss-timeout-set" class="small" onclick={on_timeout}>{ "set" }</button>
                 <span class="hint">{ format!("A datagram not received within this time counts as lost (now {} ms).", ctx.state.loss_timeout_ms.unwrap_or(2000)) }</span>
             </div>
             <FormError id="analysis-error" message={ctx.state.error(&Origin::Analysis).map(str::to_owned)} />

@@ -623,8 +623,8 @@ pub fn TimelinePanel() -> Html {
             <div class="toolbar">
                 <button id="tl-follow" class={classes!("small", view.follow.then_some("on"))} onclick={toggle_follow}
                     title="Keep the newest datagrams in view (f); space pauses">{ if view.follow { "following" } else { "paused" } }</button>
-                <button class="small" onclick={zoom_by(1.0 / ZOOM_STEP)} title="Zoom in (+, or Ctrl + wheel)">{ "+" }</button>
-                <button class="small" onclick={zoom_by(ZOOM_STEP)} title="Zoom out (-, or Ctrl + wheel)">{ "−" }</button>
+                <button id="tl-zoom-in" class="small" onclick={zoom_by(1.0 / ZOOM_STEP)} title="Zoom in (+, or Ctrl + wheel)">{ "+" }</button>
+                <button id="tl-zoom-out" class="small" onclick={zoom_by(ZOOM_STEP)} title="Zoom out (-, or Ctrl + wheel)">{ "−" }</button>
                 <span class="hint">{ format!("{:.3} ms / 100 px", view.ns_per_px * 100.0 / 1e6) }</span>
                 { fate_checkbox("delivered", "tl-show-delivered", f.delivered, &filter, |f, v| f.delivered = v) }
                 { fate_checkbox("lost", "tl-show-lost", f.lost, &filter, |f, v| f.lost = v) }
