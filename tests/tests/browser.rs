@@ -429,8 +429,25 @@ async fn kernel_drops(url: &str, browser: &Browser) {
         dropped > BURST / 2 && dropped <= BURST,
         "most of the burst was dropped: {shown}"
     );
+    // The packet list has a row for the report, in line with the datagrams.
+    browser.click("#tab-packets").await;
+    let row = "tr.packet-row[data-dir='kernel']";
+    browser
+        .wait_text(&format!("{row} td.note"), |t| {
+            t == format!("kernel dropped {dropped}: receive buffer full")
+        })
+        .await;
+    browser.click(row).await;
+    browser
+        .wait_text("#inspector .meta", |t| {
+            t.contains(&format!(
+                "the kernel dropped {dropped} datagram(s) addressed to socket s1"
+            ))
+        })
+        .await;
     let shot = browser.screenshot("e2e-kernel-drops.png").await;
     eprintln!("screenshot: {}", shot.display());
+    browser.click("#tab-timeline").await;
 
     // Between lab sockets, the flow analysis blames the kernel for such losses: a
     // second socket's generator floods the first one. A short loss timeout keeps each

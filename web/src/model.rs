@@ -117,6 +117,18 @@ pub enum What {
     },
     /// A link decided its fate.
     Link(LinkDecision),
+    /// Not a datagram: the kernel dropped datagrams addressed to a lab socket (its
+    /// receive buffer was full), counted when the socket next received one.
+    KernelDrops {
+        /// The socket.
+        socket: SocketId,
+        /// Its address, when the socket is known.
+        local: Option<SocketAddr>,
+        /// How many since the previous report.
+        dropped: u64,
+        /// How many since the socket was bound.
+        total: u64,
+    },
 }
 
 /// A link's decision, as shown in the list and the inspector.
@@ -539,12 +551,25 @@ impl State {
                 gap.count, gap.from.0, gap.to.0
             )),
             Event::KernelDrops(drops) => {
-                if let Some(socket) = Rc::make_mut(&mut self.sockets)
+                let socket = Rc::make_mut(&mut self.sockets)
                     .iter_mut()
-                    .find(|s| s.id == drops.socket)
-                {
-                    socket.kernel_drops = drops.total;
-                }
+                    .find(|s| s.id == drops.socket);
+                let local = socket.map(|s| {
+                    s.kernel_drops = drops.total;
+                    s.local
+                });
+                self.packets.borrow_mut().push(Packet {
+                    id: drops.id.0,
+                    t_ns: drops.t_ns,
+                    payload: Vec::new(),
+                    what: What::KernelDrops {
+                        socket: drops.socket,
+                        local,
+                        dropped: drops.dropped,
+                        total: drops.total,
+                    },
+                });
+                self.packets_version += 1;
             }
             Event::Fate(_) => {}
             Event::FlowStats(stats) => self.flows = Rc::new(stats.flows),
@@ -696,6 +721,17 @@ mod tests {
             ))));
         }
         assert_eq!(state.sockets[0].kernel_drops, 17);
+        // Each report is also a row of the packet list, in id order.
+        let rows: Vec<(u64, u64)> = state
+            .packets
+            .borrow()
+            .newest(10)
+            .map(|p| match p.what {
+                What::KernelDrops { dropped, total, .. } => (dropped, total),
+                _ => panic!("only kernel drops were reported"),
+            })
+            .collect();
+        assert_eq!(rows, [(12, 12), (5, 17)]);
     }
 
     #[test]
@@ -752,7 +788,9 @@ mod tests {
                 .newest(10)
                 .map(|p| match &p.what {
                     What::Socket { dir, .. } => (p.id, *dir, p.payload.as_slice()),
-                    What::Link(_) => panic!("only datagrams were received"),
+                    What::Link(_) | What::KernelDrops { .. } => {
+                        panic!("only datagrams were received")
+                    }
                 })
                 .collect();
             assert_eq!(
@@ -838,7 +876,7 @@ mod tests {
             .newest(2)
             .map(|p| match &p.what {
                 What::Link(d) => d.summary(),
-                What::Socket { .. } => panic!("link rows"),
+                What::Socket { .. } | What::KernelDrops { .. } => panic!("link rows"),
             })
             .collect();
         assert_eq!(

@@ -35,7 +35,7 @@ pub fn Inspector() -> Html {
                 row.id,
                 d.summary()
             )),
-            What::Socket { .. } => None,
+            What::Socket { .. } | What::KernelDrops { .. } => None,
         });
     let fate = state.timeline.borrow().arrow_of(id).map(|a| match a.mark {
         Mark::Pending => "in flight (not received yet)".to_string(),
@@ -86,6 +86,17 @@ pub fn Inspector() -> Html {
                 seconds(p.t_ns)
             )
         }
+        What::KernelDrops {
+            socket,
+            local,
+            dropped,
+            total,
+        } => format!(
+            "#{} · the kernel dropped {dropped} datagram(s) addressed to socket {socket}{} before socklab could read them: its receive buffer was full ({total} since it was bound; counted when it next received one) · t = {} s",
+            p.id,
+            local.map(|l| format!(" ({l})")).unwrap_or_default(),
+            seconds(p.t_ns)
+        ),
         What::Link(d) => format!(
             "#{} · link {} {} datagram {} · {} · {} bytes · t = {} s · decision: {}",
             p.id,
@@ -107,7 +118,9 @@ pub fn Inspector() -> Html {
             if let Some(decision) = decision {
                 <p id="inspector-decision" class="meta fate">{ format!("decision: {decision}") }</p>
             }
-            <pre id="hexdump" class="mono">{ if p.payload.is_empty() { "(empty datagram)".to_string() } else { hexdump(&p.payload) } }</pre>
+            if !matches!(p.what, What::KernelDrops { .. }) {
+                <pre id="hexdump" class="mono">{ if p.payload.is_empty() { "(empty datagram)".to_string() } else { hexdump(&p.payload) } }</pre>
+            }
         </div>
     }
 }

@@ -109,6 +109,20 @@ pub fn PacketsPanel() -> Html {
                     </tr>
                 }
             }
+            What::KernelDrops { socket, local, dropped, total } => html! {
+                <tr class={classes!("packet-row", "kernel", selected_class)} {onclick} key={id}
+                    data-id={id.to_string()} data-dir="kernel">
+                    <td class="num">{ id }</td>
+                    <td class="num">{ time }</td>
+                    <td class="dir" title="the kernel dropped datagrams addressed to this socket: its receive buffer was full">{ "✕ kernel" }</td>
+                    <td>{ socket.to_string() }</td>
+                    <td class="mono">{ "—" }</td>
+                    <td class="num">{ "" }</td>
+                    <td></td>
+                    <td class="note" title={format!("{total} dropped at {socket}{} since it was bound", local.map(|l| format!(" ({l})")).unwrap_or_default())}>
+                        { format!("kernel dropped {dropped}: receive buffer full") }</td>
+                </tr>
+            },
         }
     });
     let evicted = store.evicted;
