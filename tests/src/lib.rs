@@ -297,13 +297,19 @@ impl Client {
 
     /// Binds a UDP socket and returns the `bound` event, failing the test on refusal.
     pub async fn bind(&mut self, addr: &str) -> Bound {
+        self.bind_with_buffer(addr, None).await
+    }
+
+    /// Binds a UDP socket asking for a receive buffer of `recv_buffer_bytes` (None: the
+    /// server's default) and returns the `bound` event, failing the test on refusal.
+    pub async fn bind_with_buffer(&mut self, addr: &str, recv_buffer_bytes: Option<u64>) -> Bound {
         let req = self
             .send(Command::Bind {
                 proto: Proto::Udp,
                 addr: addr.into(),
                 broadcast: false,
                 multicast: false,
-                recv_buffer_bytes: None,
+                recv_buffer_bytes,
             })
             .await;
         match self.reply(req).await {

@@ -330,36 +330,14 @@ async fn timeline(url: &str, browser: &Browser) {
     // never arrived.
     browser.click("#tl-follow").await;
     browser.screenshot("e2e-timeline.png").await;
-    for fate in ["delivered", "reordered", "duplicated"] {
-        browser.click(&format!("#tl-show-{fate}")).await;
-    }
+    show_only_lost(browser).await;
     browser
         .wait_attr("#timeline-canvas", "data-shown", |n| n == lost.to_string())
         .await;
     browser
         .wait_attr("#timeline-canvas", "data-follow", |f| f == "false")
         .await;
-    let at = browser
-        .client()
-        .find(fantoccini::Locator::Css("#timeline-canvas"))
-        .await
-        .unwrap()
-        .attr("data-lost-at")
-        .await
-        .unwrap()
-        .expect("a lost arrow is on screen");
-    let (x, y) = at.split_once(',').unwrap();
-    let script = format!(
-        "const c = document.getElementById('timeline-canvas'); const r = c.getBoundingClientRect();
-         for (const type of ['mousedown', 'mouseup']) {{
-           c.dispatchEvent(new MouseEvent(type, {{clientX: r.left + {x}, clientY: r.top + {y}, bubbles: true}}));
-         }}"
-    );
-    browser
-        .client()
-        .execute(&script, vec![])
-        .await
-        .expect("click the arrow");
+    click_a_lost_arrow(browser).await;
     browser
         .wait_text("#inspector-fate", |t| t.contains("lost: random loss"))
         .await;
@@ -480,9 +458,27 @@ async fn kernel_drops(url: &str, browser: &Browser) {
         browser.click("#tl-zoom-out").await;
     }
     browser.click("#tl-follow").await;
+    show_only_lost(browser).await;
+    click_a_lost_arrow(browser).await;
+    browser
+        .wait_text("#inspector-fate", |t| {
+            t.contains("lost: dropped by the kernel at the receiving socket")
+        })
+        .await;
+    let shot = browser.screenshot("e2e-kernel-lost.png").await;
+    eprintln!("screenshot: {}", shot.display());
+}
+
+/// Unticks every fate but "lost" in the timeline's filters.
+async fn show_only_lost(browser: &Browser) {
     for fate in ["delivered", "reordered", "duplicated"] {
         browser.click(&format!("#tl-show-{fate}")).await;
     }
+}
+
+/// Clicks a lost arrow the timeline has drawn whole on screen (the page names one in
+/// the canvas' `data-lost-at`), which opens it in the inspector.
+async fn click_a_lost_arrow(browser: &Browser) {
     let at = browser
         .wait_attr("#timeline-canvas", "data-lost-at", |a| a.contains(','))
         .await;
@@ -498,11 +494,4 @@ async fn kernel_drops(url: &str, browser: &Browser) {
         .execute(&script, vec![])
         .await
         .expect("click the arrow");
-    browser
-        .wait_text("#inspector-fate", |t| {
-            t.contains("lost: dropped by the kernel at the receiving socket")
-        })
-        .await;
-    let shot = browser.screenshot("e2e-kernel-lost.png").await;
-    eprintln!("screenshot: {}", shot.display());
 }

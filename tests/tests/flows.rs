@@ -346,18 +346,7 @@ async fn datagrams_the_kernel_dropped_are_lost_because_of_the_kernel() {
     let server = TestServer::start().await;
     let mut client = server.client().await;
     let a = client.bind("127.0.0.1:0").await;
-    let req = client
-        .send(Command::Bind {
-            proto: socklab_protocol::Proto::Udp,
-            addr: "127.0.0.1:0".into(),
-            broadcast: false,
-            multicast: false,
-            recv_buffer_bytes: Some(1),
-        })
-        .await;
-    let Event::Bound(b) = client.reply(req).await else {
-        panic!("bound")
-    };
+    let b = client.bind_with_buffer("127.0.0.1:0", Some(1)).await;
     let req = client.send(Command::SetLossTimeout { ms: 100 }).await;
     client.reply(req).await;
     // At the generator's highest rate, into a buffer of a couple of datagrams: the

@@ -213,18 +213,7 @@ async fn a_full_receive_buffer_is_reported_as_kernel_drops() {
     const BURST: usize = 2_000;
     let server = TestServer::start().await;
     let mut client = server.client().await;
-    let req = client
-        .send(Command::Bind {
-            proto: socklab_protocol::Proto::Udp,
-            addr: "127.0.0.1:0".into(),
-            broadcast: false,
-            multicast: false,
-            recv_buffer_bytes: Some(1),
-        })
-        .await;
-    let Event::Bound(lab) = client.reply(req).await else {
-        panic!("bound")
-    };
+    let lab = client.bind_with_buffer("127.0.0.1:0", Some(1)).await;
     // The kernel raises a tiny request to its minimum and says what it granted.
     let granted = lab
         .recv_buffer_bytes
