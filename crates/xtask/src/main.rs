@@ -60,17 +60,7 @@ fn workspace_root() -> PathBuf {
 
 fn run(root: &Path, server_args: &[String]) -> anyhow::Result<()> {
     let web_dir = web::build(root)?;
-    cmd::step("building the server");
-    cmd::cargo(root)
-        .args([
-            "build",
-            "--release",
-            "-p",
-            "socklab-server",
-            "--bin",
-            "socklab",
-        ])
-        .run()?;
+    build_server(root, "building the server")?;
     cmd::step("starting socklab");
     let binary = root.join("target/release/socklab");
     cmd::Cmd::new(&binary)
@@ -82,10 +72,9 @@ fn run(root: &Path, server_args: &[String]) -> anyhow::Result<()> {
         .context("socklab exited with an error")
 }
 
-fn bench(root: &Path, args: &[String]) -> anyhow::Result<()> {
-    // The timeline benchmark drives the real page; the load driver a real server process.
-    let web_dir = web::build(root)?;
-    cmd::step("building the server (release) for the load driver");
+/// Builds the release `socklab` binary (target/release/socklab).
+fn build_server(root: &Path, step: &str) -> anyhow::Result<()> {
+    cmd::step(step);
     cmd::cargo(root)
         .args([
             "build",
@@ -95,7 +84,13 @@ fn bench(root: &Path, args: &[String]) -> anyhow::Result<()> {
             "--bin",
             "socklab",
         ])
-        .run()?;
+        .run()
+}
+
+fn bench(root: &Path, args: &[String]) -> anyhow::Result<()> {
+    // The timeline benchmark drives the real page; the load driver a real server process.
+    let web_dir = web::build(root)?;
+    build_server(root, "building the server (release) for the load driver")?;
     setup::ensure_browser()?;
     cmd::step("running the benchmarks (cargo bench, release build)");
     cmd::cargo(root)

@@ -2,8 +2,7 @@
 
 use socklab_protocol::Command;
 use socklab_protocol::flow::{Amount, FlowMethod, FlowSummary, GeneratorSpec};
-use wasm_bindgen::JsCast as _;
-use web_sys::{CanvasRenderingContext2d, HtmlCanvasElement, HtmlInputElement, HtmlSelectElement};
+use web_sys::{HtmlCanvasElement, HtmlInputElement, HtmlSelectElement};
 use yew::prelude::*;
 
 use super::{FormError, use_ctx};
@@ -148,12 +147,7 @@ fn plot(canvas: &HtmlCanvasElement, timeline: &Timeline, flow: &FlowSummary) {
     }
     canvas.set_width(w as u32);
     canvas.set_height(h as u32);
-    let Some(ctx) = canvas
-        .get_context("2d")
-        .ok()
-        .flatten()
-        .and_then(|c| c.dyn_into::<CanvasRenderingContext2d>().ok())
-    else {
+    let Some(ctx) = super::context_2d(canvas) else {
         return;
     };
     ctx.set_fill_style_str("#0f1419");

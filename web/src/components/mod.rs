@@ -32,6 +32,18 @@ pub struct Ctx {
     pub commands: Commands,
 }
 
+/// A canvas' 2D drawing context (None where the browser gives none).
+pub(crate) fn context_2d(
+    canvas: &web_sys::HtmlCanvasElement,
+) -> Option<web_sys::CanvasRenderingContext2d> {
+    use wasm_bindgen::JsCast as _;
+    canvas
+        .get_context("2d")
+        .ok()
+        .flatten()
+        .and_then(|c| c.dyn_into().ok())
+}
+
 /// The panels' shared context.
 #[hook]
 pub fn use_ctx() -> Ctx {
