@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
 use crate::log::{EventLog, Record};
+use crate::timer::sleep_until;
 use crate::udp::SendRequest;
 
 /// The fastest a generator may send, datagrams per second.
@@ -92,7 +93,9 @@ async fn run(plan: Plan, log: Arc<EventLog>, cancel: CancellationToken) -> Optio
         let due = start + interval.mul_f64(sent as f64);
         tokio::select! {
             _ = cancel.cancelled() => return Some(sent),
-            _ = tokio::time::sleep_until(due) => {}
+            // Through the shared helper: a send already due goes now, not at tokio's
+            // next millisecond.
+            _ = sleep_until(Some(due)) => {}
         }
         let mut payload = vec![0u8; header_len];
         payload.extend_from_slice(&plan.body);
