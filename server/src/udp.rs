@@ -361,20 +361,24 @@ fn recv_batch(
     let mut headers =
         MultiHeaders::<SockaddrStorage>::preallocate(RECV_BATCH, Some(nix::cmsg_space!(u32)));
     BUFFERS.with_borrow_mut(|buffers| {
-        let got: Vec<(Option<SocketAddr>, usize)> = {
-            let mut slots: Vec<[IoSliceMut<'_>; 1]> = buffers
-                .chunks_mut(RECV_DATAGRAM_MAX)
-                .map(|chunk| [IoSliceMut::new(chunk)])
-                .collect();
-            recvmmsg(
+        // Each datagram's sender and length, read while the buffers are lent to the
+        // call; the bytes are handed out after.
+        let mut got = [(None, 0); RECV_BATCH];
+        let count = {
+            let mut chunks = buffers.chunks_mut(RECV_DATAGRAM_MAX);
+            let mut slots: [[IoSliceMut<'_>; 1]; RECV_BATCH] = std::array::from_fn(|_| {
+                [IoSliceMut::new(chunks.next().expect("one buffer per slot"))]
+            });
+            let results = recvmmsg(
                 socket.as_raw_fd(),
                 &mut headers,
                 slots.iter_mut(),
                 MsgFlags::MSG_DONTWAIT,
                 None,
             )
-            .map_err(io::Error::from)?
-            .map(|m| {
+            .map_err(io::Error::from)?;
+            let mut count = 0;
+            for (m, slot) in results.zip(got.iter_mut()) {
                 if let Ok(cmsgs) = m.cmsgs() {
                     for cmsg in cmsgs {
                         if let ControlMessageOwned::RxqOvfl(n) = cmsg {
@@ -382,17 +386,18 @@ fn recv_batch(
                         }
                     }
                 }
-                (m.address.and_then(|a| to_socket_addr(&a)), m.bytes)
-            })
-            .collect()
+                *slot = (m.address.and_then(|a| to_socket_addr(&a)), m.bytes);
+                count += 1;
+            }
+            count
         };
-        for (i, (peer, len)) in got.iter().enumerate() {
+        for (i, (peer, len)) in got[..count].iter().enumerate() {
             if let Some(peer) = peer {
                 let start = i * RECV_DATAGRAM_MAX;
                 each(*peer, &buffers[start..start + len]);
             }
         }
-        Ok(got.len())
+        Ok(count)
     })
 }
 
