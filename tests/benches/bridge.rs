@@ -407,13 +407,48 @@ impl Drop for Tuned {
     }
 }
 
-/// The median delivery of several runs, and the worst losses.
-fn summarise(runs: &[Delivery]) -> (Median, usize, Option<u64>) {
-    (
-        Median::of(runs.iter().map(|r| r.per_sec)),
-        runs.iter().map(|r| r.lost).max().unwrap_or(0),
-        runs.iter().filter_map(|r| r.kernel_drops).max(),
-    )
+/// What a bridge with a viewer adds to its row: the events the viewer missed, a note,
+/// and JSON fields of its own.
+struct Viewer {
+    lost: u64,
+    note: String,
+    fields: serde_json::Value,
+}
+
+/// Prints and reports one unpaced case over its runs: the median delivery rate, the
+/// worst losses (and the viewer's, for a bridge that has one); returns the median.
+fn unpaced_row(
+    report: &mut Report,
+    case: &str,
+    size: usize,
+    runs: &[Delivery],
+    viewer: Option<Viewer>,
+) -> f64 {
+    let rate = Median::of(runs.iter().map(|r| r.per_sec));
+    let lost = runs.iter().map(|r| r.lost).max().unwrap_or(0);
+    let drops = runs.iter().filter_map(|r| r.kernel_drops).max();
+    let mut row = json!({
+        "case": case, "size": size, "per_sec": rate.json(), "lost": lost, "kernel_drops": drops,
+    });
+    let (viewer_lost, note) = match viewer {
+        Some(v) => {
+            if let (Some(row), Some(fields)) = (row.as_object_mut(), v.fields.as_object()) {
+                row.extend(fields.clone());
+            }
+            (v.lost.to_string(), format!("   {}", v.note))
+        }
+        None => (String::new(), String::new()),
+    };
+    println!(
+        "{:<36} {:>28} {:>10} {:>8} {:>8}{note}",
+        format!("{case}, {size} B"),
+        rate.show(0),
+        lost,
+        drops_text(drops),
+        viewer_lost
+    );
+    report.add(row);
+    rate.median
 }
 
 fn drops_text(drops: Option<u64>) -> String {
@@ -501,19 +536,7 @@ async fn main() {
         let mut loop_rate = f64::NAN;
         if wants("loopback") {
             let runs: Vec<Delivery> = (0..runs).map(|_| loopback(count, size)).collect();
-            let (rate, lost, drops) = summarise(&runs);
-            println!(
-                "{:<36} {:>28} {:>10} {:>8}",
-                format!("loopback limit, {size} B"),
-                rate.show(0),
-                lost,
-                drops_text(drops)
-            );
-            report.add(json!({
-                "case": "loopback limit", "size": size, "per_sec": rate.json(),
-                "lost": lost, "kernel_drops": drops,
-            }));
-            loop_rate = rate.median;
+            loop_rate = unpaced_row(&mut report, "loopback limit", size, &runs, None);
         }
         let mut lab_rate = f64::NAN;
         if wants("socklab") {
@@ -522,25 +545,27 @@ async fn main() {
                 lab.push(socklab(addr, count, size, 0).await);
             }
             let deliveries: Vec<Delivery> = lab.iter().map(|b| b.delivery).collect();
-            let (rate, lost, drops) = summarise(&deliveries);
             let to_viewer = lab.iter().map(|b| b.lost_to_viewer).max().unwrap_or(0);
             let per_frame = Median::of(lab.iter().map(|b| b.per_frame));
             let reported = lab.iter().map(|b| b.reported_drops).max().unwrap_or(0);
-            println!(
-                "{:<36} {:>28} {:>10} {:>8} {:>8}   {:.0} events/frame; socklab reported {reported} kernel drops",
-                format!("socklab bridge, {size} B"),
-                rate.show(0),
-                lost,
-                drops_text(drops),
-                to_viewer,
-                per_frame.median
+            let viewer = Viewer {
+                lost: to_viewer,
+                note: format!(
+                    "{:.0} events/frame; socklab reported {reported} kernel drops",
+                    per_frame.median
+                ),
+                fields: json!({
+                    "lost_to_viewer": to_viewer, "events_per_frame": per_frame.json(),
+                    "kernel_drops_reported": reported,
+                }),
+            };
+            lab_rate = unpaced_row(
+                &mut report,
+                "socklab bridge",
+                size,
+                &deliveries,
+                Some(viewer),
             );
-            report.add(json!({
-                "case": "socklab bridge", "size": size, "per_sec": rate.json(),
-                "lost": lost, "kernel_drops": drops, "lost_to_viewer": to_viewer,
-                "events_per_frame": per_frame.json(), "kernel_drops_reported": reported,
-            }));
-            lab_rate = rate.median;
         }
         let mut peer_rate = f64::NAN;
         if let Some(bin) = &websocat_bin {
@@ -548,19 +573,7 @@ async fn main() {
             for _ in 0..runs {
                 peer.push(websocat(bin, count, size, 0).await);
             }
-            let (rate, lost, drops) = summarise(&peer);
-            println!(
-                "{:<36} {:>28} {:>10} {:>8}",
-                format!("websocat bridge, {size} B"),
-                rate.show(0),
-                lost,
-                drops_text(drops)
-            );
-            report.add(json!({
-                "case": "websocat bridge", "size": size, "per_sec": rate.json(),
-                "lost": lost, "kernel_drops": drops,
-            }));
-            peer_rate = rate.median;
+            peer_rate = unpaced_row(&mut report, "websocat bridge", size, &peer, None);
         }
         for (name, ratio) in [
             ("socklab / loopback", lab_rate / loop_rate),
