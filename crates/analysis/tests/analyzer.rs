@@ -15,6 +15,14 @@ fn addr(s: &str) -> SocketAddr {
     s.parse().unwrap()
 }
 
+/// The flow from A to B.
+fn a_to_b() -> FlowKey {
+    FlowKey {
+        src: addr(A),
+        dst: addr(B),
+    }
+}
+
 /// Feeds events and collects outcomes, with event ids handed out in order.
 struct Run {
     analyzer: Analyzer,
@@ -84,10 +92,7 @@ impl Run {
 #[test]
 fn losses_the_receiving_socket_reported_as_kernel_drops_are_the_kernels() {
     let mut run = Run::new(&[A, B]);
-    let flow = FlowKey {
-        src: addr(A),
-        dst: addr(B),
-    };
+    let flow = a_to_b();
     let sends: Vec<EventId> = (0..4u8)
         .map(|i| run.send(u64::from(i) * 10, A, B, &[i]))
         .collect();
@@ -149,10 +154,7 @@ fn in_order_delivery_gives_latency_and_no_loss() {
     let r1 = run.recv(25, B, A, b"one");
     let r2 = run.recv(40, B, A, b"two");
     run.finish();
-    let flow = FlowKey {
-        src: addr(A),
-        dst: addr(B),
-    };
+    let flow = a_to_b();
     assert_eq!(
         run.out,
         vec![
@@ -199,10 +201,7 @@ fn equal_payloads_match_first_in_first_out() {
     let r1 = run.recv(20, B, A, b"same");
     let r2 = run.recv(21, B, A, b"same");
     let r3 = run.recv(22, B, A, b"same");
-    let flow = FlowKey {
-        src: addr(A),
-        dst: addr(B),
-    };
+    let flow = a_to_b();
     assert_eq!(
         run.out,
         vec![
@@ -259,10 +258,7 @@ fn timeouts_make_loss_and_late_arrivals_undo_it() {
     run.analyzer.tick(999, &mut run.out);
     assert!(run.out.is_empty(), "not yet");
     run.analyzer.tick(1_000, &mut run.out);
-    let flow = FlowKey {
-        src: addr(A),
-        dst: addr(B),
-    };
+    let flow = a_to_b();
     assert_eq!(
         run.out,
         vec![Outcome::Lost {
@@ -330,10 +326,7 @@ fn a_link_between_lab_sockets_is_seen_through() {
         Some(4),
     );
     let r2 = run.recv(9, B, upstream, b"aXcd");
-    let flow = FlowKey {
-        src: addr(A),
-        dst: addr(B),
-    };
+    let flow = a_to_b();
     assert_eq!(
         run.out,
         vec![
