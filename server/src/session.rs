@@ -806,16 +806,9 @@ impl Viewer {
                     if changed.is_err() {
                         return Ok(());
                     }
-                    let earliest = last_flush + self.flush_interval;
-                    if earliest <= Instant::now() {
-                        // Idle until now: send at once (a timer would round up to the
-                        // next millisecond).
-                        let more = self.flush(&log).await?;
-                        last_flush = Instant::now();
-                        flush_at = more.then(tokio::time::Instant::now);
-                    } else {
-                        flush_at = Some(earliest.into());
-                    }
+                    // An idle viewer's frame is due at once: the timer helper returns
+                    // at once for a time already past.
+                    flush_at = Some((last_flush + self.flush_interval).into());
                 }
                 _ = sleep_until(flush_at), if flush_at.is_some() => {
                     let more = self.flush(&log).await?;
