@@ -6,7 +6,7 @@ use std::io::{self, IoSliceMut};
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd as _;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use nix::sys::socket::{
@@ -106,7 +106,6 @@ impl UdpHandle {
                 socket,
                 log,
                 budget,
-                drop_counter: AtomicU32::new(0),
                 drops_total: AtomicU64::new(0),
             }
             .run(queue, cancel.clone())
@@ -189,9 +188,9 @@ struct SocketTask {
     socket: UdpSocket,
     log: Arc<EventLog>,
     budget: Arc<SendBudget>,
-    /// The kernel's drop counter as last seen (it wraps at 2^32).
-    drop_counter: AtomicU32,
-    /// Datagrams the kernel dropped at this socket so far.
+    /// Datagrams the kernel dropped at this socket so far. The kernel's own counter is
+    /// the same number modulo 2^32 (it wraps), so its low 32 bits are the counter as
+    /// last seen.
     drops_total: AtomicU64,
 }
 
@@ -318,16 +317,14 @@ impl SocketTask {
             self.log.append_all(received.drain(..));
         }
     }
-}
 
-impl SocketTask {
     /// Logs a `kernel_drops` record when the kernel's drop counter moved.
     fn note_drops(&self, counter: u32, received: &mut Vec<(Instant, Record)>) {
-        // Only this task touches the counters; atomics keep the task's future `Send`.
-        let last = self.drop_counter.swap(counter, Ordering::Relaxed);
-        let dropped = u64::from(counter.wrapping_sub(last));
-        let total = self.drops_total.fetch_add(dropped, Ordering::Relaxed);
+        // Only this task touches the total; an atomic keeps the task's future `Send`.
+        let total = self.drops_total.load(Ordering::Relaxed);
+        let dropped = u64::from(counter.wrapping_sub(total as u32));
         if dropped > 0 {
+            self.drops_total.store(total + dropped, Ordering::Relaxed);
             tracing::debug!(dropped, "the kernel dropped datagrams: receive buffer full");
             received.push((
                 Instant::now(),
