@@ -543,7 +543,6 @@ fn unknown_socket(id: &SocketId) -> CommandError {
     )
 }
 
-/// Turns a log entry into the protocol event a viewer receives.
 /// Appends a logged event's JSON for `viewer`: datagrams (most of any session) through
 /// the protocol's direct writer, everything else through its event.
 fn write_event(out: &mut String, entry: &crate::log::Entry, viewer: u64) {
@@ -563,6 +562,9 @@ fn write_event(out: &mut String, entry: &crate::log::Entry, viewer: u64) {
     }
 }
 
+/// Turns a log entry into the protocol event a viewer receives. (Frames carry datagrams
+/// through [`write_event`]'s direct writer; the datagram case here is what that writer
+/// must equal, which a test checks.)
 fn to_event(entry: &crate::log::Entry, viewer: u64) -> Event {
     let id = entry.id;
     let t_ns = entry.t_ns;
