@@ -172,10 +172,7 @@ pub async fn timeline_frames(
 ) -> Frames {
     use fantoccini::Locator;
     let wait = Duration::from_secs(600);
-    browser.client().goto(url).await.expect("the page loads");
-    browser
-        .wait_text("#conn-status", |t| t == "connected")
-        .await;
+    browser.open(url).await;
     browser.click("#bind-button").await;
     browser.wait_count(".socket-row", 1).await;
     browser.click("#bind-button").await;

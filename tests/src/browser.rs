@@ -126,6 +126,12 @@ impl Browser {
         let _ = std::fs::remove_dir_all(&self.profile);
     }
 
+    /// Opens the page at `url` and waits until it is connected to its server.
+    pub async fn open(&self, url: &str) {
+        self.client().goto(url).await.expect("the page loads");
+        self.wait_text("#conn-status", |t| t == "connected").await;
+    }
+
     /// Waits until the element matching `css` exists and its text satisfies `check`;
     /// returns the text.
     pub async fn wait_text(&self, css: &str, check: impl Fn(&str) -> bool) -> String {

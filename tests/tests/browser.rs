@@ -43,10 +43,7 @@ async fn a_reload_comes_back_to_the_same_session() {
 }
 
 async fn reload(url: &str, browser: &Browser) {
-    browser.client().goto(url).await.expect("the page loads");
-    browser
-        .wait_text("#conn-status", |t| t == "connected")
-        .await;
+    browser.open(url).await;
     let session = browser
         .wait_text(".session", |t| t.starts_with("session "))
         .await;
@@ -118,10 +115,7 @@ async fn bind_two(browser: &Browser) -> (String, String) {
 }
 
 async fn lossy_link(url: &str, browser: &Browser) {
-    browser.client().goto(url).await.expect("the page loads");
-    browser
-        .wait_text("#conn-status", |t| t == "connected")
-        .await;
+    browser.open(url).await;
     let (_, second) = bind_two(browser).await;
 
     // A link in front of s2, made lossy through its settings form.
@@ -207,10 +201,7 @@ async fn lossy_link(url: &str, browser: &Browser) {
 }
 
 async fn walking_skeleton(url: &str, browser: &Browser) {
-    browser.client().goto(url).await.expect("the page loads");
-    browser
-        .wait_text("#conn-status", |t| t == "connected")
-        .await;
+    browser.open(url).await;
 
     // Bind two sockets through the form (port 0: any free port).
     let (first_addr, second_addr) = bind_two(browser).await;
@@ -275,10 +266,7 @@ async fn the_timeline_shows_lost_arrows_and_figures_that_agree() {
 }
 
 async fn timeline(url: &str, browser: &Browser) {
-    browser.client().goto(url).await.expect("the page loads");
-    browser
-        .wait_text("#conn-status", |t| t == "connected")
-        .await;
+    browser.open(url).await;
     let (_, second) = bind_two(browser).await;
 
     // A "very lossy" link in front of s2, from its preset.
@@ -357,10 +345,7 @@ async fn a_small_receive_buffer_shows_what_the_kernel_dropped() {
 
 async fn kernel_drops(url: &str, browser: &Browser) {
     const BURST: usize = 2_000;
-    browser.client().goto(url).await.expect("the page loads");
-    browser
-        .wait_text("#conn-status", |t| t == "connected")
-        .await;
+    browser.open(url).await;
     // A wrong size is explained next to the form, and nothing is bound.
     browser.fill("#bind-rcvbuf", "lots").await;
     browser.click("#bind-button").await;
