@@ -21,13 +21,6 @@ use socklab_tests::Client;
 use socklab_tests::bench::{Median, Report, ServerProcess, Spread, Spreads, pace_until, udp_drops};
 
 const TOKEN: &str = "bridge-bench";
-/// A log big enough for every run's events.
-const BIG_LOG: [&str; 4] = [
-    "--log-max-events",
-    "1000000",
-    "--log-max-bytes",
-    "1073741824",
-];
 /// The receive buffer the plain receiver asks for (socklab asks for the same for its
 /// sockets; websocat cannot ask and keeps the system's default).
 const RCVBUF: usize = 4 * 1024 * 1024;
@@ -205,18 +198,23 @@ struct Bridge {
     per_frame: f64,
     /// Kernel drops as socklab itself reported them (`kernel_drops` events).
     reported_drops: u64,
+    /// The server's CPU time per datagram delivered, nanoseconds (all its threads).
+    server_ns: f64,
+    /// The server's context switches per 1,000 datagrams delivered.
+    server_switches: f64,
 }
 
 /// Through socklab: a lab socket receives the burst, a WebSocket viewer counts the
 /// events. Loss on the way to the viewer shows as holes in the ids or `gap` events.
-async fn socklab(addr: SocketAddr, count: usize, size: usize, rate: u64) -> Bridge {
-    let mut client = Client::connect_with(addr, &format!("token={TOKEN}"))
+async fn socklab(server: &ServerProcess, count: usize, size: usize, rate: u64) -> Bridge {
+    let mut client = Client::connect_with(server.addr, &format!("token={TOKEN}"))
         .await
         .expect("a session");
     let lab = client.bind("127.0.0.1:0").await;
     let to = lab.local;
     let frames_before = client.frames;
     let mut reported_drops = 0;
+    let usage_before = server.usage();
     let sender = tokio::task::spawn_blocking(move || blast(to, count, size, rate));
     let mut arrived = vec![None; count];
     let (mut got, mut last_id, mut lost_to_viewer, mut last) =
@@ -260,6 +258,7 @@ async fn socklab(addr: SocketAddr, count: usize, size: usize, rate: u64) -> Brid
             }
         }
     }
+    let used = server.usage().since(usage_before);
     let sent = sender.await.unwrap();
     // Read while the lab socket is still open (the session ends with the client).
     let drops = udp_drops(to);
@@ -274,6 +273,8 @@ async fn socklab(addr: SocketAddr, count: usize, size: usize, rate: u64) -> Brid
         latency: Spread::of(&mut latencies),
         per_frame: got as f64 / (client.frames - frames_before).max(1) as f64,
         reported_drops,
+        server_ns: used.cpu_ns as f64 / got.max(1) as f64,
+        server_switches: used.switches as f64 * 1000.0 / got.max(1) as f64,
     }
 }
 
@@ -466,25 +467,29 @@ async fn highest_lossless<F, Fut>(
 ) -> (f64, f64)
 where
     F: Fn(usize, u64) -> Fut,
-    Fut: std::future::Future<Output = (Delivery, u64)>,
+    Fut: std::future::Future<Output = (Delivery, u64, Option<f64>)>,
 {
     let mut best = (0.0f64, 0.0f64);
     for &rate in steps {
         let n = ((rate as f64 * STEP_SECONDS) as usize).max(1);
-        let (d, lost_to_viewer) = run(n, rate).await;
+        let (d, lost_to_viewer, server_ns) = run(n, rate).await;
         println!(
-            "{:<36} {:>12.0} {:>10} {:>8} {:>8}   sent at {:.0}/s",
+            "{:<36} {:>12.0} {:>10} {:>8} {:>8}   sent at {:.0}/s{}",
             format!("{name} paced {rate}/s, 64 B"),
             d.per_sec,
             d.lost,
             drops_text(d.kernel_drops),
             lost_to_viewer,
-            d.sent_per_sec
+            d.sent_per_sec,
+            server_ns.map_or_else(String::new, |ns| format!(
+                "; server {ns:.0} ns CPU per datagram"
+            ))
         );
         report.add(json!({
             "case": format!("{name} paced"), "size": 64, "asked_per_sec": rate,
             "sent_per_sec": d.sent_per_sec, "delivered_per_sec": d.per_sec, "lost": d.lost,
             "kernel_drops": d.kernel_drops, "lost_to_viewer": lost_to_viewer,
+            "server_cpu_ns_per_datagram": server_ns,
         }));
         if d.lost > 0 || lost_to_viewer > 0 {
             break;
@@ -519,8 +524,9 @@ async fn main() {
     let tuned_peer = args.iter().any(|a| a == "--tuned-peer");
     let (count, runs) = if smoke { (5_000, 1) } else { (200_000, 3) };
     let mut report = Report::new("bridge", smoke);
-    let server = ServerProcess::start(TOKEN, &BIG_LOG);
-    let addr = server.addr;
+    // socklab as shipped: its default settings (a session's log keeps the latest
+    // 200,000 events; a viewer that keeps up loses none of them).
+    let server = ServerProcess::start(TOKEN, &[]);
     // The peer: websocat, not run in smoke mode (installing it takes minutes).
     let websocat_bin = if smoke || !wants("websocat") {
         None
@@ -542,21 +548,26 @@ async fn main() {
         if wants("socklab") {
             let mut lab = Vec::new();
             for _ in 0..runs {
-                lab.push(socklab(addr, count, size, 0).await);
+                lab.push(socklab(&server, count, size, 0).await);
             }
             let deliveries: Vec<Delivery> = lab.iter().map(|b| b.delivery).collect();
             let to_viewer = lab.iter().map(|b| b.lost_to_viewer).max().unwrap_or(0);
             let per_frame = Median::of(lab.iter().map(|b| b.per_frame));
+            let server_ns = Median::of(lab.iter().map(|b| b.server_ns));
+            let switches = Median::of(lab.iter().map(|b| b.server_switches));
             let reported = lab.iter().map(|b| b.reported_drops).max().unwrap_or(0);
             let viewer = Viewer {
                 lost: to_viewer,
                 note: format!(
-                    "{:.0} events/frame; socklab reported {reported} kernel drops",
-                    per_frame.median
+                    "{:.0} events/frame; socklab reported {reported} kernel drops; \
+                     server {:.0} ns CPU and {:.0} switches per 1,000 datagrams",
+                    per_frame.median, server_ns.median, switches.median
                 ),
                 fields: json!({
                     "lost_to_viewer": to_viewer, "events_per_frame": per_frame.json(),
                     "kernel_drops_reported": reported,
+                    "server_cpu_ns_per_datagram": server_ns.json(),
+                    "server_switches_per_1000_datagrams": switches.json(),
                 }),
             };
             lab_rate = unpaced_row(
@@ -591,14 +602,15 @@ async fn main() {
     // bridges, at the system's default settings.
     let steps: &[u64] = if smoke { &[5_000] } else { &STEPS };
     if wants("paced") {
+        let server = &server;
         let lab = highest_lossless("socklab", &mut report, steps, |n, rate| async move {
-            let b = socklab(addr, n, 64, rate).await;
-            (b.delivery, b.lost_to_viewer)
+            let b = socklab(server, n, 64, rate).await;
+            (b.delivery, b.lost_to_viewer, Some(b.server_ns))
         })
         .await;
         if let Some(bin) = &websocat_bin {
             let peer = highest_lossless("websocat", &mut report, steps, |n, rate| async move {
-                (websocat(bin, n, 64, rate).await, 0)
+                (websocat(bin, n, 64, rate).await, 0, None)
             })
             .await;
             if peer.0 > 0.0 {
@@ -614,7 +626,7 @@ async fn main() {
                             "websocat tuned",
                             &mut report,
                             steps,
-                            |n, rate| async move { (websocat(bin, n, 64, rate).await, 0) },
+                            |n, rate| async move { (websocat(bin, n, 64, rate).await, 0, None) },
                         )
                         .await;
                         if peer.0 > 0.0 {
@@ -642,12 +654,12 @@ async fn main() {
                 &["--flush-interval-us", "2000"][..],
             ),
         ] {
-            let server = ServerProcess::start(TOKEN, &[&BIG_LOG[..], extra].concat());
+            let server = ServerProcess::start(TOKEN, extra);
             for rate in [1_000u64, 10_000] {
                 let n = if smoke { 500 } else { (rate * 3) as usize };
                 let mut spreads = Vec::new();
                 for _ in 0..runs {
-                    spreads.push(socklab(server.addr, n, 64, rate).await.latency);
+                    spreads.push(socklab(&server, n, 64, rate).await.latency);
                 }
                 let l = Spreads::of(&spreads);
                 println!(

@@ -323,6 +323,56 @@ impl ServerProcess {
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
+
+    /// The CPU time and context switches its threads have used so far.
+    pub fn usage(&self) -> Usage {
+        Usage::of(self.pid())
+    }
+}
+
+/// CPU time and context switches of a process, summed over its threads.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Usage {
+    /// Time on a CPU, nanoseconds (`/proc/PID/task/*/schedstat`).
+    pub cpu_ns: u64,
+    /// Voluntary and involuntary context switches (`/proc/PID/task/*/status`).
+    pub switches: u64,
+}
+
+impl Usage {
+    /// Reads it for process `pid`; threads that end while it reads count as nothing.
+    pub fn of(pid: u32) -> Usage {
+        let mut usage = Usage::default();
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+            return usage;
+        };
+        for task in tasks.flatten() {
+            let dir = task.path();
+            if let Ok(stat) = std::fs::read_to_string(dir.join("schedstat")) {
+                usage.cpu_ns += stat
+                    .split_whitespace()
+                    .next()
+                    .and_then(|n| n.parse::<u64>().ok())
+                    .unwrap_or(0);
+            }
+            if let Ok(status) = std::fs::read_to_string(dir.join("status")) {
+                usage.switches += status
+                    .lines()
+                    .filter(|l| l.contains("ctxt_switches:"))
+                    .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+                    .sum::<u64>();
+            }
+        }
+        usage
+    }
+
+    /// What was used since `earlier`.
+    pub fn since(self, earlier: Usage) -> Usage {
+        Usage {
+            cpu_ns: self.cpu_ns.saturating_sub(earlier.cpu_ns),
+            switches: self.switches.saturating_sub(earlier.switches),
+        }
+    }
 }
 
 impl Drop for ServerProcess {
@@ -573,6 +623,22 @@ mod tests {
         assert!(drops > 1_000, "drops {drops}");
         assert_eq!(read + drops, 2_000);
         assert_eq!(udp_drops("127.0.0.1:1".parse().unwrap()), None);
+    }
+
+    #[test]
+    fn usage_counts_this_process_cpu_time() {
+        let pid = std::process::id();
+        let before = Usage::of(pid);
+        let start = Instant::now();
+        let mut x = 0u64;
+        while start.elapsed() < Duration::from_millis(30) {
+            x = std::hint::black_box(x.wrapping_add(1));
+        }
+        std::thread::sleep(Duration::from_millis(1));
+        let used = Usage::of(pid).since(before);
+        assert!(used.cpu_ns >= 20_000_000, "{used:?}");
+        assert!(used.switches >= 1, "{used:?}");
+        assert_eq!(Usage::of(u32::MAX), Usage::default());
     }
 
     #[test]
