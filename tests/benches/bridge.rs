@@ -18,7 +18,9 @@ use serde_json::json;
 use socket2::{Domain, Protocol, Socket, Type};
 use socklab_protocol::payload::decode_base64;
 use socklab_tests::Client;
-use socklab_tests::bench::{Median, Report, ServerProcess, Spread, Spreads, pace_until, udp_drops};
+use socklab_tests::bench::{
+    Median, Report, ServerProcess, Spread, Spreads, Usage, pace_until, udp_drops,
+};
 
 const TOKEN: &str = "bridge-bench";
 /// The receive buffer the plain receiver asks for (socklab asks for the same for its
@@ -121,10 +123,25 @@ struct Delivery {
     lost: usize,
     /// Of those, dropped by the kernel at the receiving socket (its own counter).
     kernel_drops: Option<u64>,
+    /// The bridge process's CPU time per datagram delivered, nanoseconds (all its
+    /// threads; none for the in-process loopback receiver).
+    cpu_ns: Option<f64>,
 }
 
 impl Delivery {
     fn new(count: usize, got: usize, sent: &[Instant], last: Instant, drops: Option<u64>) -> Self {
+        Delivery::with_cpu(count, got, sent, last, drops, None)
+    }
+
+    /// With the bridge process's `used` CPU time.
+    fn with_cpu(
+        count: usize,
+        got: usize,
+        sent: &[Instant],
+        last: Instant,
+        drops: Option<u64>,
+        used: Option<Usage>,
+    ) -> Self {
         let secs = last
             .saturating_duration_since(sent[0])
             .as_secs_f64()
@@ -138,6 +155,7 @@ impl Delivery {
             sent_per_sec: sent.len().saturating_sub(1).max(1) as f64 / sending,
             lost: count - got,
             kernel_drops: drops,
+            cpu_ns: used.map(|u| u.cpu_ns as f64 / got.max(1) as f64),
         }
     }
 }
@@ -198,8 +216,6 @@ struct Bridge {
     per_frame: f64,
     /// Kernel drops as socklab itself reported them (`kernel_drops` events).
     reported_drops: u64,
-    /// The server's CPU time per datagram delivered, nanoseconds (all its threads).
-    server_ns: f64,
     /// The server's context switches per 1,000 datagrams delivered.
     server_switches: f64,
 }
@@ -268,12 +284,11 @@ async fn socklab(server: &ServerProcess, count: usize, size: usize, rate: u64) -
         .filter_map(|(s, a)| a.map(|a| a.saturating_duration_since(*s).as_nanos() as i64))
         .collect();
     Bridge {
-        delivery: Delivery::new(count, got, &sent, last, drops),
+        delivery: Delivery::with_cpu(count, got, &sent, last, drops, Some(used)),
         lost_to_viewer,
         latency: Spread::of(&mut latencies),
         per_frame: got as f64 / (client.frames - frames_before).max(1) as f64,
         reported_drops,
-        server_ns: used.cpu_ns as f64 / got.max(1) as f64,
         server_switches: used.switches as f64 * 1000.0 / got.max(1) as f64,
     }
 }
@@ -350,6 +365,7 @@ async fn websocat(bin: &std::path::Path, count: usize, size: usize, rate: u64) -
     while udp_drops(to).is_none() && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+    let usage_before = Usage::of(child.id());
     let sender = tokio::task::spawn_blocking(move || blast(to, count, size, rate));
     let mut seen = vec![false; count];
     let (mut got, mut last) = (0usize, Instant::now());
@@ -369,11 +385,12 @@ async fn websocat(bin: &std::path::Path, count: usize, size: usize, rate: u64) -
             _ => break,
         }
     }
+    let used = Usage::of(child.id()).since(usage_before);
     let sent = sender.await.unwrap();
     let drops = udp_drops(to);
     let _ = child.kill();
     let _ = child.wait();
-    Delivery::new(count, got, &sent, last, drops)
+    Delivery::with_cpu(count, got, &sent, last, drops, Some(used))
 }
 
 /// The default receive buffer of every socket on a "tuned system", bytes (the
@@ -417,19 +434,22 @@ struct Viewer {
 }
 
 /// Prints and reports one unpaced case over its runs: the median delivery rate, the
-/// worst losses (and the viewer's, for a bridge that has one); returns the median.
+/// worst losses (and the viewer's, for a bridge that has one); returns the median rate
+/// and CPU time per datagram.
 fn unpaced_row(
     report: &mut Report,
     case: &str,
     size: usize,
     runs: &[Delivery],
     viewer: Option<Viewer>,
-) -> f64 {
+) -> (f64, f64) {
     let rate = Median::of(runs.iter().map(|r| r.per_sec));
     let lost = runs.iter().map(|r| r.lost).max().unwrap_or(0);
     let drops = runs.iter().filter_map(|r| r.kernel_drops).max();
+    let cpu = Median::of(runs.iter().filter_map(|r| r.cpu_ns));
     let mut row = json!({
         "case": case, "size": size, "per_sec": rate.json(), "lost": lost, "kernel_drops": drops,
+        "cpu_ns_per_datagram": cpu.json(),
     });
     let (viewer_lost, note) = match viewer {
         Some(v) => {
@@ -441,15 +461,22 @@ fn unpaced_row(
         None => (String::new(), String::new()),
     };
     println!(
-        "{:<36} {:>28} {:>10} {:>8} {:>8}{note}",
+        "{:<36} {:>28} {:>10} {:>8} {:>8} {:>8}{note}",
         format!("{case}, {size} B"),
         rate.show(0),
         lost,
         drops_text(drops),
-        viewer_lost
+        viewer_lost,
+        cpu_text(Some(cpu.median))
     );
     report.add(row);
-    rate.median
+    (rate.median, cpu.median)
+}
+
+/// A bridge's CPU time per datagram, or nothing when not measured.
+fn cpu_text(ns: Option<f64>) -> String {
+    ns.filter(|ns| ns.is_finite())
+        .map_or_else(String::new, |ns| format!("{ns:.0}"))
 }
 
 fn drops_text(drops: Option<u64>) -> String {
@@ -467,29 +494,27 @@ async fn highest_lossless<F, Fut>(
 ) -> (f64, f64)
 where
     F: Fn(usize, u64) -> Fut,
-    Fut: std::future::Future<Output = (Delivery, u64, Option<f64>)>,
+    Fut: std::future::Future<Output = (Delivery, u64)>,
 {
     let mut best = (0.0f64, 0.0f64);
     for &rate in steps {
         let n = ((rate as f64 * STEP_SECONDS) as usize).max(1);
-        let (d, lost_to_viewer, server_ns) = run(n, rate).await;
+        let (d, lost_to_viewer) = run(n, rate).await;
         println!(
-            "{:<36} {:>12.0} {:>10} {:>8} {:>8}   sent at {:.0}/s{}",
+            "{:<36} {:>28} {:>10} {:>8} {:>8} {:>8}   sent at {:.0}/s",
             format!("{name} paced {rate}/s, 64 B"),
-            d.per_sec,
+            format!("{:.0}", d.per_sec),
             d.lost,
             drops_text(d.kernel_drops),
             lost_to_viewer,
+            cpu_text(d.cpu_ns),
             d.sent_per_sec,
-            server_ns.map_or_else(String::new, |ns| format!(
-                "; server {ns:.0} ns CPU per datagram"
-            ))
         );
         report.add(json!({
             "case": format!("{name} paced"), "size": 64, "asked_per_sec": rate,
             "sent_per_sec": d.sent_per_sec, "delivered_per_sec": d.per_sec, "lost": d.lost,
             "kernel_drops": d.kernel_drops, "lost_to_viewer": lost_to_viewer,
-            "server_cpu_ns_per_datagram": server_ns,
+            "cpu_ns_per_datagram": d.cpu_ns,
         }));
         if d.lost > 0 || lost_to_viewer > 0 {
             break;
@@ -499,9 +524,9 @@ where
         }
     }
     println!(
-        "{:<36} {:>12.0}   (delivered at {:.0}/s)",
+        "{:<36} {:>28}   (delivered at {:.0}/s)",
         format!("{name}: highest lossless rate"),
-        best.0,
+        format!("{:.0}", best.0),
         best.1
     );
     report.add(json!({
@@ -535,16 +560,20 @@ async fn main() {
     };
     println!("bridge: {count} datagrams per unpaced run, median of {runs} run(s) (min..max)");
     println!(
-        "{:<36} {:>28} {:>10} {:>8} {:>8}",
-        "case", "datagrams/s", "lost", "kernel", "viewer"
+        "{:<36} {:>28} {:>10} {:>8} {:>8} {:>8}",
+        "case", "datagrams/s", "lost", "kernel", "viewer", "CPU ns"
+    );
+    println!(
+        "(kernel: dropped at the receiving socket; viewer: lost between socklab's socket and \
+         its viewer; CPU ns: the bridge process's CPU time per datagram delivered)"
     );
     for size in [64usize, 1200] {
         let mut loop_rate = f64::NAN;
         if wants("loopback") {
             let runs: Vec<Delivery> = (0..runs).map(|_| loopback(count, size)).collect();
-            loop_rate = unpaced_row(&mut report, "loopback limit", size, &runs, None);
+            (loop_rate, _) = unpaced_row(&mut report, "loopback limit", size, &runs, None);
         }
-        let mut lab_rate = f64::NAN;
+        let (mut lab_rate, mut lab_cpu) = (f64::NAN, f64::NAN);
         if wants("socklab") {
             let mut lab = Vec::new();
             for _ in 0..runs {
@@ -553,24 +582,22 @@ async fn main() {
             let deliveries: Vec<Delivery> = lab.iter().map(|b| b.delivery).collect();
             let to_viewer = lab.iter().map(|b| b.lost_to_viewer).max().unwrap_or(0);
             let per_frame = Median::of(lab.iter().map(|b| b.per_frame));
-            let server_ns = Median::of(lab.iter().map(|b| b.server_ns));
             let switches = Median::of(lab.iter().map(|b| b.server_switches));
             let reported = lab.iter().map(|b| b.reported_drops).max().unwrap_or(0);
             let viewer = Viewer {
                 lost: to_viewer,
                 note: format!(
                     "{:.0} events/frame; socklab reported {reported} kernel drops; \
-                     server {:.0} ns CPU and {:.0} switches per 1,000 datagrams",
-                    per_frame.median, server_ns.median, switches.median
+                     {:.0} context switches per 1,000 datagrams",
+                    per_frame.median, switches.median
                 ),
                 fields: json!({
                     "lost_to_viewer": to_viewer, "events_per_frame": per_frame.json(),
                     "kernel_drops_reported": reported,
-                    "server_cpu_ns_per_datagram": server_ns.json(),
                     "server_switches_per_1000_datagrams": switches.json(),
                 }),
             };
-            lab_rate = unpaced_row(
+            (lab_rate, lab_cpu) = unpaced_row(
                 &mut report,
                 "socklab bridge",
                 size,
@@ -578,17 +605,18 @@ async fn main() {
                 Some(viewer),
             );
         }
-        let mut peer_rate = f64::NAN;
+        let (mut peer_rate, mut peer_cpu) = (f64::NAN, f64::NAN);
         if let Some(bin) = &websocat_bin {
             let mut peer = Vec::new();
             for _ in 0..runs {
                 peer.push(websocat(bin, count, size, 0).await);
             }
-            peer_rate = unpaced_row(&mut report, "websocat bridge", size, &peer, None);
+            (peer_rate, peer_cpu) = unpaced_row(&mut report, "websocat bridge", size, &peer, None);
         }
         for (name, ratio) in [
             ("socklab / loopback", lab_rate / loop_rate),
             ("socklab / websocat", lab_rate / peer_rate),
+            ("CPU socklab / websocat", lab_cpu / peer_cpu),
         ] {
             if ratio.is_finite() {
                 println!("{:<36} {:>28.2}", format!("ratio {name}, {size} B"), ratio);
@@ -605,12 +633,12 @@ async fn main() {
         let server = &server;
         let lab = highest_lossless("socklab", &mut report, steps, |n, rate| async move {
             let b = socklab(server, n, 64, rate).await;
-            (b.delivery, b.lost_to_viewer, Some(b.server_ns))
+            (b.delivery, b.lost_to_viewer)
         })
         .await;
         if let Some(bin) = &websocat_bin {
             let peer = highest_lossless("websocat", &mut report, steps, |n, rate| async move {
-                (websocat(bin, n, 64, rate).await, 0, None)
+                (websocat(bin, n, 64, rate).await, 0)
             })
             .await;
             if peer.0 > 0.0 {
@@ -626,7 +654,7 @@ async fn main() {
                             "websocat tuned",
                             &mut report,
                             steps,
-                            |n, rate| async move { (websocat(bin, n, 64, rate).await, 0, None) },
+                            |n, rate| async move { (websocat(bin, n, 64, rate).await, 0) },
                         )
                         .await;
                         if peer.0 > 0.0 {

@@ -242,15 +242,15 @@ impl Client {
         }
     }
 
-    /// The next text frame as it came, for a client that parses only what it needs
-    /// (benchmarks); None when the connection ends. Events already taken into the
-    /// queue are not returned again.
-    pub async fn next_text(&mut self) -> Option<String> {
+    /// The next text frame as it came (not copied), for a client that parses only what
+    /// it needs (benchmarks); None when the connection ends. Events already taken into
+    /// the queue are not returned again.
+    pub async fn next_text(&mut self) -> Option<tokio_tungstenite::tungstenite::Utf8Bytes> {
         loop {
             match self.ws.next().await? {
                 Ok(Message::Text(text)) => {
                     self.frames += 1;
-                    return Some(text.as_str().to_owned());
+                    return Some(text);
                 }
                 Ok(_) => {}
                 Err(_) => return None,
