@@ -393,3 +393,38 @@ async fn datagrams_the_kernel_dropped_are_lost_because_of_the_kernel() {
     assert_eq!(by_kernel + by_timeout, flow.lost, "every loss has a cause");
     server.stop().await;
 }
+
+#[tokio::test]
+async fn every_datagram_of_a_burst_gets_its_fate_and_so_does_a_lone_one_after_it() {
+    // Under load the analysis reads the log every few milliseconds instead of at each
+    // logged batch; once the log is quiet it waits for it again. In both states each
+    // datagram between two lab sockets gets its fate.
+    const COUNT: u64 = 2_000;
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let a = client.bind("127.0.0.1:0").await;
+    let b = client.bind("127.0.0.1:0").await;
+    client
+        .send(generate(&a.socket, b.local, COUNT, 100_000.0))
+        .await;
+    let mut delivered = HashSet::new();
+    while (delivered.len() as u64) < COUNT {
+        if let Event::Fate(f) = client.next().await {
+            assert_eq!(f.fate, FateKind::Delivered, "{f:?}");
+            delivered.insert(f.send);
+        }
+    }
+    // Quiet for longer than the analysis's busy pace, then one more datagram.
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let lone = client.send_datagram(&a.socket, b.local, text("lone")).await;
+    let fate = loop {
+        if let Event::Fate(f) = client.next().await
+            && f.send == lone.id
+        {
+            break f;
+        }
+    };
+    assert_eq!(fate.fate, FateKind::Delivered);
+    assert!(!delivered.contains(&lone.id));
+    server.stop().await;
+}

@@ -301,9 +301,6 @@ impl Default for Analyzer {
     }
 }
 
-/// A payload's fingerprint (XXH3: the same bytes hash the same in every run, and it
-/// runs at memory speed; the SipHash it replaced cost a twentieth of the server's time
-/// at 1,200-byte datagrams).
 /// Why a datagram that never reached the lab socket at `receiver` in time is lost: the
 /// kernel, while that socket's reported drops last (each accounts for one datagram), or
 /// else the timeout.
@@ -317,6 +314,9 @@ fn timed_out(kernel_drops: &mut HashMap<SocketAddr, u64>, receiver: SocketAddr) 
     }
 }
 
+/// A payload's fingerprint (XXH3: the same bytes hash the same in every run, and it
+/// runs at memory speed; the SipHash it replaced cost a twentieth of the server's time
+/// at 1,200-byte datagrams).
 fn hash(bytes: &[u8]) -> u64 {
     xxhash_rust::xxh3::xxh3_64(bytes)
 }
