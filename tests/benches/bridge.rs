@@ -29,8 +29,8 @@ const RCVBUF: usize = 4 * 1024 * 1024;
 /// How long to wait for stragglers after the last datagram is sent.
 const DRAIN: Duration = Duration::from_secs(2);
 /// The paced rates tried, datagrams/s, in order, until one loses something.
-const STEPS: [u64; 9] = [
-    25_000, 50_000, 100_000, 150_000, 200_000, 250_000, 300_000, 400_000, 500_000,
+const STEPS: [u64; 11] = [
+    25_000, 50_000, 100_000, 150_000, 200_000, 250_000, 300_000, 400_000, 500_000, 600_000, 800_000,
 ];
 /// How long each paced step lasts.
 const STEP_SECONDS: f64 = 1.0;
