@@ -24,8 +24,8 @@ const READ_BATCH: usize = 4096;
 /// After a pass that found new entries, the analysis reads again this much later rather
 /// than waking for every batch the socket tasks log. Under load it then reads many
 /// entries per wake-up, and its wake-ups stop pulling a second worker thread onto the
-/// packet path (the server's context switches per datagram fell threefold, its
-/// throughput rose a fifth). A conclusion comes at most this much later; an idle
+/// packet path (the server's context switches per datagram fell by half, its
+/// throughput rose about a fifth). A conclusion comes at most this much later; an idle
 /// session goes back to waiting for the log.
 const READ_EVERY: Duration = Duration::from_millis(10);
 
