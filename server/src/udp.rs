@@ -37,6 +37,11 @@ const RECV_BATCH: usize = 32;
 /// How many `recvmmsg` calls one wake-up makes at most before logging what they got
 /// (and letting the socket's other work, its sends, have a turn).
 const RECV_CALLS: usize = 8;
+/// How long after a socket's last datagram its task reads the kernel's drop counter
+/// once more, from the kernel's socket table: a datagram carries the counter only as it
+/// was when that datagram was queued, so drops after the last one queued (the tail of a
+/// burst into a full buffer) would otherwise wait for another datagram to be reported.
+const SETTLE_DROPS_AFTER: std::time::Duration = std::time::Duration::from_millis(100);
 /// How many sends may wait for a socket's task before the session is told to slow down.
 pub const SEND_QUEUE: usize = 1024;
 
@@ -198,6 +203,10 @@ impl SocketTask {
     async fn run(self, mut queue: mpsc::Receiver<SendRequest>, cancel: CancellationToken) {
         tracing::debug!("socket open");
         let mut received = Vec::with_capacity(RECV_BATCH * RECV_CALLS);
+        // The socket's inode, its key in the kernel's socket table.
+        let inode = socket_inode(&self.socket);
+        // When to read the drop counter from that table (after a quiet spell).
+        let mut settle_at = None;
         loop {
             tokio::select! {
                 biased;
@@ -211,7 +220,17 @@ impl SocketTask {
                         tracing::warn!(error = %e, "socket no longer readable");
                         break;
                     }
-                    self.drain(&mut received);
+                    if self.drain(&mut received) > 0 && inode.is_some() {
+                        settle_at = Some(tokio::time::Instant::now() + SETTLE_DROPS_AFTER);
+                    }
+                }
+                () = crate::timer::sleep_until(settle_at) => {
+                    settle_at = None;
+                    let table = kernel_drop_counter(self.local, inode.unwrap_or_default());
+                    if let Some(counter) = table {
+                        self.note_drops(counter, &mut received);
+                        self.log.append_all(received.drain(..));
+                    }
                 }
             }
         }
@@ -279,8 +298,9 @@ impl SocketTask {
     }
 
     /// Receives the datagrams that are ready (up to [`RECV_CALLS`] batches) and logs them
-    /// together.
-    fn drain(&self, received: &mut Vec<(Instant, Record)>) {
+    /// together; returns how many.
+    fn drain(&self, received: &mut Vec<(Instant, Record)>) -> usize {
+        let mut datagrams = 0;
         for _ in 0..RECV_CALLS {
             let mut counter = None;
             let got = self.socket.try_io(Interest::READABLE, || {
@@ -301,6 +321,7 @@ impl SocketTask {
             if let Some(counter) = counter {
                 self.note_drops(counter, received);
             }
+            datagrams += got.as_ref().map_or(0, |n| *n);
             match got {
                 Ok(n) if n == RECV_BATCH => continue,
                 Ok(_) => break,
@@ -316,14 +337,19 @@ impl SocketTask {
         if !received.is_empty() {
             self.log.append_all(received.drain(..));
         }
+        datagrams
     }
 
     /// Logs a `kernel_drops` record when the kernel's drop counter moved.
     fn note_drops(&self, counter: u32, received: &mut Vec<(Instant, Record)>) {
         // Only this task touches the total; an atomic keeps the task's future `Send`.
         let total = self.drops_total.load(Ordering::Relaxed);
-        let dropped = u64::from(counter.wrapping_sub(total as u32));
-        if dropped > 0 {
+        let dropped = counter.wrapping_sub(total as u32);
+        // The counter only grows, but a datagram carries it as it was when the datagram
+        // was queued: one queued before the socket table was last read can carry a
+        // smaller count, which wraps to more than half the range here and is stale.
+        if dropped > 0 && dropped < 1 << 31 {
+            let dropped = u64::from(dropped);
             self.drops_total.store(total + dropped, Ordering::Relaxed);
             tracing::debug!(dropped, "the kernel dropped datagrams: receive buffer full");
             received.push((
@@ -336,6 +362,41 @@ impl SocketTask {
             ));
         }
     }
+}
+
+/// The inode of `socket`'s descriptor (what the kernel's socket tables list it by).
+fn socket_inode(socket: &UdpSocket) -> Option<u64> {
+    use std::os::unix::fs::MetadataExt as _;
+    std::fs::metadata(format!("/proc/self/fd/{}", socket.as_raw_fd()))
+        .map(|m| m.ino())
+        .inspect_err(|e| tracing::debug!(error = %e, "cannot find the socket's inode"))
+        .ok()
+}
+
+/// The kernel's drop counter of the UDP socket with this inode, from the `drops` column
+/// of /proc/net/udp (or udp6 for an IPv6 `local`).
+fn kernel_drop_counter(local: SocketAddr, inode: u64) -> Option<u32> {
+    let table = if local.is_ipv4() {
+        "/proc/net/udp"
+    } else {
+        "/proc/net/udp6"
+    };
+    let text = std::fs::read_to_string(table).ok()?;
+    drop_counter_in(&text, inode)
+}
+
+/// [`kernel_drop_counter`]'s reading of the table's text: the inode is the tenth
+/// column, the drops the last.
+fn drop_counter_in(table: &str, inode: u64) -> Option<u32> {
+    let inode = inode.to_string();
+    table.lines().skip(1).find_map(|line| {
+        let mut fields = line.split_whitespace();
+        (fields.clone().nth(9) == Some(inode.as_str()))
+            .then(|| fields.next_back()?.parse::<u64>().ok())
+            .flatten()
+            // The kernel's counter is 32 bits wide, like the one datagrams carry.
+            .map(|drops| drops as u32)
+    })
 }
 
 thread_local! {
@@ -402,4 +463,33 @@ fn to_socket_addr(a: &SockaddrStorage) -> Option<SocketAddr> {
     a.as_sockaddr_in()
         .map(|a| SocketAddr::from(*a))
         .or_else(|| a.as_sockaddr_in6().map(|a| SocketAddr::from(*a)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_drop_counter_is_read_from_the_socket_table_by_inode() {
+        let table = "\
+   sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops
+11027: 0100007F:E340 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 928301 2 000000008a1a664a 0
+11028: 0100007F:E341 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 928302 2 000000008a1a664b 4294967297
+";
+        assert_eq!(drop_counter_in(table, 928301), Some(0));
+        // Cut to 32 bits, as the counter datagrams carry.
+        assert_eq!(drop_counter_in(table, 928302), Some(1));
+        assert_eq!(drop_counter_in(table, 11027), None);
+        assert_eq!(drop_counter_in("", 928301), None);
+    }
+
+    #[tokio::test]
+    async fn a_real_socket_is_found_in_the_kernel_table() {
+        for addr in ["127.0.0.1:0", "[::1]:0"] {
+            let (socket, _) = open(addr.parse().unwrap(), None).unwrap();
+            let inode = socket_inode(&socket).expect("an inode");
+            let local = socket.local_addr().unwrap();
+            assert_eq!(kernel_drop_counter(local, inode), Some(0), "{local}");
+        }
+    }
 }

@@ -209,6 +209,46 @@ async fn shutdown_closes_every_session() {
 }
 
 #[tokio::test]
+async fn drops_at_the_end_of_a_burst_are_reported_without_another_datagram() {
+    // Each datagram carries the kernel's drop count as it was when it was queued, so
+    // the drops after the last one queued (the tail of a burst into a full buffer) are
+    // read from the kernel's socket table once the socket has been quiet a while.
+    const BURST: usize = 2_000;
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let lab = client.bind_with_buffer("127.0.0.1:0", Some(1)).await;
+    // Nothing reads the lab socket while this loop runs (this test's runtime also runs
+    // the server), so the buffer fills and the kernel drops the rest of the burst.
+    let plain = UdpSocket::bind("127.0.0.1:0").unwrap();
+    for i in 0..BURST {
+        plain.send_to(&(i as u64).to_le_bytes(), lab.local).unwrap();
+    }
+    let (mut received, mut total) = (0u64, 0u64);
+    while received + total < BURST as u64 {
+        match client.next().await {
+            Event::Datagram(d) if d.socket == lab.socket && d.dir == Direction::In => {
+                received += 1;
+            }
+            Event::KernelDrops(k) => {
+                assert_eq!(k.total, total + k.dropped, "totals add up");
+                total = k.total;
+            }
+            _ => {}
+        }
+    }
+    assert!(
+        total > 0,
+        "the burst overflowed the buffer: {received} received"
+    );
+    assert_eq!(
+        received + total,
+        BURST as u64,
+        "every datagram was either received or counted as dropped by the kernel"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn a_full_receive_buffer_is_reported_as_kernel_drops() {
     const BURST: usize = 2_000;
     let server = TestServer::start().await;
