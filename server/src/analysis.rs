@@ -90,7 +90,7 @@ pub async fn run(
                 if fate.fate != FateKind::Duplicate {
                     fate.decision = analyzer.take_decision(fate.send);
                 }
-                (now, Record::Event(None, Box::new(Event::Fate(fate))))
+                (now, Record::Fate(Box::new(fate)))
             }));
         }
     }
@@ -198,7 +198,10 @@ fn feed(
             },
             None => return,
         },
-        Record::LinkUpdated { .. } | Record::LinkStats { .. } | Record::Event(..) => return,
+        Record::LinkUpdated { .. }
+        | Record::LinkStats { .. }
+        | Record::Event(..)
+        | Record::Fate(_) => return,
     };
     analyzer.feed(input, out);
 }
