@@ -147,29 +147,23 @@ fn feed(
             Direction::Out => Input::Sent {
                 id,
                 t_ns,
-                local: d.local,
+                local: d.socket.local,
                 peer: d.peer,
                 bytes: &d.payload,
             },
             Direction::In => Input::Received {
                 id,
                 t_ns,
-                local: d.local,
+                local: d.socket.local,
                 peer: d.peer,
                 bytes: &d.payload,
             },
         },
-        Record::LinkCreated {
-            link,
-            listen,
-            upstream,
-            target,
-            ..
-        } => Input::LinkCreated {
-            link,
-            listen: *listen,
-            upstream: *upstream,
-            target: *target,
+        Record::LinkCreated(c) => Input::LinkCreated {
+            link: &c.link,
+            listen: c.listen,
+            upstream: c.upstream,
+            target: c.target,
         },
         Record::LinkDeleted { link, .. } => Input::LinkDeleted { link },
         Record::LinkPacket(p, bytes) => {

@@ -77,22 +77,9 @@ pub enum Record {
         /// Dropped since the socket was bound.
         total: u64,
     },
-    /// A link was created.
-    LinkCreated {
-        /// The link.
-        link: LinkId,
-        /// Its listen address.
-        listen: SocketAddr,
-        /// The address it sends to the target from.
-        upstream: SocketAddr,
-        /// Its target.
-        target: SocketAddr,
-        /// Its settings (boxed: they are large, and every log entry is as big as the
-        /// largest kind).
-        settings: Box<LinkSettings>,
-        /// The `req` of the command.
-        req: Option<Tagged>,
-    },
+    /// A link was created (boxed: a rare record, and every log entry is as big as the
+    /// largest kind).
+    LinkCreated(Box<LinkCreation>),
     /// A link's settings changed.
     LinkUpdated {
         /// The link.
@@ -129,15 +116,40 @@ pub enum Record {
     },
 }
 
+/// A link's creation.
+#[derive(Debug)]
+pub struct LinkCreation {
+    /// The link.
+    pub link: LinkId,
+    /// Its listen address.
+    pub listen: SocketAddr,
+    /// The address it sends to the target from.
+    pub upstream: SocketAddr,
+    /// Its target.
+    pub target: SocketAddr,
+    /// Its settings.
+    pub settings: LinkSettings,
+    /// The `req` of the command.
+    pub req: Option<Tagged>,
+}
+
+/// A lab socket as its datagram records name it: one copy per socket, shared by all of
+/// them (a pointer per record instead of the id and the address).
+#[derive(Debug)]
+pub struct SocketName {
+    /// The socket's id.
+    pub id: Box<str>,
+    /// The address it is bound to.
+    pub local: SocketAddr,
+}
+
 /// A datagram a session's socket sent or received.
 #[derive(Debug)]
 pub struct DatagramRecord {
-    /// The socket's id (shared: copying it costs no allocation per datagram).
-    pub socket: Arc<str>,
+    /// The socket, with its address.
+    pub socket: Arc<SocketName>,
     /// Sent or received.
     pub dir: Direction,
-    /// The socket's address.
-    pub local: SocketAddr,
     /// The other end.
     pub peer: SocketAddr,
     /// The bytes.
@@ -304,9 +316,11 @@ mod tests {
 
     fn datagram(len: usize) -> Record {
         Record::Datagram(DatagramRecord {
-            socket: Arc::from("s1"),
+            socket: Arc::new(SocketName {
+                id: "s1".into(),
+                local: "127.0.0.1:1".parse().unwrap(),
+            }),
             dir: Direction::In,
-            local: "127.0.0.1:1".parse().unwrap(),
             peer: "127.0.0.1:2".parse().unwrap(),
             payload: vec![0; len],
             req: None,

@@ -26,7 +26,7 @@ use crate::config::Config;
 use crate::error::CommandError;
 use crate::generator::{self, GeneratorHandle, Plan};
 use crate::link::LinkHandle;
-use crate::log::{EventLog, Record, Tagged};
+use crate::log::{EventLog, LinkCreation, Record, Tagged};
 use crate::policy::{AddressPolicy, SocketScope, parse_addr};
 use crate::timer::sleep_until;
 use crate::udp::{ReplyTo, SendRequest, UdpHandle};
@@ -266,14 +266,14 @@ impl Session {
         tracing::info!(link = %id, listen = %handle.listen, %target, "link created");
         self.log.append(
             Instant::now(),
-            Record::LinkCreated {
+            Record::LinkCreated(Box::new(LinkCreation {
                 link: id.clone(),
                 listen: handle.listen,
                 upstream: handle.upstream,
                 target,
-                settings: Box::new(settings),
+                settings,
                 req,
-            },
+            })),
         );
         self.links.insert(id, handle);
         Ok(())
@@ -549,9 +549,9 @@ fn write_event(out: &mut String, entry: &crate::log::Entry, viewer: u64) {
     match &entry.record {
         Record::Datagram(d) => fast::DatagramRef {
             id: entry.id,
-            socket: &d.socket,
+            socket: &d.socket.id,
             dir: d.dir,
-            local: d.local,
+            local: d.socket.local,
             peer: d.peer,
             payload: &d.payload,
             t_ns: entry.t_ns,
@@ -603,31 +603,24 @@ fn to_event(entry: &crate::log::Entry, viewer: u64) -> Event {
         }),
         Record::Datagram(d) => Event::Datagram(Datagram {
             id,
-            socket: SocketId::new(&*d.socket),
+            socket: SocketId::new(&*d.socket.id),
             dir: d.dir,
-            local: d.local,
+            local: d.socket.local,
             peer: d.peer,
             len: d.payload.len(),
             payload_b64: encode_base64(&d.payload),
             t_ns,
             req: Tagged::for_viewer(d.req, viewer),
         }),
-        Record::LinkCreated {
-            link,
-            listen,
-            upstream,
-            target,
-            settings,
-            req,
-        } => Event::LinkCreated(LinkCreated {
+        Record::LinkCreated(c) => Event::LinkCreated(LinkCreated {
             id,
-            link: link.clone(),
-            listen: *listen,
-            upstream: *upstream,
-            target: *target,
-            settings: **settings,
+            link: c.link.clone(),
+            listen: c.listen,
+            upstream: c.upstream,
+            target: c.target,
+            settings: c.settings,
             t_ns,
-            req: Tagged::for_viewer(*req, viewer),
+            req: Tagged::for_viewer(c.req, viewer),
         }),
         Record::LinkUpdated {
             link,
@@ -893,7 +886,7 @@ mod tests {
     use socklab_protocol::Direction;
 
     use super::*;
-    use crate::log::{DatagramRecord, Entry};
+    use crate::log::{DatagramRecord, Entry, SocketName};
 
     #[test]
     fn frames_carry_the_same_text_as_the_events() {
@@ -903,9 +896,11 @@ mod tests {
             record,
         };
         let sent = entry(Record::Datagram(DatagramRecord {
-            socket: Arc::from("s1"),
+            socket: Arc::new(SocketName {
+                id: "s1".into(),
+                local: "127.0.0.1:5000".parse().unwrap(),
+            }),
             dir: Direction::Out,
-            local: "127.0.0.1:5000".parse().unwrap(),
             peer: "[::1]:9".parse().unwrap(),
             payload: b"hello\x00\xff".to_vec(),
             req: Some(Tagged { viewer: 2, req: 41 }),

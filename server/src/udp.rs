@@ -23,7 +23,7 @@ use tracing::Instrument as _;
 
 use crate::budget::SendBudget;
 use crate::error::CommandError;
-use crate::log::{DatagramRecord, EventLog, Record, Tagged};
+use crate::log::{DatagramRecord, EventLog, Record, SocketName, Tagged};
 use crate::policy::SocketScope;
 
 /// The receive buffer each socket asks the kernel for. A burst on loopback overflows the
@@ -106,8 +106,10 @@ impl UdpHandle {
         let span = tracing::info_span!("udp", socket = %id, %local);
         let task = tokio::spawn(
             SocketTask {
-                id: Arc::from(id.as_str()),
-                local,
+                name: Arc::new(SocketName {
+                    id: id.as_str().into(),
+                    local,
+                }),
                 socket,
                 log,
                 budget,
@@ -188,8 +190,8 @@ pub(crate) fn open(
 }
 
 struct SocketTask {
-    id: Arc<str>,
-    local: SocketAddr,
+    /// Its id and address, as its datagram records name it.
+    name: Arc<SocketName>,
     socket: UdpSocket,
     log: Arc<EventLog>,
     budget: Arc<SendBudget>,
@@ -226,7 +228,7 @@ impl SocketTask {
                 }
                 () = crate::timer::sleep_until(settle_at) => {
                     settle_at = None;
-                    let table = kernel_drop_counter(self.local, inode.unwrap_or_default());
+                    let table = kernel_drop_counter(self.name.local, inode.unwrap_or_default());
                     if let Some(counter) = table {
                         self.note_drops(counter, &mut received);
                         self.log.append_all(received.drain(..));
@@ -261,9 +263,8 @@ impl SocketTask {
                 self.socket
                     .try_send_to(payload.as_deref().unwrap_or_default(), to)?;
                 Ok::<_, io::Error>(Record::Datagram(DatagramRecord {
-                    socket: self.id.clone(),
+                    socket: self.name.clone(),
                     dir: Direction::Out,
-                    local: self.local,
                     peer: to,
                     payload: payload.take().unwrap_or_default(),
                     req,
@@ -308,9 +309,8 @@ impl SocketTask {
                     received.push((
                         Instant::now(),
                         Record::Datagram(DatagramRecord {
-                            socket: self.id.clone(),
+                            socket: self.name.clone(),
                             dir: Direction::In,
-                            local: self.local,
                             peer,
                             payload: bytes.to_vec(),
                             req: None,
@@ -355,7 +355,7 @@ impl SocketTask {
             received.push((
                 Instant::now(),
                 Record::KernelDrops {
-                    socket: SocketId::new(&*self.id),
+                    socket: SocketId::new(&*self.name.id),
                     dropped,
                     total: total + dropped,
                 },
@@ -373,30 +373,55 @@ fn socket_inode(socket: &UdpSocket) -> Option<u64> {
         .ok()
 }
 
+/// Each socket's drop counter by inode, as read from one of the kernel's tables.
+type DropTable = std::collections::HashMap<u64, u32>;
+
+/// How long a reading of the kernel's UDP tables serves every socket that asks: many
+/// sockets going quiet together (a session's generators stopping) then cost one read
+/// of the table, not one each (the kernel writes a line per socket on the machine).
+const TABLE_FRESH: std::time::Duration = std::time::Duration::from_millis(20);
+
+/// A reading of a table, with when it was taken.
+type Reading = (Instant, Arc<DropTable>);
+
+/// The latest reading of /proc/net/udp and of /proc/net/udp6.
+static TABLES: std::sync::Mutex<[Option<Reading>; 2]> = std::sync::Mutex::new([None, None]);
+
 /// The kernel's drop counter of the UDP socket with this inode, from the `drops` column
-/// of /proc/net/udp (or udp6 for an IPv6 `local`).
+/// of /proc/net/udp (or udp6 for an IPv6 `local`), read afresh unless a reading less
+/// than [`TABLE_FRESH`] old is at hand.
 fn kernel_drop_counter(local: SocketAddr, inode: u64) -> Option<u32> {
-    let table = if local.is_ipv4() {
-        "/proc/net/udp"
+    let (family, path) = if local.is_ipv4() {
+        (0, "/proc/net/udp")
     } else {
-        "/proc/net/udp6"
+        (1, "/proc/net/udp6")
     };
-    let text = std::fs::read_to_string(table).ok()?;
-    drop_counter_in(&text, inode)
+    let mut tables = TABLES
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let table = match &tables[family] {
+        Some((at, table)) if at.elapsed() < TABLE_FRESH => table.clone(),
+        _ => {
+            let table = Arc::new(drop_table(&std::fs::read_to_string(path).ok()?));
+            tables[family] = Some((Instant::now(), table.clone()));
+            table
+        }
+    };
+    table.get(&inode).copied()
 }
 
-/// [`kernel_drop_counter`]'s reading of the table's text: the inode is the tenth
-/// column, the drops the last.
-fn drop_counter_in(table: &str, inode: u64) -> Option<u32> {
-    let inode = inode.to_string();
-    table.lines().skip(1).find_map(|line| {
-        let mut fields = line.split_whitespace();
-        (fields.clone().nth(9) == Some(inode.as_str()))
-            .then(|| fields.next_back()?.parse::<u64>().ok())
-            .flatten()
+/// A table's text read: the inode is the tenth column, the drops the last.
+fn drop_table(text: &str) -> DropTable {
+    text.lines()
+        .skip(1)
+        .filter_map(|line| {
+            let mut fields = line.split_whitespace();
+            let inode = fields.clone().nth(9)?.parse().ok()?;
+            let drops = fields.next_back()?.parse::<u64>().ok()?;
             // The kernel's counter is 32 bits wide, like the one datagrams carry.
-            .map(|drops| drops as u32)
-    })
+            Some((inode, drops as u32))
+        })
+        .collect()
 }
 
 thread_local! {
@@ -476,18 +501,25 @@ mod tests {
 11027: 0100007F:E340 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 928301 2 000000008a1a664a 0
 11028: 0100007F:E341 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 928302 2 000000008a1a664b 4294967297
 ";
-        assert_eq!(drop_counter_in(table, 928301), Some(0));
+        let table = drop_table(table);
+        assert_eq!(table.get(&928301), Some(&0));
         // Cut to 32 bits, as the counter datagrams carry.
-        assert_eq!(drop_counter_in(table, 928302), Some(1));
-        assert_eq!(drop_counter_in(table, 11027), None);
-        assert_eq!(drop_counter_in("", 928301), None);
+        assert_eq!(table.get(&928302), Some(&1));
+        assert_eq!(table.get(&11027), None);
+        assert_eq!(table.len(), 2);
+        assert!(drop_table("").is_empty());
     }
 
     #[tokio::test]
     async fn a_real_socket_is_found_in_the_kernel_table() {
-        for addr in ["127.0.0.1:0", "[::1]:0"] {
-            let (socket, _) = open(addr.parse().unwrap(), None).unwrap();
-            let inode = socket_inode(&socket).expect("an inode");
+        let sockets: Vec<UdpSocket> = ["127.0.0.1:0", "[::1]:0"]
+            .iter()
+            .map(|addr| open(addr.parse().unwrap(), None).unwrap().0)
+            .collect();
+        // Any reading of the tables from before the sockets existed has gone stale.
+        tokio::time::sleep(TABLE_FRESH).await;
+        for socket in &sockets {
+            let inode = socket_inode(socket).expect("an inode");
             let local = socket.local_addr().unwrap();
             assert_eq!(kernel_drop_counter(local, inode), Some(0), "{local}");
         }
