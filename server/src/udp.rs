@@ -228,8 +228,8 @@ impl SocketTask {
                 }
                 () = crate::timer::sleep_until(settle_at) => {
                     settle_at = None;
-                    let table = kernel_drop_counter(self.name.local, inode.unwrap_or_default());
-                    if let Some(counter) = table {
+                    let counter = inode.and_then(|inode| kernel_drop_counter(self.name.local, inode));
+                    if let Some(counter) = counter {
                         self.note_drops(counter, &mut received);
                         self.log.append_all(received.drain(..));
                     }
