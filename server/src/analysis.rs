@@ -38,7 +38,7 @@ pub async fn run(
     let mut analyzer = Analyzer::new(*timeout_ms.borrow_and_update() * 1_000_000);
     let mut newest = log.subscribe();
     let mut cursor = EventId(0);
-    // While busy: when to read next (the log is not watched meanwhile).
+    // When to read next; meanwhile the log is not watched. None: idle, wake on news.
     let mut next_read: Option<tokio::time::Instant> = None;
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -56,8 +56,8 @@ pub async fn run(
             }
             changed = newest.changed(), if next_read.is_none() => {
                 if changed.is_err() { break; }
-                cursor = read_new(&log, cursor, &mut analyzer, &mut sockets, &mut outcomes);
-                next_read = Some(tokio::time::Instant::now() + READ_EVERY);
+                // Due at once: the timer helper returns at once for a time already past.
+                next_read = Some(tokio::time::Instant::now());
             }
             () = crate::timer::sleep_until(next_read) => {
                 // What is logged from here on is read now or by a later pass.
