@@ -652,11 +652,7 @@ fn to_event(entry: &crate::log::Entry, viewer: u64) -> Event {
             t_ns,
             Tagged::for_viewer(*tag, viewer),
         ),
-        Record::Fate(fate) => {
-            let mut fate = (**fate).clone();
-            (fate.id, fate.t_ns) = (id, t_ns);
-            Event::Fate(fate)
-        }
+        Record::Fate(fate) => stamped(Event::Fate((**fate).clone()), id, t_ns, None),
         Record::LinkStats { link, counters } => Event::LinkStats(LinkStats {
             id,
             link: link.clone(),
