@@ -185,12 +185,9 @@ fn feed(
         }
         Record::KernelDrops {
             socket, dropped, ..
-        } => match sockets.get(socket) {
-            Some(addr) => Input::KernelDrops {
-                addr: *addr,
-                dropped: *dropped,
-            },
-            None => return,
+        } => Input::KernelDrops {
+            addr: socket.local,
+            dropped: *dropped,
         },
         Record::LinkUpdated { .. }
         | Record::LinkStats { .. }

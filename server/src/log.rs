@@ -70,8 +70,8 @@ pub enum Record {
     Datagram(DatagramRecord),
     /// The kernel dropped datagrams at a socket (its receive buffer was full).
     KernelDrops {
-        /// The socket.
-        socket: SocketId,
+        /// The socket, with its address (shared like a datagram record's).
+        socket: Arc<SocketName>,
         /// Dropped since the previous record of this socket.
         dropped: u64,
         /// Dropped since the socket was bound.

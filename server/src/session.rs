@@ -590,7 +590,7 @@ fn to_event(entry: &crate::log::Entry, viewer: u64) -> Event {
             total,
         } => Event::KernelDrops(KernelDrops {
             id,
-            socket: socket.clone(),
+            socket: SocketId::new(&*socket.id),
             dropped: *dropped,
             total: *total,
             t_ns,

@@ -355,7 +355,7 @@ impl SocketTask {
             received.push((
                 Instant::now(),
                 Record::KernelDrops {
-                    socket: SocketId::new(&*self.name.id),
+                    socket: self.name.clone(),
                     dropped,
                     total: total + dropped,
                 },

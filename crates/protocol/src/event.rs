@@ -129,8 +129,9 @@ pub struct Bound {
 
 /// The kernel dropped datagrams addressed to a lab socket because its receive buffer was
 /// full: real loss on real traffic, before socklab could read them. The kernel's count
-/// travels with the next datagram the socket receives, so this event follows that
-/// datagram's `datagram` event.
+/// travels with each datagram the socket receives, so this event follows that
+/// datagram's `datagram` event; drops after the last datagram are read from the
+/// kernel's socket table once the socket has been quiet for 100 ms.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
 pub struct KernelDrops {
     /// The event's id in the session.
