@@ -305,9 +305,9 @@ impl SocketTask {
         for _ in 0..RECV_CALLS {
             let mut counter = None;
             let got = self.socket.try_io(Interest::READABLE, || {
-                recv_batch(&self.socket, &mut counter, |peer, bytes| {
+                recv_batch(&self.socket, &mut counter, |at, peer, bytes| {
                     received.push((
-                        Instant::now(),
+                        at,
                         Record::Datagram(DatagramRecord {
                             socket: self.name.clone(),
                             dir: Direction::In,
@@ -321,10 +321,13 @@ impl SocketTask {
             if let Some(counter) = counter {
                 self.note_drops(counter, received);
             }
-            datagrams += got.as_ref().map_or(0, |n| *n);
             match got {
-                Ok(n) if n == RECV_BATCH => continue,
-                Ok(_) => break,
+                Ok(n) => {
+                    datagrams += n;
+                    if n < RECV_BATCH {
+                        break;
+                    }
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 // ICMP errors reported on the socket (port unreachable after an earlier
                 // send) must not stop it from receiving.
@@ -432,12 +435,13 @@ thread_local! {
 }
 
 /// Receives up to [`RECV_BATCH`] datagrams with one `recvmmsg` call and hands each to
-/// `each`; returns how many, and sets `drops` to the kernel's drop counter as the last
+/// `each` with the time the call returned (one clock read per call: they left the
+/// kernel together); returns how many, and sets `drops` to the kernel's drop counter as the last
 /// of them carried it. Never waits: `WouldBlock` when none is ready.
 fn recv_batch(
     socket: &UdpSocket,
     drops: &mut Option<u32>,
-    mut each: impl FnMut(SocketAddr, &[u8]),
+    mut each: impl FnMut(Instant, SocketAddr, &[u8]),
 ) -> io::Result<usize> {
     // Fresh headers for every call: the kernel shortens each header's address and
     // control lengths to what it filled in, and nix does not restore them.
@@ -474,10 +478,11 @@ fn recv_batch(
             }
             count
         };
+        let at = Instant::now();
         for (i, (peer, len)) in got[..count].iter().enumerate() {
             if let Some(peer) = peer {
                 let start = i * RECV_DATAGRAM_MAX;
-                each(*peer, &buffers[start..start + len]);
+                each(at, *peer, &buffers[start..start + len]);
             }
         }
         Ok(count)
