@@ -133,12 +133,9 @@ struct Delivery {
 }
 
 impl Delivery {
-    fn new(count: usize, got: usize, sent: &[Instant], last: Instant, drops: Option<u64>) -> Self {
-        Delivery::with_cpu(count, got, sent, last, drops, None)
-    }
-
-    /// With the bridge process's `used` CPU time.
-    fn with_cpu(
+    /// `got` of `count` datagrams sent at `sent`, the last arriving at `last`; the
+    /// bridge process used `used` CPU time meanwhile.
+    fn new(
         count: usize,
         got: usize,
         sent: &[Instant],
@@ -191,7 +188,7 @@ fn loopback(count: usize, size: usize) -> Delivery {
     });
     let sent = blast(to, count, size, 0);
     let (got, last, drops) = counter.join().unwrap();
-    Delivery::new(count, got, &sent, last, drops)
+    Delivery::new(count, got, &sent, last, drops, None)
 }
 
 /// What the counting client reads of each event: like websocat's client, which only
@@ -288,7 +285,7 @@ async fn socklab(server: &ServerProcess, count: usize, size: usize, rate: u64) -
         .filter_map(|(s, a)| a.map(|a| a.saturating_duration_since(*s).as_nanos() as i64))
         .collect();
     Bridge {
-        delivery: Delivery::with_cpu(count, got, &sent, last, drops, Some(used)),
+        delivery: Delivery::new(count, got, &sent, last, drops, Some(used)),
         lost_to_viewer,
         latency: Spread::of(&mut latencies),
         per_frame: got as f64 / (client.frames - frames_before).max(1) as f64,
@@ -394,7 +391,7 @@ async fn websocat(bin: &std::path::Path, count: usize, size: usize, rate: u64) -
     let drops = udp_drops(to);
     let _ = child.kill();
     let _ = child.wait();
-    Delivery::with_cpu(count, got, &sent, last, drops, Some(used))
+    Delivery::new(count, got, &sent, last, drops, Some(used))
 }
 
 /// The default receive buffer of every socket on a "tuned system", bytes (the
