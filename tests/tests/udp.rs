@@ -208,6 +208,48 @@ async fn shutdown_closes_every_session() {
     UdpSocket::bind(local).expect("the server closed its sockets on shutdown");
 }
 
+/// Sends `count` datagrams, each its index, to `to` from a plain socket, which it
+/// returns. The test's runtime also runs the server: while this loop runs nothing reads
+/// the lab socket, so a small buffer fills and the kernel drops the rest.
+fn burst(to: SocketAddr, count: usize) -> UdpSocket {
+    let plain = UdpSocket::bind("127.0.0.1:0").unwrap();
+    for i in 0..count {
+        plain.send_to(&(i as u64).to_le_bytes(), to).unwrap();
+    }
+    plain
+}
+
+/// What a lab socket received and what the kernel reported dropping there, as the
+/// events tell it.
+#[derive(Debug, Default)]
+struct DropTally {
+    received: u64,
+    /// The latest report's total.
+    total: u64,
+    reports: u64,
+}
+
+impl DropTally {
+    /// Counts `event` if it concerns `socket`; returns the bytes of a datagram it
+    /// received. Each report's total must be the previous one plus what it adds.
+    fn take(&mut self, event: Event, socket: &SocketId) -> Option<Vec<u8>> {
+        match event {
+            Event::Datagram(d) if &d.socket == socket && d.dir == Direction::In => {
+                self.received += 1;
+                Some(decode_base64(&d.payload_b64).unwrap())
+            }
+            Event::KernelDrops(k) => {
+                assert_eq!(&k.socket, socket);
+                assert_eq!(k.total, self.total + k.dropped, "totals add up");
+                self.total = k.total;
+                self.reports += 1;
+                None
+            }
+            _ => None,
+        }
+    }
+}
+
 #[tokio::test]
 async fn drops_at_the_end_of_a_burst_are_reported_without_another_datagram() {
     // Each datagram carries the kernel's drop count as it was when it was queued, so
@@ -217,25 +259,14 @@ async fn drops_at_the_end_of_a_burst_are_reported_without_another_datagram() {
     let server = TestServer::start().await;
     let mut client = server.client().await;
     let lab = client.bind_with_buffer("127.0.0.1:0", Some(1)).await;
-    // Nothing reads the lab socket while this loop runs (this test's runtime also runs
-    // the server), so the buffer fills and the kernel drops the rest of the burst.
-    let plain = UdpSocket::bind("127.0.0.1:0").unwrap();
-    for i in 0..BURST {
-        plain.send_to(&(i as u64).to_le_bytes(), lab.local).unwrap();
+    burst(lab.local, BURST);
+    let mut tally = DropTally::default();
+    while tally.received + tally.total < BURST as u64 {
+        tally.take(client.next().await, &lab.socket);
     }
-    let (mut received, mut total) = (0u64, 0u64);
-    while received + total < BURST as u64 {
-        match client.next().await {
-            Event::Datagram(d) if d.socket == lab.socket && d.dir == Direction::In => {
-                received += 1;
-            }
-            Event::KernelDrops(k) => {
-                assert_eq!(k.total, total + k.dropped, "totals add up");
-                total = k.total;
-            }
-            _ => {}
-        }
-    }
+    let DropTally {
+        received, total, ..
+    } = tally;
     assert!(
         total > 0,
         "the burst overflowed the buffer: {received} received"
@@ -262,32 +293,22 @@ async fn a_full_receive_buffer_is_reported_as_kernel_drops() {
         (1..65_536).contains(&granted),
         "a tiny request gets a tiny buffer: {granted}"
     );
-    // This test's runtime also runs the server: while this loop runs, nothing reads
-    // the lab socket, so its buffer fills and the kernel drops the rest.
-    let plain = UdpSocket::bind("127.0.0.1:0").unwrap();
-    for i in 0..BURST {
-        plain.send_to(&(i as u64).to_le_bytes(), lab.local).unwrap();
-    }
+    let plain = burst(lab.local, BURST);
     tokio::time::sleep(Duration::from_millis(50)).await;
     plain.send_to(b"last", lab.local).unwrap();
     // The kernel's count travels with the next datagram received after the drops:
     // "last" (or one of the burst), and its report follows that datagram's event.
-    let (mut received, mut total, mut reports, mut last_seen) = (0u64, 0u64, 0, false);
-    while !(last_seen && received + total == BURST as u64 + 1) {
-        match client.next().await {
-            Event::Datagram(d) if d.socket == lab.socket && d.dir == Direction::In => {
-                received += 1;
-                last_seen |= decode_base64(&d.payload_b64).unwrap() == b"last";
-            }
-            Event::KernelDrops(k) => {
-                assert_eq!(k.socket, lab.socket);
-                assert_eq!(k.total, total + k.dropped, "totals add up");
-                total = k.total;
-                reports += 1;
-            }
-            _ => {}
+    let (mut tally, mut last_seen) = (DropTally::default(), false);
+    while !(last_seen && tally.received + tally.total == BURST as u64 + 1) {
+        if let Some(bytes) = tally.take(client.next().await, &lab.socket) {
+            last_seen |= bytes == b"last";
         }
     }
+    let DropTally {
+        received,
+        total,
+        reports,
+    } = tally;
     assert!(
         reports >= 1 && total > 0,
         "the drops were reported: {received} received, {reports} reports"
