@@ -25,6 +25,8 @@ pub const DEFAULT_GRACE_SECS: u64 = 60;
 pub const DEFAULT_LOG_MAX_EVENTS: usize = 200_000;
 /// How many payload bytes a session's log keeps before the oldest events are dropped.
 pub const DEFAULT_LOG_MAX_BYTES: usize = 64 * 1024 * 1024;
+/// How many datagrams per second a session's links may forward, together.
+pub const DEFAULT_MAX_FORWARDED_PER_SEC: u64 = 200_000;
 
 /// socklab: a socket lab in the browser.
 ///
@@ -118,6 +120,17 @@ pub struct Args {
     /// How many payload bytes each session's log keeps (same rule as --log-max-events).
     #[arg(long, default_value_t = DEFAULT_LOG_MAX_BYTES, value_name = "BYTES")]
     pub log_max_bytes: usize,
+
+    /// How many payload bytes one link may hold at once (its delay line, queue and
+    /// held-back datagrams together); what would go over is dropped with `queue_full`.
+    #[arg(long, default_value_t = crate::link::DEFAULT_MAX_LINK_BYTES, value_name = "BYTES")]
+    pub max_link_bytes: usize,
+
+    /// How many datagrams per second a session's links may forward, together (and
+    /// --max-bytes-per-sec bytes); beyond it they drop with `rate_limit`. Every loop
+    /// through a program outside the lab is bounded by it.
+    #[arg(long, default_value_t = DEFAULT_MAX_FORWARDED_PER_SEC, value_name = "N")]
+    pub max_forwarded_per_sec: u64,
 }
 
 /// The settings a running server uses.
@@ -154,6 +167,10 @@ pub struct Config {
     pub log_max_events: usize,
     /// See [`Args::log_max_bytes`].
     pub log_max_bytes: usize,
+    /// See [`Args::max_link_bytes`].
+    pub max_link_bytes: usize,
+    /// See [`Args::max_forwarded_per_sec`].
+    pub max_forwarded_per_sec: u64,
 }
 
 impl Default for Config {
@@ -174,6 +191,8 @@ impl Default for Config {
             allow_net: Vec::new(),
             log_max_events: DEFAULT_LOG_MAX_EVENTS,
             log_max_bytes: DEFAULT_LOG_MAX_BYTES,
+            max_link_bytes: crate::link::DEFAULT_MAX_LINK_BYTES,
+            max_forwarded_per_sec: DEFAULT_MAX_FORWARDED_PER_SEC,
         }
     }
 }
@@ -197,6 +216,8 @@ impl From<&Args> for Config {
             allow_net: args.allow_net.clone(),
             log_max_events: args.log_max_events,
             log_max_bytes: args.log_max_bytes,
+            max_link_bytes: args.max_link_bytes,
+            max_forwarded_per_sec: args.max_forwarded_per_sec,
         }
     }
 }

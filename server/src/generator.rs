@@ -6,12 +6,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use socklab_analysis::seqhdr::{self, SeqHeader};
-use socklab_protocol::{Event, EventId, GeneratorDone, SocketId};
+use socklab_protocol::flow::{Amount, GeneratorSpec};
+use socklab_protocol::{ErrorCode, Event, EventId, GeneratorDone, SocketId};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
+use crate::error::CommandError;
 use crate::log::{EventLog, Record};
 use crate::timer::sleep_until;
 use crate::udp::SendRequest;
@@ -24,6 +26,115 @@ pub const MAX_COUNT: u64 = 1_000_000;
 pub const MAX_DURATION: Duration = Duration::from_secs(600);
 /// The most generators running at once in one session.
 pub const MAX_RUNNING: usize = 8;
+
+/// A generator's pace, checked: how many datagrams, how fast.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Pace {
+    /// Datagrams per second.
+    pub rate: f64,
+    /// How many datagrams.
+    pub count: u64,
+    /// The time between two datagrams.
+    pub interval: Duration,
+}
+
+impl Pace {
+    /// Checks a `generate` command's numbers. Every one comes from a client, so each is
+    /// checked in floating point before it becomes an integer or a `Duration` (whose
+    /// conversions panic on values out of range): a refusal names the field.
+    pub fn check(spec: &GeneratorSpec) -> Result<Pace, CommandError> {
+        let rate = match spec.interval_ms {
+            Some(ms) if ms.is_finite() && ms > 0.0 && ms < 1000.0 / MAX_RATE => {
+                return Err(CommandError::new(
+                    ErrorCode::LimitExceeded,
+                    format!(
+                        "interval_ms is {ms}; the shortest interval is {} ms ({MAX_RATE} datagrams/s)",
+                        1000.0 / MAX_RATE
+                    ),
+                ));
+            }
+            Some(ms) if ms.is_finite() && ms > 0.0 => {
+                if ms > MAX_DURATION.as_secs_f64() * 1000.0 {
+                    return Err(CommandError::new(
+                        ErrorCode::LimitExceeded,
+                        format!(
+                            "interval_ms is {ms}; a generator runs at most {} s, so the interval is at most {} ms",
+                            MAX_DURATION.as_secs(),
+                            MAX_DURATION.as_millis()
+                        ),
+                    ));
+                }
+                1000.0 / ms
+            }
+            Some(ms) => {
+                return Err(CommandError::bad_request(format!(
+                    "interval_ms must be a positive number of milliseconds, not {ms}"
+                )));
+            }
+            None => spec.rate,
+        };
+        if !rate.is_finite() || rate <= 0.0 {
+            return Err(CommandError::bad_request(format!(
+                "the rate must be a positive number of datagrams per second, not {rate}"
+            )));
+        }
+        if rate > MAX_RATE {
+            return Err(CommandError::new(
+                ErrorCode::LimitExceeded,
+                format!("{rate} datagrams/s is over the generator's limit of {MAX_RATE}"),
+            ));
+        }
+        // The interval may not be longer than a whole run.
+        let min_rate = 1.0 / MAX_DURATION.as_secs_f64();
+        if rate < min_rate {
+            return Err(CommandError::bad_request(format!(
+                "the rate is {rate} datagrams/s; a generator sends at least one datagram every {} s ({min_rate:.5}/s)",
+                MAX_DURATION.as_secs()
+            )));
+        }
+        let count = match spec.amount {
+            Amount::Count(n) => n,
+            Amount::DurationMs(ms) => {
+                if ms > MAX_DURATION.as_millis() as u64 {
+                    return Err(CommandError::new(
+                        ErrorCode::LimitExceeded,
+                        format!(
+                            "duration_ms is {ms}; a generator runs at most {} ms",
+                            MAX_DURATION.as_millis()
+                        ),
+                    ));
+                }
+                // At most 600 s × 100,000/s: exact in f64, and within u64.
+                ((ms as f64 / 1000.0) * rate).ceil() as u64
+            }
+        };
+        if count == 0 {
+            return Err(CommandError::bad_request(
+                "a generator must send at least one datagram",
+            ));
+        }
+        // The last datagram leaves (count - 1) intervals after the first.
+        let seconds = (count - 1) as f64 / rate;
+        if count > MAX_COUNT || seconds > MAX_DURATION.as_secs_f64() {
+            return Err(CommandError::new(
+                ErrorCode::LimitExceeded,
+                format!(
+                    "{count} datagrams at {rate}/s is over the generator's limits ({MAX_COUNT} datagrams, {} s)",
+                    MAX_DURATION.as_secs()
+                ),
+            ));
+        }
+        // At most MAX_DURATION (the rate's floor), well inside what a Duration holds.
+        let interval = Duration::try_from_secs_f64(1.0 / rate).map_err(|_| {
+            CommandError::bad_request(format!("the rate {rate} gives no usable interval"))
+        })?;
+        Ok(Pace {
+            rate,
+            count,
+            interval,
+        })
+    }
+}
 
 /// What a generator sends, checked and resolved by the session.
 #[derive(Debug, Clone)]
@@ -38,8 +149,8 @@ pub struct Plan {
     pub to: SocketAddr,
     /// How many datagrams.
     pub count: u64,
-    /// Datagrams per second.
-    pub rate: f64,
+    /// The time between two datagrams.
+    pub interval: Duration,
     /// The payload (after the header, if any), already sized.
     pub body: Vec<u8>,
     /// The sequence header's flow id, if headers are on.
@@ -80,7 +191,7 @@ impl GeneratorHandle {
 
 async fn run(plan: Plan, log: Arc<EventLog>, cancel: CancellationToken) -> Option<u64> {
     let (reply, mut failures) = mpsc::unbounded_channel();
-    let interval = Duration::from_secs_f64(1.0 / plan.rate);
+    let interval = plan.interval;
     let start = tokio::time::Instant::now();
     let mut sent = 0u64;
     let mut error = None;
@@ -90,7 +201,9 @@ async fn run(plan: Plan, log: Arc<EventLog>, cancel: CancellationToken) -> Optio
         0
     };
     while sent < plan.count {
-        let due = start + interval.mul_f64(sent as f64);
+        // `sent < count <= MAX_COUNT` and `count * interval <= MAX_DURATION` (checked by
+        // `Pace::check`), so neither the product nor the sum can overflow.
+        let due = start + interval.saturating_mul(u32::try_from(sent).unwrap_or(u32::MAX));
         tokio::select! {
             _ = cancel.cancelled() => return Some(sent),
             // Through the shared helper: a send already due goes now, not at tokio's

@@ -175,7 +175,23 @@ async fn ws_upgrade(
         found
     });
     let (attached, since) = match resumed {
-        Some(shared) => (shared.attach(), EventId(query.since.unwrap_or(0))),
+        Some(shared) => {
+            // A viewer can only have seen events the session has logged; a larger
+            // `since` is a mistake worth saying, not a cursor to compute with.
+            let since = EventId(query.since.unwrap_or(0));
+            let newest = shared.log().newest();
+            if since > newest {
+                return (
+                    StatusCode::BAD_REQUEST,
+                    format!(
+                        "since={} is after this session's newest event ({}); reconnect with the id of the last event you received",
+                        since.0, newest.0
+                    ),
+                )
+                    .into_response();
+            }
+            (shared.attach(), since)
+        }
         None => match state.sessions.open() {
             Ok(attached) => (attached, EventId(0)),
             Err(full) => {

@@ -7,10 +7,10 @@
 //! decision, so a person can see why a datagram never arrived.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::io;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use socklab_impair::{Fate, Nanos, Shaper, Verdict};
@@ -22,6 +22,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
+use crate::budget::SendBudget;
 use crate::error::CommandError;
 use crate::log::{EventLog, Record};
 use crate::timer::sleep_until;
@@ -40,6 +41,70 @@ const OVERHEAD_V6: usize = 48;
 /// Seeds of the two directions differ so they do not make the same decisions.
 const T2C_SEED_SALT: u64 = 0x7432_6321_5eed_5a17;
 
+/// The largest number of payload bytes one link holds by default (`--max-link-bytes`):
+/// its delay line, bottleneck queue and held-back datagrams together. 60 s of delay at
+/// a generator's 100,000 datagrams/s of 64 bytes is 384 MB; a lab link holds a few
+/// seconds of that and drops the rest with `queue_full`.
+pub const DEFAULT_MAX_LINK_BYTES: usize = 16 * 1024 * 1024;
+
+/// Every link's listen and upstream address on this server, so that no link can be
+/// pointed at a link (its own listen address, or another's): a datagram would go round
+/// for ever. Forbidding a link as a target forbids every cycle: the last link of a
+/// cycle to be created would target one that exists.
+#[derive(Debug, Default)]
+pub struct LinkAddrs(Mutex<HashSet<SocketAddr>>);
+
+impl LinkAddrs {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashSet<SocketAddr>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether sending to `to` reaches a link's socket (a socket bound to the
+    /// unspecified address receives on every address of its port).
+    pub fn reaches_a_link(&self, to: SocketAddr) -> bool {
+        self.lock().iter().any(|a| {
+            a.port() == to.port()
+                && a.is_ipv4() == to.is_ipv4()
+                && (a.ip() == to.ip() || a.ip().is_unspecified())
+        })
+    }
+
+    fn add(self: &Arc<Self>, addrs: [SocketAddr; 2]) -> Registered {
+        self.lock().extend(addrs);
+        Registered {
+            all: self.clone(),
+            addrs,
+        }
+    }
+}
+
+/// A link's two addresses in [`LinkAddrs`], until it is dropped.
+#[derive(Debug)]
+struct Registered {
+    all: Arc<LinkAddrs>,
+    addrs: [SocketAddr; 2],
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        let mut all = self.all.lock();
+        for a in &self.addrs {
+            all.remove(a);
+        }
+    }
+}
+
+/// What a link may hold and forward, and where the server's links are.
+#[derive(Debug, Clone)]
+pub struct LinkLimits {
+    /// The most payload bytes in the link at once.
+    pub max_bytes: usize,
+    /// The session's forwarding budget, shared by its links.
+    pub forwarding: Arc<SendBudget>,
+    /// Every link's addresses on this server.
+    pub addrs: Arc<LinkAddrs>,
+}
+
 /// The session's handle on a link's relay task.
 #[derive(Debug)]
 pub struct LinkHandle {
@@ -54,19 +119,30 @@ pub struct LinkHandle {
     settings: watch::Sender<LinkSettings>,
     cancel: CancellationToken,
     task: JoinHandle<()>,
+    _registered: Registered,
 }
 
 impl LinkHandle {
     /// Opens the link's two sockets and starts its relay. The caller has checked both
-    /// addresses against the policy and validated the settings.
+    /// addresses against the policy and validated the settings; this refuses a target
+    /// that is a link (this one's own listen address included).
     pub fn create(
         id: LinkId,
         listen: SocketAddr,
         target: SocketAddr,
         settings: LinkSettings,
         log: Arc<EventLog>,
+        limits: LinkLimits,
         parent: &CancellationToken,
     ) -> Result<Self, CommandError> {
+        let to_a_link = || {
+            CommandError::bad_address(format!(
+                "{target} is a link's address; a link's target must be a socket or a program, not a link (a datagram would go round the links for ever)"
+            ))
+        };
+        if limits.addrs.reaches_a_link(target) {
+            return Err(to_a_link());
+        }
         let listen_socket = udp::open(listen, None)
             .map(|(s, _)| s)
             .map_err(|e| CommandError::from_bind(&e, listen))?;
@@ -84,6 +160,10 @@ impl LinkHandle {
         let upstream = upstream_socket
             .local_addr()
             .map_err(|e| CommandError::from_bind(&e, upstream_addr))?;
+        if target == listen || (listen.ip().is_unspecified() && target.port() == listen.port()) {
+            return Err(to_a_link());
+        }
+        let registered = limits.addrs.add([listen, upstream]);
         let (settings_tx, settings_rx) = watch::channel(settings);
         let cancel = parent.child_token();
         let overhead = if target.is_ipv4() {
@@ -96,6 +176,7 @@ impl LinkHandle {
             listen: listen_socket,
             upstream: upstream_socket,
             target,
+            upstream_addr: upstream,
             client: None,
             log,
             epoch: Instant::now(),
@@ -106,6 +187,10 @@ impl LinkHandle {
             next_order: 0,
             held: HashMap::new(),
             no_client: 0,
+            refused: Refused::default(),
+            in_link_bytes: 0,
+            max_bytes: limits.max_bytes,
+            forwarding: limits.forwarding,
             reported: None,
         };
         let span = tracing::info_span!("link", link = %id, %listen, %target);
@@ -118,6 +203,7 @@ impl LinkHandle {
             settings: settings_tx,
             cancel,
             task,
+            _registered: registered,
         })
     }
 
@@ -170,11 +256,39 @@ impl Ord for Departure {
     }
 }
 
+/// Datagrams the relay refused before its model saw them, per direction.
+#[derive(Debug, Default, Clone, Copy)]
+struct RefusedCounts {
+    /// Over the link's byte limit (reported as `queue_full`).
+    full: u64,
+    /// From the link's own upstream address.
+    looped: u64,
+    /// Over the session's forwarding budget.
+    rate_limit: u64,
+}
+
+#[derive(Debug, Default)]
+struct Refused {
+    c2t: RefusedCounts,
+    t2c: RefusedCounts,
+}
+
+impl Refused {
+    fn of(&mut self, dir: LinkDir) -> &mut RefusedCounts {
+        match dir {
+            LinkDir::C2t => &mut self.c2t,
+            LinkDir::T2c => &mut self.t2c,
+        }
+    }
+}
+
 struct Relay {
     id: LinkId,
     listen: UdpSocket,
     upstream: UdpSocket,
     target: SocketAddr,
+    /// The upstream socket's address: a datagram from it to the listen socket is a loop.
+    upstream_addr: SocketAddr,
     /// The last address that sent to the listen socket: replies go there.
     client: Option<SocketAddr>,
     log: Arc<EventLog>,
@@ -188,6 +302,14 @@ struct Relay {
     held: HashMap<(LinkDir, u64), Pending>,
     /// Replies dropped because no client was known yet.
     no_client: u64,
+    /// Datagrams refused before the model saw them.
+    refused: Refused,
+    /// Payload bytes in the link now (scheduled or held back).
+    in_link_bytes: usize,
+    /// The most it may hold.
+    max_bytes: usize,
+    /// The session's forwarding budget.
+    forwarding: Arc<SendBudget>,
     /// The counters last logged.
     reported: Option<(LinkCounters, LinkCounters)>,
 }
@@ -314,6 +436,24 @@ impl Relay {
             packet.reason = Some(DropReason::NoClient);
             return Record::LinkPacket(Box::new(packet), payload.to_vec());
         };
+        // The relay's own limits come before the model's decisions (which they would
+        // otherwise have to undo): nothing the link holds or sends is unbounded.
+        let refusal = if dir == LinkDir::C2t && from == self.upstream_addr {
+            self.refused.of(dir).looped += 1;
+            Some(DropReason::Loop)
+        } else if self.in_link_bytes.saturating_add(payload.len()) > self.max_bytes {
+            self.refused.of(dir).full += 1;
+            Some(DropReason::QueueFull)
+        } else if self.forwarding.take(payload.len()).is_err() {
+            self.refused.of(dir).rate_limit += 1;
+            Some(DropReason::RateLimit)
+        } else {
+            None
+        };
+        if let Some(reason) = refusal {
+            packet.reason = Some(reason);
+            return Record::LinkPacket(Box::new(packet), payload.to_vec());
+        }
         let shaper = match dir {
             LinkDir::C2t => &mut self.c2t,
             LinkDir::T2c => &mut self.t2c,
@@ -359,6 +499,7 @@ impl Relay {
                 match f.departure {
                     Some(at) => self.schedule(at, pending),
                     None => {
+                        self.in_link_bytes += pending.payload.len();
                         self.held.insert((dir, seq), pending);
                     }
                 }
@@ -369,6 +510,7 @@ impl Relay {
     }
 
     fn schedule(&mut self, at: Nanos, pending: Pending) {
+        self.in_link_bytes += pending.payload.len();
         let order = self.next_order;
         self.next_order += 1;
         self.timers.push(Reverse(Departure { at, order, pending }));
@@ -377,6 +519,7 @@ impl Relay {
     fn release(&mut self, dir: LinkDir, released: Vec<socklab_impair::Release>) {
         for r in released {
             if let Some(pending) = self.held.remove(&(dir, r.seq)) {
+                self.in_link_bytes -= pending.payload.len();
                 self.schedule(r.departure, pending);
             }
         }
@@ -394,6 +537,7 @@ impl Relay {
                 break;
             };
             let Pending { dir, to, payload } = departure.pending;
+            self.in_link_bytes -= payload.len();
             let socket = match dir {
                 LinkDir::C2t => &self.upstream,
                 LinkDir::T2c => &self.listen,
@@ -411,11 +555,18 @@ impl Relay {
         let held = |dir: LinkDir, held: &HashMap<(LinkDir, u64), Pending>| {
             held.keys().filter(|(d, _)| *d == dir).count() as u64
         };
-        let c2t = wire_counters(&mut self.c2t, now, 0, held(LinkDir::C2t, &self.held));
+        let c2t = wire_counters(
+            &mut self.c2t,
+            now,
+            0,
+            self.refused.c2t,
+            held(LinkDir::C2t, &self.held),
+        );
         let t2c = wire_counters(
             &mut self.t2c,
             now,
             self.no_client,
+            self.refused.t2c,
             held(LinkDir::T2c, &self.held),
         );
         (c2t, t2c)
@@ -438,16 +589,24 @@ impl Relay {
     }
 }
 
-fn wire_counters(shaper: &mut Shaper, now: Nanos, no_client: u64, held: u64) -> LinkCounters {
+fn wire_counters(
+    shaper: &mut Shaper,
+    now: Nanos,
+    no_client: u64,
+    refused: RefusedCounts,
+    held: u64,
+) -> LinkCounters {
     let c = shaper.counters();
     LinkCounters {
-        arrived: c.arrived + no_client,
+        arrived: c.arrived + no_client + refused.full + refused.looped + refused.rate_limit,
         forwarded: c.forwarded,
         dropped_random: c.dropped_random,
         dropped_burst: c.dropped_burst,
-        dropped_queue: c.dropped_queue,
+        dropped_queue: c.dropped_queue + refused.full,
         dropped_mtu: c.dropped_mtu,
         dropped_no_client: no_client,
+        dropped_loop: refused.looped,
+        dropped_rate_limit: refused.rate_limit,
         duplicated: c.duplicated,
         corrupted: c.corrupted,
         reordered: c.reordered,

@@ -269,9 +269,11 @@ impl EventLog {
         let Some(oldest) = inner.entries.front().map(|e| e.id) else {
             return Read::default();
         };
-        let gap = (cursor.0 + 1 < oldest.0).then(|| (EventId(cursor.0 + 1), EventId(oldest.0 - 1)));
+        // The cursor may come from a client (`?since=`): no arithmetic on it may wrap.
+        let first_wanted = cursor.0.saturating_add(1);
+        let gap = (first_wanted < oldest.0).then(|| (EventId(first_wanted), EventId(oldest.0 - 1)));
         // Ids are consecutive in the deque, so the cursor's position is arithmetic.
-        let start = (cursor.0 + 1).saturating_sub(oldest.0) as usize;
+        let start = usize::try_from(first_wanted.saturating_sub(oldest.0)).unwrap_or(usize::MAX);
         let end = inner.entries.len().min(start.saturating_add(max));
         let entries = inner.entries.range(start.min(end)..end).cloned().collect();
         Read {
@@ -279,6 +281,11 @@ impl EventLog {
             entries,
             more: end < inner.entries.len(),
         }
+    }
+
+    /// The id of the newest entry ever appended (0 before the first).
+    pub fn newest(&self) -> EventId {
+        EventId(*self.newest.borrow())
     }
 
     /// A receiver that changes whenever an entry is appended.
@@ -366,6 +373,15 @@ mod tests {
         assert_eq!(ids(&log.read_after(EventId(0), 10)), vec![2]);
         log.append(Instant::now(), datagram(50));
         assert_eq!(ids(&log.read_after(EventId(0), 10)), vec![3]);
+    }
+
+    #[test]
+    fn a_cursor_from_a_client_never_wraps() {
+        let log = EventLog::new(3, 1 << 20);
+        log.append_all((0..5).map(|_| (Instant::now(), datagram(1))));
+        let read = log.read_after(EventId(u64::MAX), 10);
+        assert_eq!((read.gap, ids(&read), read.more), (None, vec![], false));
+        assert_eq!(log.newest(), EventId(5));
     }
 
     #[test]

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use socklab_protocol::fast;
-use socklab_protocol::flow::{Amount, GeneratorSpec};
+use socklab_protocol::flow::GeneratorSpec;
 use socklab_protocol::link::{LinkId, LinkSettings};
 use socklab_protocol::payload::encode_base64;
 use socklab_protocol::{
@@ -58,13 +58,19 @@ pub struct Session {
     config: Arc<Config>,
     /// What the session's sockets may send per second.
     budget: Arc<crate::budget::SendBudget>,
+    /// What its links may hold and forward.
+    link_limits: crate::link::LinkLimits,
     /// Cancelled when the server shuts down; socket tasks hang off it.
     cancel: CancellationToken,
 }
 
 impl Session {
     /// A new, empty session, with its flow analysis running (on the current runtime).
-    pub fn new(config: Arc<Config>, cancel: CancellationToken) -> Self {
+    pub fn new(
+        config: Arc<Config>,
+        link_addrs: Arc<crate::link::LinkAddrs>,
+        cancel: CancellationToken,
+    ) -> Self {
         let log = Arc::new(EventLog::new(config.log_max_events, config.log_max_bytes));
         let (loss_timeout_ms, timeout_rx) = tokio::sync::watch::channel(config.loss_timeout_ms);
         tokio::spawn(crate::analysis::run(
@@ -86,6 +92,14 @@ impl Session {
                 config.max_datagrams_per_sec,
                 config.max_bytes_per_sec,
             )),
+            link_limits: crate::link::LinkLimits {
+                max_bytes: config.max_link_bytes,
+                forwarding: Arc::new(crate::budget::SendBudget::new(
+                    config.max_forwarded_per_sec,
+                    config.max_bytes_per_sec,
+                )),
+                addrs: link_addrs,
+            },
             policy: AddressPolicy::new(config.allow_net.clone()),
             config,
             cancel,
@@ -260,6 +274,7 @@ impl Session {
             target,
             settings,
             self.log.clone(),
+            self.link_limits.clone(),
             &self.cancel,
         )?;
         self.next_link += 1;
@@ -309,69 +324,30 @@ impl Session {
     fn generate(&mut self, spec: GeneratorSpec, req: Option<Tagged>) -> Result<(), CommandError> {
         let (handle, to) = self.destination(&spec.socket, &spec.to)?;
         let sends = handle.sender();
-        let rate = match spec.interval_ms {
-            Some(ms) if ms.is_finite() && ms > 0.0 => 1000.0 / ms,
-            Some(ms) => {
-                return Err(CommandError::bad_request(format!(
-                    "the interval must be a positive number of milliseconds, not {ms}"
-                )));
-            }
-            None => spec.rate,
-        };
-        if !rate.is_finite() || rate <= 0.0 {
-            return Err(CommandError::bad_request(format!(
-                "the rate must be a positive number of datagrams per second, not {rate}"
-            )));
-        }
-        if rate > generator::MAX_RATE {
-            return Err(CommandError::new(
-                ErrorCode::LimitExceeded,
-                format!(
-                    "{rate} datagrams/s is over the generator's limit of {}",
-                    generator::MAX_RATE
-                ),
-            ));
-        }
-        let count = match spec.amount {
-            Amount::Count(n) => n,
-            Amount::DurationMs(ms) => ((ms as f64 / 1000.0) * rate).ceil() as u64,
-        };
-        if count == 0 {
-            return Err(CommandError::bad_request(
-                "a generator must send at least one datagram",
-            ));
-        }
-        let duration = std::time::Duration::from_secs_f64(count as f64 / rate);
-        if count > generator::MAX_COUNT || duration > generator::MAX_DURATION {
-            return Err(CommandError::new(
-                ErrorCode::LimitExceeded,
-                format!(
-                    "{count} datagrams at {rate}/s is over the generator's limits ({} datagrams, {} s)",
-                    generator::MAX_COUNT,
-                    generator::MAX_DURATION.as_secs()
-                ),
-            ));
-        }
+        let pace = generator::Pace::check(&spec)?;
         let header = if spec.sequence {
             socklab_analysis::seqhdr::LEN
         } else {
             0
         };
+        // The size is checked before anything is allocated for it.
         let body = match &spec.pattern {
             Some(pattern) => pattern
                 .decode()
                 .map_err(|e| CommandError::bad_request(e.to_string()))?,
             None => {
-                if spec.size < header {
+                check_size(spec.size, to)?;
+                let Some(body_len) = spec.size.checked_sub(header) else {
                     return Err(CommandError::bad_request(format!(
                         "with the sequence header a payload has at least {header} bytes, not {}",
                         spec.size
                     )));
-                }
-                vec![0; spec.size - header]
+                };
+                vec![0; body_len]
             }
         };
-        check_size(header + body.len(), to)?;
+        check_size(header.saturating_add(body.len()), to)?;
+        let (rate, count) = (pace.rate, pace.count);
         self.budget.fits(rate, header + body.len())?;
         self.generators.retain(|_, g| !g.is_finished());
         if self.generators.len() >= generator::MAX_RUNNING {
@@ -393,7 +369,7 @@ impl Session {
             sends,
             to,
             count,
-            rate,
+            interval: pace.interval,
             body,
             seq_flow,
         };

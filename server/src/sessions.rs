@@ -85,6 +85,8 @@ pub struct Sessions {
     shutdown: CancellationToken,
     tasks: TaskTracker,
     live: Mutex<HashMap<String, Arc<Shared>>>,
+    /// Every link's addresses, server-wide.
+    link_addrs: Arc<crate::link::LinkAddrs>,
 }
 
 impl Sessions {
@@ -96,6 +98,7 @@ impl Sessions {
             shutdown,
             tasks,
             live: Mutex::new(HashMap::new()),
+            link_addrs: Arc::default(),
         })
     }
 
@@ -120,7 +123,11 @@ impl Sessions {
         if live.len() >= self.config.max_sessions {
             return Err(TooMany(live.len()));
         }
-        let session = Session::new(self.config.clone(), self.shutdown.child_token());
+        let session = Session::new(
+            self.config.clone(),
+            self.link_addrs.clone(),
+            self.shutdown.child_token(),
+        );
         let shared = Arc::new(Shared {
             id: session.id().to_owned(),
             log: session.log().clone(),

@@ -191,10 +191,10 @@ impl Shaper {
                     self.counters.reordered += 1;
                     self.held.push(Held {
                         seq,
-                        planned: now + forward.delay_ns,
+                        planned: now.saturating_add(forward.delay_ns),
                         gap: s.reorder_gap,
                         remaining: s.reorder_gap,
-                        deadline: now + ms_to_ns(s.reorder_timeout_ms),
+                        deadline: now.saturating_add(ms_to_ns(s.reorder_timeout_ms)),
                     });
                 }
                 Some(departure) => released = self.overtake(departure),
@@ -266,8 +266,12 @@ impl Shaper {
                 return self.drop(DropReason::QueueFull);
             }
             let start = self.link_free_at.max(now);
-            let tx_ns = (size as u128 * 8 * 1_000_000_000).div_ceil(s.rate_bps as u128) as Nanos;
-            leave = start + tx_ns;
+            // Saturating: a rate of 1 bit/s with an unlimited queue would otherwise run
+            // the clock past u64 in a few tens of thousands of datagrams.
+            let tx_ns =
+                Nanos::try_from((size as u128 * 8 * 1_000_000_000).div_ceil(s.rate_bps as u128))
+                    .unwrap_or(Nanos::MAX);
+            leave = start.saturating_add(tx_ns);
             self.link_free_at = leave;
             self.queue.push_back((leave, size));
             self.queued_bytes += size;
@@ -299,7 +303,7 @@ impl Shaper {
                 }
             };
         }
-        let mut departure = leave + delay.max(0.0).round() as Nanos;
+        let mut departure = leave.saturating_add(delay.max(0.0).round() as Nanos);
         if !s.jitter_may_reorder {
             departure = departure.max(self.last_departure);
         }
@@ -332,8 +336,11 @@ impl Shaper {
             DropReason::BurstLoss => &mut self.counters.dropped_burst,
             DropReason::QueueFull => &mut self.counters.dropped_queue,
             DropReason::Mtu => &mut self.counters.dropped_mtu,
-            // The shaper never drops for want of a client; the relay counts those.
-            DropReason::NoClient => unreachable!("the shaper has no client to miss"),
+            // The shaper never drops for want of a client, for a loop or over a
+            // forwarding budget; the relay decides and counts those before it asks.
+            DropReason::NoClient | DropReason::Loop | DropReason::RateLimit => {
+                unreachable!("the relay's reasons are not the shaper's")
+            }
         };
         *counter += 1;
         Fate::Dropped(reason)

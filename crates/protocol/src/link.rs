@@ -261,13 +261,21 @@ pub enum DropReason {
     RandomLoss,
     /// Gilbert-Elliott loss in the bad state: part of a burst.
     BurstLoss,
-    /// The bottleneck queue was full (tail drop).
+    /// The bottleneck queue was full (tail drop), or the link already held as many
+    /// bytes as it may (`--max-link-bytes`: delay line, queue and held-back datagrams
+    /// together).
     QueueFull,
     /// Larger than the MTU.
     Mtu,
     /// A reply from the target arrived before any client had sent anything, so there
     /// is nobody to send it to.
     NoClient,
+    /// The datagram came from the link's own upstream address: forwarding it would
+    /// send it round the same link again.
+    Loop,
+    /// The session's links together already forwarded as many datagrams as they may
+    /// this second (`--max-forwarded-per-sec`).
+    RateLimit,
 }
 
 impl DropReason {
@@ -279,6 +287,8 @@ impl DropReason {
             DropReason::QueueFull => "queue full",
             DropReason::Mtu => "larger than the MTU",
             DropReason::NoClient => "no client to reply to",
+            DropReason::Loop => "came from the link itself (a loop)",
+            DropReason::RateLimit => "over the session's forwarding limit",
         }
     }
 }
@@ -311,6 +321,10 @@ pub struct LinkCounters {
     pub dropped_mtu: u64,
     /// Dropped because no client was known (target → client only).
     pub dropped_no_client: u64,
+    /// Dropped because they came from the link's own upstream address (a loop).
+    pub dropped_loop: u64,
+    /// Dropped over the session's forwarding limit (`--max-forwarded-per-sec`).
+    pub dropped_rate_limit: u64,
     /// Extra copies sent.
     pub duplicated: u64,
     /// Datagrams with one byte changed.

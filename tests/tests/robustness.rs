@@ -1,0 +1,490 @@
+//! Hostile but local input, each case exactly as it was found to crash, freeze or
+//! exhaust the server, sent to a real server: every one now gets a clear refusal (or is
+//! bounded), and the server and its other sessions carry on.
+
+use std::net::{SocketAddr, UdpSocket};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use socklab_protocol::link::{DropReason, Impairments, LinkSettings};
+use socklab_protocol::{ErrorCode, Event};
+use socklab_server::Config;
+use socklab_tests::{Client, TestServer, expect_error, text};
+use tokio_tungstenite::tungstenite;
+
+/// Sends a raw JSON command with `req` and returns the event that answers it.
+async fn answer(client: &mut Client, req: i64, mut command: Value) -> Event {
+    command["req"] = json!(req);
+    client.send_text(&command.to_string()).await;
+    client.reply(req).await
+}
+
+/// Proves the server still serves: a new session binds and hears itself.
+async fn server_still_serves(server: &TestServer) {
+    let mut fresh = server.client().await;
+    let a = fresh.bind("127.0.0.1:0").await;
+    fresh.send_datagram(&a.socket, a.local, text("alive")).await;
+    fresh.received_on(&a.socket).await;
+}
+
+#[tokio::test]
+async fn a_petabyte_generator_payload_is_refused_before_anything_is_allocated() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let a = client.bind("127.0.0.1:0").await;
+    assert_eq!(a.socket.as_str(), "s1");
+    // The exact command that aborted the process (it allocated 1 PiB first).
+    let command = json!({"type":"generate","socket":"s1","to":"127.0.0.1:9","amount":{"count":1},"rate":1,"size":1125899906842624u64});
+    let error = expect_error(
+        answer(&mut client, 1, command).await,
+        ErrorCode::PayloadTooLarge,
+    );
+    assert!(
+        error.message.contains("1125899906842624") && error.message.contains("65507"),
+        "{}",
+        error.message
+    );
+    server_still_serves(&server).await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn generator_numbers_that_made_durations_panic_are_refused_by_name() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    client.bind("127.0.0.1:0").await;
+    let base = json!({"type":"generate","socket":"s1","to":"127.0.0.1:9","size":32});
+    let with = |extra: Value| {
+        let mut c = base.clone();
+        for (k, v) in extra.as_object().unwrap() {
+            c[k] = v.clone();
+        }
+        c
+    };
+    let cases = [
+        (
+            with(json!({"amount":{"count":1},"rate":1e-300})),
+            "rate",
+            ErrorCode::BadRequest,
+        ),
+        (
+            with(json!({"amount":{"count":1},"interval_ms":1e306})),
+            "interval_ms",
+            ErrorCode::LimitExceeded,
+        ),
+        (
+            with(json!({"amount":{"duration_ms":1000},"rate":1e-300})),
+            "rate",
+            ErrorCode::BadRequest,
+        ),
+        (
+            with(json!({"amount":{"duration_ms":u64::MAX},"rate":1000})),
+            "duration_ms",
+            ErrorCode::LimitExceeded,
+        ),
+        (
+            with(json!({"amount":{"count":u64::MAX},"rate":1000})),
+            "datagrams at",
+            ErrorCode::LimitExceeded,
+        ),
+        (
+            with(json!({"amount":{"count":2},"interval_ms":5e-324})),
+            "interval_ms",
+            ErrorCode::LimitExceeded,
+        ),
+    ];
+    for (i, (command, names, code)) in cases.into_iter().enumerate() {
+        let error = expect_error(
+            answer(&mut client, i as i64 + 1, command.clone()).await,
+            code,
+        );
+        assert!(
+            error.message.contains(names),
+            "{command}: {:?} should name {names:?}",
+            error.message
+        );
+    }
+    server_still_serves(&server).await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_since_after_the_newest_event_is_refused_not_wrapped() {
+    let server = TestServer::start().await;
+    let mut first = server.client().await;
+    let session = first.hello.session.clone();
+    first.bind("127.0.0.1:0").await;
+    for since in [u64::MAX.to_string(), "2".to_string()] {
+        let refused =
+            Client::connect_with(server.addr, &format!("session={session}&since={since}"))
+                .await
+                .err()
+                .expect("a since after the newest event is refused");
+        match refused {
+            tungstenite::Error::Http(response) => {
+                assert_eq!(response.status().as_u16(), 400);
+                let body = String::from_utf8_lossy(response.body().as_deref().unwrap_or_default())
+                    .into_owned();
+                assert!(body.contains("newest event (1)"), "{body}");
+            }
+            other => panic!("expected an HTTP refusal, got {other:?}"),
+        }
+    }
+    // The newest id itself is a correct cursor: nothing is missed, nothing repeated.
+    let mut back = Client::connect_with(server.addr, &format!("session={session}&since=1"))
+        .await
+        .unwrap();
+    back.bind("127.0.0.1:0").await;
+    let mut again = Client::connect_with(server.addr, &format!("session={session}&since=0"))
+        .await
+        .unwrap();
+    match again.next().await {
+        Event::Bound(b) => assert_eq!(b.id.0, 1, "a replay starts at the first event"),
+        other => panic!("a replay starts with the first bound, got {other:?}"),
+    }
+    server.stop().await;
+}
+
+/// Every numeric field of every command, set to each extreme: each command is answered
+/// (a success or an error carrying its `req`), and the server carries on.
+#[tokio::test]
+async fn every_numeric_field_at_every_extreme_gets_an_answer() {
+    let extremes: [Value; 9] = [
+        json!(0),
+        json!(-1),
+        json!(1e-300),
+        json!(1e300),
+        json!("NaN"),
+        json!(u64::MAX),
+        json!(9_007_199_254_740_993u64),
+        json!(-9_223_372_036_854_775_808i64),
+        json!(0.5),
+    ];
+    let server = TestServer::with_config(Config {
+        // Extremes that are valid create links; let the session have enough of them.
+        max_links_per_session: 1_000,
+        ..Config::default()
+    })
+    .await;
+    let mut client = server.client().await;
+    let a = client.bind("127.0.0.1:0").await;
+    let link = client
+        .link("127.0.0.1:0", a.local, LinkSettings::default())
+        .await;
+    let impairments = |field: &str, v: &Value| {
+        let mut c2t = json!({});
+        match field {
+            "loss.pct" => c2t["loss"] = json!({"model":"random","pct":v}),
+            "loss.p_pct" | "loss.r_pct" | "loss.loss_good_pct" | "loss.loss_bad_pct" => {
+                let mut ge = json!({"model":"gilbert_elliott","p_pct":1,"r_pct":1,"loss_good_pct":0,"loss_bad_pct":100});
+                ge[&field[5..]] = v.clone();
+                c2t["loss"] = ge;
+            }
+            f => c2t[f] = v.clone(),
+        }
+        json!({"c2t": c2t})
+    };
+    let link_fields = [
+        "loss.pct",
+        "loss.p_pct",
+        "loss.r_pct",
+        "loss.loss_good_pct",
+        "loss.loss_bad_pct",
+        "delay_ms",
+        "jitter_ms",
+        "reorder_pct",
+        "reorder_gap",
+        "reorder_timeout_ms",
+        "duplicate_pct",
+        "corrupt_pct",
+        "rate_bps",
+        "queue_packets",
+        "queue_bytes",
+        "mtu",
+    ];
+    let to = a.local.to_string();
+    let mut commands: Vec<(String, Value)> = Vec::new();
+    for v in &extremes {
+        let gen_base = json!({"type":"generate","socket":"s1","to":to,"amount":{"count":1},"rate":1,"size":32});
+        let mut cases = vec![
+            (
+                "bind.recv_buffer_bytes",
+                json!({"type":"bind","proto":"udp","addr":"127.0.0.1:0","recv_buffer_bytes":v}),
+            ),
+            (
+                "set_loss_timeout.ms",
+                json!({"type":"set_loss_timeout","ms":v}),
+            ),
+            ("generate.amount.count", {
+                let mut c = gen_base.clone();
+                c["amount"] = json!({"count":v});
+                c
+            }),
+            ("generate.amount.duration_ms", {
+                let mut c = gen_base.clone();
+                c["amount"] = json!({"duration_ms":v});
+                c
+            }),
+            ("generate.rate", {
+                let mut c = gen_base.clone();
+                c["rate"] = v.clone();
+                c
+            }),
+            ("generate.interval_ms", {
+                let mut c = gen_base.clone();
+                c["interval_ms"] = v.clone();
+                c
+            }),
+            ("generate.size", {
+                let mut c = gen_base.clone();
+                c["size"] = v.clone();
+                c
+            }),
+            (
+                "link_create.seed",
+                json!({"type":"link_create","listen":"127.0.0.1:0","target":to,"settings":{"seed":v}}),
+            ),
+        ];
+        for field in link_fields {
+            cases.push(("link_create", json!({"type":"link_create","listen":"127.0.0.1:0","target":to,"settings":impairments(field, v)})));
+            cases.push((
+                "link_update",
+                json!({"type":"link_update","link":link.link,"settings":impairments(field, v)}),
+            ));
+        }
+        for (name, c) in cases {
+            commands.push((format!("{name} = {v}"), c));
+        }
+    }
+    // A `req` itself at the extremes: an integer is echoed, anything else is refused.
+    for v in &extremes {
+        let mut c = json!({"type":"close","socket":"nope"});
+        c["req"] = v.clone();
+        client.send_text(&c.to_string()).await;
+        let error = client.next_error().await;
+        match (v.as_i64(), error) {
+            (Some(req), Event::Error(e)) => {
+                assert_eq!(e.req, Some(req), "req {v}");
+                assert_eq!(e.code, ErrorCode::UnknownSocket, "req {v}");
+            }
+            (None, Event::Error(e)) => assert_eq!(e.code, ErrorCode::BadRequest, "req {v}"),
+            (_, other) => panic!("req {v}: {other:?}"),
+        }
+    }
+    let mut answered = 0;
+    for (i, (what, command)) in commands.into_iter().enumerate() {
+        let req = 1_000 + i as i64;
+        match answer(&mut client, req, command).await {
+            Event::Error(e) => {
+                assert!(
+                    matches!(
+                        e.code,
+                        ErrorCode::BadRequest
+                            | ErrorCode::LimitExceeded
+                            | ErrorCode::PayloadTooLarge
+                    ),
+                    "{what}: {e:?}"
+                );
+                assert!(!e.message.is_empty(), "{what}");
+            }
+            Event::Bound(_)
+            | Event::AnalysisConfig(_)
+            | Event::GeneratorStarted(_)
+            | Event::LinkCreated(_)
+            | Event::LinkUpdated(_) => {}
+            other => panic!("{what}: unexpected answer {other:?}"),
+        }
+        answered += 1;
+    }
+    assert_eq!(answered, extremes.len() * (8 + 2 * link_fields.len()));
+    // The session still works, and so does the server.
+    client
+        .send_datagram(&a.socket, a.local, text("still here"))
+        .await;
+    client.received_on(&a.socket).await;
+    server_still_serves(&server).await;
+    server.stop().await;
+}
+
+/// A free loopback UDP port (bound and released).
+fn free_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[tokio::test]
+async fn a_link_may_not_target_itself_or_any_other_link() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let a = client.bind("127.0.0.1:0").await;
+    let port = free_port();
+    let own = format!("127.0.0.1:{port}");
+    let refused = client
+        .refused(
+            socklab_protocol::Command::LinkCreate {
+                listen: own.clone(),
+                target: own.clone(),
+                settings: LinkSettings::default(),
+            },
+            ErrorCode::BadAddress,
+        )
+        .await;
+    assert!(
+        refused.message.contains("link's address"),
+        "{}",
+        refused.message
+    );
+    // Its port was given back: a link may listen there now.
+    let first = client.link(&own, a.local, LinkSettings::default()).await;
+    // Neither its listen nor its upstream address may be a target, in this session or
+    // another (two links pointing at each other would circulate a datagram for ever).
+    let mut other = server.client().await;
+    for target in [first.listen, first.upstream] {
+        for c in [&mut client, &mut other] {
+            c.refused(
+                socklab_protocol::Command::LinkCreate {
+                    listen: "127.0.0.1:0".into(),
+                    target: target.to_string(),
+                    settings: LinkSettings::default(),
+                },
+                ErrorCode::BadAddress,
+            )
+            .await;
+        }
+    }
+    // Once it is deleted, its addresses are ordinary ones again.
+    let req = client
+        .send(socklab_protocol::Command::LinkDelete {
+            link: first.link.clone(),
+        })
+        .await;
+    assert!(matches!(client.reply(req).await, Event::LinkDeleted(_)));
+    let b = other.bind(&own).await;
+    other
+        .link("127.0.0.1:0", b.local, LinkSettings::default())
+        .await;
+    server.stop().await;
+}
+
+/// A program that first sends one datagram to `kick`, then answers every datagram to
+/// whoever sent it, for at most `max` datagrams or `for_how_long`. Behind a link whose
+/// client it also is (it kicks the link's listen address), it makes a loop through the
+/// link that nothing but the session's forwarding budget ends.
+fn reflector(
+    socket: UdpSocket,
+    kick: SocketAddr,
+    max: usize,
+    for_how_long: Duration,
+) -> std::thread::JoinHandle<usize> {
+    socket
+        .set_read_timeout(Some(Duration::from_millis(50)))
+        .unwrap();
+    std::thread::spawn(move || {
+        let deadline = Instant::now() + for_how_long;
+        socket.send_to(b"round and round", kick).unwrap();
+        let mut buf = [0u8; 2048];
+        let mut echoed = 0;
+        while echoed < max && Instant::now() < deadline {
+            if let Ok((n, from)) = socket.recv_from(&mut buf) {
+                let _ = socket.send_to(&buf[..n], from);
+                echoed += 1;
+            }
+        }
+        echoed
+    })
+}
+
+#[tokio::test]
+async fn a_loop_through_a_program_is_bounded_by_the_forwarding_budget() {
+    const BUDGET: u64 = 500;
+    let server = TestServer::with_config(Config {
+        max_forwarded_per_sec: BUDGET,
+        ..Config::default()
+    })
+    .await;
+    let mut client = server.client().await;
+    let program = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let link = client
+        .link(
+            "127.0.0.1:0",
+            program.local_addr().unwrap(),
+            LinkSettings::default(),
+        )
+        .await;
+    let thread = reflector(program, link.listen, 100_000, Duration::from_secs(3));
+    let (mut forwarded, mut rate_limited) = (0u64, 0u64);
+    while rate_limited == 0 {
+        if let Event::LinkPacket(p) = client.next().await {
+            match p.reason {
+                None => forwarded += 1,
+                Some(DropReason::RateLimit) => rate_limited += 1,
+                Some(other) => panic!("unexpected drop {other:?}"),
+            }
+        }
+    }
+    // The bucket holds one second's worth; the loop runs it dry in well under a second.
+    assert!(
+        (BUDGET - 5..=BUDGET * 2).contains(&forwarded),
+        "{forwarded} forwarded before the budget of {BUDGET}/s stopped the loop"
+    );
+    let echoed = thread.join().unwrap();
+    assert_eq!(echoed as u64, forwarded, "the program answered each one");
+    server_still_serves(&server).await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_link_holds_at_most_its_byte_limit_and_drops_the_rest_as_queue_full() {
+    const LIMIT: usize = 20_000;
+    let server = TestServer::with_config(Config {
+        max_link_bytes: LIMIT,
+        ..Config::default()
+    })
+    .await;
+    let mut client = server.client().await;
+    let a = client.bind("127.0.0.1:0").await;
+    let b = client.bind("127.0.0.1:0").await;
+    // A minute of delay and no rate limit: before the cap, everything stayed in memory.
+    let link = client
+        .link(
+            "127.0.0.1:0",
+            b.local,
+            LinkSettings::symmetric(Impairments {
+                delay_ms: 60_000.0,
+                ..Impairments::default()
+            }),
+        )
+        .await;
+    let payload = "x".repeat(1_000);
+    for _ in 0..50 {
+        client
+            .send(socklab_protocol::Command::Send {
+                socket: a.socket.clone(),
+                to: link.listen.to_string(),
+                payload: text(&payload),
+            })
+            .await;
+    }
+    let (mut forwarded, mut full) = (0, 0);
+    while forwarded + full < 50 {
+        if let Event::LinkPacket(p) = client.next().await {
+            match p.reason {
+                None => forwarded += 1,
+                Some(DropReason::QueueFull) => full += 1,
+                Some(other) => panic!("unexpected drop {other:?}"),
+            }
+        }
+    }
+    assert_eq!((forwarded, full), (LIMIT / 1_000, 50 - LIMIT / 1_000));
+    let (stats, _) = client
+        .until(|e| matches!(e, Event::LinkStats(s) if s.c2t.arrived == 50))
+        .await;
+    let Event::LinkStats(stats) = stats else {
+        unreachable!()
+    };
+    assert_eq!(stats.c2t.dropped_queue, 30, "{:?}", stats.c2t);
+    server.stop().await;
+}
