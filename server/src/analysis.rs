@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use socklab_analysis::{Analyzer, Input, LossCause, Outcome};
+use socklab_analysis::{Analyzer, Input, Limits, LossCause, Outcome};
 use socklab_protocol::flow::{self, Fate, FateKind, FlowMethod, FlowStats, FlowSummary, Latency};
 use socklab_protocol::{Direction, Event, EventId, SocketId};
 use tokio::sync::watch;
@@ -33,9 +33,10 @@ const READ_EVERY: Duration = Duration::from_millis(10);
 pub async fn run(
     log: Arc<EventLog>,
     mut timeout_ms: watch::Receiver<u64>,
+    limits: Limits,
     cancel: CancellationToken,
 ) {
-    let mut analyzer = Analyzer::new(*timeout_ms.borrow_and_update() * 1_000_000);
+    let mut analyzer = Analyzer::with_limits(*timeout_ms.borrow_and_update() * 1_000_000, limits);
     let mut newest = log.subscribe();
     let mut cursor = EventId(0);
     // When to read next; meanwhile the log is not watched. None: idle, wake on news.
@@ -77,6 +78,8 @@ pub async fn run(
                         log.append(Instant::now(), Record::Event(None, Box::new(Event::FlowStats(FlowStats {
                             id: EventId(0),
                             flows,
+                            retired_flows: analyzer.retired_flows(),
+                            untracked: analyzer.untracked(),
                             t_ns: 0,
                         }))));
                     }
@@ -176,7 +179,7 @@ fn feed(
                     bytes,
                     fate: p.fate,
                     reason: p.reason,
-                    corrupted_at: p.corrupted_at,
+                    corrupted: p.corrupted_at.zip(p.corrupt_mask),
                     truncated_to: p.truncated_to,
                 },
                 out,
@@ -239,6 +242,11 @@ fn fate(outcome: Outcome) -> Fate {
             fate.fate = FateKind::Lost;
             fate.send = send;
             (Some(cause), flow)
+        }
+        Outcome::Untracked { send, flow } => {
+            fate.fate = FateKind::Untracked;
+            fate.send = send;
+            (None, flow)
         }
         Outcome::Reply {
             request,

@@ -131,6 +131,16 @@ pub struct Args {
     /// through a program outside the lab is bounded by it.
     #[arg(long, default_value_t = DEFAULT_MAX_FORWARDED_PER_SEC, value_name = "N")]
     pub max_forwarded_per_sec: u64,
+
+    /// How many datagrams each session's flow analysis follows in flight at once;
+    /// beyond it the oldest is given up (an `untracked` fate) instead of being held.
+    #[arg(long, default_value_t = socklab_analysis::analyzer::DEFAULT_MAX_IN_FLIGHT, value_name = "N")]
+    pub max_in_flight: usize,
+
+    /// How many flows each session's analysis keeps; beyond it the flow idle longest
+    /// is retired (flow_stats counts them in `retired_flows`).
+    #[arg(long, default_value_t = socklab_analysis::analyzer::DEFAULT_MAX_FLOWS, value_name = "N")]
+    pub max_flows: usize,
 }
 
 /// The settings a running server uses.
@@ -171,6 +181,10 @@ pub struct Config {
     pub max_link_bytes: usize,
     /// See [`Args::max_forwarded_per_sec`].
     pub max_forwarded_per_sec: u64,
+    /// See [`Args::max_in_flight`].
+    pub max_in_flight: usize,
+    /// See [`Args::max_flows`].
+    pub max_flows: usize,
 }
 
 impl Default for Config {
@@ -193,6 +207,8 @@ impl Default for Config {
             log_max_bytes: DEFAULT_LOG_MAX_BYTES,
             max_link_bytes: crate::link::DEFAULT_MAX_LINK_BYTES,
             max_forwarded_per_sec: DEFAULT_MAX_FORWARDED_PER_SEC,
+            max_in_flight: socklab_analysis::analyzer::DEFAULT_MAX_IN_FLIGHT,
+            max_flows: socklab_analysis::analyzer::DEFAULT_MAX_FLOWS,
         }
     }
 }
@@ -218,6 +234,8 @@ impl From<&Args> for Config {
             log_max_bytes: args.log_max_bytes,
             max_link_bytes: args.max_link_bytes,
             max_forwarded_per_sec: args.max_forwarded_per_sec,
+            max_in_flight: args.max_in_flight,
+            max_flows: args.max_flows,
         }
     }
 }

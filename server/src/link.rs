@@ -427,6 +427,7 @@ impl Relay {
             queue_ns: None,
             duplicated: false,
             corrupted_at: None,
+            corrupt_mask: None,
             truncated_to: None,
             held_for: None,
             t_ns: 0,
@@ -472,6 +473,7 @@ impl Relay {
                 packet.queue_ns = (f.queue_ns > 0).then_some(f.queue_ns);
                 packet.duplicated = f.duplicate.is_some();
                 packet.corrupted_at = f.corrupt.map(|c| c.offset);
+                packet.corrupt_mask = f.corrupt.map(|c| c.mask);
                 packet.truncated_to = f.truncate_to;
                 packet.held_for = f.held_for;
                 let mut bytes = payload.to_vec();

@@ -158,12 +158,23 @@ pub struct DatagramRecord {
     pub req: Option<Tagged>,
 }
 
+/// What one flow of a `flow_stats` record counts for in the log's byte budget: about
+/// its size in memory and on the wire. A session with many flows logs a large record
+/// twice a second, and those records must not escape the budget.
+const FLOW_SUMMARY_BYTES: usize = 256;
+
 impl Record {
     /// The bytes this record holds, for the log's byte budget.
     fn size(&self) -> usize {
         match self {
             Record::Datagram(d) => d.payload.len(),
             Record::LinkPacket(_, payload) => payload.len(),
+            Record::Event(_, event) => match &**event {
+                socklab_protocol::Event::FlowStats(stats) => {
+                    stats.flows.len().saturating_mul(FLOW_SUMMARY_BYTES)
+                }
+                _ => 0,
+            },
             Record::Bound { .. }
             | Record::Closed { .. }
             | Record::KernelDrops { .. }
@@ -171,7 +182,6 @@ impl Record {
             | Record::LinkUpdated { .. }
             | Record::LinkDeleted { .. }
             | Record::LinkStats { .. }
-            | Record::Event(..)
             | Record::Fate(_) => 0,
         }
     }

@@ -76,6 +76,11 @@ impl Session {
         tokio::spawn(crate::analysis::run(
             log.clone(),
             timeout_rx,
+            socklab_analysis::Limits {
+                max_in_flight: config.max_in_flight,
+                max_flows: config.max_flows,
+                ..socklab_analysis::Limits::default()
+            },
             cancel.child_token(),
         ));
         Session {

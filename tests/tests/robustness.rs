@@ -488,3 +488,52 @@ async fn a_link_holds_at_most_its_byte_limit_and_drops_the_rest_as_queue_full() 
     assert_eq!(stats.c2t.dropped_queue, 30, "{:?}", stats.c2t);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_program_making_up_flow_ids_cannot_grow_the_flow_table() {
+    const MAX_FLOWS: usize = 64;
+    let server = TestServer::with_config(Config {
+        max_flows: MAX_FLOWS,
+        ..Config::default()
+    })
+    .await;
+    let mut client = server.client().await;
+    let a = client.bind("127.0.0.1:0").await;
+    // A local program (it needs no token) sends sequenced datagrams, each with a flow
+    // id of its own.
+    let program = UdpSocket::bind("127.0.0.1:0").unwrap();
+    const N: u32 = 2_000;
+    for flow in 0..N {
+        let mut bytes = vec![0u8; 32];
+        socklab_analysis::seqhdr::SeqHeader {
+            flow,
+            seq: 0,
+            sent_ns: 0,
+        }
+        .write(&mut bytes);
+        program.send_to(&bytes, a.local).unwrap();
+        if flow % 200 == 199 {
+            // Paced a little, so the socket's receive buffer never overflows.
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+    let (stats, _) = client
+        .until(|e| {
+            matches!(e, Event::FlowStats(s) if s.retired_flows + s.flows.len() as u64 >= u64::from(N))
+        })
+        .await;
+    let Event::FlowStats(stats) = stats else {
+        unreachable!()
+    };
+    assert_eq!(stats.flows.len(), MAX_FLOWS);
+    assert_eq!(stats.retired_flows, u64::from(N) - MAX_FLOWS as u64);
+    // The newest flows are the ones kept.
+    assert!(
+        stats
+            .flows
+            .iter()
+            .all(|f| f.seq_flow.unwrap() >= N - MAX_FLOWS as u32)
+    );
+    server_still_serves(&server).await;
+    server.stop().await;
+}

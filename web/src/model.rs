@@ -284,6 +284,9 @@ pub struct State {
     pub timeline_version: u64,
     /// The latest figures of every flow.
     pub flows: Rc<Vec<FlowSummary>>,
+    /// From the latest figures: flows retired to keep the analysis' table bounded, and
+    /// datagrams it stopped following.
+    pub flows_dropped: (u64, u64),
     /// Running generators.
     pub generators: Rc<Vec<GeneratorStarted>>,
     /// The flow analysis' loss timeout, once the server has said it.
@@ -311,6 +314,7 @@ impl PartialEq for State {
             && Rc::ptr_eq(&self.timeline, &other.timeline)
             && self.timeline_version == other.timeline_version
             && Rc::ptr_eq(&self.flows, &other.flows)
+            && self.flows_dropped == other.flows_dropped
             && Rc::ptr_eq(&self.generators, &other.generators)
             && self.loss_timeout_ms == other.loss_timeout_ms
             && Rc::ptr_eq(&self.pending, &other.pending)
@@ -333,6 +337,7 @@ impl Default for State {
             timeline: Rc::default(),
             timeline_version: 0,
             flows: Rc::default(),
+            flows_dropped: (0, 0),
             generators: Rc::default(),
             loss_timeout_ms: None,
             pending: Rc::default(),
@@ -445,6 +450,7 @@ impl State {
                     self.links = Rc::default();
                     self.generators = Rc::default();
                     self.flows = Rc::default();
+                    self.flows_dropped = (0, 0);
                     self.timeline = Rc::default();
                     self.timeline_version += 1;
                     self.notice(
@@ -572,7 +578,10 @@ impl State {
                 self.packets_version += 1;
             }
             Event::Fate(_) => {}
-            Event::FlowStats(stats) => self.flows = Rc::new(stats.flows),
+            Event::FlowStats(stats) => {
+                self.flows_dropped = (stats.retired_flows, stats.untracked);
+                self.flows = Rc::new(stats.flows);
+            }
             Event::GeneratorStarted(started) => {
                 self.settle(started.req);
                 Rc::make_mut(&mut self.generators).push(started);
@@ -855,6 +864,7 @@ mod tests {
             queue_ns: None,
             duplicated: false,
             corrupted_at: None,
+            corrupt_mask: None,
             truncated_to: None,
             held_for: None,
             t_ns: 5,

@@ -56,6 +56,8 @@ pub enum Mark {
     Unanswered,
     /// A datagram from outside the lab, not (yet) matched to anything.
     Incoming,
+    /// The analysis stopped following it (too many in flight, or its flow retired).
+    Untracked,
 }
 
 /// One datagram (or copy) on the timeline.
@@ -123,7 +125,12 @@ pub fn category(mark: Mark) -> usize {
         Mark::Lost(_) | Mark::Unanswered => 1,
         Mark::Reordered(_) | Mark::Late => 2,
         Mark::Duplicate => 3,
-        Mark::Pending | Mark::Delivered | Mark::Request | Mark::Reply | Mark::Incoming => 0,
+        Mark::Pending
+        | Mark::Delivered
+        | Mark::Request
+        | Mark::Reply
+        | Mark::Incoming
+        | Mark::Untracked => 0,
     }
 }
 
@@ -180,9 +187,12 @@ impl Filter {
             Mark::Lost(_) | Mark::Unanswered => self.lost,
             Mark::Reordered(_) | Mark::Late => self.reordered,
             Mark::Duplicate => self.duplicated,
-            Mark::Pending | Mark::Delivered | Mark::Request | Mark::Reply | Mark::Incoming => {
-                self.delivered
-            }
+            Mark::Pending
+            | Mark::Delivered
+            | Mark::Request
+            | Mark::Reply
+            | Mark::Incoming
+            | Mark::Untracked => self.delivered,
         };
         by_fate
             && self.lane.is_none_or(|l| a.from == l || a.to == l)
@@ -506,6 +516,7 @@ impl Timeline {
                 a.t1 = f.t_ns.max(a.t0);
                 a.mark = Mark::Unanswered;
             }
+            FateKind::Untracked => self.arrows[i as usize].mark = Mark::Untracked,
         }
     }
 

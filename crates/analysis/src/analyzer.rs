@@ -21,10 +21,9 @@
 //!   whose bytes equal an earlier unanswered request is its **reply** (RTT); requests
 //!   without a reply within the timeout are **unanswered**.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::hash::Hash;
 use std::net::SocketAddr;
-use std::sync::Arc;
 
 use socklab_protocol::EventId;
 use socklab_protocol::link::{DropReason, LinkFate, LinkId};
@@ -34,6 +33,40 @@ use crate::seqhdr::SeqHeader;
 use crate::sequenced::SeqReceiver;
 use crate::stats::{FlowStats, Method, Percentiles};
 use crate::{DEFAULT_LOSS_TIMEOUT_NS, Nanos};
+
+/// What the analyzer may hold; everything it keeps is bounded by these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// The most sends followed in flight at once, all flows together; beyond it the
+    /// oldest is given up ([`Outcome::Untracked`]).
+    pub max_in_flight: usize,
+    /// The most flows kept (matched, echo and sequenced together); beyond it the flow
+    /// idle longest is retired (preferably one with nothing in flight).
+    pub max_flows: usize,
+    /// The most sends one [`Analyzer::tick`] concludes; the rest wait for the next tick,
+    /// so a tick's work is bounded however much expires at once.
+    pub max_conclusions_per_tick: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_in_flight: DEFAULT_MAX_IN_FLIGHT,
+            max_flows: DEFAULT_MAX_FLOWS,
+            max_conclusions_per_tick: MAX_CONCLUSIONS_PER_TICK,
+        }
+    }
+}
+
+/// The most sends followed in flight by default: 2.5 s of the server's whole send
+/// budget (200,000 datagrams/s), about 100 bytes each.
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 500_000;
+/// The most flows kept by default.
+pub const DEFAULT_MAX_FLOWS: usize = 1_024;
+/// The most sends one tick concludes (a tick is 100 ms: twice the fastest generator).
+pub const MAX_CONCLUSIONS_PER_TICK: usize = 20_000;
+/// The most latency samples all flows together keep (8 bytes each).
+const MAX_SAMPLES_TOTAL: usize = 2_000_000;
 
 /// How long a finished send is remembered (to recognise duplicates and late arrivals),
 /// at least; longer when the loss timeout is long.
@@ -132,8 +165,8 @@ pub enum Input<'a> {
         fate: LinkFate,
         /// Why it was dropped.
         reason: Option<DropReason>,
-        /// The offset of a byte the link changed.
-        corrupted_at: Option<usize>,
+        /// The byte the link changed: its offset and the bits it flipped.
+        corrupted: Option<(usize, u8)>,
         /// The length the link cut it to.
         truncated_to: Option<usize>,
     },
@@ -189,6 +222,15 @@ pub enum Outcome {
         /// Why.
         cause: LossCause,
     },
+    /// A send the analysis stopped following before it could conclude: too many
+    /// datagrams were in flight ([`Limits::max_in_flight`]), or its flow was retired to
+    /// make room for a new one ([`Limits::max_flows`]).
+    Untracked {
+        /// The `out` event.
+        send: EventId,
+        /// Its flow.
+        flow: FlowKey,
+    },
     /// A reply from an echo-like peer to an earlier request.
     Reply {
         /// The request's `out` event.
@@ -221,35 +263,120 @@ struct Route {
     client: Option<SocketAddr>,
 }
 
-#[derive(Debug, Clone)]
+/// A send in flight. The analysis keeps its payload's fingerprint and length, never the
+/// bytes: a session of large datagrams with a long timeout would otherwise hold every
+/// payload in flight.
+#[derive(Debug, Clone, Copy)]
 struct Pending {
     id: EventId,
     t_ns: Nanos,
-    bytes: Arc<[u8]>,
-    /// The link changed the bytes: (truncated length, corrupted offset).
-    altered: Option<(Option<usize>, Option<usize>)>,
+    /// The fingerprint of the bytes the receiver should get (after a link changed
+    /// them, the changed bytes).
+    hash: u64,
+    len: usize,
 }
 
-#[derive(Debug, Clone)]
+impl Pending {
+    fn is(&self, h: u64, len: usize) -> bool {
+        self.hash == h && self.len == len
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
 struct Finished {
     seq: u64,
     id: EventId,
     t_ns: Nanos,
-    bytes: Arc<[u8]>,
+    len: usize,
     lost_by_timeout: bool,
+}
+
+/// Sequence numbers by payload fingerprint, each list in increasing order (sends are
+/// numbered in order, and a re-indexed one is inserted in place), so the oldest is at
+/// the front and any one is found by binary search.
+type Index = HashMap<u64, VecDeque<u64>>;
+
+/// What every kind of flow shares: its sends in flight and how they are indexed.
+#[derive(Debug, Default)]
+struct InFlight {
+    next_seq: u64,
+    pending: BTreeMap<u64, Pending>,
+    /// Pending sends by the fingerprint the receiver should see.
+    by_hash: Index,
+    /// Pending sends crossing a link that has not decided on them yet, by the
+    /// fingerprint of the bytes the link will see.
+    undecided: Index,
+}
+
+impl InFlight {
+    fn push(&mut self, pending: Pending, via_link: bool) -> u64 {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.pending.insert(seq, pending);
+        push_seq(&mut self.by_hash, pending.hash, seq);
+        if via_link {
+            push_seq(&mut self.undecided, pending.hash, seq);
+        }
+        seq
+    }
+
+    /// Removes a pending send from everything that indexes it.
+    fn remove(&mut self, seq: u64) -> Option<Pending> {
+        let p = self.pending.remove(&seq)?;
+        remove_seq(&mut self.by_hash, p.hash, seq);
+        remove_seq(&mut self.undecided, p.hash, seq);
+        Some(p)
+    }
+
+    /// Takes the oldest pending send the receiver could get as (`h`, `len`).
+    fn take_received(&mut self, h: u64, len: usize) -> Option<(u64, Pending)> {
+        let seq = take_matching(&mut self.by_hash, &self.pending, h, len)?;
+        let p = self.remove(seq)?;
+        Some((seq, p))
+    }
+
+    /// The oldest pending send a link decided on (`h`, `len` as the link saw it),
+    /// taken out of the undecided index.
+    fn take_undecided(&mut self, h: u64, len: usize) -> Option<u64> {
+        take_matching(&mut self.undecided, &self.pending, h, len)
+    }
+
+    /// The link changed a pending send's bytes: the receiver will see `h`, `len`.
+    fn altered(&mut self, seq: u64, h: u64, len: usize) {
+        let Some(p) = self.pending.get_mut(&seq) else {
+            return;
+        };
+        remove_seq(&mut self.by_hash, p.hash, seq);
+        p.hash = h;
+        p.len = len;
+        push_seq(&mut self.by_hash, h, seq);
+    }
+
+    /// The oldest pending send.
+    fn oldest(&self) -> Option<Nanos> {
+        self.pending.first_key_value().map(|(_, p)| p.t_ns)
+    }
+
+    /// Removes and returns the oldest pending send, if it has been in flight for
+    /// `timeout` at `now` (`None`: whatever its age).
+    fn pop_oldest(&mut self, expired: Option<(Nanos, Nanos)>) -> Option<(u64, Pending)> {
+        let (&seq, p) = self.pending.first_key_value()?;
+        if let Some((timeout, now)) = expired
+            && p.t_ns.saturating_add(timeout) > now
+        {
+            return None;
+        }
+        let p = self.remove(seq)?;
+        Some((seq, p))
+    }
 }
 
 /// A flow whose both ends are lab sockets.
 #[derive(Debug, Default)]
 struct Flow {
     via: Option<LinkId>,
-    next_seq: u64,
-    pending: BTreeMap<u64, Pending>,
-    /// Pending sends by payload hash, oldest first.
-    by_hash: HashMap<u64, VecDeque<u64>>,
-    /// Pending sends the link changed.
-    altered: BTreeSet<u64>,
-    /// Finished sends by payload hash, for duplicates and late arrivals.
+    sends: InFlight,
+    /// Finished sends by payload fingerprint, for duplicates and late arrivals.
     finished: HashMap<u64, VecDeque<Finished>>,
     /// When each finished send finished, to forget them after a while.
     finished_order: VecDeque<(Nanos, u64)>,
@@ -261,38 +388,62 @@ struct Flow {
     duplicated: u64,
     latencies: Vec<u64>,
     jitter: Jitter,
+    /// The last time anything happened in it.
+    last_ns: Nanos,
 }
 
 /// A flow towards a peer that is not a lab socket: requests awaiting replies.
 #[derive(Debug, Default)]
 struct EchoFlow {
     via: Option<LinkId>,
-    pending: BTreeMap<u64, Pending>,
-    by_hash: HashMap<u64, VecDeque<u64>>,
-    undecided: HashMap<u64, VecDeque<u64>>,
-    next_seq: u64,
+    sends: InFlight,
     sent: u64,
     replies: u64,
     unanswered: u64,
     rtts: Vec<u64>,
+    last_ns: Nanos,
+}
+
+/// A sequenced stream as its receiver sees it.
+#[derive(Debug, Default)]
+struct Sequenced {
+    receiver: SeqReceiver,
+    last_ns: Nanos,
+}
+
+/// Which table a flow is in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Table {
+    Matched(FlowKey),
+    Echo(FlowKey),
+    Sequenced(FlowKey, u32),
 }
 
 /// The session's flow analysis.
 #[derive(Debug)]
 pub struct Analyzer {
     timeout: Nanos,
+    limits: Limits,
     lab: HashSet<SocketAddr>,
     routes: Vec<Route>,
     flows: BTreeMap<FlowKey, Flow>,
     echo: BTreeMap<FlowKey, EchoFlow>,
-    sequenced: BTreeMap<(FlowKey, u32), SeqReceiver>,
-    /// Undecided sends per flow by hash (for matching link decisions).
-    undecided: HashMap<FlowKey, HashMap<u64, VecDeque<u64>>>,
+    sequenced: BTreeMap<(FlowKey, u32), Sequenced>,
     /// The link decision about each send, until [`Analyzer::take_decision`] asks.
     decisions: HashMap<EventId, EventId>,
     /// Drops the kernel reported at each lab socket that no lost datagram accounts for
     /// yet.
     kernel_drops: HashMap<SocketAddr, u64>,
+    /// Sends in flight, all flows together.
+    in_flight: usize,
+    /// Latency samples kept, all flows together.
+    samples: usize,
+    /// Flows retired to make room.
+    retired: u64,
+    /// Sends given up before a conclusion.
+    untracked: u64,
+    /// The newest time fed, for flows' idle times.
+    now: Nanos,
 }
 
 impl Default for Analyzer {
@@ -316,40 +467,49 @@ fn timed_out(kernel_drops: &mut HashMap<SocketAddr, u64>, receiver: SocketAddr) 
 
 /// A payload's fingerprint (XXH3: the same bytes hash the same in every run, and it
 /// runs at memory speed; the SipHash it replaced cost a twentieth of the server's time
-/// at 1,200-byte datagrams).
+/// at 1,200-byte datagrams). Two payloads are taken to be equal when their lengths and
+/// fingerprints are: a chance collision of 64-bit fingerprints among the sends in
+/// flight is about 1 in 10^8 even with a million of them.
 fn hash(bytes: &[u8]) -> u64 {
     xxhash_rust::xxh3::xxh3_64(bytes)
 }
 
-/// Does `got` match `sent` as changed by a link (cut to a length, one byte changed)?
-fn matches_altered(
-    sent: &[u8],
-    got: &[u8],
-    truncated: Option<usize>,
-    corrupted: Option<usize>,
-) -> bool {
-    let expected = &sent[..truncated.unwrap_or(sent.len()).min(sent.len())];
-    expected.len() == got.len()
-        && expected
-            .iter()
-            .zip(got)
-            .enumerate()
-            .all(|(i, (a, b))| a == b || Some(i) == corrupted)
+/// The bytes a receiver gets from a link that cut `sent` to `truncated` and flipped
+/// `mask` at `offset`.
+fn as_altered(sent: &[u8], truncated: Option<usize>, corrupted: Option<(usize, u8)>) -> Vec<u8> {
+    let mut bytes = sent[..truncated.unwrap_or(sent.len()).min(sent.len())].to_vec();
+    if let Some((offset, mask)) = corrupted
+        && let Some(b) = bytes.get_mut(offset)
+    {
+        *b ^= mask;
+    }
+    bytes
 }
 
 impl Analyzer {
-    /// An analyzer that counts a datagram lost after `loss_timeout_ns` in flight.
+    /// An analyzer that counts a datagram lost after `loss_timeout_ns` in flight, with
+    /// the default limits.
     pub fn new(loss_timeout_ns: Nanos) -> Self {
+        Self::with_limits(loss_timeout_ns, Limits::default())
+    }
+
+    /// An analyzer with these limits.
+    pub fn with_limits(loss_timeout_ns: Nanos, limits: Limits) -> Self {
         Analyzer {
             timeout: loss_timeout_ns,
+            limits,
             lab: HashSet::new(),
             routes: Vec::new(),
             flows: BTreeMap::new(),
             echo: BTreeMap::new(),
             sequenced: BTreeMap::new(),
-            undecided: HashMap::new(),
             decisions: HashMap::new(),
             kernel_drops: HashMap::new(),
+            in_flight: 0,
+            samples: 0,
+            retired: 0,
+            untracked: 0,
+            now: 0,
         }
     }
 
@@ -369,6 +529,26 @@ impl Analyzer {
         self.timeout = timeout;
     }
 
+    /// Sends in flight now, all flows together.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight
+    }
+
+    /// Flows retired so far to make room for new ones.
+    pub fn retired_flows(&self) -> u64 {
+        self.retired
+    }
+
+    /// Sends given up so far before a conclusion ([`Outcome::Untracked`]).
+    pub fn untracked(&self) -> u64 {
+        self.untracked
+    }
+
+    /// How many flows are kept.
+    pub fn flow_count(&self) -> usize {
+        self.flows.len() + self.echo.len() + self.sequenced.len()
+    }
+
     /// Takes the next event; conclusions it allows are appended to `out`.
     pub fn feed(&mut self, input: Input<'_>, out: &mut Vec<Outcome>) {
         match input {
@@ -380,7 +560,8 @@ impl Analyzer {
                 self.kernel_drops.remove(&addr);
             }
             Input::KernelDrops { addr, dropped } => {
-                *self.kernel_drops.entry(addr).or_default() += dropped;
+                let n = self.kernel_drops.entry(addr).or_default();
+                *n = n.saturating_add(dropped);
             }
             Input::LinkCreated {
                 link,
@@ -401,14 +582,20 @@ impl Analyzer {
                 local,
                 peer,
                 bytes,
-            } => self.sent(id, t_ns, local, peer, bytes),
+            } => {
+                self.now = self.now.max(t_ns);
+                self.sent(id, t_ns, local, peer, bytes, out)
+            }
             Input::Received {
                 id,
                 t_ns,
                 local,
                 peer,
                 bytes,
-            } => self.received(id, t_ns, local, peer, bytes, out),
+            } => {
+                self.now = self.now.max(t_ns);
+                self.received(id, t_ns, local, peer, bytes, out)
+            }
             Input::LinkDecision {
                 id: decision,
                 from,
@@ -416,7 +603,7 @@ impl Analyzer {
                 bytes,
                 fate,
                 reason,
-                corrupted_at,
+                corrupted,
                 truncated_to,
                 ..
             } => {
@@ -427,8 +614,7 @@ impl Analyzer {
                         bytes,
                         fate,
                         reason,
-                        corrupted_at,
-                        truncated_to,
+                        (truncated_to, corrupted),
                         out,
                     );
                 }
@@ -468,6 +654,98 @@ impl Analyzer {
         peer
     }
 
+    /// Makes room for one more flow: retires the flow idle longest, preferring one with
+    /// nothing in flight (its sends in flight, if any, are given up).
+    fn make_room(&mut self, out: &mut Vec<Outcome>) {
+        if self.flow_count() < self.limits.max_flows.max(1) {
+            return;
+        }
+        let candidates = self
+            .flows
+            .iter()
+            .map(|(k, f)| (f.sends.pending.is_empty(), f.last_ns, Table::Matched(*k)))
+            .chain(
+                self.echo
+                    .iter()
+                    .map(|(k, f)| (f.sends.pending.is_empty(), f.last_ns, Table::Echo(*k))),
+            )
+            .chain(
+                self.sequenced
+                    .iter()
+                    .map(|((k, n), f)| (true, f.last_ns, Table::Sequenced(*k, *n))),
+            );
+        // Idle ones first, then the longest idle.
+        let Some((_, _, victim)) = candidates.min_by_key(|(idle, last, _)| (!idle, *last)) else {
+            return;
+        };
+        let given_up = match victim {
+            Table::Matched(key) => self.flows.remove(&key).map(|f| (key, f.sends)),
+            Table::Echo(key) => self.echo.remove(&key).map(|f| (key, f.sends)),
+            Table::Sequenced(key, n) => {
+                self.sequenced.remove(&(key, n));
+                None
+            }
+        };
+        if let Some((flow, sends)) = given_up {
+            for p in sends.pending.values() {
+                self.give_up(p.id, flow, out);
+            }
+        }
+        self.retired += 1;
+    }
+
+    fn give_up(&mut self, send: EventId, flow: FlowKey, out: &mut Vec<Outcome>) {
+        self.in_flight -= 1;
+        self.untracked += 1;
+        out.push(Outcome::Untracked { send, flow });
+    }
+
+    /// Keeps the sends in flight within the limit: gives up the oldest of `key`'s
+    /// (matched or echo) if it has any, else the oldest of any flow.
+    fn keep_in_flight_bounded(&mut self, key: FlowKey, out: &mut Vec<Outcome>) {
+        while self.in_flight >= self.limits.max_in_flight.max(1) {
+            let own = self
+                .flows
+                .get(&key)
+                .filter(|f| !f.sends.pending.is_empty())
+                .map(|_| Table::Matched(key))
+                .or_else(|| {
+                    self.echo
+                        .get(&key)
+                        .filter(|f| !f.sends.pending.is_empty())
+                        .map(|_| Table::Echo(key))
+                });
+            let victim = own.or_else(|| {
+                let matched = self
+                    .flows
+                    .iter()
+                    .filter_map(|(k, f)| Some((f.sends.oldest()?, Table::Matched(*k))));
+                let echo = self
+                    .echo
+                    .iter()
+                    .filter_map(|(k, f)| Some((f.sends.oldest()?, Table::Echo(*k))));
+                matched.chain(echo).min_by_key(|(t, _)| *t).map(|(_, t)| t)
+            });
+            let popped = match victim {
+                Some(Table::Matched(k)) => self
+                    .flows
+                    .get_mut(&k)
+                    .and_then(|f| f.sends.pop_oldest(None))
+                    .map(|(_, p)| (k, p)),
+                Some(Table::Echo(k)) => self
+                    .echo
+                    .get_mut(&k)
+                    .and_then(|f| f.sends.pop_oldest(None))
+                    .map(|(_, p)| (k, p)),
+                Some(Table::Sequenced(..)) | None => None,
+            };
+            let Some((flow, p)) = popped else {
+                return;
+            };
+            self.give_up(p.id, flow, out);
+        }
+    }
+
     fn sent(
         &mut self,
         id: EventId,
@@ -475,39 +753,40 @@ impl Analyzer {
         local: SocketAddr,
         peer: SocketAddr,
         bytes: &[u8],
+        out: &mut Vec<Outcome>,
     ) {
         let (dst, via) = self.destination(local, peer);
         let key = FlowKey { src: local, dst };
-        let h = hash(bytes);
         let pending = Pending {
             id,
             t_ns,
-            bytes: bytes.into(),
-            altered: None,
+            hash: hash(bytes),
+            len: bytes.len(),
         };
-        if self.lab.contains(&dst) {
+        let matched = self.lab.contains(&dst);
+        let known = if matched {
+            self.flows.contains_key(&key)
+        } else {
+            self.echo.contains_key(&key)
+        };
+        if !known {
+            self.make_room(out);
+        }
+        self.keep_in_flight_bounded(key, out);
+        self.in_flight += 1;
+        let via_link = via.is_some();
+        if matched {
             let flow = self.flows.entry(key).or_default();
             flow.via = via.or(flow.via.take());
-            let seq = flow.next_seq;
-            flow.next_seq += 1;
             flow.sent += 1;
-            flow.pending.insert(seq, pending);
-            flow.by_hash.entry(h).or_default().push_back(seq);
-            self.undecided
-                .entry(key)
-                .or_default()
-                .entry(h)
-                .or_default()
-                .push_back(seq);
+            flow.last_ns = t_ns;
+            flow.sends.push(pending, via_link);
         } else {
             let flow = self.echo.entry(key).or_default();
             flow.via = via.or(flow.via.take());
-            let seq = flow.next_seq;
-            flow.next_seq += 1;
             flow.sent += 1;
-            flow.pending.insert(seq, pending);
-            flow.by_hash.entry(h).or_default().push_back(seq);
-            flow.undecided.entry(h).or_default().push_back(seq);
+            flow.last_ns = t_ns;
+            flow.sends.push(pending, via_link);
         }
     }
 
@@ -525,14 +804,24 @@ impl Analyzer {
             dst: local,
         };
         if let Some(header) = SeqHeader::read(bytes) {
-            self.sequenced
-                .entry((key, header.flow))
-                .or_default()
-                .arrive(header, t_ns);
+            if !self.sequenced.contains_key(&(key, header.flow)) {
+                self.make_room(out);
+            }
+            let stream = self.sequenced.entry((key, header.flow)).or_default();
+            stream.receiver.arrive(header, t_ns);
+            stream.last_ns = t_ns;
         }
         let h = hash(bytes);
         if let Some(flow) = self.flows.get_mut(&key) {
-            flow.receive(key, id, t_ns, bytes, h, out);
+            flow.last_ns = t_ns;
+            let room = self.samples < MAX_SAMPLES_TOTAL;
+            let outcome = flow.receive(key, id, t_ns, h, bytes.len(), room, out);
+            if outcome.consumed {
+                self.in_flight -= 1;
+            }
+            if outcome.sampled {
+                self.samples += 1;
+            }
             return;
         }
         // A reply from an echo-like peer: the reverse flow has a request with these bytes.
@@ -541,13 +830,15 @@ impl Analyzer {
             dst: key.src,
         };
         if let Some(flow) = self.echo.get_mut(&request_key)
-            && let Some(seq) = take_matching(&mut flow.by_hash, &flow.pending, h, bytes)
-            && let Some(request) = flow.pending.remove(&seq)
+            && let Some((_, request)) = flow.sends.take_received(h, bytes.len())
         {
+            self.in_flight -= 1;
             flow.replies += 1;
+            flow.last_ns = t_ns;
             let rtt_ns = t_ns.saturating_sub(request.t_ns);
-            if flow.rtts.len() < MAX_SAMPLES {
+            if flow.rtts.len() < MAX_SAMPLES && self.samples < MAX_SAMPLES_TOTAL {
                 flow.rtts.push(rtt_ns);
+                self.samples += 1;
             }
             out.push(Outcome::Reply {
                 request: request.id,
@@ -566,69 +857,67 @@ impl Analyzer {
         bytes: &[u8],
         fate: LinkFate,
         reason: Option<DropReason>,
-        corrupted_at: Option<usize>,
-        truncated_to: Option<usize>,
+        (truncated_to, corrupted): (Option<usize>, Option<(usize, u8)>),
         out: &mut Vec<Outcome>,
     ) {
         let h = hash(bytes);
-        if let Some(flow) = self.flows.get_mut(&key) {
-            let Some(undecided) = self.undecided.get_mut(&key) else {
-                return;
-            };
-            let Some(seq) = take_matching(undecided, &flow.pending, h, bytes) else {
-                return;
-            };
-            let Some(pending) = flow.pending.get_mut(&seq) else {
-                return;
-            };
-            self.decisions.insert(pending.id, decision);
-            if fate == LinkFate::Dropped {
-                let pending = flow.pending.remove(&seq).expect("present");
-                remove_seq(&mut flow.by_hash, h, seq);
-                flow.lost += 1;
+        let cause = LossCause::Link(reason.unwrap_or(DropReason::RandomLoss));
+        let (sends, matched) = if let Some(flow) = self.flows.get_mut(&key) {
+            (&mut flow.sends, true)
+        } else if let Some(flow) = self.echo.get_mut(&key) {
+            (&mut flow.sends, false)
+        } else {
+            return;
+        };
+        let Some(seq) = sends.take_undecided(h, bytes.len()) else {
+            return;
+        };
+        let Some(&pending) = sends.pending.get(&seq) else {
+            return;
+        };
+        self.decisions.insert(pending.id, decision);
+        if fate == LinkFate::Dropped {
+            sends.remove(seq);
+            self.in_flight -= 1;
+            if matched {
+                if let Some(flow) = self.flows.get_mut(&key) {
+                    flow.lost += 1;
+                }
                 out.push(Outcome::Lost {
                     send: pending.id,
                     flow: key,
-                    cause: LossCause::Link(reason.unwrap_or(DropReason::RandomLoss)),
+                    cause,
                 });
-            } else if corrupted_at.is_some() || truncated_to.is_some() {
-                pending.altered = Some((truncated_to, corrupted_at));
-                remove_seq(&mut flow.by_hash, h, seq);
-                flow.altered.insert(seq);
-            }
-        } else if let Some(flow) = self.echo.get_mut(&key) {
-            let Some(seq) = take_matching(&mut flow.undecided, &flow.pending, h, bytes) else {
-                return;
-            };
-            if let Some(pending) = flow.pending.get(&seq) {
-                self.decisions.insert(pending.id, decision);
-            }
-            if fate == LinkFate::Dropped
-                && let Some(pending) = flow.pending.remove(&seq)
-            {
-                remove_seq(&mut flow.by_hash, h, seq);
-                flow.unanswered += 1;
+            } else {
+                if let Some(flow) = self.echo.get_mut(&key) {
+                    flow.unanswered += 1;
+                }
                 out.push(Outcome::Unanswered {
                     request: pending.id,
                     flow: key,
-                    cause: LossCause::Link(reason.unwrap_or(DropReason::RandomLoss)),
+                    cause,
                 });
             }
+        } else if matched && (corrupted.is_some() || truncated_to.is_some()) {
+            // The receiver will get the changed bytes: follow those.
+            let changed = as_altered(bytes, truncated_to, corrupted);
+            sends.altered(seq, hash(&changed), changed.len());
         }
     }
 
     /// Declares lost what has been in flight longer than the timeout at `now`, and
-    /// forgets finished datagrams old enough that no copy can still be expected.
+    /// forgets finished datagrams old enough that no copy can still be expected. At
+    /// most [`Limits::max_conclusions_per_tick`] sends are concluded; the rest are
+    /// concluded by the next ticks.
     pub fn tick(&mut self, now: Nanos, out: &mut Vec<Outcome>) {
         let timeout = self.timeout;
+        let mut budget = self.limits.max_conclusions_per_tick.max(1);
         for (key, flow) in &mut self.flows {
-            for (seq, p) in expired(&mut flow.pending, timeout, now) {
-                let h = hash(&p.bytes);
-                remove_seq(&mut flow.by_hash, h, seq);
-                flow.altered.remove(&seq);
-                if let Some(undecided) = self.undecided.get_mut(key) {
-                    remove_seq(undecided, h, seq);
-                }
+            while budget > 0
+                && let Some((seq, p)) = flow.sends.pop_oldest(Some((timeout, now)))
+            {
+                budget -= 1;
+                self.in_flight -= 1;
                 flow.lost += 1;
                 out.push(Outcome::Lost {
                     send: p.id,
@@ -640,11 +929,11 @@ impl Analyzer {
                         seq,
                         id: p.id,
                         t_ns: p.t_ns,
-                        bytes: p.bytes,
+                        len: p.len,
                         lost_by_timeout: true,
                     },
                     now,
-                    h,
+                    p.hash,
                 );
             }
             flow.forget_before(
@@ -652,10 +941,11 @@ impl Analyzer {
             );
         }
         for (key, flow) in &mut self.echo {
-            for (seq, p) in expired(&mut flow.pending, timeout, now) {
-                let h = hash(&p.bytes);
-                remove_seq(&mut flow.by_hash, h, seq);
-                remove_seq(&mut flow.undecided, h, seq);
+            while budget > 0
+                && let Some((_, p)) = flow.sends.pop_oldest(Some((timeout, now)))
+            {
+                budget -= 1;
+                self.in_flight -= 1;
                 flow.unanswered += 1;
                 // The reply, had there been one, would have come back to the sender.
                 out.push(Outcome::Unanswered {
@@ -682,12 +972,13 @@ impl Analyzer {
                 lost: flow.lost,
                 reordered: flow.reordered,
                 duplicated: flow.duplicated,
-                in_flight: flow.pending.len() as u64,
+                in_flight: flow.sends.pending.len() as u64,
                 latency: Percentiles::of(&mut flow.latencies.clone()),
                 jitter_ns: (flow.delivered > 1).then(|| flow.jitter.value()),
             });
         }
-        for ((key, seq_flow), r) in &self.sequenced {
+        for ((key, seq_flow), s) in &self.sequenced {
+            let r = &s.receiver;
             all.push(FlowStats {
                 src: key.src,
                 dst: key.dst,
@@ -716,7 +1007,7 @@ impl Analyzer {
                 lost: flow.unanswered,
                 reordered: 0,
                 duplicated: 0,
-                in_flight: flow.pending.len() as u64,
+                in_flight: flow.sends.pending.len() as u64,
                 latency: Percentiles::of(&mut flow.rtts.clone()),
                 jitter_ns: None,
             });
@@ -725,33 +1016,25 @@ impl Analyzer {
     }
 }
 
-/// Removes and returns, oldest first, the pending sends in flight for `timeout` by `now`.
-fn expired(
-    pending: &mut BTreeMap<u64, Pending>,
-    timeout: Nanos,
-    now: Nanos,
-) -> Vec<(u64, Pending)> {
-    let mut out = Vec::new();
-    while let Some(entry) = pending.first_entry() {
-        if entry.get().t_ns.saturating_add(timeout) > now {
-            break;
-        }
-        out.push(entry.remove_entry());
-    }
-    out
+fn push_seq(index: &mut Index, h: u64, seq: u64) {
+    let queue = index.entry(h).or_default();
+    // Sends are numbered in order, so this is nearly always the end.
+    let at = queue.partition_point(|&s| s < seq);
+    queue.insert(at, seq);
 }
 
-/// Takes the oldest pending send with hash `h` whose bytes equal `bytes`.
+/// Takes the oldest sequence number indexed under `h` whose pending send is (`h`,
+/// `len`).
 fn take_matching(
-    index: &mut HashMap<u64, VecDeque<u64>>,
+    index: &mut Index,
     pending: &BTreeMap<u64, Pending>,
     h: u64,
-    bytes: &[u8],
+    len: usize,
 ) -> Option<u64> {
     let queue = index.get_mut(&h)?;
     let position = queue
         .iter()
-        .position(|seq| pending.get(seq).is_some_and(|p| &*p.bytes == bytes))?;
+        .position(|seq| pending.get(seq).is_some_and(|p| p.is(h, len)))?;
     let seq = queue.remove(position);
     if queue.is_empty() {
         index.remove(&h);
@@ -759,66 +1042,94 @@ fn take_matching(
     seq
 }
 
-fn remove_seq(index: &mut HashMap<u64, VecDeque<u64>>, h: u64, seq: u64) {
+fn remove_seq(index: &mut Index, h: u64, seq: u64) {
     if let Some(queue) = index.get_mut(&h) {
-        queue.retain(|s| *s != seq);
+        // Sorted: a binary search, and the oldest (the usual case) is at the front.
+        if let Ok(at) = queue.binary_search(&seq) {
+            queue.remove(at);
+        }
         if queue.is_empty() {
             index.remove(&h);
         }
     }
 }
 
+/// What a receive did to a matched flow.
+#[derive(Debug, Default)]
+struct Received {
+    /// It concluded a send in flight.
+    consumed: bool,
+    /// It added a latency sample.
+    sampled: bool,
+}
+
 impl Flow {
+    #[allow(clippy::too_many_arguments)]
     fn receive(
         &mut self,
         key: FlowKey,
         id: EventId,
         t_ns: Nanos,
-        bytes: &[u8],
         h: u64,
+        len: usize,
+        room_for_sample: bool,
         out: &mut Vec<Outcome>,
-    ) {
-        let exact = take_matching(&mut self.by_hash, &self.pending, h, bytes);
-        let seq = exact.or_else(|| {
-            let seq = self.altered.iter().copied().find(|seq| {
-                self.pending.get(seq).is_some_and(|p| {
-                    p.altered.is_some_and(|(cut, corrupt)| {
-                        matches_altered(&p.bytes, bytes, cut, corrupt)
-                    })
-                })
-            })?;
-            self.altered.remove(&seq);
-            Some(seq)
-        });
-        if let Some(seq) = seq {
-            let p = self.pending.remove(&seq).expect("matched a pending send");
-            self.deliver(key, seq, p.id, p.t_ns, id, t_ns, false, out);
-            let ph = hash(&p.bytes);
+    ) -> Received {
+        if let Some((seq, p)) = self.sends.take_received(h, len) {
+            let sampled = self.deliver(
+                key,
+                seq,
+                p.id,
+                p.t_ns,
+                id,
+                t_ns,
+                false,
+                room_for_sample,
+                out,
+            );
             self.finish(
                 Finished {
                     seq,
                     id: p.id,
                     t_ns: p.t_ns,
-                    bytes: p.bytes,
+                    len: p.len,
                     lost_by_timeout: false,
                 },
                 t_ns,
-                ph,
+                p.hash,
             );
-            return;
+            return Received {
+                consumed: true,
+                sampled,
+            };
         }
         // Not pending: a copy of a finished send, or a late arrival of a lost one.
-        let Some(queue) = self.finished.get_mut(&h) else {
-            return;
-        };
-        let Some(done) = queue.iter_mut().find(|f| &*f.bytes == bytes) else {
-            return;
+        let Some(done) = self
+            .finished
+            .get_mut(&h)
+            .and_then(|queue| queue.iter_mut().find(|f| f.len == len))
+        else {
+            return Received::default();
         };
         if done.lost_by_timeout {
             done.lost_by_timeout = false;
             let (seq, send, sent_at) = (done.seq, done.id, done.t_ns);
             self.lost -= 1;
-            self.deliver(key, seq, send, sent_at, id, t_ns, true, out);
+            let sampled = self.deliver(
+                key,
+                seq,
+                send,
+                sent_at,
+                id,
+                t_ns,
+                true,
+                room_for_sample,
+                out,
+            );
+            Received {
+                consumed: false,
+                sampled,
+            }
         } else {
             self.duplicated += 1;
             out.push(Outcome::Duplicate {
@@ -826,9 +1137,11 @@ impl Flow {
                 recv: id,
                 flow: key,
             });
+            Received::default()
         }
     }
 
+    /// Reports a delivery; returns whether it kept a latency sample.
     #[allow(clippy::too_many_arguments)]
     fn deliver(
         &mut self,
@@ -839,8 +1152,9 @@ impl Flow {
         recv: EventId,
         t_ns: Nanos,
         late: bool,
+        room_for_sample: bool,
         out: &mut Vec<Outcome>,
-    ) {
+    ) -> bool {
         let reordered_by = match self.max_received {
             Some(max) if max > seq => max - seq,
             _ => 0,
@@ -851,7 +1165,8 @@ impl Flow {
         self.max_received = Some(self.max_received.map_or(seq, |m| m.max(seq)));
         self.delivered += 1;
         let latency_ns = t_ns.saturating_sub(sent_at);
-        if self.latencies.len() < MAX_SAMPLES {
+        let sampled = room_for_sample && self.latencies.len() < MAX_SAMPLES;
+        if sampled {
             self.latencies.push(latency_ns);
         }
         self.jitter.arrive(sent_at, t_ns);
@@ -863,6 +1178,7 @@ impl Flow {
             reordered_by,
             late,
         });
+        sampled
     }
 
     fn finish(&mut self, finished: Finished, now: Nanos, h: u64) {

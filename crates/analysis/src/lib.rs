@@ -18,7 +18,7 @@ pub mod seqhdr;
 pub mod sequenced;
 pub mod stats;
 
-pub use analyzer::{Analyzer, FlowKey, Input, LossCause, Outcome};
+pub use analyzer::{Analyzer, FlowKey, Input, Limits, LossCause, Outcome};
 pub use stats::{FlowStats, Method, Percentiles};
 
 /// Nanoseconds since the session began.

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 
 use proptest::prelude::*;
 use socklab_analysis::seqhdr::SeqHeader;
-use socklab_analysis::{Analyzer, FlowKey, FlowStats, Input, LossCause, Method, Outcome};
+use socklab_analysis::{Analyzer, FlowKey, FlowStats, Input, Limits, LossCause, Method, Outcome};
 use socklab_protocol::EventId;
 use socklab_protocol::link::{DropReason, LinkFate, LinkId};
 
@@ -294,7 +294,7 @@ fn a_link_between_lab_sockets_is_seen_through() {
         upstream: addr(upstream),
         target: addr(B),
     });
-    let decide = |run: &mut Run, bytes: &[u8], fate, reason, corrupted_at, truncated_to| {
+    let decide = |run: &mut Run, bytes: &[u8], fate, reason, corrupted, truncated_to| {
         run.feed(Input::LinkDecision {
             id: EventId(900),
             link: &link,
@@ -303,7 +303,7 @@ fn a_link_between_lab_sockets_is_seen_through() {
             bytes,
             fate,
             reason,
-            corrupted_at,
+            corrupted,
             truncated_to,
         })
     };
@@ -322,7 +322,8 @@ fn a_link_between_lab_sockets_is_seen_through() {
         b"abcdef",
         LinkFate::Forwarded,
         None,
-        Some(1),
+        // 'b' became 'X'.
+        Some((1, b'b' ^ b'X')),
         Some(4),
     );
     let r2 = run.recv(9, B, upstream, b"aXcd");
@@ -495,4 +496,111 @@ proptest! {
             prop_assert_eq!(stats.reordered, reordered_by_definition(&firsts));
         }
     }
+}
+
+/// A silent peer (not a lab socket): every send stays in flight until the timeout.
+const SILENT: &str = "127.0.0.1:9";
+
+#[test]
+fn sends_in_flight_are_bounded_and_the_oldest_is_given_up() {
+    let mut run = Run::new(&[A]);
+    run.analyzer = Analyzer::with_limits(
+        1_000,
+        Limits {
+            max_in_flight: 3,
+            ..Limits::default()
+        },
+    );
+    run.feed(Input::Bound { addr: addr(A) });
+    let sends: Vec<EventId> = (0..5)
+        .map(|i| run.send(i, A, SILENT, format!("q{i}").as_bytes()))
+        .collect();
+    let flow = FlowKey {
+        src: addr(A),
+        dst: addr(SILENT),
+    };
+    assert_eq!(
+        run.out,
+        vec![
+            Outcome::Untracked {
+                send: sends[0],
+                flow
+            },
+            Outcome::Untracked {
+                send: sends[1],
+                flow
+            },
+        ]
+    );
+    assert_eq!((run.analyzer.in_flight(), run.analyzer.untracked()), (3, 2));
+    run.out.clear();
+    run.finish();
+    assert_eq!(run.out.len(), 3, "the three followed are concluded");
+    assert_eq!(run.analyzer.in_flight(), 0);
+}
+
+#[test]
+fn the_flow_table_is_bounded_and_idle_flows_retire_first() {
+    let mut run = Run::new(&[A, B]);
+    run.analyzer = Analyzer::with_limits(
+        1_000,
+        Limits {
+            max_flows: 4,
+            ..Limits::default()
+        },
+    );
+    for a in [A, B] {
+        run.feed(Input::Bound { addr: addr(a) });
+    }
+    // A flow with a datagram in flight, then many sequenced streams from a program
+    // outside the lab, each with an id of its own.
+    let busy = run.send(0, A, B, b"in flight");
+    for flow in 0..50u32 {
+        let mut bytes = vec![0; 32];
+        SeqHeader {
+            flow,
+            seq: 0,
+            sent_ns: 0,
+        }
+        .write(&mut bytes);
+        run.recv(10 + u64::from(flow), B, "127.0.0.1:7777", &bytes);
+    }
+    assert_eq!(run.analyzer.flow_count(), 4);
+    assert_eq!(run.analyzer.retired_flows(), 47);
+    // The flow with a datagram in flight was kept: idle flows retire first.
+    let stats = run.analyzer.stats();
+    assert!(
+        stats
+            .iter()
+            .any(|s| s.method == Method::Matched && s.in_flight == 1)
+    );
+    assert!(
+        !run.out
+            .iter()
+            .any(|o| matches!(o, Outcome::Untracked { send, .. } if *send == busy))
+    );
+}
+
+#[test]
+fn a_tick_concludes_a_bounded_number_and_many_equal_payloads_cost_no_more_than_few() {
+    const N: u64 = 200_000;
+    let mut run = Run::new(&[A]);
+    // The same payload every time, to a silent peer: the case that was quadratic.
+    for i in 0..N {
+        run.send(i, A, SILENT, &[0; 64]);
+    }
+    let mut ticks = 0;
+    let mut concluded = 0;
+    while concluded < N as usize {
+        run.analyzer.tick(N + 10_000, &mut run.out);
+        assert!(run.out.len() <= socklab_analysis::analyzer::MAX_CONCLUSIONS_PER_TICK);
+        concluded += run.out.len();
+        run.out.clear();
+        ticks += 1;
+    }
+    assert_eq!(
+        ticks,
+        N.div_ceil(socklab_analysis::analyzer::MAX_CONCLUSIONS_PER_TICK as u64)
+    );
+    assert_eq!(run.analyzer.in_flight(), 0);
 }

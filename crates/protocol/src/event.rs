@@ -273,6 +273,10 @@ pub struct LinkPacket {
     /// The offset of the byte changed, if corrupted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub corrupted_at: Option<usize>,
+    /// The bits flipped in that byte (the byte that left is the one that arrived XOR
+    /// this), if corrupted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub corrupt_mask: Option<u8>,
     /// The length it was cut to, if truncated to the MTU.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub truncated_to: Option<usize>,
@@ -603,6 +607,7 @@ mod tests {
                     queue_ns: None,
                     duplicated: false,
                     corrupted_at: None,
+                    corrupt_mask: None,
                     truncated_to: None,
                     held_for: None,
                     t_ns: 99,

@@ -23,6 +23,9 @@ pub enum FateKind {
     Reply,
     /// A request no reply came for.
     Unanswered,
+    /// The analysis stopped following it before it could conclude: too many datagrams
+    /// were in flight at once, or its flow was retired to make room for a new one.
+    Untracked,
 }
 
 /// Why a datagram counts as lost (or a request unanswered).
@@ -146,8 +149,20 @@ pub struct FlowStats {
     pub id: EventId,
     /// Every flow.
     pub flows: Vec<FlowSummary>,
+    /// Flows retired so far to keep the table within its limit (the idle longest go
+    /// first); their figures are no longer listed.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub retired_flows: u64,
+    /// Datagrams the analysis stopped following before a conclusion (`untracked`
+    /// fates).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub untracked: u64,
     /// Nanoseconds since the session began.
     pub t_ns: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// How much traffic a generator sends.

@@ -97,6 +97,12 @@ pub fn FlowsPanel() -> Html {
                     </table>
                 </div>
             }
+            if state.flows_dropped != (0, 0) {
+                <p class="note flows-bounded">{ format!(
+                    "The analysis keeps its tables bounded: {} idle flow(s) retired (their figures are gone), {} datagram(s) no longer followed (marked \"untracked\"). Limits: --max-flows, --max-in-flight.",
+                    state.flows_dropped.0, state.flows_dropped.1
+                ) }</p>
+            }
             if let Some(flow) = chosen {
                 <LatencyPlot flow={flow} />
             }

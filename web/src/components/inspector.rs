@@ -39,6 +39,7 @@ pub fn Inspector() -> Html {
         });
     let fate = state.timeline.borrow().arrow_of(id).map(|a| match a.mark {
         Mark::Pending => "in flight (not received yet)".to_string(),
+        Mark::Untracked => "not followed to the end: the analysis had too many datagrams in flight, or retired this flow to make room (--max-in-flight, --max-flows)".to_string(),
         Mark::Delivered => format!(
             "delivered in order after {:.3} ms",
             (a.t1 - a.t0) as f64 / 1e6

@@ -271,7 +271,7 @@ fn colour_group(mark: Mark) -> usize {
         Mark::Duplicate => 2,
         Mark::Lost(_) | Mark::Unanswered => 3,
         Mark::Request | Mark::Reply => 4,
-        Mark::Pending | Mark::Incoming => 5,
+        Mark::Pending | Mark::Incoming | Mark::Untracked => 5,
     }
 }
 
@@ -279,7 +279,7 @@ fn colour_group(mark: Mark) -> usize {
 fn mark_shape(mark: Mark) -> u8 {
     match mark {
         Mark::Lost(_) | Mark::Unanswered => 1,
-        Mark::Pending => 2,
+        Mark::Pending | Mark::Untracked => 2,
         Mark::Reordered(_) | Mark::Late => 3,
         Mark::Duplicate => 4,
         _ => 0,
@@ -297,7 +297,7 @@ fn end_mark(ctx: &CanvasRenderingContext2d, mark: Mark, x0: f64, y0: f64, x1: f6
             ctx.move_to(x1 + s, y1 - s);
             ctx.line_to(x1 - s, y1 + s);
         }
-        Mark::Pending => {}
+        Mark::Pending | Mark::Untracked => {}
         _ => {
             let angle = (y1 - y0).atan2(x1 - x0);
             let len = 7.0;
