@@ -25,6 +25,11 @@ pub const DEFAULT_GRACE_SECS: u64 = 60;
 pub const DEFAULT_LOG_MAX_EVENTS: usize = 200_000;
 /// How many payload bytes a session's log keeps before the oldest events are dropped.
 pub const DEFAULT_LOG_MAX_BYTES: usize = 64 * 1024 * 1024;
+/// How many viewers (pages, scripts) may watch one session at once.
+pub const DEFAULT_MAX_VIEWERS_PER_SESSION: usize = 8;
+/// How long a frame to a viewer may take to be written before the viewer is
+/// disconnected (it can come back with `since`), seconds.
+pub const DEFAULT_WRITE_TIMEOUT_SECS: u64 = 10;
 /// How many datagrams per second a session's links may forward, together.
 pub const DEFAULT_MAX_FORWARDED_PER_SEC: u64 = 200_000;
 
@@ -141,6 +146,20 @@ pub struct Args {
     /// is retired (flow_stats counts them in `retired_flows`).
     #[arg(long, default_value_t = socklab_analysis::analyzer::DEFAULT_MAX_FLOWS, value_name = "N")]
     pub max_flows: usize,
+
+    /// How many viewers may watch one session at once; one more gets HTTP 429.
+    #[arg(long, default_value_t = DEFAULT_MAX_VIEWERS_PER_SESSION, value_name = "N")]
+    pub max_viewers_per_session: usize,
+
+    /// How long one frame to a viewer may take to be written; a viewer that does not
+    /// read for that long is disconnected (it may come back with `since`).
+    #[arg(long, default_value_t = DEFAULT_WRITE_TIMEOUT_SECS, value_name = "SECONDS")]
+    pub write_timeout_secs: u64,
+
+    /// How many sockets all sessions together may have open (a link counts two).
+    /// By default: the process's open-file limit less a reserve for connections.
+    #[arg(long, value_name = "N")]
+    pub max_sockets: Option<usize>,
 }
 
 /// The settings a running server uses.
@@ -185,6 +204,13 @@ pub struct Config {
     pub max_in_flight: usize,
     /// See [`Args::max_flows`].
     pub max_flows: usize,
+    /// See [`Args::max_viewers_per_session`].
+    pub max_viewers_per_session: usize,
+    /// See [`Args::write_timeout_secs`].
+    pub write_timeout: std::time::Duration,
+    /// See [`Args::max_sockets`]; `None`: derived from the open-file limit when the
+    /// server starts.
+    pub max_sockets: Option<usize>,
 }
 
 impl Default for Config {
@@ -209,6 +235,9 @@ impl Default for Config {
             max_forwarded_per_sec: DEFAULT_MAX_FORWARDED_PER_SEC,
             max_in_flight: socklab_analysis::analyzer::DEFAULT_MAX_IN_FLIGHT,
             max_flows: socklab_analysis::analyzer::DEFAULT_MAX_FLOWS,
+            max_viewers_per_session: DEFAULT_MAX_VIEWERS_PER_SESSION,
+            write_timeout: std::time::Duration::from_secs(DEFAULT_WRITE_TIMEOUT_SECS),
+            max_sockets: None,
         }
     }
 }
@@ -236,6 +265,9 @@ impl From<&Args> for Config {
             max_forwarded_per_sec: args.max_forwarded_per_sec,
             max_in_flight: args.max_in_flight,
             max_flows: args.max_flows,
+            max_viewers_per_session: args.max_viewers_per_session,
+            write_timeout: std::time::Duration::from_secs(args.write_timeout_secs),
+            max_sockets: args.max_sockets,
         }
     }
 }

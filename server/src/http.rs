@@ -190,7 +190,20 @@ async fn ws_upgrade(
                 )
                     .into_response();
             }
-            (shared.attach(), since)
+            match shared.attach(state.config.max_viewers_per_session) {
+                Ok(attached) => (attached, since),
+                Err(full) => {
+                    return (
+                        StatusCode::TOO_MANY_REQUESTS,
+                        format!(
+                            "session {} already has {} viewers, the most allowed (--max-viewers-per-session); close a page that watches it",
+                            shared.id(),
+                            full.0
+                        ),
+                    )
+                        .into_response();
+                }
+            }
         }
         None => match state.sessions.open() {
             Ok(attached) => (attached, EventId(0)),
@@ -207,7 +220,10 @@ async fn ws_upgrade(
         },
     };
     let limit = state.config.max_message_bytes;
-    let flush_interval = state.config.flush_interval;
+    let pace = session::Pace {
+        flush_interval: state.config.flush_interval,
+        write_timeout: state.config.write_timeout,
+    };
     let AppState {
         shutdown, tasks, ..
     } = state;
@@ -216,14 +232,7 @@ async fn ws_upgrade(
         .max_frame_size(limit)
         .read_buffer_size(WS_READ_BUFFER_BYTES)
         .on_upgrade(move |ws| {
-            tasks.track_future(session::serve(
-                ws,
-                attached,
-                since,
-                notice,
-                flush_interval,
-                shutdown,
-            ))
+            tasks.track_future(session::serve(ws, attached, since, notice, pace, shutdown))
         })
 }
 

@@ -20,6 +20,7 @@
 //!   wake-up for viewers.
 //! - [`policy`]: which addresses sockets may bind to and send to.
 //! - [`budget`]: a session's send budget (datagrams and bytes per second).
+//! - [`slots`]: the server-wide limit on open sockets, from the open-file limit.
 //! - [`error`]: refusals a client sees, each with a stable protocol error code.
 //!
 //! [`run`] is the entry point: it takes an already-bound listener and a shutdown future,
@@ -37,6 +38,7 @@ pub mod log;
 pub mod policy;
 pub mod session;
 pub mod sessions;
+pub mod slots;
 mod timer;
 pub mod udp;
 

@@ -23,6 +23,7 @@ async fn main() -> anyhow::Result<()> {
             args.listen
         );
     }
+    socklab_server::slots::raise_file_limit();
     let listener = TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;

@@ -33,6 +33,8 @@ use crate::udp::{ReplyTo, SendRequest, UdpHandle};
 
 /// The most events one frame carries.
 pub const MAX_BATCH: usize = 512;
+/// A frame stops taking events once it is this long (it always carries at least one).
+pub const MAX_FRAME_BYTES: usize = 1024 * 1024;
 /// The least time between two frames of events while events keep coming, by default
 /// (`--flush-interval-us`): none. Events go out as soon as they are logged; while a frame
 /// is being written, the next events gather and go out together in the next one, so
@@ -60,6 +62,10 @@ pub struct Session {
     budget: Arc<crate::budget::SendBudget>,
     /// What its links may hold and forward.
     link_limits: crate::link::LinkLimits,
+    /// The server-wide socket slots.
+    slots: Arc<crate::slots::SocketSlots>,
+    /// The slots its sockets and links hold, by their id.
+    held: BTreeMap<String, crate::slots::Slot>,
     /// Cancelled when the server shuts down; socket tasks hang off it.
     cancel: CancellationToken,
 }
@@ -69,6 +75,7 @@ impl Session {
     pub fn new(
         config: Arc<Config>,
         link_addrs: Arc<crate::link::LinkAddrs>,
+        slots: Arc<crate::slots::SocketSlots>,
         cancel: CancellationToken,
     ) -> Self {
         let log = Arc::new(EventLog::new(config.log_max_events, config.log_max_bytes));
@@ -105,6 +112,8 @@ impl Session {
                 )),
                 addrs: link_addrs,
             },
+            slots,
+            held: BTreeMap::new(),
             policy: AddressPolicy::new(config.allow_net.clone()),
             config,
             cancel,
@@ -241,6 +250,7 @@ impl Session {
                     .remove(&link)
                     .ok_or_else(|| unknown_link(&link))?;
                 handle.close().await;
+                self.held.remove(link.as_str());
                 tracing::info!(%link, "link deleted");
                 self.log
                     .append(Instant::now(), Record::LinkDeleted { link, req });
@@ -273,6 +283,7 @@ impl Session {
             ));
         }
         let id = LinkId::new(format!("l{}", self.next_link));
+        let slot = self.slots.take(2)?;
         let handle = LinkHandle::create(
             id.clone(),
             listen,
@@ -295,6 +306,7 @@ impl Session {
                 req,
             })),
         );
+        self.held.insert(id.to_string(), slot);
         self.links.insert(id, handle);
         Ok(())
     }
@@ -428,6 +440,7 @@ impl Session {
             ));
         }
         let id = SocketId::new(format!("s{}", self.next_socket));
+        let slot = self.slots.take(1)?;
         let handle = match proto {
             Proto::Udp => UdpHandle::bind(
                 id.clone(),
@@ -451,6 +464,7 @@ impl Session {
                 req,
             },
         );
+        self.held.insert(id.to_string(), slot);
         self.sockets.insert(id, handle);
         Ok(())
     }
@@ -461,6 +475,7 @@ impl Session {
             .remove(&id)
             .ok_or_else(|| unknown_socket(&id))?;
         handle.close().await;
+        self.held.remove(id.as_str());
         tracing::info!(socket = %id, "closed");
         self.log
             .append(Instant::now(), Record::Closed { socket: id, req });
@@ -479,6 +494,7 @@ impl Session {
         for (_, handle) in std::mem::take(&mut self.sockets) {
             handle.close().await;
         }
+        self.held.clear();
     }
 }
 
@@ -666,7 +682,7 @@ pub async fn serve(
     attached: crate::sessions::Attached,
     since: EventId,
     notice: Option<ErrorEvent>,
-    flush_interval: Duration,
+    pace: Pace,
     shutdown: CancellationToken,
 ) {
     let shared = attached.shared().clone();
@@ -677,7 +693,8 @@ pub async fn serve(
             ws,
             cursor: since,
             number: attached.number(),
-            flush_interval,
+            flush_interval: pace.flush_interval,
+            write_timeout: pace.write_timeout,
         };
         if let Err(e) = viewer.run(&shared, notice, &shutdown).await {
             tracing::debug!(error = %e, "viewer connection ended with an error");
@@ -689,6 +706,16 @@ pub async fn serve(
     .await
 }
 
+/// How a viewer's frames are paced.
+#[derive(Debug, Clone, Copy)]
+pub struct Pace {
+    /// The least time between two frames while events keep coming.
+    pub flush_interval: Duration,
+    /// The longest one frame may take to be written; a viewer slower than that is
+    /// disconnected (it can come back with `since`).
+    pub write_timeout: Duration,
+}
+
 /// The WebSocket side of a session.
 struct Viewer {
     ws: WebSocket,
@@ -698,6 +725,8 @@ struct Viewer {
     number: u64,
     /// The least time between two frames while events keep coming.
     flush_interval: Duration,
+    /// See [`Pace::write_timeout`].
+    write_timeout: Duration,
 }
 
 impl Viewer {
@@ -824,11 +853,18 @@ impl Viewer {
         if let Some(gap) = &gap {
             frame.push_str(&gap.to_json());
         }
+        let mut written = 0;
         for (i, entry) in read.entries.iter().enumerate() {
+            // A frame stops growing at MAX_FRAME_BYTES (after at least one event):
+            // 512 datagrams of 64 KiB would otherwise make one 44 MB frame.
+            if written > 0 && frame.len() >= MAX_FRAME_BYTES {
+                break;
+            }
             if i > 0 || gap.is_some() {
                 frame.push(',');
             }
             write_event(&mut frame, entry, self.number);
+            written += 1;
         }
         if count > 1 {
             frame.push_str(fast::BATCH_CLOSE);
@@ -836,15 +872,36 @@ impl Viewer {
         if let Some((_, to)) = read.gap {
             self.cursor = to;
         }
-        if let Some(last) = read.entries.last() {
+        if let Some(last) = read.entries[..written].last() {
             self.cursor = last.id;
         }
-        self.ws.send(Message::Text(frame.into())).await?;
-        Ok(read.more)
+        self.send_text(frame).await?;
+        Ok(read.more || written < read.entries.len())
     }
 
     async fn send(&mut self, event: &Event) -> Result<(), axum::Error> {
-        self.ws.send(Message::Text(event.to_json().into())).await
+        self.send_text(event.to_json()).await
+    }
+
+    /// Writes one frame, or gives up on a viewer that has not taken it within the
+    /// write timeout: a page that stopped reading must not hold its frames (and the
+    /// session's attention) for ever. It can come back with `since`.
+    async fn send_text(&mut self, text: String) -> Result<(), axum::Error> {
+        match tokio::time::timeout(self.write_timeout, self.ws.send(Message::Text(text.into())))
+            .await
+        {
+            Ok(sent) => sent,
+            Err(_) => {
+                tracing::info!(
+                    timeout_ms = self.write_timeout.as_millis() as u64,
+                    "disconnecting a viewer that stopped reading"
+                );
+                Err(axum::Error::new(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "the viewer did not read a frame within the write timeout",
+                )))
+            }
+        }
     }
 }
 

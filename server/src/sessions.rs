@@ -42,13 +42,26 @@ impl Shared {
         &self.session
     }
 
-    /// Counts a viewer in until the returned guard is dropped.
-    pub fn attach(self: &Arc<Self>) -> Attached {
-        self.viewers.send_modify(|n| *n += 1);
+    /// Counts a viewer in until the returned guard is dropped, unless the session
+    /// already has `max` viewers (then it says how many it has).
+    pub fn attach(self: &Arc<Self>, max: usize) -> Result<Attached, TooMany> {
+        let mut full = None;
+        self.viewers.send_if_modified(|n| {
+            if *n >= max {
+                full = Some(*n);
+                false
+            } else {
+                *n += 1;
+                true
+            }
+        });
+        if let Some(n) = full {
+            return Err(TooMany(n));
+        }
         let number = self
             .next_viewer
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        Attached(self.clone(), number)
+        Ok(Attached(self.clone(), number))
     }
 }
 
@@ -74,7 +87,7 @@ impl Drop for Attached {
     }
 }
 
-/// Why a new session could not be opened.
+/// Why a new session or viewer was not let in: how many there already are.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TooMany(pub usize);
 
@@ -87,13 +100,24 @@ pub struct Sessions {
     live: Mutex<HashMap<String, Arc<Shared>>>,
     /// Every link's addresses, server-wide.
     link_addrs: Arc<crate::link::LinkAddrs>,
+    /// Slots for sockets, server-wide.
+    slots: Arc<crate::slots::SocketSlots>,
 }
 
 impl Sessions {
     /// No sessions yet. Sessions end when `shutdown` is cancelled; their lifetimes are
     /// tracked by `tasks`.
     pub fn new(config: Arc<Config>, shutdown: CancellationToken, tasks: TaskTracker) -> Arc<Self> {
+        let max_sockets = config.max_sockets.unwrap_or_else(|| {
+            crate::slots::default_max_sockets(
+                config
+                    .max_sessions
+                    .saturating_mul(config.max_viewers_per_session),
+            )
+        });
+        tracing::info!(max_sockets, "socket limit");
         Arc::new(Sessions {
+            slots: crate::slots::SocketSlots::new(max_sockets),
             config,
             shutdown,
             tasks,
@@ -126,6 +150,7 @@ impl Sessions {
         let session = Session::new(
             self.config.clone(),
             self.link_addrs.clone(),
+            self.slots.clone(),
             self.shutdown.child_token(),
         );
         let shared = Arc::new(Shared {
@@ -139,7 +164,9 @@ impl Sessions {
         drop(live);
         tracing::info!(session = %shared.id, "session opened");
         // Counted in before its lifetime starts, so a zero grace cannot end it at once.
-        let attached = shared.attach();
+        let attached = shared
+            .attach(usize::MAX)
+            .expect("a new session has no viewers yet");
         self.tasks.spawn(self.clone().linger(shared));
         Ok(attached)
     }

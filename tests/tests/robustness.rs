@@ -537,3 +537,187 @@ async fn a_program_making_up_flow_ids_cannot_grow_the_flow_table() {
     server_still_serves(&server).await;
     server.stop().await;
 }
+
+#[tokio::test]
+async fn viewers_of_a_session_are_limited_and_one_that_stops_reading_is_let_go() {
+    let server = TestServer::with_config(Config {
+        max_viewers_per_session: 2,
+        write_timeout: Duration::from_millis(500),
+        ..Config::default()
+    })
+    .await;
+    let mut good = server.client().await;
+    let session = good.hello.session.clone();
+    // A second viewer that reads the greeting and then nothing more.
+    let stalled = Client::connect_with(server.addr, &format!("session={session}&since=0"))
+        .await
+        .unwrap();
+    let third = Client::connect_with(server.addr, &format!("session={session}&since=0"))
+        .await
+        .err()
+        .expect("a third viewer is one too many");
+    match third {
+        tungstenite::Error::Http(response) => {
+            assert_eq!(response.status().as_u16(), 429);
+            let body = String::from_utf8_lossy(response.body().as_deref().unwrap_or_default())
+                .into_owned();
+            assert!(body.contains("--max-viewers-per-session"), "{body}");
+        }
+        other => panic!("expected HTTP 429, got {other:?}"),
+    }
+    // Large datagrams fill the stalled viewer's connection until a frame cannot be
+    // written within the timeout; the good viewer reads along.
+    let a = good.bind("127.0.0.1:0").await;
+    let b = good.bind("127.0.0.1:0").await;
+    let req = good
+        .send(socklab_protocol::Command::Generate(
+            socklab_protocol::flow::GeneratorSpec {
+                socket: a.socket.clone(),
+                to: b.local.to_string(),
+                amount: socklab_protocol::flow::Amount::Count(3_000),
+                rate: 1_000.0,
+                interval_ms: None,
+                size: 60_000,
+                pattern: None,
+                sequence: true,
+            },
+        ))
+        .await;
+    assert!(matches!(good.reply(req).await, Event::GeneratorStarted(_)));
+    // Once the stalled viewer is let go its place is free again.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let back = loop {
+        assert!(
+            Instant::now() < deadline,
+            "the stalled viewer is never let go"
+        );
+        while let Ok(Some(_)) =
+            tokio::time::timeout(Duration::from_millis(10), good.next_text()).await
+        {}
+        if let Ok(c) =
+            Client::connect_with(server.addr, &format!("session={session}&since=0")).await
+        {
+            break c;
+        }
+    };
+    assert_eq!(back.hello.session, session);
+    drop(stalled);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_frame_stops_growing_at_its_byte_limit() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let session = client.hello.session.clone();
+    let a = client.bind("127.0.0.1:0").await;
+    let b = client.bind("127.0.0.1:0").await;
+    let req = client
+        .send(socklab_protocol::Command::Generate(
+            socklab_protocol::flow::GeneratorSpec {
+                socket: a.socket.clone(),
+                to: b.local.to_string(),
+                amount: socklab_protocol::flow::Amount::Count(200),
+                rate: 4_000.0,
+                interval_ms: None,
+                size: 60_000,
+                pattern: None,
+                sequence: true,
+            },
+        ))
+        .await;
+    assert!(matches!(client.reply(req).await, Event::GeneratorStarted(_)));
+    client
+        .until(|e| matches!(e, Event::GeneratorDone(_)))
+        .await;
+    // A viewer that comes in now finds 200 sends (and their receives) of 60,000 bytes
+    // waiting: 512 events to a frame would make one frame of about 30 MB.
+    let mut late = Client::connect_with(server.addr, &format!("session={session}&since=0"))
+        .await
+        .unwrap();
+    let (mut largest, mut sent, mut frames) = (0, 0, 0);
+    while sent < 200 {
+        let frame = tokio::time::timeout(socklab_tests::WAIT, late.next_text())
+            .await
+            .expect("frames keep coming")
+            .expect("the connection stays open");
+        largest = largest.max(frame.len());
+        frames += 1;
+        sent += frame.matches("\"dir\":\"out\"").count();
+    }
+    // One event of 60,000 bytes is about 80 KB of JSON.
+    let limit = socklab_server::session::MAX_FRAME_BYTES;
+    assert!(largest <= limit + 100_000, "a frame of {largest} bytes");
+    assert!(largest > limit / 2, "frames were batched ({largest} bytes at most)");
+    assert!(frames >= 200 * 80_000 / (limit + 100_000), "{frames} frames");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn sockets_are_limited_across_all_sessions() {
+    let server = TestServer::with_config(Config {
+        max_sockets: Some(5),
+        ..Config::default()
+    })
+    .await;
+    let mut one = server.client().await;
+    let mut two = server.client().await;
+    for _ in 0..3 {
+        one.bind("127.0.0.1:0").await;
+    }
+    let b = two.bind("127.0.0.1:0").await;
+    // A link needs two sockets; only one is left.
+    let refused = two
+        .refused(
+            socklab_protocol::Command::LinkCreate {
+                listen: "127.0.0.1:0".into(),
+                target: b.local.to_string(),
+                settings: LinkSettings::default(),
+            },
+            ErrorCode::LimitExceeded,
+        )
+        .await;
+    assert!(
+        refused.message.contains("--max-sockets 5"),
+        "{}",
+        refused.message
+    );
+    two.bind("127.0.0.1:0").await;
+    let bind = socklab_protocol::Command::Bind {
+        proto: socklab_protocol::Proto::Udp,
+        addr: "127.0.0.1:0".into(),
+        broadcast: false,
+        multicast: false,
+        recv_buffer_bytes: None,
+    };
+    one.refused(bind.clone(), ErrorCode::LimitExceeded).await;
+    // Closing one gives its slot back, to any session.
+    let req = two
+        .send(socklab_protocol::Command::Close {
+            socket: b.socket.clone(),
+        })
+        .await;
+    assert!(matches!(two.reply(req).await, Event::Closed(_)));
+    one.bind("127.0.0.1:0").await;
+    // The page is still served while the sockets are all taken.
+    let page = tokio::time::timeout(socklab_tests::WAIT, http_get(server.addr))
+        .await
+        .expect("GET / answers");
+    assert!(page.starts_with("HTTP/1.1 "), "{page}");
+    server.stop().await;
+}
+
+/// `GET /` over a raw connection; returns the response's text.
+async fn http_get(addr: SocketAddr) -> String {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(
+            format!("GET / HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .await
+        .unwrap();
+    let mut out = Vec::new();
+    stream.read_to_end(&mut out).await.unwrap();
+    String::from_utf8_lossy(&out).into_owned()
+}
