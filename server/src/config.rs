@@ -160,6 +160,17 @@ pub struct Args {
     /// By default: the process's open-file limit less a reserve for connections.
     #[arg(long, value_name = "N")]
     pub max_sockets: Option<usize>,
+
+    /// Let sockets and links bind ports below 1024 (privileged ports). Without it they
+    /// are refused even when socklab runs as root.
+    #[arg(long)]
+    pub allow_privileged_ports: bool,
+
+    /// Refuse sending to this destination port on any address (repeatable), such as 53
+    /// to keep pages away from a local DNS resolver. Loopback UDP services are otherwise
+    /// reachable from the page by design.
+    #[arg(long = "deny-port", value_name = "PORT")]
+    pub deny_ports: Vec<u16>,
 }
 
 /// The settings a running server uses.
@@ -211,6 +222,10 @@ pub struct Config {
     /// See [`Args::max_sockets`]; `None`: derived from the open-file limit when the
     /// server starts.
     pub max_sockets: Option<usize>,
+    /// See [`Args::allow_privileged_ports`].
+    pub allow_privileged_ports: bool,
+    /// See [`Args::deny_ports`].
+    pub deny_ports: Vec<u16>,
 }
 
 impl Default for Config {
@@ -238,6 +253,8 @@ impl Default for Config {
             max_viewers_per_session: DEFAULT_MAX_VIEWERS_PER_SESSION,
             write_timeout: std::time::Duration::from_secs(DEFAULT_WRITE_TIMEOUT_SECS),
             max_sockets: None,
+            allow_privileged_ports: false,
+            deny_ports: Vec::new(),
         }
     }
 }
@@ -268,6 +285,8 @@ impl From<&Args> for Config {
             max_viewers_per_session: args.max_viewers_per_session,
             write_timeout: std::time::Duration::from_secs(args.write_timeout_secs),
             max_sockets: args.max_sockets,
+            allow_privileged_ports: args.allow_privileged_ports,
+            deny_ports: args.deny_ports.clone(),
         }
     }
 }

@@ -21,6 +21,9 @@ pub struct Cidr {
 impl std::str::FromStr for Cidr {
     type Err = String;
 
+    /// Parses `10.0.0.0/8`, `fd00::/8`, or a single address (a /32 or /128). An
+    /// IPv4-mapped IPv6 network (`::ffff:10.0.0.0/104`) is the IPv4 network it maps
+    /// (`10.0.0.0/8`); its prefix must cover the 96 bits of the mapping.
     fn from_str(text: &str) -> Result<Self, String> {
         let (ip, prefix) = match text.split_once('/') {
             Some((ip, prefix)) => (ip, Some(prefix)),
@@ -29,7 +32,7 @@ impl std::str::FromStr for Cidr {
         let net: IpAddr = ip.trim().parse().map_err(|_| {
             format!("{text:?} is not a network: write it as 10.0.0.0/8 or fd00::/8")
         })?;
-        let max = if net.is_ipv4() { 32 } else { 128 };
+        let max: u8 = if net.is_ipv4() { 32 } else { 128 };
         let prefix = match prefix {
             Some(p) => p
                 .trim()
@@ -39,8 +42,20 @@ impl std::str::FromStr for Cidr {
                 .ok_or_else(|| format!("{text:?} has a prefix length beyond {max}"))?,
             None => max,
         };
+        let mapped = match net {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped(),
+            IpAddr::V4(_) => None,
+        };
+        let Some(v4) = mapped else {
+            return Ok(Cidr { net, prefix });
+        };
+        let prefix = prefix.checked_sub(96).ok_or_else(|| {
+            format!(
+                "{text:?} is an IPv4-mapped network whose prefix does not cover the mapping (at least /96); write the IPv4 network instead, such as {v4}/32"
+            )
+        })?;
         Ok(Cidr {
-            net: net.to_canonical(),
+            net: IpAddr::V4(v4),
             prefix,
         })
     }
@@ -56,14 +71,23 @@ impl Cidr {
     /// Whether `ip` is in this network.
     pub fn contains(&self, ip: IpAddr) -> bool {
         match (self.net, ip.to_canonical()) {
-            (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                let mask = u32::MAX.checked_shl(32 - self.prefix as u32).unwrap_or(0);
-                u32::from(net) & mask == u32::from(ip) & mask
-            }
-            (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                let mask = u128::MAX.checked_shl(128 - self.prefix as u32).unwrap_or(0);
-                u128::from(net) & mask == u128::from(ip) & mask
-            }
+            // A prefix of 0 shifts by the whole width: no bits (every address), which
+            // `checked_shl` reports as None. A prefix is never wider than its family
+            // (the parser sees to it); if it were, nothing would match.
+            (IpAddr::V4(net), IpAddr::V4(ip)) => match 32u32.checked_sub(u32::from(self.prefix)) {
+                Some(host_bits) => {
+                    let mask = u32::MAX.checked_shl(host_bits).unwrap_or(0);
+                    u32::from(net) & mask == u32::from(ip) & mask
+                }
+                None => false,
+            },
+            (IpAddr::V6(net), IpAddr::V6(ip)) => match 128u32.checked_sub(u32::from(self.prefix)) {
+                Some(host_bits) => {
+                    let mask = u128::MAX.checked_shl(host_bits).unwrap_or(0);
+                    u128::from(net) & mask == u128::from(ip) & mask
+                }
+                None => false,
+            },
             _ => false,
         }
     }
@@ -83,7 +107,14 @@ pub struct SocketScope {
 #[derive(Debug, Clone, Default)]
 pub struct AddressPolicy {
     allowed: Vec<Cidr>,
+    /// Ports below 1024 may be bound (`--allow-privileged-ports`).
+    privileged_ports: bool,
+    /// Destination ports refused whatever the address (`--deny-port`).
+    denied_ports: Vec<u16>,
 }
+
+/// The first port that is not privileged.
+pub const FIRST_UNPRIVILEGED_PORT: u16 = 1024;
 
 impl AddressPolicy {
     /// The default policy: loopback only.
@@ -93,7 +124,22 @@ impl AddressPolicy {
 
     /// Loopback and these networks.
     pub fn new(allowed: Vec<Cidr>) -> Self {
-        AddressPolicy { allowed }
+        AddressPolicy {
+            allowed,
+            ..AddressPolicy::default()
+        }
+    }
+
+    /// Lets sockets bind ports below 1024 (the OS still decides whether the server may).
+    pub fn allow_privileged_ports(mut self, allow: bool) -> Self {
+        self.privileged_ports = allow;
+        self
+    }
+
+    /// Refuses sending to these ports, on any address.
+    pub fn deny_ports(mut self, ports: Vec<u16>) -> Self {
+        self.denied_ports = ports;
+        self
     }
 
     fn allows(&self, ip: IpAddr) -> bool {
@@ -111,6 +157,15 @@ impl AddressPolicy {
 
     /// May a socket bind to `addr`?
     pub fn check_bind(&self, addr: SocketAddr) -> Result<(), CommandError> {
+        if (1..FIRST_UNPRIVILEGED_PORT).contains(&addr.port()) && !self.privileged_ports {
+            return Err(CommandError::new(
+                ErrorCode::PermissionDenied,
+                format!(
+                    "port {} is privileged (below 1024); socklab binds ports from 1024 up, or 0 for any free one (start it with --allow-privileged-ports to allow this)",
+                    addr.port()
+                ),
+            ));
+        }
         let ip = canonical(addr.ip());
         if ip.is_loopback() || self.allows(ip) {
             return Ok(());
@@ -141,6 +196,16 @@ impl AddressPolicy {
             return Err(CommandError::bad_address(format!(
                 "{to} has port 0, which no socket can receive on; give the destination's real port"
             )));
+        }
+        if self.denied_ports.contains(&to.port()) {
+            return Err(CommandError::new(
+                ErrorCode::Forbidden,
+                format!(
+                    "sending to port {} is not allowed on this server (--deny-port {})",
+                    to.port(),
+                    to.port()
+                ),
+            ));
         }
         let ip = canonical(to.ip());
         let broadcast = matches!(ip, IpAddr::V4(v4) if v4.is_broadcast());
@@ -260,6 +325,41 @@ mod tests {
             let err = parse_addr(text).expect_err(text);
             assert_eq!(err.code, ErrorCode::BadAddress, "{text}");
             assert!(err.message.contains(want), "{text}: {}", err.message);
+        }
+    }
+
+    #[test]
+    fn ipv4_mapped_networks_are_the_ipv4_networks_they_map() {
+        // (network as given, its canonical form, inside, outside)
+        let cases = [
+            ("::ffff:10.99.0.1", "10.99.0.1/32", "10.99.0.1", "10.99.0.2"),
+            (
+                "::ffff:10.99.0.0/120",
+                "10.99.0.0/24",
+                "10.99.0.200",
+                "10.99.1.1",
+            ),
+            ("::ffff:0.0.0.0/96", "0.0.0.0/0", "192.0.2.1", "::2"),
+            ("10.0.0.0/8", "10.0.0.0/8", "::ffff:10.1.2.3", "11.0.0.1"),
+            ("0.0.0.0/0", "0.0.0.0/0", "203.0.113.9", "fd00::1"),
+            ("fd00::/8", "fd00::/8", "fd12::1", "fe80::1"),
+        ];
+        for (text, canonical, inside, outside) in cases {
+            let net: Cidr = text.parse().unwrap_or_else(|e| panic!("{text}: {e}"));
+            assert_eq!(net.to_string(), canonical, "{text}");
+            assert!(
+                net.contains(inside.parse().unwrap()),
+                "{text} holds {inside}"
+            );
+            assert!(
+                !net.contains(outside.parse().unwrap()),
+                "{text} does not hold {outside}"
+            );
+        }
+        let err = "::ffff:10.0.0.0/64".parse::<Cidr>().unwrap_err();
+        assert!(err.contains("at least /96"), "{err}");
+        for bad in ["10.0.0.0/33", "::/129", "10.0.0.0/-1", "10.0.0.0/x"] {
+            assert!(bad.parse::<Cidr>().is_err(), "{bad}");
         }
     }
 

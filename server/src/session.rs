@@ -114,7 +114,9 @@ impl Session {
             },
             slots,
             held: BTreeMap::new(),
-            policy: AddressPolicy::new(config.allow_net.clone()),
+            policy: AddressPolicy::new(config.allow_net.clone())
+                .allow_privileged_ports(config.allow_privileged_ports)
+                .deny_ports(config.deny_ports.clone()),
             config,
             cancel,
         }

@@ -541,3 +541,126 @@ async fn allow_net_widens_the_policy_in_a_namespace() {
     }
     server.stop().await;
 }
+
+/// `--allow-net ::ffff:10.99.0.1` (an IPv4-mapped address) allows that one IPv4 address,
+/// not all of IPv4: checked inside a network namespace of the test's own, where the
+/// addresses live on its loopback interface.
+#[tokio::test]
+async fn an_ipv4_mapped_allow_net_allows_that_address_only() {
+    if rerun(
+        Isolation::Network,
+        "an_ipv4_mapped_allow_net_allows_that_address_only",
+    ) {
+        return;
+    }
+    for addr in ["10.99.0.1/32", "10.99.0.2/32"] {
+        let added = std::process::Command::new("ip")
+            .args(["addr", "add", addr, "dev", "lo"])
+            .status()
+            .expect("ip runs");
+        assert!(added.success(), "an address of the namespace's own");
+    }
+    let server = TestServer::with_config(Config {
+        allow_net: vec!["::ffff:10.99.0.1".parse().unwrap()],
+        ..Config::default()
+    })
+    .await;
+    let mut client = server.client().await;
+    let inside = client.bind("10.99.0.1:0").await;
+    client
+        .send_datagram(&inside.socket, inside.local, text("the one address"))
+        .await;
+    client.received_on(&inside.socket).await;
+    for addr in ["10.99.0.2:0", "10.98.0.1:0"] {
+        let error = client.refused(bind(addr), ErrorCode::Forbidden).await;
+        assert!(error.message.contains("10.99.0.1/32"), "{}", error.message);
+    }
+    client
+        .refused(
+            send(&inside.socket, "10.99.0.2:9", text("x")),
+            ErrorCode::Forbidden,
+        )
+        .await;
+    server.stop().await;
+}
+
+/// Ports below 1024 are refused by socklab's own policy even where the OS would allow
+/// them (root; here the root of a user and network namespace of the test's own, which
+/// may bind them on its loopback), unless the server allows them.
+#[tokio::test]
+async fn privileged_ports_are_refused_even_as_root_unless_allowed() {
+    if rerun(
+        Isolation::Network,
+        "privileged_ports_are_refused_even_as_root_unless_allowed",
+    ) {
+        return;
+    }
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let error = client
+        .refused(bind("127.0.0.1:81"), ErrorCode::PermissionDenied)
+        .await;
+    assert!(
+        error.message.contains("--allow-privileged-ports"),
+        "{}",
+        error.message
+    );
+    let a = client.bind("127.0.0.1:0").await;
+    let error = client
+        .refused(
+            Command::LinkCreate {
+                listen: "127.0.0.1:82".into(),
+                target: a.local.to_string(),
+                settings: Default::default(),
+            },
+            ErrorCode::PermissionDenied,
+        )
+        .await;
+    assert!(error.message.contains("below 1024"), "{}", error.message);
+    server.stop().await;
+
+    let server = TestServer::with_config(Config {
+        allow_privileged_ports: true,
+        ..Config::default()
+    })
+    .await;
+    let mut client = server.client().await;
+    let low = client.bind("127.0.0.1:81").await;
+    assert_eq!(low.local.port(), 81);
+    still_works(&mut client, &low).await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn denied_ports_are_refused_as_destinations() {
+    let server = TestServer::with_config(Config {
+        deny_ports: vec![53],
+        ..Config::default()
+    })
+    .await;
+    let mut client = server.client().await;
+    let a = client.bind("127.0.0.1:0").await;
+    for to in ["127.0.0.53:53", "[::1]:53"] {
+        let error = client
+            .refused(send(&a.socket, to, text("x")), ErrorCode::Forbidden)
+            .await;
+        assert!(
+            error.message.contains("--deny-port 53"),
+            "{}",
+            error.message
+        );
+    }
+    let error = client
+        .refused(
+            Command::LinkCreate {
+                listen: "127.0.0.1:0".into(),
+                target: "127.0.0.53:53".into(),
+                settings: Default::default(),
+            },
+            ErrorCode::Forbidden,
+        )
+        .await;
+    assert!(error.message.contains("--deny-port"), "{}", error.message);
+    still_works(&mut client, &a).await;
+    server.stop().await;
+}

@@ -626,10 +626,11 @@ async fn a_frame_stops_growing_at_its_byte_limit() {
             },
         ))
         .await;
-    assert!(matches!(client.reply(req).await, Event::GeneratorStarted(_)));
-    client
-        .until(|e| matches!(e, Event::GeneratorDone(_)))
-        .await;
+    assert!(matches!(
+        client.reply(req).await,
+        Event::GeneratorStarted(_)
+    ));
+    client.until(|e| matches!(e, Event::GeneratorDone(_))).await;
     // A viewer that comes in now finds 200 sends (and their receives) of 60,000 bytes
     // waiting: 512 events to a frame would make one frame of about 30 MB.
     let mut late = Client::connect_with(server.addr, &format!("session={session}&since=0"))
@@ -648,8 +649,14 @@ async fn a_frame_stops_growing_at_its_byte_limit() {
     // One event of 60,000 bytes is about 80 KB of JSON.
     let limit = socklab_server::session::MAX_FRAME_BYTES;
     assert!(largest <= limit + 100_000, "a frame of {largest} bytes");
-    assert!(largest > limit / 2, "frames were batched ({largest} bytes at most)");
-    assert!(frames >= 200 * 80_000 / (limit + 100_000), "{frames} frames");
+    assert!(
+        largest > limit / 2,
+        "frames were batched ({largest} bytes at most)"
+    );
+    assert!(
+        frames >= 200 * 80_000 / (limit + 100_000),
+        "{frames} frames"
+    );
     server.stop().await;
 }
 
