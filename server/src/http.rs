@@ -20,7 +20,15 @@ use crate::session;
 use crate::sessions::Sessions;
 
 /// Host names always accepted (with any port).
-const LOOPBACK_HOSTS: [&str; 4] = ["localhost", "127.0.0.1", "[::1]", "::1"];
+const LOOPBACK_HOSTS: [&str; 3] = ["localhost", "127.0.0.1", "[::1]"];
+
+/// What the page may load and connect to: its own scripts and styles, its wasm
+/// (compiled by the browser: `'wasm-unsafe-eval'`), WebSockets and requests to this
+/// server; nothing inline, no frames around it.
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
+
+/// How long a content-hashed file may be cached: its name changes with its content.
+const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 
 /// The largest WebSocket message the server accepts: a command with the largest payload
 /// (65,527 bytes, about 87 KiB as base64) fits many times over.
@@ -76,22 +84,70 @@ pub fn router(state: AppState) -> Router {
         .filter(|dir| dir.join("index.html").is_file());
     let router = Router::new().route("/ws", get(ws_upgrade));
     let router = match web_dir {
-        Some(dir) => router.fallback_service(ServeDir::new(dir)),
+        // The web build writes a gzip copy of each text and wasm file next to it.
+        Some(dir) => router.fallback_service(ServeDir::new(dir).precompressed_gzip()),
         None => router.fallback(get(not_built)),
     };
+    // The headers go on every response, refusals included (the outer layer).
     router
         .layer(middleware::from_fn_with_state(state.clone(), check_host))
+        .layer(middleware::from_fn(security_headers))
         .with_state(state)
+}
+
+/// Headers every response carries, and how long each file may be cached: the page
+/// itself never (it names the current build's files), a file whose name carries its
+/// content's hash for a year, anything else after asking again.
+async fn security_headers(request: Request, next: Next) -> Response {
+    let path = request.uri().path().to_owned();
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    let set = |headers: &mut HeaderMap, name, value: &'static str| {
+        headers.insert(name, header::HeaderValue::from_static(value));
+    };
+    set(
+        headers,
+        header::CONTENT_SECURITY_POLICY,
+        CONTENT_SECURITY_POLICY,
+    );
+    set(headers, header::X_CONTENT_TYPE_OPTIONS, "nosniff");
+    set(headers, header::REFERRER_POLICY, "no-referrer");
+    let cache = if path == "/" || path.ends_with(".html") || path == "/ws" {
+        "no-store"
+    } else if is_content_hashed(&path) {
+        IMMUTABLE
+    } else {
+        "no-cache"
+    };
+    set(headers, header::CACHE_CONTROL, cache);
+    response
+}
+
+/// Whether a file name carries a content hash as the web build writes it:
+/// `name-0123456789abcdef.ext` (16 hex digits before the first dot).
+pub fn is_content_hashed(path: &str) -> bool {
+    let name = path.rsplit('/').next().unwrap_or_default();
+    let stem = name.split('.').next().unwrap_or_default();
+    stem.rsplit_once('-')
+        .is_some_and(|(_, hash)| hash.len() == 16 && hash.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 /// Every request must name an allowed host: a page on another site that makes its own
 /// name resolve to 127.0.0.1 (DNS rebinding) still sends its own name here.
 async fn check_host(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let host = request
-        .headers()
-        .get(header::HOST)
+    let mut hosts = request.headers().get_all(header::HOST).iter();
+    let host = hosts
+        .next()
         .and_then(|h| h.to_str().ok())
         .unwrap_or_default();
+    if hosts.next().is_some() {
+        tracing::warn!("refused a request with two Host headers");
+        return (
+            StatusCode::BAD_REQUEST,
+            "a request may name one Host; this one names several",
+        )
+            .into_response();
+    }
     if host_allowed(host, &state.config.allow_hosts) {
         next.run(request).await
     } else {
@@ -106,15 +162,36 @@ async fn check_host(State(state): State<AppState>, request: Request, next: Next)
     }
 }
 
-/// Whether a Host header (name and optional port) names an allowed host.
+/// Whether a Host header names an allowed host. It is parsed strictly as an authority:
+/// an allowed name (an IPv6 address in brackets), then nothing, or `:` and a port
+/// number; anything else (`[::1]evil.example`, `::1:80`, `127.0.0.1:x`) is refused.
 pub fn host_allowed(host: &str, extra: &[String]) -> bool {
-    let name = if host.starts_with('[') {
-        host.split_once(']')
-            .map_or(host, |(v6, _)| &host[..v6.len() + 1])
+    let (name, port) = if host.starts_with('[') {
+        let Some(end) = host.find(']') else {
+            return false;
+        };
+        let (name, rest) = host.split_at(end + 1);
+        match rest {
+            "" => (name, None),
+            _ => match rest.strip_prefix(':') {
+                Some(port) => (name, Some(port)),
+                None => return false,
+            },
+        }
     } else {
-        host.rsplit_once(':').map_or(host, |(name, _)| name)
+        match host.split_once(':') {
+            Some((name, port)) => (name, Some(port)),
+            None => (host, None),
+        }
     };
-    !name.is_empty()
+    let port_ok = port.is_none_or(|p| {
+        !p.is_empty()
+            && p.len() <= 5
+            && p.bytes().all(|b| b.is_ascii_digit())
+            && p.parse::<u16>().is_ok()
+    });
+    port_ok
+        && !name.is_empty()
         && (LOOPBACK_HOSTS.iter().any(|h| h.eq_ignore_ascii_case(name))
             || extra.iter().any(|h| h.eq_ignore_ascii_case(name)))
 }
@@ -294,10 +371,36 @@ mod tests {
             ("localhost.evil.example:7070", false),
             ("10.0.0.5:7070", false),
             ("", false),
+            // Strict authority: a name and at most a numeric port.
+            ("[::1]evil.example:7070", false),
+            ("[::1]:7070:1", false),
+            ("::1:7070", false),
+            ("::1", false),
+            ("127.0.0.1:notaport", false),
+            ("127.0.0.1:", false),
+            ("127.0.0.1:70000", false),
+            ("127.0.0.1:+80", false),
+            ("localhost:80:80", false),
+            ("[::1", false),
         ];
         for (host, allowed) in cases {
             assert_eq!(host_allowed(host, &extra), allowed, "{host}");
         }
         assert!(same_token("abc", "abc") && !same_token("abd", "abc") && !same_token("ab", "abc"));
+    }
+
+    #[test]
+    fn content_hashed_names() {
+        for (path, hashed) in [
+            ("/socklab_web-0123456789abcdef.js", true),
+            ("/socklab_web_bg-0123456789abcdef.wasm", true),
+            ("/style-fedcba9876543210.css", true),
+            ("/socklab_web.js", false),
+            ("/index.html", false),
+            ("/favicon.svg", false),
+            ("/a-0123456789abcdeg.js", false),
+        ] {
+            assert_eq!(is_content_hashed(path), hashed, "{path}");
+        }
     }
 }

@@ -47,6 +47,14 @@ async fn reload(url: &str, browser: &Browser) {
     let session = browser
         .wait_text(".session", |t| t.starts_with("session "))
         .await;
+    // Once stored, the token leaves the address bar (bookmarks, screenshots, a
+    // projected screen).
+    let shown = browser
+        .client()
+        .current_url()
+        .await
+        .expect("the page's URL");
+    assert!(!shown.as_str().contains("token"), "{shown}");
     let (first, second) = bind_two(browser).await;
     browser.fill("#send-to", &second).await;
     browser.click("#send-button").await;

@@ -65,6 +65,26 @@ async fn websocket_upgrades_check_the_origin() {
     server.stop().await;
 }
 
+/// The built file whose name starts with `prefix` (names carry a content hash).
+fn built(prefix: &str) -> String {
+    std::fs::read_dir(web_dir())
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .find(|n| n.starts_with(prefix) && !n.ends_with(".gz"))
+        .unwrap_or_else(|| panic!("a built file {prefix}*"))
+}
+
+/// The value of a response header (names compared without case).
+fn header<'a>(response: &'a str, name: &str) -> Option<&'a str> {
+    response
+        .split("\r\n\r\n")
+        .next()?
+        .lines()
+        .filter_map(|l| l.split_once(':'))
+        .find(|(n, _)| n.trim().eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.trim())
+}
+
 #[tokio::test]
 async fn serves_the_built_page() {
     let server = TestServer::with_config(Config {
@@ -74,7 +94,21 @@ async fn serves_the_built_page() {
     .await;
     let (line, body) = raw(&server, get(&server, "/", "")).await;
     assert!(line.contains("200"), "{line}");
-    assert!(body.contains("socklab_web.js"), "{body}");
+    let boot = built("boot-");
+    assert!(body.contains(&boot), "{body}");
+    // The page is never cached and says what it may load.
+    assert_eq!(header(&body, "cache-control"), Some("no-store"), "{body}");
+    let csp = header(&body, "content-security-policy").expect("a CSP");
+    for part in [
+        "script-src 'self' 'wasm-unsafe-eval'",
+        "connect-src 'self'",
+        "frame-ancestors 'none'",
+    ] {
+        assert!(csp.contains(part), "{csp}");
+    }
+    assert!(!csp.contains("unsafe-inline"), "{csp}");
+    assert_eq!(header(&body, "x-content-type-options"), Some("nosniff"));
+    assert_eq!(header(&body, "referrer-policy"), Some("no-referrer"));
     // No CORS: another site's script may not read anything from this server.
     let (_, cross) = raw(
         &server,
@@ -85,13 +119,67 @@ async fn serves_the_built_page() {
         !cross.to_ascii_lowercase().contains("access-control-allow"),
         "{cross}"
     );
+    let wasm = built("socklab_web_bg-");
     let (line, body) = raw(
         &server,
-        get(&server, "/socklab_web_bg.wasm", "Range: bytes=0-3\r\n"),
+        get(&server, &format!("/{wasm}"), "Range: bytes=0-3\r\n"),
     )
     .await;
     assert!(line.contains("206"), "{line}");
     assert!(body.contains("application/wasm"), "{body}");
+    // Files named by their content are cached for good, and sent compressed to a
+    // browser that accepts it.
+    for file in [
+        wasm.as_str(),
+        &built("socklab_web-"),
+        &boot,
+        &built("style-"),
+    ] {
+        let (line, body) = raw(
+            &server,
+            get(
+                &server,
+                &format!("/{file}"),
+                "Accept-Encoding: gzip, br\r\n",
+            ),
+        )
+        .await;
+        assert!(line.contains("200"), "{file}: {line}");
+        assert_eq!(
+            header(&body, "cache-control"),
+            Some("public, max-age=31536000, immutable"),
+            "{file}"
+        );
+        assert_eq!(header(&body, "content-encoding"), Some("gzip"), "{file}");
+    }
+    // A favicon, so that no page load logs a 404.
+    let (line, body) = raw(&server, get(&server, "/favicon.svg", "")).await;
+    assert!(line.contains("200"), "{line}");
+    assert_eq!(header(&body, "content-type"), Some("image/svg+xml"));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn the_host_header_is_parsed_strictly() {
+    let server = TestServer::start().await;
+    let port = server.addr.port();
+    for host in [
+        format!("[::1]evil.example:{port}"),
+        format!("::1:{port}"),
+        "127.0.0.1:notaport".to_string(),
+        format!("127.0.0.1:{port}.evil.example"),
+    ] {
+        let request = format!("GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+        let (line, _) = raw(&server, request).await;
+        assert!(line.contains("403"), "{host}: {line}");
+    }
+    let twice = format!(
+        "GET / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nHost: evil.example\r\nConnection: close\r\n\r\n"
+    );
+    let (line, body) = raw(&server, twice).await;
+    assert!(line.contains("400"), "{line}");
+    // Refusals carry the security headers too.
+    assert!(header(&body, "content-security-policy").is_some(), "{body}");
     server.stop().await;
 }
 

@@ -79,6 +79,37 @@ fn storage() -> Option<web_sys::Storage> {
     web_sys::window()?.session_storage().ok()?
 }
 
+/// Takes the token out of the address bar once the page has stored it, so it does not
+/// end up in bookmarks, screenshots or a projected screen.
+fn forget_token_in_address_bar() {
+    let Some(window) = web_sys::window() else {
+        return;
+    };
+    let location = window.location();
+    let (Ok(path), Ok(search), Ok(hash)) =
+        (location.pathname(), location.search(), location.hash())
+    else {
+        return;
+    };
+    let Ok(params) = web_sys::UrlSearchParams::new_with_str(&search) else {
+        return;
+    };
+    params.delete("token");
+    let rest: String = params.to_string().into();
+    let query = if rest.is_empty() {
+        String::new()
+    } else {
+        format!("?{rest}")
+    };
+    if let Ok(history) = window.history() {
+        let _ = history.replace_state_with_url(
+            &wasm_bindgen::JsValue::NULL,
+            "",
+            Some(&format!("{path}{query}{hash}")),
+        );
+    }
+}
+
 impl Resume {
     /// On page load: the token from the URL the server printed (kept for reloads), and
     /// the session this tab had before a reload, replayed from its start.
@@ -88,9 +119,13 @@ impl Resume {
             .and_then(|q| web_sys::UrlSearchParams::new_with_str(&q).ok())
             .and_then(|p| p.get("token"));
         let stored = |key: &str| storage().and_then(|s| s.get_item(key).ok().flatten());
+        let in_url = from_url.is_some();
         let token = from_url.or_else(|| stored(TOKEN_KEY));
         if let (Some(token), Some(storage)) = (&token, storage()) {
             let _ = storage.set_item(TOKEN_KEY, token);
+        }
+        if in_url {
+            forget_token_in_address_bar();
         }
         Resume {
             token,
