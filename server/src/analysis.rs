@@ -193,6 +193,7 @@ fn feed(
             dropped: *dropped,
         },
         Record::LinkUpdated { .. }
+        | Record::LinkClient { .. }
         | Record::LinkStats { .. }
         | Record::Event(..)
         | Record::Fate(_) => return,

@@ -171,6 +171,12 @@ pub struct Args {
     /// reachable from the page by design.
     #[arg(long = "deny-port", value_name = "PORT")]
     pub deny_ports: Vec<u16>,
+
+    /// Let a link listen on an --allow-net address (reachable from the network) and
+    /// forward into a loopback service. Without it such a link is refused: it would
+    /// open a service meant for this machine only to the network.
+    #[arg(long)]
+    pub allow_link_into_loopback: bool,
 }
 
 /// The settings a running server uses.
@@ -226,6 +232,8 @@ pub struct Config {
     pub allow_privileged_ports: bool,
     /// See [`Args::deny_ports`].
     pub deny_ports: Vec<u16>,
+    /// See [`Args::allow_link_into_loopback`].
+    pub allow_link_into_loopback: bool,
 }
 
 impl Default for Config {
@@ -255,6 +263,7 @@ impl Default for Config {
             max_sockets: None,
             allow_privileged_ports: false,
             deny_ports: Vec::new(),
+            allow_link_into_loopback: false,
         }
     }
 }
@@ -287,6 +296,7 @@ impl From<&Args> for Config {
             max_sockets: args.max_sockets,
             allow_privileged_ports: args.allow_privileged_ports,
             deny_ports: args.deny_ports.clone(),
+            allow_link_into_loopback: args.allow_link_into_loopback,
         }
     }
 }

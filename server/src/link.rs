@@ -116,6 +116,8 @@ pub struct LinkHandle {
     pub upstream: SocketAddr,
     /// Where datagrams go.
     pub target: SocketAddr,
+    /// The seed of its decisions, fixed when it was created.
+    pub seed: u64,
     settings: watch::Sender<LinkSettings>,
     cancel: CancellationToken,
     task: JoinHandle<()>,
@@ -200,6 +202,7 @@ impl LinkHandle {
             listen,
             upstream,
             target,
+            seed: settings.seed,
             settings: settings_tx,
             cancel,
             task,
@@ -384,7 +387,18 @@ impl Relay {
             let at = Instant::now();
             let to = match dir {
                 LinkDir::C2t => {
-                    self.client = Some(from);
+                    // A datagram from its own upstream is a loop, not a new client.
+                    if self.client != Some(from) && from != self.upstream_addr {
+                        records.push((
+                            at,
+                            Record::LinkClient {
+                                link: self.id.clone(),
+                                client: from,
+                                previous: self.client,
+                            },
+                        ));
+                        self.client = Some(from);
+                    }
                     Some(self.target)
                 }
                 LinkDir::T2c => {

@@ -89,6 +89,15 @@ pub enum Record {
         /// The `req` of the command.
         req: Option<Tagged>,
     },
+    /// A link's client changed.
+    LinkClient {
+        /// The link.
+        link: LinkId,
+        /// The new client.
+        client: SocketAddr,
+        /// The one before, if any.
+        previous: Option<SocketAddr>,
+    },
     /// A link was deleted.
     LinkDeleted {
         /// The link.
@@ -181,6 +190,7 @@ impl Record {
             | Record::LinkCreated { .. }
             | Record::LinkUpdated { .. }
             | Record::LinkDeleted { .. }
+            | Record::LinkClient { .. }
             | Record::LinkStats { .. }
             | Record::Fate(_) => 0,
         }

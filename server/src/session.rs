@@ -15,8 +15,8 @@ use socklab_protocol::link::{LinkId, LinkSettings};
 use socklab_protocol::payload::encode_base64;
 use socklab_protocol::{
     AnalysisConfig, Bound, Closed, Command, Datagram, ErrorCode, ErrorEvent, Event, EventId, Gap,
-    GeneratorDone, GeneratorStarted, Hello, KernelDrops, LinkCreated, LinkDeleted, LinkStats,
-    LinkUpdated, Proto, Request, SocketId, decode_request, limits,
+    GeneratorDone, GeneratorStarted, Hello, KernelDrops, LinkClient, LinkCreated, LinkDeleted,
+    LinkStats, LinkUpdated, Proto, Request, SocketId, decode_request, limits,
 };
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -185,6 +185,11 @@ impl Session {
             Command::LinkUpdate { link, settings } => {
                 let handle = self.links.get(&link).ok_or_else(|| unknown_link(&link))?;
                 check_settings(&settings)?;
+                // The seed is fixed at creation; what is logged is what is in force.
+                let settings = LinkSettings {
+                    seed: handle.seed,
+                    ..settings
+                };
                 handle.update(settings);
                 self.log.append(
                     Instant::now(),
@@ -274,6 +279,17 @@ impl Session {
         // A link forwards to one address; it is never a broadcast or multicast sender.
         self.policy
             .check_destination(target, SocketScope::default())?;
+        if !listen.ip().to_canonical().is_loopback()
+            && target.ip().to_canonical().is_loopback()
+            && !self.config.allow_link_into_loopback
+        {
+            return Err(CommandError::new(
+                ErrorCode::Forbidden,
+                format!(
+                    "a link listening on {listen} can be reached from the network, and its target {target} is a loopback service: the link would open that service to the network (start socklab with --allow-link-into-loopback to allow this)"
+                ),
+            ));
+        }
         check_settings(&settings)?;
         if self.links.len() >= self.config.max_links_per_session {
             return Err(CommandError::new(
@@ -631,6 +647,17 @@ fn to_event(entry: &crate::log::Entry, viewer: u64) -> Event {
             settings: **settings,
             t_ns,
             req: Tagged::for_viewer(*req, viewer),
+        }),
+        Record::LinkClient {
+            link,
+            client,
+            previous,
+        } => Event::LinkClient(LinkClient {
+            id,
+            link: link.clone(),
+            client: *client,
+            previous: *previous,
+            t_ns,
         }),
         Record::LinkDeleted { link, req } => Event::LinkDeleted(LinkDeleted {
             id,

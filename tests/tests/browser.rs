@@ -139,9 +139,9 @@ async fn lossy_link(url: &str, browser: &Browser) {
         .unwrap();
     browser.click(".link-card button.small").await;
     browser
-        .click("#c2t-imp-loss-model option[value='random']")
+        .click("#l1-c2t-imp-loss-model option[value='random']")
         .await;
-    browser.fill("#c2t-imp-loss", "50").await;
+    browser.fill("#l1-c2t-imp-loss", "50").await;
     browser.click(".link-apply").await;
     browser
         .wait_text(".link-card p.hint", |t| {

@@ -664,3 +664,52 @@ async fn denied_ports_are_refused_as_destinations() {
     still_works(&mut client, &a).await;
     server.stop().await;
 }
+
+/// A link listening on an --allow-net address (reachable from the network) may not
+/// forward into a loopback service unless the server allows it; inside a namespace of
+/// the test's own.
+#[tokio::test]
+async fn a_link_from_the_network_into_loopback_needs_its_flag() {
+    if rerun(
+        Isolation::Network,
+        "a_link_from_the_network_into_loopback_needs_its_flag",
+    ) {
+        return;
+    }
+    let added = std::process::Command::new("ip")
+        .args(["addr", "add", "10.99.0.1/32", "dev", "lo"])
+        .status()
+        .expect("ip runs");
+    assert!(added.success());
+    for allow in [false, true] {
+        let server = TestServer::with_config(Config {
+            allow_net: vec!["10.99.0.0/24".parse().unwrap()],
+            allow_link_into_loopback: allow,
+            ..Config::default()
+        })
+        .await;
+        let mut client = server.client().await;
+        let service = client.bind("127.0.0.1:0").await;
+        let create = Command::LinkCreate {
+            listen: "10.99.0.1:0".into(),
+            target: service.local.to_string(),
+            settings: Default::default(),
+        };
+        if allow {
+            let req = client.send(create).await;
+            assert!(matches!(client.reply(req).await, Event::LinkCreated(_)));
+        } else {
+            let error = client.refused(create, ErrorCode::Forbidden).await;
+            assert!(
+                error.message.contains("--allow-link-into-loopback"),
+                "{}",
+                error.message
+            );
+            // Loopback to loopback is the ordinary case.
+            client
+                .link("127.0.0.1:0", service.local, Default::default())
+                .await;
+        }
+        server.stop().await;
+    }
+}

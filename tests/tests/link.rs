@@ -417,3 +417,71 @@ async fn link_timing_benchmark_runs() {
         "nothing arrives before its delay: {spread:?}"
     );
 }
+
+#[tokio::test]
+async fn an_update_keeps_the_seed_the_link_was_created_with() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let b = client.bind("127.0.0.1:0").await;
+    let link = client
+        .link(
+            "127.0.0.1:0",
+            b.local,
+            LinkSettings {
+                seed: 7,
+                ..LinkSettings::default()
+            },
+        )
+        .await;
+    // The update leaves the seed out (it would read as 0).
+    client
+        .send_text(&format!(
+            r#"{{"req":99,"type":"link_update","link":"{}","settings":{{"c2t":{{"delay_ms":5}}}}}}"#,
+            link.link
+        ))
+        .await;
+    match client.reply(99).await {
+        Event::LinkUpdated(updated) => {
+            assert_eq!(updated.settings.seed, 7, "the seed in force is reported");
+            assert_eq!(updated.settings.c2t.delay_ms, 5.0);
+        }
+        other => panic!("{other:?}"),
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_link_reports_its_client_and_every_change_of_it() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let a = client.bind("127.0.0.1:0").await;
+    let b = client.bind("127.0.0.1:0").await;
+    let c = client.bind("127.0.0.1:0").await;
+    let link = client
+        .link("127.0.0.1:0", b.local, LinkSettings::default())
+        .await;
+    let mut clients = Vec::new();
+    for (from, n) in [(&a, 2), (&c, 1)] {
+        for _ in 0..n {
+            client
+                .send(Command::Send {
+                    socket: from.socket.clone(),
+                    to: link.listen.to_string(),
+                    payload: text("hi"),
+                })
+                .await;
+        }
+    }
+    while clients.len() < 2 {
+        if let Event::LinkClient(change) = client.next().await {
+            assert_eq!(change.link, link.link);
+            clients.push((change.client, change.previous));
+        }
+    }
+    assert_eq!(
+        clients,
+        [(a.local, None), (c.local, Some(a.local))],
+        "a second datagram from the same client is no change"
+    );
+    server.stop().await;
+}

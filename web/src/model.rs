@@ -85,6 +85,8 @@ pub struct LinkInfo {
     pub c2t: LinkCounters,
     /// Target → client counters.
     pub t2c: LinkCounters,
+    /// Where the target's replies go: the last address that sent to `listen`.
+    pub client: Option<SocketAddr>,
 }
 
 /// One row of the packet list: a datagram a lab socket sent or received, or a link's
@@ -515,7 +517,22 @@ impl State {
                     settings: created.settings,
                     c2t: LinkCounters::default(),
                     t2c: LinkCounters::default(),
+                    client: None,
                 });
+            }
+            Event::LinkClient(change) => {
+                if let Some(link) = Rc::make_mut(&mut self.links)
+                    .iter_mut()
+                    .find(|l| l.id == change.link)
+                {
+                    link.client = Some(change.client);
+                }
+                if let Some(previous) = change.previous {
+                    self.notice(format!(
+                        "link {}: {} sent to it, so the target's replies now go there instead of to {}",
+                        change.link, change.client, previous
+                    ));
+                }
             }
             Event::LinkUpdated(updated) => {
                 self.settle(updated.req);

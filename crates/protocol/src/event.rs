@@ -68,6 +68,8 @@ pub enum Event {
     LinkUpdated(LinkUpdated),
     /// A link was deleted.
     LinkDeleted(LinkDeleted),
+    /// A link's client (where the target's replies go) is a new address.
+    LinkClient(LinkClient),
     /// A link's decision on one datagram.
     LinkPacket(LinkPacket),
     /// A link's counters (sent at most a few times a second, when they changed).
@@ -234,6 +236,24 @@ pub struct LinkDeleted {
     /// The `req` of the command.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub req: Option<i64>,
+}
+
+/// A link's client changed: a datagram came to its listen address from an address other
+/// than the last one, and the target's replies go there from now on. Logged before that
+/// datagram's `link_packet`.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct LinkClient {
+    /// The event's id in the session.
+    pub id: EventId,
+    /// The link.
+    pub link: LinkId,
+    /// The new client.
+    pub client: SocketAddr,
+    /// The client before it, absent for the link's first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous: Option<SocketAddr>,
+    /// Nanoseconds since the session began.
+    pub t_ns: u64,
 }
 
 /// A link's decision on one datagram, made when it arrived at the link.
@@ -480,6 +500,7 @@ impl Event {
             Event::Hello(_)
             | Event::Gap(_)
             | Event::LinkPacket(_)
+            | Event::LinkClient(_)
             | Event::KernelDrops(_)
             | Event::LinkStats(_)
             | Event::Fate(_)
@@ -498,6 +519,7 @@ impl Event {
             Event::LinkCreated(e) => Some(e.id),
             Event::LinkUpdated(e) => Some(e.id),
             Event::LinkDeleted(e) => Some(e.id),
+            Event::LinkClient(e) => Some(e.id),
             Event::LinkPacket(e) => Some(e.id),
             Event::LinkStats(e) => Some(e.id),
             Event::Fate(e) => Some(e.id),
@@ -622,6 +644,16 @@ mod tests {
                     req: Some(9),
                 }),
                 r#"{"type":"link_deleted","id":31,"link":"l1","t_ns":100,"req":9}"#,
+            ),
+            (
+                Event::LinkClient(LinkClient {
+                    id: EventId(32),
+                    link: LinkId::new("l1"),
+                    client: "127.0.0.1:40002".parse().unwrap(),
+                    previous: Some("127.0.0.1:40000".parse().unwrap()),
+                    t_ns: 101,
+                }),
+                r#"{"type":"link_client","id":32,"link":"l1","client":"127.0.0.1:40002","previous":"127.0.0.1:40000","t_ns":101}"#,
             ),
             (
                 Event::Fate(Fate {

@@ -30,8 +30,8 @@ pub mod payload;
 pub use command::{Command, DecodeError, Proto, Request, decode_request};
 pub use event::{
     AnalysisConfig, Bound, Closed, Datagram, Direction, ErrorCode, ErrorEvent, Event, EventId, Gap,
-    GeneratorDone, GeneratorStarted, Hello, KernelDrops, LinkCreated, LinkDeleted, LinkPacket,
-    LinkStats, LinkUpdated, SocketId,
+    GeneratorDone, GeneratorStarted, Hello, KernelDrops, LinkClient, LinkCreated, LinkDeleted,
+    LinkPacket, LinkStats, LinkUpdated, SocketId,
 };
 pub use payload::{Payload, PayloadError};
 

@@ -239,6 +239,12 @@ fn LinkCard(props: &LinkCardProps) -> Html {
             </div>
             <p class="hint">{ format!("client→target: {} · target→client: {} · seed {}",
                 describe(&link.settings.c2t), describe(&link.settings.t2c), link.settings.seed) }</p>
+            <p class="hint link-ends">
+                { "upstream " }
+                <code class="upstream" title="The link sends to the target from this address, and the target's replies must come back to it. A lab socket used as a server behind the link sees this as its peer.">{ link.upstream.to_string() }</code>
+                { " · client " }
+                <code class="client" title="Whoever last sent to the listen address: the target's replies go there. It changes when another address sends to the link.">{ link.client.map_or_else(|| "none yet (replies are dropped until someone sends to the link)".to_string(), |c| c.to_string()) }</code>
+            </p>
             <Counters c2t={link.c2t} t2c={link.t2c} />
             if *editing {
                 <div class="editor">
@@ -251,8 +257,9 @@ fn LinkCard(props: &LinkCardProps) -> Html {
                         </label>
                     </div>
                     <div class="directions">
-                        <ImpairmentsEditor title="client → target" prefix="c2t" value={draft.c2t} on_change={set_c2t} />
-                        <ImpairmentsEditor title="target → client" prefix="t2c" value={draft.t2c} on_change={set_t2c} />
+                        // Ids carry the link's id: two open editors never share one.
+                        <ImpairmentsEditor title="client → target" prefix={format!("{}-c2t", link.id)} value={draft.c2t} on_change={set_c2t} />
+                        <ImpairmentsEditor title="target → client" prefix={format!("{}-t2c", link.id)} value={draft.t2c} on_change={set_t2c} />
                     </div>
                     <div class="row">
                         <button class="link-apply" onclick={on_apply} disabled={!changed}>{ "apply (live)" }</button>
