@@ -82,7 +82,9 @@ pub fn router(state: AppState) -> Router {
         .web_dir
         .clone()
         .filter(|dir| dir.join("index.html").is_file());
-    let router = Router::new().route("/ws", get(ws_upgrade));
+    let router = Router::new()
+        .route("/ws", get(ws_upgrade))
+        .route("/ws/access", get(ws_access));
     let router = match web_dir {
         // The web build writes a gzip copy of each text and wasm file next to it.
         Some(dir) => router.fallback_service(ServeDir::new(dir).precompressed_gzip()),
@@ -112,7 +114,7 @@ async fn security_headers(request: Request, next: Next) -> Response {
     );
     set(headers, header::X_CONTENT_TYPE_OPTIONS, "nosniff");
     set(headers, header::REFERRER_POLICY, "no-referrer");
-    let cache = if path == "/" || path.ends_with(".html") || path == "/ws" {
+    let cache = if path == "/" || path.ends_with(".html") || path.starts_with("/ws") {
         "no-store"
     } else if is_content_hashed(&path) {
         IMMUTABLE
@@ -206,94 +208,174 @@ fn same_token(given: &str, expected: &str) -> bool {
             == 0
 }
 
+/// Why a viewer may not open or join a session: an HTTP status, and a stable code and
+/// a plain message as JSON (`{"code":"wrong_token","message":"…"}`), so a page can say
+/// why it cannot connect (a browser's WebSocket never sees the refusal itself; the page
+/// asks `GET /ws/access` with the same query).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// The HTTP status.
+    pub status: StatusCode,
+    /// `no_token`, `wrong_token`, `foreign_origin`, `bad_since`, `too_many_sessions`,
+    /// `too_many_viewers`.
+    pub code: &'static str,
+    /// Plain words for the person.
+    pub message: String,
+}
+
+impl Refusal {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Refusal {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        let body = serde_json::json!({ "code": self.code, "message": self.message });
+        (self.status, axum::Json(body)).into_response()
+    }
+}
+
+/// What `GET /ws` with this query would find, short of opening anything: the origin and
+/// the token are right, and the session asked for is live (`Some`) or has ended (`None`
+/// with a session asked for).
+fn admit(
+    state: &AppState,
+    query: &WsQuery,
+    headers: &HeaderMap,
+) -> Result<Option<Arc<crate::sessions::Shared>>, Refusal> {
+    check_origin(headers).map_err(|refusal| {
+        tracing::warn!(%refusal, "refused a WebSocket upgrade");
+        Refusal::new(StatusCode::FORBIDDEN, "foreign_origin", refusal)
+    })?;
+    if let Some(expected) = &state.config.token {
+        match &query.token {
+            None => {
+                return Err(Refusal::new(
+                    StatusCode::UNAUTHORIZED,
+                    "no_token",
+                    "this socklab server needs its launch token: open the URL it printed at startup (it ends in ?token=...)",
+                ));
+            }
+            Some(given) if !same_token(given, expected) => {
+                tracing::warn!("refused a WebSocket upgrade with a wrong token");
+                return Err(Refusal::new(
+                    StatusCode::FORBIDDEN,
+                    "wrong_token",
+                    "wrong token: socklab prints a new token every time it starts, so this one is from another run (or mistyped); open the URL it printed this time",
+                ));
+            }
+            Some(_) => {}
+        }
+    }
+    let Some(shared) = query
+        .session
+        .as_deref()
+        .and_then(|id| state.sessions.find(id))
+    else {
+        return Ok(None);
+    };
+    // A viewer can only have seen events the session has logged; a larger `since` is a
+    // mistake worth saying, not a cursor to compute with.
+    let since = EventId(query.since.unwrap_or(0));
+    let newest = shared.log().newest();
+    if since > newest {
+        return Err(Refusal::new(
+            StatusCode::BAD_REQUEST,
+            "bad_since",
+            format!(
+                "since={} is after this session's newest event ({}); reconnect with the id of the last event you received",
+                since.0, newest.0
+            ),
+        ));
+    }
+    Ok(Some(shared))
+}
+
+fn too_many_viewers(shared: &crate::sessions::Shared, n: usize) -> Refusal {
+    Refusal::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "too_many_viewers",
+        format!(
+            "session {} already has {n} viewers, the most allowed (--max-viewers-per-session); close a page that watches it",
+            shared.id()
+        ),
+    )
+}
+
+fn too_many_sessions(n: usize) -> Refusal {
+    Refusal::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "too_many_sessions",
+        format!(
+            "socklab already has {n} sessions, its maximum (--max-sessions); close a page or wait for an idle session to end"
+        ),
+    )
+}
+
+/// `GET /ws/access`: what `GET /ws` with the same query would do, as JSON, without
+/// opening anything: `{"ok":true,"session":"live"|"ended"|"new"}`, or a [`Refusal`].
+async fn ws_access(
+    State(state): State<AppState>,
+    Query(query): Query<WsQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let shared = match admit(&state, &query, &headers) {
+        Ok(shared) => shared,
+        Err(refusal) => return refusal.into_response(),
+    };
+    let session = match (&shared, &query.session) {
+        (Some(shared), _) => {
+            let viewers = shared.viewers();
+            if viewers >= state.config.max_viewers_per_session {
+                return too_many_viewers(shared, viewers).into_response();
+            }
+            "live"
+        }
+        (None, asked) => {
+            let live = state.sessions.count();
+            if live >= state.config.max_sessions {
+                return too_many_sessions(live).into_response();
+            }
+            if asked.is_some() { "ended" } else { "new" }
+        }
+    };
+    axum::Json(serde_json::json!({ "ok": true, "session": session })).into_response()
+}
+
 async fn ws_upgrade(
     State(state): State<AppState>,
     Query(query): Query<WsQuery>,
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
-    if let Err(refusal) = check_origin(&headers) {
-        tracing::warn!(%refusal, "refused a WebSocket upgrade");
-        return (StatusCode::FORBIDDEN, refusal).into_response();
-    }
-    if let Some(expected) = &state.config.token {
-        match &query.token {
-            None => {
-                return (
-                    StatusCode::UNAUTHORIZED,
-                    "this socklab server needs its launch token: open the URL it printed at startup (it ends in ?token=...)",
-                )
-                    .into_response();
-            }
-            Some(given) if !same_token(given, expected) => {
-                tracing::warn!("refused a WebSocket upgrade with a wrong token");
-                return (
-                    StatusCode::FORBIDDEN,
-                    "wrong token: open the URL socklab printed at startup",
-                )
-                    .into_response();
-            }
-            Some(_) => {}
-        }
-    }
+    let resumed = match admit(&state, &query, &headers) {
+        Ok(resumed) => resumed,
+        Err(refusal) => return refusal.into_response(),
+    };
     // Come back to a live session, or open a new one.
-    let mut notice = None;
-    let resumed = query.session.as_deref().and_then(|id| {
-        let found = state.sessions.find(id);
-        if found.is_none() {
-            notice = Some(ErrorEvent {
-                req: None,
-                code: ErrorCode::UnknownSession,
-                message: format!(
-                    "session {id} has ended (no viewer came back within the grace period); this is a new session"
-                ),
-            });
-        }
-        found
-    });
+    let notice = match (&resumed, &query.session) {
+        (None, Some(id)) => Some(ErrorEvent {
+            req: None,
+            code: ErrorCode::UnknownSession,
+            message: format!(
+                "session {id} has ended (no viewer came back within the grace period); this is a new session"
+            ),
+        }),
+        _ => None,
+    };
     let (attached, since) = match resumed {
-        Some(shared) => {
-            // A viewer can only have seen events the session has logged; a larger
-            // `since` is a mistake worth saying, not a cursor to compute with.
-            let since = EventId(query.since.unwrap_or(0));
-            let newest = shared.log().newest();
-            if since > newest {
-                return (
-                    StatusCode::BAD_REQUEST,
-                    format!(
-                        "since={} is after this session's newest event ({}); reconnect with the id of the last event you received",
-                        since.0, newest.0
-                    ),
-                )
-                    .into_response();
-            }
-            match shared.attach(state.config.max_viewers_per_session) {
-                Ok(attached) => (attached, since),
-                Err(full) => {
-                    return (
-                        StatusCode::TOO_MANY_REQUESTS,
-                        format!(
-                            "session {} already has {} viewers, the most allowed (--max-viewers-per-session); close a page that watches it",
-                            shared.id(),
-                            full.0
-                        ),
-                    )
-                        .into_response();
-                }
-            }
-        }
+        Some(shared) => match shared.attach(state.config.max_viewers_per_session) {
+            Ok(attached) => (attached, EventId(query.since.unwrap_or(0))),
+            Err(full) => return too_many_viewers(&shared, full.0).into_response(),
+        },
         None => match state.sessions.open() {
             Ok(attached) => (attached, EventId(0)),
-            Err(full) => {
-                return (
-                    StatusCode::TOO_MANY_REQUESTS,
-                    format!(
-                        "socklab already has {} sessions, its maximum (--max-sessions); close a page or wait for an idle session to end",
-                        full.0
-                    ),
-                )
-                    .into_response();
-            }
+            Err(full) => return too_many_sessions(full.0).into_response(),
         },
     };
     let limit = state.config.max_message_bytes;

@@ -42,6 +42,11 @@ impl Shared {
         &self.session
     }
 
+    /// How many viewers are attached now.
+    pub fn viewers(&self) -> usize {
+        *self.viewers.borrow()
+    }
+
     /// Counts a viewer in until the returned guard is dropped, unless the session
     /// already has `max` viewers (then it says how many it has).
     pub fn attach(self: &Arc<Self>, max: usize) -> Result<Attached, TooMany> {

@@ -311,3 +311,60 @@ async fn an_oversized_message_closes_that_connection_only() {
     again.bind("127.0.0.1:0").await;
     server.stop().await;
 }
+
+/// `GET /ws/access` answers what `GET /ws` would do with the same query, so that a page
+/// (whose WebSocket never sees an HTTP refusal) can say why it cannot connect.
+#[tokio::test]
+async fn the_access_check_says_why_a_connection_would_fail() {
+    let server = TestServer::with_config(Config {
+        token: Some("s3cret".into()),
+        ..Config::default()
+    })
+    .await;
+    let live = Client::connect_with(server.addr, "token=s3cret")
+        .await
+        .unwrap();
+    let session = live.hello.session.clone();
+    let cases = [
+        ("", "401", r#""code":"no_token""#),
+        ("token=old", "403", r#""code":"wrong_token""#),
+        ("token=s3cret", "200", r#""session":"new""#),
+        (
+            &*format!("token=s3cret&session={session}&since=0"),
+            "200",
+            r#""session":"live""#,
+        ),
+        (
+            "token=s3cret&session=0123456789abcdef",
+            "200",
+            r#""session":"ended""#,
+        ),
+        (
+            &*format!("token=s3cret&session={session}&since=99"),
+            "400",
+            r#""code":"bad_since""#,
+        ),
+    ];
+    for (query, status, body) in cases {
+        let mut stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+        stream
+            .write_all(
+                format!(
+                    "GET /ws/access?{query} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+                    server.addr
+                )
+                .as_bytes(),
+            )
+            .await
+            .unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).await.unwrap();
+        assert!(
+            response.starts_with(&format!("HTTP/1.1 {status}")),
+            "{query}: {response}"
+        );
+        assert!(response.contains(body), "{query}: {response}");
+    }
+    drop(live);
+    server.stop().await;
+}
