@@ -31,12 +31,21 @@ const CHROMIUM_FLAGS: [&str; 11] = [
     "--hide-scrollbars",
 ];
 
+/// How many browsers the tests of one process run at once. Each Chromium takes most
+/// of a core while a page loads; with every browser test of a binary at once on two
+/// cores, pages took longer than the tests' deadlines.
+const AT_ONCE: usize = 3;
+static BROWSERS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(AT_ONCE);
+
 /// ChromeDriver and its Chromium. Call [`Browser::close`] at the end; dropping it
 /// without closing still kills both.
 pub struct Browser {
     client: Option<Client>,
     driver: Child,
     profile: PathBuf,
+    /// This browser's place among the [`AT_ONCE`], given back when it shuts down (a
+    /// test may keep the shut browser itself).
+    turn: std::sync::Mutex<Option<tokio::sync::SemaphorePermit<'static>>>,
 }
 
 fn find(program: &str) -> Option<PathBuf> {
@@ -53,6 +62,10 @@ impl Browser {
                        (`cargo xtask test` installs them when run as root; otherwise: sudo apt-get install chromium chromium-driver)";
         let chromedriver = find("chromedriver").expect(missing);
         let chromium = find("chromium").expect(missing);
+        let turn = BROWSERS
+            .acquire()
+            .await
+            .expect("the semaphore is never closed");
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("a free port")
@@ -72,6 +85,7 @@ impl Browser {
             client: None,
             driver,
             profile,
+            turn: std::sync::Mutex::new(Some(turn)),
         };
         let deadline = Instant::now() + WAIT;
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
@@ -117,6 +131,7 @@ impl Browser {
             let _ = client.clone().close().await;
         }
         self.kill();
+        self.turn.lock().unwrap_or_else(|p| p.into_inner()).take();
     }
 
     fn kill(&self) {

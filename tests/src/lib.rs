@@ -51,9 +51,13 @@ impl TestServer {
 
     /// Starts a server with `config`.
     pub async fn with_config(config: Config) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind a free port");
+        Self::with_config_on("127.0.0.1:0".parse().expect("an address"), config).await
+    }
+
+    /// Starts a server with `config` on `addr` (a restart on the address of a server
+    /// that stopped: a page open on it sees the new one).
+    pub async fn with_config_on(addr: SocketAddr, config: Config) -> Self {
+        let listener = TcpListener::bind(addr).await.expect("bind the address");
         let addr = listener.local_addr().expect("listener address");
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(socklab_server::run(listener, config, async {

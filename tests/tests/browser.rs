@@ -488,3 +488,200 @@ async fn click_a_lost_arrow(browser: &Browser) {
         .await
         .expect("click the arrow");
 }
+
+/// Runs a scenario that starts its own servers; the browser is closed whatever happens.
+async fn with_browser_alone<F, Fut>(scenario: F)
+where
+    F: FnOnce(&'static Browser) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let browser: &'static Browser = Box::leak(Box::new(Browser::start().await));
+    let outcome = AssertUnwindSafe(scenario(browser)).catch_unwind().await;
+    browser.shutdown().await;
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+fn token_server(token: &str) -> Config {
+    Config {
+        web_dir: Some(web_dir()),
+        token: Some(token.into()),
+        ..Config::default()
+    }
+}
+
+/// The page says why it cannot connect: no token (the address a person types), a wrong
+/// one; it stops trying and offers to take the printed address; given it, it connects.
+#[tokio::test]
+async fn without_the_token_the_page_says_so_and_takes_the_printed_address() {
+    with_browser_alone(|browser| async move {
+        let server = TestServer::with_config(token_server(TOKEN)).await;
+        browser
+            .client()
+            .goto(&server.url())
+            .await
+            .expect("the page loads");
+        browser
+            .wait_text("#conn-status", |t| t == "needs the launch token")
+            .await;
+        browser
+            .wait_text("#access-panel", |t| t.contains("launch token"))
+            .await;
+        // A paste without a token is explained, not sent.
+        browser.fill("#access-token", &server.url()).await;
+        browser.click("#access-connect").await;
+        browser
+            .wait_text("#access-error", |t| t.contains("no token in it"))
+            .await;
+        let printed = format!(
+            "socklab is running: open {}?token={TOKEN} in a browser",
+            server.url()
+        );
+        browser.fill("#access-token", &printed).await;
+        browser.click("#access-connect").await;
+        browser
+            .wait_text("#conn-status", |t| t == "connected")
+            .await;
+        browser.wait_count("#access-panel", 0).await;
+
+        // A wrong token is called what it is.
+        browser
+            .client()
+            .goto(&format!("{}?token=not-the-token", server.url()))
+            .await
+            .expect("the page loads");
+        browser
+            .wait_text("#conn-status", |t| t == "wrong token")
+            .await;
+        browser
+            .wait_text("#access-panel", |t| t.contains("not this server's"))
+            .await;
+        browser.screenshot("wrong-token.png").await;
+        server.stop().await;
+    })
+    .await;
+}
+
+/// socklab restarted (a new token): the open page says so, shows the old session's
+/// sockets and links as gone, and stops retrying until given the new address.
+#[tokio::test]
+async fn after_a_restart_the_page_shows_the_old_session_as_gone() {
+    with_browser_alone(|browser| async move {
+        let first = TestServer::with_config(token_server("first-run")).await;
+        let addr = first.addr;
+        browser
+            .open(&format!("{}?token=first-run", first.url()))
+            .await;
+        let (_, second) = bind_two(browser).await;
+        browser.fill("#link-target", &second).await;
+        browser.click("#link-create").await;
+        browser.wait_count(".link-card", 1).await;
+        first.stop().await;
+        let restarted = TestServer::with_config_on(addr, token_server("second-run")).await;
+        browser
+            .wait_text("#conn-status", |t| t == "wrong token")
+            .await;
+        browser
+            .wait_text("#session-ended", |t| t.contains("restarted"))
+            .await;
+        browser.wait_count(".socket-row.gone", 2).await;
+        browser.wait_count(".link-card.gone", 1).await;
+        browser.screenshot("restarted.png").await;
+        // Given the new address, it starts a new session.
+        browser
+            .fill(
+                "#access-token",
+                &format!("{}?token=second-run", restarted.url()),
+            )
+            .await;
+        browser.click("#access-connect").await;
+        browser
+            .wait_text("#conn-status", |t| t == "connected")
+            .await;
+        browser.wait_count(".socket-row", 0).await;
+        browser.wait_count("#session-ended", 0).await;
+        restarted.stop().await;
+    })
+    .await;
+}
+
+/// A session that ended while no page watched it (its grace period ran out): coming
+/// back, the page says so and shows a new, empty session.
+#[tokio::test]
+async fn coming_back_after_the_grace_period_the_page_says_the_session_ended() {
+    with_browser_alone(|browser| async move {
+        let server = TestServer::with_config(Config {
+            grace: std::time::Duration::from_millis(300),
+            ..token_server(TOKEN)
+        })
+        .await;
+        browser
+            .open(&format!("{}?token={TOKEN}", server.url()))
+            .await;
+        bind_two(browser).await;
+        browser
+            .client()
+            .goto("about:blank")
+            .await
+            .expect("leave the page");
+        tokio::time::sleep(std::time::Duration::from_millis(1_500)).await;
+        // The tab kept the token and the session id; the session is gone.
+        browser
+            .client()
+            .goto(&server.url())
+            .await
+            .expect("come back");
+        browser
+            .wait_text("#conn-status", |t| t == "connected")
+            .await;
+        browser
+            .wait_text(".notices", |t| t.contains("has ended"))
+            .await;
+        browser.wait_count(".socket-row", 0).await;
+        server.stop().await;
+    })
+    .await;
+}
+
+/// Two link editors open at once share no element id, and a link shows its upstream
+/// (where a target's replies must go) and its client.
+#[tokio::test]
+async fn link_cards_show_both_ends_and_their_editors_share_no_id() {
+    with_browser(|url, browser| async move {
+        browser.open(&url).await;
+        let (first, second) = bind_two(browser).await;
+        for target in [&first, &second] {
+            browser.fill("#link-target", target).await;
+            browser.click("#link-create").await;
+        }
+        let cards = browser.wait_count(".link-card", 2).await;
+        for card in &cards {
+            card.find(fantoccini::Locator::Css("button.small"))
+                .await
+                .unwrap()
+                .click()
+                .await
+                .unwrap();
+        }
+        browser.wait_count(".link-card .editor", 2).await;
+        let duplicates = browser
+            .client()
+            .execute(
+                "const ids = [...document.querySelectorAll('[id]')].map(e => e.id);
+                 return ids.filter((id, i) => ids.indexOf(id) !== i);",
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert_eq!(duplicates, serde_json::json!([]), "duplicate ids");
+        let upstream = browser
+            .wait_text(".link-card code.upstream", |t| t.starts_with("127.0.0.1:"))
+            .await;
+        assert_ne!(upstream, first);
+        browser
+            .wait_text(".link-card code.client", |t| t.starts_with("none yet"))
+            .await;
+    })
+    .await;
+}

@@ -1,5 +1,8 @@
 //! The WebSocket to the server. One long-lived task connects, feeds every frame to the
-//! reducer, and reconnects with a growing delay when the connection drops.
+//! reducer, and reconnects with a growing delay when the connection drops. When an
+//! attempt fails before the server said hello, it asks the server why (`/ws/access`:
+//! a browser's WebSocket never sees an HTTP refusal) and tells the page; when trying
+//! again cannot help (no token, a wrong one) it waits for the person to give one.
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -17,7 +20,7 @@ use crate::model::{Action, Origin, State};
 /// The first delay before reconnecting; it doubles up to [`RECONNECT_MAX`].
 const RECONNECT_FIRST: Duration = Duration::from_millis(250);
 /// The longest delay between reconnection attempts.
-const RECONNECT_MAX: Duration = Duration::from_secs(5);
+const RECONNECT_MAX: Duration = Duration::from_secs(30);
 
 /// What components use to send commands. Cloning it is cheap; every clone sends on the
 /// current connection.
@@ -25,6 +28,9 @@ const RECONNECT_MAX: Duration = Duration::from_secs(5);
 pub struct Commands {
     outbox: Rc<RefCell<Option<mpsc::UnboundedSender<String>>>>,
     next_req: Rc<Cell<i64>>,
+    /// Where a token the person gives goes (the connection task waits on it when the
+    /// server refused the page's token).
+    tokens: Rc<RefCell<Option<mpsc::UnboundedSender<String>>>>,
 }
 
 impl PartialEq for Commands {
@@ -34,6 +40,13 @@ impl PartialEq for Commands {
 }
 
 impl Commands {
+    /// Connects again with this launch token (from the page's token form).
+    pub fn use_token(&self, token: String) {
+        if let Some(tokens) = self.tokens.borrow().as_ref() {
+            let _ = tokens.unbounded_send(token);
+        }
+    }
+
     /// Sends `command` with a fresh `req`, remembering which part of the page sent it.
     /// Returns false when there is no connection right now.
     pub fn send(
@@ -156,6 +169,21 @@ impl Resume {
         }
     }
 
+    /// The query `/ws` and `/ws/access` take: the token, the session and what the
+    /// page already has of it.
+    fn query(&self) -> String {
+        let mut query = Vec::new();
+        if let Some(token) = &self.token {
+            let token = String::from(js_sys::encode_uri_component(token));
+            query.push(format!("token={token}"));
+        }
+        if let Some(session) = &self.session {
+            let session = String::from(js_sys::encode_uri_component(session));
+            query.push(format!("session={session}&since={}", self.last_id));
+        }
+        query.join("&")
+    }
+
     /// The WebSocket address of the server that served this page, with what it needs.
     fn url(&self) -> String {
         let location = web_sys::window().expect("a browser window").location();
@@ -165,14 +193,53 @@ impl Resume {
         } else {
             "ws"
         };
-        let mut query = Vec::new();
-        if let Some(token) = &self.token {
-            query.push(format!("token={token}"));
+        format!("{scheme}://{host}/ws?{}", self.query())
+    }
+
+    /// A new token from the person: kept for reloads, used from the next attempt.
+    fn set_token(&mut self, token: String) {
+        if let Some(storage) = storage() {
+            let _ = storage.set_item(TOKEN_KEY, &token);
         }
-        if let Some(session) = &self.session {
-            query.push(format!("session={session}&since={}", self.last_id));
-        }
-        format!("{scheme}://{host}/ws?{}", query.join("&"))
+        self.token = Some(token);
+    }
+}
+
+/// What the server says of a connection the page could not make.
+enum Access {
+    /// Nothing answered.
+    Unreachable,
+    /// It would let the page in: the failure was passing (try again).
+    Open,
+    /// It refuses the page: its code and words.
+    Refused { code: String, message: String },
+}
+
+/// Asks the server why `/ws` with `query` would fail.
+async fn access(query: &str) -> Access {
+    let Ok(response) = gloo_net::http::Request::get(&format!("/ws/access?{query}"))
+        .send()
+        .await
+    else {
+        return Access::Unreachable;
+    };
+    if response.ok() {
+        return Access::Open;
+    }
+    #[derive(serde::Deserialize)]
+    struct Refusal {
+        code: String,
+        message: String,
+    }
+    match response.json::<Refusal>().await {
+        Ok(r) => Access::Refused {
+            code: r.code,
+            message: r.message,
+        },
+        Err(_) => Access::Refused {
+            code: "refused".into(),
+            message: format!("the server refused the page (HTTP {})", response.status()),
+        },
     }
 }
 
@@ -229,8 +296,11 @@ impl Inbox {
 /// Keeps a connection to the server for the page's lifetime.
 pub async fn maintain(commands: Commands, dispatch: UseReducerDispatcher<State>) {
     let resume = RefCell::new(Resume::from_page());
+    let (tokens_in, mut tokens) = mpsc::unbounded::<String>();
+    *commands.tokens.borrow_mut() = Some(tokens_in);
     let mut delay = RECONNECT_FIRST;
     loop {
+        let mut heard_hello = false;
         let url = resume.borrow().url();
         if let Ok(ws) = WebSocket::open(&url) {
             let (mut sink, mut stream) = ws.split();
@@ -271,9 +341,35 @@ pub async fn maintain(commands: Commands, dispatch: UseReducerDispatcher<State>)
             inbox.deliver();
             if heard {
                 delay = RECONNECT_FIRST;
+                heard_hello = true;
             }
         }
         dispatch.dispatch(Action::Disconnected);
+        if !heard_hello {
+            let query = resume.borrow().query();
+            match access(&query).await {
+                Access::Unreachable => dispatch.dispatch(Action::Unreachable),
+                Access::Open => {}
+                Access::Refused { code, message } => {
+                    let hopeless = code != "bad_since" && !code.starts_with("too_many");
+                    if code == "bad_since" {
+                        // The page is ahead of the session it names: replay it whole.
+                        resume.borrow_mut().last_id = 0;
+                    }
+                    dispatch.dispatch(Action::Refused { code, message });
+                    if hopeless {
+                        // Trying again cannot help: wait for the person's token.
+                        let Some(token) = tokens.next().await else {
+                            return;
+                        };
+                        resume.borrow_mut().set_token(token);
+                        dispatch.dispatch(Action::Retrying);
+                        delay = RECONNECT_FIRST;
+                        continue;
+                    }
+                }
+            }
+        }
         gloo_timers::future::sleep(delay).await;
         delay = (delay * 2).min(RECONNECT_MAX);
     }

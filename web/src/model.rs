@@ -23,7 +23,7 @@ pub const PACKETS_KEPT: usize = 20_000;
 const NOTICES_KEPT: usize = 5;
 
 /// The state of the connection to the server.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Connection {
     /// The first attempt is under way.
     Connecting,
@@ -34,6 +34,47 @@ pub enum Connection {
         /// Failed attempts since the connection dropped.
         attempts: u32,
     },
+    /// Nothing answers at the server's address (it stopped?); still trying, less and
+    /// less often.
+    Unreachable {
+        /// Failed attempts so far.
+        attempts: u32,
+    },
+    /// The server answers but refuses this page, for a reason that trying again cannot
+    /// mend (no token, a wrong one): the page waits for the person.
+    Refused {
+        /// The server's code: `no_token`, `wrong_token`, `foreign_origin`.
+        code: String,
+        /// Its words.
+        message: String,
+    },
+    /// The server is full (sessions or viewers); the page tries again now and then.
+    Busy {
+        /// The server's words.
+        message: String,
+    },
+}
+
+impl Connection {
+    /// Whether the person must act (give the launch token) before the page can connect.
+    pub fn needs_token(&self) -> bool {
+        matches!(self, Connection::Refused { code, .. } if code == "no_token" || code == "wrong_token")
+    }
+}
+
+/// The launch token in what a person pastes: the URL socklab printed (`…?token=T`) or
+/// the token alone.
+pub fn token_from(pasted: &str) -> Option<String> {
+    let pasted = pasted.trim();
+    let token = match pasted.find("token=") {
+        Some(at) => pasted[at + "token=".len()..]
+            .split(['&', '#', ' '])
+            .next()
+            .unwrap_or_default(),
+        None if pasted.contains("://") || pasted.contains('/') => "",
+        None => pasted,
+    };
+    (!token.is_empty()).then(|| token.to_string())
 }
 
 /// Which part of the page sent a command, so its error shows next to it.
@@ -266,6 +307,9 @@ impl PacketStore {
 pub struct State {
     /// The connection to the server.
     pub connection: Connection,
+    /// Why the session this page shows is known to be over (its sockets, links and
+    /// generators are gone), until a session says hello.
+    pub ended: Option<String>,
     /// The session id from the server's hello.
     pub session: Option<String>,
     /// The server's name and version.
@@ -306,6 +350,7 @@ pub struct State {
 impl PartialEq for State {
     fn eq(&self, other: &Self) -> bool {
         self.connection == other.connection
+            && self.ended == other.ended
             && self.session == other.session
             && self.server == other.server
             && Rc::ptr_eq(&self.sockets, &other.sockets)
@@ -329,6 +374,7 @@ impl Default for State {
     fn default() -> Self {
         State {
             connection: Connection::Connecting,
+            ended: None,
             session: None,
             server: None,
             sockets: Rc::default(),
@@ -354,6 +400,17 @@ impl Default for State {
 pub enum Action {
     /// An attempt to connect failed or the connection dropped.
     Disconnected,
+    /// After a failed attempt: nothing answered at the server's address.
+    Unreachable,
+    /// The person gave a token; the page is trying it.
+    Retrying,
+    /// After a failed attempt: the server refused the page (its code and words).
+    Refused {
+        /// The server's code.
+        code: String,
+        /// Its words.
+        message: String,
+    },
     /// A frame from the server (possibly a batch), boxed: events are large.
     Received(Box<Event>),
     /// A command was sent with this `req` from this part of the page.
@@ -395,15 +452,43 @@ impl State {
     pub fn apply(&mut self, action: Action) {
         match action {
             Action::Disconnected => {
-                self.connection = match self.connection {
+                self.connection = match &self.connection {
                     Connection::Reconnecting { attempts } => Connection::Reconnecting {
                         attempts: attempts + 1,
                     },
+                    // What the last check found stands until a check finds otherwise.
+                    other @ (Connection::Unreachable { .. }
+                    | Connection::Refused { .. }
+                    | Connection::Busy { .. }) => other.clone(),
                     Connection::Connected | Connection::Connecting => {
                         Connection::Reconnecting { attempts: 0 }
                     }
                 };
                 Rc::make_mut(&mut self.pending).clear();
+            }
+            Action::Retrying => self.connection = Connection::Connecting,
+            Action::Unreachable => {
+                self.connection = match &self.connection {
+                    Connection::Unreachable { attempts } => Connection::Unreachable {
+                        attempts: attempts + 1,
+                    },
+                    _ => Connection::Unreachable { attempts: 1 },
+                };
+            }
+            Action::Refused { code, message } => {
+                // A token from another run of the server: that server, and every
+                // session of it, is gone.
+                if code == "wrong_token" && self.session.is_some() {
+                    self.ended = Some(
+                        "socklab was restarted (its token changed): this session ended with it, and its sockets, links and generators are gone".into(),
+                    );
+                    self.generators = Rc::default();
+                }
+                self.connection = if code.starts_with("too_many") {
+                    Connection::Busy { message }
+                } else {
+                    Connection::Refused { code, message }
+                };
             }
             Action::Received(event) => {
                 for event in event.flatten() {
@@ -461,6 +546,7 @@ impl State {
                     );
                 }
                 self.connection = Connection::Connected;
+                self.ended = None;
                 self.session = Some(hello.session);
                 self.server = Some(hello.server);
             }
@@ -685,6 +771,45 @@ mod tests {
             t_ns: id * 1000,
             req: None,
         })
+    }
+
+    #[test]
+    fn tokens_are_found_in_what_people_paste() {
+        let cases = [
+            ("http://127.0.0.1:7070/?token=abc123", Some("abc123")),
+            ("  http://127.0.0.1:7070/?token=abc123&x=1 ", Some("abc123")),
+            (
+                "socklab is running: open http://127.0.0.1:7070/?token=ff00 in a browser",
+                Some("ff00"),
+            ),
+            ("abc123", Some("abc123")),
+            ("http://127.0.0.1:7070/", None),
+            ("", None),
+        ];
+        for (pasted, token) in cases {
+            assert_eq!(token_from(pasted).as_deref(), token, "{pasted}");
+        }
+    }
+
+    #[test]
+    fn a_wrong_token_after_a_session_means_the_server_restarted() {
+        let mut state = State::default();
+        state.apply(Action::Received(Box::new(hello("a"))));
+        state.apply(Action::Disconnected);
+        state.apply(Action::Refused {
+            code: "wrong_token".into(),
+            message: "wrong token".into(),
+        });
+        assert!(state.connection.needs_token());
+        assert!(state.ended.as_deref().unwrap().contains("restarted"));
+        // Another failed attempt does not forget why.
+        state.apply(Action::Disconnected);
+        assert!(state.connection.needs_token());
+        state.apply(Action::Received(Box::new(hello("b"))));
+        assert_eq!(
+            (state.connection, state.ended),
+            (Connection::Connected, None)
+        );
     }
 
     #[test]

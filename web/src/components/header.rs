@@ -1,26 +1,41 @@
-//! The top bar: name, connection state, session.
+//! The top bar: name, connection state, session; and, when the server refuses the
+//! page, why, with a place to give the launch token.
 
+use web_sys::HtmlInputElement;
 use yew::prelude::*;
 
 use super::use_ctx;
-use crate::model::{Action, Connection};
+use crate::model::{Action, Connection, token_from};
 
 /// The top bar with the connection state and any notices.
 #[component]
 pub fn Header() -> Html {
     let ctx = use_ctx();
     let state = &ctx.state;
-    let (class, label) = match state.connection {
+    let (class, label) = match &state.connection {
         Connection::Connecting => ("status connecting", "connecting…".to_string()),
         Connection::Connected => ("status connected", "connected".to_string()),
         Connection::Reconnecting { attempts } => (
             "status reconnecting",
-            if attempts == 0 {
+            if *attempts == 0 {
                 "connection lost, reconnecting…".to_string()
             } else {
                 format!("reconnecting… (attempt {})", attempts + 1)
             },
         ),
+        Connection::Unreachable { attempts } => (
+            "status unreachable",
+            format!("server not reachable (tried {attempts}×, trying less often)"),
+        ),
+        Connection::Refused { code, .. } => (
+            "status refused",
+            match code.as_str() {
+                "no_token" => "needs the launch token".to_string(),
+                "wrong_token" => "wrong token".to_string(),
+                _ => "refused".to_string(),
+            },
+        ),
+        Connection::Busy { .. } => ("status busy", "server full, waiting".to_string()),
     };
     let dismiss = {
         let dispatch = state.dispatcher();
@@ -43,6 +58,10 @@ pub fn Header() -> Html {
                     <span class="server">{ server.clone() }</span>
                 }
             </header>
+            <Access />
+            if let Some(ended) = &state.ended {
+                <div id="session-ended" class="notices ended" role="status"><p>{ ended.clone() }</p></div>
+            }
             if !state.notices.is_empty() {
                 <div class="notices" role="status">
                     { for state.notices.iter().map(|n| html! { <p>{ n.clone() }</p> }) }
@@ -50,5 +69,71 @@ pub fn Header() -> Html {
                 </div>
             }
         </>
+    }
+}
+
+/// Why the page cannot connect, and what to do about it.
+#[component]
+fn Access() -> Html {
+    let ctx = use_ctx();
+    let pasted = use_state(String::new);
+    let problem = use_state(|| None::<String>);
+    let (message, why) = match &ctx.state.connection {
+        Connection::Refused { code, message } => match code.as_str() {
+            "no_token" => (
+                "This page needs socklab's launch token.".to_string(),
+                "socklab only lets in pages that carry the token it prints when it starts, and the address you opened has none.",
+            ),
+            "wrong_token" => (
+                "The token this page has is not this server's.".to_string(),
+                "socklab makes a new token every time it starts, so it was probably restarted since this page got its token (or the token was mistyped).",
+            ),
+            _ => (message.clone(), "The server does not let this page in."),
+        },
+        Connection::Unreachable { .. } => (
+            "Nothing answers at the address this page came from.".to_string(),
+            "Is socklab still running? Start it again with `cargo xtask run`; it prints a new address (with a new token) to open.",
+        ),
+        Connection::Busy { message } => (message.clone(), "The page will try again in a while."),
+        _ => return html! {},
+    };
+    let needs_token = ctx.state.connection.needs_token();
+    let on_input = {
+        let pasted = pasted.clone();
+        Callback::from(move |e: InputEvent| {
+            pasted.set(e.target_unchecked_into::<HtmlInputElement>().value())
+        })
+    };
+    let on_submit = {
+        let (pasted, problem, commands) = (pasted.clone(), problem.clone(), ctx.commands.clone());
+        Callback::from(move |e: SubmitEvent| {
+            e.prevent_default();
+            match token_from(&pasted) {
+                Some(token) => {
+                    problem.set(None);
+                    commands.use_token(token);
+                }
+                None => problem.set(Some(
+                    "that has no token in it: paste the whole address socklab printed (it ends in ?token=…) or the token alone".into(),
+                )),
+            }
+        })
+    };
+    html! {
+        <div id="access-panel" class="access" role="alert">
+            <p class="access-why"><strong>{ message }</strong>{ " " }{ why }</p>
+            if needs_token {
+                <form class="row" onsubmit={on_submit}>
+                    <label>{ "the address socklab printed (socklab is running: open http://…/?token=… in a browser), or the token" }
+                        <input id="access-token" class="mono" size="48" value={(*pasted).clone()} oninput={on_input}
+                            placeholder="http://127.0.0.1:7070/?token=…" />
+                    </label>
+                    <button id="access-connect" type="submit">{ "connect" }</button>
+                </form>
+                if let Some(p) = &*problem {
+                    <p id="access-error" class="form-error" role="alert">{ p.clone() }</p>
+                }
+            }
+        </div>
     }
 }

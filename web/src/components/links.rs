@@ -228,7 +228,7 @@ fn LinkCard(props: &LinkCardProps) -> Html {
     let changed = *draft != link.settings;
 
     html! {
-        <div class="link-card" data-link={link.id.to_string()}>
+        <div class={classes!("link-card", ctx.state.ended.is_some().then_some("gone"))} data-link={link.id.to_string()}>
             <div class="row link-head">
                 <span class="badge">{ link.id.to_string() }</span>
                 <code class="addr" title="send here">{ link.listen.to_string() }</code>

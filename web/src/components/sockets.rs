@@ -94,6 +94,7 @@ pub fn SocketsPanel() -> Html {
     };
 
     let sockets = ctx.state.sockets.clone();
+    let gone = ctx.state.ended.is_some();
     let rows = sockets.iter().map(|socket| {
         let close = {
             let ctx = ctx.clone();
@@ -108,7 +109,8 @@ pub fn SocketsPanel() -> Html {
         };
         let error = ctx.state.error(&Origin::Socket(socket.id.clone())).map(str::to_owned);
         html! {
-            <li class="socket-row" data-socket={socket.id.to_string()} key={socket.id.to_string()}>
+            <li class={classes!("socket-row", gone.then_some("gone"))} data-socket={socket.id.to_string()} key={socket.id.to_string()}
+                title={gone.then_some("gone: the session it belonged to has ended")}>
                 <span class="badge">{ socket.id.to_string() }</span>
                 <span class="proto">{ "UDP" }</span>
                 <code class="addr">{ socket.local.to_string() }</code>
@@ -120,7 +122,11 @@ pub fn SocketsPanel() -> Html {
                     <span class="kernel-drops" title="Datagrams the kernel dropped before socklab could read them, because this socket's receive buffer was full. UDP does not retransmit: they are gone. The count arrives with the next datagram the socket receives.">
                         { format!("kernel dropped {}", socket.kernel_drops) }</span>
                 }
-                <button class="small" onclick={close} title="Close the socket (the OS frees its port)">{ "close" }</button>
+                if gone {
+                    <span class="gone-label">{ "gone" }</span>
+                } else {
+                    <button class="small" onclick={close} title="Close the socket (the OS frees its port)">{ "close" }</button>
+                }
                 <FormError id={format!("close-error-{}", socket.id)} message={error} />
             </li>
         }
