@@ -324,8 +324,11 @@ fn Counters(props: &CountersProps) -> Html {
                 <td>{ name }</td>
                 <td class="num">{ c.arrived }</td>
                 <td class="num">{ c.forwarded }</td>
-                <td class="num" title="random / burst / queue full / MTU / no client">
+                <td class="num" title="random / burst / queue full (or the link's byte limit) / MTU / no client / loop / over the forwarding limit">
                     { format!("{} / {} / {} / {} / {}", c.dropped_random, c.dropped_burst, c.dropped_queue, c.dropped_mtu, c.dropped_no_client) }
+                    if c.dropped_loop + c.dropped_rate_limit > 0 {
+                        { format!(" / {} / {}", c.dropped_loop, c.dropped_rate_limit) }
+                    }
                 </td>
                 <td class="num">{ c.duplicated }</td>
                 <td class="num">{ c.reordered }</td>
@@ -338,7 +341,7 @@ fn Counters(props: &CountersProps) -> Html {
         <table class="counters">
             <thead><tr>
                 <th></th><th>{ "in" }</th><th>{ "fwd" }</th>
-                <th title="random / burst / queue full / MTU / no client">{ "dropped r/b/q/m/n" }</th>
+                <th title="random / burst / queue full (or the link's byte limit) / MTU / no client, then, when any: loop / over the forwarding limit">{ "dropped r/b/q/m/n" }</th>
                 <th>{ "dup" }</th><th>{ "reord" }</th><th>{ "corrupt" }</th><th>{ "queue" }</th>
             </tr></thead>
             <tbody>{ row("c→t", &props.c2t) }{ row("t→c", &props.t2c) }</tbody>
