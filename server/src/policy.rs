@@ -367,37 +367,39 @@ mod tests {
     fn loopback_only_policy() {
         let policy = AddressPolicy::loopback_only();
         let cases = [
-            ("127.0.0.1:5", Ok(()), Ok(())),
-            ("127.9.9.9:5", Ok(()), Ok(())),
-            ("[::1]:5", Ok(()), Ok(())),
-            ("[::ffff:127.0.0.1]:5", Ok(()), Ok(())),
+            ("127.0.0.1:5000", Ok(()), Ok(())),
+            // Privileged ports: not bound (without the flag), but sent to.
+            ("127.0.0.1:5", Err(ErrorCode::PermissionDenied), Ok(())),
+            ("127.9.9.9:5000", Ok(()), Ok(())),
+            ("[::1]:5000", Ok(()), Ok(())),
+            ("[::ffff:127.0.0.1]:5000", Ok(()), Ok(())),
             (
-                "0.0.0.0:5",
+                "0.0.0.0:5000",
                 Err(ErrorCode::Forbidden),
                 Err(ErrorCode::Forbidden),
             ),
             (
-                "[::]:5",
+                "[::]:5000",
                 Err(ErrorCode::Forbidden),
                 Err(ErrorCode::Forbidden),
             ),
             (
-                "10.0.0.1:5",
+                "10.0.0.1:5000",
                 Err(ErrorCode::Forbidden),
                 Err(ErrorCode::Forbidden),
             ),
             (
-                "192.0.2.1:5",
+                "192.0.2.1:5000",
                 Err(ErrorCode::Forbidden),
                 Err(ErrorCode::Forbidden),
             ),
             (
-                "255.255.255.255:5",
+                "255.255.255.255:5000",
                 Err(ErrorCode::Forbidden),
                 Err(ErrorCode::Forbidden),
             ),
             (
-                "[2001:db8::1]:5",
+                "[2001:db8::1]:5000",
                 Err(ErrorCode::Forbidden),
                 Err(ErrorCode::Forbidden),
             ),

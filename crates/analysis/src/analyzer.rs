@@ -376,10 +376,8 @@ impl InFlight {
 struct Flow {
     via: Option<LinkId>,
     sends: InFlight,
-    /// Finished sends by payload fingerprint, for duplicates and late arrivals.
-    finished: HashMap<u64, VecDeque<Finished>>,
-    /// When each finished send finished, to forget them after a while.
-    finished_order: VecDeque<(Nanos, u64)>,
+    /// Finished sends, for duplicates and late arrivals.
+    finished: Recent,
     max_received: Option<u64>,
     sent: u64,
     delivered: u64,
@@ -1104,11 +1102,7 @@ impl Flow {
             };
         }
         // Not pending: a copy of a finished send, or a late arrival of a lost one.
-        let Some(done) = self
-            .finished
-            .get_mut(&h)
-            .and_then(|queue| queue.iter_mut().find(|f| f.len == len))
-        else {
+        let Some(done) = self.finished.oldest_mut(h, len) else {
             return Received::default();
         };
         if done.lost_by_timeout {
@@ -1182,32 +1176,149 @@ impl Flow {
     }
 
     fn finish(&mut self, finished: Finished, now: Nanos, h: u64) {
-        self.finished.entry(h).or_default().push_back(finished);
-        self.finished_order.push_back((now, h));
-        if self.finished_order.len() > MAX_FINISHED {
-            self.forget_oldest();
-        }
-    }
-
-    fn forget_oldest(&mut self) {
-        if let Some((_, h)) = self.finished_order.pop_front()
-            && let Some(queue) = self.finished.get_mut(&h)
-        {
-            queue.pop_front();
-            if queue.is_empty() {
-                self.finished.remove(&h);
-            }
+        self.finished.push(finished, h, now);
+        if self.finished.len() > MAX_FINISHED {
+            self.finished.forget_oldest();
         }
     }
 
     /// Forgets finished sends that finished before `horizon`.
     fn forget_before(&mut self, horizon: Nanos) {
-        while self
-            .finished_order
-            .front()
-            .is_some_and(|&(at, _)| at < horizon)
-        {
-            self.forget_oldest();
+        while self.finished.oldest_at().is_some_and(|at| at < horizon) {
+            self.finished.forget_oldest();
         }
+    }
+}
+
+/// No next entry in a fingerprint's chain.
+const END: u64 = u64::MAX;
+
+/// A finished send as [`Recent`] keeps it.
+#[derive(Debug, Clone, Copy)]
+struct Kept {
+    finished: Finished,
+    hash: u64,
+    /// When it finished.
+    at: Nanos,
+    /// The position of the next kept send with the same fingerprint, or [`END`].
+    next: u64,
+}
+
+/// A flow's finished sends, oldest first, each fingerprint's sends chained from its
+/// oldest to its newest. Adding one, finding the oldest with a fingerprint and
+/// forgetting the oldest of all take constant time, and a finished send costs no
+/// allocation of its own (a map of per-fingerprint queues cost about 250 bytes per
+/// datagram, most of the analysis' memory).
+#[derive(Debug, Default)]
+struct Recent {
+    /// The position of `kept[0]`; positions count every send ever kept.
+    base: u64,
+    kept: VecDeque<Kept>,
+    /// Fingerprint → positions of its oldest and newest kept send.
+    chains: HashMap<u64, (u64, u64)>,
+}
+
+impl Recent {
+    fn len(&self) -> usize {
+        self.kept.len()
+    }
+
+    fn get_mut(&mut self, position: u64) -> Option<&mut Kept> {
+        let index = usize::try_from(position.checked_sub(self.base)?).ok()?;
+        self.kept.get_mut(index)
+    }
+
+    fn push(&mut self, finished: Finished, hash: u64, at: Nanos) {
+        let position = self.base + self.kept.len() as u64;
+        self.kept.push_back(Kept {
+            finished,
+            hash,
+            at,
+            next: END,
+        });
+        match self.chains.get_mut(&hash) {
+            Some((_, newest)) => {
+                let before = *newest;
+                *newest = position;
+                if let Some(k) = self.get_mut(before) {
+                    k.next = position;
+                }
+            }
+            None => {
+                self.chains.insert(hash, (position, position));
+            }
+        }
+    }
+
+    /// The oldest kept send with fingerprint `hash` and length `len`.
+    fn oldest_mut(&mut self, hash: u64, len: usize) -> Option<&mut Finished> {
+        let mut position = self.chains.get(&hash)?.0;
+        // Equal fingerprints have equal lengths but for a chance collision: the first
+        // is nearly always the one.
+        loop {
+            let k = self.get_mut(position)?;
+            if k.finished.len == len {
+                break;
+            }
+            position = k.next;
+        }
+        self.get_mut(position).map(|k| &mut k.finished)
+    }
+
+    /// When the oldest kept send finished.
+    fn oldest_at(&self) -> Option<Nanos> {
+        self.kept.front().map(|k| k.at)
+    }
+
+    /// Forgets the oldest kept send (the oldest of its fingerprint's chain too).
+    fn forget_oldest(&mut self) {
+        let Some(k) = self.kept.pop_front() else {
+            return;
+        };
+        self.base += 1;
+        if k.next == END {
+            self.chains.remove(&k.hash);
+        } else if let Some((oldest, _)) = self.chains.get_mut(&k.hash) {
+            *oldest = k.next;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn finished(seq: u64, len: usize) -> Finished {
+        Finished {
+            seq,
+            id: EventId(seq),
+            t_ns: seq,
+            len,
+            lost_by_timeout: false,
+        }
+    }
+
+    #[test]
+    fn recent_sends_are_found_oldest_first_and_forgotten_in_order() {
+        let mut recent = Recent::default();
+        // Fingerprints 7 and 9 interleaved; one 7 of another length (a collision).
+        for (seq, hash, len) in [(0, 7, 4), (1, 9, 4), (2, 7, 5), (3, 7, 4), (4, 9, 4)] {
+            recent.push(finished(seq, len), hash, seq * 10);
+        }
+        assert_eq!(recent.oldest_mut(7, 4).map(|f| f.seq), Some(0));
+        assert_eq!(recent.oldest_mut(7, 5).map(|f| f.seq), Some(2));
+        assert_eq!(recent.oldest_mut(9, 4).map(|f| f.seq), Some(1));
+        assert!(recent.oldest_mut(8, 4).is_none() && recent.oldest_mut(9, 5).is_none());
+        recent.forget_oldest();
+        recent.forget_oldest();
+        assert_eq!(recent.oldest_at(), Some(20));
+        assert_eq!(recent.oldest_mut(7, 4).map(|f| f.seq), Some(3));
+        assert_eq!(recent.oldest_mut(9, 4).map(|f| f.seq), Some(4));
+        for _ in 0..3 {
+            recent.forget_oldest();
+        }
+        assert_eq!((recent.len(), recent.chains.len()), (0, 0));
+        recent.push(finished(5, 4), 7, 50);
+        assert_eq!(recent.oldest_mut(7, 4).map(|f| f.seq), Some(5));
     }
 }
