@@ -472,6 +472,23 @@ async fn show_only_lost(browser: &Browser) {
 /// Clicks a lost arrow the timeline has drawn whole on screen (the page names one in
 /// the canvas' `data-lost-at`), which opens it in the inspector.
 async fn click_a_lost_arrow(browser: &Browser) {
+    // The paused view shows where following left it: the last arrivals, which a slow
+    // run may leave without a whole lost arrow in view. Zoom out until one is.
+    for _ in 0..8 {
+        let lost_at = browser
+            .client()
+            .find(fantoccini::Locator::Css("#timeline-canvas"))
+            .await
+            .expect("the timeline")
+            .attr("data-lost-at")
+            .await
+            .expect("its attributes");
+        if lost_at.is_some() {
+            break;
+        }
+        browser.click("#tl-zoom-out").await;
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
     let at = browser
         .wait_attr("#timeline-canvas", "data-lost-at", |a| a.contains(','))
         .await;
