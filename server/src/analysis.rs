@@ -7,13 +7,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use socklab_analysis::{Analyzer, Input, Limits, LossCause, Outcome};
-use socklab_protocol::flow::{self, Fate, FateKind, FlowMethod, FlowStats, FlowSummary, Latency};
+use socklab_analysis::{Analyzer, FlowKey, Input, Limits, LossCause, Outcome};
+use socklab_protocol::flow::{self, FateKind, FlowMethod, FlowStats, FlowSummary, Latency};
 use socklab_protocol::{Direction, Event, EventId, SocketId};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::log::{EventLog, Record};
+use crate::log::{EventLog, FateRecord, FlowEnds, Record};
 
 /// How often in-flight datagrams are checked against the loss timeout.
 pub const TICK: Duration = Duration::from_millis(100);
@@ -47,6 +47,7 @@ pub async fn run(
     let mut reported: Option<Vec<FlowSummary>> = None;
     let mut outcomes = Vec::new();
     let mut sockets = HashMap::new();
+    let mut flows = FlowEndsCache::new();
     loop {
         tokio::select! {
             biased;
@@ -88,16 +89,26 @@ pub async fn run(
         }
         if !outcomes.is_empty() {
             let now = Instant::now();
+            if flows.len() > MAX_FLOW_ENDS {
+                flows.clear();
+            }
             log.append_all(outcomes.drain(..).map(|o| {
-                let mut fate = fate(o);
-                if fate.fate != FateKind::Duplicate {
-                    fate.decision = analyzer.take_decision(fate.send);
+                let mut fate = fate(o, &mut flows);
+                if fate.kind != FateKind::Duplicate {
+                    fate.decision = analyzer
+                        .take_decision(fate.send)
+                        .and_then(|d| std::num::NonZeroU64::new(d.0));
                 }
-                (now, Record::Fate(Box::new(fate)))
+                (now, Record::Fate(fate))
             }));
         }
     }
 }
+
+/// Each flow's ends, shared by its fate records. Cleared when it holds more than
+/// [`MAX_FLOW_ENDS`] (flows come and go; records keep their own `Arc`).
+type FlowEndsCache = HashMap<FlowKey, Arc<FlowEnds>>;
+const MAX_FLOW_ENDS: usize = 4096;
 
 /// Lab sockets' addresses by id, so a `closed` event can name the address it frees.
 type Sockets = HashMap<SocketId, SocketAddr>;
@@ -201,23 +212,9 @@ fn feed(
     analyzer.feed(input, out);
 }
 
-fn fate(outcome: Outcome) -> Fate {
-    let mut fate = Fate {
-        id: EventId(0),
-        fate: FateKind::Delivered,
-        send: EventId(0),
-        recv: None,
-        src: ([0, 0, 0, 0], 0).into(),
-        dst: ([0, 0, 0, 0], 0).into(),
-        latency_ns: None,
-        reordered_by: None,
-        late: false,
-        cause: None,
-        reason: None,
-        decision: None,
-        t_ns: 0,
-    };
-    let (cause_of, flow) = match outcome {
+fn fate(outcome: Outcome, flows: &mut FlowEndsCache) -> FateRecord {
+    let id = |e: EventId| std::num::NonZeroU64::new(e.0);
+    let (kind, send, recv, latency_ns, reordered_by, late, cause_of, flow) = match outcome {
         Outcome::Delivered {
             send,
             recv,
@@ -225,64 +222,95 @@ fn fate(outcome: Outcome) -> Fate {
             latency_ns,
             reordered_by,
             late,
-        } => {
-            fate.send = send;
-            fate.recv = Some(recv);
-            fate.latency_ns = Some(latency_ns);
-            fate.reordered_by = (reordered_by > 0).then_some(reordered_by);
-            fate.late = late;
-            (None, flow)
-        }
-        Outcome::Duplicate { send, recv, flow } => {
-            fate.fate = FateKind::Duplicate;
-            fate.send = send;
-            fate.recv = Some(recv);
-            (None, flow)
-        }
-        Outcome::Lost { send, flow, cause } => {
-            fate.fate = FateKind::Lost;
-            fate.send = send;
-            (Some(cause), flow)
-        }
+        } => (
+            FateKind::Delivered,
+            send,
+            id(recv),
+            Some(latency_ns),
+            reordered_by,
+            late,
+            None,
+            flow,
+        ),
+        Outcome::Duplicate { send, recv, flow } => (
+            FateKind::Duplicate,
+            send,
+            id(recv),
+            None,
+            0,
+            false,
+            None,
+            flow,
+        ),
+        Outcome::Lost { send, flow, cause } => (
+            FateKind::Lost,
+            send,
+            None,
+            None,
+            0,
+            false,
+            Some(cause),
+            flow,
+        ),
         Outcome::Untracked { send, flow } => {
-            fate.fate = FateKind::Untracked;
-            fate.send = send;
-            (None, flow)
+            (FateKind::Untracked, send, None, None, 0, false, None, flow)
         }
         Outcome::Reply {
             request,
             response,
             flow,
             rtt_ns,
-        } => {
-            fate.fate = FateKind::Reply;
-            fate.send = request;
-            fate.recv = Some(response);
-            fate.latency_ns = Some(rtt_ns);
-            (None, flow)
-        }
+        } => (
+            FateKind::Reply,
+            request,
+            id(response),
+            Some(rtt_ns),
+            0,
+            false,
+            None,
+            flow,
+        ),
         Outcome::Unanswered {
             request,
             flow,
             cause,
-        } => {
-            fate.fate = FateKind::Unanswered;
-            fate.send = request;
-            (Some(cause), flow)
-        }
+        } => (
+            FateKind::Unanswered,
+            request,
+            None,
+            None,
+            0,
+            false,
+            Some(cause),
+            flow,
+        ),
     };
-    fate.src = flow.src;
-    fate.dst = flow.dst;
-    match cause_of {
-        Some(LossCause::Link(reason)) => {
-            fate.cause = Some(flow::LossCause::Link);
-            fate.reason = Some(reason);
-        }
-        Some(LossCause::Kernel) => fate.cause = Some(flow::LossCause::Kernel),
-        Some(LossCause::Timeout) => fate.cause = Some(flow::LossCause::Timeout),
-        None => {}
+    let (cause, reason) = match cause_of {
+        Some(LossCause::Link(reason)) => (Some(flow::LossCause::Link), Some(reason)),
+        Some(LossCause::Kernel) => (Some(flow::LossCause::Kernel), None),
+        Some(LossCause::Timeout) => (Some(flow::LossCause::Timeout), None),
+        None => (None, None),
+    };
+    FateRecord {
+        flow: flows
+            .entry(flow)
+            .or_insert_with(|| {
+                Arc::new(FlowEnds {
+                    src: flow.src,
+                    dst: flow.dst,
+                })
+            })
+            .clone(),
+        kind,
+        send,
+        recv,
+        decision: None,
+        latency_ns,
+        reordered_by: u32::try_from(reordered_by).unwrap_or(u32::MAX),
+        late,
+        cause,
+        reason,
     }
-    fate
 }
 
 fn summary(s: &socklab_analysis::FlowStats) -> FlowSummary {

@@ -678,7 +678,21 @@ fn to_event(entry: &crate::log::Entry, viewer: u64) -> Event {
             t_ns,
             Tagged::for_viewer(*tag, viewer),
         ),
-        Record::Fate(fate) => stamped(Event::Fate((**fate).clone()), id, t_ns, None),
+        Record::Fate(f) => Event::Fate(socklab_protocol::flow::Fate {
+            id,
+            fate: f.kind,
+            send: f.send,
+            recv: f.recv.map(|r| EventId(r.get())),
+            src: f.flow.src,
+            dst: f.flow.dst,
+            latency_ns: f.latency_ns,
+            reordered_by: (f.reordered_by > 0).then_some(u64::from(f.reordered_by)),
+            late: f.late,
+            cause: f.cause,
+            reason: f.reason,
+            decision: f.decision.map(|d| EventId(d.get())),
+            t_ns,
+        }),
         Record::LinkStats { link, counters } => Event::LinkStats(LinkStats {
             id,
             link: link.clone(),
@@ -980,5 +994,53 @@ mod tests {
                 assert_eq!(text, to_event(e, viewer).to_json());
             }
         }
+    }
+
+    #[test]
+    fn a_fate_record_goes_out_as_the_wire_fate() {
+        use crate::log::{FateRecord, FlowEnds};
+        use socklab_protocol::flow::{FateKind, LossCause};
+        use socklab_protocol::link::DropReason;
+        let flow = Arc::new(FlowEnds {
+            src: "127.0.0.1:1000".parse().unwrap(),
+            dst: "127.0.0.1:2000".parse().unwrap(),
+        });
+        let record = |f: FateRecord| Entry {
+            id: EventId(9),
+            t_ns: 77,
+            record: Record::Fate(f),
+        };
+        let delivered = record(FateRecord {
+            flow: flow.clone(),
+            kind: FateKind::Delivered,
+            send: EventId(3),
+            recv: std::num::NonZeroU64::new(5),
+            decision: std::num::NonZeroU64::new(4),
+            latency_ns: Some(1_500),
+            reordered_by: 2,
+            late: true,
+            cause: None,
+            reason: None,
+        });
+        let lost = record(FateRecord {
+            flow,
+            kind: FateKind::Lost,
+            send: EventId(6),
+            recv: None,
+            decision: None,
+            latency_ns: None,
+            reordered_by: 0,
+            late: false,
+            cause: Some(LossCause::Link),
+            reason: Some(DropReason::RandomLoss),
+        });
+        assert_eq!(
+            to_event(&delivered, 1).to_json(),
+            r#"{"type":"fate","id":9,"fate":"delivered","send":3,"recv":5,"src":"127.0.0.1:1000","dst":"127.0.0.1:2000","latency_ns":1500,"reordered_by":2,"late":true,"decision":4,"t_ns":77}"#
+        );
+        assert_eq!(
+            to_event(&lost, 1).to_json(),
+            r#"{"type":"fate","id":9,"fate":"lost","send":6,"src":"127.0.0.1:1000","dst":"127.0.0.1:2000","cause":"link","reason":"random_loss","t_ns":77}"#
+        );
     }
 }
