@@ -204,7 +204,7 @@ fn feed(
             dropped: *dropped,
         },
         Record::LinkUpdated { .. }
-        | Record::LinkClient { .. }
+        | Record::LinkClient(_)
         | Record::LinkStats { .. }
         | Record::Event(..)
         | Record::Fate(_) => return,

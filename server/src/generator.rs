@@ -210,7 +210,9 @@ async fn run(plan: Plan, log: Arc<EventLog>, cancel: CancellationToken) -> Optio
             // next millisecond.
             _ = sleep_until(Some(due)) => {}
         }
-        let mut payload = vec![0u8; header_len];
+        // Exactly as long as it is, so the log keeps it without reallocating.
+        let mut payload = Vec::with_capacity(header_len + plan.body.len());
+        payload.resize(header_len, 0);
         payload.extend_from_slice(&plan.body);
         if let Some(flow) = plan.seq_flow {
             SeqHeader {

@@ -391,11 +391,11 @@ impl Relay {
                     if self.client != Some(from) && from != self.upstream_addr {
                         records.push((
                             at,
-                            Record::LinkClient {
+                            Record::LinkClient(Box::new(crate::log::LinkClientChange {
                                 link: self.id.clone(),
                                 client: from,
                                 previous: self.client,
-                            },
+                            })),
                         ));
                         self.client = Some(from);
                     }

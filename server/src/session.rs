@@ -141,7 +141,10 @@ impl Session {
         reply: &ReplyTo,
         viewer: u64,
     ) -> Result<(), CommandError> {
-        let req = request.req.map(|req| Tagged { viewer, req });
+        let req = request
+            .req
+            .zip(std::num::NonZeroU64::new(viewer))
+            .map(|(req, viewer)| Tagged { viewer, req });
         match request.command {
             Command::Bind {
                 proto,
@@ -648,15 +651,11 @@ fn to_event(entry: &crate::log::Entry, viewer: u64) -> Event {
             t_ns,
             req: Tagged::for_viewer(*req, viewer),
         }),
-        Record::LinkClient {
-            link,
-            client,
-            previous,
-        } => Event::LinkClient(LinkClient {
+        Record::LinkClient(change) => Event::LinkClient(LinkClient {
             id,
-            link: link.clone(),
-            client: *client,
-            previous: *previous,
+            link: change.link.clone(),
+            client: change.client,
+            previous: change.previous,
             t_ns,
         }),
         Record::LinkDeleted { link, req } => Event::LinkDeleted(LinkDeleted {
@@ -979,8 +978,11 @@ mod tests {
             }),
             dir: Direction::Out,
             peer: "[::1]:9".parse().unwrap(),
-            payload: b"hello\x00\xff".to_vec(),
-            req: Some(Tagged { viewer: 2, req: 41 }),
+            payload: b"hello\x00\xff".to_vec().into_boxed_slice(),
+            req: Some(Tagged {
+                viewer: std::num::NonZeroU64::new(2).unwrap(),
+                req: 41,
+            }),
         }));
         let closed = entry(Record::Closed {
             socket: SocketId::new("s1"),

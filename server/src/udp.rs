@@ -266,7 +266,7 @@ impl SocketTask {
                     socket: self.name.clone(),
                     dir: Direction::Out,
                     peer: to,
-                    payload: payload.take().unwrap_or_default(),
+                    payload: payload.take().unwrap_or_default().into_boxed_slice(),
                     req,
                 }))
             });
@@ -312,7 +312,7 @@ impl SocketTask {
                             socket: self.name.clone(),
                             dir: Direction::In,
                             peer,
-                            payload: bytes.to_vec(),
+                            payload: Box::from(bytes),
                             req: None,
                         }),
                     ));
