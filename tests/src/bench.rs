@@ -627,23 +627,41 @@ mod tests {
 
     #[test]
     fn usage_counts_this_process_cpu_time() {
-        // Work until the process has used 10 ms of CPU more (on a busy machine that
-        // takes longer than 10 ms), then sleep once: a context switch.
-        let pid = std::process::id();
-        let before = Usage::of(pid);
-        // A generous deadline: with two cores saturated (a cold build beside the tests)
-        // this thread once got less than 10 ms of CPU in 10 s.
+        // This thread's own figures, from /proc/thread-self: the process's sum must
+        // include them. (Comparing two sums of the whole process failed when another
+        // test's thread ended in between and took its CPU time out of the sum.)
+        let this_thread = || {
+            let stat = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap();
+            let cpu: u64 = stat.split_whitespace().next().unwrap().parse().unwrap();
+            let status = std::fs::read_to_string("/proc/thread-self/status").unwrap();
+            let switches: u64 = status
+                .lines()
+                .filter(|l| l.contains("ctxt_switches:"))
+                .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+                .sum();
+            Usage {
+                cpu_ns: cpu,
+                switches,
+            }
+        };
+        // Work until this thread has used 10 ms of CPU (on a busy machine that takes
+        // longer than 10 ms), then sleep once: a context switch.
         let deadline = Instant::now() + Duration::from_secs(120);
         let mut x = 0u64;
-        while Usage::of(pid).since(before).cpu_ns < 10_000_000 && Instant::now() < deadline {
+        while this_thread().cpu_ns < 10_000_000 && Instant::now() < deadline {
             for _ in 0..100_000 {
                 x = std::hint::black_box(x.wrapping_add(1));
             }
         }
         std::thread::sleep(Duration::from_millis(1));
-        let used = Usage::of(pid).since(before);
-        assert!(used.cpu_ns >= 10_000_000, "{used:?}");
-        assert!(used.switches >= 1, "{used:?}");
+        let mine = this_thread();
+        let all = Usage::of(std::process::id());
+        assert!(mine.cpu_ns >= 10_000_000, "{mine:?}");
+        assert!(mine.switches >= 1, "{mine:?}");
+        assert!(
+            all.cpu_ns >= mine.cpu_ns && all.switches >= mine.switches,
+            "the process's {all:?} includes this thread's {mine:?}"
+        );
         assert_eq!(Usage::of(u32::MAX), Usage::default());
     }
 
