@@ -1190,18 +1190,26 @@ impl Flow {
     }
 }
 
-/// No next entry in a fingerprint's chain.
-const END: u64 = u64::MAX;
-
-/// A finished send as [`Recent`] keeps it.
+/// A finished send as [`Recent`] keeps it: 48 bytes (a kept send is the analysis'
+/// largest per-datagram cost).
 #[derive(Debug, Clone, Copy)]
 struct Kept {
-    finished: Finished,
-    hash: u64,
+    seq: u64,
+    id: EventId,
+    t_ns: Nanos,
     /// When it finished.
     at: Nanos,
-    /// The position of the next kept send with the same fingerprint, or [`END`].
-    next: u64,
+    hash: u64,
+    /// How many positions further the next kept send with the same fingerprint is
+    /// (0: none). Kept sends span at most [`MAX_FINISHED`] positions.
+    next: u32,
+    /// The payload's length, saturated (UDP payloads are below 65,536 bytes).
+    len: u16,
+    lost_by_timeout: bool,
+}
+
+fn short_len(len: usize) -> u16 {
+    u16::try_from(len).unwrap_or(u16::MAX)
 }
 
 /// A flow's finished sends, oldest first, each fingerprint's sends chained from its
@@ -1231,17 +1239,21 @@ impl Recent {
     fn push(&mut self, finished: Finished, hash: u64, at: Nanos) {
         let position = self.base + self.kept.len() as u64;
         self.kept.push_back(Kept {
-            finished,
-            hash,
+            seq: finished.seq,
+            id: finished.id,
+            t_ns: finished.t_ns,
             at,
-            next: END,
+            hash,
+            next: 0,
+            len: short_len(finished.len),
+            lost_by_timeout: finished.lost_by_timeout,
         });
         match self.chains.get_mut(&hash) {
             Some((_, newest)) => {
                 let before = *newest;
                 *newest = position;
                 if let Some(k) = self.get_mut(before) {
-                    k.next = position;
+                    k.next = u32::try_from(position - before).unwrap_or(0);
                 }
             }
             None => {
@@ -1251,18 +1263,22 @@ impl Recent {
     }
 
     /// The oldest kept send with fingerprint `hash` and length `len`.
-    fn oldest_mut(&mut self, hash: u64, len: usize) -> Option<&mut Finished> {
+    fn oldest_mut(&mut self, hash: u64, len: usize) -> Option<&mut Kept> {
+        let len = short_len(len);
         let mut position = self.chains.get(&hash)?.0;
         // Equal fingerprints have equal lengths but for a chance collision: the first
         // is nearly always the one.
         loop {
             let k = self.get_mut(position)?;
-            if k.finished.len == len {
+            if k.len == len {
                 break;
             }
-            position = k.next;
+            if k.next == 0 {
+                return None;
+            }
+            position += u64::from(k.next);
         }
-        self.get_mut(position).map(|k| &mut k.finished)
+        self.get_mut(position)
     }
 
     /// When the oldest kept send finished.
@@ -1275,11 +1291,12 @@ impl Recent {
         let Some(k) = self.kept.pop_front() else {
             return;
         };
+        let position = self.base;
         self.base += 1;
-        if k.next == END {
+        if k.next == 0 {
             self.chains.remove(&k.hash);
         } else if let Some((oldest, _)) = self.chains.get_mut(&k.hash) {
-            *oldest = k.next;
+            *oldest = position + u64::from(k.next);
         }
     }
 }
@@ -1318,6 +1335,7 @@ mod tests {
             recent.forget_oldest();
         }
         assert_eq!((recent.len(), recent.chains.len()), (0, 0));
+        assert_eq!(std::mem::size_of::<Kept>(), 48);
         recent.push(finished(5, 4), 7, 50);
         assert_eq!(recent.oldest_mut(7, 4).map(|f| f.seq), Some(5));
     }
