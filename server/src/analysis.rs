@@ -149,9 +149,9 @@ fn feed(
     out: &mut Vec<Outcome>,
 ) {
     let input = match record {
-        Record::Bound { socket, local, .. } => {
-            sockets.insert(socket.clone(), *local);
-            Input::Bound { addr: *local }
+        Record::Bound(b) => {
+            sockets.insert(b.socket.clone(), b.local);
+            Input::Bound { addr: b.local }
         }
         Record::Closed { socket, .. } => match sockets.remove(socket) {
             Some(addr) => Input::Closed { addr },
@@ -162,14 +162,14 @@ fn feed(
                 id,
                 t_ns,
                 local: d.socket.local,
-                peer: d.peer,
+                peer: d.peer.addr(),
                 bytes: &d.payload,
             },
             Direction::In => Input::Received {
                 id,
                 t_ns,
                 local: d.socket.local,
-                peer: d.peer,
+                peer: d.peer.addr(),
                 bytes: &d.payload,
             },
         },

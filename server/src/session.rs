@@ -477,13 +477,13 @@ impl Session {
         tracing::info!(socket = %id, local = %handle.local, "bound");
         self.log.append(
             Instant::now(),
-            Record::Bound {
+            Record::Bound(Box::new(crate::log::BoundRecord {
                 socket: id.clone(),
                 proto,
                 local: handle.local,
                 recv_buffer_bytes: handle.recv_buffer_bytes,
                 req,
-            },
+            })),
         );
         self.held.insert(id.to_string(), slot);
         self.sockets.insert(id, handle);
@@ -570,7 +570,7 @@ fn write_event(out: &mut String, entry: &crate::log::Entry, viewer: u64) {
             socket: &d.socket.id,
             dir: d.dir,
             local: d.socket.local,
-            peer: d.peer,
+            peer: d.peer.addr(),
             payload: &d.payload,
             t_ns: entry.t_ns,
             req: Tagged::for_viewer(d.req, viewer),
@@ -587,20 +587,14 @@ fn to_event(entry: &crate::log::Entry, viewer: u64) -> Event {
     let id = entry.id;
     let t_ns = entry.t_ns;
     match &entry.record {
-        Record::Bound {
-            socket,
-            proto,
-            local,
-            recv_buffer_bytes,
-            req,
-        } => Event::Bound(Bound {
+        Record::Bound(b) => Event::Bound(Bound {
             id,
-            socket: socket.clone(),
-            proto: *proto,
-            local: *local,
-            recv_buffer_bytes: *recv_buffer_bytes,
+            socket: b.socket.clone(),
+            proto: b.proto,
+            local: b.local,
+            recv_buffer_bytes: b.recv_buffer_bytes,
             t_ns,
-            req: Tagged::for_viewer(*req, viewer),
+            req: Tagged::for_viewer(b.req, viewer),
         }),
         Record::KernelDrops {
             socket,
@@ -624,7 +618,7 @@ fn to_event(entry: &crate::log::Entry, viewer: u64) -> Event {
             socket: SocketId::new(&*d.socket.id),
             dir: d.dir,
             local: d.socket.local,
-            peer: d.peer,
+            peer: d.peer.addr(),
             len: d.payload.len(),
             payload_b64: encode_base64(&d.payload),
             t_ns,
@@ -977,7 +971,7 @@ mod tests {
                 local: "127.0.0.1:5000".parse().unwrap(),
             }),
             dir: Direction::Out,
-            peer: "[::1]:9".parse().unwrap(),
+            peer: "[::1]:9".parse::<std::net::SocketAddr>().unwrap().into(),
             payload: b"hello\x00\xff".to_vec().into_boxed_slice(),
             req: Some(Tagged {
                 viewer: std::num::NonZeroU64::new(2).unwrap(),

@@ -265,7 +265,7 @@ impl SocketTask {
                 Ok::<_, io::Error>(Record::Datagram(DatagramRecord {
                     socket: self.name.clone(),
                     dir: Direction::Out,
-                    peer: to,
+                    peer: to.into(),
                     payload: payload.take().unwrap_or_default().into_boxed_slice(),
                     req,
                 }))
@@ -311,7 +311,7 @@ impl SocketTask {
                         Record::Datagram(DatagramRecord {
                             socket: self.name.clone(),
                             dir: Direction::In,
-                            peer,
+                            peer: peer.into(),
                             payload: Box::from(bytes),
                             req: None,
                         }),
