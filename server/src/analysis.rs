@@ -8,12 +8,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use socklab_analysis::{Analyzer, FlowKey, Input, Limits, LossCause, Outcome};
-use socklab_protocol::flow::{self, FateKind, FlowMethod, FlowStats, FlowSummary, Latency};
-use socklab_protocol::{Direction, Event, EventId, SocketId};
+use socklab_protocol::flow::{self, FateKind, FlowMethod, FlowSummary, Latency};
+use socklab_protocol::{Direction, EventId, SocketId};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::log::{EventLog, FateRecord, FlowEnds, Record};
+use crate::log::{EventLog, FateRecord, FlowEnds, FlowStatsRecord, Record};
 
 /// How often in-flight datagrams are checked against the loss timeout.
 pub const TICK: Duration = Duration::from_millis(100);
@@ -76,13 +76,11 @@ pub async fn run(
                     let flows: Vec<FlowSummary> = analyzer.stats().iter().map(summary).collect();
                     if !flows.is_empty() && reported.as_ref() != Some(&flows) {
                         reported = Some(flows.clone());
-                        log.append(Instant::now(), Record::Event(None, Box::new(Event::FlowStats(FlowStats {
-                            id: EventId(0),
+                        log.append(Instant::now(), Record::FlowStats(Box::new(FlowStatsRecord {
                             flows,
                             retired_flows: analyzer.retired_flows(),
                             untracked: analyzer.untracked(),
-                            t_ns: 0,
-                        }))));
+                        })));
                     }
                 }
             }
@@ -206,7 +204,10 @@ fn feed(
         Record::LinkUpdated { .. }
         | Record::LinkClient(_)
         | Record::LinkStats { .. }
-        | Record::Event(..)
+        | Record::GeneratorStarted(_)
+        | Record::GeneratorDone(_)
+        | Record::AnalysisConfig { .. }
+        | Record::FlowStats(_)
         | Record::Fate(_) => return,
     };
     analyzer.feed(input, out);

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use socklab_analysis::seqhdr::{self, SeqHeader};
 use socklab_protocol::flow::{Amount, GeneratorSpec};
-use socklab_protocol::{ErrorCode, Event, EventId, GeneratorDone, SocketId};
+use socklab_protocol::{ErrorCode, SocketId};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -246,18 +246,13 @@ async fn run(plan: Plan, log: Arc<EventLog>, cancel: CancellationToken) -> Optio
     tracing::info!(sent, "generator finished");
     log.append(
         Instant::now(),
-        Record::Event(
-            None,
-            Box::new(Event::GeneratorDone(GeneratorDone {
-                id: EventId(0),
-                generator: plan.id.clone(),
-                sent,
-                stopped: error.is_some(),
-                error,
-                t_ns: 0,
-                req: None,
-            })),
-        ),
+        Record::GeneratorDone(Box::new(crate::log::GeneratorDoneRecord {
+            generator: plan.id.clone(),
+            sent,
+            stopped: error.is_some(),
+            error,
+            req: None,
+        })),
     );
     None
 }

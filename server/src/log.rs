@@ -91,10 +91,19 @@ pub enum Record {
     /// A link's decision on a datagram: the protocol type without its payload (its
     /// `id`, `t_ns` and `payload_b64` are filled in at the edge), and the payload's bytes.
     LinkPacket(Box<LinkPacket>, Vec<u8>),
-    /// An event produced by the server's own analysis or tools (flow analysis, the
-    /// traffic generator), already in its wire form; its `id` and `t_ns` are filled in
-    /// from the entry when it is sent.
-    Event(Option<Tagged>, Box<socklab_protocol::Event>),
+    /// A traffic generator started.
+    GeneratorStarted(Box<GeneratorStartedRecord>),
+    /// A traffic generator ended (by itself, stopped, or failing).
+    GeneratorDone(Box<GeneratorDoneRecord>),
+    /// The flow analysis' loss timeout changed.
+    AnalysisConfig {
+        /// The new timeout, ms.
+        loss_timeout_ms: u64,
+        /// The `req` of the command.
+        req: Option<Tagged>,
+    },
+    /// Every flow's figures.
+    FlowStats(Box<FlowStatsRecord>),
     /// The flow analysis's conclusion about one datagram, stored inline: a busy session
     /// logs one per datagram (a boxed wire `Fate` cost 176 bytes more per datagram).
     Fate(FateRecord),
@@ -140,6 +149,51 @@ pub struct FateRecord {
     pub cause: Option<socklab_protocol::flow::LossCause>,
     /// The link's reason, when a link dropped it.
     pub reason: Option<socklab_protocol::link::DropReason>,
+}
+
+/// A traffic generator started.
+#[derive(Debug)]
+pub struct GeneratorStartedRecord {
+    /// Its id (`"g1"`).
+    pub generator: String,
+    /// The sending socket.
+    pub socket: SocketId,
+    /// The destination.
+    pub to: SocketAddr,
+    /// How many datagrams it sends.
+    pub count: u64,
+    /// Datagrams per second.
+    pub rate: f64,
+    /// The sequence header's flow id, if headers are on.
+    pub seq_flow: Option<u32>,
+    /// The `req` of the command.
+    pub req: Option<Tagged>,
+}
+
+/// A traffic generator ended.
+#[derive(Debug)]
+pub struct GeneratorDoneRecord {
+    /// Its id.
+    pub generator: String,
+    /// How many datagrams it sent.
+    pub sent: u64,
+    /// It was stopped (or failed) before sending them all.
+    pub stopped: bool,
+    /// Why it failed, if it did.
+    pub error: Option<String>,
+    /// The `req` of the `generate_stop` that stopped it.
+    pub req: Option<Tagged>,
+}
+
+/// Every flow's figures, as the analysis concluded them.
+#[derive(Debug)]
+pub struct FlowStatsRecord {
+    /// Every flow.
+    pub flows: Vec<socklab_protocol::flow::FlowSummary>,
+    /// Flows retired so far.
+    pub retired_flows: u64,
+    /// Datagrams given up so far.
+    pub untracked: u64,
 }
 
 /// A socket was bound.
@@ -250,12 +304,7 @@ impl Record {
         match self {
             Record::Datagram(d) => d.payload.len(),
             Record::LinkPacket(_, payload) => payload.len(),
-            Record::Event(_, event) => match &**event {
-                socklab_protocol::Event::FlowStats(stats) => {
-                    stats.flows.len().saturating_mul(FLOW_SUMMARY_BYTES)
-                }
-                _ => 0,
-            },
+            Record::FlowStats(stats) => stats.flows.len().saturating_mul(FLOW_SUMMARY_BYTES),
             Record::Bound(_)
             | Record::Closed { .. }
             | Record::KernelDrops { .. }
@@ -264,6 +313,9 @@ impl Record {
             | Record::LinkDeleted { .. }
             | Record::LinkClient(_)
             | Record::LinkStats { .. }
+            | Record::GeneratorStarted(_)
+            | Record::GeneratorDone(_)
+            | Record::AnalysisConfig { .. }
             | Record::Fate(_) => 0,
         }
     }

@@ -33,6 +33,8 @@ use crate::udp::{ReplyTo, SendRequest, UdpHandle};
 
 /// The most events one frame carries.
 pub const MAX_BATCH: usize = 512;
+/// The longest the server waits to send a viewer its close frame.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 /// A frame stops taking events once it is this long (it always carries at least one).
 pub const MAX_FRAME_BYTES: usize = 1024 * 1024;
 /// The least time between two frames of events while events keep coming, by default
@@ -218,18 +220,13 @@ impl Session {
                 };
                 self.log.append(
                     Instant::now(),
-                    Record::Event(
+                    Record::GeneratorDone(Box::new(crate::log::GeneratorDoneRecord {
+                        generator,
+                        sent,
+                        stopped: true,
+                        error: None,
                         req,
-                        Box::new(Event::GeneratorDone(GeneratorDone {
-                            id: EventId(0),
-                            generator,
-                            sent,
-                            stopped: true,
-                            error: None,
-                            t_ns: 0,
-                            req: None,
-                        })),
-                    ),
+                    })),
                 );
                 Ok(())
             }
@@ -242,15 +239,10 @@ impl Session {
                 self.loss_timeout_ms.send_replace(ms);
                 self.log.append(
                     Instant::now(),
-                    Record::Event(
+                    Record::AnalysisConfig {
+                        loss_timeout_ms: ms,
                         req,
-                        Box::new(Event::AnalysisConfig(AnalysisConfig {
-                            id: EventId(0),
-                            loss_timeout_ms: ms,
-                            t_ns: 0,
-                            req: None,
-                        })),
-                    ),
+                    },
                 );
                 Ok(())
             }
@@ -413,20 +405,15 @@ impl Session {
         };
         self.log.append(
             Instant::now(),
-            Record::Event(
+            Record::GeneratorStarted(Box::new(crate::log::GeneratorStartedRecord {
+                generator: id.clone(),
+                socket: spec.socket,
+                to,
+                count,
+                rate,
+                seq_flow,
                 req,
-                Box::new(Event::GeneratorStarted(GeneratorStarted {
-                    id: EventId(0),
-                    generator: id.clone(),
-                    socket: spec.socket,
-                    to,
-                    count,
-                    rate,
-                    seq_flow,
-                    t_ns: 0,
-                    req: None,
-                })),
-            ),
+            })),
         );
         let handle = GeneratorHandle::start(plan, self.log.clone(), &self.cancel);
         self.generators.insert(id, handle);
@@ -665,12 +652,42 @@ fn to_event(entry: &crate::log::Entry, viewer: u64) -> Event {
             packet.payload_b64 = encode_base64(payload);
             Event::LinkPacket(packet)
         }
-        Record::Event(tag, event) => stamped(
-            (**event).clone(),
+        Record::GeneratorStarted(g) => Event::GeneratorStarted(GeneratorStarted {
             id,
+            generator: g.generator.clone(),
+            socket: g.socket.clone(),
+            to: g.to,
+            count: g.count,
+            rate: g.rate,
+            seq_flow: g.seq_flow,
             t_ns,
-            Tagged::for_viewer(*tag, viewer),
-        ),
+            req: Tagged::for_viewer(g.req, viewer),
+        }),
+        Record::GeneratorDone(g) => Event::GeneratorDone(GeneratorDone {
+            id,
+            generator: g.generator.clone(),
+            sent: g.sent,
+            stopped: g.stopped,
+            error: g.error.clone(),
+            t_ns,
+            req: Tagged::for_viewer(g.req, viewer),
+        }),
+        Record::AnalysisConfig {
+            loss_timeout_ms,
+            req,
+        } => Event::AnalysisConfig(AnalysisConfig {
+            id,
+            loss_timeout_ms: *loss_timeout_ms,
+            t_ns,
+            req: Tagged::for_viewer(*req, viewer),
+        }),
+        Record::FlowStats(f) => Event::FlowStats(socklab_protocol::flow::FlowStats {
+            id,
+            flows: f.flows.clone(),
+            retired_flows: f.retired_flows,
+            untracked: f.untracked,
+            t_ns,
+        }),
         Record::Fate(f) => Event::Fate(socklab_protocol::flow::Fate {
             id,
             fate: f.kind,
@@ -694,20 +711,6 @@ fn to_event(entry: &crate::log::Entry, viewer: u64) -> Event {
             t_ns,
         }),
     }
-}
-
-/// An event the server made in wire form, with its log id and time filled in.
-fn stamped(mut event: Event, id: EventId, t: u64, req: Option<i64>) -> Event {
-    match &mut event {
-        Event::Fate(e) => (e.id, e.t_ns) = (id, t),
-        Event::FlowStats(e) => (e.id, e.t_ns) = (id, t),
-        Event::GeneratorStarted(e) => (e.id, e.t_ns, e.req) = (id, t, req),
-        Event::GeneratorDone(e) => (e.id, e.t_ns, e.req) = (id, t, e.req.or(req)),
-        Event::AnalysisConfig(e) => (e.id, e.t_ns, e.req) = (id, t, req),
-        Event::LinkPacket(e) => (e.id, e.t_ns) = (id, t),
-        _ => {}
-    }
-    event
 }
 
 /// Serves one viewer of `shared` on `ws` until it leaves or the server shuts down,
@@ -791,10 +794,7 @@ impl Viewer {
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => {
-                    let _ = self.ws.send(Message::Close(Some(CloseFrame {
-                        code: axum::extract::ws::close_code::AWAY,
-                        reason: Utf8Bytes::from_static("socklab is shutting down"),
-                    }))).await;
+                    self.close(axum::extract::ws::close_code::AWAY, "socklab is shutting down").await;
                     return Ok(());
                 }
                 message = self.ws.recv() => {
@@ -811,10 +811,7 @@ impl Viewer {
                                 (axum::extract::ws::close_code::PROTOCOL, "WebSocket protocol error")
                             };
                             tracing::debug!(error = %e, "closing a viewer's connection");
-                            let _ = self.ws.send(Message::Close(Some(CloseFrame {
-                                code,
-                                reason: Utf8Bytes::from_static(reason),
-                            }))).await;
+                            self.close(code, reason).await;
                             return Err(e);
                         }
                     };
@@ -913,6 +910,17 @@ impl Viewer {
         }
         self.send_text(frame).await?;
         Ok(read.more || written < read.entries.len())
+    }
+
+    /// Says goodbye with a close frame, but never waits longer than the write timeout
+    /// for it: a viewer that stopped reading must not hold up the server's shutdown.
+    async fn close(&mut self, code: u16, reason: &'static str) {
+        let frame = Message::Close(Some(CloseFrame {
+            code,
+            reason: Utf8Bytes::from_static(reason),
+        }));
+        let wait = self.write_timeout.min(CLOSE_TIMEOUT);
+        let _ = tokio::time::timeout(wait, self.ws.send(frame)).await;
     }
 
     async fn send(&mut self, event: &Event) -> Result<(), axum::Error> {
