@@ -15,7 +15,6 @@ use std::time::{Duration, Instant};
 
 use socklab_impair::{Fate, Nanos, Shaper, Verdict};
 use socklab_protocol::link::{DropReason, LinkCounters, LinkDir, LinkFate, LinkId, LinkSettings};
-use socklab_protocol::{EventId, LinkPacket};
 use tokio::net::UdpSocket;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -425,16 +424,12 @@ impl Relay {
         at: Instant,
     ) -> Record {
         let now = at.saturating_duration_since(self.epoch).as_nanos() as Nanos;
-        let mut packet = LinkPacket {
-            id: EventId(0),
+        let mut packet = crate::log::LinkPacketRecord {
             link: self.id.clone(),
             dir,
             seq: 0,
             from,
             to,
-            len: payload.len(),
-            // Encoded for viewers at the edge; the log keeps the bytes.
-            payload_b64: String::new(),
             fate: LinkFate::Dropped,
             reason: None,
             delay_ns: None,
@@ -444,7 +439,6 @@ impl Relay {
             corrupt_mask: None,
             truncated_to: None,
             held_for: None,
-            t_ns: 0,
         };
         let Some(to) = to else {
             self.no_client += 1;

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use socklab_protocol::link::{LinkCounters, LinkId, LinkSettings};
-use socklab_protocol::{Direction, EventId, LinkPacket, Proto, SocketId};
+use socklab_protocol::{Direction, EventId, Proto, SocketId};
 use tokio::sync::watch;
 
 /// A command's `req`, with the viewer that sent it: only that viewer is told the `req`
@@ -88,9 +88,8 @@ pub enum Record {
         /// The `req` of the command.
         req: Option<Tagged>,
     },
-    /// A link's decision on a datagram: the protocol type without its payload (its
-    /// `id`, `t_ns` and `payload_b64` are filled in at the edge), and the payload's bytes.
-    LinkPacket(Box<LinkPacket>, Vec<u8>),
+    /// A link's decision on a datagram, and the datagram's bytes as they arrived.
+    LinkPacket(Box<LinkPacketRecord>, Vec<u8>),
     /// A traffic generator started.
     GeneratorStarted(Box<GeneratorStartedRecord>),
     /// A traffic generator ended (by itself, stopped, or failing).
@@ -149,6 +148,40 @@ pub struct FateRecord {
     pub cause: Option<socklab_protocol::flow::LossCause>,
     /// The link's reason, when a link dropped it.
     pub reason: Option<socklab_protocol::link::DropReason>,
+}
+
+/// A link's decision on one datagram (the wire `link_packet` without what the entry
+/// and the bytes give: id, time, length, base64).
+#[derive(Debug, Clone)]
+pub struct LinkPacketRecord {
+    /// The link.
+    pub link: LinkId,
+    /// Which way it crossed.
+    pub dir: socklab_protocol::link::LinkDir,
+    /// Its number among that direction's arrivals.
+    pub seq: u64,
+    /// Its sender.
+    pub from: SocketAddr,
+    /// Where it goes (none for a reply with no client known).
+    pub to: Option<SocketAddr>,
+    /// Forwarded or dropped.
+    pub fate: socklab_protocol::link::LinkFate,
+    /// Why it was dropped.
+    pub reason: Option<socklab_protocol::link::DropReason>,
+    /// Planned time in the link, ns.
+    pub delay_ns: Option<u64>,
+    /// Of that, time queued at the bottleneck, ns.
+    pub queue_ns: Option<u64>,
+    /// Sent twice.
+    pub duplicated: bool,
+    /// The offset of the byte changed.
+    pub corrupted_at: Option<usize>,
+    /// The bits flipped in it.
+    pub corrupt_mask: Option<u8>,
+    /// The length it was cut to.
+    pub truncated_to: Option<usize>,
+    /// Held back until this many later datagrams overtook it.
+    pub held_for: Option<u32>,
 }
 
 /// A traffic generator started.

@@ -16,7 +16,7 @@ use socklab_protocol::payload::encode_base64;
 use socklab_protocol::{
     AnalysisConfig, Bound, Closed, Command, Datagram, ErrorCode, ErrorEvent, Event, EventId, Gap,
     GeneratorDone, GeneratorStarted, Hello, KernelDrops, LinkClient, LinkCreated, LinkDeleted,
-    LinkStats, LinkUpdated, Proto, Request, SocketId, decode_request, limits,
+    LinkPacket, LinkStats, LinkUpdated, Proto, Request, SocketId, decode_request, limits,
 };
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -645,13 +645,26 @@ fn to_event(entry: &crate::log::Entry, viewer: u64) -> Event {
             t_ns,
             req: Tagged::for_viewer(*req, viewer),
         }),
-        Record::LinkPacket(packet, payload) => {
-            let mut packet = (**packet).clone();
-            packet.id = id;
-            packet.t_ns = t_ns;
-            packet.payload_b64 = encode_base64(payload);
-            Event::LinkPacket(packet)
-        }
+        Record::LinkPacket(p, payload) => Event::LinkPacket(LinkPacket {
+            id,
+            link: p.link.clone(),
+            dir: p.dir,
+            seq: p.seq,
+            from: p.from,
+            to: p.to,
+            len: payload.len(),
+            payload_b64: encode_base64(payload),
+            fate: p.fate,
+            reason: p.reason,
+            delay_ns: p.delay_ns,
+            queue_ns: p.queue_ns,
+            duplicated: p.duplicated,
+            corrupted_at: p.corrupted_at,
+            corrupt_mask: p.corrupt_mask,
+            truncated_to: p.truncated_to,
+            held_for: p.held_for,
+            t_ns,
+        }),
         Record::GeneratorStarted(g) => Event::GeneratorStarted(GeneratorStarted {
             id,
             generator: g.generator.clone(),
