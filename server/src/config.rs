@@ -147,6 +147,11 @@ pub struct Args {
     #[arg(long, default_value_t = socklab_analysis::analyzer::DEFAULT_MAX_FLOWS, value_name = "N")]
     pub max_flows: usize,
 
+    /// How many finished datagrams each session's analysis remembers to recognise
+    /// duplicates and late arrivals (all flows together; 48 bytes each).
+    #[arg(long, default_value_t = socklab_analysis::analyzer::DEFAULT_MAX_FINISHED, value_name = "N")]
+    pub max_finished: usize,
+
     /// How many viewers may watch one session at once; one more gets HTTP 429.
     #[arg(long, default_value_t = DEFAULT_MAX_VIEWERS_PER_SESSION, value_name = "N")]
     pub max_viewers_per_session: usize,
@@ -221,6 +226,8 @@ pub struct Config {
     pub max_in_flight: usize,
     /// See [`Args::max_flows`].
     pub max_flows: usize,
+    /// See [`Args::max_finished`].
+    pub max_finished: usize,
     /// See [`Args::max_viewers_per_session`].
     pub max_viewers_per_session: usize,
     /// See [`Args::write_timeout_secs`].
@@ -258,6 +265,7 @@ impl Default for Config {
             max_forwarded_per_sec: DEFAULT_MAX_FORWARDED_PER_SEC,
             max_in_flight: socklab_analysis::analyzer::DEFAULT_MAX_IN_FLIGHT,
             max_flows: socklab_analysis::analyzer::DEFAULT_MAX_FLOWS,
+            max_finished: socklab_analysis::analyzer::DEFAULT_MAX_FINISHED,
             max_viewers_per_session: DEFAULT_MAX_VIEWERS_PER_SESSION,
             write_timeout: std::time::Duration::from_secs(DEFAULT_WRITE_TIMEOUT_SECS),
             max_sockets: None,
@@ -291,6 +299,7 @@ impl From<&Args> for Config {
             max_forwarded_per_sec: args.max_forwarded_per_sec,
             max_in_flight: args.max_in_flight,
             max_flows: args.max_flows,
+            max_finished: args.max_finished,
             max_viewers_per_session: args.max_viewers_per_session,
             write_timeout: std::time::Duration::from_secs(args.write_timeout_secs),
             max_sockets: args.max_sockets,

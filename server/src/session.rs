@@ -88,6 +88,7 @@ impl Session {
             socklab_analysis::Limits {
                 max_in_flight: config.max_in_flight,
                 max_flows: config.max_flows,
+                max_finished: config.max_finished,
                 ..socklab_analysis::Limits::default()
             },
             cancel.child_token(),

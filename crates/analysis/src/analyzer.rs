@@ -46,6 +46,9 @@ pub struct Limits {
     /// The most sends one [`Analyzer::tick`] concludes; the rest wait for the next tick,
     /// so a tick's work is bounded however much expires at once.
     pub max_conclusions_per_tick: usize,
+    /// The most finished sends remembered (for duplicates and late arrivals), all
+    /// flows together; beyond it the flow that finishes one forgets its oldest.
+    pub max_finished: usize,
 }
 
 impl Default for Limits {
@@ -54,6 +57,7 @@ impl Default for Limits {
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
             max_flows: DEFAULT_MAX_FLOWS,
             max_conclusions_per_tick: MAX_CONCLUSIONS_PER_TICK,
+            max_finished: DEFAULT_MAX_FINISHED,
         }
     }
 }
@@ -63,6 +67,11 @@ impl Default for Limits {
 pub const DEFAULT_MAX_IN_FLIGHT: usize = 500_000;
 /// The most flows kept by default.
 pub const DEFAULT_MAX_FLOWS: usize = 1_024;
+/// The most finished sends remembered by default, all flows together: 48 MB of them,
+/// five seconds of the server's whole send budget. (A flow keeps at most
+/// [`MAX_FINISHED`] itself; with a long loss timeout and many flows, only this bounds
+/// them all.)
+pub const DEFAULT_MAX_FINISHED: usize = 1_000_000;
 /// The most sends one tick concludes (a tick is 100 ms: twice the fastest generator).
 pub const MAX_CONCLUSIONS_PER_TICK: usize = 20_000;
 /// The most latency samples all flows together keep (8 bytes each).
@@ -436,6 +445,8 @@ pub struct Analyzer {
     in_flight: usize,
     /// Latency samples kept, all flows together.
     samples: usize,
+    /// Finished sends remembered, all flows together, and their limit.
+    kept: KeptBudget,
     /// Flows retired to make room.
     retired: u64,
     /// Sends given up before a conclusion.
@@ -505,6 +516,10 @@ impl Analyzer {
             kernel_drops: HashMap::new(),
             in_flight: 0,
             samples: 0,
+            kept: KeptBudget {
+                count: 0,
+                max: limits.max_finished.max(1),
+            },
             retired: 0,
             untracked: 0,
             now: 0,
@@ -535,6 +550,11 @@ impl Analyzer {
     /// Flows retired so far to make room for new ones.
     pub fn retired_flows(&self) -> u64 {
         self.retired
+    }
+
+    /// Finished sends remembered now, all flows together.
+    pub fn finished_kept(&self) -> usize {
+        self.kept.count
     }
 
     /// Sends given up so far before a conclusion ([`Outcome::Untracked`]).
@@ -677,7 +697,10 @@ impl Analyzer {
             return;
         };
         let given_up = match victim {
-            Table::Matched(key) => self.flows.remove(&key).map(|f| (key, f.sends)),
+            Table::Matched(key) => self.flows.remove(&key).map(|f| {
+                self.kept.count -= f.finished.len();
+                (key, f.sends)
+            }),
             Table::Echo(key) => self.echo.remove(&key).map(|f| (key, f.sends)),
             Table::Sequenced(key, n) => {
                 self.sequenced.remove(&(key, n));
@@ -813,7 +836,7 @@ impl Analyzer {
         if let Some(flow) = self.flows.get_mut(&key) {
             flow.last_ns = t_ns;
             let room = self.samples < MAX_SAMPLES_TOTAL;
-            let outcome = flow.receive(key, id, t_ns, h, bytes.len(), room, out);
+            let outcome = flow.receive(key, id, t_ns, h, bytes.len(), room, &mut self.kept, out);
             if outcome.consumed {
                 self.in_flight -= 1;
             }
@@ -932,10 +955,12 @@ impl Analyzer {
                     },
                     now,
                     p.hash,
+                    &mut self.kept,
                 );
             }
             flow.forget_before(
                 now.saturating_sub(timeout.saturating_mul(4).max(FINISHED_RETENTION_NS)),
+                &mut self.kept,
             );
         }
         for (key, flow) in &mut self.echo {
@@ -1052,6 +1077,13 @@ fn remove_seq(index: &mut Index, h: u64, seq: u64) {
     }
 }
 
+/// How many finished sends all flows remember, and the most they may.
+#[derive(Debug)]
+struct KeptBudget {
+    count: usize,
+    max: usize,
+}
+
 /// What a receive did to a matched flow.
 #[derive(Debug, Default)]
 struct Received {
@@ -1071,6 +1103,7 @@ impl Flow {
         h: u64,
         len: usize,
         room_for_sample: bool,
+        kept: &mut KeptBudget,
         out: &mut Vec<Outcome>,
     ) -> Received {
         if let Some((seq, p)) = self.sends.take_received(h, len) {
@@ -1095,6 +1128,7 @@ impl Flow {
                 },
                 t_ns,
                 p.hash,
+                kept,
             );
             return Received {
                 consumed: true,
@@ -1175,17 +1209,22 @@ impl Flow {
         sampled
     }
 
-    fn finish(&mut self, finished: Finished, now: Nanos, h: u64) {
+    fn finish(&mut self, finished: Finished, now: Nanos, h: u64, kept: &mut KeptBudget) {
         self.finished.push(finished, h, now);
-        if self.finished.len() > MAX_FINISHED {
+        kept.count += 1;
+        while self.finished.len() > MAX_FINISHED
+            || (kept.count > kept.max && self.finished.len() > 0)
+        {
             self.finished.forget_oldest();
+            kept.count -= 1;
         }
     }
 
     /// Forgets finished sends that finished before `horizon`.
-    fn forget_before(&mut self, horizon: Nanos) {
+    fn forget_before(&mut self, horizon: Nanos, kept: &mut KeptBudget) {
         while self.finished.oldest_at().is_some_and(|at| at < horizon) {
             self.finished.forget_oldest();
+            kept.count -= 1;
         }
     }
 }

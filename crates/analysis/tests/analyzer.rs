@@ -604,3 +604,42 @@ fn a_tick_concludes_a_bounded_number_and_many_equal_payloads_cost_no_more_than_f
     );
     assert_eq!(run.analyzer.in_flight(), 0);
 }
+
+#[test]
+fn finished_sends_are_bounded_across_flows() {
+    const C: &str = "127.0.0.1:3000";
+    let mut run = Run::new(&[A, B, C]);
+    run.analyzer = Analyzer::with_limits(
+        1_000,
+        Limits {
+            max_finished: 10,
+            ..Limits::default()
+        },
+    );
+    for a in [A, B, C] {
+        run.feed(Input::Bound { addr: addr(a) });
+    }
+    // Two flows deliver 20 each: far more than the 10 remembered between them.
+    let mut last = Vec::new();
+    for i in 0..20u64 {
+        for from in [A, C] {
+            let bytes = format!("{from} {i}");
+            run.send(i * 10, from, B, bytes.as_bytes());
+            run.recv(i * 10 + 1, B, from, bytes.as_bytes());
+            if i == 19 {
+                last.push(bytes);
+            }
+        }
+    }
+    assert_eq!(run.analyzer.finished_kept(), 10);
+    // The newest are still recognised: a copy of one is a duplicate.
+    run.out.clear();
+    run.recv(300, B, A, last[0].as_bytes());
+    assert!(
+        matches!(run.out[..], [Outcome::Duplicate { .. }]),
+        "{:?}",
+        run.out
+    );
+    run.finish();
+    assert_eq!(run.analyzer.finished_kept(), 0, "all forgotten in time");
+}
