@@ -121,6 +121,8 @@ pub struct LinkHandle {
     cancel: CancellationToken,
     task: JoinHandle<()>,
     _registered: Registered,
+    /// Its two places among the server's sockets, given back when the handle goes.
+    slot: Option<crate::slots::Slot>,
 }
 
 impl LinkHandle {
@@ -206,6 +208,7 @@ impl LinkHandle {
             cancel,
             task,
             _registered: registered,
+            slot: None,
         })
     }
 
@@ -213,6 +216,12 @@ impl LinkHandle {
     /// keep their decisions. The seed is fixed when the link is created.
     pub fn update(&self, settings: LinkSettings) {
         self.settings.send_replace(settings);
+    }
+
+    /// Keeps `slot` (its share of the server's socket limit) until this handle goes.
+    pub fn holding(mut self, slot: crate::slots::Slot) -> Self {
+        self.slot = Some(slot);
+        self
     }
 
     /// Stops the relay and waits until its sockets are closed. Datagrams still in the

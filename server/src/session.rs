@@ -64,10 +64,8 @@ pub struct Session {
     budget: Arc<crate::budget::SendBudget>,
     /// What its links may hold and forward.
     link_limits: crate::link::LinkLimits,
-    /// The server-wide socket slots.
+    /// The server-wide socket slots (each socket and link holds its own).
     slots: Arc<crate::slots::SocketSlots>,
-    /// The slots its sockets and links hold, by their id.
-    held: BTreeMap<String, crate::slots::Slot>,
     /// Cancelled when the server shuts down; socket tasks hang off it.
     cancel: CancellationToken,
 }
@@ -116,7 +114,6 @@ impl Session {
                 addrs: link_addrs,
             },
             slots,
-            held: BTreeMap::new(),
             policy: AddressPolicy::new(config.allow_net.clone())
                 .allow_privileged_ports(config.allow_privileged_ports)
                 .deny_ports(config.deny_ports.clone()),
@@ -253,7 +250,6 @@ impl Session {
                     .remove(&link)
                     .ok_or_else(|| unknown_link(&link))?;
                 handle.close().await;
-                self.held.remove(link.as_str());
                 tracing::info!(%link, "link deleted");
                 self.log
                     .append(Instant::now(), Record::LinkDeleted { link, req });
@@ -320,8 +316,7 @@ impl Session {
                 req,
             })),
         );
-        self.held.insert(id.to_string(), slot);
-        self.links.insert(id, handle);
+        self.links.insert(id, handle.holding(slot));
         Ok(())
     }
 
@@ -473,8 +468,7 @@ impl Session {
                 req,
             })),
         );
-        self.held.insert(id.to_string(), slot);
-        self.sockets.insert(id, handle);
+        self.sockets.insert(id, handle.holding(slot));
         Ok(())
     }
 
@@ -484,7 +478,6 @@ impl Session {
             .remove(&id)
             .ok_or_else(|| unknown_socket(&id))?;
         handle.close().await;
-        self.held.remove(id.as_str());
         tracing::info!(socket = %id, "closed");
         self.log
             .append(Instant::now(), Record::Closed { socket: id, req });
@@ -503,7 +496,6 @@ impl Session {
         for (_, handle) in std::mem::take(&mut self.sockets) {
             handle.close().await;
         }
-        self.held.clear();
     }
 }
 

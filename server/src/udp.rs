@@ -76,6 +76,8 @@ pub struct UdpHandle {
     sends: mpsc::Sender<SendRequest>,
     cancel: CancellationToken,
     task: JoinHandle<()>,
+    /// Its place among the server's sockets, given back when the handle goes.
+    slot: Option<crate::slots::Slot>,
 }
 
 impl UdpHandle {
@@ -126,6 +128,7 @@ impl UdpHandle {
             sends,
             cancel,
             task,
+            slot: None,
         })
     }
 
@@ -150,6 +153,12 @@ impl UdpHandle {
     /// for room instead of being refused).
     pub fn sender(&self) -> mpsc::Sender<SendRequest> {
         self.sends.clone()
+    }
+
+    /// Keeps `slot` (its share of the server's socket limit) until this handle goes.
+    pub fn holding(mut self, slot: crate::slots::Slot) -> Self {
+        self.slot = Some(slot);
+        self
     }
 
     /// Stops the task and waits until the socket is closed.
