@@ -330,16 +330,14 @@ async fn ws_access(
     };
     let session = match (&shared, &query.session) {
         (Some(shared), _) => {
-            let viewers = shared.viewers();
-            if viewers >= state.config.max_viewers_per_session {
-                return too_many_viewers(shared, viewers).into_response();
+            if let Err(full) = shared.has_room(state.config.max_viewers_per_session) {
+                return too_many_viewers(shared, full.0).into_response();
             }
             "live"
         }
         (None, asked) => {
-            let live = state.sessions.count();
-            if live >= state.config.max_sessions {
-                return too_many_sessions(live).into_response();
+            if let Err(full) = state.sessions.has_room() {
+                return too_many_sessions(full.0).into_response();
             }
             if asked.is_some() { "ended" } else { "new" }
         }

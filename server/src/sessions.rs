@@ -42,27 +42,23 @@ impl Shared {
         &self.session
     }
 
-    /// How many viewers are attached now.
-    pub fn viewers(&self) -> usize {
-        *self.viewers.borrow()
+    /// Whether one more viewer would fit under `max` (the rule [`Shared::attach`]
+    /// applies); otherwise how many there are.
+    pub fn has_room(&self, max: usize) -> Result<(), TooMany> {
+        let n = *self.viewers.borrow();
+        if n >= max { Err(TooMany(n)) } else { Ok(()) }
     }
 
     /// Counts a viewer in until the returned guard is dropped, unless the session
     /// already has `max` viewers (then it says how many it has).
     pub fn attach(self: &Arc<Self>, max: usize) -> Result<Attached, TooMany> {
-        let mut full = None;
+        let mut room = Ok(());
         self.viewers.send_if_modified(|n| {
-            if *n >= max {
-                full = Some(*n);
-                false
-            } else {
-                *n += 1;
-                true
-            }
+            room = if *n >= max { Err(TooMany(*n)) } else { Ok(()) };
+            *n += usize::from(room.is_ok());
+            room.is_ok()
         });
-        if let Some(n) = full {
-            return Err(TooMany(n));
-        }
+        room?;
         let number = self
             .next_viewer
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -145,13 +141,25 @@ impl Sessions {
         self.live().len()
     }
 
+    /// Whether one more session would fit (the rule [`Sessions::open`] applies);
+    /// otherwise how many there are.
+    pub fn has_room(&self) -> Result<(), TooMany> {
+        Self::room_in(&self.live(), self.config.max_sessions)
+    }
+
+    fn room_in(live: &HashMap<String, Arc<Shared>>, max: usize) -> Result<(), TooMany> {
+        if live.len() >= max {
+            Err(TooMany(live.len()))
+        } else {
+            Ok(())
+        }
+    }
+
     /// Opens a new session with its first viewer counted in, unless the server already
     /// has its maximum.
     pub fn open(self: &Arc<Self>) -> Result<Attached, TooMany> {
         let mut live = self.live();
-        if live.len() >= self.config.max_sessions {
-            return Err(TooMany(live.len()));
-        }
+        Self::room_in(&live, self.config.max_sessions)?;
         let session = Session::new(
             self.config.clone(),
             self.link_addrs.clone(),
