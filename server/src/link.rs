@@ -238,7 +238,11 @@ impl LinkHandle {
 #[derive(Debug)]
 struct Pending {
     dir: LinkDir,
+    /// Its number among the direction's arrivals (a failed send names it).
+    seq: u64,
+    from: SocketAddr,
     to: SocketAddr,
+    /// The bytes to send (as the link changed them).
     payload: Vec<u8>,
 }
 
@@ -276,6 +280,10 @@ struct RefusedCounts {
     looped: u64,
     /// Over the session's forwarding budget.
     rate_limit: u64,
+    /// From someone other than the target (target → client only).
+    not_from_target: u64,
+    /// Forwarded, but the OS refused to send them.
+    send_failed: u64,
 }
 
 #[derive(Debug, Default)]
@@ -411,7 +419,13 @@ impl Relay {
                 }
                 LinkDir::T2c => {
                     if from != self.target {
-                        tracing::debug!(%from, "ignored a datagram from someone other than the target");
+                        self.refused.t2c.not_from_target += 1;
+                        let mut packet = self.packet(dir, from, self.client);
+                        packet.reason = Some(DropReason::NotFromTarget);
+                        records.push((
+                            at,
+                            Record::LinkPacket(Box::new(packet), buf[..len].to_vec()),
+                        ));
                         continue;
                     }
                     self.client
@@ -424,16 +438,15 @@ impl Relay {
         }
     }
 
-    fn arrive(
-        &mut self,
+    /// A decision on a datagram from `from` to `to`, dropped for no reason yet (the
+    /// caller fills in what was decided).
+    fn packet(
+        &self,
         dir: LinkDir,
-        payload: &[u8],
         from: SocketAddr,
         to: Option<SocketAddr>,
-        at: Instant,
-    ) -> Record {
-        let now = at.saturating_duration_since(self.epoch).as_nanos() as Nanos;
-        let mut packet = crate::log::LinkPacketRecord {
+    ) -> crate::log::LinkPacketRecord {
+        crate::log::LinkPacketRecord {
             link: self.id.clone(),
             dir,
             seq: 0,
@@ -448,7 +461,20 @@ impl Relay {
             corrupt_mask: None,
             truncated_to: None,
             held_for: None,
-        };
+            error: None,
+        }
+    }
+
+    fn arrive(
+        &mut self,
+        dir: LinkDir,
+        payload: &[u8],
+        from: SocketAddr,
+        to: Option<SocketAddr>,
+        at: Instant,
+    ) -> Record {
+        let now = at.saturating_duration_since(self.epoch).as_nanos() as Nanos;
+        let mut packet = self.packet(dir, from, to);
         let Some(to) = to else {
             self.no_client += 1;
             packet.reason = Some(DropReason::NoClient);
@@ -483,7 +509,7 @@ impl Relay {
         } = shaper.arrive(now, payload.len(), self.overhead);
         packet.seq = seq;
         match fate {
-            Fate::Dropped(reason) => packet.reason = Some(reason),
+            Fate::Dropped(reason) => packet.reason = Some(wire_reason(reason)),
             Fate::Forwarded(f) => {
                 packet.fate = LinkFate::Forwarded;
                 packet.delay_ns = Some(f.delay_ns);
@@ -505,6 +531,8 @@ impl Relay {
                         at,
                         Pending {
                             dir,
+                            seq,
+                            from,
                             to,
                             payload: bytes.clone(),
                         },
@@ -512,6 +540,8 @@ impl Relay {
                 }
                 let pending = Pending {
                     dir,
+                    seq,
+                    from,
                     to,
                     payload: bytes,
                 };
@@ -547,6 +577,7 @@ impl Relay {
     /// Sends every datagram whose time has come, releasing expired holds first.
     fn depart_due(&mut self) {
         let now = self.now();
+        let mut failed = Vec::new();
         let expired = self.c2t.expire(now);
         self.release(LinkDir::C2t, expired);
         let expired = self.t2c.expire(now);
@@ -555,17 +586,36 @@ impl Relay {
             let Some(Reverse(departure)) = self.timers.pop() else {
                 break;
             };
-            let Pending { dir, to, payload } = departure.pending;
+            let Pending {
+                dir,
+                seq,
+                from,
+                to,
+                payload,
+            } = departure.pending;
             self.in_link_bytes -= payload.len();
             let socket = match dir {
                 LinkDir::C2t => &self.upstream,
                 LinkDir::T2c => &self.listen,
             };
             if let Err(e) = socket.try_send_to(&payload, to) {
-                // A full send buffer on loopback means the receiver is not reading; the
-                // datagram is lost as it would be on a real network.
+                // The datagram is lost after the link said it was forwarded: say so,
+                // or the analysis would blame the loss timeout. (A full send buffer
+                // counts too: on loopback it means the receiver is not reading.)
                 tracing::debug!(error = %e, %to, "link could not send");
+                self.refused.of(dir).send_failed += 1;
+                let mut packet = self.packet(dir, from, Some(to));
+                packet.seq = seq;
+                packet.reason = Some(DropReason::SendFailed);
+                packet.error = Some(e.to_string().into());
+                failed.push((
+                    Instant::now(),
+                    Record::LinkPacket(Box::new(packet), payload),
+                ));
             }
+        }
+        if !failed.is_empty() {
+            self.log.append_all(failed);
         }
     }
 
@@ -608,6 +658,17 @@ impl Relay {
     }
 }
 
+/// The model's reason as the wire names it.
+fn wire_reason(reason: socklab_impair::DropReason) -> DropReason {
+    match reason {
+        socklab_impair::DropReason::RandomLoss => DropReason::RandomLoss,
+        socklab_impair::DropReason::BurstLoss => DropReason::BurstLoss,
+        socklab_impair::DropReason::QueueFull => DropReason::QueueFull,
+        socklab_impair::DropReason::Mtu => DropReason::Mtu,
+    }
+}
+
+/// The model's counters and the relay's own, as the wire's counters of one direction.
 fn wire_counters(
     shaper: &mut Shaper,
     now: Nanos,
@@ -617,7 +678,12 @@ fn wire_counters(
 ) -> LinkCounters {
     let c = shaper.counters();
     LinkCounters {
-        arrived: c.arrived + no_client + refused.full + refused.looped + refused.rate_limit,
+        arrived: c.arrived
+            + no_client
+            + refused.full
+            + refused.looped
+            + refused.rate_limit
+            + refused.not_from_target,
         forwarded: c.forwarded,
         dropped_random: c.dropped_random,
         dropped_burst: c.dropped_burst,
@@ -626,6 +692,8 @@ fn wire_counters(
         dropped_no_client: no_client,
         dropped_loop: refused.looped,
         dropped_rate_limit: refused.rate_limit,
+        dropped_not_from_target: refused.not_from_target,
+        send_failed: refused.send_failed,
         duplicated: c.duplicated,
         corrupted: c.corrupted,
         reordered: c.reordered,

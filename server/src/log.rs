@@ -182,6 +182,8 @@ pub struct LinkPacketRecord {
     pub truncated_to: Option<usize>,
     /// Held back until this many later datagrams overtook it.
     pub held_for: Option<u32>,
+    /// What the OS said when the link could not send it on.
+    pub error: Option<Box<str>>,
 }
 
 /// A traffic generator started.

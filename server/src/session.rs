@@ -656,6 +656,7 @@ fn to_event(entry: &crate::log::Entry, viewer: u64) -> Event {
             corrupt_mask: p.corrupt_mask,
             truncated_to: p.truncated_to,
             held_for: p.held_for,
+            error: p.error.as_deref().map(str::to_owned),
             t_ns,
         }),
         Record::GeneratorStarted(g) => Event::GeneratorStarted(GeneratorStarted {

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 
+use socklab_protocol::flow::{FateKind, LossCause};
 use socklab_protocol::link::{
     DropReason, Impairments, LinkDir, LinkFate, LinkSettings, Loss, MtuAction,
 };
@@ -483,5 +484,116 @@ async fn a_link_reports_its_client_and_every_change_of_it() {
         [(a.local, None), (c.local, Some(a.local))],
         "a second datagram from the same client is no change"
     );
+    server.stop().await;
+}
+
+/// A datagram that reaches a link's upstream socket from anyone but the target is not
+/// relayed; it gets a decision with its own reason, so nothing vanishes unexplained.
+#[tokio::test]
+async fn a_datagram_from_anyone_but_the_target_is_dropped_with_its_reason() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let b = client.bind("127.0.0.1:0").await;
+    let link = client
+        .link("127.0.0.1:0", b.local, LinkSettings::default())
+        .await;
+    let stranger = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    stranger.send_to(b"who is there?", link.upstream).unwrap();
+    let (event, _) = client
+        .until(|e| matches!(e, Event::LinkPacket(p) if p.dir == LinkDir::T2c))
+        .await;
+    let Event::LinkPacket(p) = event else {
+        unreachable!()
+    };
+    assert_eq!(
+        (p.fate, p.reason, p.from, p.to),
+        (
+            LinkFate::Dropped,
+            Some(DropReason::NotFromTarget),
+            stranger.local_addr().unwrap(),
+            None
+        ),
+        "no client yet, and from a stranger: the stranger is the reason"
+    );
+    assert_eq!(decode_base64(&p.payload_b64).unwrap(), b"who is there?");
+    let (event, _) = client
+        .until(|e| matches!(e, Event::LinkStats(s) if s.t2c.dropped_not_from_target > 0))
+        .await;
+    let Event::LinkStats(stats) = event else {
+        unreachable!()
+    };
+    assert_eq!(
+        (stats.t2c.arrived, stats.t2c.dropped_not_from_target),
+        (1, 1)
+    );
+    server.stop().await;
+}
+
+/// A link listening on IPv6 in front of an IPv4 target takes a 65,527-byte datagram
+/// (the IPv6 limit) that it cannot send on over IPv4 (whose limit is 65,507): the OS
+/// refuses the send after the link decided to forward it. That failure is a decision
+/// of its own, and the flow analysis blames the link for the loss, not the timeout.
+#[tokio::test]
+async fn a_send_the_link_could_not_make_is_a_decision_and_the_loss_is_the_links() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let a = client.bind("[::1]:0").await;
+    let b = client.bind("127.0.0.1:0").await;
+    let link = client
+        .link("[::1]:0", b.local, LinkSettings::default())
+        .await;
+    let big = "x".repeat(socklab_protocol::limits::max_udp_payload(true));
+    let sent = client
+        .send_datagram(&a.socket, link.listen, text(&big))
+        .await;
+    let mut decisions = Vec::new();
+    let fate = loop {
+        match client.next().await {
+            Event::LinkPacket(p) => decisions.push(p),
+            Event::Fate(f) if f.send == sent.id => break f,
+            _ => {}
+        }
+    };
+    let summary: Vec<_> = decisions
+        .iter()
+        .map(|p| (p.dir, p.seq, p.fate, p.reason))
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (LinkDir::C2t, 0, LinkFate::Forwarded, None),
+            (
+                LinkDir::C2t,
+                0,
+                LinkFate::Dropped,
+                Some(DropReason::SendFailed)
+            ),
+        ],
+        "the decision to forward, then the failed send of the same datagram"
+    );
+    let failed = &decisions[1];
+    assert_eq!((failed.from, failed.to), (a.local, Some(b.local)));
+    assert_eq!(failed.len, big.len());
+    let error = failed.error.as_deref().unwrap_or_default();
+    assert!(
+        error.contains("too long"),
+        "the OS's words are kept: {error:?}"
+    );
+    assert_eq!(
+        (fate.fate, fate.cause, fate.reason, fate.decision),
+        (
+            FateKind::Lost,
+            Some(LossCause::Link),
+            Some(DropReason::SendFailed),
+            Some(failed.id)
+        )
+    );
+    let (event, _) = client
+        .until(|e| matches!(e, Event::LinkStats(s) if s.c2t.send_failed > 0))
+        .await;
+    let Event::LinkStats(stats) = event else {
+        unreachable!()
+    };
+    assert_eq!((stats.c2t.forwarded, stats.c2t.send_failed), (1, 1));
     server.stop().await;
 }

@@ -203,6 +203,8 @@ pub struct LinkDecision {
     pub truncated_to: Option<usize>,
     /// Held back for this many overtakers.
     pub held_for: Option<u32>,
+    /// What the OS said when the link could not send it on.
+    pub error: Option<String>,
 }
 
 impl LinkDecision {
@@ -223,6 +225,7 @@ impl LinkDecision {
                 corrupted_at: p.corrupted_at,
                 truncated_to: p.truncated_to,
                 held_for: p.held_for,
+                error: p.error,
             },
             payload,
         )
@@ -232,7 +235,10 @@ impl LinkDecision {
     pub fn summary(&self) -> String {
         if self.fate == LinkFate::Dropped {
             let reason = self.reason.map(DropReason::describe).unwrap_or("dropped");
-            return format!("dropped: {reason}");
+            return match &self.error {
+                Some(error) => format!("dropped: {reason}: {error}"),
+                None => format!("dropped: {reason}"),
+            };
         }
         let mut parts = vec![format!(
             "+{:.1} ms",
@@ -1009,6 +1015,7 @@ mod tests {
             corrupt_mask: None,
             truncated_to: None,
             held_for: None,
+            error: None,
             t_ns: 5,
         };
         state.apply(Action::Received(Box::new(Event::LinkPacket(

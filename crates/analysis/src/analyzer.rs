@@ -890,6 +890,16 @@ impl Analyzer {
         } else {
             return;
         };
+        if reason == Some(DropReason::SendFailed) {
+            // A second word on a datagram the link had forwarded: its bytes are the
+            // ones the receiver would have got.
+            let Some((_, pending)) = sends.take_received(h, bytes.len()) else {
+                return;
+            };
+            self.decisions.insert(pending.id, decision);
+            self.link_lost(key, matched, pending.id, cause, out);
+            return;
+        }
         let Some(seq) = sends.take_undecided(h, bytes.len()) else {
             return;
         };
@@ -899,30 +909,43 @@ impl Analyzer {
         self.decisions.insert(pending.id, decision);
         if fate == LinkFate::Dropped {
             sends.remove(seq);
-            self.in_flight -= 1;
-            if matched {
-                if let Some(flow) = self.flows.get_mut(&key) {
-                    flow.lost += 1;
-                }
-                out.push(Outcome::Lost {
-                    send: pending.id,
-                    flow: key,
-                    cause,
-                });
-            } else {
-                if let Some(flow) = self.echo.get_mut(&key) {
-                    flow.unanswered += 1;
-                }
-                out.push(Outcome::Unanswered {
-                    request: pending.id,
-                    flow: key,
-                    cause,
-                });
-            }
+            self.link_lost(key, matched, pending.id, cause, out);
         } else if matched && (corrupted.is_some() || truncated_to.is_some()) {
             // The receiver will get the changed bytes: follow those.
             let changed = as_altered(bytes, truncated_to, corrupted);
             sends.altered(seq, hash(&changed), changed.len());
+        }
+    }
+
+    /// Concludes a send (already taken out of its flow's sends in flight) that a link
+    /// dropped.
+    fn link_lost(
+        &mut self,
+        key: FlowKey,
+        matched: bool,
+        send: EventId,
+        cause: LossCause,
+        out: &mut Vec<Outcome>,
+    ) {
+        self.in_flight -= 1;
+        if matched {
+            if let Some(flow) = self.flows.get_mut(&key) {
+                flow.lost += 1;
+            }
+            out.push(Outcome::Lost {
+                send,
+                flow: key,
+                cause,
+            });
+        } else {
+            if let Some(flow) = self.echo.get_mut(&key) {
+                flow.unanswered += 1;
+            }
+            out.push(Outcome::Unanswered {
+                request: send,
+                flow: key,
+                cause,
+            });
         }
     }
 

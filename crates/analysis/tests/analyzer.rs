@@ -643,3 +643,52 @@ fn finished_sends_are_bounded_across_flows() {
     run.finish();
     assert_eq!(run.analyzer.finished_kept(), 0, "all forgotten in time");
 }
+
+#[test]
+fn a_send_the_link_could_not_make_is_lost_to_the_link_not_the_timeout() {
+    let (listen, upstream) = ("127.0.0.1:3000", "127.0.0.1:3001");
+    let mut run = Run::new(&[A, B]);
+    let link = LinkId::new("l1");
+    run.feed(Input::LinkCreated {
+        link: &link,
+        listen: addr(listen),
+        upstream: addr(upstream),
+        target: addr(B),
+    });
+    let decide = |run: &mut Run, id: u64, bytes: &[u8], fate, reason| {
+        run.feed(Input::LinkDecision {
+            id: EventId(id),
+            link: &link,
+            from: addr(A),
+            to: Some(addr(B)),
+            bytes,
+            fate,
+            reason,
+            corrupted: None,
+            truncated_to: Some(2),
+        })
+    };
+    let sent = run.send(0, A, listen, b"too big");
+    decide(&mut run, 900, b"too big", LinkFate::Forwarded, None);
+    // The link cut it to two bytes and then failed to send those.
+    decide(
+        &mut run,
+        901,
+        b"to",
+        LinkFate::Dropped,
+        Some(DropReason::SendFailed),
+    );
+    run.finish();
+    assert_eq!(
+        run.out,
+        vec![Outcome::Lost {
+            send: sent,
+            flow: a_to_b(),
+            cause: LossCause::Link(DropReason::SendFailed)
+        }],
+        "lost once, to the failed send, and not again to the timeout"
+    );
+    assert_eq!(run.analyzer.take_decision(sent), Some(EventId(901)));
+    assert_eq!(run.flow(Method::Matched).lost, 1);
+    assert_eq!(run.analyzer.in_flight(), 0);
+}

@@ -8,8 +8,6 @@
 
 use std::collections::VecDeque;
 
-// The reasons are the wire's own: the shaper produces all but `NoClient` (a relay's).
-pub use socklab_protocol::link::DropReason;
 use socklab_protocol::link::{Impairments, JitterDist, Loss, MtuAction};
 
 use crate::Nanos;
@@ -45,6 +43,20 @@ pub struct Forward {
     pub truncate_to: Option<usize>,
     /// Held back until this many later datagrams have passed it.
     pub held_for: Option<u32>,
+}
+
+/// Why the model dropped a datagram. (A relay has reasons of its own, decided before it
+/// asks the model; the server maps these onto the wire's reasons.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DropReason {
+    /// Independent random loss (or Gilbert-Elliott loss in the good state).
+    RandomLoss,
+    /// Gilbert-Elliott loss in the bad state: part of a burst.
+    BurstLoss,
+    /// The bottleneck queue was full (tail drop).
+    QueueFull,
+    /// Larger than the MTU.
+    Mtu,
 }
 
 /// The fate of one datagram.
@@ -336,11 +348,6 @@ impl Shaper {
             DropReason::BurstLoss => &mut self.counters.dropped_burst,
             DropReason::QueueFull => &mut self.counters.dropped_queue,
             DropReason::Mtu => &mut self.counters.dropped_mtu,
-            // The shaper never drops for want of a client, for a loop or over a
-            // forwarding budget; the relay decides and counts those before it asks.
-            DropReason::NoClient | DropReason::Loop | DropReason::RateLimit => {
-                unreachable!("the relay's reasons are not the shaper's")
-            }
         };
         *counter += 1;
         Fate::Dropped(reason)

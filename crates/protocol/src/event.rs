@@ -303,7 +303,11 @@ pub struct LinkPacket {
     /// Held back until this many later datagrams have overtaken it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub held_for: Option<u32>,
-    /// Nanoseconds since the session began, at arrival.
+    /// What the OS said when the link could not send it (reason `send_failed`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Nanoseconds since the session began, at arrival (for `send_failed`, when the
+    /// send failed).
     pub t_ns: u64,
 }
 
@@ -632,9 +636,34 @@ mod tests {
                     corrupt_mask: None,
                     truncated_to: None,
                     held_for: None,
+                    error: None,
                     t_ns: 99,
                 }),
                 r#"{"type":"link_packet","id":30,"link":"l1","dir":"c2t","seq":4,"from":"127.0.0.1:40000","to":"127.0.0.1:5000","len":2,"payload_b64":"aGk=","fate":"dropped","reason":"burst_loss","t_ns":99}"#,
+            ),
+            (
+                Event::LinkPacket(LinkPacket {
+                    id: EventId(32),
+                    link: LinkId::new("l1"),
+                    dir: LinkDir::C2t,
+                    seq: 5,
+                    from: "[::1]:40000".parse().unwrap(),
+                    to: Some("127.0.0.1:5000".parse().unwrap()),
+                    len: 2,
+                    payload_b64: "aGk=".into(),
+                    fate: LinkFate::Dropped,
+                    reason: Some(DropReason::SendFailed),
+                    delay_ns: None,
+                    queue_ns: None,
+                    duplicated: false,
+                    corrupted_at: None,
+                    corrupt_mask: None,
+                    truncated_to: None,
+                    held_for: None,
+                    error: Some("Message too long (os error 90)".into()),
+                    t_ns: 120,
+                }),
+                r#"{"type":"link_packet","id":32,"link":"l1","dir":"c2t","seq":5,"from":"[::1]:40000","to":"127.0.0.1:5000","len":2,"payload_b64":"aGk=","fate":"dropped","reason":"send_failed","error":"Message too long (os error 90)","t_ns":120}"#,
             ),
             (
                 Event::LinkDeleted(LinkDeleted {

@@ -276,6 +276,14 @@ pub enum DropReason {
     /// The session's links together already forwarded as many datagrams as they may
     /// this second (`--max-forwarded-per-sec`).
     RateLimit,
+    /// A datagram reached the link's upstream socket from someone other than its
+    /// target: the link relays only its target's replies.
+    NotFromTarget,
+    /// The link had forwarded it, but the OS refused to send it on (for example a
+    /// datagram too large for the target's address family, or a full send buffer).
+    /// This is a second `link_packet` for the same datagram (same `dir` and `seq`),
+    /// logged when the send failed; `error` says what the OS said.
+    SendFailed,
 }
 
 impl DropReason {
@@ -289,6 +297,8 @@ impl DropReason {
             DropReason::NoClient => "no client to reply to",
             DropReason::Loop => "came from the link itself (a loop)",
             DropReason::RateLimit => "over the session's forwarding limit",
+            DropReason::NotFromTarget => "came from someone other than the link's target",
+            DropReason::SendFailed => "the link could not send it on (the OS refused)",
         }
     }
 }
@@ -325,6 +335,11 @@ pub struct LinkCounters {
     pub dropped_loop: u64,
     /// Dropped over the session's forwarding limit (`--max-forwarded-per-sec`).
     pub dropped_rate_limit: u64,
+    /// Dropped because they came from someone other than the target (target → client
+    /// only).
+    pub dropped_not_from_target: u64,
+    /// Forwarded, but the OS refused to send them on.
+    pub send_failed: u64,
     /// Extra copies sent.
     pub duplicated: u64,
     /// Datagrams with one byte changed.

@@ -324,10 +324,10 @@ fn Counters(props: &CountersProps) -> Html {
                 <td>{ name }</td>
                 <td class="num">{ c.arrived }</td>
                 <td class="num">{ c.forwarded }</td>
-                <td class="num" title="random / burst / queue full (or the link's byte limit) / MTU / no client / loop / over the forwarding limit">
+                <td class="num" title="random / burst / queue full (or the link's byte limit) / MTU / no client, then, when any: loop / over the forwarding limit / not from the target / the send failed">
                     { format!("{} / {} / {} / {} / {}", c.dropped_random, c.dropped_burst, c.dropped_queue, c.dropped_mtu, c.dropped_no_client) }
-                    if c.dropped_loop + c.dropped_rate_limit > 0 {
-                        { format!(" / {} / {}", c.dropped_loop, c.dropped_rate_limit) }
+                    if c.dropped_loop + c.dropped_rate_limit + c.dropped_not_from_target + c.send_failed > 0 {
+                        { format!(" / {} / {} / {} / {}", c.dropped_loop, c.dropped_rate_limit, c.dropped_not_from_target, c.send_failed) }
                     }
                 </td>
                 <td class="num">{ c.duplicated }</td>
@@ -341,7 +341,7 @@ fn Counters(props: &CountersProps) -> Html {
         <table class="counters">
             <thead><tr>
                 <th></th><th>{ "in" }</th><th>{ "fwd" }</th>
-                <th title="random / burst / queue full (or the link's byte limit) / MTU / no client, then, when any: loop / over the forwarding limit">{ "dropped r/b/q/m/n" }</th>
+                <th title="random / burst / queue full (or the link's byte limit) / MTU / no client, then, when any: loop / over the forwarding limit / not from the target / the send failed">{ "dropped r/b/q/m/n" }</th>
                 <th>{ "dup" }</th><th>{ "reord" }</th><th>{ "corrupt" }</th><th>{ "queue" }</th>
             </tr></thead>
             <tbody>{ row("c→t", &props.c2t) }{ row("t→c", &props.t2c) }</tbody>
