@@ -178,6 +178,10 @@ fn feed(
             target: c.target,
         },
         Record::LinkDeleted { link, .. } => Input::LinkDeleted { link },
+        Record::LinkClient(change) => Input::LinkClient {
+            link: &change.link,
+            client: change.client,
+        },
         Record::LinkPacket(p, bytes) => {
             analyzer.feed(
                 Input::LinkDecision {
@@ -202,7 +206,6 @@ fn feed(
             dropped: *dropped,
         },
         Record::LinkUpdated { .. }
-        | Record::LinkClient(_)
         | Record::LinkStats { .. }
         | Record::GeneratorStarted(_)
         | Record::GeneratorDone(_)

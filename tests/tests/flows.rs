@@ -432,3 +432,64 @@ async fn every_datagram_of_a_burst_gets_its_fate_and_so_does_a_lone_one_after_it
     assert!(!delivered.contains(&lone.id));
     server.stop().await;
 }
+
+/// An outside program (a plain socket of this test, not a lab socket) sends through a
+/// link to a lab socket, which answers through the link; the program echoes the answer.
+/// The analysis follows the link's reported client, so the lab socket's answer belongs
+/// to the flow towards the program, across the link, and the echo is its reply.
+#[tokio::test]
+async fn an_outside_program_that_becomes_a_links_client_ends_its_flows() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let s1 = client.bind("127.0.0.1:0").await;
+    let link = client
+        .link("127.0.0.1:0", s1.local, LinkSettings::default())
+        .await;
+    let program = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let program_addr = program.local_addr().unwrap();
+    program.send_to(b"ping", link.listen).await.unwrap();
+    // The ping reaches s1 from the link's upstream address; s1 answers there.
+    let ping = client.received_on(&s1.socket).await;
+    assert_eq!(ping.peer, link.upstream);
+    let answer = client
+        .send_datagram(&s1.socket, link.upstream, text("pong"))
+        .await;
+    let mut buf = [0u8; 64];
+    let (len, from) = tokio::time::timeout(socklab_tests::WAIT, program.recv_from(&mut buf))
+        .await
+        .expect("the answer crosses the link")
+        .unwrap();
+    assert_eq!((&buf[..len], from), (&b"pong"[..], link.listen));
+    // The program echoes it, as an echo server would.
+    program.send_to(b"pong", link.listen).await.unwrap();
+    let (event, _) = client
+        .until(|e| matches!(e, Event::Fate(f) if f.send == answer.id))
+        .await;
+    let Event::Fate(fate) = event else {
+        unreachable!()
+    };
+    assert_eq!(
+        (fate.fate, fate.src, fate.dst),
+        (FateKind::Reply, s1.local, program_addr),
+        "s1's answer went to the program, and the program's echo is its reply"
+    );
+    let flows = until_flow(
+        &mut client,
+        FlowMethod::Echo,
+        &mut Vec::new(),
+        &mut Vec::new(),
+        |f| f.received > 0,
+    )
+    .await;
+    let echo: Vec<_> = flows
+        .iter()
+        .filter(|f| f.method == FlowMethod::Echo)
+        .map(|f| (f.src, f.dst, f.via.clone(), f.sent, f.received))
+        .collect();
+    assert_eq!(
+        echo,
+        [(s1.local, program_addr, Some(link.link.clone()), 1, 1)],
+        "one flow, from s1 to the program through the link (not to the link's address)"
+    );
+    server.stop().await;
+}

@@ -527,11 +527,7 @@ impl State {
     }
 
     fn receive(&mut self, event: Event) {
-        if matches!(
-            event,
-            Event::Bound(_) | Event::LinkCreated(_) | Event::Datagram(_) | Event::Fate(_)
-        ) {
-            self.timeline.borrow_mut().apply(&event);
+        if self.timeline.borrow_mut().apply(&event) {
             self.timeline_version += 1;
         }
         match event {

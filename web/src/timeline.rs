@@ -6,8 +6,9 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
+use socklab_analysis::{End, Routes};
 use socklab_protocol::flow::{Fate, FateKind, LossCause};
-use socklab_protocol::link::DropReason;
+use socklab_protocol::link::{DropReason, LinkId};
 use socklab_protocol::{Direction, Event};
 
 /// How many arrows the page keeps; beyond it the oldest half is forgotten.
@@ -141,15 +142,6 @@ impl Arrow {
     }
 }
 
-#[derive(Debug, Clone)]
-struct Route {
-    listen: SocketAddr,
-    upstream: SocketAddr,
-    target: SocketAddr,
-    lane: u16,
-    client: Option<SocketAddr>,
-}
-
 /// Which arrows to show.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Filter {
@@ -212,7 +204,10 @@ pub struct Timeline {
     by_send: HashMap<u64, u32>,
     by_recv: HashMap<u64, u32>,
     recv_times: HashMap<u64, u64>,
-    routes: Vec<Route>,
+    /// The one routing rule (shared with the server's analysis), fed the same events.
+    routes: Routes,
+    /// Each link's lane.
+    link_lanes: HashMap<LinkId, u16>,
     /// The flows seen: (source, destination).
     pub flows: Vec<(SocketAddr, SocketAddr)>,
     flow_of: HashMap<(SocketAddr, SocketAddr), u16>,
@@ -291,9 +286,13 @@ impl Timeline {
         let mut order: Vec<u16> = Vec::with_capacity(self.lanes.len());
         let link_before = |lane: u16| {
             self.routes
-                .iter()
-                .filter(move |r| self.lane_of.get(&r.target) == Some(&lane))
-                .map(|r| r.lane)
+                .links()
+                .filter(move |l| {
+                    self.routes
+                        .target(l)
+                        .is_some_and(|t| self.lane_of.get(&t) == Some(&lane))
+                })
+                .filter_map(|l| self.link_lanes.get(l).copied())
         };
         for (i, lane) in self.lanes.iter().enumerate() {
             if lane.kind == LaneKind::Link {
@@ -336,8 +335,9 @@ impl Timeline {
         self.arrows.get(*i as usize)
     }
 
-    /// Takes one event.
-    pub fn apply(&mut self, event: &Event) {
+    /// Takes one event (any event: it uses what it draws). Returns whether anything it
+    /// draws may have changed.
+    pub fn apply(&mut self, event: &Event) -> bool {
         match event {
             Event::Bound(b) => {
                 self.lab_labels
@@ -353,13 +353,17 @@ impl Timeline {
                 let lane = self.lane(l.listen, LaneKind::Link);
                 self.lanes[lane as usize].label = format!("{} link {}", l.link, l.listen);
                 self.lane_of.insert(l.upstream, lane);
-                self.routes.push(Route {
-                    listen: l.listen,
-                    upstream: l.upstream,
-                    target: l.target,
-                    lane,
-                    client: None,
-                });
+                self.link_lanes.insert(l.link.clone(), lane);
+                self.routes
+                    .link_created(&l.link, l.listen, l.upstream, l.target);
+            }
+            Event::LinkClient(c) => {
+                self.routes.link_client(&c.link, c.client);
+                return false;
+            }
+            Event::LinkDeleted(d) => {
+                self.routes.link_deleted(&d.link);
+                return false;
             }
             Event::Datagram(d) => {
                 self.latest_t = self.latest_t.max(d.t_ns);
@@ -372,24 +376,40 @@ impl Timeline {
                 self.latest_t = self.latest_t.max(f.t_ns);
                 self.fate(f);
             }
-            Event::Batch { events } => events.iter().for_each(|e| self.apply(e)),
-            _ => {}
+            Event::Batch { events } => {
+                let mut changed = false;
+                for e in events {
+                    changed |= self.apply(e);
+                }
+                return changed;
+            }
+            // What the timeline does not draw (lanes stay when sockets close and links
+            // go; decisions reach it through fates).
+            Event::Hello(_)
+            | Event::Closed(_)
+            | Event::KernelDrops(_)
+            | Event::LinkUpdated(_)
+            | Event::LinkPacket(_)
+            | Event::LinkStats(_)
+            | Event::FlowStats(_)
+            | Event::GeneratorStarted(_)
+            | Event::GeneratorDone(_)
+            | Event::AnalysisConfig(_)
+            | Event::Error(_)
+            | Event::Gap(_) => return false,
         }
+        true
+    }
+
+    /// A link end as the timeline draws it: the address, and the lane of the link
+    /// crossed.
+    fn via(&self, end: End<'_>) -> (SocketAddr, Option<u16>) {
+        let lane = end.via.and_then(|l| self.link_lanes.get(l).copied());
+        (end.addr, lane)
     }
 
     fn sent(&mut self, id: u64, t: u64, local: SocketAddr, peer: SocketAddr) {
-        let mut dst = peer;
-        let mut via = None;
-        for route in &mut self.routes {
-            if peer == route.listen {
-                route.client = Some(local);
-                (dst, via) = (route.target, Some(route.lane));
-            } else if peer == route.upstream
-                && let Some(client) = route.client
-            {
-                (dst, via) = (client, Some(route.lane));
-            }
-        }
+        let (dst, via) = self.via(self.routes.destination(peer));
         let from = self.lane(local, LaneKind::Lab);
         let kind = self.kind_of(dst);
         let to = self.lane(dst, kind);
@@ -409,23 +429,9 @@ impl Timeline {
         self.by_send.insert(id, i);
     }
 
-    fn source(&self, peer: SocketAddr) -> (SocketAddr, Option<u16>) {
-        for route in &self.routes {
-            if peer == route.listen {
-                return (route.target, Some(route.lane));
-            }
-            if peer == route.upstream
-                && let Some(client) = route.client
-            {
-                return (client, Some(route.lane));
-            }
-        }
-        (peer, None)
-    }
-
     fn received(&mut self, id: u64, t: u64, local: SocketAddr, peer: SocketAddr) {
         self.recv_times.insert(id, t);
-        let (src, via) = self.source(peer);
+        let (src, via) = self.via(self.routes.source(peer));
         if self.lab_labels.contains_key(&src) {
             return; // a lab-to-lab datagram: its send's arrow gets its fate
         }
@@ -711,6 +717,80 @@ mod tests {
         }
     }
 
+    fn link_client(client: &str) -> Event {
+        Event::LinkClient(socklab_protocol::LinkClient {
+            id: EventId(90),
+            link: LinkId::new("l1"),
+            client: addr(client),
+            previous: None,
+            t_ns: 0,
+        })
+    }
+
+    fn link_l1(listen: &str, upstream: &str, target: &str) -> Event {
+        Event::LinkCreated(LinkCreated {
+            id: EventId(3),
+            link: LinkId::new("l1"),
+            listen: addr(listen),
+            upstream: addr(upstream),
+            target: addr(target),
+            settings: Default::default(),
+            t_ns: 0,
+            req: None,
+        })
+    }
+
+    /// An outside program sends to a link in front of a lab socket, which answers: the
+    /// arrows run between the program and the socket, across the link, because the
+    /// link said who its client is (nothing is inferred from lab sends alone).
+    #[test]
+    fn an_outside_program_as_a_links_client_is_an_end_of_its_arrows() {
+        let mut tl = Timeline::default();
+        tl.apply(&bound(1, "s1", "127.0.0.1:2000"));
+        tl.apply(&link_l1(
+            "127.0.0.1:3000",
+            "127.0.0.1:3001",
+            "127.0.0.1:2000",
+        ));
+        tl.apply(&link_client("127.0.0.1:5555"));
+        tl.apply(&datagram(
+            5,
+            100,
+            Direction::In,
+            "127.0.0.1:2000",
+            "127.0.0.1:3001",
+        ));
+        tl.apply(&datagram(
+            6,
+            200,
+            Direction::Out,
+            "127.0.0.1:2000",
+            "127.0.0.1:3001",
+        ));
+        let labels: Vec<&str> = tl.lanes.iter().map(|l| l.label.as_str()).collect();
+        assert_eq!(
+            labels,
+            [
+                "s1 127.0.0.1:2000",
+                "l1 link 127.0.0.1:3000",
+                "127.0.0.1:5555"
+            ]
+        );
+        let ends: Vec<_> = tl.arrows.iter().map(|a| (a.from, a.to, a.via)).collect();
+        assert_eq!(
+            ends,
+            [(2, 0, Some(1)), (0, 2, Some(1))],
+            "in from the program, out to it, both across the link"
+        );
+        assert_eq!(
+            tl.flows,
+            [
+                (addr("127.0.0.1:5555"), addr("127.0.0.1:2000")),
+                (addr("127.0.0.1:2000"), addr("127.0.0.1:5555"))
+            ]
+        );
+    }
+
     #[test]
     fn arrows_cross_a_link_and_get_their_fates() {
         let mut tl = Timeline::default();
@@ -733,6 +813,8 @@ mod tests {
             "127.0.0.1:1000",
             "127.0.0.1:3000",
         ));
+        // The link reports its client, as the server does before its decision.
+        tl.apply(&link_client("127.0.0.1:1000"));
         tl.apply(&datagram(
             5,
             200,

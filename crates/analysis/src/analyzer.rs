@@ -1,10 +1,11 @@
 //! The analyzer: fed a session's events in log order, it says what became of every
 //! datagram and keeps per-flow figures.
 //!
-//! A **flow** is (source, destination) as the application sees it: a datagram that a
-//! lab socket sends to a link's listen address belongs to the flow towards the link's
-//! target, and one that arrives from a link's upstream address belongs to the flow from
-//! the link's client. So a flow's figures span the link, and the link's decisions can be
+//! A **flow** is (source, destination) as the application sees it, by the one routing
+//! rule of [`crate::routes`]: a datagram that a lab socket sends to a link's listen
+//! address belongs to the flow towards the link's target, and one that arrives from a
+//! link's upstream address belongs to the flow from the link's client (as the link
+//! reported it). So a flow's figures span the link, and the link's decisions can be
 //! matched to the datagrams they concern.
 //!
 //! Definitions:
@@ -29,6 +30,7 @@ use socklab_protocol::EventId;
 use socklab_protocol::link::{DropReason, LinkFate, LinkId};
 
 use crate::jitter::Jitter;
+use crate::routes::Routes;
 use crate::seqhdr::SeqHeader;
 use crate::sequenced::SeqReceiver;
 use crate::stats::{FlowStats, Method, Percentiles};
@@ -118,6 +120,13 @@ pub enum Input<'a> {
         upstream: SocketAddr,
         /// Where it forwards to.
         target: SocketAddr,
+    },
+    /// A link's client changed: the target's replies go to `client` from now on.
+    LinkClient {
+        /// The link.
+        link: &'a LinkId,
+        /// Its new client.
+        client: SocketAddr,
     },
     /// A link was deleted.
     LinkDeleted {
@@ -260,16 +269,6 @@ pub enum Outcome {
         /// Why: a link dropped the request, or no reply came within the timeout.
         cause: LossCause,
     },
-}
-
-#[derive(Debug)]
-struct Route {
-    link: LinkId,
-    listen: SocketAddr,
-    upstream: SocketAddr,
-    target: SocketAddr,
-    /// The last lab address that sent to the listen address: replies go there.
-    client: Option<SocketAddr>,
 }
 
 /// A send in flight. The analysis keeps its payload's fingerprint and length, never the
@@ -432,7 +431,7 @@ pub struct Analyzer {
     timeout: Nanos,
     limits: Limits,
     lab: HashSet<SocketAddr>,
-    routes: Vec<Route>,
+    routes: Routes,
     flows: BTreeMap<FlowKey, Flow>,
     echo: BTreeMap<FlowKey, EchoFlow>,
     sequenced: BTreeMap<(FlowKey, u32), Sequenced>,
@@ -508,7 +507,7 @@ impl Analyzer {
             timeout: loss_timeout_ns,
             limits,
             lab: HashSet::new(),
-            routes: Vec::new(),
+            routes: Routes::default(),
             flows: BTreeMap::new(),
             echo: BTreeMap::new(),
             sequenced: BTreeMap::new(),
@@ -586,14 +585,9 @@ impl Analyzer {
                 listen,
                 upstream,
                 target,
-            } => self.routes.push(Route {
-                link: link.clone(),
-                listen,
-                upstream,
-                target,
-                client: None,
-            }),
-            Input::LinkDeleted { link } => self.routes.retain(|r| &r.link != link),
+            } => self.routes.link_created(link, listen, upstream, target),
+            Input::LinkClient { link, client } => self.routes.link_client(link, client),
+            Input::LinkDeleted { link } => self.routes.link_deleted(link),
             Input::Sent {
                 id,
                 t_ns,
@@ -616,6 +610,7 @@ impl Analyzer {
             }
             Input::LinkDecision {
                 id: decision,
+                link,
                 from,
                 to,
                 bytes,
@@ -623,9 +618,10 @@ impl Analyzer {
                 reason,
                 corrupted,
                 truncated_to,
-                ..
             } => {
-                if let Some(to) = to {
+                // A reply with no client to go to was sent to the upstream address,
+                // which is what its flow is called until a client is known.
+                if let Some(to) = to.or_else(|| self.routes.upstream(link)) {
                     self.decided(
                         decision,
                         FlowKey { src: from, dst: to },
@@ -638,38 +634,6 @@ impl Analyzer {
                 }
             }
         }
-    }
-
-    /// The application-level destination of a send to `peer` from `local`, and the
-    /// link it crosses.
-    fn destination(&mut self, local: SocketAddr, peer: SocketAddr) -> (SocketAddr, Option<LinkId>) {
-        for route in &mut self.routes {
-            if peer == route.listen {
-                route.client = Some(local);
-                return (route.target, Some(route.link.clone()));
-            }
-            if peer == route.upstream
-                && let Some(client) = route.client
-            {
-                return (client, Some(route.link.clone()));
-            }
-        }
-        (peer, None)
-    }
-
-    /// The application-level source of a datagram received from `peer`.
-    fn source(&self, peer: SocketAddr) -> SocketAddr {
-        for route in &self.routes {
-            if peer == route.listen {
-                return route.target;
-            }
-            if peer == route.upstream
-                && let Some(client) = route.client
-            {
-                return client;
-            }
-        }
-        peer
     }
 
     /// Makes room for one more flow: retires the flow idle longest, preferring one with
@@ -776,7 +740,8 @@ impl Analyzer {
         bytes: &[u8],
         out: &mut Vec<Outcome>,
     ) {
-        let (dst, via) = self.destination(local, peer);
+        let end = self.routes.destination(peer);
+        let (dst, via) = (end.addr, end.via.cloned());
         let key = FlowKey { src: local, dst };
         let pending = Pending {
             id,
@@ -821,7 +786,7 @@ impl Analyzer {
         out: &mut Vec<Outcome>,
     ) {
         let key = FlowKey {
-            src: self.source(peer),
+            src: self.routes.source(peer).addr,
             dst: local,
         };
         if let Some(header) = SeqHeader::read(bytes) {

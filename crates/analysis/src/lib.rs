@@ -7,6 +7,8 @@
 //! - [`sequenced`]: iperf3-style receiver statistics from sequence numbers alone, for
 //!   traffic whose sender the lab may not see.
 //! - [`stats`]: latency percentiles and the per-flow figures.
+//! - [`routes`]: [`Routes`], the one rule for which flow a datagram crossing a link
+//!   belongs to; the page's timeline uses it too.
 //! - [`analyzer`]: [`Analyzer`], fed the session's events in order: it follows links,
 //!   matches each receive to its send, decides lost / reordered / duplicated, matches
 //!   echo replies to requests, and keeps per-flow statistics.
@@ -14,11 +16,13 @@
 
 pub mod analyzer;
 pub mod jitter;
+pub mod routes;
 pub mod seqhdr;
 pub mod sequenced;
 pub mod stats;
 
 pub use analyzer::{Analyzer, FlowKey, Input, Limits, LossCause, Outcome};
+pub use routes::{End, Routes};
 pub use stats::{FlowStats, Method, Percentiles};
 
 /// Nanoseconds since the session began.

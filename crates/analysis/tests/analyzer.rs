@@ -308,6 +308,11 @@ fn a_link_between_lab_sockets_is_seen_through() {
         })
     };
     let s1 = run.send(0, A, listen, b"dropped");
+    // The link reports its first client before its first decision, as the server does.
+    run.feed(Input::LinkClient {
+        link: &link,
+        client: addr(A),
+    });
     decide(
         &mut run,
         b"dropped",
