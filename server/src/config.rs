@@ -32,6 +32,21 @@ pub const DEFAULT_MAX_VIEWERS_PER_SESSION: usize = 8;
 pub const DEFAULT_WRITE_TIMEOUT_SECS: u64 = 10;
 /// How many datagrams per second a session's links may forward, together.
 pub const DEFAULT_MAX_FORWARDED_PER_SEC: u64 = 200_000;
+/// The largest WebSocket message the server accepts by default: a command with the
+/// largest payload (65,527 bytes, about 87 KiB as base64) fits many times over.
+pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 1024 * 1024;
+/// The least time between two frames of events while events keep coming, by default
+/// (`--flush-interval-us`): none. Events go out as soon as they are logged; while a frame
+/// is being written, the next events gather and go out together in the next one, so
+/// batches grow with the load by themselves. (A 2 ms window cost every event 1 to 3 ms
+/// of latency and spared a browser taking in 150,000 events a second only 8 % of its
+/// ingest time; see docs/benchmarks.md.)
+pub const DEFAULT_FLUSH_INTERVAL: std::time::Duration = std::time::Duration::ZERO;
+/// The largest number of payload bytes one link holds by default (`--max-link-bytes`):
+/// its delay line, bottleneck queue and held-back datagrams together. 60 s of delay at
+/// a generator's 100,000 datagrams/s of 64 bytes is 384 MB; a lab link holds a few
+/// seconds of that and drops the rest with `queue_full`.
+pub const DEFAULT_MAX_LINK_BYTES: usize = 16 * 1024 * 1024;
 
 /// socklab: a socket lab in the browser.
 ///
@@ -73,14 +88,14 @@ pub struct Args {
 
     /// The largest WebSocket message accepted; a bigger one closes that connection with
     /// code 1009.
-    #[arg(long, default_value_t = crate::http::MAX_WS_MESSAGE_BYTES, value_name = "BYTES")]
+    #[arg(long, default_value_t = DEFAULT_MAX_MESSAGE_BYTES, value_name = "BYTES")]
     pub max_message_bytes: usize,
 
     /// The least time between two frames of events to a viewer while events keep coming,
     /// microseconds. 0 (the default) sends every event as soon as it is logged, batching
     /// only what gathers while the previous frame is written; a window (e.g. 2000) trades
     /// latency for fewer, bigger frames.
-    #[arg(long, default_value_t = crate::session::FLUSH_INTERVAL.as_micros() as u64, value_name = "MICROSECONDS")]
+    #[arg(long, default_value_t = DEFAULT_FLUSH_INTERVAL.as_micros() as u64, value_name = "MICROSECONDS")]
     pub flush_interval_us: u64,
 
     /// How many sessions the server keeps at once; a new viewer beyond them gets HTTP 429.
@@ -128,7 +143,7 @@ pub struct Args {
 
     /// How many payload bytes one link may hold at once (its delay line, queue and
     /// held-back datagrams together); what would go over is dropped with `queue_full`.
-    #[arg(long, default_value_t = crate::link::DEFAULT_MAX_LINK_BYTES, value_name = "BYTES")]
+    #[arg(long, default_value_t = DEFAULT_MAX_LINK_BYTES, value_name = "BYTES")]
     pub max_link_bytes: usize,
 
     /// How many datagrams per second a session's links may forward, together (and
@@ -251,8 +266,8 @@ impl Default for Config {
             max_links_per_session: DEFAULT_MAX_LINKS_PER_SESSION,
             loss_timeout_ms: DEFAULT_LOSS_TIMEOUT_MS,
             max_sessions: DEFAULT_MAX_SESSIONS,
-            max_message_bytes: crate::http::MAX_WS_MESSAGE_BYTES,
-            flush_interval: crate::session::FLUSH_INTERVAL,
+            max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+            flush_interval: DEFAULT_FLUSH_INTERVAL,
             max_datagrams_per_sec: DEFAULT_MAX_DATAGRAMS_PER_SEC,
             max_bytes_per_sec: DEFAULT_MAX_BYTES_PER_SEC,
             grace: std::time::Duration::from_secs(DEFAULT_GRACE_SECS),
@@ -261,7 +276,7 @@ impl Default for Config {
             allow_net: Vec::new(),
             log_max_events: DEFAULT_LOG_MAX_EVENTS,
             log_max_bytes: DEFAULT_LOG_MAX_BYTES,
-            max_link_bytes: crate::link::DEFAULT_MAX_LINK_BYTES,
+            max_link_bytes: DEFAULT_MAX_LINK_BYTES,
             max_forwarded_per_sec: DEFAULT_MAX_FORWARDED_PER_SEC,
             max_in_flight: socklab_analysis::analyzer::DEFAULT_MAX_IN_FLIGHT,
             max_flows: socklab_analysis::analyzer::DEFAULT_MAX_FLOWS,

@@ -16,7 +16,7 @@ use tracing::Instrument as _;
 use crate::error::CommandError;
 use crate::log::{EventLog, Record};
 use crate::timer::sleep_until;
-use crate::udp::SendRequest;
+use crate::udp::{SendRequest, check_size};
 
 /// The fastest a generator may send, datagrams per second.
 pub const MAX_RATE: f64 = 100_000.0;
@@ -134,6 +134,54 @@ impl Pace {
             interval,
         })
     }
+}
+
+/// A `generate` command, checked: its pace and the payload after the header.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Checked {
+    /// How many datagrams, how fast.
+    pub pace: Pace,
+    /// The sequence header's length (0 without it).
+    pub header_len: usize,
+    /// The payload after the header, already sized.
+    pub body: Vec<u8>,
+}
+
+impl Checked {
+    /// The length of every datagram it sends.
+    pub fn datagram_len(&self) -> usize {
+        self.header_len + self.body.len()
+    }
+}
+
+/// Checks a `generate` command for a destination `to` (whose address family sets the
+/// largest datagram): its numbers ([`Pace::check`]), and its payload, sized before
+/// anything is allocated for it. Pure: the session checks the socket, its budget and
+/// how many generators run.
+pub fn check(spec: &GeneratorSpec, to: SocketAddr) -> Result<Checked, CommandError> {
+    let pace = Pace::check(spec)?;
+    let header_len = if spec.sequence { seqhdr::LEN } else { 0 };
+    let body = match &spec.pattern {
+        Some(pattern) => pattern
+            .decode()
+            .map_err(|e| CommandError::bad_request(e.to_string()))?,
+        None => {
+            check_size(spec.size, to)?;
+            let Some(body_len) = spec.size.checked_sub(header_len) else {
+                return Err(CommandError::bad_request(format!(
+                    "with the sequence header a payload has at least {header_len} bytes, not {}",
+                    spec.size
+                )));
+            };
+            vec![0; body_len]
+        }
+    };
+    check_size(header_len.saturating_add(body.len()), to)?;
+    Ok(Checked {
+        pace,
+        header_len,
+        body,
+    })
 }
 
 /// What a generator sends, checked and resolved by the session.
@@ -255,4 +303,113 @@ async fn run(plan: Plan, log: Arc<EventLog>, cancel: CancellationToken) -> Optio
         })),
     );
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use socklab_protocol::payload::Payload;
+
+    use super::*;
+
+    fn spec(size: usize, pattern: Option<Payload>, sequence: bool) -> GeneratorSpec {
+        GeneratorSpec {
+            socket: SocketId::new("s1"),
+            to: "127.0.0.1:9".into(),
+            amount: Amount::Count(10),
+            rate: 1_000.0,
+            interval_ms: None,
+            size,
+            pattern,
+            sequence,
+        }
+    }
+
+    /// Each case: the command's payload part, the destination's family, and what the
+    /// check says (the datagram's length, or the refusal's code).
+    #[test]
+    fn payloads_are_sized_for_the_destination_before_anything_is_allocated() {
+        let v4: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        let v6: SocketAddr = "[::1]:9".parse().unwrap();
+        let text = |s: &str| Some(Payload::Text(s.into()));
+        let cases: Vec<(GeneratorSpec, SocketAddr, Result<usize, ErrorCode>)> = vec![
+            (spec(64, None, true), v4, Ok(64)),
+            (spec(64, None, false), v4, Ok(64)),
+            (spec(24, None, true), v4, Ok(24)),
+            (spec(23, None, true), v4, Err(ErrorCode::BadRequest)),
+            (spec(0, None, false), v4, Ok(0)),
+            (spec(65_507, None, true), v4, Ok(65_507)),
+            (
+                spec(65_508, None, true),
+                v4,
+                Err(ErrorCode::PayloadTooLarge),
+            ),
+            (spec(65_527, None, true), v6, Ok(65_527)),
+            (
+                spec(65_528, None, false),
+                v6,
+                Err(ErrorCode::PayloadTooLarge),
+            ),
+            // A petabyte is refused by its number, never allocated.
+            (
+                spec(1 << 50, None, true),
+                v4,
+                Err(ErrorCode::PayloadTooLarge),
+            ),
+            // A pattern follows the header; the size is then ignored.
+            (spec(1 << 50, text("hello"), true), v4, Ok(29)),
+            (spec(64, text("hello"), false), v4, Ok(5)),
+            (
+                spec(64, Some(Payload::Hex("zz".into())), false),
+                v4,
+                Err(ErrorCode::BadRequest),
+            ),
+            (
+                spec(0, text(&"x".repeat(65_490)), true),
+                v4,
+                Err(ErrorCode::PayloadTooLarge),
+            ),
+        ];
+        for (spec, to, expected) in cases {
+            let got = check(&spec, to)
+                .map(|c| c.datagram_len())
+                .map_err(|e| e.code);
+            assert_eq!(
+                got, expected,
+                "size {} pattern {:?} sequence {} to {to}",
+                spec.size, spec.pattern, spec.sequence
+            );
+        }
+    }
+
+    #[test]
+    fn the_pace_comes_from_the_rate_or_the_interval() {
+        let checked = check(&spec(64, None, true), "127.0.0.1:9".parse().unwrap()).unwrap();
+        assert_eq!(
+            checked.pace,
+            Pace {
+                rate: 1_000.0,
+                count: 10,
+                interval: Duration::from_millis(1)
+            }
+        );
+        let by_interval = GeneratorSpec {
+            interval_ms: Some(20.0),
+            amount: Amount::DurationMs(1_000),
+            ..spec(64, None, true)
+        };
+        let pace = Pace::check(&by_interval).unwrap();
+        assert_eq!((pace.rate, pace.count), (50.0, 50));
+        for (rate, code) in [
+            (0.0, ErrorCode::BadRequest),
+            (f64::NAN, ErrorCode::BadRequest),
+            (1e-300, ErrorCode::BadRequest),
+            (1e9, ErrorCode::LimitExceeded),
+        ] {
+            let refused = Pace::check(&GeneratorSpec {
+                rate,
+                ..spec(64, None, true)
+            });
+            assert_eq!(refused.map_err(|e| e.code), Err(code), "rate {rate}");
+        }
+    }
 }

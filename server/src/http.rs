@@ -16,8 +16,8 @@ use tokio_util::task::TaskTracker;
 use tower_http::services::ServeDir;
 
 use crate::config::Config;
-use crate::session;
 use crate::sessions::Sessions;
+use crate::viewer;
 
 /// Host names always accepted (with any port).
 const LOOPBACK_HOSTS: [&str; 3] = ["localhost", "127.0.0.1", "[::1]"];
@@ -29,10 +29,6 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'
 
 /// How long a content-hashed file may be cached: its name changes with its content.
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
-
-/// The largest WebSocket message the server accepts: a command with the largest payload
-/// (65,527 bytes, about 87 KiB as base64) fits many times over.
-pub const MAX_WS_MESSAGE_BYTES: usize = 1024 * 1024;
 
 /// The WebSocket's read buffer. Commands are small; the library zeroes the spare part of
 /// this buffer every time the viewer loop polls for a command, which at its default
@@ -377,7 +373,7 @@ async fn ws_upgrade(
         },
     };
     let limit = state.config.max_message_bytes;
-    let pace = session::Pace {
+    let pace = viewer::Pace {
         flush_interval: state.config.flush_interval,
         write_timeout: state.config.write_timeout,
     };
@@ -389,7 +385,7 @@ async fn ws_upgrade(
         .max_frame_size(limit)
         .read_buffer_size(WS_READ_BUFFER_BYTES)
         .on_upgrade(move |ws| {
-            tasks.track_future(session::serve(ws, attached, since, notice, pace, shutdown))
+            tasks.track_future(viewer::serve(ws, attached, since, notice, pace, shutdown))
         })
 }
 

@@ -5,8 +5,12 @@
 //! - [`config`]: the command line ([`config::Args`]) and the settings the server runs
 //!   with ([`Config`]).
 //! - [`http`]: the axum router: the built web app as static files and `GET /ws`.
-//! - [`session`]: one browser session: decodes commands, owns the session's sockets,
-//!   and feeds its viewer from the event log.
+//! - [`session`]: one session's state and commands: the sockets, links and
+//!   generators it owns, and its event log.
+//! - [`viewer`]: one viewer's WebSocket loop: commands in, the session's log out in
+//!   frames, from the viewer's own cursor.
+//! - [`wire`]: the edge: log entries become protocol events in one exhaustive
+//!   function.
 //! - [`sessions`]: the registry of live sessions, so viewers can come back and several
 //!   can watch one session, and each session's lifetime (a grace period after its last
 //!   viewer leaves).
@@ -41,6 +45,8 @@ pub mod sessions;
 pub mod slots;
 mod timer;
 pub mod udp;
+pub mod viewer;
+pub mod wire;
 
 use std::future::Future;
 

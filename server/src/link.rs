@@ -40,12 +40,6 @@ const OVERHEAD_V6: usize = 48;
 /// Seeds of the two directions differ so they do not make the same decisions.
 const T2C_SEED_SALT: u64 = 0x7432_6321_5eed_5a17;
 
-/// The largest number of payload bytes one link holds by default (`--max-link-bytes`):
-/// its delay line, bottleneck queue and held-back datagrams together. 60 s of delay at
-/// a generator's 100,000 datagrams/s of 64 bytes is 384 MB; a lab link holds a few
-/// seconds of that and drops the rest with `queue_full`.
-pub const DEFAULT_MAX_LINK_BYTES: usize = 16 * 1024 * 1024;
-
 /// Every link's listen and upstream address on this server, so that no link can be
 /// pointed at a link (its own listen address, or another's): a datagram would go round
 /// for ever. Forbidding a link as a target forbids every cycle: the last link of a

@@ -4,7 +4,6 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -207,6 +206,3 @@ impl Sessions {
         tracing::info!(session = %shared.id, "session ended");
     }
 }
-
-/// The default time a session waits for a viewer to come back.
-pub const DEFAULT_GRACE: Duration = Duration::from_secs(60);

@@ -13,7 +13,7 @@ use nix::sys::socket::{
     ControlMessageOwned, MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg, setsockopt, sockopt,
 };
 use socket2::{Domain, Protocol, Socket, Type};
-use socklab_protocol::{Direction, ErrorEvent, SocketId};
+use socklab_protocol::{Direction, ErrorCode, ErrorEvent, SocketId, limits};
 use tokio::io::Interest;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
@@ -502,6 +502,21 @@ fn to_socket_addr(a: &SockaddrStorage) -> Option<SocketAddr> {
     a.as_sockaddr_in()
         .map(|a| SocketAddr::from(*a))
         .or_else(|| a.as_sockaddr_in6().map(|a| SocketAddr::from(*a)))
+}
+
+/// Refuses a UDP payload longer than the largest datagram to `to` can carry.
+pub fn check_size(len: usize, to: std::net::SocketAddr) -> Result<(), CommandError> {
+    let max = limits::max_udp_payload(to.is_ipv6());
+    if len > max {
+        return Err(CommandError::new(
+            ErrorCode::PayloadTooLarge,
+            format!(
+                "UDP payload is {len} bytes; the {} limit is {max}",
+                if to.is_ipv6() { "IPv6" } else { "IPv4" }
+            ),
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -647,7 +647,7 @@ async fn a_frame_stops_growing_at_its_byte_limit() {
         sent += frame.matches("\"dir\":\"out\"").count();
     }
     // One event of 60,000 bytes is about 80 KB of JSON.
-    let limit = socklab_server::session::MAX_FRAME_BYTES;
+    let limit = socklab_server::viewer::MAX_FRAME_BYTES;
     assert!(largest <= limit + 100_000, "a frame of {largest} bytes");
     assert!(
         largest > limit / 2,

@@ -1,0 +1,261 @@
+//! The WebSocket side of a session: one viewer's loop. It reads commands and hands
+//! them to the session, and streams the session's log to the viewer in frames, from
+//! the viewer's own cursor (a `gap` first when the bounded log dropped events the
+//! viewer had not been sent).
+
+use std::time::{Duration, Instant};
+
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use socklab_protocol::fast;
+use socklab_protocol::{ErrorEvent, Event, EventId, Gap, Hello, decode_request};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
+
+use crate::error::CommandError;
+use crate::log::EventLog;
+use crate::timer::sleep_until;
+use crate::wire::{error_event, write_event};
+
+/// The most events one frame carries.
+pub const MAX_BATCH: usize = 512;
+/// The longest the server waits to send a viewer its close frame.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
+/// A frame stops taking events once it is this long (it always carries at least one).
+pub const MAX_FRAME_BYTES: usize = 1024 * 1024;
+
+/// Serves one viewer of `shared` on `ws` until it leaves or the server shuts down,
+/// starting after event `since` (0: from the start of the log). `notice` is sent right
+/// after the greeting (for example: the session asked for has ended).
+pub async fn serve(
+    ws: WebSocket,
+    attached: crate::sessions::Attached,
+    since: EventId,
+    notice: Option<ErrorEvent>,
+    pace: Pace,
+    shutdown: CancellationToken,
+) {
+    let shared = attached.shared().clone();
+    let span = tracing::info_span!("viewer", session = %shared.id());
+    async {
+        tracing::info!(since = since.0, "viewer connected");
+        let viewer = Viewer {
+            ws,
+            cursor: since,
+            number: attached.number(),
+            flush_interval: pace.flush_interval,
+            write_timeout: pace.write_timeout,
+        };
+        if let Err(e) = viewer.run(&shared, notice, &shutdown).await {
+            tracing::debug!(error = %e, "viewer connection ended with an error");
+        }
+        drop(attached);
+        tracing::info!("viewer left");
+    }
+    .instrument(span)
+    .await
+}
+
+/// How a viewer's frames are paced.
+#[derive(Debug, Clone, Copy)]
+pub struct Pace {
+    /// The least time between two frames while events keep coming.
+    pub flush_interval: Duration,
+    /// The longest one frame may take to be written; a viewer slower than that is
+    /// disconnected (it can come back with `since`).
+    pub write_timeout: Duration,
+}
+
+/// The WebSocket side of a session.
+struct Viewer {
+    ws: WebSocket,
+    /// The id of the last event this viewer was sent.
+    cursor: EventId,
+    /// Its number within the session.
+    number: u64,
+    /// The least time between two frames while events keep coming.
+    flush_interval: Duration,
+    /// See [`Pace::write_timeout`].
+    write_timeout: Duration,
+}
+
+impl Viewer {
+    async fn run(
+        mut self,
+        shared: &crate::sessions::Shared,
+        notice: Option<ErrorEvent>,
+        shutdown: &CancellationToken,
+    ) -> Result<(), axum::Error> {
+        self.send(&Event::Hello(Hello {
+            protocol: socklab_protocol::PROTOCOL_VERSION,
+            session: shared.id().to_owned(),
+            server: crate::SERVER_NAME.to_owned(),
+        }))
+        .await?;
+        if let Some(notice) = notice {
+            self.send(&Event::Error(notice)).await?;
+        }
+
+        let log = shared.log().clone();
+        let mut newest = log.subscribe();
+        let (reply, mut replies) = mpsc::unbounded_channel::<ErrorEvent>();
+        let mut last_flush = Instant::now() - self.flush_interval;
+        // Whatever the log already holds after the cursor goes out at once.
+        let mut flush_at: Option<tokio::time::Instant> = Some(tokio::time::Instant::now());
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => {
+                    self.close(axum::extract::ws::close_code::AWAY, "socklab is shutting down").await;
+                    return Ok(());
+                }
+                message = self.ws.recv() => {
+                    let Some(message) = message else { return Ok(()) };
+                    let message = match message {
+                        Ok(message) => message,
+                        Err(e) => {
+                            // The WebSocket library reports an oversized frame as an error of
+                            // its own; the close code tells the client why it is cut off.
+                            let too_big = e.to_string().contains("too long");
+                            let (code, reason) = if too_big {
+                                (axum::extract::ws::close_code::SIZE, "message too big (--max-message-bytes)")
+                            } else {
+                                (axum::extract::ws::close_code::PROTOCOL, "WebSocket protocol error")
+                            };
+                            tracing::debug!(error = %e, "closing a viewer's connection");
+                            self.close(code, reason).await;
+                            return Err(e);
+                        }
+                    };
+                    match message {
+                        Message::Text(text) => {
+                            let outcome = match decode_request(&text) {
+                                Ok(request) => {
+                                    let req = request.req;
+                                    let mut session = shared.session().lock().await;
+                                    session.handle(request, &reply, self.number).await.map_err(|e| (req, e))
+                                }
+                                Err(e) => Err((e.req, CommandError::bad_request(e.message))),
+                            };
+                            if let Err((req, e)) = outcome {
+                                tracing::debug!(code = %e.code, message = %e.message, "refused");
+                                self.send(&error_event(req, e)).await?;
+                            }
+                        }
+                        Message::Binary(_) => {
+                            let e = CommandError::bad_request(
+                                "binary frames are not accepted; send each command as a JSON text frame",
+                            );
+                            self.send(&error_event(None, e)).await?;
+                        }
+                        Message::Close(_) => return Ok(()),
+                        Message::Ping(_) | Message::Pong(_) => {}
+                    }
+                }
+                Some(error) = replies.recv() => self.send(&Event::Error(error)).await?,
+                changed = newest.changed(), if flush_at.is_none() => {
+                    if changed.is_err() {
+                        return Ok(());
+                    }
+                    // An idle viewer's frame is due at once: the timer helper returns
+                    // at once for a time already past.
+                    flush_at = Some((last_flush + self.flush_interval).into());
+                }
+                _ = sleep_until(flush_at), if flush_at.is_some() => {
+                    let more = self.flush(&log).await?;
+                    last_flush = Instant::now();
+                    flush_at = more.then(tokio::time::Instant::now);
+                }
+            }
+        }
+    }
+
+    /// Sends the next batch of logged events (and a `gap` first if some are gone).
+    /// Returns whether more are waiting.
+    async fn flush(&mut self, log: &EventLog) -> Result<bool, axum::Error> {
+        let read = log.read_after(self.cursor, MAX_BATCH);
+        let gap = read.gap.map(|(from, to)| {
+            tracing::warn!(
+                from = from.0,
+                to = to.0,
+                "viewer missed events the log dropped"
+            );
+            Event::Gap(Gap {
+                from,
+                to,
+                count: to.0 - from.0 + 1,
+            })
+        });
+        let count = read.entries.len() + usize::from(gap.is_some());
+        if count == 0 {
+            return Ok(read.more);
+        }
+        // The frame's text is written in one go: an event alone, or a batch.
+        let mut frame = String::with_capacity(256 * count);
+        if count > 1 {
+            frame.push_str(fast::BATCH_OPEN);
+        }
+        if let Some(gap) = &gap {
+            frame.push_str(&gap.to_json());
+        }
+        let mut written = 0;
+        for (i, entry) in read.entries.iter().enumerate() {
+            // A frame stops growing at MAX_FRAME_BYTES (after at least one event):
+            // 512 datagrams of 64 KiB would otherwise make one 44 MB frame.
+            if written > 0 && frame.len() >= MAX_FRAME_BYTES {
+                break;
+            }
+            if i > 0 || gap.is_some() {
+                frame.push(',');
+            }
+            write_event(&mut frame, entry, self.number);
+            written += 1;
+        }
+        if count > 1 {
+            frame.push_str(fast::BATCH_CLOSE);
+        }
+        if let Some((_, to)) = read.gap {
+            self.cursor = to;
+        }
+        if let Some(last) = read.entries[..written].last() {
+            self.cursor = last.id;
+        }
+        self.send_text(frame).await?;
+        Ok(read.more || written < read.entries.len())
+    }
+
+    /// Says goodbye with a close frame, but never waits longer than the write timeout
+    /// for it: a viewer that stopped reading must not hold up the server's shutdown.
+    async fn close(&mut self, code: u16, reason: &'static str) {
+        let frame = Message::Close(Some(CloseFrame {
+            code,
+            reason: Utf8Bytes::from_static(reason),
+        }));
+        let wait = self.write_timeout.min(CLOSE_TIMEOUT);
+        let _ = tokio::time::timeout(wait, self.ws.send(frame)).await;
+    }
+
+    async fn send(&mut self, event: &Event) -> Result<(), axum::Error> {
+        self.send_text(event.to_json()).await
+    }
+
+    /// Writes one frame, or gives up on a viewer that has not taken it within the
+    /// write timeout: a page that stopped reading must not hold its frames (and the
+    /// session's attention) for ever. It can come back with `since`.
+    async fn send_text(&mut self, text: String) -> Result<(), axum::Error> {
+        match tokio::time::timeout(self.write_timeout, self.ws.send(Message::Text(text.into())))
+            .await
+        {
+            Ok(sent) => sent,
+            Err(_) => {
+                tracing::info!(
+                    timeout_ms = self.write_timeout.as_millis() as u64,
+                    "disconnecting a viewer that stopped reading"
+                );
+                Err(axum::Error::new(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "the viewer did not read a frame within the write timeout",
+                )))
+            }
+        }
+    }
+}

@@ -1,0 +1,297 @@
+//! The edge where the server's own records become wire events: one exhaustive
+//! conversion from a log entry to the protocol [`Event`] a viewer receives, and the
+//! direct writer that frames use for datagrams (the same text, a test checks).
+//!
+//! Nothing before this point is `Serialize`: the log holds server records, and a new
+//! kind of record does not compile until it has its case here.
+
+use socklab_protocol::fast;
+use socklab_protocol::payload::encode_base64;
+use socklab_protocol::{
+    AnalysisConfig, Bound, Closed, Datagram, ErrorEvent, Event, EventId, GeneratorDone,
+    GeneratorStarted, KernelDrops, LinkClient, LinkCreated, LinkDeleted, LinkPacket, LinkStats,
+    LinkUpdated, SocketId,
+};
+
+use crate::error::CommandError;
+use crate::log::{Entry, Record, Tagged};
+
+/// Appends a logged event's JSON for `viewer`: datagrams (most of any session) through
+/// the protocol's direct writer, everything else through its event.
+pub fn write_event(out: &mut String, entry: &Entry, viewer: u64) {
+    match &entry.record {
+        Record::Datagram(d) => fast::DatagramRef {
+            id: entry.id,
+            socket: &d.socket.id,
+            dir: d.dir,
+            local: d.socket.local,
+            peer: d.peer.addr(),
+            payload: &d.payload,
+            t_ns: entry.t_ns,
+            req: Tagged::for_viewer(d.req, viewer),
+        }
+        .write_json(out),
+        _ => out.push_str(&to_event(entry, viewer).to_json()),
+    }
+}
+
+/// Turns a log entry into the protocol event a viewer receives. (Frames carry datagrams
+/// through [`write_event`]'s direct writer; the datagram case here is what that writer
+/// must equal, which a test checks.)
+pub fn to_event(entry: &Entry, viewer: u64) -> Event {
+    let id = entry.id;
+    let t_ns = entry.t_ns;
+    match &entry.record {
+        Record::Bound(b) => Event::Bound(Bound {
+            id,
+            socket: b.socket.clone(),
+            proto: b.proto,
+            local: b.local,
+            recv_buffer_bytes: b.recv_buffer_bytes,
+            t_ns,
+            req: Tagged::for_viewer(b.req, viewer),
+        }),
+        Record::KernelDrops {
+            socket,
+            dropped,
+            total,
+        } => Event::KernelDrops(KernelDrops {
+            id,
+            socket: SocketId::new(&*socket.id),
+            dropped: *dropped,
+            total: *total,
+            t_ns,
+        }),
+        Record::Closed { socket, req } => Event::Closed(Closed {
+            id,
+            socket: socket.clone(),
+            t_ns,
+            req: Tagged::for_viewer(*req, viewer),
+        }),
+        Record::Datagram(d) => Event::Datagram(Datagram {
+            id,
+            socket: SocketId::new(&*d.socket.id),
+            dir: d.dir,
+            local: d.socket.local,
+            peer: d.peer.addr(),
+            len: d.payload.len(),
+            payload_b64: encode_base64(&d.payload),
+            t_ns,
+            req: Tagged::for_viewer(d.req, viewer),
+        }),
+        Record::LinkCreated(c) => Event::LinkCreated(LinkCreated {
+            id,
+            link: c.link.clone(),
+            listen: c.listen,
+            upstream: c.upstream,
+            target: c.target,
+            settings: c.settings,
+            t_ns,
+            req: Tagged::for_viewer(c.req, viewer),
+        }),
+        Record::LinkUpdated {
+            link,
+            settings,
+            req,
+        } => Event::LinkUpdated(LinkUpdated {
+            id,
+            link: link.clone(),
+            settings: **settings,
+            t_ns,
+            req: Tagged::for_viewer(*req, viewer),
+        }),
+        Record::LinkClient(change) => Event::LinkClient(LinkClient {
+            id,
+            link: change.link.clone(),
+            client: change.client,
+            previous: change.previous,
+            t_ns,
+        }),
+        Record::LinkDeleted { link, req } => Event::LinkDeleted(LinkDeleted {
+            id,
+            link: link.clone(),
+            t_ns,
+            req: Tagged::for_viewer(*req, viewer),
+        }),
+        Record::LinkPacket(p, payload) => Event::LinkPacket(LinkPacket {
+            id,
+            link: p.link.clone(),
+            dir: p.dir,
+            seq: p.seq,
+            from: p.from,
+            to: p.to,
+            len: payload.len(),
+            payload_b64: encode_base64(payload),
+            fate: p.fate,
+            reason: p.reason,
+            delay_ns: p.delay_ns,
+            queue_ns: p.queue_ns,
+            duplicated: p.duplicated,
+            corrupted_at: p.corrupted_at,
+            corrupt_mask: p.corrupt_mask,
+            truncated_to: p.truncated_to,
+            held_for: p.held_for,
+            error: p.error.as_deref().map(str::to_owned),
+            t_ns,
+        }),
+        Record::GeneratorStarted(g) => Event::GeneratorStarted(GeneratorStarted {
+            id,
+            generator: g.generator.clone(),
+            socket: g.socket.clone(),
+            to: g.to,
+            count: g.count,
+            rate: g.rate,
+            seq_flow: g.seq_flow,
+            t_ns,
+            req: Tagged::for_viewer(g.req, viewer),
+        }),
+        Record::GeneratorDone(g) => Event::GeneratorDone(GeneratorDone {
+            id,
+            generator: g.generator.clone(),
+            sent: g.sent,
+            stopped: g.stopped,
+            error: g.error.clone(),
+            t_ns,
+            req: Tagged::for_viewer(g.req, viewer),
+        }),
+        Record::AnalysisConfig {
+            loss_timeout_ms,
+            req,
+        } => Event::AnalysisConfig(AnalysisConfig {
+            id,
+            loss_timeout_ms: *loss_timeout_ms,
+            t_ns,
+            req: Tagged::for_viewer(*req, viewer),
+        }),
+        Record::FlowStats(f) => Event::FlowStats(socklab_protocol::flow::FlowStats {
+            id,
+            flows: f.flows.clone(),
+            retired_flows: f.retired_flows,
+            untracked: f.untracked,
+            t_ns,
+        }),
+        Record::Fate(f) => Event::Fate(socklab_protocol::flow::Fate {
+            id,
+            fate: f.kind,
+            send: f.send,
+            recv: f.recv.map(|r| EventId(r.get())),
+            src: f.flow.src,
+            dst: f.flow.dst,
+            latency_ns: f.latency_ns,
+            reordered_by: (f.reordered_by > 0).then_some(u64::from(f.reordered_by)),
+            late: f.late,
+            cause: f.cause,
+            reason: f.reason,
+            decision: f.decision.map(|d| EventId(d.get())),
+            t_ns,
+        }),
+        Record::LinkStats { link, counters } => Event::LinkStats(LinkStats {
+            id,
+            link: link.clone(),
+            c2t: counters.0,
+            t2c: counters.1,
+            t_ns,
+        }),
+    }
+}
+
+/// A refusal as the `error` event the viewer that sent the command receives.
+pub fn error_event(req: Option<i64>, e: CommandError) -> Event {
+    Event::Error(ErrorEvent {
+        req,
+        code: e.code,
+        message: e.message,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use socklab_protocol::Direction;
+
+    use super::*;
+    use crate::log::{DatagramRecord, Entry, SocketName};
+
+    #[test]
+    fn frames_carry_the_same_text_as_the_events() {
+        let entry = |record| Entry {
+            id: EventId(7),
+            t_ns: 1_234_567,
+            record,
+        };
+        let sent = entry(Record::Datagram(DatagramRecord {
+            socket: Arc::new(SocketName {
+                id: "s1".into(),
+                local: "127.0.0.1:5000".parse().unwrap(),
+            }),
+            dir: Direction::Out,
+            peer: "[::1]:9".parse::<std::net::SocketAddr>().unwrap().into(),
+            payload: b"hello\x00\xff".to_vec().into_boxed_slice(),
+            req: Some(Tagged {
+                viewer: std::num::NonZeroU64::new(2).unwrap(),
+                req: 41,
+            }),
+        }));
+        let closed = entry(Record::Closed {
+            socket: SocketId::new("s1"),
+            req: None,
+        });
+        // The viewer that sent the command sees its `req`; another does not.
+        for viewer in [1, 2] {
+            for e in [&sent, &closed] {
+                let mut text = String::new();
+                write_event(&mut text, e, viewer);
+                assert_eq!(text, to_event(e, viewer).to_json());
+            }
+        }
+    }
+
+    #[test]
+    fn a_fate_record_goes_out_as_the_wire_fate() {
+        use crate::log::{FateRecord, FlowEnds};
+        use socklab_protocol::flow::{FateKind, LossCause};
+        use socklab_protocol::link::DropReason;
+        let flow = Arc::new(FlowEnds {
+            src: "127.0.0.1:1000".parse().unwrap(),
+            dst: "127.0.0.1:2000".parse().unwrap(),
+        });
+        let record = |f: FateRecord| Entry {
+            id: EventId(9),
+            t_ns: 77,
+            record: Record::Fate(f),
+        };
+        let delivered = record(FateRecord {
+            flow: flow.clone(),
+            kind: FateKind::Delivered,
+            send: EventId(3),
+            recv: std::num::NonZeroU64::new(5),
+            decision: std::num::NonZeroU64::new(4),
+            latency_ns: Some(1_500),
+            reordered_by: 2,
+            late: true,
+            cause: None,
+            reason: None,
+        });
+        let lost = record(FateRecord {
+            flow,
+            kind: FateKind::Lost,
+            send: EventId(6),
+            recv: None,
+            decision: None,
+            latency_ns: None,
+            reordered_by: 0,
+            late: false,
+            cause: Some(LossCause::Link),
+            reason: Some(DropReason::RandomLoss),
+        });
+        assert_eq!(
+            to_event(&delivered, 1).to_json(),
+            r#"{"type":"fate","id":9,"fate":"delivered","send":3,"recv":5,"src":"127.0.0.1:1000","dst":"127.0.0.1:2000","latency_ns":1500,"reordered_by":2,"late":true,"decision":4,"t_ns":77}"#
+        );
+        assert_eq!(
+            to_event(&lost, 1).to_json(),
+            r#"{"type":"fate","id":9,"fate":"lost","send":6,"src":"127.0.0.1:1000","dst":"127.0.0.1:2000","cause":"link","reason":"random_loss","t_ns":77}"#
+        );
+    }
+}
