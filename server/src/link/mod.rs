@@ -7,10 +7,10 @@
 //! decision, so a person can see why a datagram never arrived.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, HashSet};
+use std::collections::{BinaryHeap, HashMap};
 use std::io;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use socklab_impair::{Fate, Nanos, Shaper, Verdict};
@@ -20,6 +20,13 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
+
+mod addrs;
+mod counters;
+
+pub use addrs::LinkAddrs;
+use addrs::Registered;
+use counters::{Refused, wire_counters, wire_reason};
 
 use crate::budget::SendBudget;
 use crate::error::CommandError;
@@ -39,53 +46,6 @@ const OVERHEAD_V4: usize = 28;
 const OVERHEAD_V6: usize = 48;
 /// Seeds of the two directions differ so they do not make the same decisions.
 const T2C_SEED_SALT: u64 = 0x7432_6321_5eed_5a17;
-
-/// Every link's listen and upstream address on this server, so that no link can be
-/// pointed at a link (its own listen address, or another's): a datagram would go round
-/// for ever. Forbidding a link as a target forbids every cycle: the last link of a
-/// cycle to be created would target one that exists.
-#[derive(Debug, Default)]
-pub struct LinkAddrs(Mutex<HashSet<SocketAddr>>);
-
-impl LinkAddrs {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashSet<SocketAddr>> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Whether sending to `to` reaches a link's socket (a socket bound to the
-    /// unspecified address receives on every address of its port).
-    pub fn reaches_a_link(&self, to: SocketAddr) -> bool {
-        self.lock().iter().any(|a| {
-            a.port() == to.port()
-                && a.is_ipv4() == to.is_ipv4()
-                && (a.ip() == to.ip() || a.ip().is_unspecified())
-        })
-    }
-
-    fn add(self: &Arc<Self>, addrs: [SocketAddr; 2]) -> Registered {
-        self.lock().extend(addrs);
-        Registered {
-            all: self.clone(),
-            addrs,
-        }
-    }
-}
-
-/// A link's two addresses in [`LinkAddrs`], until it is dropped.
-#[derive(Debug)]
-struct Registered {
-    all: Arc<LinkAddrs>,
-    addrs: [SocketAddr; 2],
-}
-
-impl Drop for Registered {
-    fn drop(&mut self) {
-        let mut all = self.all.lock();
-        for a in &self.addrs {
-            all.remove(a);
-        }
-    }
-}
 
 /// What a link may hold and forward, and where the server's links are.
 #[derive(Debug, Clone)]
@@ -262,36 +222,6 @@ impl PartialOrd for Departure {
 impl Ord for Departure {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
         (self.at, self.order).cmp(&(other.at, other.order))
-    }
-}
-
-/// Datagrams the relay refused before its model saw them, per direction.
-#[derive(Debug, Default, Clone, Copy)]
-struct RefusedCounts {
-    /// Over the link's byte limit (reported as `queue_full`).
-    full: u64,
-    /// From the link's own upstream address.
-    looped: u64,
-    /// Over the session's forwarding budget.
-    rate_limit: u64,
-    /// From someone other than the target (target → client only).
-    not_from_target: u64,
-    /// Forwarded, but the OS refused to send them.
-    send_failed: u64,
-}
-
-#[derive(Debug, Default)]
-struct Refused {
-    c2t: RefusedCounts,
-    t2c: RefusedCounts,
-}
-
-impl Refused {
-    fn of(&mut self, dir: LinkDir) -> &mut RefusedCounts {
-        match dir {
-            LinkDir::C2t => &mut self.c2t,
-            LinkDir::T2c => &mut self.t2c,
-        }
     }
 }
 
@@ -649,50 +579,5 @@ impl Relay {
                 counters: Box::new(counters),
             },
         );
-    }
-}
-
-/// The model's reason as the wire names it.
-fn wire_reason(reason: socklab_impair::DropReason) -> DropReason {
-    match reason {
-        socklab_impair::DropReason::RandomLoss => DropReason::RandomLoss,
-        socklab_impair::DropReason::BurstLoss => DropReason::BurstLoss,
-        socklab_impair::DropReason::QueueFull => DropReason::QueueFull,
-        socklab_impair::DropReason::Mtu => DropReason::Mtu,
-    }
-}
-
-/// The model's counters and the relay's own, as the wire's counters of one direction.
-fn wire_counters(
-    shaper: &mut Shaper,
-    now: Nanos,
-    no_client: u64,
-    refused: RefusedCounts,
-    held: u64,
-) -> LinkCounters {
-    let c = shaper.counters();
-    LinkCounters {
-        arrived: c.arrived
-            + no_client
-            + refused.full
-            + refused.looped
-            + refused.rate_limit
-            + refused.not_from_target,
-        forwarded: c.forwarded,
-        dropped_random: c.dropped_random,
-        dropped_burst: c.dropped_burst,
-        dropped_queue: c.dropped_queue + refused.full,
-        dropped_mtu: c.dropped_mtu,
-        dropped_no_client: no_client,
-        dropped_loop: refused.looped,
-        dropped_rate_limit: refused.rate_limit,
-        dropped_not_from_target: refused.not_from_target,
-        send_failed: refused.send_failed,
-        duplicated: c.duplicated,
-        corrupted: c.corrupted,
-        reordered: c.reordered,
-        truncated: c.truncated,
-        queue_depth: shaper.queue_depth(now) as u64,
-        held,
     }
 }
