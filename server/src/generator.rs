@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use socklab_analysis::seqhdr::{self, SeqHeader};
-use socklab_protocol::flow::{Amount, GeneratorSpec};
-use socklab_protocol::{ErrorCode, SocketId};
+use socklab_protocol::flow::{Amount, GeneratorPace, GeneratorPayload, GeneratorSpec};
+use socklab_protocol::{ErrorCode, GeneratorId, SocketId};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -43,8 +43,10 @@ impl Pace {
     /// checked in floating point before it becomes an integer or a `Duration` (whose
     /// conversions panic on values out of range): a refusal names the field.
     pub fn check(spec: &GeneratorSpec) -> Result<Pace, CommandError> {
-        let rate = match spec.interval_ms {
-            Some(ms) if ms.is_finite() && ms > 0.0 && ms < 1000.0 / MAX_RATE => {
+        let rate = match spec.pace {
+            GeneratorPace::IntervalMs(ms)
+                if ms.is_finite() && ms > 0.0 && ms < 1000.0 / MAX_RATE =>
+            {
                 return Err(CommandError::new(
                     ErrorCode::LimitExceeded,
                     format!(
@@ -53,7 +55,7 @@ impl Pace {
                     ),
                 ));
             }
-            Some(ms) if ms.is_finite() && ms > 0.0 => {
+            GeneratorPace::IntervalMs(ms) if ms.is_finite() && ms > 0.0 => {
                 if ms > MAX_DURATION.as_secs_f64() * 1000.0 {
                     return Err(CommandError::new(
                         ErrorCode::LimitExceeded,
@@ -66,12 +68,12 @@ impl Pace {
                 }
                 1000.0 / ms
             }
-            Some(ms) => {
+            GeneratorPace::IntervalMs(ms) => {
                 return Err(CommandError::bad_request(format!(
                     "interval_ms must be a positive number of milliseconds, not {ms}"
                 )));
             }
-            None => spec.rate,
+            GeneratorPace::Rate(rate) => rate,
         };
         if !rate.is_finite() || rate <= 0.0 {
             return Err(CommandError::bad_request(format!(
@@ -161,16 +163,15 @@ impl Checked {
 pub fn check(spec: &GeneratorSpec, to: SocketAddr) -> Result<Checked, CommandError> {
     let pace = Pace::check(spec)?;
     let header_len = if spec.sequence { seqhdr::LEN } else { 0 };
-    let body = match &spec.pattern {
-        Some(pattern) => pattern
+    let body = match &spec.payload {
+        GeneratorPayload::Pattern(pattern) => pattern
             .decode()
             .map_err(|e| CommandError::bad_request(e.to_string()))?,
-        None => {
-            check_size(spec.size, to)?;
-            let Some(body_len) = spec.size.checked_sub(header_len) else {
+        GeneratorPayload::Size(size) => {
+            check_size(*size, to)?;
+            let Some(body_len) = size.checked_sub(header_len) else {
                 return Err(CommandError::bad_request(format!(
-                    "with the sequence header a payload has at least {header_len} bytes, not {}",
-                    spec.size
+                    "with the sequence header a payload has at least {header_len} bytes, not {size}"
                 )));
             };
             vec![0; body_len]
@@ -188,7 +189,7 @@ pub fn check(spec: &GeneratorSpec, to: SocketAddr) -> Result<Checked, CommandErr
 #[derive(Debug, Clone)]
 pub struct Plan {
     /// The generator's id.
-    pub id: String,
+    pub id: GeneratorId,
     /// The sending socket.
     pub socket: SocketId,
     /// Its send queue.
@@ -311,79 +312,69 @@ mod tests {
 
     use super::*;
 
-    fn spec(size: usize, pattern: Option<Payload>, sequence: bool) -> GeneratorSpec {
+    fn spec(payload: GeneratorPayload, sequence: bool) -> GeneratorSpec {
         GeneratorSpec {
             socket: SocketId::new("s1"),
             to: "127.0.0.1:9".into(),
             amount: Amount::Count(10),
-            rate: 1_000.0,
-            interval_ms: None,
-            size,
-            pattern,
+            pace: GeneratorPace::Rate(1_000.0),
+            payload,
             sequence,
         }
     }
 
-    /// Each case: the command's payload part, the destination's family, and what the
-    /// check says (the datagram's length, or the refusal's code).
+    /// Each case: the command's payload, whether it has the header, the destination's
+    /// family, and what the check says (the datagram's length, or the refusal's code).
     #[test]
     fn payloads_are_sized_for_the_destination_before_anything_is_allocated() {
+        use GeneratorPayload::{Pattern, Size};
         let v4: SocketAddr = "127.0.0.1:9".parse().unwrap();
         let v6: SocketAddr = "[::1]:9".parse().unwrap();
-        let text = |s: &str| Some(Payload::Text(s.into()));
-        let cases: Vec<(GeneratorSpec, SocketAddr, Result<usize, ErrorCode>)> = vec![
-            (spec(64, None, true), v4, Ok(64)),
-            (spec(64, None, false), v4, Ok(64)),
-            (spec(24, None, true), v4, Ok(24)),
-            (spec(23, None, true), v4, Err(ErrorCode::BadRequest)),
-            (spec(0, None, false), v4, Ok(0)),
-            (spec(65_507, None, true), v4, Ok(65_507)),
-            (
-                spec(65_508, None, true),
-                v4,
-                Err(ErrorCode::PayloadTooLarge),
-            ),
-            (spec(65_527, None, true), v6, Ok(65_527)),
-            (
-                spec(65_528, None, false),
-                v6,
-                Err(ErrorCode::PayloadTooLarge),
-            ),
+        let text = |s: &str| Pattern(Payload::Text(s.into()));
+        let cases: Vec<(GeneratorPayload, bool, SocketAddr, Result<usize, ErrorCode>)> = vec![
+            (Size(64), true, v4, Ok(64)),
+            (Size(64), false, v4, Ok(64)),
+            (Size(24), true, v4, Ok(24)),
+            (Size(23), true, v4, Err(ErrorCode::BadRequest)),
+            (Size(0), false, v4, Ok(0)),
+            (Size(65_507), true, v4, Ok(65_507)),
+            (Size(65_508), true, v4, Err(ErrorCode::PayloadTooLarge)),
+            (Size(65_527), true, v6, Ok(65_527)),
+            (Size(65_528), false, v6, Err(ErrorCode::PayloadTooLarge)),
             // A petabyte is refused by its number, never allocated.
+            (Size(1 << 50), true, v4, Err(ErrorCode::PayloadTooLarge)),
+            // A pattern follows the header.
+            (text("hello"), true, v4, Ok(29)),
+            (text("hello"), false, v4, Ok(5)),
             (
-                spec(1 << 50, None, true),
-                v4,
-                Err(ErrorCode::PayloadTooLarge),
-            ),
-            // A pattern follows the header; the size is then ignored.
-            (spec(1 << 50, text("hello"), true), v4, Ok(29)),
-            (spec(64, text("hello"), false), v4, Ok(5)),
-            (
-                spec(64, Some(Payload::Hex("zz".into())), false),
+                Pattern(Payload::Hex("zz".into())),
+                false,
                 v4,
                 Err(ErrorCode::BadRequest),
             ),
             (
-                spec(0, text(&"x".repeat(65_490)), true),
+                text(&"x".repeat(65_490)),
+                true,
                 v4,
                 Err(ErrorCode::PayloadTooLarge),
             ),
         ];
-        for (spec, to, expected) in cases {
-            let got = check(&spec, to)
+        for (payload, sequence, to, expected) in cases {
+            let what = format!("{payload:?} sequence {sequence} to {to}");
+            let got = check(&spec(payload, sequence), to)
                 .map(|c| c.datagram_len())
                 .map_err(|e| e.code);
-            assert_eq!(
-                got, expected,
-                "size {} pattern {:?} sequence {} to {to}",
-                spec.size, spec.pattern, spec.sequence
-            );
+            assert_eq!(got, expected, "{what}");
         }
     }
 
     #[test]
     fn the_pace_comes_from_the_rate_or_the_interval() {
-        let checked = check(&spec(64, None, true), "127.0.0.1:9".parse().unwrap()).unwrap();
+        let checked = check(
+            &spec(GeneratorPayload::Size(64), true),
+            "127.0.0.1:9".parse().unwrap(),
+        )
+        .unwrap();
         assert_eq!(
             checked.pace,
             Pace {
@@ -393,23 +384,25 @@ mod tests {
             }
         );
         let by_interval = GeneratorSpec {
-            interval_ms: Some(20.0),
             amount: Amount::DurationMs(1_000),
-            ..spec(64, None, true)
+            pace: GeneratorPace::IntervalMs(20.0),
+            ..spec(GeneratorPayload::Size(64), true)
         };
         let pace = Pace::check(&by_interval).unwrap();
         assert_eq!((pace.rate, pace.count), (50.0, 50));
-        for (rate, code) in [
-            (0.0, ErrorCode::BadRequest),
-            (f64::NAN, ErrorCode::BadRequest),
-            (1e-300, ErrorCode::BadRequest),
-            (1e9, ErrorCode::LimitExceeded),
+        for (pace, code) in [
+            (GeneratorPace::Rate(0.0), ErrorCode::BadRequest),
+            (GeneratorPace::Rate(f64::NAN), ErrorCode::BadRequest),
+            (GeneratorPace::Rate(1e-300), ErrorCode::BadRequest),
+            (GeneratorPace::Rate(1e9), ErrorCode::LimitExceeded),
+            (GeneratorPace::IntervalMs(-1.0), ErrorCode::BadRequest),
+            (GeneratorPace::IntervalMs(1e-6), ErrorCode::LimitExceeded),
         ] {
             let refused = Pace::check(&GeneratorSpec {
-                rate,
-                ..spec(64, None, true)
+                pace,
+                ..spec(GeneratorPayload::Size(64), true)
             });
-            assert_eq!(refused.map_err(|e| e.code), Err(code), "rate {rate}");
+            assert_eq!(refused.map_err(|e| e.code), Err(code), "{pace:?}");
         }
     }
 }

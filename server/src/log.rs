@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use socklab_protocol::link::{LinkCounters, LinkId, LinkSettings};
-use socklab_protocol::{Direction, EventId, Proto, SocketId};
+use socklab_protocol::{Direction, EventId, GeneratorId, Proto, SocketId};
 use tokio::sync::watch;
 
 /// A command's `req`, with the viewer that sent it: only that viewer is told the `req`
@@ -190,7 +190,7 @@ pub struct LinkPacketRecord {
 #[derive(Debug)]
 pub struct GeneratorStartedRecord {
     /// Its id (`"g1"`).
-    pub generator: String,
+    pub generator: GeneratorId,
     /// The sending socket.
     pub socket: SocketId,
     /// The destination.
@@ -209,7 +209,7 @@ pub struct GeneratorStartedRecord {
 #[derive(Debug)]
 pub struct GeneratorDoneRecord {
     /// Its id.
-    pub generator: String,
+    pub generator: GeneratorId,
     /// How many datagrams it sent.
     pub sent: u64,
     /// It was stopped (or failed) before sending them all.

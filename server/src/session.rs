@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use socklab_protocol::flow::GeneratorSpec;
 use socklab_protocol::link::{LinkId, LinkSettings};
-use socklab_protocol::{Command, ErrorCode, Proto, Request, SocketId, limits};
+use socklab_protocol::{Command, ErrorCode, GeneratorId, Proto, Request, SocketId, limits};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
@@ -30,7 +30,7 @@ pub struct Session {
     next_socket: u64,
     links: BTreeMap<LinkId, LinkHandle>,
     next_link: u64,
-    generators: BTreeMap<String, GeneratorHandle>,
+    generators: BTreeMap<GeneratorId, GeneratorHandle>,
     next_generator: u64,
     /// The flow analysis' loss timeout, ms (its task watches it).
     loss_timeout_ms: tokio::sync::watch::Sender<u64>,
@@ -341,7 +341,7 @@ impl Session {
         }
         let number = self.next_generator;
         self.next_generator += 1;
-        let id = format!("g{number}");
+        let id = GeneratorId::new(format!("g{number}"));
         let seq_flow = spec.sequence.then_some(number as u32);
         let plan = Plan {
             id: id.clone(),
@@ -456,7 +456,7 @@ impl Session {
 /// The longest loss timeout a session may set, ms.
 pub const MAX_LOSS_TIMEOUT_MS: u64 = 600_000;
 
-fn unknown_generator(id: &str) -> CommandError {
+fn unknown_generator(id: &GeneratorId) -> CommandError {
     CommandError::new(
         ErrorCode::UnknownGenerator,
         format!("there is no running generator {id} in this session"),

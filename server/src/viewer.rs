@@ -88,7 +88,7 @@ impl Viewer {
     ) -> Result<(), axum::Error> {
         self.send(&Event::Hello(Hello {
             protocol: socklab_protocol::PROTOCOL_VERSION,
-            session: shared.id().to_owned(),
+            session: socklab_protocol::SessionId::new(shared.id()),
             server: crate::SERVER_NAME.to_owned(),
         }))
         .await?;

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use socklab_protocol::Event;
-use socklab_protocol::flow::{Amount, GeneratorSpec};
+use socklab_protocol::flow::{Amount, GeneratorPace, GeneratorPayload, GeneratorSpec};
 use socklab_protocol::{Command, SocketId};
 use socklab_tests::Client;
 use socklab_tests::bench::{Median, Report, ServerProcess, Spread, Spreads};
@@ -39,10 +39,8 @@ async fn session(addr: SocketAddr, seconds: u64, per_session_rate: f64) -> Outco
                 socket: SocketId::new(sockets[i].socket.as_str()),
                 to: to.to_string(),
                 amount: Amount::DurationMs(seconds * 1000),
-                rate: per_session_rate / 4.0,
-                interval_ms: None,
-                size: 64,
-                pattern: None,
+                pace: GeneratorPace::Rate(per_session_rate / 4.0),
+                payload: GeneratorPayload::Size(64),
                 sequence: true,
             }))
             .await;
@@ -125,10 +123,8 @@ async fn memory_costs(addr: SocketAddr, pid: u32, idle: usize, datagrams: u64) -
             socket: SocketId::new(a.socket.as_str()),
             to: b.local.to_string(),
             amount: Amount::Count(datagrams),
-            rate: 50_000.0,
-            interval_ms: None,
-            size: 64,
-            pattern: None,
+            pace: GeneratorPace::Rate(50_000.0),
+            payload: GeneratorPayload::Size(64),
             sequence: true,
         }))
         .await;

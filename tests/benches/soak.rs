@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use socklab_protocol::flow::{Amount, GeneratorSpec};
+use socklab_protocol::flow::{Amount, GeneratorPace, GeneratorPayload, GeneratorSpec};
 use socklab_protocol::link::{Impairments, LinkSettings};
 use socklab_protocol::{Command, Event};
 use socklab_tests::Client;
@@ -46,10 +46,8 @@ fn generate(socket: &str, to: SocketAddr, count: u64, rate: f64, size: usize) ->
         socket: socklab_protocol::SocketId::new(socket),
         to: to.to_string(),
         amount: Amount::Count(count),
-        rate,
-        interval_ms: None,
-        size,
-        pattern: None,
+        pace: GeneratorPace::Rate(rate),
+        payload: GeneratorPayload::Size(size),
         sequence: size >= 24,
     })
 }

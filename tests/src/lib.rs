@@ -166,7 +166,7 @@ impl Client {
             frames: 0,
             hello: Hello {
                 protocol: 0,
-                session: String::new(),
+                session: socklab_protocol::SessionId::new(""),
                 server: String::new(),
             },
             next_req: 0,

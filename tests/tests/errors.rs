@@ -458,10 +458,8 @@ async fn send_rates_are_limited_per_session() {
         socket: a.socket.clone(),
         to: a.local.to_string(),
         amount: socklab_protocol::flow::Amount::Count(10),
-        rate: 100.0,
-        interval_ms: None,
-        size: 64,
-        pattern: None,
+        pace: socklab_protocol::flow::GeneratorPace::Rate(100.0),
+        payload: socklab_protocol::flow::GeneratorPayload::Size(64),
         sequence: true,
     });
     client.refused(fast, ErrorCode::LimitExceeded).await;

@@ -2,7 +2,10 @@
 
 use std::collections::HashSet;
 
-use socklab_protocol::flow::{Amount, FateKind, FlowMethod, FlowSummary, GeneratorSpec, LossCause};
+use socklab_protocol::flow::{
+    Amount, FateKind, FlowMethod, FlowSummary, GeneratorPace, GeneratorPayload, GeneratorSpec,
+    LossCause,
+};
 use socklab_protocol::link::{Impairments, LinkFate, LinkSettings, Loss};
 use socklab_protocol::{Command, ErrorCode, Event, LinkPacket, SocketId};
 use socklab_tests::python::PythonEcho;
@@ -10,13 +13,11 @@ use socklab_tests::{Client, TestServer, text};
 
 fn generate(socket: &SocketId, to: std::net::SocketAddr, count: u64, rate: f64) -> Command {
     Command::Generate(GeneratorSpec {
-        interval_ms: None,
         socket: socket.clone(),
         to: to.to_string(),
         amount: Amount::Count(count),
-        rate,
-        size: 64,
-        pattern: None,
+        pace: GeneratorPace::Rate(rate),
+        payload: GeneratorPayload::Size(64),
         sequence: true,
     })
 }
@@ -262,20 +263,18 @@ async fn the_generator_refuses_what_it_cannot_do_and_stops_on_request() {
         ),
         (
             Command::Generate(GeneratorSpec {
-                interval_ms: None,
                 socket: a.socket.clone(),
                 to: to.to_string(),
                 amount: Amount::Count(1),
-                rate: 10.0,
-                size: 10,
-                pattern: None,
+                pace: GeneratorPace::Rate(10.0),
+                payload: GeneratorPayload::Size(10),
                 sequence: true,
             }),
             ErrorCode::BadRequest,
         ),
         (
             Command::GenerateStop {
-                generator: "g7".into(),
+                generator: socklab_protocol::GeneratorId::new("g7"),
             },
             ErrorCode::UnknownGenerator,
         ),
@@ -287,13 +286,11 @@ async fn the_generator_refuses_what_it_cannot_do_and_stops_on_request() {
     }
     // A long generator stops on request and says how many it sent.
     let long = Command::Generate(GeneratorSpec {
-        interval_ms: Some(10.0),
         socket: a.socket.clone(),
         to: to.to_string(),
         amount: Amount::DurationMs(60_000),
-        rate: 0.0, // the interval sets it: 10 ms, 100 datagrams/s
-        size: 32,
-        pattern: None,
+        pace: GeneratorPace::IntervalMs(10.0), // 100 datagrams/s
+        payload: GeneratorPayload::Size(32),
         sequence: true,
     });
     let req = client.send(long).await;
@@ -317,13 +314,11 @@ async fn the_generator_refuses_what_it_cannot_do_and_stops_on_request() {
     // A generator with a fixed pattern and no header sends exactly that.
     let req = client
         .send(Command::Generate(GeneratorSpec {
-            interval_ms: None,
             socket: a.socket.clone(),
             to: to.to_string(),
             amount: Amount::Count(3),
-            rate: 1_000.0,
-            size: 0,
-            pattern: Some(socklab_protocol::Payload::Text("tick".into())),
+            pace: GeneratorPace::Rate(1_000.0),
+            payload: GeneratorPayload::Pattern(socklab_protocol::Payload::Text("tick".into())),
             sequence: false,
         }))
         .await;

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use socklab_protocol::flow::{Amount, GeneratorSpec};
+use socklab_protocol::flow::{Amount, GeneratorPace, GeneratorPayload, GeneratorSpec};
 use socklab_protocol::{Command, ErrorCode, Event, EventId};
 use socklab_server::Config;
 use socklab_tests::{Client, TestServer, expect_error, text};
@@ -179,7 +179,11 @@ async fn a_session_ends_after_its_grace_period() {
         .unwrap();
     assert_ne!(late.hello.session, session, "a new session");
     let notice = expect_error(late.next().await, ErrorCode::UnknownSession);
-    assert!(notice.message.contains(&session), "{}", notice.message);
+    assert!(
+        notice.message.contains(session.as_str()),
+        "{}",
+        notice.message
+    );
     late.bind("127.0.0.1:0").await;
     server.stop().await;
 }
@@ -208,10 +212,8 @@ async fn a_stalled_viewer_gets_a_gap_and_the_other_misses_nothing() {
             socket: a.socket.clone(),
             to: b.local.to_string(),
             amount: Amount::Count(16_000),
-            rate: 4_000.0,
-            interval_ms: None,
-            size: 1_400,
-            pattern: None,
+            pace: GeneratorPace::Rate(4_000.0),
+            payload: GeneratorPayload::Size(1_400),
             sequence: true,
         }))
         .await;

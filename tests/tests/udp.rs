@@ -14,7 +14,7 @@ async fn hello_names_protocol_session_and_server() {
     let b = server.client().await;
     assert_eq!(a.hello.protocol, 1);
     assert!(a.hello.server.starts_with("socklab "), "{}", a.hello.server);
-    assert!(!a.hello.session.is_empty());
+    assert!(!a.hello.session.as_str().is_empty());
     assert_ne!(
         a.hello.session, b.hello.session,
         "each connection is its own session"

@@ -155,9 +155,9 @@ impl Resume {
                     // A new session: its ids start again.
                     self.last_id = 0;
                 }
-                self.session = Some(hello.session.clone());
+                self.session = Some(hello.session.to_string());
                 if let Some(storage) = storage() {
-                    let _ = storage.set_item(SESSION_KEY, &hello.session);
+                    let _ = storage.set_item(SESSION_KEY, hello.session.as_str());
                 }
             }
             Event::Batch { events } => events.iter().for_each(|e| self.saw(e)),

@@ -549,7 +549,7 @@ impl State {
                 }
                 self.connection = Connection::Connected;
                 self.ended = None;
-                self.session = Some(hello.session);
+                self.session = Some(hello.session.0);
                 self.server = Some(hello.server);
             }
             Event::Bound(bound) => {
@@ -744,7 +744,7 @@ mod tests {
     fn hello(session: &str) -> Event {
         Event::Hello(Hello {
             protocol: 1,
-            session: session.into(),
+            session: socklab_protocol::SessionId::new(session),
             server: "socklab test".into(),
         })
     }

@@ -2,9 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::event::SocketId;
 use crate::flow::GeneratorSpec;
-use crate::link::{LinkId, LinkSettings};
+use crate::ids::{GeneratorId, LinkId, SocketId};
+use crate::link::LinkSettings;
 use crate::payload::Payload;
 
 /// The kind of socket to open. Only UDP exists in protocol version 1.
@@ -85,7 +85,7 @@ pub enum Command {
     /// Stop a running generator early. Success: its `generator_done`.
     GenerateStop {
         /// The generator.
-        generator: String,
+        generator: GeneratorId,
     },
     /// Change how long a datagram may be in flight before it counts as lost.
     /// Success: `analysis_config`.
@@ -246,13 +246,11 @@ mod tests {
                 Request::with_req(
                     5,
                     Command::Generate(GeneratorSpec {
-                        interval_ms: None,
                         socket: SocketId::new("s1"),
                         to: "127.0.0.1:9".into(),
                         amount: crate::flow::Amount::Count(100),
-                        rate: 1000.0,
-                        size: 64,
-                        pattern: None,
+                        pace: crate::flow::GeneratorPace::Rate(1000.0),
+                        payload: crate::flow::GeneratorPayload::Size(64),
                         sequence: true,
                     }),
                 ),
@@ -267,6 +265,54 @@ mod tests {
             assert_eq!(request.to_json(), json);
             assert_eq!(decode_request(json), Ok(request), "{json}");
         }
+    }
+
+    /// The wire keeps its either/or fields; the type says which one was meant.
+    #[test]
+    fn a_generators_pace_and_payload_are_one_of_two_on_the_wire() {
+        use crate::flow::{GeneratorPace, GeneratorPayload};
+        let generate = |json: &str| match decode_request(json).unwrap().command {
+            Command::Generate(spec) => (spec.pace, spec.payload),
+            other => panic!("{other:?}"),
+        };
+        let base = r#"{"type":"generate","socket":"s1","to":"127.0.0.1:9","amount":{"count":1}"#;
+        let cases = [
+            (
+                r#","rate":50}"#,
+                (GeneratorPace::Rate(50.0), GeneratorPayload::Size(64)),
+            ),
+            // Clients that wrote both sent "rate":0 beside the interval, which sets it.
+            (
+                r#","rate":0,"interval_ms":20,"size":100}"#,
+                (GeneratorPace::IntervalMs(20.0), GeneratorPayload::Size(100)),
+            ),
+            (
+                r#","interval_ms":20,"size":100,"pattern":{"text":"hi"}}"#,
+                (
+                    GeneratorPace::IntervalMs(20.0),
+                    GeneratorPayload::Pattern(crate::Payload::Text("hi".into())),
+                ),
+            ),
+            // No pace at all is a rate of 0, which the server refuses by name.
+            ("}", (GeneratorPace::Rate(0.0), GeneratorPayload::Size(64))),
+        ];
+        for (rest, expected) in cases {
+            let json = format!("{base}{rest}");
+            assert_eq!(generate(&json), expected, "{json}");
+        }
+        let spec = crate::flow::GeneratorSpec {
+            socket: SocketId::new("s1"),
+            to: "127.0.0.1:9".into(),
+            amount: crate::flow::Amount::Count(1),
+            pace: GeneratorPace::IntervalMs(20.0),
+            payload: GeneratorPayload::Pattern(crate::Payload::Text("hi".into())),
+            sequence: false,
+        };
+        assert_eq!(
+            Request::new(Command::Generate(spec)).to_json(),
+            format!(r#"{base},"interval_ms":20.0,"pattern":{{"text":"hi"}},"sequence":false}}"#),
+            "only the field that was meant is written"
+        );
     }
 
     #[test]

@@ -7,35 +7,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::command::Proto;
 use crate::flow::{Fate, FlowStats};
-use crate::link::{DropReason, LinkCounters, LinkDir, LinkFate, LinkId, LinkSettings};
+use crate::ids::{GeneratorId, LinkId, SessionId};
+use crate::link::{DropReason, LinkCounters, LinkDir, LinkFate, LinkSettings};
 
-/// A session's event id: strictly increasing, never reused.
-#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-#[serde(transparent)]
-pub struct EventId(pub u64);
-
-/// A socket's id within its session, such as `"s1"`.
-#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-#[serde(transparent)]
-pub struct SocketId(pub String);
-
-impl SocketId {
-    /// Wraps a socket id.
-    pub fn new(id: impl Into<String>) -> Self {
-        SocketId(id.into())
-    }
-
-    /// The id's text.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for SocketId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+pub use crate::ids::{EventId, SocketId};
 
 /// Whether a socket sent or received a datagram.
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -102,7 +77,7 @@ pub struct Hello {
     /// The protocol version, [`crate::PROTOCOL_VERSION`].
     pub protocol: u32,
     /// The session's id.
-    pub session: String,
+    pub session: SessionId,
     /// `"socklab <version>"`.
     pub server: String,
 }
@@ -332,7 +307,7 @@ pub struct GeneratorStarted {
     /// The event's id in the session.
     pub id: EventId,
     /// The generator's id (`"g1"`, ...), for `generate_stop`.
-    pub generator: String,
+    pub generator: GeneratorId,
     /// The sending socket.
     pub socket: SocketId,
     /// The destination.
@@ -357,7 +332,7 @@ pub struct GeneratorDone {
     /// The event's id in the session.
     pub id: EventId,
     /// The generator.
-    pub generator: String,
+    pub generator: GeneratorId,
     /// How many datagrams it handed to its socket.
     pub sent: u64,
     /// Whether it was stopped early (by `generate_stop` or the socket closing).
@@ -561,7 +536,7 @@ mod tests {
             (
                 Event::Hello(Hello {
                     protocol: 1,
-                    session: "k3x9".into(),
+                    session: SessionId::new("k3x9"),
                     server: "socklab 0.1.0".into(),
                 }),
                 r#"{"type":"hello","protocol":1,"session":"k3x9","server":"socklab 0.1.0"}"#,

@@ -10,7 +10,8 @@ use std::net::SocketAddr;
 
 use base64::Engine as _;
 
-use crate::event::{Direction, EventId};
+use crate::event::Direction;
+use crate::ids::EventId;
 
 /// What a `batch` frame starts with; its events follow, separated by commas.
 pub const BATCH_OPEN: &str = r#"{"type":"batch","events":["#;

@@ -5,8 +5,8 @@ use std::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::event::{EventId, SocketId};
-use crate::link::{DropReason, LinkId};
+use crate::ids::{EventId, LinkId, SocketId};
+use crate::link::DropReason;
 use crate::payload::Payload;
 
 /// What became of a datagram.
@@ -175,8 +175,28 @@ pub enum Amount {
     DurationMs(u64),
 }
 
+/// How fast a generator sends: a rate, or the time between two datagrams.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum GeneratorPace {
+    /// Datagrams per second (`"rate"` on the wire).
+    Rate(f64),
+    /// Milliseconds between datagrams (`"interval_ms"`).
+    IntervalMs(f64),
+}
+
+/// What each datagram of a generator carries (after the sequence header, if any).
+#[derive(Debug, Clone, PartialEq)]
+pub enum GeneratorPayload {
+    /// This many bytes in all, zeros after the header (`"size"`; 64 when the command
+    /// gives neither).
+    Size(usize),
+    /// These bytes after the header (`"pattern"`).
+    Pattern(Payload),
+}
+
 /// What a generator sends: the settings of the `generate` command.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[serde(from = "GeneratorSpecWire", into = "GeneratorSpecWire")]
 pub struct GeneratorSpec {
     /// The sending socket.
     pub socket: SocketId,
@@ -184,25 +204,79 @@ pub struct GeneratorSpec {
     pub to: String,
     /// How much: `{"count": N}` or `{"duration_ms": N}`.
     pub amount: Amount,
-    /// Datagrams per second (or give `interval_ms` instead).
-    #[serde(default)]
-    pub rate: f64,
-    /// Milliseconds between datagrams; when present it sets the rate (1000 / interval).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub interval_ms: Option<f64>,
-    /// Payload size in bytes (with `sequence`, at least the 24-byte header).
-    #[serde(default = "default_size")]
-    pub size: usize,
-    /// A fixed payload instead of `size` zero bytes (after the header, if any).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pattern: Option<Payload>,
+    /// How fast.
+    pub pace: GeneratorPace,
+    /// What each datagram carries.
+    pub payload: GeneratorPayload,
     /// Put the sequence header in front of each payload.
-    #[serde(default = "default_true")]
     pub sequence: bool,
 }
 
-fn default_size() -> usize {
-    64
+/// The `generate` command as written on the wire: either/or fields side by side.
+/// `interval_ms`, when present, sets the pace (a `rate` beside it is ignored, as
+/// clients written before the pace was one field send `"rate":0` with it); `pattern`,
+/// when present, the payload.
+#[derive(Serialize, Deserialize)]
+struct GeneratorSpecWire {
+    socket: SocketId,
+    to: String,
+    amount: Amount,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    rate: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    interval_ms: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    size: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pattern: Option<Payload>,
+    #[serde(default = "default_true")]
+    sequence: bool,
+}
+
+/// The payload size when a `generate` command gives neither `size` nor `pattern`.
+pub const DEFAULT_GENERATOR_SIZE: usize = 64;
+
+impl From<GeneratorSpecWire> for GeneratorSpec {
+    fn from(w: GeneratorSpecWire) -> Self {
+        GeneratorSpec {
+            socket: w.socket,
+            to: w.to,
+            amount: w.amount,
+            // No pace at all is a rate of 0, which the server refuses by name.
+            pace: match w.interval_ms {
+                Some(ms) => GeneratorPace::IntervalMs(ms),
+                None => GeneratorPace::Rate(w.rate.unwrap_or(0.0)),
+            },
+            payload: match w.pattern {
+                Some(p) => GeneratorPayload::Pattern(p),
+                None => GeneratorPayload::Size(w.size.unwrap_or(DEFAULT_GENERATOR_SIZE)),
+            },
+            sequence: w.sequence,
+        }
+    }
+}
+
+impl From<GeneratorSpec> for GeneratorSpecWire {
+    fn from(s: GeneratorSpec) -> Self {
+        let (rate, interval_ms) = match s.pace {
+            GeneratorPace::Rate(r) => (Some(r), None),
+            GeneratorPace::IntervalMs(ms) => (None, Some(ms)),
+        };
+        let (size, pattern) = match s.payload {
+            GeneratorPayload::Size(n) => (Some(n), None),
+            GeneratorPayload::Pattern(p) => (None, Some(p)),
+        };
+        GeneratorSpecWire {
+            socket: s.socket,
+            to: s.to,
+            amount: s.amount,
+            rate,
+            interval_ms,
+            size,
+            pattern,
+            sequence: s.sequence,
+        }
+    }
 }
 
 fn default_true() -> bool {

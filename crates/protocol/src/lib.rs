@@ -9,6 +9,8 @@
 //!   errors with stable [`ErrorCode`]s, and batches of events.
 //! - [`flow`]: flow analysis and the traffic generator: what became of each datagram
 //!   ([`flow::Fate`]), per-flow figures ([`flow::FlowStats`]), generator settings.
+//! - [`ids`]: every id on the wire ([`EventId`], [`SocketId`], [`LinkId`],
+//!   [`GeneratorId`], [`SessionId`]), each a newtype.
 //! - [`payload`]: how a datagram's bytes are written in a command (text, hex or base64)
 //!   and how they are decoded, with errors a person can act on.
 //! - [`fast`]: the JSON of `datagram` events and of batches written straight into a
@@ -23,16 +25,18 @@ pub mod command;
 pub mod event;
 pub mod fast;
 pub mod flow;
+pub mod ids;
 pub mod limits;
 pub mod link;
 pub mod payload;
 
 pub use command::{Command, DecodeError, Proto, Request, decode_request};
 pub use event::{
-    AnalysisConfig, Bound, Closed, Datagram, Direction, ErrorCode, ErrorEvent, Event, EventId, Gap,
+    AnalysisConfig, Bound, Closed, Datagram, Direction, ErrorCode, ErrorEvent, Event, Gap,
     GeneratorDone, GeneratorStarted, Hello, KernelDrops, LinkClient, LinkCreated, LinkDeleted,
-    LinkPacket, LinkStats, LinkUpdated, SocketId,
+    LinkPacket, LinkStats, LinkUpdated,
 };
+pub use ids::{EventId, GeneratorId, LinkId, SessionId, SocketId};
 pub use payload::{Payload, PayloadError};
 
 /// The protocol version the server announces in its `hello`. Renaming or removing

@@ -220,28 +220,7 @@ impl LinkSettings {
     }
 }
 
-/// A link's id within its session, such as `"l1"`.
-#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-#[serde(transparent)]
-pub struct LinkId(pub String);
-
-impl LinkId {
-    /// Wraps a link id.
-    pub fn new(id: impl Into<String>) -> Self {
-        LinkId(id.into())
-    }
-
-    /// The id's text.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Display for LinkId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+pub use crate::ids::LinkId;
 
 /// Which way a datagram crosses a link.
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash)]

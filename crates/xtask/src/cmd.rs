@@ -113,6 +113,15 @@ pub fn cargo(root: &Path) -> Cmd {
     Cmd::new(cargo).dir(root)
 }
 
+/// Cargo's target folder: `$CARGO_TARGET_DIR` when set (relative to the workspace),
+/// else `target` in the workspace.
+pub fn target_dir(root: &Path) -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) => root.join(dir),
+        None => root.join("target"),
+    }
+}
+
 /// Finds a program on PATH.
 pub fn which(program: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;

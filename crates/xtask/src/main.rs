@@ -62,7 +62,7 @@ fn run(root: &Path, server_args: &[String]) -> anyhow::Result<()> {
     let web_dir = web::build(root)?;
     build_server(root, "building the server")?;
     cmd::step("starting socklab");
-    let binary = root.join("target/release/socklab");
+    let binary = cmd::target_dir(root).join("release/socklab");
     cmd::Cmd::new(&binary)
         .arg("--web-dir")
         .arg(&web_dir)
@@ -97,7 +97,7 @@ fn bench(root: &Path, args: &[String]) -> anyhow::Result<()> {
         .args(["bench", "-p", "socklab-tests", "--"])
         .args(args)
         .env("SOCKLAB_WEB_DIR", &web_dir)
-        .env("SOCKLAB_BIN", root.join("target/release/socklab"))
+        .env("SOCKLAB_BIN", cmd::target_dir(root).join("release/socklab"))
         .run()
 }
 
@@ -141,7 +141,10 @@ fn test(root: &Path) -> anyhow::Result<()> {
     let output = cmd::cargo(root)
         .args(["test", "--workspace"])
         .env("SOCKLAB_WEB_DIR", &web_dir)
-        .env("SOCKLAB_ARTIFACTS", root.join("target/test-artifacts"))
+        .env(
+            "SOCKLAB_ARTIFACTS",
+            cmd::target_dir(root).join("test-artifacts"),
+        )
         .run_echoed()?;
     // The benchmarks run briefly, only to prove they still work; their figures are not
     // judged here.

@@ -62,13 +62,12 @@ pub fn build(root: &Path) -> anyhow::Result<PathBuf> {
             WASM_PROFILE,
         ])
         .run()?;
-    let wasm = root
-        .join("target")
+    let wasm = cmd::target_dir(root)
         .join(WASM_TARGET)
         .join(WASM_PROFILE)
         .join("socklab_web.wasm");
-    let stage = root.join("target/web-stage");
-    let out = root.join("target/web");
+    let stage = cmd::target_dir(root).join("web-stage");
+    let out = cmd::target_dir(root).join("web");
     for dir in [&stage, &out] {
         if dir.exists() {
             std::fs::remove_dir_all(dir)
@@ -170,7 +169,7 @@ fn gzip_copy(path: &Path) -> anyhow::Result<u64> {
 /// optimized again. Without npm, the wasm is served as rustc made it.
 fn optimize(root: &Path, wasm: &Path) -> anyhow::Result<Vec<u8>> {
     let input = std::fs::read(wasm).with_context(|| format!("cannot read {}", wasm.display()))?;
-    let tools = root.join("target/tools");
+    let tools = cmd::target_dir(root).join("tools");
     let cached = tools.join(format!(
         "opt-cache/{:016x}.wasm",
         xxhash_rust::xxh3::xxh3_64(&input)

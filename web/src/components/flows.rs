@@ -1,7 +1,9 @@
 //! Per-flow figures, a latency plot, the traffic generator and the loss timeout.
 
 use socklab_protocol::Command;
-use socklab_protocol::flow::{Amount, FlowMethod, FlowSummary, GeneratorSpec};
+use socklab_protocol::flow::{
+    Amount, FlowMethod, FlowSummary, GeneratorPace, GeneratorPayload, GeneratorSpec,
+};
 use web_sys::{HtmlCanvasElement, HtmlInputElement, HtmlSelectElement};
 use yew::prelude::*;
 
@@ -288,7 +290,6 @@ fn Generator() -> Html {
                 &dispatch,
                 Origin::Generate,
                 Command::Generate(GeneratorSpec {
-                    interval_ms: (pace_kind.as_str() == "interval").then_some(rate),
                     socket,
                     to: to.trim().to_string(),
                     amount: if amount_kind.as_str() == "duration" {
@@ -296,15 +297,19 @@ fn Generator() -> Html {
                     } else {
                         Amount::Count(count)
                     },
-                    rate: if pace_kind.as_str() == "interval" {
-                        0.0
+                    pace: if pace_kind.as_str() == "interval" {
+                        GeneratorPace::IntervalMs(rate)
                     } else {
-                        rate
+                        GeneratorPace::Rate(rate)
                     },
-                    size,
                     // A fixed text replaces the zero bytes of `size`.
-                    pattern: (!pattern.is_empty())
-                        .then(|| socklab_protocol::Payload::Text((*pattern).clone())),
+                    payload: if pattern.is_empty() {
+                        GeneratorPayload::Size(size)
+                    } else {
+                        GeneratorPayload::Pattern(socklab_protocol::Payload::Text(
+                            (*pattern).clone(),
+                        ))
+                    },
                     sequence: *sequence,
                 }),
             );
