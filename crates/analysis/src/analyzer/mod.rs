@@ -21,19 +21,36 @@
 //! - for flows whose destination is not a lab socket, a receive from that destination
 //!   whose bytes equal an earlier unanswered request is its **reply** (RTT); requests
 //!   without a reply within the timeout are **unanswered**.
+//!
+//! Layout: [`input`] (what it takes in and what it concludes), `inflight` (a flow's
+//! sends in flight and their fingerprint indexes, shared by matched and echo flows),
+//! `matched` (what a receive does to a matched flow), `recent` (finished sends kept for
+//! duplicates and late arrivals). This file (about 700 lines) keeps the handling of each
+//! event in one place: the order in which an event touches routes, flows and limits is
+//! what has to be checked when it changes. Latency percentiles come from a histogram
+//! ([`crate::stats::Histogram`]), so a flow's figures cost the same at any count.
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
-use std::hash::Hash;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
 
 use socklab_protocol::EventId;
 use socklab_protocol::link::{DropReason, LinkFate, LinkId};
 
+mod inflight;
+pub mod input;
+mod matched;
+mod recent;
+
+use inflight::{Finished, InFlight, Pending};
+pub use input::{FlowKey, Input, LossCause, Outcome};
+use matched::KeptBudget;
+use recent::Recent;
+
 use crate::jitter::Jitter;
 use crate::routes::Routes;
 use crate::seqhdr::SeqHeader;
 use crate::sequenced::SeqReceiver;
-use crate::stats::{FlowStats, Method, Percentiles};
+use crate::stats::{FlowStats, Histogram, Method};
 use crate::{DEFAULT_LOSS_TIMEOUT_NS, Nanos};
 
 /// What the analyzer may hold; everything it keeps is bounded by these.
@@ -76,308 +93,12 @@ pub const DEFAULT_MAX_FLOWS: usize = 1_024;
 pub const DEFAULT_MAX_FINISHED: usize = 1_000_000;
 /// The most sends one tick concludes (a tick is 100 ms: twice the fastest generator).
 pub const MAX_CONCLUSIONS_PER_TICK: usize = 20_000;
-/// The most latency samples all flows together keep (8 bytes each).
-const MAX_SAMPLES_TOTAL: usize = 2_000_000;
 
 /// How long a finished send is remembered (to recognise duplicates and late arrivals),
 /// at least; longer when the loss timeout is long.
 const FINISHED_RETENTION_NS: Nanos = 5_000_000_000;
 /// The most finished sends a flow remembers.
 const MAX_FINISHED: usize = 200_000;
-/// The most latency samples a flow keeps for its percentiles (the newest are dropped
-/// beyond it, so the figures describe the flow's first million datagrams).
-const MAX_SAMPLES: usize = 1_000_000;
-
-/// A flow: (source, destination) as the application sees them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct FlowKey {
-    /// The original sender.
-    pub src: SocketAddr,
-    /// The final receiver.
-    pub dst: SocketAddr,
-}
-
-/// One event of the session, as the analyzer needs it.
-#[derive(Debug, Clone, Copy)]
-pub enum Input<'a> {
-    /// A lab socket was bound at `addr`.
-    Bound {
-        /// Its address.
-        addr: SocketAddr,
-    },
-    /// The lab socket at `addr` was closed.
-    Closed {
-        /// Its address.
-        addr: SocketAddr,
-    },
-    /// A link was created.
-    LinkCreated {
-        /// The link.
-        link: &'a LinkId,
-        /// Where clients send to.
-        listen: SocketAddr,
-        /// Where it sends to the target from.
-        upstream: SocketAddr,
-        /// Where it forwards to.
-        target: SocketAddr,
-    },
-    /// A link's client changed: the target's replies go to `client` from now on.
-    LinkClient {
-        /// The link.
-        link: &'a LinkId,
-        /// Its new client.
-        client: SocketAddr,
-    },
-    /// A link was deleted.
-    LinkDeleted {
-        /// The link.
-        link: &'a LinkId,
-    },
-    /// A lab socket sent a datagram.
-    Sent {
-        /// The event.
-        id: EventId,
-        /// When.
-        t_ns: Nanos,
-        /// The socket's address.
-        local: SocketAddr,
-        /// The destination.
-        peer: SocketAddr,
-        /// The payload.
-        bytes: &'a [u8],
-    },
-    /// A lab socket received a datagram.
-    Received {
-        /// The event.
-        id: EventId,
-        /// When.
-        t_ns: Nanos,
-        /// The socket's address.
-        local: SocketAddr,
-        /// The source.
-        peer: SocketAddr,
-        /// The payload.
-        bytes: &'a [u8],
-    },
-    /// The kernel dropped datagrams at the lab socket at `addr` (its receive buffer was
-    /// full).
-    KernelDrops {
-        /// The socket's address.
-        addr: SocketAddr,
-        /// How many, since the previous report.
-        dropped: u64,
-    },
-    /// A link decided a datagram's fate.
-    LinkDecision {
-        /// The decision's event.
-        id: EventId,
-        /// The link.
-        link: &'a LinkId,
-        /// The datagram's sender.
-        from: SocketAddr,
-        /// Where it goes.
-        to: Option<SocketAddr>,
-        /// The payload as it arrived at the link.
-        bytes: &'a [u8],
-        /// Forwarded or dropped.
-        fate: LinkFate,
-        /// Why it was dropped.
-        reason: Option<DropReason>,
-        /// The byte the link changed: its offset and the bits it flipped.
-        corrupted: Option<(usize, u8)>,
-        /// The length the link cut it to.
-        truncated_to: Option<usize>,
-    },
-}
-
-/// Why a datagram counts as lost.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LossCause {
-    /// A link dropped it, for this reason.
-    Link(DropReason),
-    /// It was not received within the timeout, and the receiving lab socket had
-    /// reported kernel drops not yet accounted for: the kernel dropped it because that
-    /// socket's receive buffer was full.
-    Kernel,
-    /// It was not received within the timeout.
-    Timeout,
-}
-
-/// What the analyzer concluded about a datagram.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    /// A send was received (the first copy).
-    Delivered {
-        /// The `out` event.
-        send: EventId,
-        /// The `in` event.
-        recv: EventId,
-        /// Its flow.
-        flow: FlowKey,
-        /// One-way latency.
-        latency_ns: Nanos,
-        /// 0 when in order; otherwise how many datagrams of the flow sent after it
-        /// arrived before it (in send order, the distance to the latest one).
-        reordered_by: u64,
-        /// It had already been counted lost by timeout.
-        late: bool,
-    },
-    /// An extra copy of a send that was already received.
-    Duplicate {
-        /// The `out` event.
-        send: EventId,
-        /// The extra `in` event.
-        recv: EventId,
-        /// Its flow.
-        flow: FlowKey,
-    },
-    /// A send that will not be received.
-    Lost {
-        /// The `out` event.
-        send: EventId,
-        /// Its flow.
-        flow: FlowKey,
-        /// Why.
-        cause: LossCause,
-    },
-    /// A send the analysis stopped following before it could conclude: too many
-    /// datagrams were in flight ([`Limits::max_in_flight`]), or its flow was retired to
-    /// make room for a new one ([`Limits::max_flows`]).
-    Untracked {
-        /// The `out` event.
-        send: EventId,
-        /// Its flow.
-        flow: FlowKey,
-    },
-    /// A reply from an echo-like peer to an earlier request.
-    Reply {
-        /// The request's `out` event.
-        request: EventId,
-        /// The reply's `in` event.
-        response: EventId,
-        /// The request's flow.
-        flow: FlowKey,
-        /// Round-trip time.
-        rtt_ns: Nanos,
-    },
-    /// A request no reply came for.
-    Unanswered {
-        /// The request's `out` event.
-        request: EventId,
-        /// Its flow.
-        flow: FlowKey,
-        /// Why: a link dropped the request, or no reply came within the timeout.
-        cause: LossCause,
-    },
-}
-
-/// A send in flight. The analysis keeps its payload's fingerprint and length, never the
-/// bytes: a session of large datagrams with a long timeout would otherwise hold every
-/// payload in flight.
-#[derive(Debug, Clone, Copy)]
-struct Pending {
-    id: EventId,
-    t_ns: Nanos,
-    /// The fingerprint of the bytes the receiver should get (after a link changed
-    /// them, the changed bytes).
-    hash: u64,
-    len: usize,
-}
-
-impl Pending {
-    fn is(&self, h: u64, len: usize) -> bool {
-        self.hash == h && self.len == len
-    }
-}
-
-#[derive(Debug, Clone, Copy)]
-struct Finished {
-    seq: u64,
-    id: EventId,
-    t_ns: Nanos,
-    len: usize,
-    lost_by_timeout: bool,
-}
-
-/// Sequence numbers by payload fingerprint, each list in increasing order (sends are
-/// numbered in order, and a re-indexed one is inserted in place), so the oldest is at
-/// the front and any one is found by binary search.
-type Index = HashMap<u64, VecDeque<u64>>;
-
-/// What every kind of flow shares: its sends in flight and how they are indexed.
-#[derive(Debug, Default)]
-struct InFlight {
-    next_seq: u64,
-    pending: BTreeMap<u64, Pending>,
-    /// Pending sends by the fingerprint the receiver should see.
-    by_hash: Index,
-    /// Pending sends crossing a link that has not decided on them yet, by the
-    /// fingerprint of the bytes the link will see.
-    undecided: Index,
-}
-
-impl InFlight {
-    fn push(&mut self, pending: Pending, via_link: bool) -> u64 {
-        let seq = self.next_seq;
-        self.next_seq += 1;
-        self.pending.insert(seq, pending);
-        push_seq(&mut self.by_hash, pending.hash, seq);
-        if via_link {
-            push_seq(&mut self.undecided, pending.hash, seq);
-        }
-        seq
-    }
-
-    /// Removes a pending send from everything that indexes it.
-    fn remove(&mut self, seq: u64) -> Option<Pending> {
-        let p = self.pending.remove(&seq)?;
-        remove_seq(&mut self.by_hash, p.hash, seq);
-        remove_seq(&mut self.undecided, p.hash, seq);
-        Some(p)
-    }
-
-    /// Takes the oldest pending send the receiver could get as (`h`, `len`).
-    fn take_received(&mut self, h: u64, len: usize) -> Option<(u64, Pending)> {
-        let seq = take_matching(&mut self.by_hash, &self.pending, h, len)?;
-        let p = self.remove(seq)?;
-        Some((seq, p))
-    }
-
-    /// The oldest pending send a link decided on (`h`, `len` as the link saw it),
-    /// taken out of the undecided index.
-    fn take_undecided(&mut self, h: u64, len: usize) -> Option<u64> {
-        take_matching(&mut self.undecided, &self.pending, h, len)
-    }
-
-    /// The link changed a pending send's bytes: the receiver will see `h`, `len`.
-    fn altered(&mut self, seq: u64, h: u64, len: usize) {
-        let Some(p) = self.pending.get_mut(&seq) else {
-            return;
-        };
-        remove_seq(&mut self.by_hash, p.hash, seq);
-        p.hash = h;
-        p.len = len;
-        push_seq(&mut self.by_hash, h, seq);
-    }
-
-    /// The oldest pending send.
-    fn oldest(&self) -> Option<Nanos> {
-        self.pending.first_key_value().map(|(_, p)| p.t_ns)
-    }
-
-    /// Removes and returns the oldest pending send, if it has been in flight for
-    /// `timeout` at `now` (`None`: whatever its age).
-    fn pop_oldest(&mut self, expired: Option<(Nanos, Nanos)>) -> Option<(u64, Pending)> {
-        let (&seq, p) = self.pending.first_key_value()?;
-        if let Some((timeout, now)) = expired
-            && p.t_ns.saturating_add(timeout) > now
-        {
-            return None;
-        }
-        let p = self.remove(seq)?;
-        Some((seq, p))
-    }
-}
 
 /// A flow whose both ends are lab sockets.
 #[derive(Debug, Default)]
@@ -392,7 +113,7 @@ struct Flow {
     lost: u64,
     reordered: u64,
     duplicated: u64,
-    latencies: Vec<u64>,
+    latencies: Histogram,
     jitter: Jitter,
     /// The last time anything happened in it.
     last_ns: Nanos,
@@ -406,7 +127,7 @@ struct EchoFlow {
     sent: u64,
     replies: u64,
     unanswered: u64,
-    rtts: Vec<u64>,
+    rtts: Histogram,
     last_ns: Nanos,
 }
 
@@ -442,8 +163,6 @@ pub struct Analyzer {
     kernel_drops: HashMap<SocketAddr, u64>,
     /// Sends in flight, all flows together.
     in_flight: usize,
-    /// Latency samples kept, all flows together.
-    samples: usize,
     /// Finished sends remembered, all flows together, and their limit.
     kept: KeptBudget,
     /// Flows retired to make room.
@@ -514,7 +233,6 @@ impl Analyzer {
             decisions: HashMap::new(),
             kernel_drops: HashMap::new(),
             in_flight: 0,
-            samples: 0,
             kept: KeptBudget {
                 count: 0,
                 max: limits.max_finished.max(1),
@@ -800,13 +518,8 @@ impl Analyzer {
         let h = hash(bytes);
         if let Some(flow) = self.flows.get_mut(&key) {
             flow.last_ns = t_ns;
-            let room = self.samples < MAX_SAMPLES_TOTAL;
-            let outcome = flow.receive(key, id, t_ns, h, bytes.len(), room, &mut self.kept, out);
-            if outcome.consumed {
+            if flow.receive(key, id, t_ns, h, bytes.len(), &mut self.kept, out) {
                 self.in_flight -= 1;
-            }
-            if outcome.sampled {
-                self.samples += 1;
             }
             return;
         }
@@ -822,10 +535,7 @@ impl Analyzer {
             flow.replies += 1;
             flow.last_ns = t_ns;
             let rtt_ns = t_ns.saturating_sub(request.t_ns);
-            if flow.rtts.len() < MAX_SAMPLES && self.samples < MAX_SAMPLES_TOTAL {
-                flow.rtts.push(rtt_ns);
-                self.samples += 1;
-            }
+            flow.rtts.add(rtt_ns);
             out.push(Outcome::Reply {
                 request: request.id,
                 response: id,
@@ -984,7 +694,7 @@ impl Analyzer {
                 reordered: flow.reordered,
                 duplicated: flow.duplicated,
                 in_flight: flow.sends.pending.len() as u64,
-                latency: Percentiles::of(&mut flow.latencies.clone()),
+                latency: flow.latencies.percentiles(),
                 jitter_ns: (flow.delivered > 1).then(|| flow.jitter.value()),
             });
         }
@@ -1019,351 +729,10 @@ impl Analyzer {
                 reordered: 0,
                 duplicated: 0,
                 in_flight: flow.sends.pending.len() as u64,
-                latency: Percentiles::of(&mut flow.rtts.clone()),
+                latency: flow.rtts.percentiles(),
                 jitter_ns: None,
             });
         }
         all
-    }
-}
-
-fn push_seq(index: &mut Index, h: u64, seq: u64) {
-    let queue = index.entry(h).or_default();
-    // Sends are numbered in order, so this is nearly always the end.
-    let at = queue.partition_point(|&s| s < seq);
-    queue.insert(at, seq);
-}
-
-/// Takes the oldest sequence number indexed under `h` whose pending send is (`h`,
-/// `len`).
-fn take_matching(
-    index: &mut Index,
-    pending: &BTreeMap<u64, Pending>,
-    h: u64,
-    len: usize,
-) -> Option<u64> {
-    let queue = index.get_mut(&h)?;
-    let position = queue
-        .iter()
-        .position(|seq| pending.get(seq).is_some_and(|p| p.is(h, len)))?;
-    let seq = queue.remove(position);
-    if queue.is_empty() {
-        index.remove(&h);
-    }
-    seq
-}
-
-fn remove_seq(index: &mut Index, h: u64, seq: u64) {
-    if let Some(queue) = index.get_mut(&h) {
-        // Sorted: a binary search, and the oldest (the usual case) is at the front.
-        if let Ok(at) = queue.binary_search(&seq) {
-            queue.remove(at);
-        }
-        if queue.is_empty() {
-            index.remove(&h);
-        }
-    }
-}
-
-/// How many finished sends all flows remember, and the most they may.
-#[derive(Debug)]
-struct KeptBudget {
-    count: usize,
-    max: usize,
-}
-
-/// What a receive did to a matched flow.
-#[derive(Debug, Default)]
-struct Received {
-    /// It concluded a send in flight.
-    consumed: bool,
-    /// It added a latency sample.
-    sampled: bool,
-}
-
-impl Flow {
-    #[allow(clippy::too_many_arguments)]
-    fn receive(
-        &mut self,
-        key: FlowKey,
-        id: EventId,
-        t_ns: Nanos,
-        h: u64,
-        len: usize,
-        room_for_sample: bool,
-        kept: &mut KeptBudget,
-        out: &mut Vec<Outcome>,
-    ) -> Received {
-        if let Some((seq, p)) = self.sends.take_received(h, len) {
-            let sampled = self.deliver(
-                key,
-                seq,
-                p.id,
-                p.t_ns,
-                id,
-                t_ns,
-                false,
-                room_for_sample,
-                out,
-            );
-            self.finish(
-                Finished {
-                    seq,
-                    id: p.id,
-                    t_ns: p.t_ns,
-                    len: p.len,
-                    lost_by_timeout: false,
-                },
-                t_ns,
-                p.hash,
-                kept,
-            );
-            return Received {
-                consumed: true,
-                sampled,
-            };
-        }
-        // Not pending: a copy of a finished send, or a late arrival of a lost one.
-        let Some(done) = self.finished.oldest_mut(h, len) else {
-            return Received::default();
-        };
-        if done.lost_by_timeout {
-            done.lost_by_timeout = false;
-            let (seq, send, sent_at) = (done.seq, done.id, done.t_ns);
-            self.lost -= 1;
-            let sampled = self.deliver(
-                key,
-                seq,
-                send,
-                sent_at,
-                id,
-                t_ns,
-                true,
-                room_for_sample,
-                out,
-            );
-            Received {
-                consumed: false,
-                sampled,
-            }
-        } else {
-            self.duplicated += 1;
-            out.push(Outcome::Duplicate {
-                send: done.id,
-                recv: id,
-                flow: key,
-            });
-            Received::default()
-        }
-    }
-
-    /// Reports a delivery; returns whether it kept a latency sample.
-    #[allow(clippy::too_many_arguments)]
-    fn deliver(
-        &mut self,
-        key: FlowKey,
-        seq: u64,
-        send: EventId,
-        sent_at: Nanos,
-        recv: EventId,
-        t_ns: Nanos,
-        late: bool,
-        room_for_sample: bool,
-        out: &mut Vec<Outcome>,
-    ) -> bool {
-        let reordered_by = match self.max_received {
-            Some(max) if max > seq => max - seq,
-            _ => 0,
-        };
-        if reordered_by > 0 {
-            self.reordered += 1;
-        }
-        self.max_received = Some(self.max_received.map_or(seq, |m| m.max(seq)));
-        self.delivered += 1;
-        let latency_ns = t_ns.saturating_sub(sent_at);
-        let sampled = room_for_sample && self.latencies.len() < MAX_SAMPLES;
-        if sampled {
-            self.latencies.push(latency_ns);
-        }
-        self.jitter.arrive(sent_at, t_ns);
-        out.push(Outcome::Delivered {
-            send,
-            recv,
-            flow: key,
-            latency_ns,
-            reordered_by,
-            late,
-        });
-        sampled
-    }
-
-    fn finish(&mut self, finished: Finished, now: Nanos, h: u64, kept: &mut KeptBudget) {
-        self.finished.push(finished, h, now);
-        kept.count += 1;
-        while self.finished.len() > MAX_FINISHED
-            || (kept.count > kept.max && self.finished.len() > 0)
-        {
-            self.finished.forget_oldest();
-            kept.count -= 1;
-        }
-    }
-
-    /// Forgets finished sends that finished before `horizon`.
-    fn forget_before(&mut self, horizon: Nanos, kept: &mut KeptBudget) {
-        while self.finished.oldest_at().is_some_and(|at| at < horizon) {
-            self.finished.forget_oldest();
-            kept.count -= 1;
-        }
-    }
-}
-
-/// A finished send as [`Recent`] keeps it: 48 bytes (a kept send is the analysis'
-/// largest per-datagram cost).
-#[derive(Debug, Clone, Copy)]
-struct Kept {
-    seq: u64,
-    id: EventId,
-    t_ns: Nanos,
-    /// When it finished.
-    at: Nanos,
-    hash: u64,
-    /// How many positions further the next kept send with the same fingerprint is
-    /// (0: none). Kept sends span at most [`MAX_FINISHED`] positions.
-    next: u32,
-    /// The payload's length, saturated (UDP payloads are below 65,536 bytes).
-    len: u16,
-    lost_by_timeout: bool,
-}
-
-fn short_len(len: usize) -> u16 {
-    u16::try_from(len).unwrap_or(u16::MAX)
-}
-
-/// A flow's finished sends, oldest first, each fingerprint's sends chained from its
-/// oldest to its newest. Adding one, finding the oldest with a fingerprint and
-/// forgetting the oldest of all take constant time, and a finished send costs no
-/// allocation of its own (a map of per-fingerprint queues cost about 250 bytes per
-/// datagram, most of the analysis' memory).
-#[derive(Debug, Default)]
-struct Recent {
-    /// The position of `kept[0]`; positions count every send ever kept.
-    base: u64,
-    kept: VecDeque<Kept>,
-    /// Fingerprint → positions of its oldest and newest kept send.
-    chains: HashMap<u64, (u64, u64)>,
-}
-
-impl Recent {
-    fn len(&self) -> usize {
-        self.kept.len()
-    }
-
-    fn get_mut(&mut self, position: u64) -> Option<&mut Kept> {
-        let index = usize::try_from(position.checked_sub(self.base)?).ok()?;
-        self.kept.get_mut(index)
-    }
-
-    fn push(&mut self, finished: Finished, hash: u64, at: Nanos) {
-        let position = self.base + self.kept.len() as u64;
-        self.kept.push_back(Kept {
-            seq: finished.seq,
-            id: finished.id,
-            t_ns: finished.t_ns,
-            at,
-            hash,
-            next: 0,
-            len: short_len(finished.len),
-            lost_by_timeout: finished.lost_by_timeout,
-        });
-        match self.chains.get_mut(&hash) {
-            Some((_, newest)) => {
-                let before = *newest;
-                *newest = position;
-                if let Some(k) = self.get_mut(before) {
-                    k.next = u32::try_from(position - before).unwrap_or(0);
-                }
-            }
-            None => {
-                self.chains.insert(hash, (position, position));
-            }
-        }
-    }
-
-    /// The oldest kept send with fingerprint `hash` and length `len`.
-    fn oldest_mut(&mut self, hash: u64, len: usize) -> Option<&mut Kept> {
-        let len = short_len(len);
-        let mut position = self.chains.get(&hash)?.0;
-        // Equal fingerprints have equal lengths but for a chance collision: the first
-        // is nearly always the one.
-        loop {
-            let k = self.get_mut(position)?;
-            if k.len == len {
-                break;
-            }
-            if k.next == 0 {
-                return None;
-            }
-            position += u64::from(k.next);
-        }
-        self.get_mut(position)
-    }
-
-    /// When the oldest kept send finished.
-    fn oldest_at(&self) -> Option<Nanos> {
-        self.kept.front().map(|k| k.at)
-    }
-
-    /// Forgets the oldest kept send (the oldest of its fingerprint's chain too).
-    fn forget_oldest(&mut self) {
-        let Some(k) = self.kept.pop_front() else {
-            return;
-        };
-        let position = self.base;
-        self.base += 1;
-        if k.next == 0 {
-            self.chains.remove(&k.hash);
-        } else if let Some((oldest, _)) = self.chains.get_mut(&k.hash) {
-            *oldest = position + u64::from(k.next);
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn finished(seq: u64, len: usize) -> Finished {
-        Finished {
-            seq,
-            id: EventId(seq),
-            t_ns: seq,
-            len,
-            lost_by_timeout: false,
-        }
-    }
-
-    #[test]
-    fn recent_sends_are_found_oldest_first_and_forgotten_in_order() {
-        let mut recent = Recent::default();
-        // Fingerprints 7 and 9 interleaved; one 7 of another length (a collision).
-        for (seq, hash, len) in [(0, 7, 4), (1, 9, 4), (2, 7, 5), (3, 7, 4), (4, 9, 4)] {
-            recent.push(finished(seq, len), hash, seq * 10);
-        }
-        assert_eq!(recent.oldest_mut(7, 4).map(|f| f.seq), Some(0));
-        assert_eq!(recent.oldest_mut(7, 5).map(|f| f.seq), Some(2));
-        assert_eq!(recent.oldest_mut(9, 4).map(|f| f.seq), Some(1));
-        assert!(recent.oldest_mut(8, 4).is_none() && recent.oldest_mut(9, 5).is_none());
-        recent.forget_oldest();
-        recent.forget_oldest();
-        assert_eq!(recent.oldest_at(), Some(20));
-        assert_eq!(recent.oldest_mut(7, 4).map(|f| f.seq), Some(3));
-        assert_eq!(recent.oldest_mut(9, 4).map(|f| f.seq), Some(4));
-        for _ in 0..3 {
-            recent.forget_oldest();
-        }
-        assert_eq!((recent.len(), recent.chains.len()), (0, 0));
-        assert_eq!(std::mem::size_of::<Kept>(), 48);
-        recent.push(finished(5, 4), 7, 50);
-        assert_eq!(recent.oldest_mut(7, 4).map(|f| f.seq), Some(5));
     }
 }

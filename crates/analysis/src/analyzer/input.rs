@@ -1,0 +1,192 @@
+//! What the analyzer takes in (a session's events, as it needs them) and what it
+//! concludes.
+
+use std::net::SocketAddr;
+
+use socklab_protocol::EventId;
+use socklab_protocol::link::{DropReason, LinkFate, LinkId};
+
+use crate::Nanos;
+
+/// A flow: (source, destination) as the application sees them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FlowKey {
+    /// The original sender.
+    pub src: SocketAddr,
+    /// The final receiver.
+    pub dst: SocketAddr,
+}
+
+/// One event of the session, as the analyzer needs it.
+#[derive(Debug, Clone, Copy)]
+pub enum Input<'a> {
+    /// A lab socket was bound at `addr`.
+    Bound {
+        /// Its address.
+        addr: SocketAddr,
+    },
+    /// The lab socket at `addr` was closed.
+    Closed {
+        /// Its address.
+        addr: SocketAddr,
+    },
+    /// A link was created.
+    LinkCreated {
+        /// The link.
+        link: &'a LinkId,
+        /// Where clients send to.
+        listen: SocketAddr,
+        /// Where it sends to the target from.
+        upstream: SocketAddr,
+        /// Where it forwards to.
+        target: SocketAddr,
+    },
+    /// A link's client changed: the target's replies go to `client` from now on.
+    LinkClient {
+        /// The link.
+        link: &'a LinkId,
+        /// Its new client.
+        client: SocketAddr,
+    },
+    /// A link was deleted.
+    LinkDeleted {
+        /// The link.
+        link: &'a LinkId,
+    },
+    /// A lab socket sent a datagram.
+    Sent {
+        /// The event.
+        id: EventId,
+        /// When.
+        t_ns: Nanos,
+        /// The socket's address.
+        local: SocketAddr,
+        /// The destination.
+        peer: SocketAddr,
+        /// The payload.
+        bytes: &'a [u8],
+    },
+    /// A lab socket received a datagram.
+    Received {
+        /// The event.
+        id: EventId,
+        /// When.
+        t_ns: Nanos,
+        /// The socket's address.
+        local: SocketAddr,
+        /// The source.
+        peer: SocketAddr,
+        /// The payload.
+        bytes: &'a [u8],
+    },
+    /// The kernel dropped datagrams at the lab socket at `addr` (its receive buffer was
+    /// full).
+    KernelDrops {
+        /// The socket's address.
+        addr: SocketAddr,
+        /// How many, since the previous report.
+        dropped: u64,
+    },
+    /// A link decided a datagram's fate.
+    LinkDecision {
+        /// The decision's event.
+        id: EventId,
+        /// The link.
+        link: &'a LinkId,
+        /// The datagram's sender.
+        from: SocketAddr,
+        /// Where it goes.
+        to: Option<SocketAddr>,
+        /// The payload as it arrived at the link.
+        bytes: &'a [u8],
+        /// Forwarded or dropped.
+        fate: LinkFate,
+        /// Why it was dropped.
+        reason: Option<DropReason>,
+        /// The byte the link changed: its offset and the bits it flipped.
+        corrupted: Option<(usize, u8)>,
+        /// The length the link cut it to.
+        truncated_to: Option<usize>,
+    },
+}
+
+/// Why a datagram counts as lost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LossCause {
+    /// A link dropped it, for this reason.
+    Link(DropReason),
+    /// It was not received within the timeout, and the receiving lab socket had
+    /// reported kernel drops not yet accounted for: the kernel dropped it because that
+    /// socket's receive buffer was full.
+    Kernel,
+    /// It was not received within the timeout.
+    Timeout,
+}
+
+/// What the analyzer concluded about a datagram.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// A send was received (the first copy).
+    Delivered {
+        /// The `out` event.
+        send: EventId,
+        /// The `in` event.
+        recv: EventId,
+        /// Its flow.
+        flow: FlowKey,
+        /// One-way latency.
+        latency_ns: Nanos,
+        /// 0 when in order; otherwise how many datagrams of the flow sent after it
+        /// arrived before it (in send order, the distance to the latest one).
+        reordered_by: u64,
+        /// It had already been counted lost by timeout.
+        late: bool,
+    },
+    /// An extra copy of a send that was already received.
+    Duplicate {
+        /// The `out` event.
+        send: EventId,
+        /// The extra `in` event.
+        recv: EventId,
+        /// Its flow.
+        flow: FlowKey,
+    },
+    /// A send that will not be received.
+    Lost {
+        /// The `out` event.
+        send: EventId,
+        /// Its flow.
+        flow: FlowKey,
+        /// Why.
+        cause: LossCause,
+    },
+    /// A send the analysis stopped following before it could conclude: too many
+    /// datagrams were in flight ([`Limits::max_in_flight`]), or its flow was retired to
+    /// make room for a new one ([`Limits::max_flows`]).
+    Untracked {
+        /// The `out` event.
+        send: EventId,
+        /// Its flow.
+        flow: FlowKey,
+    },
+    /// A reply from an echo-like peer to an earlier request.
+    Reply {
+        /// The request's `out` event.
+        request: EventId,
+        /// The reply's `in` event.
+        response: EventId,
+        /// The request's flow.
+        flow: FlowKey,
+        /// Round-trip time.
+        rtt_ns: Nanos,
+    },
+    /// A request no reply came for.
+    Unanswered {
+        /// The request's `out` event.
+        request: EventId,
+        /// Its flow.
+        flow: FlowKey,
+        /// Why: a link dropped the request, or no reply came within the timeout.
+        cause: LossCause,
+    },
+}
