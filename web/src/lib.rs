@@ -2,21 +2,27 @@
 //! packet, talking to the server only through `socklab-protocol` types.
 //!
 //! # Layout
-//! - [`model`]: the page state as a pure reducer (actions in, state out), unit-tested
+//! - [`model`]: the page's state: actions and received events applied in place, with a
+//!   version counter per shared part so views redraw only what changed; unit-tested
 //!   without a browser.
 //! - [`connection`]: the WebSocket to the server, reconnecting on its own, and the
 //!   [`connection::Commands`] handle components send commands through.
 //! - [`components`]: the views: header, sockets, send form, packet list, inspector.
 //! - [`hexdump`]: hex + ASCII dumps and one-line payload previews.
-//! - [`timeline`]: the timeline's pure model: lanes, arrows and their fates, the view's
-//!   time window, hit testing.
+//! - [`timeline`]: the timeline's pure model: lanes, arrows and their fates, hit
+//!   testing.
+//! - [`view`]: the timeline's time window and what zoom, pan and follow do to it.
+//! - [`forms`]: the forms' state, each turning what a person typed into a command or a
+//!   plain-words problem.
 #![forbid(unsafe_code)]
 
 pub mod components;
 pub mod connection;
+pub mod forms;
 pub mod hexdump;
 pub mod model;
 pub mod timeline;
+pub mod view;
 
 use wasm_bindgen::prelude::*;
 

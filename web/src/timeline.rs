@@ -557,78 +557,6 @@ impl Timeline {
     }
 }
 
-/// The time window on screen: the time at the top edge and the scale.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct View {
-    /// Time at the top edge, ns.
-    pub t_top: f64,
-    /// Nanoseconds per pixel.
-    pub ns_per_px: f64,
-    /// Keep the newest events in view.
-    pub follow: bool,
-}
-
-impl Default for View {
-    fn default() -> Self {
-        View {
-            t_top: 0.0,
-            ns_per_px: 100_000.0,
-            follow: true,
-        }
-    }
-}
-
-/// The closest zoom: 1 µs per pixel.
-pub const MIN_NS_PER_PX: f64 = 1_000.0;
-/// The farthest zoom: 10 s per pixel.
-pub const MAX_NS_PER_PX: f64 = 10_000_000_000.0;
-
-impl View {
-    /// The y coordinate of time `t`.
-    pub fn y(&self, t: u64) -> f64 {
-        (t as f64 - self.t_top) / self.ns_per_px
-    }
-
-    /// The time at y coordinate `y`.
-    pub fn t(&self, y: f64) -> f64 {
-        self.t_top + y * self.ns_per_px
-    }
-
-    /// Zooms by `factor` (> 1 zooms out) keeping the time under `anchor_y` in place.
-    pub fn zoom(&mut self, factor: f64, anchor_y: f64) {
-        let anchor = self.t(anchor_y);
-        self.ns_per_px = (self.ns_per_px * factor).clamp(MIN_NS_PER_PX, MAX_NS_PER_PX);
-        self.t_top = anchor - anchor_y * self.ns_per_px;
-    }
-
-    /// Moves the window by `dy` pixels (positive: later). Panning stops following.
-    pub fn pan(&mut self, dy: f64) {
-        self.t_top = (self.t_top + dy * self.ns_per_px).max(-self.ns_per_px * 20.0);
-        self.follow = false;
-    }
-
-    /// While following, puts `latest` near the bottom of a `height`-pixel window.
-    pub fn follow_to(&mut self, latest: u64, height: f64) {
-        if self.follow {
-            self.t_top =
-                (latest as f64 - (height - 30.0) * self.ns_per_px).max(-self.ns_per_px * 20.0);
-        }
-    }
-}
-
-/// Distance in pixels from point (px, py) to the segment (x0, y0)–(x1, y1).
-pub fn distance_to_segment(px: f64, py: f64, x0: f64, y0: f64, x1: f64, y1: f64) -> f64 {
-    let (dx, dy) = (x1 - x0, y1 - y0);
-    let len2 = dx * dx + dy * dy;
-    let t = if len2 == 0.0 {
-        0.0
-    } else {
-        (((px - x0) * dx + (py - y0) * dy) / len2).clamp(0.0, 1.0)
-    };
-    let (cx, cy) = (x0 + t * dx, y0 + t * dy);
-    ((px - cx).powi(2) + (py - cy).powi(2)).sqrt()
-}
-
 #[cfg(test)]
 mod tests {
     use socklab_protocol::flow::LossCause;
@@ -924,31 +852,6 @@ mod tests {
             (Mark::Reply, 200, 300)
         );
         assert_eq!(tl.lanes[1].kind, LaneKind::Outside);
-    }
-
-    #[test]
-    fn the_view_zooms_around_the_pointer_and_pans() {
-        let mut v = View {
-            t_top: 1_000_000.0,
-            ns_per_px: 1_000.0,
-            follow: true,
-        };
-        let before = v.t(200.0);
-        v.zoom(2.0, 200.0);
-        assert_eq!(v.t(200.0), before);
-        assert_eq!(v.ns_per_px, 2_000.0);
-        v.pan(10.0);
-        assert!(!v.follow);
-        assert_eq!(v.y(v.t_top as u64 + 20_000), 10.0);
-        v.zoom(1e-9, 0.0);
-        assert_eq!(v.ns_per_px, MIN_NS_PER_PX);
-    }
-
-    #[test]
-    fn hit_testing_finds_the_nearest_segment() {
-        assert_eq!(distance_to_segment(5.0, 5.0, 0.0, 0.0, 10.0, 0.0), 5.0);
-        assert_eq!(distance_to_segment(-3.0, 4.0, 0.0, 0.0, 10.0, 0.0), 5.0);
-        assert_eq!(distance_to_segment(1.0, 1.0, 1.0, 1.0, 1.0, 1.0), 0.0);
     }
 
     #[test]

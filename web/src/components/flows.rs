@@ -1,13 +1,12 @@
 //! Per-flow figures, a latency plot, the traffic generator and the loss timeout.
 
 use socklab_protocol::Command;
-use socklab_protocol::flow::{
-    Amount, FlowMethod, FlowSummary, GeneratorPace, GeneratorPayload, GeneratorSpec,
-};
+use socklab_protocol::flow::{FlowMethod, FlowSummary};
 use web_sys::{HtmlCanvasElement, HtmlInputElement, HtmlSelectElement};
 use yew::prelude::*;
 
-use super::{FormError, use_ctx};
+use super::{FormError, on_click, on_input, on_select, submit, use_ctx};
+use crate::forms::{AmountKind, GeneratorForm, PaceKind, loss_timeout_command};
 use crate::model::Origin;
 use crate::timeline::{Mark, Timeline};
 
@@ -215,29 +214,8 @@ fn Generator() -> Html {
     let ctx = use_ctx();
     let sockets = ctx.state.sockets.clone();
     let from = use_state(String::new);
-    let to = use_state(String::new);
-    let count = use_state(|| "200".to_string());
-    let rate = use_state(|| "1000".to_string());
-    // "count" or "duration": what the count field means.
-    let amount_kind = use_state(|| "count".to_string());
-    // "rate" or "interval": what the rate field means.
-    let pace_kind = use_state(|| "rate".to_string());
-    let size = use_state(|| "64".to_string());
-    let pattern = use_state(String::new);
-    let sequence = use_state(|| true);
+    let form = use_state(GeneratorForm::default);
     let timeout = use_state(|| "2000".to_string());
-    let text = |state: &UseStateHandle<String>| {
-        let state = state.clone();
-        Callback::from(move |e: InputEvent| {
-            state.set(e.target_unchecked_into::<HtmlInputElement>().value())
-        })
-    };
-    let pick = |state: &UseStateHandle<String>| {
-        let state = state.clone();
-        Callback::from(move |e: Event| {
-            state.set(e.target_unchecked_into::<HtmlSelectElement>().value())
-        })
-    };
     let chosen = sockets
         .iter()
         .find(|s| s.id.as_str() == from.as_str())
@@ -249,90 +227,21 @@ fn Generator() -> Html {
             from.set(e.target_unchecked_into::<HtmlSelectElement>().value())
         })
     };
-    let on_sequence = {
-        let sequence = sequence.clone();
-        Callback::from(move |_| sequence.set(!*sequence))
-    };
     let on_start = {
-        let ctx = ctx.clone();
-        let (to, count, rate, size, sequence, chosen) = (
-            to.clone(),
-            count.clone(),
-            rate.clone(),
-            size.clone(),
-            sequence.clone(),
-            chosen.clone(),
-        );
-        let pattern = pattern.clone();
-        let (amount_kind, pace_kind) = (amount_kind.clone(), pace_kind.clone());
+        let (ctx, form, chosen) = (ctx.clone(), form.clone(), chosen.clone());
         Callback::from(move |e: SubmitEvent| {
             e.prevent_default();
-            let dispatch = ctx.state.dispatcher();
-            let problem = |m: String| {
-                dispatch.dispatch(crate::model::Action::LocalError {
-                    origin: Origin::Generate,
-                    message: Some(m),
-                })
-            };
-            let Some(socket) = chosen.clone() else {
-                return problem("bind a socket to send from".into());
-            };
-            let Ok(count) = count.trim().parse::<u64>() else {
-                return problem(format!("count {:?} is not a whole number", count.trim()));
-            };
-            let Ok(rate) = rate.trim().parse::<f64>() else {
-                return problem(format!("rate {:?} is not a number", rate.trim()));
-            };
-            let Ok(size) = size.trim().parse::<usize>() else {
-                return problem(format!("size {:?} is not a whole number", size.trim()));
-            };
-            ctx.commands.send(
-                &dispatch,
-                Origin::Generate,
-                Command::Generate(GeneratorSpec {
-                    socket,
-                    to: to.trim().to_string(),
-                    amount: if amount_kind.as_str() == "duration" {
-                        Amount::DurationMs(count)
-                    } else {
-                        Amount::Count(count)
-                    },
-                    pace: if pace_kind.as_str() == "interval" {
-                        GeneratorPace::IntervalMs(rate)
-                    } else {
-                        GeneratorPace::Rate(rate)
-                    },
-                    // A fixed text replaces the zero bytes of `size`.
-                    payload: if pattern.is_empty() {
-                        GeneratorPayload::Size(size)
-                    } else {
-                        GeneratorPayload::Pattern(socklab_protocol::Payload::Text(
-                            (*pattern).clone(),
-                        ))
-                    },
-                    sequence: *sequence,
-                }),
-            );
+            submit(&ctx, Origin::Generate, form.command(chosen.as_ref()));
         })
     };
     let on_timeout = {
-        let ctx = ctx.clone();
+        let (ctx, timeout) = (ctx.clone(), timeout.clone());
+        Callback::from(move |_| submit(&ctx, Origin::Analysis, loss_timeout_command(&timeout)))
+    };
+    let on_timeout_input = {
         let timeout = timeout.clone();
-        Callback::from(move |_| {
-            let dispatch = ctx.state.dispatcher();
-            match timeout.trim().parse::<u64>() {
-                Ok(ms) => {
-                    ctx.commands
-                        .send(&dispatch, Origin::Analysis, Command::SetLossTimeout { ms });
-                }
-                Err(_) => dispatch.dispatch(crate::model::Action::LocalError {
-                    origin: Origin::Analysis,
-                    message: Some(format!(
-                        "{:?} is not a number of milliseconds",
-                        timeout.trim()
-                    )),
-                }),
-            }
+        Callback::from(move |e: InputEvent| {
+            timeout.set(e.target_unchecked_into::<HtmlInputElement>().value())
         })
     };
     let running = ctx.state.generators.iter().map(|g| {
@@ -349,8 +258,7 @@ fn Generator() -> Html {
     let targets = ctx.state.links.iter().map(|l| (format!("{} listen {}", l.id, l.listen), l.listen.to_string()))
         .chain(sockets.iter().map(|s| (format!("{} {}", s.id, s.local), s.local.to_string())))
         .map(|(label, addr)| {
-            let to = to.clone();
-            html! { <button type="button" class="chip" onclick={Callback::from(move |_| to.set(addr.clone()))}>{ label }</button> }
+            html! { <button type="button" class="chip" onclick={on_click(&form, move |f: &mut GeneratorForm| f.to = addr.clone())}>{ label }</button> }
         });
 
     html! {
@@ -365,29 +273,29 @@ fn Generator() -> Html {
                             }) }
                         </select>
                     </label>
-                    <label class="grow">{ "to" }<input id="gen-to" class="mono" placeholder="127.0.0.1:9000" value={(*to).clone()} oninput={text(&to)} /></label>
+                    <label class="grow">{ "to" }<input id="gen-to" class="mono" placeholder="127.0.0.1:9000" value={form.to.clone()} oninput={on_input(&form, |f, v| f.to = v)} /></label>
                 </div>
                 <div class="chips">{ "targets: " }{ for targets }</div>
                 <div class="row">
                     <label>
-                        <select id="gen-amount-kind" onchange={pick(&amount_kind)}>
-                            <option value="count" selected={amount_kind.as_str() == "count"}>{ "count" }</option>
-                            <option value="duration" selected={amount_kind.as_str() == "duration"}>{ "duration ms" }</option>
+                        <select id="gen-amount-kind" onchange={on_select(&form, |f, v| f.amount_kind = if v == "duration" { AmountKind::Duration } else { AmountKind::Count })}>
+                            <option value="count" selected={form.amount_kind == AmountKind::Count}>{ "count" }</option>
+                            <option value="duration" selected={form.amount_kind == AmountKind::Duration}>{ "duration ms" }</option>
                         </select>
-                        <input id="gen-count" class="mono" size="7" value={(*count).clone()} oninput={text(&count)} />
+                        <input id="gen-count" class="mono" size="7" value={form.amount.clone()} oninput={on_input(&form, |f, v| f.amount = v)} />
                     </label>
                     <label>
-                        <select id="gen-pace-kind" onchange={pick(&pace_kind)}>
-                            <option value="rate" selected={pace_kind.as_str() == "rate"}>{ "rate /s" }</option>
-                            <option value="interval" selected={pace_kind.as_str() == "interval"}>{ "interval ms" }</option>
+                        <select id="gen-pace-kind" onchange={on_select(&form, |f, v| f.pace_kind = if v == "interval" { PaceKind::Interval } else { PaceKind::Rate })}>
+                            <option value="rate" selected={form.pace_kind == PaceKind::Rate}>{ "rate /s" }</option>
+                            <option value="interval" selected={form.pace_kind == PaceKind::Interval}>{ "interval ms" }</option>
                         </select>
-                        <input id="gen-rate" class="mono" size="7" value={(*rate).clone()} oninput={text(&rate)} />
+                        <input id="gen-rate" class="mono" size="7" value={form.pace.clone()} oninput={on_input(&form, |f, v| f.pace = v)} />
                     </label>
-                    <label>{ "size bytes" }<input id="gen-size" class="mono" size="5" value={(*size).clone()} oninput={text(&size)} /></label>
+                    <label>{ "size bytes" }<input id="gen-size" class="mono" size="5" value={form.size.clone()} oninput={on_input(&form, |f, v| f.size = v)} /></label>
                     <label title="A fixed text payload instead of zero bytes (after the header, if any)">{ "or text" }
-                        <input id="gen-pattern" class="mono" size="8" value={(*pattern).clone()} oninput={text(&pattern)} /></label>
+                        <input id="gen-pattern" class="mono" size="8" value={form.pattern.clone()} oninput={on_input(&form, |f, v| f.pattern = v)} /></label>
                     <label class="check" title="24 bytes in front of each payload: magic, flow id, sequence number, send time">
-                        <input id="gen-sequence" type="checkbox" checked={*sequence} onclick={on_sequence} />{ "sequence header" }</label>
+                        <input id="gen-sequence" type="checkbox" checked={form.sequence} onclick={on_click(&form, |f: &mut GeneratorForm| f.sequence = !f.sequence)} />{ "sequence header" }</label>
                     <button id="gen-start" type="submit" disabled={chosen.is_none()}>{ "start" }</button>
                 </div>
                 <p class="hint">{ "Runs on the server, paced there, so the browser's timing does not matter. Up to 100,000 datagrams/s and 1,000,000 datagrams." }</p>
@@ -397,7 +305,7 @@ fn Generator() -> Html {
                 <ul class="running">{ for running }</ul>
             }
             <div class="row">
-                <label>{ "loss timeout ms" }<input id="loss-timeout" class="mono" size="7" value={(*timeout).clone()} oninput={text(&timeout)} /></label>
+                <label>{ "loss timeout ms" }<input id="loss-timeout" class="mono" size="7" value={(*timeout).clone()} oninput={on_timeout_input} /></label>
                 <button id="loss-timeout-set" class="small" onclick={on_timeout}>{ "set" }</button>
                 <span class="hint">{ format!("A datagram not received within this time counts as lost (now {} ms).", ctx.state.loss_timeout_ms.unwrap_or(2000)) }</span>
             </div>

@@ -7,7 +7,8 @@ use socklab_protocol::link::{
 use web_sys::{HtmlInputElement, HtmlSelectElement};
 use yew::prelude::*;
 
-use super::{FormError, use_ctx};
+use super::{FormError, on_click, on_input, on_select, submit, use_ctx};
+use crate::forms::LinkForm;
 use crate::model::{LinkInfo, Origin};
 
 const GE_HELP: &str = "Bursty loss (Gilbert-Elliott): the link is either good or bad. After each \
@@ -19,73 +20,25 @@ datagram it turns bad with probability p and good again with probability r, so b
 #[component]
 pub fn LinksPanel() -> Html {
     let ctx = use_ctx();
-    let host = use_state(|| "127.0.0.1".to_string());
-    let port = use_state(|| "0".to_string());
-    let target = use_state(String::new);
-    let preset = use_state(|| "perfect".to_string());
-    let seed = use_state(|| "1".to_string());
-
+    let form = use_state(LinkForm::default);
     let on_create = {
-        let ctx = ctx.clone();
-        let (host, port, target, preset, seed) = (
-            host.clone(),
-            port.clone(),
-            target.clone(),
-            preset.clone(),
-            seed.clone(),
-        );
+        let (ctx, form) = (ctx.clone(), form.clone());
         Callback::from(move |e: SubmitEvent| {
             e.prevent_default();
-            let dispatch = ctx.state.dispatcher();
-            let seed = match seed.trim().parse::<u64>() {
-                Ok(s) => s,
-                Err(_) => {
-                    dispatch.dispatch(crate::model::Action::LocalError {
-                        origin: Origin::CreateLink,
-                        message: Some(format!(
-                            "seed {:?} must be a whole number from 0",
-                            seed.trim()
-                        )),
-                    });
-                    return;
-                }
-            };
-            let impairments = preset_named(&preset);
-            let settings = LinkSettings {
-                seed,
-                ..LinkSettings::symmetric(impairments)
-            };
-            let listen = if host.contains(':') {
-                format!("[{}]:{}", host.trim(), port.trim())
-            } else {
-                format!("{}:{}", host.trim(), port.trim())
-            };
-            ctx.commands.send(
-                &dispatch,
-                Origin::CreateLink,
-                Command::LinkCreate {
-                    listen,
-                    target: target.trim().to_string(),
-                    settings,
-                },
-            );
+            submit(&ctx, Origin::CreateLink, form.command());
         })
     };
 
     let sockets = ctx.state.sockets.clone();
     let chips = sockets.iter().map(|s| {
-        let target = target.clone();
         let addr = s.local.to_string();
         html! {
             <button type="button" class="chip" title="Forward to this lab socket"
-                onclick={Callback::from(move |_| target.set(addr.clone()))}>{ format!("{} {}", s.id, s.local) }</button>
+                onclick={on_click(&form, move |f: &mut LinkForm| f.target = addr.clone())}>{ format!("{} {}", s.id, s.local) }</button>
         }
     });
     let all_presets = presets();
-    let chosen = all_presets
-        .iter()
-        .find(|p| p.name == preset.as_str())
-        .copied();
+    let chosen = all_presets.iter().find(|p| p.name == form.preset).copied();
 
     html! {
         <section class="panel" aria-labelledby="links-title">
@@ -94,16 +47,16 @@ pub fn LinksPanel() -> Html {
             <form class="stack" onsubmit={on_create}>
                 <div class="row">
                     <label>{ "listen on" }
-                        <select id="link-host" onchange={text_select(&host)}>
-                            <option value="127.0.0.1" selected={host.as_str() == "127.0.0.1"}>{ "127.0.0.1" }</option>
-                            <option value="::1" selected={host.as_str() == "::1"}>{ "::1" }</option>
+                        <select id="link-host" onchange={on_select(&form, |f, v| f.host = v)}>
+                            <option value="127.0.0.1" selected={form.host == "127.0.0.1"}>{ "127.0.0.1" }</option>
+                            <option value="::1" selected={form.host == "::1"}>{ "::1" }</option>
                         </select>
                     </label>
                     <label>{ "port" }
-                        <input id="link-port" class="mono" size="6" value={(*port).clone()} oninput={text_input(&port)} />
+                        <input id="link-port" class="mono" size="6" value={form.port.clone()} oninput={on_input(&form, |f, v| f.port = v)} />
                     </label>
                     <label class="grow">{ "target" }
-                        <input id="link-target" class="mono" placeholder="127.0.0.1:9000" value={(*target).clone()} oninput={text_input(&target)} />
+                        <input id="link-target" class="mono" placeholder="127.0.0.1:9000" value={form.target.clone()} oninput={on_input(&form, |f, v| f.target = v)} />
                     </label>
                 </div>
                 if !sockets.is_empty() {
@@ -111,14 +64,14 @@ pub fn LinksPanel() -> Html {
                 }
                 <div class="row">
                     <label>{ "preset" }
-                        <select id="link-preset" onchange={text_select(&preset)}>
+                        <select id="link-preset" onchange={on_select(&form, |f, v| f.preset = v)}>
                             { for all_presets.iter().map(|p| html! {
-                                <option value={p.name} selected={p.name == preset.as_str()}>{ p.name }</option>
+                                <option value={p.name} selected={p.name == form.preset}>{ p.name }</option>
                             }) }
                         </select>
                     </label>
                     <label>{ "seed" }
-                        <input id="link-seed" class="mono" size="8" value={(*seed).clone()} oninput={text_input(&seed)}
+                        <input id="link-seed" class="mono" size="8" value={form.seed.clone()} oninput={on_input(&form, |f, v| f.seed = v)}
                             title="The same seed and the same datagrams give the same decisions" />
                     </label>
                     <button id="link-create" type="submit">{ "create link" }</button>
@@ -141,20 +94,6 @@ fn preset_named(name: &str) -> Impairments {
         .find(|p| p.name == name)
         .map(|p| p.impairments)
         .unwrap_or_default()
-}
-
-fn text_input(state: &UseStateHandle<String>) -> Callback<InputEvent> {
-    let state = state.clone();
-    Callback::from(move |e: InputEvent| {
-        state.set(e.target_unchecked_into::<HtmlInputElement>().value())
-    })
-}
-
-fn text_select(state: &UseStateHandle<String>) -> Callback<Event> {
-    let state = state.clone();
-    Callback::from(move |e: Event| {
-        state.set(e.target_unchecked_into::<HtmlSelectElement>().value())
-    })
 }
 
 #[derive(Properties, PartialEq)]

@@ -44,6 +44,79 @@ pub(crate) fn context_2d(
         .and_then(|c| c.dyn_into().ok())
 }
 
+/// An input's callback that writes what was typed into one field of a form.
+pub(crate) fn on_input<F: Clone + 'static>(
+    form: &UseStateHandle<F>,
+    set: fn(&mut F, String),
+) -> Callback<InputEvent> {
+    let form = form.clone();
+    Callback::from(move |e: InputEvent| {
+        let mut next = (*form).clone();
+        set(&mut next, input_value(&e));
+        form.set(next);
+    })
+}
+
+/// A select's callback that writes the chosen value into one field of a form.
+pub(crate) fn on_select<F: Clone + 'static>(
+    form: &UseStateHandle<F>,
+    set: fn(&mut F, String),
+) -> Callback<Event> {
+    let form = form.clone();
+    Callback::from(move |e: Event| {
+        let mut next = (*form).clone();
+        set(
+            &mut next,
+            e.target_unchecked_into::<web_sys::HtmlSelectElement>()
+                .value(),
+        );
+        form.set(next);
+    })
+}
+
+/// A callback that changes a form (a checkbox, a chip, a toggle).
+pub(crate) fn on_click<F: Clone + 'static, E>(
+    form: &UseStateHandle<F>,
+    change: impl Fn(&mut F) + 'static,
+) -> Callback<E> {
+    let form = form.clone();
+    Callback::from(move |_| {
+        let mut next = (*form).clone();
+        change(&mut next);
+        form.set(next);
+    })
+}
+
+/// The value of the input or text area an input event came from.
+fn input_value(e: &InputEvent) -> String {
+    use wasm_bindgen::JsCast as _;
+    match e.target() {
+        Some(t) => match t.dyn_ref::<web_sys::HtmlTextAreaElement>() {
+            Some(area) => area.value(),
+            None => t.unchecked_into::<web_sys::HtmlInputElement>().value(),
+        },
+        None => String::new(),
+    }
+}
+
+/// Sends a form's command, or shows what is wrong with it under the form.
+pub(crate) fn submit(
+    ctx: &Ctx,
+    origin: crate::model::Origin,
+    command: Result<socklab_protocol::Command, String>,
+) {
+    let dispatch = ctx.state.dispatcher();
+    match command {
+        Ok(command) => {
+            ctx.commands.send(&dispatch, origin, command);
+        }
+        Err(message) => dispatch.dispatch(crate::model::Action::LocalError {
+            origin,
+            message: Some(message),
+        }),
+    }
+}
+
 /// The panels' shared context.
 #[hook]
 pub fn use_ctx() -> Ctx {

@@ -1,95 +1,22 @@
 //! Binding sockets and the list of bound ones.
 
-use socklab_protocol::{Command, Proto};
-use web_sys::{HtmlInputElement, HtmlSelectElement};
+use socklab_protocol::Command;
 use yew::prelude::*;
 
-use super::{FormError, use_ctx};
-use crate::model::{Action, Origin};
+use super::{FormError, on_click, on_input, on_select, submit, use_ctx};
+use crate::forms::BindForm;
+use crate::model::Origin;
 
 /// The bind form and the socket list.
 #[component]
 pub fn SocketsPanel() -> Html {
     let ctx = use_ctx();
-    let address = use_state(|| "127.0.0.1".to_string());
-    let port = use_state(|| "0".to_string());
-    let broadcast = use_state(|| false);
-    let multicast = use_state(|| false);
-    let rcvbuf = use_state(String::new);
-
-    let on_family = {
-        let address = address.clone();
-        Callback::from(move |e: Event| {
-            address.set(e.target_unchecked_into::<HtmlSelectElement>().value());
-        })
-    };
-    let on_address = {
-        let address = address.clone();
-        Callback::from(move |e: InputEvent| {
-            address.set(e.target_unchecked_into::<HtmlInputElement>().value());
-        })
-    };
-    let on_port = {
-        let port = port.clone();
-        Callback::from(move |e: InputEvent| {
-            port.set(e.target_unchecked_into::<HtmlInputElement>().value());
-        })
-    };
-    let on_rcvbuf = {
-        let rcvbuf = rcvbuf.clone();
-        Callback::from(move |e: InputEvent| {
-            rcvbuf.set(e.target_unchecked_into::<HtmlInputElement>().value());
-        })
-    };
+    let form = use_state(BindForm::default);
     let on_bind = {
-        let ctx = ctx.clone();
-        let address = address.clone();
-        let port = port.clone();
-        let rcvbuf = rcvbuf.clone();
-        let (broadcast, multicast) = (*broadcast, *multicast);
+        let (ctx, form) = (ctx.clone(), form.clone());
         Callback::from(move |e: SubmitEvent| {
             e.prevent_default();
-            let dispatch = ctx.state.dispatcher();
-            let port = match port.trim().parse::<u16>() {
-                Ok(p) => p,
-                Err(_) => {
-                    dispatch.dispatch(Action::LocalError {
-                        origin: Origin::Bind,
-                        message: Some(format!(
-                            "{:?} is not a port: use a number from 0 to 65535 (0 = any free port)",
-                            port.trim()
-                        )),
-                    });
-                    return;
-                }
-            };
-            let recv_buffer_bytes = match parse_bytes(&rcvbuf) {
-                Ok(b) => b,
-                Err(message) => {
-                    dispatch.dispatch(Action::LocalError {
-                        origin: Origin::Bind,
-                        message: Some(message),
-                    });
-                    return;
-                }
-            };
-            let host = address.trim();
-            let addr = if host.contains(':') && !host.starts_with('[') {
-                format!("[{host}]:{port}")
-            } else {
-                format!("{host}:{port}")
-            };
-            ctx.commands.send(
-                &dispatch,
-                Origin::Bind,
-                Command::Bind {
-                    proto: Proto::Udp,
-                    addr,
-                    broadcast,
-                    multicast,
-                    recv_buffer_bytes,
-                },
-            );
+            submit(&ctx, Origin::Bind, form.command());
         })
     };
 
@@ -137,25 +64,25 @@ pub fn SocketsPanel() -> Html {
             <h2 id="sockets-title">{ "Sockets" }</h2>
             <form class="row" onsubmit={on_bind}>
                 <label>{ "family" }
-                    <select id="bind-family" onchange={on_family}>
-                        <option value="127.0.0.1" selected={address.as_str() == "127.0.0.1"}>{ "IPv4 loopback" }</option>
-                        <option value="::1" selected={address.as_str() == "::1"}>{ "IPv6 loopback" }</option>
+                    <select id="bind-family" onchange={on_select(&form, |f, v| f.address = v)}>
+                        <option value="127.0.0.1" selected={form.address == "127.0.0.1"}>{ "IPv4 loopback" }</option>
+                        <option value="::1" selected={form.address == "::1"}>{ "IPv6 loopback" }</option>
                     </select>
                 </label>
                 <label>{ "address" }
-                    <input id="bind-address" class="mono" value={(*address).clone()} oninput={on_address} size="14" />
+                    <input id="bind-address" class="mono" value={form.address.clone()} oninput={on_input(&form, |f, v| f.address = v)} size="14" />
                 </label>
                 <label>{ "port" }
-                    <input id="bind-port" class="mono" value={(*port).clone()} oninput={on_port} size="6" inputmode="numeric" />
+                    <input id="bind-port" class="mono" value={form.port.clone()} oninput={on_input(&form, |f, v| f.port = v)} size="6" inputmode="numeric" />
                 </label>
                 <label class="check" title="Let this socket send to broadcast addresses (SO_BROADCAST), where the server allows them (--allow-net)">
-                    <input id="bind-broadcast" type="checkbox" checked={*broadcast}
-                        onclick={{ let b = broadcast.clone(); Callback::from(move |_| b.set(!*b)) }} />{ "broadcast" }</label>
+                    <input id="bind-broadcast" type="checkbox" checked={form.broadcast}
+                        onclick={on_click(&form, |f: &mut BindForm| f.broadcast = !f.broadcast)} />{ "broadcast" }</label>
                 <label class="check" title="Let this socket send to multicast groups, where the server allows them (--allow-net)">
-                    <input id="bind-multicast" type="checkbox" checked={*multicast}
-                        onclick={{ let m = multicast.clone(); Callback::from(move |_| m.set(!*m)) }} />{ "multicast" }</label>
+                    <input id="bind-multicast" type="checkbox" checked={form.multicast}
+                        onclick={on_click(&form, |f: &mut BindForm| f.multicast = !f.multicast)} />{ "multicast" }</label>
                 <label title="The receive buffer to ask the kernel for (SO_RCVBUF), in bytes, or with k / m for KiB / MiB. Empty: 4 MiB. A small one shows what happens when datagrams arrive faster than they are read: the kernel drops them.">{ "receive buffer" }
-                    <input id="bind-rcvbuf" class="mono" value={(*rcvbuf).clone()} oninput={on_rcvbuf} size="6" placeholder="4m" />
+                    <input id="bind-rcvbuf" class="mono" value={form.recv_buffer.clone()} oninput={on_input(&form, |f, v| f.recv_buffer = v)} size="6" placeholder="4m" />
                 </label>
                 <button id="bind-button" type="submit">{ "bind UDP" }</button>
             </form>
@@ -168,35 +95,6 @@ pub fn SocketsPanel() -> Html {
             }
         </section>
     }
-}
-
-/// A byte count as typed: digits, optionally followed by `k` (KiB) or `m` (MiB); empty
-/// means none given.
-fn parse_bytes(text: &str) -> Result<Option<u64>, String> {
-    let t = text.trim().to_ascii_lowercase();
-    if t.is_empty() {
-        return Ok(None);
-    }
-    let (digits, unit) = match t.strip_suffix('k').or_else(|| t.strip_suffix("kib")) {
-        Some(d) => (d, 1024),
-        None => match t.strip_suffix('m').or_else(|| t.strip_suffix("mib")) {
-            Some(d) => (d, 1024 * 1024),
-            None => (t.as_str(), 1),
-        },
-    };
-    digits
-        .trim()
-        .parse::<u64>()
-        .ok()
-        .and_then(|n| n.checked_mul(unit))
-        .filter(|&n| n > 0)
-        .map(Some)
-        .ok_or_else(|| {
-            format!(
-                "{:?} is not a buffer size: give bytes, or a number with k or m (for example 64k)",
-                text.trim()
-            )
-        })
 }
 
 /// Bytes for a person: `208 KiB`, `8 MiB`, `2.3 KiB`, `900 B`.
@@ -219,20 +117,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn buffer_sizes_read_as_a_person_writes_them() {
-        for (text, want) in [
-            ("", Ok(None)),
-            ("  ", Ok(None)),
-            ("4096", Ok(Some(4096))),
-            ("64k", Ok(Some(65_536))),
-            ("64 KiB", Ok(Some(65_536))),
-            ("4M", Ok(Some(4 << 20))),
-        ] {
-            assert_eq!(parse_bytes(text), want, "{text:?}");
-        }
-        for bad in ["0", "-1", "lots", "4g", "99999999999999999999m"] {
-            assert!(parse_bytes(bad).is_err(), "{bad:?}");
-        }
+    fn buffer_sizes_are_shown_as_a_person_reads_them() {
         assert_eq!(show_bytes(8 << 20), "8 MiB");
         assert_eq!(show_bytes(425_984), "416 KiB");
         assert_eq!(show_bytes(900), "900 B");

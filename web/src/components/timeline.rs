@@ -11,9 +11,8 @@ use yew::prelude::*;
 
 use super::use_ctx;
 use crate::model::Action;
-use crate::timeline::{
-    Arrow, Filter, LaneKind, LossWhy, Mark, Timeline, View, distance_to_segment,
-};
+use crate::timeline::{Arrow, Filter, LaneKind, LossWhy, Mark, Timeline};
+use crate::view::{View, ViewAction, ZOOM_STEP, distance_to_segment};
 
 /// Pixels above the first time tick, for lane headings.
 const HEADER_PX: f64 = 34.0;
@@ -21,8 +20,6 @@ const HEADER_PX: f64 = 34.0;
 const AXIS_PX: f64 = 78.0;
 /// How close a click must be to an arrow to select it.
 const HIT_PX: f64 = 7.0;
-/// Zoom step per wheel notch or key press.
-const ZOOM_STEP: f64 = 1.25;
 
 const BG: &str = "#0f1419";
 const GRID: &str = "#1d252f";
@@ -349,8 +346,9 @@ fn schedule(pending: &Rc<RefCell<Pending>>) {
         p.scheduled = false;
         if let (Some(canvas), Some(timeline)) = (&p.canvas, &p.timeline) {
             let timeline = timeline.borrow();
-            let mut view = p.view;
-            view.follow_to(timeline.latest_t, canvas.client_height() as f64 - HEADER_PX);
+            let view = p
+                .view
+                .followed(timeline.latest_t, canvas.client_height() as f64 - HEADER_PX);
             let clock = web_sys::window().and_then(|w| w.performance());
             let started = clock.as_ref().map_or(0.0, |c| c.now());
             draw(canvas, &timeline, &view, &p.filter, p.selected);
@@ -433,33 +431,40 @@ pub fn TimelinePanel() -> Html {
     }
 
     // The view actually drawn: while following, anchored to the newest event.
-    let current_view = |view: &View, canvas_ref: &NodeRef, timeline: &Timeline| {
-        let mut v = *view;
-        if let Some(c) = canvas_ref.cast::<HtmlCanvasElement>() {
-            v.follow_to(timeline.latest_t, c.client_height() as f64 - HEADER_PX);
+    let current_view =
+        |view: &View, canvas_ref: &NodeRef, timeline: &Timeline| match canvas_ref
+            .cast::<HtmlCanvasElement>()
+        {
+            Some(c) => view.followed(timeline.latest_t, c.client_height() as f64 - HEADER_PX),
+            None => *view,
+        };
+    // Applies what a person did to the view as drawn.
+    let act = {
+        let (view, canvas_ref, timeline) =
+            (view.clone(), canvas_ref.clone(), state.timeline.clone());
+        move |action: ViewAction| {
+            let v = current_view(&view, &canvas_ref, &timeline.borrow());
+            view.set(v.apply(action));
         }
-        v
+    };
+    let canvas_height = {
+        let canvas_ref = canvas_ref.clone();
+        move || {
+            canvas_ref
+                .cast::<HtmlCanvasElement>()
+                .map_or(400.0, |c| c.client_height() as f64)
+        }
     };
 
     let on_wheel = {
-        let (view, canvas_ref, timeline) =
-            (view.clone(), canvas_ref.clone(), state.timeline.clone());
+        let act = act.clone();
         Callback::from(move |e: WheelEvent| {
             e.prevent_default();
-            let mut v = current_view(&view, &canvas_ref, &timeline.borrow());
-            if e.ctrl_key() || e.meta_key() || e.alt_key() {
-                let factor = if e.delta_y() > 0.0 {
-                    ZOOM_STEP
-                } else {
-                    1.0 / ZOOM_STEP
-                };
-                let keep = v.follow;
-                v.zoom(factor, e.offset_y() as f64 - HEADER_PX);
-                v.follow = keep;
-            } else {
-                v.pan(e.delta_y() * 0.5);
-            }
-            view.set(v);
+            act(ViewAction::from_wheel(
+                e.delta_y(),
+                e.ctrl_key() || e.meta_key() || e.alt_key(),
+                e.offset_y() as f64 - HEADER_PX,
+            ));
         })
     };
     let on_down = {
@@ -469,12 +474,7 @@ pub fn TimelinePanel() -> Html {
         })
     };
     let on_move = {
-        let (drag, view, canvas_ref, timeline) = (
-            drag.clone(),
-            view.clone(),
-            canvas_ref.clone(),
-            state.timeline.clone(),
-        );
+        let (drag, act) = (drag.clone(), act.clone());
         Callback::from(move |e: MouseEvent| {
             let mut d = drag.borrow_mut();
             let Some((x, y, moved)) = d.as_mut() else {
@@ -483,9 +483,7 @@ pub fn TimelinePanel() -> Html {
             let dy = e.offset_y() as f64 - *y;
             if *moved || dy.abs() > 3.0 || (e.offset_x() as f64 - *x).abs() > 3.0 {
                 *moved = true;
-                let mut v = current_view(&view, &canvas_ref, &timeline.borrow());
-                v.pan(-dy);
-                view.set(v);
+                act(ViewAction::Pan(-dy));
                 *y = e.offset_y() as f64;
             }
         })
@@ -541,50 +539,26 @@ pub fn TimelinePanel() -> Html {
         Callback::from(move |_: MouseEvent| *drag.borrow_mut() = None)
     };
     let on_key = {
-        let (view, canvas_ref, timeline) =
-            (view.clone(), canvas_ref.clone(), state.timeline.clone());
+        let (act, canvas_height) = (act.clone(), canvas_height.clone());
         Callback::from(move |e: KeyboardEvent| {
-            let mut v = current_view(&view, &canvas_ref, &timeline.borrow());
-            let height = canvas_ref
-                .cast::<HtmlCanvasElement>()
-                .map_or(400.0, |c| c.client_height() as f64);
-            match e.key().as_str() {
-                "+" | "=" => v.zoom(1.0 / ZOOM_STEP, height / 2.0),
-                "-" | "_" => v.zoom(ZOOM_STEP, height / 2.0),
-                "ArrowDown" => v.pan(40.0),
-                "ArrowUp" => v.pan(-40.0),
-                "PageDown" => v.pan(height * 0.8),
-                "PageUp" => v.pan(-height * 0.8),
-                "f" | "End" => v.follow = true,
-                " " => v.follow = !v.follow,
-                _ => return,
+            if let Some(action) = ViewAction::from_key(&e.key(), canvas_height()) {
+                e.prevent_default();
+                act(action);
             }
-            e.prevent_default();
-            view.set(v);
         })
     };
     let zoom_by = |factor: f64| {
-        let (view, canvas_ref, timeline) =
-            (view.clone(), canvas_ref.clone(), state.timeline.clone());
+        let (act, canvas_height) = (act.clone(), canvas_height.clone());
         Callback::from(move |_| {
-            let mut v = current_view(&view, &canvas_ref, &timeline.borrow());
-            let height = canvas_ref
-                .cast::<HtmlCanvasElement>()
-                .map_or(400.0, |c| c.client_height() as f64);
-            let keep = v.follow;
-            v.zoom(factor, height / 2.0);
-            v.follow = keep;
-            view.set(v);
+            act(ViewAction::Zoom {
+                factor,
+                anchor_y: canvas_height() / 2.0,
+            })
         })
     };
     let toggle_follow = {
-        let (view, canvas_ref, timeline) =
-            (view.clone(), canvas_ref.clone(), state.timeline.clone());
-        Callback::from(move |_| {
-            let mut v = current_view(&view, &canvas_ref, &timeline.borrow());
-            v.follow = !view.follow;
-            view.set(v);
-        })
+        let act = act.clone();
+        Callback::from(move |_| act(ViewAction::ToggleFollow))
     };
     let on_clear = {
         let dispatch = state.dispatcher();

@@ -1,0 +1,614 @@
+//! The forms' state, without the page: what a person typed, as text, and the one
+//! function per form that turns it into the command to send, or into a problem in
+//! plain words shown under the form. Components only keep a form's struct and render
+//! it; these tests check every field's reading without a browser.
+
+use socklab_protocol::flow::{Amount, GeneratorPace, GeneratorPayload, GeneratorSpec};
+use socklab_protocol::limits::max_udp_payload;
+use socklab_protocol::link::{LinkSettings, presets};
+use socklab_protocol::{Command, Payload, Proto, SocketId};
+
+/// The most datagrams one click of "send" sends.
+pub const MAX_BURST: u32 = 1000;
+
+/// `host:port`, with brackets around an IPv6 host.
+fn join_host_port(host: &str, port: &str) -> String {
+    let (host, port) = (host.trim(), port.trim());
+    if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
+/// The bind form.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BindForm {
+    /// The address to bind to (`127.0.0.1`, `::1`, or one typed).
+    pub address: String,
+    /// The port (0: any free port).
+    pub port: String,
+    /// The receive buffer to ask for (empty: the server's default).
+    pub recv_buffer: String,
+    /// SO_BROADCAST.
+    pub broadcast: bool,
+    /// May join multicast groups.
+    pub multicast: bool,
+}
+
+impl Default for BindForm {
+    fn default() -> Self {
+        BindForm {
+            address: "127.0.0.1".into(),
+            port: "0".into(),
+            recv_buffer: String::new(),
+            broadcast: false,
+            multicast: false,
+        }
+    }
+}
+
+impl BindForm {
+    /// The `bind` command, or what is wrong with the form.
+    pub fn command(&self) -> Result<Command, String> {
+        let port = self.port.trim().parse::<u16>().map_err(|_| {
+            format!(
+                "{:?} is not a port: use a number from 0 to 65535 (0 = any free port)",
+                self.port.trim()
+            )
+        })?;
+        Ok(Command::Bind {
+            proto: Proto::Udp,
+            addr: join_host_port(&self.address, &port.to_string()),
+            broadcast: self.broadcast,
+            multicast: self.multicast,
+            recv_buffer_bytes: parse_bytes(&self.recv_buffer)?,
+        })
+    }
+}
+
+/// A buffer size as a person writes it: bytes, or a number with k or m; empty: none.
+pub fn parse_bytes(text: &str) -> Result<Option<u64>, String> {
+    let t = text.trim().to_ascii_lowercase();
+    if t.is_empty() {
+        return Ok(None);
+    }
+    let (digits, unit) = match t.strip_suffix('k').or_else(|| t.strip_suffix("kib")) {
+        Some(d) => (d, 1024),
+        None => match t.strip_suffix('m').or_else(|| t.strip_suffix("mib")) {
+            Some(d) => (d, 1024 * 1024),
+            None => (t.as_str(), 1),
+        },
+    };
+    digits
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(unit))
+        .filter(|&n| n > 0)
+        .map(Some)
+        .ok_or_else(|| {
+            format!(
+                "{:?} is not a buffer size: give bytes, or a number with k or m (for example 64k)",
+                text.trim()
+            )
+        })
+}
+
+/// How a payload is typed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Notation {
+    /// UTF-8 text.
+    Text,
+    /// Hex digits (spaces allowed).
+    Hex,
+    /// Standard base64.
+    Base64,
+}
+
+impl Notation {
+    /// Every notation, in the order the form offers them.
+    pub const ALL: [Notation; 3] = [Notation::Text, Notation::Hex, Notation::Base64];
+
+    /// Its name in the form.
+    pub fn label(self) -> &'static str {
+        match self {
+            Notation::Text => "text",
+            Notation::Hex => "hex",
+            Notation::Base64 => "base64",
+        }
+    }
+
+    /// What was typed, as a payload in this notation.
+    pub fn wrap(self, typed: String) -> Payload {
+        match self {
+            Notation::Text => Payload::Text(typed),
+            Notation::Hex => Payload::Hex(typed),
+            Notation::Base64 => Payload::Base64(typed),
+        }
+    }
+
+    /// An example of "hello" in this notation.
+    pub fn placeholder(self) -> &'static str {
+        match self {
+            Notation::Text => "hello",
+            Notation::Hex => "68 65 6c 6c 6f",
+            Notation::Base64 => "aGVsbG8=",
+        }
+    }
+}
+
+/// The send form (the socket it sends from is chosen beside it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SendForm {
+    /// The destination, `host:port`.
+    pub to: String,
+    /// How the payload is typed.
+    pub notation: Notation,
+    /// The payload as typed.
+    pub typed: String,
+    /// How many datagrams one click sends.
+    pub count: String,
+}
+
+impl Default for SendForm {
+    fn default() -> Self {
+        SendForm {
+            to: String::new(),
+            notation: Notation::Text,
+            typed: "hello".into(),
+            count: "1".into(),
+        }
+    }
+}
+
+impl SendForm {
+    /// The payload's size in bytes, if it decodes and fits in one datagram to `to`.
+    pub fn payload_len(&self) -> Result<usize, String> {
+        let bytes = self
+            .notation
+            .wrap(self.typed.clone())
+            .decode()
+            .map_err(|e| e.to_string())?;
+        let ipv6 = self.to.trim_start().starts_with('[');
+        let max = max_udp_payload(ipv6);
+        if bytes.len() > max {
+            return Err(format!(
+                "payload is {} bytes; one UDP datagram to an {} address carries at most {max}",
+                bytes.len(),
+                if ipv6 { "IPv6" } else { "IPv4" }
+            ));
+        }
+        Ok(bytes.len())
+    }
+
+    /// How many datagrams one click sends.
+    pub fn repeat(&self) -> Result<u32, String> {
+        match self.count.trim().parse::<u32>() {
+            Ok(n) if (1..=MAX_BURST).contains(&n) => Ok(n),
+            _ => Err(format!("count must be a number from 1 to {MAX_BURST}")),
+        }
+    }
+
+    /// The `send` commands of one click from `socket`: in a text payload, `{n}`
+    /// numbers the datagrams of a burst 1, 2, 3…
+    pub fn commands(&self, socket: &SocketId) -> Result<Vec<Command>, String> {
+        self.payload_len()?;
+        let repeat = self.repeat()?;
+        if self.to.trim().is_empty() {
+            return Err("give an address to send to, such as 127.0.0.1:9000".into());
+        }
+        Ok((1..=repeat)
+            .map(|n| {
+                let typed = if self.notation == Notation::Text {
+                    self.typed.replace("{n}", &n.to_string())
+                } else {
+                    self.typed.clone()
+                };
+                Command::Send {
+                    socket: socket.clone(),
+                    to: self.to.trim().to_string(),
+                    payload: self.notation.wrap(typed),
+                }
+            })
+            .collect())
+    }
+}
+
+/// What the generator's count field means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AmountKind {
+    /// A number of datagrams.
+    Count,
+    /// A duration, milliseconds.
+    Duration,
+}
+
+/// What the generator's rate field means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PaceKind {
+    /// Datagrams per second.
+    Rate,
+    /// Milliseconds between datagrams.
+    Interval,
+}
+
+/// The traffic generator's form (the socket it sends from is chosen beside it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GeneratorForm {
+    /// The destination, `host:port`.
+    pub to: String,
+    /// How many datagrams, or for how many milliseconds.
+    pub amount: String,
+    /// What `amount` means.
+    pub amount_kind: AmountKind,
+    /// How fast: per second, or milliseconds between datagrams.
+    pub pace: String,
+    /// What `pace` means.
+    pub pace_kind: PaceKind,
+    /// The payload size.
+    pub size: String,
+    /// A fixed text instead of zero bytes (empty: none).
+    pub pattern: String,
+    /// Put the sequence header in front of each payload.
+    pub sequence: bool,
+}
+
+impl Default for GeneratorForm {
+    fn default() -> Self {
+        GeneratorForm {
+            to: String::new(),
+            amount: "200".into(),
+            amount_kind: AmountKind::Count,
+            pace: "1000".into(),
+            pace_kind: PaceKind::Rate,
+            size: "64".into(),
+            pattern: String::new(),
+            sequence: true,
+        }
+    }
+}
+
+impl GeneratorForm {
+    /// The `generate` command from `socket`, or what is wrong with the form. (The
+    /// server checks the numbers' ranges and says so in its own words.)
+    pub fn command(&self, socket: Option<&SocketId>) -> Result<Command, String> {
+        let socket = socket.ok_or("bind a socket to send from")?;
+        let amount = self
+            .amount
+            .trim()
+            .parse::<u64>()
+            .map_err(|_| format!("count {:?} is not a whole number", self.amount.trim()))?;
+        let pace = self
+            .pace
+            .trim()
+            .parse::<f64>()
+            .map_err(|_| format!("rate {:?} is not a number", self.pace.trim()))?;
+        // A fixed text replaces the zero bytes of `size`, which is then not read.
+        let payload = if self.pattern.is_empty() {
+            let size = self
+                .size
+                .trim()
+                .parse::<usize>()
+                .map_err(|_| format!("size {:?} is not a whole number", self.size.trim()))?;
+            GeneratorPayload::Size(size)
+        } else {
+            GeneratorPayload::Pattern(Payload::Text(self.pattern.clone()))
+        };
+        Ok(Command::Generate(GeneratorSpec {
+            socket: socket.clone(),
+            to: self.to.trim().to_string(),
+            amount: match self.amount_kind {
+                AmountKind::Count => Amount::Count(amount),
+                AmountKind::Duration => Amount::DurationMs(amount),
+            },
+            pace: match self.pace_kind {
+                PaceKind::Rate => GeneratorPace::Rate(pace),
+                PaceKind::Interval => GeneratorPace::IntervalMs(pace),
+            },
+            payload,
+            sequence: self.sequence,
+        }))
+    }
+}
+
+/// The loss timeout field's `set_loss_timeout` command.
+pub fn loss_timeout_command(typed: &str) -> Result<Command, String> {
+    typed
+        .trim()
+        .parse::<u64>()
+        .map(|ms| Command::SetLossTimeout { ms })
+        .map_err(|_| format!("{:?} is not a number of milliseconds", typed.trim()))
+}
+
+/// The create-link form.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkForm {
+    /// The address it listens on.
+    pub host: String,
+    /// Its port (0: any free port).
+    pub port: String,
+    /// Where it forwards to.
+    pub target: String,
+    /// The preset's name.
+    pub preset: String,
+    /// The seed of its decisions.
+    pub seed: String,
+}
+
+impl Default for LinkForm {
+    fn default() -> Self {
+        LinkForm {
+            host: "127.0.0.1".into(),
+            port: "0".into(),
+            target: String::new(),
+            preset: "perfect".into(),
+            seed: "1".into(),
+        }
+    }
+}
+
+impl LinkForm {
+    /// The `link_create` command, or what is wrong with the form.
+    pub fn command(&self) -> Result<Command, String> {
+        let seed =
+            self.seed.trim().parse::<u64>().map_err(|_| {
+                format!("seed {:?} must be a whole number from 0", self.seed.trim())
+            })?;
+        let impairments = presets()
+            .into_iter()
+            .find(|p| p.name == self.preset)
+            .map(|p| p.impairments)
+            .unwrap_or_default();
+        Ok(Command::LinkCreate {
+            listen: join_host_port(&self.host, &self.port),
+            target: self.target.trim().to_string(),
+            settings: LinkSettings {
+                seed,
+                ..LinkSettings::symmetric(impairments)
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buffer_sizes_read_as_a_person_writes_them() {
+        for (text, want) in [
+            ("", Ok(None)),
+            ("  ", Ok(None)),
+            ("4096", Ok(Some(4096))),
+            ("64k", Ok(Some(65_536))),
+            ("64 KiB", Ok(Some(65_536))),
+            ("4M", Ok(Some(4 << 20))),
+        ] {
+            assert_eq!(parse_bytes(text), want, "{text:?}");
+        }
+        for bad in ["0", "-1", "lots", "4g", "99999999999999999999m"] {
+            assert!(parse_bytes(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn the_bind_form_brackets_ipv6_and_refuses_a_bad_port() {
+        let bind = |address: &str, port: &str| {
+            BindForm {
+                address: address.into(),
+                port: port.into(),
+                ..BindForm::default()
+            }
+            .command()
+        };
+        let addr = |c: Result<Command, String>| match c {
+            Ok(Command::Bind { addr, .. }) => Ok(addr),
+            Ok(other) => panic!("{other:?}"),
+            Err(e) => Err(e),
+        };
+        assert_eq!(addr(bind("127.0.0.1", "0")), Ok("127.0.0.1:0".into()));
+        assert_eq!(addr(bind("::1", " 5000 ")), Ok("[::1]:5000".into()));
+        assert_eq!(addr(bind("[::1]", "5000")), Ok("[::1]:5000".into()));
+        assert!(
+            addr(bind("127.0.0.1", "70000"))
+                .unwrap_err()
+                .contains("not a port")
+        );
+        let buffer = BindForm {
+            recv_buffer: "lots".into(),
+            ..BindForm::default()
+        };
+        assert!(buffer.command().unwrap_err().contains("buffer size"));
+    }
+
+    #[test]
+    fn a_burst_numbers_its_text_datagrams() {
+        let form = SendForm {
+            to: " 127.0.0.1:9 ".into(),
+            typed: "n={n}".into(),
+            count: "3".into(),
+            ..SendForm::default()
+        };
+        let texts: Vec<_> = form
+            .commands(&SocketId::new("s1"))
+            .unwrap()
+            .into_iter()
+            .map(|c| match c {
+                Command::Send { to, payload, .. } => (to, payload),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            texts,
+            ["n=1", "n=2", "n=3"].map(|t| ("127.0.0.1:9".to_string(), Payload::Text(t.into())))
+        );
+        let hex = SendForm {
+            notation: Notation::Hex,
+            typed: "{n}".into(),
+            ..form.clone()
+        };
+        assert!(
+            hex.commands(&SocketId::new("s1")).is_err(),
+            "{{n}} is not hex"
+        );
+    }
+
+    #[test]
+    fn the_send_form_says_what_is_wrong() {
+        let s1 = SocketId::new("s1");
+        let cases = [
+            (
+                SendForm {
+                    to: String::new(),
+                    ..SendForm::default()
+                },
+                "give an address",
+            ),
+            (
+                SendForm {
+                    to: "127.0.0.1:9".into(),
+                    count: "0".into(),
+                    ..SendForm::default()
+                },
+                "count must be",
+            ),
+            (
+                SendForm {
+                    to: "127.0.0.1:9".into(),
+                    typed: "x".repeat(65_508),
+                    ..SendForm::default()
+                },
+                "at most 65507",
+            ),
+            (
+                SendForm {
+                    to: "127.0.0.1:9".into(),
+                    notation: Notation::Base64,
+                    typed: "@@".into(),
+                    ..SendForm::default()
+                },
+                "base64",
+            ),
+        ];
+        for (form, problem) in cases {
+            let error = form.commands(&s1).unwrap_err();
+            assert!(error.contains(problem), "{form:?}: {error}");
+        }
+        let v6 = SendForm {
+            to: "[::1]:9".into(),
+            typed: "x".repeat(65_527),
+            ..SendForm::default()
+        };
+        assert_eq!(v6.payload_len(), Ok(65_527), "IPv6 carries 20 bytes more");
+    }
+
+    #[test]
+    fn the_generator_form_becomes_a_generate_command() {
+        let s1 = SocketId::new("s1");
+        let form = GeneratorForm {
+            to: "127.0.0.1:9".into(),
+            ..GeneratorForm::default()
+        };
+        let spec = |c: Command| match c {
+            Command::Generate(spec) => spec,
+            other => panic!("{other:?}"),
+        };
+        let plain = spec(form.command(Some(&s1)).unwrap());
+        assert_eq!(
+            (plain.amount, plain.pace, plain.payload, plain.sequence),
+            (
+                Amount::Count(200),
+                GeneratorPace::Rate(1000.0),
+                GeneratorPayload::Size(64),
+                true
+            )
+        );
+        let by_time = spec(
+            GeneratorForm {
+                amount_kind: AmountKind::Duration,
+                amount: "5000".into(),
+                pace_kind: PaceKind::Interval,
+                pace: "16.7".into(),
+                pattern: "tick".into(),
+                size: "not read".into(),
+                ..form.clone()
+            }
+            .command(Some(&s1))
+            .unwrap(),
+        );
+        assert_eq!(
+            (by_time.amount, by_time.pace, by_time.payload),
+            (
+                Amount::DurationMs(5000),
+                GeneratorPace::IntervalMs(16.7),
+                GeneratorPayload::Pattern(Payload::Text("tick".into()))
+            )
+        );
+        assert!(form.command(None).unwrap_err().contains("bind a socket"));
+        for (bad, problem) in [
+            (
+                GeneratorForm {
+                    amount: "many".into(),
+                    ..form.clone()
+                },
+                "count",
+            ),
+            (
+                GeneratorForm {
+                    pace: "fast".into(),
+                    ..form.clone()
+                },
+                "rate",
+            ),
+            (
+                GeneratorForm {
+                    size: "big".into(),
+                    ..form.clone()
+                },
+                "size",
+            ),
+        ] {
+            assert!(bad.command(Some(&s1)).unwrap_err().contains(problem));
+        }
+        assert_eq!(
+            loss_timeout_command(" 500 "),
+            Ok(Command::SetLossTimeout { ms: 500 })
+        );
+        assert!(loss_timeout_command("soon").is_err());
+    }
+
+    #[test]
+    fn the_link_form_takes_a_preset_and_a_seed() {
+        let form = LinkForm {
+            host: "::1".into(),
+            port: "7000".into(),
+            target: "[::1]:9".into(),
+            preset: "wifi".into(),
+            seed: "42".into(),
+        };
+        let Ok(Command::LinkCreate {
+            listen,
+            target,
+            settings,
+        }) = form.command()
+        else {
+            panic!("a link_create")
+        };
+        assert_eq!(
+            (listen.as_str(), target.as_str()),
+            ("[::1]:7000", "[::1]:9")
+        );
+        assert_eq!(settings.seed, 42);
+        let wifi = presets().into_iter().find(|p| p.name == "wifi").unwrap();
+        assert_eq!(
+            (settings.c2t, settings.t2c),
+            (wifi.impairments, wifi.impairments)
+        );
+        let bad_seed = LinkForm {
+            seed: "-1".into(),
+            ..form
+        };
+        assert!(bad_seed.command().unwrap_err().contains("seed"));
+    }
+}
