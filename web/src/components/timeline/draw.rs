@@ -1,0 +1,309 @@
+//! Drawing the timeline on its canvas: lanes, time ticks, and every arrow in the view
+//! with the mark of its fate. Reads the model and the view; changes nothing.
+
+use web_sys::{CanvasRenderingContext2d, HtmlCanvasElement};
+
+use super::HEADER_PX;
+use crate::timeline::{Arrow, Filter, LaneKind, LossWhy, Mark, Timeline};
+use crate::view::View;
+
+/// Pixels left of the first lane, for time labels.
+const AXIS_PX: f64 = 78.0;
+const BG: &str = "#0f1419";
+const GRID: &str = "#1d252f";
+const TEXT: &str = "#8a96a3";
+const LANE: &str = "#3a4756";
+
+/// Where things go on the canvas.
+pub(super) struct Geometry {
+    width: f64,
+    pub(super) height: f64,
+    /// The column of each lane.
+    columns: Vec<u16>,
+}
+
+impl Geometry {
+    pub(super) fn new(width: f64, height: f64, timeline: &Timeline) -> Self {
+        Geometry {
+            width,
+            height,
+            columns: timeline.columns(),
+        }
+    }
+
+    fn lane_x(&self, lane: u16) -> f64 {
+        let spacing = (self.width - AXIS_PX) / self.columns.len().max(1) as f64;
+        let column = self.columns.get(lane as usize).copied().unwrap_or(lane);
+        AXIS_PX + spacing * (column as f64 + 0.5)
+    }
+
+    /// Where an arrow ends: a lost datagram stops at the link that dropped it (or at
+    /// the receiver when it timed out).
+    fn end_lane(&self, a: &Arrow) -> u16 {
+        match a.mark {
+            Mark::Lost(LossWhy::Link(_)) => a.via.unwrap_or(a.to),
+            _ => a.to,
+        }
+    }
+
+    pub(super) fn segment(&self, a: &Arrow, view: &View) -> (f64, f64, f64, f64) {
+        (
+            self.lane_x(a.from),
+            HEADER_PX + view.y(a.t0),
+            self.lane_x(self.end_lane(a)),
+            HEADER_PX + view.y(a.t1),
+        )
+    }
+}
+
+/// A readable tick step for the current scale: 1, 2 or 5 × 10^k ns, at least 70 px apart.
+fn tick_step(ns_per_px: f64) -> f64 {
+    let min = ns_per_px * 70.0;
+    let mut step = 1.0;
+    loop {
+        for m in [1.0, 2.0, 5.0] {
+            if step * m >= min {
+                return step * m;
+            }
+        }
+        step *= 10.0;
+    }
+}
+
+fn time_label(t_ns: f64, step: f64) -> String {
+    let s = t_ns / 1e9;
+    let decimals = if step >= 1e9 {
+        0
+    } else {
+        ((1e9 / step).log10().ceil() as usize).min(6)
+    };
+    format!("{s:.decimals$} s")
+}
+
+pub(super) fn draw(
+    canvas: &HtmlCanvasElement,
+    timeline: &Timeline,
+    view: &View,
+    filter: &Filter,
+    selected: Option<u64>,
+) {
+    let ratio = web_sys::window().map_or(1.0, |w| w.device_pixel_ratio());
+    let (css_w, css_h) = (canvas.client_width() as f64, canvas.client_height() as f64);
+    if css_w <= 0.0 || css_h <= 0.0 {
+        return;
+    }
+    let (w, h) = ((css_w * ratio) as u32, (css_h * ratio) as u32);
+    if canvas.width() != w || canvas.height() != h {
+        canvas.set_width(w);
+        canvas.set_height(h);
+    }
+    let Some(ctx) = crate::components::context_2d(canvas) else {
+        return;
+    };
+    let _ = ctx.set_transform(ratio, 0.0, 0.0, ratio, 0.0, 0.0);
+    let geo = Geometry::new(css_w, css_h, timeline);
+    ctx.set_fill_style_str(BG);
+    ctx.fill_rect(0.0, 0.0, css_w, css_h);
+
+    // Time grid.
+    let step = tick_step(view.ns_per_px);
+    let t_from = view.t(0.0);
+    let t_to = view.t(geo.height - HEADER_PX);
+    ctx.set_font("11px ui-monospace, monospace");
+    ctx.set_line_width(1.0);
+    let mut t = (t_from / step).floor() * step;
+    while t <= t_to {
+        let y = HEADER_PX + (t - view.t_top) / view.ns_per_px;
+        if y >= HEADER_PX {
+            ctx.set_stroke_style_str(GRID);
+            ctx.begin_path();
+            ctx.move_to(AXIS_PX - 6.0, y);
+            ctx.line_to(css_w, y);
+            ctx.stroke();
+            ctx.set_fill_style_str(TEXT);
+            let _ = ctx.fill_text(&time_label(t, step), 4.0, y + 4.0);
+        }
+        t += step;
+    }
+
+    // Lanes (their headings are drawn last, over the arrows).
+    for (i, lane) in timeline.lanes.iter().enumerate() {
+        let x = geo.lane_x(i as u16);
+        ctx.set_stroke_style_str(match lane.kind {
+            LaneKind::Lab => LANE,
+            LaneKind::Link => "#4fb3ff66",
+            LaneKind::Outside => "#55606c",
+        });
+        ctx.set_line_width(if lane.kind == LaneKind::Link {
+            3.0
+        } else {
+            1.0
+        });
+        ctx.begin_path();
+        ctx.move_to(x, HEADER_PX);
+        ctx.line_to(x, css_h);
+        ctx.stroke();
+    }
+
+    let (vis_from, vis_to) = (t_from.max(0.0) as u64, t_to.max(0.0) as u64);
+    // Arrows, one path per colour. Arrows that would land on the same pixels (a whole
+    // session in view puts hundreds in one pixel row) are drawn once: that keeps a
+    // frame's canvas calls proportional to the pixels, not to the datagrams.
+    let mut drawn = 0usize;
+    let mut lost_at = None;
+    let mut seen = std::collections::HashSet::new();
+    let mut groups: [Vec<Segment>; PALETTE.len()] = Default::default();
+    for (_, a) in timeline.visible(filter, vis_from, vis_to) {
+        let (x0, y0, x1, y1) = geo.segment(a, view);
+        drawn += 1;
+        if lost_at.is_none() && a.is_lost() && y0 > HEADER_PX + 4.0 && y1 < css_h - 4.0 {
+            lost_at = Some(((x0 + x1) / 2.0, (y0 + y1) / 2.0));
+        }
+        let group = colour_group(a.mark);
+        let key = (
+            x0 as i32,
+            y0 as i32,
+            x1 as i32,
+            y1 as i32,
+            group,
+            mark_shape(a.mark),
+        );
+        if seen.insert(key) {
+            groups[group].push((x0, y0, x1, y1, a.mark));
+        }
+    }
+    for (group, segments) in groups.iter().enumerate() {
+        if segments.is_empty() {
+            continue;
+        }
+        ctx.set_stroke_style_str(PALETTE[group]);
+        ctx.set_line_width(if group == LOST_GROUP { 1.6 } else { 1.2 });
+        ctx.begin_path();
+        for &(x0, y0, x1, y1, mark) in segments {
+            ctx.move_to(x0, y0);
+            ctx.line_to(x1, y1);
+            end_mark(&ctx, mark, x0, y0, x1, y1);
+        }
+        ctx.stroke();
+    }
+    // What was drawn, for people's tools and the tests: how many arrows, and where the
+    // first visible lost one is (the middle of its line).
+    let _ = canvas.set_attribute("data-drawn", &drawn.to_string());
+    let shown = timeline.arrows.iter().filter(|a| filter.shows(a)).count();
+    let _ = canvas.set_attribute("data-shown", &shown.to_string());
+    let _ = canvas.set_attribute("data-follow", if view.follow { "true" } else { "false" });
+    match lost_at {
+        Some((x, y)) => {
+            let _ = canvas.set_attribute("data-lost-at", &format!("{x:.0},{y:.0}"));
+        }
+        None => {
+            let _ = canvas.remove_attribute("data-lost-at");
+        }
+    }
+    // The selected arrow on top.
+    if let Some(id) = selected
+        && let Some(a) = timeline.arrow_of(id)
+    {
+        let (x0, y0, x1, y1) = geo.segment(a, view);
+        ctx.set_stroke_style_str("#ffffff");
+        ctx.set_line_width(3.0);
+        ctx.begin_path();
+        ctx.move_to(x0, y0);
+        ctx.line_to(x1, y1);
+        ctx.stroke();
+        ctx.set_line_width(1.2);
+    }
+    // Lane headings stay readable over the arrows.
+    ctx.set_fill_style_str("#0f1419ee");
+    ctx.fill_rect(0.0, 0.0, css_w, HEADER_PX - 2.0);
+    for (i, lane) in timeline.lanes.iter().enumerate() {
+        let x = geo.lane_x(i as u16);
+        ctx.set_fill_style_str(match lane.kind {
+            LaneKind::Lab => "#d7dde5",
+            LaneKind::Link => "#4fb3ff",
+            LaneKind::Outside => TEXT,
+        });
+        ctx.set_text_align("center");
+        let _ = ctx.fill_text(&lane.label, x, 14.0);
+        ctx.set_fill_style_str(TEXT);
+        let _ = ctx.fill_text(
+            match lane.kind {
+                LaneKind::Lab => "lab socket",
+                LaneKind::Link => "link",
+                LaneKind::Outside => "outside",
+            },
+            x,
+            27.0,
+        );
+        ctx.set_text_align("start");
+    }
+}
+
+/// An arrow on screen: start and end point, and its mark.
+type Segment = (f64, f64, f64, f64, Mark);
+
+/// The arrows' colours, by [`colour_group`].
+const PALETTE: [&str; 6] = [
+    "#5ad19a", "#f0a34a", "#c792ea", "#ff6b6b", "#4fb3ff", "#8a96a3",
+];
+/// The group drawn with bolder lines (its crosses must stand out).
+const LOST_GROUP: usize = 3;
+
+fn colour_group(mark: Mark) -> usize {
+    match mark {
+        Mark::Delivered => 0,
+        Mark::Reordered(_) | Mark::Late => 1,
+        Mark::Duplicate => 2,
+        Mark::Lost(_) | Mark::Unanswered => 3,
+        Mark::Request | Mark::Reply => 4,
+        Mark::Pending | Mark::Incoming | Mark::Untracked => 5,
+    }
+}
+
+/// Which end mark an arrow gets (arrows with the same pixels and shape are drawn once).
+fn mark_shape(mark: Mark) -> u8 {
+    match mark {
+        Mark::Lost(_) | Mark::Unanswered => 1,
+        Mark::Pending | Mark::Untracked => 2,
+        Mark::Reordered(_) | Mark::Late => 3,
+        Mark::Duplicate => 4,
+        _ => 0,
+    }
+}
+
+/// Adds the mark at an arrow's end to the current path: a head, a cross for a loss, a
+/// ring for reordering, a small ring for a duplicate.
+fn end_mark(ctx: &CanvasRenderingContext2d, mark: Mark, x0: f64, y0: f64, x1: f64, y1: f64) {
+    match mark {
+        Mark::Lost(_) | Mark::Unanswered => {
+            let s = 4.5;
+            ctx.move_to(x1 - s, y1 - s);
+            ctx.line_to(x1 + s, y1 + s);
+            ctx.move_to(x1 + s, y1 - s);
+            ctx.line_to(x1 - s, y1 + s);
+        }
+        Mark::Pending | Mark::Untracked => {}
+        _ => {
+            let angle = (y1 - y0).atan2(x1 - x0);
+            let len = 7.0;
+            ctx.move_to(
+                x1 - len * (angle - 0.4).cos(),
+                y1 - len * (angle - 0.4).sin(),
+            );
+            ctx.line_to(x1, y1);
+            ctx.line_to(
+                x1 - len * (angle + 0.4).cos(),
+                y1 - len * (angle + 0.4).sin(),
+            );
+            let ring = match mark {
+                Mark::Reordered(_) | Mark::Late => 5.5,
+                Mark::Duplicate => 2.5,
+                _ => 0.0,
+            };
+            if ring > 0.0 {
+                ctx.move_to(x1 + ring, y1);
+                let _ = ctx.arc(x1, y1, ring, 0.0, std::f64::consts::TAU);
+            }
+        }
+    }
+}

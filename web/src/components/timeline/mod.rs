@@ -1,0 +1,354 @@
+//! The timeline: one lane per endpoint, time running down the page, an arrow per
+//! datagram from its send to its receive, drawn on a canvas.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use wasm_bindgen::JsCast as _;
+use wasm_bindgen::prelude::Closure;
+use web_sys::{HtmlCanvasElement, HtmlSelectElement};
+use yew::prelude::*;
+
+mod draw;
+
+use draw::{Geometry, draw};
+
+use super::use_ctx;
+use crate::model::Action;
+use crate::timeline::{Filter, Timeline};
+use crate::view::{View, ViewAction, ZOOM_STEP, distance_to_segment};
+
+/// Pixels above the first time tick, for lane headings.
+const HEADER_PX: f64 = 34.0;
+/// How close a click must be to an arrow to select it.
+const HIT_PX: f64 = 7.0;
+
+/// What the next animation frame draws.
+struct Pending {
+    scheduled: bool,
+    canvas: Option<HtmlCanvasElement>,
+    timeline: Option<Rc<RefCell<Timeline>>>,
+    view: View,
+    filter: Filter,
+    selected: Option<u64>,
+    callback: Option<Closure<dyn FnMut()>>,
+}
+
+/// Draws at the next animation frame, at most once per frame however many updates
+/// arrive before it.
+fn schedule(pending: &Rc<RefCell<Pending>>) {
+    if pending.borrow().scheduled {
+        return;
+    }
+    let Some(window) = web_sys::window() else {
+        return;
+    };
+    let shared = pending.clone();
+    let callback = Closure::<dyn FnMut()>::new(move || {
+        let mut p = shared.borrow_mut();
+        p.scheduled = false;
+        if let (Some(canvas), Some(timeline)) = (&p.canvas, &p.timeline) {
+            let timeline = timeline.borrow();
+            let view = p
+                .view
+                .followed(timeline.latest_t, canvas.client_height() as f64 - HEADER_PX);
+            let clock = web_sys::window().and_then(|w| w.performance());
+            let started = clock.as_ref().map_or(0.0, |c| c.now());
+            draw(canvas, &timeline, &view, &p.filter, p.selected);
+            // How long drawing took, and when it finished, for the frame-time benchmark.
+            if let Some(clock) = clock {
+                let ended = clock.now();
+                let _ = canvas.set_attribute("data-draw-ms", &format!("{:.3}", ended - started));
+                let _ = canvas.set_attribute("data-drawn-at", &format!("{ended:.3}"));
+            }
+        }
+    });
+    let mut p = pending.borrow_mut();
+    if window
+        .request_animation_frame(callback.as_ref().unchecked_ref())
+        .is_ok()
+    {
+        p.scheduled = true;
+        p.callback = Some(callback);
+    }
+}
+
+fn fate_checkbox(
+    label: &'static str,
+    id: &'static str,
+    checked: bool,
+    filter: &UseStateHandle<Filter>,
+    set: fn(&mut Filter, bool),
+) -> Html {
+    let filter = filter.clone();
+    let onclick = Callback::from(move |_| {
+        let mut next = (*filter).clone();
+        set(&mut next, !checked);
+        filter.set(next);
+    });
+    html! {
+        <label class="check"><input {id} type="checkbox" {checked} {onclick} />{ label }</label>
+    }
+}
+
+/// The timeline panel: toolbar, canvas, legend.
+#[component]
+pub fn TimelinePanel() -> Html {
+    let ctx = use_ctx();
+    let state = &ctx.state;
+    let canvas_ref = use_node_ref();
+    let view = use_state(View::default);
+    let filter = use_state(Filter::default);
+    let drag = use_mut_ref(|| None::<(f64, f64, bool)>);
+    let pending = use_mut_ref(|| Pending {
+        scheduled: false,
+        canvas: None,
+        timeline: None,
+        view: View::default(),
+        filter: Filter::default(),
+        selected: None,
+        callback: None,
+    });
+
+    {
+        let pending = pending.clone();
+        let canvas_ref = canvas_ref.clone();
+        let timeline = state.timeline.clone();
+        let deps = (
+            state.timeline_version,
+            *view,
+            (*filter).clone(),
+            state.selected,
+        );
+        use_effect_with(deps, move |(_, view, filter, selected)| {
+            {
+                let mut p = pending.borrow_mut();
+                p.canvas = canvas_ref.cast::<HtmlCanvasElement>();
+                p.timeline = Some(timeline);
+                p.view = *view;
+                p.filter = filter.clone();
+                p.selected = *selected;
+            }
+            schedule(&pending);
+        });
+    }
+
+    // The view actually drawn: while following, anchored to the newest event.
+    let current_view =
+        |view: &View, canvas_ref: &NodeRef, timeline: &Timeline| match canvas_ref
+            .cast::<HtmlCanvasElement>()
+        {
+            Some(c) => view.followed(timeline.latest_t, c.client_height() as f64 - HEADER_PX),
+            None => *view,
+        };
+    // Applies what a person did to the view as drawn.
+    let act = {
+        let (view, canvas_ref, timeline) =
+            (view.clone(), canvas_ref.clone(), state.timeline.clone());
+        move |action: ViewAction| {
+            let v = current_view(&view, &canvas_ref, &timeline.borrow());
+            view.set(v.apply(action));
+        }
+    };
+    let canvas_height = {
+        let canvas_ref = canvas_ref.clone();
+        move || {
+            canvas_ref
+                .cast::<HtmlCanvasElement>()
+                .map_or(400.0, |c| c.client_height() as f64)
+        }
+    };
+
+    let on_wheel = {
+        let act = act.clone();
+        Callback::from(move |e: WheelEvent| {
+            e.prevent_default();
+            act(ViewAction::from_wheel(
+                e.delta_y(),
+                e.ctrl_key() || e.meta_key() || e.alt_key(),
+                e.offset_y() as f64 - HEADER_PX,
+            ));
+        })
+    };
+    let on_down = {
+        let drag = drag.clone();
+        Callback::from(move |e: MouseEvent| {
+            *drag.borrow_mut() = Some((e.offset_x() as f64, e.offset_y() as f64, false))
+        })
+    };
+    let on_move = {
+        let (drag, act) = (drag.clone(), act.clone());
+        Callback::from(move |e: MouseEvent| {
+            let mut d = drag.borrow_mut();
+            let Some((x, y, moved)) = d.as_mut() else {
+                return;
+            };
+            let dy = e.offset_y() as f64 - *y;
+            if *moved || dy.abs() > 3.0 || (e.offset_x() as f64 - *x).abs() > 3.0 {
+                *moved = true;
+                act(ViewAction::Pan(-dy));
+                *y = e.offset_y() as f64;
+            }
+        })
+    };
+    let on_up = {
+        let (drag, view, filter, canvas_ref, timeline) = (
+            drag.clone(),
+            view.clone(),
+            filter.clone(),
+            canvas_ref.clone(),
+            state.timeline.clone(),
+        );
+        let dispatch = state.dispatcher();
+        Callback::from(move |e: MouseEvent| {
+            let Some((_, _, moved)) = drag.borrow_mut().take() else {
+                return;
+            };
+            if moved {
+                return;
+            }
+            // A click: select the nearest arrow.
+            let Some(canvas) = canvas_ref.cast::<HtmlCanvasElement>() else {
+                return;
+            };
+            let timeline = timeline.borrow();
+            let v = current_view(&view, &canvas_ref, &timeline);
+            let geo = Geometry::new(
+                canvas.client_width() as f64,
+                canvas.client_height() as f64,
+                &timeline,
+            );
+            let (px, py) = (e.offset_x() as f64, e.offset_y() as f64);
+            let (from, to) = (v.t(0.0).max(0.0) as u64, v.t(geo.height).max(0.0) as u64);
+            let hit = timeline.nearest(
+                &filter,
+                from,
+                to,
+                |a| {
+                    let (x0, y0, x1, y1) = geo.segment(a, &v);
+                    distance_to_segment(px, py, x0, y0, x1, y1)
+                },
+                HIT_PX,
+            );
+            let id = hit.map(|i| {
+                let a = &timeline.arrows[i];
+                if a.send != 0 { a.send } else { a.recv }
+            });
+            dispatch.dispatch(Action::Select(id));
+        })
+    };
+    let on_leave = {
+        let drag = drag.clone();
+        Callback::from(move |_: MouseEvent| *drag.borrow_mut() = None)
+    };
+    let on_key = {
+        let (act, canvas_height) = (act.clone(), canvas_height.clone());
+        Callback::from(move |e: KeyboardEvent| {
+            if let Some(action) = ViewAction::from_key(&e.key(), canvas_height()) {
+                e.prevent_default();
+                act(action);
+            }
+        })
+    };
+    let counts = state.timeline.borrow().counts;
+    let on_act = Callback::from(act);
+    html! {
+        <div class="timeline">
+            <Toolbar view={*view} {on_act} filter={filter.clone()} height={canvas_height()} />
+            <canvas id="timeline-canvas" ref={canvas_ref} tabindex="0"
+                onwheel={on_wheel} onmousedown={on_down} onmousemove={on_move} onmouseup={on_up}
+                onmouseleave={on_leave} onkeydown={on_key} />
+            <Legend {counts} />
+        </div>
+    }
+}
+
+#[derive(Properties, PartialEq)]
+struct ToolbarProps {
+    /// The view as the person set it.
+    view: View,
+    /// Applies what a button does to the view.
+    on_act: Callback<ViewAction>,
+    /// Which arrows show.
+    filter: UseStateHandle<Filter>,
+    /// The canvas' height, for zooming at its middle.
+    height: f64,
+}
+
+/// The timeline's toolbar: follow, zoom, the fate filters, endpoint and flow choice.
+#[component]
+fn Toolbar(props: &ToolbarProps) -> Html {
+    let ctx = use_ctx();
+    let (view, filter) = (props.view, &props.filter);
+    let act = |action: ViewAction| props.on_act.reform(move |_: MouseEvent| action);
+    let zoom = |factor: f64| {
+        act(ViewAction::Zoom {
+            factor,
+            anchor_y: props.height / 2.0,
+        })
+    };
+    let on_clear = {
+        let dispatch = ctx.state.dispatcher();
+        Callback::from(move |_| dispatch.dispatch(Action::ClearTimeline))
+    };
+    let choose = |set: fn(&mut Filter, Option<u16>)| {
+        let filter = filter.clone();
+        Callback::from(move |e: Event| {
+            let value = e.target_unchecked_into::<HtmlSelectElement>().value();
+            let mut next = (*filter).clone();
+            set(&mut next, value.parse().ok());
+            filter.set(next);
+        })
+    };
+    let timeline = ctx.state.timeline.borrow();
+    let f = (**filter).clone();
+    html! {
+        <div class="toolbar">
+            <button id="tl-follow" class={classes!("small", view.follow.then_some("on"))} onclick={act(ViewAction::ToggleFollow)}
+                title="Keep the newest datagrams in view (f); space pauses">{ if view.follow { "following" } else { "paused" } }</button>
+            <button id="tl-zoom-in" class="small" onclick={zoom(1.0 / ZOOM_STEP)} title="Zoom in (+, or Ctrl + wheel)">{ "+" }</button>
+            <button id="tl-zoom-out" class="small" onclick={zoom(ZOOM_STEP)} title="Zoom out (-, or Ctrl + wheel)">{ "−" }</button>
+            <span class="hint">{ format!("{:.3} ms / 100 px", view.ns_per_px * 100.0 / 1e6) }</span>
+            { fate_checkbox("delivered", "tl-show-delivered", f.delivered, filter, |f, v| f.delivered = v) }
+            { fate_checkbox("lost", "tl-show-lost", f.lost, filter, |f, v| f.lost = v) }
+            { fate_checkbox("reordered", "tl-show-reordered", f.reordered, filter, |f, v| f.reordered = v) }
+            { fate_checkbox("duplicated", "tl-show-duplicated", f.duplicated, filter, |f, v| f.duplicated = v) }
+            <select id="tl-lane" onchange={choose(|f, v| f.lane = v)} title="Only datagrams sent or received by this endpoint">
+                <option value="" selected={f.lane.is_none()}>{ "all endpoints" }</option>
+                { for timeline.lanes.iter().enumerate().map(|(i, l)| html! {
+                    <option value={i.to_string()} selected={f.lane == Some(i as u16)}>{ l.label.clone() }</option>
+                }) }
+            </select>
+            <select id="tl-flow" onchange={choose(|f, v| f.flow = v)} title="Only this flow (source → destination)">
+                <option value="" selected={f.flow.is_none()}>{ "all flows" }</option>
+                { for timeline.flows.iter().enumerate().map(|(i, (s, d))| html! {
+                    <option value={i.to_string()} selected={f.flow == Some(i as u16)}>{ format!("{s} → {d}") }</option>
+                }) }
+            </select>
+            <button class="small" onclick={on_clear}>{ "clear" }</button>
+        </div>
+    }
+}
+
+#[derive(Properties, PartialEq)]
+struct LegendProps {
+    /// How many arrows are in each legend group.
+    counts: [usize; 4],
+}
+
+/// What the colours and marks mean, with how many arrows show each.
+#[component]
+fn Legend(props: &LegendProps) -> Html {
+    let counts = props.counts;
+    html! {
+        <div class="legend" id="timeline-legend">
+            <span><i class="sw delivered"></i>{ format!("delivered ({})", counts[0]) }</span>
+            <span><i class="sw lost"></i>{ format!("✕ lost ({})", counts[1]) }</span>
+            <span><i class="sw reordered"></i>{ format!("◯ reordered or late ({})", counts[2]) }</span>
+            <span><i class="sw duplicated"></i>{ format!("● duplicate copy ({})", counts[3]) }</span>
+            <span><i class="sw echo"></i>{ "echo request / reply" }</span>
+            <span><i class="sw pending"></i>{ "in flight / from outside" }</span>
+            <span class="hint">{ "Drag or wheel to pan, Ctrl + wheel or +/− to zoom, click an arrow to inspect it. A cross on a link lane: the link dropped it; on the receiver's lane: the kernel dropped it there (receive buffer full) or it was not received within the loss timeout." }</span>
+        </div>
+    }
+}

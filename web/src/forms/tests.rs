@@ -1,0 +1,240 @@
+//! Unit tests of the parent module.
+
+use super::*;
+
+#[test]
+fn buffer_sizes_read_as_a_person_writes_them() {
+    for (text, want) in [
+        ("", Ok(None)),
+        ("  ", Ok(None)),
+        ("4096", Ok(Some(4096))),
+        ("64k", Ok(Some(65_536))),
+        ("64 KiB", Ok(Some(65_536))),
+        ("4M", Ok(Some(4 << 20))),
+    ] {
+        assert_eq!(parse_bytes(text), want, "{text:?}");
+    }
+    for bad in ["0", "-1", "lots", "4g", "99999999999999999999m"] {
+        assert!(parse_bytes(bad).is_err(), "{bad:?}");
+    }
+}
+
+#[test]
+fn the_bind_form_brackets_ipv6_and_refuses_a_bad_port() {
+    let bind = |address: &str, port: &str| {
+        BindForm {
+            address: address.into(),
+            port: port.into(),
+            ..BindForm::default()
+        }
+        .command()
+    };
+    let addr = |c: Result<Command, String>| match c {
+        Ok(Command::Bind { addr, .. }) => Ok(addr),
+        Ok(other) => panic!("{other:?}"),
+        Err(e) => Err(e),
+    };
+    assert_eq!(addr(bind("127.0.0.1", "0")), Ok("127.0.0.1:0".into()));
+    assert_eq!(addr(bind("::1", " 5000 ")), Ok("[::1]:5000".into()));
+    assert_eq!(addr(bind("[::1]", "5000")), Ok("[::1]:5000".into()));
+    assert!(
+        addr(bind("127.0.0.1", "70000"))
+            .unwrap_err()
+            .contains("not a port")
+    );
+    let buffer = BindForm {
+        recv_buffer: "lots".into(),
+        ..BindForm::default()
+    };
+    assert!(buffer.command().unwrap_err().contains("buffer size"));
+}
+
+#[test]
+fn a_burst_numbers_its_text_datagrams() {
+    let form = SendForm {
+        to: " 127.0.0.1:9 ".into(),
+        typed: "n={n}".into(),
+        count: "3".into(),
+        ..SendForm::default()
+    };
+    let texts: Vec<_> = form
+        .commands(&SocketId::new("s1"))
+        .unwrap()
+        .into_iter()
+        .map(|c| match c {
+            Command::Send { to, payload, .. } => (to, payload),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        texts,
+        ["n=1", "n=2", "n=3"].map(|t| ("127.0.0.1:9".to_string(), Payload::Text(t.into())))
+    );
+    let hex = SendForm {
+        notation: Notation::Hex,
+        typed: "{n}".into(),
+        ..form.clone()
+    };
+    assert!(
+        hex.commands(&SocketId::new("s1")).is_err(),
+        "{{n}} is not hex"
+    );
+}
+
+#[test]
+fn the_send_form_says_what_is_wrong() {
+    let s1 = SocketId::new("s1");
+    let cases = [
+        (
+            SendForm {
+                to: String::new(),
+                ..SendForm::default()
+            },
+            "give an address",
+        ),
+        (
+            SendForm {
+                to: "127.0.0.1:9".into(),
+                count: "0".into(),
+                ..SendForm::default()
+            },
+            "count must be",
+        ),
+        (
+            SendForm {
+                to: "127.0.0.1:9".into(),
+                typed: "x".repeat(65_508),
+                ..SendForm::default()
+            },
+            "at most 65507",
+        ),
+        (
+            SendForm {
+                to: "127.0.0.1:9".into(),
+                notation: Notation::Base64,
+                typed: "@@".into(),
+                ..SendForm::default()
+            },
+            "base64",
+        ),
+    ];
+    for (form, problem) in cases {
+        let error = form.commands(&s1).unwrap_err();
+        assert!(error.contains(problem), "{form:?}: {error}");
+    }
+    let v6 = SendForm {
+        to: "[::1]:9".into(),
+        typed: "x".repeat(65_527),
+        ..SendForm::default()
+    };
+    assert_eq!(v6.payload_len(), Ok(65_527), "IPv6 carries 20 bytes more");
+}
+
+#[test]
+fn the_generator_form_becomes_a_generate_command() {
+    let s1 = SocketId::new("s1");
+    let form = GeneratorForm {
+        to: "127.0.0.1:9".into(),
+        ..GeneratorForm::default()
+    };
+    let spec = |c: Command| match c {
+        Command::Generate(spec) => spec,
+        other => panic!("{other:?}"),
+    };
+    let plain = spec(form.command(Some(&s1)).unwrap());
+    assert_eq!(
+        (plain.amount, plain.pace, plain.payload, plain.sequence),
+        (
+            Amount::Count(200),
+            GeneratorPace::Rate(1000.0),
+            GeneratorPayload::Size(64),
+            true
+        )
+    );
+    let by_time = spec(
+        GeneratorForm {
+            amount_kind: AmountKind::Duration,
+            amount: "5000".into(),
+            pace_kind: PaceKind::Interval,
+            pace: "16.7".into(),
+            pattern: "tick".into(),
+            size: "not read".into(),
+            ..form.clone()
+        }
+        .command(Some(&s1))
+        .unwrap(),
+    );
+    assert_eq!(
+        (by_time.amount, by_time.pace, by_time.payload),
+        (
+            Amount::DurationMs(5000),
+            GeneratorPace::IntervalMs(16.7),
+            GeneratorPayload::Pattern(Payload::Text("tick".into()))
+        )
+    );
+    assert!(form.command(None).unwrap_err().contains("bind a socket"));
+    for (bad, problem) in [
+        (
+            GeneratorForm {
+                amount: "many".into(),
+                ..form.clone()
+            },
+            "count",
+        ),
+        (
+            GeneratorForm {
+                pace: "fast".into(),
+                ..form.clone()
+            },
+            "rate",
+        ),
+        (
+            GeneratorForm {
+                size: "big".into(),
+                ..form.clone()
+            },
+            "size",
+        ),
+    ] {
+        assert!(bad.command(Some(&s1)).unwrap_err().contains(problem));
+    }
+    assert_eq!(
+        loss_timeout_command(" 500 "),
+        Ok(Command::SetLossTimeout { ms: 500 })
+    );
+    assert!(loss_timeout_command("soon").is_err());
+}
+
+#[test]
+fn the_link_form_takes_a_preset_and_a_seed() {
+    let form = LinkForm {
+        host: "::1".into(),
+        port: "7000".into(),
+        target: "[::1]:9".into(),
+        preset: "wifi".into(),
+        seed: "42".into(),
+    };
+    let Ok(Command::LinkCreate {
+        listen,
+        target,
+        settings,
+    }) = form.command()
+    else {
+        panic!("a link_create")
+    };
+    assert_eq!(
+        (listen.as_str(), target.as_str()),
+        ("[::1]:7000", "[::1]:9")
+    );
+    assert_eq!(settings.seed, 42);
+    let wifi = presets().into_iter().find(|p| p.name == "wifi").unwrap();
+    assert_eq!(
+        (settings.c2t, settings.t2c),
+        (wifi.impairments, wifi.impairments)
+    );
+    let bad_seed = LinkForm {
+        seed: "-1".into(),
+        ..form
+    };
+    assert!(bad_seed.command().unwrap_err().contains("seed"));
+}

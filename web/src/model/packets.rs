@@ -1,0 +1,189 @@
+//! The packet list: a bounded store of rows, each a datagram a lab socket sent or
+//! received, a link's decision, or a kernel drop report.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+
+use socklab_protocol::link::{DropReason, LinkDir, LinkFate, LinkId};
+use socklab_protocol::payload::decode_base64;
+use socklab_protocol::{Direction, LinkPacket, SocketId};
+
+use super::PACKETS_KEPT;
+
+/// One row of the packet list: a datagram a lab socket sent or received, or a link's
+/// decision on a datagram crossing it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Packet {
+    /// The event's id.
+    pub id: u64,
+    /// Nanoseconds since the session began.
+    pub t_ns: u64,
+    /// The bytes (as they arrived, for a link decision).
+    pub payload: Vec<u8>,
+    /// What happened.
+    pub what: What,
+}
+
+/// What a packet row shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum What {
+    /// A lab socket sent or received it.
+    Socket {
+        /// The socket.
+        socket: SocketId,
+        /// Sent or received.
+        dir: Direction,
+        /// The socket's address.
+        local: SocketAddr,
+        /// The other end.
+        peer: SocketAddr,
+    },
+    /// A link decided its fate.
+    Link(LinkDecision),
+    /// Not a datagram: the kernel dropped datagrams addressed to a lab socket (its
+    /// receive buffer was full), counted when the socket next received one.
+    KernelDrops {
+        /// The socket.
+        socket: SocketId,
+        /// Its address, when the socket is known.
+        local: Option<SocketAddr>,
+        /// How many since the previous report.
+        dropped: u64,
+        /// How many since the socket was bound.
+        total: u64,
+    },
+}
+
+/// A link's decision, as shown in the list and the inspector.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkDecision {
+    /// The link.
+    pub link: LinkId,
+    /// Which way.
+    pub dir: LinkDir,
+    /// Its number in that direction.
+    pub seq: u64,
+    /// Sender.
+    pub from: SocketAddr,
+    /// Destination, if known.
+    pub to: Option<SocketAddr>,
+    /// Forwarded or dropped.
+    pub fate: LinkFate,
+    /// Why it was dropped.
+    pub reason: Option<DropReason>,
+    /// Planned time in the link, ns.
+    pub delay_ns: Option<u64>,
+    /// Of that, queued at the bottleneck, ns.
+    pub queue_ns: Option<u64>,
+    /// Sent twice.
+    pub duplicated: bool,
+    /// Corrupted byte offset.
+    pub corrupted_at: Option<usize>,
+    /// Truncated length.
+    pub truncated_to: Option<usize>,
+    /// Held back for this many overtakers.
+    pub held_for: Option<u32>,
+    /// What the OS said when the link could not send it on.
+    pub error: Option<String>,
+}
+
+impl LinkDecision {
+    pub(super) fn from_event(p: LinkPacket) -> (Self, Vec<u8>) {
+        let payload = decode_base64(&p.payload_b64).unwrap_or_default();
+        (
+            LinkDecision {
+                link: p.link,
+                dir: p.dir,
+                seq: p.seq,
+                from: p.from,
+                to: p.to,
+                fate: p.fate,
+                reason: p.reason,
+                delay_ns: p.delay_ns,
+                queue_ns: p.queue_ns,
+                duplicated: p.duplicated,
+                corrupted_at: p.corrupted_at,
+                truncated_to: p.truncated_to,
+                held_for: p.held_for,
+                error: p.error,
+            },
+            payload,
+        )
+    }
+
+    /// The decision in a few words: "dropped: random loss", "+20.1 ms, duplicated".
+    pub fn summary(&self) -> String {
+        if self.fate == LinkFate::Dropped {
+            let reason = self.reason.map(DropReason::describe).unwrap_or("dropped");
+            return match &self.error {
+                Some(error) => format!("dropped: {reason}: {error}"),
+                None => format!("dropped: {reason}"),
+            };
+        }
+        let mut parts = vec![format!(
+            "+{:.1} ms",
+            self.delay_ns.unwrap_or(0) as f64 / 1e6
+        )];
+        if let Some(q) = self.queue_ns {
+            parts.push(format!("{:.1} ms queued", q as f64 / 1e6));
+        }
+        if let Some(n) = self.held_for {
+            parts.push(format!("held back for {n}"));
+        }
+        if self.duplicated {
+            parts.push("duplicated".into());
+        }
+        if let Some(at) = self.corrupted_at {
+            parts.push(format!("byte {at} corrupted"));
+        }
+        if let Some(len) = self.truncated_to {
+            parts.push(format!("truncated to {len}"));
+        }
+        parts.join(", ")
+    }
+}
+
+/// The bounded packet list.
+#[derive(Debug, Default)]
+pub struct PacketStore {
+    packets: VecDeque<Packet>,
+    /// Packets that left the list to keep it bounded.
+    pub evicted: u64,
+}
+
+impl PacketStore {
+    pub(super) fn push(&mut self, packet: Packet) {
+        if self.packets.len() == PACKETS_KEPT {
+            self.packets.pop_front();
+            self.evicted += 1;
+        }
+        self.packets.push_back(packet);
+    }
+
+    /// How many packets the list holds.
+    pub fn len(&self) -> usize {
+        self.packets.len()
+    }
+
+    /// Whether the list is empty.
+    pub fn is_empty(&self) -> bool {
+        self.packets.is_empty()
+    }
+
+    /// The newest `n` packets, oldest first.
+    pub fn newest(&self, n: usize) -> impl Iterator<Item = &Packet> {
+        self.packets.range(self.packets.len().saturating_sub(n)..)
+    }
+
+    /// The packet with event id `id`.
+    pub fn get(&self, id: u64) -> Option<&Packet> {
+        // Ids increase but are not consecutive (binds and closes take ids too).
+        let index = self.packets.binary_search_by_key(&id, |p| p.id).ok()?;
+        self.packets.get(index)
+    }
+
+    pub(super) fn clear(&mut self) {
+        self.packets.clear();
+        self.evicted = 0;
+    }
+}

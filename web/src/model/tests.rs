@@ -1,0 +1,332 @@
+//! Unit tests of the parent module.
+
+use socklab_protocol::link::{DropReason, LinkDir, LinkFate};
+use socklab_protocol::{
+    Bound, Closed, Datagram, Direction, ErrorCode, ErrorEvent, EventId, Gap, Hello, LinkPacket,
+    Proto,
+};
+
+use super::*;
+
+fn hello(session: &str) -> Event {
+    Event::Hello(Hello {
+        protocol: 1,
+        session: socklab_protocol::SessionId::new(session),
+        server: "socklab test".into(),
+    })
+}
+
+fn bound(id: u64, socket: &str, port: u16, req: Option<i64>) -> Event {
+    Event::Bound(Bound {
+        id: EventId(id),
+        socket: SocketId::new(socket),
+        proto: Proto::Udp,
+        local: SocketAddr::from(([127, 0, 0, 1], port)),
+        recv_buffer_bytes: Some(425_984),
+        t_ns: 0,
+        req,
+    })
+}
+
+fn datagram(id: u64, dir: Direction, text: &str) -> Event {
+    Event::Datagram(Datagram {
+        id: EventId(id),
+        socket: SocketId::new("s1"),
+        dir,
+        local: "127.0.0.1:1000".parse().unwrap(),
+        peer: "127.0.0.1:2000".parse().unwrap(),
+        len: text.len(),
+        payload_b64: socklab_protocol::payload::encode_base64(text.as_bytes()),
+        t_ns: id * 1000,
+        req: None,
+    })
+}
+
+#[test]
+fn tokens_are_found_in_what_people_paste() {
+    let cases = [
+        ("http://127.0.0.1:7070/?token=abc123", Some("abc123")),
+        ("  http://127.0.0.1:7070/?token=abc123&x=1 ", Some("abc123")),
+        (
+            "socklab is running: open http://127.0.0.1:7070/?token=ff00 in a browser",
+            Some("ff00"),
+        ),
+        ("abc123", Some("abc123")),
+        ("http://127.0.0.1:7070/", None),
+        ("", None),
+    ];
+    for (pasted, token) in cases {
+        assert_eq!(token_from(pasted).as_deref(), token, "{pasted}");
+    }
+}
+
+#[test]
+fn a_wrong_token_after_a_session_means_the_server_restarted() {
+    let mut state = State::default();
+    state.apply(Action::Received(Box::new(hello("a"))));
+    state.apply(Action::Disconnected);
+    state.apply(Action::Refused {
+        code: "wrong_token".into(),
+        message: "wrong token".into(),
+    });
+    assert!(state.connection.needs_token());
+    assert!(state.ended.as_deref().unwrap().contains("restarted"));
+    // Another failed attempt does not forget why.
+    state.apply(Action::Disconnected);
+    assert!(state.connection.needs_token());
+    state.apply(Action::Received(Box::new(hello("b"))));
+    assert_eq!(
+        (state.connection, state.ended),
+        (Connection::Connected, None)
+    );
+}
+
+#[test]
+fn connection_states() {
+    let mut state = State::default();
+    assert_eq!(state.connection, Connection::Connecting);
+    state.apply(Action::Received(Box::new(hello("a"))));
+    assert_eq!(state.connection, Connection::Connected);
+    state.apply(Action::Disconnected);
+    state.apply(Action::Disconnected);
+    assert_eq!(state.connection, Connection::Reconnecting { attempts: 1 });
+    state.apply(Action::Received(Box::new(hello("a"))));
+    assert_eq!(state.connection, Connection::Connected);
+    assert!(state.notices.is_empty());
+}
+
+#[test]
+fn a_new_session_forgets_old_sockets() {
+    let mut state = State::default();
+    state.apply(Action::Received(Box::new(hello("a"))));
+    state.apply(Action::Received(Box::new(bound(1, "s1", 4000, None))));
+    state.apply(Action::Disconnected);
+    state.apply(Action::Received(Box::new(hello("b"))));
+    assert!(state.sockets.is_empty());
+    assert_eq!(state.notices.len(), 1);
+}
+
+#[test]
+fn sockets_come_and_go() {
+    let mut state = State::default();
+    state.apply(Action::Received(Box::new(Event::Batch {
+        events: vec![bound(1, "s1", 4000, None), bound(2, "s2", 4001, None)],
+    })));
+    let ids: Vec<&str> = state.sockets.iter().map(|s| s.id.as_str()).collect();
+    assert_eq!(ids, ["s1", "s2"]);
+    state.apply(Action::Received(Box::new(Event::Closed(Closed {
+        id: EventId(3),
+        socket: SocketId::new("s1"),
+        t_ns: 0,
+        req: None,
+    }))));
+    let ids: Vec<&str> = state.sockets.iter().map(|s| s.id.as_str()).collect();
+    assert_eq!(ids, ["s2"]);
+}
+
+#[test]
+fn kernel_drops_are_counted_on_their_socket() {
+    let mut state = State::default();
+    state.apply(Action::Received(Box::new(bound(1, "s1", 4000, None))));
+    assert_eq!(state.sockets[0].recv_buffer_bytes, Some(425_984));
+    for (id, dropped, total) in [(2, 12, 12), (3, 5, 17)] {
+        state.apply(Action::Received(Box::new(Event::KernelDrops(
+            socklab_protocol::KernelDrops {
+                id: EventId(id),
+                socket: SocketId::new("s1"),
+                dropped,
+                total,
+                t_ns: 0,
+            },
+        ))));
+    }
+    assert_eq!(state.sockets[0].kernel_drops, 17);
+    // Each report is also a row of the packet list, in id order.
+    let rows: Vec<(u64, u64)> = state
+        .packets
+        .borrow()
+        .newest(10)
+        .map(|p| match p.what {
+            What::KernelDrops { dropped, total, .. } => (dropped, total),
+            _ => panic!("only kernel drops were reported"),
+        })
+        .collect();
+    assert_eq!(rows, [(12, 12), (5, 17)]);
+}
+
+#[test]
+fn errors_land_next_to_the_form_that_caused_them() {
+    let mut state = State::default();
+    state.apply(Action::Sent {
+        req: 7,
+        origin: Origin::Bind,
+    });
+    state.apply(Action::Received(Box::new(Event::Error(ErrorEvent {
+        req: Some(7),
+        code: ErrorCode::AddressInUse,
+        message: "127.0.0.1:5000 is already in use".into(),
+    }))));
+    assert_eq!(
+        state.error(&Origin::Bind),
+        Some("127.0.0.1:5000 is already in use (address_in_use)")
+    );
+    // The next successful bind clears it.
+    state.apply(Action::Sent {
+        req: 8,
+        origin: Origin::Bind,
+    });
+    assert_eq!(state.error(&Origin::Bind), None);
+    // An error nobody asked for becomes a notice.
+    state.apply(Action::Received(Box::new(Event::Error(ErrorEvent {
+        req: None,
+        code: ErrorCode::BadRequest,
+        message: "bad".into(),
+    }))));
+    assert_eq!(*state.notices, vec!["bad (bad_request)".to_string()]);
+}
+
+#[test]
+fn packets_are_kept_in_order_and_bounded() {
+    let mut state = State::default();
+    let before = state.clone();
+    state.apply(Action::Received(Box::new(datagram(
+        5,
+        Direction::Out,
+        "hello",
+    ))));
+    state.apply(Action::Received(Box::new(datagram(
+        6,
+        Direction::In,
+        "hello",
+    ))));
+    assert_eq!(state.packets_version, 2);
+    // Cloning the state shares the store instead of copying it.
+    assert!(Rc::ptr_eq(&before.packets, &state.packets));
+    {
+        let store = state.packets.borrow();
+        let got: Vec<(u64, Direction, &[u8])> = store
+            .newest(10)
+            .map(|p| match &p.what {
+                What::Socket { dir, .. } => (p.id, *dir, p.payload.as_slice()),
+                What::Link(_) | What::KernelDrops { .. } => {
+                    panic!("only datagrams were received")
+                }
+            })
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (5, Direction::Out, &b"hello"[..]),
+                (6, Direction::In, &b"hello"[..])
+            ]
+        );
+        assert_eq!(store.get(6).map(|p| p.id), Some(6));
+        assert_eq!(store.get(7).map(|p| p.id), None);
+    }
+    for id in 100..(100 + PACKETS_KEPT as u64) {
+        state.apply(Action::Received(Box::new(datagram(id, Direction::In, "x"))));
+    }
+    let store = state.packets.borrow();
+    assert_eq!(store.len(), PACKETS_KEPT);
+    assert_eq!(store.evicted, 2);
+}
+
+#[test]
+fn links_and_their_decisions() {
+    use socklab_protocol::{LinkCreated, LinkStats};
+    let mut state = State::default();
+    state.apply(Action::Received(Box::new(Event::LinkCreated(
+        LinkCreated {
+            id: EventId(1),
+            link: LinkId::new("l1"),
+            listen: "127.0.0.1:7000".parse().unwrap(),
+            upstream: "127.0.0.1:7001".parse().unwrap(),
+            target: "127.0.0.1:9000".parse().unwrap(),
+            settings: LinkSettings::default(),
+            t_ns: 0,
+            req: None,
+        },
+    ))));
+    assert_eq!(state.links.len(), 1);
+    state.apply(Action::Received(Box::new(Event::LinkStats(LinkStats {
+        id: EventId(2),
+        link: LinkId::new("l1"),
+        c2t: LinkCounters {
+            arrived: 3,
+            dropped_random: 1,
+            ..LinkCounters::default()
+        },
+        t2c: LinkCounters::default(),
+        t_ns: 0,
+    }))));
+    assert_eq!(state.links[0].c2t.arrived, 3);
+    let packet = LinkPacket {
+        id: EventId(3),
+        link: LinkId::new("l1"),
+        dir: LinkDir::C2t,
+        seq: 0,
+        from: "127.0.0.1:1".parse().unwrap(),
+        to: Some("127.0.0.1:9000".parse().unwrap()),
+        len: 2,
+        payload_b64: "aGk=".into(),
+        fate: LinkFate::Dropped,
+        reason: Some(DropReason::RandomLoss),
+        delay_ns: None,
+        queue_ns: None,
+        duplicated: false,
+        corrupted_at: None,
+        corrupt_mask: None,
+        truncated_to: None,
+        held_for: None,
+        error: None,
+        t_ns: 5,
+    };
+    state.apply(Action::Received(Box::new(Event::LinkPacket(
+        packet.clone(),
+    ))));
+    state.apply(Action::Received(Box::new(Event::LinkPacket(LinkPacket {
+        id: EventId(4),
+        fate: LinkFate::Forwarded,
+        reason: None,
+        delay_ns: Some(20_100_000),
+        duplicated: true,
+        held_for: Some(2),
+        ..packet
+    }))));
+    let store = state.packets.borrow();
+    let summaries: Vec<String> = store
+        .newest(2)
+        .map(|p| match &p.what {
+            What::Link(d) => d.summary(),
+            What::Socket { .. } | What::KernelDrops { .. } => panic!("link rows"),
+        })
+        .collect();
+    assert_eq!(
+        summaries,
+        [
+            "dropped: random loss",
+            "+20.1 ms, held back for 2, duplicated"
+        ]
+    );
+    drop(store);
+    state.apply(Action::Received(Box::new(Event::LinkDeleted(
+        socklab_protocol::LinkDeleted {
+            id: EventId(5),
+            link: LinkId::new("l1"),
+            t_ns: 0,
+            req: None,
+        },
+    ))));
+    assert!(state.links.is_empty());
+}
+
+#[test]
+fn gaps_are_announced() {
+    let mut state = State::default();
+    state.apply(Action::Received(Box::new(Event::Gap(Gap {
+        from: EventId(3),
+        to: EventId(9),
+        count: 7,
+    }))));
+    assert!(state.notices[0].starts_with("7 events (ids 3 to 9)"));
+}

@@ -1,0 +1,324 @@
+//! Unit tests of the parent module.
+
+use socklab_protocol::flow::LossCause;
+use socklab_protocol::{Bound, Datagram, EventId, LinkCreated, Proto, SocketId};
+
+use super::*;
+
+fn addr(s: &str) -> SocketAddr {
+    s.parse().unwrap()
+}
+
+fn bound(id: u64, socket: &str, local: &str) -> Event {
+    Event::Bound(Bound {
+        id: EventId(id),
+        socket: SocketId::new(socket),
+        proto: Proto::Udp,
+        local: addr(local),
+        recv_buffer_bytes: None,
+        t_ns: 0,
+        req: None,
+    })
+}
+
+fn datagram(id: u64, t: u64, dir: Direction, local: &str, peer: &str) -> Event {
+    Event::Datagram(Datagram {
+        id: EventId(id),
+        socket: SocketId::new("s"),
+        dir,
+        local: addr(local),
+        peer: addr(peer),
+        len: 1,
+        payload_b64: "eA==".into(),
+        t_ns: t,
+        req: None,
+    })
+}
+
+fn fate(kind: FateKind, send: u64, recv: Option<u64>, latency: Option<u64>, t: u64) -> Fate {
+    Fate {
+        id: EventId(0),
+        fate: kind,
+        send: EventId(send),
+        recv: recv.map(EventId),
+        src: addr("127.0.0.1:1"),
+        dst: addr("127.0.0.1:2"),
+        latency_ns: latency,
+        reordered_by: None,
+        late: false,
+        cause: None,
+        reason: None,
+        decision: None,
+        t_ns: t,
+    }
+}
+
+#[test]
+fn a_loss_says_who_dropped_it() {
+    for (cause, reason, want, words) in [
+        (
+            Some(LossCause::Link),
+            Some(DropReason::QueueFull),
+            LossWhy::Link(DropReason::QueueFull),
+            DropReason::QueueFull.describe(),
+        ),
+        (
+            Some(LossCause::Kernel),
+            None,
+            LossWhy::Kernel,
+            "dropped by the kernel at the receiving socket: its receive buffer was full",
+        ),
+        (
+            Some(LossCause::Timeout),
+            None,
+            LossWhy::Timeout,
+            "not received within the loss timeout",
+        ),
+        (
+            None,
+            None,
+            LossWhy::Timeout,
+            "not received within the loss timeout",
+        ),
+    ] {
+        let why = LossWhy::of(cause, reason);
+        assert_eq!((why, why.words()), (want, words));
+    }
+}
+
+fn link_client(client: &str) -> Event {
+    Event::LinkClient(socklab_protocol::LinkClient {
+        id: EventId(90),
+        link: LinkId::new("l1"),
+        client: addr(client),
+        previous: None,
+        t_ns: 0,
+    })
+}
+
+fn link_l1(listen: &str, upstream: &str, target: &str) -> Event {
+    Event::LinkCreated(LinkCreated {
+        id: EventId(3),
+        link: LinkId::new("l1"),
+        listen: addr(listen),
+        upstream: addr(upstream),
+        target: addr(target),
+        settings: Default::default(),
+        t_ns: 0,
+        req: None,
+    })
+}
+
+/// An outside program sends to a link in front of a lab socket, which answers: the
+/// arrows run between the program and the socket, across the link, because the
+/// link said who its client is (nothing is inferred from lab sends alone).
+#[test]
+fn an_outside_program_as_a_links_client_is_an_end_of_its_arrows() {
+    let mut tl = Timeline::default();
+    tl.apply(&bound(1, "s1", "127.0.0.1:2000"));
+    tl.apply(&link_l1(
+        "127.0.0.1:3000",
+        "127.0.0.1:3001",
+        "127.0.0.1:2000",
+    ));
+    tl.apply(&link_client("127.0.0.1:5555"));
+    tl.apply(&datagram(
+        5,
+        100,
+        Direction::In,
+        "127.0.0.1:2000",
+        "127.0.0.1:3001",
+    ));
+    tl.apply(&datagram(
+        6,
+        200,
+        Direction::Out,
+        "127.0.0.1:2000",
+        "127.0.0.1:3001",
+    ));
+    let labels: Vec<&str> = tl.lanes.iter().map(|l| l.label.as_str()).collect();
+    assert_eq!(
+        labels,
+        [
+            "s1 127.0.0.1:2000",
+            "l1 link 127.0.0.1:3000",
+            "127.0.0.1:5555"
+        ]
+    );
+    let ends: Vec<_> = tl.arrows.iter().map(|a| (a.from, a.to, a.via)).collect();
+    assert_eq!(
+        ends,
+        [(2, 0, Some(1)), (0, 2, Some(1))],
+        "in from the program, out to it, both across the link"
+    );
+    assert_eq!(
+        tl.flows,
+        [
+            (addr("127.0.0.1:5555"), addr("127.0.0.1:2000")),
+            (addr("127.0.0.1:2000"), addr("127.0.0.1:5555"))
+        ]
+    );
+}
+
+#[test]
+fn arrows_cross_a_link_and_get_their_fates() {
+    let mut tl = Timeline::default();
+    tl.apply(&bound(1, "s1", "127.0.0.1:1000"));
+    tl.apply(&bound(2, "s2", "127.0.0.1:2000"));
+    tl.apply(&Event::LinkCreated(LinkCreated {
+        id: EventId(3),
+        link: socklab_protocol::link::LinkId::new("l1"),
+        listen: addr("127.0.0.1:3000"),
+        upstream: addr("127.0.0.1:3001"),
+        target: addr("127.0.0.1:2000"),
+        settings: Default::default(),
+        t_ns: 0,
+        req: None,
+    }));
+    tl.apply(&datagram(
+        4,
+        100,
+        Direction::Out,
+        "127.0.0.1:1000",
+        "127.0.0.1:3000",
+    ));
+    // The link reports its client, as the server does before its decision.
+    tl.apply(&link_client("127.0.0.1:1000"));
+    tl.apply(&datagram(
+        5,
+        200,
+        Direction::Out,
+        "127.0.0.1:1000",
+        "127.0.0.1:3000",
+    ));
+    tl.apply(&datagram(
+        6,
+        350,
+        Direction::In,
+        "127.0.0.1:2000",
+        "127.0.0.1:3001",
+    ));
+    let labels: Vec<&str> = tl.lanes.iter().map(|l| l.label.as_str()).collect();
+    assert_eq!(
+        labels,
+        [
+            "s1 127.0.0.1:1000",
+            "s2 127.0.0.1:2000",
+            "l1 link 127.0.0.1:3000"
+        ]
+    );
+    assert_eq!(
+        tl.columns(),
+        [0, 2, 1],
+        "the link is drawn before its target"
+    );
+    assert_eq!(
+        tl.arrows.len(),
+        2,
+        "a lab-to-lab receive draws no arrow of its own"
+    );
+    assert_eq!(
+        (tl.arrows[0].from, tl.arrows[0].to, tl.arrows[0].via),
+        (0, 1, Some(2))
+    );
+    tl.apply(&Event::Fate(Fate {
+        reordered_by: Some(1),
+        ..fate(FateKind::Delivered, 4, Some(6), Some(250), 360)
+    }));
+    let mut lost = fate(FateKind::Lost, 5, None, None, 220);
+    lost.cause = Some(LossCause::Link);
+    lost.reason = Some(DropReason::RandomLoss);
+    tl.apply(&Event::Fate(lost));
+    tl.apply(&Event::Fate(fate(
+        FateKind::Duplicate,
+        4,
+        Some(6),
+        None,
+        400,
+    )));
+    let marks: Vec<(Mark, u64)> = tl.arrows.iter().map(|a| (a.mark, a.t1)).collect();
+    assert_eq!(
+        marks,
+        [
+            (Mark::Reordered(1), 350),
+            (Mark::Lost(LossWhy::Link(DropReason::RandomLoss)), 220),
+            (Mark::Duplicate, 350)
+        ]
+    );
+    let only_lost = Filter {
+        delivered: false,
+        reordered: false,
+        duplicated: false,
+        ..Filter::default()
+    };
+    assert_eq!(tl.visible(&only_lost, 0, 1000).count(), 1);
+    assert_eq!(tl.counts, [0, 1, 1, 1]);
+    assert_eq!(
+        tl.visible(&Filter::default(), 0, 150).count(),
+        2,
+        "arrows spanning the window"
+    );
+    assert_eq!(tl.visible(&Filter::default(), 500, 900).count(), 0);
+}
+
+#[test]
+fn echo_replies_turn_at_the_peer() {
+    let mut tl = Timeline::default();
+    tl.apply(&bound(1, "s1", "127.0.0.1:1000"));
+    tl.apply(&datagram(
+        2,
+        100,
+        Direction::Out,
+        "127.0.0.1:1000",
+        "127.0.0.1:7",
+    ));
+    tl.apply(&datagram(
+        3,
+        300,
+        Direction::In,
+        "127.0.0.1:1000",
+        "127.0.0.1:7",
+    ));
+    assert_eq!(tl.arrows[1].mark, Mark::Incoming);
+    tl.apply(&Event::Fate(fate(
+        FateKind::Reply,
+        2,
+        Some(3),
+        Some(200),
+        300,
+    )));
+    assert_eq!((tl.arrows[0].mark, tl.arrows[0].t1), (Mark::Request, 200));
+    assert_eq!(
+        (tl.arrows[1].mark, tl.arrows[1].t0, tl.arrows[1].t1),
+        (Mark::Reply, 200, 300)
+    );
+    assert_eq!(tl.lanes[1].kind, LaneKind::Outside);
+}
+
+#[test]
+fn stays_bounded() {
+    let mut tl = Timeline::default();
+    tl.apply(&bound(1, "s1", "127.0.0.1:1000"));
+    for i in 0..(ARROWS_KEPT as u64 + 10) {
+        tl.apply(&datagram(
+            10 + i,
+            i,
+            Direction::Out,
+            "127.0.0.1:1000",
+            "127.0.0.1:9",
+        ));
+    }
+    assert!(tl.arrows.len() <= ARROWS_KEPT);
+    assert_eq!(
+        tl.forgotten + tl.arrows.len() as u64,
+        ARROWS_KEPT as u64 + 10
+    );
+    tl.apply(&Event::Fate(fate(
+        FateKind::Unanswered,
+        10 + ARROWS_KEPT as u64 + 9,
+        None,
+        None,
+        1,
+    )));
+    assert_eq!(tl.arrows.last().unwrap().mark, Mark::Unanswered);
+}
