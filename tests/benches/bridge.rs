@@ -9,6 +9,9 @@
 //! `latency`. `--tuned-peer` (root only) also steps websocat's paced rate with the
 //! system's default receive buffer raised to 8 MiB (`net.core.rmem_default`, restored
 //! afterwards), since websocat cannot set its own.
+//!
+//! (Over 600 lines: the peer program, socklab and the machine's own limit are measured
+//! by the same code so that their figures are comparable.)
 
 use std::net::{SocketAddr, UdpSocket};
 use std::process::{Command as Process, Stdio};

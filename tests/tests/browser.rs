@@ -1,4 +1,7 @@
 //! End to end: the real page from the real server in a real headless Chromium.
+//!
+//! (Over 600 lines: each test drives one whole path through the page; a browser is
+//! costly to start, so they share the helpers at the top and run three at a time.)
 
 use std::panic::AssertUnwindSafe;
 

@@ -1,0 +1,221 @@
+//! Every event's JSON, as snapshots: a change to the wire shows in a diff.
+
+use super::*;
+
+fn datagram() -> Datagram {
+    Datagram {
+        id: EventId(17),
+        socket: SocketId::new("s1"),
+        dir: Direction::In,
+        local: "127.0.0.1:40000".parse().unwrap(),
+        peer: "127.0.0.1:40001".parse().unwrap(),
+        len: 5,
+        payload_b64: "aGVsbG8=".into(),
+        t_ns: 1_234_567,
+        req: None,
+    }
+}
+
+/// The wire form of every event. A change here is a change of the contract.
+#[test]
+fn wire_form_snapshots() {
+    let cases = [
+        (
+            Event::Hello(Hello {
+                protocol: 1,
+                session: SessionId::new("k3x9"),
+                server: "socklab 0.1.0".into(),
+            }),
+            r#"{"type":"hello","protocol":1,"session":"k3x9","server":"socklab 0.1.0"}"#,
+        ),
+        (
+            Event::Bound(Bound {
+                id: EventId(1),
+                socket: SocketId::new("s1"),
+                proto: Proto::Udp,
+                local: "[::1]:5000".parse().unwrap(),
+                recv_buffer_bytes: Some(8_388_608),
+                t_ns: 10,
+                req: Some(1),
+            }),
+            r#"{"type":"bound","id":1,"socket":"s1","proto":"udp","local":"[::1]:5000","recv_buffer_bytes":8388608,"t_ns":10,"req":1}"#,
+        ),
+        (
+            Event::KernelDrops(KernelDrops {
+                id: EventId(9),
+                socket: SocketId::new("s1"),
+                dropped: 12,
+                total: 57,
+                t_ns: 90,
+            }),
+            r#"{"type":"kernel_drops","id":9,"socket":"s1","dropped":12,"total":57,"t_ns":90}"#,
+        ),
+        (
+            Event::Closed(Closed {
+                id: EventId(2),
+                socket: SocketId::new("s1"),
+                t_ns: 20,
+                req: None,
+            }),
+            r#"{"type":"closed","id":2,"socket":"s1","t_ns":20}"#,
+        ),
+        (
+            Event::Datagram(datagram()),
+            r#"{"type":"datagram","id":17,"socket":"s1","dir":"in","local":"127.0.0.1:40000","peer":"127.0.0.1:40001","len":5,"payload_b64":"aGVsbG8=","t_ns":1234567}"#,
+        ),
+        (
+            Event::Datagram(Datagram {
+                dir: Direction::Out,
+                req: Some(3),
+                ..datagram()
+            }),
+            r#"{"type":"datagram","id":17,"socket":"s1","dir":"out","local":"127.0.0.1:40000","peer":"127.0.0.1:40001","len":5,"payload_b64":"aGVsbG8=","t_ns":1234567,"req":3}"#,
+        ),
+        (
+            Event::Error(ErrorEvent {
+                req: Some(3),
+                code: ErrorCode::PayloadTooLarge,
+                message: "UDP payload is 70000 bytes; the IPv4 limit is 65507".into(),
+            }),
+            r#"{"type":"error","req":3,"code":"payload_too_large","message":"UDP payload is 70000 bytes; the IPv4 limit is 65507"}"#,
+        ),
+        (
+            Event::LinkPacket(LinkPacket {
+                id: EventId(30),
+                link: LinkId::new("l1"),
+                dir: LinkDir::C2t,
+                seq: 4,
+                from: "127.0.0.1:40000".parse().unwrap(),
+                to: Some("127.0.0.1:5000".parse().unwrap()),
+                len: 2,
+                payload_b64: "aGk=".into(),
+                fate: LinkFate::Dropped,
+                reason: Some(DropReason::BurstLoss),
+                delay_ns: None,
+                queue_ns: None,
+                duplicated: false,
+                corrupted_at: None,
+                corrupt_mask: None,
+                truncated_to: None,
+                held_for: None,
+                error: None,
+                t_ns: 99,
+            }),
+            r#"{"type":"link_packet","id":30,"link":"l1","dir":"c2t","seq":4,"from":"127.0.0.1:40000","to":"127.0.0.1:5000","len":2,"payload_b64":"aGk=","fate":"dropped","reason":"burst_loss","t_ns":99}"#,
+        ),
+        (
+            Event::LinkPacket(LinkPacket {
+                id: EventId(32),
+                link: LinkId::new("l1"),
+                dir: LinkDir::C2t,
+                seq: 5,
+                from: "[::1]:40000".parse().unwrap(),
+                to: Some("127.0.0.1:5000".parse().unwrap()),
+                len: 2,
+                payload_b64: "aGk=".into(),
+                fate: LinkFate::Dropped,
+                reason: Some(DropReason::SendFailed),
+                delay_ns: None,
+                queue_ns: None,
+                duplicated: false,
+                corrupted_at: None,
+                corrupt_mask: None,
+                truncated_to: None,
+                held_for: None,
+                error: Some("Message too long (os error 90)".into()),
+                t_ns: 120,
+            }),
+            r#"{"type":"link_packet","id":32,"link":"l1","dir":"c2t","seq":5,"from":"[::1]:40000","to":"127.0.0.1:5000","len":2,"payload_b64":"aGk=","fate":"dropped","reason":"send_failed","error":"Message too long (os error 90)","t_ns":120}"#,
+        ),
+        (
+            Event::LinkDeleted(LinkDeleted {
+                id: EventId(31),
+                link: LinkId::new("l1"),
+                t_ns: 100,
+                req: Some(9),
+            }),
+            r#"{"type":"link_deleted","id":31,"link":"l1","t_ns":100,"req":9}"#,
+        ),
+        (
+            Event::LinkClient(LinkClient {
+                id: EventId(32),
+                link: LinkId::new("l1"),
+                client: "127.0.0.1:40002".parse().unwrap(),
+                previous: Some("127.0.0.1:40000".parse().unwrap()),
+                t_ns: 101,
+            }),
+            r#"{"type":"link_client","id":32,"link":"l1","client":"127.0.0.1:40002","previous":"127.0.0.1:40000","t_ns":101}"#,
+        ),
+        (
+            Event::Fate(Fate {
+                id: EventId(40),
+                fate: crate::flow::FateKind::Lost,
+                send: EventId(30),
+                recv: None,
+                src: "127.0.0.1:40000".parse().unwrap(),
+                dst: "127.0.0.1:5000".parse().unwrap(),
+                latency_ns: None,
+                reordered_by: None,
+                late: false,
+                cause: Some(crate::flow::LossCause::Link),
+                reason: Some(DropReason::BurstLoss),
+                decision: Some(EventId(31)),
+                t_ns: 120,
+            }),
+            r#"{"type":"fate","id":40,"fate":"lost","send":30,"src":"127.0.0.1:40000","dst":"127.0.0.1:5000","cause":"link","reason":"burst_loss","decision":31,"t_ns":120}"#,
+        ),
+        (
+            Event::Gap(Gap {
+                from: EventId(5),
+                to: EventId(9),
+                count: 5,
+            }),
+            r#"{"type":"gap","from":5,"to":9,"count":5}"#,
+        ),
+        (
+            Event::Batch {
+                events: vec![Event::Datagram(datagram())],
+            },
+            r#"{"type":"batch","events":[{"type":"datagram","id":17,"socket":"s1","dir":"in","local":"127.0.0.1:40000","peer":"127.0.0.1:40001","len":5,"payload_b64":"aGVsbG8=","t_ns":1234567}]}"#,
+        ),
+    ];
+    for (event, json) in cases {
+        assert_eq!(event.to_json(), json);
+        assert_eq!(Event::from_json(json).unwrap(), event, "{json}");
+    }
+}
+
+#[test]
+fn every_error_code_has_its_wire_name() {
+    let codes = [
+        ErrorCode::BadRequest,
+        ErrorCode::BadAddress,
+        ErrorCode::AddressInUse,
+        ErrorCode::PermissionDenied,
+        ErrorCode::PayloadTooLarge,
+        ErrorCode::UnknownSocket,
+        ErrorCode::UnknownLink,
+        ErrorCode::UnknownGenerator,
+        ErrorCode::UnknownSession,
+        ErrorCode::Forbidden,
+        ErrorCode::LimitExceeded,
+        ErrorCode::IoError,
+    ];
+    for code in codes {
+        let json = serde_json::to_string(&code).unwrap();
+        assert_eq!(json, format!("\"{}\"", code.as_str()));
+        assert_eq!(serde_json::from_str::<ErrorCode>(&json).unwrap(), code);
+    }
+    let newer: ErrorCode = serde_json::from_str("\"from_the_future\"").unwrap();
+    assert_eq!(newer, ErrorCode::Unknown);
+}
+
+#[test]
+fn flatten_unwraps_batches() {
+    let one = Event::Datagram(datagram());
+    let batch = Event::Batch {
+        events: vec![one.clone(), one.clone()],
+    };
+    assert_eq!(batch.flatten().len(), 2);
+    assert_eq!(one.clone().flatten(), vec![one]);
+}
