@@ -702,6 +702,32 @@ async fn link_cards_show_both_ends_and_their_editors_share_no_id() {
         browser
             .wait_text(".link-card code.client", |t| t.starts_with("none yet"))
             .await;
+        // The editor writes a number of the right kind back, and ignores one of the
+        // wrong kind (a queue of 1.5 datagrams); applying shows the new settings.
+        browser.fill("#l1-c2t-imp-delay", "25").await;
+        browser.fill("#l1-c2t-imp-queue", "1.5").await;
+        browser
+            .click(".link-card[data-link='l1'] .link-apply")
+            .await;
+        browser
+            .wait_text(".link-card[data-link='l1'] p.hint", |t| {
+                t.starts_with("client→target: 25 ms ± 0 ms · target→client: perfect")
+            })
+            .await;
+        let queue = browser
+            .client()
+            .execute(
+                "return document.querySelector('#l1-c2t-imp-queue').value",
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            queue,
+            serde_json::json!("1000"),
+            "the refused number left the setting as it was"
+        );
+        browser.screenshot("e2e-link-editor.png").await;
     })
     .await;
 }

@@ -9,6 +9,9 @@ use yew::prelude::*;
 
 use super::{FormError, on_click, on_input, on_select, submit, use_ctx};
 use crate::forms::LinkForm;
+use crate::forms::impairments::{
+    Field, loss_model, with_jitter_dist, with_loss_model, with_mtu_action,
+};
 use crate::model::{LinkInfo, Origin};
 
 const GE_HELP: &str = "Bursty loss (Gilbert-Elliott): the link is either good or bad. After each \
@@ -300,85 +303,38 @@ struct EditorProps {
 #[component]
 fn ImpairmentsEditor(props: &EditorProps) -> Html {
     let v = props.value;
-    let id = |field: &str| format!("{}-{}-{field}", props.prefix, "imp");
-    // A number field that writes back through `apply` when it parses.
-    let number = |field: &'static str,
-                  label: &'static str,
-                  value: String,
-                  apply: fn(&mut Impairments, f64)| {
+    let id = |key: &str| format!("{}-{}-{key}", props.prefix, "imp");
+    // A number field that writes back when what was typed is a number of its kind.
+    let number = |field: Field| {
         let on_change = props.on_change.clone();
         let onchange = Callback::from(move |e: Event| {
-            if let Ok(n) = e
-                .target_unchecked_into::<HtmlInputElement>()
-                .value()
-                .trim()
-                .parse::<f64>()
-            {
-                let mut next = v;
-                apply(&mut next, n);
+            let typed = e.target_unchecked_into::<HtmlInputElement>().value();
+            if let Ok(next) = field.set(v, &typed) {
                 on_change.emit(next);
             }
         });
         html! {
-            <label>{ label }<input id={id(field)} class="mono" size="7" {value} {onchange} /></label>
+            <label>{ field.label() }<input id={id(field.key())} class="mono" size="7" value={field.get(&v)} {onchange} /></label>
         }
     };
-    let loss_model = match v.loss {
-        Loss::None => "none",
-        Loss::Random { .. } => "random",
-        Loss::GilbertElliott { .. } => "gilbert_elliott",
-    };
-    let on_model = {
+    // A select that writes back through `with`.
+    let choose = |with: fn(Impairments, &str) -> Impairments| {
         let on_change = props.on_change.clone();
         Callback::from(move |e: Event| {
-            let loss = match e
-                .target_unchecked_into::<HtmlSelectElement>()
-                .value()
-                .as_str()
-            {
-                "random" => Loss::Random { pct: 10.0 },
-                "gilbert_elliott" => Loss::GilbertElliott {
-                    p_pct: 2.0,
-                    r_pct: 25.0,
-                    loss_good_pct: 0.0,
-                    loss_bad_pct: 100.0,
-                },
-                _ => Loss::None,
-            };
-            on_change.emit(Impairments { loss, ..v });
+            let value = e.target_unchecked_into::<HtmlSelectElement>().value();
+            on_change.emit(with(v, &value));
         })
     };
+    let model = loss_model(&v);
     let loss_fields = match v.loss {
         Loss::None => html! {},
-        Loss::Random { pct } => number("loss", "loss %", pct.to_string(), |i, n| {
-            i.loss = Loss::Random { pct: n }
-        }),
-        Loss::GilbertElliott {
-            p_pct,
-            r_pct,
-            loss_good_pct,
-            loss_bad_pct,
-        } => html! {
+        Loss::Random { .. } => html! { <>{ for Field::RANDOM.into_iter().map(number) }</> },
+        Loss::GilbertElliott { .. } => html! {
             <>
-                { number("ge-p", "p % (good→bad)", p_pct.to_string(), |i, n| if let Loss::GilbertElliott { p_pct, .. } = &mut i.loss { *p_pct = n }) }
-                { number("ge-r", "r % (bad→good)", r_pct.to_string(), |i, n| if let Loss::GilbertElliott { r_pct, .. } = &mut i.loss { *r_pct = n }) }
-                { number("ge-good", "loss % good", loss_good_pct.to_string(), |i, n| if let Loss::GilbertElliott { loss_good_pct, .. } = &mut i.loss { *loss_good_pct = n }) }
-                { number("ge-bad", "loss % bad", loss_bad_pct.to_string(), |i, n| if let Loss::GilbertElliott { loss_bad_pct, .. } = &mut i.loss { *loss_bad_pct = n }) }
+                { for Field::GILBERT_ELLIOTT.into_iter().map(number) }
                 <p class="hint">{ GE_HELP }</p>
             </>
         },
-    };
-    let on_dist = {
-        let on_change = props.on_change.clone();
-        Callback::from(move |e: Event| {
-            let jitter_dist = if e.target_unchecked_into::<HtmlSelectElement>().value() == "normal"
-            {
-                JitterDist::Normal
-            } else {
-                JitterDist::Uniform
-            };
-            on_change.emit(Impairments { jitter_dist, ..v });
-        })
     };
     let on_may_reorder = {
         let on_change = props.on_change.clone();
@@ -389,36 +345,24 @@ fn ImpairmentsEditor(props: &EditorProps) -> Html {
             })
         })
     };
-    let on_mtu_action = {
-        let on_change = props.on_change.clone();
-        Callback::from(move |e: Event| {
-            let mtu_action = if e.target_unchecked_into::<HtmlSelectElement>().value() == "truncate"
-            {
-                MtuAction::Truncate
-            } else {
-                MtuAction::Drop
-            };
-            on_change.emit(Impairments { mtu_action, ..v });
-        })
-    };
     html! {
         <fieldset class="imp">
             <legend>{ props.title.clone() }</legend>
             <div class="row">
                 <label>{ "loss" }
-                    <select id={id("loss-model")} onchange={on_model}>
-                        <option value="none" selected={loss_model == "none"}>{ "none" }</option>
-                        <option value="random" selected={loss_model == "random"}>{ "random (independent)" }</option>
-                        <option value="gilbert_elliott" selected={loss_model == "gilbert_elliott"}>{ "bursty (Gilbert-Elliott)" }</option>
+                    <select id={id("loss-model")} onchange={choose(with_loss_model)}>
+                        <option value="none" selected={model == "none"}>{ "none" }</option>
+                        <option value="random" selected={model == "random"}>{ "random (independent)" }</option>
+                        <option value="gilbert_elliott" selected={model == "gilbert_elliott"}>{ "bursty (Gilbert-Elliott)" }</option>
                     </select>
                 </label>
                 { loss_fields }
             </div>
             <div class="row">
-                { number("delay", "delay ms", v.delay_ms.to_string(), |i, n| i.delay_ms = n) }
-                { number("jitter", "jitter ms", v.jitter_ms.to_string(), |i, n| i.jitter_ms = n) }
+                { number(Field::DelayMs) }
+                { number(Field::JitterMs) }
                 <label>{ "jitter shape" }
-                    <select id={id("dist")} onchange={on_dist}>
+                    <select id={id("dist")} onchange={choose(with_jitter_dist)}>
                         <option value="uniform" selected={v.jitter_dist == JitterDist::Uniform}>{ "uniform ±" }</option>
                         <option value="normal" selected={v.jitter_dist == JitterDist::Normal}>{ "normal (σ)" }</option>
                     </select>
@@ -428,18 +372,12 @@ fn ImpairmentsEditor(props: &EditorProps) -> Html {
                 </label>
             </div>
             <div class="row">
-                { number("reorder", "reorder %", v.reorder_pct.to_string(), |i, n| i.reorder_pct = n) }
-                { number("gap", "overtaken by", v.reorder_gap.to_string(), |i, n| i.reorder_gap = n as u32) }
-                { number("dup", "duplicate %", v.duplicate_pct.to_string(), |i, n| i.duplicate_pct = n) }
-                { number("corrupt", "corrupt %", v.corrupt_pct.to_string(), |i, n| i.corrupt_pct = n) }
+                { for [Field::ReorderPct, Field::ReorderGap, Field::DuplicatePct, Field::CorruptPct].into_iter().map(number) }
             </div>
             <div class="row">
-                { number("rate", "rate bit/s (0 = ∞)", v.rate_bps.to_string(), |i, n| i.rate_bps = n as u64) }
-                { number("queue", "queue pkts", v.queue_packets.to_string(), |i, n| i.queue_packets = n as u32) }
-                { number("queue-bytes", "queue bytes", v.queue_bytes.to_string(), |i, n| i.queue_bytes = n as u64) }
-                { number("mtu", "MTU (0 = none)", v.mtu.to_string(), |i, n| i.mtu = n as u32) }
+                { for [Field::RateBps, Field::QueuePackets, Field::QueueBytes, Field::Mtu].into_iter().map(number) }
                 <label>{ "too big" }
-                    <select id={id("mtu-action")} onchange={on_mtu_action}>
+                    <select id={id("mtu-action")} onchange={choose(with_mtu_action)}>
                         <option value="drop" selected={v.mtu_action == MtuAction::Drop}>{ "drop" }</option>
                         <option value="truncate" selected={v.mtu_action == MtuAction::Truncate}>{ "truncate" }</option>
                     </select>

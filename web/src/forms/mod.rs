@@ -3,6 +3,8 @@
 //! plain words shown under the form. Components only keep a form's struct and render
 //! it; these tests check every field's reading without a browser.
 
+pub mod impairments;
+
 use socklab_protocol::flow::{Amount, GeneratorPace, GeneratorPayload, GeneratorSpec};
 use socklab_protocol::limits::max_udp_payload;
 use socklab_protocol::link::{LinkSettings, presets};
