@@ -38,7 +38,7 @@ pub async fn run(
 ) {
     let mut analyzer = Analyzer::with_limits(*timeout_ms.borrow_and_update() * 1_000_000, limits);
     let mut newest = log.subscribe();
-    let mut cursor = EventId(0);
+    let mut cursor = EventId::BEFORE_FIRST;
     // When to read next; meanwhile the log is not watched. None: idle, wake on news.
     let mut next_read: Option<tokio::time::Instant> = None;
     let mut tick = tokio::time::interval(TICK);

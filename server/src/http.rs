@@ -277,7 +277,7 @@ fn admit(
     };
     // A viewer can only have seen events the session has logged; a larger `since` is a
     // mistake worth saying, not a cursor to compute with.
-    let since = EventId(query.since.unwrap_or(0));
+    let since = query.since.map_or(EventId::BEFORE_FIRST, EventId);
     let newest = shared.log().newest();
     if since > newest {
         return Err(Refusal::new(
@@ -364,11 +364,11 @@ async fn ws_upgrade(
     };
     let (attached, since) = match resumed {
         Some(shared) => match shared.attach(state.config.max_viewers_per_session) {
-            Ok(attached) => (attached, EventId(query.since.unwrap_or(0))),
+            Ok(attached) => (attached, query.since.map_or(EventId::BEFORE_FIRST, EventId)),
             Err(full) => return too_many_viewers(&shared, full.0).into_response(),
         },
         None => match state.sessions.open() {
-            Ok(attached) => (attached, EventId(0)),
+            Ok(attached) => (attached, EventId::BEFORE_FIRST),
             Err(full) => return too_many_sessions(full.0).into_response(),
         },
     };

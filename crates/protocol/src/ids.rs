@@ -10,6 +10,12 @@ use serde::{Deserialize, Serialize};
 #[serde(transparent)]
 pub struct EventId(pub u64);
 
+impl EventId {
+    /// The cursor before a session's first event (ids start at 1): reading after it
+    /// reads from the start.
+    pub const BEFORE_FIRST: EventId = EventId(0);
+}
+
 /// Declares a string id: `new`, `as_str` and `Display`.
 macro_rules! string_id {
     ($(#[$doc:meta])* $name:ident) => {
