@@ -234,8 +234,17 @@ async fn walking_skeleton(url: &str, browser: &Browser) {
     );
     let in_row = rows[1].text().await.unwrap();
     assert!(
-        in_row.contains("s2") && in_row.contains(&first_addr) && in_row.contains("\"hello\""),
-        "{in_row}"
+        in_row.contains("s2 s1") && in_row.contains("\"hello\""),
+        "rows name endpoints by their short names: {in_row}"
+    );
+    let peer = rows[1]
+        .find(fantoccini::Locator::Css("td:nth-child(5)"))
+        .await
+        .unwrap();
+    assert_eq!(
+        peer.attr("title").await.unwrap().as_deref(),
+        Some(first_addr.as_str()),
+        "with the full address on hover"
     );
 
     // Selecting a row shows the payload as hex and ASCII.
@@ -453,7 +462,10 @@ async fn kernel_drops(url: &str, browser: &Browser) {
     for _ in 0..8 {
         browser.click("#tl-zoom-out").await;
     }
-    browser.click("#tl-follow").await;
+    // Zooming pauses, so that what is being studied stays in view.
+    browser
+        .wait_attr("#timeline-canvas", "data-follow", |f| f == "false")
+        .await;
     show_only_lost(browser).await;
     click_a_lost_arrow(browser).await;
     browser
@@ -728,6 +740,123 @@ async fn link_cards_show_both_ends_and_their_editors_share_no_id() {
             "the refused number left the setting as it was"
         );
         browser.screenshot("e2e-link-editor.png").await;
+    })
+    .await;
+}
+
+/// What a learner sees at 1280 × 800 with a link and an echo server in the session:
+/// the inspector opens in view, the tables fit without sideways scrolling, every form
+/// offers the same destinations, and switching tabs keeps the zoom and the forms.
+#[tokio::test]
+async fn at_1280_the_answer_is_in_view_and_tabs_keep_their_place() {
+    with_browser(|url, browser| async move {
+        let echo = socklab_tests::python::PythonEcho::start("127.0.0.1");
+        browser
+            .client()
+            .set_window_size(1280, 800)
+            .await
+            .expect("a 1280 × 800 window");
+        browser.open(&url).await;
+        let (_, second) = bind_two(browser).await;
+        browser.fill("#link-target", &second).await;
+        browser.click("#link-create").await;
+        let listen = browser
+            .wait_text(".link-card code.addr", |t| t.starts_with("127.0.0.1:"))
+            .await;
+        // Through the link to s2, and straight to the echo server.
+        for to in [listen.as_str(), &echo.addr.to_string()] {
+            browser.fill("#send-to", to).await;
+            browser.click("#send-button").await;
+        }
+        browser.wait_count("#flow-table tbody tr", 2).await;
+
+        // The same destinations in every form that sends: the lab sockets but the
+        // sender, the link, and the echo server once it answered.
+        let chips = |css: &'static str| async move {
+            let mut labels = Vec::new();
+            for chip in browser
+                .client()
+                .find_all(fantoccini::Locator::Css(css))
+                .await
+                .unwrap()
+            {
+                labels.push(chip.text().await.unwrap());
+            }
+            labels
+        };
+        browser
+            .wait_text("#send-chips", |t| t.contains("outside"))
+            .await;
+        let send = chips("#send-chips .chip").await;
+        assert_eq!(send, chips("#gen-chips .chip").await, "one chip list");
+        assert!(
+            send.iter().any(|c| c.starts_with("l1 listen"))
+                && send.iter().any(|c| c == &format!("outside {}", echo.addr)),
+            "{send:?}"
+        );
+
+        // Zoom and a half-filled generator form survive a trip to the other tab.
+        browser.click("#tl-zoom-in").await;
+        browser.click("#tl-zoom-in").await;
+        let scale = browser
+            .wait_text("#tl-scale", |t| t.contains("ms / 100 px"))
+            .await;
+        browser.fill("#gen-count", "123").await;
+        browser.click("#tab-packets").await;
+        browser.click("#tab-timeline").await;
+        assert_eq!(browser.wait_text("#tl-scale", |_| true).await, scale);
+        let count = browser
+            .client()
+            .execute("return document.querySelector('#gen-count').value", vec![])
+            .await
+            .unwrap();
+        assert_eq!(count, serde_json::json!("123"));
+
+        // Neither table scrolls sideways.
+        let overflow = |css: &'static str| async move {
+            browser
+                .client()
+                .execute(
+                    "const e = document.querySelector(arguments[0]);
+                     return e.scrollWidth - e.clientWidth;",
+                    vec![css.into()],
+                )
+                .await
+                .unwrap()
+        };
+        assert_eq!(
+            overflow("#page-timeline .table-wrap").await,
+            serde_json::json!(0),
+            "flows"
+        );
+        browser.click("#tab-packets").await;
+        browser.wait_count("tr.packet-row", 5).await;
+        assert_eq!(
+            overflow("#page-packets .table-scroll").await,
+            serde_json::json!(0),
+            "packets"
+        );
+
+        // A click on a row opens the inspector where the eye is.
+        browser.click("tr.packet-row[data-dir='link']").await;
+        let heading = browser
+            .wait_text("#inspector h3", |t| t.contains("link decision"))
+            .await;
+        assert!(
+            heading.contains("row ") && heading.contains("event #"),
+            "{heading}"
+        );
+        let in_view = browser
+            .client()
+            .execute(
+                "const r = document.querySelector('#inspector').getBoundingClientRect();
+                 return r.top >= 0 && r.bottom <= window.innerHeight && r.height > 40;",
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert_eq!(in_view, serde_json::json!(true), "the inspector is in view");
+        browser.screenshot("e2e-1280-inspector.png").await;
     })
     .await;
 }

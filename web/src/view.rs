@@ -40,8 +40,9 @@ impl Default for View {
 /// Something a person did to the view.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum ViewAction {
-    /// Zoom by `factor` (> 1 zooms out), keeping the time under `anchor_y` in place;
-    /// following (or not) stays as it was.
+    /// Zoom by `factor` (> 1 zooms out), keeping the time under `anchor_y` in place.
+    /// Zooming pauses following: what is being studied must stay where it is, not run
+    /// off with the newest datagrams.
     Zoom {
         /// The factor.
         factor: f64,
@@ -115,6 +116,7 @@ impl View {
                 let anchor = self.t(anchor_y);
                 self.ns_per_px = (self.ns_per_px * factor).clamp(MIN_NS_PER_PX, MAX_NS_PER_PX);
                 self.t_top = anchor - anchor_y * self.ns_per_px;
+                self.follow = false;
             }
             ViewAction::Pan(dy) => {
                 self.t_top = (self.t_top + dy * self.ns_per_px).max(-self.ns_per_px * 20.0);
@@ -173,11 +175,17 @@ mod tests {
         assert!(close(zoomed.t(200.0), at_200));
         assert_eq!(zoomed.ns_per_px, 5_000.0);
         assert!(!zoomed.follow, "zooming does not start following");
-        let following = View::default().apply(ViewAction::Zoom {
+        let following = View::default().followed(10_000_000_000, 400.0);
+        let at_200 = following.t(200.0);
+        let zoomed = following.apply(ViewAction::Zoom {
             factor: 2.0,
-            anchor_y: 0.0,
+            anchor_y: 200.0,
         });
-        assert!(following.follow, "nor stop it");
+        assert!(!zoomed.follow, "it pauses following");
+        assert!(
+            close(zoomed.followed(20_000_000_000, 400.0).t(200.0), at_200),
+            "so newer datagrams do not move what is under the anchor"
+        );
         let far = (0..200).fold(v, |v, _| {
             v.apply(ViewAction::Zoom {
                 factor: ZOOM_STEP,
@@ -272,7 +280,9 @@ mod tests {
         });
         assert_eq!(v.t(200.0), before);
         assert_eq!(v.ns_per_px, 2_000.0);
-        let v = v.apply(ViewAction::Pan(10.0));
+        let v = v
+            .apply(ViewAction::Follow(true))
+            .apply(ViewAction::Pan(10.0));
         assert!(!v.follow);
         assert_eq!(v.y(v.t_top as u64 + 20_000), 10.0);
         let v = v.apply(ViewAction::Zoom {

@@ -5,7 +5,7 @@ use socklab_protocol::flow::{FlowMethod, FlowSummary};
 use web_sys::{HtmlCanvasElement, HtmlInputElement, HtmlSelectElement};
 use yew::prelude::*;
 
-use super::{FormError, on_click, on_input, on_select, submit, use_ctx};
+use super::{Destinations, FormError, on_click, on_input, on_select, submit, use_ctx};
 use crate::forms::{AmountKind, GeneratorForm, PaceKind, loss_timeout_command};
 use crate::model::Origin;
 use crate::timeline::{Mark, Timeline};
@@ -48,8 +48,15 @@ fn method_label(m: FlowMethod) -> &'static str {
 }
 
 /// The flows panel: figures per flow, the latency plot, the generator.
+/// What the flows panel is told.
+#[derive(Properties, PartialEq)]
+pub struct FlowsProps {
+    /// Whether its tab is shown.
+    pub visible: bool,
+}
+
 #[component]
-pub fn FlowsPanel() -> Html {
+pub fn FlowsPanel(props: &FlowsProps) -> Html {
     let ctx = use_ctx();
     let state = &ctx.state;
     let plotted = use_state(|| 0usize);
@@ -57,14 +64,31 @@ pub fn FlowsPanel() -> Html {
         let is_plotted = *plotted == i;
         let handle = plotted.clone();
         let onclick = Callback::from(move |_| handle.set(i));
-        let latency = f.latency_ns.map_or_else(
-            || "–".to_string(),
-            |l| format!("{} / {} / {} / {}", ms(l.min), ms(l.p50), ms(l.p99), ms(l.max)),
+        let (latency, latency_all) = f.latency_ns.map_or_else(
+            || ("–".to_string(), String::new()),
+            |l| {
+                (
+                    format!("{} ({})", ms(l.p50), ms(l.p99)),
+                    format!(
+                        "min {} · median {} · 99th percentile {} · max {} ms",
+                        ms(l.min),
+                        ms(l.p50),
+                        ms(l.p99),
+                        ms(l.max)
+                    ),
+                )
+            },
+        );
+        let flow_full = format!(
+            "{} → {}{}",
+            f.src,
+            f.dst,
+            f.via.as_ref().map(|l| format!(" via {l}")).unwrap_or_default()
         );
         html! {
             <tr class={classes!("flow-row", is_plotted.then_some("selected"))} {onclick}
                 data-method={method_label(f.method)} data-src={f.src.to_string()} data-dst={f.dst.to_string()}>
-                <td class="mono">{ format!("{} → {}", f.src, f.dst) }{ f.via.as_ref().map(|l| format!(" via {l}")).unwrap_or_default() }</td>
+                <td class="mono" title={flow_full}>{ format!("{} → {}", state.name_of(f.src), state.name_of(f.dst)) }{ f.via.as_ref().map(|l| format!(" via {l}")).unwrap_or_default() }</td>
                 <td>{ method_label(f.method) }{ f.seq_flow.map(|s| format!(" #{s}")).unwrap_or_default() }</td>
                 <td class="num sent">{ f.sent }</td>
                 <td class="num received">{ f.received }</td>
@@ -72,7 +96,7 @@ pub fn FlowsPanel() -> Html {
                 <td class="num reordered">{ f.reordered }</td>
                 <td class="num duplicated">{ f.duplicated }</td>
                 <td class="num in-flight">{ f.in_flight }</td>
-                <td class="num">{ latency }</td>
+                <td class="num" title={latency_all}>{ latency }</td>
                 <td class="num">{ f.jitter_ns.map_or("–".to_string(), |j| ms(j as u64)) }</td>
             </tr>
         }
@@ -91,7 +115,7 @@ pub fn FlowsPanel() -> Html {
                             <th>{ "flow (source → destination)" }</th><th>{ "method" }</th>
                             <th>{ "sent" }</th><th>{ "received" }</th><th>{ "lost" }</th>
                             <th>{ "reordered" }</th><th>{ "dup" }</th><th title="sent, neither received nor lost yet">{ "in flight" }</th>
-                            <th title="one-way latency (echo: round trip), ms">{ "latency min / p50 / p99 / max ms" }</th>
+                            <th title="One-way latency (echo: the round trip): the median, and in brackets the 99th percentile; hover a cell for the smallest and largest">{ "latency ms" }</th>
                             <th title="RFC 3550 interarrival jitter">{ "jitter ms" }</th>
                         </tr></thead>
                         <tbody>{ for rows }</tbody>
@@ -105,7 +129,7 @@ pub fn FlowsPanel() -> Html {
                 ) }</p>
             }
             if let Some(flow) = chosen {
-                <LatencyPlot flow={flow} />
+                <LatencyPlot flow={flow} visible={props.visible} />
             }
             <details class="definitions">
                 <summary>{ "What the figures mean" }</summary>
@@ -119,6 +143,8 @@ pub fn FlowsPanel() -> Html {
 #[derive(Properties, PartialEq)]
 struct PlotProps {
     flow: FlowSummary,
+    /// Whether its tab is shown (it draws again when it is).
+    visible: bool,
 }
 
 /// Latency over time for one flow, with lost datagrams marked on the axis.
@@ -131,7 +157,11 @@ fn LatencyPlot(props: &PlotProps) -> Html {
         let timeline = ctx.state.timeline.clone();
         let flow = props.flow.clone();
         use_effect_with(
-            (ctx.state.timeline_version, props.flow.clone()),
+            (
+                ctx.state.timeline_version,
+                props.flow.clone(),
+                props.visible,
+            ),
             move |_| {
                 if let Some(canvas) = canvas_ref.cast::<HtmlCanvasElement>() {
                     plot(&canvas, &timeline.borrow(), &flow);
@@ -255,11 +285,19 @@ fn Generator() -> Html {
                 <button class="small" onclick={stop}>{ "stop" }</button></li>
         }
     });
-    let targets = ctx.state.links.iter().map(|l| (format!("{} listen {}", l.id, l.listen), l.listen.to_string()))
-        .chain(sockets.iter().map(|s| (format!("{} {}", s.id, s.local), s.local.to_string())))
-        .map(|(label, addr)| {
-            html! { <button type="button" class="chip" onclick={on_click(&form, move |f: &mut GeneratorForm| f.to = addr.clone())}>{ label }</button> }
-        });
+    let on_pick = {
+        let form = form.clone();
+        Callback::from(move |addr: std::net::SocketAddr| {
+            form.set(GeneratorForm {
+                to: addr.to_string(),
+                ..(*form).clone()
+            })
+        })
+    };
+    let exclude = sockets
+        .iter()
+        .find(|s| Some(&s.id) == chosen.as_ref())
+        .map(|s| s.local);
 
     html! {
         <div class="generator">
@@ -275,7 +313,7 @@ fn Generator() -> Html {
                     </label>
                     <label class="grow">{ "to" }<input id="gen-to" class="mono" placeholder="127.0.0.1:9000" value={form.to.clone()} oninput={on_input(&form, |f, v| f.to = v)} /></label>
                 </div>
-                <div class="chips">{ "targets: " }{ for targets }</div>
+                <Destinations id="gen-chips" {on_pick} {exclude} />
                 <div class="row">
                     <label>
                         <select id="gen-amount-kind" onchange={on_select(&form, |f, v| f.amount_kind = if v == "duration" { AmountKind::Duration } else { AmountKind::Count })}>

@@ -15,7 +15,24 @@ pub fn Inspector() -> Html {
     let ctx = use_ctx();
     let state = &ctx.state;
     let Some(id) = state.selected else {
-        return html! { <p class="hint inspector-empty">{ "Select a packet or click an arrow to see its metadata, its fate and its whole payload as hex and ASCII." }</p> };
+        return html! {
+            <aside id="inspector" class="inspector empty" aria-label="Inspector">
+                <h3>{ "Inspector" }</h3>
+                <p class="hint inspector-empty">{ "Click an arrow in the timeline or a row of the packet list: its fate, the link's decision and its whole payload as hex and ASCII appear here." }</p>
+            </aside>
+        };
+    };
+    let close = {
+        let dispatch = state.dispatcher();
+        Callback::from(move |_| dispatch.dispatch(crate::model::Action::Select(None)))
+    };
+    let heading = |title: String| {
+        html! {
+            <div class="inspector-head">
+                <h3>{ title }</h3>
+                <button id="inspector-close" class="small" onclick={close.clone()} title="Deselect">{ "close" }</button>
+            </div>
+        }
     };
     let store = state.packets.borrow();
     let packet = store.get(id).cloned();
@@ -64,10 +81,27 @@ pub fn Inspector() -> Html {
     });
     let Some(p) = packet else {
         return html! {
-            <div id="inspector" class="inspector">
-                <p class="meta">{ format!("#{id} is no longer in the packet list") }{ fate.map(|f| format!(" · fate: {f}")).unwrap_or_default() }</p>
-            </div>
+            <aside id="inspector" class="inspector" aria-label="Inspector">
+                { heading(format!("Inspector: event #{id}")) }
+                <p class="meta">{ format!("event #{id} is no longer in the packet list") }{ fate.map(|f| format!(" · fate: {f}")).unwrap_or_default() }</p>
+            </aside>
         };
+    };
+    let row = store.row_of(id);
+    let what = match &p.what {
+        What::Socket {
+            dir: Direction::Out,
+            ..
+        } => "datagram sent",
+        What::Socket {
+            dir: Direction::In, ..
+        } => "datagram received",
+        What::KernelDrops { .. } => "kernel drops",
+        What::Link(_) => "link decision",
+    };
+    let title = match row {
+        Some(row) => format!("Inspector: {what}, row {row} (event #{id})"),
+        None => format!("Inspector: {what} (event #{id})"),
     };
     let meta = match &p.what {
         What::Socket {
@@ -111,7 +145,8 @@ pub fn Inspector() -> Html {
         ),
     };
     html! {
-        <div id="inspector" class="inspector">
+        <aside id="inspector" class="inspector" aria-label="Inspector">
+            { heading(title) }
             <p class="meta">{ meta }</p>
             if let Some(fate) = fate {
                 <p id="inspector-fate" class="meta fate">{ format!("fate: {fate}") }</p>
@@ -122,6 +157,6 @@ pub fn Inspector() -> Html {
             if !matches!(p.what, What::KernelDrops { .. }) {
                 <pre id="hexdump" class="mono">{ if p.payload.is_empty() { "(empty datagram)".to_string() } else { hexdump(&p.payload) } }</pre>
             }
-        </div>
+        </aside>
     }
 }

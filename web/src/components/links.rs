@@ -7,7 +7,7 @@ use socklab_protocol::link::{
 use web_sys::{HtmlInputElement, HtmlSelectElement};
 use yew::prelude::*;
 
-use super::{FormError, on_click, on_input, on_select, submit, use_ctx};
+use super::{Destinations, FormError, on_input, on_select, submit, use_ctx};
 use crate::forms::LinkForm;
 use crate::forms::impairments::{
     Field, loss_model, with_jitter_dist, with_loss_model, with_mtu_action,
@@ -32,14 +32,15 @@ pub fn LinksPanel() -> Html {
         })
     };
 
-    let sockets = ctx.state.sockets.clone();
-    let chips = sockets.iter().map(|s| {
-        let addr = s.local.to_string();
-        html! {
-            <button type="button" class="chip" title="Forward to this lab socket"
-                onclick={on_click(&form, move |f: &mut LinkForm| f.target = addr.clone())}>{ format!("{} {}", s.id, s.local) }</button>
-        }
-    });
+    let on_pick = {
+        let form = form.clone();
+        Callback::from(move |addr: std::net::SocketAddr| {
+            form.set(LinkForm {
+                target: addr.to_string(),
+                ..(*form).clone()
+            })
+        })
+    };
     let all_presets = presets();
     let chosen = all_presets.iter().find(|p| p.name == form.preset).copied();
 
@@ -62,9 +63,7 @@ pub fn LinksPanel() -> Html {
                         <input id="link-target" class="mono" placeholder="127.0.0.1:9000" value={form.target.clone()} oninput={on_input(&form, |f, v| f.target = v)} />
                     </label>
                 </div>
-                if !sockets.is_empty() {
-                    <div class="chips">{ "lab sockets: " }{ for chips }</div>
-                }
+                <Destinations id="link-chips" {on_pick} links={false} />
                 <div class="row">
                     <label>{ "preset" }
                         <select id="link-preset" onchange={on_select(&form, |f, v| f.preset = v)}>

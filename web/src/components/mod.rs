@@ -155,7 +155,8 @@ pub fn App() -> Html {
 }
 
 /// The right-hand side: the timeline (with the flows' figures) or the packet list,
-/// and the inspector under either.
+/// and the inspector docked under either, always in view. Both tabs stay mounted (the
+/// hidden one is only hidden), so each keeps its zoom, filters and forms.
 #[component]
 fn Workspace() -> Html {
     let tab = use_state(|| "timeline");
@@ -163,21 +164,62 @@ fn Workspace() -> Html {
         let tab = tab.clone();
         Callback::from(move |_| tab.set(name))
     };
+    let on_timeline = *tab == "timeline";
     html! {
         <section class="panel workspace">
             <div class="tabs" role="tablist">
-                <button id="tab-timeline" role="tab" class={classes!("tab", (*tab == "timeline").then_some("on"))} onclick={pick("timeline")}>{ "Timeline" }</button>
-                <button id="tab-packets" role="tab" class={classes!("tab", (*tab == "packets").then_some("on"))} onclick={pick("packets")}>{ "Packets" }</button>
+                <button id="tab-timeline" role="tab" aria-selected={on_timeline.to_string()} class={classes!("tab", on_timeline.then_some("on"))} onclick={pick("timeline")}>{ "Timeline" }</button>
+                <button id="tab-packets" role="tab" aria-selected={(!on_timeline).to_string()} class={classes!("tab", (!on_timeline).then_some("on"))} onclick={pick("packets")}>{ "Packets" }</button>
             </div>
-            if *tab == "timeline" {
-                <TimelinePanel />
-                <FlowsPanel />
-            } else {
-                <PacketsPanel />
-            }
+            <div class="workspace-body">
+                <div id="page-timeline" class="tab-page" role="tabpanel" hidden={!on_timeline}>
+                    <TimelinePanel visible={on_timeline} />
+                    <FlowsPanel visible={on_timeline} />
+                </div>
+                <div id="page-packets" class="tab-page" role="tabpanel" hidden={on_timeline}>
+                    <PacketsPanel />
+                </div>
+            </div>
             <Inspector />
         </section>
     }
+}
+
+/// What a destination chip list is told.
+#[derive(Properties, PartialEq)]
+pub struct DestinationsProps {
+    /// Its element id.
+    pub id: AttrValue,
+    /// What a chip does: put its address in the form.
+    pub on_pick: Callback<std::net::SocketAddr>,
+    /// An address not to offer (the sending socket itself).
+    #[prop_or_default]
+    pub exclude: Option<std::net::SocketAddr>,
+    /// Whether links are offered (a link may not forward to a link).
+    #[prop_or(true)]
+    pub links: bool,
+}
+
+/// The places a datagram can go, as chips: the same list in every form (lab sockets,
+/// links' listen addresses, programs outside the lab seen recently).
+#[component]
+pub fn Destinations(props: &DestinationsProps) -> Html {
+    let ctx = use_ctx();
+    let chips: Vec<Html> = ctx
+        .state
+        .destinations()
+        .into_iter()
+        .filter(|d| Some(d.addr) != props.exclude && (props.links || !d.is_link))
+        .map(|d| {
+            let addr = d.addr;
+            let pick = props.on_pick.reform(move |_: MouseEvent| addr);
+            html! { <button type="button" class="chip" title={d.addr.to_string()} onclick={pick}>{ d.label }</button> }
+        })
+        .collect();
+    if chips.is_empty() {
+        return html! {};
+    }
+    html! { <div id={props.id.clone()} class="chips">{ "to: " }{ for chips }</div> }
 }
 
 /// The message shown under a form when something was refused.

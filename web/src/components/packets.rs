@@ -63,7 +63,8 @@ pub fn PacketsPanel() -> Html {
     let store = state.packets.borrow();
     let total = store.len();
     let selected = state.selected;
-    let rows = store.newest(ROWS_DRAWN).map(|p| {
+    let name = |addr| state.name_of(addr);
+    let rows = store.newest_numbered(ROWS_DRAWN).map(|(row, p)| {
         let dispatch = state.dispatcher();
         let id = p.id;
         let onclick = Callback::from(move |_| {
@@ -81,11 +82,11 @@ pub fn PacketsPanel() -> Html {
                 html! {
                     <tr class={classes!("packet-row", dir_class, selected_class)} {onclick} key={id}
                         data-id={id.to_string()} data-dir={if *dir == Direction::Out { "out" } else { "in" }}>
-                        <td class="num">{ id }</td>
+                        <td class="num">{ row }</td>
                         <td class="num">{ time }</td>
                         <td class="dir" {title}>{ label }</td>
                         <td>{ socket.to_string() }</td>
-                        <td class="mono">{ peer.to_string() }</td>
+                        <td class="mono" title={peer.to_string()}>{ name(*peer) }</td>
                         <td class="num">{ p.payload.len() }</td>
                         <td class="mono preview">{ preview }</td>
                         <td></td>
@@ -98,11 +99,11 @@ pub fn PacketsPanel() -> Html {
                 html! {
                     <tr class={classes!("packet-row", class, selected_class)} {onclick} key={id}
                         data-id={id.to_string()} data-dir="link" data-fate={if dropped { "dropped" } else { "forwarded" }}>
-                        <td class="num">{ id }</td>
+                        <td class="num">{ row }</td>
                         <td class="num">{ time }</td>
                         <td class="dir" title="the link's decision on a datagram crossing it">{ label }</td>
-                        <td>{ format!("{} {}", d.link, dir_arrow(d.dir)) }</td>
-                        <td class="mono">{ route(d) }</td>
+                        <td title={dir_arrow(d.dir)}>{ format!("{} {}", d.link, toward(d.dir)) }</td>
+                        <td class="mono" title={route(d)}>{ format!("{} → {}", name(d.from), d.to.map_or_else(|| "nobody".to_string(), name)) }</td>
                         <td class="num">{ p.payload.len() }</td>
                         <td class="mono preview">{ preview }</td>
                         <td class="note">{ d.summary() }</td>
@@ -112,7 +113,7 @@ pub fn PacketsPanel() -> Html {
             What::KernelDrops { socket, local, dropped, total } => html! {
                 <tr class={classes!("packet-row", "kernel", selected_class)} {onclick} key={id}
                     data-id={id.to_string()} data-dir="kernel">
-                    <td class="num">{ id }</td>
+                    <td class="num">{ row }</td>
                     <td class="num">{ time }</td>
                     <td class="dir" title="the kernel dropped datagrams addressed to this socket: its receive buffer was full">{ "✕ kernel" }</td>
                     <td>{ socket.to_string() }</td>
@@ -144,11 +145,11 @@ pub fn PacketsPanel() -> Html {
                 <table id="packet-table">
                     <thead>
                         <tr>
-                            <th title="Event id: strictly increasing within the session">{ "#" }</th>
+                            <th title="Row number, in the order the list got them (the inspector shows each one's event id)">{ "#" }</th>
                             <th title="Seconds since the session began">{ "time (s)" }</th>
                             <th>{ "dir" }</th>
                             <th title="The lab socket, or the link and direction">{ "where" }</th>
-                            <th title="The other end: destination of an out, source of an in">{ "peer" }</th>
+                            <th title="The other end: destination of an out, source of an in (hover for its address)">{ "peer" }</th>
                             <th title="Payload bytes">{ "len" }</th>
                             <th>{ "payload" }</th>
                             <th title="What a link decided for the datagram">{ "link decision" }</th>
@@ -168,6 +169,14 @@ pub(super) fn dir_arrow(dir: LinkDir) -> &'static str {
     match dir {
         LinkDir::C2t => "client→target",
         LinkDir::T2c => "target→client",
+    }
+}
+
+/// Where a link sends a datagram, in a few words.
+fn toward(dir: LinkDir) -> &'static str {
+    match dir {
+        LinkDir::C2t => "to target",
+        LinkDir::T2c => "to client",
     }
 }
 

@@ -4,7 +4,7 @@ use socklab_protocol::SocketId;
 use web_sys::HtmlSelectElement;
 use yew::prelude::*;
 
-use super::{FormError, on_click, on_input, use_ctx};
+use super::{Destinations, FormError, on_click, on_input, use_ctx};
 use crate::forms::{MAX_BURST, Notation, SendForm};
 use crate::model::{Action, Origin};
 
@@ -64,18 +64,15 @@ pub fn SendPanel() -> Html {
                 onclick={on_click(&form, move |f: &mut SendForm| f.notation = n)}>{ n.label() }</button>
         }
     });
-    let targets = sockets
-        .iter()
-        .filter(|s| Some(&s.id) != chosen.as_ref().map(|c| &c.id))
-        .map(|s| {
-            let addr = s.local.to_string();
-            html! {
-                <button type="button" class="chip" title="Send to this lab socket"
-                    onclick={on_click(&form, move |f: &mut SendForm| f.to = addr.clone())}>
-                    { format!("{} {}", s.id, s.local) }
-                </button>
-            }
-        });
+    let on_pick = {
+        let form = form.clone();
+        Callback::from(move |addr: std::net::SocketAddr| {
+            form.set(SendForm {
+                to: addr.to_string(),
+                ..(*form).clone()
+            })
+        })
+    };
     let size_note = match &checked {
         Ok(n) => html! { <span class="ok">{ format!("{n} bytes") }</span> },
         Err(problem) => {
@@ -106,9 +103,7 @@ pub fn SendPanel() -> Html {
                         <input id="send-to" class="mono" placeholder="127.0.0.1:9000" value={form.to.clone()} oninput={on_input(&form, |f, v| f.to = v)} />
                     </label>
                 </div>
-                if sockets.len() > 1 {
-                    <div class="chips">{ "lab sockets: " }{ for targets }</div>
-                }
+                <Destinations id="send-chips" {on_pick} exclude={chosen.as_ref().map(|c| c.local)} />
                 <div class="row">
                     <span class="label">{ "payload as" }</span>
                     { for notation_buttons }

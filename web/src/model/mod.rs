@@ -178,6 +178,26 @@ pub struct State {
     pub errors: Rc<HashMap<Origin, String>>,
     /// Messages that belong to no form: refusals without a `req`, missed events.
     pub notices: Rc<Vec<String>>,
+    /// Short names of the session's addresses (`s1`, `l1`), kept after a socket closes
+    /// or a link goes so that older rows still read.
+    pub names: Rc<HashMap<SocketAddr, String>>,
+    /// Programs outside the lab that lab sockets exchanged datagrams with, the most
+    /// recent first (at most [`RECENT_PEERS`]).
+    pub recent_peers: Rc<Vec<SocketAddr>>,
+}
+
+/// How many outside peers the page offers as destinations.
+pub const RECENT_PEERS: usize = 4;
+
+/// A place a datagram can be sent to, as the forms offer it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Destination {
+    /// What the chip says: `s2 127.0.0.1:4000`, `l1 listen 127.0.0.1:7000`.
+    pub label: String,
+    /// The address.
+    pub addr: SocketAddr,
+    /// It is a link's listen address.
+    pub is_link: bool,
 }
 
 /// States are equal when a view would draw them the same. The shared collections compare
@@ -202,6 +222,8 @@ impl PartialEq for State {
             && Rc::ptr_eq(&self.pending, &other.pending)
             && Rc::ptr_eq(&self.errors, &other.errors)
             && Rc::ptr_eq(&self.notices, &other.notices)
+            && Rc::ptr_eq(&self.names, &other.names)
+            && Rc::ptr_eq(&self.recent_peers, &other.recent_peers)
     }
 }
 
@@ -226,6 +248,8 @@ impl Default for State {
             pending: Rc::default(),
             errors: Rc::default(),
             notices: Rc::default(),
+            names: Rc::default(),
+            recent_peers: Rc::default(),
         }
     }
 }
@@ -283,6 +307,47 @@ impl Reducible for State {
 }
 
 impl State {
+    /// Every place the forms offer to send to, in one list: lab sockets, links' listen
+    /// addresses, then programs outside the lab seen recently.
+    pub fn destinations(&self) -> Vec<Destination> {
+        let sockets = self.sockets.iter().map(|s| Destination {
+            label: format!("{} {}", s.id, s.local),
+            addr: s.local,
+            is_link: false,
+        });
+        let links = self.links.iter().map(|l| Destination {
+            label: format!("{} listen {}", l.id, l.listen),
+            addr: l.listen,
+            is_link: true,
+        });
+        let outside = self.recent_peers.iter().map(|&addr| Destination {
+            label: format!("outside {addr}"),
+            addr,
+            is_link: false,
+        });
+        sockets.chain(links).chain(outside).collect()
+    }
+
+    /// Notes the peer of a datagram: one outside the lab becomes the most recent.
+    fn saw_peer(&mut self, peer: SocketAddr) {
+        if self.recent_peers.first() == Some(&peer) || self.names.contains_key(&peer) {
+            return;
+        }
+        let recent = Rc::make_mut(&mut self.recent_peers);
+        recent.retain(|&p| p != peer);
+        recent.insert(0, peer);
+        recent.truncate(RECENT_PEERS);
+    }
+
+    /// An address by its short name in this session (`s1`, `l1`, `l1 upstream`), or
+    /// the address itself for a program outside the lab.
+    pub fn name_of(&self, addr: SocketAddr) -> String {
+        self.names
+            .get(&addr)
+            .cloned()
+            .unwrap_or_else(|| addr.to_string())
+    }
+
     /// Applies one action in place.
     pub fn apply(&mut self, action: Action) {
         match action {
@@ -365,6 +430,8 @@ impl State {
                 if !resumed && self.session.is_some() {
                     // A new session: the old one's sockets were closed with it.
                     self.sockets = Rc::default();
+                    self.names = Rc::default();
+                    self.recent_peers = Rc::default();
                     self.links = Rc::default();
                     self.generators = Rc::default();
                     self.flows = Rc::default();
@@ -383,6 +450,7 @@ impl State {
             }
             Event::Bound(bound) => {
                 self.settle(bound.req);
+                Rc::make_mut(&mut self.names).insert(bound.local, bound.socket.to_string());
                 let sockets = Rc::make_mut(&mut self.sockets);
                 sockets.retain(|s| s.id != bound.socket);
                 sockets.push(SocketInfo {
@@ -399,6 +467,7 @@ impl State {
             }
             Event::Datagram(d) => {
                 self.settle(d.req);
+                self.saw_peer(d.peer);
                 let payload = decode_base64(&d.payload_b64).unwrap_or_default();
                 self.packets.borrow_mut().push(Packet {
                     id: d.id.0,
@@ -426,6 +495,9 @@ impl State {
             }
             Event::LinkCreated(created) => {
                 self.settle(created.req);
+                let names = Rc::make_mut(&mut self.names);
+                names.insert(created.listen, created.link.to_string());
+                names.insert(created.upstream, format!("{} upstream", created.link));
                 Rc::make_mut(&mut self.links).push(LinkInfo {
                     id: created.link,
                     listen: created.listen,

@@ -175,6 +175,21 @@ impl PacketStore {
         self.packets.range(self.packets.len().saturating_sub(n)..)
     }
 
+    /// The newest `n` packets, oldest first, each with its row number: rows are
+    /// numbered 1, 2, 3… in the order the list got them (event ids skip, because other
+    /// events share their numbers; a person would read that as missing packets).
+    pub fn newest_numbered(&self, n: usize) -> impl Iterator<Item = (u64, &Packet)> {
+        let skip = self.packets.len().saturating_sub(n);
+        let first = self.evicted + skip as u64 + 1;
+        (first..).zip(self.packets.range(skip..))
+    }
+
+    /// The row number of the packet with event id `id`.
+    pub fn row_of(&self, id: u64) -> Option<u64> {
+        let index = self.packets.binary_search_by_key(&id, |p| p.id).ok()?;
+        Some(self.evicted + index as u64 + 1)
+    }
+
     /// The packet with event id `id`.
     pub fn get(&self, id: u64) -> Option<&Packet> {
         // Ids increase but are not consecutive (binds and closes take ids too).

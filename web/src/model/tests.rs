@@ -229,6 +229,54 @@ fn packets_are_kept_in_order_and_bounded() {
     let store = state.packets.borrow();
     assert_eq!(store.len(), PACKETS_KEPT);
     assert_eq!(store.evicted, 2);
+    // Rows are numbered in the order the list got them, without the ids' gaps, and
+    // keep their numbers when older rows leave.
+    let rows: Vec<(u64, u64)> = store.newest_numbered(2).map(|(n, p)| (n, p.id)).collect();
+    let last = PACKETS_KEPT as u64 + 2;
+    assert_eq!(
+        rows,
+        [
+            (last - 1, 100 + PACKETS_KEPT as u64 - 2),
+            (last, 100 + PACKETS_KEPT as u64 - 1)
+        ]
+    );
+    assert_eq!(store.row_of(100), Some(3), "ids 5 and 6 were rows 1 and 2");
+}
+
+#[test]
+fn rows_are_numbered_without_the_gaps_of_event_ids() {
+    let mut state = State::default();
+    for id in [3, 4, 7, 8] {
+        state.apply(Action::Received(Box::new(datagram(
+            id,
+            Direction::Out,
+            "x",
+        ))));
+    }
+    let numbered: Vec<(u64, u64)> = state
+        .packets
+        .borrow()
+        .newest_numbered(10)
+        .map(|(n, p)| (n, p.id))
+        .collect();
+    assert_eq!(numbered, [(1, 3), (2, 4), (3, 7), (4, 8)]);
+}
+
+#[test]
+fn addresses_have_short_names_that_outlive_their_socket() {
+    let mut state = State::default();
+    state.apply(Action::Received(Box::new(bound(1, "s1", 4000, None))));
+    let s1: std::net::SocketAddr = "127.0.0.1:4000".parse().unwrap();
+    assert_eq!(state.name_of(s1), "s1");
+    state.apply(Action::Received(Box::new(Event::Closed(Closed {
+        id: EventId(2),
+        socket: SocketId::new("s1"),
+        t_ns: 0,
+        req: None,
+    }))));
+    assert_eq!(state.name_of(s1), "s1", "older rows still read");
+    let outside: std::net::SocketAddr = "127.0.0.1:9".parse().unwrap();
+    assert_eq!(state.name_of(outside), "127.0.0.1:9");
 }
 
 #[test]
@@ -329,4 +377,46 @@ fn gaps_are_announced() {
         count: 7,
     }))));
     assert!(state.notices[0].starts_with("7 events (ids 3 to 9)"));
+}
+
+#[test]
+fn every_form_offers_the_same_destinations() {
+    use socklab_protocol::LinkCreated;
+    let mut state = State::default();
+    state.apply(Action::Received(Box::new(bound(1, "s1", 4000, None))));
+    state.apply(Action::Received(Box::new(Event::LinkCreated(
+        LinkCreated {
+            id: EventId(2),
+            link: LinkId::new("l1"),
+            listen: "127.0.0.1:7000".parse().unwrap(),
+            upstream: "127.0.0.1:7001".parse().unwrap(),
+            target: "127.0.0.1:4000".parse().unwrap(),
+            settings: LinkSettings::default(),
+            t_ns: 0,
+            req: None,
+        },
+    ))));
+    // Datagrams with an echo server outside the lab, and with the link (not outside).
+    for (id, peer) in [
+        (3, "127.0.0.1:9"),
+        (4, "127.0.0.1:7000"),
+        (5, "127.0.0.1:8"),
+        (6, "127.0.0.1:9"),
+    ] {
+        let mut d = datagram(id, Direction::Out, "x");
+        if let Event::Datagram(d) = &mut d {
+            d.peer = peer.parse().unwrap();
+        }
+        state.apply(Action::Received(Box::new(d)));
+    }
+    let labels: Vec<String> = state.destinations().into_iter().map(|d| d.label).collect();
+    assert_eq!(
+        labels,
+        [
+            "s1 127.0.0.1:4000",
+            "l1 listen 127.0.0.1:7000",
+            "outside 127.0.0.1:9",
+            "outside 127.0.0.1:8"
+        ]
+    );
 }

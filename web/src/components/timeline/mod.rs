@@ -91,9 +91,17 @@ fn fate_checkbox(
     }
 }
 
+/// What the timeline panel is told.
+#[derive(Properties, PartialEq)]
+pub struct TimelineProps {
+    /// Whether its tab is shown (a hidden canvas has no size to draw at, so it draws
+    /// again when it is shown).
+    pub visible: bool,
+}
+
 /// The timeline panel: toolbar, canvas, legend.
 #[component]
-pub fn TimelinePanel() -> Html {
+pub fn TimelinePanel(props: &TimelineProps) -> Html {
     let ctx = use_ctx();
     let state = &ctx.state;
     let canvas_ref = use_node_ref();
@@ -119,8 +127,9 @@ pub fn TimelinePanel() -> Html {
             *view,
             (*filter).clone(),
             state.selected,
+            props.visible,
         );
-        use_effect_with(deps, move |(_, view, filter, selected)| {
+        use_effect_with(deps, move |(_, view, filter, selected, _)| {
             {
                 let mut p = pending.borrow_mut();
                 p.canvas = canvas_ref.cast::<HtmlCanvasElement>();
@@ -305,10 +314,11 @@ fn Toolbar(props: &ToolbarProps) -> Html {
     html! {
         <div class="toolbar">
             <button id="tl-follow" class={classes!("small", view.follow.then_some("on"))} onclick={act(ViewAction::ToggleFollow)}
-                title="Keep the newest datagrams in view (f); space pauses">{ if view.follow { "following" } else { "paused" } }</button>
+                title="Following keeps the newest datagrams in view; zooming, panning or the space bar pause it (f follows again)">
+                { if view.follow { "● following the newest" } else { "❚❚ paused: click to follow" } }</button>
             <button id="tl-zoom-in" class="small" onclick={zoom(1.0 / ZOOM_STEP)} title="Zoom in (+, or Ctrl + wheel)">{ "+" }</button>
             <button id="tl-zoom-out" class="small" onclick={zoom(ZOOM_STEP)} title="Zoom out (-, or Ctrl + wheel)">{ "−" }</button>
-            <span class="hint">{ format!("{:.3} ms / 100 px", view.ns_per_px * 100.0 / 1e6) }</span>
+            <span id="tl-scale" class="hint">{ format!("{:.3} ms / 100 px", view.ns_per_px * 100.0 / 1e6) }</span>
             { fate_checkbox("delivered", "tl-show-delivered", f.delivered, filter, |f, v| f.delivered = v) }
             { fate_checkbox("lost", "tl-show-lost", f.lost, filter, |f, v| f.lost = v) }
             { fate_checkbox("reordered", "tl-show-reordered", f.reordered, filter, |f, v| f.reordered = v) }
