@@ -159,7 +159,9 @@ async fn lossy_link(url: &str, browser: &Browser) {
     browser.fill("#send-count", "40").await;
     browser.click("#send-button").await;
     browser
-        .wait_text(".counters tbody tr", |t| t.starts_with("c→t 40 "))
+        .wait_text(".counters tbody tr", |t| {
+            t.starts_with("client → target 40 ")
+        })
         .await;
     let dropped = browser
         .client()
@@ -255,8 +257,19 @@ async fn walking_skeleton(url: &str, browser: &Browser) {
         "{dump}"
     );
 
-    // A payload error is shown next to the field before anything is sent.
+    // Switching to hex converts the text instead of reading it as bad hex.
     browser.click("#notation-hex").await;
+    let typed = browser
+        .client()
+        .execute(
+            "return document.querySelector('#send-payload').value",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(typed, serde_json::json!("68 65 6c 6c 6f"));
+
+    // A payload error is shown next to the field before anything is sent.
     browser.fill("#send-payload", "abc").await;
     browser
         .wait_text("#payload-error", |t| t.contains("odd number of digits"))
@@ -268,9 +281,16 @@ async fn walking_skeleton(url: &str, browser: &Browser) {
         .fill("#bind-port", first_addr.rsplit(':').next().unwrap())
         .await;
     browser.click("#bind-button").await;
-    browser
+    let refusal = browser
         .wait_text("#bind-error", |t| t.contains("already in use"))
         .await;
+    assert!(
+        !refusal.contains("address_in_use"),
+        "words, not codes: {refusal}"
+    );
+    // It goes away once the form changes: it spoke of the port that was there.
+    browser.fill("#bind-port", "0").await;
+    browser.wait_count("#bind-error", 0).await;
 
     // ...and the page keeps working: the hex datagram goes through.
     browser.click("#send-button").await;

@@ -201,6 +201,29 @@ async fn bad_addresses_are_refused() {
     server.stop().await;
 }
 
+/// The loopback network's broadcast address is allowed by the policy, and the kernel
+/// refuses a socket without SO_BROADCAST (EACCES): the refusal says which switch to
+/// tick, in words, not as an OS error number.
+#[tokio::test]
+async fn a_broadcast_without_the_switch_says_which_switch() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let plain = client.bind("127.0.0.1:0").await;
+    let error = client
+        .refused(
+            send(&plain.socket, "127.255.255.255:9", text("to all")),
+            ErrorCode::PermissionDenied,
+        )
+        .await;
+    assert!(
+        error.message.contains("\"broadcast\" ticked") && !error.message.contains("os error"),
+        "{}",
+        error.message
+    );
+    still_works(&mut client, &plain).await;
+    server.stop().await;
+}
+
 #[tokio::test]
 async fn address_in_use_is_reported() {
     let server = TestServer::start().await;

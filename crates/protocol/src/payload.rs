@@ -53,7 +53,7 @@ impl Payload {
                 base64::engine::general_purpose::STANDARD
                     .decode(compact)
                     .map_err(|e| PayloadError::BadBase64 {
-                        reason: e.to_string(),
+                        reason: base64_reason(&e),
                     })
             }
         }
@@ -89,6 +89,27 @@ pub fn decode_hex(text: &str) -> Result<Vec<u8>, PayloadError> {
         });
     }
     Ok(nibbles.chunks(2).map(|p| (p[0] << 4) | p[1]).collect())
+}
+
+/// What went wrong with typed base64, in a person's words (the decoder's own, such as
+/// "Invalid symbol 33, offset 0", name a byte value).
+fn base64_reason(e: &base64::DecodeError) -> String {
+    use base64::DecodeError as E;
+    match *e {
+        E::InvalidByte(offset, byte) => format!(
+            "{:?} (character {}) is not a base64 character: use A-Z, a-z, 0-9, + and /, with = only at the end",
+            char::from(byte),
+            offset + 1
+        ),
+        E::InvalidLength(len) => format!(
+            "it has {len} characters; base64 comes in groups of 4 (pad the end with =)"
+        ),
+        E::InvalidLastSymbol(_, byte) => format!(
+            "it ends with {:?}, which leaves bits over: it is probably cut short",
+            char::from(byte)
+        ),
+        E::InvalidPadding => "the = padding is wrong: base64 comes in groups of 4 characters, padded with = at the end (for example aGVsbG8=)".into(),
+    }
 }
 
 /// Encodes bytes as standard base64, as `payload_b64` carries them.
@@ -145,11 +166,11 @@ mod tests {
             ),
             (
                 Payload::Base64("aGVsbG8".into()),
-                "base64 payload is not valid: Invalid padding",
+                "base64 payload is not valid: the = padding is wrong: base64 comes in groups of 4 characters, padded with = at the end (for example aGVsbG8=)",
             ),
             (
                 Payload::Base64("a*==".into()),
-                "base64 payload is not valid: Invalid symbol 42, offset 1.",
+                "base64 payload is not valid: '*' (character 2) is not a base64 character: use A-Z, a-z, 0-9, + and /, with = only at the end",
             ),
         ];
         for (payload, message) in cases {

@@ -5,7 +5,10 @@ use socklab_protocol::flow::{FlowMethod, FlowSummary};
 use web_sys::{HtmlCanvasElement, HtmlInputElement, HtmlSelectElement};
 use yew::prelude::*;
 
-use super::{Destinations, FormError, on_click, on_input, on_select, submit, use_ctx};
+use super::{
+    Destinations, FormError, on_click, on_input, on_select, submit, use_clear_error_on_change,
+    use_ctx,
+};
 use crate::forms::{AmountKind, GeneratorForm, PaceKind, loss_timeout_command};
 use crate::model::Origin;
 use crate::timeline::{Mark, Timeline};
@@ -22,7 +25,7 @@ const DEFINITIONS: &[(&str, &str)] = &[
     ),
     (
         "echo",
-        "the destination is not a lab socket: a reply whose bytes equal an earlier request is its answer; latency is the round-trip time; lost = requests without a reply within the loss timeout.",
+        "the destination is not a lab socket: a reply whose bytes equal an earlier request is its answer; latency is the round-trip time; lost = requests without a reply within the loss timeout. Through a link with jitter, datagrams keep their order (unless \"jitter may reorder\" is ticked), so one may wait for the one before it: a round trip through the 4g preset (40 ms each way) can take well over 80 ms.",
     ),
     (
         "reordered",
@@ -131,7 +134,7 @@ pub fn FlowsPanel(props: &FlowsProps) -> Html {
             if let Some(flow) = chosen {
                 <LatencyPlot flow={flow} visible={props.visible} />
             }
-            <details class="definitions">
+            <details class="definitions" open=true>
                 <summary>{ "What the figures mean" }</summary>
                 <dl>{ for DEFINITIONS.iter().map(|(term, text)| html! { <><dt>{ *term }</dt><dd>{ *text }</dd></> }) }</dl>
             </details>
@@ -245,6 +248,7 @@ fn Generator() -> Html {
     let sockets = ctx.state.sockets.clone();
     let from = use_state(String::new);
     let form = use_state(GeneratorForm::default);
+    use_clear_error_on_change(&ctx, Origin::Generate, (*form).clone());
     let timeout = use_state(|| "2000".to_string());
     let chosen = sockets
         .iter()
@@ -338,7 +342,7 @@ fn Generator() -> Html {
                 </div>
                 <p class="hint">{ "Runs on the server, paced there, so the browser's timing does not matter. Up to 100,000 datagrams/s and 1,000,000 datagrams." }</p>
             </form>
-            <FormError id="gen-error" message={ctx.state.error(&Origin::Generate).map(str::to_owned)} />
+            <FormError id="gen-error" message={ctx.state.error(&Origin::Generate).map(str::to_owned)} code={ctx.state.error_code(&Origin::Generate)} />
             if !ctx.state.generators.is_empty() {
                 <ul class="running">{ for running }</ul>
             }
@@ -347,7 +351,7 @@ fn Generator() -> Html {
                 <button id="loss-timeout-set" class="small" onclick={on_timeout}>{ "set" }</button>
                 <span class="hint">{ format!("A datagram not received within this time counts as lost (now {} ms).", ctx.state.loss_timeout_ms.unwrap_or(2000)) }</span>
             </div>
-            <FormError id="analysis-error" message={ctx.state.error(&Origin::Analysis).map(str::to_owned)} />
+            <FormError id="analysis-error" message={ctx.state.error(&Origin::Analysis).map(str::to_owned)} code={ctx.state.error_code(&Origin::Analysis)} />
         </div>
     }
 }

@@ -7,7 +7,9 @@ use socklab_protocol::link::{
 use web_sys::{HtmlInputElement, HtmlSelectElement};
 use yew::prelude::*;
 
-use super::{Destinations, FormError, on_input, on_select, submit, use_ctx};
+use super::{
+    Destinations, FormError, on_input, on_select, submit, use_clear_error_on_change, use_ctx,
+};
 use crate::forms::LinkForm;
 use crate::forms::impairments::{
     Field, loss_model, with_jitter_dist, with_loss_model, with_mtu_action,
@@ -24,6 +26,7 @@ datagram it turns bad with probability p and good again with probability r, so b
 pub fn LinksPanel() -> Html {
     let ctx = use_ctx();
     let form = use_state(LinkForm::default);
+    use_clear_error_on_change(&ctx, Origin::CreateLink, (*form).clone());
     let on_create = {
         let (ctx, form) = (ctx.clone(), form.clone());
         Callback::from(move |e: SubmitEvent| {
@@ -82,7 +85,7 @@ pub fn LinksPanel() -> Html {
                     <p class="hint">{ format!("{}: {}", p.name, p.description) }</p>
                 }
             </form>
-            <FormError id="link-error" message={ctx.state.error(&Origin::CreateLink).map(str::to_owned)} />
+            <FormError id="link-error" message={ctx.state.error(&Origin::CreateLink).map(str::to_owned)} code={ctx.state.error_code(&Origin::CreateLink)} />
             <div id="link-list">
                 { for ctx.state.links.iter().map(|l| html! { <LinkCard key={l.id.to_string()} link={l.clone()} /> }) }
             </div>
@@ -208,7 +211,7 @@ fn LinkCard(props: &LinkCardProps) -> Html {
                     </div>
                 </div>
             }
-            <FormError id={format!("link-error-{}", link.id)} message={ctx.state.error(&origin).map(str::to_owned)} />
+            <FormError id={format!("link-error-{}", link.id)} message={ctx.state.error(&origin).map(str::to_owned)} code={ctx.state.error_code(&origin)} />
         </div>
     }
 }
@@ -260,15 +263,31 @@ struct CountersProps {
 #[component]
 fn Counters(props: &CountersProps) -> Html {
     let row = |name: &'static str, c: &LinkCounters| {
+        let reasons = [
+            ("random loss", c.dropped_random),
+            ("burst loss", c.dropped_burst),
+            ("queue full", c.dropped_queue),
+            ("over the MTU", c.dropped_mtu),
+            ("no client yet", c.dropped_no_client),
+            ("a loop", c.dropped_loop),
+            ("over the forwarding limit", c.dropped_rate_limit),
+            ("not from the target", c.dropped_not_from_target),
+            ("the send failed", c.send_failed),
+        ];
+        let dropped: u64 = reasons.iter().map(|(_, n)| n).sum();
+        let why: Vec<String> = reasons
+            .iter()
+            .filter(|(_, n)| *n > 0)
+            .map(|(reason, n)| format!("{n} {reason}"))
+            .collect();
         html! {
             <tr>
-                <td>{ name }</td>
+                <td class="way">{ name }</td>
                 <td class="num">{ c.arrived }</td>
                 <td class="num">{ c.forwarded }</td>
-                <td class="num" title="random / burst / queue full (or the link's byte limit) / MTU / no client, then, when any: loop / over the forwarding limit / not from the target / the send failed">
-                    { format!("{} / {} / {} / {} / {}", c.dropped_random, c.dropped_burst, c.dropped_queue, c.dropped_mtu, c.dropped_no_client) }
-                    if c.dropped_loop + c.dropped_rate_limit + c.dropped_not_from_target + c.send_failed > 0 {
-                        { format!(" / {} / {} / {} / {}", c.dropped_loop, c.dropped_rate_limit, c.dropped_not_from_target, c.send_failed) }
+                <td class="num dropped">{ dropped }
+                    if !why.is_empty() {
+                        <span class="why">{ format!(" ({})", why.join(", ")) }</span>
                     }
                 </td>
                 <td class="num">{ c.duplicated }</td>
@@ -281,11 +300,12 @@ fn Counters(props: &CountersProps) -> Html {
     html! {
         <table class="counters">
             <thead><tr>
-                <th></th><th>{ "in" }</th><th>{ "fwd" }</th>
-                <th title="random / burst / queue full (or the link's byte limit) / MTU / no client, then, when any: loop / over the forwarding limit / not from the target / the send failed">{ "dropped r/b/q/m/n" }</th>
-                <th>{ "dup" }</th><th>{ "reord" }</th><th>{ "corrupt" }</th><th>{ "queue" }</th>
+                <th></th><th title="datagrams that reached the link">{ "in" }</th><th title="datagrams sent on">{ "sent on" }</th>
+                <th title="datagrams the link dropped, and why">{ "dropped (why)" }</th>
+                <th title="extra copies sent">{ "copies" }</th><th title="held back to be overtaken">{ "reordered" }</th>
+                <th title="a byte changed">{ "corrupted" }</th><th title="waiting at the bottleneck now">{ "queued" }</th>
             </tr></thead>
-            <tbody>{ row("c→t", &props.c2t) }{ row("t→c", &props.t2c) }</tbody>
+            <tbody>{ row("client → target", &props.c2t) }{ row("target → client", &props.t2c) }</tbody>
         </table>
     }
 }

@@ -99,6 +99,28 @@ fn input_value(e: &InputEvent) -> String {
     }
 }
 
+/// Takes a form's refusal away once the person changes the form: it spoke of what was
+/// there before.
+#[hook]
+pub(crate) fn use_clear_error_on_change<T: PartialEq + 'static>(
+    ctx: &Ctx,
+    origin: crate::model::Origin,
+    value: T,
+) {
+    let shown = ctx.state.error(&origin).is_some();
+    let dispatch = ctx.state.dispatcher();
+    let first = use_mut_ref(|| true);
+    use_effect_with(value, move |_| {
+        let first = std::mem::replace(&mut *first.borrow_mut(), false);
+        if shown && !first {
+            dispatch.dispatch(crate::model::Action::LocalError {
+                origin,
+                message: None,
+            });
+        }
+    });
+}
+
 /// Sends a form's command, or shows what is wrong with it under the form.
 pub(crate) fn submit(
     ctx: &Ctx,
@@ -229,6 +251,9 @@ pub struct FormErrorProps {
     pub id: AttrValue,
     /// The message, if any.
     pub message: Option<String>,
+    /// The server's error code, for those who script: shown on hover, not in the words.
+    #[prop_or_default]
+    pub code: Option<&'static str>,
 }
 
 /// A refusal shown next to the form that caused it.
@@ -236,7 +261,8 @@ pub struct FormErrorProps {
 pub fn FormError(props: &FormErrorProps) -> Html {
     match &props.message {
         Some(message) => html! {
-            <p id={props.id.clone()} class="form-error" role="alert">{ message }</p>
+            <p id={props.id.clone()} class="form-error" role="alert" data-code={props.code}
+                title={props.code.map(|c| format!("error code: {c}"))}>{ message }</p>
         },
         None => html! {},
     }

@@ -4,7 +4,7 @@ use socklab_protocol::SocketId;
 use web_sys::HtmlSelectElement;
 use yew::prelude::*;
 
-use super::{Destinations, FormError, on_click, on_input, use_ctx};
+use super::{Destinations, FormError, on_input, use_clear_error_on_change, use_ctx};
 use crate::forms::{MAX_BURST, Notation, SendForm};
 use crate::model::{Action, Origin};
 
@@ -14,6 +14,7 @@ pub fn SendPanel() -> Html {
     let ctx = use_ctx();
     let from = use_state(|| None::<SocketId>);
     let form = use_state(SendForm::default);
+    use_clear_error_on_change(&ctx, Origin::Send, (*form).clone());
 
     let sockets = ctx.state.sockets.clone();
     // The chosen socket, or the first one when none is chosen (or it was closed).
@@ -56,12 +57,23 @@ pub fn SendPanel() -> Html {
         })
     };
 
+    // Switching notation converts what was typed, when the bytes allow it.
+    let switch = |n: Notation| {
+        let (ctx, form) = (ctx.clone(), form.clone());
+        Callback::from(move |_: MouseEvent| match form.with_notation(n) {
+            Ok(next) => form.set(next),
+            Err(message) => ctx.state.dispatcher().dispatch(Action::LocalError {
+                origin: Origin::Send,
+                message: Some(message),
+            }),
+        })
+    };
     let notation_buttons = Notation::ALL.iter().map(|&n| {
         let on = form.notation == n;
         html! {
             <button type="button" id={format!("notation-{}", n.label())} class={if on { "toggle on" } else { "toggle" }}
                 aria-pressed={on.to_string()}
-                onclick={on_click(&form, move |f: &mut SendForm| f.notation = n)}>{ n.label() }</button>
+                onclick={switch(n)}>{ n.label() }</button>
         }
     });
     let on_pick = {
@@ -74,7 +86,9 @@ pub fn SendPanel() -> Html {
         })
     };
     let size_note = match &checked {
-        Ok(n) => html! { <span class="ok">{ format!("{n} bytes") }</span> },
+        Ok(n) => {
+            html! { <span class="ok">{ format!("{n} byte{}", if *n == 1 { "" } else { "s" }) }</span> }
+        }
         Err(problem) => {
             html! { <span id="payload-error" class="form-error">{ problem.clone() }</span> }
         }
@@ -113,7 +127,7 @@ pub fn SendPanel() -> Html {
                     value={form.typed.clone()} oninput={on_input(&form, |f, v| f.typed = v)} />
                 <div class="row">
                     <button id="send-button" type="submit" disabled={!can_send}>
-                        { if repeat == Ok(1) { "send datagram".to_string() } else { format!("send {} datagrams", repeat.clone().unwrap_or(0)) } }
+                        { match &repeat { Ok(1) | Err(_) => "send datagram".to_string(), Ok(n) => format!("send {n} datagrams") } }
                     </button>
                     <label title={format!("Send a burst of up to {MAX_BURST}; {{n}} in a text payload becomes 1, 2, 3…")}>{ "count" }
                         <input id="send-count" class="mono" size="5" value={form.count.clone()} oninput={on_input(&form, |f, v| f.count = v)} />
@@ -124,7 +138,7 @@ pub fn SendPanel() -> Html {
                     <p class="form-error">{ problem.clone() }</p>
                 }
             </form>
-            <FormError id="send-error" message={ctx.state.error(&Origin::Send).map(str::to_owned)} />
+            <FormError id="send-error" message={ctx.state.error(&Origin::Send).map(str::to_owned)} code={ctx.state.error_code(&Origin::Send)} />
         </section>
     }
 }

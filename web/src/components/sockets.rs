@@ -3,7 +3,7 @@
 use socklab_protocol::Command;
 use yew::prelude::*;
 
-use super::{FormError, on_click, on_input, on_select, submit, use_ctx};
+use super::{FormError, on_click, on_input, on_select, submit, use_clear_error_on_change, use_ctx};
 use crate::forms::BindForm;
 use crate::model::Origin;
 
@@ -12,6 +12,7 @@ use crate::model::Origin;
 pub fn SocketsPanel() -> Html {
     let ctx = use_ctx();
     let form = use_state(BindForm::default);
+    use_clear_error_on_change(&ctx, Origin::Bind, (*form).clone());
     let on_bind = {
         let (ctx, form) = (ctx.clone(), form.clone());
         Callback::from(move |e: SubmitEvent| {
@@ -42,7 +43,7 @@ pub fn SocketsPanel() -> Html {
                 <span class="proto">{ "UDP" }</span>
                 <code class="addr">{ socket.local.to_string() }</code>
                 if let Some(b) = socket.recv_buffer_bytes {
-                    <span class="rcvbuf" title="The receive buffer the kernel granted this socket (SO_RCVBUF): what arrives while it is full is dropped">
+                    <span class="rcvbuf" title="The receive buffer the kernel granted this socket (SO_RCVBUF), twice what was asked for (half is the kernel's bookkeeping): what arrives while it is full is dropped">
                         { format!("buffer {}", show_bytes(b)) }</span>
                 }
                 if socket.kernel_drops > 0 {
@@ -86,8 +87,8 @@ pub fn SocketsPanel() -> Html {
                 </label>
                 <button id="bind-button" type="submit">{ "bind UDP" }</button>
             </form>
-            <p class="hint">{ "Port 0 lets the OS pick a free port. Ports below 1024 are privileged. Sockets may bind to loopback (127.0.0.0/8, ::1) and the networks socklab was started with (--allow-net)." }</p>
-            <FormError id="bind-error" message={ctx.state.error(&Origin::Bind).map(str::to_owned)} />
+            <p class="hint">{ "Port 0 lets the OS pick a free port. Ports below 1024 are privileged. Sockets may bind to loopback (127.0.0.0/8, ::1) and the networks socklab was started with (--allow-net). The kernel doubles a receive buffer you ask for (half is its own bookkeeping) and has a minimum, so 4k shows as 8 KiB and 1 byte as 2.2 KiB." }</p>
+            <FormError id="bind-error" message={ctx.state.error(&Origin::Bind).map(str::to_owned)} code={ctx.state.error_code(&Origin::Bind)} />
             if sockets.is_empty() {
                 <p class="empty">{ "No sockets yet. Bind one, then a second one to send between them." }</p>
             } else {

@@ -184,6 +184,37 @@ impl SendForm {
         Ok(bytes.len())
     }
 
+    /// The form in notation `to`, with what was typed converted: "hello" becomes
+    /// "68 65 6c 6c 6f", not bad hex. Bytes that are not UTF-8 cannot become text;
+    /// what does not decode is kept as typed (there is nothing to convert).
+    pub fn with_notation(&self, to: Notation) -> Result<SendForm, String> {
+        let Ok(bytes) = self.notation.wrap(self.typed.clone()).decode() else {
+            return Ok(SendForm {
+                notation: to,
+                ..self.clone()
+            });
+        };
+        let typed = match to {
+            Notation::Text => String::from_utf8(bytes).map_err(|_| {
+                format!(
+                    "these bytes are not UTF-8 text, so they stay in {}",
+                    self.notation.label()
+                )
+            })?,
+            Notation::Hex => bytes
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<Vec<_>>()
+                .join(" "),
+            Notation::Base64 => socklab_protocol::payload::encode_base64(&bytes),
+        };
+        Ok(SendForm {
+            notation: to,
+            typed,
+            ..self.clone()
+        })
+    }
+
     /// How many datagrams one click sends.
     pub fn repeat(&self) -> Result<u32, String> {
         match self.count.trim().parse::<u32>() {

@@ -238,3 +238,34 @@ fn the_link_form_takes_a_preset_and_a_seed() {
     };
     assert!(bad_seed.command().unwrap_err().contains("seed"));
 }
+
+#[test]
+fn switching_notation_converts_what_was_typed() {
+    let text = SendForm {
+        typed: "hello".into(),
+        ..SendForm::default()
+    };
+    let hex = text.with_notation(Notation::Hex).unwrap();
+    assert_eq!(hex.typed, "68 65 6c 6c 6f");
+    let b64 = hex.with_notation(Notation::Base64).unwrap();
+    assert_eq!(b64.typed, "aGVsbG8=");
+    assert_eq!(b64.with_notation(Notation::Text).unwrap(), text);
+    // Bytes that are not text stay where they are, and say why.
+    let binary = SendForm {
+        notation: Notation::Hex,
+        typed: "ff 00".into(),
+        ..SendForm::default()
+    };
+    let error = binary.with_notation(Notation::Text).unwrap_err();
+    assert!(
+        error.contains("not UTF-8") && error.ends_with("hex"),
+        "{error}"
+    );
+    // What does not decode is kept as typed.
+    let broken = SendForm {
+        notation: Notation::Hex,
+        typed: "zz".into(),
+        ..SendForm::default()
+    };
+    assert_eq!(broken.with_notation(Notation::Text).unwrap().typed, "zz");
+}

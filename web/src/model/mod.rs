@@ -175,7 +175,7 @@ pub struct State {
     /// Which part of the page sent each unanswered command.
     pub pending: Rc<HashMap<i64, Origin>>,
     /// The latest refusal for each part of the page.
-    pub errors: Rc<HashMap<Origin, String>>,
+    pub errors: Rc<HashMap<Origin, Problem>>,
     /// Messages that belong to no form: refusals without a `req`, missed events.
     pub notices: Rc<Vec<String>>,
     /// Short names of the session's addresses (`s1`, `l1`), kept after a socket closes
@@ -184,6 +184,16 @@ pub struct State {
     /// Programs outside the lab that lab sockets exchanged datagrams with, the most
     /// recent first (at most [`RECENT_PEERS`]).
     pub recent_peers: Rc<Vec<SocketAddr>>,
+}
+
+/// A refusal shown next to the form that caused it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// What went wrong and what to do, in words.
+    pub message: String,
+    /// The server's stable error code, for those who script (the page itself found
+    /// the problems without one).
+    pub code: Option<&'static str>,
 }
 
 /// How many outside peers the page offers as destinations.
@@ -402,7 +412,13 @@ impl State {
             Action::LocalError { origin, message } => {
                 let errors = Rc::make_mut(&mut self.errors);
                 match message {
-                    Some(m) => errors.insert(origin, m),
+                    Some(message) => errors.insert(
+                        origin,
+                        Problem {
+                            message,
+                            code: None,
+                        },
+                    ),
                     None => errors.remove(&origin),
                 };
             }
@@ -550,12 +566,18 @@ impl State {
                 let origin = error
                     .req
                     .and_then(|req| Rc::make_mut(&mut self.pending).remove(&req));
-                let text = format!("{} ({})", error.message, error.code.as_str());
+                // The message says what to do; the code goes beside it, for scripts.
                 match origin {
                     Some(origin) => {
-                        Rc::make_mut(&mut self.errors).insert(origin, text);
+                        Rc::make_mut(&mut self.errors).insert(
+                            origin,
+                            Problem {
+                                message: error.message,
+                                code: Some(error.code.as_str()),
+                            },
+                        );
                     }
-                    None => self.notice(text),
+                    None => self.notice(error.message),
                 }
             }
             Event::Gap(gap) => self.notice(format!(
@@ -630,7 +652,12 @@ impl State {
 
     /// The latest refusal shown for a part of the page.
     pub fn error(&self, origin: &Origin) -> Option<&str> {
-        self.errors.get(origin).map(String::as_str)
+        self.errors.get(origin).map(|p| p.message.as_str())
+    }
+
+    /// The server's code for that refusal, if the server made it.
+    pub fn error_code(&self, origin: &Origin) -> Option<&'static str> {
+        self.errors.get(origin).and_then(|p| p.code)
     }
 }
 

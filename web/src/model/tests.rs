@@ -168,7 +168,13 @@ fn errors_land_next_to_the_form_that_caused_them() {
     }))));
     assert_eq!(
         state.error(&Origin::Bind),
-        Some("127.0.0.1:5000 is already in use (address_in_use)")
+        Some("127.0.0.1:5000 is already in use"),
+        "words for the person"
+    );
+    assert_eq!(
+        state.error_code(&Origin::Bind),
+        Some("address_in_use"),
+        "the code beside them, for scripts"
     );
     // The next successful bind clears it.
     state.apply(Action::Sent {
@@ -182,7 +188,7 @@ fn errors_land_next_to_the_form_that_caused_them() {
         code: ErrorCode::BadRequest,
         message: "bad".into(),
     }))));
-    assert_eq!(*state.notices, vec!["bad (bad_request)".to_string()]);
+    assert_eq!(*state.notices, vec!["bad".to_string()]);
 }
 
 #[test]
