@@ -346,6 +346,14 @@ async fn timeline(url: &str, browser: &Browser) {
         .parse()
         .unwrap();
     assert!(lost > 20, "30 % loss over 200 datagrams: {lost_cell}");
+    // The stream is one row: its receiver's own count (from the sequence header) is a
+    // detail under it, not a second flow.
+    browser.wait_count("#flow-table tr.flow-row", 1).await;
+    browser
+        .wait_text("#flow-table tr.flow-detail", |t| {
+            t.starts_with("as its receiver counts it (sequence header #1)")
+        })
+        .await;
 
     // The timeline draws exactly as many lost arrows as the server's figures count.
     browser

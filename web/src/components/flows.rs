@@ -38,6 +38,31 @@ const DEFINITIONS: &[(&str, &str)] = &[
     ),
 ];
 
+/// The flows' rows: a stream the analysis sees both ways (matched, and sequenced from
+/// its header) is one row, the matched figures with the receiver's count as a detail.
+/// Each entry is the index of the row's flow and of its detail, if any.
+fn one_row_per_stream(flows: &[FlowSummary]) -> Vec<(usize, Option<usize>)> {
+    let same_stream = |a: &FlowSummary, b: &FlowSummary| a.src == b.src && a.dst == b.dst;
+    let mut rows = Vec::new();
+    let mut shown = vec![false; flows.len()];
+    for (i, f) in flows.iter().enumerate() {
+        if f.method != FlowMethod::Matched {
+            continue;
+        }
+        let detail = flows
+            .iter()
+            .enumerate()
+            .position(|(j, d)| !shown[j] && d.method == FlowMethod::Sequenced && same_stream(f, d));
+        if let Some(d) = detail {
+            shown[d] = true;
+        }
+        shown[i] = true;
+        rows.push((i, detail));
+    }
+    rows.extend((0..flows.len()).filter(|&i| !shown[i]).map(|i| (i, None)));
+    rows
+}
+
 fn ms(ns: u64) -> String {
     format!("{:.3}", ns as f64 / 1e6)
 }
@@ -63,7 +88,10 @@ pub fn FlowsPanel(props: &FlowsProps) -> Html {
     let ctx = use_ctx();
     let state = &ctx.state;
     let plotted = use_state(|| 0usize);
-    let rows = state.flows.iter().enumerate().map(|(i, f)| {
+    let streams = one_row_per_stream(&state.flows);
+    let rows = streams.iter().map(|&(i, detail)| {
+        let f = &state.flows[i];
+        let detail = detail.map(|d| &state.flows[d]);
         let is_plotted = *plotted == i;
         let handle = plotted.clone();
         let onclick = Callback::from(move |_| handle.set(i));
@@ -89,6 +117,7 @@ pub fn FlowsPanel(props: &FlowsProps) -> Html {
             f.via.as_ref().map(|l| format!(" via {l}")).unwrap_or_default()
         );
         html! {
+            <>
             <tr class={classes!("flow-row", is_plotted.then_some("selected"))} {onclick}
                 data-method={method_label(f.method)} data-src={f.src.to_string()} data-dst={f.dst.to_string()}>
                 <td class="mono" title={flow_full}>{ format!("{} → {}", state.name_of(f.src), state.name_of(f.dst)) }{ f.via.as_ref().map(|l| format!(" via {l}")).unwrap_or_default() }</td>
@@ -102,6 +131,15 @@ pub fn FlowsPanel(props: &FlowsProps) -> Html {
                 <td class="num" title={latency_all}>{ latency }</td>
                 <td class="num">{ f.jitter_ns.map_or("–".to_string(), |j| ms(j as u64)) }</td>
             </tr>
+            if let Some(d) = detail {
+                <tr class="flow-detail" title="The receiver alone counts by sequence numbers: it cannot see datagrams lost after the last one it got, nor those still on their way, so its figures may differ">
+                    <td colspan="10">{ format!(
+                        "as its receiver counts it (sequence header #{}): {} sent, {} received, {} lost ({:.1} %), {} out of order, {} duplicated",
+                        d.seq_flow.unwrap_or(0), d.sent, d.received, d.lost, d.lost_pct, d.reordered, d.duplicated
+                    ) }</td>
+                </tr>
+            }
+            </>
         }
     });
     let chosen = state.flows.get(*plotted).cloned();
@@ -353,5 +391,45 @@ fn Generator() -> Html {
             </div>
             <FormError id="analysis-error" message={ctx.state.error(&Origin::Analysis).map(str::to_owned)} code={ctx.state.error_code(&Origin::Analysis)} />
         </div>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flow(src: &str, dst: &str, method: FlowMethod) -> FlowSummary {
+        FlowSummary {
+            src: src.parse().unwrap(),
+            dst: dst.parse().unwrap(),
+            via: None,
+            method,
+            seq_flow: (method == FlowMethod::Sequenced).then_some(1),
+            sent: 0,
+            received: 0,
+            lost: 0,
+            lost_pct: 0.0,
+            reordered: 0,
+            duplicated: 0,
+            in_flight: 0,
+            latency_ns: None,
+            jitter_ns: None,
+        }
+    }
+
+    #[test]
+    fn a_stream_seen_both_ways_is_one_row() {
+        let (a, b, c) = ("127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:3");
+        let flows = [
+            flow(a, b, FlowMethod::Matched),
+            flow(a, c, FlowMethod::Echo),
+            flow(a, b, FlowMethod::Sequenced),
+            // A sequenced stream whose sender is outside the lab has a row of its own.
+            flow(c, b, FlowMethod::Sequenced),
+        ];
+        assert_eq!(
+            one_row_per_stream(&flows),
+            [(0, Some(2)), (1, None), (3, None)]
+        );
     }
 }

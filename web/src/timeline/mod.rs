@@ -204,6 +204,10 @@ pub struct Timeline {
     by_send: HashMap<u64, u32>,
     by_recv: HashMap<u64, u32>,
     recv_times: HashMap<u64, u64>,
+    /// When each datagram a link forwarded was due to leave it (its decision's event
+    /// id, and arrival + planned delay), oldest first: where a kernel drop at the
+    /// receiver is drawn. At most [`ARROWS_KEPT`].
+    departures: std::collections::VecDeque<(u64, u64)>,
     /// The one routing rule (shared with the server's analysis), fed the same events.
     routes: Routes,
     /// Each link's lane.
@@ -365,6 +369,16 @@ impl Timeline {
                 self.routes.link_deleted(&d.link);
                 return false;
             }
+            Event::LinkPacket(p) => {
+                if let Some(delay) = p.delay_ns {
+                    if self.departures.len() >= ARROWS_KEPT {
+                        self.departures.pop_front();
+                    }
+                    self.departures
+                        .push_back((p.id.0, p.t_ns.saturating_add(delay)));
+                }
+                return false;
+            }
             Event::Datagram(d) => {
                 self.latest_t = self.latest_t.max(d.t_ns);
                 match d.dir {
@@ -389,7 +403,6 @@ impl Timeline {
             | Event::Closed(_)
             | Event::KernelDrops(_)
             | Event::LinkUpdated(_)
-            | Event::LinkPacket(_)
             | Event::LinkStats(_)
             | Event::FlowStats(_)
             | Event::GeneratorStarted(_)
@@ -499,9 +512,20 @@ impl Timeline {
                 });
             }
             FateKind::Lost => {
+                let why = LossWhy::of(f.cause, f.reason);
+                // A kernel drop happened when the datagram reached the receiver: when
+                // the link let it go, or at once on a direct send over loopback. The
+                // loss timeout is only when the analysis gave up waiting.
+                let t1 = match why {
+                    LossWhy::Kernel => f
+                        .decision
+                        .and_then(|d| self.departure(d.0))
+                        .unwrap_or(arrow.t0),
+                    LossWhy::Link(_) | LossWhy::Timeout => f.t_ns,
+                };
                 let a = &mut self.arrows[i as usize];
-                a.t1 = f.t_ns.max(a.t0);
-                a.mark = Mark::Lost(LossWhy::of(f.cause, f.reason));
+                a.t1 = t1.max(a.t0);
+                a.mark = Mark::Lost(why);
             }
             FateKind::Reply => {
                 let rtt = f.latency_ns.unwrap_or(0);
@@ -524,6 +548,15 @@ impl Timeline {
             }
             FateKind::Untracked => self.arrows[i as usize].mark = Mark::Untracked,
         }
+    }
+
+    /// When the datagram a link decided on in event `decision` was due to leave it.
+    fn departure(&self, decision: u64) -> Option<u64> {
+        let at = self
+            .departures
+            .binary_search_by_key(&decision, |&(id, _)| id)
+            .ok()?;
+        Some(self.departures[at].1)
     }
 
     /// The arrow nearest to the point (lane position x, time t), within `max_dist`

@@ -322,3 +322,70 @@ fn stays_bounded() {
     )));
     assert_eq!(tl.arrows.last().unwrap().mark, Mark::Unanswered);
 }
+
+/// A datagram the kernel dropped at the receiver ends there when it arrived (when the
+/// link let it go), not when the analysis gave up waiting for it.
+#[test]
+fn a_kernel_drop_is_drawn_at_its_arrival_on_the_receivers_lane() {
+    use socklab_protocol::LinkPacket;
+    use socklab_protocol::link::{LinkDir, LinkFate};
+    let mut tl = Timeline::default();
+    tl.apply(&bound(1, "s1", "127.0.0.1:1000"));
+    tl.apply(&bound(2, "s2", "127.0.0.1:2000"));
+    tl.apply(&link_l1(
+        "127.0.0.1:3000",
+        "127.0.0.1:3001",
+        "127.0.0.1:2000",
+    ));
+    tl.apply(&datagram(
+        4,
+        100,
+        Direction::Out,
+        "127.0.0.1:1000",
+        "127.0.0.1:3000",
+    ));
+    tl.apply(&link_client("127.0.0.1:1000"));
+    tl.apply(&Event::LinkPacket(LinkPacket {
+        id: EventId(6),
+        link: LinkId::new("l1"),
+        dir: LinkDir::C2t,
+        seq: 0,
+        from: addr("127.0.0.1:1000"),
+        to: Some(addr("127.0.0.1:2000")),
+        len: 1,
+        payload_b64: "eA==".into(),
+        fate: LinkFate::Forwarded,
+        reason: None,
+        delay_ns: Some(40_000_000),
+        queue_ns: None,
+        duplicated: false,
+        corrupted_at: None,
+        corrupt_mask: None,
+        truncated_to: None,
+        held_for: None,
+        error: None,
+        t_ns: 150,
+    }));
+    // And a direct send, dropped too.
+    tl.apply(&datagram(
+        7,
+        500,
+        Direction::Out,
+        "127.0.0.1:1000",
+        "127.0.0.1:2000",
+    ));
+    for (send, decision) in [(4, Some(6)), (7, None)] {
+        let mut lost = fate(FateKind::Lost, send, None, None, 2_000_000_000);
+        lost.cause = Some(LossCause::Kernel);
+        lost.decision = decision.map(EventId);
+        tl.apply(&Event::Fate(lost));
+    }
+    let ends: Vec<_> = tl.arrows.iter().map(|a| (a.to, a.t1, a.mark)).collect();
+    assert_eq!(
+        ends,
+        [
+            (1, 40_000_150, Mark::Lost(LossWhy::Kernel)),
+            (1, 500, Mark::Lost(LossWhy::Kernel)),
+        ]
+    );
+}

@@ -263,6 +263,7 @@ fn colour_group(mark: Mark) -> usize {
 /// Which end mark an arrow gets (arrows with the same pixels and shape are drawn once).
 fn mark_shape(mark: Mark) -> u8 {
     match mark {
+        Mark::Lost(LossWhy::Kernel) => 5,
         Mark::Lost(_) | Mark::Unanswered => 1,
         Mark::Pending | Mark::Untracked => 2,
         Mark::Reordered(_) | Mark::Late => 3,
@@ -271,8 +272,9 @@ fn mark_shape(mark: Mark) -> u8 {
     }
 }
 
-/// Adds the mark at an arrow's end to the current path: a head, a cross for a loss, a
-/// ring for reordering, a small ring for a duplicate.
+/// Adds the mark at an arrow's end to the current path: a head, a cross for a loss (in
+/// a box when the kernel dropped it at the receiver), a ring for reordering, a small
+/// ring for a duplicate.
 fn end_mark(ctx: &CanvasRenderingContext2d, mark: Mark, x0: f64, y0: f64, x1: f64, y1: f64) {
     match mark {
         Mark::Lost(_) | Mark::Unanswered => {
@@ -281,6 +283,10 @@ fn end_mark(ctx: &CanvasRenderingContext2d, mark: Mark, x0: f64, y0: f64, x1: f6
             ctx.line_to(x1 + s, y1 + s);
             ctx.move_to(x1 + s, y1 - s);
             ctx.line_to(x1 - s, y1 + s);
+            if mark == Mark::Lost(LossWhy::Kernel) {
+                let b = s + 2.0;
+                ctx.rect(x1 - b, y1 - b, 2.0 * b, 2.0 * b);
+            }
         }
         Mark::Pending | Mark::Untracked => {}
         _ => {
