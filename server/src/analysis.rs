@@ -48,6 +48,7 @@ pub async fn run(
     let mut outcomes = Vec::new();
     let mut sockets = HashMap::new();
     let mut flows = FlowEndsCache::new();
+    let mut listeners = crate::listeners::Listeners::default();
     loop {
         tokio::select! {
             biased;
@@ -92,6 +93,12 @@ pub async fn run(
             }
             log.append_all(outcomes.drain(..).map(|o| {
                 let mut fate = fate(o, &mut flows);
+                // A timeout towards a loopback port nobody is bound to: say so.
+                if fate.cause == Some(flow::LossCause::Timeout)
+                    && listeners.anybody_bound(fate.flow.dst) == Some(false)
+                {
+                    fate.cause = Some(flow::LossCause::NoListener);
+                }
                 if fate.kind != FateKind::Duplicate {
                     fate.decision = analyzer
                         .take_decision(fate.send)

@@ -20,6 +20,8 @@
 //! - [`analysis`]: the session's flow analysis task: reads the log, feeds
 //!   `socklab-analysis`, logs each datagram's fate and the flows' figures.
 //! - [`generator`]: the server-side traffic generator.
+//! - [`listeners`]: whether any program is bound where a datagram went (the kernel's
+//!   socket tables), so a loss to a port nobody listens on says so.
 //! - [`log`]: the session's event log: ids, timestamps, a bounded history, and a
 //!   wake-up for viewers.
 //! - [`policy`]: which addresses sockets may bind to and send to.
@@ -38,6 +40,7 @@ pub mod error;
 pub mod generator;
 pub mod http;
 pub mod link;
+pub mod listeners;
 pub mod log;
 pub mod policy;
 pub mod session;

@@ -488,3 +488,40 @@ async fn an_outside_program_that_becomes_a_links_client_ends_its_flows() {
     );
     server.stop().await;
 }
+
+/// A datagram sent to a loopback port nobody is bound to is discarded by the kernel,
+/// and UDP tells an unconnected sender nothing: its fate says nobody was listening,
+/// not only that no reply came in time. One to a port a program is bound to (that does
+/// not answer) is only unanswered.
+#[tokio::test]
+async fn a_send_to_a_port_nobody_is_bound_to_says_so() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let s1 = client.bind("127.0.0.1:0").await;
+    let req = client.send(Command::SetLossTimeout { ms: 100 }).await;
+    client.reply(req).await;
+    let nobody = {
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        socket.local_addr().unwrap()
+    };
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let mut causes = Vec::new();
+    for to in [nobody, silent.local_addr().unwrap()] {
+        let sent = client.send_datagram(&s1.socket, to, text("anyone?")).await;
+        let (event, _) = client
+            .until(|e| matches!(e, Event::Fate(f) if f.send == sent.id))
+            .await;
+        let Event::Fate(fate) = event else {
+            unreachable!()
+        };
+        causes.push((fate.fate, fate.cause));
+    }
+    assert_eq!(
+        causes,
+        [
+            (FateKind::Unanswered, Some(LossCause::NoListener)),
+            (FateKind::Unanswered, Some(LossCause::Timeout)),
+        ]
+    );
+    server.stop().await;
+}

@@ -39,6 +39,10 @@ pub enum LossCause {
     Kernel,
     /// Not received within the loss timeout.
     Timeout,
+    /// Not received within the loss timeout, and no socket on this machine is bound to
+    /// the (loopback) address it was sent to: the kernel discarded it on arrival, and
+    /// UDP does not tell an unconnected sender.
+    NoListener,
 }
 
 /// How a flow's figures were obtained.

@@ -67,6 +67,25 @@ fn ms(ns: u64) -> String {
     format!("{:.3}", ns as f64 / 1e6)
 }
 
+/// Whether `to` is a broadcast address, as far as the address alone tells (the
+/// limited broadcast, or an IPv4 address ending in 255).
+fn is_broadcast(to: std::net::SocketAddr) -> bool {
+    match to.ip() {
+        std::net::IpAddr::V4(ip) => ip.is_broadcast() || ip.octets()[3] == 255,
+        std::net::IpAddr::V6(_) => false,
+    }
+}
+
+/// What a flow is, in the table: a datagram to a broadcast address is not a request
+/// to an echo server.
+fn flow_label(f: &FlowSummary) -> &'static str {
+    if f.method == FlowMethod::Echo && is_broadcast(f.dst) {
+        "broadcast"
+    } else {
+        method_label(f.method)
+    }
+}
+
 fn method_label(m: FlowMethod) -> &'static str {
     match m {
         FlowMethod::Matched => "matched",
@@ -121,7 +140,7 @@ pub fn FlowsPanel(props: &FlowsProps) -> Html {
             <tr class={classes!("flow-row", is_plotted.then_some("selected"))} {onclick}
                 data-method={method_label(f.method)} data-src={f.src.to_string()} data-dst={f.dst.to_string()}>
                 <td class="mono" title={flow_full}>{ format!("{} → {}", state.name_of(f.src), state.name_of(f.dst)) }{ f.via.as_ref().map(|l| format!(" via {l}")).unwrap_or_default() }</td>
-                <td>{ method_label(f.method) }{ f.seq_flow.map(|s| format!(" #{s}")).unwrap_or_default() }</td>
+                <td>{ flow_label(f) }{ f.seq_flow.map(|s| format!(" #{s}")).unwrap_or_default() }</td>
                 <td class="num sent">{ f.sent }</td>
                 <td class="num received">{ f.received }</td>
                 <td class="num lost">{ format!("{} ({:.1} %)", f.lost, f.lost_pct) }</td>
@@ -131,6 +150,15 @@ pub fn FlowsPanel(props: &FlowsProps) -> Html {
                 <td class="num" title={latency_all}>{ latency }</td>
                 <td class="num">{ f.jitter_ns.map_or("–".to_string(), |j| ms(j as u64)) }</td>
             </tr>
+            if f.method == FlowMethod::Echo && f.received == 0 && f.lost > 0 {
+                <tr class="flow-detail">
+                    <td colspan="10">{ if is_broadcast(f.dst) {
+                        "a broadcast: every socket bound to that port on the network gets a copy, and none is expected to answer".to_string()
+                    } else {
+                        format!("no reply from {}: click one of its arrows; its fate says whether anything was bound to that port", f.dst)
+                    } }</td>
+                </tr>
+            }
             if let Some(d) = detail {
                 <tr class="flow-detail" title="The receiver alone counts by sequence numbers: it cannot see datagrams lost after the last one it got, nor those still on their way, so its figures may differ">
                     <td colspan="10">{ format!(
@@ -245,7 +273,7 @@ fn plot(canvas: &HtmlCanvasElement, timeline: &Timeline, flow: &FlowSummary) {
             Mark::Delivered | Mark::Reordered(_) | Mark::Late | Mark::Request => {
                 Some((a.t0, Some(a.t1 - a.t0)))
             }
-            Mark::Lost(_) | Mark::Unanswered => Some((a.t0, None)),
+            Mark::Lost(_) | Mark::Unanswered(_) => Some((a.t0, None)),
             _ => None,
         })
         .collect();

@@ -7,7 +7,7 @@ use super::packets::{dir_arrow, route, seconds};
 use super::use_ctx;
 use crate::hexdump::hexdump;
 use crate::model::What;
-use crate::timeline::Mark;
+use crate::timeline::{LossWhy, Mark};
 
 /// The selected datagram: metadata, what became of it, hex + ASCII.
 #[component]
@@ -76,7 +76,8 @@ pub fn Inspector() -> Html {
             (a.t1 - a.t0) as f64 * 2.0 / 1e6
         ),
         Mark::Reply => "a reply to an earlier request".to_string(),
-        Mark::Unanswered => "no reply within the loss timeout".to_string(),
+        Mark::Unanswered(LossWhy::Timeout) => "no reply within the loss timeout".to_string(),
+        Mark::Unanswered(why) => format!("no reply: {}", why.words()),
         Mark::Incoming => "received from outside the lab".to_string(),
     });
     let Some(p) = packet else {

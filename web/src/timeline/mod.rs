@@ -32,6 +32,10 @@ pub struct Lane {
     pub kind: LaneKind,
     /// Its heading, such as `s1 127.0.0.1:4000`.
     pub label: String,
+    /// Its heading when lanes are narrow, such as `s1`, `l1` or `:4000`.
+    pub short: String,
+    /// Its socket was closed or its link deleted.
+    pub gone: bool,
 }
 
 /// An arrow's fate, as drawn.
@@ -53,8 +57,8 @@ pub enum Mark {
     Request,
     /// A reply from an echo-like peer.
     Reply,
-    /// A request that got no reply.
-    Unanswered,
+    /// A request that got no reply, and why.
+    Unanswered(LossWhy),
     /// A datagram from outside the lab, not (yet) matched to anything.
     Incoming,
     /// The analysis stopped following it (too many in flight, or its flow retired).
@@ -95,6 +99,8 @@ pub enum LossWhy {
     Kernel,
     /// It was not received within the loss timeout.
     Timeout,
+    /// Nobody is bound where it went: the kernel discarded it on arrival.
+    NoListener,
 }
 
 impl LossWhy {
@@ -102,6 +108,7 @@ impl LossWhy {
     pub fn of(cause: Option<LossCause>, reason: Option<DropReason>) -> LossWhy {
         match (cause, reason) {
             (Some(LossCause::Kernel), _) => LossWhy::Kernel,
+            (Some(LossCause::NoListener), _) => LossWhy::NoListener,
             (_, Some(reason)) => LossWhy::Link(reason),
             _ => LossWhy::Timeout,
         }
@@ -115,6 +122,9 @@ impl LossWhy {
                 "dropped by the kernel at the receiving socket: its receive buffer was full"
             }
             LossWhy::Timeout => "not received within the loss timeout",
+            LossWhy::NoListener => {
+                "nobody is bound to that port: the kernel discarded it on arrival (UDP does not tell the sender)"
+            }
         }
     }
 }
@@ -123,7 +133,7 @@ impl LossWhy {
 /// or late, duplicate.
 pub fn category(mark: Mark) -> usize {
     match mark {
-        Mark::Lost(_) | Mark::Unanswered => 1,
+        Mark::Lost(_) | Mark::Unanswered(_) => 1,
         Mark::Reordered(_) | Mark::Late => 2,
         Mark::Duplicate => 3,
         Mark::Pending
@@ -138,7 +148,7 @@ pub fn category(mark: Mark) -> usize {
 impl Arrow {
     /// Whether it ends in a cross (it never arrived).
     pub fn is_lost(&self) -> bool {
-        matches!(self.mark, Mark::Lost(_) | Mark::Unanswered)
+        matches!(self.mark, Mark::Lost(_) | Mark::Unanswered(_))
     }
 }
 
@@ -157,6 +167,8 @@ pub struct Filter {
     pub lane: Option<u16>,
     /// Only this flow.
     pub flow: Option<u16>,
+    /// Hide the lanes of closed sockets and deleted links, with their arrows.
+    pub hide_gone: bool,
 }
 
 impl Default for Filter {
@@ -168,6 +180,7 @@ impl Default for Filter {
             duplicated: true,
             lane: None,
             flow: None,
+            hide_gone: false,
         }
     }
 }
@@ -176,7 +189,7 @@ impl Filter {
     /// Whether the arrow passes.
     pub fn shows(&self, a: &Arrow) -> bool {
         let by_fate = match a.mark {
-            Mark::Lost(_) | Mark::Unanswered => self.lost,
+            Mark::Lost(_) | Mark::Unanswered(_) => self.lost,
             Mark::Reordered(_) | Mark::Late => self.reordered,
             Mark::Duplicate => self.duplicated,
             Mark::Pending
@@ -212,6 +225,8 @@ pub struct Timeline {
     routes: Routes,
     /// Each link's lane.
     link_lanes: HashMap<LinkId, u16>,
+    /// Each lab socket's lane.
+    socket_lanes: HashMap<socklab_protocol::SocketId, u16>,
     /// The flows seen: (source, destination).
     pub flows: Vec<(SocketAddr, SocketAddr)>,
     flow_of: HashMap<(SocketAddr, SocketAddr), u16>,
@@ -238,7 +253,12 @@ impl Timeline {
             LaneKind::Link | LaneKind::Outside => addr.to_string(),
         };
         let i = self.lanes.len() as u16;
-        self.lanes.push(Lane { kind, label });
+        self.lanes.push(Lane {
+            kind,
+            label,
+            short: format!(":{}", addr.port()),
+            gone: false,
+        });
         self.lane_of.insert(addr, i);
         i
     }
@@ -350,12 +370,18 @@ impl Timeline {
                 self.lanes[lane as usize] = Lane {
                     kind: LaneKind::Lab,
                     label: format!("{} {}", b.socket, b.local),
+                    short: b.socket.to_string(),
+                    gone: false,
                 };
+                self.socket_lanes.insert(b.socket.clone(), lane);
                 self.latest_t = self.latest_t.max(b.t_ns);
             }
             Event::LinkCreated(l) => {
                 let lane = self.lane(l.listen, LaneKind::Link);
-                self.lanes[lane as usize].label = format!("{} link {}", l.link, l.listen);
+                let heading = &mut self.lanes[lane as usize];
+                heading.label = format!("{} link {}", l.link, l.listen);
+                heading.short = l.link.to_string();
+                heading.gone = false;
                 self.lane_of.insert(l.upstream, lane);
                 self.link_lanes.insert(l.link.clone(), lane);
                 self.routes
@@ -367,7 +393,14 @@ impl Timeline {
             }
             Event::LinkDeleted(d) => {
                 self.routes.link_deleted(&d.link);
-                return false;
+                if let Some(&lane) = self.link_lanes.get(&d.link) {
+                    self.lanes[lane as usize].gone = true;
+                }
+            }
+            Event::Closed(c) => {
+                if let Some(&lane) = self.socket_lanes.get(&c.socket) {
+                    self.lanes[lane as usize].gone = true;
+                }
             }
             Event::LinkPacket(p) => {
                 if let Some(delay) = p.delay_ns {
@@ -400,7 +433,6 @@ impl Timeline {
             // What the timeline does not draw (lanes stay when sockets close and links
             // go; decisions reach it through fates).
             Event::Hello(_)
-            | Event::Closed(_)
             | Event::KernelDrops(_)
             | Event::LinkUpdated(_)
             | Event::LinkStats(_)
@@ -513,11 +545,12 @@ impl Timeline {
             }
             FateKind::Lost => {
                 let why = LossWhy::of(f.cause, f.reason);
-                // A kernel drop happened when the datagram reached the receiver: when
-                // the link let it go, or at once on a direct send over loopback. The
-                // loss timeout is only when the analysis gave up waiting.
+                // A kernel drop (a full buffer, or nobody bound there) happened when the
+                // datagram reached the receiver: when the link let it go, or at once on
+                // a direct send over loopback. The loss timeout is only when the
+                // analysis gave up waiting.
                 let t1 = match why {
-                    LossWhy::Kernel => f
+                    LossWhy::Kernel | LossWhy::NoListener => f
                         .decision
                         .and_then(|d| self.departure(d.0))
                         .unwrap_or(arrow.t0),
@@ -542,9 +575,18 @@ impl Timeline {
                 }
             }
             FateKind::Unanswered => {
+                let why = LossWhy::of(f.cause, f.reason);
+                // A request to a port nobody is bound to ended on arrival.
+                let t1 = match why {
+                    LossWhy::NoListener => f
+                        .decision
+                        .and_then(|d| self.departure(d.0))
+                        .unwrap_or(arrow.t0),
+                    LossWhy::Link(_) | LossWhy::Kernel | LossWhy::Timeout => f.t_ns,
+                };
                 let a = &mut self.arrows[i as usize];
-                a.t1 = f.t_ns.max(a.t0);
-                a.mark = Mark::Unanswered;
+                a.t1 = t1.max(a.t0);
+                a.mark = Mark::Unanswered(why);
             }
             FateKind::Untracked => self.arrows[i as usize].mark = Mark::Untracked,
         }
@@ -586,7 +628,26 @@ impl Timeline {
         self.arrows
             .iter()
             .enumerate()
-            .filter(move |(_, a)| a.t0 <= t_to && a.t1.max(a.t0) >= t_from && filter.shows(a))
+            .filter(move |(_, a)| a.t0 <= t_to && a.t1.max(a.t0) >= t_from && self.shows(filter, a))
+    }
+
+    /// Which lanes are drawn under `filter`.
+    pub fn lanes_shown(&self, filter: &Filter) -> Vec<bool> {
+        self.lanes
+            .iter()
+            .map(|l| !(filter.hide_gone && l.gone))
+            .collect()
+    }
+
+    /// Whether an arrow is drawn under `filter`: its fate passes, and no lane it
+    /// touches is hidden.
+    pub fn shows(&self, filter: &Filter, a: &Arrow) -> bool {
+        let gone = |lane: u16| {
+            self.lanes
+                .get(lane as usize)
+                .is_some_and(|l| l.gone && filter.hide_gone)
+        };
+        filter.shows(a) && !gone(a.from) && !gone(a.to) && !a.via.is_some_and(gone)
     }
 }
 

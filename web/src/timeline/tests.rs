@@ -320,7 +320,10 @@ fn stays_bounded() {
         None,
         1,
     )));
-    assert_eq!(tl.arrows.last().unwrap().mark, Mark::Unanswered);
+    assert_eq!(
+        tl.arrows.last().unwrap().mark,
+        Mark::Unanswered(LossWhy::Timeout)
+    );
 }
 
 /// A datagram the kernel dropped at the receiver ends there when it arrived (when the
@@ -388,4 +391,55 @@ fn a_kernel_drop_is_drawn_at_its_arrival_on_the_receivers_lane() {
             (1, 500, Mark::Lost(LossWhy::Kernel)),
         ]
     );
+}
+
+#[test]
+fn lanes_of_closed_sockets_and_deleted_links_can_be_hidden() {
+    use socklab_protocol::{Closed, LinkDeleted, SocketId};
+    let mut tl = Timeline::default();
+    tl.apply(&bound(1, "s1", "127.0.0.1:1000"));
+    tl.apply(&bound(2, "s2", "127.0.0.1:2000"));
+    tl.apply(&link_l1(
+        "127.0.0.1:3000",
+        "127.0.0.1:3001",
+        "127.0.0.1:2000",
+    ));
+    tl.apply(&datagram(
+        4,
+        100,
+        Direction::Out,
+        "127.0.0.1:1000",
+        "127.0.0.1:2000",
+    ));
+    tl.apply(&Event::Closed(Closed {
+        id: EventId(5),
+        socket: SocketId::new("s2"),
+        t_ns: 200,
+        req: None,
+    }));
+    tl.apply(&Event::LinkDeleted(LinkDeleted {
+        id: EventId(6),
+        link: LinkId::new("l1"),
+        t_ns: 300,
+        req: None,
+    }));
+    let heads: Vec<_> = tl
+        .lanes
+        .iter()
+        .map(|l| (l.short.as_str(), l.gone))
+        .collect();
+    assert_eq!(heads, [("s1", false), ("s2", true), ("l1", true)]);
+    let shown = Filter::default();
+    assert_eq!(
+        tl.lanes_shown(&shown),
+        [true, true, true],
+        "kept by default"
+    );
+    assert!(tl.shows(&shown, &tl.arrows[0]));
+    let hidden = Filter {
+        hide_gone: true,
+        ..Filter::default()
+    };
+    assert_eq!(tl.lanes_shown(&hidden), [true, false, false]);
+    assert!(!tl.shows(&hidden, &tl.arrows[0]), "its arrows go with it");
 }

@@ -18,23 +18,49 @@ const LANE: &str = "#3a4756";
 pub(super) struct Geometry {
     width: f64,
     pub(super) height: f64,
-    /// The column of each lane.
-    columns: Vec<u16>,
+    /// The column of each lane (hidden lanes have none).
+    columns: Vec<Option<u16>>,
+    /// How many columns there are.
+    count: usize,
 }
 
 impl Geometry {
-    pub(super) fn new(width: f64, height: f64, timeline: &Timeline) -> Self {
+    pub(super) fn new(width: f64, height: f64, timeline: &Timeline, filter: &Filter) -> Self {
+        let shown = timeline.lanes_shown(filter);
+        let all = timeline.columns();
+        let mut order: Vec<u16> = (0..all.len() as u16)
+            .filter(|&l| shown[l as usize])
+            .collect();
+        order.sort_by_key(|&l| all[l as usize]);
+        let mut columns = vec![None; all.len()];
+        for (column, &lane) in order.iter().enumerate() {
+            columns[lane as usize] = Some(column as u16);
+        }
         Geometry {
             width,
             height,
-            columns: timeline.columns(),
+            columns,
+            count: order.len(),
         }
     }
 
+    /// The space between two lanes.
+    fn spacing(&self) -> f64 {
+        (self.width - AXIS_PX) / self.count.max(1) as f64
+    }
+
     fn lane_x(&self, lane: u16) -> f64 {
-        let spacing = (self.width - AXIS_PX) / self.columns.len().max(1) as f64;
-        let column = self.columns.get(lane as usize).copied().unwrap_or(lane);
-        AXIS_PX + spacing * (column as f64 + 0.5)
+        let column = self
+            .columns
+            .get(lane as usize)
+            .copied()
+            .flatten()
+            .unwrap_or(lane);
+        AXIS_PX + self.spacing() * (column as f64 + 0.5)
+    }
+
+    fn is_shown(&self, lane: usize) -> bool {
+        self.columns.get(lane).is_some_and(Option::is_some)
     }
 
     /// Where an arrow ends: a lost datagram stops at the link that dropped it (or at
@@ -54,6 +80,23 @@ impl Geometry {
             HEADER_PX + view.y(a.t1),
         )
     }
+}
+
+/// The longest of `label`, `short`, or a cut of `short` ending in "…" that `fits`.
+pub(super) fn fit(label: &str, short: &str, fits: &dyn Fn(&str) -> bool) -> String {
+    if fits(label) {
+        return label.to_string();
+    }
+    if !short.is_empty() && fits(short) {
+        return short.to_string();
+    }
+    let base = if short.is_empty() { label } else { short };
+    let chars: Vec<char> = base.chars().collect();
+    (0..chars.len())
+        .rev()
+        .map(|n| format!("{}…", chars[..n].iter().collect::<String>()))
+        .find(|t| fits(t))
+        .unwrap_or_default()
 }
 
 /// A readable tick step for the current scale: 1, 2 or 5 × 10^k ns, at least 70 px apart.
@@ -101,7 +144,7 @@ pub(super) fn draw(
         return;
     };
     let _ = ctx.set_transform(ratio, 0.0, 0.0, ratio, 0.0, 0.0);
-    let geo = Geometry::new(css_w, css_h, timeline);
+    let geo = Geometry::new(css_w, css_h, timeline, filter);
     ctx.set_fill_style_str(BG);
     ctx.fill_rect(0.0, 0.0, css_w, css_h);
 
@@ -128,6 +171,9 @@ pub(super) fn draw(
 
     // Lanes (their headings are drawn last, over the arrows).
     for (i, lane) in timeline.lanes.iter().enumerate() {
+        if !geo.is_shown(i) {
+            continue;
+        }
         let x = geo.lane_x(i as u16);
         ctx.set_stroke_style_str(match lane.kind {
             LaneKind::Lab => LANE,
@@ -189,7 +235,11 @@ pub(super) fn draw(
     // What was drawn, for people's tools and the tests: how many arrows, and where the
     // first visible lost one is (the middle of its line).
     let _ = canvas.set_attribute("data-drawn", &drawn.to_string());
-    let shown = timeline.arrows.iter().filter(|a| filter.shows(a)).count();
+    let shown = timeline
+        .arrows
+        .iter()
+        .filter(|a| timeline.shows(filter, a))
+        .count();
     let _ = canvas.set_attribute("data-shown", &shown.to_string());
     let _ = canvas.set_attribute("data-follow", if view.follow { "true" } else { "false" });
     match lost_at {
@@ -216,25 +266,32 @@ pub(super) fn draw(
     // Lane headings stay readable over the arrows.
     ctx.set_fill_style_str("#0f1419ee");
     ctx.fill_rect(0.0, 0.0, css_w, HEADER_PX - 2.0);
+    // Each heading fits its column: the full label, else the short name, else as much
+    // of it as fits; so headings never run into each other.
+    let room = geo.spacing() - 8.0;
+    let fits = |text: &str| ctx.measure_text(text).map_or(true, |m| m.width() <= room);
     for (i, lane) in timeline.lanes.iter().enumerate() {
+        if !geo.is_shown(i) {
+            continue;
+        }
         let x = geo.lane_x(i as u16);
-        ctx.set_fill_style_str(match lane.kind {
-            LaneKind::Lab => "#d7dde5",
-            LaneKind::Link => "#4fb3ff",
-            LaneKind::Outside => TEXT,
+        ctx.set_fill_style_str(match (lane.gone, &lane.kind) {
+            (true, _) => TEXT,
+            (false, LaneKind::Lab) => "#d7dde5",
+            (false, LaneKind::Link) => "#4fb3ff",
+            (false, LaneKind::Outside) => TEXT,
         });
         ctx.set_text_align("center");
-        let _ = ctx.fill_text(&lane.label, x, 14.0);
+        let _ = ctx.fill_text(&fit(&lane.label, &lane.short, &fits), x, 14.0);
         ctx.set_fill_style_str(TEXT);
-        let _ = ctx.fill_text(
-            match lane.kind {
-                LaneKind::Lab => "lab socket",
-                LaneKind::Link => "link",
-                LaneKind::Outside => "outside",
-            },
-            x,
-            27.0,
-        );
+        let kind = match (lane.gone, &lane.kind) {
+            (true, LaneKind::Link) => "deleted",
+            (true, _) => "closed",
+            (false, LaneKind::Lab) => "lab socket",
+            (false, LaneKind::Link) => "link",
+            (false, LaneKind::Outside) => "outside",
+        };
+        let _ = ctx.fill_text(&fit(kind, "", &fits), x, 27.0);
         ctx.set_text_align("start");
     }
 }
@@ -254,7 +311,7 @@ fn colour_group(mark: Mark) -> usize {
         Mark::Delivered => 0,
         Mark::Reordered(_) | Mark::Late => 1,
         Mark::Duplicate => 2,
-        Mark::Lost(_) | Mark::Unanswered => 3,
+        Mark::Lost(_) | Mark::Unanswered(_) => 3,
         Mark::Request | Mark::Reply => 4,
         Mark::Pending | Mark::Incoming | Mark::Untracked => 5,
     }
@@ -264,7 +321,7 @@ fn colour_group(mark: Mark) -> usize {
 fn mark_shape(mark: Mark) -> u8 {
     match mark {
         Mark::Lost(LossWhy::Kernel) => 5,
-        Mark::Lost(_) | Mark::Unanswered => 1,
+        Mark::Lost(_) | Mark::Unanswered(_) => 1,
         Mark::Pending | Mark::Untracked => 2,
         Mark::Reordered(_) | Mark::Late => 3,
         Mark::Duplicate => 4,
@@ -277,7 +334,7 @@ fn mark_shape(mark: Mark) -> u8 {
 /// ring for a duplicate.
 fn end_mark(ctx: &CanvasRenderingContext2d, mark: Mark, x0: f64, y0: f64, x1: f64, y1: f64) {
     match mark {
-        Mark::Lost(_) | Mark::Unanswered => {
+        Mark::Lost(_) | Mark::Unanswered(_) => {
             let s = 4.5;
             ctx.move_to(x1 - s, y1 - s);
             ctx.line_to(x1 + s, y1 + s);
@@ -311,5 +368,24 @@ fn end_mark(ctx: &CanvasRenderingContext2d, mark: Mark, x0: f64, y0: f64, x1: f6
                 let _ = ctx.arc(x1, y1, ring, 0.0, std::f64::consts::TAU);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fit;
+
+    #[test]
+    fn headings_shorten_until_they_fit() {
+        // One unit per character.
+        let room = |n: usize| move |t: &str| t.chars().count() <= n;
+        assert_eq!(
+            fit("s1 127.0.0.1:4000", "s1", &room(20)),
+            "s1 127.0.0.1:4000"
+        );
+        assert_eq!(fit("s1 127.0.0.1:4000", "s1", &room(5)), "s1");
+        assert_eq!(fit("127.0.0.1:40000", ":40000", &room(4)), ":40…");
+        assert_eq!(fit("lab socket", "", &room(4)), "lab…");
+        assert_eq!(fit("lab socket", "", &room(0)), "");
     }
 }

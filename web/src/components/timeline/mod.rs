@@ -226,6 +226,7 @@ pub fn TimelinePanel(props: &TimelineProps) -> Html {
                 canvas.client_width() as f64,
                 canvas.client_height() as f64,
                 &timeline,
+                &filter,
             );
             let (px, py) = (e.offset_x() as f64, e.offset_y() as f64);
             let (from, to) = (v.t(0.0).max(0.0) as u64, v.t(geo.height).max(0.0) as u64);
@@ -323,6 +324,7 @@ fn Toolbar(props: &ToolbarProps) -> Html {
             { fate_checkbox("lost", "tl-show-lost", f.lost, filter, |f, v| f.lost = v) }
             { fate_checkbox("reordered", "tl-show-reordered", f.reordered, filter, |f, v| f.reordered = v) }
             { fate_checkbox("duplicated", "tl-show-duplicated", f.duplicated, filter, |f, v| f.duplicated = v) }
+            { fate_checkbox("hide closed", "tl-hide-gone", f.hide_gone, filter, |f, v| f.hide_gone = v) }
             <select id="tl-lane" onchange={choose(|f, v| f.lane = v)} title="Only datagrams sent or received by this endpoint">
                 <option value="" selected={f.lane.is_none()}>{ "all endpoints" }</option>
                 { for timeline.lanes.iter().enumerate().map(|(i, l)| html! {
@@ -358,7 +360,7 @@ fn Legend(props: &LegendProps) -> Html {
             <span><i class="sw duplicated"></i>{ format!("● duplicate copy ({})", counts[3]) }</span>
             <span><i class="sw echo"></i>{ "echo request / reply" }</span>
             <span><i class="sw pending"></i>{ "in flight / from outside" }</span>
-            <span class="hint">{ "Drag or wheel to pan, Ctrl + wheel or +/− to zoom, click an arrow to inspect it. A cross on a link lane: the link dropped it. A boxed cross on the receiver's lane: it arrived and the kernel dropped it there (receive buffer full). A cross on the receiver's lane at the end of a long arrow: it was not received within the loss timeout." }</span>
+            <span class="hint">{ "Drag or wheel to pan, Ctrl + wheel or +/− to zoom, click an arrow to inspect it. A cross on a link lane: the link dropped it. A boxed cross on the receiver's lane: it arrived and the kernel dropped it there (receive buffer full). A cross where it arrived: nobody is bound to that port. A cross at the end of a long arrow: it was not received within the loss timeout." }</span>
         </div>
     }
 }
