@@ -8,11 +8,9 @@ use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
-/// How long an answer about one address is reused: a burst of unanswered datagrams to
-/// the same port costs one read of the tables.
+/// How long a reading of the tables answers every question: at most one read a
+/// second, however many datagrams time out (a tick may conclude 20,000).
 const FRESH: Duration = Duration::from_secs(1);
-/// The most addresses remembered (the cache is cleared beyond it).
-const MAX_REMEMBERED: usize = 1024;
 
 /// The local addresses of the UDP sockets in a kernel table's text.
 fn bound_in(text: &str, v6: bool) -> Vec<SocketAddr> {
@@ -57,11 +55,12 @@ fn receives(bound: SocketAddr, to: SocketAddr) -> bool {
     }
 }
 
-/// Answers "is anybody bound there?" for loopback destinations, from the kernel's
-/// tables, remembering each answer for a second.
+/// Answers "is anybody bound there?" for loopback destinations, from a reading of the
+/// kernel's tables at most a second old.
 #[derive(Debug, Default)]
 pub struct Listeners {
-    answers: HashMap<SocketAddr, (Instant, bool)>,
+    /// When the tables were read, and the addresses bound, by port.
+    reading: Option<(Instant, HashMap<u16, Vec<SocketAddr>>)>,
 }
 
 impl Listeners {
@@ -72,29 +71,35 @@ impl Listeners {
         if !to.ip().to_canonical().is_loopback() {
             return None;
         }
-        if let Some(&(at, answer)) = self.answers.get(&to)
-            && at.elapsed() < FRESH
-        {
-            return Some(answer);
+        let stale = self
+            .reading
+            .as_ref()
+            .is_none_or(|(at, _)| at.elapsed() >= FRESH);
+        if stale {
+            self.reading = read_tables().map(|t| (Instant::now(), t));
         }
-        let mut tables = Vec::new();
-        let mut read = false;
-        for (path, v6) in [("/proc/net/udp", false), ("/proc/net/udp6", true)] {
-            if let Ok(text) = std::fs::read_to_string(path) {
-                read = true;
-                tables.extend(bound_in(&text, v6));
+        let (_, by_port) = self.reading.as_ref()?;
+        Some(
+            by_port
+                .get(&to.port())
+                .is_some_and(|bound| bound.iter().any(|&b| receives(b, to))),
+        )
+    }
+}
+
+/// The UDP sockets bound on this machine, by port; `None` when neither table reads.
+fn read_tables() -> Option<HashMap<u16, Vec<SocketAddr>>> {
+    let mut by_port: HashMap<u16, Vec<SocketAddr>> = HashMap::new();
+    let mut read = false;
+    for (path, v6) in [("/proc/net/udp", false), ("/proc/net/udp6", true)] {
+        if let Ok(text) = std::fs::read_to_string(path) {
+            read = true;
+            for bound in bound_in(&text, v6) {
+                by_port.entry(bound.port()).or_default().push(bound);
             }
         }
-        if !read {
-            return None;
-        }
-        let answer = tables.iter().any(|&bound| receives(bound, to));
-        if self.answers.len() >= MAX_REMEMBERED {
-            self.answers.clear();
-        }
-        self.answers.insert(to, (Instant::now(), answer));
-        Some(answer)
     }
+    read.then_some(by_port)
 }
 
 #[cfg(test)]
