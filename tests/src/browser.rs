@@ -27,7 +27,7 @@ const CHROMIUM_FLAGS: [&str; 11] = [
     "--disable-background-networking",
     "--disable-component-update",
     "--disable-sync",
-    "--window-size=1400,900",
+    "--window-size=1280,800",
     "--hide-scrollbars",
 ];
 

@@ -178,8 +178,10 @@ fn LinkCard(props: &LinkCardProps) -> Html {
                 <code class="addr" title="send here">{ link.listen.to_string() }</code>
                 <span class="arrow">{ "⇢" }</span>
                 <code class="addr" title="forwards to">{ link.target.to_string() }</code>
-                <button class="small" onclick={toggle}>{ if *editing { "hide settings" } else { "settings" } }</button>
-                <button class="small" onclick={on_delete}>{ "delete" }</button>
+                <span class="actions">
+                    <button class="small" onclick={toggle}>{ if *editing { "hide settings" } else { "settings" } }</button>
+                    <button class="small" onclick={on_delete}>{ "delete" }</button>
+                </span>
             </div>
             <p class="hint">{ format!("client→target: {} · target→client: {} · seed {}",
                 describe(&link.settings.c2t), describe(&link.settings.t2c), link.settings.seed) }</p>
@@ -281,27 +283,28 @@ fn Counters(props: &CountersProps) -> Html {
             .map(|(reason, n)| format!("{n} {reason}"))
             .collect();
         html! {
+            <>
             <tr>
                 <td class="way">{ name }</td>
                 <td class="num">{ c.arrived }</td>
                 <td class="num">{ c.forwarded }</td>
-                <td class="num dropped">{ dropped }
-                    if !why.is_empty() {
-                        <span class="why">{ format!(" ({})", why.join(", ")) }</span>
-                    }
-                </td>
+                <td class="num dropped">{ dropped }</td>
                 <td class="num">{ c.duplicated }</td>
                 <td class="num">{ c.reordered }</td>
                 <td class="num">{ c.corrupted }</td>
                 <td class="num">{ c.queue_depth }</td>
             </tr>
+            if !why.is_empty() {
+                <tr class="why"><td></td><td colspan="7">{ format!("dropped: {}", why.join(", ")) }</td></tr>
+            }
+            </>
         }
     };
     html! {
         <table class="counters">
             <thead><tr>
                 <th></th><th title="datagrams that reached the link">{ "in" }</th><th title="datagrams sent on">{ "sent on" }</th>
-                <th title="datagrams the link dropped, and why">{ "dropped (why)" }</th>
+                <th title="datagrams the link dropped (why: in the line under)">{ "dropped" }</th>
                 <th title="extra copies sent">{ "copies" }</th><th title="held back to be overtaken">{ "reordered" }</th>
                 <th title="a byte changed">{ "corrupted" }</th><th title="waiting at the bottleneck now">{ "queued" }</th>
             </tr></thead>
