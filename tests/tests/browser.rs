@@ -501,6 +501,18 @@ async fn kernel_drops(url: &str, browser: &Browser) {
             t.contains("lost: dropped by the kernel at the receiving socket")
         })
         .await;
+    // It is drawn where it happened: at its arrival on the receiver's lane (over
+    // loopback, at once), not at the end of the 2 s loss timeout (thousands of pixels
+    // down at this scale).
+    let tall: f64 = browser
+        .wait_attr("#timeline-canvas", "data-lost-tall", |_| true)
+        .await
+        .parse()
+        .unwrap();
+    assert!(
+        tall.abs() < 3.0,
+        "a kernel drop's arrow runs {tall} px down"
+    );
     let shot = browser.screenshot("e2e-kernel-lost.png").await;
     eprintln!("screenshot: {}", shot.display());
 }

@@ -164,34 +164,37 @@ impl Impairments {
     pub fn validate(&self) -> Result<(), String> {
         match self.loss {
             Loss::None => {}
-            Loss::Random { pct } => check_pct("loss pct", pct)?,
+            Loss::Random { pct } => check_pct("random loss % (loss pct)", pct)?,
             Loss::GilbertElliott {
                 p_pct,
                 r_pct,
                 loss_good_pct,
                 loss_bad_pct,
             } => {
-                check_pct("loss p_pct", p_pct)?;
-                check_pct("loss r_pct", r_pct)?;
-                check_pct("loss loss_good_pct", loss_good_pct)?;
-                check_pct("loss loss_bad_pct", loss_bad_pct)?;
+                check_pct("good→bad % (loss p_pct)", p_pct)?;
+                check_pct("bad→good % (loss r_pct)", r_pct)?;
+                check_pct("loss % when good (loss loss_good_pct)", loss_good_pct)?;
+                check_pct("loss % when bad (loss loss_bad_pct)", loss_bad_pct)?;
             }
         }
-        check_ms("delay_ms", self.delay_ms)?;
-        check_ms("jitter_ms", self.jitter_ms)?;
-        check_ms("reorder_timeout_ms", self.reorder_timeout_ms)?;
-        check_pct("reorder_pct", self.reorder_pct)?;
-        check_pct("duplicate_pct", self.duplicate_pct)?;
-        check_pct("corrupt_pct", self.corrupt_pct)?;
+        check_ms("the delay (delay_ms)", self.delay_ms)?;
+        check_ms("the jitter (jitter_ms)", self.jitter_ms)?;
+        check_ms(
+            "the reorder timeout (reorder_timeout_ms)",
+            self.reorder_timeout_ms,
+        )?;
+        check_pct("reorder % (reorder_pct)", self.reorder_pct)?;
+        check_pct("duplicate % (duplicate_pct)", self.duplicate_pct)?;
+        check_pct("corrupt % (corrupt_pct)", self.corrupt_pct)?;
         if !(1..=MAX_REORDER_GAP).contains(&self.reorder_gap) {
             return Err(format!(
-                "reorder_gap must be from 1 to {MAX_REORDER_GAP} datagrams, not {}",
+                "\"overtaken by\" (reorder_gap) must be from 1 to {MAX_REORDER_GAP} datagrams, not {}",
                 self.reorder_gap
             ));
         }
         if self.mtu != 0 && self.mtu < MIN_MTU {
             return Err(format!(
-                "mtu must be 0 (no limit) or at least {MIN_MTU} bytes, not {}",
+                "the MTU (mtu) must be 0 (no limit) or at least {MIN_MTU} bytes, not {}",
                 self.mtu
             ));
         }

@@ -203,7 +203,7 @@ pub(super) fn draw(
         let (x0, y0, x1, y1) = geo.segment(a, view);
         drawn += 1;
         if lost_at.is_none() && a.is_lost() && y0 > HEADER_PX + 4.0 && y1 < css_h - 4.0 {
-            lost_at = Some(((x0 + x1) / 2.0, (y0 + y1) / 2.0));
+            lost_at = Some(((x0 + x1) / 2.0, (y0 + y1) / 2.0, y1 - y0));
         }
         let group = colour_group(a.mark);
         let key = (
@@ -243,11 +243,14 @@ pub(super) fn draw(
     let _ = canvas.set_attribute("data-shown", &shown.to_string());
     let _ = canvas.set_attribute("data-follow", if view.follow { "true" } else { "false" });
     match lost_at {
-        Some((x, y)) => {
+        Some((x, y, tall)) => {
             let _ = canvas.set_attribute("data-lost-at", &format!("{x:.0},{y:.0}"));
+            // How far down the page the arrow runs: the time it took to its end.
+            let _ = canvas.set_attribute("data-lost-tall", &format!("{tall:.0}"));
         }
         None => {
             let _ = canvas.remove_attribute("data-lost-at");
+            let _ = canvas.remove_attribute("data-lost-tall");
         }
     }
     // The selected arrow on top.
