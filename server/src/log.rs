@@ -429,13 +429,17 @@ impl EventLog {
         }
     }
 
-    /// Runs `act` under the log's lock and appends the record it returns. An action that
-    /// causes another event (a send that a lab socket receives) thus always gets the
-    /// smaller id, whichever task logs the effect.
-    pub fn append_with<E>(&self, act: impl FnOnce() -> Result<Record, E>) -> Result<EventId, E> {
+    /// Runs `act` under the log's lock and appends the record it returns, at the time it
+    /// returns with it (for a send: just before the syscall). An action that causes
+    /// another event (a send that a lab socket receives) thus always gets the smaller
+    /// id, whichever task logs the effect.
+    pub fn append_with<E>(
+        &self,
+        act: impl FnOnce() -> Result<(Instant, Record), E>,
+    ) -> Result<EventId, E> {
         let mut inner = self.lock();
-        let record = act()?;
-        let id = inner.push(self.t_ns(Instant::now()), record);
+        let (at, record) = act()?;
+        let id = inner.push(self.t_ns(at), record);
         drop(inner);
         self.newest.send_replace(id.0);
         Ok(id)
@@ -569,7 +573,10 @@ mod tests {
         let r: Result<EventId, &str> = log.append_with(|| Err("no"));
         assert_eq!(r, Err("no"));
         assert_eq!(*log.subscribe().borrow(), 0);
-        assert_eq!(log.append_with::<()>(|| Ok(datagram(1))), Ok(EventId(1)));
+        assert_eq!(
+            log.append_with::<()>(|| Ok((Instant::now(), datagram(1)))),
+            Ok(EventId(1))
+        );
         assert_eq!(*log.subscribe().borrow(), 1);
     }
 }

@@ -189,6 +189,11 @@ pub(crate) fn open(
     }
     // The kernel then tells, with each datagram received, how many it has dropped at
     // this socket so far (SO_RXQ_OVFL).
+    // The kernel's receive time of every datagram: what the task reads later is when it
+    // got the CPU, not when the datagram arrived.
+    if let Err(e) = setsockopt(&socket, sockopt::ReceiveTimestampns, &true) {
+        tracing::debug!(error = %e, "no kernel receive timestamps (SO_TIMESTAMPNS)");
+    }
     if let Err(e) = setsockopt(&socket, sockopt::RxqOvfl, &1) {
         tracing::warn!(error = %e, "cannot count kernel drops");
     }
@@ -269,15 +274,22 @@ impl SocketTask {
         let mut payload = Some(payload);
         loop {
             let attempt = self.log.append_with(|| {
+                // The send's time is taken just before the syscall: on loopback the
+                // receiver has the datagram (and its kernel timestamp) before the call
+                // returns, so a time read after it could come after the arrival.
+                let at = Instant::now();
                 self.socket
                     .try_send_to(payload.as_deref().unwrap_or_default(), to)?;
-                Ok::<_, io::Error>(Record::Datagram(DatagramRecord {
-                    socket: self.name.clone(),
-                    dir: Direction::Out,
-                    peer: to.into(),
-                    payload: payload.take().unwrap_or_default().into_boxed_slice(),
-                    req,
-                }))
+                Ok::<_, io::Error>((
+                    at,
+                    Record::Datagram(DatagramRecord {
+                        socket: self.name.clone(),
+                        dir: Direction::Out,
+                        peer: to.into(),
+                        payload: payload.take().unwrap_or_default().into_boxed_slice(),
+                        req,
+                    }),
+                ))
             });
             match attempt {
                 Ok(_) => return,
@@ -454,12 +466,14 @@ fn recv_batch(
 ) -> io::Result<usize> {
     // Fresh headers for every call: the kernel shortens each header's address and
     // control lengths to what it filled in, and nix does not restore them.
-    let mut headers =
-        MultiHeaders::<SockaddrStorage>::preallocate(RECV_BATCH, Some(nix::cmsg_space!(u32)));
+    let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(
+        RECV_BATCH,
+        Some(nix::cmsg_space!(u32, nix::sys::time::TimeSpec)),
+    );
     BUFFERS.with_borrow_mut(|buffers| {
         // Each datagram's sender and length, read while the buffers are lent to the
         // call; the bytes are handed out after.
-        let mut got = [(None, 0); RECV_BATCH];
+        let mut got = [(None, 0, None); RECV_BATCH];
         let count = {
             let mut chunks = buffers.chunks_mut(RECV_DATAGRAM_MAX);
             let mut slots: [[IoSliceMut<'_>; 1]; RECV_BATCH] = std::array::from_fn(|_| {
@@ -475,28 +489,71 @@ fn recv_batch(
             .map_err(io::Error::from)?;
             let mut count = 0;
             for (m, slot) in results.zip(got.iter_mut()) {
+                let mut stamp = None;
                 if let Ok(cmsgs) = m.cmsgs() {
                     for cmsg in cmsgs {
-                        if let ControlMessageOwned::RxqOvfl(n) = cmsg {
-                            *drops = Some(n);
+                        match cmsg {
+                            ControlMessageOwned::RxqOvfl(n) => *drops = Some(n),
+                            ControlMessageOwned::ScmTimestampns(ts) => stamp = Some(ts),
+                            _ => {}
                         }
                     }
                 }
-                *slot = (m.address.and_then(|a| to_socket_addr(&a)), m.bytes);
+                *slot = (m.address.and_then(|a| to_socket_addr(&a)), m.bytes, stamp);
                 count += 1;
             }
             count
         };
-        let at = Instant::now();
-        for (i, (peer, len)) in got[..count].iter().enumerate() {
+        let clocks = Clocks::now();
+        for (i, (peer, len, stamp)) in got[..count].iter().enumerate() {
             if let Some(peer) = peer {
                 let start = i * RECV_DATAGRAM_MAX;
+                let at = stamp.map_or(clocks.mono, |ts| clocks.at(ts));
                 each(at, *peer, &buffers[start..start + len]);
             }
         }
         Ok(count)
     })
 }
+
+/// The two clocks read together: the kernel stamps datagrams on the real-time clock,
+/// the log counts on the monotonic one.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Clocks {
+    /// The monotonic clock.
+    pub mono: Instant,
+    /// The real-time clock, nanoseconds since the Unix epoch.
+    real_ns: i128,
+}
+
+impl Clocks {
+    /// Both clocks, now.
+    pub fn now() -> Self {
+        let mono = Instant::now();
+        let real_ns = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as i128);
+        Clocks { mono, real_ns }
+    }
+
+    /// The monotonic time of a kernel timestamp taken a moment ago: now less its age.
+    /// A stamp from the future (the real-time clock was stepped back meanwhile) or from
+    /// too long ago to be true counts as now.
+    pub fn at(&self, stamp: nix::sys::time::TimeSpec) -> Instant {
+        let stamp_ns = i128::from(stamp.tv_sec()) * 1_000_000_000 + i128::from(stamp.tv_nsec());
+        let age = self.real_ns - stamp_ns;
+        if !(0..=MAX_STAMP_AGE_NS).contains(&age) {
+            return self.mono;
+        }
+        self.mono
+            .checked_sub(std::time::Duration::from_nanos(age as u64))
+            .unwrap_or(self.mono)
+    }
+}
+
+/// The oldest a kernel receive timestamp is believed (a datagram waits in the receive
+/// buffer at most this long before the task reads it, or the clock was stepped).
+const MAX_STAMP_AGE_NS: i128 = 10_000_000_000;
 
 fn to_socket_addr(a: &SockaddrStorage) -> Option<SocketAddr> {
     a.as_sockaddr_in()

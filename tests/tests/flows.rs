@@ -525,3 +525,70 @@ async fn a_send_to_a_port_nobody_is_bound_to_says_so() {
     );
     server.stop().await;
 }
+
+/// Times that cannot be impossible: a send's time is taken before the syscall and a
+/// receive's is the kernel's own stamp, so however busy the machine (a thread burns a
+/// CPU meanwhile) and however fast the generator, every datagram arrives after it was
+/// sent, and every delivered fate has a latency above zero.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_arrival_comes_after_its_send_even_on_a_busy_machine() {
+    const N: u64 = 20_000;
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let a = client.bind("127.0.0.1:0").await;
+    let b = client.bind("127.0.0.1:0").await;
+    let busy = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let burner = {
+        let busy = busy.clone();
+        std::thread::spawn(move || {
+            let until = std::time::Instant::now() + std::time::Duration::from_secs(30);
+            let mut x = 0u64;
+            while busy.load(std::sync::atomic::Ordering::Relaxed)
+                && std::time::Instant::now() < until
+            {
+                x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
+            }
+            x
+        })
+    };
+    client
+        .send(generate(&a.socket, b.local, N, 100_000.0))
+        .await;
+    let mut times = std::collections::HashMap::new();
+    let mut delivered = Vec::new();
+    let deadline = std::time::Instant::now() + socklab_tests::WAIT;
+    while (delivered.len() as u64) < N && std::time::Instant::now() < deadline {
+        match client.next().await {
+            Event::Datagram(d) => {
+                times.insert(d.id, d.t_ns);
+            }
+            Event::Fate(f) if f.fate == FateKind::Delivered => delivered.push(f),
+            Event::Fate(f) if f.fate == FateKind::Lost => {
+                // The kernel may drop some at this rate; they are not what is checked.
+                delivered.push(f);
+            }
+            _ => {}
+        }
+    }
+    busy.store(false, std::sync::atomic::Ordering::Relaxed);
+    burner.join().unwrap();
+    let delivered: Vec<_> = delivered
+        .into_iter()
+        .filter(|f| f.fate == FateKind::Delivered)
+        .collect();
+    assert!(delivered.len() > 1_000, "{} delivered", delivered.len());
+    let impossible: Vec<_> = delivered
+        .iter()
+        .filter(|f| {
+            let sent = times[&f.send];
+            let received = times[&f.recv.unwrap()];
+            received <= sent || f.latency_ns.unwrap_or(0) == 0
+        })
+        .take(5)
+        .collect();
+    assert!(
+        impossible.is_empty(),
+        "arrived no later than sent: {impossible:?}"
+    );
+    server.stop().await;
+}
