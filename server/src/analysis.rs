@@ -225,6 +225,7 @@ fn feed(
 
 fn fate(outcome: Outcome, flows: &mut FlowEndsCache) -> FateRecord {
     let id = |e: EventId| std::num::NonZeroU64::new(e.0);
+    let by_order = matches!(outcome, Outcome::Reply { by_order: true, .. });
     let (kind, send, recv, latency_ns, reordered_by, late, cause_of, flow) = match outcome {
         Outcome::Delivered {
             send,
@@ -271,6 +272,7 @@ fn fate(outcome: Outcome, flows: &mut FlowEndsCache) -> FateRecord {
             response,
             flow,
             rtt_ns,
+            by_order: _,
         } => (
             FateKind::Reply,
             request,
@@ -319,6 +321,7 @@ fn fate(outcome: Outcome, flows: &mut FlowEndsCache) -> FateRecord {
         latency_ns,
         reordered_by: u32::try_from(reordered_by).unwrap_or(u32::MAX),
         late,
+        by_order,
         cause,
         reason,
     }

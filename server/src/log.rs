@@ -144,6 +144,8 @@ pub struct FateRecord {
     pub reordered_by: u32,
     /// Delivered after it had been counted lost.
     pub late: bool,
+    /// A reply paired by order (its bytes equal no open request).
+    pub by_order: bool,
     /// Why it is lost or unanswered.
     pub cause: Option<socklab_protocol::flow::LossCause>,
     /// The link's reason, when a link dropped it.

@@ -180,6 +180,7 @@ pub fn to_event(entry: &Entry, viewer: u64) -> Event {
             latency_ns: f.latency_ns,
             reordered_by: (f.reordered_by > 0).then_some(u64::from(f.reordered_by)),
             late: f.late,
+            by_order: f.by_order,
             cause: f.cause,
             reason: f.reason,
             decision: f.decision.map(|d| EventId(d.get())),
@@ -270,6 +271,7 @@ mod tests {
             latency_ns: Some(1_500),
             reordered_by: 2,
             late: true,
+            by_order: false,
             cause: None,
             reason: None,
         });
@@ -282,6 +284,7 @@ mod tests {
             latency_ns: None,
             reordered_by: 0,
             late: false,
+            by_order: false,
             cause: Some(LossCause::Link),
             reason: Some(DropReason::RandomLoss),
         });

@@ -592,3 +592,64 @@ async fn every_arrival_comes_after_its_send_even_on_a_busy_machine() {
     );
     server.stop().await;
 }
+
+/// The classic learner's exercise: a server that upper-cases what it gets. Its replies
+/// never equal the requests, yet each is a reply: paired by order, said so, and none of
+/// the requests is called lost.
+#[tokio::test]
+async fn an_upper_casing_server_answers_every_request() {
+    const N: usize = 50;
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let s1 = client.bind("127.0.0.1:0").await;
+    let upper = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    upper
+        .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
+    let upper_addr = upper.local_addr().unwrap();
+    let answering = std::thread::spawn(move || {
+        let mut buf = [0u8; 1500];
+        for _ in 0..N {
+            let Ok((len, from)) = upper.recv_from(&mut buf) else {
+                return;
+            };
+            let reply = buf[..len].to_ascii_uppercase();
+            upper.send_to(&reply, from).unwrap();
+        }
+    });
+    for i in 0..N {
+        client
+            .send(Command::Send {
+                socket: s1.socket.clone(),
+                to: upper_addr.to_string(),
+                payload: text(&format!("hello {i}")),
+            })
+            .await;
+    }
+    let mut replies = Vec::new();
+    while replies.len() < N {
+        if let Event::Fate(f) = client.next().await {
+            assert_eq!(f.fate, FateKind::Reply, "no request is lost: {f:?}");
+            replies.push(f);
+        }
+    }
+    answering.join().unwrap();
+    assert!(
+        replies.iter().all(|f| f.by_order),
+        "paired by order, and said so"
+    );
+    let flows = until_flow(
+        &mut client,
+        FlowMethod::Echo,
+        &mut Vec::new(),
+        &mut Vec::new(),
+        |f| f.received as usize == N,
+    )
+    .await;
+    let echo = flows.iter().find(|f| f.method == FlowMethod::Echo).unwrap();
+    assert_eq!(
+        (echo.sent, echo.received, echo.lost),
+        (N as u64, N as u64, 0)
+    );
+    server.stop().await;
+}

@@ -401,7 +401,8 @@ fn an_echo_peer_gives_rtt_and_unanswered_requests() {
                 request: q1,
                 response: r1,
                 flow,
-                rtt_ns: 30
+                rtt_ns: 30,
+                by_order: false
             },
             Outcome::Unanswered {
                 request: q2,
@@ -699,4 +700,42 @@ fn a_send_the_link_could_not_make_is_lost_to_the_link_not_the_timeout() {
     assert_eq!(run.analyzer.take_decision(sent), Some(EventId(901)));
     assert_eq!(run.flow(Method::Matched).lost, 1);
     assert_eq!(run.analyzer.in_flight(), 0);
+}
+
+/// A server that answers with other bytes (it upper-cases what it gets, or acks) still
+/// answers: its replies pair with the oldest open request, in order; the same bytes,
+/// when they come, are still the strongest evidence.
+#[test]
+fn replies_with_other_bytes_pair_with_requests_by_order() {
+    let server = "127.0.0.1:7";
+    let mut run = Run::new(&[A]);
+    let q1 = run.send(0, A, server, b"hello");
+    let q2 = run.send(5, A, server, b"world");
+    let q3 = run.send(6, A, server, b"same");
+    let r1 = run.recv(20, A, server, b"HELLO");
+    // The same bytes as q3: q3, not q2, however old q2 is.
+    let r3 = run.recv(25, A, server, b"same");
+    let r2 = run.recv(30, A, server, b"WORLD");
+    run.finish();
+    let flow = FlowKey {
+        src: addr(A),
+        dst: addr(server),
+    };
+    let reply = |request, response, rtt_ns, by_order| Outcome::Reply {
+        request,
+        response,
+        flow,
+        rtt_ns,
+        by_order,
+    };
+    assert_eq!(
+        run.out,
+        vec![
+            reply(q1, r1, 20, true),
+            reply(q3, r3, 19, false),
+            reply(q2, r2, 25, true)
+        ]
+    );
+    let stats = run.flow(Method::Echo);
+    assert_eq!((stats.sent, stats.received, stats.lost), (3, 3, 0));
 }

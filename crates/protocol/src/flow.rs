@@ -82,6 +82,10 @@ pub struct Fate {
     /// The delivery came after its loss timeout (it had been counted lost).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub late: bool,
+    /// A `reply` paired by order: its bytes equal no open request (an ack, an
+    /// upper-cased echo), so it answers the oldest one.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub by_order: bool,
     /// Why it is lost or unanswered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cause: Option<LossCause>,

@@ -270,7 +270,7 @@ fn plot(canvas: &HtmlCanvasElement, timeline: &Timeline, flow: &FlowSummary) {
         .iter()
         .filter(|a| a.flow == index as u16)
         .filter_map(|a| match a.mark {
-            Mark::Delivered | Mark::Reordered(_) | Mark::Late | Mark::Request => {
+            Mark::Delivered | Mark::Reordered(_) | Mark::Late | Mark::Request(_) => {
                 Some((a.t0, Some(a.t1 - a.t0)))
             }
             Mark::Lost(_) | Mark::Unanswered(_) => Some((a.t0, None)),

@@ -71,9 +71,14 @@ pub fn Inspector() -> Html {
         ),
         Mark::Duplicate => "a duplicate copy".to_string(),
         Mark::Lost(why) => format!("lost: {}", why.words()),
-        Mark::Request => format!(
-            "answered after {:.3} ms (round trip)",
-            (a.t1 - a.t0) as f64 * 2.0 / 1e6
+        Mark::Request(by_order) => format!(
+            "answered after {:.3} ms (round trip){}",
+            (a.t1 - a.t0) as f64 * 2.0 / 1e6,
+            if by_order {
+                "; the reply's bytes differ from the request's, so it was paired by order: the oldest request still open"
+            } else {
+                ""
+            }
         ),
         Mark::Reply => "a reply to an earlier request".to_string(),
         Mark::Unanswered(LossWhy::Timeout) => "no reply within the loss timeout".to_string(),

@@ -53,8 +53,9 @@ pub enum Mark {
     Duplicate,
     /// Lost, and why.
     Lost(LossWhy),
-    /// A request to an echo-like peer (its reply is a separate arrow).
-    Request,
+    /// A request to an echo-like peer (its reply is a separate arrow); true when the
+    /// reply was paired with it by order (its bytes differ).
+    Request(bool),
     /// A reply from an echo-like peer.
     Reply,
     /// A request that got no reply, and why.
@@ -138,7 +139,7 @@ pub fn category(mark: Mark) -> usize {
         Mark::Duplicate => 3,
         Mark::Pending
         | Mark::Delivered
-        | Mark::Request
+        | Mark::Request(_)
         | Mark::Reply
         | Mark::Incoming
         | Mark::Untracked => 0,
@@ -194,7 +195,7 @@ impl Filter {
             Mark::Duplicate => self.duplicated,
             Mark::Pending
             | Mark::Delivered
-            | Mark::Request
+            | Mark::Request(_)
             | Mark::Reply
             | Mark::Incoming
             | Mark::Untracked => self.delivered,
@@ -565,7 +566,7 @@ impl Timeline {
                 let turn = arrow.t0 + rtt / 2;
                 let a = &mut self.arrows[i as usize];
                 a.t1 = turn;
-                a.mark = Mark::Request;
+                a.mark = Mark::Request(f.by_order);
                 a.recv = recv;
                 if let Some(&r) = self.by_recv.get(&recv) {
                     let reply = &mut self.arrows[r as usize];

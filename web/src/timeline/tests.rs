@@ -46,6 +46,7 @@ fn fate(kind: FateKind, send: u64, recv: Option<u64>, latency: Option<u64>, t: u
         latency_ns: latency,
         reordered_by: None,
         late: false,
+        by_order: false,
         cause: None,
         reason: None,
         decision: None,
@@ -287,7 +288,10 @@ fn echo_replies_turn_at_the_peer() {
         Some(200),
         300,
     )));
-    assert_eq!((tl.arrows[0].mark, tl.arrows[0].t1), (Mark::Request, 200));
+    assert_eq!(
+        (tl.arrows[0].mark, tl.arrows[0].t1),
+        (Mark::Request(false), 200)
+    );
     assert_eq!(
         (tl.arrows[1].mark, tl.arrows[1].t0, tl.arrows[1].t1),
         (Mark::Reply, 200, 300)

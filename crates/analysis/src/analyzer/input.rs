@@ -179,6 +179,8 @@ pub enum Outcome {
         flow: FlowKey,
         /// Round-trip time.
         rtt_ns: Nanos,
+        /// Paired by order: its bytes equal no open request, so it answers the oldest.
+        by_order: bool,
     },
     /// A request no reply came for.
     Unanswered {

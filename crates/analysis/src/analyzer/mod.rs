@@ -19,8 +19,10 @@
 //!   far out of place is the difference in send order;
 //! - **duplicated**: a receive beyond the first for the same send;
 //! - for flows whose destination is not a lab socket, a receive from that destination
-//!   whose bytes equal an earlier unanswered request is its **reply** (RTT); requests
-//!   without a reply within the timeout are **unanswered**.
+//!   whose bytes equal an earlier unanswered request is its **reply** (RTT); one whose
+//!   bytes equal none answers the oldest open request (**paired by order**: a server
+//!   that acks or upper-cases); requests without a reply within the timeout are
+//!   **unanswered**.
 //!
 //! Layout: [`input`] (what it takes in and what it concludes), `inflight` (a flow's
 //! sends in flight and their fingerprint indexes, shared by matched and echo flows),
@@ -528,21 +530,30 @@ impl Analyzer {
             src: local,
             dst: key.src,
         };
-        if let Some(flow) = self.echo.get_mut(&request_key)
-            && let Some((_, request)) = flow.sends.take_received(h, bytes.len())
-        {
-            self.in_flight -= 1;
-            flow.replies += 1;
-            flow.last_ns = t_ns;
-            let rtt_ns = t_ns.saturating_sub(request.t_ns);
-            flow.rtts.add(rtt_ns);
-            out.push(Outcome::Reply {
-                request: request.id,
-                response: id,
-                flow: request_key,
-                rtt_ns,
-            });
-        }
+        let Some(flow) = self.echo.get_mut(&request_key) else {
+            return;
+        };
+        // The same bytes are the strongest evidence; a peer that answers with other
+        // bytes (an ack, an upper-cased echo) answers its oldest open request.
+        let (request, by_order) = match flow.sends.take_received(h, bytes.len()) {
+            Some((_, request)) => (request, false),
+            None => match flow.sends.pop_oldest(None) {
+                Some((_, request)) => (request, true),
+                None => return,
+            },
+        };
+        self.in_flight -= 1;
+        flow.replies += 1;
+        flow.last_ns = t_ns;
+        let rtt_ns = t_ns.saturating_sub(request.t_ns);
+        flow.rtts.add(rtt_ns);
+        out.push(Outcome::Reply {
+            request: request.id,
+            response: id,
+            flow: request_key,
+            rtt_ns,
+            by_order,
+        });
     }
 
     #[allow(clippy::too_many_arguments)]

@@ -157,6 +157,7 @@ fn wire_form_snapshots() {
                 latency_ns: None,
                 reordered_by: None,
                 late: false,
+                by_order: false,
                 cause: Some(crate::flow::LossCause::Link),
                 reason: Some(DropReason::BurstLoss),
                 decision: Some(EventId(31)),

@@ -315,7 +315,7 @@ fn colour_group(mark: Mark) -> usize {
         Mark::Reordered(_) | Mark::Late => 1,
         Mark::Duplicate => 2,
         Mark::Lost(_) | Mark::Unanswered(_) => 3,
-        Mark::Request | Mark::Reply => 4,
+        Mark::Request(_) | Mark::Reply => 4,
         Mark::Pending | Mark::Incoming | Mark::Untracked => 5,
     }
 }
