@@ -456,10 +456,10 @@ thread_local! {
 }
 
 /// Receives up to [`RECV_BATCH`] datagrams with one `recvmmsg` call and hands each to
-/// `each` with the time the call returned (one clock read per call: they left the
-/// kernel together); returns how many, and sets `drops` to the kernel's drop counter as the last
+/// `each` with the kernel's time of its arrival (SO_TIMESTAMPNS; the time the call
+/// returned when the socket has no stamps); returns how many, and sets `drops` to the kernel's drop counter as the last
 /// of them carried it. Never waits: `WouldBlock` when none is ready.
-fn recv_batch(
+pub(crate) fn recv_batch(
     socket: &UdpSocket,
     drops: &mut Option<u32>,
     mut each: impl FnMut(Instant, SocketAddr, &[u8]),

@@ -653,3 +653,84 @@ async fn an_upper_casing_server_answers_every_request() {
     );
     server.stop().await;
 }
+
+/// Through a link with a fixed delay, at a high rate on a busy machine: the link plans
+/// each departure from the kernel's arrival time, so no datagram arrives sooner than
+/// the delay after its send, and every send comes before the link saw it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn through_a_link_no_latency_is_below_its_delay() {
+    const N: u64 = 10_000;
+    const DELAY_NS: u64 = 3_000_000;
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let a = client.bind("127.0.0.1:0").await;
+    let b = client.bind("127.0.0.1:0").await;
+    let settings = LinkSettings {
+        c2t: Impairments {
+            delay_ms: DELAY_NS as f64 / 1e6,
+            ..Impairments::default()
+        },
+        ..LinkSettings::default()
+    };
+    let link = client.link("127.0.0.1:0", b.local, settings).await;
+    let busy = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let burner = {
+        let busy = busy.clone();
+        std::thread::spawn(move || {
+            let until = std::time::Instant::now() + std::time::Duration::from_secs(30);
+            let mut x = 0u64;
+            while busy.load(std::sync::atomic::Ordering::Relaxed)
+                && std::time::Instant::now() < until
+            {
+                x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
+            }
+            x
+        })
+    };
+    client
+        .send(generate(&a.socket, link.listen, N, 20_000.0))
+        .await;
+    let mut out_times = std::collections::HashMap::new();
+    let mut link_times = Vec::new();
+    let mut latencies = Vec::new();
+    let mut concluded = 0;
+    let deadline = std::time::Instant::now() + socklab_tests::WAIT;
+    while concluded < N && std::time::Instant::now() < deadline {
+        match client.next().await {
+            Event::Datagram(d) if d.dir == socklab_protocol::Direction::Out => {
+                out_times.insert(d.payload_b64.clone(), d.t_ns);
+            }
+            Event::LinkPacket(p) => link_times.push((p.payload_b64.clone(), p.t_ns)),
+            Event::Fate(f) => {
+                concluded += 1;
+                if f.fate == FateKind::Delivered {
+                    latencies.push(f.latency_ns.unwrap());
+                }
+            }
+            _ => {}
+        }
+    }
+    busy.store(false, std::sync::atomic::Ordering::Relaxed);
+    burner.join().unwrap();
+    assert!(latencies.len() > 1_000, "{} delivered", latencies.len());
+    let below: Vec<_> = latencies
+        .iter()
+        .filter(|&&l| l < DELAY_NS)
+        .take(5)
+        .collect();
+    assert!(
+        below.is_empty(),
+        "sooner than the link's delay: {below:?} ns"
+    );
+    // Each payload carries its sequence number, so its bytes name it.
+    let early: Vec<_> = link_times
+        .iter()
+        .filter(|(payload, at)| out_times.get(payload).is_some_and(|sent| at < sent))
+        .take(5)
+        .collect();
+    assert!(
+        early.is_empty(),
+        "the link saw it before it was sent: {early:?}"
+    );
+    server.stop().await;
+}

@@ -31,15 +31,10 @@ use counters::{Refused, wire_counters, wire_reason};
 use crate::budget::SendBudget;
 use crate::error::CommandError;
 use crate::log::{EventLog, Record};
-use crate::timer::sleep_until;
 use crate::udp;
 
 /// How often a link's counters are logged (when they changed).
 pub const STATS_INTERVAL: Duration = Duration::from_millis(250);
-/// The largest datagram a link can receive.
-const RECV_DATAGRAM_MAX: usize = 65_536;
-/// How many datagrams one wake-up drains per socket.
-const RECV_BATCH: usize = 64;
 /// IPv4 + UDP header bytes, counted against the MTU and the rate.
 const OVERHEAD_V4: usize = 28;
 /// IPv6 + UDP header bytes.
@@ -260,13 +255,15 @@ struct Relay {
 impl Relay {
     async fn run(mut self, mut settings: watch::Receiver<LinkSettings>, cancel: CancellationToken) {
         tracing::debug!("link open");
-        let mut buf = vec![0u8; RECV_DATAGRAM_MAX];
         let mut stats = tokio::time::interval(STATS_INTERVAL);
         stats.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // Departures are due to the nanosecond: a timerfd, not tokio's wheel.
+        let mut timer = crate::timer::HiResTimer::new();
+        let mut received = Vec::new();
         loop {
             let wake = self
                 .next_wake()
-                .map(|at| tokio::time::Instant::from_std(self.epoch + Duration::from_nanos(at)));
+                .map(|at| self.epoch + Duration::from_nanos(at));
             tokio::select! {
                 biased;
                 _ = cancel.cancelled() => break,
@@ -278,14 +275,14 @@ impl Relay {
                     self.c2t.set_settings(new.c2t);
                     self.t2c.set_settings(new.t2c);
                 }
-                _ = sleep_until(wake) => {}
+                _ = timer.sleep_until(wake) => {}
                 ready = self.listen.readable() => {
                     if ready.is_err() { break; }
-                    self.drain(LinkDir::C2t, &mut buf);
+                    self.drain(LinkDir::C2t, &mut received);
                 }
                 ready = self.upstream.readable() => {
                     if ready.is_err() { break; }
-                    self.drain(LinkDir::T2c, &mut buf);
+                    self.drain(LinkDir::T2c, &mut received);
                 }
                 _ = stats.tick() => self.report(),
             }
@@ -309,22 +306,28 @@ impl Relay {
 
     /// Receives what is ready on one side, decides each datagram's fate, and logs the
     /// decisions together.
-    fn drain(&mut self, dir: LinkDir, buf: &mut [u8]) {
+    fn drain(&mut self, dir: LinkDir, received: &mut Vec<(Instant, SocketAddr, Vec<u8>)>) {
         let mut records = Vec::new();
-        for _ in 0..RECV_BATCH {
-            let socket = match dir {
-                LinkDir::C2t => &self.listen,
-                LinkDir::T2c => &self.upstream,
-            };
-            let (len, from) = match socket.try_recv_from(buf) {
-                Ok(got) => got,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) => {
-                    tracing::debug!(error = %e, "receive error");
-                    break;
-                }
-            };
-            let at = Instant::now();
+        received.clear();
+        // One recvmmsg: each datagram with the kernel's time of its arrival, which its
+        // departure is planned from (not when this task got round to reading it).
+        let socket = match dir {
+            LinkDir::C2t => &self.listen,
+            LinkDir::T2c => &self.upstream,
+        };
+        let got = socket.try_io(tokio::io::Interest::READABLE, || {
+            udp::recv_batch(socket, &mut None, |at, from, bytes| {
+                received.push((at, from, bytes.to_vec()));
+            })
+        });
+        if let Err(e) = got
+            && e.kind() != io::ErrorKind::WouldBlock
+        {
+            tracing::debug!(error = %e, "receive error");
+        }
+        for (at, from, payload) in received.drain(..) {
+            let (at, from, len) = (at, from, payload.len());
+            let buf = payload;
             let to = match dir {
                 LinkDir::C2t => {
                     // A datagram from its own upstream is a loop, not a new client.
@@ -346,10 +349,7 @@ impl Relay {
                         self.refused.t2c.not_from_target += 1;
                         let mut packet = self.packet(dir, from, self.client);
                         packet.reason = Some(DropReason::NotFromTarget);
-                        records.push((
-                            at,
-                            Record::LinkPacket(Box::new(packet), buf[..len].to_vec()),
-                        ));
+                        records.push((at, Record::LinkPacket(Box::new(packet), buf)));
                         continue;
                     }
                     self.client
