@@ -1,13 +1,17 @@
-//! How precisely a link keeps its delay under load. Run by `cargo xtask bench`.
-//! Prints a table (each figure the median of several runs, with min..max) and writes
-//! target/bench/link_timing.json; asserts nothing (speed is measured, not asserted).
+//! How precisely a link keeps time, at the rates people use: from a few datagrams a
+//! second (a game's 60 Hz is in between) to 100,000/s. At each rate the direct loopback
+//! path is measured first, in the same run, as the floor; the link's error is reported
+//! above it, with no delay (the relay's own overhead) and with 20 ms. Run by
+//! `cargo xtask bench`. Prints a table (each figure the median of several runs, with
+//! min..max) and writes target/bench/link_timing.json; asserts nothing (speed is
+//! measured, not asserted).
 
 use std::time::Duration;
 
 use serde_json::json;
-use socklab_tests::bench::{Report, Spreads, link_timing};
+use socklab_tests::bench::{Report, Spreads, direct_timing, link_timing};
 
-const RATE: u32 = 10_000;
+const RATES: [u32; 5] = [10, 100, 1_000, 10_000, 100_000];
 const SECONDS: u64 = 3;
 const RUNS: usize = 3;
 
@@ -15,32 +19,44 @@ const RUNS: usize = 3;
 async fn main() {
     let smoke = std::env::args().any(|a| a == "--smoke");
     let (duration, runs) = if smoke {
-        (Duration::from_millis(100), 1)
+        (Duration::from_millis(50), 1)
     } else {
         (Duration::from_secs(SECONDS), RUNS)
     };
     let mut report = Report::new("link_timing", smoke);
     println!(
-        "link timing: {RATE} datagrams/s for {duration:?}, error = arrival - (send + delay), median of {runs} run(s) (min..max)"
+        "link timing for {duration:?} per rate (at least 5 datagrams): error = arrival - (send + delay), median of {runs} run(s) (min..max); \"above\" = the link's p50/p99 less the direct path's"
     );
-    for (name, delay_ms) in [("relay overhead (0 ms)", 0.0), ("delay 20 ms", 20.0)] {
-        let mut spreads = Vec::new();
-        let mut lost = 0;
+    for rate in RATES {
+        let mut floor = Vec::new();
         for _ in 0..runs {
-            let (spread, l) = link_timing(RATE, duration, delay_ms).await;
-            spreads.push(spread);
-            lost = lost.max(l);
+            floor.push(direct_timing(rate, duration).await.0);
         }
-        let s = Spreads::of(&spreads);
-        println!(
-            "{name:<22} {} datagrams/run, lost {lost}: {}",
-            s.count,
-            s.show_ms()
-        );
+        let floor = Spreads::of(&floor);
+        println!("{rate:>7}/s  direct loopback        {}", floor.show_us());
         report.add(json!({
-            "case": name, "delay_ms": delay_ms, "rate_per_sec": RATE, "lost": lost,
-            "error": s.json(),
+            "case": "direct", "rate_per_sec": rate, "error": floor.json(),
         }));
+        for (name, delay_ms) in [("link, no delay", 0.0), ("link, delay 20 ms", 20.0)] {
+            let mut spreads = Vec::new();
+            let mut lost = 0;
+            for _ in 0..runs {
+                let (spread, l) = link_timing(rate, duration, delay_ms).await;
+                spreads.push(spread);
+                lost = lost.max(l);
+            }
+            let s = Spreads::of(&spreads);
+            let above_p50 = s.p50_us.median - floor.p50_us.median;
+            let above_p99 = s.p99_us.median - floor.p99_us.median;
+            println!(
+                "{rate:>7}/s  {name:<22} {}  above: p50 {above_p50:.1} us, p99 {above_p99:.1} us, lost {lost}",
+                s.show_us()
+            );
+            report.add(json!({
+                "case": name, "delay_ms": delay_ms, "rate_per_sec": rate, "lost": lost,
+                "error": s.json(), "above_direct_p50_us": above_p50, "above_direct_p99_us": above_p99,
+            }));
+        }
     }
     report.write();
 }

@@ -62,14 +62,11 @@ pub fn pace_until(due: Instant) {
 /// `duration` through a link with `delay_ms` of delay to a plain socket; each one's
 /// error is its arrival time minus (its send time + the delay). The figure includes two
 /// loopback hops (tens of microseconds), so with `delay_ms` 0 it is the relay's own
-/// overhead.
+/// overhead; [`direct_timing`] measures one hop in the same way, the floor.
 pub async fn link_timing(rate: u32, duration: Duration, delay_ms: f64) -> (Spread, usize) {
     let server = TestServer::start().await;
     let mut client = server.client().await;
     let receiver = UdpSocket::bind("127.0.0.1:0").expect("bind the receiver");
-    receiver
-        .set_read_timeout(Some(Duration::from_millis(500)))
-        .expect("a read timeout");
     let settings = LinkSettings {
         c2t: Impairments {
             delay_ms,
@@ -88,10 +85,36 @@ pub async fn link_timing(rate: u32, duration: Duration, delay_ms: f64) -> (Sprea
         #[allow(unreachable_code)]
         Some(())
     });
+    let delay = Duration::from_secs_f64(delay_ms / 1e3);
+    let timed = time_path(link.listen, receiver, rate, duration, delay).await;
+    viewer.abort();
+    server.stop().await;
+    timed
+}
 
-    let count = (rate as f64 * duration.as_secs_f64()) as usize;
-    let started = Instant::now();
-    let to = link.listen;
+/// The floor under [`link_timing`]: the same sender and receiver, straight to each
+/// other over loopback, with no link in between.
+pub async fn direct_timing(rate: u32, duration: Duration) -> (Spread, usize) {
+    let receiver = UdpSocket::bind("127.0.0.1:0").expect("bind the receiver");
+    let to = receiver.local_addr().unwrap();
+    time_path(to, receiver, rate, duration, Duration::ZERO).await
+}
+
+/// Sends numbered datagrams to `to` at `rate` for `duration` (at least 5) from a thread
+/// of its own, receives them on `receiver` on another, and returns each arrival's
+/// error against (send + `delay`) and how many never came.
+async fn time_path(
+    to: std::net::SocketAddr,
+    receiver: UdpSocket,
+    rate: u32,
+    duration: Duration,
+    delay: Duration,
+) -> (Spread, usize) {
+    receiver
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .expect("a read timeout");
+    let count = ((rate as f64 * duration.as_secs_f64()) as usize).max(5);
+    let started = Instant::now() + Duration::from_millis(5);
     let sender = tokio::task::spawn_blocking(move || {
         let socket = UdpSocket::bind("127.0.0.1:0").expect("bind the sender");
         let interval = Duration::from_secs_f64(1.0 / rate as f64);
@@ -103,10 +126,11 @@ pub async fn link_timing(rate: u32, duration: Duration, delay_ms: f64) -> (Sprea
         }
         sent_at
     });
+    let run_for = Duration::from_secs_f64(count as f64 / rate as f64);
     let receive = tokio::task::spawn_blocking(move || {
         let mut got = Vec::with_capacity(count);
         let mut buf = [0u8; 64];
-        let deadline = Instant::now() + duration + Duration::from_secs(5);
+        let deadline = Instant::now() + run_for + delay + Duration::from_secs(5);
         while got.len() < count && Instant::now() < deadline {
             match receiver.recv_from(&mut buf) {
                 Ok((8, _)) => got.push((
@@ -122,7 +146,6 @@ pub async fn link_timing(rate: u32, duration: Duration, delay_ms: f64) -> (Sprea
     // Awaited, not joined: on a single-threaded runtime the server must keep running.
     let sent_at = sender.await.expect("the sender finishes");
     let got = receive.await.expect("the receiver finishes");
-    let delay = Duration::from_secs_f64(delay_ms / 1e3);
     let mut errors: Vec<i64> = got
         .iter()
         .map(|&(i, at)| {
@@ -134,8 +157,6 @@ pub async fn link_timing(rate: u32, duration: Duration, delay_ms: f64) -> (Sprea
             }
         })
         .collect();
-    viewer.abort();
-    server.stop().await;
     (Spread::of(&mut errors), count - got.len())
 }
 
@@ -473,6 +494,16 @@ impl Spreads {
             ms(&self.p50_us),
             ms(&self.p99_us),
             ms(&self.max_us)
+        )
+    }
+
+    /// `p50 … p99 … max …` in microseconds, each as a median (min..max).
+    pub fn show_us(&self) -> String {
+        format!(
+            "p50 {}  p99 {}  max {} us",
+            self.p50_us.show(1),
+            self.p99_us.show(1),
+            self.max_us.show(1)
         )
     }
 
