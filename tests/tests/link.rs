@@ -595,5 +595,9 @@ async fn a_send_the_link_could_not_make_is_a_decision_and_the_loss_is_the_links(
         unreachable!()
     };
     assert_eq!((stats.c2t.forwarded, stats.c2t.send_failed), (1, 1));
+    // The plan (arrival + delay) and the outcome: its departure's lateness is measured
+    // (the kernel stamped its arrival before the link read it).
+    assert!(stats.c2t.late_max_ns > 0, "{:?}", stats.c2t);
+    assert!(stats.c2t.departed_late <= stats.c2t.forwarded);
     server.stop().await;
 }

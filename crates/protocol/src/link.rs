@@ -322,6 +322,11 @@ pub struct LinkCounters {
     pub dropped_not_from_target: u64,
     /// Forwarded, but the OS refused to send them on.
     pub send_failed: u64,
+    /// Left the link more than a millisecond after their planned departure (the
+    /// machine was busy): what a receiver measures is then more than the plan.
+    pub departed_late: u64,
+    /// The latest any datagram left after its planned departure, nanoseconds.
+    pub late_max_ns: u64,
     /// Extra copies sent.
     pub duplicated: u64,
     /// Datagrams with one byte changed.

@@ -17,6 +17,10 @@ pub(super) struct RefusedCounts {
     pub not_from_target: u64,
     /// Forwarded, but the OS refused to send them.
     pub send_failed: u64,
+    /// Left more than a millisecond after their planned departure.
+    pub late: u64,
+    /// The latest any left after its planned departure, ns.
+    pub late_max_ns: u64,
 }
 
 #[derive(Debug, Default)]
@@ -70,6 +74,8 @@ pub(super) fn wire_counters(
         dropped_rate_limit: refused.rate_limit,
         dropped_not_from_target: refused.not_from_target,
         send_failed: refused.send_failed,
+        departed_late: refused.late,
+        late_max_ns: refused.late_max_ns,
         duplicated: c.duplicated,
         corrupted: c.corrupted,
         reordered: c.reordered,

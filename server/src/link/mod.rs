@@ -39,6 +39,8 @@ pub const STATS_INTERVAL: Duration = Duration::from_millis(250);
 const OVERHEAD_V4: usize = 28;
 /// IPv6 + UDP header bytes.
 const OVERHEAD_V6: usize = 48;
+/// A departure later than this after its plan counts as late in the link's counters.
+const LATE_NS: Nanos = 1_000_000;
 /// Seeds of the two directions differ so they do not make the same decisions.
 const T2C_SEED_SALT: u64 = 0x7432_6321_5eed_5a17;
 
@@ -522,6 +524,13 @@ impl Relay {
                 LinkDir::C2t => &self.upstream,
                 LinkDir::T2c => &self.listen,
             };
+            // The plan and the outcome: how late it leaves.
+            let late_ns = self.now().saturating_sub(departure.at);
+            let counts = self.refused.of(dir);
+            if late_ns > LATE_NS {
+                counts.late += 1;
+            }
+            counts.late_max_ns = counts.late_max_ns.max(late_ns);
             if let Err(e) = socket.try_send_to(&payload, to) {
                 // The datagram is lost after the link said it was forwarded: say so,
                 // or the analysis would blame the loss timeout. (A full send buffer

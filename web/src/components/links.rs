@@ -282,6 +282,13 @@ fn Counters(props: &CountersProps) -> Html {
             .filter(|(_, n)| *n > 0)
             .map(|(reason, n)| format!("{n} {reason}"))
             .collect();
+        let late = (c.departed_late > 0).then(|| {
+            format!(
+                "{} left more than 1 ms after their planned time (up to {:.1} ms late: the machine was busy)",
+                c.departed_late,
+                c.late_max_ns as f64 / 1e6
+            )
+        });
         html! {
             <>
             <tr>
@@ -296,6 +303,9 @@ fn Counters(props: &CountersProps) -> Html {
             </tr>
             if !why.is_empty() {
                 <tr class="why"><td></td><td colspan="7">{ format!("dropped: {}", why.join(", ")) }</td></tr>
+            }
+            if let Some(late) = late {
+                <tr class="why late"><td></td><td colspan="7">{ late }</td></tr>
             }
             </>
         }
