@@ -308,7 +308,7 @@ fn websocat_binary() -> Option<std::path::PathBuf> {
     if on_path.is_some() {
         return on_path;
     }
-    let root = socklab_tests::workspace_root().join("target/bench/tools");
+    let root = socklab_tests::target_dir().join("bench/tools");
     let bin = root.join("bin/websocat");
     if !bin.is_file() {
         println!("installing websocat (cargo install websocat) for the peer comparison…");

@@ -317,8 +317,8 @@ impl ServerProcess {
         use std::io::{BufRead as _, BufReader};
         use std::process::{Command, Stdio};
         let bin = std::env::var("SOCKLAB_BIN").unwrap_or_else(|_| {
-            crate::workspace_root()
-                .join("target/release/socklab")
+            crate::target_dir()
+                .join("release/socklab")
                 .display()
                 .to_string()
         });
@@ -544,7 +544,7 @@ impl Report {
 
     /// Writes the report and says where.
     pub fn write(self) {
-        let dir = crate::workspace_root().join("target/bench");
+        let dir = crate::target_dir().join("bench");
         let _ = std::fs::create_dir_all(&dir);
         let path = dir.join(format!("{}.json", self.name));
         let unix_s = std::time::SystemTime::now()

@@ -107,7 +107,7 @@ impl Drop for TestServer {
 pub fn web_dir() -> PathBuf {
     let dir = std::env::var_os("SOCKLAB_WEB_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join("target/web"));
+        .unwrap_or_else(|| target_dir().join("web"));
     assert!(
         dir.join("index.html").is_file(),
         "the web app is not built in {}: run the tests with `cargo xtask test` (or build it with `cargo xtask build-web`)",
@@ -120,9 +120,18 @@ pub fn web_dir() -> PathBuf {
 pub fn artifacts_dir() -> PathBuf {
     let dir = std::env::var_os("SOCKLAB_ARTIFACTS")
         .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join("target/test-artifacts"));
+        .unwrap_or_else(|| target_dir().join("test-artifacts"));
     std::fs::create_dir_all(&dir).expect("create the artifacts folder");
     dir
+}
+
+/// Cargo's target folder: `$CARGO_TARGET_DIR` when set (relative to the workspace),
+/// else `target` in the workspace.
+pub fn target_dir() -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) => workspace_root().join(dir),
+        None => workspace_root().join("target"),
+    }
 }
 
 /// The workspace's top folder.
