@@ -176,7 +176,8 @@ pub struct Args {
     #[arg(long, default_value_t = DEFAULT_WRITE_TIMEOUT_SECS, value_name = "SECONDS")]
     pub write_timeout_secs: u64,
 
-    /// How many sockets all sessions together may have open (a link counts two).
+    /// How many sockets all sessions together may have open (a link counts three: its
+    /// two sockets and its timer).
     /// By default: the process's open-file limit less a reserve for connections.
     #[arg(long, value_name = "N")]
     pub max_sockets: Option<usize>,

@@ -269,7 +269,7 @@ impl Session {
             ));
         }
         let id = LinkId::new(format!("l{}", self.next_link));
-        let slot = self.slots.take(2)?;
+        let slot = self.slots.take(crate::link::DESCRIPTORS)?;
         let handle = LinkHandle::create(
             id.clone(),
             listen,

@@ -1,5 +1,5 @@
-//! The server-wide limit on open sockets. Every socket a session opens (a link opens
-//! two) takes a slot; the limit leaves enough of the process's open files for HTTP
+//! The server-wide limit on open sockets. Every socket a session opens takes a slot
+//! (a link takes three: its two sockets and its timer's descriptor); the limit leaves enough of the process's open files for HTTP
 //! connections and WebSockets, so that however many sockets the sessions open, the page
 //! and new sessions are still served.
 

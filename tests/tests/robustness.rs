@@ -672,7 +672,7 @@ async fn sockets_are_limited_across_all_sessions() {
         one.bind("127.0.0.1:0").await;
     }
     let b = two.bind("127.0.0.1:0").await;
-    // A link needs two sockets; only one is left.
+    // A link needs three descriptors (two sockets and a timer); only one is left.
     let refused = two
         .refused(
             socklab_protocol::Command::LinkCreate {

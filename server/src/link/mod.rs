@@ -39,6 +39,9 @@ pub const STATS_INTERVAL: Duration = Duration::from_millis(250);
 const OVERHEAD_V4: usize = 28;
 /// IPv6 + UDP header bytes.
 const OVERHEAD_V6: usize = 48;
+/// The file descriptors one link holds: its listen and upstream sockets, and the
+/// timerfd its departures wait on. Each takes one of the server's socket slots.
+pub const DESCRIPTORS: usize = 3;
 /// A departure later than this after its plan counts as late in the link's counters.
 const LATE_NS: Nanos = 1_000_000;
 /// Seeds of the two directions differ so they do not make the same decisions.
@@ -328,8 +331,6 @@ impl Relay {
             tracing::debug!(error = %e, "receive error");
         }
         for (at, from, payload) in received.drain(..) {
-            let (at, from, len) = (at, from, payload.len());
-            let buf = payload;
             let to = match dir {
                 LinkDir::C2t => {
                     // A datagram from its own upstream is a loop, not a new client.
@@ -351,13 +352,13 @@ impl Relay {
                         self.refused.t2c.not_from_target += 1;
                         let mut packet = self.packet(dir, from, self.client);
                         packet.reason = Some(DropReason::NotFromTarget);
-                        records.push((at, Record::LinkPacket(Box::new(packet), buf)));
+                        records.push((at, Record::LinkPacket(Box::new(packet), payload)));
                         continue;
                     }
                     self.client
                 }
             };
-            records.push((at, self.arrive(dir, &buf[..len], from, to, at)));
+            records.push((at, self.arrive(dir, payload, from, to, at)));
         }
         if !records.is_empty() {
             self.log.append_all(records);
@@ -391,10 +392,12 @@ impl Relay {
         }
     }
 
+    /// Decides an arrival's fate. `payload` (as it arrived) goes into the decision's
+    /// record; a forwarded datagram's own copy is the only other allocation.
     fn arrive(
         &mut self,
         dir: LinkDir,
-        payload: &[u8],
+        payload: Vec<u8>,
         from: SocketAddr,
         to: Option<SocketAddr>,
         at: Instant,
@@ -404,7 +407,7 @@ impl Relay {
         let Some(to) = to else {
             self.no_client += 1;
             packet.reason = Some(DropReason::NoClient);
-            return Record::LinkPacket(Box::new(packet), payload.to_vec());
+            return Record::LinkPacket(Box::new(packet), payload);
         };
         // The relay's own limits come before the model's decisions (which they would
         // otherwise have to undo): nothing the link holds or sends is unbounded.
@@ -422,7 +425,7 @@ impl Relay {
         };
         if let Some(reason) = refusal {
             packet.reason = Some(reason);
-            return Record::LinkPacket(Box::new(packet), payload.to_vec());
+            return Record::LinkPacket(Box::new(packet), payload);
         }
         let shaper = match dir {
             LinkDir::C2t => &mut self.c2t,
@@ -445,7 +448,7 @@ impl Relay {
                 packet.corrupt_mask = f.corrupt.map(|c| c.mask);
                 packet.truncated_to = f.truncate_to;
                 packet.held_for = f.held_for;
-                let mut bytes = payload.to_vec();
+                let mut bytes = payload.clone();
                 if let Some(len) = f.truncate_to {
                     bytes.truncate(len);
                 }
@@ -481,7 +484,7 @@ impl Relay {
             }
         }
         self.release(dir, released);
-        Record::LinkPacket(Box::new(packet), payload.to_vec())
+        Record::LinkPacket(Box::new(packet), payload)
     }
 
     fn schedule(&mut self, at: Nanos, pending: Pending) {
