@@ -66,12 +66,16 @@ impl CommandError {
     pub fn from_send(err: &io::Error, to: SocketAddr) -> Self {
         match err.kind() {
             // The kernel refuses a broadcast from a socket without SO_BROADCAST.
-            io::ErrorKind::PermissionDenied if looks_like_broadcast(to) => Self::new(
-                ErrorCode::PermissionDenied,
-                format!(
-                    "{to} is a broadcast address, and this socket may not broadcast: bind a socket with \"broadcast\" ticked (it sets SO_BROADCAST) and send from that one"
-                ),
-            ),
+            io::ErrorKind::PermissionDenied
+                if socklab_protocol::limits::looks_like_broadcast(to) =>
+            {
+                Self::new(
+                    ErrorCode::PermissionDenied,
+                    format!(
+                        "{to} is a broadcast address, and this socket may not broadcast: bind a socket with \"broadcast\" ticked (it sets SO_BROADCAST) and send from that one"
+                    ),
+                )
+            }
             io::ErrorKind::PermissionDenied => Self::new(
                 ErrorCode::PermissionDenied,
                 format!(
@@ -80,15 +84,5 @@ impl CommandError {
             ),
             _ => Self::new(ErrorCode::IoError, format!("cannot send to {to}: {err}")),
         }
-    }
-}
-
-/// Whether `to` is a broadcast address as far as can be told without the netmask: the
-/// limited broadcast, or an IPv4 address ending in 255 (a /24 or wider network's, such
-/// as 127.255.255.255 or 192.168.1.255).
-fn looks_like_broadcast(to: SocketAddr) -> bool {
-    match to.ip() {
-        std::net::IpAddr::V4(ip) => ip.is_broadcast() || ip.octets()[3] == 255,
-        std::net::IpAddr::V6(_) => false,
     }
 }

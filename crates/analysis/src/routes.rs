@@ -44,8 +44,9 @@ pub struct End<'a> {
 }
 
 /// Whether a datagram addressed to `to` reaches a socket bound at `bound` (a socket
-/// bound to the unspecified address receives on every address of its port).
-fn reaches(bound: SocketAddr, to: SocketAddr) -> bool {
+/// bound to the unspecified address receives on every address of its port, of its
+/// family). The server's registry of link addresses asks the same question.
+pub fn reaches(bound: SocketAddr, to: SocketAddr) -> bool {
     bound == to
         || (bound.ip().is_unspecified()
             && bound.port() == to.port()

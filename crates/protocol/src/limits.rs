@@ -20,3 +20,36 @@ pub fn max_udp_payload(ipv6: bool) -> usize {
 /// The largest receive buffer a `bind` may ask for, bytes (the kernel caps what it
 /// grants at `net.core.rmem_max` anyway; beyond this the socket option would overflow).
 pub const MAX_RECV_BUFFER_BYTES: u64 = 1 << 30;
+
+/// Whether `to` is a broadcast address as far as the address alone tells (the netmask is
+/// not known): the limited broadcast 255.255.255.255, or an IPv4 address ending in 255
+/// (a /24 or wider network's, such as 127.255.255.255 or 192.168.1.255). The server
+/// words a refused broadcast by it, the page names broadcast flows by it.
+pub fn looks_like_broadcast(to: std::net::SocketAddr) -> bool {
+    match to.ip() {
+        std::net::IpAddr::V4(ip) => ip.is_broadcast() || ip.octets()[3] == 255,
+        std::net::IpAddr::V6(_) => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::looks_like_broadcast;
+
+    #[test]
+    fn broadcast_addresses_by_their_look() {
+        for (addr, broadcast) in [
+            ("255.255.255.255:9", true),
+            ("127.255.255.255:9", true),
+            ("192.168.1.255:9", true),
+            ("127.0.0.1:9", false),
+            ("[::1]:9", false),
+        ] {
+            assert_eq!(
+                looks_like_broadcast(addr.parse().unwrap()),
+                broadcast,
+                "{addr}"
+            );
+        }
+    }
+}

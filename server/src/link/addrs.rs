@@ -19,11 +19,9 @@ impl LinkAddrs {
     /// Whether sending to `to` reaches a link's socket (a socket bound to the
     /// unspecified address receives on every address of its port).
     pub fn reaches_a_link(&self, to: SocketAddr) -> bool {
-        self.lock().iter().any(|a| {
-            a.port() == to.port()
-                && a.is_ipv4() == to.is_ipv4()
-                && (a.ip() == to.ip() || a.ip().is_unspecified())
-        })
+        self.lock()
+            .iter()
+            .any(|&a| socklab_analysis::routes::reaches(a, to))
     }
 
     pub(super) fn add(self: &Arc<Self>, addrs: [SocketAddr; 2]) -> Registered {

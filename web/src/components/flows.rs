@@ -67,19 +67,10 @@ fn ms(ns: u64) -> String {
     format!("{:.3}", ns as f64 / 1e6)
 }
 
-/// Whether `to` is a broadcast address, as far as the address alone tells (the
-/// limited broadcast, or an IPv4 address ending in 255).
-fn is_broadcast(to: std::net::SocketAddr) -> bool {
-    match to.ip() {
-        std::net::IpAddr::V4(ip) => ip.is_broadcast() || ip.octets()[3] == 255,
-        std::net::IpAddr::V6(_) => false,
-    }
-}
-
 /// What a flow is, in the table: a datagram to a broadcast address is not a request
 /// to an echo server.
 fn flow_label(f: &FlowSummary) -> &'static str {
-    if f.method == FlowMethod::Echo && is_broadcast(f.dst) {
+    if f.method == FlowMethod::Echo && socklab_protocol::limits::looks_like_broadcast(f.dst) {
         "broadcast"
     } else {
         method_label(f.method)
@@ -152,7 +143,7 @@ pub fn FlowsPanel(props: &FlowsProps) -> Html {
             </tr>
             if f.method == FlowMethod::Echo && f.received == 0 && f.lost > 0 {
                 <tr class="flow-detail">
-                    <td colspan="10">{ if is_broadcast(f.dst) {
+                    <td colspan="10">{ if socklab_protocol::limits::looks_like_broadcast(f.dst) {
                         "a broadcast: every socket bound to that port on the network gets a copy, and none is expected to answer".to_string()
                     } else {
                         format!("no reply from {}: click one of its arrows; its fate says whether anything was bound to that port", f.dst)
