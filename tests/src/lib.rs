@@ -125,6 +125,43 @@ pub fn artifacts_dir() -> PathBuf {
     dir
 }
 
+/// A thread that keeps one CPU busy until it is dropped (30 s at most), so that what
+/// must hold on a busy machine is checked on one.
+pub struct CpuBurner {
+    busy: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<u64>>,
+}
+
+impl CpuBurner {
+    /// Starts burning.
+    pub fn start() -> Self {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let busy = std::sync::Arc::new(AtomicBool::new(true));
+        let flag = busy.clone();
+        let thread = std::thread::spawn(move || {
+            let until = std::time::Instant::now() + std::time::Duration::from_secs(30);
+            let mut x = 0u64;
+            while flag.load(Ordering::Relaxed) && std::time::Instant::now() < until {
+                x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
+            }
+            x
+        });
+        CpuBurner {
+            busy,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for CpuBurner {
+    fn drop(&mut self) {
+        self.busy.store(false, std::sync::atomic::Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
 /// Cargo's target folder: `$CARGO_TARGET_DIR` when set (relative to the workspace),
 /// else `target` in the workspace.
 pub fn target_dir() -> PathBuf {
@@ -294,6 +331,17 @@ impl Client {
                 return (event, skipped);
             }
             skipped.push(event);
+        }
+    }
+
+    /// Reads events until `pick` takes one, and returns what it made of it (the others
+    /// are skipped): `client.next_where(|e| match e { Event::Fate(f) if … => Some(f),
+    /// _ => None })`.
+    pub async fn next_where<T>(&mut self, mut pick: impl FnMut(Event) -> Option<T>) -> T {
+        loop {
+            if let Some(found) = pick(self.next().await) {
+                return found;
+            }
         }
     }
 

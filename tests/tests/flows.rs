@@ -457,12 +457,12 @@ async fn an_outside_program_that_becomes_a_links_client_ends_its_flows() {
     assert_eq!((&buf[..len], from), (&b"pong"[..], link.listen));
     // The program echoes it, as an echo server would.
     program.send_to(b"pong", link.listen).await.unwrap();
-    let (event, _) = client
-        .until(|e| matches!(e, Event::Fate(f) if f.send == answer.id))
+    let fate = client
+        .next_where(|e| match e {
+            Event::Fate(fate) if fate.send == answer.id => Some(fate),
+            _ => None,
+        })
         .await;
-    let Event::Fate(fate) = event else {
-        unreachable!()
-    };
     assert_eq!(
         (fate.fate, fate.src, fate.dst),
         (FateKind::Reply, s1.local, program_addr),
@@ -508,12 +508,12 @@ async fn a_send_to_a_port_nobody_is_bound_to_says_so() {
     let mut causes = Vec::new();
     for to in [nobody, silent.local_addr().unwrap()] {
         let sent = client.send_datagram(&s1.socket, to, text("anyone?")).await;
-        let (event, _) = client
-            .until(|e| matches!(e, Event::Fate(f) if f.send == sent.id))
+        let fate = client
+            .next_where(|e| match e {
+                Event::Fate(f) if f.send == sent.id => Some(f),
+                _ => None,
+            })
             .await;
-        let Event::Fate(fate) = event else {
-            unreachable!()
-        };
         causes.push((fate.fate, fate.cause));
     }
     assert_eq!(
@@ -537,20 +537,7 @@ async fn every_arrival_comes_after_its_send_even_on_a_busy_machine() {
     let mut client = server.client().await;
     let a = client.bind("127.0.0.1:0").await;
     let b = client.bind("127.0.0.1:0").await;
-    let busy = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
-    let burner = {
-        let busy = busy.clone();
-        std::thread::spawn(move || {
-            let until = std::time::Instant::now() + std::time::Duration::from_secs(30);
-            let mut x = 0u64;
-            while busy.load(std::sync::atomic::Ordering::Relaxed)
-                && std::time::Instant::now() < until
-            {
-                x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
-            }
-            x
-        })
-    };
+    let burner = socklab_tests::CpuBurner::start();
     client
         .send(generate(&a.socket, b.local, N, 100_000.0))
         .await;
@@ -570,8 +557,7 @@ async fn every_arrival_comes_after_its_send_even_on_a_busy_machine() {
             _ => {}
         }
     }
-    busy.store(false, std::sync::atomic::Ordering::Relaxed);
-    burner.join().unwrap();
+    drop(burner);
     let delivered: Vec<_> = delivered
         .into_iter()
         .filter(|f| f.fate == FateKind::Delivered)
@@ -673,20 +659,7 @@ async fn through_a_link_no_latency_is_below_its_delay() {
         ..LinkSettings::default()
     };
     let link = client.link("127.0.0.1:0", b.local, settings).await;
-    let busy = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
-    let burner = {
-        let busy = busy.clone();
-        std::thread::spawn(move || {
-            let until = std::time::Instant::now() + std::time::Duration::from_secs(30);
-            let mut x = 0u64;
-            while busy.load(std::sync::atomic::Ordering::Relaxed)
-                && std::time::Instant::now() < until
-            {
-                x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
-            }
-            x
-        })
-    };
+    let burner = socklab_tests::CpuBurner::start();
     client
         .send(generate(&a.socket, link.listen, N, 20_000.0))
         .await;
@@ -710,8 +683,7 @@ async fn through_a_link_no_latency_is_below_its_delay() {
             _ => {}
         }
     }
-    busy.store(false, std::sync::atomic::Ordering::Relaxed);
-    burner.join().unwrap();
+    drop(burner);
     assert!(latencies.len() > 1_000, "{} delivered", latencies.len());
     let below: Vec<_> = latencies
         .iter()
