@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use socklab_analysis::{Analyzer, FlowKey, Input, Limits, LossCause, Outcome};
-use socklab_protocol::flow::{self, FateKind, FlowMethod, FlowSummary, Latency};
+use socklab_protocol::flow::{self, DropCount, FateKind, FlowMethod, FlowSummary, Latency};
 use socklab_protocol::{Direction, EventId, SocketId};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -193,7 +193,11 @@ fn feed(
             analyzer.feed(
                 Input::LinkDecision {
                     id,
+                    t_ns,
                     link: &p.link,
+                    dir: p.dir,
+                    seq: p.seq,
+                    duplicated: p.duplicated,
                     from: p.from,
                     to: p.to,
                     bytes,
@@ -204,6 +208,20 @@ fn feed(
                 },
                 out,
             );
+            return;
+        }
+        Record::LinkSent(sent) => {
+            for d in &sent.sent {
+                analyzer.feed(
+                    Input::LinkSent {
+                        link: &sent.link,
+                        dir: sent.dir,
+                        seq: d.seq,
+                        t_ns: d.t_ns,
+                    },
+                    out,
+                );
+            }
             return;
         }
         Record::KernelDrops {
@@ -336,6 +354,7 @@ fn summary(s: &socklab_analysis::FlowStats) -> FlowSummary {
             socklab_analysis::Method::Matched => FlowMethod::Matched,
             socklab_analysis::Method::Sequenced => FlowMethod::Sequenced,
             socklab_analysis::Method::Echo => FlowMethod::Echo,
+            socklab_analysis::Method::Link => FlowMethod::Link,
         },
         seq_flow: s.seq_flow,
         sent: s.sent,
@@ -352,5 +371,10 @@ fn summary(s: &socklab_analysis::FlowStats) -> FlowSummary {
             max: p.max,
         }),
         jitter_ns: s.jitter_ns.map(|j| j.round()),
+        drops: s
+            .drops
+            .iter()
+            .map(|&(reason, count)| DropCount { reason, count })
+            .collect(),
     }
 }

@@ -90,6 +90,9 @@ pub enum Record {
     },
     /// A link's decision on a datagram, and the datagram's bytes as they arrived.
     LinkPacket(Box<LinkPacketRecord>, Vec<u8>),
+    /// Datagrams one direction of a link sent on (boxed: the list is on the heap anyway,
+    /// and every log entry is as big as the largest kind).
+    LinkSent(Box<LinkSentRecord>),
     /// A traffic generator started.
     GeneratorStarted(Box<GeneratorStartedRecord>),
     /// A traffic generator ended (by itself, stopped, or failing).
@@ -186,6 +189,17 @@ pub struct LinkPacketRecord {
     pub held_for: Option<u32>,
     /// What the OS said when the link could not send it on.
     pub error: Option<Box<str>>,
+}
+
+/// Datagrams one direction of a link sent on in one pass of its timer.
+#[derive(Debug, Clone)]
+pub struct LinkSentRecord {
+    /// The link.
+    pub link: LinkId,
+    /// Which way they crossed.
+    pub dir: socklab_protocol::link::LinkDir,
+    /// When each left and how late, in the order they left.
+    pub sent: Vec<socklab_protocol::Departure>,
 }
 
 /// A traffic generator started.
@@ -335,12 +349,16 @@ pub struct DatagramRecord {
 /// twice a second, and those records must not escape the budget.
 const FLOW_SUMMARY_BYTES: usize = 256;
 
+/// What one departure of a `link_sent` record counts for in the log's byte budget.
+const DEPARTURE_BYTES: usize = std::mem::size_of::<socklab_protocol::Departure>();
+
 impl Record {
     /// The bytes this record holds, for the log's byte budget.
     fn size(&self) -> usize {
         match self {
             Record::Datagram(d) => d.payload.len(),
             Record::LinkPacket(_, payload) => payload.len(),
+            Record::LinkSent(sent) => sent.sent.len().saturating_mul(DEPARTURE_BYTES),
             Record::FlowStats(stats) => stats.flows.len().saturating_mul(FLOW_SUMMARY_BYTES),
             Record::Bound(_)
             | Record::Closed { .. }

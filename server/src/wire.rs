@@ -9,8 +9,8 @@ use socklab_protocol::fast;
 use socklab_protocol::payload::encode_base64;
 use socklab_protocol::{
     AnalysisConfig, Bound, Closed, Datagram, ErrorEvent, Event, EventId, GeneratorDone,
-    GeneratorStarted, KernelDrops, LinkClient, LinkCreated, LinkDeleted, LinkPacket, LinkStats,
-    LinkUpdated, SocketId,
+    GeneratorStarted, KernelDrops, LinkClient, LinkCreated, LinkDeleted, LinkPacket, LinkSent,
+    LinkStats, LinkUpdated, SocketId,
 };
 
 use crate::error::CommandError;
@@ -132,6 +132,13 @@ pub fn to_event(entry: &Entry, viewer: u64) -> Event {
             truncated_to: p.truncated_to,
             held_for: p.held_for,
             error: p.error.as_deref().map(str::to_owned),
+            t_ns,
+        }),
+        Record::LinkSent(sent) => Event::LinkSent(LinkSent {
+            id,
+            link: sent.link.clone(),
+            dir: sent.dir,
+            sent: sent.sent.clone(),
             t_ns,
         }),
         Record::GeneratorStarted(g) => Event::GeneratorStarted(GeneratorStarted {

@@ -42,3 +42,99 @@ impl Drop for PythonEcho {
         let _ = self.child.wait();
     }
 }
+
+/// A running `tests/fixtures/udp_numbered_receiver.py`: counts numbered datagrams the
+/// way a learner would; killed on drop.
+pub struct PythonReceiver {
+    child: Child,
+    lines: BufReader<std::process::ChildStdout>,
+    /// Where it listens.
+    pub addr: SocketAddr,
+}
+
+/// What a [`PythonReceiver`] counted from its own numbers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+pub struct Counted {
+    /// Datagrams received, duplicates included.
+    pub received: u64,
+    /// Different numbers received.
+    pub distinct: u64,
+    /// Numbers never received.
+    pub missing: u64,
+    /// Received after a higher number.
+    pub reordered: u64,
+    /// A number received again.
+    pub duplicates: u64,
+}
+
+impl PythonReceiver {
+    /// Starts the receiver on a free loopback port, expecting `expected` numbers.
+    pub fn start(expected: u64) -> Self {
+        let script = crate::workspace_root().join("tests/fixtures/udp_numbered_receiver.py");
+        let mut child = Command::new("python3")
+            .arg(&script)
+            .arg("127.0.0.1")
+            .arg(expected.to_string())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("python3 runs (the interop tests need the machine's Python 3)");
+        let mut lines = BufReader::new(child.stdout.take().expect("piped stdout"));
+        let mut line = String::new();
+        lines
+            .read_line(&mut line)
+            .expect("the receiver prints its address");
+        let addr = line
+            .trim()
+            .strip_prefix("listening on ")
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| panic!("unexpected first line from the receiver: {line:?}"));
+        PythonReceiver { child, lines, addr }
+    }
+
+    /// Waits (on a blocking thread) until it has counted, and returns its counts.
+    pub async fn counted(mut self) -> Counted {
+        tokio::task::spawn_blocking(move || {
+            let mut line = String::new();
+            self.lines
+                .read_line(&mut line)
+                .expect("the receiver prints its counts");
+            serde_json::from_str(line.trim())
+                .unwrap_or_else(|e| panic!("the receiver's counts {line:?}: {e}"))
+        })
+        .await
+        .expect("the reading thread")
+    }
+}
+
+impl Drop for PythonReceiver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `tests/fixtures/udp_numbered_sender.py` to the end: `count` numbered datagrams
+/// to `to` at `rate` per second from a socket of its own. Returns the address it sent
+/// from.
+pub async fn send_numbered(to: SocketAddr, count: u64, rate: f64) -> SocketAddr {
+    let script = crate::workspace_root().join("tests/fixtures/udp_numbered_sender.py");
+    let mut command = tokio::process::Command::new("python3");
+    command
+        .arg(&script)
+        .arg(to.ip().to_string())
+        .arg(to.port().to_string())
+        .arg(count.to_string())
+        .arg(rate.to_string())
+        .kill_on_drop(true);
+    let output = command
+        .output()
+        .await
+        .expect("python3 runs (the interop tests need the machine's Python 3)");
+    assert!(output.status.success(), "the sender failed: {output:?}");
+    let text = String::from_utf8_lossy(&output.stdout);
+    text.trim()
+        .rsplit(" from ")
+        .next()
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("unexpected output from the sender: {text:?}"))
+}

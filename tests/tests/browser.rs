@@ -106,6 +106,85 @@ async fn a_lossy_link_shows_why_datagrams_never_arrived() {
     with_browser(|url, browser| async move { lossy_link(&url, browser).await }).await;
 }
 
+#[tokio::test]
+async fn two_outside_programs_through_a_link_get_a_flow_arrows_and_the_links_account() {
+    with_browser(|url, browser| async move { outside_programs(&url, browser).await }).await;
+}
+
+/// A learner's Python sender and receiver, neither a lab socket, talking through a
+/// lossy link made in the page: the page shows their flow from the link's account.
+async fn outside_programs(url: &str, browser: &Browser) {
+    use socklab_tests::python::{PythonReceiver, send_numbered};
+    const N: u64 = 60;
+    let receiver = PythonReceiver::start(N);
+    browser.open(url).await;
+    browser
+        .fill("#link-target", &receiver.addr.to_string())
+        .await;
+    browser.click("#link-create").await;
+    let cards = browser.wait_count(".link-card", 1).await;
+    let listen: std::net::SocketAddr = cards[0]
+        .find(fantoccini::Locator::Css("code.addr"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+        .parse()
+        .unwrap();
+    browser.click(".link-card button.small").await;
+    browser
+        .click("#l1-c2t-imp-loss-model option[value='random']")
+        .await;
+    browser.fill("#l1-c2t-imp-loss", "30").await;
+    browser.fill("#l1-c2t-imp-delay", "20").await;
+    browser.click(".link-apply").await;
+    browser
+        .wait_text(".link-card p.hint", |t| t.contains("30 % loss"))
+        .await;
+    send_numbered(listen, N, 200.0).await;
+    let counted = receiver.counted().await;
+
+    // One flow row, from the link's account, agreeing with the receiver's own count.
+    let row = "tr.flow-row[data-method='link']";
+    browser
+        .wait_text(&format!("{row} td.sent"), |t| t == N.to_string())
+        .await;
+    browser
+        .wait_text(&format!("{row} td.in-flight"), |t| t == "0")
+        .await;
+    let lost = browser
+        .wait_text(&format!("{row} td.lost"), |t| !t.is_empty())
+        .await;
+    assert!(
+        lost.starts_with(&format!("{} ", counted.missing)),
+        "the page says {lost} lost; the receiver missed {}",
+        counted.missing
+    );
+    browser
+        .wait_text("#flow-table tr.link-drops", |t| {
+            t.starts_with("dropped by link l1: random loss")
+        })
+        .await;
+    // Their arrows: one per datagram, the dropped ones ending at the link.
+    browser
+        .wait_text("#timeline-legend", |t| {
+            t.contains(&format!("✕ lost ({})", counted.missing))
+        })
+        .await;
+    browser.click("#tl-follow").await;
+    let shot = browser.screenshot("e2e-outside-programs.png").await;
+    eprintln!("screenshot: {}", shot.display());
+
+    // The packet list gives each decision its plan and its outcome.
+    browser.click("#tab-packets").await;
+    browser
+        .wait_text("tr.packet-row[data-fate='forwarded']", |t| {
+            t.contains("planned +20.0 ms; left after ")
+        })
+        .await;
+}
+
 async fn bind_two(browser: &Browser) -> (String, String) {
     browser.click("#bind-button").await;
     browser.wait_count(".socket-row", 1).await;

@@ -13,6 +13,9 @@ pub enum Method {
     Sequenced,
     /// Only the sender is a lab socket: replies matched to requests (an echo-like peer).
     Echo,
+    /// The sender is not a lab socket and the flow crosses a link: what the link saw
+    /// (arrivals, drops, departures and the time in between).
+    Link,
 }
 
 /// Latency percentiles, nanoseconds.
@@ -182,6 +185,8 @@ pub struct FlowStats {
     pub latency: Option<Percentiles>,
     /// RFC 3550 interarrival jitter, nanoseconds.
     pub jitter_ns: Option<f64>,
+    /// How many a link dropped, per reason ([`Method::Link`] only).
+    pub drops: Vec<(socklab_protocol::link::DropReason, u64)>,
 }
 
 impl FlowStats {

@@ -9,7 +9,7 @@ use proptest::prelude::*;
 use socklab_analysis::seqhdr::SeqHeader;
 use socklab_analysis::{Analyzer, FlowKey, FlowStats, Input, Limits, LossCause, Method, Outcome};
 use socklab_protocol::EventId;
-use socklab_protocol::link::{DropReason, LinkFate, LinkId};
+use socklab_protocol::link::{DropReason, LinkDir, LinkFate, LinkId};
 
 const A: &str = "127.0.0.1:1000";
 const B: &str = "127.0.0.1:2000";
@@ -300,7 +300,11 @@ fn a_link_between_lab_sockets_is_seen_through() {
     let decide = |run: &mut Run, bytes: &[u8], fate, reason, corrupted, truncated_to| {
         run.feed(Input::LinkDecision {
             id: EventId(900),
+            t_ns: 0,
             link: &link,
+            dir: LinkDir::C2t,
+            seq: 0,
+            duplicated: false,
             from: addr(A),
             to: Some(addr(B)),
             bytes,
@@ -667,7 +671,11 @@ fn a_send_the_link_could_not_make_is_lost_to_the_link_not_the_timeout() {
     let decide = |run: &mut Run, id: u64, bytes: &[u8], fate, reason| {
         run.feed(Input::LinkDecision {
             id: EventId(id),
+            t_ns: 0,
             link: &link,
+            dir: LinkDir::C2t,
+            seq: 0,
+            duplicated: false,
             from: addr(A),
             to: Some(addr(B)),
             bytes,
@@ -738,4 +746,294 @@ fn replies_with_other_bytes_pair_with_requests_by_order() {
     );
     let stats = run.flow(Method::Echo);
     assert_eq!((stats.sent, stats.received, stats.lost), (3, 3, 0));
+}
+
+/// Two programs that are not lab sockets, talking through link l1: the link's account
+/// is all there is, and it is enough for the flow's figures.
+mod through_a_link_between_outside_programs {
+    use super::*;
+
+    const CLIENT: &str = "127.0.0.1:5000";
+    const SERVER: &str = "127.0.0.1:6000";
+    const LISTEN: &str = "127.0.0.1:3000";
+    const UPSTREAM: &str = "127.0.0.1:3001";
+
+    struct Link {
+        run: Run,
+        link: LinkId,
+    }
+
+    impl Link {
+        fn new(lab: &[&str]) -> Link {
+            let mut run = Run::new(lab);
+            let link = LinkId::new("l1");
+            run.feed(Input::LinkCreated {
+                link: &link,
+                listen: addr(LISTEN),
+                upstream: addr(UPSTREAM),
+                target: addr(SERVER),
+            });
+            Link { run, link }
+        }
+
+        #[allow(clippy::too_many_arguments)]
+        fn decide(
+            &mut self,
+            t: u64,
+            dir: LinkDir,
+            seq: u64,
+            (from, to): (&str, &str),
+            bytes: &[u8],
+            fate: LinkFate,
+            reason: Option<DropReason>,
+            duplicated: bool,
+        ) {
+            let id = self.run.id();
+            self.run.analyzer.feed(
+                Input::LinkDecision {
+                    id,
+                    t_ns: t,
+                    link: &self.link,
+                    dir,
+                    seq,
+                    duplicated,
+                    from: addr(from),
+                    to: Some(addr(to)),
+                    bytes,
+                    fate,
+                    reason,
+                    corrupted: None,
+                    truncated_to: None,
+                },
+                &mut self.run.out,
+            );
+        }
+
+        fn forward(&mut self, t: u64, seq: u64, bytes: &[u8]) {
+            self.decide(
+                t,
+                LinkDir::C2t,
+                seq,
+                (CLIENT, SERVER),
+                bytes,
+                LinkFate::Forwarded,
+                None,
+                false,
+            );
+        }
+
+        fn sent(&mut self, t: u64, dir: LinkDir, seq: u64) {
+            self.run.analyzer.feed(
+                Input::LinkSent {
+                    link: &self.link,
+                    dir,
+                    seq,
+                    t_ns: t,
+                },
+                &mut self.run.out,
+            );
+        }
+
+        fn flows(&self, method: Method) -> Vec<FlowStats> {
+            self.run
+                .analyzer
+                .stats()
+                .into_iter()
+                .filter(|s| s.method == method)
+                .collect()
+        }
+    }
+
+    #[test]
+    fn arrivals_drops_departures_and_the_time_between_make_the_figures() {
+        let mut l = Link::new(&[]);
+        l.forward(0, 0, b"zero");
+        l.decide(
+            10,
+            LinkDir::C2t,
+            1,
+            (CLIENT, SERVER),
+            b"one",
+            LinkFate::Dropped,
+            Some(DropReason::RandomLoss),
+            false,
+        );
+        l.forward(20, 2, b"two"); // held back: leaves after 3
+        l.decide(
+            30,
+            LinkDir::C2t,
+            3,
+            (CLIENT, SERVER),
+            b"three",
+            LinkFate::Forwarded,
+            None,
+            true,
+        );
+        l.forward(40, 4, b"four");
+        l.sent(1_000, LinkDir::C2t, 0);
+        l.sent(1_030, LinkDir::C2t, 3);
+        l.sent(1_040, LinkDir::C2t, 3); // the copy
+        l.sent(1_050, LinkDir::C2t, 2); // after 3: out of order
+        // Four never left: the send failed.
+        l.decide(
+            1_041,
+            LinkDir::C2t,
+            4,
+            (CLIENT, SERVER),
+            b"four",
+            LinkFate::Dropped,
+            Some(DropReason::SendFailed),
+            false,
+        );
+        let flows = l.flows(Method::Link);
+        assert_eq!(flows.len(), 1, "{flows:?}");
+        let f = &flows[0];
+        assert_eq!((f.src, f.dst), (addr(CLIENT), addr(SERVER)));
+        assert_eq!(f.via, Some(LinkId::new("l1")));
+        assert_eq!(
+            (
+                f.sent,
+                f.received,
+                f.lost,
+                f.reordered,
+                f.duplicated,
+                f.in_flight
+            ),
+            (5, 4, 2, 1, 1, 0)
+        );
+        assert_eq!(
+            f.drops,
+            [(DropReason::RandomLoss, 1), (DropReason::SendFailed, 1)]
+        );
+        let latency = f.latency.expect("times in the link");
+        assert_eq!((latency.min, latency.max), (1_000, 1_030));
+        assert!(f.jitter_ns.is_some());
+    }
+
+    #[test]
+    fn replies_are_a_flow_of_their_own_and_in_flight_counts_what_has_not_left() {
+        let mut l = Link::new(&[]);
+        l.forward(0, 0, b"ping");
+        l.sent(500, LinkDir::C2t, 0);
+        l.decide(
+            600,
+            LinkDir::T2c,
+            0,
+            (SERVER, CLIENT),
+            b"PONG",
+            LinkFate::Forwarded,
+            None,
+            false,
+        );
+        let flows = l.flows(Method::Link);
+        let back = flows
+            .iter()
+            .find(|f| f.src == addr(SERVER))
+            .expect("the replies' flow");
+        assert_eq!(
+            (back.dst, back.sent, back.received, back.in_flight),
+            (addr(CLIENT), 1, 0, 1)
+        );
+        l.sent(700, LinkDir::T2c, 0);
+        let back = l
+            .flows(Method::Link)
+            .into_iter()
+            .find(|f| f.src == addr(SERVER))
+            .unwrap();
+        assert_eq!((back.received, back.in_flight), (1, 0));
+        assert_eq!(back.latency.unwrap().p50, 100);
+    }
+
+    #[test]
+    fn a_lab_sockets_sends_are_followed_end_to_end_not_twice() {
+        // The client is a lab socket: its sends are an echo flow, not a link flow.
+        let mut l = Link::new(&[CLIENT]);
+        let id = l.run.id();
+        l.run.feed(Input::Sent {
+            id,
+            t_ns: 0,
+            local: addr(CLIENT),
+            peer: addr(LISTEN),
+            bytes: b"ping",
+        });
+        l.run.feed(Input::LinkClient {
+            link: &LinkId::new("l1"),
+            client: addr(CLIENT),
+        });
+        l.forward(1, 0, b"ping");
+        l.sent(100, LinkDir::C2t, 0);
+        assert!(l.flows(Method::Link).is_empty());
+        assert_eq!(l.flows(Method::Echo).len(), 1);
+    }
+
+    #[test]
+    fn a_sequence_header_gives_the_sequenced_figures_as_the_link_sent_them_on() {
+        let mut l = Link::new(&[]);
+        let datagram = |seq: u64| {
+            let mut bytes = vec![0u8; socklab_analysis::seqhdr::LEN];
+            SeqHeader {
+                flow: 7,
+                seq,
+                sent_ns: seq * 10,
+            }
+            .write(&mut bytes);
+            bytes
+        };
+        l.forward(0, 0, &datagram(0));
+        l.decide(
+            10,
+            LinkDir::C2t,
+            1,
+            (CLIENT, SERVER),
+            &datagram(1),
+            LinkFate::Dropped,
+            Some(DropReason::BurstLoss),
+            false,
+        );
+        l.forward(20, 2, &datagram(2));
+        l.sent(100, LinkDir::C2t, 0);
+        l.sent(120, LinkDir::C2t, 2);
+        let seq = l.flows(Method::Sequenced);
+        assert_eq!(seq.len(), 1, "{seq:?}");
+        assert_eq!(seq[0].via, Some(LinkId::new("l1")));
+        assert_eq!(
+            (seq[0].seq_flow, seq[0].sent, seq[0].received, seq[0].lost),
+            (Some(7), 3, 2, 1)
+        );
+    }
+
+    #[test]
+    fn link_flows_are_bounded_by_the_flow_limit() {
+        let limits = Limits {
+            max_flows: 2,
+            ..Limits::default()
+        };
+        let mut l = Link::new(&[]);
+        l.run.analyzer = Analyzer::with_limits(1_000, limits);
+        let link = LinkId::new("l1");
+        l.run.feed(Input::LinkCreated {
+            link: &link,
+            listen: addr(LISTEN),
+            upstream: addr(UPSTREAM),
+            target: addr(SERVER),
+        });
+        for port in 0..5u16 {
+            let from = format!("127.0.0.1:{}", 7000 + port);
+            l.decide(
+                u64::from(port),
+                LinkDir::C2t,
+                u64::from(port),
+                (&from, SERVER),
+                b"x",
+                LinkFate::Forwarded,
+                None,
+                false,
+            );
+        }
+        assert_eq!(l.run.analyzer.link_flow_count(), 2);
+        assert_eq!(l.run.analyzer.retired_flows(), 3);
+        // The newest two are kept.
+        let kept: Vec<u16> = l.flows(Method::Link).iter().map(|f| f.src.port()).collect();
+        assert_eq!(kept, [7003, 7004]);
+    }
 }

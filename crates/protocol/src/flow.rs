@@ -55,6 +55,19 @@ pub enum FlowMethod {
     Sequenced,
     /// Replies from an echo-like peer matched to requests.
     Echo,
+    /// The sender is not a lab socket and the flow crosses a link: the link's account
+    /// (`sent`: arrived at the link; `received`: sent on; `lost`: dropped; latency: the
+    /// time in the link, measured).
+    Link,
+}
+
+/// How many datagrams of a flow a link dropped for one reason.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DropCount {
+    /// Why.
+    pub reason: DropReason,
+    /// How many.
+    pub count: u64,
 }
 
 /// A conclusion about one datagram.
@@ -148,6 +161,9 @@ pub struct FlowSummary {
     /// RFC 3550 interarrival jitter, nanoseconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jitter_ns: Option<f64>,
+    /// What a link dropped, per reason (`link` only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub drops: Vec<DropCount>,
 }
 
 /// The figures of every flow of the session.

@@ -32,9 +32,9 @@ pub mod payload;
 
 pub use command::{Command, DecodeError, Proto, Request, decode_request};
 pub use event::{
-    AnalysisConfig, Bound, Closed, Datagram, Direction, ErrorCode, ErrorEvent, Event, Gap,
-    GeneratorDone, GeneratorStarted, Hello, KernelDrops, LinkClient, LinkCreated, LinkDeleted,
-    LinkPacket, LinkStats, LinkUpdated,
+    AnalysisConfig, Bound, Closed, Datagram, Departure, Direction, ErrorCode, ErrorEvent, Event,
+    Gap, GeneratorDone, GeneratorStarted, Hello, KernelDrops, LinkClient, LinkCreated, LinkDeleted,
+    LinkPacket, LinkSent, LinkStats, LinkUpdated,
 };
 pub use ids::{EventId, GeneratorId, LinkId, SessionId, SocketId};
 pub use payload::{Payload, PayloadError};

@@ -21,6 +21,10 @@ pub fn max_udp_payload(ipv6: bool) -> usize {
 /// grants at `net.core.rmem_max` anyway; beyond this the socket option would overflow).
 pub const MAX_RECV_BUFFER_BYTES: u64 = 1 << 30;
 
+/// The most departures one `link_sent` event lists; a pass of a link's timer that sends
+/// more logs several events.
+pub const MAX_LINK_SENT_PER_EVENT: usize = 256;
+
 /// Whether `to` is a broadcast address as far as the address alone tells (the netmask is
 /// not known): the limited broadcast 255.255.255.255, or an IPv4 address ending in 255
 /// (a /24 or wider network's, such as 127.255.255.255 or 192.168.1.255). The server

@@ -236,7 +236,7 @@ pub enum LinkDir {
 }
 
 /// Why a link dropped a datagram.
-#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[serde(rename_all = "snake_case")]
 pub enum DropReason {
     /// Independent random loss (or Gilbert-Elliott loss in the good state).

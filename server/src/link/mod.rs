@@ -14,6 +14,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use socklab_impair::{Fate, Nanos, Shaper, Verdict};
+use socklab_protocol::Departure;
+use socklab_protocol::limits::MAX_LINK_SENT_PER_EVENT;
 use socklab_protocol::link::{DropReason, LinkCounters, LinkDir, LinkFate, LinkId, LinkSettings};
 use tokio::net::UdpSocket;
 use tokio::sync::watch;
@@ -198,28 +200,66 @@ struct Pending {
     to: SocketAddr,
     /// The bytes to send (as the link changed them).
     payload: Vec<u8>,
+    /// The second copy of a duplicated datagram.
+    copy: bool,
+}
+
+/// What one pass of the timer sent, per direction, with the instant each left.
+#[derive(Debug, Default)]
+struct Sent {
+    c2t: Vec<(Instant, Departure)>,
+    t2c: Vec<(Instant, Departure)>,
+}
+
+impl Sent {
+    fn of(&mut self, dir: LinkDir) -> &mut Vec<(Instant, Departure)> {
+        match dir {
+            LinkDir::C2t => &mut self.c2t,
+            LinkDir::T2c => &mut self.t2c,
+        }
+    }
+
+    /// `link_sent` records: per direction, at most [`MAX_LINK_SENT_PER_EVENT`]
+    /// departures each, logged at the time the first of them left.
+    fn into_records(self, link: &LinkId) -> impl Iterator<Item = (Instant, Record)> + '_ {
+        [(LinkDir::C2t, self.c2t), (LinkDir::T2c, self.t2c)]
+            .into_iter()
+            .flat_map(move |(dir, sent)| {
+                sent.chunks(MAX_LINK_SENT_PER_EVENT)
+                    .map(|chunk| {
+                        let first = chunk[0].0;
+                        let record = crate::log::LinkSentRecord {
+                            link: link.clone(),
+                            dir,
+                            sent: chunk.iter().map(|(_, d)| *d).collect(),
+                        };
+                        (first, Record::LinkSent(Box::new(record)))
+                    })
+                    .collect::<Vec<_>>()
+            })
+    }
 }
 
 /// A scheduled departure; ordered by time, then by scheduling order.
 #[derive(Debug)]
-struct Departure {
+struct Scheduled {
     at: Nanos,
     order: u64,
     pending: Pending,
 }
 
-impl PartialEq for Departure {
+impl PartialEq for Scheduled {
     fn eq(&self, other: &Self) -> bool {
         (self.at, self.order) == (other.at, other.order)
     }
 }
-impl Eq for Departure {}
-impl PartialOrd for Departure {
+impl Eq for Scheduled {}
+impl PartialOrd for Scheduled {
     fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
         Some(self.cmp(other))
     }
 }
-impl Ord for Departure {
+impl Ord for Scheduled {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
         (self.at, self.order).cmp(&(other.at, other.order))
     }
@@ -239,7 +279,7 @@ struct Relay {
     c2t: Shaper,
     t2c: Shaper,
     overhead: usize,
-    timers: BinaryHeap<Reverse<Departure>>,
+    timers: BinaryHeap<Reverse<Scheduled>>,
     next_order: u64,
     /// Held-back datagrams by direction and sequence number.
     held: HashMap<(LinkDir, u64), Pending>,
@@ -464,6 +504,7 @@ impl Relay {
                             from,
                             to,
                             payload: bytes.clone(),
+                            copy: true,
                         },
                     );
                 }
@@ -473,6 +514,7 @@ impl Relay {
                     from,
                     to,
                     payload: bytes,
+                    copy: false,
                 };
                 match f.departure {
                     Some(at) => self.schedule(at, pending),
@@ -491,7 +533,7 @@ impl Relay {
         self.in_link_bytes += pending.payload.len();
         let order = self.next_order;
         self.next_order += 1;
-        self.timers.push(Reverse(Departure { at, order, pending }));
+        self.timers.push(Reverse(Scheduled { at, order, pending }));
     }
 
     fn release(&mut self, dir: LinkDir, released: Vec<socklab_impair::Release>) {
@@ -503,14 +545,19 @@ impl Relay {
         }
     }
 
-    /// Sends every datagram whose time has come, releasing expired holds first.
+    /// Sends every datagram whose time has come, releasing expired holds first, and
+    /// logs when each left (and how late against its plan) beside any failed send.
     fn depart_due(&mut self) {
         let now = self.now();
-        let mut failed = Vec::new();
         let expired = self.c2t.expire(now);
         self.release(LinkDir::C2t, expired);
         let expired = self.t2c.expire(now);
         self.release(LinkDir::T2c, expired);
+        if self.timers.peek().is_none_or(|Reverse(d)| d.at > now) {
+            return;
+        }
+        let mut sent = Sent::default();
+        let mut failed = Vec::new();
         while self.timers.peek().is_some_and(|Reverse(d)| d.at <= now) {
             let Some(Reverse(departure)) = self.timers.pop() else {
                 break;
@@ -521,38 +568,49 @@ impl Relay {
                 from,
                 to,
                 payload,
+                copy,
             } = departure.pending;
             self.in_link_bytes -= payload.len();
             let socket = match dir {
                 LinkDir::C2t => &self.upstream,
                 LinkDir::T2c => &self.listen,
             };
-            // The plan and the outcome: how late it leaves.
-            let late_ns = self.now().saturating_sub(departure.at);
+            // The plan and the outcome: how late it leaves, read just before the send.
+            let leaving = Instant::now();
+            let late_ns = (leaving.saturating_duration_since(self.epoch).as_nanos() as Nanos)
+                .saturating_sub(departure.at);
             let counts = self.refused.of(dir);
             if late_ns > LATE_NS {
                 counts.late += 1;
             }
             counts.late_max_ns = counts.late_max_ns.max(late_ns);
-            if let Err(e) = socket.try_send_to(&payload, to) {
-                // The datagram is lost after the link said it was forwarded: say so,
-                // or the analysis would blame the loss timeout. (A full send buffer
-                // counts too: on loopback it means the receiver is not reading.)
-                tracing::debug!(error = %e, %to, "link could not send");
-                self.refused.of(dir).send_failed += 1;
-                let mut packet = self.packet(dir, from, Some(to));
-                packet.seq = seq;
-                packet.reason = Some(DropReason::SendFailed);
-                packet.error = Some(e.to_string().into());
-                failed.push((
-                    Instant::now(),
-                    Record::LinkPacket(Box::new(packet), payload),
-                ));
+            match socket.try_send_to(&payload, to) {
+                Ok(_) => sent.of(dir).push((
+                    leaving,
+                    Departure {
+                        seq,
+                        t_ns: self.log.t_ns(leaving),
+                        late_ns,
+                        copy,
+                    },
+                )),
+                Err(e) => {
+                    // The datagram is lost after the link said it was forwarded: say
+                    // so, or the analysis would blame the loss timeout. (A full send
+                    // buffer counts too: on loopback it means the receiver is not
+                    // reading.)
+                    tracing::debug!(error = %e, %to, "link could not send");
+                    self.refused.of(dir).send_failed += 1;
+                    let mut packet = self.packet(dir, from, Some(to));
+                    packet.seq = seq;
+                    packet.reason = Some(DropReason::SendFailed);
+                    packet.error = Some(e.to_string().into());
+                    failed.push((leaving, Record::LinkPacket(Box::new(packet), payload)));
+                }
             }
         }
-        if !failed.is_empty() {
-            self.log.append_all(failed);
-        }
+        let records = sent.into_records(&self.id).chain(failed);
+        self.log.append_all(records);
     }
 
     fn counters(&mut self) -> (LinkCounters, LinkCounters) {

@@ -31,6 +31,10 @@ const DEFINITIONS: &[(&str, &str)] = &[
         "reordered",
         "received after a datagram of the same flow that was sent later.",
     ),
+    (
+        "link",
+        "the sender is not a lab socket (an outside program) and the flow crosses a link, so the link's own account is all there is: sent = datagrams that reached the link, received = datagrams it sent on (copies included), lost = datagrams it dropped (the reasons are listed under the row), reordered = sent on after a datagram of the flow that reached the link later; latency = the time each spent in the link, from the kernel's arrival stamp to the moment it was sent on.",
+    ),
     ("duplicated", "copies received beyond the first."),
     (
         "jitter",
@@ -38,15 +42,16 @@ const DEFINITIONS: &[(&str, &str)] = &[
     ),
 ];
 
-/// The flows' rows: a stream the analysis sees both ways (matched, and sequenced from
-/// its header) is one row, the matched figures with the receiver's count as a detail.
-/// Each entry is the index of the row's flow and of its detail, if any.
+/// The flows' rows: a stream the analysis sees both ways (matched or through a link,
+/// and sequenced from its header) is one row, the first figures with the sequenced
+/// count as a detail. Each entry is the index of the row's flow and of its detail, if
+/// any.
 fn one_row_per_stream(flows: &[FlowSummary]) -> Vec<(usize, Option<usize>)> {
     let same_stream = |a: &FlowSummary, b: &FlowSummary| a.src == b.src && a.dst == b.dst;
     let mut rows = Vec::new();
     let mut shown = vec![false; flows.len()];
     for (i, f) in flows.iter().enumerate() {
-        if f.method != FlowMethod::Matched {
+        if !matches!(f.method, FlowMethod::Matched | FlowMethod::Link) {
             continue;
         }
         let detail = flows
@@ -82,6 +87,7 @@ fn method_label(m: FlowMethod) -> &'static str {
         FlowMethod::Matched => "matched",
         FlowMethod::Sequenced => "sequenced",
         FlowMethod::Echo => "echo",
+        FlowMethod::Link => "link",
     }
 }
 
@@ -150,7 +156,20 @@ pub fn FlowsPanel(props: &FlowsProps) -> Html {
                     } }</td>
                 </tr>
             }
-            if let Some(d) = detail {
+            if !f.drops.is_empty() {
+                <tr class="flow-detail link-drops">
+                    <td colspan="10">{ format!("dropped by {}: {}", f.via.as_ref().map_or("the link".to_string(), |l| format!("link {l}")), f.drops.iter().map(|d| format!("{} {}", d.reason.describe(), d.count)).collect::<Vec<_>>().join(", ")) }</td>
+                </tr>
+            }
+            if let Some(d) = detail.filter(|_| f.method == FlowMethod::Link) {
+                <tr class="flow-detail" title="Read from the sequence header of what the link sent on">
+                    <td colspan="10">{ format!(
+                        "as the link sent it on, by its sequence header #{}: {} expected, {} sent on, {} missing ({:.1} %), {} out of order, {} duplicated",
+                        d.seq_flow.unwrap_or(0), d.sent, d.received, d.lost, d.lost_pct, d.reordered, d.duplicated
+                    ) }</td>
+                </tr>
+            }
+            if let Some(d) = detail.filter(|_| f.method != FlowMethod::Link) {
                 <tr class="flow-detail" title="The receiver alone counts by sequence numbers: it cannot see datagrams lost after the last one it got, nor those still on their way, so its figures may differ">
                     <td colspan="10">{ format!(
                         "as its receiver counts it (sequence header #{}): {} sent, {} received, {} lost ({:.1} %), {} out of order, {} duplicated",
@@ -433,6 +452,7 @@ mod tests {
             in_flight: 0,
             latency_ns: None,
             jitter_ns: None,
+            drops: Vec::new(),
         }
     }
 
@@ -445,10 +465,13 @@ mod tests {
             flow(a, b, FlowMethod::Sequenced),
             // A sequenced stream whose sender is outside the lab has a row of its own.
             flow(c, b, FlowMethod::Sequenced),
+            // A stream only a link saw, and its sequence header as the link sent it on.
+            flow(c, a, FlowMethod::Link),
+            flow(c, a, FlowMethod::Sequenced),
         ];
         assert_eq!(
             one_row_per_stream(&flows),
-            [(0, Some(2)), (1, None), (3, None)]
+            [(0, Some(2)), (4, Some(5)), (1, None), (3, None)]
         );
     }
 }

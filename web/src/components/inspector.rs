@@ -55,6 +55,16 @@ pub fn Inspector() -> Html {
             What::Socket { .. } | What::KernelDrops { .. } => None,
         });
     let fate = state.timeline.borrow().arrow_of(id).map(|a| match a.mark {
+        // Only the link saw it: neither end is a lab socket.
+        Mark::Pending if a.send == 0 && a.recv == 0 => "in the link (not sent on yet)".to_string(),
+        Mark::Delivered | Mark::Reordered(_) if a.send == 0 && a.recv == 0 => format!(
+            "sent on by the link after {:.3} ms{} (neither end is a lab socket: the link's account is all socklab sees)",
+            (a.t1 - a.t0) as f64 / 1e6,
+            match a.mark {
+                Mark::Reordered(n) => format!(", out of order: {n} later arrival(s) at the link left first"),
+                _ => String::new(),
+            }
+        ),
         Mark::Pending => "in flight (not received yet)".to_string(),
         Mark::Untracked => "not followed to the end: the analysis had too many datagrams in flight, or retired this flow to make room (--max-in-flight, --max-flows)".to_string(),
         Mark::Delivered => format!(

@@ -509,6 +509,13 @@ impl State {
                 });
                 self.packets_version += 1;
             }
+            Event::LinkSent(sent) => {
+                let mut packets = self.packets.borrow_mut();
+                for d in &sent.sent {
+                    packets.departed(&sent.link, sent.dir, d);
+                }
+                self.packets_version += 1;
+            }
             Event::LinkCreated(created) => {
                 self.settle(created.req);
                 let names = Rc::make_mut(&mut self.names);

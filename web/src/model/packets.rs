@@ -1,7 +1,7 @@
 //! The packet list: a bounded store of rows, each a datagram a lab socket sent or
 //! received, a link's decision, or a kernel drop report.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 
 use socklab_protocol::link::{DropReason, LinkDir, LinkFate, LinkId};
@@ -85,6 +85,18 @@ pub struct LinkDecision {
     pub held_for: Option<u32>,
     /// What the OS said when the link could not send it on.
     pub error: Option<String>,
+    /// When it really left: nanoseconds after it arrived, and how much later than
+    /// planned (from the link's `link_sent`).
+    pub left: Option<Left>,
+}
+
+/// When a datagram really left a link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Left {
+    /// Nanoseconds after it arrived.
+    pub after_ns: u64,
+    /// Nanoseconds later than planned.
+    pub late_ns: u64,
 }
 
 impl LinkDecision {
@@ -106,12 +118,14 @@ impl LinkDecision {
                 truncated_to: p.truncated_to,
                 held_for: p.held_for,
                 error: p.error,
+                left: None,
             },
             payload,
         )
     }
 
-    /// The decision in a few words: "dropped: random loss", "+20.1 ms, duplicated".
+    /// The decision in a few words, the plan and (once known) the outcome: "dropped:
+    /// random loss", "planned +20.1 ms, duplicated; left after 20.12 ms".
     pub fn summary(&self) -> String {
         if self.fate == LinkFate::Dropped {
             let reason = self.reason.map(DropReason::describe).unwrap_or("dropped");
@@ -121,7 +135,7 @@ impl LinkDecision {
             };
         }
         let mut parts = vec![format!(
-            "+{:.1} ms",
+            "planned +{:.1} ms",
             self.delay_ns.unwrap_or(0) as f64 / 1e6
         )];
         if let Some(q) = self.queue_ns {
@@ -139,20 +153,68 @@ impl LinkDecision {
         if let Some(len) = self.truncated_to {
             parts.push(format!("truncated to {len}"));
         }
-        parts.join(", ")
+        let plan = parts.join(", ");
+        match self.left {
+            None => format!("{plan}; not left yet"),
+            Some(left) if left.late_ns >= LATE_WORTH_SAYING_NS => format!(
+                "{plan}; left after {:.3} ms ({:.3} ms late)",
+                left.after_ns as f64 / 1e6,
+                left.late_ns as f64 / 1e6
+            ),
+            Some(left) => format!("{plan}; left after {:.3} ms", left.after_ns as f64 / 1e6),
+        }
     }
 }
+
+/// Lateness below this is not worth a word (the timer's own resolution).
+const LATE_WORTH_SAYING_NS: u64 = 100_000;
 
 /// The bounded packet list.
 #[derive(Debug, Default)]
 pub struct PacketStore {
     packets: VecDeque<Packet>,
+    /// Datagrams a link forwarded that have not left yet: (link, direction, seq) to
+    /// their decision's event id. At most [`PACKETS_KEPT`] (a link deleted while it
+    /// held some leaves them here until then).
+    in_link: HashMap<(LinkId, LinkDir, u64), u64>,
     /// Packets that left the list to keep it bounded.
     pub evicted: u64,
 }
 
 impl PacketStore {
+    /// A link sent on the datagram it numbered `seq` in `dir` at `t_ns`: its decision
+    /// row learns when it really left (the first copy to leave, for a duplicate).
+    pub(super) fn departed(
+        &mut self,
+        link: &LinkId,
+        dir: LinkDir,
+        d: &socklab_protocol::Departure,
+    ) {
+        let Some(id) = self.in_link.remove(&(link.clone(), dir, d.seq)) else {
+            return;
+        };
+        let Ok(index) = self.packets.binary_search_by_key(&id, |p| p.id) else {
+            return;
+        };
+        let packet = &mut self.packets[index];
+        if let What::Link(decision) = &mut packet.what {
+            decision.left = Some(Left {
+                after_ns: d.t_ns.saturating_sub(packet.t_ns),
+                late_ns: d.late_ns,
+            });
+        }
+    }
+
     pub(super) fn push(&mut self, packet: Packet) {
+        if let What::Link(d) = &packet.what
+            && d.fate == LinkFate::Forwarded
+        {
+            if self.in_link.len() >= PACKETS_KEPT {
+                self.in_link.clear();
+            }
+            self.in_link
+                .insert((d.link.clone(), d.dir, d.seq), packet.id);
+        }
         if self.packets.len() == PACKETS_KEPT {
             self.packets.pop_front();
             self.evicted += 1;
@@ -199,6 +261,7 @@ impl PacketStore {
 
     pub(super) fn clear(&mut self) {
         self.packets.clear();
+        self.in_link.clear();
         self.evicted = 0;
     }
 }

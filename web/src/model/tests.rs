@@ -345,7 +345,7 @@ fn links_and_their_decisions() {
         delay_ns: Some(20_100_000),
         duplicated: true,
         held_for: Some(2),
-        ..packet
+        ..packet.clone()
     }))));
     let store = state.packets.borrow();
     let summaries: Vec<String> = store
@@ -359,10 +359,71 @@ fn links_and_their_decisions() {
         summaries,
         [
             "dropped: random loss",
-            "+20.1 ms, held back for 2, duplicated"
+            "planned +20.1 ms, held back for 2, duplicated; not left yet"
         ]
     );
     drop(store);
+    // The plan, then the outcome: held back, it really left 67.1 ms after it arrived.
+    let left = |late_ns| {
+        Event::LinkSent(socklab_protocol::LinkSent {
+            id: EventId(6),
+            link: LinkId::new("l1"),
+            dir: LinkDir::C2t,
+            sent: vec![socklab_protocol::Departure {
+                seq: 0,
+                t_ns: 5 + 67_100_000,
+                late_ns,
+                copy: false,
+            }],
+            t_ns: 5 + 67_100_000,
+        })
+    };
+    state.apply(Action::Received(Box::new(left(20_000))));
+    let summary = |state: &State| match &state.packets.borrow().get(4).unwrap().what {
+        What::Link(d) => d.summary(),
+        What::Socket { .. } | What::KernelDrops { .. } => panic!("a link row"),
+    };
+    assert_eq!(
+        summary(&state),
+        "planned +20.1 ms, held back for 2, duplicated; left after 67.100 ms"
+    );
+    // The second copy leaving changes nothing.
+    state.apply(Action::Received(Box::new(left(3_000_000))));
+    assert_eq!(
+        summary(&state),
+        "planned +20.1 ms, held back for 2, duplicated; left after 67.100 ms"
+    );
+    // A late departure says by how much.
+    state.apply(Action::Received(Box::new(Event::LinkPacket(LinkPacket {
+        id: EventId(7),
+        seq: 1,
+        fate: LinkFate::Forwarded,
+        reason: None,
+        delay_ns: Some(10_000_000),
+        ..packet
+    }))));
+    state.apply(Action::Received(Box::new(Event::LinkSent(
+        socklab_protocol::LinkSent {
+            id: EventId(8),
+            link: LinkId::new("l1"),
+            dir: LinkDir::C2t,
+            sent: vec![socklab_protocol::Departure {
+                seq: 1,
+                t_ns: 5 + 13_000_000,
+                late_ns: 3_000_000,
+                copy: false,
+            }],
+            t_ns: 5 + 13_000_000,
+        },
+    ))));
+    let late = match &state.packets.borrow().get(7).unwrap().what {
+        What::Link(d) => d.summary(),
+        What::Socket { .. } | What::KernelDrops { .. } => panic!("a link row"),
+    };
+    assert_eq!(
+        late,
+        "planned +10.0 ms; left after 13.000 ms (3.000 ms late)"
+    );
     state.apply(Action::Received(Box::new(Event::LinkDeleted(
         socklab_protocol::LinkDeleted {
             id: EventId(5),

@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 
 use socklab_analysis::{End, Routes};
 use socklab_protocol::flow::{Fate, FateKind, LossCause};
-use socklab_protocol::link::{DropReason, LinkId};
+use socklab_protocol::link::{DropReason, LinkDir, LinkFate, LinkId};
 use socklab_protocol::{Direction, Event};
 
 /// How many arrows the page keeps; beyond it the oldest half is forgotten.
@@ -217,7 +217,17 @@ pub struct Timeline {
     pub arrows: Vec<Arrow>,
     by_send: HashMap<u64, u32>,
     by_recv: HashMap<u64, u32>,
+    /// Arrows of datagrams that only a link saw (neither end a lab socket), by the
+    /// event of its decision.
+    by_decision: HashMap<u64, u32>,
     recv_times: HashMap<u64, u64>,
+    /// Datagrams a link forwarded that have not left yet: (link, direction, seq) to
+    /// their decision's event id, the copies still to leave, and whether one has left.
+    /// At most [`ARROWS_KEPT`].
+    in_link: HashMap<(LinkId, LinkDir, u64), (u64, u8, bool)>,
+    /// The highest seq a link sent on per (link lane, direction, flow), for reordering
+    /// of the datagrams only a link saw.
+    link_sent_max: HashMap<(u16, LinkDir, u16), u64>,
     /// When each datagram a link forwarded was due to leave it (its decision's event
     /// id, and arrival + planned delay), oldest first: where a kernel drop at the
     /// receiver is drawn. At most [`ARROWS_KEPT`].
@@ -301,6 +311,7 @@ impl Timeline {
         };
         reindex(&mut self.by_send);
         reindex(&mut self.by_recv);
+        reindex(&mut self.by_decision);
         let oldest = self.arrows.first().map_or(0, |a| a.t0);
         self.recv_times.retain(|_, t| *t >= oldest);
     }
@@ -348,6 +359,7 @@ impl Timeline {
         self.counts = [0; 4];
         self.by_send.clear();
         self.by_recv.clear();
+        self.by_decision.clear();
         self.recv_times.clear();
     }
 
@@ -356,7 +368,8 @@ impl Timeline {
         let i = self
             .by_send
             .get(&event)
-            .or_else(|| self.by_recv.get(&event))?;
+            .or_else(|| self.by_recv.get(&event))
+            .or_else(|| self.by_decision.get(&event))?;
         self.arrows.get(*i as usize)
     }
 
@@ -410,8 +423,21 @@ impl Timeline {
                     }
                     self.departures
                         .push_back((p.id.0, p.t_ns.saturating_add(delay)));
+                    if self.in_link.len() >= ARROWS_KEPT {
+                        self.in_link.clear();
+                    }
+                    let copies = if p.duplicated { 2 } else { 1 };
+                    self.in_link
+                        .insert((p.link.clone(), p.dir, p.seq), (p.id.0, copies, false));
                 }
-                return false;
+                return self.link_only(p);
+            }
+            Event::LinkSent(sent) => {
+                let mut changed = false;
+                for d in &sent.sent {
+                    changed |= self.link_sent(&sent.link, sent.dir, d);
+                }
+                return changed;
             }
             Event::Datagram(d) => {
                 self.latest_t = self.latest_t.max(d.t_ns);
@@ -444,6 +470,117 @@ impl Timeline {
             | Event::Error(_)
             | Event::Gap(_) => return false,
         }
+        true
+    }
+
+    /// Draws a link's decision on a datagram neither of whose ends is a lab socket (an
+    /// outside program talking to another through a link): nothing else shows it.
+    /// Returns whether it drew anything.
+    fn link_only(&mut self, p: &socklab_protocol::LinkPacket) -> bool {
+        let Some(to) = p.to.or_else(|| self.routes.upstream(&p.link)) else {
+            return false;
+        };
+        if self.kind_of(p.from) == LaneKind::Lab || self.kind_of(to) == LaneKind::Lab {
+            return false;
+        }
+        let Some(&via) = self.link_lanes.get(&p.link) else {
+            return false;
+        };
+        if p.reason == Some(DropReason::SendFailed) {
+            // The second word on a datagram it had forwarded: it never left.
+            let Some((decision, _, _)) = self.in_link.remove(&(p.link.clone(), p.dir, p.seq))
+            else {
+                return false;
+            };
+            let Some(&i) = self.by_decision.get(&decision) else {
+                return false;
+            };
+            let was = category(self.arrows[i as usize].mark);
+            let a = &mut self.arrows[i as usize];
+            a.t1 = p.t_ns.max(a.t0);
+            a.mark = Mark::Lost(LossWhy::Link(DropReason::SendFailed));
+            self.counts[was] -= 1;
+            self.counts[category(Mark::Lost(LossWhy::Link(DropReason::SendFailed)))] += 1;
+            return true;
+        }
+        self.latest_t = self.latest_t.max(p.t_ns);
+        let from = self.lane(p.from, LaneKind::Outside);
+        let to_lane = self.lane(to, LaneKind::Outside);
+        let flow = self.flow(p.from, to);
+        let mark = match (p.fate, p.reason) {
+            (LinkFate::Dropped, reason) => {
+                Mark::Lost(LossWhy::Link(reason.unwrap_or(DropReason::RandomLoss)))
+            }
+            (LinkFate::Forwarded, _) => Mark::Pending,
+        };
+        let i = self.push(Arrow {
+            send: 0,
+            recv: 0,
+            t0: p.t_ns,
+            t1: p.t_ns,
+            from,
+            to: to_lane,
+            via: Some(via),
+            mark,
+            flow,
+            decision: p.id.0,
+        });
+        self.by_decision.insert(p.id.0, i);
+        true
+    }
+
+    /// A link sent on a datagram: kernel drops at its receiver are drawn when it really
+    /// left, and a datagram only the link saw gets its end. Returns whether anything
+    /// drawn changed.
+    fn link_sent(&mut self, link: &LinkId, dir: LinkDir, d: &socklab_protocol::Departure) -> bool {
+        let key = (link.clone(), dir, d.seq);
+        let Some(waiting) = self.in_link.get_mut(&key) else {
+            return false;
+        };
+        let decision = waiting.0;
+        waiting.1 = waiting.1.saturating_sub(1);
+        let first = !waiting.2;
+        waiting.2 = true;
+        if waiting.1 == 0 {
+            self.in_link.remove(&key);
+        }
+        if let Ok(at) = self
+            .departures
+            .binary_search_by_key(&decision, |&(id, _)| id)
+            && first
+        {
+            self.departures[at].1 = d.t_ns;
+        }
+        let Some(&i) = self.by_decision.get(&decision) else {
+            return false;
+        };
+        let arrow = self.arrows[i as usize];
+        if !first {
+            // The second copy of a duplicated datagram to leave.
+            self.push(Arrow {
+                t1: d.t_ns.max(arrow.t0),
+                mark: Mark::Duplicate,
+                ..arrow
+            });
+            return true;
+        }
+        let lane = arrow.via.unwrap_or(arrow.to);
+        let max = self
+            .link_sent_max
+            .entry((lane, dir, arrow.flow))
+            .or_insert(d.seq);
+        let mark = if *max > d.seq {
+            Mark::Reordered(*max - d.seq)
+        } else {
+            *max = d.seq;
+            Mark::Delivered
+        };
+        let a = &mut self.arrows[i as usize];
+        a.t1 = d.t_ns.max(a.t0);
+        a.mark = mark;
+        self.counts[category(Mark::Pending)] -= 1;
+        self.counts[category(mark)] += 1;
+        self.latest_t = self.latest_t.max(d.t_ns);
         true
     }
 

@@ -447,3 +447,88 @@ fn lanes_of_closed_sockets_and_deleted_links_can_be_hidden() {
     assert_eq!(tl.lanes_shown(&hidden), [true, false, false]);
     assert!(!tl.shows(&hidden, &tl.arrows[0]), "its arrows go with it");
 }
+
+/// Two programs outside the lab talking through a link: only the link sees them, and
+/// its account draws them (dropped at the link, sent on when it really left, out of
+/// order, and the extra copy).
+#[test]
+fn datagrams_only_a_link_saw_are_drawn_from_its_account() {
+    use socklab_protocol::link::{DropReason, LinkDir, LinkFate};
+    use socklab_protocol::{Departure, LinkPacket, LinkSent};
+    let mut tl = Timeline::default();
+    tl.apply(&link_l1(
+        "127.0.0.1:3000",
+        "127.0.0.1:3001",
+        "127.0.0.1:6000",
+    ));
+    let decision = |id: u64, seq: u64, fate: LinkFate, duplicated: bool| {
+        Event::LinkPacket(LinkPacket {
+            id: EventId(id),
+            link: LinkId::new("l1"),
+            dir: LinkDir::C2t,
+            seq,
+            from: addr("127.0.0.1:5000"),
+            to: Some(addr("127.0.0.1:6000")),
+            len: 1,
+            payload_b64: "eA==".into(),
+            fate,
+            reason: (fate == LinkFate::Dropped).then_some(DropReason::BurstLoss),
+            delay_ns: (fate == LinkFate::Forwarded).then_some(1_000),
+            queue_ns: None,
+            duplicated,
+            corrupted_at: None,
+            corrupt_mask: None,
+            truncated_to: None,
+            held_for: None,
+            error: None,
+            t_ns: 100 * seq,
+        })
+    };
+    let sent = |seq: u64, t_ns: u64| {
+        Event::LinkSent(LinkSent {
+            id: EventId(100 + t_ns),
+            link: LinkId::new("l1"),
+            dir: LinkDir::C2t,
+            sent: vec![Departure {
+                seq,
+                t_ns,
+                late_ns: 0,
+                copy: false,
+            }],
+            t_ns,
+        })
+    };
+    assert!(tl.apply(&decision(10, 0, LinkFate::Dropped, false)));
+    assert!(tl.apply(&decision(11, 1, LinkFate::Forwarded, false)));
+    assert!(tl.apply(&decision(12, 2, LinkFate::Forwarded, true)));
+    assert_eq!(tl.arrow_of(11).unwrap().mark, Mark::Pending);
+    assert!(tl.apply(&sent(2, 1_200)));
+    assert!(tl.apply(&sent(1, 1_300)));
+    assert!(tl.apply(&sent(2, 1_400)));
+    let drawn: Vec<_> = tl
+        .arrows
+        .iter()
+        .map(|a| (a.decision, a.t0, a.t1, a.mark, a.via.is_some()))
+        .collect();
+    assert_eq!(
+        drawn,
+        [
+            (
+                10,
+                0,
+                0,
+                Mark::Lost(LossWhy::Link(DropReason::BurstLoss)),
+                true
+            ),
+            (11, 100, 1_300, Mark::Reordered(1), true),
+            (12, 200, 1_200, Mark::Delivered, true),
+            (12, 200, 1_400, Mark::Duplicate, true),
+        ]
+    );
+    let lanes: Vec<_> = tl.lanes.iter().map(|l| l.kind.clone()).collect();
+    assert_eq!(
+        lanes,
+        [LaneKind::Link, LaneKind::Outside, LaneKind::Outside]
+    );
+    assert_eq!(tl.counts, [1, 1, 1, 1]);
+}

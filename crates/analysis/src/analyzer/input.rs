@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 
 use socklab_protocol::EventId;
-use socklab_protocol::link::{DropReason, LinkFate, LinkId};
+use socklab_protocol::link::{DropReason, LinkDir, LinkFate, LinkId};
 
 use crate::Nanos;
 
@@ -91,8 +91,16 @@ pub enum Input<'a> {
     LinkDecision {
         /// The decision's event.
         id: EventId,
+        /// When the datagram arrived at the link.
+        t_ns: Nanos,
         /// The link.
         link: &'a LinkId,
+        /// Which way it crosses.
+        dir: LinkDir,
+        /// Its number among the direction's arrivals.
+        seq: u64,
+        /// Sent twice.
+        duplicated: bool,
         /// The datagram's sender.
         from: SocketAddr,
         /// Where it goes.
@@ -107,6 +115,17 @@ pub enum Input<'a> {
         corrupted: Option<(usize, u8)>,
         /// The length the link cut it to.
         truncated_to: Option<usize>,
+    },
+    /// A link sent on (a copy of) the datagram it numbered `seq` in `dir`.
+    LinkSent {
+        /// The link.
+        link: &'a LinkId,
+        /// Which way it crossed.
+        dir: LinkDir,
+        /// Its number among the direction's arrivals.
+        seq: u64,
+        /// When it left.
+        t_ns: Nanos,
     },
 }
 

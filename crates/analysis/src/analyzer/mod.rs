@@ -40,11 +40,13 @@ use socklab_protocol::link::{DropReason, LinkFate, LinkId};
 
 mod inflight;
 pub mod input;
+mod links;
 mod matched;
 mod recent;
 
 use inflight::{Finished, InFlight, Pending};
 pub use input::{FlowKey, Input, LossCause, Outcome};
+use links::LinkFlows;
 use matched::KeptBudget;
 use recent::Recent;
 
@@ -158,6 +160,8 @@ pub struct Analyzer {
     flows: BTreeMap<FlowKey, Flow>,
     echo: BTreeMap<FlowKey, EchoFlow>,
     sequenced: BTreeMap<(FlowKey, u32), Sequenced>,
+    /// Flows through links whose sender is not a lab socket.
+    links: LinkFlows,
     /// The link decision about each send, until [`Analyzer::take_decision`] asks.
     decisions: HashMap<EventId, EventId>,
     /// Drops the kernel reported at each lab socket that no lost datagram accounts for
@@ -232,6 +236,7 @@ impl Analyzer {
             flows: BTreeMap::new(),
             echo: BTreeMap::new(),
             sequenced: BTreeMap::new(),
+            links: LinkFlows::new(limits.max_in_flight, limits.max_flows),
             decisions: HashMap::new(),
             kernel_drops: HashMap::new(),
             in_flight: 0,
@@ -268,7 +273,7 @@ impl Analyzer {
 
     /// Flows retired so far to make room for new ones.
     pub fn retired_flows(&self) -> u64 {
-        self.retired
+        self.retired + self.links.retired
     }
 
     /// Finished sends remembered now, all flows together.
@@ -278,12 +283,18 @@ impl Analyzer {
 
     /// Sends given up so far before a conclusion ([`Outcome::Untracked`]).
     pub fn untracked(&self) -> u64 {
-        self.untracked
+        self.untracked + self.links.untracked
     }
 
-    /// How many flows are kept.
+    /// How many flows are kept (those through links followed from the link's account
+    /// are kept within the same limit, separately).
     pub fn flow_count(&self) -> usize {
         self.flows.len() + self.echo.len() + self.sequenced.len()
+    }
+
+    /// How many flows through links are followed from the link's account.
+    pub fn link_flow_count(&self) -> usize {
+        self.links.len()
     }
 
     /// Takes the next event; conclusions it allows are appended to `out`.
@@ -307,7 +318,16 @@ impl Analyzer {
                 target,
             } => self.routes.link_created(link, listen, upstream, target),
             Input::LinkClient { link, client } => self.routes.link_client(link, client),
-            Input::LinkDeleted { link } => self.routes.link_deleted(link),
+            Input::LinkDeleted { link } => {
+                self.routes.link_deleted(link);
+                self.links.link_deleted(link);
+            }
+            Input::LinkSent {
+                link,
+                dir,
+                seq,
+                t_ns,
+            } => self.links.sent(link, dir, seq, t_ns),
             Input::Sent {
                 id,
                 t_ns,
@@ -330,7 +350,11 @@ impl Analyzer {
             }
             Input::LinkDecision {
                 id: decision,
+                t_ns,
                 link,
+                dir,
+                seq,
+                duplicated,
                 from,
                 to,
                 bytes,
@@ -341,7 +365,24 @@ impl Analyzer {
             } => {
                 // A reply with no client to go to was sent to the upstream address,
                 // which is what its flow is called until a client is known.
-                if let Some(to) = to.or_else(|| self.routes.upstream(link)) {
+                let Some(to) = to.or_else(|| self.routes.upstream(link)) else {
+                    return;
+                };
+                if !self.lab.contains(&from) {
+                    // No `out` to follow: the link's own account is all there is.
+                    self.links.decided(links::Decision {
+                        link,
+                        dir,
+                        seq,
+                        t_ns,
+                        flow: FlowKey { src: from, dst: to },
+                        to_lab: self.lab.contains(&to),
+                        fate,
+                        reason,
+                        duplicated,
+                        bytes,
+                    });
+                } else {
                     self.decided(
                         decision,
                         FlowKey { src: from, dst: to },
@@ -707,6 +748,7 @@ impl Analyzer {
                 in_flight: flow.sends.pending.len() as u64,
                 latency: flow.latencies.percentiles(),
                 jitter_ns: (flow.delivered > 1).then(|| flow.jitter.value()),
+                drops: Vec::new(),
             });
         }
         for ((key, seq_flow), s) in &self.sequenced {
@@ -725,6 +767,7 @@ impl Analyzer {
                 in_flight: 0,
                 latency: None,
                 jitter_ns: Some(r.jitter_ns()),
+                drops: Vec::new(),
             });
         }
         for (key, flow) in &self.echo {
@@ -742,8 +785,10 @@ impl Analyzer {
                 in_flight: flow.sends.pending.len() as u64,
                 latency: flow.rtts.percentiles(),
                 jitter_ns: None,
+                drops: Vec::new(),
             });
         }
+        self.links.stats(&mut all);
         all
     }
 }

@@ -47,6 +47,8 @@ pub enum Event {
     LinkClient(LinkClient),
     /// A link's decision on one datagram.
     LinkPacket(LinkPacket),
+    /// Datagrams a link sent on: when each really left, and how late against its plan.
+    LinkSent(LinkSent),
     /// A link's counters (sent at most a few times a second, when they changed).
     LinkStats(LinkStats),
     /// What became of a datagram (flow analysis).
@@ -286,6 +288,42 @@ pub struct LinkPacket {
     pub t_ns: u64,
 }
 
+/// Datagrams one direction of a link sent on in one pass of its timer: the outcome
+/// beside each `link_packet`'s plan.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct LinkSent {
+    /// The event's id in the session.
+    pub id: EventId,
+    /// The link.
+    pub link: LinkId,
+    /// Which way they crossed.
+    pub dir: LinkDir,
+    /// Each datagram sent, in the order they left (at most
+    /// [`crate::limits::MAX_LINK_SENT_PER_EVENT`]).
+    pub sent: Vec<Departure>,
+    /// Nanoseconds since the session began, when the first of them left.
+    pub t_ns: u64,
+}
+
+/// One datagram a link sent on.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Departure {
+    /// Its `seq` in the direction (the `link_packet` that decided it).
+    pub seq: u64,
+    /// Nanoseconds since the session began, read just before the send syscall.
+    pub t_ns: u64,
+    /// How much later than planned it left, nanoseconds (0: on time).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub late_ns: u64,
+    /// The second copy of a duplicated datagram.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub copy: bool,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
 /// A link's counters.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
 pub struct LinkStats {
@@ -479,6 +517,7 @@ impl Event {
             Event::Hello(_)
             | Event::Gap(_)
             | Event::LinkPacket(_)
+            | Event::LinkSent(_)
             | Event::LinkClient(_)
             | Event::KernelDrops(_)
             | Event::LinkStats(_)
@@ -500,6 +539,7 @@ impl Event {
             Event::LinkDeleted(e) => Some(e.id),
             Event::LinkClient(e) => Some(e.id),
             Event::LinkPacket(e) => Some(e.id),
+            Event::LinkSent(e) => Some(e.id),
             Event::LinkStats(e) => Some(e.id),
             Event::Fate(e) => Some(e.id),
             Event::FlowStats(e) => Some(e.id),
