@@ -230,11 +230,15 @@ fn feed(
             addr: socket.local,
             dropped: *dropped,
         },
+        Record::AnalysisConfig { match_field, .. } => {
+            // In log order, so requests logged after it are indexed by it.
+            analyzer.set_match_field(*match_field);
+            return;
+        }
         Record::LinkUpdated { .. }
         | Record::LinkStats { .. }
         | Record::GeneratorStarted(_)
         | Record::GeneratorDone(_)
-        | Record::AnalysisConfig { .. }
         | Record::FlowStats(_)
         | Record::Fate(_) => return,
     };
@@ -244,6 +248,7 @@ fn feed(
 fn fate(outcome: Outcome, flows: &mut FlowEndsCache) -> FateRecord {
     let id = |e: EventId| std::num::NonZeroU64::new(e.0);
     let by_order = matches!(outcome, Outcome::Reply { by_order: true, .. });
+    let by_field = matches!(outcome, Outcome::Reply { by_field: true, .. });
     let (kind, send, recv, latency_ns, reordered_by, late, cause_of, flow) = match outcome {
         Outcome::Delivered {
             send,
@@ -291,6 +296,7 @@ fn fate(outcome: Outcome, flows: &mut FlowEndsCache) -> FateRecord {
             flow,
             rtt_ns,
             by_order: _,
+            by_field: _,
         } => (
             FateKind::Reply,
             request,
@@ -340,6 +346,7 @@ fn fate(outcome: Outcome, flows: &mut FlowEndsCache) -> FateRecord {
         reordered_by: u32::try_from(reordered_by).unwrap_or(u32::MAX),
         late,
         by_order,
+        by_field,
         cause,
         reason,
     }

@@ -97,10 +97,12 @@ pub enum Record {
     GeneratorStarted(Box<GeneratorStartedRecord>),
     /// A traffic generator ended (by itself, stopped, or failing).
     GeneratorDone(Box<GeneratorDoneRecord>),
-    /// The flow analysis' loss timeout changed.
+    /// The flow analysis' settings changed (its loss timeout, or its match field).
     AnalysisConfig {
-        /// The new timeout, ms.
+        /// The loss timeout, ms.
         loss_timeout_ms: u64,
+        /// The match field, if one is named.
+        match_field: Option<socklab_protocol::flow::MatchField>,
         /// The `req` of the command.
         req: Option<Tagged>,
     },
@@ -149,6 +151,8 @@ pub struct FateRecord {
     pub late: bool,
     /// A reply paired by order (its bytes equal no open request).
     pub by_order: bool,
+    /// A reply paired by the match field.
+    pub by_field: bool,
     /// Why it is lost or unanswered.
     pub cause: Option<socklab_protocol::flow::LossCause>,
     /// The link's reason, when a link dropped it.

@@ -34,6 +34,8 @@ pub struct Session {
     next_generator: u64,
     /// The flow analysis' loss timeout, ms (its task watches it).
     loss_timeout_ms: tokio::sync::watch::Sender<u64>,
+    /// The flow analysis' match field (its task reads it from the log, in order).
+    match_field: Option<socklab_protocol::flow::MatchField>,
     policy: AddressPolicy,
     config: Arc<Config>,
     /// What the session's sockets may send per second.
@@ -77,6 +79,7 @@ impl Session {
             generators: BTreeMap::new(),
             next_generator: 1,
             loss_timeout_ms,
+            match_field: None,
             budget: Arc::new(crate::budget::SendBudget::new(
                 config.max_datagrams_per_sec,
                 config.max_bytes_per_sec,
@@ -215,6 +218,22 @@ impl Session {
                     Instant::now(),
                     Record::AnalysisConfig {
                         loss_timeout_ms: ms,
+                        match_field: self.match_field,
+                        req,
+                    },
+                );
+                Ok(())
+            }
+            Command::SetMatchField { field } => {
+                if let Some(f) = field {
+                    f.check().map_err(CommandError::bad_request)?;
+                }
+                self.match_field = field;
+                self.log.append(
+                    Instant::now(),
+                    Record::AnalysisConfig {
+                        loss_timeout_ms: *self.loss_timeout_ms.borrow(),
+                        match_field: field,
                         req,
                     },
                 );

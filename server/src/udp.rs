@@ -527,13 +527,35 @@ pub(crate) struct Clocks {
 }
 
 impl Clocks {
-    /// Both clocks, now.
+    /// Both clocks, now: the monotonic clock read between two reads of the real-time
+    /// clock, and paired with their midpoint. A task preempted between two reads would
+    /// otherwise pair clocks read far apart, and every stamp converted with them would
+    /// be off by the preemption (an arrival before its own send); so the tightest of a
+    /// few tries is kept, and the pairing is off by at most half its gap.
     pub fn now() -> Self {
-        let mono = Instant::now();
-        let real_ns = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as i128);
-        Clocks { mono, real_ns }
+        let real = || {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as i128)
+        };
+        let mut best: Option<(i128, Clocks)> = None;
+        for _ in 0..CLOCK_PAIR_TRIES {
+            let before = real();
+            let mono = Instant::now();
+            let after = real();
+            let gap = after - before;
+            let pair = Clocks {
+                mono,
+                real_ns: before + gap / 2,
+            };
+            if best.is_none_or(|(g, _)| gap < g) {
+                best = Some((gap, pair));
+            }
+            if gap <= CLOCK_PAIR_GOOD_NS {
+                break;
+            }
+        }
+        best.map(|(_, pair)| pair).expect("at least one try")
     }
 
     /// The monotonic time of a kernel timestamp taken a moment ago: now less its age.
@@ -550,6 +572,11 @@ impl Clocks {
             .unwrap_or(self.mono)
     }
 }
+
+/// How many times [`Clocks::now`] tries for a tight pair.
+const CLOCK_PAIR_TRIES: usize = 4;
+/// A pair read within this is tight enough (a few clock reads take well under it).
+const CLOCK_PAIR_GOOD_NS: i128 = 1_000;
 
 /// The oldest a kernel receive timestamp is believed (a datagram waits in the receive
 /// buffer at most this long before the task reads it, or the clock was stepped).

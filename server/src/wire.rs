@@ -163,10 +163,12 @@ pub fn to_event(entry: &Entry, viewer: u64) -> Event {
         }),
         Record::AnalysisConfig {
             loss_timeout_ms,
+            match_field,
             req,
         } => Event::AnalysisConfig(AnalysisConfig {
             id,
             loss_timeout_ms: *loss_timeout_ms,
+            match_field: *match_field,
             t_ns,
             req: Tagged::for_viewer(*req, viewer),
         }),
@@ -188,6 +190,7 @@ pub fn to_event(entry: &Entry, viewer: u64) -> Event {
             reordered_by: (f.reordered_by > 0).then_some(u64::from(f.reordered_by)),
             late: f.late,
             by_order: f.by_order,
+            by_field: f.by_field,
             cause: f.cause,
             reason: f.reason,
             decision: f.decision.map(|d| EventId(d.get())),
@@ -279,6 +282,7 @@ mod tests {
             reordered_by: 2,
             late: true,
             by_order: false,
+            by_field: false,
             cause: None,
             reason: None,
         });
@@ -292,6 +296,7 @@ mod tests {
             reordered_by: 0,
             late: false,
             by_order: false,
+            by_field: false,
             cause: Some(LossCause::Link),
             reason: Some(DropReason::RandomLoss),
         });

@@ -5,7 +5,7 @@ use std::io::{BufRead as _, BufReader};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 
-/// A running `tests/fixtures/udp_echo.py`; killed on drop.
+/// A running `tests/fixtures/udp_echo.py` (or another server script); killed on drop.
 pub struct PythonEcho {
     child: Child,
     /// Where it listens.
@@ -15,7 +15,17 @@ pub struct PythonEcho {
 impl PythonEcho {
     /// Starts the echo server on a free port of `host` and waits until it is bound.
     pub fn start(host: &str) -> Self {
-        let script = crate::workspace_root().join("tests/fixtures/udp_echo.py");
+        Self::start_script("udp_echo.py", host)
+    }
+
+    /// Starts `tests/fixtures/udp_ack_server.py` instead: it answers "REQ:NNNN …" with
+    /// "ACK:NNNN", two requests at a time, the second first.
+    pub fn start_acking(host: &str) -> Self {
+        Self::start_script("udp_ack_server.py", host)
+    }
+
+    fn start_script(name: &str, host: &str) -> Self {
+        let script = crate::workspace_root().join("tests/fixtures").join(name);
         let mut child = Command::new("python3")
             .arg(&script)
             .arg(host)

@@ -185,6 +185,49 @@ async fn outside_programs(url: &str, browser: &Browser) {
         .await;
 }
 
+#[tokio::test]
+async fn a_named_match_field_pairs_out_of_order_acks_and_the_inspector_says_so() {
+    with_browser(|url, browser| async move { match_field(&url, browser).await }).await;
+}
+
+/// A numbered protocol whose server acks two requests at a time, the second first:
+/// with the number's place named in the Flows tab, each ack answers its own request.
+async fn match_field(url: &str, browser: &Browser) {
+    let acker = socklab_tests::python::PythonEcho::start_acking("127.0.0.1");
+    browser.open(url).await;
+    browser.click("#bind-button").await;
+    browser.wait_count(".socket-row", 1).await;
+    browser
+        .wait_text("#match-now", |t| t.starts_with("now: none"))
+        .await;
+    browser.fill("#match-offset", "4").await;
+    browser.fill("#match-len", "4").await;
+    browser.click("#match-set").await;
+    browser
+        .wait_text("#match-now", |t| t.starts_with("now: bytes 4–7"))
+        .await;
+    browser.fill("#send-to", &acker.addr.to_string()).await;
+    browser.fill("#send-payload", "REQ:000{n} please").await;
+    browser.fill("#send-count", "2").await;
+    browser.click("#send-button").await;
+    let row = "tr.flow-row[data-method='echo']";
+    browser
+        .wait_text(&format!("{row} td.received"), |t| t == "2")
+        .await;
+    browser
+        .wait_text(&format!("{row} td.lost"), |t| t.starts_with("0 "))
+        .await;
+    browser.click("#tab-packets").await;
+    browser.click("tr.packet-row[data-dir='out']").await;
+    browser
+        .wait_text("#inspector-fate", |t| {
+            t.contains("answered after") && t.contains("the match field (Flows tab) is equal")
+        })
+        .await;
+    let shot = browser.screenshot("e2e-match-field.png").await;
+    eprintln!("screenshot: {}", shot.display());
+}
+
 async fn bind_two(browser: &Browser) -> (String, String) {
     browser.click("#bind-button").await;
     browser.wait_count(".socket-row", 1).await;

@@ -279,6 +279,21 @@ async fn the_generator_refuses_what_it_cannot_do_and_stops_on_request() {
             ErrorCode::UnknownGenerator,
         ),
         (Command::SetLossTimeout { ms: 0 }, ErrorCode::BadRequest),
+        (
+            Command::SetMatchField {
+                field: Some(socklab_protocol::flow::MatchField { offset: 0, len: 0 }),
+            },
+            ErrorCode::BadRequest,
+        ),
+        (
+            Command::SetMatchField {
+                field: Some(socklab_protocol::flow::MatchField {
+                    offset: u32::MAX,
+                    len: 64,
+                }),
+            },
+            ErrorCode::BadRequest,
+        ),
     ];
     for (command, code) in refusals {
         let error = client.refused(command, code).await;
@@ -704,5 +719,68 @@ async fn through_a_link_no_latency_is_below_its_delay() {
         early.is_empty(),
         "the link saw it before it was sent: {early:?}"
     );
+    server.stop().await;
+}
+
+/// A learner's protocol numbers its messages and its server answers out of order with
+/// acks: with the number's place named, every ack is paired with its own request.
+#[tokio::test]
+async fn a_named_sequence_field_pairs_acks_with_their_own_requests() {
+    use socklab_protocol::flow::MatchField;
+    use socklab_protocol::payload::decode_base64;
+    const N: usize = 20;
+    let acker = PythonEcho::start_acking("127.0.0.1");
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let s1 = client.bind("127.0.0.1:0").await;
+    let req = client
+        .send(Command::SetMatchField {
+            field: Some(MatchField { offset: 4, len: 4 }),
+        })
+        .await;
+    match client.reply(req).await {
+        Event::AnalysisConfig(c) => {
+            assert_eq!(c.match_field, Some(MatchField { offset: 4, len: 4 }))
+        }
+        other => panic!("set_match_field should succeed, got {other:?}"),
+    }
+    for i in 0..N {
+        client
+            .send(Command::Send {
+                socket: s1.socket.clone(),
+                to: acker.addr.to_string(),
+                payload: text(&format!("REQ:{i:04} please")),
+            })
+            .await;
+    }
+    let mut payloads = std::collections::HashMap::new();
+    let mut replies = Vec::new();
+    while replies.len() < N {
+        match client.next().await {
+            Event::Datagram(d) => {
+                payloads.insert(d.id, decode_base64(&d.payload_b64).unwrap());
+            }
+            Event::Fate(f) => {
+                assert_eq!(f.fate, FateKind::Reply, "no request is lost: {f:?}");
+                replies.push(f);
+            }
+            _ => {}
+        }
+    }
+    for f in &replies {
+        assert!(
+            f.by_field && !f.by_order,
+            "paired by the field, and said so: {f:?}"
+        );
+        let request = &payloads[&f.send];
+        let ack = &payloads[&f.recv.expect("the reply's receive")];
+        assert_eq!(
+            request[4..8],
+            ack[4..8],
+            "{} answered by {}",
+            String::from_utf8_lossy(request),
+            String::from_utf8_lossy(ack)
+        );
+    }
     server.stop().await;
 }

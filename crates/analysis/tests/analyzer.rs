@@ -406,7 +406,8 @@ fn an_echo_peer_gives_rtt_and_unanswered_requests() {
                 response: r1,
                 flow,
                 rtt_ns: 30,
-                by_order: false
+                by_order: false,
+                by_field: false,
             },
             Outcome::Unanswered {
                 request: q2,
@@ -735,6 +736,7 @@ fn replies_with_other_bytes_pair_with_requests_by_order() {
         flow,
         rtt_ns,
         by_order,
+        by_field: false,
     };
     assert_eq!(
         run.out,
@@ -746,6 +748,69 @@ fn replies_with_other_bytes_pair_with_requests_by_order() {
     );
     let stats = run.flow(Method::Echo);
     assert_eq!((stats.sent, stats.received, stats.lost), (3, 3, 0));
+}
+
+/// A protocol that numbers its messages: with the number's place named, a reply is
+/// paired with the request of the same number, whatever order the replies come in and
+/// whatever else they carry; the same bytes still come first, and a reply without the
+/// field falls back to order.
+#[test]
+fn a_named_sequence_field_pairs_replies_with_their_requests() {
+    use socklab_protocol::flow::MatchField;
+    let server = "127.0.0.1:7";
+    let mut run = Run::new(&[A]);
+    // Bytes 4..6 are the message's number: "REQ:01 hello" → "ACK:01".
+    run.analyzer
+        .set_match_field(Some(MatchField { offset: 4, len: 2 }));
+    let q1 = run.send(0, A, server, b"REQ:01 hello");
+    let q2 = run.send(1, A, server, b"REQ:02 world");
+    let q3 = run.send(2, A, server, b"REQ:03 again");
+    let q4 = run.send(3, A, server, b"REQ:04 last");
+    // Answered out of order, with other bytes.
+    let r2 = run.recv(10, A, server, b"ACK:02");
+    let r1 = run.recv(11, A, server, b"ACK:01");
+    // The same bytes beat the field.
+    let r4 = run.recv(12, A, server, b"REQ:04 last");
+    // Too short for the field: the oldest open request.
+    let r3 = run.recv(13, A, server, b"ok");
+    run.finish();
+    let flow = FlowKey {
+        src: addr(A),
+        dst: addr(server),
+    };
+    let reply = |request, response, rtt_ns, by_order, by_field| Outcome::Reply {
+        request,
+        response,
+        flow,
+        rtt_ns,
+        by_order,
+        by_field,
+    };
+    assert_eq!(
+        run.out,
+        vec![
+            reply(q2, r2, 9, false, true),
+            reply(q1, r1, 11, false, true),
+            reply(q4, r4, 9, false, false),
+            reply(q3, r3, 11, true, false),
+        ]
+    );
+    // Without the field, the first ack would have answered the oldest request.
+    let mut plain = Run::new(&[A]);
+    let p1 = plain.send(0, A, server, b"REQ:01 hello");
+    plain.send(1, A, server, b"REQ:02 world");
+    let a2 = plain.recv(10, A, server, b"ACK:02");
+    assert_eq!(
+        plain.out,
+        [Outcome::Reply {
+            request: p1,
+            response: a2,
+            flow,
+            rtt_ns: 10,
+            by_order: true,
+            by_field: false,
+        }]
+    );
 }
 
 /// Two programs that are not lab sockets, talking through link l1: the link's account

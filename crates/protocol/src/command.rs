@@ -93,6 +93,14 @@ pub enum Command {
         /// Milliseconds (1 to 600,000).
         ms: u64,
     },
+    /// Name the part of each payload that identifies a datagram (a sequence number the
+    /// person's protocol carries), so that a reply is paired with the request whose
+    /// same part is equal; absent: no such part. Success: `analysis_config`.
+    SetMatchField {
+        /// The part, or none.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        field: Option<crate::flow::MatchField>,
+    },
 }
 
 /// A command with the client's optional `req` number, echoed on every reply or error it
@@ -260,6 +268,16 @@ mod tests {
                 Request::new(Command::SetLossTimeout { ms: 500 }),
                 r#"{"type":"set_loss_timeout","ms":500}"#,
             ),
+            (
+                Request::new(Command::SetMatchField {
+                    field: Some(crate::flow::MatchField { offset: 2, len: 4 }),
+                }),
+                r#"{"type":"set_match_field","field":{"offset":2,"len":4}}"#,
+            ),
+            (
+                Request::new(Command::SetMatchField { field: None }),
+                r#"{"type":"set_match_field"}"#,
+            ),
         ];
         for (request, json) in cases {
             assert_eq!(request.to_json(), json);
@@ -347,7 +365,7 @@ mod tests {
             (
                 r#"{"req":5,"type":"dance"}"#,
                 Some(5),
-                "bad command: unknown variant `dance`, expected one of `bind`, `close`, `send`, `link_create`, `link_update`, `link_delete`, `generate`, `generate_stop`, `set_loss_timeout`",
+                "bad command: unknown variant `dance`, expected one of `bind`, `close`, `send`, `link_create`, `link_update`, `link_delete`, `generate`, `generate_stop`, `set_loss_timeout`, `set_match_field`",
             ),
             (
                 r#"{"req":6,"type":"bind","proto":"udp"}"#,

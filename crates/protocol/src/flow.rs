@@ -61,6 +61,48 @@ pub enum FlowMethod {
     Link,
 }
 
+/// The part of each payload that identifies a datagram (a sequence number a protocol
+/// carries): `len` bytes from `offset`. A reply whose part equals an open request's
+/// answers that request, even when the rest of its bytes differ.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct MatchField {
+    /// Where it starts, bytes from the start of the payload.
+    pub offset: u32,
+    /// How long it is, bytes (1 to [`MatchField::MAX_LEN`]).
+    pub len: u32,
+}
+
+impl MatchField {
+    /// The longest field.
+    pub const MAX_LEN: u32 = 64;
+
+    /// Checks the field fits in a UDP payload; the error says what is wrong in plain
+    /// words.
+    pub fn check(self) -> Result<(), String> {
+        if !(1..=Self::MAX_LEN).contains(&self.len) {
+            return Err(format!(
+                "the match field's length must be from 1 to {} bytes, not {}",
+                Self::MAX_LEN,
+                self.len
+            ));
+        }
+        let end = u64::from(self.offset) + u64::from(self.len);
+        let max = crate::limits::MAX_UDP_PAYLOAD_V6 as u64;
+        if end > max {
+            return Err(format!(
+                "the match field ends at byte {end}, past the largest UDP payload ({max} bytes)"
+            ));
+        }
+        Ok(())
+    }
+
+    /// The field's bytes in `payload`, if it is long enough.
+    pub fn of(self, payload: &[u8]) -> Option<&[u8]> {
+        let start = self.offset as usize;
+        payload.get(start..start.checked_add(self.len as usize)?)
+    }
+}
+
 /// How many datagrams of a flow a link dropped for one reason.
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DropCount {
@@ -99,6 +141,10 @@ pub struct Fate {
     /// upper-cased echo), so it answers the oldest one.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub by_order: bool,
+    /// A `reply` paired by the match field (`set_match_field`): its bytes differ from
+    /// the request's, but the field is equal.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub by_field: bool,
     /// Why it is lost or unanswered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cause: Option<LossCause>,

@@ -9,7 +9,9 @@ use super::{
     Destinations, FormError, on_click, on_input, on_select, submit, use_clear_error_on_change,
     use_ctx,
 };
-use crate::forms::{AmountKind, GeneratorForm, PaceKind, loss_timeout_command};
+use crate::forms::{
+    AmountKind, GeneratorForm, PaceKind, loss_timeout_command, match_field_command,
+};
 use crate::model::Origin;
 use crate::timeline::{Mark, Timeline};
 
@@ -348,6 +350,43 @@ fn Generator() -> Html {
         let (ctx, timeout) = (ctx.clone(), timeout.clone());
         Callback::from(move |_| submit(&ctx, Origin::Analysis, loss_timeout_command(&timeout)))
     };
+    let field_offset = use_state(String::new);
+    let field_len = use_state(String::new);
+    let on_field = {
+        let (ctx, offset, len) = (ctx.clone(), field_offset.clone(), field_len.clone());
+        Callback::from(move |_| submit(&ctx, Origin::Analysis, match_field_command(&offset, &len)))
+    };
+    let on_field_clear = {
+        let (ctx, offset, len) = (ctx.clone(), field_offset.clone(), field_len.clone());
+        Callback::from(move |_| {
+            offset.set(String::new());
+            len.set(String::new());
+            submit(&ctx, Origin::Analysis, match_field_command("", ""))
+        })
+    };
+    let on_field_offset = {
+        let offset = field_offset.clone();
+        Callback::from(move |e: InputEvent| {
+            offset.set(e.target_unchecked_into::<HtmlInputElement>().value())
+        })
+    };
+    let on_field_len = {
+        let len = field_len.clone();
+        Callback::from(move |e: InputEvent| {
+            len.set(e.target_unchecked_into::<HtmlInputElement>().value())
+        })
+    };
+    let field_now = match ctx.state.match_field {
+        Some(f) => format!(
+            "now: bytes {}–{} (offset {}, {} byte{}); same bytes still come first",
+            f.offset,
+            u64::from(f.offset) + u64::from(f.len) - 1,
+            f.offset,
+            f.len,
+            if f.len == 1 { "" } else { "s" }
+        ),
+        None => "now: none, so a reply with other bytes answers the oldest open request".into(),
+    };
     let on_timeout_input = {
         let timeout = timeout.clone();
         Callback::from(move |e: InputEvent| {
@@ -426,6 +465,13 @@ fn Generator() -> Html {
                 <label>{ "loss timeout ms" }<input id="loss-timeout" class="mono" size="7" value={(*timeout).clone()} oninput={on_timeout_input} /></label>
                 <button id="loss-timeout-set" class="small" onclick={on_timeout}>{ "set" }</button>
                 <span class="hint">{ format!("A datagram not received within this time counts as lost (now {} ms).", ctx.state.loss_timeout_ms.unwrap_or(2000)) }</span>
+            </div>
+            <div class="row match-field" title="Where your protocol carries a message number: a reply whose bytes there equal a request's answers that request, even when its other bytes differ (an ack, an upper-cased echo) and replies come out of order">
+                <label>{ "pair replies by bytes at offset" }<input id="match-offset" class="mono" size="4" value={(*field_offset).clone()} oninput={on_field_offset} /></label>
+                <label>{ "length" }<input id="match-len" class="mono" size="3" value={(*field_len).clone()} oninput={on_field_len} /></label>
+                <button id="match-set" class="small" onclick={on_field}>{ "set" }</button>
+                <button id="match-clear" class="small" onclick={on_field_clear} disabled={ctx.state.match_field.is_none()}>{ "clear" }</button>
+                <span id="match-now" class="hint">{ field_now }</span>
             </div>
             <FormError id="analysis-error" message={ctx.state.error(&Origin::Analysis).map(str::to_owned)} code={ctx.state.error_code(&Origin::Analysis)} />
         </div>

@@ -7,7 +7,7 @@ use super::packets::{dir_arrow, route, seconds};
 use super::use_ctx;
 use crate::hexdump::hexdump;
 use crate::model::What;
-use crate::timeline::{LossWhy, Mark};
+use crate::timeline::{LossWhy, Mark, Pairing};
 
 /// The selected datagram: metadata, what became of it, hex + ASCII.
 #[component]
@@ -81,13 +81,13 @@ pub fn Inspector() -> Html {
         ),
         Mark::Duplicate => "a duplicate copy".to_string(),
         Mark::Lost(why) => format!("lost: {}", why.words()),
-        Mark::Request(by_order) => format!(
+        Mark::Request(pairing) => format!(
             "answered after {:.3} ms (round trip){}",
             (a.t1 - a.t0) as f64 * 2.0 / 1e6,
-            if by_order {
-                "; the reply's bytes differ from the request's, so it was paired by order: the oldest request still open"
-            } else {
-                ""
+            match pairing {
+                Pairing::Bytes => "; the reply has the same bytes",
+                Pairing::Field => "; the reply's bytes differ from the request's, but the match field (Flows tab) is equal",
+                Pairing::Order => "; the reply's bytes differ from the request's, so it was paired by order: the oldest request still open (name a match field in the Flows tab to pair by a sequence number instead)",
             }
         ),
         Mark::Reply => "a reply to an earlier request".to_string(),

@@ -354,6 +354,26 @@ pub fn loss_timeout_command(typed: &str) -> Result<Command, String> {
         .map_err(|_| format!("{:?} is not a number of milliseconds", typed.trim()))
 }
 
+/// The match field's `set_match_field` command: the field's offset and length as
+/// typed; both empty clears it.
+pub fn match_field_command(offset: &str, len: &str) -> Result<Command, String> {
+    let (offset, len) = (offset.trim(), len.trim());
+    if offset.is_empty() && len.is_empty() {
+        return Ok(Command::SetMatchField { field: None });
+    }
+    let number = |what: &str, typed: &str| {
+        typed.parse::<u32>().map_err(|_| {
+            format!("the match field's {what} must be a number of bytes, not {typed:?}")
+        })
+    };
+    let field = socklab_protocol::flow::MatchField {
+        offset: number("offset", offset)?,
+        len: number("length", len)?,
+    };
+    field.check()?;
+    Ok(Command::SetMatchField { field: Some(field) })
+}
+
 /// The create-link form.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LinkForm {

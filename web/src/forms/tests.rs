@@ -269,3 +269,27 @@ fn switching_notation_converts_what_was_typed() {
     };
     assert_eq!(broken.with_notation(Notation::Text).unwrap().typed, "zz");
 }
+
+#[test]
+fn the_match_field_is_two_numbers_or_nothing() {
+    use socklab_protocol::flow::MatchField;
+    assert_eq!(
+        match_field_command(" 4", "2 "),
+        Ok(Command::SetMatchField {
+            field: Some(MatchField { offset: 4, len: 2 })
+        })
+    );
+    assert_eq!(
+        match_field_command("", ""),
+        Ok(Command::SetMatchField { field: None })
+    );
+    assert_eq!(
+        match_field_command("4", ""),
+        Err("the match field's length must be a number of bytes, not \"\"".into())
+    );
+    assert_eq!(
+        match_field_command("0", "0"),
+        Err("the match field's length must be from 1 to 64 bytes, not 0".into())
+    );
+    assert!(match_field_command("-1", "2").is_err());
+}

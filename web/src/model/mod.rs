@@ -172,6 +172,8 @@ pub struct State {
     pub generators: Rc<Vec<GeneratorStarted>>,
     /// The flow analysis' loss timeout, once the server has said it.
     pub loss_timeout_ms: Option<u64>,
+    /// The flow analysis' match field, as the server last said.
+    pub match_field: Option<socklab_protocol::flow::MatchField>,
     /// Which part of the page sent each unanswered command.
     pub pending: Rc<HashMap<i64, Origin>>,
     /// The latest refusal for each part of the page.
@@ -229,6 +231,7 @@ impl PartialEq for State {
             && self.flows_dropped == other.flows_dropped
             && Rc::ptr_eq(&self.generators, &other.generators)
             && self.loss_timeout_ms == other.loss_timeout_ms
+            && self.match_field == other.match_field
             && Rc::ptr_eq(&self.pending, &other.pending)
             && Rc::ptr_eq(&self.errors, &other.errors)
             && Rc::ptr_eq(&self.notices, &other.notices)
@@ -255,6 +258,7 @@ impl Default for State {
             flows_dropped: (0, 0),
             generators: Rc::default(),
             loss_timeout_ms: None,
+            match_field: None,
             pending: Rc::default(),
             errors: Rc::default(),
             notices: Rc::default(),
@@ -634,6 +638,7 @@ impl State {
             Event::AnalysisConfig(config) => {
                 self.settle(config.req);
                 self.loss_timeout_ms = Some(config.loss_timeout_ms);
+                self.match_field = config.match_field;
             }
             Event::Batch { events } => {
                 for event in events {

@@ -53,9 +53,9 @@ pub enum Mark {
     Duplicate,
     /// Lost, and why.
     Lost(LossWhy),
-    /// A request to an echo-like peer (its reply is a separate arrow); true when the
-    /// reply was paired with it by order (its bytes differ).
-    Request(bool),
+    /// A request to an echo-like peer (its reply is a separate arrow), and how the
+    /// reply was paired with it.
+    Request(Pairing),
     /// A reply from an echo-like peer.
     Reply,
     /// A request that got no reply, and why.
@@ -64,6 +64,17 @@ pub enum Mark {
     Incoming,
     /// The analysis stopped following it (too many in flight, or its flow retired).
     Untracked,
+}
+
+/// How a reply was paired with its request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pairing {
+    /// The same bytes.
+    Bytes,
+    /// The match field the person named is equal; the rest differs.
+    Field,
+    /// Its bytes equal no open request: it answers the oldest.
+    Order,
 }
 
 /// One datagram (or copy) on the timeline.
@@ -703,7 +714,13 @@ impl Timeline {
                 let turn = arrow.t0 + rtt / 2;
                 let a = &mut self.arrows[i as usize];
                 a.t1 = turn;
-                a.mark = Mark::Request(f.by_order);
+                a.mark = Mark::Request(if f.by_field {
+                    Pairing::Field
+                } else if f.by_order {
+                    Pairing::Order
+                } else {
+                    Pairing::Bytes
+                });
                 a.recv = recv;
                 if let Some(&r) = self.by_recv.get(&recv) {
                     let reply = &mut self.arrows[r as usize];

@@ -47,6 +47,7 @@ fn fate(kind: FateKind, send: u64, recv: Option<u64>, latency: Option<u64>, t: u
         reordered_by: None,
         late: false,
         by_order: false,
+        by_field: false,
         cause: None,
         reason: None,
         decision: None,
@@ -290,7 +291,7 @@ fn echo_replies_turn_at_the_peer() {
     )));
     assert_eq!(
         (tl.arrows[0].mark, tl.arrows[0].t1),
-        (Mark::Request(false), 200)
+        (Mark::Request(Pairing::Bytes), 200)
     );
     assert_eq!(
         (tl.arrows[1].mark, tl.arrows[1].t0, tl.arrows[1].t1),

@@ -18,6 +18,9 @@ pub(super) struct Pending {
     /// them, the changed bytes).
     pub(super) hash: u64,
     pub(super) len: usize,
+    /// The fingerprint of its match field (echo flows, when one is named and the
+    /// payload is long enough).
+    pub(super) field: Option<u64>,
 }
 
 impl Pending {
@@ -50,6 +53,8 @@ pub(super) struct InFlight {
     /// Pending sends crossing a link that has not decided on them yet, by the
     /// fingerprint of the bytes the link will see.
     pub(super) undecided: Index,
+    /// Pending sends by the fingerprint of their match field.
+    pub(super) by_field: Index,
 }
 
 impl InFlight {
@@ -61,6 +66,9 @@ impl InFlight {
         if via_link {
             push_seq(&mut self.undecided, pending.hash, seq);
         }
+        if let Some(f) = pending.field {
+            push_seq(&mut self.by_field, f, seq);
+        }
         seq
     }
 
@@ -69,7 +77,17 @@ impl InFlight {
         let p = self.pending.remove(&seq)?;
         remove_seq(&mut self.by_hash, p.hash, seq);
         remove_seq(&mut self.undecided, p.hash, seq);
+        if let Some(f) = p.field {
+            remove_seq(&mut self.by_field, f, seq);
+        }
         Some(p)
+    }
+
+    /// Takes the oldest pending send whose match field has the fingerprint `f`.
+    pub(super) fn take_by_field(&mut self, f: u64) -> Option<(u64, Pending)> {
+        let seq = *self.by_field.get(&f)?.front()?;
+        let p = self.remove(seq)?;
+        Some((seq, p))
     }
 
     /// Takes the oldest pending send the receiver could get as (`h`, `len`).

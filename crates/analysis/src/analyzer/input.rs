@@ -200,6 +200,8 @@ pub enum Outcome {
         rtt_ns: Nanos,
         /// Paired by order: its bytes equal no open request, so it answers the oldest.
         by_order: bool,
+        /// Paired by the match field: its bytes differ, the named field is equal.
+        by_field: bool,
     },
     /// A request no reply came for.
     Unanswered {

@@ -19,8 +19,10 @@
 //!   far out of place is the difference in send order;
 //! - **duplicated**: a receive beyond the first for the same send;
 //! - for flows whose destination is not a lab socket, a receive from that destination
-//!   whose bytes equal an earlier unanswered request is its **reply** (RTT); one whose
-//!   bytes equal none answers the oldest open request (**paired by order**: a server
+//!   whose bytes equal an earlier unanswered request is its **reply** (RTT); else, when
+//!   the person named a match field (a sequence number their protocol carries), one
+//!   whose field equals an open request's answers it (**paired by field**); one that
+//!   matches neither answers the oldest open request (**paired by order**: a server
 //!   that acks or upper-cases); requests without a reply within the timeout are
 //!   **unanswered**.
 //!
@@ -36,6 +38,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
 
 use socklab_protocol::EventId;
+use socklab_protocol::flow::MatchField;
 use socklab_protocol::link::{DropReason, LinkFate, LinkId};
 
 mod inflight;
@@ -154,6 +157,8 @@ enum Table {
 #[derive(Debug)]
 pub struct Analyzer {
     timeout: Nanos,
+    /// The part of each payload that pairs replies with requests, if named.
+    match_field: Option<MatchField>,
     limits: Limits,
     lab: HashSet<SocketAddr>,
     routes: Routes,
@@ -230,6 +235,7 @@ impl Analyzer {
     pub fn with_limits(loss_timeout_ns: Nanos, limits: Limits) -> Self {
         Analyzer {
             timeout: loss_timeout_ns,
+            match_field: None,
             limits,
             lab: HashSet::new(),
             routes: Routes::default(),
@@ -264,6 +270,12 @@ impl Analyzer {
     /// Changes the loss timeout from the next [`Analyzer::tick`] on.
     pub fn set_timeout_ns(&mut self, timeout: Nanos) {
         self.timeout = timeout;
+    }
+
+    /// Names the part of each payload that pairs a reply with its request (requests
+    /// sent from now on are indexed by it), or none.
+    pub fn set_match_field(&mut self, field: Option<MatchField>) {
+        self.match_field = field;
     }
 
     /// Sends in flight now, all flows together.
@@ -504,13 +516,18 @@ impl Analyzer {
         let end = self.routes.destination(peer);
         let (dst, via) = (end.addr, end.via.cloned());
         let key = FlowKey { src: local, dst };
+        let matched = self.lab.contains(&dst);
         let pending = Pending {
             id,
             t_ns,
             hash: hash(bytes),
             len: bytes.len(),
+            field: self
+                .match_field
+                .filter(|_| !matched)
+                .and_then(|f| f.of(bytes))
+                .map(hash),
         };
-        let matched = self.lab.contains(&dst);
         let known = if matched {
             self.flows.contains_key(&key)
         } else {
@@ -574,12 +591,20 @@ impl Analyzer {
         let Some(flow) = self.echo.get_mut(&request_key) else {
             return;
         };
-        // The same bytes are the strongest evidence; a peer that answers with other
-        // bytes (an ack, an upper-cased echo) answers its oldest open request.
-        let (request, by_order) = match flow.sends.take_received(h, bytes.len()) {
-            Some((_, request)) => (request, false),
-            None => match flow.sends.pop_oldest(None) {
-                Some((_, request)) => (request, true),
+        // The same bytes are the strongest evidence; then the field the person named
+        // (a sequence number their protocol carries); a peer that answers with other
+        // bytes (an ack, an upper-cased echo) otherwise answers its oldest open request.
+        let by_bytes = flow.sends.take_received(h, bytes.len());
+        let by_field = by_bytes.is_none().then(|| {
+            self.match_field
+                .and_then(|f| f.of(bytes))
+                .and_then(|field| flow.sends.take_by_field(hash(field)))
+        });
+        let (request, by_order, by_field) = match (by_bytes, by_field.flatten()) {
+            (Some((_, request)), _) => (request, false, false),
+            (None, Some((_, request))) => (request, false, true),
+            (None, None) => match flow.sends.pop_oldest(None) {
+                Some((_, request)) => (request, true, false),
                 None => return,
             },
         };
@@ -594,6 +619,7 @@ impl Analyzer {
             flow: request_key,
             rtt_ns,
             by_order,
+            by_field,
         });
     }
 

@@ -392,6 +392,9 @@ pub struct AnalysisConfig {
     pub id: EventId,
     /// How long a datagram may be in flight before it counts as lost, ms.
     pub loss_timeout_ms: u64,
+    /// The part of each payload that pairs replies with requests, if one is named.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub match_field: Option<crate::flow::MatchField>,
     /// Nanoseconds since the session began.
     pub t_ns: u64,
     /// The `req` of the command.

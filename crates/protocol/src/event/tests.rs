@@ -158,6 +158,7 @@ fn wire_form_snapshots() {
                 reordered_by: None,
                 late: false,
                 by_order: false,
+                by_field: false,
                 cause: Some(crate::flow::LossCause::Link),
                 reason: Some(DropReason::BurstLoss),
                 decision: Some(EventId(31)),
