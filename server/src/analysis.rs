@@ -378,6 +378,7 @@ fn summary(s: &socklab_analysis::FlowStats) -> FlowSummary {
             max: p.max,
         }),
         jitter_ns: s.jitter_ns.map(|j| j.round()),
+        latency_cdf_ns: s.latency_cdf.clone(),
         drops: s
             .drops
             .iter()

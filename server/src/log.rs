@@ -351,7 +351,7 @@ pub struct DatagramRecord {
 /// What one flow of a `flow_stats` record counts for in the log's byte budget: about
 /// its size in memory and on the wire. A session with many flows logs a large record
 /// twice a second, and those records must not escape the budget.
-const FLOW_SUMMARY_BYTES: usize = 256;
+const FLOW_SUMMARY_BYTES: usize = 512;
 
 /// What one departure of a `link_sent` record counts for in the log's byte budget.
 const DEPARTURE_BYTES: usize = std::mem::size_of::<socklab_protocol::Departure>();

@@ -55,6 +55,9 @@ fn find(program: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
+/// How many times a WebDriver session is asked for before a test gives up.
+const SESSION_TRIES: u32 = 3;
+
 impl Browser {
     /// Starts ChromeDriver on a free port and opens a headless Chromium session.
     pub async fn start() -> Self {
@@ -103,11 +106,24 @@ impl Browser {
         let serde_json::Value::Object(capabilities) = capabilities else {
             unreachable!("a JSON object")
         };
-        let client = ClientBuilder::new(HttpConnector::new())
-            .capabilities(capabilities)
-            .connect(&format!("http://127.0.0.1:{port}"))
-            .await
-            .expect("a WebDriver session with headless Chromium");
+        // ChromeDriver can accept connections a moment before it serves them (on a busy
+        // machine the first request is sometimes reset): a few tries, then give up.
+        let mut tries = 0;
+        let client = loop {
+            tries += 1;
+            match ClientBuilder::new(HttpConnector::new())
+                .capabilities(capabilities.clone())
+                .connect(&format!("http://127.0.0.1:{port}"))
+                .await
+            {
+                Ok(client) => break client,
+                Err(e) if tries < SESSION_TRIES => {
+                    eprintln!("WebDriver session, try {tries}: {e}; trying again");
+                    tokio::time::sleep(POLL * 5).await;
+                }
+                Err(e) => panic!("a WebDriver session with headless Chromium: {e:?}"),
+            }
+        };
         browser.client = Some(client);
         browser
     }

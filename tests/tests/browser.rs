@@ -173,6 +173,29 @@ async fn outside_programs(url: &str, browser: &Browser) {
         })
         .await;
     browser.click("#tl-follow").await;
+    // The flow's statistics: its loss in bursts adds up to the loss, the plots have
+    // values under the pointer, and the link's own history is drawn.
+    browser.click(row).await;
+    browser
+        .wait_attr("#loss-bursts", "data-lost", |n| {
+            n == counted.missing.to_string()
+        })
+        .await;
+    browser
+        .client()
+        .execute(
+            "const c = document.getElementById('latency-plot'); const r = c.getBoundingClientRect();
+             c.dispatchEvent(new MouseEvent('mousemove', {clientX: r.left + r.width / 2, clientY: r.top + 20, bubbles: true}));",
+            vec![],
+        )
+        .await
+        .expect("point at the latency plot");
+    browser
+        .wait_text("#latency-hover", |t| t.starts_with("sent at "))
+        .await;
+    browser.wait_count("#l1-history", 1).await;
+    browser.wait_count("#latency-cdf", 1).await;
+    browser.scroll_to("#latency-cdf").await;
     let shot = browser.screenshot("e2e-outside-programs.png").await;
     eprintln!("screenshot: {}", shot.display());
 

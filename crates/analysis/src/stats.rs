@@ -144,6 +144,48 @@ impl Histogram {
         self.max
     }
 
+    /// The values at nearest ranks `quantiles` (each 0 to 1, in increasing order; 0 is
+    /// the smallest sample), in one pass over the buckets; empty when it holds no
+    /// sample.
+    pub fn quantiles(&self, quantiles: &[f64]) -> Vec<u64> {
+        if self.count == 0 {
+            return Vec::new();
+        }
+        let ranks: Vec<u64> = quantiles
+            .iter()
+            .map(|q| ((q * self.count as f64).ceil() as u64).clamp(1, self.count))
+            .collect();
+        let mut out = Vec::with_capacity(ranks.len());
+        let mut seen = 0u64;
+        'walk: for (group, counts) in self.groups.iter().enumerate() {
+            let Some(counts) = counts else { continue };
+            for (bucket, &n) in counts.iter().enumerate() {
+                seen += u64::from(n);
+                while let Some(&rank) = ranks.get(out.len()) {
+                    if seen < rank {
+                        break;
+                    }
+                    out.push(Self::middle(group, bucket).clamp(self.min, self.max));
+                }
+                if out.len() == ranks.len() {
+                    break 'walk;
+                }
+            }
+        }
+        out.resize(ranks.len(), self.max);
+        if let Some(first) = quantiles
+            .first()
+            .filter(|q| **q <= 0.0)
+            .and(out.first_mut())
+        {
+            *first = self.min;
+        }
+        if let Some(last) = quantiles.last().filter(|q| **q >= 1.0).and(out.last_mut()) {
+            *last = self.max;
+        }
+        out
+    }
+
     /// Its percentiles; `None` when it holds no sample.
     pub fn percentiles(&self) -> Option<Percentiles> {
         (self.count > 0).then(|| Percentiles {
@@ -185,6 +227,9 @@ pub struct FlowStats {
     pub latency: Option<Percentiles>,
     /// RFC 3550 interarrival jitter, nanoseconds.
     pub jitter_ns: Option<f64>,
+    /// The latency at each of [`socklab_protocol::flow::LATENCY_CDF_QUANTILES`] (empty
+    /// when there is no sample).
+    pub latency_cdf: Vec<u64>,
     /// How many a link dropped, per reason ([`Method::Link`] only).
     pub drops: Vec<(socklab_protocol::link::DropReason, u64)>,
 }
@@ -263,6 +308,25 @@ mod tests {
             }
         }
         assert_eq!(Histogram::default().percentiles(), None);
+    }
+
+    /// The quantiles read in one pass equal the ones read one by one.
+    #[test]
+    fn quantiles_in_one_pass_equal_each_rank() {
+        let mut h = Histogram::default();
+        for v in (0..5_000u64).map(|i| 1_000 + (i * 7_919) % 3_000_000) {
+            h.add(v);
+        }
+        let qs = [0.0, 0.01, 0.1, 0.5, 0.9, 0.99, 0.999, 1.0];
+        let got = h.quantiles(&qs);
+        let each: Vec<u64> = qs
+            .iter()
+            .map(|&q| if q == 0.0 { h.min } else { h.rank(q) })
+            .collect();
+        assert_eq!(got, each);
+        assert_eq!(got[7], h.max);
+        assert!(got.windows(2).all(|w| w[0] <= w[1]));
+        assert!(Histogram::default().quantiles(&qs).is_empty());
     }
 
     #[test]

@@ -172,6 +172,12 @@ pub struct Latency {
     pub max: u64,
 }
 
+/// The quantiles of a flow's `latency_cdf_ns`: its latency distribution in sixteen
+/// points, finer in the tail.
+pub const LATENCY_CDF_QUANTILES: [f64; 16] = [
+    0.0, 0.01, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 0.999, 1.0,
+];
+
 /// The figures of one flow.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
 pub struct FlowSummary {
@@ -207,6 +213,10 @@ pub struct FlowSummary {
     /// RFC 3550 interarrival jitter, nanoseconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jitter_ns: Option<f64>,
+    /// The latency (as `latency_ns`) at each of [`LATENCY_CDF_QUANTILES`]: the
+    /// distribution, for a CDF plot.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub latency_cdf_ns: Vec<u64>,
     /// What a link dropped, per reason (`link` only).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub drops: Vec<DropCount>,

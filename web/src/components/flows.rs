@@ -2,7 +2,7 @@
 
 use socklab_protocol::Command;
 use socklab_protocol::flow::{FlowMethod, FlowSummary};
-use web_sys::{HtmlCanvasElement, HtmlInputElement, HtmlSelectElement};
+use web_sys::{HtmlInputElement, HtmlSelectElement};
 use yew::prelude::*;
 
 use super::{
@@ -13,7 +13,6 @@ use crate::forms::{
     AmountKind, GeneratorForm, PaceKind, loss_timeout_command, match_field_command,
 };
 use crate::model::Origin;
-use crate::timeline::{Mark, Timeline};
 
 /// What the figures mean, so "lost / total" is never a puzzle.
 const DEFINITIONS: &[(&str, &str)] = &[
@@ -210,7 +209,7 @@ pub fn FlowsPanel(props: &FlowsProps) -> Html {
                 ) }</p>
             }
             if let Some(flow) = chosen {
-                <LatencyPlot flow={flow} visible={props.visible} />
+                <super::stats::FlowStatistics flow={flow} visible={props.visible} />
             }
             <details class="definitions" open=true>
                 <summary>{ "What the figures mean" }</summary>
@@ -218,104 +217,6 @@ pub fn FlowsPanel(props: &FlowsProps) -> Html {
             </details>
             <Generator />
         </div>
-    }
-}
-
-#[derive(Properties, PartialEq)]
-struct PlotProps {
-    flow: FlowSummary,
-    /// Whether its tab is shown (it draws again when it is).
-    visible: bool,
-}
-
-/// Latency over time for one flow, with lost datagrams marked on the axis.
-#[component]
-fn LatencyPlot(props: &PlotProps) -> Html {
-    let ctx = use_ctx();
-    let canvas_ref = use_node_ref();
-    {
-        let canvas_ref = canvas_ref.clone();
-        let timeline = ctx.state.timeline.clone();
-        let flow = props.flow.clone();
-        use_effect_with(
-            (
-                ctx.state.timeline_version,
-                props.flow.clone(),
-                props.visible,
-            ),
-            move |_| {
-                if let Some(canvas) = canvas_ref.cast::<HtmlCanvasElement>() {
-                    plot(&canvas, &timeline.borrow(), &flow);
-                }
-            },
-        );
-    }
-    html! {
-        <div class="plot">
-            <span class="hint">{ format!("latency over time, {} → {} (red ticks: lost)", props.flow.src, props.flow.dst) }</span>
-            <canvas id="latency-plot" ref={canvas_ref} />
-        </div>
-    }
-}
-
-fn plot(canvas: &HtmlCanvasElement, timeline: &Timeline, flow: &FlowSummary) {
-    let (w, h) = (canvas.client_width() as f64, canvas.client_height() as f64);
-    if w <= 0.0 || h <= 0.0 {
-        return;
-    }
-    canvas.set_width(w as u32);
-    canvas.set_height(h as u32);
-    let Some(ctx) = super::context_2d(canvas) else {
-        return;
-    };
-    ctx.set_fill_style_str("#0f1419");
-    ctx.fill_rect(0.0, 0.0, w, h);
-    let Some(index) = timeline
-        .flows
-        .iter()
-        .position(|&(s, d)| s == flow.src && d == flow.dst)
-    else {
-        return;
-    };
-    let points: Vec<(u64, Option<u64>)> = timeline
-        .arrows
-        .iter()
-        .filter(|a| a.flow == index as u16)
-        .filter_map(|a| match a.mark {
-            Mark::Delivered | Mark::Reordered(_) | Mark::Late | Mark::Request(_) => {
-                Some((a.t0, Some(a.t1 - a.t0)))
-            }
-            Mark::Lost(_) | Mark::Unanswered(_) => Some((a.t0, None)),
-            _ => None,
-        })
-        .collect();
-    let (Some(first), Some(last)) = (points.first(), points.last()) else {
-        return;
-    };
-    let (t0, t1) = (first.0 as f64, (last.0 as f64).max(first.0 as f64 + 1.0));
-    let max = points.iter().filter_map(|p| p.1).max().unwrap_or(1).max(1) as f64;
-    let (left, bottom) = (52.0, h - 14.0);
-    ctx.set_font("10px ui-monospace, monospace");
-    ctx.set_fill_style_str("#8a96a3");
-    let _ = ctx.fill_text(&format!("{} ms", ms(max as u64)), 2.0, 10.0);
-    let _ = ctx.fill_text("0", 2.0, bottom);
-    let x = |t: u64| left + (t as f64 - t0) / (t1 - t0) * (w - left - 6.0);
-    for (t, latency) in points {
-        match latency {
-            Some(l) => {
-                ctx.set_fill_style_str("#5ad19a");
-                ctx.fill_rect(
-                    x(t) - 1.0,
-                    bottom - l as f64 / max * (bottom - 6.0) - 1.0,
-                    2.5,
-                    2.5,
-                );
-            }
-            None => {
-                ctx.set_fill_style_str("#ff6b6b");
-                ctx.fill_rect(x(t) - 0.5, bottom + 2.0, 1.5, 8.0);
-            }
-        }
     }
 }
 
@@ -498,6 +399,7 @@ mod tests {
             in_flight: 0,
             latency_ns: None,
             jitter_ns: None,
+            latency_cdf_ns: Vec::new(),
             drops: Vec::new(),
         }
     }

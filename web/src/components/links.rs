@@ -192,6 +192,7 @@ fn LinkCard(props: &LinkCardProps) -> Html {
                 <code class="client" title="Whoever last sent to the listen address: the target's replies go there. It changes when another address sends to the link.">{ link.client.map_or_else(|| "none yet (replies are dropped until someone sends to the link)".to_string(), |c| c.to_string()) }</code>
             </p>
             <Counters c2t={link.c2t} t2c={link.t2c} />
+            <super::stats::LinkHistory link={link.id.to_string()} history={link.history.clone()} />
             if *editing {
                 <div class="editor">
                     <div class="row">

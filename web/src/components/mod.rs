@@ -7,6 +7,7 @@ mod links;
 mod packets;
 mod send;
 mod sockets;
+mod stats;
 mod timeline;
 
 use yew::prelude::*;

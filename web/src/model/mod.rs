@@ -135,6 +135,22 @@ pub struct LinkInfo {
     pub t2c: LinkCounters,
     /// Where the target's replies go: the last address that sent to `listen`.
     pub client: Option<SocketAddr>,
+    /// Its counters over time, oldest first: at most [`LINK_HISTORY_KEPT`] samples.
+    pub history: Rc<std::collections::VecDeque<LinkSample>>,
+}
+
+/// How many `link_stats` samples a link's history keeps (a minute at four a second).
+pub const LINK_HISTORY_KEPT: usize = 240;
+
+/// A link's counters at one moment, for its plots over time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LinkSample {
+    /// Nanoseconds since the session began.
+    pub t_ns: u64,
+    /// Datagrams sent on so far, client → target and target → client.
+    pub forwarded: [u64; 2],
+    /// Datagrams waiting at the bottleneck then, each way.
+    pub queue_depth: [u64; 2],
 }
 
 /// The whole page state.
@@ -534,6 +550,7 @@ impl State {
                     c2t: LinkCounters::default(),
                     t2c: LinkCounters::default(),
                     client: None,
+                    history: Rc::default(),
                 });
             }
             Event::LinkClient(change) => {
@@ -571,6 +588,15 @@ impl State {
                 {
                     link.c2t = stats.c2t;
                     link.t2c = stats.t2c;
+                    let history = Rc::make_mut(&mut link.history);
+                    if history.len() == LINK_HISTORY_KEPT {
+                        history.pop_front();
+                    }
+                    history.push_back(LinkSample {
+                        t_ns: stats.t_ns,
+                        forwarded: [stats.c2t.forwarded, stats.t2c.forwarded],
+                        queue_depth: [stats.c2t.queue_depth, stats.t2c.queue_depth],
+                    });
                 }
             }
             Event::Error(error) => {

@@ -19,6 +19,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use socklab_protocol::flow::LATENCY_CDF_QUANTILES;
 use socklab_protocol::link::{DropReason, LinkDir, LinkFate, LinkId};
 
 use super::input::FlowKey;
@@ -329,6 +330,7 @@ impl LinkFlows {
                 duplicated: f.duplicated,
                 in_flight: f.in_link,
                 latency: f.delays.percentiles(),
+                latency_cdf: f.delays.quantiles(&LATENCY_CDF_QUANTILES),
                 jitter_ns: (f.delays.len() > 1).then(|| f.jitter.value()),
                 drops: f.dropped.iter().map(|(r, n)| (*r, *n)).collect(),
             });
@@ -346,6 +348,7 @@ impl LinkFlows {
                     duplicated: r.duplicates,
                     in_flight: 0,
                     latency: None,
+                    latency_cdf: Vec::new(),
                     jitter_ns: Some(r.jitter_ns()),
                     drops: Vec::new(),
                 });

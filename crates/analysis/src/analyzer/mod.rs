@@ -38,7 +38,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
 
 use socklab_protocol::EventId;
-use socklab_protocol::flow::MatchField;
+use socklab_protocol::flow::{LATENCY_CDF_QUANTILES, MatchField};
 use socklab_protocol::link::{DropReason, LinkFate, LinkId};
 
 mod inflight;
@@ -773,6 +773,7 @@ impl Analyzer {
                 duplicated: flow.duplicated,
                 in_flight: flow.sends.pending.len() as u64,
                 latency: flow.latencies.percentiles(),
+                latency_cdf: flow.latencies.quantiles(&LATENCY_CDF_QUANTILES),
                 jitter_ns: (flow.delivered > 1).then(|| flow.jitter.value()),
                 drops: Vec::new(),
             });
@@ -792,6 +793,7 @@ impl Analyzer {
                 duplicated: r.duplicates,
                 in_flight: 0,
                 latency: None,
+                latency_cdf: Vec::new(),
                 jitter_ns: Some(r.jitter_ns()),
                 drops: Vec::new(),
             });
@@ -810,6 +812,7 @@ impl Analyzer {
                 duplicated: 0,
                 in_flight: flow.sends.pending.len() as u64,
                 latency: flow.rtts.percentiles(),
+                latency_cdf: flow.rtts.quantiles(&LATENCY_CDF_QUANTILES),
                 jitter_ns: None,
                 drops: Vec::new(),
             });
