@@ -205,6 +205,7 @@ struct Counted<'a> {
     payload_b64: Option<&'a str>,
     count: Option<u64>,
     total: Option<u64>,
+    t_ns: Option<u64>,
     #[serde(borrow, default)]
     events: Vec<Counted<'a>>,
 }
@@ -216,6 +217,11 @@ struct Bridge {
     lost_to_viewer: u64,
     /// UDP send to WebSocket event, per datagram.
     latency: Spread,
+    /// The lab's own view against the outside clock: each `in` event's `t_ns` less its
+    /// send time on this process' clock, above the smallest such difference (the two
+    /// clocks' offset and the loopback floor). A receive time read late (after a
+    /// batch, or when the task got the CPU back) shows here as spread.
+    lab_view: Spread,
     /// Datagram events per WebSocket frame, on average.
     per_frame: f64,
     /// Kernel drops as socklab itself reported them (`kernel_drops` events).
@@ -237,6 +243,7 @@ async fn socklab(server: &ServerProcess, count: usize, size: usize, rate: u64) -
     let usage_before = server.usage();
     let sender = tokio::task::spawn_blocking(move || blast(to, count, size, rate));
     let mut arrived = vec![None; count];
+    let mut stamped: Vec<Option<u64>> = vec![None; count];
     let (mut got, mut last_id, mut lost_to_viewer, mut last) =
         (0usize, lab.id.0, 0u64, Instant::now());
     let deadline = Instant::now() + Duration::from_secs(120);
@@ -271,6 +278,7 @@ async fn socklab(server: &ServerProcess, count: usize, size: usize, rate: u64) -
                     if i < count && arrived[i].is_none() {
                         last = now;
                         arrived[i] = Some(now);
+                        stamped[i] = event.t_ns;
                         got += 1;
                     }
                 }
@@ -287,10 +295,22 @@ async fn socklab(server: &ServerProcess, count: usize, size: usize, rate: u64) -
         .zip(&arrived)
         .filter_map(|(s, a)| a.map(|a| a.saturating_duration_since(*s).as_nanos() as i64))
         .collect();
+    let first = sent.first().copied();
+    let offsets: Vec<i64> = sent
+        .iter()
+        .zip(&stamped)
+        .filter_map(|(s, t)| {
+            let since_first = s.saturating_duration_since(first?).as_nanos() as i64;
+            Some(t.map(|t| t as i64)? - since_first)
+        })
+        .collect();
+    let floor = offsets.iter().copied().min().unwrap_or(0);
+    let mut lab_view: Vec<i64> = offsets.iter().map(|o| o - floor).collect();
     Bridge {
         delivery: Delivery::new(count, got, &sent, last, drops, Some(used)),
         lost_to_viewer,
         latency: Spread::of(&mut latencies),
+        lab_view: Spread::of(&mut lab_view),
         per_frame: got as f64 / (client.frames - frames_before).max(1) as f64,
         reported_drops,
         server_switches: used.switches as f64 * 1000.0 / got.max(1) as f64,
@@ -688,20 +708,34 @@ async fn main() {
             ),
         ] {
             let server = ServerProcess::start(TOKEN, extra);
-            for rate in [1_000u64, 10_000] {
-                let n = if smoke { 500 } else { (rate * 3) as usize };
-                let mut spreads = Vec::new();
+            for rate in [10u64, 1_000, 10_000, 100_000] {
+                // Three seconds' worth (a tenth of a second, at most 500, for a smoke run).
+                let n = if smoke {
+                    (rate / 10).clamp(5, 500) as usize
+                } else {
+                    (rate * 3).max(30) as usize
+                };
+                let (mut spreads, mut views) = (Vec::new(), Vec::new());
                 for _ in 0..runs {
-                    spreads.push(socklab(&server, n, 64, rate).await.latency);
+                    let run = socklab(&server, n, 64, rate).await;
+                    spreads.push(run.latency);
+                    views.push(run.lab_view);
                 }
                 let l = Spreads::of(&spreads);
+                let v = Spreads::of(&views);
                 println!(
                     "{:<36} {}",
                     format!("latency at {rate}/s, {policy}"),
                     l.show_ms()
                 );
+                println!(
+                    "{:<36} {}",
+                    "  lab's in stamps vs outside clock",
+                    v.show_us()
+                );
                 report.add(json!({
                     "case": "latency", "rate_per_sec": rate, "flush": policy, "latency": l.json(),
+                    "lab_view_above_floor": v.json(),
                 }));
             }
             drop(server);

@@ -1,7 +1,9 @@
 //! How precisely a link keeps time, at the rates people use: from a few datagrams a
 //! second (a game's 60 Hz is in between) to 100,000/s. At each rate the direct loopback
 //! path is measured first, in the same run, as the floor; the link's error is reported
-//! above it, with no delay (the relay's own overhead) and with 20 ms. Run by
+//! above it, with no delay (the relay's own overhead) and with 20 ms. The link runs in
+//! the release server as its own process (`target/release/socklab`, which `cargo xtask
+//! bench` builds), the sender and receiver in this one, each on its own thread. Run by
 //! `cargo xtask bench`. Prints a table (each figure the median of several runs, with
 //! min..max) and writes target/bench/link_timing.json; asserts nothing (speed is
 //! measured, not asserted).
@@ -9,7 +11,10 @@
 use std::time::Duration;
 
 use serde_json::json;
-use socklab_tests::bench::{Report, Spreads, direct_timing, link_timing};
+use socklab_tests::Client;
+use socklab_tests::bench::{Report, ServerProcess, Spreads, direct_timing, link_timing_with};
+
+const TOKEN: &str = "link-timing-bench";
 
 const RATES: [u32; 5] = [10, 100, 1_000, 10_000, 100_000];
 const SECONDS: u64 = 3;
@@ -24,6 +29,7 @@ async fn main() {
         (Duration::from_secs(SECONDS), RUNS)
     };
     let mut report = Report::new("link_timing", smoke);
+    let server = ServerProcess::start(TOKEN, &[]);
     println!(
         "link timing for {duration:?} per rate (at least 5 datagrams): error = arrival - (send + delay), median of {runs} run(s) (min..max); \"above\" = the link's p50/p99 less the direct path's"
     );
@@ -41,7 +47,11 @@ async fn main() {
             let mut spreads = Vec::new();
             let mut lost = 0;
             for _ in 0..runs {
-                let (spread, l) = link_timing(rate, duration, delay_ms).await;
+                // A session of its own for each run.
+                let client = Client::connect_with(server.addr, &format!("token={TOKEN}"))
+                    .await
+                    .expect("a session");
+                let (spread, l) = link_timing_with(client, rate, duration, delay_ms).await;
                 spreads.push(spread);
                 lost = lost.max(l);
             }
@@ -58,5 +68,6 @@ async fn main() {
             }));
         }
     }
+    drop(server);
     report.write();
 }

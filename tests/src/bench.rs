@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use socklab_protocol::link::{Impairments, LinkSettings};
 
-use crate::TestServer;
+use crate::{Client, TestServer};
 
 /// Percentiles of a set of durations, in microseconds.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -65,7 +65,21 @@ pub fn pace_until(due: Instant) {
 /// overhead; [`direct_timing`] measures one hop in the same way, the floor.
 pub async fn link_timing(rate: u32, duration: Duration, delay_ms: f64) -> (Spread, usize) {
     let server = TestServer::start().await;
-    let mut client = server.client().await;
+    let client = server.client().await;
+    let timed = link_timing_with(client, rate, duration, delay_ms).await;
+    server.stop().await;
+    timed
+}
+
+/// [`link_timing`] through the server `client` is connected to: the benchmark's own
+/// server process, so that the sender and receiver (here) and the link (there) share
+/// no process.
+pub async fn link_timing_with(
+    mut client: Client,
+    rate: u32,
+    duration: Duration,
+    delay_ms: f64,
+) -> (Spread, usize) {
     let receiver = UdpSocket::bind("127.0.0.1:0").expect("bind the receiver");
     let settings = LinkSettings {
         c2t: Impairments {
@@ -88,7 +102,6 @@ pub async fn link_timing(rate: u32, duration: Duration, delay_ms: f64) -> (Sprea
     let delay = Duration::from_secs_f64(delay_ms / 1e3);
     let timed = time_path(link.listen, receiver, rate, duration, delay).await;
     viewer.abort();
-    server.stop().await;
     timed
 }
 

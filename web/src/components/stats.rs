@@ -211,27 +211,28 @@ pub fn FlowStatistics(props: &StatsProps) -> Html {
     let ctx = use_ctx();
     let over_time = use_node_ref();
     let cdf = use_node_ref();
-    let kept = use_mut_ref(Vec::<(u64, Option<u64>)>::new);
+    // The flow's points, computed once per change of the timeline or the flow (not on
+    // every render), and shared by the plots, the pointer and the bursts.
+    let kept = {
+        let timeline = ctx.state.timeline.clone();
+        use_memo(
+            (ctx.state.timeline_version, props.flow.src, props.flow.dst),
+            move |_| points(&timeline.borrow(), &props.flow),
+        )
+    };
     let hover = use_state(|| None::<String>);
     {
         let (over_time, cdf, kept) = (over_time.clone(), cdf.clone(), kept.clone());
-        let timeline = ctx.state.timeline.clone();
         let flow = props.flow.clone();
         use_effect_with(
-            (
-                ctx.state.timeline_version,
-                props.flow.clone(),
-                props.visible,
-            ),
+            (kept.clone(), props.flow.clone(), props.visible),
             move |_| {
-                let points = points(&timeline.borrow(), &flow);
                 if let Some(canvas) = over_time.cast::<HtmlCanvasElement>() {
-                    plot_over_time(&canvas, &points);
+                    plot_over_time(&canvas, &kept);
                 }
                 if let Some(canvas) = cdf.cast::<HtmlCanvasElement>() {
                     plot_cdf(&canvas, &flow.latency_cdf_ns);
                 }
-                *kept.borrow_mut() = points;
             },
         );
     }
@@ -241,24 +242,22 @@ pub fn FlowStatistics(props: &StatsProps) -> Html {
             let Some(canvas) = canvas.cast::<HtmlCanvasElement>() else {
                 return;
             };
-            let points = kept.borrow();
+            let points = &*kept;
             let w = canvas.client_width() as f64;
-            hover.set(
-                nearest(&points, w, e.offset_x() as f64).map(|(t, latency)| {
-                    format!(
-                        "sent at {:.6} s: {}",
-                        t as f64 / 1e9,
-                        latency.map_or("lost".to_string(), |l| ms(l as f64))
-                    )
-                }),
-            );
+            hover.set(nearest(points, w, e.offset_x() as f64).map(|(t, latency)| {
+                format!(
+                    "sent at {:.6} s: {}",
+                    t as f64 / 1e9,
+                    latency.map_or("lost".to_string(), |l| ms(l as f64))
+                )
+            }));
         })
     };
     let on_leave = {
         let hover = hover.clone();
         Callback::from(move |_| hover.set(None))
     };
-    let bursts = loss_bursts(kept.borrow().iter().map(|p| p.1.is_none()));
+    let bursts = loss_bursts(kept.iter().map(|p| p.1.is_none()));
     let what = if props.flow.method == socklab_protocol::flow::FlowMethod::Echo {
         "round-trip time"
     } else if props.flow.method == socklab_protocol::flow::FlowMethod::Link {
