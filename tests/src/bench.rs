@@ -68,7 +68,19 @@ pub async fn link_timing(rate: u32, duration: Duration, delay_ms: f64) -> (Sprea
     let client = server.client().await;
     let timed = link_timing_with(client, rate, duration, delay_ms).await;
     server.stop().await;
-    timed
+    (timed.error, timed.lost)
+}
+
+/// What [`link_timing_with`] measured.
+#[derive(Debug, Clone)]
+pub struct LinkTiming {
+    /// Each arrival's error against (send + delay), as the receiver saw it.
+    pub error: Spread,
+    /// Datagrams that never came.
+    pub lost: usize,
+    /// The lab's own account of the same datagrams: the `link` flow's time in the link
+    /// (departure less kernel arrival stamp), as its flows table last said.
+    pub lab_view: Option<socklab_protocol::flow::Latency>,
 }
 
 /// [`link_timing`] through the server `client` is connected to: the benchmark's own
@@ -79,7 +91,9 @@ pub async fn link_timing_with(
     rate: u32,
     duration: Duration,
     delay_ms: f64,
-) -> (Spread, usize) {
+) -> LinkTiming {
+    use socklab_protocol::Event;
+    use socklab_protocol::flow::FlowMethod;
     let receiver = UdpSocket::bind("127.0.0.1:0").expect("bind the receiver");
     let settings = LinkSettings {
         c2t: Impairments {
@@ -91,18 +105,39 @@ pub async fn link_timing_with(
     let link = client
         .link("127.0.0.1:0", receiver.local_addr().unwrap(), settings)
         .await;
-    // The viewer reads events in the background, as a page would.
+    // The viewer reads events in the background, as a page would, and keeps what the
+    // flows table last said of the link's flow.
+    let lab_view = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let seen = lab_view.clone();
     let viewer = tokio::spawn(async move {
-        loop {
-            client.next_or_closed().await?;
+        while let Some(event) = client.next_or_closed().await {
+            if let Event::FlowStats(stats) = event
+                && let Some(flow) = stats.flows.iter().find(|f| f.method == FlowMethod::Link)
+            {
+                *seen.lock().unwrap() = Some((flow.sent, flow.in_flight, flow.latency_ns));
+            }
         }
-        #[allow(unreachable_code)]
-        Some(())
     });
     let delay = Duration::from_secs_f64(delay_ms / 1e3);
-    let timed = time_path(link.listen, receiver, rate, duration, delay).await;
+    let (error, lost) = time_path(link.listen, receiver, rate, duration, delay).await;
+    // The flows table's figures come twice a second: wait for one that has them all.
+    let count = ((rate as f64 * duration.as_secs_f64()) as u64).max(5);
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < deadline
+        && !lab_view
+            .lock()
+            .unwrap()
+            .is_some_and(|(sent, in_flight, _)| sent >= count && in_flight == 0)
+    {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     viewer.abort();
-    timed
+    let lab_view = lab_view.lock().unwrap().and_then(|(_, _, latency)| latency);
+    LinkTiming {
+        error,
+        lost,
+        lab_view,
+    }
 }
 
 /// The floor under [`link_timing`]: the same sender and receiver, straight to each
