@@ -1068,6 +1068,35 @@ mod through_a_link_between_outside_programs {
     }
 
     #[test]
+    fn datagrams_followed_in_links_are_bounded_by_the_in_flight_limit() {
+        let limits = Limits {
+            max_in_flight: 2,
+            ..Limits::default()
+        };
+        let mut l = Link::new(&[]);
+        l.run.analyzer = Analyzer::with_limits(1_000, limits);
+        let link = LinkId::new("l1");
+        l.run.feed(Input::LinkCreated {
+            link: &link,
+            listen: addr(LISTEN),
+            upstream: addr(UPSTREAM),
+            target: addr(SERVER),
+        });
+        for seq in 0..3 {
+            l.forward(seq, seq, b"x");
+        }
+        // The third is counted as arrived but not followed to its departure.
+        assert_eq!(l.run.analyzer.untracked(), 1);
+        let f = &l.flows(Method::Link)[0];
+        assert_eq!((f.sent, f.in_flight), (3, 2));
+        for seq in 0..3 {
+            l.sent(100 + seq, LinkDir::C2t, seq);
+        }
+        let f = &l.flows(Method::Link)[0];
+        assert_eq!((f.received, f.in_flight), (2, 0));
+    }
+
+    #[test]
     fn link_flows_are_bounded_by_the_flow_limit() {
         let limits = Limits {
             max_flows: 2,

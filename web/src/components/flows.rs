@@ -195,7 +195,7 @@ pub fn FlowsPanel(props: &FlowsProps) -> Html {
                             <th>{ "flow (source → destination)" }</th><th>{ "method" }</th>
                             <th>{ "sent" }</th><th>{ "received" }</th><th>{ "lost" }</th>
                             <th>{ "reordered" }</th><th>{ "dup" }</th><th title="sent, neither received nor lost yet">{ "in flight" }</th>
-                            <th title="One-way latency (echo: the round trip): the median, and in brackets the 99th percentile; hover a cell for the smallest and largest">{ "latency ms" }</th>
+                            <th title="One-way latency (echo: the round trip; link: the time in the link): the median, and in brackets the 99th percentile; hover a cell for the smallest and largest">{ "latency ms" }</th>
                             <th title="RFC 3550 interarrival jitter">{ "jitter ms" }</th>
                         </tr></thead>
                         <tbody>{ for rows }</tbody>
