@@ -506,6 +506,16 @@ async fn timeline(url: &str, browser: &Browser) {
             t.contains(&format!("✕ lost ({lost})"))
         })
         .await;
+    // The flow's statistics: its loss bursts add up to its losses, and its latency
+    // distribution is drawn.
+    browser.click(row).await;
+    browser
+        .wait_attr("#loss-bursts", "data-lost", |n| n == lost.to_string())
+        .await;
+    browser.scroll_to("#latency-cdf").await;
+    let shot = browser.screenshot("e2e-flow-statistics.png").await;
+    eprintln!("screenshot: {}", shot.display());
+    browser.scroll_to("#timeline-canvas").await;
 
     // Pause and show only the lost arrows, then click one: the inspector says why it
     // never arrived.

@@ -22,7 +22,9 @@ const LEFT: f64 = 58.0;
 const BOTTOM: f64 = 16.0;
 
 fn ms(ns: f64) -> String {
-    if ns >= 100e6 {
+    if ns == 0.0 {
+        "0 ms".into()
+    } else if ns >= 100e6 {
         format!("{:.0} ms", ns / 1e6)
     } else if ns >= 1e6 {
         format!("{:.1} ms", ns / 1e6)
