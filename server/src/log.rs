@@ -442,15 +442,36 @@ impl EventLog {
 
     /// Appends several events at once (one lock, one wake-up).
     pub fn append_all(&self, records: impl IntoIterator<Item = (Instant, Record)>) {
+        if let Some(id) = self.append_all_quietly(records) {
+            self.newest.send_replace(id.0);
+        }
+    }
+
+    /// Appends several events at once without waking anyone yet: their ids are given
+    /// now (so what the caller does next is logged after them), and the readers are
+    /// woken by the caller's next append or [`EventLog::wake_readers`]. A link logs its
+    /// decisions so before it sends the datagrams on: waking another thread is not on
+    /// their way. Returns the last id given.
+    pub fn append_all_quietly(
+        &self,
+        records: impl IntoIterator<Item = (Instant, Record)>,
+    ) -> Option<EventId> {
         let mut inner = self.lock();
         let mut last = None;
         for (at, record) in records {
             last = Some(inner.push(self.t_ns(at), record));
         }
-        drop(inner);
-        if let Some(id) = last {
-            self.newest.send_replace(id.0);
-        }
+        last
+    }
+
+    /// Wakes the readers for everything appended so far.
+    pub fn wake_readers(&self) {
+        let newest = self.lock().next_id.saturating_sub(1);
+        self.newest.send_if_modified(|n| {
+            let changed = *n != newest;
+            *n = newest;
+            changed
+        });
     }
 
     /// Runs `act` under the log's lock and appends the record it returns, at the time it
@@ -570,6 +591,26 @@ mod tests {
         assert_eq!(ids(&read), vec![8, 9, 10]);
         // A viewer that already saw everything the log dropped sees no gap.
         assert_eq!(log.read_after(EventId(7), 10).gap, None);
+    }
+
+    /// Quiet appends give ids at once and wake readers only when asked (a link's
+    /// decisions, before it sends the datagrams on).
+    #[test]
+    fn quiet_appends_wake_readers_only_when_asked() {
+        let log = EventLog::new(10, 1 << 20);
+        let mut readers = log.subscribe();
+        readers.borrow_and_update();
+        let last =
+            log.append_all_quietly([(Instant::now(), datagram(1)), (Instant::now(), datagram(1))]);
+        assert_eq!(last, Some(EventId(2)));
+        assert!(!readers.has_changed().unwrap(), "nobody woken yet");
+        assert_eq!(log.read_after(EventId::BEFORE_FIRST, 10).entries.len(), 2);
+        log.wake_readers();
+        assert!(readers.has_changed().unwrap());
+        assert_eq!(log.newest(), EventId(2));
+        readers.borrow_and_update();
+        log.wake_readers();
+        assert!(!readers.has_changed().unwrap(), "no news, no wake-up");
     }
 
     #[test]

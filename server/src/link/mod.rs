@@ -151,6 +151,7 @@ impl LinkHandle {
             max_bytes: limits.max_bytes,
             forwarding: limits.forwarding,
             reported: None,
+            unannounced: false,
         };
         let span = tracing::info_span!("link", link = %id, %listen, %target);
         let task = tokio::spawn(relay.run(settings_rx, cancel.clone()).instrument(span));
@@ -295,6 +296,8 @@ struct Relay {
     forwarding: Arc<SendBudget>,
     /// The counters last logged.
     reported: Option<(LinkCounters, LinkCounters)>,
+    /// Decisions logged whose readers have not been woken yet.
+    unannounced: bool,
 }
 
 impl Relay {
@@ -332,6 +335,9 @@ impl Relay {
                 _ = stats.tick() => self.report(),
             }
             self.depart_due();
+            if std::mem::take(&mut self.unannounced) {
+                self.log.wake_readers();
+            }
         }
         self.report();
         tracing::debug!("link closed");
@@ -401,7 +407,9 @@ impl Relay {
             records.push((at, self.arrive(dir, payload, from, to, at)));
         }
         if !records.is_empty() {
-            self.log.append_all(records);
+            // The readers are woken after the due departures have left (`run`).
+            self.log.append_all_quietly(records);
+            self.unannounced = true;
         }
     }
 

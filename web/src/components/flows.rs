@@ -73,6 +73,18 @@ fn ms(ns: u64) -> String {
     format!("{:.3}", ns as f64 / 1e6)
 }
 
+/// A percentile in milliseconds to three significant digits: it comes from a histogram
+/// whose buckets are 0.2 % wide above 256 ns (at 20 ms, 65 µs), so "20.021" would claim
+/// a precision it does not have.
+fn ms_percentile(ns: u64) -> String {
+    if ns < 256 {
+        return ms(ns);
+    }
+    let v = ns as f64 / 1e6;
+    let decimals = (2 - v.log10().floor() as i32).clamp(0, 6) as usize;
+    format!("{v:.decimals$}")
+}
+
 /// What a flow is, in the table: a datagram to a broadcast address is not a request
 /// to an echo server.
 fn flow_label(f: &FlowSummary) -> &'static str {
@@ -116,12 +128,12 @@ pub fn FlowsPanel(props: &FlowsProps) -> Html {
             || ("–".to_string(), String::new()),
             |l| {
                 (
-                    format!("{} ({})", ms(l.p50), ms(l.p99)),
+                    format!("{} ({})", ms_percentile(l.p50), ms_percentile(l.p99)),
                     format!(
                         "min {} · median {} · 99th percentile {} · max {} ms",
                         ms(l.min),
-                        ms(l.p50),
-                        ms(l.p99),
+                        ms_percentile(l.p50),
+                        ms_percentile(l.p99),
                         ms(l.max)
                     ),
                 )
@@ -402,6 +414,16 @@ mod tests {
             latency_cdf_ns: Vec::new(),
             drops: Vec::new(),
         }
+    }
+
+    #[test]
+    fn percentiles_show_the_digits_their_histogram_has() {
+        assert_eq!(ms_percentile(20_021_000), "20.0");
+        assert_eq!(ms_percentile(1_234_567), "1.23");
+        assert_eq!(ms_percentile(123_456), "0.123");
+        assert_eq!(ms_percentile(12_345), "0.0123");
+        assert_eq!(ms_percentile(200), "0.000");
+        assert_eq!(ms_percentile(250_000_000), "250");
     }
 
     #[test]
