@@ -398,6 +398,69 @@ fn a_kernel_drop_is_drawn_at_its_arrival_on_the_receivers_lane() {
     );
 }
 
+/// When the link says when a datagram really left, a kernel drop at its receiver is
+/// drawn then, not at the plan.
+#[test]
+fn a_kernel_drop_after_a_link_is_drawn_when_the_datagram_really_left() {
+    use socklab_protocol::link::{LinkDir, LinkFate};
+    use socklab_protocol::{Departure, LinkPacket, LinkSent};
+    let mut tl = Timeline::default();
+    tl.apply(&bound(1, "s1", "127.0.0.1:1000"));
+    tl.apply(&bound(2, "s2", "127.0.0.1:2000"));
+    tl.apply(&link_l1(
+        "127.0.0.1:3000",
+        "127.0.0.1:3001",
+        "127.0.0.1:2000",
+    ));
+    tl.apply(&datagram(
+        4,
+        100,
+        Direction::Out,
+        "127.0.0.1:1000",
+        "127.0.0.1:3000",
+    ));
+    tl.apply(&link_client("127.0.0.1:1000"));
+    tl.apply(&Event::LinkPacket(LinkPacket {
+        id: EventId(6),
+        link: LinkId::new("l1"),
+        dir: LinkDir::C2t,
+        seq: 0,
+        from: addr("127.0.0.1:1000"),
+        to: Some(addr("127.0.0.1:2000")),
+        len: 1,
+        payload_b64: "eA==".into(),
+        fate: LinkFate::Forwarded,
+        reason: None,
+        delay_ns: Some(40_000_000),
+        queue_ns: None,
+        duplicated: false,
+        corrupted_at: None,
+        corrupt_mask: None,
+        truncated_to: None,
+        held_for: None,
+        error: None,
+        t_ns: 150,
+    }));
+    // It left 2 ms late.
+    tl.apply(&Event::LinkSent(LinkSent {
+        id: EventId(7),
+        link: LinkId::new("l1"),
+        dir: LinkDir::C2t,
+        sent: vec![Departure {
+            seq: 0,
+            t_ns: 42_000_150,
+            late_ns: 2_000_000,
+            copy: false,
+        }],
+        t_ns: 42_000_150,
+    }));
+    let mut lost = fate(FateKind::Lost, 4, None, None, 2_000_000_000);
+    lost.cause = Some(LossCause::Kernel);
+    lost.decision = Some(EventId(6));
+    tl.apply(&Event::Fate(lost));
+    assert_eq!(tl.arrows[0].t1, 42_000_150);
+}
+
 #[test]
 fn lanes_of_closed_sockets_and_deleted_links_can_be_hidden() {
     use socklab_protocol::{Closed, LinkDeleted, SocketId};
