@@ -1,4 +1,7 @@
-//! End to end: the real page from the real server in a real headless Chromium.
+//! End to end: the real page from the real server in a real headless Chromium. The
+//! server runs on two worker threads, as the `socklab` binary does (on the test's own
+//! single thread a link would wait for the page's traffic to be served, and the
+//! screenshots would show it), except where a test needs the server unable to read.
 //!
 //! (Over 600 lines: each test drives one whole path through the page; a browser is
 //! costly to start, so they share the helpers at the top and run three at a time.)
@@ -40,7 +43,7 @@ where
 /// The launch token of the servers these tests start.
 const TOKEN: &str = "e2e-token";
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reload_comes_back_to_the_same_session() {
     with_browser(|url, browser| async move { reload(&url, browser).await }).await;
 }
@@ -96,17 +99,17 @@ async fn reload(url: &str, browser: &Browser) {
     browser.wait_count("tr.packet-row", 2).await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bind_send_and_see_both_rows_then_an_error() {
     with_browser(|url, browser| async move { walking_skeleton(&url, browser).await }).await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lossy_link_shows_why_datagrams_never_arrived() {
     with_browser(|url, browser| async move { lossy_link(&url, browser).await }).await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_outside_programs_through_a_link_get_a_flow_arrows_and_the_links_account() {
     with_browser(|url, browser| async move { outside_programs(&url, browser).await }).await;
 }
@@ -208,7 +211,7 @@ async fn outside_programs(url: &str, browser: &Browser) {
         .await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_named_match_field_pairs_out_of_order_acks_and_the_inspector_says_so() {
     with_browser(|url, browser| async move { match_field(&url, browser).await }).await;
 }
@@ -445,7 +448,7 @@ async fn walking_skeleton(url: &str, browser: &Browser) {
     eprintln!("screenshot: {}", shot.display());
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_timeline_shows_lost_arrows_and_figures_that_agree() {
     with_browser(|url, browser| async move { timeline(&url, browser).await }).await;
 }
@@ -541,6 +544,8 @@ async fn timeline(url: &str, browser: &Browser) {
     eprintln!("screenshot: {}", shot.display());
 }
 
+// On the test's single thread on purpose: the burst below is sent while the server
+// cannot read, so the tiny buffer overflows every time.
 #[tokio::test]
 async fn a_small_receive_buffer_shows_what_the_kernel_dropped() {
     with_browser(|url, browser| async move { kernel_drops(&url, browser).await }).await;
@@ -740,7 +745,7 @@ fn token_server(token: &str) -> Config {
 
 /// The page says why it cannot connect: no token (the address a person types), a wrong
 /// one; it stops trying and offers to take the printed address; given it, it connects.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_the_token_the_page_says_so_and_takes_the_printed_address() {
     with_browser_alone(|browser| async move {
         let server = TestServer::with_config(token_server(TOKEN)).await;
@@ -792,7 +797,7 @@ async fn without_the_token_the_page_says_so_and_takes_the_printed_address() {
 
 /// socklab restarted (a new token): the open page says so, shows the old session's
 /// sockets and links as gone, and stops retrying until given the new address.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_a_restart_the_page_shows_the_old_session_as_gone() {
     with_browser_alone(|browser| async move {
         let first = TestServer::with_config(token_server("first-run")).await;
@@ -835,7 +840,7 @@ async fn after_a_restart_the_page_shows_the_old_session_as_gone() {
 
 /// A session that ended while no page watched it (its grace period ran out): coming
 /// back, the page says so and shows a new, empty session.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn coming_back_after_the_grace_period_the_page_says_the_session_ended() {
     with_browser_alone(|browser| async move {
         let server = TestServer::with_config(Config {
@@ -873,7 +878,7 @@ async fn coming_back_after_the_grace_period_the_page_says_the_session_ended() {
 
 /// Two link editors open at once share no element id, and a link shows its upstream
 /// (where a target's replies must go) and its client.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn link_cards_show_both_ends_and_their_editors_share_no_id() {
     with_browser(|url, browser| async move {
         browser.open(&url).await;
@@ -942,7 +947,7 @@ async fn link_cards_show_both_ends_and_their_editors_share_no_id() {
 /// What a learner sees at 1280 × 800 with a link and an echo server in the session:
 /// the inspector opens in view, the tables fit without sideways scrolling, every form
 /// offers the same destinations, and switching tabs keeps the zoom and the forms.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn at_1280_the_answer_is_in_view_and_tabs_keep_their_place() {
     with_browser(|url, browser| async move {
         let echo = socklab_tests::python::PythonEcho::start("127.0.0.1");
