@@ -515,6 +515,7 @@ async fn timeline(url: &str, browser: &Browser) {
     browser
         .wait_attr("#loss-bursts", "data-lost", |n| n == lost.to_string())
         .await;
+    browser.wait_count("#loss-bursts-plot", 1).await;
     browser.scroll_to("#latency-cdf").await;
     let shot = browser.screenshot("e2e-flow-statistics.png").await;
     eprintln!("screenshot: {}", shot.display());

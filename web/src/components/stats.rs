@@ -213,6 +213,7 @@ pub fn FlowStatistics(props: &StatsProps) -> Html {
     let ctx = use_ctx();
     let over_time = use_node_ref();
     let cdf = use_node_ref();
+    let bursts_canvas = use_node_ref();
     // The flow's points, computed once per change of the timeline or the flow (not on
     // every render), and shared by the plots, the pointer and the bursts.
     let kept = {
@@ -225,6 +226,7 @@ pub fn FlowStatistics(props: &StatsProps) -> Html {
     let hover = use_state(|| None::<String>);
     {
         let (over_time, cdf, kept) = (over_time.clone(), cdf.clone(), kept.clone());
+        let bursts_canvas = bursts_canvas.clone();
         let flow = props.flow.clone();
         use_effect_with(
             (kept.clone(), props.flow.clone(), props.visible),
@@ -234,6 +236,9 @@ pub fn FlowStatistics(props: &StatsProps) -> Html {
                 }
                 if let Some(canvas) = cdf.cast::<HtmlCanvasElement>() {
                     plot_cdf(&canvas, &flow.latency_cdf_ns);
+                }
+                if let Some(canvas) = bursts_canvas.cast::<HtmlCanvasElement>() {
+                    plot_bursts(&canvas, &loss_bursts(kept.iter().map(|p| p.1.is_none())));
                 }
             },
         );
@@ -279,7 +284,10 @@ pub fn FlowStatistics(props: &StatsProps) -> Html {
                 <canvas id="latency-cdf" ref={cdf} />
             </div>
             <div class="plot">
-                <span class="hint">{ "loss bursts: runs of consecutive lost datagrams, in send order" }</span>
+                <span class="hint">{ "loss bursts: how many runs of consecutive lost datagrams (in send order) had each length" }</span>
+                if bursts.iter().any(|n| *n > 0) {
+                    <canvas id="loss-bursts-plot" ref={bursts_canvas} />
+                }
                 <p id="loss-bursts" class="mono" data-lost={bursts.iter().enumerate().map(|(i, n)| (i as u64 + 1) * n).sum::<u64>().to_string()}>{ bursts_in_words(&bursts) }</p>
                 if let Some(expected) = expected_bursts(&props.flow, &ctx.state.links) {
                     <p id="loss-bursts-expected" class="hint">{ expected }</p>
@@ -334,6 +342,44 @@ fn plot_over_time(canvas: &HtmlCanvasElement, points: &[(u64, Option<u64>)]) {
                 ctx.fill_rect(x(t as f64) - 0.5, bottom - 6.0, 1.5, 6.0);
             }
         }
+    }
+}
+
+/// The most burst lengths drawn as bars; longer bursts share the last bar.
+const BURST_BARS: usize = 20;
+
+/// Bursts as bars: how many runs of each length (the last bar: that long or longer).
+fn plot_bursts(canvas: &HtmlCanvasElement, counts: &[u64]) {
+    let Some((ctx, w, h)) = prepare(canvas) else {
+        return;
+    };
+    let mut bars: Vec<u64> = counts.iter().take(BURST_BARS).copied().collect();
+    if counts.len() > BURST_BARS {
+        bars[BURST_BARS - 1] += counts[BURST_BARS..].iter().sum::<u64>();
+    }
+    let Some(&max) = bars.iter().max().filter(|m| **m > 0) else {
+        return;
+    };
+    let y = value_axis(&ctx, w, h, max as f64, |v| format!("{v:.0}"));
+    // At least ten slots, so that two lengths do not make two walls.
+    let slot = (w - LEFT - 6.0) / bars.len().max(10) as f64;
+    let bottom = h - BOTTOM;
+    for (i, &n) in bars.iter().enumerate() {
+        let x = LEFT + i as f64 * slot;
+        ctx.set_fill_style_str(LOST);
+        ctx.fill_rect(
+            x + 2.0,
+            y(n as f64),
+            (slot - 4.0).max(1.0),
+            bottom - y(n as f64),
+        );
+        ctx.set_fill_style_str(AXIS);
+        let label = if i + 1 == BURST_BARS && counts.len() > BURST_BARS {
+            format!("{}+", i + 1)
+        } else {
+            (i + 1).to_string()
+        };
+        let _ = ctx.fill_text(&label, x + slot / 2.0 - 4.0, h - 3.0);
     }
 }
 
