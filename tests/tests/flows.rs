@@ -1,4 +1,7 @@
 //! Flow analysis and the traffic generator, with real sockets through real links.
+//!
+//! (Over 600 lines: one test per definition of the analysis on real traffic; they share
+//! the helpers at the top.)
 
 use std::collections::HashSet;
 

@@ -5,6 +5,9 @@
 //! direction has a [`Shaper`] from `socklab-impair` that decides every datagram's fate;
 //! the relay task carries the decisions out with its own timer queue and logs each
 //! decision, so a person can see why a datagram never arrived.
+//!
+//! (Over 600 lines: the relay's loop, its decisions and its departures share the
+//! relay's state and must be read together; the addresses and counters live apart.)
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};

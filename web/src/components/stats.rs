@@ -2,6 +2,9 @@
 //! time (real time axes, the value under the pointer), the latency distribution (a
 //! CDF from the server's histogram of every sample), and how long the runs of lost
 //! datagrams were (to hold Gilbert-Elliott settings against what happened).
+//!
+//! (Over 600 lines: each plot's drawing sits next to the pure figures it draws, which
+//! the tests at the end check without a browser.)
 
 use socklab_protocol::flow::{FlowSummary, LATENCY_CDF_QUANTILES};
 use socklab_protocol::link::{LinkDir, Loss};

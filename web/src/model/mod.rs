@@ -6,6 +6,9 @@
 //! mutate in place, each with a version counter that says when it changed; the state
 //! itself is cheap to clone (a handful of `Rc`s and counters), so a burst of datagrams
 //! never copies either, and a view redraws when the version it drew changes.
+//!
+//! (Over 600 lines: one `match` gives every event its effect on the page's state, and
+//! is read as one; the packet list has its own module.)
 
 use std::cell::RefCell;
 use std::collections::HashMap;
