@@ -25,25 +25,36 @@ impl PythonEcho {
     }
 
     fn start_script(name: &str, host: &str) -> Self {
-        let script = crate::workspace_root().join("tests/fixtures").join(name);
-        let mut child = Command::new("python3")
-            .arg(&script)
-            .arg(host)
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("python3 runs (the interop tests need the machine's Python 3)");
-        let mut line = String::new();
-        let stdout = child.stdout.take().expect("piped stdout");
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("the echo server prints its address");
-        let addr = line
-            .trim()
-            .strip_prefix("listening on ")
-            .and_then(|a| a.parse().ok())
-            .unwrap_or_else(|| panic!("unexpected first line from the echo server: {line:?}"));
+        let (child, _, addr) = spawn_listening(name, &[host]);
         PythonEcho { child, addr }
     }
+}
+
+/// Starts `tests/fixtures/<script>` with `args` and reads the address it says it is
+/// listening on (its first line: "listening on ADDR:PORT"); the rest of its output
+/// stays to be read.
+fn spawn_listening(
+    script: &str,
+    args: &[&str],
+) -> (Child, BufReader<std::process::ChildStdout>, SocketAddr) {
+    let path = crate::workspace_root().join("tests/fixtures").join(script);
+    let mut child = Command::new("python3")
+        .arg(&path)
+        .args(args)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3 runs (the interop tests need the machine's Python 3)");
+    let mut lines = BufReader::new(child.stdout.take().expect("piped stdout"));
+    let mut line = String::new();
+    lines
+        .read_line(&mut line)
+        .unwrap_or_else(|e| panic!("{script} prints its address: {e}"));
+    let addr = line
+        .trim()
+        .strip_prefix("listening on ")
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("unexpected first line from {script}: {line:?}"));
+    (child, lines, addr)
 }
 
 impl Drop for PythonEcho {
@@ -80,24 +91,9 @@ pub struct Counted {
 impl PythonReceiver {
     /// Starts the receiver on a free loopback port, expecting `expected` numbers.
     pub fn start(expected: u64) -> Self {
-        let script = crate::workspace_root().join("tests/fixtures/udp_numbered_receiver.py");
-        let mut child = Command::new("python3")
-            .arg(&script)
-            .arg("127.0.0.1")
-            .arg(expected.to_string())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("python3 runs (the interop tests need the machine's Python 3)");
-        let mut lines = BufReader::new(child.stdout.take().expect("piped stdout"));
-        let mut line = String::new();
-        lines
-            .read_line(&mut line)
-            .expect("the receiver prints its address");
-        let addr = line
-            .trim()
-            .strip_prefix("listening on ")
-            .and_then(|a| a.parse().ok())
-            .unwrap_or_else(|| panic!("unexpected first line from the receiver: {line:?}"));
+        let expected = expected.to_string();
+        let (child, lines, addr) =
+            spawn_listening("udp_numbered_receiver.py", &["127.0.0.1", &expected]);
         PythonReceiver { child, lines, addr }
     }
 

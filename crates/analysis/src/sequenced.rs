@@ -91,6 +91,33 @@ impl SeqReceiver {
         }
     }
 
+    /// Its figures as a flow's: stream `seq_flow` from `key.src` to `key.dst`, through
+    /// `via` if the figures are as a link sent it on.
+    pub fn stats(
+        &self,
+        key: crate::FlowKey,
+        seq_flow: u32,
+        via: Option<socklab_protocol::link::LinkId>,
+    ) -> crate::FlowStats {
+        crate::FlowStats {
+            src: key.src,
+            dst: key.dst,
+            via,
+            method: crate::Method::Sequenced,
+            seq_flow: Some(seq_flow),
+            sent: self.expected(),
+            received: self.received,
+            lost: self.lost,
+            reordered: self.out_of_order,
+            duplicated: self.duplicates,
+            in_flight: 0,
+            latency: None,
+            latency_cdf: Vec::new(),
+            jitter_ns: Some(self.jitter_ns()),
+            drops: Vec::new(),
+        }
+    }
+
     /// The datagrams the sender must have sent so far (highest number + 1).
     pub fn expected(&self) -> u64 {
         self.next

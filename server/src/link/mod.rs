@@ -223,24 +223,20 @@ impl Sent {
         }
     }
 
-    /// `link_sent` records: per direction, at most [`MAX_LINK_SENT_PER_EVENT`]
-    /// departures each, logged at the time the first of them left.
-    fn into_records(self, link: &LinkId) -> impl Iterator<Item = (Instant, Record)> + '_ {
-        [(LinkDir::C2t, self.c2t), (LinkDir::T2c, self.t2c)]
-            .into_iter()
-            .flat_map(move |(dir, sent)| {
-                sent.chunks(MAX_LINK_SENT_PER_EVENT)
-                    .map(|chunk| {
-                        let first = chunk[0].0;
-                        let record = crate::log::LinkSentRecord {
-                            link: link.clone(),
-                            dir,
-                            sent: chunk.iter().map(|(_, d)| *d).collect(),
-                        };
-                        (first, Record::LinkSent(Box::new(record)))
-                    })
-                    .collect::<Vec<_>>()
-            })
+    /// `link_sent` records into `out`: per direction, at most
+    /// [`MAX_LINK_SENT_PER_EVENT`] departures each, logged at the time the first of
+    /// them left.
+    fn records_into(self, link: &LinkId, out: &mut Vec<(Instant, Record)>) {
+        for (dir, sent) in [(LinkDir::C2t, self.c2t), (LinkDir::T2c, self.t2c)] {
+            for chunk in sent.chunks(MAX_LINK_SENT_PER_EVENT) {
+                let record = crate::log::LinkSentRecord {
+                    link: link.clone(),
+                    dir,
+                    sent: chunk.iter().map(|(_, d)| *d).collect(),
+                };
+                out.push((chunk[0].0, Record::LinkSent(Box::new(record))));
+            }
+        }
     }
 }
 
@@ -620,7 +616,9 @@ impl Relay {
                 }
             }
         }
-        let records = sent.into_records(&self.id).chain(failed);
+        let mut records = Vec::new();
+        sent.records_into(&self.id, &mut records);
+        records.append(&mut failed);
         self.log.append_all(records);
     }
 

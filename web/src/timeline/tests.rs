@@ -55,6 +55,39 @@ fn fate(kind: FateKind, send: u64, recv: Option<u64>, latency: Option<u64>, t: u
     }
 }
 
+/// Link l1's decision `id` on its client → target datagram `seq` from `from` to `to`,
+/// arrived at `t_ns`: a forwarded one with 40 ms of delay, a dropped one for no reason.
+fn link_packet(
+    id: u64,
+    seq: u64,
+    (from, to): (&str, &str),
+    fate: socklab_protocol::link::LinkFate,
+    t_ns: u64,
+) -> socklab_protocol::LinkPacket {
+    use socklab_protocol::link::{LinkDir, LinkFate};
+    socklab_protocol::LinkPacket {
+        id: EventId(id),
+        link: LinkId::new("l1"),
+        dir: LinkDir::C2t,
+        seq,
+        from: addr(from),
+        to: Some(addr(to)),
+        len: 1,
+        payload_b64: "eA==".into(),
+        fate,
+        reason: None,
+        delay_ns: (fate == LinkFate::Forwarded).then_some(40_000_000),
+        queue_ns: None,
+        duplicated: false,
+        corrupted_at: None,
+        corrupt_mask: None,
+        truncated_to: None,
+        held_for: None,
+        error: None,
+        t_ns,
+    }
+}
+
 #[test]
 fn a_loss_says_who_dropped_it() {
     for (cause, reason, want, words) in [
@@ -335,8 +368,7 @@ fn stays_bounded() {
 /// link let it go), not when the analysis gave up waiting for it.
 #[test]
 fn a_kernel_drop_is_drawn_at_its_arrival_on_the_receivers_lane() {
-    use socklab_protocol::LinkPacket;
-    use socklab_protocol::link::{LinkDir, LinkFate};
+    use socklab_protocol::link::LinkFate;
     let mut tl = Timeline::default();
     tl.apply(&bound(1, "s1", "127.0.0.1:1000"));
     tl.apply(&bound(2, "s2", "127.0.0.1:2000"));
@@ -353,27 +385,13 @@ fn a_kernel_drop_is_drawn_at_its_arrival_on_the_receivers_lane() {
         "127.0.0.1:3000",
     ));
     tl.apply(&link_client("127.0.0.1:1000"));
-    tl.apply(&Event::LinkPacket(LinkPacket {
-        id: EventId(6),
-        link: LinkId::new("l1"),
-        dir: LinkDir::C2t,
-        seq: 0,
-        from: addr("127.0.0.1:1000"),
-        to: Some(addr("127.0.0.1:2000")),
-        len: 1,
-        payload_b64: "eA==".into(),
-        fate: LinkFate::Forwarded,
-        reason: None,
-        delay_ns: Some(40_000_000),
-        queue_ns: None,
-        duplicated: false,
-        corrupted_at: None,
-        corrupt_mask: None,
-        truncated_to: None,
-        held_for: None,
-        error: None,
-        t_ns: 150,
-    }));
+    tl.apply(&Event::LinkPacket(link_packet(
+        6,
+        0,
+        ("127.0.0.1:1000", "127.0.0.1:2000"),
+        LinkFate::Forwarded,
+        150,
+    )));
     // And a direct send, dropped too.
     tl.apply(&datagram(
         7,
@@ -403,7 +421,7 @@ fn a_kernel_drop_is_drawn_at_its_arrival_on_the_receivers_lane() {
 #[test]
 fn a_kernel_drop_after_a_link_is_drawn_when_the_datagram_really_left() {
     use socklab_protocol::link::{LinkDir, LinkFate};
-    use socklab_protocol::{Departure, LinkPacket, LinkSent};
+    use socklab_protocol::{Departure, LinkSent};
     let mut tl = Timeline::default();
     tl.apply(&bound(1, "s1", "127.0.0.1:1000"));
     tl.apply(&bound(2, "s2", "127.0.0.1:2000"));
@@ -420,27 +438,13 @@ fn a_kernel_drop_after_a_link_is_drawn_when_the_datagram_really_left() {
         "127.0.0.1:3000",
     ));
     tl.apply(&link_client("127.0.0.1:1000"));
-    tl.apply(&Event::LinkPacket(LinkPacket {
-        id: EventId(6),
-        link: LinkId::new("l1"),
-        dir: LinkDir::C2t,
-        seq: 0,
-        from: addr("127.0.0.1:1000"),
-        to: Some(addr("127.0.0.1:2000")),
-        len: 1,
-        payload_b64: "eA==".into(),
-        fate: LinkFate::Forwarded,
-        reason: None,
-        delay_ns: Some(40_000_000),
-        queue_ns: None,
-        duplicated: false,
-        corrupted_at: None,
-        corrupt_mask: None,
-        truncated_to: None,
-        held_for: None,
-        error: None,
-        t_ns: 150,
-    }));
+    tl.apply(&Event::LinkPacket(link_packet(
+        6,
+        0,
+        ("127.0.0.1:1000", "127.0.0.1:2000"),
+        LinkFate::Forwarded,
+        150,
+    )));
     // It left 2 ms late.
     tl.apply(&Event::LinkSent(LinkSent {
         id: EventId(7),
@@ -527,25 +531,16 @@ fn datagrams_only_a_link_saw_are_drawn_from_its_account() {
     ));
     let decision = |id: u64, seq: u64, fate: LinkFate, duplicated: bool| {
         Event::LinkPacket(LinkPacket {
-            id: EventId(id),
-            link: LinkId::new("l1"),
-            dir: LinkDir::C2t,
-            seq,
-            from: addr("127.0.0.1:5000"),
-            to: Some(addr("127.0.0.1:6000")),
-            len: 1,
-            payload_b64: "eA==".into(),
-            fate,
             reason: (fate == LinkFate::Dropped).then_some(DropReason::BurstLoss),
             delay_ns: (fate == LinkFate::Forwarded).then_some(1_000),
-            queue_ns: None,
             duplicated,
-            corrupted_at: None,
-            corrupt_mask: None,
-            truncated_to: None,
-            held_for: None,
-            error: None,
-            t_ns: 100 * seq,
+            ..link_packet(
+                id,
+                seq,
+                ("127.0.0.1:5000", "127.0.0.1:6000"),
+                fate,
+                100 * seq,
+            )
         })
     };
     let sent = |seq: u64, t_ns: u64| {

@@ -779,24 +779,7 @@ impl Analyzer {
             });
         }
         for ((key, seq_flow), s) in &self.sequenced {
-            let r = &s.receiver;
-            all.push(FlowStats {
-                src: key.src,
-                dst: key.dst,
-                via: None,
-                method: Method::Sequenced,
-                seq_flow: Some(*seq_flow),
-                sent: r.expected(),
-                received: r.received,
-                lost: r.lost,
-                reordered: r.out_of_order,
-                duplicated: r.duplicates,
-                in_flight: 0,
-                latency: None,
-                latency_cdf: Vec::new(),
-                jitter_ns: Some(r.jitter_ns()),
-                drops: Vec::new(),
-            });
+            all.push(s.receiver.stats(*key, *seq_flow, None));
         }
         for (key, flow) in &self.echo {
             all.push(FlowStats {
