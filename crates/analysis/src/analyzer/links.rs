@@ -29,7 +29,8 @@ use crate::seqhdr::SeqHeader;
 use crate::sequenced::SeqReceiver;
 use crate::stats::{FlowStats, Histogram, Method};
 
-/// The most sequenced streams followed per link flow.
+/// The most sequenced streams followed per link flow (all link flows together follow
+/// at most as many streams as there may be flows).
 const MAX_STREAMS_PER_FLOW: usize = 4;
 
 /// A datagram in a link, waiting to be sent on.
@@ -48,7 +49,9 @@ struct InLink {
 #[derive(Debug)]
 struct LinkFlow {
     key: FlowKey,
-    link: u32,
+    /// The link's number in [`LinkFlows::links`], and its name.
+    link: u64,
+    via: LinkId,
     arrived: u64,
     sent_on: u64,
     dropped: BTreeMap<DropReason, u64>,
@@ -81,13 +84,17 @@ pub(super) struct Decision<'a> {
 /// Every flow through a link that the analyzer follows this way.
 #[derive(Debug)]
 pub(super) struct LinkFlows {
-    /// Links by index (a datagram's key holds the index, not the name).
-    links: Vec<LinkId>,
+    /// The links that exist, by name, with a number that is never reused (a
+    /// datagram's key holds the number, not the name); forgotten when deleted.
+    links: HashMap<LinkId, u64>,
+    next_link: u64,
     flows: Vec<Option<LinkFlow>>,
-    by_key: HashMap<(u32, FlowKey), u32>,
-    in_link: HashMap<(u32, LinkDir, u64), InLink>,
+    by_key: HashMap<(u64, FlowKey), u32>,
+    in_link: HashMap<(u64, LinkDir, u64), InLink>,
     max_in_link: usize,
     max_flows: usize,
+    /// Sequenced streams followed, all flows together (at most `max_flows`).
+    streams: usize,
     /// Datagrams not followed because `max_in_link` were in links already.
     pub untracked: u64,
     /// Flows retired to make room.
@@ -97,12 +104,14 @@ pub(super) struct LinkFlows {
 impl LinkFlows {
     pub(super) fn new(max_in_link: usize, max_flows: usize) -> Self {
         LinkFlows {
-            links: Vec::new(),
+            links: HashMap::new(),
+            next_link: 0,
             flows: Vec::new(),
             by_key: HashMap::new(),
             in_link: HashMap::new(),
             max_in_link: max_in_link.max(1),
             max_flows: max_flows.max(1),
+            streams: 0,
             untracked: 0,
             retired: 0,
         }
@@ -113,17 +122,23 @@ impl LinkFlows {
         self.by_key.len()
     }
 
-    fn link_index(&mut self, link: &LinkId) -> u32 {
-        match self.links.iter().position(|l| l == link) {
-            Some(i) => i as u32,
-            None => {
-                self.links.push(link.clone());
-                (self.links.len() - 1) as u32
-            }
+    fn link_number(&mut self, link: &LinkId) -> u64 {
+        if let Some(&n) = self.links.get(link) {
+            return n;
         }
+        let n = self.next_link;
+        self.next_link += 1;
+        self.links.insert(link.clone(), n);
+        n
     }
 
-    fn flow(&mut self, link: u32, key: FlowKey, now: Nanos) -> &mut LinkFlow {
+    /// The flow `key` through `link` (named `via`), made if new; with its index.
+    fn flow(
+        &mut self,
+        (link, via): (u64, &LinkId),
+        key: FlowKey,
+        now: Nanos,
+    ) -> (u32, &mut LinkFlow) {
         let index = match self.by_key.get(&(link, key)) {
             Some(&i) => i,
             None => {
@@ -133,6 +148,7 @@ impl LinkFlows {
                 let flow = LinkFlow {
                     key,
                     link,
+                    via: via.clone(),
                     arrived: 0,
                     sent_on: 0,
                     dropped: BTreeMap::new(),
@@ -164,7 +180,7 @@ impl LinkFlows {
             .as_mut()
             .expect("by_key names only kept flows");
         flow.last_ns = flow.last_ns.max(now);
-        flow
+        (index, flow)
     }
 
     /// Retires the flow idle longest, preferring one with nothing in a link; its
@@ -181,6 +197,7 @@ impl LinkFlows {
         };
         if let Some(flow) = self.flows[i].take() {
             self.by_key.remove(&(flow.link, flow.key));
+            self.streams -= flow.streams.len();
             if flow.in_link > 0 {
                 self.in_link.retain(|_, d| d.flow != i as u32);
             }
@@ -190,7 +207,7 @@ impl LinkFlows {
 
     /// Takes a link's decision on a datagram whose sender is not a lab socket.
     pub(super) fn decided(&mut self, d: Decision<'_>) {
-        let link = self.link_index(d.link);
+        let link = self.link_number(d.link);
         if d.reason == Some(DropReason::SendFailed) {
             // A second word on a datagram the link had forwarded: this copy never left.
             let key = (link, d.dir, d.seq);
@@ -213,7 +230,7 @@ impl LinkFlows {
             return;
         }
         let tracked = self.in_link.len() < self.max_in_link;
-        let flow = self.flow(link, d.flow, d.t_ns);
+        let (index, flow) = self.flow((link, d.link), d.flow, d.t_ns);
         flow.arrived += 1;
         if d.fate == LinkFate::Dropped {
             let reason = d.reason.unwrap_or(DropReason::RandomLoss);
@@ -225,7 +242,6 @@ impl LinkFlows {
             return;
         }
         flow.in_link += 1;
-        let index = self.by_key[&(link, d.flow)];
         let header = if d.to_lab {
             None
         } else {
@@ -247,10 +263,10 @@ impl LinkFlows {
     /// copy of a duplicated one: the first to leave is the delivery, the second the
     /// extra copy).
     pub(super) fn sent(&mut self, link: &LinkId, dir: LinkDir, seq: u64, t_ns: Nanos) {
-        let Some(link) = self.links.iter().position(|l| l == link) else {
+        let Some(&link) = self.links.get(link) else {
             return;
         };
-        let key = (link as u32, dir, seq);
+        let key = (link, dir, seq);
         let Some(waiting) = self.in_link.get_mut(&key) else {
             return;
         };
@@ -285,24 +301,27 @@ impl LinkFlows {
             _ => flow.max_sent = Some(seq),
         }
         if let Some(header) = waiting.header {
-            let streams = flow.streams.len();
-            if let Some(stream) = match flow.streams.entry(header.flow) {
+            let room = flow.streams.len() < MAX_STREAMS_PER_FLOW && self.streams < self.max_flows;
+            let stream = match flow.streams.entry(header.flow) {
                 std::collections::btree_map::Entry::Occupied(e) => Some(e.into_mut()),
-                std::collections::btree_map::Entry::Vacant(e) => {
-                    (streams < MAX_STREAMS_PER_FLOW).then(|| e.insert(SeqReceiver::default()))
+                std::collections::btree_map::Entry::Vacant(e) if room => {
+                    self.streams += 1;
+                    Some(e.insert(SeqReceiver::default()))
                 }
-            } {
+                std::collections::btree_map::Entry::Vacant(_) => None,
+            };
+            if let Some(stream) = stream {
                 stream.arrive(header, t_ns);
             }
         }
     }
 
-    /// A link was deleted: what was in it will not leave.
+    /// A link was deleted: what was in it will not leave, and its name is forgotten
+    /// (its flows keep their figures).
     pub(super) fn link_deleted(&mut self, link: &LinkId) {
-        let Some(link) = self.links.iter().position(|l| l == link) else {
+        let Some(link) = self.links.remove(link) else {
             return;
         };
-        let link = link as u32;
         self.in_link.retain(|(l, _, _), _| *l != link);
         for flow in self.flows.iter_mut().flatten() {
             if flow.link == link {
@@ -316,7 +335,7 @@ impl LinkFlows {
         let mut flows: Vec<&LinkFlow> = self.flows.iter().flatten().collect();
         flows.sort_by_key(|f| (f.key, f.link));
         for f in flows {
-            let via = Some(self.links[f.link as usize].clone());
+            let via = Some(f.via.clone());
             all.push(FlowStats {
                 src: f.key.src,
                 dst: f.key.dst,
@@ -335,24 +354,85 @@ impl LinkFlows {
                 drops: f.dropped.iter().map(|(r, n)| (*r, *n)).collect(),
             });
             for (seq_flow, r) in &f.streams {
-                all.push(FlowStats {
-                    src: f.key.src,
-                    dst: f.key.dst,
-                    via: via.clone(),
-                    method: Method::Sequenced,
-                    seq_flow: Some(*seq_flow),
-                    sent: r.expected(),
-                    received: r.received,
-                    lost: r.lost,
-                    reordered: r.out_of_order,
-                    duplicated: r.duplicates,
-                    in_flight: 0,
-                    latency: None,
-                    latency_cdf: Vec::new(),
-                    jitter_ns: Some(r.jitter_ns()),
-                    drops: Vec::new(),
-                });
+                all.push(r.stats(f.key, *seq_flow, via.clone()));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decision<'a>(link: &'a LinkId, seq: u64, src_port: u16, bytes: &'a [u8]) -> Decision<'a> {
+        Decision {
+            link,
+            dir: LinkDir::C2t,
+            seq,
+            t_ns: seq,
+            flow: FlowKey {
+                src: ([127, 0, 0, 1], src_port).into(),
+                dst: ([127, 0, 0, 1], 9).into(),
+            },
+            to_lab: false,
+            fate: LinkFate::Forwarded,
+            reason: None,
+            duplicated: false,
+            bytes,
+        }
+    }
+
+    /// Links come and go for as long as a session lasts: a deleted link's name is not
+    /// kept, while its flows keep their figures.
+    #[test]
+    fn deleted_links_are_forgotten_but_their_flows_keep_their_figures() {
+        let mut flows = LinkFlows::new(100, 100);
+        for n in 0..50 {
+            let link = LinkId::new(format!("l{n}"));
+            flows.decided(decision(&link, 0, 5000, b"x"));
+            flows.link_deleted(&link);
+        }
+        assert!(flows.links.is_empty());
+        assert!(flows.in_link.is_empty());
+        let mut all = Vec::new();
+        flows.stats(&mut all);
+        assert_eq!(all.len(), 50);
+        assert!(all.iter().all(|f| f.sent == 1 && f.in_flight == 0));
+    }
+
+    /// Sequenced streams as the links sent them on count against the flow limit, all
+    /// flows together, whatever flow ids a program writes into its headers.
+    #[test]
+    fn sequenced_streams_are_bounded_across_flows() {
+        let mut flows = LinkFlows::new(1_000, 3);
+        let link = LinkId::new("l1");
+        let mut seq = 0;
+        for port in [5000, 5001] {
+            for stream in 0..4 {
+                let mut bytes = vec![0; crate::seqhdr::LEN];
+                SeqHeader {
+                    flow: stream,
+                    seq: 0,
+                    sent_ns: 0,
+                }
+                .write(&mut bytes);
+                flows.decided(decision(&link, seq, port, &bytes));
+                flows.sent(&link, LinkDir::C2t, seq, seq + 10);
+                seq += 1;
+            }
+        }
+        let mut all = Vec::new();
+        flows.stats(&mut all);
+        let streams = all
+            .iter()
+            .filter(|f| f.method == crate::Method::Sequenced)
+            .count();
+        assert_eq!((streams, flows.streams), (3, 3));
+        // Retiring a flow gives its streams' room back.
+        for port in 6000..6003 {
+            flows.decided(decision(&link, seq, port, b"x"));
+            seq += 1;
+        }
+        assert_eq!(flows.streams, 0);
     }
 }
