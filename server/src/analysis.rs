@@ -156,7 +156,10 @@ fn feed(
     let input = match record {
         Record::Bound(b) => {
             sockets.insert(b.socket.clone(), b.local);
-            Input::Bound { addr: b.local }
+            Input::Bound {
+                addr: b.local,
+                read_size: b.recv_size.map(|n| n as usize),
+            }
         }
         Record::Closed { socket, .. } => match sockets.remove(socket) {
             Some(addr) => Input::Closed { addr },

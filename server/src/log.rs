@@ -265,6 +265,8 @@ pub struct BoundRecord {
     pub local: SocketAddr,
     /// The receive buffer the kernel granted, bytes.
     pub recv_buffer_bytes: Option<u64>,
+    /// How many bytes each receive reads (None: whole datagrams).
+    pub recv_size: Option<u32>,
     /// The `req` of the command that bound it.
     pub req: Option<Tagged>,
 }
@@ -349,6 +351,8 @@ pub struct DatagramRecord {
     pub payload: Box<[u8]>,
     /// The `req` of the `send` that caused an `out`.
     pub req: Option<Tagged>,
+    /// How long a received datagram was that the socket's read size cut to `payload`.
+    pub truncated_from: Option<u32>,
 }
 
 /// What one flow of a `flow_stats` record counts for in the log's byte budget: about
@@ -562,6 +566,7 @@ mod tests {
             peer: "127.0.0.1:2".parse::<SocketAddr>().unwrap().into(),
             payload: vec![0; len].into_boxed_slice(),
             req: None,
+            truncated_from: None,
         })
     }
 

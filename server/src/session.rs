@@ -10,7 +10,9 @@ use std::time::Instant;
 
 use socklab_protocol::flow::GeneratorSpec;
 use socklab_protocol::link::{LinkId, LinkSettings};
-use socklab_protocol::{Command, ErrorCode, GeneratorId, Proto, Request, SocketId, limits};
+use socklab_protocol::{
+    BindSpec, Command, ErrorCode, GeneratorId, Proto, Request, SocketId, limits,
+};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
@@ -125,20 +127,21 @@ impl Session {
             .zip(std::num::NonZeroU64::new(viewer))
             .map(|(req, viewer)| Tagged { viewer, req });
         match request.command {
-            Command::Bind {
+            Command::Bind(BindSpec {
                 proto,
                 addr,
                 broadcast,
                 multicast,
                 recv_buffer_bytes,
-            } => self.bind(
+                recv_size,
+            }) => self.bind(
                 proto,
                 &addr,
                 SocketScope {
                     broadcast,
                     multicast,
                 },
-                recv_buffer_bytes,
+                (recv_buffer_bytes, recv_size),
                 req,
             ),
             Command::Close { socket } => self.close(socket, req).await,
@@ -394,10 +397,18 @@ impl Session {
         proto: Proto,
         addr: &str,
         scope: SocketScope,
-        recv_buffer: Option<u64>,
+        (recv_buffer, recv_size): (Option<u64>, Option<u32>),
         req: Option<Tagged>,
     ) -> Result<(), CommandError> {
         let addr = parse_addr(addr)?;
+        if let Some(size) = recv_size
+            && !(1..=limits::MAX_RECV_SIZE).contains(&size)
+        {
+            return Err(CommandError::bad_request(format!(
+                "recv_size is {size}; give 1 to {} bytes (how many bytes of each datagram a receive reads)",
+                limits::MAX_RECV_SIZE
+            )));
+        }
         if let Some(bytes) = recv_buffer
             && !(1..=limits::MAX_RECV_BUFFER_BYTES).contains(&bytes)
         {
@@ -424,6 +435,7 @@ impl Session {
                 addr,
                 scope,
                 recv_buffer,
+                recv_size,
                 self.log.clone(),
                 self.budget.clone(),
                 &self.cancel,
@@ -438,6 +450,7 @@ impl Session {
                 proto,
                 local: handle.local,
                 recv_buffer_bytes: handle.recv_buffer_bytes,
+                recv_size: handle.recv_size,
                 req,
             })),
         );

@@ -76,6 +76,8 @@ pub struct UdpHandle {
     pub scope: SocketScope,
     /// The receive buffer the kernel granted, bytes (None where it cannot be read).
     pub recv_buffer_bytes: Option<u64>,
+    /// How many bytes each receive reads (None: whole datagrams).
+    pub recv_size: Option<u32>,
     sends: mpsc::Sender<SendRequest>,
     cancel: CancellationToken,
     task: JoinHandle<()>,
@@ -85,13 +87,16 @@ pub struct UdpHandle {
 
 impl UdpHandle {
     /// Opens a UDP socket bound to `addr` with a receive buffer of `recv_buffer` bytes
-    /// (None: [`RECV_BUFFER_BYTES`]) and starts its task, which logs into `log`. The
-    /// caller has already checked `addr` against the policy.
+    /// (None: [`RECV_BUFFER_BYTES`]) that reads `recv_size` bytes of each datagram
+    /// (None: all), and starts its task, which logs into `log`. The caller has already
+    /// checked `addr` against the policy and `recv_size` against its limit.
+    #[allow(clippy::too_many_arguments)]
     pub fn bind(
         id: SocketId,
         addr: SocketAddr,
         scope: SocketScope,
         recv_buffer: Option<u64>,
+        recv_size: Option<u32>,
         log: Arc<EventLog>,
         budget: Arc<SendBudget>,
         parent: &CancellationToken,
@@ -116,6 +121,7 @@ impl UdpHandle {
                     local,
                 }),
                 socket,
+                read_size: recv_size.map_or(RECV_DATAGRAM_MAX, |n| n as usize),
                 log,
                 budget,
                 drops_total: AtomicU64::new(0),
@@ -128,6 +134,7 @@ impl UdpHandle {
             local,
             scope,
             recv_buffer_bytes,
+            recv_size,
             sends,
             cancel,
             task,
@@ -210,6 +217,8 @@ struct SocketTask {
     /// Its id and address, as its datagram records name it.
     name: Arc<SocketName>,
     socket: UdpSocket,
+    /// How many bytes of each datagram a receive reads.
+    read_size: usize,
     log: Arc<EventLog>,
     budget: Arc<SendBudget>,
     /// Datagrams the kernel dropped at this socket so far. The kernel's own counter is
@@ -291,6 +300,7 @@ impl SocketTask {
                         peer: to.into(),
                         payload: payload.take().unwrap_or_default().into_boxed_slice(),
                         req,
+                        truncated_from: None,
                     }),
                 ))
             });
@@ -329,18 +339,25 @@ impl SocketTask {
         for _ in 0..RECV_CALLS {
             let mut counter = None;
             let got = self.socket.try_io(Interest::READABLE, || {
-                recv_batch(&self.socket, &mut counter, |at, peer, bytes| {
-                    received.push((
-                        at,
-                        Record::Datagram(DatagramRecord {
-                            socket: self.name.clone(),
-                            dir: Direction::In,
-                            peer: peer.into(),
-                            payload: Box::from(bytes),
-                            req: None,
-                        }),
-                    ));
-                })
+                recv_batch(
+                    &self.socket,
+                    self.read_size,
+                    &mut counter,
+                    |at, peer, bytes, len| {
+                        received.push((
+                            at,
+                            Record::Datagram(DatagramRecord {
+                                socket: self.name.clone(),
+                                dir: Direction::In,
+                                peer: peer.into(),
+                                payload: Box::from(bytes),
+                                req: None,
+                                // A datagram is at most 65,535 bytes long.
+                                truncated_from: (len > bytes.len()).then_some(len as u32),
+                            }),
+                        ));
+                    },
+                )
             });
             if let Some(counter) = counter {
                 self.note_drops(counter, received);
@@ -460,13 +477,17 @@ thread_local! {
 
 /// Receives up to [`RECV_BATCH`] datagrams with one `recvmmsg` call and hands each to
 /// `each` with the kernel's time of its arrival (SO_TIMESTAMPNS; the time the call
-/// returned when the socket has no stamps); returns how many, and sets `drops` to the kernel's drop counter as the last
-/// of them carried it. Never waits: `WouldBlock` when none is ready.
+/// returned when the socket has no stamps), its first `read_size` bytes at most and
+/// its whole length (MSG_TRUNC: a longer datagram's rest is gone, as with
+/// `recvfrom(bufsize)`); returns how many, and sets `drops` to the kernel's drop
+/// counter as the last of them carried it. Never waits: `WouldBlock` when none is ready.
 pub(crate) fn recv_batch(
     socket: &UdpSocket,
+    read_size: usize,
     drops: &mut Option<u32>,
-    mut each: impl FnMut(Instant, SocketAddr, &[u8]),
+    mut each: impl FnMut(Instant, SocketAddr, &[u8], usize),
 ) -> io::Result<usize> {
+    let read_size = read_size.clamp(1, RECV_DATAGRAM_MAX);
     // Fresh headers for every call: the kernel shortens each header's address and
     // control lengths to what it filled in, and nix does not restore them.
     let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(
@@ -480,13 +501,15 @@ pub(crate) fn recv_batch(
         let count = {
             let mut chunks = buffers.chunks_mut(RECV_DATAGRAM_MAX);
             let mut slots: [[IoSliceMut<'_>; 1]; RECV_BATCH] = std::array::from_fn(|_| {
-                [IoSliceMut::new(chunks.next().expect("one buffer per slot"))]
+                let chunk = chunks.next().expect("one buffer per slot");
+                [IoSliceMut::new(&mut chunk[..read_size])]
             });
             let results = recvmmsg(
                 socket.as_raw_fd(),
                 &mut headers,
                 slots.iter_mut(),
-                MsgFlags::MSG_DONTWAIT,
+                // With MSG_TRUNC the kernel reports each datagram's whole length.
+                MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_TRUNC,
                 None,
             )
             .map_err(io::Error::from)?;
@@ -512,7 +535,12 @@ pub(crate) fn recv_batch(
             if let Some(peer) = peer {
                 let start = i * RECV_DATAGRAM_MAX;
                 let at = stamp.map_or(clocks.mono, |ts| clocks.at(ts));
-                each(at, *peer, &buffers[start..start + len]);
+                each(
+                    at,
+                    *peer,
+                    &buffers[start..start + (*len).min(read_size)],
+                    *len,
+                );
             }
         }
         Ok(count)

@@ -29,6 +29,7 @@ pub fn write_event(out: &mut String, entry: &Entry, viewer: u64) {
             payload: &d.payload,
             t_ns: entry.t_ns,
             req: Tagged::for_viewer(d.req, viewer),
+            truncated_from: d.truncated_from.map(|n| n as usize),
         }
         .write_json(out),
         _ => out.push_str(&to_event(entry, viewer).to_json()),
@@ -48,6 +49,7 @@ pub fn to_event(entry: &Entry, viewer: u64) -> Event {
             proto: b.proto,
             local: b.local,
             recv_buffer_bytes: b.recv_buffer_bytes,
+            recv_size: b.recv_size,
             t_ns,
             req: Tagged::for_viewer(b.req, viewer),
         }),
@@ -78,6 +80,7 @@ pub fn to_event(entry: &Entry, viewer: u64) -> Event {
             payload_b64: encode_base64(&d.payload),
             t_ns,
             req: Tagged::for_viewer(d.req, viewer),
+            truncated_from: d.truncated_from.map(|n| n as usize),
         }),
         Record::LinkCreated(c) => Event::LinkCreated(LinkCreated {
             id,
@@ -243,6 +246,21 @@ mod tests {
                 viewer: std::num::NonZeroU64::new(2).unwrap(),
                 req: 41,
             }),
+            truncated_from: None,
+        }));
+        let cut = entry(Record::Datagram(DatagramRecord {
+            socket: Arc::new(SocketName {
+                id: "s2".into(),
+                local: "127.0.0.1:5001".parse().unwrap(),
+            }),
+            dir: Direction::In,
+            peer: "127.0.0.1:5000"
+                .parse::<std::net::SocketAddr>()
+                .unwrap()
+                .into(),
+            payload: b"he".to_vec().into_boxed_slice(),
+            req: None,
+            truncated_from: Some(7),
         }));
         let closed = entry(Record::Closed {
             socket: SocketId::new("s1"),
@@ -250,7 +268,7 @@ mod tests {
         });
         // The viewer that sent the command sees its `req`; another does not.
         for viewer in [1, 2] {
-            for e in [&sent, &closed] {
+            for e in [&sent, &cut, &closed] {
                 let mut text = String::new();
                 write_event(&mut text, e, viewer);
                 assert_eq!(text, to_event(e, viewer).to_json());

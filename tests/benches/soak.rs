@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use socklab_protocol::flow::{Amount, GeneratorPace, GeneratorPayload, GeneratorSpec};
 use socklab_protocol::link::{Impairments, LinkSettings};
-use socklab_protocol::{Command, Event};
+use socklab_protocol::{BindSpec, Command, Event};
 use socklab_tests::Client;
 use socklab_tests::bench::{Report, ServerProcess};
 
@@ -286,15 +286,7 @@ async fn socket_hoarders(addr: SocketAddr, until: Instant) -> u64 {
             break;
         };
         for _ in 0..64 {
-            let req = client
-                .send(Command::Bind {
-                    proto: socklab_protocol::Proto::Udp,
-                    addr: "127.0.0.1:0".into(),
-                    broadcast: false,
-                    multicast: false,
-                    recv_buffer_bytes: None,
-                })
-                .await;
+            let req = client.send(Command::Bind(BindSpec::default())).await;
             if let Event::Error(_) = client.reply(req).await {
                 refusals += 1;
                 if refusals > 3 {

@@ -22,7 +22,7 @@ use std::time::Duration;
 use futures_util::{SinkExt as _, StreamExt as _};
 use socklab_protocol::link::LinkSettings;
 use socklab_protocol::{
-    Bound, Command, Datagram, ErrorCode, ErrorEvent, Event, Hello, LinkCreated, Payload, Proto,
+    BindSpec, Bound, Command, Datagram, ErrorCode, ErrorEvent, Event, Hello, LinkCreated, Payload,
     Request, SocketId,
 };
 use socklab_server::Config;
@@ -364,18 +364,20 @@ impl Client {
     /// Binds a UDP socket asking for a receive buffer of `recv_buffer_bytes` (None: the
     /// server's default) and returns the `bound` event, failing the test on refusal.
     pub async fn bind_with_buffer(&mut self, addr: &str, recv_buffer_bytes: Option<u64>) -> Bound {
-        let req = self
-            .send(Command::Bind {
-                proto: Proto::Udp,
-                addr: addr.into(),
-                broadcast: false,
-                multicast: false,
-                recv_buffer_bytes,
-            })
-            .await;
+        self.bind_with(BindSpec {
+            recv_buffer_bytes,
+            ..bind_command(addr)
+        })
+        .await
+    }
+
+    /// Binds a socket as `spec` says and returns the `bound` event, failing the test
+    /// on refusal.
+    pub async fn bind_with(&mut self, spec: BindSpec) -> Bound {
+        let req = self.send(Command::Bind(spec.clone())).await;
         match self.reply(req).await {
             Event::Bound(bound) => bound,
-            other => panic!("bind {addr} should succeed, got {other:?}"),
+            other => panic!("{spec:?} should succeed, got {other:?}"),
         }
     }
 
@@ -435,6 +437,14 @@ impl Client {
             Event::Datagram(d) => d,
             _ => unreachable!("until returns a matching event"),
         }
+    }
+}
+
+/// A plain UDP `bind` of `addr`: the options a test changes with `..bind_command(addr)`.
+pub fn bind_command(addr: &str) -> BindSpec {
+    BindSpec {
+        addr: addr.into(),
+        ..BindSpec::default()
     }
 }
 

@@ -449,6 +449,62 @@ async fn walking_skeleton(url: &str, browser: &Browser) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_small_read_size_cuts_datagrams_and_the_page_says_so() {
+    with_browser(|url, browser| async move { read_size(&url, browser).await }).await;
+}
+
+async fn read_size(url: &str, browser: &Browser) {
+    browser.open(url).await;
+    browser.click("#bind-button").await;
+    browser.wait_count(".socket-row", 1).await;
+    // A read size out of range is explained next to the form.
+    browser.fill("#bind-read-size", "0").await;
+    browser.click("#bind-button").await;
+    browser
+        .wait_text("#bind-error", |t| t.contains("is not a read size"))
+        .await;
+    browser.fill("#bind-read-size", "4").await;
+    browser.click("#bind-button").await;
+    let rows = browser.wait_count(".socket-row", 2).await;
+    let reader = rows[1]
+        .find(fantoccini::Locator::Css("code.addr"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    browser
+        .wait_text(".socket-row[data-socket='s2'] .read-size", |t| {
+            t == "reads 4 B"
+        })
+        .await;
+    browser.click("#tab-packets").await;
+    browser.fill("#send-to", &reader).await;
+    browser.fill("#send-payload", "hello world").await;
+    browser.click("#send-button").await;
+    browser.wait_count("tr.packet-row", 2).await;
+    let row = "tr.packet-row[data-dir='in']";
+    browser
+        .wait_text(&format!("{row} td.truncated"), |t| {
+            t == "cut: 11 bytes sent, 4 read"
+        })
+        .await;
+    browser.click(row).await;
+    browser
+        .wait_text("#inspector .meta", |t| {
+            t.contains("4 bytes · cut from 11 bytes") && t.contains("MSG_TRUNC")
+        })
+        .await;
+    browser
+        .wait_text("#inspector-fate", |t| t.contains("delivered"))
+        .await;
+    let dump = browser.wait_text("#hexdump", |t| !t.is_empty()).await;
+    assert!(dump.contains("|hell|"), "{dump}");
+    let shot = browser.screenshot("e2e-read-size.png").await;
+    eprintln!("screenshot: {}", shot.display());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_timeline_shows_lost_arrows_and_figures_that_agree() {
     with_browser(|url, browser| async move { timeline(&url, browser).await }).await;
 }

@@ -6,20 +6,17 @@
 
 use std::net::UdpSocket;
 
-use socklab_protocol::{Command, ErrorCode, Event, Payload, Proto, SocketId};
+use socklab_protocol::{BindSpec, Command, ErrorCode, Event, Payload, SocketId};
 use socklab_server::Config;
 use socklab_tests::isolated::{Isolation, rerun};
 use socklab_tests::{Client, TestServer, expect_error, text};
 use tokio_tungstenite::tungstenite::Message;
 
 fn bind(addr: &str) -> Command {
-    Command::Bind {
-        proto: Proto::Udp,
+    Command::Bind(BindSpec {
         addr: addr.into(),
-        broadcast: false,
-        multicast: false,
-        recv_buffer_bytes: None,
-    }
+        ..BindSpec::default()
+    })
 }
 
 fn send(socket: &SocketId, to: &str, payload: Payload) -> Command {
@@ -44,13 +41,10 @@ async fn receive_buffer_sizes_out_of_range_are_refused() {
     let mut client = server.client().await;
     for bytes in [0, socklab_protocol::limits::MAX_RECV_BUFFER_BYTES + 1] {
         let req = client
-            .send(Command::Bind {
-                proto: Proto::Udp,
-                addr: "127.0.0.1:0".into(),
-                broadcast: false,
-                multicast: false,
+            .send(Command::Bind(BindSpec {
                 recv_buffer_bytes: Some(bytes),
-            })
+                ..BindSpec::default()
+            }))
             .await;
         let error = expect_error(client.reply(req).await, ErrorCode::BadRequest);
         assert!(
@@ -551,13 +545,11 @@ async fn allow_net_widens_the_policy_in_a_namespace() {
         error.message
     );
     let req = client
-        .send(Command::Bind {
-            proto: Proto::Udp,
+        .send(Command::Bind(BindSpec {
             addr: "10.99.0.1:0".into(),
             broadcast: true,
-            multicast: false,
-            recv_buffer_bytes: None,
-        })
+            ..BindSpec::default()
+        }))
         .await;
     let Event::Bound(caster) = client.reply(req).await else {
         panic!("bound")

@@ -689,13 +689,7 @@ async fn sockets_are_limited_across_all_sessions() {
         refused.message
     );
     two.bind("127.0.0.1:0").await;
-    let bind = socklab_protocol::Command::Bind {
-        proto: socklab_protocol::Proto::Udp,
-        addr: "127.0.0.1:0".into(),
-        broadcast: false,
-        multicast: false,
-        recv_buffer_bytes: None,
-    };
+    let bind = socklab_protocol::Command::Bind(socklab_protocol::BindSpec::default());
     one.refused(bind.clone(), ErrorCode::LimitExceeded).await;
     // Closing one gives its slot back, to any session.
     let req = two

@@ -41,7 +41,10 @@ impl Run {
             next_id: 1,
         };
         for a in lab {
-            run.feed(Input::Bound { addr: addr(a) });
+            run.feed(Input::Bound {
+                addr: addr(a),
+                read_size: None,
+            });
         }
         run
     }
@@ -194,6 +197,68 @@ fn in_order_delivery_gives_latency_and_no_loss() {
     assert_eq!((lat.min, lat.p50, lat.max), (25, 25, 30));
     // RFC 3550: transits 25 then 30: D = 5, J = 5/16.
     assert_eq!(stats.jitter_ns, Some(5.0 / 16.0));
+}
+
+#[test]
+fn a_receiver_that_reads_fewer_bytes_gets_its_datagrams_cut_and_delivered() {
+    // B reads 4 bytes of each datagram, as `recvfrom(4)` does; the rest is gone.
+    let mut run = Run::new(&[A]);
+    run.feed(Input::Bound {
+        addr: addr(B),
+        read_size: Some(4),
+    });
+    let s1 = run.send(0, A, B, b"hello world");
+    let s2 = run.send(1, A, B, b"hi");
+    let r1 = run.recv(5, B, A, b"hell");
+    let r2 = run.recv(6, B, A, b"hi");
+    // Through a link that cuts nothing, the cut is made at the receiver all the same.
+    let (listen, upstream) = ("127.0.0.1:3000", "127.0.0.1:3001");
+    let link = LinkId::new("l1");
+    run.feed(Input::LinkCreated {
+        link: &link,
+        listen: addr(listen),
+        upstream: addr(upstream),
+        target: addr(B),
+    });
+    run.feed(Input::LinkClient {
+        link: &link,
+        client: addr(A),
+    });
+    let s3 = run.send(10, A, listen, b"abcdefgh");
+    run.feed(Input::LinkDecision {
+        id: EventId(900),
+        t_ns: 10,
+        link: &link,
+        dir: LinkDir::C2t,
+        seq: 0,
+        duplicated: false,
+        from: addr(A),
+        to: Some(addr(B)),
+        bytes: b"abcdefgh",
+        fate: LinkFate::Forwarded,
+        reason: None,
+        corrupted: None,
+        truncated_to: None,
+    });
+    let r3 = run.recv(20, B, upstream, b"abcd");
+    run.finish();
+    let delivered = |send, recv, latency_ns| Outcome::Delivered {
+        send,
+        recv,
+        flow: a_to_b(),
+        latency_ns,
+        reordered_by: 0,
+        late: false,
+    };
+    assert_eq!(
+        run.out,
+        vec![
+            delivered(s1, r1, 5),
+            delivered(s2, r2, 5),
+            delivered(s3, r3, 10)
+        ]
+    );
+    assert_eq!(run.flow(Method::Matched).lost, 0);
 }
 
 #[test]
@@ -525,7 +590,10 @@ fn sends_in_flight_are_bounded_and_the_oldest_is_given_up() {
             ..Limits::default()
         },
     );
-    run.feed(Input::Bound { addr: addr(A) });
+    run.feed(Input::Bound {
+        addr: addr(A),
+        read_size: None,
+    });
     let sends: Vec<EventId> = (0..5)
         .map(|i| run.send(i, A, SILENT, format!("q{i}").as_bytes()))
         .collect();
@@ -564,7 +632,10 @@ fn the_flow_table_is_bounded_and_idle_flows_retire_first() {
         },
     );
     for a in [A, B] {
-        run.feed(Input::Bound { addr: addr(a) });
+        run.feed(Input::Bound {
+            addr: addr(a),
+            read_size: None,
+        });
     }
     // A flow with a datagram in flight, then many sequenced streams from a program
     // outside the lab, each with an id of its own.
@@ -631,7 +702,10 @@ fn finished_sends_are_bounded_across_flows() {
         },
     );
     for a in [A, B, C] {
-        run.feed(Input::Bound { addr: addr(a) });
+        run.feed(Input::Bound {
+            addr: addr(a),
+            read_size: None,
+        });
     }
     // Two flows deliver 20 each: far more than the 10 remembered between them.
     let mut last = Vec::new();

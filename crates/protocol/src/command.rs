@@ -21,27 +21,7 @@ pub enum Proto {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Command {
     /// Open a socket and bind it. Success: a `bound` event.
-    Bind {
-        /// Which kind of socket.
-        proto: Proto,
-        /// `"host:port"`, `"[v6]:port"`; port 0 lets the OS pick a free port.
-        addr: String,
-        /// Allow sending to broadcast addresses (SO_BROADCAST); the server's policy must
-        /// allow the address too (`--allow-net`).
-        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-        broadcast: bool,
-        /// Allow sending to multicast groups; the server's policy must allow the group
-        /// too (`--allow-net`).
-        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-        multicast: bool,
-        /// The receive buffer to ask the kernel for (SO_RCVBUF), bytes; absent: the
-        /// server's default (4 MiB). The kernel caps it at `net.core.rmem_max` and
-        /// doubles it for its own bookkeeping; `bound` reports what it granted. A small
-        /// one shows what a full buffer does: the kernel drops what does not fit
-        /// (`kernel_drops`).
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        recv_buffer_bytes: Option<u64>,
-    },
+    Bind(BindSpec),
     /// Close a socket of the session. Success: a `closed` event.
     Close {
         /// The socket to close.
@@ -101,6 +81,50 @@ pub enum Command {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         field: Option<crate::flow::MatchField>,
     },
+}
+
+/// What to bind: the `bind` command's fields.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct BindSpec {
+    /// Which kind of socket.
+    pub proto: Proto,
+    /// `"host:port"`, `"[v6]:port"`; port 0 lets the OS pick a free port.
+    pub addr: String,
+    /// Allow sending to broadcast addresses (SO_BROADCAST); the server's policy must
+    /// allow the address too (`--allow-net`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub broadcast: bool,
+    /// Allow sending to multicast groups; the server's policy must allow the group
+    /// too (`--allow-net`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub multicast: bool,
+    /// The receive buffer to ask the kernel for (SO_RCVBUF), bytes; absent: the
+    /// server's default (4 MiB). The kernel caps it at `net.core.rmem_max` and
+    /// doubles it for its own bookkeeping; `bound` reports what it granted. A small
+    /// one shows what a full buffer does: the kernel drops what does not fit
+    /// (`kernel_drops`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recv_buffer_bytes: Option<u64>,
+    /// How many bytes each receive reads (1 to 65,536), as the `bufsize` of
+    /// `recvfrom(bufsize)`: a longer datagram is cut to it and the rest is gone
+    /// (MSG_TRUNC); its `in` event says how long it was (`truncated_from`). Absent:
+    /// every datagram is read whole.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recv_size: Option<u32>,
+}
+
+impl Default for BindSpec {
+    /// A UDP socket on IPv4 loopback, any free port, no options.
+    fn default() -> Self {
+        BindSpec {
+            proto: Proto::Udp,
+            addr: "127.0.0.1:0".into(),
+            broadcast: false,
+            multicast: false,
+            recv_buffer_bytes: None,
+            recv_size: None,
+        }
+    }
 }
 
 /// A command with the client's optional `req` number, echoed on every reply or error it
@@ -183,13 +207,14 @@ mod tests {
     use super::*;
 
     fn bind() -> Command {
-        Command::Bind {
+        Command::Bind(BindSpec {
             proto: Proto::Udp,
             addr: "127.0.0.1:0".into(),
             broadcast: false,
             multicast: false,
             recv_buffer_bytes: None,
-        }
+            recv_size: None,
+        })
     }
 
     /// The wire form of every command. A change here is a change of the contract.

@@ -37,6 +37,8 @@ pub struct DatagramRef<'a> {
     pub t_ns: u64,
     /// The `req` of the `send` that caused an `out`, for this viewer.
     pub req: Option<i64>,
+    /// How long a truncated `in` was.
+    pub truncated_from: Option<usize>,
 }
 
 impl DatagramRef<'_> {
@@ -65,6 +67,10 @@ impl DatagramRef<'_> {
         if let Some(req) = self.req {
             out.push_str(r#","req":"#);
             out.push_str(itoa::Buffer::new().format(req));
+        }
+        if let Some(len) = self.truncated_from {
+            out.push_str(r#","truncated_from":"#);
+            push_u64(out, len as u64);
         }
         out.push('}');
     }
@@ -134,10 +140,13 @@ mod tests {
             payload in proptest::collection::vec(any::<u8>(), 0..300),
             t_ns in any::<u64>(),
             req in proptest::option::of(any::<i64>()),
+            truncated_from in proptest::option::of(any::<u32>()),
         ) {
+            let truncated_from = truncated_from.map(|n| n as usize);
             let dir = if out { Direction::Out } else { Direction::In };
             let fast = DatagramRef {
                 id: EventId(id), socket: &socket, dir, local, peer, payload: &payload, t_ns, req,
+                truncated_from,
             };
             let mut text = String::new();
             fast.write_json(&mut text);
@@ -151,6 +160,7 @@ mod tests {
                 payload_b64: encode_base64(&payload),
                 t_ns,
                 req,
+                truncated_from,
             });
             prop_assert_eq!(&text, &event.to_json());
             prop_assert_eq!(Event::from_json(&text).unwrap(), event);

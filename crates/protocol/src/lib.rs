@@ -30,7 +30,7 @@ pub mod limits;
 pub mod link;
 pub mod payload;
 
-pub use command::{Command, DecodeError, Proto, Request, decode_request};
+pub use command::{BindSpec, Command, DecodeError, Proto, Request, decode_request};
 pub use event::{
     AnalysisConfig, Bound, Closed, Datagram, Departure, Direction, ErrorCode, ErrorEvent, Event,
     Gap, GeneratorDone, GeneratorStarted, Hello, KernelDrops, LinkClient, LinkCreated, LinkDeleted,

@@ -21,6 +21,10 @@ pub fn max_udp_payload(ipv6: bool) -> usize {
 /// grants at `net.core.rmem_max` anyway; beyond this the socket option would overflow).
 pub const MAX_RECV_BUFFER_BYTES: u64 = 1 << 30;
 
+/// The largest read size a socket may have (`bind`'s `recv_size`): a UDP length
+/// field's maximum plus one; any datagram fits whole in a buffer this large.
+pub const MAX_RECV_SIZE: u32 = 65_536;
+
 /// The most departures one `link_sent` event lists; a pass of a link's timer that sends
 /// more logs several events.
 pub const MAX_LINK_SENT_PER_EVENT: usize = 256;

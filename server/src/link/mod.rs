@@ -366,7 +366,7 @@ impl Relay {
             LinkDir::T2c => &self.upstream,
         };
         let got = socket.try_io(tokio::io::Interest::READABLE, || {
-            udp::recv_batch(socket, &mut None, |at, from, bytes| {
+            udp::recv_batch(socket, usize::MAX, &mut None, |at, from, bytes, _| {
                 received.push((at, from, bytes.to_vec()));
             })
         });

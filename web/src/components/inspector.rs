@@ -125,15 +125,23 @@ pub fn Inspector() -> Html {
             dir,
             local,
             peer,
+            truncated_from,
         } => {
             let (verb, from, to) = match dir {
                 Direction::Out => ("sent", local, peer),
                 Direction::In => ("received", peer, local),
             };
+            let cut = truncated_from.map(|len| {
+                format!(
+                    " · cut from {len} bytes: the socket reads {} bytes at a time and the kernel discarded the rest (MSG_TRUNC)",
+                    p.payload.len()
+                )
+            });
             format!(
-                "#{} · {verb} · socket {socket} · {from} → {to} · {} bytes · t = {} s",
+                "#{} · {verb} · socket {socket} · {from} → {to} · {} bytes{} · t = {} s",
                 p.id,
                 p.payload.len(),
+                cut.unwrap_or_default(),
                 seconds(p.t_ns)
             )
         }

@@ -74,7 +74,7 @@ pub fn PacketsPanel() -> Html {
         let time = seconds(p.t_ns);
         let preview = preview(&p.payload, PREVIEW_CHARS);
         match &p.what {
-            What::Socket { socket, dir, peer, .. } => {
+            What::Socket { socket, dir, peer, truncated_from, .. } => {
                 let (dir_class, label, title) = match dir {
                     Direction::Out => ("out", "↑ out", "sent by the socket"),
                     Direction::In => ("in", "↓ in", "received by the socket"),
@@ -89,7 +89,12 @@ pub fn PacketsPanel() -> Html {
                         <td class="mono" title={peer.to_string()}>{ name(*peer) }</td>
                         <td class="num">{ p.payload.len() }</td>
                         <td class="mono preview">{ preview }</td>
-                        <td></td>
+                        if let Some(len) = truncated_from {
+                            <td class="note truncated" title="The datagram was longer than this socket reads at a time (its read size, the bufsize of recvfrom): the kernel cut it (MSG_TRUNC) and the rest is gone. UDP keeps no remainder for a next read.">
+                                { format!("cut: {len} bytes sent, {} read", p.payload.len()) }</td>
+                        } else {
+                            <td></td>
+                        }
                     </tr>
                 }
             }

@@ -46,6 +46,10 @@ pub fn SocketsPanel() -> Html {
                     <span class="rcvbuf" title="The receive buffer the kernel granted this socket (SO_RCVBUF), twice what was asked for (half is the kernel's bookkeeping): what arrives while it is full is dropped">
                         { format!("buffer {}", show_bytes(b)) }</span>
                 }
+                if let Some(n) = socket.recv_size {
+                    <span class="read-size" title="Each receive reads this many bytes (recvfrom's bufsize): a longer datagram is cut and the rest is gone (MSG_TRUNC)">
+                        { format!("reads {n} B") }</span>
+                }
                 if socket.kernel_drops > 0 {
                     <span class="kernel-drops" title="Datagrams the kernel dropped before socklab could read them, because this socket's receive buffer was full. UDP does not retransmit: they are gone. The count arrives with the next datagram the socket receives.">
                         { format!("kernel dropped {}", socket.kernel_drops) }</span>
@@ -84,6 +88,9 @@ pub fn SocketsPanel() -> Html {
                         onclick={on_click(&form, |f: &mut BindForm| f.multicast = !f.multicast)} />{ "multicast" }</label>
                 <label title="The receive buffer to ask the kernel for (SO_RCVBUF), in bytes, or with k / m for KiB / MiB. Empty: 4 MiB. A small one shows what happens when datagrams arrive faster than they are read: the kernel drops them.">{ "receive buffer" }
                     <input id="bind-rcvbuf" class="mono" value={form.recv_buffer.clone()} oninput={on_input(&form, |f, v| f.recv_buffer = v)} size="6" placeholder="4m" />
+                </label>
+                <label title="How many bytes each receive reads, as the bufsize of recvfrom(bufsize): a longer datagram is cut to it and the rest is gone (MSG_TRUNC), because UDP keeps no remainder for a next read. Empty: every datagram is read whole.">{ "read size" }
+                    <input id="bind-read-size" class="mono" value={form.read_size.clone()} oninput={on_input(&form, |f, v| f.read_size = v)} size="6" placeholder="whole" inputmode="numeric" />
                 </label>
                 <button id="bind-button" type="submit">{ "bind UDP" }</button>
             </form>

@@ -6,9 +6,9 @@
 pub mod impairments;
 
 use socklab_protocol::flow::{Amount, GeneratorPace, GeneratorPayload, GeneratorSpec};
-use socklab_protocol::limits::max_udp_payload;
+use socklab_protocol::limits::{self, max_udp_payload};
 use socklab_protocol::link::{LinkSettings, presets};
-use socklab_protocol::{Command, Payload, Proto, SocketId};
+use socklab_protocol::{BindSpec, Command, Payload, Proto, SocketId};
 
 /// The most datagrams one click of "send" sends.
 pub const MAX_BURST: u32 = 1000;
@@ -32,6 +32,8 @@ pub struct BindForm {
     pub port: String,
     /// The receive buffer to ask for (empty: the server's default).
     pub recv_buffer: String,
+    /// How many bytes each receive reads (empty: whole datagrams).
+    pub read_size: String,
     /// SO_BROADCAST.
     pub broadcast: bool,
     /// May join multicast groups.
@@ -44,6 +46,7 @@ impl Default for BindForm {
             address: "127.0.0.1".into(),
             port: "0".into(),
             recv_buffer: String::new(),
+            read_size: String::new(),
             broadcast: false,
             multicast: false,
         }
@@ -59,14 +62,33 @@ impl BindForm {
                 self.port.trim()
             )
         })?;
-        Ok(Command::Bind {
+        Ok(Command::Bind(BindSpec {
             proto: Proto::Udp,
             addr: join_host_port(&self.address, &port.to_string()),
             broadcast: self.broadcast,
             multicast: self.multicast,
             recv_buffer_bytes: parse_bytes(&self.recv_buffer)?,
-        })
+            recv_size: parse_read_size(&self.read_size)?,
+        }))
     }
+}
+
+/// A read size as typed: empty for whole datagrams, else 1 to 65,536 bytes.
+fn parse_read_size(text: &str) -> Result<Option<u32>, String> {
+    let t = text.trim();
+    if t.is_empty() {
+        return Ok(None);
+    }
+    t.parse::<u32>()
+        .ok()
+        .filter(|n| (1..=limits::MAX_RECV_SIZE).contains(n))
+        .map(Some)
+        .ok_or_else(|| {
+            format!(
+                "{t:?} is not a read size: give 1 to {} bytes, or leave it empty to read every datagram whole",
+                limits::MAX_RECV_SIZE
+            )
+        })
 }
 
 /// A buffer size as a person writes it: bytes, or a number with k or m; empty: none.

@@ -30,7 +30,7 @@ fn the_bind_form_brackets_ipv6_and_refuses_a_bad_port() {
         .command()
     };
     let addr = |c: Result<Command, String>| match c {
-        Ok(Command::Bind { addr, .. }) => Ok(addr),
+        Ok(Command::Bind(BindSpec { addr, .. })) => Ok(addr),
         Ok(other) => panic!("{other:?}"),
         Err(e) => Err(e),
     };
@@ -47,6 +47,27 @@ fn the_bind_form_brackets_ipv6_and_refuses_a_bad_port() {
         ..BindForm::default()
     };
     assert!(buffer.command().unwrap_err().contains("buffer size"));
+}
+
+#[test]
+fn the_read_size_is_whole_datagrams_or_a_number_of_bytes() {
+    let read = |text: &str| match (BindForm {
+        read_size: text.into(),
+        ..BindForm::default()
+    })
+    .command()
+    {
+        Ok(Command::Bind(BindSpec { recv_size, .. })) => Ok(recv_size),
+        Ok(other) => panic!("{other:?}"),
+        Err(e) => Err(e),
+    };
+    assert_eq!(read(""), Ok(None));
+    assert_eq!(read(" 16 "), Ok(Some(16)));
+    assert_eq!(read("65536"), Ok(Some(65_536)));
+    for bad in ["0", "65537", "16k", "-1"] {
+        let e = read(bad).unwrap_err();
+        assert!(e.contains("read size"), "{bad}: {e}");
+    }
 }
 
 #[test]

@@ -115,6 +115,8 @@ pub struct SocketInfo {
     pub local: SocketAddr,
     /// The receive buffer the kernel granted, bytes.
     pub recv_buffer_bytes: Option<u64>,
+    /// How many bytes of each datagram it reads (None: all).
+    pub recv_size: Option<u32>,
     /// Datagrams the kernel dropped at it (receive buffer full), so far.
     pub kernel_drops: u64,
 }
@@ -496,6 +498,7 @@ impl State {
                     id: bound.socket,
                     local: bound.local,
                     recv_buffer_bytes: bound.recv_buffer_bytes,
+                    recv_size: bound.recv_size,
                     kernel_drops: 0,
                 });
             }
@@ -517,6 +520,7 @@ impl State {
                         dir: d.dir,
                         local: d.local,
                         peer: d.peer,
+                        truncated_from: d.truncated_from,
                     },
                 });
                 self.packets_version += 1;

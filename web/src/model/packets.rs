@@ -37,6 +37,8 @@ pub enum What {
         local: SocketAddr,
         /// The other end.
         peer: SocketAddr,
+        /// A receive the socket's read size cut: how long the datagram was.
+        truncated_from: Option<usize>,
     },
     /// A link decided its fate.
     Link(LinkDecision),

@@ -23,6 +23,7 @@ fn bound(id: u64, socket: &str, port: u16, req: Option<i64>) -> Event {
         proto: Proto::Udp,
         local: SocketAddr::from(([127, 0, 0, 1], port)),
         recv_buffer_bytes: Some(425_984),
+        recv_size: None,
         t_ns: 0,
         req,
     })
@@ -39,6 +40,7 @@ fn datagram(id: u64, dir: Direction, text: &str) -> Event {
         payload_b64: socklab_protocol::payload::encode_base64(text.as_bytes()),
         t_ns: id * 1000,
         req: None,
+        truncated_from: None,
     })
 }
 

@@ -658,6 +658,7 @@ impl Timeline {
         let before = category(self.arrows[i as usize].mark);
         let reply_before = f
             .recv
+            .filter(|_| f.fate == FateKind::Reply)
             .and_then(|r| self.by_recv.get(&r.0))
             .map(|&r| (r, category(self.arrows[r as usize].mark)));
         self.apply_fate(i, f);
@@ -677,6 +678,10 @@ impl Timeline {
         }
         match f.fate {
             FateKind::Delivered => {
+                if recv != 0 {
+                    // Selecting the receive finds its arrow too.
+                    self.by_recv.insert(recv, i);
+                }
                 let a = &mut self.arrows[i as usize];
                 a.recv = recv;
                 a.t1 = a.t0 + f.latency_ns.unwrap_or(0);
@@ -688,12 +693,15 @@ impl Timeline {
             }
             FateKind::Duplicate => {
                 let t1 = self.recv_times.get(&recv).copied().unwrap_or(f.t_ns);
-                self.push(Arrow {
+                let copy = self.push(Arrow {
                     recv,
                     t1,
                     mark: Mark::Duplicate,
                     ..arrow
                 });
+                if recv != 0 {
+                    self.by_recv.insert(recv, copy);
+                }
             }
             FateKind::Lost => {
                 let why = LossWhy::of(f.cause, f.reason);

@@ -16,6 +16,7 @@ fn bound(id: u64, socket: &str, local: &str) -> Event {
         proto: Proto::Udp,
         local: addr(local),
         recv_buffer_bytes: None,
+        recv_size: None,
         t_ns: 0,
         req: None,
     })
@@ -32,6 +33,7 @@ fn datagram(id: u64, t: u64, dir: Direction, local: &str, peer: &str) -> Event {
         payload_b64: "eA==".into(),
         t_ns: t,
         req: None,
+        truncated_from: None,
     })
 }
 
@@ -260,6 +262,11 @@ fn arrows_cross_a_link_and_get_their_fates() {
         reordered_by: Some(1),
         ..fate(FateKind::Delivered, 4, Some(6), Some(250), 360)
     }));
+    assert_eq!(
+        tl.arrow_of(6).map(|a| a.send),
+        Some(4),
+        "the receive finds its send's arrow (the inspector shows its fate)"
+    );
     let mut lost = fate(FateKind::Lost, 5, None, None, 220);
     lost.cause = Some(LossCause::Link);
     lost.reason = Some(DropReason::RandomLoss);

@@ -24,6 +24,9 @@ pub enum Input<'a> {
     Bound {
         /// Its address.
         addr: SocketAddr,
+        /// How many bytes of each datagram it reads (`recv_size`; None: all): a
+        /// longer one arrives cut to this length.
+        read_size: Option<usize>,
     },
     /// The lab socket at `addr` was closed.
     Closed {

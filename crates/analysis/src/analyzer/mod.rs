@@ -34,7 +34,7 @@
 //! what has to be checked when it changes. Latency percentiles come from a histogram
 //! ([`crate::stats::Histogram`]), so a flow's figures cost the same at any count.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 
 use socklab_protocol::EventId;
@@ -160,7 +160,8 @@ pub struct Analyzer {
     /// The part of each payload that pairs replies with requests, if named.
     match_field: Option<MatchField>,
     limits: Limits,
-    lab: HashSet<SocketAddr>,
+    /// The lab sockets, with how many bytes of each datagram they read.
+    lab: HashMap<SocketAddr, usize>,
     routes: Routes,
     flows: BTreeMap<FlowKey, Flow>,
     echo: BTreeMap<FlowKey, EchoFlow>,
@@ -237,7 +238,7 @@ impl Analyzer {
             timeout: loss_timeout_ns,
             match_field: None,
             limits,
-            lab: HashSet::new(),
+            lab: HashMap::new(),
             routes: Routes::default(),
             flows: BTreeMap::new(),
             echo: BTreeMap::new(),
@@ -312,8 +313,8 @@ impl Analyzer {
     /// Takes the next event; conclusions it allows are appended to `out`.
     pub fn feed(&mut self, input: Input<'_>, out: &mut Vec<Outcome>) {
         match input {
-            Input::Bound { addr } => {
-                self.lab.insert(addr);
+            Input::Bound { addr, read_size } => {
+                self.lab.insert(addr, read_size.unwrap_or(usize::MAX));
             }
             Input::Closed { addr } => {
                 self.lab.remove(&addr);
@@ -380,7 +381,7 @@ impl Analyzer {
                 let Some(to) = to.or_else(|| self.routes.upstream(link)) else {
                     return;
                 };
-                if !self.lab.contains(&from) {
+                if !self.lab.contains_key(&from) {
                     // No `out` to follow: the link's own account is all there is.
                     self.links.decided(links::Decision {
                         link,
@@ -388,7 +389,7 @@ impl Analyzer {
                         seq,
                         t_ns,
                         flow: FlowKey { src: from, dst: to },
-                        to_lab: self.lab.contains(&to),
+                        to_lab: self.lab.contains_key(&to),
                         fate,
                         reason,
                         duplicated,
@@ -516,12 +517,18 @@ impl Analyzer {
         let end = self.routes.destination(peer);
         let (dst, via) = (end.addr, end.via.cloned());
         let key = FlowKey { src: local, dst };
-        let matched = self.lab.contains(&dst);
+        let matched = self.lab.contains_key(&dst);
+        // What the receiver will read: all of it, or (a lab socket with a read size,
+        // no link in between to follow first) the first bytes.
+        let read = match self.lab.get(&dst) {
+            Some(&size) if via.is_none() => &bytes[..size.min(bytes.len())],
+            _ => bytes,
+        };
         let pending = Pending {
             id,
             t_ns,
-            hash: hash(bytes),
-            len: bytes.len(),
+            hash: hash(read),
+            len: read.len(),
             field: self
                 .match_field
                 .filter(|_| !matched)
@@ -663,10 +670,15 @@ impl Analyzer {
         if fate == LinkFate::Dropped {
             sends.remove(seq);
             self.link_lost(key, matched, pending.id, cause, out);
-        } else if matched && (corrupted.is_some() || truncated_to.is_some()) {
-            // The receiver will get the changed bytes: follow those.
-            let changed = as_altered(bytes, truncated_to, corrupted);
-            sends.altered(seq, hash(&changed), changed.len());
+        } else if matched {
+            // The receiver will get the changed bytes, and only as many as it reads:
+            // follow those.
+            let read_size = self.lab.get(&key.dst).copied().unwrap_or(usize::MAX);
+            if corrupted.is_some() || truncated_to.is_some() || bytes.len() > read_size {
+                let changed = as_altered(bytes, truncated_to, corrupted);
+                let read = &changed[..read_size.min(changed.len())];
+                sends.altered(seq, hash(read), read.len());
+            }
         }
     }
 

@@ -99,6 +99,10 @@ pub struct Bound {
     /// where unknown.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recv_buffer_bytes: Option<u64>,
+    /// How many bytes each receive reads (`bind`'s `recv_size`); absent: datagrams
+    /// are read whole.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recv_size: Option<u32>,
     /// Nanoseconds since the session began.
     pub t_ns: u64,
     /// The `req` of the `bind` that caused it.
@@ -161,6 +165,11 @@ pub struct Datagram {
     /// The `req` of the `send` that caused an `out`; absent on `in`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub req: Option<i64>,
+    /// On an `in`: the datagram was longer than the socket's read size and was cut to
+    /// `len` bytes (MSG_TRUNC); this is how long it was. The rest is gone, as with
+    /// `recvfrom(bufsize)`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub truncated_from: Option<usize>,
 }
 
 /// A link was created: the reply to `link_create`.

@@ -13,6 +13,7 @@ fn datagram() -> Datagram {
         payload_b64: "aGVsbG8=".into(),
         t_ns: 1_234_567,
         req: None,
+        truncated_from: None,
     }
 }
 
@@ -35,10 +36,20 @@ fn wire_form_snapshots() {
                 proto: Proto::Udp,
                 local: "[::1]:5000".parse().unwrap(),
                 recv_buffer_bytes: Some(8_388_608),
+                recv_size: Some(512),
                 t_ns: 10,
                 req: Some(1),
             }),
-            r#"{"type":"bound","id":1,"socket":"s1","proto":"udp","local":"[::1]:5000","recv_buffer_bytes":8388608,"t_ns":10,"req":1}"#,
+            r#"{"type":"bound","id":1,"socket":"s1","proto":"udp","local":"[::1]:5000","recv_buffer_bytes":8388608,"recv_size":512,"t_ns":10,"req":1}"#,
+        ),
+        (
+            Event::Datagram(Datagram {
+                len: 2,
+                payload_b64: "aGU=".into(),
+                truncated_from: Some(5),
+                ..datagram()
+            }),
+            r#"{"type":"datagram","id":17,"socket":"s1","dir":"in","local":"127.0.0.1:40000","peer":"127.0.0.1:40001","len":2,"payload_b64":"aGU=","t_ns":1234567,"truncated_from":5}"#,
         ),
         (
             Event::KernelDrops(KernelDrops {
