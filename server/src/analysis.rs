@@ -233,12 +233,19 @@ fn feed(
             addr: socket.local,
             dropped: *dropped,
         },
+        Record::Unreachable(u) => Input::Unreachable {
+            local: u.socket.local,
+            to: u.to,
+            bytes: &u.payload,
+            refused: u.reason == socklab_protocol::UnreachableReason::PortUnreachable,
+        },
         Record::AnalysisConfig { match_field, .. } => {
             // In log order, so requests logged after it are indexed by it.
             analyzer.set_match_field(*match_field);
             return;
         }
         Record::LinkUpdated { .. }
+        | Record::Connected { .. }
         | Record::LinkStats { .. }
         | Record::GeneratorStarted(_)
         | Record::GeneratorDone(_)
@@ -329,6 +336,8 @@ fn fate(outcome: Outcome, flows: &mut FlowEndsCache) -> FateRecord {
         Some(LossCause::Link(reason)) => (Some(flow::LossCause::Link), Some(reason)),
         Some(LossCause::Kernel) => (Some(flow::LossCause::Kernel), None),
         Some(LossCause::Timeout) => (Some(flow::LossCause::Timeout), None),
+        Some(LossCause::Refused) => (Some(flow::LossCause::Refused), None),
+        Some(LossCause::Unreachable) => (Some(flow::LossCause::Unreachable), None),
         None => (None, None),
     };
     FateRecord {

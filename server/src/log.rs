@@ -70,6 +70,17 @@ pub enum Record {
         /// Dropped since the socket was bound.
         total: u64,
     },
+    /// A socket was connected to a peer.
+    Connected {
+        /// The socket, with its address.
+        socket: Arc<SocketName>,
+        /// Its peer (boxed: an IPv6 address would make every entry bigger).
+        peer: Box<SocketAddr>,
+        /// The `req` of the command that connected it.
+        req: Option<Tagged>,
+    },
+    /// An ICMP error about a datagram a socket sent (boxed: rare, and large).
+    Unreachable(Box<UnreachableRecord>),
     /// A link was created (boxed: a rare record, and every log entry is as big as the
     /// largest kind).
     LinkCreated(Box<LinkCreation>),
@@ -338,6 +349,25 @@ pub struct SocketName {
     pub local: SocketAddr,
 }
 
+/// An ICMP error about a datagram a socket sent, from its error queue.
+#[derive(Debug)]
+pub struct UnreachableRecord {
+    /// The socket that sent the datagram.
+    pub socket: Arc<SocketName>,
+    /// Where it was sent.
+    pub to: SocketAddr,
+    /// What the error said.
+    pub reason: socklab_protocol::UnreachableReason,
+    /// The ICMP type and code.
+    pub icmp: (u8, u8),
+    /// Who sent the error.
+    pub reporter: Option<std::net::IpAddr>,
+    /// The error number the kernel gives it (ECONNREFUSED for port unreachable).
+    pub errno: i32,
+    /// The start of the datagram, as the error quoted it.
+    pub payload: Box<[u8]>,
+}
+
 /// A datagram a session's socket sent or received.
 #[derive(Debug)]
 pub struct DatagramRecord {
@@ -369,11 +399,13 @@ impl Record {
         match self {
             Record::Datagram(d) => d.payload.len(),
             Record::LinkPacket(_, payload) => payload.len(),
+            Record::Unreachable(u) => u.payload.len(),
             Record::LinkSent(sent) => sent.sent.len().saturating_mul(DEPARTURE_BYTES),
             Record::FlowStats(stats) => stats.flows.len().saturating_mul(FLOW_SUMMARY_BYTES),
             Record::Bound(_)
             | Record::Closed { .. }
             | Record::KernelDrops { .. }
+            | Record::Connected { .. }
             | Record::LinkCreated { .. }
             | Record::LinkUpdated { .. }
             | Record::LinkDeleted { .. }

@@ -150,7 +150,18 @@ impl Session {
                 to,
                 payload,
             } => {
-                let (handle, to) = self.destination(&socket, &to)?;
+                let (handle, to) = match to {
+                    Some(to) => self.destination(&socket, &to)?,
+                    None => {
+                        let handle = self.socket(&socket)?;
+                        let peer = handle.peer.ok_or_else(|| {
+                            CommandError::bad_request(format!(
+                                "socket {socket} is not connected, so a send needs `to`; give one, or connect the socket first"
+                            ))
+                        })?;
+                        (handle, peer)
+                    }
+                };
                 let payload = payload
                     .decode()
                     .map_err(|e| CommandError::bad_request(e.to_string()))?;
@@ -161,6 +172,24 @@ impl Session {
                     req,
                     reply: reply.clone(),
                 })
+            }
+            Command::Connect { socket, to } => {
+                let (_, to) = self.destination(&socket, &to)?;
+                let handle = self
+                    .sockets
+                    .get_mut(&socket)
+                    .ok_or_else(|| unknown_socket(&socket))?;
+                handle.connect(to)?;
+                tracing::info!(%socket, peer = %to, "connected");
+                self.log.append(
+                    Instant::now(),
+                    Record::Connected {
+                        socket: handle.name(),
+                        peer: Box::new(to),
+                        req,
+                    },
+                );
+                Ok(())
             }
             Command::LinkCreate {
                 listen,

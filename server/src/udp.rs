@@ -45,6 +45,11 @@ const RECV_CALLS: usize = 8;
 /// was when that datagram was queued, so drops after the last one queued (the tail of a
 /// burst into a full buffer) would otherwise wait for another datagram to be reported.
 const SETTLE_DROPS_AFTER: std::time::Duration = std::time::Duration::from_millis(100);
+/// How many ICMP errors one wake-up reads from a socket's error queue at most.
+const ERRORS_PER_WAKE: usize = 64;
+/// How many bytes of the datagram an ICMP error quotes that are kept (an ICMP error
+/// quotes at most 576 bytes of IP packet anyway).
+const ERROR_QUOTE_MAX: usize = 1024;
 /// How many sends may wait for a socket's task before the session is told to slow down.
 pub const SEND_QUEUE: usize = 1024;
 
@@ -78,6 +83,13 @@ pub struct UdpHandle {
     pub recv_buffer_bytes: Option<u64>,
     /// How many bytes each receive reads (None: whole datagrams).
     pub recv_size: Option<u32>,
+    /// The peer it is connected to, if any.
+    pub peer: Option<SocketAddr>,
+    /// The socket, shared with its task for the calls that change it at once
+    /// (`connect`); only the task sends and receives.
+    socket: Arc<UdpSocket>,
+    /// Its id and address, as its records name it.
+    name: Arc<SocketName>,
     sends: mpsc::Sender<SendRequest>,
     cancel: CancellationToken,
     task: JoinHandle<()>,
@@ -111,16 +123,29 @@ impl UdpHandle {
         let local = socket
             .local_addr()
             .map_err(|e| CommandError::from_bind(&e, addr))?;
+        // ICMP errors about what it sends (port unreachable: nobody listens there) go
+        // to its error queue, where the task reads them; without this only a connected
+        // socket hears of them, as one failed call.
+        let recverr = if addr.is_ipv4() {
+            setsockopt(&socket, sockopt::Ipv4RecvErr, &true)
+        } else {
+            setsockopt(&socket, sockopt::Ipv6RecvErr, &true)
+        };
+        if let Err(e) = recverr {
+            tracing::debug!(error = %e, "no ICMP errors for this socket (IP_RECVERR)");
+        }
+        let socket = Arc::new(socket);
+        let name = Arc::new(SocketName {
+            id: id.as_str().into(),
+            local,
+        });
         let (sends, queue) = mpsc::channel(SEND_QUEUE);
         let cancel = parent.child_token();
         let span = tracing::info_span!("udp", socket = %id, %local);
         let task = tokio::spawn(
             SocketTask {
-                name: Arc::new(SocketName {
-                    id: id.as_str().into(),
-                    local,
-                }),
-                socket,
+                name: name.clone(),
+                socket: socket.clone(),
                 read_size: recv_size.map_or(RECV_DATAGRAM_MAX, |n| n as usize),
                 log,
                 budget,
@@ -135,6 +160,9 @@ impl UdpHandle {
             scope,
             recv_buffer_bytes,
             recv_size,
+            peer: None,
+            socket,
+            name,
             sends,
             cancel,
             task,
@@ -157,6 +185,22 @@ impl UdpHandle {
                 format!("socket {} has stopped", self.id),
             ),
         })
+    }
+
+    /// Its id and address, as its records name it.
+    pub fn name(&self) -> Arc<SocketName> {
+        self.name.clone()
+    }
+
+    /// Connects the socket to `to` (the caller has checked it against the policy): its
+    /// default destination, and the only address it receives from. A UDP connect
+    /// sends nothing; it completes at once.
+    pub fn connect(&mut self, to: SocketAddr) -> Result<(), CommandError> {
+        socket2::SockRef::from(&*self.socket)
+            .connect(&to.into())
+            .map_err(|e| CommandError::from_send(&e, to))?;
+        self.peer = Some(to);
+        Ok(())
     }
 
     /// Another way in to the socket's send queue, for a traffic generator (which waits
@@ -216,7 +260,7 @@ pub(crate) fn open(
 struct SocketTask {
     /// Its id and address, as its datagram records name it.
     name: Arc<SocketName>,
-    socket: UdpSocket,
+    socket: Arc<UdpSocket>,
     /// How many bytes of each datagram a receive reads.
     read_size: usize,
     log: Arc<EventLog>,
@@ -251,6 +295,13 @@ impl SocketTask {
                     if self.drain(&mut received) > 0 && inode.is_some() {
                         settle_at = Some(tokio::time::Instant::now() + SETTLE_DROPS_AFTER);
                     }
+                }
+                ready = self.socket.ready(Interest::ERROR) => {
+                    if let Err(e) = ready {
+                        tracing::warn!(error = %e, "socket no longer reports errors");
+                        break;
+                    }
+                    self.drain_errors(&mut received);
                 }
                 () = crate::timer::sleep_until(settle_at) => {
                     settle_at = None;
@@ -382,6 +433,30 @@ impl SocketTask {
             self.log.append_all(received.drain(..));
         }
         datagrams
+    }
+
+    /// Reads the ICMP errors in the socket's error queue (at most [`ERRORS_PER_WAKE`])
+    /// and logs each as an `unreachable` record.
+    fn drain_errors(&self, received: &mut Vec<(Instant, Record)>) {
+        for _ in 0..ERRORS_PER_WAKE {
+            let got = self.socket.try_io(Interest::ERROR, || {
+                recv_error(&self.socket).map(|report| {
+                    let (at, record) = report.into_record(self.name.clone());
+                    received.push((at, record));
+                })
+            });
+            match got {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => {
+                    tracing::debug!(error = %e, "cannot read the error queue");
+                    break;
+                }
+            }
+        }
+        if !received.is_empty() {
+            self.log.append_all(received.drain(..));
+        }
     }
 
     /// Logs a `kernel_drops` record when the kernel's drop counter moved.
@@ -545,6 +620,110 @@ pub(crate) fn recv_batch(
         }
         Ok(count)
     })
+}
+
+/// One ICMP error from a socket's error queue.
+struct ErrorReport {
+    at: Instant,
+    to: SocketAddr,
+    errno: i32,
+    origin_icmp6: bool,
+    icmp: (u8, u8),
+    reporter: Option<std::net::IpAddr>,
+    quoted: Vec<u8>,
+}
+
+impl ErrorReport {
+    fn into_record(self, socket: Arc<SocketName>) -> (Instant, Record) {
+        use socklab_protocol::UnreachableReason as R;
+        let reason = match (self.origin_icmp6, self.icmp) {
+            (false, (3, 3)) | (true, (1, 4)) => R::PortUnreachable,
+            (false, (3, 1)) | (true, (1, 3)) => R::HostUnreachable,
+            (false, (3, 0)) | (true, (1, 0)) => R::NetUnreachable,
+            (false, (3, 9 | 10 | 13)) | (true, (1, 1)) => R::Prohibited,
+            (false, (3, 4)) | (true, (2, _)) => R::TooBig,
+            _ => R::Other,
+        };
+        (
+            self.at,
+            Record::Unreachable(Box::new(crate::log::UnreachableRecord {
+                socket,
+                to: self.to,
+                reason,
+                icmp: self.icmp,
+                reporter: self.reporter,
+                errno: self.errno,
+                payload: self.quoted.into_boxed_slice(),
+            })),
+        )
+    }
+}
+
+/// Reads one report from the socket's error queue (MSG_ERRQUEUE): the original
+/// destination in the address, the quoted start of the datagram as data, and the
+/// ICMP error's type, code and sender in a control message. `WouldBlock` when the
+/// queue is empty; reports that are not ICMP errors are read and skipped.
+fn recv_error(socket: &UdpSocket) -> io::Result<ErrorReport> {
+    use nix::sys::socket::recvmsg;
+    loop {
+        let mut data = [0u8; ERROR_QUOTE_MAX];
+        let mut cmsg = nix::cmsg_space!(
+            nix::libc::sock_extended_err,
+            nix::libc::sockaddr_in6,
+            nix::sys::time::TimeSpec
+        );
+        let mut iov = [IoSliceMut::new(&mut data)];
+        let msg = recvmsg::<SockaddrStorage>(
+            socket.as_raw_fd(),
+            &mut iov,
+            Some(&mut cmsg),
+            MsgFlags::MSG_ERRQUEUE | MsgFlags::MSG_DONTWAIT,
+        )
+        .map_err(io::Error::from)?;
+        let (len, to) = (msg.bytes, msg.address.as_ref().and_then(to_socket_addr));
+        let (mut stamp, mut error) = (None, None);
+        for c in msg.cmsgs().into_iter().flatten() {
+            match c {
+                ControlMessageOwned::ScmTimestampns(ts) => stamp = Some(ts),
+                ControlMessageOwned::Ipv4RecvErr(e, from) => {
+                    let reporter = from.map(|a| {
+                        std::net::IpAddr::from(std::net::Ipv4Addr::from(u32::from_be(
+                            a.sin_addr.s_addr,
+                        )))
+                    });
+                    error = Some((e, false, reporter));
+                }
+                ControlMessageOwned::Ipv6RecvErr(e, from) => {
+                    let reporter = from.map(|a| {
+                        std::net::IpAddr::from(std::net::Ipv6Addr::from(a.sin6_addr.s6_addr))
+                    });
+                    error = Some((e, true, reporter));
+                }
+                _ => {}
+            }
+        }
+        let Some((e, icmp6, reporter)) = error else {
+            continue;
+        };
+        let icmp_origin = if icmp6 {
+            nix::libc::SO_EE_ORIGIN_ICMP6
+        } else {
+            nix::libc::SO_EE_ORIGIN_ICMP
+        };
+        let Some(to) = to.filter(|_| e.ee_origin == icmp_origin) else {
+            continue;
+        };
+        let clocks = Clocks::now();
+        return Ok(ErrorReport {
+            at: stamp.map_or(clocks.mono, |ts| clocks.at(ts)),
+            to,
+            errno: e.ee_errno as i32,
+            origin_icmp6: icmp6,
+            icmp: (e.ee_type, e.ee_code),
+            reporter,
+            quoted: data[..len.min(ERROR_QUOTE_MAX)].to_vec(),
+        });
+    }
 }
 
 /// The two clocks read together: the kernel stamps datagrams on the real-time clock,

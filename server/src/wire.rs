@@ -8,9 +8,9 @@
 use socklab_protocol::fast;
 use socklab_protocol::payload::encode_base64;
 use socklab_protocol::{
-    AnalysisConfig, Bound, Closed, Datagram, ErrorEvent, Event, EventId, GeneratorDone,
+    AnalysisConfig, Bound, Closed, Connected, Datagram, ErrorEvent, Event, EventId, GeneratorDone,
     GeneratorStarted, KernelDrops, LinkClient, LinkCreated, LinkDeleted, LinkPacket, LinkSent,
-    LinkStats, LinkUpdated, SocketId,
+    LinkStats, LinkUpdated, SocketId, Unreachable,
 };
 
 use crate::error::CommandError;
@@ -52,6 +52,28 @@ pub fn to_event(entry: &Entry, viewer: u64) -> Event {
             recv_size: b.recv_size,
             t_ns,
             req: Tagged::for_viewer(b.req, viewer),
+        }),
+        Record::Connected { socket, peer, req } => Event::Connected(Connected {
+            id,
+            socket: SocketId::new(&*socket.id),
+            local: socket.local,
+            peer: **peer,
+            t_ns,
+            req: Tagged::for_viewer(*req, viewer),
+        }),
+        Record::Unreachable(u) => Event::Unreachable(Unreachable {
+            id,
+            socket: SocketId::new(&*u.socket.id),
+            local: u.socket.local,
+            to: u.to,
+            reason: u.reason,
+            icmp_type: u.icmp.0,
+            icmp_code: u.icmp.1,
+            reporter: u.reporter,
+            error: nix::errno::Errno::from_raw(u.errno).desc().to_string(),
+            len: u.payload.len(),
+            payload_b64: encode_base64(&u.payload),
+            t_ns,
         }),
         Record::KernelDrops {
             socket,

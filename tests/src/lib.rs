@@ -391,7 +391,7 @@ impl Client {
         let req = self
             .send(Command::Send {
                 socket: socket.clone(),
-                to: to.to_string(),
+                to: Some(to.to_string()),
                 payload,
             })
             .await;

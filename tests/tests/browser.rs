@@ -449,11 +449,11 @@ async fn walking_skeleton(url: &str, browser: &Browser) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_small_read_size_cuts_datagrams_and_the_page_says_so() {
-    with_browser(|url, browser| async move { read_size(&url, browser).await }).await;
+async fn a_read_size_a_connect_and_a_refusal_show_on_the_page() {
+    with_browser(|url, browser| async move { socket_options(&url, browser).await }).await;
 }
 
-async fn read_size(url: &str, browser: &Browser) {
+async fn socket_options(url: &str, browser: &Browser) {
     browser.open(url).await;
     browser.click("#bind-button").await;
     browser.wait_count(".socket-row", 1).await;
@@ -501,6 +501,59 @@ async fn read_size(url: &str, browser: &Browser) {
     let dump = browser.wait_text("#hexdump", |t| !t.is_empty()).await;
     assert!(dump.contains("|hell|"), "{dump}");
     let shot = browser.screenshot("e2e-read-size.png").await;
+    eprintln!("screenshot: {}", shot.display());
+
+    // Where nobody listens, the ICMP error comes back as its own row, and the request
+    // is refused at once.
+    let nobody = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    browser.fill("#send-to", &nobody.to_string()).await;
+    browser.fill("#send-payload", "anyone?").await;
+    browser.click("#send-button").await;
+    let icmp = "tr.packet-row[data-dir='icmp']";
+    browser
+        .wait_text(&format!("{icmp} td.note"), |t| {
+            t == "refused: port unreachable"
+        })
+        .await;
+    browser.click(icmp).await;
+    browser
+        .wait_text("#inspector .meta", |t| {
+            t.contains("nothing listens on that port") && t.contains("Connection refused")
+        })
+        .await;
+    // The send it answers: the newest `out` row.
+    browser
+        .client()
+        .execute(
+            "const rows = document.querySelectorAll(\"tr.packet-row[data-dir='out']\"); rows[rows.length - 1].click();",
+            vec![],
+        )
+        .await
+        .unwrap();
+    browser
+        .wait_text("#inspector-fate", |t| t.contains("refused: nobody listens"))
+        .await;
+
+    // Connect s1 to s2: the row says so, and a send may leave the address out.
+    browser.fill("#send-to", &reader).await;
+    browser.click("#send-connect").await;
+    browser
+        .wait_text(".socket-row[data-socket='s1'] .peer", |t| {
+            t == "connected to s2"
+        })
+        .await;
+    browser.fill("#send-to", "").await;
+    browser.fill("#send-payload", "to my peer").await;
+    browser.click("#send-button").await;
+    browser
+        .wait_text("tr.packet-row[data-dir='in']:last-child", |t| {
+            t.contains("\"to m")
+        })
+        .await;
+    let shot = browser.screenshot("e2e-connect-refused.png").await;
     eprintln!("screenshot: {}", shot.display());
 }
 

@@ -22,7 +22,7 @@ fn bind(addr: &str) -> Command {
 fn send(socket: &SocketId, to: &str, payload: Payload) -> Command {
     Command::Send {
         socket: socket.clone(),
-        to: to.into(),
+        to: Some(to.into()),
         payload,
     }
 }

@@ -508,9 +508,11 @@ async fn an_outside_program_that_becomes_a_links_client_ends_its_flows() {
 }
 
 /// A datagram sent to a loopback port nobody is bound to is discarded by the kernel,
-/// and UDP tells an unconnected sender nothing: its fate says nobody was listening,
-/// not only that no reply came in time. One to a port a program is bound to (that does
-/// not answer) is only unanswered.
+/// which answers with ICMP port unreachable: the lab socket reads it from its error
+/// queue and the request is refused at once. Through a link the error goes to the
+/// link, not the sender, so the request times out, and its fate still says nobody was
+/// listening (the kernel's socket tables say so). One to a port a program is bound to
+/// (that does not answer) is only unanswered.
 #[tokio::test]
 async fn a_send_to_a_port_nobody_is_bound_to_says_so() {
     let server = TestServer::start().await;
@@ -522,9 +524,12 @@ async fn a_send_to_a_port_nobody_is_bound_to_says_so() {
         let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         socket.local_addr().unwrap()
     };
+    let link = client
+        .link("127.0.0.1:0", nobody, LinkSettings::default())
+        .await;
     let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     let mut causes = Vec::new();
-    for to in [nobody, silent.local_addr().unwrap()] {
+    for to in [nobody, link.listen, silent.local_addr().unwrap()] {
         let sent = client.send_datagram(&s1.socket, to, text("anyone?")).await;
         let fate = client
             .next_where(|e| match e {
@@ -537,6 +542,7 @@ async fn a_send_to_a_port_nobody_is_bound_to_says_so() {
     assert_eq!(
         causes,
         [
+            (FateKind::Unanswered, Some(LossCause::Refused)),
             (FateKind::Unanswered, Some(LossCause::NoListener)),
             (FateKind::Unanswered, Some(LossCause::Timeout)),
         ]
@@ -625,7 +631,7 @@ async fn an_upper_casing_server_answers_every_request() {
         client
             .send(Command::Send {
                 socket: s1.socket.clone(),
-                to: upper_addr.to_string(),
+                to: Some(upper_addr.to_string()),
                 payload: text(&format!("hello {i}")),
             })
             .await;
@@ -751,7 +757,7 @@ async fn a_named_sequence_field_pairs_acks_with_their_own_requests() {
         client
             .send(Command::Send {
                 socket: s1.socket.clone(),
-                to: acker.addr.to_string(),
+                to: Some(acker.addr.to_string()),
                 payload: text(&format!("REQ:{i:04} please")),
             })
             .await;

@@ -72,7 +72,7 @@ async fn numbered_datagrams_through_a_lossy_link_are_all_accounted_for() {
         client
             .send(Command::Send {
                 socket: a.socket.clone(),
-                to: link.listen.to_string(),
+                to: Some(link.listen.to_string()),
                 payload: text(&format!("n:{i}")),
             })
             .await;
@@ -153,7 +153,7 @@ async fn numbered_datagrams_through_a_lossy_link_are_all_accounted_for() {
     client
         .send(Command::Send {
             socket: a.socket.clone(),
-            to: link.listen.to_string(),
+            to: Some(link.listen.to_string()),
             payload: text("end"),
         })
         .await;
@@ -198,7 +198,7 @@ async fn the_same_seed_makes_the_same_decisions() {
             client
                 .send(Command::Send {
                     socket: a.socket.clone(),
-                    to: link.listen.to_string(),
+                    to: Some(link.listen.to_string()),
                     payload: text(&i.to_string()),
                 })
                 .await;
@@ -309,7 +309,7 @@ async fn a_full_queue_drops_with_its_reason() {
         client
             .send(Command::Send {
                 socket: a.socket.clone(),
-                to: link.listen.to_string(),
+                to: Some(link.listen.to_string()),
                 payload: text("0123456789"),
             })
             .await;
@@ -467,7 +467,7 @@ async fn a_link_reports_its_client_and_every_change_of_it() {
             client
                 .send(Command::Send {
                     socket: from.socket.clone(),
-                    to: link.listen.to_string(),
+                    to: Some(link.listen.to_string()),
                     payload: text("hi"),
                 })
                 .await;

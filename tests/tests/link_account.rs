@@ -74,7 +74,7 @@ async fn every_forwarded_datagram_has_a_departure_after_its_delay_and_before_its
         client
             .send(Command::Send {
                 socket: a.socket.clone(),
-                to: link.listen.to_string(),
+                to: Some(link.listen.to_string()),
                 payload: text(&format!("d{i}")),
             })
             .await;

@@ -466,7 +466,7 @@ async fn a_link_holds_at_most_its_byte_limit_and_drops_the_rest_as_queue_full() 
         client
             .send(socklab_protocol::Command::Send {
                 socket: a.socket.clone(),
-                to: link.listen.to_string(),
+                to: Some(link.listen.to_string()),
                 payload: text(&payload),
             })
             .await;

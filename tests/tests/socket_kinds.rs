@@ -89,3 +89,166 @@ async fn a_read_size_outside_its_range_is_refused() {
     client.bind("127.0.0.1:0").await;
     server.stop().await;
 }
+
+/// A free port on `ip` that nobody is bound to (bound and let go at once).
+fn nobody_on(ip: &str) -> std::net::SocketAddr {
+    UdpSocket::bind((ip, 0)).unwrap().local_addr().unwrap()
+}
+
+/// The next `unreachable` event, and the fate that concludes `send`.
+async fn refusal(
+    client: &mut socklab_tests::Client,
+    send: socklab_protocol::EventId,
+) -> (socklab_protocol::Unreachable, socklab_protocol::flow::Fate) {
+    let (mut icmp, mut fate) = (None, None);
+    while icmp.is_none() || fate.is_none() {
+        match client.next().await {
+            Event::Unreachable(u) => icmp = Some(u),
+            Event::Fate(f) if f.send == send => fate = Some(f),
+            _ => {}
+        }
+    }
+    (icmp.unwrap(), fate.unwrap())
+}
+
+/// Sending where nobody listens: the kernel there answers with ICMP port unreachable,
+/// which the lab socket reads from its error queue. The page is told at once, and the
+/// request is refused, not lost to a timeout; over IPv4 and IPv6 alike.
+#[tokio::test]
+async fn a_send_to_a_port_nobody_listens_on_is_refused_at_once() {
+    use socklab_protocol::UnreachableReason;
+    use socklab_protocol::flow::LossCause;
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    for ip in ["127.0.0.1", "::1"] {
+        let addr = if ip.contains(':') {
+            format!("[{ip}]:0")
+        } else {
+            format!("{ip}:0")
+        };
+        let lab = client.bind(&addr).await;
+        let nobody = nobody_on(ip);
+        let out = client
+            .send_datagram(&lab.socket, nobody, text("knock knock"))
+            .await;
+        let (icmp, fate) = refusal(&mut client, out.id).await;
+        assert_eq!(
+            (icmp.socket, icmp.to, icmp.reason),
+            (
+                lab.socket.clone(),
+                nobody,
+                UnreachableReason::PortUnreachable
+            ),
+            "{ip}"
+        );
+        assert_eq!(icmp.error, "Connection refused");
+        assert_eq!(decode_base64(&icmp.payload_b64).unwrap(), b"knock knock");
+        assert!(icmp.t_ns >= out.t_ns, "the error came after the send");
+        assert_eq!(
+            (fate.fate, fate.cause),
+            (FateKind::Unanswered, Some(LossCause::Refused)),
+            "{fate:?}"
+        );
+    }
+    server.stop().await;
+}
+
+/// `connect`: a send may leave the address out, only the peer's datagrams are
+/// received (the kernel discards the others), and a refusal is reported as well.
+#[tokio::test]
+async fn a_connected_socket_sends_without_an_address_and_hears_only_its_peer() {
+    use socklab_protocol::UnreachableReason;
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let lab = client.bind("127.0.0.1:0").await;
+    let peer = UdpSocket::bind("127.0.0.1:0").unwrap();
+    peer.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let stranger = UdpSocket::bind("127.0.0.1:0").unwrap();
+
+    // Not connected yet: a send without an address is refused in words.
+    let error = client
+        .refused(
+            Command::Send {
+                socket: lab.socket.clone(),
+                to: None,
+                payload: text("where to?"),
+            },
+            ErrorCode::BadRequest,
+        )
+        .await;
+    assert!(error.message.contains("not connected"), "{}", error.message);
+
+    let req = client
+        .send(Command::Connect {
+            socket: lab.socket.clone(),
+            to: peer.local_addr().unwrap().to_string(),
+        })
+        .await;
+    let Event::Connected(connected) = client.reply(req).await else {
+        panic!("connect should succeed");
+    };
+    assert_eq!(
+        (connected.socket.clone(), connected.local, connected.peer),
+        (lab.socket.clone(), lab.local, peer.local_addr().unwrap())
+    );
+
+    let req = client
+        .send(Command::Send {
+            socket: lab.socket.clone(),
+            to: None,
+            payload: text("to my peer"),
+        })
+        .await;
+    let Event::Datagram(out) = client.reply(req).await else {
+        panic!("a send to the peer should succeed");
+    };
+    assert_eq!(out.peer, peer.local_addr().unwrap());
+    let mut buf = [0u8; 64];
+    let (n, from) = peer.recv_from(&mut buf).unwrap();
+    assert_eq!((&buf[..n], from), (&b"to my peer"[..], lab.local));
+
+    // The stranger's datagram is sent first, on loopback delivered (or discarded)
+    // before the peer's is sent: the first thing the socket receives is the peer's.
+    stranger.send_to(b"let me in", lab.local).unwrap();
+    peer.send_to(b"it's me", lab.local).unwrap();
+    let first = client.received_on(&lab.socket).await;
+    assert_eq!(decode_base64(&first.payload_b64).unwrap(), b"it's me");
+
+    // Connected to a port nobody listens on: refused, too.
+    let nobody = nobody_on("127.0.0.1");
+    let req = client
+        .send(Command::Connect {
+            socket: lab.socket.clone(),
+            to: nobody.to_string(),
+        })
+        .await;
+    assert!(matches!(client.reply(req).await, Event::Connected(c) if c.peer == nobody));
+    let req = client
+        .send(Command::Send {
+            socket: lab.socket.clone(),
+            to: None,
+            payload: text("anyone?"),
+        })
+        .await;
+    let Event::Datagram(out) = client.reply(req).await else {
+        panic!("the send itself succeeds");
+    };
+    let (icmp, _) = refusal(&mut client, out.id).await;
+    assert_eq!(
+        (icmp.to, icmp.reason),
+        (nobody, UnreachableReason::PortUnreachable)
+    );
+
+    // An unknown socket is refused in words.
+    client
+        .refused(
+            Command::Connect {
+                socket: socklab_protocol::SocketId::new("s99"),
+                to: nobody.to_string(),
+            },
+            ErrorCode::UnknownSocket,
+        )
+        .await;
+    server.stop().await;
+}

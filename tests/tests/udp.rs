@@ -113,7 +113,7 @@ async fn localhost_is_accepted_as_a_destination() {
     let req = client
         .send(Command::Send {
             socket: a.socket.clone(),
-            to: format!("localhost:{}", a.local.port()),
+            to: Some(format!("localhost:{}", a.local.port())),
             payload: text("self"),
         })
         .await;

@@ -487,6 +487,56 @@ fn an_echo_peer_gives_rtt_and_unanswered_requests() {
 }
 
 #[test]
+fn an_icmp_error_refuses_the_send_it_quotes_or_else_the_oldest() {
+    let nobody = "127.0.0.1:9";
+    let mut run = Run::new(&[A]);
+    let q1 = run.send(0, A, nobody, b"first");
+    let q2 = run.send(1, A, nobody, b"second");
+    let q3 = run.send(2, A, nobody, b"third");
+    let flow = FlowKey {
+        src: addr(A),
+        dst: addr(nobody),
+    };
+    let icmp = |run: &mut Run, bytes: &[u8], refused| {
+        run.feed(Input::Unreachable {
+            local: addr(A),
+            to: addr(nobody),
+            bytes,
+            refused,
+        })
+    };
+    // The error quotes the second datagram whole: that one is refused.
+    icmp(&mut run, b"second", true);
+    // A quote that matches no send (a long datagram quoted in part): the oldest.
+    icmp(&mut run, b"fir", false);
+    assert_eq!(
+        run.out,
+        vec![
+            Outcome::Unanswered {
+                request: q2,
+                flow,
+                cause: LossCause::Refused
+            },
+            Outcome::Unanswered {
+                request: q1,
+                flow,
+                cause: LossCause::Unreachable
+            },
+        ]
+    );
+    // An error about a flow with nothing in flight concludes nothing.
+    run.out.clear();
+    run.feed(Input::Unreachable {
+        local: addr(A),
+        to: addr("127.0.0.1:10"),
+        bytes: b"third",
+        refused: true,
+    });
+    assert!(run.out.is_empty());
+    assert_eq!(run.analyzer.in_flight(), 1, "{q3:?} is still in flight");
+}
+
+#[test]
 fn sequenced_traffic_is_read_from_its_header() {
     let outside = "127.0.0.1:9999"; // a sender the lab does not own
     let mut run = Run::new(&[B]);

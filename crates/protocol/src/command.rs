@@ -27,12 +27,23 @@ pub enum Command {
         /// The socket to close.
         socket: SocketId,
     },
+    /// Connect a UDP socket to a peer: its default destination (a `send` without `to`
+    /// goes there), and the only address it receives from (the kernel discards
+    /// datagrams from any other). Connecting again changes the peer. Success: a
+    /// `connected` event.
+    Connect {
+        /// The socket.
+        socket: SocketId,
+        /// The peer, `"host:port"`.
+        to: String,
+    },
     /// Send one datagram. Success: a `datagram` event with `dir: "out"`.
     Send {
         /// The sending socket.
         socket: SocketId,
-        /// The destination, `"host:port"`.
-        to: String,
+        /// The destination, `"host:port"`; absent: the connected peer (`connect`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        to: Option<String>,
         /// The datagram's bytes.
         payload: Payload,
     },
@@ -236,7 +247,7 @@ mod tests {
                     3,
                     Command::Send {
                         socket: SocketId::new("s1"),
-                        to: "127.0.0.1:40001".into(),
+                        to: Some("127.0.0.1:40001".into()),
                         payload: Payload::Text("hello".into()),
                     },
                 ),
@@ -245,7 +256,7 @@ mod tests {
             (
                 Request::new(Command::Send {
                     socket: SocketId::new("s2"),
-                    to: "[::1]:9".into(),
+                    to: Some("[::1]:9".into()),
                     payload: Payload::Hex("dead".into()),
                 }),
                 r#"{"type":"send","socket":"s2","to":"[::1]:9","payload":{"hex":"dead"}}"#,
@@ -253,10 +264,28 @@ mod tests {
             (
                 Request::new(Command::Send {
                     socket: SocketId::new("s2"),
-                    to: "[::1]:9".into(),
+                    to: Some("[::1]:9".into()),
                     payload: Payload::Base64("aGk=".into()),
                 }),
                 r#"{"type":"send","socket":"s2","to":"[::1]:9","payload":{"base64":"aGk="}}"#,
+            ),
+            (
+                Request::with_req(
+                    5,
+                    Command::Connect {
+                        socket: SocketId::new("s1"),
+                        to: "127.0.0.1:9".into(),
+                    },
+                ),
+                r#"{"req":5,"type":"connect","socket":"s1","to":"127.0.0.1:9"}"#,
+            ),
+            (
+                Request::new(Command::Send {
+                    socket: SocketId::new("s1"),
+                    to: None,
+                    payload: Payload::Text("hi".into()),
+                }),
+                r#"{"type":"send","socket":"s1","payload":{"text":"hi"}}"#,
             ),
             (
                 Request::with_req(
@@ -390,7 +419,7 @@ mod tests {
             (
                 r#"{"req":5,"type":"dance"}"#,
                 Some(5),
-                "bad command: unknown variant `dance`, expected one of `bind`, `close`, `send`, `link_create`, `link_update`, `link_delete`, `generate`, `generate_stop`, `set_loss_timeout`, `set_match_field`",
+                "bad command: unknown variant `dance`, expected one of `bind`, `close`, `connect`, `send`, `link_create`, `link_update`, `link_delete`, `generate`, `generate_stop`, `set_loss_timeout`, `set_match_field`",
             ),
             (
                 r#"{"req":6,"type":"bind","proto":"udp"}"#,

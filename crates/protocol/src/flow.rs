@@ -43,6 +43,13 @@ pub enum LossCause {
     /// the (loopback) address it was sent to: the kernel discarded it on arrival, and
     /// UDP does not tell an unconnected sender.
     NoListener,
+    /// Refused by the destination: nobody is listening on that port, and its kernel
+    /// answered with an ICMP error (port unreachable) that reached the sending socket
+    /// (an `unreachable` event).
+    Refused,
+    /// The network said the destination cannot be reached (another ICMP error than
+    /// port unreachable: an `unreachable` event says which).
+    Unreachable,
 }
 
 /// How a flow's figures were obtained.

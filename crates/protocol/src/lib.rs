@@ -32,9 +32,10 @@ pub mod payload;
 
 pub use command::{BindSpec, Command, DecodeError, Proto, Request, decode_request};
 pub use event::{
-    AnalysisConfig, Bound, Closed, Datagram, Departure, Direction, ErrorCode, ErrorEvent, Event,
-    Gap, GeneratorDone, GeneratorStarted, Hello, KernelDrops, LinkClient, LinkCreated, LinkDeleted,
-    LinkPacket, LinkSent, LinkStats, LinkUpdated,
+    AnalysisConfig, Bound, Closed, Connected, Datagram, Departure, Direction, ErrorCode,
+    ErrorEvent, Event, Gap, GeneratorDone, GeneratorStarted, Hello, KernelDrops, LinkClient,
+    LinkCreated, LinkDeleted, LinkPacket, LinkSent, LinkStats, LinkUpdated, Unreachable,
+    UnreachableReason,
 };
 pub use ids::{EventId, GeneratorId, LinkId, SessionId, SocketId};
 pub use payload::{Payload, PayloadError};

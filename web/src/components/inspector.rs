@@ -52,7 +52,7 @@ pub fn Inspector() -> Html {
                 row.id,
                 d.summary()
             )),
-            What::Socket { .. } | What::KernelDrops { .. } => None,
+            What::Socket { .. } | What::KernelDrops { .. } | What::Unreachable { .. } => None,
         });
     let fate = state.timeline.borrow().arrow_of(id).map(|a| match a.mark {
         // Only the link saw it: neither end is a lab socket.
@@ -113,6 +113,7 @@ pub fn Inspector() -> Html {
             dir: Direction::In, ..
         } => "datagram received",
         What::KernelDrops { .. } => "kernel drops",
+        What::Unreachable { .. } => "ICMP error",
         What::Link(_) => "link decision",
     };
     let title = match row {
@@ -154,6 +155,22 @@ pub fn Inspector() -> Html {
             "#{} · the kernel dropped {dropped} datagram(s) addressed to socket {socket}{} before socklab could read them: its receive buffer was full ({total} since it was bound; counted when it next received one) · t = {} s",
             p.id,
             local.map(|l| format!(" ({l})")).unwrap_or_default(),
+            seconds(p.t_ns)
+        ),
+        What::Unreachable {
+            socket,
+            local,
+            to,
+            reason,
+            icmp,
+            error,
+        } => format!(
+            "#{} · socket {socket} ({local}) sent a datagram to {to}: {} (ICMP type {}, code {}; the OS says \"{error}\": a connected socket's next send or receive fails with it, an unconnected one hears nothing unless it asks, as socklab does with IP_RECVERR) · the error quotes {} bytes of it · t = {} s",
+            p.id,
+            reason.describe(),
+            icmp.0,
+            icmp.1,
+            p.payload.len(),
             seconds(p.t_ns)
         ),
         What::Link(d) => format!(

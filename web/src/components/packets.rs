@@ -129,6 +129,20 @@ pub fn PacketsPanel() -> Html {
                         { format!("kernel dropped {dropped}: receive buffer full") }</td>
                 </tr>
             },
+            What::Unreachable { socket, to, reason, error, .. } => html! {
+                <tr class={classes!("packet-row", "kernel", selected_class)} {onclick} key={id}
+                    data-id={id.to_string()} data-dir="icmp">
+                    <td class="num">{ row }</td>
+                    <td class="num">{ time }</td>
+                    <td class="dir" title="an ICMP error came back about a datagram this socket sent">{ "✕ icmp" }</td>
+                    <td>{ socket.to_string() }</td>
+                    <td class="mono" title={to.to_string()}>{ name(*to) }</td>
+                    <td class="num">{ p.payload.len() }</td>
+                    <td class="mono preview">{ preview }</td>
+                    <td class="note" title={format!("{}. The OS calls it \"{error}\"; a connected socket's next send or receive would fail with it.", reason.describe())}>
+                        { reason.short() }</td>
+                </tr>
+            },
         }
     });
     let evicted = store.evicted;
@@ -157,7 +171,7 @@ pub fn PacketsPanel() -> Html {
                             <th title="The other end: destination of an out, source of an in (hover for its address)">{ "peer" }</th>
                             <th title="Payload bytes">{ "len" }</th>
                             <th>{ "payload" }</th>
-                            <th title="What a link decided for the datagram">{ "link decision" }</th>
+                            <th title="What happened to it on the way: a link's decision, a cut made by the socket's read size, an ICMP error that came back, the kernel's drops">{ "what happened" }</th>
                         </tr>
                     </thead>
                     <tbody>{ for rows }</tbody>

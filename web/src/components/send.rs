@@ -41,7 +41,7 @@ pub fn SendPanel() -> Html {
                 return;
             };
             let dispatch = ctx.state.dispatcher();
-            match form.commands(&socket.id) {
+            match form.commands(&socket.id, socket.peer.is_some()) {
                 Ok(commands) => {
                     for command in commands {
                         if !ctx.commands.send(&dispatch, Origin::Send, command) {
@@ -56,6 +56,26 @@ pub fn SendPanel() -> Html {
             }
         })
     };
+
+    let on_connect = {
+        let (ctx, form, chosen) = (ctx.clone(), form.clone(), chosen.clone());
+        Callback::from(move |_: MouseEvent| {
+            let Some(socket) = &chosen else {
+                return;
+            };
+            let dispatch = ctx.state.dispatcher();
+            match form.connect(&socket.id) {
+                Ok(command) => {
+                    ctx.commands.send(&dispatch, Origin::Send, command);
+                }
+                Err(message) => dispatch.dispatch(Action::LocalError {
+                    origin: Origin::Send,
+                    message: Some(message),
+                }),
+            }
+        })
+    };
+    let peer = chosen.as_ref().and_then(|c| c.peer);
 
     // Switching notation converts what was typed, when the bytes allow it.
     let switch = |n: Notation| {
@@ -93,8 +113,10 @@ pub fn SendPanel() -> Html {
             html! { <span id="payload-error" class="form-error">{ problem.clone() }</span> }
         }
     };
-    let can_send =
-        chosen.is_some() && checked.is_ok() && repeat.is_ok() && !form.to.trim().is_empty();
+    let can_send = chosen.is_some()
+        && checked.is_ok()
+        && repeat.is_ok()
+        && (!form.to.trim().is_empty() || peer.is_some());
 
     html! {
         <section class="panel" aria-labelledby="send-title">
@@ -114,8 +136,13 @@ pub fn SendPanel() -> Html {
                         </select>
                     </label>
                     <label class="grow">{ "to" }
-                        <input id="send-to" class="mono" placeholder="127.0.0.1:9000" value={form.to.clone()} oninput={on_input(&form, |f, v| f.to = v)} />
+                        <input id="send-to" class="mono"
+                            placeholder={peer.map_or_else(|| "127.0.0.1:9000".to_string(), |p| format!("empty: its peer {p}"))}
+                            value={form.to.clone()} oninput={on_input(&form, |f, v| f.to = v)} />
                     </label>
+                    <button id="send-connect" type="button" class="small" disabled={chosen.is_none() || form.to.trim().is_empty()} onclick={on_connect}
+                        title="connect(): make this address the socket's default destination (a send may then leave the address out) and the only address it receives from; the kernel discards datagrams from anyone else. Sends nothing. A connected socket also hears when nobody listens there: its next call fails with ECONNREFUSED.">
+                        { "connect" }</button>
                 </div>
                 <Destinations id="send-chips" {on_pick} exclude={chosen.as_ref().map(|c| c.local)} />
                 <div class="row">

@@ -46,6 +46,10 @@ pub fn SocketsPanel() -> Html {
                     <span class="rcvbuf" title="The receive buffer the kernel granted this socket (SO_RCVBUF), twice what was asked for (half is the kernel's bookkeeping): what arrives while it is full is dropped">
                         { format!("buffer {}", show_bytes(b)) }</span>
                 }
+                if let Some(peer) = socket.peer {
+                    <span class="peer" title="connect(): the socket's default destination, and the only address it receives from">
+                        { format!("connected to {}", ctx.state.name_of(peer)) }</span>
+                }
                 if let Some(n) = socket.recv_size {
                     <span class="read-size" title="Each receive reads this many bytes (recvfrom's bufsize): a longer datagram is cut and the rest is gone (MSG_TRUNC)">
                         { format!("reads {n} B") }</span>

@@ -245,13 +245,18 @@ impl SendForm {
         }
     }
 
-    /// The `send` commands of one click from `socket`: in a text payload, `{n}`
-    /// numbers the datagrams of a burst 1, 2, 3…
-    pub fn commands(&self, socket: &SocketId) -> Result<Vec<Command>, String> {
+    /// The `send` commands of one click from `socket` (`connected`: it is connected,
+    /// so an empty destination means its peer): in a text payload, `{n}` numbers the
+    /// datagrams of a burst 1, 2, 3…
+    pub fn commands(&self, socket: &SocketId, connected: bool) -> Result<Vec<Command>, String> {
         self.payload_len()?;
         let repeat = self.repeat()?;
-        if self.to.trim().is_empty() {
-            return Err("give an address to send to, such as 127.0.0.1:9000".into());
+        let to = Some(self.to.trim().to_string()).filter(|t| !t.is_empty());
+        if to.is_none() && !connected {
+            return Err(
+                "give an address to send to, such as 127.0.0.1:9000 (or connect the socket to one)"
+                    .into(),
+            );
         }
         Ok((1..=repeat)
             .map(|n| {
@@ -262,11 +267,25 @@ impl SendForm {
                 };
                 Command::Send {
                     socket: socket.clone(),
-                    to: self.to.trim().to_string(),
+                    to: to.clone(),
                     payload: self.notation.wrap(typed),
                 }
             })
             .collect())
+    }
+}
+
+impl SendForm {
+    /// The `connect` command for `socket` to the form's address.
+    pub fn connect(&self, socket: &SocketId) -> Result<Command, String> {
+        let to = self.to.trim();
+        if to.is_empty() {
+            return Err("give the address to connect to, such as 127.0.0.1:9000".into());
+        }
+        Ok(Command::Connect {
+            socket: socket.clone(),
+            to: to.to_string(),
+        })
     }
 }
 

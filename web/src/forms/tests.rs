@@ -79,7 +79,7 @@ fn a_burst_numbers_its_text_datagrams() {
         ..SendForm::default()
     };
     let texts: Vec<_> = form
-        .commands(&SocketId::new("s1"))
+        .commands(&SocketId::new("s1"), false)
         .unwrap()
         .into_iter()
         .map(|c| match c {
@@ -89,7 +89,28 @@ fn a_burst_numbers_its_text_datagrams() {
         .collect();
     assert_eq!(
         texts,
-        ["n=1", "n=2", "n=3"].map(|t| ("127.0.0.1:9".to_string(), Payload::Text(t.into())))
+        ["n=1", "n=2", "n=3"].map(|t| (Some("127.0.0.1:9".to_string()), Payload::Text(t.into())))
+    );
+    // A connected socket may leave the address out: its peer is the destination.
+    let to_peer = SendForm {
+        to: " ".into(),
+        ..form.clone()
+    };
+    assert!(to_peer.commands(&SocketId::new("s1"), false).is_err());
+    assert!(matches!(
+        to_peer.commands(&SocketId::new("s1"), true).unwrap()[0],
+        Command::Send { to: None, .. }
+    ));
+    assert!(
+        to_peer.connect(&SocketId::new("s1")).is_err(),
+        "connect needs an address"
+    );
+    assert_eq!(
+        form.connect(&SocketId::new("s1")),
+        Ok(Command::Connect {
+            socket: SocketId::new("s1"),
+            to: "127.0.0.1:9".into()
+        })
     );
     let hex = SendForm {
         notation: Notation::Hex,
@@ -97,7 +118,7 @@ fn a_burst_numbers_its_text_datagrams() {
         ..form.clone()
     };
     assert!(
-        hex.commands(&SocketId::new("s1")).is_err(),
+        hex.commands(&SocketId::new("s1"), false).is_err(),
         "{{n}} is not hex"
     );
 }
@@ -140,7 +161,7 @@ fn the_send_form_says_what_is_wrong() {
         ),
     ];
     for (form, problem) in cases {
-        let error = form.commands(&s1).unwrap_err();
+        let error = form.commands(&s1, false).unwrap_err();
         assert!(error.contains(problem), "{form:?}: {error}");
     }
     let v6 = SendForm {

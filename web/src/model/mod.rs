@@ -117,6 +117,8 @@ pub struct SocketInfo {
     pub recv_buffer_bytes: Option<u64>,
     /// How many bytes of each datagram it reads (None: all).
     pub recv_size: Option<u32>,
+    /// The peer it is connected to (`connect`), if any.
+    pub peer: Option<SocketAddr>,
     /// Datagrams the kernel dropped at it (receive buffer full), so far.
     pub kernel_drops: u64,
 }
@@ -499,6 +501,7 @@ impl State {
                     local: bound.local,
                     recv_buffer_bytes: bound.recv_buffer_bytes,
                     recv_size: bound.recv_size,
+                    peer: None,
                     kernel_drops: 0,
                 });
             }
@@ -645,6 +648,33 @@ impl State {
                         local,
                         dropped: drops.dropped,
                         total: drops.total,
+                    },
+                });
+                self.packets_version += 1;
+            }
+            Event::Connected(c) => {
+                self.settle(c.req);
+                self.saw_peer(c.peer);
+                if let Some(s) = Rc::make_mut(&mut self.sockets)
+                    .iter_mut()
+                    .find(|s| s.id == c.socket)
+                {
+                    s.peer = Some(c.peer);
+                }
+            }
+            Event::Unreachable(u) => {
+                let payload = decode_base64(&u.payload_b64).unwrap_or_default();
+                self.packets.borrow_mut().push(Packet {
+                    id: u.id.0,
+                    t_ns: u.t_ns,
+                    payload,
+                    what: What::Unreachable {
+                        socket: u.socket,
+                        local: u.local,
+                        to: u.to,
+                        reason: u.reason,
+                        icmp: (u.icmp_type, u.icmp_code),
+                        error: u.error,
                     },
                 });
                 self.packets_version += 1;

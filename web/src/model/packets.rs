@@ -42,6 +42,22 @@ pub enum What {
     },
     /// A link decided its fate.
     Link(LinkDecision),
+    /// An ICMP error came back about a datagram a lab socket sent (the payload is the
+    /// part of the datagram it quotes).
+    Unreachable {
+        /// The socket that sent it.
+        socket: SocketId,
+        /// Its address.
+        local: SocketAddr,
+        /// Where the datagram went.
+        to: SocketAddr,
+        /// What the error said.
+        reason: socklab_protocol::UnreachableReason,
+        /// The ICMP type and code.
+        icmp: (u8, u8),
+        /// The OS's words for it.
+        error: String,
+    },
     /// Not a datagram: the kernel dropped datagrams addressed to a lab socket (its
     /// receive buffer was full), counted when the socket next received one.
     KernelDrops {

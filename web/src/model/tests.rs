@@ -216,7 +216,7 @@ fn packets_are_kept_in_order_and_bounded() {
             .newest(10)
             .map(|p| match &p.what {
                 What::Socket { dir, .. } => (p.id, *dir, p.payload.as_slice()),
-                What::Link(_) | What::KernelDrops { .. } => {
+                What::Link(_) | What::KernelDrops { .. } | What::Unreachable { .. } => {
                     panic!("only datagrams were received")
                 }
             })
@@ -354,7 +354,9 @@ fn links_and_their_decisions() {
         .newest(2)
         .map(|p| match &p.what {
             What::Link(d) => d.summary(),
-            What::Socket { .. } | What::KernelDrops { .. } => panic!("link rows"),
+            What::Socket { .. } | What::KernelDrops { .. } | What::Unreachable { .. } => {
+                panic!("link rows")
+            }
         })
         .collect();
     assert_eq!(
@@ -383,7 +385,9 @@ fn links_and_their_decisions() {
     state.apply(Action::Received(Box::new(left(20_000))));
     let summary = |state: &State| match &state.packets.borrow().get(4).unwrap().what {
         What::Link(d) => d.summary(),
-        What::Socket { .. } | What::KernelDrops { .. } => panic!("a link row"),
+        What::Socket { .. } | What::KernelDrops { .. } | What::Unreachable { .. } => {
+            panic!("a link row")
+        }
     };
     assert_eq!(
         summary(&state),
@@ -420,7 +424,9 @@ fn links_and_their_decisions() {
     ))));
     let late = match &state.packets.borrow().get(7).unwrap().what {
         What::Link(d) => d.summary(),
-        What::Socket { .. } | What::KernelDrops { .. } => panic!("a link row"),
+        What::Socket { .. } | What::KernelDrops { .. } | What::Unreachable { .. } => {
+            panic!("a link row")
+        }
     };
     assert_eq!(
         late,

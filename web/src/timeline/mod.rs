@@ -116,6 +116,11 @@ pub enum LossWhy {
     Timeout,
     /// Nobody is bound where it went: the kernel discarded it on arrival.
     NoListener,
+    /// Nobody listens where it went, and the ICMP port unreachable that said so came
+    /// back to the sending socket.
+    Refused,
+    /// Another ICMP error came back: the network could not deliver it.
+    Unreachable,
 }
 
 impl LossWhy {
@@ -124,6 +129,8 @@ impl LossWhy {
         match (cause, reason) {
             (Some(LossCause::Kernel), _) => LossWhy::Kernel,
             (Some(LossCause::NoListener), _) => LossWhy::NoListener,
+            (Some(LossCause::Refused), _) => LossWhy::Refused,
+            (Some(LossCause::Unreachable), _) => LossWhy::Unreachable,
             (_, Some(reason)) => LossWhy::Link(reason),
             _ => LossWhy::Timeout,
         }
@@ -138,7 +145,13 @@ impl LossWhy {
             }
             LossWhy::Timeout => "not received within the loss timeout",
             LossWhy::NoListener => {
-                "nobody is bound to that port: the kernel discarded it on arrival (UDP does not tell the sender)"
+                "nobody is bound to that port: the kernel discarded it on arrival (no ICMP error reached the sender)"
+            }
+            LossWhy::Refused => {
+                "refused: nobody listens on that port, and the kernel there answered with ICMP port unreachable (see the ✕ icmp row); a connected socket's next call would fail with ECONNREFUSED"
+            }
+            LossWhy::Unreachable => {
+                "the network could not deliver it: an ICMP error came back (see the ✕ icmp row)"
             }
         }
     }
@@ -475,6 +488,8 @@ impl Timeline {
             // go; decisions reach it through fates).
             Event::Hello(_)
             | Event::KernelDrops(_)
+            | Event::Connected(_)
+            | Event::Unreachable(_)
             | Event::LinkUpdated(_)
             | Event::LinkStats(_)
             | Event::FlowStats(_)
@@ -710,7 +725,10 @@ impl Timeline {
                 // a direct send over loopback. The loss timeout is only when the
                 // analysis gave up waiting.
                 let t1 = match why {
-                    LossWhy::Kernel | LossWhy::NoListener => f
+                    LossWhy::Kernel
+                    | LossWhy::NoListener
+                    | LossWhy::Refused
+                    | LossWhy::Unreachable => f
                         .decision
                         .and_then(|d| self.departure(d.0))
                         .unwrap_or(arrow.t0),
@@ -744,7 +762,7 @@ impl Timeline {
                 let why = LossWhy::of(f.cause, f.reason);
                 // A request to a port nobody is bound to ended on arrival.
                 let t1 = match why {
-                    LossWhy::NoListener => f
+                    LossWhy::NoListener | LossWhy::Refused | LossWhy::Unreachable => f
                         .decision
                         .and_then(|d| self.departure(d.0))
                         .unwrap_or(arrow.t0),

@@ -90,6 +90,18 @@ pub enum Input<'a> {
         /// How many, since the previous report.
         dropped: u64,
     },
+    /// An ICMP error came back to the lab socket at `local` about a datagram it sent
+    /// to `to`.
+    Unreachable {
+        /// The socket's address.
+        local: SocketAddr,
+        /// Where the datagram went.
+        to: SocketAddr,
+        /// The start of the datagram, as the error quoted it.
+        bytes: &'a [u8],
+        /// Port unreachable (nobody listening there), not another error.
+        refused: bool,
+    },
     /// A link decided a datagram's fate.
     LinkDecision {
         /// The decision's event.
@@ -143,6 +155,10 @@ pub enum LossCause {
     Kernel,
     /// It was not received within the timeout.
     Timeout,
+    /// The destination refused it: an ICMP port unreachable came back.
+    Refused,
+    /// The network could not deliver it: another ICMP error came back.
+    Unreachable,
 }
 
 /// What the analyzer concluded about a datagram.

@@ -361,6 +361,27 @@ impl Analyzer {
                 self.now = self.now.max(t_ns);
                 self.received(id, t_ns, local, peer, bytes, out)
             }
+            Input::Unreachable {
+                local,
+                to,
+                bytes,
+                refused,
+            } => {
+                let cause = if refused {
+                    LossCause::Refused
+                } else {
+                    LossCause::Unreachable
+                };
+                self.unreachable(
+                    FlowKey {
+                        src: local,
+                        dst: to,
+                    },
+                    bytes,
+                    cause,
+                    out,
+                );
+            }
             Input::LinkDecision {
                 id: decision,
                 t_ns,
@@ -682,8 +703,34 @@ impl Analyzer {
         }
     }
 
+    /// An ICMP error came back about a send of `key` (sent straight to its
+    /// destination: through a link, the error goes to the link): the send whose bytes
+    /// the error quotes whole, or else (a long datagram, quoted in part) the flow's
+    /// oldest in flight, is lost for `cause`.
+    fn unreachable(
+        &mut self,
+        key: FlowKey,
+        quoted: &[u8],
+        cause: LossCause,
+        out: &mut Vec<Outcome>,
+    ) {
+        let (sends, matched) = if let Some(flow) = self.flows.get_mut(&key) {
+            (&mut flow.sends, true)
+        } else if let Some(flow) = self.echo.get_mut(&key) {
+            (&mut flow.sends, false)
+        } else {
+            return;
+        };
+        let taken = sends
+            .take_received(hash(quoted), quoted.len())
+            .or_else(|| sends.pop_oldest(None));
+        if let Some((_, pending)) = taken {
+            self.link_lost(key, matched, pending.id, cause, out);
+        }
+    }
+
     /// Concludes a send (already taken out of its flow's sends in flight) that a link
-    /// dropped.
+    /// dropped, or the network refused.
     fn link_lost(
         &mut self,
         key: FlowKey,

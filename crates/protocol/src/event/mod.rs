@@ -37,6 +37,11 @@ pub enum Event {
     Datagram(Datagram),
     /// The kernel dropped datagrams at a lab socket whose receive buffer was full.
     KernelDrops(KernelDrops),
+    /// A lab socket was connected to a peer.
+    Connected(Connected),
+    /// A datagram a lab socket sent could not be delivered, and the network said so
+    /// (an ICMP error: most often "port unreachable", nobody is listening there).
+    Unreachable(Unreachable),
     /// A link was created.
     LinkCreated(LinkCreated),
     /// A link's settings changed.
@@ -126,6 +131,114 @@ pub struct KernelDrops {
     /// Datagrams dropped since the socket was bound.
     pub total: u64,
     /// Nanoseconds since the session began.
+    pub t_ns: u64,
+}
+
+/// A lab socket was connected (`connect`): its default destination, and the only
+/// address it receives from.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct Connected {
+    /// The event's id in the session.
+    pub id: EventId,
+    /// The socket.
+    pub socket: SocketId,
+    /// Its address.
+    pub local: SocketAddr,
+    /// The peer it is connected to.
+    pub peer: SocketAddr,
+    /// Nanoseconds since the session began.
+    pub t_ns: u64,
+    /// The `req` of the `connect` that caused it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub req: Option<i64>,
+}
+
+/// What an ICMP error said of a datagram.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum UnreachableReason {
+    /// Nobody is listening on that port (ICMP type 3 code 3; ICMPv6 type 1 code 4):
+    /// the kernel there refused it. A connected socket's next call fails with
+    /// ECONNREFUSED.
+    PortUnreachable,
+    /// The host cannot be reached (ICMP type 3 code 1; ICMPv6 type 1 code 3).
+    HostUnreachable,
+    /// The network cannot be reached (ICMP type 3 code 0; ICMPv6 type 1 code 0).
+    NetUnreachable,
+    /// A firewall refused it (ICMP type 3 codes 9, 10, 13; ICMPv6 type 1 code 1).
+    Prohibited,
+    /// Too big for a link on the way (ICMP type 3 code 4; ICMPv6 type 2).
+    TooBig,
+    /// Another ICMP error (`icmp_type` and `icmp_code` say which).
+    Other,
+}
+
+impl UnreachableReason {
+    /// In plain words.
+    pub fn describe(self) -> &'static str {
+        match self {
+            UnreachableReason::PortUnreachable => {
+                "refused: nothing listens on that port, and its kernel answered with ICMP port unreachable"
+            }
+            UnreachableReason::HostUnreachable => {
+                "the host cannot be reached (ICMP host unreachable)"
+            }
+            UnreachableReason::NetUnreachable => {
+                "the network cannot be reached (ICMP network unreachable)"
+            }
+            UnreachableReason::Prohibited => {
+                "a firewall refused it (ICMP administratively prohibited)"
+            }
+            UnreachableReason::TooBig => {
+                "too big for a link on the way (ICMP fragmentation needed / packet too big)"
+            }
+            UnreachableReason::Other => "an ICMP error came back",
+        }
+    }
+
+    /// A short name, for a table cell.
+    pub fn short(self) -> &'static str {
+        match self {
+            UnreachableReason::PortUnreachable => "refused: port unreachable",
+            UnreachableReason::HostUnreachable => "host unreachable",
+            UnreachableReason::NetUnreachable => "network unreachable",
+            UnreachableReason::Prohibited => "prohibited",
+            UnreachableReason::TooBig => "too big",
+            UnreachableReason::Other => "ICMP error",
+        }
+    }
+}
+
+/// A datagram a lab socket sent came back as an ICMP error, read from the socket's
+/// error queue (IP_RECVERR): what a program only learns from a connected socket's
+/// next call failing (ECONNREFUSED), or not at all.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct Unreachable {
+    /// The event's id in the session.
+    pub id: EventId,
+    /// The socket that sent the datagram.
+    pub socket: SocketId,
+    /// Its address.
+    pub local: SocketAddr,
+    /// Where the datagram was sent.
+    pub to: SocketAddr,
+    /// What the error said.
+    pub reason: UnreachableReason,
+    /// The ICMP message's type and code.
+    pub icmp_type: u8,
+    /// See `icmp_type`.
+    pub icmp_code: u8,
+    /// Who sent the ICMP error (a router, or the destination host itself).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reporter: Option<std::net::IpAddr>,
+    /// The OS's words for it (for port unreachable: "Connection refused").
+    pub error: String,
+    /// The start of the datagram, as the ICMP error quoted it.
+    pub len: usize,
+    /// Those bytes, standard base64.
+    pub payload_b64: String,
+    /// When the error reached the socket (the kernel's timestamp), nanoseconds since
+    /// the session began.
     pub t_ns: u64,
 }
 
@@ -519,6 +632,7 @@ impl Event {
             Event::Bound(e) => e.req,
             Event::Closed(e) => e.req,
             Event::Datagram(e) => e.req,
+            Event::Connected(e) => e.req,
             Event::LinkCreated(e) => e.req,
             Event::LinkUpdated(e) => e.req,
             Event::LinkDeleted(e) => e.req,
@@ -532,6 +646,7 @@ impl Event {
             | Event::LinkSent(_)
             | Event::LinkClient(_)
             | Event::KernelDrops(_)
+            | Event::Unreachable(_)
             | Event::LinkStats(_)
             | Event::Fate(_)
             | Event::FlowStats(_)
@@ -546,6 +661,8 @@ impl Event {
             Event::Closed(e) => Some(e.id),
             Event::Datagram(e) => Some(e.id),
             Event::KernelDrops(e) => Some(e.id),
+            Event::Connected(e) => Some(e.id),
+            Event::Unreachable(e) => Some(e.id),
             Event::LinkCreated(e) => Some(e.id),
             Event::LinkUpdated(e) => Some(e.id),
             Event::LinkDeleted(e) => Some(e.id),

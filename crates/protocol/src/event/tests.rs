@@ -52,6 +52,34 @@ fn wire_form_snapshots() {
             r#"{"type":"datagram","id":17,"socket":"s1","dir":"in","local":"127.0.0.1:40000","peer":"127.0.0.1:40001","len":2,"payload_b64":"aGU=","t_ns":1234567,"truncated_from":5}"#,
         ),
         (
+            Event::Connected(Connected {
+                id: EventId(3),
+                socket: SocketId::new("s1"),
+                local: "127.0.0.1:5000".parse().unwrap(),
+                peer: "127.0.0.1:9".parse().unwrap(),
+                t_ns: 40,
+                req: Some(5),
+            }),
+            r#"{"type":"connected","id":3,"socket":"s1","local":"127.0.0.1:5000","peer":"127.0.0.1:9","t_ns":40,"req":5}"#,
+        ),
+        (
+            Event::Unreachable(Unreachable {
+                id: EventId(4),
+                socket: SocketId::new("s1"),
+                local: "127.0.0.1:5000".parse().unwrap(),
+                to: "127.0.0.1:9".parse().unwrap(),
+                reason: UnreachableReason::PortUnreachable,
+                icmp_type: 3,
+                icmp_code: 3,
+                reporter: Some("127.0.0.1".parse().unwrap()),
+                error: "Connection refused".into(),
+                len: 2,
+                payload_b64: "aGk=".into(),
+                t_ns: 45,
+            }),
+            r#"{"type":"unreachable","id":4,"socket":"s1","local":"127.0.0.1:5000","to":"127.0.0.1:9","reason":"port_unreachable","icmp_type":3,"icmp_code":3,"reporter":"127.0.0.1","error":"Connection refused","len":2,"payload_b64":"aGk=","t_ns":45}"#,
+        ),
+        (
             Event::KernelDrops(KernelDrops {
                 id: EventId(9),
                 socket: SocketId::new("s1"),
