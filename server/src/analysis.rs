@@ -246,6 +246,10 @@ fn feed(
         }
         Record::LinkUpdated { .. }
         | Record::Connected { .. }
+        | Record::Accepted(_)
+        | Record::Stream(_)
+        | Record::StreamEnd(_)
+        | Record::ShutDown { .. }
         | Record::LinkStats { .. }
         | Record::GeneratorStarted(_)
         | Record::GeneratorDone(_)

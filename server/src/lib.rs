@@ -46,6 +46,7 @@ pub mod policy;
 pub mod session;
 pub mod sessions;
 pub mod slots;
+pub mod tcp;
 mod timer;
 pub mod udp;
 pub mod viewer;

@@ -81,6 +81,21 @@ pub enum Record {
     },
     /// An ICMP error about a datagram a socket sent (boxed: rare, and large).
     Unreachable(Box<UnreachableRecord>),
+    /// A TCP listener accepted a connection (boxed: rare, and large).
+    Accepted(Box<AcceptedRecord>),
+    /// Bytes a TCP socket wrote or read (boxed: larger than a datagram record).
+    Stream(Box<StreamRecord>),
+    /// A TCP connection's stream ended for a socket.
+    StreamEnd(Box<StreamEndRecord>),
+    /// A TCP socket shut down one or both halves of its connection.
+    ShutDown {
+        /// The socket.
+        socket: SocketId,
+        /// Which half.
+        how: socklab_protocol::ShutdownHow,
+        /// The `req` of the command.
+        req: Option<Tagged>,
+    },
     /// A link was created (boxed: a rare record, and every log entry is as big as the
     /// largest kind).
     LinkCreated(Box<LinkCreation>),
@@ -278,6 +293,8 @@ pub struct BoundRecord {
     pub recv_buffer_bytes: Option<u64>,
     /// How many bytes each receive reads (None: whole datagrams).
     pub recv_size: Option<u32>,
+    /// A TCP listener.
+    pub listening: bool,
     /// The `req` of the command that bound it.
     pub req: Option<Tagged>,
 }
@@ -349,6 +366,49 @@ pub struct SocketName {
     pub local: SocketAddr,
 }
 
+/// A TCP listener accepted a connection.
+#[derive(Debug)]
+pub struct AcceptedRecord {
+    /// The new socket, with its address.
+    pub socket: Arc<SocketName>,
+    /// The listener.
+    pub listener: SocketId,
+    /// Who connected.
+    pub peer: SocketAddr,
+}
+
+/// Bytes a TCP socket wrote or read.
+#[derive(Debug)]
+pub struct StreamRecord {
+    /// The socket, with its address.
+    pub socket: Arc<SocketName>,
+    /// Written or read.
+    pub dir: Direction,
+    /// The other end.
+    pub peer: SocketAddr,
+    /// Where in that direction's stream the bytes start.
+    pub offset: u64,
+    /// The bytes.
+    pub payload: Box<[u8]>,
+    /// The `req` of the `send` that caused an `out`.
+    pub req: Option<Tagged>,
+}
+
+/// A TCP stream ended for a socket.
+#[derive(Debug)]
+pub struct StreamEndRecord {
+    /// The socket.
+    pub socket: SocketId,
+    /// How.
+    pub reason: socklab_protocol::StreamEndReason,
+    /// The OS's words.
+    pub error: Option<String>,
+    /// The bytes read in all.
+    pub read: u64,
+    /// The `req` of a refused `connect`.
+    pub req: Option<Tagged>,
+}
+
 /// An ICMP error about a datagram a socket sent, from its error queue.
 #[derive(Debug)]
 pub struct UnreachableRecord {
@@ -400,12 +460,16 @@ impl Record {
             Record::Datagram(d) => d.payload.len(),
             Record::LinkPacket(_, payload) => payload.len(),
             Record::Unreachable(u) => u.payload.len(),
+            Record::Stream(s) => s.payload.len(),
             Record::LinkSent(sent) => sent.sent.len().saturating_mul(DEPARTURE_BYTES),
             Record::FlowStats(stats) => stats.flows.len().saturating_mul(FLOW_SUMMARY_BYTES),
             Record::Bound(_)
             | Record::Closed { .. }
             | Record::KernelDrops { .. }
             | Record::Connected { .. }
+            | Record::Accepted(_)
+            | Record::StreamEnd(_)
+            | Record::ShutDown { .. }
             | Record::LinkCreated { .. }
             | Record::LinkUpdated { .. }
             | Record::LinkDeleted { .. }

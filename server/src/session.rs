@@ -21,6 +21,7 @@ use crate::generator::{self, GeneratorHandle, Plan};
 use crate::link::LinkHandle;
 use crate::log::{EventLog, LinkCreation, Record, Tagged};
 use crate::policy::{AddressPolicy, SocketScope, parse_addr};
+use crate::tcp::{Op, TcpContext, TcpHandle, TcpOptions};
 use crate::udp::{ReplyTo, SendRequest, UdpHandle, check_size};
 
 /// A session's state: its sockets and its log.
@@ -29,6 +30,11 @@ pub struct Session {
     id: String,
     log: Arc<EventLog>,
     sockets: BTreeMap<SocketId, UdpHandle>,
+    /// Its TCP sockets (listeners and connections).
+    streams: BTreeMap<SocketId, TcpHandle>,
+    /// Where its listeners hand over the connections they accept.
+    accepted_tx: tokio::sync::mpsc::Sender<TcpHandle>,
+    accepted_rx: tokio::sync::mpsc::Receiver<TcpHandle>,
     next_socket: u64,
     links: BTreeMap<LinkId, LinkHandle>,
     next_link: u64,
@@ -60,6 +66,7 @@ impl Session {
     ) -> Self {
         let log = Arc::new(EventLog::new(config.log_max_events, config.log_max_bytes));
         let (loss_timeout_ms, timeout_rx) = tokio::sync::watch::channel(config.loss_timeout_ms);
+        let (accepted_tx, accepted_rx) = tokio::sync::mpsc::channel(crate::tcp::ACCEPTED_QUEUE);
         tokio::spawn(crate::analysis::run(
             log.clone(),
             timeout_rx,
@@ -75,6 +82,9 @@ impl Session {
             id: format!("{:016x}", rand::random::<u64>()),
             log,
             sockets: BTreeMap::new(),
+            streams: BTreeMap::new(),
+            accepted_tx,
+            accepted_rx,
             next_socket: 1,
             links: BTreeMap::new(),
             next_link: 1,
@@ -126,24 +136,73 @@ impl Session {
             .req
             .zip(std::num::NonZeroU64::new(viewer))
             .map(|(req, viewer)| Tagged { viewer, req });
+        // Connections accepted since the last command become sockets of the session
+        // before any command can name them.
+        self.take_accepted();
         match request.command {
-            Command::Bind(BindSpec {
-                proto,
-                addr,
-                broadcast,
-                multicast,
-                recv_buffer_bytes,
-                recv_size,
-            }) => self.bind(
-                proto,
-                &addr,
-                SocketScope {
-                    broadcast,
-                    multicast,
-                },
-                (recv_buffer_bytes, recv_size),
-                req,
-            ),
+            Command::Bind(spec) => self.bind(spec, req),
+            Command::Send {
+                socket,
+                to,
+                payload,
+            } if self.streams.contains_key(&socket) => {
+                let handle = &self.streams[&socket];
+                if let Some(to) = to {
+                    return Err(CommandError::bad_request(format!(
+                        "socket {socket} is a TCP socket: its bytes go to the other end of its connection, not to an address (leave `to` out; got {to})"
+                    )));
+                }
+                let payload = payload
+                    .decode()
+                    .map_err(|e| CommandError::bad_request(e.to_string()))?;
+                if payload.len() > crate::tcp::MAX_WRITE {
+                    return Err(CommandError::new(
+                        ErrorCode::PayloadTooLarge,
+                        format!(
+                            "one send writes at most {} bytes; this one is {} (send it in parts: a stream does not care)",
+                            crate::tcp::MAX_WRITE,
+                            payload.len()
+                        ),
+                    ));
+                }
+                handle.queue(Op::Write {
+                    payload,
+                    req,
+                    reply: reply.clone(),
+                })
+            }
+            Command::Connect { socket, to } if self.streams.contains_key(&socket) => {
+                let handle = &self.streams[&socket];
+                let to = parse_addr(&to)?;
+                self.policy.check_destination(to, SocketScope::default())?;
+                if to.is_ipv4() != handle.local.is_ipv4() {
+                    return Err(CommandError::bad_address(format!(
+                        "socket {socket} is bound to {}, and cannot connect to {to}, an address of the other family; bind a socket of the same family",
+                        handle.local
+                    )));
+                }
+                handle.queue(Op::Connect {
+                    to,
+                    req,
+                    reply: reply.clone(),
+                })
+            }
+            Command::Shutdown { socket, how } => {
+                let Some(handle) = self.streams.get(&socket) else {
+                    return Err(if self.sockets.contains_key(&socket) {
+                        CommandError::bad_request(format!(
+                            "socket {socket} is a UDP socket: shutdown ends a half of a TCP connection, and UDP has none (close the socket instead)"
+                        ))
+                    } else {
+                        unknown_socket(&socket)
+                    });
+                };
+                handle.queue(Op::Shutdown {
+                    how,
+                    req,
+                    reply: reply.clone(),
+                })
+            }
             Command::Close { socket } => self.close(socket, req).await,
             Command::Send {
                 socket,
@@ -348,7 +407,15 @@ impl Session {
     }
 
     fn socket(&self, id: &SocketId) -> Result<&UdpHandle, CommandError> {
-        self.sockets.get(id).ok_or_else(|| unknown_socket(id))
+        self.sockets.get(id).ok_or_else(|| {
+            if self.streams.contains_key(id) {
+                CommandError::bad_request(format!(
+                    "socket {id} is a TCP socket; this needs a UDP socket (the generator sends datagrams)"
+                ))
+            } else {
+                unknown_socket(id)
+            }
+        })
     }
 
     /// The socket `id` and the address `to` it may send to (policy and family checked).
@@ -421,20 +488,23 @@ impl Session {
         Ok(())
     }
 
-    fn bind(
-        &mut self,
-        proto: Proto,
-        addr: &str,
-        scope: SocketScope,
-        (recv_buffer, recv_size): (Option<u64>, Option<u32>),
-        req: Option<Tagged>,
-    ) -> Result<(), CommandError> {
-        let addr = parse_addr(addr)?;
+    fn bind(&mut self, spec: BindSpec, req: Option<Tagged>) -> Result<(), CommandError> {
+        let BindSpec {
+            proto,
+            addr,
+            broadcast,
+            multicast,
+            recv_buffer_bytes: recv_buffer,
+            recv_size,
+            listen,
+            nodelay,
+        } = spec;
+        let addr = parse_addr(&addr)?;
         if let Some(size) = recv_size
             && !(1..=limits::MAX_RECV_SIZE).contains(&size)
         {
             return Err(CommandError::bad_request(format!(
-                "recv_size is {size}; give 1 to {} bytes (how many bytes of each datagram a receive reads)",
+                "recv_size is {size}; give 1 to {} bytes (how many bytes each receive reads)",
                 limits::MAX_RECV_SIZE
             )));
         }
@@ -446,53 +516,131 @@ impl Session {
                 limits::MAX_RECV_BUFFER_BYTES
             )));
         }
+        match proto {
+            Proto::Udp if listen || nodelay => {
+                return Err(CommandError::bad_request(
+                    "listen and nodelay are TCP options; a UDP socket has no connections to listen for and no Nagle",
+                ));
+            }
+            Proto::Tcp if broadcast || multicast => {
+                return Err(CommandError::bad_request(
+                    "broadcast and multicast are UDP options: a TCP connection has exactly two ends",
+                ));
+            }
+            _ => {}
+        }
         self.policy.check_bind(addr)?;
-        if self.sockets.len() >= self.config.max_sockets_per_session {
+        self.take_accepted();
+        let open = self.sockets.len() + self.streams.len();
+        if open >= self.config.max_sockets_per_session {
             return Err(CommandError::new(
                 ErrorCode::LimitExceeded,
                 format!(
-                    "this session already has {} sockets open, the most allowed (--max-sockets-per-session); close one first",
-                    self.sockets.len()
+                    "this session already has {open} sockets open, the most allowed (--max-sockets-per-session); close one first"
                 ),
             ));
         }
         let id = SocketId::new(format!("s{}", self.next_socket));
         let slot = self.slots.take(1)?;
-        let handle = match proto {
-            Proto::Udp => UdpHandle::bind(
-                id.clone(),
-                addr,
-                scope,
-                recv_buffer,
-                recv_size,
-                self.log.clone(),
-                self.budget.clone(),
-                &self.cancel,
-            )?,
+        let (local, recv_buffer_bytes) = match proto {
+            Proto::Udp => {
+                let handle = UdpHandle::bind(
+                    id.clone(),
+                    addr,
+                    SocketScope {
+                        broadcast,
+                        multicast,
+                    },
+                    recv_buffer,
+                    recv_size,
+                    self.log.clone(),
+                    self.budget.clone(),
+                    &self.cancel,
+                )?;
+                let bound = (handle.local, handle.recv_buffer_bytes);
+                self.sockets.insert(id.clone(), handle.holding(slot));
+                bound
+            }
+            Proto::Tcp => {
+                let handle = TcpHandle::bind(
+                    id.clone(),
+                    addr,
+                    listen,
+                    TcpOptions {
+                        read_size: recv_size,
+                        nodelay,
+                        recv_buffer,
+                    },
+                    self.tcp_context(),
+                    &self.cancel,
+                )?;
+                let bound = (handle.local, handle.recv_buffer_bytes);
+                self.streams.insert(id.clone(), handle.holding(slot));
+                bound
+            }
         };
         self.next_socket += 1;
-        tracing::info!(socket = %id, local = %handle.local, "bound");
+        tracing::info!(socket = %id, %local, "bound");
         self.log.append(
             Instant::now(),
             Record::Bound(Box::new(crate::log::BoundRecord {
-                socket: id.clone(),
+                socket: id,
                 proto,
-                local: handle.local,
-                recv_buffer_bytes: handle.recv_buffer_bytes,
-                recv_size: handle.recv_size,
+                local,
+                recv_buffer_bytes,
+                recv_size,
+                listening: listen,
                 req,
             })),
         );
-        self.sockets.insert(id, handle.holding(slot));
         Ok(())
     }
 
+    /// What a TCP socket's task needs from the session.
+    fn tcp_context(&self) -> TcpContext {
+        TcpContext {
+            log: self.log.clone(),
+            budget: self.budget.clone(),
+            slots: self.slots.clone(),
+            accepted: self.accepted_tx.clone(),
+        }
+    }
+
+    /// Takes in the connections the session's listeners accepted since the last
+    /// command: each is a socket of the session from now on. Over the session's socket
+    /// limit, one is closed at once (its task logs why).
+    fn take_accepted(&mut self) {
+        while let Ok(handle) = self.accepted_rx.try_recv() {
+            if self.sockets.len() + self.streams.len() >= self.config.max_sockets_per_session {
+                let id = handle.id.clone();
+                tracing::info!(socket = %id, "accepted over the session's limit: closed");
+                let log = self.log.clone();
+                tokio::spawn(async move {
+                    handle.close().await;
+                    log.append(
+                        Instant::now(),
+                        Record::Closed {
+                            socket: id,
+                            req: None,
+                        },
+                    );
+                });
+                continue;
+            }
+            self.streams.insert(handle.id.clone(), handle);
+        }
+    }
+
     async fn close(&mut self, id: SocketId, req: Option<Tagged>) -> Result<(), CommandError> {
-        let handle = self
-            .sockets
-            .remove(&id)
-            .ok_or_else(|| unknown_socket(&id))?;
-        handle.close().await;
+        if let Some(handle) = self.streams.remove(&id) {
+            handle.close().await;
+        } else {
+            let handle = self
+                .sockets
+                .remove(&id)
+                .ok_or_else(|| unknown_socket(&id))?;
+            handle.close().await;
+        }
         tracing::info!(socket = %id, "closed");
         self.log
             .append(Instant::now(), Record::Closed { socket: id, req });
@@ -509,6 +657,10 @@ impl Session {
             handle.close().await;
         }
         for (_, handle) in std::mem::take(&mut self.sockets) {
+            handle.close().await;
+        }
+        self.take_accepted();
+        for (_, handle) in std::mem::take(&mut self.streams) {
             handle.close().await;
         }
     }

@@ -8,9 +8,9 @@
 use socklab_protocol::fast;
 use socklab_protocol::payload::encode_base64;
 use socklab_protocol::{
-    AnalysisConfig, Bound, Closed, Connected, Datagram, ErrorEvent, Event, EventId, GeneratorDone,
-    GeneratorStarted, KernelDrops, LinkClient, LinkCreated, LinkDeleted, LinkPacket, LinkSent,
-    LinkStats, LinkUpdated, SocketId, Unreachable,
+    Accepted, AnalysisConfig, Bound, Closed, Connected, Datagram, ErrorEvent, Event, EventId,
+    GeneratorDone, GeneratorStarted, KernelDrops, LinkClient, LinkCreated, LinkDeleted, LinkPacket,
+    LinkSent, LinkStats, LinkUpdated, ShutDown, SocketId, Stream, StreamEnd, Unreachable,
 };
 
 use crate::error::CommandError;
@@ -50,6 +50,7 @@ pub fn to_event(entry: &Entry, viewer: u64) -> Event {
             local: b.local,
             recv_buffer_bytes: b.recv_buffer_bytes,
             recv_size: b.recv_size,
+            listening: b.listening,
             t_ns,
             req: Tagged::for_viewer(b.req, viewer),
         }),
@@ -74,6 +75,42 @@ pub fn to_event(entry: &Entry, viewer: u64) -> Event {
             len: u.payload.len(),
             payload_b64: encode_base64(&u.payload),
             t_ns,
+        }),
+        Record::Accepted(a) => Event::Accepted(Accepted {
+            id,
+            socket: SocketId::new(&*a.socket.id),
+            listener: a.listener.clone(),
+            local: a.socket.local,
+            peer: a.peer,
+            t_ns,
+        }),
+        Record::Stream(s) => Event::Stream(Stream {
+            id,
+            socket: SocketId::new(&*s.socket.id),
+            dir: s.dir,
+            local: s.socket.local,
+            peer: s.peer,
+            offset: s.offset,
+            len: s.payload.len(),
+            payload_b64: encode_base64(&s.payload),
+            t_ns,
+            req: Tagged::for_viewer(s.req, viewer),
+        }),
+        Record::StreamEnd(e) => Event::StreamEnd(StreamEnd {
+            id,
+            socket: e.socket.clone(),
+            reason: e.reason,
+            error: e.error.clone(),
+            read: e.read,
+            t_ns,
+            req: Tagged::for_viewer(e.req, viewer),
+        }),
+        Record::ShutDown { socket, how, req } => Event::ShutDown(ShutDown {
+            id,
+            socket: socket.clone(),
+            how: *how,
+            t_ns,
+            req: Tagged::for_viewer(*req, viewer),
         }),
         Record::KernelDrops {
             socket,

@@ -144,3 +144,69 @@ pub async fn send_numbered(to: SocketAddr, count: u64, rate: f64) -> SocketAddr 
         .and_then(|a| a.parse().ok())
         .unwrap_or_else(|| panic!("unexpected output from the sender: {text:?}"))
 }
+
+/// A running `tests/fixtures/tcp_server.py`: accepts one connection, reads it to its
+/// end, answers `answer`, and says what each `recv` returned; killed on drop.
+pub struct PythonTcpServer {
+    child: Child,
+    lines: BufReader<std::process::ChildStdout>,
+    /// Where it listens.
+    pub addr: SocketAddr,
+}
+
+impl PythonTcpServer {
+    /// Starts the server on a free port of `host`, to answer `answer`.
+    pub fn start(host: &str, answer: &str) -> Self {
+        let (child, lines, addr) = spawn_listening("tcp_server.py", &[host, answer]);
+        PythonTcpServer { child, lines, addr }
+    }
+
+    /// What each of its reads returned, once it has answered and closed (blocking:
+    /// call it when the connection is over).
+    pub fn reads(mut self) -> Vec<String> {
+        let mut line = String::new();
+        self.lines
+            .read_line(&mut line)
+            .expect("tcp_server.py prints its reads");
+        let parsed: serde_json::Value =
+            serde_json::from_str(line.trim()).unwrap_or_else(|e| panic!("{line:?}: {e}"));
+        parsed["reads"]
+            .as_array()
+            .expect("a list of reads")
+            .iter()
+            .map(|r| r.as_str().unwrap_or_default().to_string())
+            .collect()
+    }
+}
+
+impl Drop for PythonTcpServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `tests/fixtures/tcp_client.py` to the end, blocking the calling thread (so a
+/// server on this thread's runtime does nothing meanwhile): it connects to `to`, sends
+/// each message with a send() of its own, ends its stream and closes. Returns the
+/// address it connected from.
+pub fn tcp_client(to: SocketAddr, messages: &[&str]) -> SocketAddr {
+    let script = crate::workspace_root().join("tests/fixtures/tcp_client.py");
+    let output = Command::new("python3")
+        .arg(&script)
+        .arg(to.ip().to_string())
+        .arg(to.port().to_string())
+        .args(messages)
+        .output()
+        .expect("python3 runs (the interop tests need the machine's Python 3)");
+    assert!(output.status.success(), "the client failed: {output:?}");
+    let text = String::from_utf8_lossy(&output.stdout);
+    let from = text.trim().rsplit(" from ").next().unwrap_or_default();
+    // An IPv6 address is printed without brackets.
+    from.parse()
+        .or_else(|_| {
+            let (ip, port) = from.rsplit_once(':').unwrap_or_default();
+            format!("[{ip}]:{port}").parse()
+        })
+        .unwrap_or_else(|_| panic!("unexpected output from the client: {text:?}"))
+}

@@ -7,12 +7,26 @@ use crate::ids::{GeneratorId, LinkId, SocketId};
 use crate::link::LinkSettings;
 use crate::payload::Payload;
 
-/// The kind of socket to open. Only UDP exists in protocol version 1.
+/// The kind of socket to open.
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[serde(rename_all = "snake_case")]
 pub enum Proto {
-    /// A `SOCK_DGRAM` socket.
+    /// A UDP socket (`SOCK_DGRAM`): datagrams.
     Udp,
+    /// A TCP socket (`SOCK_STREAM`): a byte stream over a connection.
+    Tcp,
+}
+
+/// Which half of a TCP connection `shutdown` ends.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum ShutdownHow {
+    /// No more reading (SHUT_RD).
+    Read,
+    /// No more writing: the peer reads the end of the stream (SHUT_WR, a FIN).
+    Write,
+    /// Both (SHUT_RDWR).
+    Both,
 }
 
 /// One command from a client. On the wire: a JSON object whose `"type"` names the
@@ -27,10 +41,11 @@ pub enum Command {
         /// The socket to close.
         socket: SocketId,
     },
-    /// Connect a UDP socket to a peer: its default destination (a `send` without `to`
-    /// goes there), and the only address it receives from (the kernel discards
-    /// datagrams from any other). Connecting again changes the peer. Success: a
-    /// `connected` event.
+    /// Connect a socket to a peer. UDP: its default destination (a `send` without
+    /// `to` goes there), and the only address it receives from (the kernel discards
+    /// datagrams from any other); connecting again changes the peer. TCP (a socket
+    /// bound without `listen`): open a connection (the three-way handshake).
+    /// Success: a `connected` event.
     Connect {
         /// The socket.
         socket: SocketId,
@@ -46,6 +61,13 @@ pub enum Command {
         to: Option<String>,
         /// The datagram's bytes.
         payload: Payload,
+    },
+    /// End one or both halves of a TCP connection. Success: a `shut_down` event.
+    Shutdown {
+        /// The socket.
+        socket: SocketId,
+        /// Which half.
+        how: ShutdownHow,
     },
     /// Create a link: an impairing UDP relay from `listen` to `target`. Success: a
     /// `link_created` event.
@@ -122,6 +144,14 @@ pub struct BindSpec {
     /// every datagram is read whole.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recv_size: Option<u32>,
+    /// TCP: listen for connections (bind + listen); each accepted one is a socket of
+    /// its own (`accepted`). Without it, the socket is bound to `connect` from.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub listen: bool,
+    /// TCP: send each write at once (TCP_NODELAY), instead of letting Nagle's
+    /// algorithm hold small writes back while data is unacknowledged.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub nodelay: bool,
 }
 
 impl Default for BindSpec {
@@ -134,6 +164,8 @@ impl Default for BindSpec {
             multicast: false,
             recv_buffer_bytes: None,
             recv_size: None,
+            listen: false,
+            nodelay: false,
         }
     }
 }
@@ -218,14 +250,7 @@ mod tests {
     use super::*;
 
     fn bind() -> Command {
-        Command::Bind(BindSpec {
-            proto: Proto::Udp,
-            addr: "127.0.0.1:0".into(),
-            broadcast: false,
-            multicast: false,
-            recv_buffer_bytes: None,
-            recv_size: None,
-        })
+        Command::Bind(BindSpec::default())
     }
 
     /// The wire form of every command. A change here is a change of the contract.
@@ -278,6 +303,22 @@ mod tests {
                     },
                 ),
                 r#"{"req":5,"type":"connect","socket":"s1","to":"127.0.0.1:9"}"#,
+            ),
+            (
+                Request::new(Command::Bind(BindSpec {
+                    proto: Proto::Tcp,
+                    listen: true,
+                    nodelay: true,
+                    ..BindSpec::default()
+                })),
+                r#"{"type":"bind","proto":"tcp","addr":"127.0.0.1:0","listen":true,"nodelay":true}"#,
+            ),
+            (
+                Request::new(Command::Shutdown {
+                    socket: SocketId::new("s3.1"),
+                    how: ShutdownHow::Write,
+                }),
+                r#"{"type":"shutdown","socket":"s3.1","how":"write"}"#,
             ),
             (
                 Request::new(Command::Send {
@@ -419,7 +460,7 @@ mod tests {
             (
                 r#"{"req":5,"type":"dance"}"#,
                 Some(5),
-                "bad command: unknown variant `dance`, expected one of `bind`, `close`, `connect`, `send`, `link_create`, `link_update`, `link_delete`, `generate`, `generate_stop`, `set_loss_timeout`, `set_match_field`",
+                "bad command: unknown variant `dance`, expected one of `bind`, `close`, `connect`, `send`, `shutdown`, `link_create`, `link_update`, `link_delete`, `generate`, `generate_stop`, `set_loss_timeout`, `set_match_field`",
             ),
             (
                 r#"{"req":6,"type":"bind","proto":"udp"}"#,
@@ -429,7 +470,7 @@ mod tests {
             (
                 r#"{"req":7,"type":"bind","proto":"sctp","addr":"127.0.0.1:0"}"#,
                 Some(7),
-                "bad command: unknown variant `sctp`, expected `udp`",
+                "bad command: unknown variant `sctp`, expected `udp` or `tcp`",
             ),
             (
                 r#"{"req":8,"type":"close","socket":12}"#,

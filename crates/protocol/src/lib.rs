@@ -30,12 +30,12 @@ pub mod limits;
 pub mod link;
 pub mod payload;
 
-pub use command::{BindSpec, Command, DecodeError, Proto, Request, decode_request};
+pub use command::{BindSpec, Command, DecodeError, Proto, Request, ShutdownHow, decode_request};
 pub use event::{
-    AnalysisConfig, Bound, Closed, Connected, Datagram, Departure, Direction, ErrorCode,
+    Accepted, AnalysisConfig, Bound, Closed, Connected, Datagram, Departure, Direction, ErrorCode,
     ErrorEvent, Event, Gap, GeneratorDone, GeneratorStarted, Hello, KernelDrops, LinkClient,
-    LinkCreated, LinkDeleted, LinkPacket, LinkSent, LinkStats, LinkUpdated, Unreachable,
-    UnreachableReason,
+    LinkCreated, LinkDeleted, LinkPacket, LinkSent, LinkStats, LinkUpdated, ShutDown, Stream,
+    StreamEnd, StreamEndReason, Unreachable, UnreachableReason,
 };
 pub use ids::{EventId, GeneratorId, LinkId, SessionId, SocketId};
 pub use payload::{Payload, PayloadError};

@@ -52,7 +52,11 @@ pub fn Inspector() -> Html {
                 row.id,
                 d.summary()
             )),
-            What::Socket { .. } | What::KernelDrops { .. } | What::Unreachable { .. } => None,
+            What::Socket { .. }
+            | What::KernelDrops { .. }
+            | What::Unreachable { .. }
+            | What::Stream { .. }
+            | What::Tcp { .. } => None,
         });
     let fate = state.timeline.borrow().arrow_of(id).map(|a| match a.mark {
         // Only the link saw it: neither end is a lab socket.
@@ -114,6 +118,14 @@ pub fn Inspector() -> Html {
         } => "datagram received",
         What::KernelDrops { .. } => "kernel drops",
         What::Unreachable { .. } => "ICMP error",
+        What::Stream {
+            dir: Direction::Out,
+            ..
+        } => "TCP write",
+        What::Stream {
+            dir: Direction::In, ..
+        } => "TCP read",
+        What::Tcp { .. } => "TCP connection",
         What::Link(_) => "link decision",
     };
     let title = match row {
@@ -155,6 +167,55 @@ pub fn Inspector() -> Html {
             "#{} · the kernel dropped {dropped} datagram(s) addressed to socket {socket}{} before socklab could read them: its receive buffer was full ({total} since it was bound; counted when it next received one) · t = {} s",
             p.id,
             local.map(|l| format!(" ({l})")).unwrap_or_default(),
+            seconds(p.t_ns)
+        ),
+        What::Stream {
+            socket,
+            dir,
+            local,
+            peer,
+            offset,
+        } => {
+            let (verb, from, to) = match dir {
+                Direction::Out => ("wrote", local, peer),
+                Direction::In => ("read", peer, local),
+            };
+            let n = p.payload.len() as u64;
+            let sources = store.writes_into(&p);
+            let origin = if sources.is_empty() {
+                String::new()
+            } else {
+                let parts: Vec<String> = sources
+                    .iter()
+                    .map(|(write, a, b)| {
+                        format!(
+                            "bytes {a}–{} from write #{write}{}",
+                            b - 1,
+                            store
+                                .row_of(*write)
+                                .map(|r| format!(" (row {r})"))
+                                .unwrap_or_default()
+                        )
+                    })
+                    .collect();
+                format!(
+                    " · {} write(s) in this one read: {}",
+                    sources.len(),
+                    parts.join(", ")
+                )
+            };
+            format!(
+                "#{} · socket {socket} {verb} {n} bytes · {from} → {to} · stream bytes {offset}–{}{origin} · t = {} s",
+                p.id,
+                (offset + n).saturating_sub(1),
+                seconds(p.t_ns)
+            )
+        }
+        What::Tcp { socket, peer, what } => format!(
+            "#{} · socket {socket}{} · {} · t = {} s",
+            p.id,
+            peer.map(|p| format!(" (peer {p})")).unwrap_or_default(),
+            what.note(),
             seconds(p.t_ns)
         ),
         What::Unreachable {

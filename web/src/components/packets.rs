@@ -129,6 +129,40 @@ pub fn PacketsPanel() -> Html {
                         { format!("kernel dropped {dropped}: receive buffer full") }</td>
                 </tr>
             },
+            What::Stream { socket, dir, peer, offset, .. } => {
+                let (dir_class, label, title) = match dir {
+                    Direction::Out => ("out", "↑ write", "written by the socket: what one write call handed the kernel"),
+                    Direction::In => ("in", "↓ read", "read by the socket: what one read call returned"),
+                };
+                let end = offset + p.payload.len() as u64;
+                html! {
+                    <tr class={classes!("packet-row", dir_class, "stream", selected_class)} {onclick} key={id}
+                        data-id={id.to_string()} data-dir={if *dir == Direction::Out { "write" } else { "read" }}>
+                        <td class="num">{ row }</td>
+                        <td class="num">{ time }</td>
+                        <td class="dir" {title}>{ label }</td>
+                        <td>{ socket.to_string() }</td>
+                        <td class="mono" title={peer.to_string()}>{ name(*peer) }</td>
+                        <td class="num">{ p.payload.len() }</td>
+                        <td class="mono preview">{ preview }</td>
+                        <td class="note" title="Where these bytes sit in this direction of the TCP stream: a stream has no messages, only bytes in order">
+                            { format!("TCP bytes {offset}–{}", end.saturating_sub(1)) }</td>
+                    </tr>
+                }
+            }
+            What::Tcp { socket, peer, what } => html! {
+                <tr class={classes!("packet-row", "tcp", selected_class)} {onclick} key={id}
+                    data-id={id.to_string()} data-dir="tcp">
+                    <td class="num">{ row }</td>
+                    <td class="num">{ time }</td>
+                    <td class="dir" title="something happened to the TCP connection (no bytes)">{ "⇄ tcp" }</td>
+                    <td>{ socket.to_string() }</td>
+                    <td class="mono">{ peer.map_or_else(|| "—".to_string(), name) }</td>
+                    <td class="num">{ "" }</td>
+                    <td></td>
+                    <td class="note">{ what.note() }</td>
+                </tr>
+            },
             What::Unreachable { socket, to, reason, error, .. } => html! {
                 <tr class={classes!("packet-row", "kernel", selected_class)} {onclick} key={id}
                     data-id={id.to_string()} data-dir="icmp">

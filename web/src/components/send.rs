@@ -41,7 +41,11 @@ pub fn SendPanel() -> Html {
                 return;
             };
             let dispatch = ctx.state.dispatcher();
-            match form.commands(&socket.id, socket.peer.is_some()) {
+            match form.commands(
+                &socket.id,
+                socket.peer.is_some(),
+                socket.proto == socklab_protocol::Proto::Tcp,
+            ) {
                 Ok(commands) => {
                     for command in commands {
                         if !ctx.commands.send(&dispatch, Origin::Send, command) {
@@ -76,6 +80,9 @@ pub fn SendPanel() -> Html {
         })
     };
     let peer = chosen.as_ref().and_then(|c| c.peer);
+    let tcp = chosen
+        .as_ref()
+        .is_some_and(|c| c.proto == socklab_protocol::Proto::Tcp);
 
     // Switching notation converts what was typed, when the bytes allow it.
     let switch = |n: Notation| {
@@ -116,7 +123,11 @@ pub fn SendPanel() -> Html {
     let can_send = chosen.is_some()
         && checked.is_ok()
         && repeat.is_ok()
-        && (!form.to.trim().is_empty() || peer.is_some());
+        && if tcp {
+            peer.is_some()
+        } else {
+            !form.to.trim().is_empty() || peer.is_some()
+        };
 
     html! {
         <section class="panel" aria-labelledby="send-title">
@@ -137,7 +148,12 @@ pub fn SendPanel() -> Html {
                     </label>
                     <label class="grow">{ "to" }
                         <input id="send-to" class="mono"
-                            placeholder={peer.map_or_else(|| "127.0.0.1:9000".to_string(), |p| format!("empty: its peer {p}"))}
+                            placeholder={match (tcp, peer) {
+                                (true, Some(p)) => format!("TCP: bytes go to {p}"),
+                                (true, None) => "TCP: the address to connect to".to_string(),
+                                (false, Some(p)) => format!("empty: its peer {p}"),
+                                (false, None) => "127.0.0.1:9000".to_string(),
+                            }}
                             value={form.to.clone()} oninput={on_input(&form, |f, v| f.to = v)} />
                     </label>
                     <button id="send-connect" type="button" class="small" disabled={chosen.is_none() || form.to.trim().is_empty()} onclick={on_connect}
@@ -154,12 +170,21 @@ pub fn SendPanel() -> Html {
                     value={form.typed.clone()} oninput={on_input(&form, |f, v| f.typed = v)} />
                 <div class="row">
                     <button id="send-button" type="submit" disabled={!can_send}>
-                        { match &repeat { Ok(1) | Err(_) => "send datagram".to_string(), Ok(n) => format!("send {n} datagrams") } }
+                        { match (&repeat, tcp) {
+                            (Ok(1) | Err(_), true) => "write bytes".to_string(),
+                            (Ok(n), true) => format!("write {n} times"),
+                            (Ok(1) | Err(_), false) => "send datagram".to_string(),
+                            (Ok(n), false) => format!("send {n} datagrams"),
+                        } }
                     </button>
                     <label title={format!("Send a burst of up to {MAX_BURST}; {{n}} in a text payload becomes 1, 2, 3…")}>{ "count" }
                         <input id="send-count" class="mono" size="5" value={form.count.clone()} oninput={on_input(&form, |f, v| f.count = v)} />
                     </label>
-                    <span class="hint">{ "One send is one datagram. UDP does not promise it arrives." }</span>
+                    <span class="hint">{ if tcp {
+                        "One send is one write of bytes into the connection's stream: the other end reads bytes, not messages."
+                    } else {
+                        "One send is one datagram. UDP does not promise it arrives."
+                    } }</span>
                 </div>
                 if let Err(problem) = &repeat {
                     <p class="form-error">{ problem.clone() }</p>

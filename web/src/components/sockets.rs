@@ -4,7 +4,7 @@ use socklab_protocol::Command;
 use yew::prelude::*;
 
 use super::{FormError, on_click, on_input, on_select, submit, use_clear_error_on_change, use_ctx};
-use crate::forms::BindForm;
+use crate::forms::{BindForm, SocketKind};
 use crate::model::Origin;
 
 /// The bind form and the socket list.
@@ -36,19 +36,44 @@ pub fn SocketsPanel() -> Html {
             })
         };
         let error = ctx.state.error(&Origin::Socket(socket.id.clone())).map(str::to_owned);
+        let tcp = socket.proto == socklab_protocol::Proto::Tcp;
+        let shutdown = {
+            let ctx = ctx.clone();
+            let id = socket.id.clone();
+            Callback::from(move |_| {
+                ctx.commands.send(
+                    &ctx.state.dispatcher(),
+                    Origin::Socket(id.clone()),
+                    Command::Shutdown {
+                        socket: id.clone(),
+                        how: socklab_protocol::ShutdownHow::Write,
+                    },
+                );
+            })
+        };
+        let can_shut = tcp && socket.peer.is_some() && socket.state.is_none() && !gone;
         html! {
             <li class={classes!("socket-row", gone.then_some("gone"))} data-socket={socket.id.to_string()} key={socket.id.to_string()}
                 title={gone.then_some("gone: the session it belonged to has ended")}>
                 <span class="badge">{ socket.id.to_string() }</span>
-                <span class="proto">{ "UDP" }</span>
+                <span class="proto">{ if tcp { "TCP" } else { "UDP" } }</span>
                 <code class="addr">{ socket.local.to_string() }</code>
                 if let Some(b) = socket.recv_buffer_bytes {
                     <span class="rcvbuf" title="The receive buffer the kernel granted this socket (SO_RCVBUF), twice what was asked for (half is the kernel's bookkeeping): what arrives while it is full is dropped">
                         { format!("buffer {}", show_bytes(b)) }</span>
                 }
+                if socket.listening {
+                    <span class="peer" title="listen(): connections to this address are accepted, each as a socket of its own (named after this one)">{ "listening" }</span>
+                }
+                if let Some(listener) = &socket.listener {
+                    <span class="peer" title="accept(): a connection this listener accepted, a socket of its own">{ format!("accepted by {listener}") }</span>
+                }
                 if let Some(peer) = socket.peer {
-                    <span class="peer" title="connect(): the socket's default destination, and the only address it receives from">
+                    <span class="peer" title={if tcp { "connect() or accept(): the other end of this TCP connection" } else { "connect(): the socket's default destination, and the only address it receives from" }}>
                         { format!("connected to {}", ctx.state.name_of(peer)) }</span>
+                }
+                if let Some(state) = &socket.state {
+                    <span class="peer tcp-state">{ state.clone() }</span>
                 }
                 if let Some(n) = socket.recv_size {
                     <span class="read-size" title="Each receive reads this many bytes (recvfrom's bufsize): a longer datagram is cut and the rest is gone (MSG_TRUNC)">
@@ -57,6 +82,10 @@ pub fn SocketsPanel() -> Html {
                 if socket.kernel_drops > 0 {
                     <span class="kernel-drops" title="Datagrams the kernel dropped before socklab could read them, because this socket's receive buffer was full. UDP does not retransmit: they are gone. The count arrives with the next datagram the socket receives.">
                         { format!("kernel dropped {}", socket.kernel_drops) }</span>
+                }
+                if can_shut {
+                    <button class="small" id={format!("shut-{}", socket.id)} onclick={shutdown}
+                        title="shutdown(SHUT_WR): no more writing; the peer reads the end of the stream (a FIN), and this socket can still read">{ "shutdown" }</button>
                 }
                 if gone {
                     <span class="gone-label">{ "gone" }</span>
@@ -72,6 +101,13 @@ pub fn SocketsPanel() -> Html {
         <section class="panel" aria-labelledby="sockets-title">
             <h2 id="sockets-title">{ "Sockets" }</h2>
             <form class="row" onsubmit={on_bind}>
+                <label title="UDP sends datagrams, each on its own. TCP opens a connection (a listening socket accepts, another connects to it) and carries a stream of bytes with no boundaries.">{ "kind" }
+                    <select id="bind-kind" onchange={on_select(&form, |f, v| f.kind = SocketKind::from_value(&v))}>
+                        { for SocketKind::ALL.iter().map(|k| html! {
+                            <option value={k.value()} selected={form.kind == *k}>{ k.label() }</option>
+                        }) }
+                    </select>
+                </label>
                 <label>{ "family" }
                     <select id="bind-family" onchange={on_select(&form, |f, v| f.address = v)}>
                         <option value="127.0.0.1" selected={form.address == "127.0.0.1"}>{ "IPv4 loopback" }</option>
@@ -84,19 +120,26 @@ pub fn SocketsPanel() -> Html {
                 <label>{ "port" }
                     <input id="bind-port" class="mono" value={form.port.clone()} oninput={on_input(&form, |f, v| f.port = v)} size="6" inputmode="numeric" />
                 </label>
+                if form.kind != SocketKind::Udp {
+                    <label class="check" title="TCP_NODELAY: send each write at once. Without it, Nagle's algorithm holds a small write back while earlier bytes are unacknowledged, and several writes may leave in one segment.">
+                        <input id="bind-nodelay" type="checkbox" checked={form.nodelay}
+                            onclick={on_click(&form, |f: &mut BindForm| f.nodelay = !f.nodelay)} />{ "no delay" }</label>
+                }
+                if form.kind == SocketKind::Udp {
                 <label class="check" title="Let this socket send to broadcast addresses (SO_BROADCAST), where the server allows them (--allow-net)">
                     <input id="bind-broadcast" type="checkbox" checked={form.broadcast}
                         onclick={on_click(&form, |f: &mut BindForm| f.broadcast = !f.broadcast)} />{ "broadcast" }</label>
                 <label class="check" title="Let this socket send to multicast groups, where the server allows them (--allow-net)">
                     <input id="bind-multicast" type="checkbox" checked={form.multicast}
                         onclick={on_click(&form, |f: &mut BindForm| f.multicast = !f.multicast)} />{ "multicast" }</label>
+                }
                 <label title="The receive buffer to ask the kernel for (SO_RCVBUF), in bytes, or with k / m for KiB / MiB. Empty: 4 MiB. A small one shows what happens when datagrams arrive faster than they are read: the kernel drops them.">{ "receive buffer" }
                     <input id="bind-rcvbuf" class="mono" value={form.recv_buffer.clone()} oninput={on_input(&form, |f, v| f.recv_buffer = v)} size="6" placeholder="4m" />
                 </label>
                 <label title="How many bytes each receive reads, as the bufsize of recvfrom(bufsize): a longer datagram is cut to it and the rest is gone (MSG_TRUNC), because UDP keeps no remainder for a next read. Empty: every datagram is read whole.">{ "read size" }
                     <input id="bind-read-size" class="mono" value={form.read_size.clone()} oninput={on_input(&form, |f, v| f.read_size = v)} size="6" placeholder="whole" inputmode="numeric" />
                 </label>
-                <button id="bind-button" type="submit">{ "bind UDP" }</button>
+                <button id="bind-button" type="submit">{ form.kind.button() }</button>
             </form>
             <p class="hint">{ "Port 0 lets the OS pick a free port. Ports below 1024 are privileged. Sockets may bind to loopback (127.0.0.0/8, ::1) and the networks socklab was started with (--allow-net). The kernel doubles a receive buffer you ask for (half is its own bookkeeping) and has a minimum, so 4k shows as 8 KiB and 1 byte as 2.2 KiB." }</p>
             <FormError id="bind-error" message={ctx.state.error(&Origin::Bind).map(str::to_owned)} code={ctx.state.error_code(&Origin::Bind)} />

@@ -23,9 +23,68 @@ fn join_host_port(host: &str, port: &str) -> String {
     }
 }
 
+/// What kind of socket the bind form opens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SocketKind {
+    /// A UDP socket.
+    Udp,
+    /// A TCP socket that listens for connections.
+    TcpListen,
+    /// A TCP socket to connect from.
+    TcpConnect,
+}
+
+impl SocketKind {
+    /// Every kind, in the order the form offers them.
+    pub const ALL: [SocketKind; 3] = [
+        SocketKind::Udp,
+        SocketKind::TcpListen,
+        SocketKind::TcpConnect,
+    ];
+
+    /// Its value in the form's select.
+    pub fn value(self) -> &'static str {
+        match self {
+            SocketKind::Udp => "udp",
+            SocketKind::TcpListen => "tcp-listen",
+            SocketKind::TcpConnect => "tcp-connect",
+        }
+    }
+
+    /// Its name in the form.
+    pub fn label(self) -> &'static str {
+        match self {
+            SocketKind::Udp => "UDP (datagrams)",
+            SocketKind::TcpListen => "TCP, listening",
+            SocketKind::TcpConnect => "TCP, to connect from",
+        }
+    }
+
+    /// The kind a select's value names (UDP for anything else).
+    pub fn from_value(value: &str) -> SocketKind {
+        SocketKind::ALL
+            .into_iter()
+            .find(|k| k.value() == value)
+            .unwrap_or(SocketKind::Udp)
+    }
+
+    /// What the bind button says.
+    pub fn button(self) -> &'static str {
+        match self {
+            SocketKind::Udp => "bind UDP",
+            SocketKind::TcpListen => "listen TCP",
+            SocketKind::TcpConnect => "bind TCP",
+        }
+    }
+}
+
 /// The bind form.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BindForm {
+    /// What kind of socket.
+    pub kind: SocketKind,
+    /// TCP_NODELAY (TCP only).
+    pub nodelay: bool,
     /// The address to bind to (`127.0.0.1`, `::1`, or one typed).
     pub address: String,
     /// The port (0: any free port).
@@ -43,6 +102,8 @@ pub struct BindForm {
 impl Default for BindForm {
     fn default() -> Self {
         BindForm {
+            kind: SocketKind::Udp,
+            nodelay: false,
             address: "127.0.0.1".into(),
             port: "0".into(),
             recv_buffer: String::new(),
@@ -62,13 +123,16 @@ impl BindForm {
                 self.port.trim()
             )
         })?;
+        let udp = self.kind == SocketKind::Udp;
         Ok(Command::Bind(BindSpec {
-            proto: Proto::Udp,
+            proto: if udp { Proto::Udp } else { Proto::Tcp },
             addr: join_host_port(&self.address, &port.to_string()),
-            broadcast: self.broadcast,
-            multicast: self.multicast,
+            broadcast: udp && self.broadcast,
+            multicast: udp && self.multicast,
             recv_buffer_bytes: parse_bytes(&self.recv_buffer)?,
             recv_size: parse_read_size(&self.read_size)?,
+            listen: self.kind == SocketKind::TcpListen,
+            nodelay: !udp && self.nodelay,
         }))
     }
 }
@@ -246,13 +310,19 @@ impl SendForm {
     }
 
     /// The `send` commands of one click from `socket` (`connected`: it is connected,
-    /// so an empty destination means its peer): in a text payload, `{n}` numbers the
-    /// datagrams of a burst 1, 2, 3…
-    pub fn commands(&self, socket: &SocketId, connected: bool) -> Result<Vec<Command>, String> {
+    /// so an empty destination means its peer; `stream`: a TCP socket, whose bytes go to
+    /// its connection's peer whatever the form says): in a text payload, `{n}` numbers
+    /// the datagrams of a burst 1, 2, 3…
+    pub fn commands(
+        &self,
+        socket: &SocketId,
+        connected: bool,
+        stream: bool,
+    ) -> Result<Vec<Command>, String> {
         self.payload_len()?;
         let repeat = self.repeat()?;
-        let to = Some(self.to.trim().to_string()).filter(|t| !t.is_empty());
-        if to.is_none() && !connected {
+        let to = Some(self.to.trim().to_string()).filter(|t| !t.is_empty() && !stream);
+        if to.is_none() && !connected && !stream {
             return Err(
                 "give an address to send to, such as 127.0.0.1:9000 (or connect the socket to one)"
                     .into(),

@@ -71,6 +71,40 @@ fn the_read_size_is_whole_datagrams_or_a_number_of_bytes() {
 }
 
 #[test]
+fn the_bind_form_opens_each_kind_of_socket() {
+    let spec = |kind, nodelay| match (BindForm {
+        kind,
+        nodelay,
+        broadcast: true,
+        ..BindForm::default()
+    })
+    .command()
+    {
+        Ok(Command::Bind(spec)) => spec,
+        other => panic!("{other:?}"),
+    };
+    let udp = spec(SocketKind::Udp, true);
+    assert_eq!(
+        (udp.proto, udp.listen, udp.nodelay, udp.broadcast),
+        (Proto::Udp, false, false, true)
+    );
+    let listen = spec(SocketKind::TcpListen, false);
+    assert_eq!(
+        (listen.proto, listen.listen, listen.broadcast),
+        (Proto::Tcp, true, false),
+        "broadcast is not a TCP option"
+    );
+    let connect = spec(SocketKind::TcpConnect, true);
+    assert_eq!(
+        (connect.proto, connect.listen, connect.nodelay),
+        (Proto::Tcp, false, true)
+    );
+    for kind in SocketKind::ALL {
+        assert_eq!(SocketKind::from_value(kind.value()), kind);
+    }
+}
+
+#[test]
 fn a_burst_numbers_its_text_datagrams() {
     let form = SendForm {
         to: " 127.0.0.1:9 ".into(),
@@ -79,7 +113,7 @@ fn a_burst_numbers_its_text_datagrams() {
         ..SendForm::default()
     };
     let texts: Vec<_> = form
-        .commands(&SocketId::new("s1"), false)
+        .commands(&SocketId::new("s1"), false, false)
         .unwrap()
         .into_iter()
         .map(|c| match c {
@@ -96,9 +130,13 @@ fn a_burst_numbers_its_text_datagrams() {
         to: " ".into(),
         ..form.clone()
     };
-    assert!(to_peer.commands(&SocketId::new("s1"), false).is_err());
+    assert!(
+        to_peer
+            .commands(&SocketId::new("s1"), false, false)
+            .is_err()
+    );
     assert!(matches!(
-        to_peer.commands(&SocketId::new("s1"), true).unwrap()[0],
+        to_peer.commands(&SocketId::new("s1"), true, false).unwrap()[0],
         Command::Send { to: None, .. }
     ));
     assert!(
@@ -118,7 +156,7 @@ fn a_burst_numbers_its_text_datagrams() {
         ..form.clone()
     };
     assert!(
-        hex.commands(&SocketId::new("s1"), false).is_err(),
+        hex.commands(&SocketId::new("s1"), false, false).is_err(),
         "{{n}} is not hex"
     );
 }
@@ -161,7 +199,7 @@ fn the_send_form_says_what_is_wrong() {
         ),
     ];
     for (form, problem) in cases {
-        let error = form.commands(&s1, false).unwrap_err();
+        let error = form.commands(&s1, false, false).unwrap_err();
         assert!(error.contains(problem), "{form:?}: {error}");
     }
     let v6 = SendForm {

@@ -18,11 +18,11 @@ use std::rc::Rc;
 use socklab_protocol::flow::FlowSummary;
 use socklab_protocol::link::{LinkCounters, LinkId, LinkSettings};
 use socklab_protocol::payload::decode_base64;
-use socklab_protocol::{Event, GeneratorStarted, SocketId};
+use socklab_protocol::{Event, GeneratorStarted, ShutdownHow, SocketId, StreamEndReason};
 
 mod packets;
 
-pub use packets::{LinkDecision, Packet, PacketStore, What};
+pub use packets::{LinkDecision, Packet, PacketStore, TcpWhat, What};
 
 use crate::timeline::Timeline;
 use yew::Reducible;
@@ -119,6 +119,14 @@ pub struct SocketInfo {
     pub recv_size: Option<u32>,
     /// The peer it is connected to (`connect`), if any.
     pub peer: Option<SocketAddr>,
+    /// UDP or TCP.
+    pub proto: socklab_protocol::Proto,
+    /// A TCP listener.
+    pub listening: bool,
+    /// The listener that accepted it (a TCP connection).
+    pub listener: Option<SocketId>,
+    /// A TCP socket's state beyond connected: "write half shut", "stream ended (FIN)".
+    pub state: Option<String>,
     /// Datagrams the kernel dropped at it (receive buffer full), so far.
     pub kernel_drops: u64,
 }
@@ -502,6 +510,10 @@ impl State {
                     recv_buffer_bytes: bound.recv_buffer_bytes,
                     recv_size: bound.recv_size,
                     peer: None,
+                    proto: bound.proto,
+                    listening: bound.listening,
+                    listener: None,
+                    state: None,
                     kernel_drops: 0,
                 });
             }
@@ -655,12 +667,76 @@ impl State {
             Event::Connected(c) => {
                 self.settle(c.req);
                 self.saw_peer(c.peer);
-                if let Some(s) = Rc::make_mut(&mut self.sockets)
-                    .iter_mut()
-                    .find(|s| s.id == c.socket)
-                {
+                let tcp = self.socket_mut(&c.socket).is_some_and(|s| {
                     s.peer = Some(c.peer);
+                    s.proto == socklab_protocol::Proto::Tcp
+                });
+                if tcp {
+                    self.tcp_row(c.id.0, c.t_ns, c.socket, Some(c.peer), TcpWhat::Connected);
                 }
+            }
+            Event::Accepted(a) => {
+                Rc::make_mut(&mut self.names).insert(a.local, a.socket.to_string());
+                self.saw_peer(a.peer);
+                let sockets = Rc::make_mut(&mut self.sockets);
+                sockets.retain(|s| s.id != a.socket);
+                sockets.push(SocketInfo {
+                    id: a.socket.clone(),
+                    local: a.local,
+                    recv_buffer_bytes: None,
+                    recv_size: None,
+                    peer: Some(a.peer),
+                    proto: socklab_protocol::Proto::Tcp,
+                    listening: false,
+                    listener: Some(a.listener.clone()),
+                    state: None,
+                    kernel_drops: 0,
+                });
+                self.tcp_row(a.id.0, a.t_ns, a.socket, Some(a.peer), TcpWhat::Accepted(a.listener));
+            }
+            Event::Stream(s) => {
+                self.settle(s.req);
+                let payload = decode_base64(&s.payload_b64).unwrap_or_default();
+                self.packets.borrow_mut().push(Packet {
+                    id: s.id.0,
+                    t_ns: s.t_ns,
+                    payload,
+                    what: What::Stream {
+                        socket: s.socket,
+                        dir: s.dir,
+                        local: s.local,
+                        peer: s.peer,
+                        offset: s.offset,
+                    },
+                });
+                self.packets_version += 1;
+            }
+            Event::StreamEnd(e) => {
+                self.settle(e.req);
+                let state = match e.reason {
+                    StreamEndReason::Eof => "stream ended (FIN read)",
+                    StreamEndReason::Reset => "reset by the peer",
+                    StreamEndReason::Refused => "connection refused",
+                    StreamEndReason::Error => "connection failed",
+                };
+                if let Some(s) = self.socket_mut(&e.socket) {
+                    s.state = Some(state.to_string());
+                }
+                let peer = self.socket_mut(&e.socket).and_then(|s| s.peer);
+                self.tcp_row(e.id.0, e.t_ns, e.socket, peer, TcpWhat::Ended(e.reason, e.read, e.error));
+            }
+            Event::ShutDown(d) => {
+                self.settle(d.req);
+                let half = match d.how {
+                    ShutdownHow::Read => "read half shut",
+                    ShutdownHow::Write => "write half shut (FIN sent)",
+                    ShutdownHow::Both => "both halves shut",
+                };
+                if let Some(s) = self.socket_mut(&d.socket) {
+                    s.state = Some(half.to_string());
+                }
+                let peer = self.socket_mut(&d.socket).and_then(|s| s.peer);
+                self.tcp_row(d.id.0, d.t_ns, d.socket, peer, TcpWhat::ShutDown(d.how));
             }
             Event::Unreachable(u) => {
                 let payload = decode_base64(&u.payload_b64).unwrap_or_default();
@@ -709,6 +785,31 @@ impl State {
                 }
             }
         }
+    }
+
+    /// The socket `id`, to change.
+    fn socket_mut(&mut self, id: &SocketId) -> Option<&mut SocketInfo> {
+        Rc::make_mut(&mut self.sockets)
+            .iter_mut()
+            .find(|s| &s.id == id)
+    }
+
+    /// A packet-list row for something that happened to a TCP connection.
+    fn tcp_row(
+        &mut self,
+        id: u64,
+        t_ns: u64,
+        socket: SocketId,
+        peer: Option<SocketAddr>,
+        what: TcpWhat,
+    ) {
+        self.packets.borrow_mut().push(Packet {
+            id,
+            t_ns,
+            payload: Vec::new(),
+            what: What::Tcp { socket, peer, what },
+        });
+        self.packets_version += 1;
     }
 
     /// A command succeeded: its form's error (if any) is stale now.

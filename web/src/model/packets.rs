@@ -24,6 +24,46 @@ pub struct Packet {
     pub what: What,
 }
 
+/// What happened to a TCP connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TcpWhat {
+    /// The socket's connect completed (the three-way handshake).
+    Connected,
+    /// A listener accepted it.
+    Accepted(SocketId),
+    /// Its stream ended: how, the bytes read in all, the OS's words.
+    Ended(socklab_protocol::StreamEndReason, u64, Option<String>),
+    /// It shut down a half of the connection.
+    ShutDown(socklab_protocol::ShutdownHow),
+}
+
+impl TcpWhat {
+    /// In a few words, for the packet list.
+    pub fn note(&self) -> String {
+        use socklab_protocol::{ShutdownHow, StreamEndReason};
+        match self {
+            TcpWhat::Connected => "connected (handshake done)".into(),
+            TcpWhat::Accepted(listener) => format!("accepted by {listener}"),
+            TcpWhat::Ended(StreamEndReason::Eof, read, _) => {
+                format!("end of stream: a read returned 0 (FIN); {read} bytes read in all")
+            }
+            TcpWhat::Ended(StreamEndReason::Reset, read, _) => {
+                format!("reset by the peer (RST); {read} bytes read")
+            }
+            TcpWhat::Ended(StreamEndReason::Refused, _, _) => {
+                "connection refused: nothing listens there (RST to the SYN)".into()
+            }
+            TcpWhat::Ended(StreamEndReason::Error, _, error) => format!(
+                "connection ended: {}",
+                error.as_deref().unwrap_or("an error")
+            ),
+            TcpWhat::ShutDown(ShutdownHow::Write) => "shut down writing: FIN sent".into(),
+            TcpWhat::ShutDown(ShutdownHow::Read) => "shut down reading".into(),
+            TcpWhat::ShutDown(ShutdownHow::Both) => "shut down both halves: FIN sent".into(),
+        }
+    }
+}
+
 /// What a packet row shows.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum What {
@@ -42,6 +82,28 @@ pub enum What {
     },
     /// A link decided its fate.
     Link(LinkDecision),
+    /// Bytes a TCP socket wrote or read.
+    Stream {
+        /// The socket.
+        socket: SocketId,
+        /// Written (`out`) or read (`in`).
+        dir: Direction,
+        /// The socket's address.
+        local: SocketAddr,
+        /// The other end.
+        peer: SocketAddr,
+        /// Where in that direction's stream the bytes start.
+        offset: u64,
+    },
+    /// Something happened to a TCP connection (not bytes).
+    Tcp {
+        /// The socket.
+        socket: SocketId,
+        /// The other end, when known.
+        peer: Option<SocketAddr>,
+        /// What.
+        what: TcpWhat,
+    },
     /// An ICMP error came back about a datagram a lab socket sent (the payload is the
     /// part of the datagram it quotes).
     Unreachable {
@@ -268,6 +330,43 @@ impl PacketStore {
     pub fn row_of(&self, id: u64) -> Option<u64> {
         let index = self.packets.binary_search_by_key(&id, |p| p.id).ok()?;
         Some(self.evicted + index as u64 + 1)
+    }
+
+    /// Where the bytes of a TCP read came from: each write of the other end of its
+    /// connection (still in the list) whose bytes it holds, as (the write's event id,
+    /// the stream offsets from and to). Empty for anything else, or when the writer is
+    /// not a lab socket.
+    pub fn writes_into(&self, read: &Packet) -> Vec<(u64, u64, u64)> {
+        let What::Stream {
+            dir: Direction::In,
+            local,
+            peer,
+            offset,
+            ..
+        } = read.what
+        else {
+            return Vec::new();
+        };
+        let end = offset.saturating_add(read.payload.len() as u64);
+        self.packets
+            .iter()
+            .filter_map(|p| match p.what {
+                What::Stream {
+                    dir: Direction::Out,
+                    local: l,
+                    peer: r,
+                    offset: o,
+                    ..
+                } if l == peer && r == local => {
+                    let (from, to) = (
+                        o.max(offset),
+                        o.saturating_add(p.payload.len() as u64).min(end),
+                    );
+                    (from < to).then_some((p.id, from, to))
+                }
+                _ => None,
+            })
+            .collect()
     }
 
     /// The packet with event id `id`.

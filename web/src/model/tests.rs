@@ -24,6 +24,7 @@ fn bound(id: u64, socket: &str, port: u16, req: Option<i64>) -> Event {
         local: SocketAddr::from(([127, 0, 0, 1], port)),
         recv_buffer_bytes: Some(425_984),
         recv_size: None,
+        listening: false,
         t_ns: 0,
         req,
     })
@@ -216,7 +217,11 @@ fn packets_are_kept_in_order_and_bounded() {
             .newest(10)
             .map(|p| match &p.what {
                 What::Socket { dir, .. } => (p.id, *dir, p.payload.as_slice()),
-                What::Link(_) | What::KernelDrops { .. } | What::Unreachable { .. } => {
+                What::Link(_)
+                | What::KernelDrops { .. }
+                | What::Unreachable { .. }
+                | What::Stream { .. }
+                | What::Tcp { .. } => {
                     panic!("only datagrams were received")
                 }
             })
@@ -354,7 +359,11 @@ fn links_and_their_decisions() {
         .newest(2)
         .map(|p| match &p.what {
             What::Link(d) => d.summary(),
-            What::Socket { .. } | What::KernelDrops { .. } | What::Unreachable { .. } => {
+            What::Socket { .. }
+            | What::KernelDrops { .. }
+            | What::Unreachable { .. }
+            | What::Stream { .. }
+            | What::Tcp { .. } => {
                 panic!("link rows")
             }
         })
@@ -385,7 +394,11 @@ fn links_and_their_decisions() {
     state.apply(Action::Received(Box::new(left(20_000))));
     let summary = |state: &State| match &state.packets.borrow().get(4).unwrap().what {
         What::Link(d) => d.summary(),
-        What::Socket { .. } | What::KernelDrops { .. } | What::Unreachable { .. } => {
+        What::Socket { .. }
+        | What::KernelDrops { .. }
+        | What::Unreachable { .. }
+        | What::Stream { .. }
+        | What::Tcp { .. } => {
             panic!("a link row")
         }
     };
@@ -424,7 +437,11 @@ fn links_and_their_decisions() {
     ))));
     let late = match &state.packets.borrow().get(7).unwrap().what {
         What::Link(d) => d.summary(),
-        What::Socket { .. } | What::KernelDrops { .. } | What::Unreachable { .. } => {
+        What::Socket { .. }
+        | What::KernelDrops { .. }
+        | What::Unreachable { .. }
+        | What::Stream { .. }
+        | What::Tcp { .. } => {
             panic!("a link row")
         }
     };
@@ -494,4 +511,88 @@ fn every_form_offers_the_same_destinations() {
             "outside 127.0.0.1:8"
         ]
     );
+}
+
+#[test]
+fn a_tcp_read_names_the_writes_its_bytes_came_from() {
+    use socklab_protocol::{Accepted, Stream, StreamEnd, StreamEndReason};
+    let (dialer, listener) = (
+        "127.0.0.1:4000".parse::<SocketAddr>().unwrap(),
+        "127.0.0.1:5000".parse::<SocketAddr>().unwrap(),
+    );
+    let stream = |id: u64, socket: &str, dir, offset: u64, text: &str| {
+        let (local, peer) = match dir {
+            Direction::Out => (dialer, listener),
+            Direction::In => (listener, dialer),
+        };
+        Event::Stream(Stream {
+            id: EventId(id),
+            socket: SocketId::new(socket),
+            dir,
+            local,
+            peer,
+            offset,
+            len: text.len(),
+            payload_b64: socklab_protocol::payload::encode_base64(text.as_bytes()),
+            t_ns: id * 1000,
+            req: None,
+        })
+    };
+    let mut state = State::default();
+    for event in [
+        Event::Accepted(Accepted {
+            id: EventId(1),
+            socket: SocketId::new("s1.1"),
+            listener: SocketId::new("s1"),
+            local: listener,
+            peer: dialer,
+            t_ns: 500,
+        }),
+        stream(2, "s2", Direction::Out, 0, "hello"),
+        stream(3, "s2", Direction::Out, 5, "world"),
+        stream(4, "s1.1", Direction::In, 0, "hellowo"),
+        stream(5, "s1.1", Direction::In, 7, "rld"),
+        Event::StreamEnd(StreamEnd {
+            id: EventId(6),
+            socket: SocketId::new("s1.1"),
+            reason: StreamEndReason::Eof,
+            error: None,
+            read: 10,
+            t_ns: 7000,
+            req: None,
+        }),
+    ] {
+        state.apply(Action::Received(Box::new(event)));
+    }
+    let accepted = state
+        .sockets
+        .iter()
+        .find(|s| s.id.as_str() == "s1.1")
+        .unwrap();
+    assert_eq!(
+        (
+            accepted.listener.as_ref().map(SocketId::as_str),
+            accepted.peer
+        ),
+        (Some("s1"), Some(dialer))
+    );
+    assert_eq!(accepted.state.as_deref(), Some("stream ended (FIN read)"));
+    let store = state.packets.borrow();
+    assert_eq!(
+        store.writes_into(store.get(4).unwrap()),
+        vec![(2, 0, 5), (3, 5, 7)],
+        "one read, two writes"
+    );
+    assert_eq!(store.writes_into(store.get(5).unwrap()), vec![(3, 7, 10)]);
+    assert!(
+        store.writes_into(store.get(2).unwrap()).is_empty(),
+        "a write has no sources"
+    );
+    match &store.get(6).unwrap().what {
+        What::Tcp { what, .. } => assert_eq!(
+            what.note(),
+            "end of stream: a read returned 0 (FIN); 10 bytes read in all"
+        ),
+        other => panic!("{other:?}"),
+    }
 }

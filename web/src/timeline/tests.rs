@@ -17,6 +17,7 @@ fn bound(id: u64, socket: &str, local: &str) -> Event {
         local: addr(local),
         recv_buffer_bytes: None,
         recv_size: None,
+        listening: false,
         t_ns: 0,
         req: None,
     })

@@ -39,6 +39,14 @@ pub enum Event {
     KernelDrops(KernelDrops),
     /// A lab socket was connected to a peer.
     Connected(Connected),
+    /// A TCP listener accepted a connection: a new socket.
+    Accepted(Accepted),
+    /// Bytes a TCP socket wrote or read.
+    Stream(Stream),
+    /// A TCP connection's stream ended for the socket: end of stream, reset, refused.
+    StreamEnd(StreamEnd),
+    /// A TCP socket shut down one or both halves of its connection.
+    ShutDown(ShutDown),
     /// A datagram a lab socket sent could not be delivered, and the network said so
     /// (an ICMP error: most often "port unreachable", nobody is listening there).
     Unreachable(Unreachable),
@@ -108,6 +116,9 @@ pub struct Bound {
     /// are read whole.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recv_size: Option<u32>,
+    /// A TCP socket listening for connections (`bind` with `listen`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub listening: bool,
     /// Nanoseconds since the session began.
     pub t_ns: u64,
     /// The `req` of the `bind` that caused it.
@@ -149,6 +160,105 @@ pub struct Connected {
     /// Nanoseconds since the session began.
     pub t_ns: u64,
     /// The `req` of the `connect` that caused it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub req: Option<i64>,
+}
+
+/// A TCP listener accepted a connection: the reply-less event that a new socket
+/// exists, named after its listener (`s3.1`, `s3.2`, … for listener `s3`).
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct Accepted {
+    /// The event's id in the session.
+    pub id: EventId,
+    /// The new socket.
+    pub socket: SocketId,
+    /// The listener that accepted it.
+    pub listener: SocketId,
+    /// The new socket's address.
+    pub local: SocketAddr,
+    /// Who connected.
+    pub peer: SocketAddr,
+    /// Nanoseconds since the session began.
+    pub t_ns: u64,
+}
+
+/// Bytes a TCP socket wrote (`out`: what one write call handed the kernel) or read
+/// (`in`: what one read call returned). A stream has no message boundaries: two
+/// writes may come out of one read, one write out of several.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct Stream {
+    /// The event's id in the session.
+    pub id: EventId,
+    /// The socket.
+    pub socket: SocketId,
+    /// Written (`out`) or read (`in`).
+    pub dir: Direction,
+    /// The socket's address.
+    pub local: SocketAddr,
+    /// The other end of the connection.
+    pub peer: SocketAddr,
+    /// Where in that direction's stream these bytes start (0 for the first byte).
+    pub offset: u64,
+    /// How many bytes.
+    pub len: usize,
+    /// The bytes, standard base64.
+    pub payload_b64: String,
+    /// For an `out`, just before the write; for an `in`, the kernel's receive
+    /// timestamp of the newest bytes read. Nanoseconds since the session began.
+    pub t_ns: u64,
+    /// The `req` of the `send` that caused an `out`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub req: Option<i64>,
+}
+
+/// How a TCP stream ended for a socket.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum StreamEndReason {
+    /// A read returned 0 bytes: the peer shut down its writing half (its FIN arrived).
+    /// The socket may still write.
+    Eof,
+    /// The peer reset the connection (an RST): ECONNRESET.
+    Reset,
+    /// A connect was refused: nothing listens there (the SYN was answered with RST).
+    Refused,
+    /// Another error ended the connection (`error` says which).
+    Error,
+}
+
+/// A TCP connection's stream ended for the socket.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct StreamEnd {
+    /// The event's id in the session.
+    pub id: EventId,
+    /// The socket.
+    pub socket: SocketId,
+    /// How.
+    pub reason: StreamEndReason,
+    /// The OS's words, for a reset, a refusal or an error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The bytes read in all, then.
+    pub read: u64,
+    /// Nanoseconds since the session began.
+    pub t_ns: u64,
+    /// The `req` of the `connect` that was refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub req: Option<i64>,
+}
+
+/// A TCP socket shut down one or both halves of its connection.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct ShutDown {
+    /// The event's id in the session.
+    pub id: EventId,
+    /// The socket.
+    pub socket: SocketId,
+    /// Which half.
+    pub how: crate::command::ShutdownHow,
+    /// Nanoseconds since the session began.
+    pub t_ns: u64,
+    /// The `req` of the `shutdown`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub req: Option<i64>,
 }
@@ -633,6 +743,9 @@ impl Event {
             Event::Closed(e) => e.req,
             Event::Datagram(e) => e.req,
             Event::Connected(e) => e.req,
+            Event::Stream(e) => e.req,
+            Event::StreamEnd(e) => e.req,
+            Event::ShutDown(e) => e.req,
             Event::LinkCreated(e) => e.req,
             Event::LinkUpdated(e) => e.req,
             Event::LinkDeleted(e) => e.req,
@@ -647,6 +760,7 @@ impl Event {
             | Event::LinkClient(_)
             | Event::KernelDrops(_)
             | Event::Unreachable(_)
+            | Event::Accepted(_)
             | Event::LinkStats(_)
             | Event::Fate(_)
             | Event::FlowStats(_)
@@ -663,6 +777,10 @@ impl Event {
             Event::KernelDrops(e) => Some(e.id),
             Event::Connected(e) => Some(e.id),
             Event::Unreachable(e) => Some(e.id),
+            Event::Accepted(e) => Some(e.id),
+            Event::Stream(e) => Some(e.id),
+            Event::StreamEnd(e) => Some(e.id),
+            Event::ShutDown(e) => Some(e.id),
             Event::LinkCreated(e) => Some(e.id),
             Event::LinkUpdated(e) => Some(e.id),
             Event::LinkDeleted(e) => Some(e.id),

@@ -37,6 +37,7 @@ fn wire_form_snapshots() {
                 local: "[::1]:5000".parse().unwrap(),
                 recv_buffer_bytes: Some(8_388_608),
                 recv_size: Some(512),
+                listening: false,
                 t_ns: 10,
                 req: Some(1),
             }),
@@ -78,6 +79,54 @@ fn wire_form_snapshots() {
                 t_ns: 45,
             }),
             r#"{"type":"unreachable","id":4,"socket":"s1","local":"127.0.0.1:5000","to":"127.0.0.1:9","reason":"port_unreachable","icmp_type":3,"icmp_code":3,"reporter":"127.0.0.1","error":"Connection refused","len":2,"payload_b64":"aGk=","t_ns":45}"#,
+        ),
+        (
+            Event::Accepted(Accepted {
+                id: EventId(5),
+                socket: SocketId::new("s3.1"),
+                listener: SocketId::new("s3"),
+                local: "127.0.0.1:7000".parse().unwrap(),
+                peer: "127.0.0.1:40000".parse().unwrap(),
+                t_ns: 50,
+            }),
+            r#"{"type":"accepted","id":5,"socket":"s3.1","listener":"s3","local":"127.0.0.1:7000","peer":"127.0.0.1:40000","t_ns":50}"#,
+        ),
+        (
+            Event::Stream(Stream {
+                id: EventId(6),
+                socket: SocketId::new("s3.1"),
+                dir: Direction::In,
+                local: "127.0.0.1:7000".parse().unwrap(),
+                peer: "127.0.0.1:40000".parse().unwrap(),
+                offset: 5,
+                len: 2,
+                payload_b64: "aGk=".into(),
+                t_ns: 60,
+                req: None,
+            }),
+            r#"{"type":"stream","id":6,"socket":"s3.1","dir":"in","local":"127.0.0.1:7000","peer":"127.0.0.1:40000","offset":5,"len":2,"payload_b64":"aGk=","t_ns":60}"#,
+        ),
+        (
+            Event::StreamEnd(StreamEnd {
+                id: EventId(7),
+                socket: SocketId::new("s3.1"),
+                reason: StreamEndReason::Reset,
+                error: Some("Connection reset by peer (os error 104)".into()),
+                read: 7,
+                t_ns: 70,
+                req: None,
+            }),
+            r#"{"type":"stream_end","id":7,"socket":"s3.1","reason":"reset","error":"Connection reset by peer (os error 104)","read":7,"t_ns":70}"#,
+        ),
+        (
+            Event::ShutDown(ShutDown {
+                id: EventId(8),
+                socket: SocketId::new("s4"),
+                how: crate::command::ShutdownHow::Both,
+                t_ns: 80,
+                req: Some(9),
+            }),
+            r#"{"type":"shut_down","id":8,"socket":"s4","how":"both","t_ns":80,"req":9}"#,
         ),
         (
             Event::KernelDrops(KernelDrops {

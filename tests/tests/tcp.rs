@@ -1,0 +1,273 @@
+//! TCP sockets through the real server: listeners, connections, byte streams, their
+//! ends, with lab sockets and with Python's `socket` module on either side.
+
+use socklab_protocol::payload::decode_base64;
+use socklab_protocol::{
+    BindSpec, Command, Direction, ErrorCode, Event, Proto, ShutdownHow, SocketId, Stream,
+    StreamEnd, StreamEndReason,
+};
+use socklab_tests::python::{PythonTcpServer, tcp_client};
+use socklab_tests::{Client, TestServer, bind_command, text};
+
+fn tcp(addr: &str, listen: bool) -> BindSpec {
+    BindSpec {
+        proto: Proto::Tcp,
+        listen,
+        ..bind_command(addr)
+    }
+}
+
+/// Events until `socket`'s stream ends: its reads and writes, and the end.
+async fn stream_of(client: &mut Client, socket: &SocketId) -> (Vec<Stream>, StreamEnd) {
+    let mut data = Vec::new();
+    loop {
+        match client.next().await {
+            Event::Stream(s) if &s.socket == socket => data.push(s),
+            Event::StreamEnd(e) if &e.socket == socket => return (data, e),
+            _ => {}
+        }
+    }
+}
+
+fn bytes(s: &Stream) -> Vec<u8> {
+    decode_base64(&s.payload_b64).unwrap()
+}
+
+async fn connect(client: &mut Client, socket: &SocketId, to: std::net::SocketAddr) -> i64 {
+    client
+        .send(Command::Connect {
+            socket: socket.clone(),
+            to: to.to_string(),
+        })
+        .await
+}
+
+async fn write(client: &mut Client, socket: &SocketId, payload: &str) -> Stream {
+    let req = client
+        .send(Command::Send {
+            socket: socket.clone(),
+            to: None,
+            payload: text(payload),
+        })
+        .await;
+    match client.reply(req).await {
+        Event::Stream(s) => s,
+        other => panic!("a write to {socket} should succeed, got {other:?}"),
+    }
+}
+
+/// A Python client sends "hello" and "world" with two send() calls before the lab
+/// listener gets to read: one read returns both (a stream keeps no boundaries), then
+/// the end of the stream.
+#[tokio::test]
+async fn two_sends_from_python_come_out_of_one_read() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let listener = client.bind_with(tcp("127.0.0.1:0", true)).await;
+    assert_eq!((listener.proto, listener.listening), (Proto::Tcp, true));
+    // Blocking: the server shares this thread, so it reads nothing until the client
+    // has sent both and gone.
+    let from = tcp_client(listener.local, &["hello", "world"]);
+    let accepted = client
+        .next_where(|e| match e {
+            Event::Accepted(a) => Some(a),
+            _ => None,
+        })
+        .await;
+    assert_eq!(accepted.listener, listener.socket);
+    assert_eq!(accepted.socket.as_str(), format!("{}.1", listener.socket));
+    assert_eq!(accepted.peer, from);
+    let (reads, end) = stream_of(&mut client, &accepted.socket).await;
+    assert_eq!(reads.len(), 1, "{reads:?}");
+    assert_eq!(bytes(&reads[0]), b"helloworld");
+    assert_eq!(
+        (reads[0].dir, reads[0].offset, reads[0].peer),
+        (Direction::In, 0, from)
+    );
+    assert_eq!((end.reason, end.read), (StreamEndReason::Eof, 10));
+    server.stop().await;
+}
+
+/// A lab client against a Python server: what the lab writes arrives; the answer,
+/// read 4 bytes at a time, comes out of three reads; the stream ends when Python
+/// closes.
+#[tokio::test]
+async fn a_lab_client_talks_to_a_python_server_and_reads_its_answer_in_pieces() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let python = PythonTcpServer::start("127.0.0.1", "0123456789");
+    let lab = client
+        .bind_with(BindSpec {
+            recv_size: Some(4),
+            ..tcp("127.0.0.1:0", false)
+        })
+        .await;
+    let req = connect(&mut client, &lab.socket, python.addr).await;
+    match client.reply(req).await {
+        Event::Connected(c) => assert_eq!((c.socket, c.peer), (lab.socket.clone(), python.addr)),
+        other => panic!("connect should succeed, got {other:?}"),
+    }
+    let first = write(&mut client, &lab.socket, "hello").await;
+    let second = write(&mut client, &lab.socket, "world").await;
+    assert_eq!(
+        (first.dir, first.offset, second.offset),
+        (Direction::Out, 0, 5)
+    );
+    let req = client
+        .send(Command::Shutdown {
+            socket: lab.socket.clone(),
+            how: ShutdownHow::Write,
+        })
+        .await;
+    assert!(matches!(client.reply(req).await, Event::ShutDown(s) if s.how == ShutdownHow::Write));
+    let (reads, end) = stream_of(&mut client, &lab.socket).await;
+    let pieces: Vec<(u64, Vec<u8>)> = reads.iter().map(|r| (r.offset, bytes(r))).collect();
+    assert_eq!(
+        pieces,
+        [
+            (0, b"0123".to_vec()),
+            (4, b"4567".to_vec()),
+            (8, b"89".to_vec())
+        ]
+    );
+    assert_eq!((end.reason, end.read), (StreamEndReason::Eof, 10));
+    assert_eq!(python.reads().concat(), "helloworld");
+    server.stop().await;
+}
+
+/// Two lab sockets: connect, accept, both directions, the writer's bytes before the
+/// reader's, each end's half closed in turn; and a connect where nobody listens is
+/// refused.
+#[tokio::test]
+async fn two_lab_sockets_hold_a_conversation_and_end_it() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let listener = client.bind_with(tcp("127.0.0.1:0", true)).await;
+    let dialer = client
+        .bind_with(BindSpec {
+            nodelay: true,
+            ..tcp("127.0.0.1:0", false)
+        })
+        .await;
+    let req = connect(&mut client, &dialer.socket, listener.local).await;
+    let (mut connected, mut accepted) = (None, None);
+    while connected.is_none() || accepted.is_none() {
+        match client.next().await {
+            Event::Connected(c) if c.req == Some(req) => connected = Some(c),
+            Event::Accepted(a) => accepted = Some(a),
+            _ => {}
+        }
+    }
+    let accepted = accepted.unwrap();
+    assert_eq!(accepted.peer, dialer.local);
+    let out = write(&mut client, &dialer.socket, "abc").await;
+    let read = client
+        .next_where(|e| match e {
+            Event::Stream(s) if s.socket == accepted.socket => Some(s),
+            _ => None,
+        })
+        .await;
+    assert_eq!(bytes(&read), b"abc");
+    assert!(
+        out.id < read.id && out.t_ns < read.t_ns,
+        "the write comes before the read"
+    );
+    write(&mut client, &accepted.socket, "xyz").await;
+    let back = client
+        .next_where(|e| match e {
+            Event::Stream(s) if s.socket == dialer.socket && s.dir == Direction::In => Some(s),
+            _ => None,
+        })
+        .await;
+    assert_eq!(bytes(&back), b"xyz");
+    // The dialer ends its half: the accepted socket reads the end of the stream, and
+    // can still write.
+    let req = client
+        .send(Command::Shutdown {
+            socket: dialer.socket.clone(),
+            how: ShutdownHow::Write,
+        })
+        .await;
+    client.reply(req).await;
+    let (_, end) = stream_of(&mut client, &accepted.socket).await;
+    assert_eq!((end.reason, end.read), (StreamEndReason::Eof, 3));
+    write(&mut client, &accepted.socket, "last").await;
+    let req = client
+        .send(Command::Close {
+            socket: accepted.socket.clone(),
+        })
+        .await;
+    client.reply(req).await;
+    // "xyz" and "last" were read (the read of "last" may come before the close's
+    // reply), then the end of the stream.
+    let (_, end) = stream_of(&mut client, &dialer.socket).await;
+    assert_eq!((end.reason, end.read), (StreamEndReason::Eof, 7));
+
+    // Nobody listens: the SYN is answered with a reset.
+    let lonely = client.bind_with(tcp("127.0.0.1:0", false)).await;
+    let nobody = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let req = connect(&mut client, &lonely.socket, nobody).await;
+    let (mut error, mut end) = (None, None);
+    while error.is_none() || end.is_none() {
+        match client.next().await {
+            Event::Error(e) if e.req == Some(req) => error = Some(e),
+            Event::StreamEnd(e) if e.socket == lonely.socket => end = Some(e),
+            _ => {}
+        }
+    }
+    assert!(error.unwrap().message.contains("refused"));
+    assert_eq!(end.unwrap().reason, StreamEndReason::Refused);
+    server.stop().await;
+}
+
+/// What does not apply to a kind of socket is refused in words, and nothing is lost.
+#[tokio::test]
+async fn options_and_commands_of_the_other_kind_are_refused() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let udp = client.bind("127.0.0.1:0").await;
+    let listener = client.bind_with(tcp("127.0.0.1:0", true)).await;
+    let cases = [
+        Command::Bind(BindSpec {
+            listen: true,
+            ..bind_command("127.0.0.1:0")
+        }),
+        Command::Bind(BindSpec {
+            broadcast: true,
+            ..tcp("127.0.0.1:0", false)
+        }),
+        Command::Shutdown {
+            socket: udp.socket.clone(),
+            how: ShutdownHow::Both,
+        },
+        Command::Send {
+            socket: listener.socket.clone(),
+            to: None,
+            payload: text("to whom?"),
+        },
+        Command::Send {
+            socket: listener.socket.clone(),
+            to: Some("127.0.0.1:9".into()),
+            payload: text("a stream has no address per send"),
+        },
+    ];
+    for command in cases {
+        let error = client.refused(command, ErrorCode::BadRequest).await;
+        assert!(!error.message.is_empty());
+    }
+    client
+        .refused(
+            Command::Shutdown {
+                socket: SocketId::new("s99"),
+                how: ShutdownHow::Write,
+            },
+            ErrorCode::UnknownSocket,
+        )
+        .await;
+    // The session carries on.
+    client.bind("127.0.0.1:0").await;
+    server.stop().await;
+}
