@@ -250,6 +250,7 @@ fn feed(
         | Record::Stream(_)
         | Record::StreamEnd(_)
         | Record::ShutDown { .. }
+        | Record::Paused { .. }
         | Record::LinkStats { .. }
         | Record::GeneratorStarted(_)
         | Record::GeneratorDone(_)

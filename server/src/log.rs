@@ -87,6 +87,15 @@ pub enum Record {
     Stream(Box<StreamRecord>),
     /// A TCP connection's stream ended for a socket.
     StreamEnd(Box<StreamEndRecord>),
+    /// A socket stopped or resumed reading.
+    Paused {
+        /// The socket.
+        socket: SocketId,
+        /// Not reading.
+        paused: bool,
+        /// The `req` of the command.
+        req: Option<Tagged>,
+    },
     /// A TCP socket shut down one or both halves of its connection.
     ShutDown {
         /// The socket.
@@ -470,6 +479,7 @@ impl Record {
             | Record::Accepted(_)
             | Record::StreamEnd(_)
             | Record::ShutDown { .. }
+            | Record::Paused { .. }
             | Record::LinkCreated { .. }
             | Record::LinkUpdated { .. }
             | Record::LinkDeleted { .. }

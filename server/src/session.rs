@@ -187,6 +187,25 @@ impl Session {
                     reply: reply.clone(),
                 })
             }
+            Command::Pause { socket, paused } => {
+                if let Some(handle) = self.streams.get(&socket) {
+                    handle.set_paused(paused)?;
+                } else {
+                    self.sockets
+                        .get(&socket)
+                        .ok_or_else(|| unknown_socket(&socket))?
+                        .set_paused(paused);
+                }
+                self.log.append(
+                    Instant::now(),
+                    Record::Paused {
+                        socket,
+                        paused,
+                        req,
+                    },
+                );
+                Ok(())
+            }
             Command::Shutdown { socket, how } => {
                 let Some(handle) = self.streams.get(&socket) else {
                     return Err(if self.sockets.contains_key(&socket) {

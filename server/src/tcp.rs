@@ -113,6 +113,8 @@ pub struct TcpHandle {
     /// The receive buffer the kernel granted, bytes.
     pub recv_buffer_bytes: Option<u64>,
     ops: Option<mpsc::Sender<Op>>,
+    /// Whether its task stops reading (`pause`).
+    paused: tokio::sync::watch::Sender<bool>,
     cancel: CancellationToken,
     task: JoinHandle<()>,
     slot: Option<crate::slots::Slot>,
@@ -183,6 +185,7 @@ impl TcpHandle {
                 listening: true,
                 recv_buffer_bytes,
                 ops: None,
+                paused: tokio::sync::watch::channel(false).0,
                 cancel,
                 task,
                 slot: None,
@@ -190,10 +193,11 @@ impl TcpHandle {
         }
         let socket = TcpSocket::from_std_stream(std::net::TcpStream::from(socket));
         let (ops, queue) = mpsc::channel(OP_QUEUE);
+        let (paused, paused_rx) = tokio::sync::watch::channel(false);
         let span = tracing::info_span!("tcp", socket = %id, %local);
         let task = tokio::spawn(
             Connection::new(name, options, context.log, context.budget)
-                .run_unconnected(socket, queue, cancel.clone())
+                .run_unconnected(socket, queue, paused_rx, cancel.clone())
                 .instrument(span),
         );
         Ok(TcpHandle {
@@ -203,6 +207,7 @@ impl TcpHandle {
             listening: false,
             recv_buffer_bytes,
             ops: Some(ops),
+            paused,
             cancel,
             task,
             slot: None,
@@ -230,6 +235,18 @@ impl TcpHandle {
                 format!("socket {}'s connection has ended; close it", self.id),
             ),
         })
+    }
+
+    /// Stops or resumes its reading (a listener has none: refused).
+    pub fn set_paused(&self, paused: bool) -> Result<(), CommandError> {
+        if self.listening {
+            return Err(CommandError::bad_request(format!(
+                "socket {} is a TCP listener and reads nothing; pause one of its connections",
+                self.id
+            )));
+        }
+        self.paused.send_replace(paused);
+        Ok(())
     }
 
     /// Keeps `slot` (its share of the server's socket limit) until this handle goes.
@@ -319,11 +336,12 @@ impl Listener {
             tracing::debug!(error = %e, "cannot set TCP_NODELAY");
         }
         let (ops, queue) = mpsc::channel(OP_QUEUE);
+        let (paused, paused_rx) = tokio::sync::watch::channel(false);
         let child = cancel.child_token();
         let span = tracing::info_span!("tcp", socket = %id, %local, %peer);
         let task = tokio::spawn(
             Connection::new(name, self.options, log.clone(), self.context.budget.clone())
-                .run_connected(stream, peer, queue, child.clone())
+                .run_connected(stream, peer, queue, paused_rx, child.clone())
                 .instrument(span),
         );
         let handle = TcpHandle {
@@ -333,6 +351,7 @@ impl Listener {
             listening: false,
             recv_buffer_bytes: None,
             ops: Some(ops),
+            paused,
             cancel: child,
             task,
             slot: Some(slot),
@@ -407,6 +426,7 @@ impl Connection {
         self,
         socket: TcpSocket,
         mut queue: mpsc::Receiver<Op>,
+        paused: tokio::sync::watch::Receiver<bool>,
         cancel: CancellationToken,
     ) {
         let (to, req, reply) = loop {
@@ -443,7 +463,7 @@ impl Connection {
                         req,
                     },
                 );
-                self.run_connected(stream, to, queue, cancel).await;
+                self.run_connected(stream, to, queue, paused, cancel).await;
             }
             Err(e) => {
                 let refused = e.kind() == io::ErrorKind::ConnectionRefused;
@@ -493,6 +513,7 @@ impl Connection {
         stream: TcpStream,
         peer: SocketAddr,
         mut queue: mpsc::Receiver<Op>,
+        mut paused: tokio::sync::watch::Receiver<bool>,
         cancel: CancellationToken,
     ) {
         // The kernel's time of the bytes each read returns.
@@ -537,7 +558,11 @@ impl Connection {
                         "socket {} is already connected to {peer}; a TCP socket connects once", self.name.id
                     ))),
                 },
-                ready = stream.readable(), if reading => {
+                changed = paused.changed() => if changed.is_err() {
+                    // The handle is gone, and the socket with it.
+                    break;
+                },
+                ready = stream.readable(), if reading && !*paused.borrow() => {
                     if ready.is_err() {
                         break;
                     }

@@ -90,6 +90,8 @@ pub struct UdpHandle {
     socket: Arc<UdpSocket>,
     /// Its id and address, as its records name it.
     name: Arc<SocketName>,
+    /// Whether its task stops reading (`pause`).
+    paused: tokio::sync::watch::Sender<bool>,
     sends: mpsc::Sender<SendRequest>,
     cancel: CancellationToken,
     task: JoinHandle<()>,
@@ -140,6 +142,7 @@ impl UdpHandle {
             local,
         });
         let (sends, queue) = mpsc::channel(SEND_QUEUE);
+        let (paused, paused_rx) = tokio::sync::watch::channel(false);
         let cancel = parent.child_token();
         let span = tracing::info_span!("udp", socket = %id, %local);
         let task = tokio::spawn(
@@ -151,7 +154,7 @@ impl UdpHandle {
                 budget,
                 drops_total: AtomicU64::new(0),
             }
-            .run(queue, cancel.clone())
+            .run(queue, paused_rx, cancel.clone())
             .instrument(span),
         );
         Ok(UdpHandle {
@@ -163,6 +166,7 @@ impl UdpHandle {
             peer: None,
             socket,
             name,
+            paused,
             sends,
             cancel,
             task,
@@ -185,6 +189,11 @@ impl UdpHandle {
                 format!("socket {} has stopped", self.id),
             ),
         })
+    }
+
+    /// Stops or resumes its reading.
+    pub fn set_paused(&self, paused: bool) {
+        self.paused.send_replace(paused);
     }
 
     /// Its id and address, as its records name it.
@@ -272,7 +281,12 @@ struct SocketTask {
 }
 
 impl SocketTask {
-    async fn run(self, mut queue: mpsc::Receiver<SendRequest>, cancel: CancellationToken) {
+    async fn run(
+        self,
+        mut queue: mpsc::Receiver<SendRequest>,
+        mut paused: tokio::sync::watch::Receiver<bool>,
+        cancel: CancellationToken,
+    ) {
         tracing::debug!("socket open");
         let mut received = Vec::with_capacity(RECV_BATCH * RECV_CALLS);
         // The socket's inode, its key in the kernel's socket table.
@@ -287,7 +301,11 @@ impl SocketTask {
                     Some(request) => self.send(request).await,
                     None => break,
                 },
-                ready = self.socket.readable() => {
+                changed = paused.changed() => if changed.is_err() {
+                    // The handle is gone, and the socket with it.
+                    break;
+                },
+                ready = self.socket.readable(), if !*paused.borrow() => {
                     if let Err(e) = ready {
                         tracing::warn!(error = %e, "socket no longer readable");
                         break;

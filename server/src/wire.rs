@@ -10,7 +10,7 @@ use socklab_protocol::payload::encode_base64;
 use socklab_protocol::{
     Accepted, AnalysisConfig, Bound, Closed, Connected, Datagram, ErrorEvent, Event, EventId,
     GeneratorDone, GeneratorStarted, KernelDrops, LinkClient, LinkCreated, LinkDeleted, LinkPacket,
-    LinkSent, LinkStats, LinkUpdated, ShutDown, SocketId, Stream, StreamEnd, Unreachable,
+    LinkSent, LinkStats, LinkUpdated, Paused, ShutDown, SocketId, Stream, StreamEnd, Unreachable,
 };
 
 use crate::error::CommandError;
@@ -104,6 +104,17 @@ pub fn to_event(entry: &Entry, viewer: u64) -> Event {
             read: e.read,
             t_ns,
             req: Tagged::for_viewer(e.req, viewer),
+        }),
+        Record::Paused {
+            socket,
+            paused,
+            req,
+        } => Event::Paused(Paused {
+            id,
+            socket: socket.clone(),
+            paused: *paused,
+            t_ns,
+            req: Tagged::for_viewer(*req, viewer),
         }),
         Record::ShutDown { socket, how, req } => Event::ShutDown(ShutDown {
             id,

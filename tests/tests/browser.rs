@@ -558,6 +558,70 @@ async fn socket_options(url: &str, browser: &Browser) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_three_messages_are_three_datagrams_over_udp_and_one_read_over_tcp() {
+    with_browser(|url, browser| async move { udp_and_tcp(&url, browser).await }).await;
+}
+
+async fn udp_and_tcp(url: &str, browser: &Browser) {
+    browser.open(url).await;
+    let (_, udp_to) = bind_two(browser).await;
+    // A TCP listener, and a TCP socket (no Nagle) to connect from.
+    browser.click("#bind-kind option[value='tcp-listen']").await;
+    browser.click("#bind-button").await;
+    browser
+        .wait_text(".socket-row[data-socket='s3'] .peer", |t| t == "listening")
+        .await;
+    let listener = browser
+        .wait_text(".socket-row[data-socket='s3'] code.addr", |t| !t.is_empty())
+        .await;
+    browser
+        .click("#bind-kind option[value='tcp-connect']")
+        .await;
+    browser.click("#bind-nodelay").await;
+    browser.click("#bind-button").await;
+    browser.wait_count(".socket-row", 4).await;
+    browser.click("#send-from option[value='s4']").await;
+    browser.fill("#send-to", &listener).await;
+    browser.click("#send-connect").await;
+    browser
+        .wait_text(".socket-row[data-socket='s3.1'] .peer", |t| {
+            t == "accepted by s3"
+        })
+        .await;
+    // Neither receiver reads while the messages arrive.
+    browser.click("#pause-s2").await;
+    browser.click("[id='pause-s3.1']").await;
+    browser.wait_count(".socket-row .kernel-drops", 2).await;
+    browser.fill("#send-payload", "msg {n}").await;
+    browser.fill("#send-count", "3").await;
+    browser.click("#send-button").await;
+    browser.click("#tab-packets").await;
+    browser
+        .wait_count("tr.packet-row[data-dir='write']", 3)
+        .await;
+    browser.click("#send-from option[value='s1']").await;
+    browser.fill("#send-to", &udp_to).await;
+    browser.click("#send-button").await;
+    browser.wait_count("tr.packet-row[data-dir='out']", 3).await;
+    browser.click("#pause-s2").await;
+    browser.click("[id='pause-s3.1']").await;
+    browser.wait_count("tr.packet-row[data-dir='in']", 3).await;
+    let reads = browser
+        .wait_count("tr.packet-row[data-dir='read']", 1)
+        .await;
+    let read = reads[0].text().await.unwrap();
+    assert!(read.contains("\"msg 1msg 2msg 3\""), "{read}");
+    reads[0].click().await.unwrap();
+    browser
+        .wait_text("#inspector .meta", |t| {
+            t.contains("3 write(s) in this one read")
+        })
+        .await;
+    let shot = browser.screenshot("e2e-udp-and-tcp.png").await;
+    eprintln!("screenshot: {}", shot.display());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_timeline_shows_lost_arrows_and_figures_that_agree() {
     with_browser(|url, browser| async move { timeline(&url, browser).await }).await;
 }

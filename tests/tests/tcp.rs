@@ -271,3 +271,85 @@ async fn options_and_commands_of_the_other_kind_are_refused() {
     client.bind("127.0.0.1:0").await;
     server.stop().await;
 }
+
+async fn pause(client: &mut Client, socket: &SocketId, paused: bool) {
+    let req = client
+        .send(Command::Pause {
+            socket: socket.clone(),
+            paused,
+        })
+        .await;
+    match client.reply(req).await {
+        Event::Paused(p) => assert_eq!((&p.socket, p.paused), (socket, paused)),
+        other => panic!("pause should succeed, got {other:?}"),
+    }
+}
+
+/// The same three messages over UDP and over TCP, to receivers that are not reading
+/// while they arrive (paused): three datagrams come out of three receives, the three
+/// writes out of one read.
+#[tokio::test]
+async fn three_messages_are_three_datagrams_over_udp_and_one_read_over_tcp() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let udp_from = client.bind("127.0.0.1:0").await;
+    let udp_to = client.bind("127.0.0.1:0").await;
+    let listener = client.bind_with(tcp("127.0.0.1:0", true)).await;
+    let dialer = client
+        .bind_with(BindSpec {
+            nodelay: true,
+            ..tcp("127.0.0.1:0", false)
+        })
+        .await;
+    connect(&mut client, &dialer.socket, listener.local).await;
+    let accepted = client
+        .next_where(|e| match e {
+            Event::Accepted(a) => Some(a),
+            _ => None,
+        })
+        .await;
+    pause(&mut client, &udp_to.socket, true).await;
+    pause(&mut client, &accepted.socket, true).await;
+    for message in ["one", "two", "three"] {
+        client
+            .send_datagram(&udp_from.socket, udp_to.local, text(message))
+            .await;
+        write(&mut client, &dialer.socket, message).await;
+    }
+    // Resumed together: the events that follow are all looked at (waiting for one
+    // reply would skip the reads the other resume caused).
+    for socket in [&udp_to.socket, &accepted.socket] {
+        client
+            .send(Command::Pause {
+                socket: socket.clone(),
+                paused: false,
+            })
+            .await;
+    }
+    let (mut datagrams, mut reads): (Vec<Vec<u8>>, Vec<Vec<u8>>) = (Vec::new(), Vec::new());
+    while datagrams.len() < 3 || reads.concat().len() < 11 {
+        match client.next().await {
+            Event::Datagram(d) if d.socket == udp_to.socket => {
+                datagrams.push(decode_base64(&d.payload_b64).unwrap());
+            }
+            Event::Stream(s) if s.socket == accepted.socket => reads.push(bytes(&s)),
+            _ => {}
+        }
+    }
+    assert_eq!(
+        datagrams,
+        [b"one".to_vec(), b"two".to_vec(), b"three".to_vec()]
+    );
+    assert_eq!(reads, [b"onetwothree".to_vec()]);
+    // A listener reads nothing, so it cannot be paused.
+    client
+        .refused(
+            Command::Pause {
+                socket: listener.socket.clone(),
+                paused: true,
+            },
+            ErrorCode::BadRequest,
+        )
+        .await;
+    server.stop().await;
+}

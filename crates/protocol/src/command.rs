@@ -62,6 +62,17 @@ pub enum Command {
         /// The datagram's bytes.
         payload: Payload,
     },
+    /// Stop or resume reading a socket, as a program busy elsewhere would: while
+    /// paused, what arrives waits in the kernel's receive buffer (UDP: until it is
+    /// full and the kernel drops; TCP: until the window closes and the sender must
+    /// wait), and is read, as much as each read takes, once resumed. Success: a
+    /// `paused` event.
+    Pause {
+        /// The socket.
+        socket: SocketId,
+        /// Stop (true) or resume (false) reading.
+        paused: bool,
+    },
     /// End one or both halves of a TCP connection. Success: a `shut_down` event.
     Shutdown {
         /// The socket.
@@ -314,6 +325,13 @@ mod tests {
                 r#"{"type":"bind","proto":"tcp","addr":"127.0.0.1:0","listen":true,"nodelay":true}"#,
             ),
             (
+                Request::new(Command::Pause {
+                    socket: SocketId::new("s2"),
+                    paused: true,
+                }),
+                r#"{"type":"pause","socket":"s2","paused":true}"#,
+            ),
+            (
                 Request::new(Command::Shutdown {
                     socket: SocketId::new("s3.1"),
                     how: ShutdownHow::Write,
@@ -460,7 +478,7 @@ mod tests {
             (
                 r#"{"req":5,"type":"dance"}"#,
                 Some(5),
-                "bad command: unknown variant `dance`, expected one of `bind`, `close`, `connect`, `send`, `shutdown`, `link_create`, `link_update`, `link_delete`, `generate`, `generate_stop`, `set_loss_timeout`, `set_match_field`",
+                "bad command: unknown variant `dance`, expected one of `bind`, `close`, `connect`, `send`, `pause`, `shutdown`, `link_create`, `link_update`, `link_delete`, `generate`, `generate_stop`, `set_loss_timeout`, `set_match_field`",
             ),
             (
                 r#"{"req":6,"type":"bind","proto":"udp"}"#,

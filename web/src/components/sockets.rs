@@ -52,6 +52,21 @@ pub fn SocketsPanel() -> Html {
             })
         };
         let can_shut = tcp && socket.peer.is_some() && socket.state.is_none() && !gone;
+        let pause = {
+            let ctx = ctx.clone();
+            let (id, paused) = (socket.id.clone(), socket.paused);
+            Callback::from(move |_| {
+                ctx.commands.send(
+                    &ctx.state.dispatcher(),
+                    Origin::Socket(id.clone()),
+                    Command::Pause {
+                        socket: id.clone(),
+                        paused: !paused,
+                    },
+                );
+            })
+        };
+        let can_pause = !socket.listening && !gone;
         html! {
             <li class={classes!("socket-row", gone.then_some("gone"))} data-socket={socket.id.to_string()} key={socket.id.to_string()}
                 title={gone.then_some("gone: the session it belonged to has ended")}>
@@ -82,6 +97,14 @@ pub fn SocketsPanel() -> Html {
                 if socket.kernel_drops > 0 {
                     <span class="kernel-drops" title="Datagrams the kernel dropped before socklab could read them, because this socket's receive buffer was full. UDP does not retransmit: they are gone. The count arrives with the next datagram the socket receives.">
                         { format!("kernel dropped {}", socket.kernel_drops) }</span>
+                }
+                if socket.paused {
+                    <span class="kernel-drops" title="This socket is not reading, as a program busy elsewhere: what arrives waits in the kernel's receive buffer. UDP: once the buffer is full the kernel drops datagrams. TCP: the window closes and the sender has to wait.">{ "not reading" }</span>
+                }
+                if can_pause {
+                    <button class="small" id={format!("pause-{}", socket.id)} onclick={pause}
+                        title="Stop reading this socket for a while, as a busy program would, then resume: what arrived meanwhile is read as it lies in the buffer (a TCP read takes many writes at once; UDP keeps each datagram apart)">
+                        { if socket.paused { "resume" } else { "pause" } }</button>
                 }
                 if can_shut {
                     <button class="small" id={format!("shut-{}", socket.id)} onclick={shutdown}

@@ -127,6 +127,8 @@ pub struct SocketInfo {
     pub listener: Option<SocketId>,
     /// A TCP socket's state beyond connected: "write half shut", "stream ended (FIN)".
     pub state: Option<String>,
+    /// Not reading (`pause`): what arrives waits in the kernel's receive buffer.
+    pub paused: bool,
     /// Datagrams the kernel dropped at it (receive buffer full), so far.
     pub kernel_drops: u64,
 }
@@ -514,6 +516,7 @@ impl State {
                     listening: bound.listening,
                     listener: None,
                     state: None,
+                    paused: false,
                     kernel_drops: 0,
                 });
             }
@@ -690,6 +693,7 @@ impl State {
                     listening: false,
                     listener: Some(a.listener.clone()),
                     state: None,
+                    paused: false,
                     kernel_drops: 0,
                 });
                 self.tcp_row(a.id.0, a.t_ns, a.socket, Some(a.peer), TcpWhat::Accepted(a.listener));
@@ -724,6 +728,12 @@ impl State {
                 }
                 let peer = self.socket_mut(&e.socket).and_then(|s| s.peer);
                 self.tcp_row(e.id.0, e.t_ns, e.socket, peer, TcpWhat::Ended(e.reason, e.read, e.error));
+            }
+            Event::Paused(p) => {
+                self.settle(p.req);
+                if let Some(s) = self.socket_mut(&p.socket) {
+                    s.paused = p.paused;
+                }
             }
             Event::ShutDown(d) => {
                 self.settle(d.req);

@@ -494,6 +494,7 @@ impl Timeline {
             | Event::Stream(_)
             | Event::StreamEnd(_)
             | Event::ShutDown(_)
+            | Event::Paused(_)
             | Event::LinkUpdated(_)
             | Event::LinkStats(_)
             | Event::FlowStats(_)

@@ -47,6 +47,8 @@ pub enum Event {
     StreamEnd(StreamEnd),
     /// A TCP socket shut down one or both halves of its connection.
     ShutDown(ShutDown),
+    /// A socket stopped or resumed reading (`pause`).
+    Paused(Paused),
     /// A datagram a lab socket sent could not be delivered, and the network said so
     /// (an ICMP error: most often "port unreachable", nobody is listening there).
     Unreachable(Unreachable),
@@ -259,6 +261,22 @@ pub struct ShutDown {
     /// Nanoseconds since the session began.
     pub t_ns: u64,
     /// The `req` of the `shutdown`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub req: Option<i64>,
+}
+
+/// A socket stopped or resumed reading.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct Paused {
+    /// The event's id in the session.
+    pub id: EventId,
+    /// The socket.
+    pub socket: SocketId,
+    /// Not reading (true), or reading again (false).
+    pub paused: bool,
+    /// Nanoseconds since the session began.
+    pub t_ns: u64,
+    /// The `req` of the `pause`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub req: Option<i64>,
 }
@@ -746,6 +764,7 @@ impl Event {
             Event::Stream(e) => e.req,
             Event::StreamEnd(e) => e.req,
             Event::ShutDown(e) => e.req,
+            Event::Paused(e) => e.req,
             Event::LinkCreated(e) => e.req,
             Event::LinkUpdated(e) => e.req,
             Event::LinkDeleted(e) => e.req,
@@ -781,6 +800,7 @@ impl Event {
             Event::Stream(e) => Some(e.id),
             Event::StreamEnd(e) => Some(e.id),
             Event::ShutDown(e) => Some(e.id),
+            Event::Paused(e) => Some(e.id),
             Event::LinkCreated(e) => Some(e.id),
             Event::LinkUpdated(e) => Some(e.id),
             Event::LinkDeleted(e) => Some(e.id),

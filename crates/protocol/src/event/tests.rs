@@ -129,6 +129,16 @@ fn wire_form_snapshots() {
             r#"{"type":"shut_down","id":8,"socket":"s4","how":"both","t_ns":80,"req":9}"#,
         ),
         (
+            Event::Paused(Paused {
+                id: EventId(10),
+                socket: SocketId::new("s2"),
+                paused: true,
+                t_ns: 90,
+                req: None,
+            }),
+            r#"{"type":"paused","id":10,"socket":"s2","paused":true,"t_ns":90}"#,
+        ),
+        (
             Event::KernelDrops(KernelDrops {
                 id: EventId(9),
                 socket: SocketId::new("s1"),
