@@ -33,7 +33,10 @@ use crate::udp::{Clocks, ReplyTo};
 /// How many connections may wait to be accepted (listen's backlog).
 const BACKLOG: i32 = 16;
 /// How many operations (writes, a shutdown) may wait for a socket's task.
-pub const OP_QUEUE: usize = 1024;
+pub const OP_QUEUE: usize = 64;
+/// How many bytes of writes the task holds while the send buffer is full (beyond
+/// them, writes wait in the operation queue, and beyond that they are refused).
+const MAX_PENDING_BYTES: usize = 1 << 20;
 /// The most bytes one `send` on a TCP socket writes.
 pub const MAX_WRITE: usize = 65_536;
 /// How many reads one wake-up makes at most before the task lets its writes have a turn.
@@ -522,11 +525,13 @@ impl Connection {
         }
         let mut pending: VecDeque<Pending> = VecDeque::new();
         let mut reading = true;
+        // A shutdown waiting for the writes before it.
+        let mut shutdown = None;
         loop {
             tokio::select! {
                 biased;
                 _ = cancel.cancelled() => break,
-                op = queue.recv(), if pending.len() < OP_QUEUE => match op {
+                op = queue.recv(), if shutdown.is_none() && pending_bytes(&pending) < MAX_PENDING_BYTES => match op {
                     None => break,
                     Some(Op::Write { payload, req, reply }) => {
                         if let Err(refused) = self.budget.take(payload.len()) {
@@ -538,22 +543,9 @@ impl Connection {
                             break;
                         }
                     }
-                    Some(Op::Shutdown { how, req, reply }) => {
-                        let std_how = match how {
-                            ShutdownHow::Read => std::net::Shutdown::Read,
-                            ShutdownHow::Write => std::net::Shutdown::Write,
-                            ShutdownHow::Both => std::net::Shutdown::Both,
-                        };
-                        match socket2::SockRef::from(&stream).shutdown(std_how) {
-                            Ok(()) => {
-                                // After SHUT_RD a read returns 0 at once, which is not the
-                                // peer's end of stream: stop reading instead.
-                                reading &= how == ShutdownHow::Write;
-                                self.log.append(Instant::now(), Record::ShutDown { socket: self.id(), how, req });
-                            }
-                            Err(e) => refuse(&reply, req, CommandError::new(ErrorCode::IoError, format!("cannot shut down socket {}: {e}", self.name.id))),
-                        }
-                    }
+                    // A shutdown comes after the writes asked for before it, as the
+                    // kernel sends its FIN after the bytes in its buffer.
+                    Some(Op::Shutdown { how, req, reply }) => shutdown = Some((how, req, reply)),
                     Some(Op::Connect { req, reply, .. }) => refuse(&reply, req, CommandError::bad_request(format!(
                         "socket {} is already connected to {peer}; a TCP socket connects once", self.name.id
                     ))),
@@ -576,6 +568,38 @@ impl Connection {
                     if ready.is_err() || !self.write(&stream, peer, &mut pending) {
                         break;
                     }
+                }
+            }
+            if pending.is_empty()
+                && let Some((how, req, reply)) = shutdown.take()
+            {
+                let std_how = match how {
+                    ShutdownHow::Read => std::net::Shutdown::Read,
+                    ShutdownHow::Write => std::net::Shutdown::Write,
+                    ShutdownHow::Both => std::net::Shutdown::Both,
+                };
+                match socket2::SockRef::from(&stream).shutdown(std_how) {
+                    Ok(()) => {
+                        // After SHUT_RD a read returns 0 at once, which is not the peer's
+                        // end of stream: stop reading instead.
+                        reading &= how == ShutdownHow::Write;
+                        self.log.append(
+                            Instant::now(),
+                            Record::ShutDown {
+                                socket: self.id(),
+                                how,
+                                req,
+                            },
+                        );
+                    }
+                    Err(e) => refuse(
+                        &reply,
+                        req,
+                        CommandError::new(
+                            ErrorCode::IoError,
+                            format!("cannot shut down socket {}: {e}", self.name.id),
+                        ),
+                    ),
                 }
             }
         }
@@ -710,6 +734,11 @@ impl Connection {
             })),
         );
     }
+}
+
+/// The bytes the waiting writes have still to write.
+fn pending_bytes(pending: &VecDeque<Pending>) -> usize {
+    pending.iter().map(|p| p.bytes.len() - p.done).sum()
 }
 
 /// One read of at most `size` bytes, with the kernel's time of the newest of them

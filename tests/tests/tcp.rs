@@ -353,3 +353,92 @@ async fn three_messages_are_three_datagrams_over_udp_and_one_read_over_tcp() {
         .await;
     server.stop().await;
 }
+
+/// A peer that does not read: the writes fill the kernel's buffers, then what the
+/// socket holds (1 MiB), then its queue of 64 writes; the next write is refused in
+/// words. Nothing accepted is lost: once the reader resumes, every byte of every
+/// accepted write arrives, and the shutdown asked for behind them comes after them.
+#[tokio::test]
+async fn writes_to_a_peer_that_does_not_read_are_bounded_and_none_accepted_is_lost() {
+    const WRITE: usize = 65_536;
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    // A small receive buffer on the listener, which its connections inherit.
+    let listener = client
+        .bind_with(BindSpec {
+            recv_buffer_bytes: Some(16 * 1024),
+            ..tcp("127.0.0.1:0", true)
+        })
+        .await;
+    let dialer = client.bind_with(tcp("127.0.0.1:0", false)).await;
+    connect(&mut client, &dialer.socket, listener.local).await;
+    let accepted = client
+        .next_where(|e| match e {
+            Event::Accepted(a) => Some(a),
+            _ => None,
+        })
+        .await;
+    pause(&mut client, &accepted.socket, true).await;
+    let chunk = "x".repeat(WRITE);
+    let (mut accepted_writes, mut refusal) = (0u64, None);
+    for _ in 0..1_000 {
+        let req = client
+            .send(Command::Send {
+                socket: dialer.socket.clone(),
+                to: None,
+                payload: text(&chunk),
+            })
+            .await;
+        // The reply to a queued write is its first bytes' event, or, while the
+        // buffers are full, nothing yet: the refusal is what is waited for.
+        let reply =
+            tokio::time::timeout(std::time::Duration::from_millis(10), client.reply(req)).await;
+        match reply {
+            Ok(Event::Error(e)) => {
+                refusal = Some(e);
+                break;
+            }
+            Ok(_) | Err(_) => accepted_writes += 1,
+        }
+    }
+    let refusal = refusal.expect("the writes are bounded");
+    assert_eq!(refusal.code, ErrorCode::LimitExceeded, "{refusal:?}");
+    assert!(
+        refusal.message.contains("writes waiting"),
+        "{}",
+        refusal.message
+    );
+    client
+        .send(Command::Pause {
+            socket: accepted.socket.clone(),
+            paused: false,
+        })
+        .await;
+    // The shutdown goes behind the waiting writes once there is room in the queue.
+    let mut end = None;
+    while end.is_none() {
+        let req = client
+            .send(Command::Shutdown {
+                socket: dialer.socket.clone(),
+                how: ShutdownHow::Write,
+            })
+            .await;
+        loop {
+            match client.next().await {
+                Event::Error(e) if e.req == Some(req) => break,
+                Event::StreamEnd(e) if e.socket == accepted.socket => {
+                    end = Some(e);
+                    break;
+                }
+                _ => {}
+            }
+        }
+    }
+    let end = end.unwrap();
+    assert_eq!(
+        (end.reason, end.read),
+        (StreamEndReason::Eof, accepted_writes * WRITE as u64),
+        "{accepted_writes} writes accepted, every byte read, then the end"
+    );
+    server.stop().await;
+}
