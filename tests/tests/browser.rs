@@ -588,24 +588,28 @@ async fn udp_and_tcp(url: &str, browser: &Browser) {
             t == "accepted by s3"
         })
         .await;
-    // Neither receiver reads while the messages arrive.
+    // Neither receiver reads while the messages arrive: first the UDP ones...
     browser.click("#pause-s2").await;
-    browser.click("[id='pause-s3.1']").await;
-    browser.wait_count(".socket-row .kernel-drops", 2).await;
+    browser.wait_count(".socket-row .kernel-drops", 1).await;
+    browser.click("#tab-packets").await;
     browser.fill("#send-payload", "msg {n}").await;
     browser.fill("#send-count", "3").await;
-    browser.click("#send-button").await;
-    browser.click("#tab-packets").await;
-    browser
-        .wait_count("tr.packet-row[data-dir='write']", 3)
-        .await;
     browser.click("#send-from option[value='s1']").await;
     browser.fill("#send-to", &udp_to).await;
     browser.click("#send-button").await;
     browser.wait_count("tr.packet-row[data-dir='out']", 3).await;
     browser.click("#pause-s2").await;
-    browser.click("[id='pause-s3.1']").await;
     browser.wait_count("tr.packet-row[data-dir='in']", 3).await;
+    browser.wait_count(".socket-row .kernel-drops", 0).await;
+    // ...then the same over TCP.
+    browser.click("[id='pause-s3.1']").await;
+    browser.wait_count(".socket-row .kernel-drops", 1).await;
+    browser.click("#send-from option[value='s4']").await;
+    browser.click("#send-button").await;
+    browser
+        .wait_count("tr.packet-row[data-dir='write']", 3)
+        .await;
+    browser.click("[id='pause-s3.1']").await;
     let reads = browser
         .wait_count("tr.packet-row[data-dir='read']", 1)
         .await;
@@ -618,6 +622,12 @@ async fn udp_and_tcp(url: &str, browser: &Browser) {
         })
         .await;
     let shot = browser.screenshot("e2e-udp-and-tcp.png").await;
+    eprintln!("screenshot: {}", shot.display());
+    // On the timeline the three writes end together, at the one read.
+    browser.click("#inspector-close").await;
+    browser.click("#tab-timeline").await;
+    browser.click("#tl-zoom-out").await;
+    let shot = browser.screenshot("e2e-udp-and-tcp-timeline.png").await;
     eprintln!("screenshot: {}", shot.display());
 }
 

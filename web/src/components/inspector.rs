@@ -98,6 +98,14 @@ pub fn Inspector() -> Html {
         Mark::Unanswered(LossWhy::Timeout) => "no reply within the loss timeout".to_string(),
         Mark::Unanswered(why) => format!("no reply: {}", why.words()),
         Mark::Incoming => "received from outside the lab".to_string(),
+        Mark::Bytes if a.send == 0 => "TCP bytes read from a program outside the lab".to_string(),
+        Mark::Bytes => format!(
+            "TCP bytes: written, and in the reader's receive buffer {:.3} ms later (the kernel's arrival time of the newest bytes of the read that returned their last byte; writes ending at the same read came out of it together)",
+            (a.t1 - a.t0) as f64 / 1e6
+        ),
+        Mark::Tcp(crate::timeline::TcpMark::Handshake) => "the TCP handshake: connected and accepted".to_string(),
+        Mark::Tcp(crate::timeline::TcpMark::Fin) => "the end of the stream (the peer's FIN) reached this socket: a read returned 0".to_string(),
+        Mark::Tcp(crate::timeline::TcpMark::Reset) => "the connection was reset (RST)".to_string(),
     });
     let Some(p) = packet else {
         return html! {

@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use socklab_analysis::{End, Routes};
 use socklab_protocol::flow::{Fate, FateKind, LossCause};
 use socklab_protocol::link::{DropReason, LinkDir, LinkFate, LinkId};
-use socklab_protocol::{Direction, Event};
+use socklab_protocol::{Direction, Event, StreamEndReason};
 
 /// How many arrows the page keeps; beyond it the oldest half is forgotten.
 pub const ARROWS_KEPT: usize = 300_000;
@@ -67,6 +67,22 @@ pub enum Mark {
     Incoming,
     /// The analysis stopped following it (too many in flight, or its flow retired).
     Untracked,
+    /// A TCP write: bytes into the stream, ending at the read that returned its last
+    /// byte (several writes ending at one read came out of it together).
+    Bytes,
+    /// Something a TCP connection did, not bytes.
+    Tcp(TcpMark),
+}
+
+/// What a TCP connection did, as the timeline draws it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TcpMark {
+    /// The three-way handshake: connect, then accept.
+    Handshake,
+    /// The end of the stream reached the reader (the peer's FIN: a read returned 0).
+    Fin,
+    /// The connection was reset (an RST).
+    Reset,
 }
 
 /// How a reply was paired with its request.
@@ -169,7 +185,9 @@ pub fn category(mark: Mark) -> usize {
         | Mark::Request(_)
         | Mark::Reply
         | Mark::Incoming
-        | Mark::Untracked => 0,
+        | Mark::Untracked
+        | Mark::Bytes
+        | Mark::Tcp(_) => 0,
     }
 }
 
@@ -225,7 +243,9 @@ impl Filter {
             | Mark::Request(_)
             | Mark::Reply
             | Mark::Incoming
-            | Mark::Untracked => self.delivered,
+            | Mark::Untracked
+            | Mark::Bytes
+            | Mark::Tcp(_) => self.delivered,
         };
         by_fate
             && self.lane.is_none_or(|l| a.from == l || a.to == l)
@@ -275,6 +295,11 @@ pub struct Timeline {
     /// How many arrows are in each legend group ([`category`]), kept as arrows change
     /// so that drawing the legend never walks every arrow.
     pub counts: [usize; 4],
+    /// TCP sockets: their address and, once connected, their peer.
+    tcp: HashMap<socklab_protocol::SocketId, (SocketAddr, Option<SocketAddr>)>,
+    /// TCP writes not read yet, per connection (writer, reader): where each ends in the
+    /// stream, and its `out` event. At most [`ARROWS_KEPT`] in all.
+    unread: HashMap<(SocketAddr, SocketAddr), std::collections::VecDeque<(u64, u64)>>,
 }
 
 impl Timeline {
@@ -388,6 +413,7 @@ impl Timeline {
         self.by_recv.clear();
         self.by_decision.clear();
         self.recv_times.clear();
+        self.unread.clear();
     }
 
     /// The arrow of a datagram, by its `out` or `in` event id.
@@ -405,6 +431,9 @@ impl Timeline {
     pub fn apply(&mut self, event: &Event) -> bool {
         match event {
             Event::Bound(b) => {
+                if b.proto == socklab_protocol::Proto::Tcp {
+                    self.tcp.insert(b.socket.clone(), (b.local, None));
+                }
                 self.lab_labels
                     .insert(b.local, format!("{} {}", b.socket, b.local));
                 let lane = self.lane(b.local, LaneKind::Lab);
@@ -466,6 +495,52 @@ impl Timeline {
                 }
                 return changed;
             }
+            Event::Accepted(a) => {
+                self.tcp.insert(a.socket.clone(), (a.local, Some(a.peer)));
+                self.latest_t = self.latest_t.max(a.t_ns);
+                self.tcp_arrow(
+                    a.id.0,
+                    a.t_ns,
+                    a.peer,
+                    a.local,
+                    Mark::Tcp(TcpMark::Handshake),
+                );
+            }
+            Event::Connected(c) => {
+                let Some(entry) = self.tcp.get_mut(&c.socket) else {
+                    return false; // a UDP socket's connect draws nothing
+                };
+                entry.1 = Some(c.peer);
+                self.latest_t = self.latest_t.max(c.t_ns);
+                // A lab listener's `accepted` draws the handshake; an outside server
+                // accepts unseen, so the connect does.
+                if self.kind_of(c.peer) == LaneKind::Lab {
+                    return false;
+                }
+                self.tcp_arrow(
+                    c.id.0,
+                    c.t_ns,
+                    c.local,
+                    c.peer,
+                    Mark::Tcp(TcpMark::Handshake),
+                );
+            }
+            Event::Stream(s) => {
+                self.latest_t = self.latest_t.max(s.t_ns);
+                self.stream(s);
+            }
+            Event::StreamEnd(e) => {
+                let mark = match e.reason {
+                    StreamEndReason::Eof => TcpMark::Fin,
+                    StreamEndReason::Reset => TcpMark::Reset,
+                    StreamEndReason::Refused | StreamEndReason::Error => return false,
+                };
+                let Some(&(local, Some(peer))) = self.tcp.get(&e.socket) else {
+                    return false;
+                };
+                self.latest_t = self.latest_t.max(e.t_ns);
+                self.tcp_arrow(e.id.0, e.t_ns, peer, local, Mark::Tcp(mark));
+            }
             Event::Datagram(d) => {
                 self.latest_t = self.latest_t.max(d.t_ns);
                 match d.dir {
@@ -488,11 +563,7 @@ impl Timeline {
             // go; decisions reach it through fates).
             Event::Hello(_)
             | Event::KernelDrops(_)
-            | Event::Connected(_)
             | Event::Unreachable(_)
-            | Event::Accepted(_)
-            | Event::Stream(_)
-            | Event::StreamEnd(_)
             | Event::ShutDown(_)
             | Event::Paused(_)
             | Event::LinkUpdated(_)
@@ -623,6 +694,108 @@ impl Timeline {
     fn via(&self, end: End<'_>) -> (SocketAddr, Option<u16>) {
         let lane = end.via.and_then(|l| self.link_lanes.get(l).copied());
         (end.addr, lane)
+    }
+
+    /// An arrow for something a TCP connection did (`id` is its event) from `from` to
+    /// `to` at `t`.
+    fn tcp_arrow(&mut self, id: u64, t: u64, from: SocketAddr, to: SocketAddr, mark: Mark) {
+        let (kind_from, kind_to) = (self.kind_of(from), self.kind_of(to));
+        let from_lane = self.lane(from, kind_from);
+        let to_lane = self.lane(to, kind_to);
+        let flow = self.flow(from, to);
+        let i = self.push(Arrow {
+            send: id,
+            recv: id,
+            t0: t,
+            t1: t,
+            from: from_lane,
+            to: to_lane,
+            via: None,
+            mark,
+            flow,
+            decision: 0,
+        });
+        self.by_send.insert(id, i);
+    }
+
+    /// A TCP write starts an arrow; a read ends the arrows of the writes whose last
+    /// byte it returned. A read from outside the lab draws its own arrow.
+    fn stream(&mut self, s: &socklab_protocol::Stream) {
+        let id = s.id.0;
+        let end = s.offset.saturating_add(s.len as u64);
+        match s.dir {
+            Direction::Out => {
+                let kind = self.kind_of(s.peer);
+                let to_lab = kind == LaneKind::Lab;
+                let from = self.lane(s.local, LaneKind::Lab);
+                let to = self.lane(s.peer, kind);
+                let flow = self.flow(s.local, s.peer);
+                let i = self.push(Arrow {
+                    send: id,
+                    recv: 0,
+                    t0: s.t_ns,
+                    t1: s.t_ns,
+                    from,
+                    to,
+                    via: None,
+                    mark: Mark::Pending,
+                    flow,
+                    decision: 0,
+                });
+                self.by_send.insert(id, i);
+                if to_lab {
+                    if self.unread.values().map(|q| q.len()).sum::<usize>() >= ARROWS_KEPT {
+                        self.unread.clear();
+                    }
+                    self.unread
+                        .entry((s.local, s.peer))
+                        .or_default()
+                        .push_back((end, id));
+                }
+            }
+            Direction::In => {
+                let Some(queue) = self.unread.get_mut(&(s.peer, s.local)) else {
+                    // From outside the lab: drawn at once, as an incoming datagram is.
+                    let from = self.lane(s.peer, LaneKind::Outside);
+                    let to = self.lane(s.local, LaneKind::Lab);
+                    let flow = self.flow(s.peer, s.local);
+                    let i = self.push(Arrow {
+                        send: 0,
+                        recv: id,
+                        t0: s.t_ns,
+                        t1: s.t_ns,
+                        from,
+                        to,
+                        via: None,
+                        mark: Mark::Bytes,
+                        flow,
+                        decision: 0,
+                    });
+                    self.by_recv.insert(id, i);
+                    return;
+                };
+                let mut done = Vec::new();
+                while queue
+                    .front()
+                    .is_some_and(|&(write_end, _)| write_end <= end)
+                {
+                    done.extend(queue.pop_front().map(|(_, write)| write));
+                }
+                for write in done {
+                    let Some(&i) = self.by_send.get(&write) else {
+                        continue;
+                    };
+                    let before = category(self.arrows[i as usize].mark);
+                    let a = &mut self.arrows[i as usize];
+                    a.t1 = s.t_ns.max(a.t0);
+                    a.recv = id;
+                    a.mark = Mark::Bytes;
+                    self.counts[before] -= 1;
+                    self.counts[category(Mark::Bytes)] += 1;
+                    self.by_recv.insert(id, i);
+                }
+            }
+        }
     }
 
     fn sent(&mut self, id: u64, t: u64, local: SocketAddr, peer: SocketAddr) {

@@ -599,3 +599,86 @@ fn datagrams_only_a_link_saw_are_drawn_from_its_account() {
     );
     assert_eq!(tl.counts, [1, 1, 1, 1]);
 }
+
+#[test]
+fn tcp_writes_end_at_the_read_that_returned_their_last_byte() {
+    use socklab_protocol::{Accepted, Stream, StreamEnd, StreamEndReason};
+    let (dialer, listener) = (addr("127.0.0.1:4000"), addr("127.0.0.1:5000"));
+    let stream = |id: u64, t: u64, dir, offset: u64, len: usize| {
+        let (local, peer) = match dir {
+            Direction::Out => (dialer, listener),
+            Direction::In => (listener, dialer),
+        };
+        Event::Stream(Stream {
+            id: EventId(id),
+            socket: SocketId::new(if dir == Direction::Out { "s2" } else { "s1.1" }),
+            dir,
+            local,
+            peer,
+            offset,
+            len,
+            payload_b64: String::new(),
+            t_ns: t,
+            req: None,
+        })
+    };
+    let mut tl = Timeline::default();
+    let mut tcp_bound = |id, socket: &str, local: &str| {
+        let Event::Bound(mut b) = bound(id, socket, local) else {
+            unreachable!()
+        };
+        b.proto = Proto::Tcp;
+        tl.apply(&Event::Bound(b));
+    };
+    tcp_bound(1, "s1", "127.0.0.1:5000");
+    tcp_bound(2, "s2", "127.0.0.1:4000");
+    tl.apply(&Event::Accepted(Accepted {
+        id: EventId(3),
+        socket: SocketId::new("s1.1"),
+        listener: SocketId::new("s1"),
+        local: listener,
+        peer: dialer,
+        t_ns: 50,
+    }));
+    // Two writes, then one read of both, then a write read in two pieces.
+    tl.apply(&stream(4, 100, Direction::Out, 0, 5));
+    tl.apply(&stream(5, 110, Direction::Out, 5, 5));
+    tl.apply(&stream(6, 300, Direction::In, 0, 10));
+    tl.apply(&stream(7, 400, Direction::Out, 10, 8));
+    tl.apply(&stream(8, 450, Direction::In, 10, 4));
+    tl.apply(&stream(9, 460, Direction::In, 14, 4));
+    tl.apply(&Event::StreamEnd(StreamEnd {
+        id: EventId(10),
+        socket: SocketId::new("s1.1"),
+        reason: StreamEndReason::Eof,
+        error: None,
+        read: 18,
+        t_ns: 500,
+        req: None,
+    }));
+    let drawn: Vec<(u64, u64, u64, Mark)> = tl
+        .arrows
+        .iter()
+        .map(|a| (a.send, a.t0, a.t1, a.mark))
+        .collect();
+    assert_eq!(
+        drawn,
+        [
+            (3, 50, 50, Mark::Tcp(TcpMark::Handshake)),
+            (4, 100, 300, Mark::Bytes),
+            (5, 110, 300, Mark::Bytes),
+            (7, 400, 460, Mark::Bytes),
+            (10, 500, 500, Mark::Tcp(TcpMark::Fin)),
+        ]
+    );
+    assert_eq!(
+        (tl.arrows[1].from, tl.arrows[1].to),
+        (1, 0),
+        "from the dialer's lane to the listener's"
+    );
+    assert_eq!(
+        tl.arrow_of(6).map(|a| a.send),
+        Some(5),
+        "a read finds a write it ended"
+    );
+}

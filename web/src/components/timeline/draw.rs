@@ -4,7 +4,7 @@
 use web_sys::{CanvasRenderingContext2d, HtmlCanvasElement};
 
 use super::HEADER_PX;
-use crate::timeline::{Arrow, Filter, LaneKind, LossWhy, Mark, Timeline};
+use crate::timeline::{Arrow, Filter, LaneKind, LossWhy, Mark, TcpMark, Timeline};
 use crate::view::View;
 
 /// Pixels left of the first lane, for time labels.
@@ -311,7 +311,9 @@ const LOST_GROUP: usize = 3;
 
 fn colour_group(mark: Mark) -> usize {
     match mark {
-        Mark::Delivered => 0,
+        Mark::Delivered | Mark::Bytes => 0,
+        Mark::Tcp(TcpMark::Reset) => 3,
+        Mark::Tcp(_) => 5,
         Mark::Reordered(_) | Mark::Late => 1,
         Mark::Duplicate => 2,
         Mark::Lost(_) | Mark::Unanswered(_) => 3,
@@ -324,7 +326,7 @@ fn colour_group(mark: Mark) -> usize {
 fn mark_shape(mark: Mark) -> u8 {
     match mark {
         Mark::Lost(LossWhy::Kernel) => 5,
-        Mark::Lost(_) | Mark::Unanswered(_) => 1,
+        Mark::Lost(_) | Mark::Unanswered(_) | Mark::Tcp(TcpMark::Reset) => 1,
         Mark::Pending | Mark::Untracked => 2,
         Mark::Reordered(_) | Mark::Late => 3,
         Mark::Duplicate => 4,
@@ -337,7 +339,7 @@ fn mark_shape(mark: Mark) -> u8 {
 /// ring for a duplicate.
 fn end_mark(ctx: &CanvasRenderingContext2d, mark: Mark, x0: f64, y0: f64, x1: f64, y1: f64) {
     match mark {
-        Mark::Lost(_) | Mark::Unanswered(_) => {
+        Mark::Lost(_) | Mark::Unanswered(_) | Mark::Tcp(TcpMark::Reset) => {
             let s = 4.5;
             ctx.move_to(x1 - s, y1 - s);
             ctx.line_to(x1 + s, y1 + s);
