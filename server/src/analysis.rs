@@ -251,6 +251,7 @@ fn feed(
         | Record::StreamEnd(_)
         | Record::ShutDown { .. }
         | Record::Paused { .. }
+        | Record::Membership(_)
         | Record::LinkStats { .. }
         | Record::GeneratorStarted(_)
         | Record::GeneratorDone(_)

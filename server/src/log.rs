@@ -87,6 +87,8 @@ pub enum Record {
     Stream(Box<StreamRecord>),
     /// A TCP connection's stream ended for a socket.
     StreamEnd(Box<StreamEndRecord>),
+    /// A socket joined or left a multicast group (boxed: rare, and large).
+    Membership(Box<MembershipRecord>),
     /// A socket stopped or resumed reading.
     Paused {
         /// The socket.
@@ -304,6 +306,8 @@ pub struct BoundRecord {
     pub recv_size: Option<u32>,
     /// A TCP listener.
     pub listening: bool,
+    /// A UDP socket bound with multicast.
+    pub multicast: bool,
     /// The `req` of the command that bound it.
     pub req: Option<Tagged>,
 }
@@ -373,6 +377,21 @@ pub struct SocketName {
     pub id: Box<str>,
     /// The address it is bound to.
     pub local: SocketAddr,
+}
+
+/// A socket joined or left a multicast group.
+#[derive(Debug)]
+pub struct MembershipRecord {
+    /// The socket.
+    pub socket: SocketId,
+    /// The group.
+    pub group: std::net::IpAddr,
+    /// The interface, as given.
+    pub interface: Option<String>,
+    /// Joined, or left.
+    pub joined: bool,
+    /// The `req` of the command.
+    pub req: Option<Tagged>,
 }
 
 /// A TCP listener accepted a connection.
@@ -480,6 +499,7 @@ impl Record {
             | Record::StreamEnd(_)
             | Record::ShutDown { .. }
             | Record::Paused { .. }
+            | Record::Membership(_)
             | Record::LinkCreated { .. }
             | Record::LinkUpdated { .. }
             | Record::LinkDeleted { .. }

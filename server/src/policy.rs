@@ -186,6 +186,33 @@ impl AddressPolicy {
         Err(CommandError::new(ErrorCode::Forbidden, message))
     }
 
+    /// May a socket join the multicast group `group`? It must be one, and inside the
+    /// networks the server was started with (no group is loopback).
+    pub fn check_group(&self, group: IpAddr) -> Result<(), CommandError> {
+        let ip = canonical(group);
+        if !ip.is_multicast() {
+            return Err(CommandError::bad_address(format!(
+                "{ip} is not a multicast group: IPv4 groups are 224.0.0.0 to 239.255.255.255, IPv6 ones start with ff"
+            )));
+        }
+        if !self.allows(ip) {
+            let inside = if self.allowed.is_empty() {
+                "the networks it was started with (--allow-net; there are none, and no group is a loopback address)".to_string()
+            } else {
+                let nets: Vec<String> = self.allowed.iter().map(Cidr::to_string).collect();
+                nets.join(", ")
+            };
+            return Err(CommandError::new(
+                ErrorCode::Forbidden,
+                format!(
+                    "joining {ip} is not allowed; socklab joins only groups inside {inside} (start it with --allow-net {ip}/{} to allow this group)",
+                    if ip.is_ipv4() { 32 } else { 128 }
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     /// May a socket opened for `scope` send to `to`?
     pub fn check_destination(
         &self,

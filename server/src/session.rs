@@ -3,6 +3,10 @@
 //! viewer: it is created for the first viewer and ends a grace period after its last
 //! one leaves (`sessions.rs` keeps that time); its viewers' loops are in `viewer.rs`,
 //! and the conversion of its log to wire events in `wire.rs`.
+//!
+//! (Over 600 lines: one place where every command is checked and carried out, so the
+//! order of checks a refusal depends on can be read at once; the sockets, links and
+//! generators themselves live in their own modules.)
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -22,7 +26,7 @@ use crate::link::LinkHandle;
 use crate::log::{EventLog, LinkCreation, Record, Tagged};
 use crate::policy::{AddressPolicy, SocketScope, parse_addr};
 use crate::tcp::{Op, TcpContext, TcpHandle, TcpOptions};
-use crate::udp::{ReplyTo, SendRequest, UdpHandle, check_size};
+use crate::udp::{ReplyTo, SendRequest, UdpHandle, UdpOptions, check_size};
 
 /// A session's state: its sockets and its log.
 #[derive(Debug)]
@@ -139,6 +143,7 @@ impl Session {
         // Connections accepted since the last command become sockets of the session
         // before any command can name them.
         self.take_accepted();
+        let join = matches!(request.command, Command::Join { .. });
         match request.command {
             Command::Bind(spec) => self.bind(spec, req),
             Command::Send {
@@ -203,6 +208,44 @@ impl Session {
                         paused,
                         req,
                     },
+                );
+                Ok(())
+            }
+            Command::Join {
+                socket,
+                group,
+                interface,
+            }
+            | Command::Leave {
+                socket,
+                group,
+                interface,
+            } => {
+                let group: std::net::IpAddr = group.trim().parse().map_err(|_| {
+                    CommandError::bad_address(format!(
+                        "{group:?} is not a group address, such as 239.1.2.3 or ff02::1:3"
+                    ))
+                })?;
+                self.policy.check_group(group)?;
+                let handle = match self.sockets.get_mut(&socket) {
+                    Some(handle) => handle,
+                    None if self.streams.contains_key(&socket) => {
+                        return Err(CommandError::bad_request(format!(
+                            "socket {socket} is a TCP socket; only UDP sockets join multicast groups"
+                        )));
+                    }
+                    None => return Err(unknown_socket(&socket)),
+                };
+                handle.membership(group, interface.as_deref(), join)?;
+                self.log.append(
+                    Instant::now(),
+                    Record::Membership(Box::new(crate::log::MembershipRecord {
+                        socket,
+                        group,
+                        interface,
+                        joined: join,
+                        req,
+                    })),
                 );
                 Ok(())
             }
@@ -517,6 +560,9 @@ impl Session {
             recv_size,
             listen,
             nodelay,
+            reuse_addr,
+            multicast_ttl,
+            multicast_loop,
         } = spec;
         let addr = parse_addr(&addr)?;
         if let Some(size) = recv_size
@@ -541,12 +587,24 @@ impl Session {
                     "listen and nodelay are TCP options; a UDP socket has no connections to listen for and no Nagle",
                 ));
             }
-            Proto::Tcp if broadcast || multicast => {
+            Proto::Tcp
+                if broadcast
+                    || multicast
+                    || multicast_ttl.is_some()
+                    || multicast_loop.is_some() =>
+            {
                 return Err(CommandError::bad_request(
-                    "broadcast and multicast are UDP options: a TCP connection has exactly two ends",
+                    "broadcast and the multicast options are UDP options: a TCP connection has exactly two ends",
                 ));
             }
             _ => {}
+        }
+        if let Some(ttl) = multicast_ttl
+            && ttl > 255
+        {
+            return Err(CommandError::bad_request(format!(
+                "multicast_ttl is {ttl}; give 0 to 255 (how many routers a multicast datagram may cross)"
+            )));
         }
         self.policy.check_bind(addr)?;
         self.take_accepted();
@@ -570,8 +628,13 @@ impl Session {
                         broadcast,
                         multicast,
                     },
-                    recv_buffer,
-                    recv_size,
+                    UdpOptions {
+                        recv_buffer,
+                        recv_size,
+                        reuse_addr,
+                        multicast_ttl,
+                        multicast_loop,
+                    },
                     self.log.clone(),
                     self.budget.clone(),
                     &self.cancel,
@@ -609,6 +672,7 @@ impl Session {
                 recv_buffer_bytes,
                 recv_size,
                 listening: listen,
+                multicast,
                 req,
             })),
         );

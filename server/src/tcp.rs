@@ -3,6 +3,9 @@
 //! accepted socket has a task that writes what the session asks and logs every write
 //! and every read, so a person sees what a byte stream does: two writes coming out of
 //! one read, one write out of several, the end of the stream, a reset.
+//!
+//! (Over 600 lines: the listener, the connection's states and its bounded writes share
+//! the records and refusals they log, and are read together.)
 
 use std::collections::VecDeque;
 use std::io::{self, IoSliceMut};

@@ -45,6 +45,9 @@ const RECV_CALLS: usize = 8;
 /// was when that datagram was queued, so drops after the last one queued (the tail of a
 /// burst into a full buffer) would otherwise wait for another datagram to be reported.
 const SETTLE_DROPS_AFTER: std::time::Duration = std::time::Duration::from_millis(100);
+/// How many multicast groups one socket may join (Linux's default limit,
+/// `net.ipv4.igmp_max_memberships`, is 20 too).
+pub const MAX_GROUPS: usize = 20;
 /// How many ICMP errors one wake-up reads from a socket's error queue at most.
 const ERRORS_PER_WAKE: usize = 64;
 /// How many bytes of the datagram an ICMP error quotes that are kept (an ICMP error
@@ -90,6 +93,8 @@ pub struct UdpHandle {
     socket: Arc<UdpSocket>,
     /// Its id and address, as its records name it.
     name: Arc<SocketName>,
+    /// The multicast groups it joined, with the interface each was joined on.
+    groups: Vec<(std::net::IpAddr, Option<String>)>,
     /// Whether its task stops reading (`pause`).
     paused: tokio::sync::watch::Sender<bool>,
     sends: mpsc::Sender<SendRequest>,
@@ -100,23 +105,63 @@ pub struct UdpHandle {
 }
 
 impl UdpHandle {
-    /// Opens a UDP socket bound to `addr` with a receive buffer of `recv_buffer` bytes
-    /// (None: [`RECV_BUFFER_BYTES`]) that reads `recv_size` bytes of each datagram
-    /// (None: all), and starts its task, which logs into `log`. The caller has already
-    /// checked `addr` against the policy and `recv_size` against its limit.
-    #[allow(clippy::too_many_arguments)]
+    /// Opens a UDP socket bound to `addr` with `options`, and starts its task, which
+    /// logs into `log`. The caller has already checked `addr` against the policy and
+    /// the options against their limits.
     pub fn bind(
         id: SocketId,
         addr: SocketAddr,
         scope: SocketScope,
-        recv_buffer: Option<u64>,
-        recv_size: Option<u32>,
+        options: UdpOptions,
         log: Arc<EventLog>,
         budget: Arc<SendBudget>,
         parent: &CancellationToken,
     ) -> Result<Self, CommandError> {
+        let UdpOptions {
+            recv_buffer,
+            recv_size,
+            reuse_addr,
+            multicast_ttl,
+            multicast_loop,
+        } = options;
         let (socket, recv_buffer_bytes) =
-            open(addr, recv_buffer).map_err(|e| CommandError::from_bind(&e, addr))?;
+            open(addr, recv_buffer, reuse_addr).map_err(|e| CommandError::from_bind(&e, addr))?;
+        let option_error = |e: io::Error| {
+            CommandError::new(
+                ErrorCode::IoError,
+                format!("cannot set a multicast option: {e}"),
+            )
+        };
+        if let Some(ttl) = multicast_ttl {
+            if addr.is_ipv4() {
+                socket.set_multicast_ttl_v4(ttl).map_err(option_error)?;
+            } else {
+                socket2::SockRef::from(&socket)
+                    .set_multicast_hops_v6(ttl)
+                    .map_err(option_error)?;
+            }
+        }
+        if scope.multicast {
+            // Only the groups this socket joined, as a person expects (and as other
+            // systems do): Linux would otherwise hand it every group any socket on
+            // the machine joined, on its port.
+            let sock = socket2::SockRef::from(&socket);
+            let all = if addr.is_ipv4() {
+                sock.set_multicast_all_v4(false)
+            } else {
+                sock.set_multicast_all_v6(false)
+            };
+            if let Err(e) = all {
+                tracing::debug!(error = %e, "cannot turn IP_MULTICAST_ALL off");
+            }
+        }
+        if let Some(on) = multicast_loop {
+            if addr.is_ipv4() {
+                socket.set_multicast_loop_v4(on).map_err(option_error)?;
+            } else {
+                socket.set_multicast_loop_v6(on).map_err(option_error)?;
+            }
+        }
         if scope.broadcast {
             socket
                 .set_broadcast(true)
@@ -166,6 +211,7 @@ impl UdpHandle {
             peer: None,
             socket,
             name,
+            groups: Vec::new(),
             paused,
             sends,
             cancel,
@@ -189,6 +235,128 @@ impl UdpHandle {
                 format!("socket {} has stopped", self.id),
             ),
         })
+    }
+
+    /// Joins (or leaves) the multicast group `group` on `interface` (IPv4: one of its
+    /// addresses; IPv6: its name or index; None: the kernel's choice). The caller has
+    /// checked the group against the policy.
+    pub fn membership(
+        &mut self,
+        group: std::net::IpAddr,
+        interface: Option<&str>,
+        join: bool,
+    ) -> Result<(), CommandError> {
+        use std::net::IpAddr;
+        if !self.scope.multicast {
+            return Err(CommandError::bad_request(format!(
+                "socket {} was bound without multicast; bind one with multicast enabled to join groups",
+                self.id
+            )));
+        }
+        let key = (group, interface.map(str::to_owned));
+        let known = self.groups.iter().position(|g| *g == key);
+        match (join, known) {
+            (true, Some(_)) => {
+                return Err(CommandError::bad_request(format!(
+                    "socket {} has already joined {group} there",
+                    self.id
+                )));
+            }
+            (true, None) if self.groups.len() >= MAX_GROUPS => {
+                return Err(CommandError::new(
+                    ErrorCode::LimitExceeded,
+                    format!(
+                        "socket {} has joined {MAX_GROUPS} groups, the most a socket may (the kernel's own limit is about that); leave one first",
+                        self.id
+                    ),
+                ));
+            }
+            (false, None) => {
+                return Err(CommandError::bad_request(format!(
+                    "socket {} has not joined {group}{}",
+                    self.id,
+                    interface.map(|i| format!(" on {i}")).unwrap_or_default()
+                )));
+            }
+            _ => {}
+        }
+        let failed = |e: io::Error| {
+            let on = interface.map(|i| format!(" on {i}")).unwrap_or_default();
+            match e.raw_os_error() {
+                Some(nix::libc::EADDRNOTAVAIL) | Some(nix::libc::ENODEV) => {
+                    CommandError::bad_address(format!(
+                        "cannot join {group}{on}: no such interface, or it does not carry multicast ({e}); an interface needs the MULTICAST flag and a route for the group (for loopback: ip link set lo multicast on)"
+                    ))
+                }
+                Some(nix::libc::ENOBUFS) => CommandError::new(
+                    ErrorCode::LimitExceeded,
+                    format!("the kernel refuses more group memberships for this socket ({e})"),
+                ),
+                _ => CommandError::new(
+                    ErrorCode::IoError,
+                    format!(
+                        "cannot {} {group}{on}: {e}",
+                        if join { "join" } else { "leave" }
+                    ),
+                ),
+            }
+        };
+        match group {
+            IpAddr::V4(g) => {
+                if !self.local.is_ipv4() {
+                    return Err(CommandError::bad_address(format!(
+                        "{g} is an IPv4 group, and socket {} is an IPv6 socket",
+                        self.id
+                    )));
+                }
+                let iface = match interface {
+                    None => std::net::Ipv4Addr::UNSPECIFIED,
+                    Some(text) => text.trim().parse().map_err(|_| {
+                        CommandError::bad_address(format!(
+                            "{text:?} is not an IPv4 address; an IPv4 group is joined on one of an interface's addresses (or leave it out)"
+                        ))
+                    })?,
+                };
+                if join {
+                    self.socket.join_multicast_v4(g, iface)
+                } else {
+                    self.socket.leave_multicast_v4(g, iface)
+                }
+                .map_err(failed)?;
+            }
+            IpAddr::V6(g) => {
+                if self.local.is_ipv4() {
+                    return Err(CommandError::bad_address(format!(
+                        "{g} is an IPv6 group, and socket {} is an IPv4 socket",
+                        self.id
+                    )));
+                }
+                let index = match interface {
+                    None => 0,
+                    Some(text) => match text.trim().parse::<u32>() {
+                        Ok(index) => index,
+                        Err(_) => nix::net::if_::if_nametoindex(text.trim()).map_err(|_| {
+                            CommandError::bad_address(format!(
+                                "there is no interface {text:?} on this machine"
+                            ))
+                        })?,
+                    },
+                };
+                if join {
+                    self.socket.join_multicast_v6(&g, index)
+                } else {
+                    self.socket.leave_multicast_v6(&g, index)
+                }
+                .map_err(failed)?;
+            }
+        }
+        match known {
+            Some(i) => {
+                self.groups.remove(i);
+            }
+            None => self.groups.push(key),
+        }
+        Ok(())
     }
 
     /// Stops or resumes its reading.
@@ -233,14 +401,33 @@ impl UdpHandle {
     }
 }
 
+/// The options of a lab UDP socket (`bind`'s fields that apply to it).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct UdpOptions {
+    /// SO_RCVBUF to ask for (None: [`RECV_BUFFER_BYTES`]).
+    pub recv_buffer: Option<u64>,
+    /// How many bytes of each datagram a receive reads (None: all).
+    pub recv_size: Option<u32>,
+    /// SO_REUSEADDR.
+    pub reuse_addr: bool,
+    /// IP_MULTICAST_TTL / IPV6_MULTICAST_HOPS (None: the OS's).
+    pub multicast_ttl: Option<u32>,
+    /// IP_MULTICAST_LOOP / IPV6_MULTICAST_LOOP (None: the OS's).
+    pub multicast_loop: Option<bool>,
+}
+
 /// Opens the OS socket: nonblocking, a receive buffer of `recv_buffer` bytes (None: a
-/// large one), IPv6 sockets IPv6 only, the kernel's drop counter on. Returns it with
-/// the receive buffer the kernel granted.
+/// large one), IPv6 sockets IPv6 only, the kernel's drop counter on, SO_REUSEADDR when
+/// `reuse_addr`. Returns it with the receive buffer the kernel granted.
 pub(crate) fn open(
     addr: SocketAddr,
     recv_buffer: Option<u64>,
+    reuse_addr: bool,
 ) -> io::Result<(UdpSocket, Option<u64>)> {
     let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    if reuse_addr {
+        socket.set_reuse_address(true)?;
+    }
     if addr.is_ipv6() {
         socket.set_only_v6(true)?;
     }
@@ -855,7 +1042,7 @@ mod tests {
     async fn a_real_socket_is_found_in_the_kernel_table() {
         let sockets: Vec<UdpSocket> = ["127.0.0.1:0", "[::1]:0"]
             .iter()
-            .map(|addr| open(addr.parse().unwrap(), None).unwrap().0)
+            .map(|addr| open(addr.parse().unwrap(), None, false).unwrap().0)
             .collect();
         // Any reading of the tables from before the sockets existed has gone stale.
         tokio::time::sleep(TABLE_FRESH).await;

@@ -10,7 +10,8 @@ use socklab_protocol::payload::encode_base64;
 use socklab_protocol::{
     Accepted, AnalysisConfig, Bound, Closed, Connected, Datagram, ErrorEvent, Event, EventId,
     GeneratorDone, GeneratorStarted, KernelDrops, LinkClient, LinkCreated, LinkDeleted, LinkPacket,
-    LinkSent, LinkStats, LinkUpdated, Paused, ShutDown, SocketId, Stream, StreamEnd, Unreachable,
+    LinkSent, LinkStats, LinkUpdated, Membership, Paused, ShutDown, SocketId, Stream, StreamEnd,
+    Unreachable,
 };
 
 use crate::error::CommandError;
@@ -51,6 +52,7 @@ pub fn to_event(entry: &Entry, viewer: u64) -> Event {
             recv_buffer_bytes: b.recv_buffer_bytes,
             recv_size: b.recv_size,
             listening: b.listening,
+            multicast: b.multicast,
             t_ns,
             req: Tagged::for_viewer(b.req, viewer),
         }),
@@ -104,6 +106,15 @@ pub fn to_event(entry: &Entry, viewer: u64) -> Event {
             read: e.read,
             t_ns,
             req: Tagged::for_viewer(e.req, viewer),
+        }),
+        Record::Membership(m) => Event::Membership(Membership {
+            id,
+            socket: m.socket.clone(),
+            group: m.group,
+            interface: m.interface.clone(),
+            joined: m.joined,
+            t_ns,
+            req: Tagged::for_viewer(m.req, viewer),
         }),
         Record::Paused {
             socket,

@@ -555,6 +555,20 @@ async fn socket_options(url: &str, browser: &Browser) {
         .await;
     let shot = browser.screenshot("e2e-connect-refused.png").await;
     eprintln!("screenshot: {}", shot.display());
+
+    // A socket bound with multicast offers to join groups; outside --allow-net the
+    // server refuses, in words, next to the socket.
+    browser.fill("#bind-read-size", "").await;
+    browser.click("#bind-multicast").await;
+    browser.click("#bind-button").await;
+    browser.wait_count("#join-s3", 1).await;
+    browser.fill("#join-s3", "239.1.2.3").await;
+    browser.click("#join-button-s3").await;
+    browser
+        .wait_text("#close-error-s3", |t| t.contains("--allow-net"))
+        .await;
+    let shot = browser.screenshot("e2e-multicast-join.png").await;
+    eprintln!("screenshot: {}", shot.display());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -252,3 +252,140 @@ async fn a_connected_socket_sends_without_an_address_and_hears_only_its_peer() {
         .await;
     server.stop().await;
 }
+
+/// Multicast inside a network namespace of the test's own (its loopback made to carry
+/// multicast): both members of a group get a datagram sent to it; once one leaves,
+/// only the other does. Joining needs the socket's consent, a group, and the policy's.
+#[tokio::test]
+async fn multicast_reaches_the_members_of_a_group_and_not_one_that_left() {
+    use socklab_tests::isolated::{Isolation, rerun};
+    if rerun(
+        Isolation::Network,
+        "multicast_reaches_the_members_of_a_group_and_not_one_that_left",
+    ) {
+        return;
+    }
+    for args in [
+        &["link", "set", "lo", "multicast", "on"][..],
+        &["route", "add", "224.0.0.0/4", "dev", "lo"][..],
+    ] {
+        let status = std::process::Command::new("ip")
+            .args(args)
+            .status()
+            .unwrap();
+        assert!(status.success(), "ip {args:?}");
+    }
+    let server = TestServer::with_config(socklab_server::Config {
+        allow_net: vec!["239.1.2.0/24".parse().unwrap()],
+        ..socklab_server::Config::default()
+    })
+    .await;
+    let mut client = server.client().await;
+    let member = |addr: String| BindSpec {
+        multicast: true,
+        reuse_addr: true,
+        ..bind_command(&addr)
+    };
+    let a = client.bind_with(member("239.1.2.3:0".into())).await;
+    let port = a.local.port();
+    let b = client.bind_with(member(format!("239.1.2.3:{port}"))).await;
+    let group: std::net::SocketAddr = format!("239.1.2.3:{port}").parse().unwrap();
+    let membership = |socket: &socklab_protocol::SocketId, join: bool| {
+        let (socket, group) = (socket.clone(), "239.1.2.3".to_string());
+        let interface = Some("127.0.0.1".to_string());
+        if join {
+            Command::Join {
+                socket,
+                group,
+                interface,
+            }
+        } else {
+            Command::Leave {
+                socket,
+                group,
+                interface,
+            }
+        }
+    };
+    for member in [&a.socket, &b.socket] {
+        let req = client.send(membership(member, true)).await;
+        match client.reply(req).await {
+            Event::Membership(m) => assert!(m.joined && &m.socket == member, "{m:?}"),
+            other => panic!("join should succeed, got {other:?}"),
+        }
+    }
+    let sender = client
+        .bind_with(BindSpec {
+            multicast: true,
+            ..bind_command("127.0.0.1:0")
+        })
+        .await;
+    client
+        .send_datagram(&sender.socket, group, text("hello group"))
+        .await;
+    let mut got = std::collections::BTreeSet::new();
+    while got.len() < 2 {
+        if let Event::Datagram(d) = client.next().await
+            && d.dir == socklab_protocol::Direction::In
+        {
+            assert_eq!(decode_base64(&d.payload_b64).unwrap(), b"hello group");
+            got.insert(d.socket);
+        }
+    }
+    assert_eq!(
+        got,
+        [a.socket.clone(), b.socket.clone()].into_iter().collect()
+    );
+
+    let req = client.send(membership(&b.socket, false)).await;
+    assert!(matches!(client.reply(req).await, Event::Membership(m) if !m.joined));
+    client
+        .send_datagram(&sender.socket, group, text("only a"))
+        .await;
+    let first = client
+        .next_where(|e| match e {
+            Event::Datagram(d) if d.dir == socklab_protocol::Direction::In => Some(d),
+            _ => None,
+        })
+        .await;
+    assert_eq!(first.socket, a.socket);
+    // Delivered to every member within the one send: had b still been one, its
+    // copy would be logged by now.
+    let quiet = tokio::time::timeout(
+        Duration::from_millis(300),
+        client.next_where(|e| match e {
+            Event::Datagram(d) if d.socket == b.socket => Some(d),
+            _ => None,
+        }),
+    )
+    .await;
+    assert!(quiet.is_err(), "b left the group: {quiet:?}");
+
+    // Refusals, in words.
+    let no_consent = client.bind("127.0.0.1:0").await;
+    let cases = [
+        (membership(&no_consent.socket, true), ErrorCode::BadRequest),
+        (membership(&b.socket, false), ErrorCode::BadRequest),
+        (
+            Command::Join {
+                socket: a.socket.clone(),
+                group: "10.0.0.1".into(),
+                interface: None,
+            },
+            ErrorCode::BadAddress,
+        ),
+        (
+            Command::Join {
+                socket: a.socket.clone(),
+                group: "239.9.9.9".into(),
+                interface: None,
+            },
+            ErrorCode::Forbidden,
+        ),
+    ];
+    for (command, code) in cases {
+        let error = client.refused(command, code).await;
+        assert!(!error.message.is_empty());
+    }
+    server.stop().await;
+}

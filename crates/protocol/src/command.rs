@@ -73,6 +73,28 @@ pub enum Command {
         /// Stop (true) or resume (false) reading.
         paused: bool,
     },
+    /// Join a multicast group on a UDP socket bound with `multicast`: datagrams sent to
+    /// the group (and the socket's port) are received. Success: a `membership` event.
+    Join {
+        /// The socket.
+        socket: SocketId,
+        /// The group's address (224.0.0.0/4, ff00::/8).
+        group: String,
+        /// The interface: IPv4, one of its addresses; IPv6, its name or index. Absent:
+        /// the one the kernel picks (by its routes).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        interface: Option<String>,
+    },
+    /// Leave a multicast group the socket joined. Success: a `membership` event.
+    Leave {
+        /// The socket.
+        socket: SocketId,
+        /// The group's address.
+        group: String,
+        /// The interface it was joined on, as given to `join`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        interface: Option<String>,
+    },
     /// End one or both halves of a TCP connection. Success: a `shut_down` event.
     Shutdown {
         /// The socket.
@@ -163,6 +185,18 @@ pub struct BindSpec {
     /// algorithm hold small writes back while data is unacknowledged.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub nodelay: bool,
+    /// SO_REUSEADDR: other sockets may bind the same address and port, as the
+    /// receivers of one multicast group do (each that joined gets every datagram).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub reuse_addr: bool,
+    /// UDP: how many routers a multicast datagram may cross (IP_MULTICAST_TTL, IPv6:
+    /// IPV6_MULTICAST_HOPS), 0 to 255; absent: the OS's 1 (this network only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub multicast_ttl: Option<u32>,
+    /// UDP: whether this machine's own members of a group get the multicast datagrams
+    /// this socket sends (IP_MULTICAST_LOOP); absent: the OS's yes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub multicast_loop: Option<bool>,
 }
 
 impl Default for BindSpec {
@@ -177,6 +211,9 @@ impl Default for BindSpec {
             recv_size: None,
             listen: false,
             nodelay: false,
+            reuse_addr: false,
+            multicast_ttl: None,
+            multicast_loop: None,
         }
     }
 }
@@ -332,6 +369,14 @@ mod tests {
                 r#"{"type":"pause","socket":"s2","paused":true}"#,
             ),
             (
+                Request::new(Command::Join {
+                    socket: SocketId::new("s1"),
+                    group: "239.1.2.3".into(),
+                    interface: Some("127.0.0.1".into()),
+                }),
+                r#"{"type":"join","socket":"s1","group":"239.1.2.3","interface":"127.0.0.1"}"#,
+            ),
+            (
                 Request::new(Command::Shutdown {
                     socket: SocketId::new("s3.1"),
                     how: ShutdownHow::Write,
@@ -478,7 +523,7 @@ mod tests {
             (
                 r#"{"req":5,"type":"dance"}"#,
                 Some(5),
-                "bad command: unknown variant `dance`, expected one of `bind`, `close`, `connect`, `send`, `pause`, `shutdown`, `link_create`, `link_update`, `link_delete`, `generate`, `generate_stop`, `set_loss_timeout`, `set_match_field`",
+                "bad command: unknown variant `dance`, expected one of `bind`, `close`, `connect`, `send`, `pause`, `join`, `leave`, `shutdown`, `link_create`, `link_update`, `link_delete`, `generate`, `generate_stop`, `set_loss_timeout`, `set_match_field`",
             ),
             (
                 r#"{"req":6,"type":"bind","proto":"udp"}"#,

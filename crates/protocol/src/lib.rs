@@ -34,8 +34,8 @@ pub use command::{BindSpec, Command, DecodeError, Proto, Request, ShutdownHow, d
 pub use event::{
     Accepted, AnalysisConfig, Bound, Closed, Connected, Datagram, Departure, Direction, ErrorCode,
     ErrorEvent, Event, Gap, GeneratorDone, GeneratorStarted, Hello, KernelDrops, LinkClient,
-    LinkCreated, LinkDeleted, LinkPacket, LinkSent, LinkStats, LinkUpdated, Paused, ShutDown,
-    Stream, StreamEnd, StreamEndReason, Unreachable, UnreachableReason,
+    LinkCreated, LinkDeleted, LinkPacket, LinkSent, LinkStats, LinkUpdated, Membership, Paused,
+    ShutDown, Stream, StreamEnd, StreamEndReason, Unreachable, UnreachableReason,
 };
 pub use ids::{EventId, GeneratorId, LinkId, SessionId, SocketId};
 pub use payload::{Payload, PayloadError};

@@ -105,7 +105,7 @@ impl LinkHandle {
         if limits.addrs.reaches_a_link(target) {
             return Err(to_a_link());
         }
-        let listen_socket = udp::open(listen, None)
+        let listen_socket = udp::open(listen, None, false)
             .map(|(s, _)| s)
             .map_err(|e| CommandError::from_bind(&e, listen))?;
         let listen = listen_socket
@@ -116,7 +116,7 @@ impl LinkHandle {
         } else {
             (std::net::Ipv6Addr::LOCALHOST, 0).into()
         };
-        let upstream_socket = udp::open(upstream_addr, None)
+        let upstream_socket = udp::open(upstream_addr, None, false)
             .map(|(s, _)| s)
             .map_err(|e| CommandError::from_bind(&e, upstream_addr))?;
         let upstream = upstream_socket

@@ -67,6 +67,29 @@ pub fn SocketsPanel() -> Html {
             })
         };
         let can_pause = !socket.listening && !gone;
+        let membership = |group: String, interface: Option<String>, join: bool| {
+            let ctx = ctx.clone();
+            let id = socket.id.clone();
+            Callback::from(move |_: MouseEvent| {
+                let (socket, group, interface) = (id.clone(), group.clone(), interface.clone());
+                let command = if join {
+                    Command::Join { socket, group, interface }
+                } else {
+                    Command::Leave { socket, group, interface }
+                };
+                ctx.commands.send(&ctx.state.dispatcher(), Origin::Socket(id.clone()), command);
+            })
+        };
+        let groups = socket.groups.iter().map(|(group, interface)| {
+            let leave = membership(group.to_string(), interface.clone(), false);
+            html! {
+                <span class="peer group" title="A multicast group this socket joined: datagrams sent to it (on this socket's port) are received">
+                    { format!("member of {group}{}", interface.as_ref().map(|i| format!(" on {i}")).unwrap_or_default()) }
+                    <button class="small" id={format!("leave-{}-{group}", socket.id)} onclick={leave}>{ "leave" }</button>
+                </span>
+            }
+        });
+        let can_join = socket.multicast && !gone;
         html! {
             <li class={classes!("socket-row", gone.then_some("gone"))} data-socket={socket.id.to_string()} key={socket.id.to_string()}
                 title={gone.then_some("gone: the session it belonged to has ended")}>
@@ -86,6 +109,10 @@ pub fn SocketsPanel() -> Html {
                 if let Some(peer) = socket.peer {
                     <span class="peer" title={if tcp { "connect() or accept(): the other end of this TCP connection" } else { "connect(): the socket's default destination, and the only address it receives from" }}>
                         { format!("connected to {}", ctx.state.name_of(peer)) }</span>
+                }
+                { for groups }
+                if can_join {
+                    <JoinGroup socket={socket.id.clone()} />
                 }
                 if let Some(state) = &socket.state {
                     <span class="peer tcp-state">{ state.clone() }</span>
@@ -152,7 +179,10 @@ pub fn SocketsPanel() -> Html {
                 <label class="check" title="Let this socket send to broadcast addresses (SO_BROADCAST), where the server allows them (--allow-net)">
                     <input id="bind-broadcast" type="checkbox" checked={form.broadcast}
                         onclick={on_click(&form, |f: &mut BindForm| f.broadcast = !f.broadcast)} />{ "broadcast" }</label>
-                <label class="check" title="Let this socket send to multicast groups, where the server allows them (--allow-net)">
+                <label class="check" title="SO_REUSEADDR: other sockets may bind the same address and port, as the members of one multicast group do">
+                    <input id="bind-reuse" type="checkbox" checked={form.reuse_addr}
+                        onclick={on_click(&form, |f: &mut BindForm| f.reuse_addr = !f.reuse_addr)} />{ "reuse address" }</label>
+                <label class="check" title="Let this socket send to multicast groups and join them, where the server allows them (--allow-net); it receives only the groups it joined itself">
                     <input id="bind-multicast" type="checkbox" checked={form.multicast}
                         onclick={on_click(&form, |f: &mut BindForm| f.multicast = !f.multicast)} />{ "multicast" }</label>
                 }
@@ -172,6 +202,54 @@ pub fn SocketsPanel() -> Html {
                 <ul id="socket-list" class="sockets">{ for rows }</ul>
             }
         </section>
+    }
+}
+
+/// The properties of [`JoinGroup`].
+#[derive(Properties, PartialEq)]
+pub struct JoinGroupProps {
+    /// The socket that joins.
+    pub socket: socklab_protocol::SocketId,
+}
+
+/// A socket's "join a multicast group" field.
+#[component]
+pub fn JoinGroup(props: &JoinGroupProps) -> Html {
+    let ctx = use_ctx();
+    let text = use_state(String::new);
+    let join = {
+        let (ctx, text, id) = (ctx.clone(), text.clone(), props.socket.clone());
+        Callback::from(move |_: MouseEvent| {
+            let (group, interface) = match text.trim().split_once(" on ") {
+                Some((g, i)) => (g.trim().to_string(), Some(i.trim().to_string())),
+                None => (text.trim().to_string(), None),
+            };
+            ctx.commands.send(
+                &ctx.state.dispatcher(),
+                Origin::Socket(id.clone()),
+                Command::Join {
+                    socket: id.clone(),
+                    group,
+                    interface,
+                },
+            );
+        })
+    };
+    let on_text = {
+        let text = text.clone();
+        Callback::from(move |e: InputEvent| {
+            text.set(
+                e.target_unchecked_into::<web_sys::HtmlInputElement>()
+                    .value(),
+            )
+        })
+    };
+    html! {
+        <span class="join-group" title="Join a multicast group (IP_ADD_MEMBERSHIP): this socket then receives what is sent to the group on its port. Write the group, and optionally ' on ' and an interface (IPv4: one of its addresses; IPv6: its name), such as 239.1.2.3 on 127.0.0.1">
+            <input id={format!("join-{}", props.socket)} class="mono" size="18" placeholder="239.1.2.3 on 127.0.0.1"
+                value={(*text).clone()} oninput={on_text} />
+            <button class="small" id={format!("join-button-{}", props.socket)} onclick={join} disabled={text.trim().is_empty()}>{ "join" }</button>
+        </span>
     }
 }
 

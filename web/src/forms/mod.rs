@@ -97,6 +97,8 @@ pub struct BindForm {
     pub broadcast: bool,
     /// May join multicast groups.
     pub multicast: bool,
+    /// SO_REUSEADDR.
+    pub reuse_addr: bool,
 }
 
 impl Default for BindForm {
@@ -110,6 +112,7 @@ impl Default for BindForm {
             read_size: String::new(),
             broadcast: false,
             multicast: false,
+            reuse_addr: false,
         }
     }
 }
@@ -133,6 +136,9 @@ impl BindForm {
             recv_size: parse_read_size(&self.read_size)?,
             listen: self.kind == SocketKind::TcpListen,
             nodelay: !udp && self.nodelay,
+            reuse_addr: self.reuse_addr,
+            multicast_ttl: None,
+            multicast_loop: None,
         }))
     }
 }

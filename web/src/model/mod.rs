@@ -129,6 +129,10 @@ pub struct SocketInfo {
     pub state: Option<String>,
     /// Not reading (`pause`): what arrives waits in the kernel's receive buffer.
     pub paused: bool,
+    /// The multicast groups it joined, with the interface given.
+    pub groups: Vec<(std::net::IpAddr, Option<String>)>,
+    /// Bound with multicast: it may join groups.
+    pub multicast: bool,
     /// Datagrams the kernel dropped at it (receive buffer full), so far.
     pub kernel_drops: u64,
 }
@@ -517,6 +521,8 @@ impl State {
                     listener: None,
                     state: None,
                     paused: false,
+                    groups: Vec::new(),
+                    multicast: bound.multicast,
                     kernel_drops: 0,
                 });
             }
@@ -694,6 +700,8 @@ impl State {
                     listener: Some(a.listener.clone()),
                     state: None,
                     paused: false,
+                    groups: Vec::new(),
+                    multicast: false,
                     kernel_drops: 0,
                 });
                 self.tcp_row(a.id.0, a.t_ns, a.socket, Some(a.peer), TcpWhat::Accepted(a.listener));
@@ -728,6 +736,16 @@ impl State {
                 }
                 let peer = self.socket_mut(&e.socket).and_then(|s| s.peer);
                 self.tcp_row(e.id.0, e.t_ns, e.socket, peer, TcpWhat::Ended(e.reason, e.read, e.error));
+            }
+            Event::Membership(m) => {
+                self.settle(m.req);
+                if let Some(s) = self.socket_mut(&m.socket) {
+                    let key = (m.group, m.interface);
+                    s.groups.retain(|g| *g != key);
+                    if m.joined {
+                        s.groups.push(key);
+                    }
+                }
             }
             Event::Paused(p) => {
                 self.settle(p.req);

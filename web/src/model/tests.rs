@@ -25,6 +25,7 @@ fn bound(id: u64, socket: &str, port: u16, req: Option<i64>) -> Event {
         recv_buffer_bytes: Some(425_984),
         recv_size: None,
         listening: false,
+        multicast: false,
         t_ns: 0,
         req,
     })

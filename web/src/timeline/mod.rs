@@ -566,6 +566,7 @@ impl Timeline {
             | Event::Unreachable(_)
             | Event::ShutDown(_)
             | Event::Paused(_)
+            | Event::Membership(_)
             | Event::LinkUpdated(_)
             | Event::LinkStats(_)
             | Event::FlowStats(_)

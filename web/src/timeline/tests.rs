@@ -18,6 +18,7 @@ fn bound(id: u64, socket: &str, local: &str) -> Event {
         recv_buffer_bytes: None,
         recv_size: None,
         listening: false,
+        multicast: false,
         t_ns: 0,
         req: None,
     })

@@ -38,6 +38,7 @@ fn wire_form_snapshots() {
                 recv_buffer_bytes: Some(8_388_608),
                 recv_size: Some(512),
                 listening: false,
+                multicast: false,
                 t_ns: 10,
                 req: Some(1),
             }),
@@ -137,6 +138,18 @@ fn wire_form_snapshots() {
                 req: None,
             }),
             r#"{"type":"paused","id":10,"socket":"s2","paused":true,"t_ns":90}"#,
+        ),
+        (
+            Event::Membership(Membership {
+                id: EventId(11),
+                socket: SocketId::new("s2"),
+                group: "239.1.2.3".parse().unwrap(),
+                interface: None,
+                joined: true,
+                t_ns: 95,
+                req: Some(3),
+            }),
+            r#"{"type":"membership","id":11,"socket":"s2","group":"239.1.2.3","joined":true,"t_ns":95,"req":3}"#,
         ),
         (
             Event::KernelDrops(KernelDrops {
