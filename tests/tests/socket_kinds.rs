@@ -389,3 +389,60 @@ async fn multicast_reaches_the_members_of_a_group_and_not_one_that_left() {
     }
     server.stop().await;
 }
+
+/// Broadcast inside a network namespace of the test's own: a socket bound with
+/// broadcast sends to its network's broadcast address, and a socket bound there
+/// receives it; one without broadcast is refused by the kernel (EACCES), in words.
+#[tokio::test]
+async fn a_broadcast_reaches_its_network_and_needs_the_senders_consent() {
+    use socklab_tests::isolated::{Isolation, rerun};
+    if rerun(
+        Isolation::Network,
+        "a_broadcast_reaches_its_network_and_needs_the_senders_consent",
+    ) {
+        return;
+    }
+    let status = std::process::Command::new("ip")
+        .args(["addr", "add", "10.99.0.1/24", "brd", "+", "dev", "lo"])
+        .status()
+        .unwrap();
+    assert!(status.success(), "an address with a broadcast route");
+    let server = TestServer::with_config(socklab_server::Config {
+        allow_net: vec!["10.99.0.0/24".parse().unwrap()],
+        ..socklab_server::Config::default()
+    })
+    .await;
+    let mut client = server.client().await;
+    let listener = client.bind("10.99.0.255:0").await;
+    let to: std::net::SocketAddr = format!("10.99.0.255:{}", listener.local.port())
+        .parse()
+        .unwrap();
+    let caster = client
+        .bind_with(BindSpec {
+            broadcast: true,
+            ..bind_command("10.99.0.1:0")
+        })
+        .await;
+    client
+        .send_datagram(&caster.socket, to, text("to everyone"))
+        .await;
+    let got = client.received_on(&listener.socket).await;
+    assert_eq!(
+        (decode_base64(&got.payload_b64).unwrap(), got.peer),
+        (b"to everyone".to_vec(), caster.local)
+    );
+    let shy = client.bind("10.99.0.1:0").await;
+    let error = client
+        .refused(
+            Command::Send {
+                socket: shy.socket.clone(),
+                to: Some(to.to_string()),
+                payload: text("x"),
+            },
+            // The kernel's EACCES (the policy only knows 255.255.255.255 by its look).
+            ErrorCode::PermissionDenied,
+        )
+        .await;
+    assert!(error.message.contains("SO_BROADCAST"), "{}", error.message);
+    server.stop().await;
+}

@@ -442,3 +442,43 @@ async fn writes_to_a_peer_that_does_not_read_are_bounded_and_none_accepted_is_lo
     );
     server.stop().await;
 }
+
+/// IPv6 as IPv4: a Python client over ::1 to a lab listener, and a lab client over ::1
+/// to a Python server.
+#[tokio::test]
+async fn tcp_works_over_ipv6_both_ways() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let listener = client.bind_with(tcp("[::1]:0", true)).await;
+    let from = tcp_client(listener.local, &["over", "six"]);
+    let accepted = client
+        .next_where(|e| match e {
+            Event::Accepted(a) => Some(a),
+            _ => None,
+        })
+        .await;
+    assert_eq!(accepted.peer, from);
+    let (reads, end) = stream_of(&mut client, &accepted.socket).await;
+    assert_eq!(
+        reads.iter().map(bytes).collect::<Vec<_>>().concat(),
+        b"oversix"
+    );
+    assert_eq!(end.reason, StreamEndReason::Eof);
+
+    let python = PythonTcpServer::start("::1", "ok");
+    let lab = client.bind_with(tcp("[::1]:0", false)).await;
+    let req = connect(&mut client, &lab.socket, python.addr).await;
+    assert!(matches!(client.reply(req).await, Event::Connected(c) if c.peer == python.addr));
+    write(&mut client, &lab.socket, "ping6").await;
+    let req = client
+        .send(Command::Shutdown {
+            socket: lab.socket.clone(),
+            how: ShutdownHow::Write,
+        })
+        .await;
+    client.reply(req).await;
+    let (reads, _) = stream_of(&mut client, &lab.socket).await;
+    assert_eq!(reads.iter().map(bytes).collect::<Vec<_>>().concat(), b"ok");
+    assert_eq!(python.reads().concat(), "ping6");
+    server.stop().await;
+}
