@@ -233,6 +233,14 @@ fn feed(
             addr: socket.local,
             dropped: *dropped,
         },
+        Record::Stream(s) => Input::Stream {
+            t_ns,
+            local: s.socket.local,
+            peer: s.peer,
+            out: s.dir == Direction::Out,
+            offset: s.offset,
+            len: s.payload.len(),
+        },
         Record::Unreachable(u) => Input::Unreachable {
             local: u.socket.local,
             to: u.to,
@@ -247,7 +255,6 @@ fn feed(
         Record::LinkUpdated { .. }
         | Record::Connected { .. }
         | Record::Accepted(_)
-        | Record::Stream(_)
         | Record::StreamEnd(_)
         | Record::ShutDown { .. }
         | Record::Paused { .. }
@@ -380,6 +387,7 @@ fn summary(s: &socklab_analysis::FlowStats) -> FlowSummary {
             socklab_analysis::Method::Sequenced => FlowMethod::Sequenced,
             socklab_analysis::Method::Echo => FlowMethod::Echo,
             socklab_analysis::Method::Link => FlowMethod::Link,
+            socklab_analysis::Method::Stream => FlowMethod::Stream,
         },
         seq_flow: s.seq_flow,
         sent: s.sent,

@@ -482,3 +482,32 @@ async fn tcp_works_over_ipv6_both_ways() {
     assert_eq!(python.reads().concat(), "ping6");
     server.stop().await;
 }
+
+/// The flows table counts a TCP connection in bytes: written, read, and the time
+/// from each write to its last byte's arrival.
+#[tokio::test]
+async fn a_connection_is_a_flow_of_bytes() {
+    use socklab_protocol::flow::FlowMethod;
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let listener = client.bind_with(tcp("127.0.0.1:0", true)).await;
+    let dialer = client.bind_with(tcp("127.0.0.1:0", false)).await;
+    connect(&mut client, &dialer.socket, listener.local).await;
+    write(&mut client, &dialer.socket, "hello").await;
+    write(&mut client, &dialer.socket, "world").await;
+    let flow = client
+        .next_where(|e| match e {
+            Event::FlowStats(stats) => stats
+                .flows
+                .into_iter()
+                .find(|f| f.method == FlowMethod::Stream && f.received == 10),
+            _ => None,
+        })
+        .await;
+    assert_eq!(
+        (flow.src, flow.dst, flow.sent, flow.in_flight, flow.lost),
+        (dialer.local, listener.local, 10, 0, 0)
+    );
+    assert!(flow.latency_ns.is_some(), "each write's time to its reader");
+    server.stop().await;
+}

@@ -16,6 +16,9 @@ pub enum Method {
     /// The sender is not a lab socket and the flow crosses a link: what the link saw
     /// (arrivals, drops, departures and the time in between).
     Link,
+    /// A TCP connection's direction: bytes written and read, and each write's time
+    /// until the arrival of its last byte at the reader.
+    Stream,
 }
 
 /// Latency percentiles, nanoseconds.

@@ -1255,3 +1255,49 @@ mod through_a_link_between_outside_programs {
         assert_eq!(kept, [7003, 7004]);
     }
 }
+
+#[test]
+fn a_tcp_stream_counts_bytes_and_each_writes_time_to_its_last_bytes_arrival() {
+    let mut run = Run::new(&[A, B]);
+    let stream = |run: &mut Run, t_ns, local: &str, peer: &str, out, offset, len| {
+        run.feed(Input::Stream {
+            t_ns,
+            local: addr(local),
+            peer: addr(peer),
+            out,
+            offset,
+            len,
+        })
+    };
+    // A writes "hello" and "world"; B reads both at once, arrived at 30; A writes 8
+    // more, B reads 4 of them.
+    stream(&mut run, 10, A, B, true, 0, 5);
+    stream(&mut run, 20, A, B, true, 5, 5);
+    stream(&mut run, 30, B, A, false, 0, 10);
+    stream(&mut run, 40, A, B, true, 10, 8);
+    stream(&mut run, 50, B, A, false, 10, 4);
+    let flow = run.flow(Method::Stream);
+    assert_eq!(
+        (
+            flow.src,
+            flow.dst,
+            flow.sent,
+            flow.received,
+            flow.in_flight,
+            flow.lost
+        ),
+        (addr(A), addr(B), 18, 14, 4, 0)
+    );
+    let latency = flow.latency.unwrap();
+    assert_eq!(
+        (latency.min, latency.max),
+        (10, 20),
+        "two writes read, 20 and 10 ns"
+    );
+    assert_eq!(
+        run.analyzer.stream_calls(&a_to_b()),
+        Some((3, 2)),
+        "three writes, two reads"
+    );
+    assert!(run.out.is_empty(), "a stream has no datagram fates");
+}

@@ -66,6 +66,10 @@ pub enum FlowMethod {
     /// (`sent`: arrived at the link; `received`: sent on; `lost`: dropped; latency: the
     /// time in the link, measured).
     Link,
+    /// A TCP connection's direction (lab sockets' writes and reads): `sent` and
+    /// `received` are bytes written and read, `in_flight` bytes written and not read
+    /// yet, latency each write's time until its last byte reached the reader.
+    Stream,
 }
 
 /// The part of each payload that identifies a datagram (a sequence number a protocol

@@ -101,6 +101,7 @@ fn method_label(m: FlowMethod) -> &'static str {
         FlowMethod::Sequenced => "sequenced",
         FlowMethod::Echo => "echo",
         FlowMethod::Link => "link",
+        FlowMethod::Stream => "TCP stream",
     }
 }
 
@@ -167,6 +168,14 @@ pub fn FlowsPanel(props: &FlowsProps) -> Html {
                     } else {
                         format!("no reply from {}: click one of its arrows; its fate says whether anything was bound to that port", f.dst)
                     } }</td>
+                </tr>
+            }
+            if f.method == FlowMethod::Stream {
+                <tr class="flow-detail stream-detail">
+                    <td colspan="10">{ format!(
+                        "a TCP stream counts bytes, not datagrams: {} bytes written, {} read, {} not read yet; latency is each write's time until its last byte reached the reader; nothing is lost or reordered that TCP would not repair",
+                        f.sent, f.received, f.in_flight
+                    ) }</td>
                 </tr>
             }
             if !f.drops.is_empty() {

@@ -90,6 +90,22 @@ pub enum Input<'a> {
         /// How many, since the previous report.
         dropped: u64,
     },
+    /// A lab TCP socket at `local` wrote (`out`) or read bytes of its connection to
+    /// `peer`: `len` bytes at `offset` of that direction's stream.
+    Stream {
+        /// When (a read: the kernel's arrival stamp of its newest bytes).
+        t_ns: Nanos,
+        /// The socket's address.
+        local: SocketAddr,
+        /// The other end.
+        peer: SocketAddr,
+        /// Written (true) or read.
+        out: bool,
+        /// Where the bytes start in the stream.
+        offset: u64,
+        /// How many.
+        len: usize,
+    },
     /// An ICMP error came back to the lab socket at `local` about a datagram it sent
     /// to `to`.
     Unreachable {

@@ -46,6 +46,7 @@ pub mod input;
 mod links;
 mod matched;
 mod recent;
+mod streams;
 
 use inflight::{Finished, InFlight, Pending};
 pub use input::{FlowKey, Input, LossCause, Outcome};
@@ -168,6 +169,8 @@ pub struct Analyzer {
     sequenced: BTreeMap<(FlowKey, u32), Sequenced>,
     /// Flows through links whose sender is not a lab socket.
     links: LinkFlows,
+    /// TCP connections' directions.
+    streams: streams::StreamFlows,
     /// The link decision about each send, until [`Analyzer::take_decision`] asks.
     decisions: HashMap<EventId, EventId>,
     /// Drops the kernel reported at each lab socket that no lost datagram accounts for
@@ -238,6 +241,7 @@ impl Analyzer {
             timeout: loss_timeout_ns,
             match_field: None,
             limits,
+            streams: streams::StreamFlows::new(limits.max_flows, limits.max_in_flight),
             lab: HashMap::new(),
             routes: Routes::default(),
             flows: BTreeMap::new(),
@@ -286,7 +290,7 @@ impl Analyzer {
 
     /// Flows retired so far to make room for new ones.
     pub fn retired_flows(&self) -> u64 {
-        self.retired + self.links.retired
+        self.streams.retired + self.retired + self.links.retired
     }
 
     /// Finished sends remembered now, all flows together.
@@ -360,6 +364,20 @@ impl Analyzer {
             } => {
                 self.now = self.now.max(t_ns);
                 self.received(id, t_ns, local, peer, bytes, out)
+            }
+            Input::Stream {
+                t_ns,
+                local,
+                peer,
+                out,
+                offset,
+                len,
+            } => {
+                if out {
+                    self.streams.wrote(t_ns, local, peer, offset, len);
+                } else {
+                    self.streams.read(t_ns, local, peer, offset, len);
+                }
             }
             Input::Unreachable {
                 local,
@@ -860,6 +878,12 @@ impl Analyzer {
             });
         }
         self.links.stats(&mut all);
+        self.streams.stats(&mut all);
         all
+    }
+
+    /// A TCP connection direction's write and read calls, if it is known.
+    pub fn stream_calls(&self, key: &FlowKey) -> Option<(u64, u64)> {
+        self.streams.calls(key)
     }
 }
