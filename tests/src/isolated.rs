@@ -20,6 +20,11 @@ pub enum Isolation {
     /// A new user namespace only (`unshare -r`): same network, but the process has no
     /// privileges over it, as an ordinary user would.
     Unprivileged,
+    /// As [`Isolation::Network`], in a mount namespace of its own too, where
+    /// `/run/netns` is a fresh directory: the test may add further network namespaces
+    /// (`ip netns add`) joined to its own by virtual links, a network of its own that
+    /// nothing outside can reach.
+    Networks,
 }
 
 /// Outside the namespace: runs `test` (its full path, as `cargo test` names it) again
@@ -27,7 +32,7 @@ pub enum Isolation {
 /// Inside: returns `false`.
 pub fn rerun(isolation: Isolation, test: &str) -> bool {
     if std::env::var_os(INSIDE).is_some() {
-        if isolation == Isolation::Network {
+        if matches!(isolation, Isolation::Network | Isolation::Networks) {
             assert_only_loopback();
         }
         return false;
@@ -35,10 +40,14 @@ pub fn rerun(isolation: Isolation, test: &str) -> bool {
     let exe = std::env::current_exe().expect("the test binary's path");
     let script = match isolation {
         Isolation::Network => r#"ip link set lo up && exec "$0" "$@""#,
+        Isolation::Networks => {
+            r#"ip link set lo up && mkdir -p /run/netns && mount -t tmpfs tmpfs /run/netns && exec "$0" "$@""#
+        }
         Isolation::Unprivileged => r#"exec "$0" "$@""#,
     };
     let unshare_flags = match isolation {
         Isolation::Network => "-rn",
+        Isolation::Networks => "-rnm",
         Isolation::Unprivileged => "-r",
     };
     let output = Command::new("unshare")

@@ -446,3 +446,102 @@ async fn a_broadcast_reaches_its_network_and_needs_the_senders_consent() {
     assert!(error.message.contains("SO_BROADCAST"), "{}", error.message);
     server.stop().await;
 }
+
+/// Runs `ip` with `args`, failing the test if it fails.
+fn ip(args: &[&str]) {
+    let status = std::process::Command::new("ip")
+        .args(args)
+        .status()
+        .unwrap();
+    assert!(status.success(), "ip {args:?}");
+}
+
+/// Multicast and broadcast across a real virtual network: the test's namespace and a
+/// second one, joined by a veth pair (10.77.0.1/24 here, 10.77.0.2/24 there), where a
+/// Python program joins a group and listens. A lab socket's datagram to the group and
+/// one to the network's broadcast address both cross the link and reach it; nothing
+/// can leave the machine.
+#[tokio::test]
+async fn multicast_and_broadcast_cross_a_virtual_network_to_a_python_member() {
+    use socklab_tests::isolated::{Isolation, rerun};
+    use std::io::BufRead as _;
+    if rerun(
+        Isolation::Networks,
+        "multicast_and_broadcast_cross_a_virtual_network_to_a_python_member",
+    ) {
+        return;
+    }
+    ip(&["netns", "add", "far"]);
+    ip(&["link", "add", "v0", "type", "veth", "peer", "name", "v1"]);
+    ip(&["link", "set", "v1", "netns", "far"]);
+    ip(&["addr", "add", "10.77.0.1/24", "brd", "+", "dev", "v0"]);
+    ip(&["link", "set", "v0", "up"]);
+    ip(&["route", "add", "224.0.0.0/4", "dev", "v0"]);
+    for args in [
+        &["addr", "add", "10.77.0.2/24", "brd", "+", "dev", "v1"][..],
+        &["link", "set", "v1", "up"][..],
+        &["link", "set", "lo", "up"][..],
+        &["route", "add", "224.0.0.0/4", "dev", "v1"][..],
+    ] {
+        let mut all = vec!["netns", "exec", "far", "ip"];
+        all.extend_from_slice(args);
+        ip(&all);
+    }
+    let script = socklab_tests::workspace_root().join("tests/fixtures/udp_group_receiver.py");
+    let mut member = std::process::Command::new("ip")
+        .args(["netns", "exec", "far", "python3"])
+        .arg(&script)
+        .args(["239.1.2.3", "10.77.0.2", "2"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(member.stdout.take().unwrap());
+    let mut line = String::new();
+    lines.read_line(&mut line).unwrap();
+    let port: u16 = line
+        .trim()
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("{line:?}"));
+
+    let server = TestServer::with_config(socklab_server::Config {
+        allow_net: vec![
+            "10.77.0.0/24".parse().unwrap(),
+            "239.1.2.0/24".parse().unwrap(),
+        ],
+        ..socklab_server::Config::default()
+    })
+    .await;
+    let mut client = server.client().await;
+    let sender = client
+        .bind_with(BindSpec {
+            multicast: true,
+            broadcast: true,
+            ..bind_command("10.77.0.1:0")
+        })
+        .await;
+    for (to, text_) in [
+        ("239.1.2.3", "to the group"),
+        ("10.77.0.255", "to everyone"),
+    ] {
+        let to: std::net::SocketAddr = format!("{to}:{port}").parse().unwrap();
+        client.send_datagram(&sender.socket, to, text(text_)).await;
+    }
+    let output = tokio::task::spawn_blocking(move || {
+        let mut rest = String::new();
+        lines.read_line(&mut rest).unwrap();
+        let _ = member.wait();
+        rest
+    })
+    .await
+    .unwrap();
+    let parsed: serde_json::Value = serde_json::from_str(output.trim()).unwrap();
+    let from = sender.local.to_string();
+    assert_eq!(
+        parsed["got"],
+        serde_json::json!([["to the group", from], ["to everyone", from]]),
+        "both crossed the virtual link"
+    );
+    server.stop().await;
+}
