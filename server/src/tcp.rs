@@ -384,13 +384,14 @@ struct Pending {
 /// A connecting or connected socket's task.
 struct Connection {
     name: Arc<SocketName>,
-    read_size: usize,
     log: Arc<EventLog>,
     budget: Arc<SendBudget>,
     /// Bytes written so far (the next write's offset).
     written: u64,
     /// Bytes read so far.
     read: u64,
+    /// Where reads land (the read size long).
+    buf: Vec<u8>,
 }
 
 /// What a read pass found.
@@ -410,16 +411,17 @@ impl Connection {
         log: Arc<EventLog>,
         budget: Arc<SendBudget>,
     ) -> Self {
+        let read_size = options
+            .read_size
+            .map_or(DEFAULT_READ_SIZE, |n| n as usize)
+            .clamp(1, DEFAULT_READ_SIZE);
         Connection {
             name,
-            read_size: options
-                .read_size
-                .map_or(DEFAULT_READ_SIZE, |n| n as usize)
-                .clamp(1, DEFAULT_READ_SIZE),
             log,
             budget,
             written: 0,
             read: 0,
+            buf: vec![0; read_size],
         }
     }
 
@@ -683,7 +685,8 @@ impl Connection {
         let mut records = Vec::new();
         let mut outcome = Read::More;
         for _ in 0..READS_PER_WAKE {
-            let got = stream.try_io(Interest::READABLE, || read_one(stream, self.read_size));
+            let buf = &mut self.buf;
+            let got = stream.try_io(Interest::READABLE, || read_one(stream, buf));
             match got {
                 Ok((_, bytes)) if bytes.is_empty() => {
                     outcome = Read::End;
@@ -744,12 +747,12 @@ fn pending_bytes(pending: &VecDeque<Pending>) -> usize {
     pending.iter().map(|p| p.bytes.len() - p.done).sum()
 }
 
-/// One read of at most `size` bytes, with the kernel's time of the newest of them
+/// One read of at most `buf.len()` bytes into `buf` (kept by the connection, so a
+/// read allocates only what it returns), with the kernel's time of the newest of them
 /// (SO_TIMESTAMPNS; now when there is none). Empty: the end of the stream.
-fn read_one(stream: &TcpStream, size: usize) -> io::Result<(Instant, Vec<u8>)> {
-    let mut buf = vec![0u8; size];
+fn read_one(stream: &TcpStream, buf: &mut [u8]) -> io::Result<(Instant, Vec<u8>)> {
     let mut cmsg = nix::cmsg_space!(nix::sys::time::TimeSpec);
-    let mut iov = [IoSliceMut::new(&mut buf)];
+    let mut iov = [IoSliceMut::new(buf)];
     let msg = recvmsg::<SockaddrStorage>(
         stream.as_raw_fd(),
         &mut iov,
@@ -766,8 +769,7 @@ fn read_one(stream: &TcpStream, size: usize) -> io::Result<(Instant, Vec<u8>)> {
     }
     let clocks = Clocks::now();
     let at = stamp.map_or(clocks.mono, |ts| clocks.at(ts));
-    buf.truncate(n);
-    Ok((at, buf))
+    Ok((at, buf[..n].to_vec()))
 }
 
 fn refuse(reply: &ReplyTo, req: Option<Tagged>, err: CommandError) {

@@ -215,6 +215,18 @@ async fn every_numeric_field_at_every_extreme_gets_an_answer() {
                 json!({"type":"bind","proto":"udp","addr":"127.0.0.1:0","recv_buffer_bytes":v}),
             ),
             (
+                "bind.recv_size",
+                json!({"type":"bind","proto":"udp","addr":"127.0.0.1:0","recv_size":v}),
+            ),
+            (
+                "bind(tcp).recv_size",
+                json!({"type":"bind","proto":"tcp","addr":"127.0.0.1:0","recv_size":v}),
+            ),
+            (
+                "bind.multicast_ttl",
+                json!({"type":"bind","proto":"udp","addr":"127.0.0.1:0","multicast_ttl":v}),
+            ),
+            (
                 "set_loss_timeout.ms",
                 json!({"type":"set_loss_timeout","ms":v}),
             ),
@@ -299,7 +311,7 @@ async fn every_numeric_field_at_every_extreme_gets_an_answer() {
         }
         answered += 1;
     }
-    assert_eq!(answered, extremes.len() * (8 + 2 * link_fields.len()));
+    assert_eq!(answered, extremes.len() * (11 + 2 * link_fields.len()));
     // The session still works, and so does the server.
     client
         .send_datagram(&a.socket, a.local, text("still here"))
