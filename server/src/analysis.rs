@@ -256,6 +256,10 @@ fn feed(
         | Record::Connected { .. }
         | Record::Accepted(_)
         | Record::StreamEnd(_)
+        | Record::TcpLinkCreated(_)
+        | Record::TcpLinkConn(_)
+        | Record::TcpLinkChunk(_)
+        | Record::TcpLinkEnd(_)
         | Record::ShutDown { .. }
         | Record::Paused { .. }
         | Record::Membership(_)

@@ -47,6 +47,7 @@ pub mod session;
 pub mod sessions;
 pub mod slots;
 pub mod tcp;
+pub mod tcplink;
 mod timer;
 pub mod udp;
 pub mod viewer;

@@ -110,6 +110,14 @@ pub enum Record {
     /// A link was created (boxed: a rare record, and every log entry is as big as the
     /// largest kind).
     LinkCreated(Box<LinkCreation>),
+    /// A TCP link was created.
+    TcpLinkCreated(Box<TcpLinkCreation>),
+    /// A TCP link took a connection.
+    TcpLinkConn(Box<TcpLinkConnRecord>),
+    /// A TCP link decided on a chunk of a stream.
+    TcpLinkChunk(Box<TcpLinkChunkRecord>),
+    /// A TCP link passed on an end of stream, or reset a connection.
+    TcpLinkEnd(Box<TcpLinkEndRecord>),
     /// A link's settings changed.
     LinkUpdated {
         /// The link.
@@ -379,6 +387,70 @@ pub struct SocketName {
     pub local: SocketAddr,
 }
 
+/// A TCP link was created.
+#[derive(Debug)]
+pub struct TcpLinkCreation {
+    /// The link.
+    pub link: LinkId,
+    /// Where clients connect.
+    pub listen: SocketAddr,
+    /// Where it connects for them.
+    pub target: SocketAddr,
+    /// Its settings.
+    pub settings: socklab_protocol::link::TcpLinkSettings,
+    /// The `req` of the command.
+    pub req: Option<Tagged>,
+}
+
+/// A TCP link took a connection (or could not reach its target for it).
+#[derive(Debug)]
+pub struct TcpLinkConnRecord {
+    /// The link.
+    pub link: LinkId,
+    /// The connection's number.
+    pub conn: u64,
+    /// The client.
+    pub client: SocketAddr,
+    /// Where the link connected to the target from.
+    pub upstream: Option<SocketAddr>,
+    /// Why the target could not be reached.
+    pub error: Option<String>,
+}
+
+/// A TCP link's decision on a chunk of a stream.
+#[derive(Debug)]
+pub struct TcpLinkChunkRecord {
+    /// The link.
+    pub link: LinkId,
+    /// The connection.
+    pub conn: u64,
+    /// Which way.
+    pub dir: socklab_protocol::link::LinkDir,
+    /// Where it starts in the stream.
+    pub offset: u64,
+    /// Its length.
+    pub len: usize,
+    /// How long the link holds it.
+    pub delay_ns: u64,
+    /// In how many pieces it is written.
+    pub pieces: u32,
+}
+
+/// A TCP link passed on an end of stream, or reset a connection.
+#[derive(Debug)]
+pub struct TcpLinkEndRecord {
+    /// The link.
+    pub link: LinkId,
+    /// The connection.
+    pub conn: u64,
+    /// Which way.
+    pub dir: socklab_protocol::link::LinkDir,
+    /// How.
+    pub how: socklab_protocol::TcpLinkEndHow,
+    /// Why.
+    pub reason: String,
+}
+
 /// A socket joined or left a multicast group.
 #[derive(Debug)]
 pub struct MembershipRecord {
@@ -495,6 +567,10 @@ impl Record {
             | Record::Closed { .. }
             | Record::KernelDrops { .. }
             | Record::Connected { .. }
+            | Record::TcpLinkCreated(_)
+            | Record::TcpLinkConn(_)
+            | Record::TcpLinkChunk(_)
+            | Record::TcpLinkEnd(_)
             | Record::Accepted(_)
             | Record::StreamEnd(_)
             | Record::ShutDown { .. }

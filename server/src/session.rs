@@ -42,6 +42,9 @@ pub struct Session {
     next_socket: u64,
     links: BTreeMap<LinkId, LinkHandle>,
     next_link: u64,
+    /// Its TCP links (`t1`, …).
+    tcp_links: BTreeMap<LinkId, crate::tcplink::TcpLinkHandle>,
+    next_tcp_link: u64,
     generators: BTreeMap<GeneratorId, GeneratorHandle>,
     next_generator: u64,
     /// The flow analysis' loss timeout, ms (its task watches it).
@@ -92,6 +95,8 @@ impl Session {
             next_socket: 1,
             links: BTreeMap::new(),
             next_link: 1,
+            tcp_links: BTreeMap::new(),
+            next_tcp_link: 1,
             generators: BTreeMap::new(),
             next_generator: 1,
             loss_timeout_ms,
@@ -392,18 +397,89 @@ impl Session {
                 );
                 Ok(())
             }
+            Command::TcpLinkCreate {
+                listen,
+                target,
+                settings,
+            } => self.create_tcp_link(&listen, &target, settings, req),
             Command::LinkDelete { link } => {
-                let handle = self
-                    .links
-                    .remove(&link)
-                    .ok_or_else(|| unknown_link(&link))?;
-                handle.close().await;
+                if let Some(handle) = self.tcp_links.remove(&link) {
+                    handle.close().await;
+                } else {
+                    let handle = self
+                        .links
+                        .remove(&link)
+                        .ok_or_else(|| unknown_link(&link))?;
+                    handle.close().await;
+                }
                 tracing::info!(%link, "link deleted");
                 self.log
                     .append(Instant::now(), Record::LinkDeleted { link, req });
                 Ok(())
             }
         }
+    }
+
+    fn create_tcp_link(
+        &mut self,
+        listen: &str,
+        target: &str,
+        settings: socklab_protocol::link::TcpLinkSettings,
+        req: Option<Tagged>,
+    ) -> Result<(), CommandError> {
+        let listen = parse_addr(listen)?;
+        let target = parse_addr(target)?;
+        self.policy.check_bind(listen)?;
+        self.policy
+            .check_destination(target, SocketScope::default())?;
+        if !listen.ip().to_canonical().is_loopback()
+            && target.ip().to_canonical().is_loopback()
+            && !self.config.allow_link_into_loopback
+        {
+            return Err(CommandError::new(
+                ErrorCode::Forbidden,
+                format!(
+                    "a link listening on {listen} can be reached from the network, and its target {target} is a loopback service: the link would open that service to the network (start socklab with --allow-link-into-loopback to allow this)"
+                ),
+            ));
+        }
+        if let Some(problem) = settings.problem() {
+            return Err(CommandError::bad_request(problem));
+        }
+        let links = self.links.len() + self.tcp_links.len();
+        if links >= self.config.max_links_per_session {
+            return Err(CommandError::new(
+                ErrorCode::LimitExceeded,
+                format!(
+                    "this session already has {links} links, the most allowed (--max-links-per-session); delete one first"
+                ),
+            ));
+        }
+        let id = LinkId::new(format!("t{}", self.next_tcp_link));
+        let slot = self.slots.take(1)?;
+        let handle = crate::tcplink::TcpLinkHandle::create(
+            id.clone(),
+            listen,
+            target,
+            settings,
+            self.log.clone(),
+            self.slots.clone(),
+            &self.cancel,
+        )?;
+        self.next_tcp_link += 1;
+        tracing::info!(link = %id, listen = %handle.listen, %target, "tcp link created");
+        self.log.append(
+            Instant::now(),
+            Record::TcpLinkCreated(Box::new(crate::log::TcpLinkCreation {
+                link: id.clone(),
+                listen: handle.listen,
+                target,
+                settings,
+                req,
+            })),
+        );
+        self.tcp_links.insert(id, handle.holding(slot));
+        Ok(())
     }
 
     fn create_link(
@@ -431,12 +507,12 @@ impl Session {
             ));
         }
         check_settings(&settings)?;
-        if self.links.len() >= self.config.max_links_per_session {
+        if self.links.len() + self.tcp_links.len() >= self.config.max_links_per_session {
             return Err(CommandError::new(
                 ErrorCode::LimitExceeded,
                 format!(
                     "this session already has {} links, the most allowed (--max-links-per-session); delete one first",
-                    self.links.len()
+                    self.links.len() + self.tcp_links.len()
                 ),
             ));
         }
@@ -737,6 +813,9 @@ impl Session {
             handle.stop().await;
         }
         for (_, handle) in std::mem::take(&mut self.links) {
+            handle.close().await;
+        }
+        for (_, handle) in std::mem::take(&mut self.tcp_links) {
             handle.close().await;
         }
         for (_, handle) in std::mem::take(&mut self.sockets) {

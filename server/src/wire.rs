@@ -11,7 +11,7 @@ use socklab_protocol::{
     Accepted, AnalysisConfig, Bound, Closed, Connected, Datagram, ErrorEvent, Event, EventId,
     GeneratorDone, GeneratorStarted, KernelDrops, LinkClient, LinkCreated, LinkDeleted, LinkPacket,
     LinkSent, LinkStats, LinkUpdated, Membership, Paused, ShutDown, SocketId, Stream, StreamEnd,
-    Unreachable,
+    TcpLinkChunk, TcpLinkConn, TcpLinkCreated, TcpLinkEnd, Unreachable,
 };
 
 use crate::error::CommandError;
@@ -106,6 +106,44 @@ pub fn to_event(entry: &Entry, viewer: u64) -> Event {
             read: e.read,
             t_ns,
             req: Tagged::for_viewer(e.req, viewer),
+        }),
+        Record::TcpLinkCreated(c) => Event::TcpLinkCreated(TcpLinkCreated {
+            id,
+            link: c.link.clone(),
+            listen: c.listen,
+            target: c.target,
+            settings: c.settings,
+            t_ns,
+            req: Tagged::for_viewer(c.req, viewer),
+        }),
+        Record::TcpLinkConn(c) => Event::TcpLinkConn(TcpLinkConn {
+            id,
+            link: c.link.clone(),
+            conn: c.conn,
+            client: c.client,
+            upstream: c.upstream,
+            error: c.error.clone(),
+            t_ns,
+        }),
+        Record::TcpLinkChunk(c) => Event::TcpLinkChunk(TcpLinkChunk {
+            id,
+            link: c.link.clone(),
+            conn: c.conn,
+            dir: c.dir,
+            offset: c.offset,
+            len: c.len,
+            delay_ns: c.delay_ns,
+            pieces: c.pieces,
+            t_ns,
+        }),
+        Record::TcpLinkEnd(e) => Event::TcpLinkEnd(TcpLinkEnd {
+            id,
+            link: e.link.clone(),
+            conn: e.conn,
+            dir: e.dir,
+            how: e.how,
+            reason: e.reason.clone(),
+            t_ns,
         }),
         Record::Membership(m) => Event::Membership(Membership {
             id,

@@ -643,6 +643,59 @@ async fn udp_and_tcp(url: &str, browser: &Browser) {
     browser.click("#tl-zoom-out").await;
     let shot = browser.screenshot("e2e-udp-and-tcp-timeline.png").await;
     eprintln!("screenshot: {}", shot.display());
+
+    // A TCP link in front of the listener cuts what a client sends into 3-byte pieces
+    // 20 ms apart: the listener's new connection reads pieces.
+    browser.fill("#tcp-link-target", &listener).await;
+    browser.fill("#tcp-link-latency", "50").await;
+    browser.fill("#tcp-link-slice", "3").await;
+    browser.fill("#tcp-link-slice-delay", "20").await;
+    browser.click("#tcp-link-create").await;
+    let link = browser
+        .wait_text("#tcp-link-list li code.addr", |t| t.contains(" → "))
+        .await;
+    let link_listen = link.split(" → ").next().unwrap().to_string();
+    browser.click("#bind-button").await;
+    browser.wait_count(".socket-row[data-socket='s5']", 1).await;
+    browser.click("#send-from option[value='s5']").await;
+    browser.fill("#send-to", &link_listen).await;
+    browser.click("#send-connect").await;
+    browser
+        .wait_text(".socket-row[data-socket='s3.2'] .peer", |t| {
+            t == "accepted by s3"
+        })
+        .await;
+    browser.fill("#send-payload", "hello world").await;
+    browser.fill("#send-count", "1").await;
+    browser.click("#send-button").await;
+    browser.click("#tab-packets").await;
+    // Every row of the link's decisions and of s3.2's reads, until the pieces are in.
+    let mut seen = (false, 0);
+    for _ in 0..100 {
+        let found = browser
+            .client()
+            .execute(
+                "const rows = [...document.querySelectorAll('tr.packet-row')]; return [rows.some(r => r.dataset.dir === 'tcp-link' && r.textContent.includes('written in 4 pieces')), rows.filter(r => r.dataset.dir === 'read' && r.textContent.includes('s3.2')).length]",
+                vec![],
+            )
+            .await
+            .unwrap();
+        seen = (
+            found[0].as_bool().unwrap_or(false),
+            found[1].as_u64().unwrap_or(0),
+        );
+        if seen.0 && seen.1 >= 4 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let shot = browser.screenshot("e2e-tcp-link.png").await;
+    eprintln!("screenshot: {}", shot.display());
+    assert_eq!(
+        seen,
+        (true, 4),
+        "the link's decision names 4 pieces, and s3.2 reads them apart"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

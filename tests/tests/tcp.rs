@@ -511,3 +511,107 @@ async fn a_connection_is_a_flow_of_bytes() {
     assert!(flow.latency_ns.is_some(), "each write's time to its reader");
     server.stop().await;
 }
+
+/// A TCP link between a lab client and a Python server: the client's bytes are held
+/// 50 ms and cut into 3-byte pieces 20 ms apart, so the server's reads return pieces;
+/// the end of the stream is passed on after them; the answer comes back. A second
+/// link resets both ends once 5 bytes crossed it.
+#[tokio::test]
+async fn a_tcp_link_delays_and_slices_a_stream_passes_its_end_and_can_reset_it() {
+    use socklab_protocol::TcpLinkEndHow;
+    use socklab_protocol::link::{LinkDir, TcpImpairments, TcpLinkSettings};
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let python = PythonTcpServer::start("127.0.0.1", "answer");
+    let settings = TcpLinkSettings {
+        c2t: TcpImpairments {
+            latency_ms: 50.0,
+            slice_bytes: 3,
+            slice_delay_ms: 20.0,
+            ..TcpImpairments::default()
+        },
+        ..TcpLinkSettings::default()
+    };
+    let create = |target: std::net::SocketAddr, settings| Command::TcpLinkCreate {
+        listen: "127.0.0.1:0".into(),
+        target: target.to_string(),
+        settings,
+    };
+    let req = client.send(create(python.addr, settings)).await;
+    let Event::TcpLinkCreated(link) = client.reply(req).await else {
+        panic!("tcp_link_create should succeed");
+    };
+    assert_eq!(link.link.as_str(), "t1");
+    let lab = client.bind_with(tcp("127.0.0.1:0", false)).await;
+    connect(&mut client, &lab.socket, link.listen).await;
+    write(&mut client, &lab.socket, "hello world").await;
+    client
+        .send(Command::Shutdown {
+            socket: lab.socket.clone(),
+            how: ShutdownHow::Write,
+        })
+        .await;
+    let (mut chunk, mut fin, mut answer, mut end) = (None, None, Vec::new(), None);
+    while end.is_none() {
+        match client.next().await {
+            Event::TcpLinkConn(c) => {
+                assert_eq!((c.conn, c.client, c.error), (1, lab.local, None));
+            }
+            Event::TcpLinkChunk(c) if c.dir == LinkDir::C2t => chunk = Some(c),
+            Event::TcpLinkEnd(e) if e.dir == LinkDir::C2t => fin = Some(e),
+            Event::Stream(s) if s.socket == lab.socket && s.dir == Direction::In => {
+                answer.extend(bytes(&s));
+            }
+            Event::StreamEnd(e) if e.socket == lab.socket => end = Some(e),
+            _ => {}
+        }
+    }
+    let chunk = chunk.expect("the link's decision on the client's bytes");
+    assert_eq!((chunk.offset, chunk.len, chunk.pieces), (0, 11, 4));
+    assert!(chunk.delay_ns >= 50_000_000, "{chunk:?}");
+    assert_eq!(fin.expect("the end passed on").how, TcpLinkEndHow::Fin);
+    assert_eq!(answer, b"answer");
+    assert_eq!(end.unwrap().reason, StreamEndReason::Eof);
+    let reads = python.reads();
+    assert_eq!(reads.concat(), "hello world");
+    assert!(
+        reads.len() >= 2,
+        "pieces 20 ms apart are read apart: {reads:?}"
+    );
+
+    // Reset after 5 bytes: the target never reads (its kernel accepts for it).
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let req = client
+        .send(create(
+            silent.local_addr().unwrap(),
+            TcpLinkSettings {
+                reset_after_bytes: 5,
+                ..TcpLinkSettings::default()
+            },
+        ))
+        .await;
+    let Event::TcpLinkCreated(resetting) = client.reply(req).await else {
+        panic!("tcp_link_create should succeed");
+    };
+    let lab = client.bind_with(tcp("127.0.0.1:0", false)).await;
+    connect(&mut client, &lab.socket, resetting.listen).await;
+    write(&mut client, &lab.socket, "hello world").await;
+    let (mut reset, mut end) = (None, None);
+    while reset.is_none() || end.is_none() {
+        match client.next().await {
+            Event::TcpLinkEnd(e) if e.link == resetting.link => reset = Some(e),
+            Event::StreamEnd(e) if e.socket == lab.socket => end = Some(e),
+            _ => {}
+        }
+    }
+    assert_eq!(reset.unwrap().how, TcpLinkEndHow::Reset);
+    assert_eq!(end.unwrap().reason, StreamEndReason::Reset);
+    // Deleting a TCP link works as for any link.
+    let req = client
+        .send(Command::LinkDelete {
+            link: resetting.link.clone(),
+        })
+        .await;
+    assert!(matches!(client.reply(req).await, Event::LinkDeleted(d) if d.link == resetting.link));
+    server.stop().await;
+}

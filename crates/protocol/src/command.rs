@@ -113,6 +113,18 @@ pub enum Command {
         #[serde(default)]
         settings: LinkSettings,
     },
+    /// Create a TCP link: a proxy from `listen` to `target` that delays, throttles,
+    /// slices, holds the end of, or resets the byte streams crossing it. Success: a
+    /// `tcp_link_created` event. `link_delete` deletes it.
+    TcpLinkCreate {
+        /// Where clients connect to: `"host:port"` (port 0: any free port).
+        listen: String,
+        /// Where the link connects for each client: `"host:port"`.
+        target: String,
+        /// What it does (default: nothing).
+        #[serde(default)]
+        settings: crate::link::TcpLinkSettings,
+    },
     /// Change a link's settings while it runs. Success: a `link_updated` event.
     LinkUpdate {
         /// The link.
@@ -523,7 +535,7 @@ mod tests {
             (
                 r#"{"req":5,"type":"dance"}"#,
                 Some(5),
-                "bad command: unknown variant `dance`, expected one of `bind`, `close`, `connect`, `send`, `pause`, `join`, `leave`, `shutdown`, `link_create`, `link_update`, `link_delete`, `generate`, `generate_stop`, `set_loss_timeout`, `set_match_field`",
+                "bad command: unknown variant `dance`, expected one of `bind`, `close`, `connect`, `send`, `pause`, `join`, `leave`, `shutdown`, `link_create`, `tcp_link_create`, `link_update`, `link_delete`, `generate`, `generate_stop`, `set_loss_timeout`, `set_match_field`",
             ),
             (
                 r#"{"req":6,"type":"bind","proto":"udp"}"#,

@@ -516,3 +516,63 @@ mod tests {
         }
     }
 }
+
+/// What a TCP link does to the bytes crossing it in one direction.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Default)]
+#[serde(default)]
+pub struct TcpImpairments {
+    /// Delay added to every chunk of bytes, ms (0 to 60,000).
+    pub latency_ms: f64,
+    /// Variation of that delay (uniform, ± this), ms; the stream stays in order.
+    pub jitter_ms: f64,
+    /// Bandwidth in bits/s (0: unlimited).
+    pub rate_bps: u64,
+    /// Cut every chunk into pieces of at most this many bytes, each written on its own
+    /// (0: no slicing), to show a reader that a stream has no boundaries.
+    pub slice_bytes: u32,
+    /// The pause between two pieces, ms (0 to 1,000).
+    pub slice_delay_ms: f64,
+}
+
+/// What a TCP link does: per direction, and to the connection as a whole.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Default)]
+#[serde(default)]
+pub struct TcpLinkSettings {
+    /// Client to target.
+    pub c2t: TcpImpairments,
+    /// Target to client.
+    pub t2c: TcpImpairments,
+    /// How long the end of a stream (a FIN) is held before it is passed on, ms (0 to
+    /// 60,000).
+    pub close_delay_ms: f64,
+    /// Reset both ends of a connection (RST) once this many bytes crossed it, both
+    /// directions together (0: never).
+    pub reset_after_bytes: u64,
+    /// The seed of the jitter's random numbers (the same seed, the same delays).
+    pub seed: u64,
+}
+
+impl TcpLinkSettings {
+    /// What is wrong with these settings, in words, if anything.
+    pub fn problem(&self) -> Option<String> {
+        for (dir, i) in [("c2t", &self.c2t), ("t2c", &self.t2c)] {
+            let ms = [
+                ("latency_ms", i.latency_ms, 60_000.0),
+                ("jitter_ms", i.jitter_ms, 60_000.0),
+                ("slice_delay_ms", i.slice_delay_ms, 1_000.0),
+            ];
+            for (name, v, max) in ms {
+                if !(0.0..=max).contains(&v) {
+                    return Some(format!("{dir}.{name} is {v}; give 0 to {max}"));
+                }
+            }
+        }
+        if !(0.0..=60_000.0).contains(&self.close_delay_ms) {
+            return Some(format!(
+                "close_delay_ms is {}; give 0 to 60000",
+                self.close_delay_ms
+            ));
+        }
+        None
+    }
+}

@@ -56,7 +56,8 @@ pub fn Inspector() -> Html {
             | What::KernelDrops { .. }
             | What::Unreachable { .. }
             | What::Stream { .. }
-            | What::Tcp { .. } => None,
+            | What::Tcp { .. }
+            | What::TcpLink { .. } => None,
         });
     let fate = state.timeline.borrow().arrow_of(id).map(|a| match a.mark {
         // Only the link saw it: neither end is a lab socket.
@@ -134,6 +135,7 @@ pub fn Inspector() -> Html {
             dir: Direction::In, ..
         } => "TCP read",
         What::Tcp { .. } => "TCP connection",
+        What::TcpLink { .. } => "TCP link decision",
         What::Link(_) => "link decision",
     };
     let title = match row {
@@ -219,6 +221,11 @@ pub fn Inspector() -> Html {
                 seconds(p.t_ns)
             )
         }
+        What::TcpLink { link, what } => format!(
+            "#{} · TCP link {link} · {what} · t = {} s",
+            p.id,
+            seconds(p.t_ns)
+        ),
         What::Tcp { socket, peer, what } => format!(
             "#{} · socket {socket}{} · {} · t = {} s",
             p.id,

@@ -8,6 +8,7 @@ mod packets;
 mod send;
 mod sockets;
 mod stats;
+mod tcplinks;
 mod timeline;
 
 use yew::prelude::*;
@@ -22,6 +23,7 @@ pub use links::LinksPanel;
 pub use packets::PacketsPanel;
 pub use send::SendPanel;
 pub use sockets::SocketsPanel;
+pub use tcplinks::TcpLinksPanel;
 pub use timeline::TimelinePanel;
 
 /// What every panel can reach: the state and the way to send commands.
@@ -170,6 +172,7 @@ pub fn App() -> Html {
                     <SocketsPanel />
                     <SendPanel />
                     <LinksPanel />
+                    <TcpLinksPanel />
                 </div>
                 <Workspace />
             </main>

@@ -150,6 +150,19 @@ pub fn PacketsPanel() -> Html {
                     </tr>
                 }
             }
+            What::TcpLink { link, what } => html! {
+                <tr class={classes!("packet-row", "link", selected_class)} {onclick} key={id}
+                    data-id={id.to_string()} data-dir="tcp-link">
+                    <td class="num">{ row }</td>
+                    <td class="num">{ time }</td>
+                    <td class="dir" title="a TCP link's decision about a connection it carries">{ "⇢ tcp link" }</td>
+                    <td>{ link.to_string() }</td>
+                    <td class="mono">{ "—" }</td>
+                    <td class="num">{ "" }</td>
+                    <td></td>
+                    <td class="note">{ what.clone() }</td>
+                </tr>
+            },
             What::Tcp { socket, peer, what } => html! {
                 <tr class={classes!("packet-row", "tcp", selected_class)} {onclick} key={id}
                     data-id={id.to_string()} data-dir="tcp">

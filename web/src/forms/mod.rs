@@ -491,6 +491,92 @@ pub fn match_field_command(offset: &str, len: &str) -> Result<Command, String> {
     Ok(Command::SetMatchField { field: Some(field) })
 }
 
+/// The create-TCP-link form: what it does applies to both directions, except the
+/// slicing, which cuts what the client sends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TcpLinkForm {
+    /// Its listen port (0: any free port), on 127.0.0.1.
+    pub port: String,
+    /// Where it connects for each client.
+    pub target: String,
+    /// Latency, ms.
+    pub latency_ms: String,
+    /// Jitter, ms.
+    pub jitter_ms: String,
+    /// Bandwidth, kbit/s (empty or 0: unlimited).
+    pub rate_kbps: String,
+    /// Slice the client's bytes into pieces of this many bytes (empty or 0: no).
+    pub slice_bytes: String,
+    /// Between pieces, ms.
+    pub slice_delay_ms: String,
+    /// Hold the end of a stream, ms.
+    pub close_delay_ms: String,
+    /// Reset after this many bytes (empty or 0: never).
+    pub reset_after: String,
+}
+
+impl Default for TcpLinkForm {
+    fn default() -> Self {
+        TcpLinkForm {
+            port: "0".into(),
+            target: String::new(),
+            latency_ms: "0".into(),
+            jitter_ms: "0".into(),
+            rate_kbps: String::new(),
+            slice_bytes: String::new(),
+            slice_delay_ms: "0".into(),
+            close_delay_ms: "0".into(),
+            reset_after: String::new(),
+        }
+    }
+}
+
+impl TcpLinkForm {
+    /// The `tcp_link_create` command, or what is wrong with the form.
+    pub fn command(&self) -> Result<Command, String> {
+        use socklab_protocol::link::{TcpImpairments, TcpLinkSettings};
+        fn number<T: std::str::FromStr + Default>(text: &str, what: &str) -> Result<T, String> {
+            let t = text.trim();
+            if t.is_empty() {
+                return Ok(T::default());
+            }
+            t.parse()
+                .map_err(|_| format!("{what} {t:?} is not a number"))
+        }
+        if self.target.trim().is_empty() {
+            return Err("give the target the link connects to, such as 127.0.0.1:9000".into());
+        }
+        let latency_ms: f64 = number(&self.latency_ms, "latency")?;
+        let jitter_ms: f64 = number(&self.jitter_ms, "jitter")?;
+        let rate_kbps: u64 = number(&self.rate_kbps, "bandwidth")?;
+        let both = TcpImpairments {
+            latency_ms,
+            jitter_ms,
+            rate_bps: rate_kbps.saturating_mul(1000),
+            ..TcpImpairments::default()
+        };
+        let settings = TcpLinkSettings {
+            c2t: TcpImpairments {
+                slice_bytes: number(&self.slice_bytes, "slice size")?,
+                slice_delay_ms: number(&self.slice_delay_ms, "slice delay")?,
+                ..both
+            },
+            t2c: both,
+            close_delay_ms: number(&self.close_delay_ms, "close delay")?,
+            reset_after_bytes: number(&self.reset_after, "reset after")?,
+            seed: 1,
+        };
+        if let Some(problem) = settings.problem() {
+            return Err(problem);
+        }
+        Ok(Command::TcpLinkCreate {
+            listen: format!("127.0.0.1:{}", self.port.trim()),
+            target: self.target.trim().to_string(),
+            settings,
+        })
+    }
+}
+
 /// The create-link form.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LinkForm {

@@ -373,3 +373,54 @@ fn the_match_field_is_two_numbers_or_nothing() {
     );
     assert!(match_field_command("-1", "2").is_err());
 }
+
+#[test]
+fn the_tcp_link_form_reads_its_fields_and_says_what_is_wrong() {
+    let form = TcpLinkForm {
+        target: " 127.0.0.1:9000 ".into(),
+        latency_ms: "50".into(),
+        rate_kbps: "64".into(),
+        slice_bytes: "3".into(),
+        slice_delay_ms: "20".into(),
+        reset_after: "".into(),
+        ..TcpLinkForm::default()
+    };
+    match form.command() {
+        Ok(Command::TcpLinkCreate {
+            listen,
+            target,
+            settings,
+        }) => {
+            assert_eq!(
+                (listen.as_str(), target.as_str()),
+                ("127.0.0.1:0", "127.0.0.1:9000")
+            );
+            assert_eq!(
+                (
+                    settings.c2t.latency_ms,
+                    settings.t2c.latency_ms,
+                    settings.c2t.rate_bps
+                ),
+                (50.0, 50.0, 64_000)
+            );
+            assert_eq!((settings.c2t.slice_bytes, settings.t2c.slice_bytes), (3, 0));
+            assert_eq!(settings.reset_after_bytes, 0);
+        }
+        other => panic!("{other:?}"),
+    }
+    let bad = TcpLinkForm {
+        latency_ms: "slow".into(),
+        ..form.clone()
+    };
+    assert!(bad.command().unwrap_err().contains("latency"));
+    let too_long = TcpLinkForm {
+        latency_ms: "70000".into(),
+        ..form.clone()
+    };
+    assert!(too_long.command().unwrap_err().contains("latency_ms"));
+    let nowhere = TcpLinkForm {
+        target: " ".into(),
+        ..form
+    };
+    assert!(nowhere.command().is_err());
+}

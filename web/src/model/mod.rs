@@ -98,6 +98,8 @@ pub enum Origin {
     Socket(SocketId),
     /// The create-link form.
     CreateLink,
+    /// The create-TCP-link form.
+    CreateTcpLink,
     /// A link's card (its settings and delete button).
     Link(LinkId),
     /// The traffic generator's form.
@@ -190,6 +192,8 @@ pub struct State {
     pub sockets: Rc<Vec<SocketInfo>>,
     /// Links, in the order they were created.
     pub links: Rc<Vec<LinkInfo>>,
+    /// The TCP links: each one's creation event.
+    pub tcp_links: Rc<Vec<socklab_protocol::TcpLinkCreated>>,
     /// Every datagram (bounded), shared and mutated in place.
     pub packets: Rc<RefCell<PacketStore>>,
     /// Bumped whenever `packets` changes, so views know to redraw.
@@ -286,6 +290,7 @@ impl Default for State {
             server: None,
             sockets: Rc::default(),
             links: Rc::default(),
+            tcp_links: Rc::default(),
             packets: Rc::default(),
             packets_version: 0,
             selected: None,
@@ -611,6 +616,41 @@ impl State {
                 self.settle(deleted.req);
                 Rc::make_mut(&mut self.errors).remove(&Origin::Link(deleted.link.clone()));
                 Rc::make_mut(&mut self.links).retain(|l| l.id != deleted.link);
+                Rc::make_mut(&mut self.tcp_links).retain(|l| l.link != deleted.link);
+            }
+            Event::TcpLinkCreated(created) => {
+                self.settle(created.req);
+                Rc::make_mut(&mut self.names).insert(created.listen, created.link.to_string());
+                let links = Rc::make_mut(&mut self.tcp_links);
+                links.retain(|l| l.link != created.link);
+                links.push(created);
+            }
+            Event::TcpLinkConn(c) => {
+                let what = match (&c.upstream, &c.error) {
+                    (_, Some(error)) => format!("connection {} from {}: {error}", c.conn, c.client),
+                    (Some(up), None) => format!("connection {} from {}: connected to the target from {up}", c.conn, c.client),
+                    (None, None) => format!("connection {} from {}", c.conn, c.client),
+                };
+                self.tcp_link_row(c.id.0, c.t_ns, c.link, what);
+            }
+            Event::TcpLinkChunk(c) => {
+                let what = format!(
+                    "conn {} {}: bytes {}–{} held {:.1} ms{}",
+                    c.conn,
+                    match c.dir {
+                        socklab_protocol::link::LinkDir::C2t => "client → target",
+                        socklab_protocol::link::LinkDir::T2c => "target → client",
+                    },
+                    c.offset,
+                    (c.offset + c.len as u64).saturating_sub(1),
+                    c.delay_ns as f64 / 1e6,
+                    if c.pieces > 1 { format!(", written in {} pieces", c.pieces) } else { String::new() }
+                );
+                self.tcp_link_row(c.id.0, c.t_ns, c.link, what);
+            }
+            Event::TcpLinkEnd(e) => {
+                let what = format!("conn {}: {}", e.conn, e.reason);
+                self.tcp_link_row(e.id.0, e.t_ns, e.link, what);
             }
             Event::LinkStats(stats) => {
                 if let Some(link) = Rc::make_mut(&mut self.links)
@@ -685,7 +725,8 @@ impl State {
                 }
             }
             Event::Accepted(a) => {
-                Rc::make_mut(&mut self.names).insert(a.local, a.socket.to_string());
+                // Its address is its listener's: that name stays (a connection is told
+                // apart by its peer).
                 self.saw_peer(a.peer);
                 let sockets = Rc::make_mut(&mut self.sockets);
                 sockets.retain(|s| s.id != a.socket);
@@ -820,6 +861,17 @@ impl State {
         Rc::make_mut(&mut self.sockets)
             .iter_mut()
             .find(|s| &s.id == id)
+    }
+
+    /// A packet-list row for a TCP link's decision.
+    fn tcp_link_row(&mut self, id: u64, t_ns: u64, link: socklab_protocol::LinkId, what: String) {
+        self.packets.borrow_mut().push(Packet {
+            id,
+            t_ns,
+            payload: Vec::new(),
+            what: What::TcpLink { link, what },
+        });
+        self.packets_version += 1;
     }
 
     /// A packet-list row for something that happened to a TCP connection.

@@ -95,6 +95,13 @@ pub enum What {
         /// Where in that direction's stream the bytes start.
         offset: u64,
     },
+    /// A TCP link decided something about a connection it carries.
+    TcpLink {
+        /// The link.
+        link: socklab_protocol::LinkId,
+        /// What, in words.
+        what: String,
+    },
     /// Something happened to a TCP connection (not bytes).
     Tcp {
         /// The socket.

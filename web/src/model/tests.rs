@@ -222,7 +222,8 @@ fn packets_are_kept_in_order_and_bounded() {
                 | What::KernelDrops { .. }
                 | What::Unreachable { .. }
                 | What::Stream { .. }
-                | What::Tcp { .. } => {
+                | What::Tcp { .. }
+                | What::TcpLink { .. } => {
                     panic!("only datagrams were received")
                 }
             })
@@ -364,7 +365,8 @@ fn links_and_their_decisions() {
             | What::KernelDrops { .. }
             | What::Unreachable { .. }
             | What::Stream { .. }
-            | What::Tcp { .. } => {
+            | What::Tcp { .. }
+            | What::TcpLink { .. } => {
                 panic!("link rows")
             }
         })
@@ -399,7 +401,8 @@ fn links_and_their_decisions() {
         | What::KernelDrops { .. }
         | What::Unreachable { .. }
         | What::Stream { .. }
-        | What::Tcp { .. } => {
+        | What::Tcp { .. }
+        | What::TcpLink { .. } => {
             panic!("a link row")
         }
     };
@@ -442,7 +445,8 @@ fn links_and_their_decisions() {
         | What::KernelDrops { .. }
         | What::Unreachable { .. }
         | What::Stream { .. }
-        | What::Tcp { .. } => {
+        | What::Tcp { .. }
+        | What::TcpLink { .. } => {
             panic!("a link row")
         }
     };

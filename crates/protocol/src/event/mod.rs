@@ -59,6 +59,14 @@ pub enum Event {
     Unreachable(Unreachable),
     /// A link was created.
     LinkCreated(LinkCreated),
+    /// A TCP link was created.
+    TcpLinkCreated(TcpLinkCreated),
+    /// A TCP link took a connection (or could not reach its target for it).
+    TcpLinkConn(TcpLinkConn),
+    /// A TCP link passed on a chunk of a stream: how late, in how many pieces.
+    TcpLinkChunk(TcpLinkChunk),
+    /// A TCP link passed on the end of a stream, or reset a connection.
+    TcpLinkEnd(TcpLinkEnd),
     /// A link's settings changed.
     LinkUpdated(LinkUpdated),
     /// A link was deleted.
@@ -442,6 +450,99 @@ pub struct Datagram {
     pub truncated_from: Option<usize>,
 }
 
+/// A TCP link was created: the reply to `tcp_link_create`.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct TcpLinkCreated {
+    /// The event's id in the session.
+    pub id: EventId,
+    /// The new link's id (`t1`, `t2`, …).
+    pub link: LinkId,
+    /// Where clients connect to.
+    pub listen: SocketAddr,
+    /// Where it connects for each client.
+    pub target: SocketAddr,
+    /// Its settings.
+    pub settings: crate::link::TcpLinkSettings,
+    /// Nanoseconds since the session began.
+    pub t_ns: u64,
+    /// The `req` of the command.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub req: Option<i64>,
+}
+
+/// A TCP link accepted a client and connected to its target for it.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct TcpLinkConn {
+    /// The event's id in the session.
+    pub id: EventId,
+    /// The link.
+    pub link: LinkId,
+    /// The connection's number on the link, from 1.
+    pub conn: u64,
+    /// The client.
+    pub client: SocketAddr,
+    /// The address the link connected to the target from (absent when it could not).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream: Option<SocketAddr>,
+    /// Why the target could not be reached (the client is then reset).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Nanoseconds since the session began.
+    pub t_ns: u64,
+}
+
+/// A chunk of a stream a TCP link read and passed on.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct TcpLinkChunk {
+    /// The event's id in the session.
+    pub id: EventId,
+    /// The link.
+    pub link: LinkId,
+    /// The connection.
+    pub conn: u64,
+    /// Which way.
+    pub dir: LinkDir,
+    /// Where the chunk starts in that direction's stream.
+    pub offset: u64,
+    /// How many bytes.
+    pub len: usize,
+    /// How long the link holds it (latency, jitter and the bandwidth's queue).
+    pub delay_ns: u64,
+    /// In how many pieces it is written (1 unless sliced).
+    pub pieces: u32,
+    /// When the link read it (nanoseconds since the session began).
+    pub t_ns: u64,
+}
+
+/// How a TCP link ended a direction of a connection.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum TcpLinkEndHow {
+    /// The end of the stream passed on (a FIN), after the close delay.
+    Fin,
+    /// The connection reset at both ends (`reset_after_bytes`, or an end that failed).
+    Reset,
+}
+
+/// A TCP link passed on the end of a stream, or reset a connection.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct TcpLinkEnd {
+    /// The event's id in the session.
+    pub id: EventId,
+    /// The link.
+    pub link: LinkId,
+    /// The connection.
+    pub conn: u64,
+    /// Which way.
+    pub dir: LinkDir,
+    /// How.
+    pub how: TcpLinkEndHow,
+    /// Why, in words.
+    pub reason: String,
+    /// Nanoseconds since the session began.
+    pub t_ns: u64,
+}
+
 /// A link was created: the reply to `link_create`.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
 pub struct LinkCreated {
@@ -796,6 +897,7 @@ impl Event {
             Event::Paused(e) => e.req,
             Event::Membership(e) => e.req,
             Event::LinkCreated(e) => e.req,
+            Event::TcpLinkCreated(e) => e.req,
             Event::LinkUpdated(e) => e.req,
             Event::LinkDeleted(e) => e.req,
             Event::GeneratorStarted(e) => e.req,
@@ -810,6 +912,9 @@ impl Event {
             | Event::KernelDrops(_)
             | Event::Unreachable(_)
             | Event::Accepted(_)
+            | Event::TcpLinkConn(_)
+            | Event::TcpLinkChunk(_)
+            | Event::TcpLinkEnd(_)
             | Event::LinkStats(_)
             | Event::Fate(_)
             | Event::FlowStats(_)
@@ -833,6 +938,10 @@ impl Event {
             Event::Paused(e) => Some(e.id),
             Event::Membership(e) => Some(e.id),
             Event::LinkCreated(e) => Some(e.id),
+            Event::TcpLinkCreated(e) => Some(e.id),
+            Event::TcpLinkConn(e) => Some(e.id),
+            Event::TcpLinkChunk(e) => Some(e.id),
+            Event::TcpLinkEnd(e) => Some(e.id),
             Event::LinkUpdated(e) => Some(e.id),
             Event::LinkDeleted(e) => Some(e.id),
             Event::LinkClient(e) => Some(e.id),
