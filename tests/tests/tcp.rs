@@ -615,3 +615,64 @@ async fn a_tcp_link_delays_and_slices_a_stream_passes_its_end_and_can_reset_it()
     assert!(matches!(client.reply(req).await, Event::LinkDeleted(d) if d.link == resetting.link));
     server.stop().await;
 }
+
+/// A TCP link's bandwidth holds a chunk for its sending time (1,000 bytes at 80 kbit/s:
+/// 100 ms), and its close delay holds the end of the stream (100 ms after the client
+/// shut its half).
+#[tokio::test]
+async fn a_tcp_links_bandwidth_and_close_delay_hold_bytes_and_the_end_of_stream() {
+    use socklab_protocol::TcpLinkEndHow;
+    use socklab_protocol::link::{LinkDir, TcpImpairments, TcpLinkSettings};
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let python = PythonTcpServer::start("127.0.0.1", "ok");
+    let req = client
+        .send(Command::TcpLinkCreate {
+            listen: "127.0.0.1:0".into(),
+            target: python.addr.to_string(),
+            settings: TcpLinkSettings {
+                c2t: TcpImpairments {
+                    rate_bps: 80_000,
+                    ..TcpImpairments::default()
+                },
+                close_delay_ms: 100.0,
+                ..TcpLinkSettings::default()
+            },
+        })
+        .await;
+    let Event::TcpLinkCreated(link) = client.reply(req).await else {
+        panic!("tcp_link_create should succeed");
+    };
+    let lab = client.bind_with(tcp("127.0.0.1:0", false)).await;
+    connect(&mut client, &lab.socket, link.listen).await;
+    write(&mut client, &lab.socket, &"x".repeat(1_000)).await;
+    let req = client
+        .send(Command::Shutdown {
+            socket: lab.socket.clone(),
+            how: ShutdownHow::Write,
+        })
+        .await;
+    let (mut held, mut shut_at, mut fin) = (0u64, None, None);
+    while fin.is_none() {
+        match client.next().await {
+            Event::TcpLinkChunk(c) if c.dir == LinkDir::C2t => held = held.max(c.delay_ns),
+            Event::ShutDown(s) if s.req == Some(req) => shut_at = Some(s.t_ns),
+            Event::TcpLinkEnd(e) if e.dir == LinkDir::C2t => fin = Some(e),
+            _ => {}
+        }
+    }
+    let fin = fin.unwrap();
+    assert!(
+        held >= 99_000_000,
+        "1,000 bytes at 80 kbit/s take 100 ms: held {held} ns"
+    );
+    assert_eq!(fin.how, TcpLinkEndHow::Fin);
+    let shut_at = shut_at.expect("the client's shutdown");
+    assert!(
+        fin.t_ns >= shut_at + 100_000_000,
+        "the end of the stream was held 100 ms: shut at {shut_at}, passed on at {}",
+        fin.t_ns
+    );
+    assert_eq!(python.reads().concat().len(), 1_000);
+    server.stop().await;
+}
