@@ -691,6 +691,16 @@ async fn udp_and_tcp(url: &str, browser: &Browser) {
     }
     let shot = browser.screenshot("e2e-tcp-link.png").await;
     eprintln!("screenshot: {}", shot.display());
+    browser
+        .client()
+        .execute(
+            "document.getElementById('tcp-links-title').scrollIntoView()",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let shot = browser.screenshot("e2e-tcp-link-panel.png").await;
+    eprintln!("screenshot: {}", shot.display());
     assert_eq!(
         seen,
         (true, 4),
