@@ -545,3 +545,100 @@ async fn multicast_and_broadcast_cross_a_virtual_network_to_a_python_member() {
     );
     server.stop().await;
 }
+
+/// IPv6 multicast across the same kind of virtual network (fd77::/64 on a veth pair):
+/// a Python member in the far namespace, and a lab member here that joined on the
+/// interface by its name, both get a lab socket's datagram to ff05::1:3.
+#[tokio::test]
+async fn ipv6_multicast_crosses_a_virtual_network_and_loops_back_to_a_lab_member() {
+    use socklab_tests::isolated::{Isolation, rerun};
+    use std::io::BufRead as _;
+    if rerun(
+        Isolation::Networks,
+        "ipv6_multicast_crosses_a_virtual_network_and_loops_back_to_a_lab_member",
+    ) {
+        return;
+    }
+    ip(&["netns", "add", "far"]);
+    ip(&["link", "add", "v0", "type", "veth", "peer", "name", "v1"]);
+    ip(&["link", "set", "v1", "netns", "far"]);
+    ip(&["-6", "addr", "add", "fd77::1/64", "dev", "v0", "nodad"]);
+    ip(&["link", "set", "v0", "up"]);
+    ip(&["-6", "route", "add", "ff05::/16", "dev", "v0"]);
+    ip(&[
+        "netns",
+        "exec",
+        "far",
+        "ip",
+        "-6",
+        "addr",
+        "add",
+        "fd77::2/64",
+        "dev",
+        "v1",
+        "nodad",
+    ]);
+    ip(&["netns", "exec", "far", "ip", "link", "set", "v1", "up"]);
+    let script = socklab_tests::workspace_root().join("tests/fixtures/udp_group_receiver.py");
+    let mut member = std::process::Command::new("ip")
+        .args(["netns", "exec", "far", "python3"])
+        .arg(&script)
+        .args(["ff05::1:3", "v1", "1"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(member.stdout.take().unwrap());
+    let mut line = String::new();
+    lines.read_line(&mut line).unwrap();
+    let port: u16 = line
+        .trim()
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("{line:?}"));
+
+    let server = TestServer::with_config(socklab_server::Config {
+        allow_net: vec!["fd77::/64".parse().unwrap(), "ff05::/16".parse().unwrap()],
+        ..socklab_server::Config::default()
+    })
+    .await;
+    let mut client = server.client().await;
+    let near = client
+        .bind_with(BindSpec {
+            multicast: true,
+            reuse_addr: true,
+            ..bind_command(&format!("[ff05::1:3]:{port}"))
+        })
+        .await;
+    let req = client
+        .send(Command::Join {
+            socket: near.socket.clone(),
+            group: "ff05::1:3".into(),
+            interface: Some("v0".into()),
+        })
+        .await;
+    assert!(matches!(client.reply(req).await, Event::Membership(m) if m.joined));
+    let sender = client
+        .bind_with(BindSpec {
+            multicast: true,
+            ..bind_command("[fd77::1]:0")
+        })
+        .await;
+    let group: std::net::SocketAddr = format!("[ff05::1:3]:{port}").parse().unwrap();
+    client
+        .send_datagram(&sender.socket, group, text("hello six"))
+        .await;
+    let here = client.received_on(&near.socket).await;
+    assert_eq!(decode_base64(&here.payload_b64).unwrap(), b"hello six");
+    let output = tokio::task::spawn_blocking(move || {
+        let mut rest = String::new();
+        lines.read_line(&mut rest).unwrap();
+        let _ = member.wait();
+        rest
+    })
+    .await
+    .unwrap();
+    let parsed: serde_json::Value = serde_json::from_str(output.trim()).unwrap();
+    assert_eq!(parsed["got"][0][0], "hello six", "{parsed}");
+    server.stop().await;
+}
