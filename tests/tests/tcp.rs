@@ -676,3 +676,78 @@ async fn a_tcp_links_bandwidth_and_close_delay_hold_bytes_and_the_end_of_stream(
     assert_eq!(python.reads().concat().len(), 1_000);
     server.stop().await;
 }
+
+/// What a listener and a TCP link take in is bounded: connections past the session's
+/// socket limit are closed (and say so), and a TCP link resets its seventeenth client
+/// while sixteen are open, with the reason in its event.
+#[tokio::test]
+async fn accepted_connections_and_a_tcp_links_clients_are_bounded() {
+    use socklab_protocol::link::TcpLinkSettings;
+    let server = TestServer::with_config(socklab_server::Config {
+        max_sockets_per_session: 3,
+        ..socklab_server::Config::default()
+    })
+    .await;
+    let mut client = server.client().await;
+    let listener = client.bind_with(tcp("127.0.0.1:0", true)).await;
+    // Five clients of the test's own; the kernel accepts them for the listener.
+    let _clients: Vec<std::net::TcpStream> = (0..5)
+        .map(|_| std::net::TcpStream::connect(listener.local).unwrap())
+        .collect();
+    let mut accepted = Vec::new();
+    while accepted.len() < 5 {
+        if let Event::Accepted(a) = client.next().await {
+            accepted.push(a.socket);
+        }
+    }
+    // The next command takes them in: two fit beside the listener, three are closed.
+    client
+        .refused(
+            Command::Shutdown {
+                socket: SocketId::new("s99"),
+                how: ShutdownHow::Write,
+            },
+            ErrorCode::UnknownSocket,
+        )
+        .await;
+    let mut closed = 0;
+    while closed < 3 {
+        if let Event::Closed(c) = client.next().await {
+            assert!(accepted.contains(&c.socket), "{c:?}");
+            closed += 1;
+        }
+    }
+
+    // A TCP link with sixteen clients holding connections resets the seventeenth.
+    let target = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let server2 = TestServer::start().await;
+    let mut other = server2.client().await;
+    let req = other
+        .send(Command::TcpLinkCreate {
+            listen: "127.0.0.1:0".into(),
+            target: target.local_addr().unwrap().to_string(),
+            settings: TcpLinkSettings::default(),
+        })
+        .await;
+    let Event::TcpLinkCreated(link) = other.reply(req).await else {
+        panic!("tcp_link_create should succeed");
+    };
+    let _held: Vec<std::net::TcpStream> = (0..17)
+        .map(|_| std::net::TcpStream::connect(link.listen).unwrap())
+        .collect();
+    let mut refused = None;
+    let mut carried = 0;
+    while refused.is_none() {
+        if let Event::TcpLinkConn(c) = other.next().await {
+            match c.error {
+                Some(e) => refused = Some((c.conn, e)),
+                None => carried += 1,
+            }
+        }
+    }
+    let (conn, why) = refused.unwrap();
+    assert_eq!(conn, 17, "{carried} carried before: {why}");
+    assert!(why.contains("16 connections"), "{why}");
+    server2.stop().await;
+    server.stop().await;
+}
