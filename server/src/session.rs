@@ -420,16 +420,17 @@ impl Session {
         }
     }
 
-    fn create_tcp_link(
-        &mut self,
+    /// A link's listen and target addresses, parsed and checked against the policy
+    /// (UDP and TCP links alike).
+    fn link_addrs(
+        &self,
         listen: &str,
         target: &str,
-        settings: socklab_protocol::link::TcpLinkSettings,
-        req: Option<Tagged>,
-    ) -> Result<(), CommandError> {
+    ) -> Result<(std::net::SocketAddr, std::net::SocketAddr), CommandError> {
         let listen = parse_addr(listen)?;
         let target = parse_addr(target)?;
         self.policy.check_bind(listen)?;
+        // A link forwards to one address; it is never a broadcast or multicast sender.
         self.policy
             .check_destination(target, SocketScope::default())?;
         if !listen.ip().to_canonical().is_loopback()
@@ -443,6 +444,17 @@ impl Session {
                 ),
             ));
         }
+        Ok((listen, target))
+    }
+
+    fn create_tcp_link(
+        &mut self,
+        listen: &str,
+        target: &str,
+        settings: socklab_protocol::link::TcpLinkSettings,
+        req: Option<Tagged>,
+    ) -> Result<(), CommandError> {
+        let (listen, target) = self.link_addrs(listen, target)?;
         if let Some(problem) = settings.problem() {
             return Err(CommandError::bad_request(problem));
         }
@@ -489,23 +501,7 @@ impl Session {
         settings: LinkSettings,
         req: Option<Tagged>,
     ) -> Result<(), CommandError> {
-        let listen = parse_addr(listen)?;
-        let target = parse_addr(target)?;
-        self.policy.check_bind(listen)?;
-        // A link forwards to one address; it is never a broadcast or multicast sender.
-        self.policy
-            .check_destination(target, SocketScope::default())?;
-        if !listen.ip().to_canonical().is_loopback()
-            && target.ip().to_canonical().is_loopback()
-            && !self.config.allow_link_into_loopback
-        {
-            return Err(CommandError::new(
-                ErrorCode::Forbidden,
-                format!(
-                    "a link listening on {listen} can be reached from the network, and its target {target} is a loopback service: the link would open that service to the network (start socklab with --allow-link-into-loopback to allow this)"
-                ),
-            ));
-        }
+        let (listen, target) = self.link_addrs(listen, target)?;
         check_settings(&settings)?;
         if self.links.len() + self.tcp_links.len() >= self.config.max_links_per_session {
             return Err(CommandError::new(

@@ -25,26 +25,35 @@ async fn a_small_read_size_cuts_datagrams_as_recvfrom_does() {
         .await;
     assert_eq!(reader.recv_size, Some(4), "bound says the read size");
 
-    let out = client
-        .send_datagram(&sender.socket, reader.local, text("hello world"))
-        .await;
-    let cut = client.received_on(&reader.socket).await;
-    assert_eq!(decode_base64(&cut.payload_b64).unwrap(), b"hell");
-    assert_eq!((cut.len, cut.truncated_from), (4, Some(11)));
-    let short = client
-        .send_datagram(&sender.socket, reader.local, text("hi"))
-        .await;
-    let whole = client.received_on(&reader.socket).await;
-    assert_eq!((whole.len, whole.truncated_from), (2, None));
-
-    // The analysis pairs each cut receive with its send.
-    let mut delivered = Vec::new();
-    while delivered.len() < 2 {
-        if let Event::Fate(f) = client.next().await {
-            assert_eq!(f.fate, FateKind::Delivered, "{f:?}");
-            delivered.push((f.send, f.recv));
+    // Every event from here on is looked at: the sends, the receives and the fates
+    // that pair them (a helper waiting for one kind would skip the others).
+    for payload in ["hello world", "hi"] {
+        client
+            .send(Command::Send {
+                socket: sender.socket.clone(),
+                to: Some(reader.local.to_string()),
+                payload: text(payload),
+            })
+            .await;
+    }
+    let (mut sent, mut received, mut delivered) = (Vec::new(), Vec::new(), Vec::new());
+    while sent.len() < 2 || received.len() < 2 || delivered.len() < 2 {
+        match client.next().await {
+            Event::Datagram(d) if d.socket == sender.socket => sent.push(d),
+            Event::Datagram(d) if d.socket == reader.socket => received.push(d),
+            Event::Fate(f) => {
+                assert_eq!(f.fate, FateKind::Delivered, "{f:?}");
+                delivered.push((f.send, f.recv));
+            }
+            _ => {}
         }
     }
+    let (out, short) = (&sent[0], &sent[1]);
+    let (cut, whole) = (&received[0], &received[1]);
+    assert_eq!(decode_base64(&cut.payload_b64).unwrap(), b"hell");
+    assert_eq!((cut.len, cut.truncated_from), (4, Some(11)));
+    assert_eq!((whole.len, whole.truncated_from), (2, None));
+    // The analysis pairs each cut receive with its send.
     delivered.sort();
     assert_eq!(
         delivered,
@@ -456,6 +465,84 @@ fn ip(args: &[&str]) {
     assert!(status.success(), "ip {args:?}");
 }
 
+/// The far end of a virtual network: a namespace `far` joined to this one by a veth
+/// pair (`v0` here, `v1` there), with the addresses given, up, and a route for the
+/// multicast range `mcast` on each side.
+fn far_network(v6: bool, here: &str, there: &str, mcast: &str) {
+    ip(&["netns", "add", "far"]);
+    ip(&["link", "add", "v0", "type", "veth", "peer", "name", "v1"]);
+    ip(&["link", "set", "v1", "netns", "far"]);
+    let family = if v6 { "-6" } else { "-4" };
+    // No duplicate address detection for IPv6: the addresses are usable at once.
+    let extra: &[&str] = if v6 { &["nodad"] } else { &["brd", "+"] };
+    let mut add_here = vec![family, "addr", "add", here, "dev", "v0"];
+    add_here.extend_from_slice(extra);
+    ip(&add_here);
+    ip(&["link", "set", "v0", "up"]);
+    ip(&[family, "route", "add", mcast, "dev", "v0"]);
+    let mut add_there = vec![
+        "netns", "exec", "far", "ip", family, "addr", "add", there, "dev", "v1",
+    ];
+    add_there.extend_from_slice(extra);
+    ip(&add_there);
+    for args in [
+        &["link", "set", "v1", "up"][..],
+        &["link", "set", "lo", "up"][..],
+        &[family, "route", "add", mcast, "dev", "v1"][..],
+    ] {
+        let mut all = vec!["netns", "exec", "far", "ip"];
+        all.extend_from_slice(args);
+        ip(&all);
+    }
+}
+
+/// `tests/fixtures/udp_group_receiver.py` in the far namespace: a program there that
+/// joined a group and waits for datagrams.
+struct FarMember {
+    child: std::process::Child,
+    lines: std::io::BufReader<std::process::ChildStdout>,
+    /// The port it listens on.
+    port: u16,
+}
+
+impl FarMember {
+    fn start(group: &str, iface: &str, count: usize) -> Self {
+        use std::io::BufRead as _;
+        let script = socklab_tests::workspace_root().join("tests/fixtures/udp_group_receiver.py");
+        let mut child = std::process::Command::new("ip")
+            .args(["netns", "exec", "far", "python3"])
+            .arg(&script)
+            .args([group, iface, &count.to_string()])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = std::io::BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        lines.read_line(&mut line).unwrap();
+        let port = line
+            .trim()
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("{line:?}"));
+        FarMember { child, lines, port }
+    }
+
+    /// What it got, once it has its count (or gave up waiting).
+    async fn got(mut self) -> serde_json::Value {
+        tokio::task::spawn_blocking(move || {
+            use std::io::BufRead as _;
+            let mut rest = String::new();
+            self.lines.read_line(&mut rest).unwrap();
+            let _ = self.child.wait();
+            let parsed: serde_json::Value = serde_json::from_str(rest.trim()).unwrap();
+            parsed["got"].clone()
+        })
+        .await
+        .unwrap()
+    }
+}
+
 /// Multicast and broadcast across a real virtual network: the test's namespace and a
 /// second one, joined by a veth pair (10.77.0.1/24 here, 10.77.0.2/24 there), where a
 /// Python program joins a group and listens. A lab socket's datagram to the group and
@@ -464,46 +551,15 @@ fn ip(args: &[&str]) {
 #[tokio::test]
 async fn multicast_and_broadcast_cross_a_virtual_network_to_a_python_member() {
     use socklab_tests::isolated::{Isolation, rerun};
-    use std::io::BufRead as _;
     if rerun(
         Isolation::Networks,
         "multicast_and_broadcast_cross_a_virtual_network_to_a_python_member",
     ) {
         return;
     }
-    ip(&["netns", "add", "far"]);
-    ip(&["link", "add", "v0", "type", "veth", "peer", "name", "v1"]);
-    ip(&["link", "set", "v1", "netns", "far"]);
-    ip(&["addr", "add", "10.77.0.1/24", "brd", "+", "dev", "v0"]);
-    ip(&["link", "set", "v0", "up"]);
-    ip(&["route", "add", "224.0.0.0/4", "dev", "v0"]);
-    for args in [
-        &["addr", "add", "10.77.0.2/24", "brd", "+", "dev", "v1"][..],
-        &["link", "set", "v1", "up"][..],
-        &["link", "set", "lo", "up"][..],
-        &["route", "add", "224.0.0.0/4", "dev", "v1"][..],
-    ] {
-        let mut all = vec!["netns", "exec", "far", "ip"];
-        all.extend_from_slice(args);
-        ip(&all);
-    }
-    let script = socklab_tests::workspace_root().join("tests/fixtures/udp_group_receiver.py");
-    let mut member = std::process::Command::new("ip")
-        .args(["netns", "exec", "far", "python3"])
-        .arg(&script)
-        .args(["239.1.2.3", "10.77.0.2", "2"])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = std::io::BufReader::new(member.stdout.take().unwrap());
-    let mut line = String::new();
-    lines.read_line(&mut line).unwrap();
-    let port: u16 = line
-        .trim()
-        .rsplit(':')
-        .next()
-        .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("{line:?}"));
+    far_network(false, "10.77.0.1/24", "10.77.0.2/24", "224.0.0.0/4");
+    let member = FarMember::start("239.1.2.3", "10.77.0.2", 2);
+    let port = member.port;
 
     let server = TestServer::with_config(socklab_server::Config {
         allow_net: vec![
@@ -528,18 +584,10 @@ async fn multicast_and_broadcast_cross_a_virtual_network_to_a_python_member() {
         let to: std::net::SocketAddr = format!("{to}:{port}").parse().unwrap();
         client.send_datagram(&sender.socket, to, text(text_)).await;
     }
-    let output = tokio::task::spawn_blocking(move || {
-        let mut rest = String::new();
-        lines.read_line(&mut rest).unwrap();
-        let _ = member.wait();
-        rest
-    })
-    .await
-    .unwrap();
-    let parsed: serde_json::Value = serde_json::from_str(output.trim()).unwrap();
+    let got = member.got().await;
     let from = sender.local.to_string();
     assert_eq!(
-        parsed["got"],
+        got,
         serde_json::json!([["to the group", from], ["to everyone", from]]),
         "both crossed the virtual link"
     );
@@ -552,50 +600,15 @@ async fn multicast_and_broadcast_cross_a_virtual_network_to_a_python_member() {
 #[tokio::test]
 async fn ipv6_multicast_crosses_a_virtual_network_and_loops_back_to_a_lab_member() {
     use socklab_tests::isolated::{Isolation, rerun};
-    use std::io::BufRead as _;
     if rerun(
         Isolation::Networks,
         "ipv6_multicast_crosses_a_virtual_network_and_loops_back_to_a_lab_member",
     ) {
         return;
     }
-    ip(&["netns", "add", "far"]);
-    ip(&["link", "add", "v0", "type", "veth", "peer", "name", "v1"]);
-    ip(&["link", "set", "v1", "netns", "far"]);
-    ip(&["-6", "addr", "add", "fd77::1/64", "dev", "v0", "nodad"]);
-    ip(&["link", "set", "v0", "up"]);
-    ip(&["-6", "route", "add", "ff05::/16", "dev", "v0"]);
-    ip(&[
-        "netns",
-        "exec",
-        "far",
-        "ip",
-        "-6",
-        "addr",
-        "add",
-        "fd77::2/64",
-        "dev",
-        "v1",
-        "nodad",
-    ]);
-    ip(&["netns", "exec", "far", "ip", "link", "set", "v1", "up"]);
-    let script = socklab_tests::workspace_root().join("tests/fixtures/udp_group_receiver.py");
-    let mut member = std::process::Command::new("ip")
-        .args(["netns", "exec", "far", "python3"])
-        .arg(&script)
-        .args(["ff05::1:3", "v1", "1"])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = std::io::BufReader::new(member.stdout.take().unwrap());
-    let mut line = String::new();
-    lines.read_line(&mut line).unwrap();
-    let port: u16 = line
-        .trim()
-        .rsplit(':')
-        .next()
-        .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("{line:?}"));
+    far_network(true, "fd77::1/64", "fd77::2/64", "ff05::/16");
+    let member = FarMember::start("ff05::1:3", "v1", 1);
+    let port = member.port;
 
     let server = TestServer::with_config(socklab_server::Config {
         allow_net: vec!["fd77::/64".parse().unwrap(), "ff05::/16".parse().unwrap()],
@@ -630,15 +643,7 @@ async fn ipv6_multicast_crosses_a_virtual_network_and_loops_back_to_a_lab_member
         .await;
     let here = client.received_on(&near.socket).await;
     assert_eq!(decode_base64(&here.payload_b64).unwrap(), b"hello six");
-    let output = tokio::task::spawn_blocking(move || {
-        let mut rest = String::new();
-        lines.read_line(&mut rest).unwrap();
-        let _ = member.wait();
-        rest
-    })
-    .await
-    .unwrap();
-    let parsed: serde_json::Value = serde_json::from_str(output.trim()).unwrap();
-    assert_eq!(parsed["got"][0][0], "hello six", "{parsed}");
+    let got = member.got().await;
+    assert_eq!(got[0][0], "hello six", "{got}");
     server.stop().await;
 }

@@ -139,6 +139,28 @@ pub struct SocketInfo {
     pub kernel_drops: u64,
 }
 
+impl SocketInfo {
+    /// A socket just bound (or accepted), with nothing set beyond its id, address and
+    /// kind.
+    pub fn new(id: SocketId, local: SocketAddr, proto: socklab_protocol::Proto) -> Self {
+        SocketInfo {
+            id,
+            local,
+            recv_buffer_bytes: None,
+            recv_size: None,
+            peer: None,
+            proto,
+            listening: false,
+            listener: None,
+            state: None,
+            paused: false,
+            groups: Vec::new(),
+            multicast: false,
+            kernel_drops: 0,
+        }
+    }
+}
+
 /// A link and its latest counters.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LinkInfo {
@@ -513,22 +535,12 @@ impl State {
             Event::Bound(bound) => {
                 self.settle(bound.req);
                 Rc::make_mut(&mut self.names).insert(bound.local, bound.socket.to_string());
-                let sockets = Rc::make_mut(&mut self.sockets);
-                sockets.retain(|s| s.id != bound.socket);
-                sockets.push(SocketInfo {
-                    id: bound.socket,
-                    local: bound.local,
+                self.add_socket(SocketInfo {
                     recv_buffer_bytes: bound.recv_buffer_bytes,
                     recv_size: bound.recv_size,
-                    peer: None,
-                    proto: bound.proto,
                     listening: bound.listening,
-                    listener: None,
-                    state: None,
-                    paused: false,
-                    groups: Vec::new(),
                     multicast: bound.multicast,
-                    kernel_drops: 0,
+                    ..SocketInfo::new(bound.socket, bound.local, bound.proto)
                 });
             }
             Event::Closed(closed) => {
@@ -728,22 +740,10 @@ impl State {
                 // Its address is its listener's: that name stays (a connection is told
                 // apart by its peer).
                 self.saw_peer(a.peer);
-                let sockets = Rc::make_mut(&mut self.sockets);
-                sockets.retain(|s| s.id != a.socket);
-                sockets.push(SocketInfo {
-                    id: a.socket.clone(),
-                    local: a.local,
-                    recv_buffer_bytes: None,
-                    recv_size: None,
+                self.add_socket(SocketInfo {
                     peer: Some(a.peer),
-                    proto: socklab_protocol::Proto::Tcp,
-                    listening: false,
                     listener: Some(a.listener.clone()),
-                    state: None,
-                    paused: false,
-                    groups: Vec::new(),
-                    multicast: false,
-                    kernel_drops: 0,
+                    ..SocketInfo::new(a.socket.clone(), a.local, socklab_protocol::Proto::Tcp)
                 });
                 self.tcp_row(a.id.0, a.t_ns, a.socket, Some(a.peer), TcpWhat::Accepted(a.listener));
             }
@@ -854,6 +854,13 @@ impl State {
                 }
             }
         }
+    }
+
+    /// Adds a socket to the list (in place of one with the same id).
+    fn add_socket(&mut self, socket: SocketInfo) {
+        let sockets = Rc::make_mut(&mut self.sockets);
+        sockets.retain(|s| s.id != socket.id);
+        sockets.push(socket);
     }
 
     /// The socket `id`, to change.
