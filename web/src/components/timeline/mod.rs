@@ -360,7 +360,7 @@ fn Legend(props: &LegendProps) -> Html {
             <span><i class="sw duplicated"></i>{ format!("● duplicate copy ({})", counts[3]) }</span>
             <span><i class="sw echo"></i>{ "echo request / reply" }</span>
             <span><i class="sw pending"></i>{ "in flight / from outside" }</span>
-            <span class="hint">{ "Drag or wheel to pan, Ctrl + wheel or +/− to zoom, click an arrow to inspect it. A cross on a link lane: the link dropped it. A boxed cross on the receiver's lane: it arrived and the kernel dropped it there (receive buffer full). A cross where it arrived: nobody is bound to that port. A cross at the end of a long arrow: it was not received within the loss timeout." }</span>
+            <span class="hint">{ "Drag or wheel to pan, Ctrl + wheel or +/− to zoom, click an arrow to inspect it. A cross on a link lane: the link dropped it. A boxed cross on the receiver's lane: it arrived and the kernel dropped it there (receive buffer full). A cross where it arrived: nobody is bound to that port. A cross at the end of a long arrow: it was not received within the loss timeout. TCP: an arrow per write, ending where its last byte reached the reader (writes read together end together); the handshake and the end of a stream (FIN) in grey, a reset as a red cross." }</span>
         </div>
     }
 }
