@@ -38,7 +38,8 @@ const BACKLOG: i32 = 16;
 /// How many operations (writes, a shutdown) may wait for a socket's task.
 pub const OP_QUEUE: usize = 64;
 /// How many bytes of writes the task holds while the send buffer is full (beyond
-/// them, writes wait in the operation queue, and beyond that they are refused).
+/// them, or beyond [`OP_QUEUE`] writes, writes wait in the operation queue, and
+/// beyond that they are refused).
 const MAX_PENDING_BYTES: usize = 1 << 20;
 /// The most bytes one `send` on a TCP socket writes.
 pub const MAX_WRITE: usize = 65_536;
@@ -372,6 +373,28 @@ impl Listener {
     }
 }
 
+/// The writes a connection holds while its send buffer is full: at most
+/// [`OP_QUEUE`] of them and about [`MAX_PENDING_BYTES`] bytes (the byte count is kept,
+/// not summed).
+#[derive(Default)]
+struct Held {
+    writes: VecDeque<Pending>,
+    /// Bytes still to write, all writes together.
+    bytes: usize,
+}
+
+impl Held {
+    /// Whether another write may be taken from the queue.
+    fn has_room(&self) -> bool {
+        self.writes.len() < OP_QUEUE && self.bytes < MAX_PENDING_BYTES
+    }
+
+    fn push(&mut self, write: Pending) {
+        self.bytes += write.bytes.len();
+        self.writes.push_back(write);
+    }
+}
+
 /// A write waiting for room in the socket's send buffer.
 struct Pending {
     bytes: Vec<u8>,
@@ -528,7 +551,7 @@ impl Connection {
         if let Err(e) = setsockopt(&stream, sockopt::ReceiveTimestampns, &true) {
             tracing::debug!(error = %e, "no kernel receive timestamps on this connection");
         }
-        let mut pending: VecDeque<Pending> = VecDeque::new();
+        let mut pending = Held::default();
         let mut reading = true;
         // A shutdown waiting for the writes before it.
         let mut shutdown = None;
@@ -536,14 +559,14 @@ impl Connection {
             tokio::select! {
                 biased;
                 _ = cancel.cancelled() => break,
-                op = queue.recv(), if shutdown.is_none() && pending_bytes(&pending) < MAX_PENDING_BYTES => match op {
+                op = queue.recv(), if shutdown.is_none() && pending.has_room() => match op {
                     None => break,
                     Some(Op::Write { payload, req, reply }) => {
                         if let Err(refused) = self.budget.take(payload.len()) {
                             refuse(&reply, req, refused);
                             continue;
                         }
-                        pending.push_back(Pending { bytes: payload, done: 0, req, reply });
+                        pending.push(Pending { bytes: payload, done: 0, req, reply });
                         if !self.write(&stream, peer, &mut pending) {
                             break;
                         }
@@ -569,13 +592,13 @@ impl Connection {
                         Read::Dead => break,
                     }
                 }
-                ready = stream.writable(), if !pending.is_empty() => {
+                ready = stream.writable(), if !pending.writes.is_empty() => {
                     if ready.is_err() || !self.write(&stream, peer, &mut pending) {
                         break;
                     }
                 }
             }
-            if pending.is_empty()
+            if pending.writes.is_empty()
                 && let Some((how, req, reply)) = shutdown.take()
             {
                 let std_how = match how {
@@ -613,13 +636,8 @@ impl Connection {
 
     /// Writes what the send buffer takes of the waiting writes, logging each write
     /// call's bytes. Returns false when the connection is gone.
-    fn write(
-        &mut self,
-        stream: &TcpStream,
-        peer: SocketAddr,
-        pending: &mut VecDeque<Pending>,
-    ) -> bool {
-        while let Some(first) = pending.front_mut() {
+    fn write(&mut self, stream: &TcpStream, peer: SocketAddr, pending: &mut Held) -> bool {
+        while let Some(first) = pending.writes.front_mut() {
             let mut n = 0;
             let attempt = self.log.append_with(|| {
                 // The write's time is taken just before the syscall, as a send's.
@@ -639,14 +657,17 @@ impl Connection {
             match attempt {
                 Ok(_) => {
                     self.written += n as u64;
+                    pending.bytes -= n;
                     first.done += n;
                     if first.done == first.bytes.len() {
-                        pending.pop_front();
+                        pending.writes.pop_front();
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
                 Err(e) => {
-                    let Pending { req, reply, .. } = pending.pop_front().expect("the front write");
+                    pending.bytes = 0;
+                    let Pending { req, reply, .. } =
+                        pending.writes.pop_front().expect("the front write");
                     refuse(
                         &reply,
                         req,
@@ -663,7 +684,7 @@ impl Connection {
                         StreamEndReason::Error
                     };
                     self.end(reason, Some(e.to_string()), None);
-                    for Pending { req, reply, .. } in pending.drain(..) {
+                    for Pending { req, reply, .. } in pending.writes.drain(..) {
                         refuse(
                             &reply,
                             req,
@@ -740,11 +761,6 @@ impl Connection {
             })),
         );
     }
-}
-
-/// The bytes the waiting writes have still to write.
-fn pending_bytes(pending: &VecDeque<Pending>) -> usize {
-    pending.iter().map(|p| p.bytes.len() - p.done).sum()
 }
 
 /// One read of at most `buf.len()` bytes into `buf` (kept by the connection, so a

@@ -752,3 +752,60 @@ async fn accepted_connections_and_a_tcp_links_clients_are_bounded() {
     server2.stop().await;
     server.stop().await;
 }
+
+/// Held writes are bounded in number as well as in bytes: once the kernel's buffers
+/// are full, one-byte writes (far below the byte limit) are refused after the socket
+/// holds 64 and queues 64 more.
+#[tokio::test]
+async fn many_tiny_writes_to_a_peer_that_does_not_read_are_bounded_in_number() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let listener = client
+        .bind_with(BindSpec {
+            recv_buffer_bytes: Some(16 * 1024),
+            ..tcp("127.0.0.1:0", true)
+        })
+        .await;
+    let dialer = client.bind_with(tcp("127.0.0.1:0", false)).await;
+    connect(&mut client, &dialer.socket, listener.local).await;
+    let accepted = client
+        .next_where(|e| match e {
+            Event::Accepted(a) => Some(a),
+            _ => None,
+        })
+        .await;
+    pause(&mut client, &accepted.socket, true).await;
+    let send = |payload: String| Command::Send {
+        socket: dialer.socket.clone(),
+        to: None,
+        payload: text(&payload),
+    };
+    // Big writes until one is not written at once: the kernel's buffers are full.
+    let chunk = "x".repeat(65_536);
+    for _ in 0..1_000 {
+        let req = client.send(send(chunk.clone())).await;
+        let reply =
+            tokio::time::timeout(std::time::Duration::from_millis(10), client.reply(req)).await;
+        if reply.is_err() {
+            break;
+        }
+    }
+    // Then one byte at a time.
+    let mut tiny = 0;
+    let refusal = loop {
+        assert!(tiny < 10_000, "one-byte writes are never refused");
+        tiny += 1;
+        let req = client.send(send("y".into())).await;
+        let reply =
+            tokio::time::timeout(std::time::Duration::from_millis(10), client.reply(req)).await;
+        if let Ok(Event::Error(e)) = reply {
+            break e;
+        }
+    };
+    assert_eq!(refusal.code, ErrorCode::LimitExceeded, "{refusal:?}");
+    assert!(
+        tiny <= 2 * 64 + 1,
+        "{tiny} one-byte writes before the refusal: at most 64 held and 64 queued"
+    );
+    server.stop().await;
+}
