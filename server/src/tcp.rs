@@ -766,7 +766,7 @@ impl Connection {
 /// One read of at most `buf.len()` bytes into `buf` (kept by the connection, so a
 /// read allocates only what it returns), with the kernel's time of the newest of them
 /// (SO_TIMESTAMPNS; now when there is none). Empty: the end of the stream.
-fn read_one(stream: &TcpStream, buf: &mut [u8]) -> io::Result<(Instant, Vec<u8>)> {
+pub(crate) fn read_one(stream: &TcpStream, buf: &mut [u8]) -> io::Result<(Instant, Vec<u8>)> {
     let mut cmsg = nix::cmsg_space!(nix::sys::time::TimeSpec);
     let mut iov = [IoSliceMut::new(buf)];
     let msg = recvmsg::<SockaddrStorage>(

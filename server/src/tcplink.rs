@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use socklab_impair::rng::Rng;
 use socklab_protocol::TcpLinkEndHow;
 use socklab_protocol::link::{LinkDir, LinkId, TcpImpairments, TcpLinkSettings};
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::io::AsyncWriteExt as _;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
@@ -33,6 +33,9 @@ const CHUNK: usize = 16 * 1024;
 const QUEUE: usize = 64;
 /// How many connections a TCP link carries at once; more clients are reset.
 pub const MAX_CONNS: usize = 16;
+/// The descriptors one carried connection holds, each one of the server's socket
+/// slots: the client's and the target's sockets, and a timerfd per direction.
+const CONN_DESCRIPTORS: usize = 4;
 /// How long the link tries to reach its target for a client.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -152,7 +155,11 @@ impl Proxy {
             let conn = self.next;
             self.next += 1;
             let full = self.conns.load(Ordering::Relaxed) as usize >= MAX_CONNS;
-            let slot = if full { None } else { self.slots.take(2).ok() };
+            let slot = if full {
+                None
+            } else {
+                self.slots.take(CONN_DESCRIPTORS).ok()
+            };
             let Some(slot) = slot else {
                 self.conn_record(conn, peer, None, Some(format!(
                     "refused: the link carries {MAX_CONNS} connections at most, or the server holds its most sockets; the client is reset"
@@ -262,8 +269,17 @@ impl Carried {
                 return;
             }
         };
-        let _ = client.set_nodelay(true);
-        let _ = upstream.set_nodelay(true);
+        for stream in [&client, &upstream] {
+            let _ = stream.set_nodelay(true);
+            // The kernel's arrival time of what the link reads.
+            if let Err(e) = nix::sys::socket::setsockopt(
+                stream,
+                nix::sys::socket::sockopt::ReceiveTimestampns,
+                &true,
+            ) {
+                tracing::debug!(error = %e, "no kernel receive timestamps on the link");
+            }
+        }
         conn_record(
             &self.log,
             &self.link,
@@ -349,18 +365,28 @@ impl Direction {
             // When the previous chunk is due, and when the bottleneck is free again.
             let (mut due, mut free) = (Instant::now(), Instant::now());
             loop {
-                let n = tokio::select! {
+                let ready = tokio::select! {
                     _ = reset_now.cancelled() => return,
-                    n = from_ref.read(&mut buf) => n,
+                    ready = from_ref.readable() => ready,
                 };
-                let now = Instant::now();
-                let n = match n {
-                    Ok(0) | Err(_) => {
+                // Read with the kernel's time of the bytes' arrival: the delay is
+                // planned from when they reached the link, not from when it read them.
+                let stream = from_ref.as_ref();
+                let got = ready.and_then(|()| {
+                    stream.try_io(tokio::io::Interest::READABLE, || {
+                        crate::tcp::read_one(stream, &mut buf)
+                    })
+                });
+                let (now, bytes) = match got {
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                    Ok((at, bytes)) if !bytes.is_empty() => (at, bytes),
+                    // The end of the stream, or an error that ends it.
+                    _ => {
                         let _ = chunks.send(Chunk::End).await;
                         return;
                     }
-                    Ok(n) => n,
                 };
+                let n = bytes.len();
                 let jitter = if impair.jitter_ms > 0.0 {
                     (rng.unit() * 2.0 - 1.0) * impair.jitter_ms
                 } else {
@@ -395,11 +421,7 @@ impl Direction {
                     })),
                 );
                 offset += n as u64;
-                if chunks
-                    .send(Chunk::Bytes(at, buf[..n].to_vec()))
-                    .await
-                    .is_err()
-                {
+                if chunks.send(Chunk::Bytes(at, bytes)).await.is_err() {
                     return;
                 }
             }
@@ -407,18 +429,17 @@ impl Direction {
         let slice = self.impair.slice_bytes as usize;
         let slice_delay = Duration::from_secs_f64(self.impair.slice_delay_ms / 1e3);
         let writing = async {
+            // Chunks leave when due to the nanosecond (a timerfd, as a UDP link's
+            // departures), not on tokio's millisecond wheel.
+            let mut timer = crate::timer::HiResTimer::new();
             while let Some(chunk) = queue.recv().await {
                 match chunk {
                     Chunk::Bytes(at, bytes) => {
-                        tokio::time::sleep_until(at.into()).await;
-                        let pieces: Vec<&[u8]> = if slice > 0 {
-                            bytes.chunks(slice).collect()
-                        } else {
-                            vec![&bytes[..]]
-                        };
-                        for (i, piece) in pieces.iter().enumerate() {
+                        timer.sleep_until(Some(at)).await;
+                        let piece_len = if slice > 0 { slice } else { bytes.len().max(1) };
+                        for (i, piece) in bytes.chunks(piece_len).enumerate() {
                             if i > 0 && !slice_delay.is_zero() {
-                                tokio::time::sleep(slice_delay).await;
+                                timer.sleep_until(Some(Instant::now() + slice_delay)).await;
                             }
                             if to.write_all(piece).await.is_err() {
                                 self.end(
