@@ -183,14 +183,13 @@ impl Session {
             }
             Command::Connect { socket, to } if self.streams.contains_key(&socket) => {
                 let handle = &self.streams[&socket];
-                let to = parse_addr(&to)?;
-                self.policy.check_destination(to, SocketScope::default())?;
-                if to.is_ipv4() != handle.local.is_ipv4() {
-                    return Err(CommandError::bad_address(format!(
-                        "socket {socket} is bound to {}, and cannot connect to {to}, an address of the other family; bind a socket of the same family",
-                        handle.local
-                    )));
-                }
+                let to = self.peer_for(
+                    &socket,
+                    handle.local,
+                    &to,
+                    SocketScope::default(),
+                    "connect to",
+                )?;
                 handle.queue(Op::Connect {
                     to,
                     req,
@@ -455,9 +454,6 @@ impl Session {
         req: Option<Tagged>,
     ) -> Result<(), CommandError> {
         let (listen, target) = self.link_addrs(listen, target)?;
-        if let Some(problem) = settings.problem() {
-            return Err(CommandError::bad_request(problem));
-        }
         let links = self.links.len() + self.tcp_links.len();
         if links >= self.config.max_links_per_session {
             return Err(CommandError::new(
@@ -559,20 +555,29 @@ impl Session {
         to: &str,
     ) -> Result<(&UdpHandle, std::net::SocketAddr), CommandError> {
         let handle = self.socket(id)?;
+        let to = self.peer_for(id, handle.local, to, handle.scope, "send to")?;
+        Ok((handle, to))
+    }
+
+    /// The address `to` that socket `id`, bound to `local`, may send to or connect to
+    /// (`verb`): parsed, allowed by the policy for `scope`, of the socket's family.
+    fn peer_for(
+        &self,
+        id: &SocketId,
+        local: std::net::SocketAddr,
+        to: &str,
+        scope: SocketScope,
+        verb: &str,
+    ) -> Result<std::net::SocketAddr, CommandError> {
         let to = parse_addr(to)?;
-        self.policy.check_destination(to, handle.scope)?;
-        if to.is_ipv4() != handle.local.is_ipv4() {
+        self.policy.check_destination(to, scope)?;
+        if to.is_ipv4() != local.is_ipv4() {
             return Err(CommandError::bad_address(format!(
-                "socket {id} is bound to {}, an {} address, and cannot send to {to}; bind a socket of the same family",
-                handle.local,
-                if handle.local.is_ipv4() {
-                    "IPv4"
-                } else {
-                    "IPv6"
-                },
+                "socket {id} is bound to {local}, an {} address, and cannot {verb} {to}; bind a socket of the same family",
+                if local.is_ipv4() { "IPv4" } else { "IPv6" },
             )));
         }
-        Ok((handle, to))
+        Ok(to)
     }
 
     fn generate(&mut self, spec: GeneratorSpec, req: Option<Tagged>) -> Result<(), CommandError> {
@@ -679,7 +684,6 @@ impl Session {
             )));
         }
         self.policy.check_bind(addr)?;
-        self.take_accepted();
         let open = self.sockets.len() + self.streams.len();
         if open >= self.config.max_sockets_per_session {
             return Err(CommandError::new(

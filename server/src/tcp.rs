@@ -18,7 +18,7 @@ use nix::sys::socket::{
     ControlMessageOwned, MsgFlags, SockaddrStorage, recvmsg, setsockopt, sockopt,
 };
 use socket2::{Domain, Protocol, Socket, Type};
-use socklab_protocol::{Direction, ErrorCode, ErrorEvent, ShutdownHow, SocketId, StreamEndReason};
+use socklab_protocol::{Direction, ErrorCode, ShutdownHow, SocketId, StreamEndReason};
 use tokio::io::Interest;
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::mpsc;
@@ -31,7 +31,7 @@ use crate::error::CommandError;
 use crate::log::{
     AcceptedRecord, EventLog, Record, SocketName, StreamEndRecord, StreamRecord, Tagged,
 };
-use crate::udp::{Clocks, ReplyTo};
+use crate::udp::{Clocks, ReplyTo, answer};
 
 /// How many connections may wait to be accepted (listen's backlog).
 const BACKLOG: i32 = 16;
@@ -139,23 +139,16 @@ impl TcpHandle {
         parent: &CancellationToken,
     ) -> Result<Self, CommandError> {
         let bind_error = |e: io::Error| CommandError::from_bind(&e, addr);
-        let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))
-            .map_err(bind_error)?;
-        if addr.is_ipv6() {
-            socket.set_only_v6(true).map_err(bind_error)?;
-        }
-        // A port a closed connection left in TIME_WAIT can be bound again at once.
-        socket.set_reuse_address(true).map_err(bind_error)?;
-        if let Some(b) = options.recv_buffer
-            && let Err(e) = socket.set_recv_buffer_size(usize::try_from(b).unwrap_or(usize::MAX))
-        {
-            tracing::warn!(error = %e, "cannot set the receive buffer");
-        }
-        socket
-            .set_tcp_nodelay(options.nodelay)
-            .map_err(bind_error)?;
-        socket.set_nonblocking(true).map_err(bind_error)?;
-        socket.bind(&addr.into()).map_err(bind_error)?;
+        let socket = open(addr, |socket| {
+            if let Some(b) = options.recv_buffer
+                && let Err(e) =
+                    socket.set_recv_buffer_size(usize::try_from(b).unwrap_or(usize::MAX))
+            {
+                tracing::warn!(error = %e, "cannot set the receive buffer");
+            }
+            socket.set_tcp_nodelay(options.nodelay)
+        })
+        .map_err(bind_error)?;
         let recv_buffer_bytes = socket.recv_buffer_size().ok().map(|b| b as u64);
         let local = socket
             .local_addr()
@@ -170,9 +163,7 @@ impl TcpHandle {
         });
         let cancel = parent.child_token();
         if listen {
-            socket.listen(BACKLOG).map_err(bind_error)?;
-            let listener =
-                TcpListener::from_std(std::net::TcpListener::from(socket)).map_err(bind_error)?;
+            let listener = listening(socket).map_err(bind_error)?;
             let span = tracing::info_span!("tcp_listener", socket = %id, %local);
             let task = tokio::spawn(
                 Listener {
@@ -270,6 +261,30 @@ impl TcpHandle {
             tracing::error!(socket = %self.id, error = %e, "tcp task failed");
         }
     }
+}
+
+/// A nonblocking TCP socket bound to `addr` (IPv6 sockets IPv6 only; SO_REUSEADDR, so
+/// a port a closed connection left in TIME_WAIT can be bound again at once), with
+/// `before_bind` applied first (options the kernel reads at bind or listen).
+pub(crate) fn open(
+    addr: SocketAddr,
+    before_bind: impl FnOnce(&Socket) -> io::Result<()>,
+) -> io::Result<Socket> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    socket.set_reuse_address(true)?;
+    before_bind(&socket)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    Ok(socket)
+}
+
+/// `socket` listening (backlog [`BACKLOG`]), on tokio's reactor.
+pub(crate) fn listening(socket: Socket) -> io::Result<TcpListener> {
+    socket.listen(BACKLOG)?;
+    TcpListener::from_std(std::net::TcpListener::from(socket))
 }
 
 struct Listener {
@@ -469,7 +484,7 @@ impl Connection {
                 None => return,
                 Some(Op::Connect { to, req, reply }) => break (to, req, reply),
                 Some(Op::Write { req, reply, .. } | Op::Shutdown { req, reply, .. }) => {
-                    refuse(
+                    answer(
                         &reply,
                         req,
                         CommandError::bad_request(format!(
@@ -514,7 +529,7 @@ impl Connection {
                     Some(e.to_string()),
                     req,
                 );
-                refuse(&reply, req, CommandError::new(ErrorCode::IoError, message));
+                answer(&reply, req, CommandError::new(ErrorCode::IoError, message));
                 // A socket whose connect failed cannot connect again: say so to
                 // whatever comes next, until it is closed.
                 while let Some(op) = tokio::select! {
@@ -524,7 +539,7 @@ impl Connection {
                     let (Op::Connect { req, reply, .. }
                     | Op::Write { req, reply, .. }
                     | Op::Shutdown { req, reply, .. }) = op;
-                    refuse(
+                    answer(
                         &reply,
                         req,
                         CommandError::bad_request(format!(
@@ -563,7 +578,7 @@ impl Connection {
                     None => break,
                     Some(Op::Write { payload, req, reply }) => {
                         if let Err(refused) = self.budget.take(payload.len()) {
-                            refuse(&reply, req, refused);
+                            answer(&reply, req, refused);
                             continue;
                         }
                         pending.push(Pending { bytes: payload, done: 0, req, reply });
@@ -574,7 +589,7 @@ impl Connection {
                     // A shutdown comes after the writes asked for before it, as the
                     // kernel sends its FIN after the bytes in its buffer.
                     Some(Op::Shutdown { how, req, reply }) => shutdown = Some((how, req, reply)),
-                    Some(Op::Connect { req, reply, .. }) => refuse(&reply, req, CommandError::bad_request(format!(
+                    Some(Op::Connect { req, reply, .. }) => answer(&reply, req, CommandError::bad_request(format!(
                         "socket {} is already connected to {peer}; a TCP socket connects once", self.name.id
                     ))),
                 },
@@ -620,7 +635,7 @@ impl Connection {
                             },
                         );
                     }
-                    Err(e) => refuse(
+                    Err(e) => answer(
                         &reply,
                         req,
                         CommandError::new(
@@ -668,7 +683,7 @@ impl Connection {
                     pending.bytes = 0;
                     let Pending { req, reply, .. } =
                         pending.writes.pop_front().expect("the front write");
-                    refuse(
+                    answer(
                         &reply,
                         req,
                         CommandError::new(
@@ -685,7 +700,7 @@ impl Connection {
                     };
                     self.end(reason, Some(e.to_string()), None);
                     for Pending { req, reply, .. } in pending.writes.drain(..) {
-                        refuse(
+                        answer(
                             &reply,
                             req,
                             CommandError::new(
@@ -786,13 +801,4 @@ pub(crate) fn read_one(stream: &TcpStream, buf: &mut [u8]) -> io::Result<(Instan
     let clocks = Clocks::now();
     let at = stamp.map_or(clocks.mono, |ts| clocks.at(ts));
     Ok((at, buf[..n].to_vec()))
-}
-
-fn refuse(reply: &ReplyTo, req: Option<Tagged>, err: CommandError) {
-    // The viewer may be gone; then nobody is waiting for this answer.
-    let _ = reply.send(ErrorEvent {
-        req: req.map(|t| t.req),
-        code: err.code,
-        message: err.message,
-    });
 }

@@ -69,21 +69,9 @@ impl TcpLinkHandle {
             return Err(CommandError::bad_request(problem));
         }
         let bind_error = |e: std::io::Error| CommandError::from_bind(&e, listen);
-        let socket = socket2::Socket::new(
-            socket2::Domain::for_address(listen),
-            socket2::Type::STREAM,
-            Some(socket2::Protocol::TCP),
-        )
-        .map_err(bind_error)?;
-        if listen.is_ipv6() {
-            socket.set_only_v6(true).map_err(bind_error)?;
-        }
-        socket.set_reuse_address(true).map_err(bind_error)?;
-        socket.set_nonblocking(true).map_err(bind_error)?;
-        socket.bind(&listen.into()).map_err(bind_error)?;
-        socket.listen(16).map_err(bind_error)?;
-        let listener =
-            TcpListener::from_std(std::net::TcpListener::from(socket)).map_err(bind_error)?;
+        let listener = crate::tcp::open(listen, |_| Ok(()))
+            .and_then(crate::tcp::listening)
+            .map_err(bind_error)?;
         let listen = listener.local_addr().map_err(bind_error)?;
         if target == listen {
             return Err(CommandError::bad_address(format!(
@@ -161,9 +149,16 @@ impl Proxy {
                 self.slots.take(CONN_DESCRIPTORS).ok()
             };
             let Some(slot) = slot else {
-                self.conn_record(conn, peer, None, Some(format!(
-                    "refused: the link carries {MAX_CONNS} connections at most, or the server holds its most sockets; the client is reset"
-                )));
+                conn_record(
+                    &self.log,
+                    &self.link,
+                    conn,
+                    peer,
+                    None,
+                    Some(format!(
+                        "refused: the link carries {MAX_CONNS} connections at most, or the server holds its most sockets; the client is reset"
+                    )),
+                );
                 reset(client);
                 continue;
             };
@@ -183,16 +178,6 @@ impl Proxy {
                     .in_current_span(),
             );
         }
-    }
-
-    fn conn_record(
-        &self,
-        conn: u64,
-        client: SocketAddr,
-        upstream: Option<SocketAddr>,
-        error: Option<String>,
-    ) {
-        conn_record(&self.log, &self.link, conn, client, upstream, error);
     }
 }
 

@@ -59,6 +59,17 @@ pub const SEND_QUEUE: usize = 1024;
 /// Where a socket task reports a failed send: the viewer that asked for it.
 pub type ReplyTo = mpsc::UnboundedSender<ErrorEvent>;
 
+/// Tells the viewer that asked (its `req`) that a command failed after it was taken:
+/// a send the budget or the OS refused, a TCP write or connect that failed.
+pub(crate) fn answer(reply: &ReplyTo, req: Option<Tagged>, err: CommandError) {
+    // The viewer may be gone; then nobody is waiting for this answer.
+    let _ = reply.send(ErrorEvent {
+        req: req.map(|t| t.req),
+        code: err.code,
+        message: err.message,
+    });
+}
+
 /// A datagram the session wants sent.
 #[derive(Debug)]
 pub struct SendRequest {
@@ -531,13 +542,7 @@ impl SocketTask {
             reply,
         } = request;
         if let Err(refused) = self.budget.take(payload.len()) {
-            // The viewer may be gone; then nobody is waiting for this answer.
-            let _ = reply.send(ErrorEvent {
-                req: req.map(|t| t.req),
-                code: refused.code,
-                message: refused.message,
-            });
-            return;
+            return answer(&reply, req, refused);
         }
         let mut payload = Some(payload);
         loop {
@@ -579,13 +584,7 @@ impl SocketTask {
 
     fn refuse(&self, reply: &ReplyTo, req: Option<Tagged>, err: &io::Error, to: SocketAddr) {
         tracing::debug!(error = %err, %to, "send failed");
-        let err = CommandError::from_send(err, to);
-        // The viewer may be gone; then nobody is waiting for this answer.
-        let _ = reply.send(ErrorEvent {
-            req: req.map(|t| t.req),
-            code: err.code,
-            message: err.message,
-        });
+        answer(reply, req, CommandError::from_send(err, to));
     }
 
     /// Receives the datagrams that are ready (up to [`RECV_CALLS`] batches) and logs them

@@ -552,7 +552,7 @@ impl State {
                 self.settle(d.req);
                 self.saw_peer(d.peer);
                 let payload = decode_base64(&d.payload_b64).unwrap_or_default();
-                self.packets.borrow_mut().push(Packet {
+                self.push_packet(Packet {
                     id: d.id.0,
                     t_ns: d.t_ns,
                     payload,
@@ -564,18 +564,16 @@ impl State {
                         truncated_from: d.truncated_from,
                     },
                 });
-                self.packets_version += 1;
             }
             Event::LinkPacket(p) => {
                 let (id, t_ns) = (p.id.0, p.t_ns);
                 let (decision, payload) = LinkDecision::from_event(p);
-                self.packets.borrow_mut().push(Packet {
+                self.push_packet(Packet {
                     id,
                     t_ns,
                     payload,
                     what: What::Link(decision),
                 });
-                self.packets_version += 1;
             }
             Event::LinkSent(sent) => {
                 let mut packets = self.packets.borrow_mut();
@@ -712,7 +710,7 @@ impl State {
                     s.kernel_drops = drops.total;
                     s.local
                 });
-                self.packets.borrow_mut().push(Packet {
+                self.push_packet(Packet {
                     id: drops.id.0,
                     t_ns: drops.t_ns,
                     payload: Vec::new(),
@@ -723,7 +721,6 @@ impl State {
                         total: drops.total,
                     },
                 });
-                self.packets_version += 1;
             }
             Event::Connected(c) => {
                 self.settle(c.req);
@@ -750,7 +747,7 @@ impl State {
             Event::Stream(s) => {
                 self.settle(s.req);
                 let payload = decode_base64(&s.payload_b64).unwrap_or_default();
-                self.packets.borrow_mut().push(Packet {
+                self.push_packet(Packet {
                     id: s.id.0,
                     t_ns: s.t_ns,
                     payload,
@@ -762,7 +759,6 @@ impl State {
                         offset: s.offset,
                     },
                 });
-                self.packets_version += 1;
             }
             Event::StreamEnd(e) => {
                 self.settle(e.req);
@@ -809,7 +805,7 @@ impl State {
             }
             Event::Unreachable(u) => {
                 let payload = decode_base64(&u.payload_b64).unwrap_or_default();
-                self.packets.borrow_mut().push(Packet {
+                self.push_packet(Packet {
                     id: u.id.0,
                     t_ns: u.t_ns,
                     payload,
@@ -822,7 +818,6 @@ impl State {
                         error: u.error,
                     },
                 });
-                self.packets_version += 1;
             }
             Event::Fate(_) => {}
             Event::FlowStats(stats) => {
@@ -870,15 +865,20 @@ impl State {
             .find(|s| &s.id == id)
     }
 
+    /// Adds a row to the packet list.
+    fn push_packet(&mut self, packet: Packet) {
+        self.packets.borrow_mut().push(packet);
+        self.packets_version += 1;
+    }
+
     /// A packet-list row for a TCP link's decision.
     fn tcp_link_row(&mut self, id: u64, t_ns: u64, link: socklab_protocol::LinkId, what: String) {
-        self.packets.borrow_mut().push(Packet {
+        self.push_packet(Packet {
             id,
             t_ns,
             payload: Vec::new(),
             what: What::TcpLink { link, what },
         });
-        self.packets_version += 1;
     }
 
     /// A packet-list row for something that happened to a TCP connection.
@@ -890,13 +890,12 @@ impl State {
         peer: Option<SocketAddr>,
         what: TcpWhat,
     ) {
-        self.packets.borrow_mut().push(Packet {
+        self.push_packet(Packet {
             id,
             t_ns,
             payload: Vec::new(),
             what: What::Tcp { socket, peer, what },
         });
-        self.packets_version += 1;
     }
 
     /// A command succeeded: its form's error (if any) is stale now.

@@ -300,6 +300,8 @@ pub struct Timeline {
     /// TCP writes not read yet, per connection (writer, reader): where each ends in the
     /// stream, and its `out` event. At most [`ARROWS_KEPT`] in all.
     unread: HashMap<(SocketAddr, SocketAddr), std::collections::VecDeque<(u64, u64)>>,
+    /// How many writes `unread` holds, all connections together.
+    unread_count: usize,
 }
 
 impl Timeline {
@@ -414,6 +416,7 @@ impl Timeline {
         self.by_decision.clear();
         self.recv_times.clear();
         self.unread.clear();
+        self.unread_count = 0;
     }
 
     /// The arrow of a datagram, by its `out` or `in` event id.
@@ -749,9 +752,11 @@ impl Timeline {
                 });
                 self.by_send.insert(id, i);
                 if to_lab {
-                    if self.unread.values().map(|q| q.len()).sum::<usize>() >= ARROWS_KEPT {
+                    if self.unread_count >= ARROWS_KEPT {
                         self.unread.clear();
+                        self.unread_count = 0;
                     }
+                    self.unread_count += 1;
                     self.unread
                         .entry((s.local, s.peer))
                         .or_default()
@@ -786,6 +791,7 @@ impl Timeline {
                 {
                     done.extend(queue.pop_front().map(|(_, write)| write));
                 }
+                self.unread_count -= done.len();
                 for write in done {
                     let Some(&i) = self.by_send.get(&write) else {
                         continue;
