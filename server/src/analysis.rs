@@ -3,7 +3,6 @@
 //! figures (`flow_stats`, at a bounded rate).
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -95,7 +94,11 @@ pub async fn run(
                 let mut fate = fate(o, &mut flows);
                 // A timeout towards a loopback port nobody is bound to: say so.
                 if fate.cause == Some(flow::LossCause::Timeout)
-                    && listeners.anybody_bound(fate.flow.dst) == Some(false)
+                    && fate
+                        .flow
+                        .dst
+                        .socket_addr()
+                        .is_some_and(|dst| listeners.anybody_bound(dst) == Some(false))
                 {
                     fate.cause = Some(flow::LossCause::NoListener);
                 }
@@ -116,7 +119,7 @@ type FlowEndsCache = HashMap<FlowKey, Arc<FlowEnds>>;
 const MAX_FLOW_ENDS: usize = 4096;
 
 /// Lab sockets' addresses by id, so a `closed` event can name the address it frees.
-type Sockets = HashMap<SocketId, SocketAddr>;
+type Sockets = HashMap<SocketId, socklab_protocol::Endpoint>;
 
 /// Feeds every entry after `cursor` to the analyzer; returns the new cursor.
 fn read_new(
@@ -153,34 +156,43 @@ fn feed(
     t_ns: u64,
     out: &mut Vec<Outcome>,
 ) {
+    // A datagram's sender or destination, as the analyzer borrows it.
+    let peer;
+    let closed;
     let input = match record {
         Record::Bound(b) => {
-            sockets.insert(b.socket.clone(), b.local);
+            sockets.insert(b.socket.clone(), b.local.clone());
             Input::Bound {
-                addr: b.local,
+                addr: &b.local,
                 read_size: b.recv_size.map(|n| n as usize),
             }
         }
         Record::Closed { socket, .. } => match sockets.remove(socket) {
-            Some(addr) => Input::Closed { addr },
+            Some(addr) => {
+                closed = addr;
+                Input::Closed { addr: &closed }
+            }
             None => return,
         },
-        Record::Datagram(d) => match d.dir {
-            Direction::Out => Input::Sent {
-                id,
-                t_ns,
-                local: d.socket.local,
-                peer: d.peer.addr(),
-                bytes: &d.payload,
-            },
-            Direction::In => Input::Received {
-                id,
-                t_ns,
-                local: d.socket.local,
-                peer: d.peer.addr(),
-                bytes: &d.payload,
-            },
-        },
+        Record::Datagram(d) => {
+            peer = d.peer.endpoint();
+            match d.dir {
+                Direction::Out => Input::Sent {
+                    id,
+                    t_ns,
+                    local: &d.socket.local,
+                    peer: &peer,
+                    bytes: &d.payload,
+                },
+                Direction::In => Input::Received {
+                    id,
+                    t_ns,
+                    local: &d.socket.local,
+                    peer: &peer,
+                    bytes: &d.payload,
+                },
+            }
+        }
         Record::LinkCreated(c) => Input::LinkCreated {
             link: &c.link,
             listen: c.listen,
@@ -230,7 +242,7 @@ fn feed(
         Record::KernelDrops {
             socket, dropped, ..
         } => Input::KernelDrops {
-            addr: socket.local,
+            addr: &socket.local,
             dropped: *dropped,
         },
         Record::Stream(s) => Input::Stream {
@@ -242,7 +254,7 @@ fn feed(
             len: s.payload.len(),
         },
         Record::Unreachable(u) => Input::Unreachable {
-            local: u.socket.local,
+            local: &u.socket.local,
             to: u.to,
             bytes: &u.payload,
             refused: u.reason == socklab_protocol::UnreachableReason::PortUnreachable,
@@ -358,15 +370,17 @@ fn fate(outcome: Outcome, flows: &mut FlowEndsCache) -> FateRecord {
         None => (None, None),
     };
     FateRecord {
-        flow: flows
-            .entry(flow)
-            .or_insert_with(|| {
-                Arc::new(FlowEnds {
-                    src: flow.src,
-                    dst: flow.dst,
-                })
-            })
-            .clone(),
+        flow: match flows.get(&flow) {
+            Some(ends) => ends.clone(),
+            None => {
+                let ends = Arc::new(FlowEnds {
+                    src: flow.src.clone(),
+                    dst: flow.dst.clone(),
+                });
+                flows.insert(flow, ends.clone());
+                ends
+            }
+        },
         kind,
         send,
         recv,
@@ -383,8 +397,8 @@ fn fate(outcome: Outcome, flows: &mut FlowEndsCache) -> FateRecord {
 
 fn summary(s: &socklab_analysis::FlowStats) -> FlowSummary {
     FlowSummary {
-        src: s.src,
-        dst: s.dst,
+        src: s.src.clone(),
+        dst: s.dst.clone(),
         via: s.via.clone(),
         method: match s.method {
             socklab_analysis::Method::Matched => FlowMethod::Matched,

@@ -198,6 +198,18 @@ pub struct Args {
     /// open a service meant for this machine only to the network.
     #[arg(long)]
     pub allow_link_into_loopback: bool,
+
+    /// Where the sessions' Unix socket directories are made (each session binds its
+    /// Unix sockets in a directory of its own there, removed when it ends). By
+    /// default $XDG_RUNTIME_DIR/socklab, else /tmp/socklab-<uid>.
+    #[arg(long, value_name = "DIR")]
+    pub unix_dir: Option<PathBuf>,
+
+    /// Let sockets send Unix datagrams to sockets inside this directory too
+    /// (repeatable), such as the folder where your own program binds its socket.
+    /// Abstract names (unix:@name) and the session's own directory are always allowed.
+    #[arg(long = "allow-unix", value_name = "DIR")]
+    pub allow_unix: Vec<PathBuf>,
 }
 
 /// The settings a running server uses.
@@ -257,6 +269,10 @@ pub struct Config {
     pub deny_ports: Vec<u16>,
     /// See [`Args::allow_link_into_loopback`].
     pub allow_link_into_loopback: bool,
+    /// See [`Args::unix_dir`].
+    pub unix_dir: Option<PathBuf>,
+    /// See [`Args::allow_unix`].
+    pub allow_unix: Vec<PathBuf>,
 }
 
 impl Default for Config {
@@ -288,6 +304,8 @@ impl Default for Config {
             allow_privileged_ports: false,
             deny_ports: Vec::new(),
             allow_link_into_loopback: false,
+            unix_dir: None,
+            allow_unix: Vec::new(),
         }
     }
 }
@@ -322,6 +340,8 @@ impl From<&Args> for Config {
             allow_privileged_ports: args.allow_privileged_ports,
             deny_ports: args.deny_ports.clone(),
             allow_link_into_loopback: args.allow_link_into_loopback,
+            unix_dir: args.unix_dir.clone(),
+            allow_unix: args.allow_unix.clone(),
         }
     }
 }

@@ -1,13 +1,12 @@
 //! The traffic generator: sends a paced stream of datagrams from a lab socket, server
 //! side, so its timing does not depend on the browser.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use socklab_analysis::seqhdr::{self, SeqHeader};
 use socklab_protocol::flow::{Amount, GeneratorPace, GeneratorPayload, GeneratorSpec};
-use socklab_protocol::{ErrorCode, GeneratorId, SocketId};
+use socklab_protocol::{Endpoint, ErrorCode, GeneratorId, SocketId};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -160,7 +159,7 @@ impl Checked {
 /// largest datagram): its numbers ([`Pace::check`]), and its payload, sized before
 /// anything is allocated for it. Pure: the session checks the socket, its budget and
 /// how many generators run.
-pub fn check(spec: &GeneratorSpec, to: SocketAddr) -> Result<Checked, CommandError> {
+pub fn check(spec: &GeneratorSpec, to: &Endpoint) -> Result<Checked, CommandError> {
     let pace = Pace::check(spec)?;
     let header_len = if spec.sequence { seqhdr::LEN } else { 0 };
     let body = match &spec.payload {
@@ -195,7 +194,7 @@ pub struct Plan {
     /// Its send queue.
     pub sends: mpsc::Sender<SendRequest>,
     /// The destination.
-    pub to: SocketAddr,
+    pub to: Endpoint,
     /// How many datagrams.
     pub count: u64,
     /// The time between two datagrams.
@@ -272,7 +271,7 @@ async fn run(plan: Plan, log: Arc<EventLog>, cancel: CancellationToken) -> Optio
             .write(&mut payload);
         }
         let request = SendRequest {
-            to: plan.to,
+            to: plan.to.clone(),
             payload,
             req: None,
             reply: reply.clone(),
@@ -328,40 +327,59 @@ mod tests {
     #[test]
     fn payloads_are_sized_for_the_destination_before_anything_is_allocated() {
         use GeneratorPayload::{Pattern, Size};
-        let v4: SocketAddr = "127.0.0.1:9".parse().unwrap();
-        let v6: SocketAddr = "[::1]:9".parse().unwrap();
+        let v4: Endpoint = "127.0.0.1:9".parse().unwrap();
+        let v6: Endpoint = "[::1]:9".parse().unwrap();
+        let unix = Endpoint::unix("@lab");
         let text = |s: &str| Pattern(Payload::Text(s.into()));
-        let cases: Vec<(GeneratorPayload, bool, SocketAddr, Result<usize, ErrorCode>)> = vec![
-            (Size(64), true, v4, Ok(64)),
-            (Size(64), false, v4, Ok(64)),
-            (Size(24), true, v4, Ok(24)),
-            (Size(23), true, v4, Err(ErrorCode::BadRequest)),
-            (Size(0), false, v4, Ok(0)),
-            (Size(65_507), true, v4, Ok(65_507)),
-            (Size(65_508), true, v4, Err(ErrorCode::PayloadTooLarge)),
-            (Size(65_527), true, v6, Ok(65_527)),
-            (Size(65_528), false, v6, Err(ErrorCode::PayloadTooLarge)),
+        let cases: Vec<(GeneratorPayload, bool, Endpoint, Result<usize, ErrorCode>)> = vec![
+            (Size(64), true, v4.clone(), Ok(64)),
+            (Size(64), false, v4.clone(), Ok(64)),
+            (Size(24), true, v4.clone(), Ok(24)),
+            (Size(23), true, v4.clone(), Err(ErrorCode::BadRequest)),
+            (Size(0), false, v4.clone(), Ok(0)),
+            (Size(65_507), true, v4.clone(), Ok(65_507)),
+            (
+                Size(65_508),
+                true,
+                v4.clone(),
+                Err(ErrorCode::PayloadTooLarge),
+            ),
+            (Size(65_527), true, v6.clone(), Ok(65_527)),
+            (
+                Size(65_528),
+                false,
+                v6.clone(),
+                Err(ErrorCode::PayloadTooLarge),
+            ),
+            // A Unix datagram has no IP or UDP header to fit.
+            (Size(65_536), true, unix.clone(), Ok(65_536)),
+            (Size(65_537), false, unix, Err(ErrorCode::PayloadTooLarge)),
             // A petabyte is refused by its number, never allocated.
-            (Size(1 << 50), true, v4, Err(ErrorCode::PayloadTooLarge)),
+            (
+                Size(1 << 50),
+                true,
+                v4.clone(),
+                Err(ErrorCode::PayloadTooLarge),
+            ),
             // A pattern follows the header.
-            (text("hello"), true, v4, Ok(29)),
-            (text("hello"), false, v4, Ok(5)),
+            (text("hello"), true, v4.clone(), Ok(29)),
+            (text("hello"), false, v4.clone(), Ok(5)),
             (
                 Pattern(Payload::Hex("zz".into())),
                 false,
-                v4,
+                v4.clone(),
                 Err(ErrorCode::BadRequest),
             ),
             (
                 text(&"x".repeat(65_490)),
                 true,
-                v4,
+                v4.clone(),
                 Err(ErrorCode::PayloadTooLarge),
             ),
         ];
         for (payload, sequence, to, expected) in cases {
             let what = format!("{payload:?} sequence {sequence} to {to}");
-            let got = check(&spec(payload, sequence), to)
+            let got = check(&spec(payload, sequence), &to)
                 .map(|c| c.datagram_len())
                 .map_err(|e| e.code);
             assert_eq!(got, expected, "{what}");
@@ -372,7 +390,7 @@ mod tests {
     fn the_pace_comes_from_the_rate_or_the_interval() {
         let checked = check(
             &spec(GeneratorPayload::Size(64), true),
-            "127.0.0.1:9".parse().unwrap(),
+            &"127.0.0.1:9".parse().unwrap(),
         )
         .unwrap();
         assert_eq!(

@@ -14,7 +14,10 @@
 //! - [`sessions`]: the registry of live sessions, so viewers can come back and several
 //!   can watch one session, and each session's lifetime (a grace period after its last
 //!   viewer leaves).
-//! - [`udp`]: one task per UDP socket; the only code that touches the socket.
+//! - [`udp`]: one task per datagram socket (UDP or Unix); the only code that touches
+//!   the socket.
+//! - [`unix`]: where Unix domain sockets may be bound and sent to (a directory per
+//!   session), and their names in the kernel's form.
 //! - [`link`]: links, impairing UDP relays: one task per link owns its two sockets and
 //!   carries out the decisions of `socklab-impair`.
 //! - [`analysis`]: the session's flow analysis task: reads the log, feeds
@@ -50,6 +53,7 @@ pub mod tcp;
 pub mod tcplink;
 mod timer;
 pub mod udp;
+pub mod unix;
 pub mod viewer;
 pub mod wire;
 

@@ -10,6 +10,8 @@
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
+
+use socklab_protocol::Endpoint;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
@@ -75,7 +77,7 @@ pub enum Record {
         /// The socket, with its address.
         socket: Arc<SocketName>,
         /// Its peer (boxed: an IPv6 address would make every entry bigger).
-        peer: Box<SocketAddr>,
+        peer: Box<Endpoint>,
         /// The `req` of the command that connected it.
         req: Option<Tagged>,
     },
@@ -169,12 +171,12 @@ pub enum Record {
 }
 
 /// A flow's two ends, shared by the fate records of the flow.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct FlowEnds {
     /// The original sender.
-    pub src: SocketAddr,
+    pub src: Endpoint,
     /// The final receiver.
-    pub dst: SocketAddr,
+    pub dst: Endpoint,
 }
 
 /// What the flow analysis concluded about one datagram: the wire `fate` without the
@@ -262,7 +264,7 @@ pub struct GeneratorStartedRecord {
     /// The sending socket.
     pub socket: SocketId,
     /// The destination.
-    pub to: SocketAddr,
+    pub to: Endpoint,
     /// How many datagrams it sends.
     pub count: u64,
     /// Datagrams per second.
@@ -307,7 +309,7 @@ pub struct BoundRecord {
     /// Its kind.
     pub proto: Proto,
     /// Its actual local address.
-    pub local: SocketAddr,
+    pub local: Endpoint,
     /// The receive buffer the kernel granted, bytes.
     pub recv_buffer_bytes: Option<u64>,
     /// How many bytes each receive reads (None: whole datagrams).
@@ -321,30 +323,37 @@ pub struct BoundRecord {
 }
 
 /// A datagram's other end in 16 bytes: an IPv4 address inline, an IPv6 one (with its
-/// flow label and scope) boxed, so that every log entry is 16 bytes smaller.
+/// flow label and scope) or a Unix name boxed, so that every log entry is 16 bytes
+/// smaller.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Peer {
     /// An IPv4 peer.
     V4(std::net::SocketAddrV4),
-    /// An IPv6 peer.
-    V6(Box<std::net::SocketAddrV6>),
+    /// An IPv6 peer, or a Unix one.
+    Other(Box<Endpoint>),
 }
 
 impl Peer {
     /// The address.
-    pub fn addr(&self) -> SocketAddr {
+    pub fn endpoint(&self) -> Endpoint {
         match self {
-            Peer::V4(a) => SocketAddr::V4(*a),
-            Peer::V6(a) => SocketAddr::V6(**a),
+            Peer::V4(a) => Endpoint::Ip(SocketAddr::V4(*a)),
+            Peer::Other(e) => (**e).clone(),
         }
     }
 }
 
 impl From<SocketAddr> for Peer {
     fn from(addr: SocketAddr) -> Self {
-        match addr {
-            SocketAddr::V4(a) => Peer::V4(a),
-            SocketAddr::V6(a) => Peer::V6(Box::new(a)),
+        Endpoint::Ip(addr).into()
+    }
+}
+
+impl From<Endpoint> for Peer {
+    fn from(endpoint: Endpoint) -> Self {
+        match endpoint {
+            Endpoint::Ip(SocketAddr::V4(a)) => Peer::V4(a),
+            other => Peer::Other(Box::new(other)),
         }
     }
 }
@@ -379,12 +388,14 @@ pub struct LinkCreation {
 
 /// A lab socket as its datagram records name it: one copy per socket, shared by all of
 /// them (a pointer per record instead of the id and the address).
+/// A TCP socket's records name it by its IP address (`SocketName<SocketAddr>`); a
+/// datagram socket's by an [`Endpoint`] (IP or Unix).
 #[derive(Debug)]
-pub struct SocketName {
+pub struct SocketName<A = Endpoint> {
     /// The socket's id.
     pub id: Box<str>,
     /// The address it is bound to.
-    pub local: SocketAddr,
+    pub local: A,
 }
 
 /// A TCP link was created.
@@ -470,7 +481,7 @@ pub struct MembershipRecord {
 #[derive(Debug)]
 pub struct AcceptedRecord {
     /// The new socket, with its address.
-    pub socket: Arc<SocketName>,
+    pub socket: Arc<SocketName<SocketAddr>>,
     /// The listener.
     pub listener: SocketId,
     /// Who connected.
@@ -481,7 +492,7 @@ pub struct AcceptedRecord {
 #[derive(Debug)]
 pub struct StreamRecord {
     /// The socket, with its address.
-    pub socket: Arc<SocketName>,
+    pub socket: Arc<SocketName<SocketAddr>>,
     /// Written or read.
     pub dir: Direction,
     /// The other end.

@@ -15,7 +15,7 @@ use std::time::Instant;
 use socklab_protocol::flow::GeneratorSpec;
 use socklab_protocol::link::{LinkId, LinkSettings};
 use socklab_protocol::{
-    BindSpec, Command, ErrorCode, GeneratorId, Proto, Request, SocketId, limits,
+    BindSpec, Command, Endpoint, ErrorCode, GeneratorId, Proto, Request, SocketId, limits,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -61,6 +61,8 @@ pub struct Session {
     slots: Arc<crate::slots::SocketSlots>,
     /// Cancelled when the server shuts down; socket tasks hang off it.
     cancel: CancellationToken,
+    /// Where its Unix sockets are bound (a directory made on the first one).
+    unix: crate::unix::SessionDir,
 }
 
 impl Session {
@@ -69,8 +71,10 @@ impl Session {
         config: Arc<Config>,
         link_addrs: Arc<crate::link::LinkAddrs>,
         slots: Arc<crate::slots::SocketSlots>,
+        unix: Arc<crate::unix::UnixRoot>,
         cancel: CancellationToken,
     ) -> Self {
+        let id = format!("{:016x}", rand::random::<u64>());
         let log = Arc::new(EventLog::new(config.log_max_events, config.log_max_bytes));
         let (loss_timeout_ms, timeout_rx) = tokio::sync::watch::channel(config.loss_timeout_ms);
         let (accepted_tx, accepted_rx) = tokio::sync::mpsc::channel(crate::tcp::ACCEPTED_QUEUE);
@@ -86,7 +90,8 @@ impl Session {
             cancel.child_token(),
         ));
         Session {
-            id: format!("{:016x}", rand::random::<u64>()),
+            unix: crate::unix::SessionDir::new(unix, &id),
+            id,
             log,
             sockets: BTreeMap::new(),
             streams: BTreeMap::new(),
@@ -275,22 +280,19 @@ impl Session {
                 to,
                 payload,
             } => {
-                let (handle, to) = match to {
+                let to = match to {
                     Some(to) => self.destination(&socket, &to)?,
-                    None => {
-                        let handle = self.socket(&socket)?;
-                        let peer = handle.peer.ok_or_else(|| {
-                            CommandError::bad_request(format!(
-                                "socket {socket} is not connected, so a send needs `to`; give one, or connect the socket first"
-                            ))
-                        })?;
-                        (handle, peer)
-                    }
+                    None => self.socket(&socket)?.peer.clone().ok_or_else(|| {
+                        CommandError::bad_request(format!(
+                            "socket {socket} is not connected, so a send needs `to`; give one, or connect the socket first"
+                        ))
+                    })?,
                 };
                 let payload = payload
                     .decode()
                     .map_err(|e| CommandError::bad_request(e.to_string()))?;
-                check_size(payload.len(), to)?;
+                check_size(payload.len(), &to)?;
+                let handle = self.socket(&socket)?;
                 handle.send(SendRequest {
                     to,
                     payload,
@@ -299,12 +301,12 @@ impl Session {
                 })
             }
             Command::Connect { socket, to } => {
-                let (_, to) = self.destination(&socket, &to)?;
+                let to = self.destination(&socket, &to)?;
                 let handle = self
                     .sockets
                     .get_mut(&socket)
                     .ok_or_else(|| unknown_socket(&socket))?;
-                handle.connect(to)?;
+                handle.connect(to.clone())?;
                 tracing::info!(%socket, peer = %to, "connected");
                 self.log.append(
                     Instant::now(),
@@ -548,15 +550,27 @@ impl Session {
         })
     }
 
-    /// The socket `id` and the address `to` it may send to (policy and family checked).
-    fn destination(
-        &self,
-        id: &SocketId,
-        to: &str,
-    ) -> Result<(&UdpHandle, std::net::SocketAddr), CommandError> {
+    /// The address `to` that datagram socket `id` may send to (policy and family
+    /// checked): an IP address for a UDP socket, a Unix name for a Unix one.
+    fn destination(&mut self, id: &SocketId, to: &str) -> Result<Endpoint, CommandError> {
         let handle = self.socket(id)?;
-        let to = self.peer_for(id, handle.local, to, handle.scope, "send to")?;
-        Ok((handle, to))
+        let (local, scope) = (handle.local.clone(), handle.scope);
+        let to_unix = to
+            .trim()
+            .strip_prefix(socklab_protocol::endpoint::UNIX_PREFIX);
+        match (&local, to_unix) {
+            (Endpoint::Ip(local), None) => self
+                .peer_for(id, *local, to, scope, "send to")
+                .map(Endpoint::Ip),
+            (Endpoint::Unix(_), Some(name)) => self.unix.destination(name),
+            (Endpoint::Unix(_), None) => Err(CommandError::bad_address(format!(
+                "socket {id} is a Unix socket ({local}) and sends to Unix names (unix:name, unix:@name or unix:/path), not to {to}"
+            ))),
+            (Endpoint::Ip(_), Some(_)) => Err(CommandError::bad_address(format!(
+                "socket {id} is bound to {local}, an {} address, and cannot send to {to}; bind a Unix socket to talk to Unix sockets",
+                local.family()
+            ))),
+        }
     }
 
     /// The address `to` that socket `id`, bound to `local`, may send to or connect to
@@ -581,9 +595,9 @@ impl Session {
     }
 
     fn generate(&mut self, spec: GeneratorSpec, req: Option<Tagged>) -> Result<(), CommandError> {
-        let (handle, to) = self.destination(&spec.socket, &spec.to)?;
-        let sends = handle.sender();
-        let checked = generator::check(&spec, to)?;
+        let to = self.destination(&spec.socket, &spec.to)?;
+        let sends = self.socket(&spec.socket)?.sender();
+        let checked = generator::check(&spec, &to)?;
         let (rate, count) = (checked.pace.rate, checked.pace.count);
         self.budget.fits(rate, checked.datagram_len())?;
         self.generators.retain(|_, g| !g.is_finished());
@@ -604,7 +618,7 @@ impl Session {
             id: id.clone(),
             socket: spec.socket.clone(),
             sends,
-            to,
+            to: to.clone(),
             count,
             interval: checked.pace.interval,
             body: checked.body,
@@ -641,7 +655,22 @@ impl Session {
             multicast_ttl,
             multicast_loop,
         } = spec;
-        let addr = parse_addr(&addr)?;
+        let unix_name = addr
+            .trim()
+            .strip_prefix(socklab_protocol::endpoint::UNIX_PREFIX);
+        match (proto, unix_name) {
+            (Proto::Unix, None) => {
+                return Err(CommandError::bad_address(format!(
+                    "a Unix socket binds to a name: unix:echo (a file in this session's directory), unix:@echo (an abstract name) or unix: (one the kernel picks), not {addr:?}"
+                )));
+            }
+            (Proto::Udp | Proto::Tcp, Some(_)) => {
+                return Err(CommandError::bad_address(format!(
+                    "{addr} is a Unix name; bind it with proto \"unix\" (a Unix datagram socket)"
+                )));
+            }
+            _ => {}
+        }
         if let Some(size) = recv_size
             && !(1..=limits::MAX_RECV_SIZE).contains(&size)
         {
@@ -674,6 +703,24 @@ impl Session {
                     "broadcast and the multicast options are UDP options: a TCP connection has exactly two ends",
                 ));
             }
+            Proto::Unix
+                if listen
+                    || nodelay
+                    || broadcast
+                    || multicast
+                    || reuse_addr
+                    || multicast_ttl.is_some()
+                    || multicast_loop.is_some() =>
+            {
+                return Err(CommandError::bad_request(
+                    "a Unix datagram socket takes only a read size: listen and nodelay are TCP options, broadcast, multicast and reuse_addr IP ones",
+                ));
+            }
+            Proto::Unix if recv_buffer.is_some() => {
+                return Err(CommandError::bad_request(
+                    "a Unix datagram socket's queue is counted in datagrams (net.unix.max_dgram_qlen), not bytes: leave recv_buffer_bytes out",
+                ));
+            }
             _ => {}
         }
         if let Some(ttl) = multicast_ttl
@@ -683,7 +730,14 @@ impl Session {
                 "multicast_ttl is {ttl}; give 0 to 255 (how many routers a multicast datagram may cross)"
             )));
         }
-        self.policy.check_bind(addr)?;
+        let addr = match unix_name {
+            Some(_) => None,
+            None => {
+                let addr = parse_addr(&addr)?;
+                self.policy.check_bind(addr)?;
+                Some(addr)
+            }
+        };
         let open = self.sockets.len() + self.streams.len();
         if open >= self.config.max_sockets_per_session {
             return Err(CommandError::new(
@@ -695,8 +749,25 @@ impl Session {
         }
         let id = SocketId::new(format!("s{}", self.next_socket));
         let slot = self.slots.take(1)?;
-        let (local, recv_buffer_bytes) = match proto {
-            Proto::Udp => {
+        // No IP address: a Unix socket (the kinds and addresses were matched above).
+        let (local, recv_buffer_bytes) = match addr {
+            None => {
+                let name = unix_name.unwrap_or_default();
+                let target = self.unix.bind_target(name)?;
+                let handle = UdpHandle::bind_unix(
+                    id.clone(),
+                    &target,
+                    name,
+                    recv_size,
+                    self.log.clone(),
+                    self.budget.clone(),
+                    &self.cancel,
+                )?;
+                let bound = (handle.local.clone(), None);
+                self.sockets.insert(id.clone(), handle.holding(slot));
+                bound
+            }
+            Some(addr) if proto == Proto::Udp => {
                 let handle = UdpHandle::bind(
                     id.clone(),
                     addr,
@@ -715,11 +786,11 @@ impl Session {
                     self.budget.clone(),
                     &self.cancel,
                 )?;
-                let bound = (handle.local, handle.recv_buffer_bytes);
+                let bound = (handle.local.clone(), handle.recv_buffer_bytes);
                 self.sockets.insert(id.clone(), handle.holding(slot));
                 bound
             }
-            Proto::Tcp => {
+            Some(addr) => {
                 let handle = TcpHandle::bind(
                     id.clone(),
                     addr,
@@ -732,7 +803,7 @@ impl Session {
                     self.tcp_context(),
                     &self.cancel,
                 )?;
-                let bound = (handle.local, handle.recv_buffer_bytes);
+                let bound = (Endpoint::Ip(handle.local), handle.recv_buffer_bytes);
                 self.streams.insert(id.clone(), handle.holding(slot));
                 bound
             }

@@ -102,6 +102,8 @@ pub struct Sessions {
     link_addrs: Arc<crate::link::LinkAddrs>,
     /// Slots for sockets, server-wide.
     slots: Arc<crate::slots::SocketSlots>,
+    /// Where the sessions' Unix sockets are bound.
+    unix: Arc<crate::unix::UnixRoot>,
 }
 
 impl Sessions {
@@ -118,6 +120,10 @@ impl Sessions {
         tracing::info!(max_sockets, "socket limit");
         Arc::new(Sessions {
             slots: crate::slots::SocketSlots::new(max_sockets),
+            unix: Arc::new(crate::unix::UnixRoot::new(
+                config.unix_dir.clone(),
+                config.allow_unix.clone(),
+            )),
             config,
             shutdown,
             tasks,
@@ -163,6 +169,7 @@ impl Sessions {
             self.config.clone(),
             self.link_addrs.clone(),
             self.slots.clone(),
+            self.unix.clone(),
             self.shutdown.child_token(),
         );
         let shared = Arc::new(Shared {

@@ -18,7 +18,7 @@ use nix::sys::socket::{
     ControlMessageOwned, MsgFlags, SockaddrStorage, recvmsg, setsockopt, sockopt,
 };
 use socket2::{Domain, Protocol, Socket, Type};
-use socklab_protocol::{Direction, ErrorCode, ShutdownHow, SocketId, StreamEndReason};
+use socklab_protocol::{Direction, Endpoint, ErrorCode, ShutdownHow, SocketId, StreamEndReason};
 use tokio::io::Interest;
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::mpsc;
@@ -421,7 +421,7 @@ struct Pending {
 
 /// A connecting or connected socket's task.
 struct Connection {
-    name: Arc<SocketName>,
+    name: Arc<SocketName<SocketAddr>>,
     log: Arc<EventLog>,
     budget: Arc<SendBudget>,
     /// Bytes written so far (the next write's offset).
@@ -444,7 +444,7 @@ enum Read {
 
 impl Connection {
     fn new(
-        name: Arc<SocketName>,
+        name: Arc<SocketName<SocketAddr>>,
         options: TcpOptions,
         log: Arc<EventLog>,
         budget: Arc<SendBudget>,
@@ -504,8 +504,12 @@ impl Connection {
                 self.log.append(
                     Instant::now(),
                     Record::Connected {
-                        socket: self.name.clone(),
-                        peer: Box::new(to),
+                        // Named as a datagram socket's records name it.
+                        socket: Arc::new(SocketName {
+                            id: self.name.id.clone(),
+                            local: Endpoint::Ip(self.name.local),
+                        }),
+                        peer: Box::new(Endpoint::Ip(to)),
                         req,
                     },
                 );

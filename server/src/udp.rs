@@ -1,5 +1,6 @@
-//! One task per UDP socket. The task owns the socket: it sends what the session asks
-//! and logs everything it receives. Nothing else touches the socket.
+//! One task per datagram socket (UDP, or Unix domain: `unix.rs` says where those may
+//! be bound). The task owns the socket: it sends what the session asks and logs
+//! everything it receives. Nothing else touches the socket.
 //!
 //! (Over 600 lines: the socket task, and the kernel interfaces it needs in one place:
 //! batched receives with their timestamps and drop counts, the clocks, the socket table.)
@@ -16,7 +17,7 @@ use nix::sys::socket::{
     ControlMessageOwned, MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg, setsockopt, sockopt,
 };
 use socket2::{Domain, Protocol, Socket, Type};
-use socklab_protocol::{Direction, ErrorCode, ErrorEvent, SocketId, limits};
+use socklab_protocol::{Direction, Endpoint, ErrorCode, ErrorEvent, SocketId, limits};
 use tokio::io::Interest;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
@@ -53,6 +54,10 @@ const ERRORS_PER_WAKE: usize = 64;
 /// How many bytes of the datagram an ICMP error quotes that are kept (an ICMP error
 /// quotes at most 576 bytes of IP packet anyway).
 const ERROR_QUOTE_MAX: usize = 1024;
+/// How long a Unix send first waits for a full receiver before trying again; each
+/// wait doubles, up to [`UNIX_WAIT_MAX`].
+const UNIX_WAIT_MIN: std::time::Duration = std::time::Duration::from_micros(200);
+const UNIX_WAIT_MAX: std::time::Duration = std::time::Duration::from_millis(20);
 /// How many sends may wait for a socket's task before the session is told to slow down.
 pub const SEND_QUEUE: usize = 1024;
 
@@ -70,11 +75,78 @@ pub(crate) fn answer(reply: &ReplyTo, req: Option<Tagged>, err: CommandError) {
     });
 }
 
+/// A lab datagram socket: UDP, or Unix domain. One kind of task carries either.
+#[derive(Debug)]
+pub(crate) enum DgramSocket {
+    /// A UDP socket.
+    Udp(UdpSocket),
+    /// A Unix domain datagram socket.
+    Unix(tokio::net::UnixDatagram),
+}
+
+impl DgramSocket {
+    async fn readable(&self) -> io::Result<()> {
+        match self {
+            DgramSocket::Udp(s) => s.readable().await,
+            DgramSocket::Unix(s) => s.readable().await,
+        }
+    }
+
+    async fn writable(&self) -> io::Result<()> {
+        match self {
+            DgramSocket::Udp(s) => s.writable().await,
+            DgramSocket::Unix(s) => s.writable().await,
+        }
+    }
+
+    async fn ready(&self, interest: Interest) -> io::Result<tokio::io::Ready> {
+        match self {
+            DgramSocket::Udp(s) => s.ready(interest).await,
+            DgramSocket::Unix(s) => s.ready(interest).await,
+        }
+    }
+
+    fn try_io<R>(&self, interest: Interest, f: impl FnOnce() -> io::Result<R>) -> io::Result<R> {
+        match self {
+            DgramSocket::Udp(s) => s.try_io(interest, f),
+            DgramSocket::Unix(s) => s.try_io(interest, f),
+        }
+    }
+
+    /// Sends without waiting (`WouldBlock` when it cannot now).
+    fn try_send_to(&self, payload: &[u8], to: &Endpoint) -> io::Result<usize> {
+        match (self, to) {
+            (DgramSocket::Udp(s), Endpoint::Ip(addr)) => s.try_send_to(payload, *addr),
+            (DgramSocket::Unix(s), Endpoint::Unix(_)) => {
+                let addr = crate::unix::kernel_addr(to).ok_or_else(|| {
+                    io::Error::new(io::ErrorKind::InvalidInput, "a Unix socket with no name")
+                })?;
+                // Straight to the kernel, not through the runtime's readiness: a full
+                // receiver is waited for by looking again later (see `send`), not by
+                // this socket becoming writable.
+                nix::sys::socket::sendto(s.as_raw_fd(), payload, &addr, MsgFlags::MSG_DONTWAIT)
+                    .map_err(io::Error::from)
+            }
+            _ => Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "an address of another family",
+            )),
+        }
+    }
+
+    fn raw_fd(&self) -> std::os::fd::RawFd {
+        match self {
+            DgramSocket::Udp(s) => s.as_raw_fd(),
+            DgramSocket::Unix(s) => s.as_raw_fd(),
+        }
+    }
+}
+
 /// A datagram the session wants sent.
 #[derive(Debug)]
 pub struct SendRequest {
     /// The destination, already checked against the policy.
-    pub to: SocketAddr,
+    pub to: Endpoint,
     /// The bytes, already checked against the size limit.
     pub payload: Vec<u8>,
     /// The `req` of the `send` command.
@@ -90,7 +162,7 @@ pub struct UdpHandle {
     /// The socket's id in its session.
     pub id: SocketId,
     /// The address it is bound to.
-    pub local: SocketAddr,
+    pub local: Endpoint,
     /// What it may send to beyond unicast.
     pub scope: SocketScope,
     /// The receive buffer the kernel granted, bytes (None where it cannot be read).
@@ -98,10 +170,10 @@ pub struct UdpHandle {
     /// How many bytes each receive reads (None: whole datagrams).
     pub recv_size: Option<u32>,
     /// The peer it is connected to, if any.
-    pub peer: Option<SocketAddr>,
+    pub peer: Option<Endpoint>,
     /// The socket, shared with its task for the calls that change it at once
     /// (`connect`); only the task sends and receives.
-    socket: Arc<UdpSocket>,
+    socket: Arc<DgramSocket>,
     /// Its id and address, as its records name it.
     name: Arc<SocketName>,
     /// The multicast groups it joined, with the interface each was joined on.
@@ -192,10 +264,62 @@ impl UdpHandle {
         if let Err(e) = recverr {
             tracing::debug!(error = %e, "no ICMP errors for this socket (IP_RECVERR)");
         }
+        Ok(Self::start(
+            id,
+            DgramSocket::Udp(socket),
+            Endpoint::Ip(local),
+            scope,
+            recv_buffer_bytes,
+            recv_size,
+            log,
+            budget,
+            parent,
+        ))
+    }
+
+    /// Opens a Unix domain datagram socket bound to `target` (`name`: the text the
+    /// page gave) and starts its task, which logs into `log`.
+    pub fn bind_unix(
+        id: SocketId,
+        target: &crate::unix::BindTarget,
+        name: &str,
+        recv_size: Option<u32>,
+        log: Arc<EventLog>,
+        budget: Arc<SendBudget>,
+        parent: &CancellationToken,
+    ) -> Result<Self, CommandError> {
+        let (socket, local) =
+            crate::unix::open(target).map_err(|e| crate::unix::bind_error(&e, name))?;
+        Ok(Self::start(
+            id,
+            DgramSocket::Unix(socket),
+            local,
+            SocketScope::default(),
+            None,
+            recv_size,
+            log,
+            budget,
+            parent,
+        ))
+    }
+
+    /// Starts the task of a bound socket.
+    #[allow(clippy::too_many_arguments)]
+    fn start(
+        id: SocketId,
+        socket: DgramSocket,
+        local: Endpoint,
+        scope: SocketScope,
+        recv_buffer_bytes: Option<u64>,
+        recv_size: Option<u32>,
+        log: Arc<EventLog>,
+        budget: Arc<SendBudget>,
+        parent: &CancellationToken,
+    ) -> Self {
         let socket = Arc::new(socket);
         let name = Arc::new(SocketName {
             id: id.as_str().into(),
-            local,
+            local: local.clone(),
         });
         let (sends, queue) = mpsc::channel(SEND_QUEUE);
         let (paused, paused_rx) = tokio::sync::watch::channel(false);
@@ -213,7 +337,7 @@ impl UdpHandle {
             .run(queue, paused_rx, cancel.clone())
             .instrument(span),
         );
-        Ok(UdpHandle {
+        UdpHandle {
             id,
             local,
             scope,
@@ -228,7 +352,7 @@ impl UdpHandle {
             cancel,
             task,
             slot: None,
-        })
+        }
     }
 
     /// Queues a datagram for sending without waiting.
@@ -264,6 +388,13 @@ impl UdpHandle {
                 self.id
             )));
         }
+        let (DgramSocket::Udp(socket), Some(local)) = (&*self.socket, self.local.socket_addr())
+        else {
+            return Err(CommandError::bad_request(format!(
+                "socket {} is a Unix socket; only UDP sockets join multicast groups",
+                self.id
+            )));
+        };
         let key = (group, interface.map(str::to_owned));
         let known = self.groups.iter().position(|g| *g == key);
         match (join, known) {
@@ -314,7 +445,7 @@ impl UdpHandle {
         };
         match group {
             IpAddr::V4(g) => {
-                if !self.local.is_ipv4() {
+                if !local.is_ipv4() {
                     return Err(CommandError::bad_address(format!(
                         "{g} is an IPv4 group, and socket {} is an IPv6 socket",
                         self.id
@@ -329,14 +460,14 @@ impl UdpHandle {
                     })?,
                 };
                 if join {
-                    self.socket.join_multicast_v4(g, iface)
+                    socket.join_multicast_v4(g, iface)
                 } else {
-                    self.socket.leave_multicast_v4(g, iface)
+                    socket.leave_multicast_v4(g, iface)
                 }
                 .map_err(failed)?;
             }
             IpAddr::V6(g) => {
-                if self.local.is_ipv4() {
+                if local.is_ipv4() {
                     return Err(CommandError::bad_address(format!(
                         "{g} is an IPv6 group, and socket {} is an IPv4 socket",
                         self.id
@@ -354,9 +485,9 @@ impl UdpHandle {
                     },
                 };
                 if join {
-                    self.socket.join_multicast_v6(&g, index)
+                    socket.join_multicast_v6(&g, index)
                 } else {
-                    self.socket.leave_multicast_v6(&g, index)
+                    socket.leave_multicast_v6(&g, index)
                 }
                 .map_err(failed)?;
             }
@@ -383,10 +514,24 @@ impl UdpHandle {
     /// Connects the socket to `to` (the caller has checked it against the policy): its
     /// default destination, and the only address it receives from. A UDP connect
     /// sends nothing; it completes at once.
-    pub fn connect(&mut self, to: SocketAddr) -> Result<(), CommandError> {
-        socket2::SockRef::from(&*self.socket)
-            .connect(&to.into())
-            .map_err(|e| CommandError::from_send(&e, to))?;
+    pub fn connect(&mut self, to: Endpoint) -> Result<(), CommandError> {
+        match (&*self.socket, &to) {
+            (DgramSocket::Udp(socket), Endpoint::Ip(addr)) => socket2::SockRef::from(socket)
+                .connect(&(*addr).into())
+                .map_err(|e| CommandError::from_send(&e, *addr))?,
+            (DgramSocket::Unix(socket), Endpoint::Unix(_)) => {
+                let addr = crate::unix::kernel_addr(&to)
+                    .ok_or_else(|| CommandError::bad_address(format!("cannot connect to {to}")))?;
+                nix::sys::socket::connect(socket.as_raw_fd(), &addr)
+                    .map_err(|e| crate::unix::send_error(&io::Error::from(e), &to))?;
+            }
+            _ => {
+                return Err(CommandError::bad_address(format!(
+                    "socket {} is bound to {}, and cannot connect to {to}, an address of another family",
+                    self.id, self.local
+                )));
+            }
+        }
         self.peer = Some(to);
         Ok(())
     }
@@ -403,11 +548,15 @@ impl UdpHandle {
         self
     }
 
-    /// Stops the task and waits until the socket is closed.
+    /// Stops the task and waits until the socket is closed; a Unix socket's file goes
+    /// with it (as a program's should: a name left behind refuses the next bind).
     pub async fn close(self) {
         self.cancel.cancel();
         if let Err(e) = self.task.await {
             tracing::error!(socket = %self.id, error = %e, "socket task failed");
+        }
+        if let Some(path) = self.local.unix_name().filter(|n| n.starts_with('/')) {
+            let _ = std::fs::remove_file(path);
         }
     }
 }
@@ -467,7 +616,7 @@ pub(crate) fn open(
 struct SocketTask {
     /// Its id and address, as its datagram records name it.
     name: Arc<SocketName>,
-    socket: Arc<UdpSocket>,
+    socket: Arc<DgramSocket>,
     /// How many bytes of each datagram a receive reads.
     read_size: usize,
     log: Arc<EventLog>,
@@ -487,8 +636,12 @@ impl SocketTask {
     ) {
         tracing::debug!("socket open");
         let mut received = Vec::with_capacity(RECV_BATCH * RECV_CALLS);
-        // The socket's inode, its key in the kernel's socket table.
-        let inode = socket_inode(&self.socket);
+        // The socket's inode, its key in the kernel's socket table (a Unix datagram
+        // socket drops nothing: its sender waits).
+        let inode = match &*self.socket {
+            DgramSocket::Udp(socket) => socket_inode(socket),
+            DgramSocket::Unix(_) => None,
+        };
         // When to read the drop counter from that table (after a quiet spell).
         let mut settle_at = None;
         loop {
@@ -496,7 +649,7 @@ impl SocketTask {
                 biased;
                 _ = cancel.cancelled() => break,
                 request = queue.recv() => match request {
-                    Some(request) => self.send(request).await,
+                    Some(request) => self.send(request, &cancel).await,
                     None => break,
                 },
                 changed = paused.changed() => if changed.is_err() {
@@ -521,7 +674,9 @@ impl SocketTask {
                 }
                 () = crate::timer::sleep_until(settle_at) => {
                     settle_at = None;
-                    let counter = inode.and_then(|inode| kernel_drop_counter(self.name.local, inode));
+                    let counter = inode
+                        .zip(self.name.local.socket_addr())
+                        .and_then(|(inode, local)| kernel_drop_counter(local, inode));
                     if let Some(counter) = counter {
                         self.note_drops(counter, &mut received);
                         self.log.append_all(received.drain(..));
@@ -534,7 +689,7 @@ impl SocketTask {
 
     /// Sends one datagram and logs it. The send happens under the log's lock so that the
     /// `out` event precedes the `in` of any lab socket that receives it.
-    async fn send(&self, request: SendRequest) {
+    async fn send(&self, request: SendRequest, cancel: &CancellationToken) {
         let SendRequest {
             to,
             payload,
@@ -545,6 +700,7 @@ impl SocketTask {
             return answer(&reply, req, refused);
         }
         let mut payload = Some(payload);
+        let mut unix_wait = UNIX_WAIT_MIN;
         loop {
             let attempt = self.log.append_with(|| {
                 // The send's time is taken just before the syscall: on loopback the
@@ -552,13 +708,13 @@ impl SocketTask {
                 // returns, so a time read after it could come after the arrival.
                 let at = Instant::now();
                 self.socket
-                    .try_send_to(payload.as_deref().unwrap_or_default(), to)?;
+                    .try_send_to(payload.as_deref().unwrap_or_default(), &to)?;
                 Ok::<_, io::Error>((
                     at,
                     Record::Datagram(DatagramRecord {
                         socket: self.name.clone(),
                         dir: Direction::Out,
-                        peer: to.into(),
+                        peer: to.clone().into(),
                         payload: payload.take().unwrap_or_default().into_boxed_slice(),
                         req,
                         truncated_from: None,
@@ -568,23 +724,38 @@ impl SocketTask {
             match attempt {
                 Ok(_) => return,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    // The send buffer is full: wait for room, outside the log's lock.
-                    if let Err(e) = self.socket.writable().await {
-                        self.refuse(&reply, req, &e, to);
+                    if let DgramSocket::Unix(_) = &*self.socket {
+                        // The receiver's queue is full (net.unix.max_dgram_qlen): a Unix
+                        // datagram is never dropped, its sender waits, as a blocking
+                        // sendto would. The kernel does not say when the receiver
+                        // has room to a socket that is not connected to it, so look
+                        // again after a while.
+                        tokio::select! {
+                            _ = cancel.cancelled() => return,
+                            _ = tokio::time::sleep(unix_wait) => {}
+                        }
+                        unix_wait = (unix_wait * 2).min(UNIX_WAIT_MAX);
+                    } else if let Err(e) = self.socket.writable().await {
+                        // The send buffer is full: wait for room, outside the log's lock.
+                        self.refuse(&reply, req, &e, &to);
                         return;
                     }
                 }
                 Err(e) => {
-                    self.refuse(&reply, req, &e, to);
+                    self.refuse(&reply, req, &e, &to);
                     return;
                 }
             }
         }
     }
 
-    fn refuse(&self, reply: &ReplyTo, req: Option<Tagged>, err: &io::Error, to: SocketAddr) {
+    fn refuse(&self, reply: &ReplyTo, req: Option<Tagged>, err: &io::Error, to: &Endpoint) {
         tracing::debug!(error = %err, %to, "send failed");
-        answer(reply, req, CommandError::from_send(err, to));
+        let refusal = match to {
+            Endpoint::Ip(addr) => CommandError::from_send(err, *addr),
+            Endpoint::Unix(_) => crate::unix::send_error(err, to),
+        };
+        answer(reply, req, refusal);
     }
 
     /// Receives the datagrams that are ready (up to [`RECV_CALLS`] batches) and logs them
@@ -593,27 +764,40 @@ impl SocketTask {
         let mut datagrams = 0;
         for _ in 0..RECV_CALLS {
             let mut counter = None;
-            let got = self.socket.try_io(Interest::READABLE, || {
-                recv_batch(
-                    &self.socket,
-                    self.read_size,
-                    &mut counter,
-                    |at, peer, bytes, len| {
-                        received.push((
-                            at,
-                            Record::Datagram(DatagramRecord {
-                                socket: self.name.clone(),
-                                dir: Direction::In,
-                                peer: peer.into(),
-                                payload: Box::from(bytes),
-                                req: None,
-                                // A datagram is at most 65,535 bytes long.
-                                truncated_from: (len > bytes.len()).then_some(len as u32),
-                            }),
-                        ));
-                    },
-                )
-            });
+            let mut each = |at, peer: Endpoint, bytes: &[u8], len: usize| {
+                received.push((
+                    at,
+                    Record::Datagram(DatagramRecord {
+                        socket: self.name.clone(),
+                        dir: Direction::In,
+                        peer: peer.into(),
+                        payload: Box::from(bytes),
+                        req: None,
+                        // A UDP datagram is at most 65,535 bytes long, a Unix one at
+                        // most its sender's send buffer (a few hundred KiB).
+                        truncated_from: (len > bytes.len()).then_some(len as u32),
+                    }),
+                ));
+            };
+            let (fd, read_size) = (self.socket.raw_fd(), self.read_size);
+            let got = self
+                .socket
+                .try_io(Interest::READABLE, || match &*self.socket {
+                    DgramSocket::Udp(_) => recv_batch_with(
+                        fd,
+                        read_size,
+                        &mut counter,
+                        |a: &SockaddrStorage| to_socket_addr(a).map(Endpoint::Ip),
+                        &mut each,
+                    ),
+                    DgramSocket::Unix(_) => recv_batch_with(
+                        fd,
+                        read_size,
+                        &mut counter,
+                        |a: &nix::sys::socket::UnixAddr| Some(crate::unix::endpoint_of(a)),
+                        &mut each,
+                    ),
+                });
             if let Some(counter) = counter {
                 self.note_drops(counter, received);
             }
@@ -644,7 +828,7 @@ impl SocketTask {
     fn drain_errors(&self, received: &mut Vec<(Instant, Record)>) {
         for _ in 0..ERRORS_PER_WAKE {
             let got = self.socket.try_io(Interest::ERROR, || {
-                recv_error(&self.socket).map(|report| {
+                recv_error(self.socket.raw_fd()).map(|report| {
                     let (at, record) = report.into_record(self.name.clone());
                     received.push((at, record));
                 })
@@ -764,19 +948,36 @@ pub(crate) fn recv_batch(
     socket: &UdpSocket,
     read_size: usize,
     drops: &mut Option<u32>,
-    mut each: impl FnMut(Instant, SocketAddr, &[u8], usize),
+    each: impl FnMut(Instant, SocketAddr, &[u8], usize),
+) -> io::Result<usize> {
+    recv_batch_with(socket.as_raw_fd(), read_size, drops, to_socket_addr, each)
+}
+
+/// [`recv_batch`] on any datagram socket, its senders' addresses read by `peer_of`
+/// (datagrams whose sender it cannot read are skipped).
+///
+/// `S` is the kind of address the socket's senders have: `SockaddrStorage` for IP,
+/// `UnixAddr` for Unix (nix sets a Unix address's length only in a `UnixAddr`: in a
+/// `SockaddrStorage` it would stay unset, and no sender could be read).
+fn recv_batch_with<S: nix::sys::socket::SockaddrLike + Copy, P>(
+    fd: std::os::fd::RawFd,
+    read_size: usize,
+    drops: &mut Option<u32>,
+    peer_of: impl Fn(&S) -> Option<P>,
+    mut each: impl FnMut(Instant, P, &[u8], usize),
 ) -> io::Result<usize> {
     let read_size = read_size.clamp(1, RECV_DATAGRAM_MAX);
     // Fresh headers for every call: the kernel shortens each header's address and
     // control lengths to what it filled in, and nix does not restore them.
-    let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(
+    let mut headers = MultiHeaders::<S>::preallocate(
         RECV_BATCH,
         Some(nix::cmsg_space!(u32, nix::sys::time::TimeSpec)),
     );
     BUFFERS.with_borrow_mut(|buffers| {
         // Each datagram's sender and length, read while the buffers are lent to the
         // call; the bytes are handed out after.
-        let mut got = [(None, 0, None); RECV_BATCH];
+        let mut got: [(Option<P>, usize, Option<nix::sys::time::TimeSpec>); RECV_BATCH] =
+            std::array::from_fn(|_| (None, 0, None));
         let count = {
             let mut chunks = buffers.chunks_mut(RECV_DATAGRAM_MAX);
             let mut slots: [[IoSliceMut<'_>; 1]; RECV_BATCH] = std::array::from_fn(|_| {
@@ -784,7 +985,7 @@ pub(crate) fn recv_batch(
                 [IoSliceMut::new(&mut chunk[..read_size])]
             });
             let results = recvmmsg(
-                socket.as_raw_fd(),
+                fd,
                 &mut headers,
                 slots.iter_mut(),
                 // With MSG_TRUNC the kernel reports each datagram's whole length.
@@ -804,19 +1005,19 @@ pub(crate) fn recv_batch(
                         }
                     }
                 }
-                *slot = (m.address.and_then(|a| to_socket_addr(&a)), m.bytes, stamp);
+                *slot = (m.address.as_ref().and_then(&peer_of), m.bytes, stamp);
                 count += 1;
             }
             count
         };
         let clocks = Clocks::now();
-        for (i, (peer, len, stamp)) in got[..count].iter().enumerate() {
-            if let Some(peer) = peer {
+        for (i, (peer, len, stamp)) in got[..count].iter_mut().enumerate() {
+            if let Some(peer) = peer.take() {
                 let start = i * RECV_DATAGRAM_MAX;
                 let at = stamp.map_or(clocks.mono, |ts| clocks.at(ts));
                 each(
                     at,
-                    *peer,
+                    peer,
                     &buffers[start..start + (*len).min(read_size)],
                     *len,
                 );
@@ -867,7 +1068,7 @@ impl ErrorReport {
 /// destination in the address, the quoted start of the datagram as data, and the
 /// ICMP error's type, code and sender in a control message. `WouldBlock` when the
 /// queue is empty; reports that are not ICMP errors are read and skipped.
-fn recv_error(socket: &UdpSocket) -> io::Result<ErrorReport> {
+fn recv_error(fd: std::os::fd::RawFd) -> io::Result<ErrorReport> {
     use nix::sys::socket::recvmsg;
     loop {
         let mut data = [0u8; ERROR_QUOTE_MAX];
@@ -878,7 +1079,7 @@ fn recv_error(socket: &UdpSocket) -> io::Result<ErrorReport> {
         );
         let mut iov = [IoSliceMut::new(&mut data)];
         let msg = recvmsg::<SockaddrStorage>(
-            socket.as_raw_fd(),
+            fd,
             &mut iov,
             Some(&mut cmsg),
             MsgFlags::MSG_ERRQUEUE | MsgFlags::MSG_DONTWAIT,
@@ -1002,8 +1203,20 @@ fn to_socket_addr(a: &SockaddrStorage) -> Option<SocketAddr> {
         .or_else(|| a.as_sockaddr_in6().map(|a| SocketAddr::from(*a)))
 }
 
-/// Refuses a UDP payload longer than the largest datagram to `to` can carry.
-pub fn check_size(len: usize, to: std::net::SocketAddr) -> Result<(), CommandError> {
+/// Refuses a payload longer than the largest datagram to `to` can carry.
+pub fn check_size(len: usize, to: &Endpoint) -> Result<(), CommandError> {
+    if to.is_unix() {
+        if len > limits::MAX_UNIX_PAYLOAD {
+            return Err(CommandError::new(
+                ErrorCode::PayloadTooLarge,
+                format!(
+                    "the payload is {len} bytes; the lab's limit for a Unix datagram is {}",
+                    limits::MAX_UNIX_PAYLOAD
+                ),
+            ));
+        }
+        return Ok(());
+    }
     let max = limits::max_udp_payload(to.is_ipv6());
     if len > max {
         return Err(CommandError::new(

@@ -20,10 +20,10 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use socket2::{Domain, Protocol, Socket, Type};
 use socklab_protocol::payload::decode_base64;
-use socklab_tests::Client;
 use socklab_tests::bench::{
     Median, Report, ServerProcess, Spread, Spreads, Usage, pace_until, udp_drops,
 };
+use socklab_tests::{Client, IpEndpoint as _};
 
 const TOKEN: &str = "bridge-bench";
 /// The receive buffer the plain receiver asks for (socklab asks for the same for its
@@ -237,7 +237,7 @@ async fn socklab(server: &ServerProcess, count: usize, size: usize, rate: u64) -
         .await
         .expect("a session");
     let lab = client.bind("127.0.0.1:0").await;
-    let to = lab.local;
+    let to = lab.local.addr();
     let frames_before = client.frames;
     let mut reported_drops = 0;
     let usage_before = server.usage();

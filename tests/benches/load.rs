@@ -33,7 +33,7 @@ async fn session(addr: SocketAddr, seconds: u64, per_session_rate: f64) -> Outco
         sockets.push(client.bind("127.0.0.1:0").await);
     }
     for i in 0..4 {
-        let to = sockets[(i + 1) % 4].local;
+        let to = sockets[(i + 1) % 4].local.clone();
         client
             .send(Command::Generate(GeneratorSpec {
                 socket: SocketId::new(sockets[i].socket.as_str()),

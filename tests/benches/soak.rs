@@ -17,8 +17,8 @@ use serde_json::json;
 use socklab_protocol::flow::{Amount, GeneratorPace, GeneratorPayload, GeneratorSpec};
 use socklab_protocol::link::{Impairments, LinkSettings};
 use socklab_protocol::{BindSpec, Command, Event};
-use socklab_tests::Client;
 use socklab_tests::bench::{Report, ServerProcess};
+use socklab_tests::{Client, IpEndpoint as _};
 
 const TOKEN: &str = "soak";
 /// The server's resident memory must stay below this (documented in
@@ -178,7 +178,7 @@ async fn big_payloads(addr: SocketAddr, until: Instant) {
     client
         .send(generate(
             a.socket.as_str(),
-            b.local,
+            b.local.addr(),
             10_000,
             1_000.0,
             60_000,
@@ -212,7 +212,7 @@ async fn made_up_flows(addr: SocketAddr, until: Instant) {
     let mut client = connect(addr).await;
     let a = client.bind("127.0.0.1:0").await;
     let target = a.local;
-    let program = tokio::task::spawn_blocking(move || flow_ids(target, until));
+    let program = tokio::task::spawn_blocking(move || flow_ids(target.addr(), until));
     drain(&mut client, until).await;
     let _ = program.await;
 }
@@ -225,7 +225,7 @@ async fn delay_line(addr: SocketAddr, until: Instant) {
     let link = client
         .link(
             "127.0.0.1:0",
-            b.local,
+            b.local.addr(),
             LinkSettings::symmetric(Impairments {
                 delay_ms: 60_000.0,
                 queue_packets: 0,
@@ -253,7 +253,7 @@ async fn stalled_viewers(addr: SocketAddr, until: Instant) -> usize {
     owner
         .send(generate(
             a.socket.as_str(),
-            b.local,
+            b.local.addr(),
             100_000,
             2_000.0,
             1_000,
@@ -318,7 +318,13 @@ async fn good_session(client: &mut Client, seconds: u64, until: Instant) -> Good
     let b = client.bind("127.0.0.1:0").await;
     let count = (GOOD_RATE as u64) * seconds;
     let req = client
-        .send(generate(a.socket.as_str(), b.local, count, GOOD_RATE, 64))
+        .send(generate(
+            a.socket.as_str(),
+            b.local.addr(),
+            count,
+            GOOD_RATE,
+            64,
+        ))
         .await;
     let mut good = Good::default();
     let mut last_id = b.id.0;

@@ -463,3 +463,17 @@ pub fn expect_error(event: Event, code: ErrorCode) -> ErrorEvent {
 pub fn text(s: &str) -> Payload {
     Payload::Text(s.into())
 }
+
+/// An endpoint the test knows is an IP one (a UDP or TCP socket's), as a socket
+/// address.
+pub trait IpEndpoint {
+    /// The socket address; panics for a Unix endpoint.
+    fn addr(&self) -> SocketAddr;
+}
+
+impl IpEndpoint for socklab_protocol::Endpoint {
+    fn addr(&self) -> SocketAddr {
+        self.socket_addr()
+            .unwrap_or_else(|| panic!("{self} is not an IP endpoint"))
+    }
+}

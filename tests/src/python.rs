@@ -210,3 +210,42 @@ pub fn tcp_client(to: SocketAddr, messages: &[&str]) -> SocketAddr {
         })
         .unwrap_or_else(|_| panic!("unexpected output from the client: {text:?}"))
 }
+
+/// A running `tests/fixtures/unix_echo.py`: a Unix domain datagram echo server; killed
+/// on drop.
+pub struct PythonUnixEcho {
+    child: Child,
+    /// Where it listens, as the lab writes it: `unix:/path` or `unix:@name`.
+    pub endpoint: String,
+}
+
+impl PythonUnixEcho {
+    /// Starts it bound to `name` (a path, or `@name` for an abstract name) and waits
+    /// until it is bound.
+    pub fn start(name: &str) -> Self {
+        let path = crate::workspace_root().join("tests/fixtures/unix_echo.py");
+        let mut child = Command::new("python3")
+            .arg(&path)
+            .arg(name)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("python3 runs (the interop tests need the machine's Python 3)");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("piped stdout"))
+            .read_line(&mut line)
+            .expect("unix_echo.py prints its address");
+        let endpoint = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line from unix_echo.py: {line:?}"))
+            .to_owned();
+        PythonUnixEcho { child, endpoint }
+    }
+}
+
+impl Drop for PythonUnixEcho {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -8,6 +8,7 @@ use std::net::UdpSocket;
 
 use socklab_protocol::{BindSpec, Command, ErrorCode, Event, Payload, SocketId};
 use socklab_server::Config;
+use socklab_tests::IpEndpoint as _;
 use socklab_tests::isolated::{Isolation, rerun};
 use socklab_tests::{Client, TestServer, expect_error, text};
 use tokio_tungstenite::tungstenite::Message;
@@ -30,7 +31,7 @@ fn send(socket: &SocketId, to: &str, payload: Payload) -> Command {
 /// Proves the session still works after a refusal: a send from `from` to itself arrives.
 async fn still_works(client: &mut Client, from: &socklab_protocol::Bound) {
     client
-        .send_datagram(&from.socket, from.local, text("still here"))
+        .send_datagram(&from.socket, from.local.addr(), text("still here"))
         .await;
     client.received_on(&from.socket).await;
 }
@@ -157,7 +158,11 @@ async fn bad_payloads_are_refused_with_the_reason() {
         error.message
     );
     client
-        .send_datagram(&v6.socket, v6.local, Payload::Text("x".repeat(65_527)))
+        .send_datagram(
+            &v6.socket,
+            v6.local.addr(),
+            Payload::Text("x".repeat(65_527)),
+        )
         .await;
     server.stop().await;
 }
@@ -328,7 +333,7 @@ async fn link_limit_is_enforced() {
     let mut client = server.client().await;
     let a = client.bind("127.0.0.1:0").await;
     client
-        .link("127.0.0.1:0", a.local, Default::default())
+        .link("127.0.0.1:0", a.local.addr(), Default::default())
         .await;
     let error = client
         .refused(
@@ -487,7 +492,7 @@ async fn send_rates_are_limited_per_session() {
     let mut other = server.client().await;
     let b = other.bind("127.0.0.1:0").await;
     other
-        .send_datagram(&b.socket, b.local, text("fresh budget"))
+        .send_datagram(&b.socket, b.local.addr(), text("fresh budget"))
         .await;
     server.stop().await;
 }
@@ -518,7 +523,7 @@ async fn allow_net_widens_the_policy_in_a_namespace() {
     let mut client = server.client().await;
     let inside = client.bind("10.99.0.1:0").await;
     client
-        .send_datagram(&inside.socket, inside.local, text("allowed network"))
+        .send_datagram(&inside.socket, inside.local.addr(), text("allowed network"))
         .await;
     client.received_on(&inside.socket).await;
     for addr in ["10.98.0.1:0", "0.0.0.0:0"] {
@@ -593,7 +598,7 @@ async fn an_ipv4_mapped_allow_net_allows_that_address_only() {
     let mut client = server.client().await;
     let inside = client.bind("10.99.0.1:0").await;
     client
-        .send_datagram(&inside.socket, inside.local, text("the one address"))
+        .send_datagram(&inside.socket, inside.local.addr(), text("the one address"))
         .await;
     client.received_on(&inside.socket).await;
     for addr in ["10.99.0.2:0", "10.98.0.1:0"] {
@@ -651,7 +656,7 @@ async fn privileged_ports_are_refused_even_as_root_unless_allowed() {
     .await;
     let mut client = server.client().await;
     let low = client.bind("127.0.0.1:81").await;
-    assert_eq!(low.local.port(), 81);
+    assert_eq!(low.local.addr().port(), 81);
     still_works(&mut client, &low).await;
     server.stop().await;
 }
@@ -732,7 +737,7 @@ async fn a_link_from_the_network_into_loopback_needs_its_flag() {
             );
             // Loopback to loopback is the ordinary case.
             client
-                .link("127.0.0.1:0", service.local, Default::default())
+                .link("127.0.0.1:0", service.local.addr(), Default::default())
                 .await;
         }
         server.stop().await;

@@ -11,6 +11,7 @@ use socklab_protocol::flow::{
 };
 use socklab_protocol::link::{Impairments, LinkFate, LinkSettings, Loss};
 use socklab_protocol::{Command, ErrorCode, Event, LinkPacket, SocketId};
+use socklab_tests::IpEndpoint as _;
 use socklab_tests::python::PythonEcho;
 use socklab_tests::{Client, TestServer, text};
 
@@ -73,7 +74,7 @@ async fn flow_figures_agree_with_what_the_link_decided() {
         seed: 3,
         ..LinkSettings::default()
     };
-    let link = client.link("127.0.0.1:0", b.local, settings).await;
+    let link = client.link("127.0.0.1:0", b.local.addr(), settings).await;
     let req = client
         .send(generate(&a.socket, link.listen, N, 5_000.0))
         .await;
@@ -95,8 +96,8 @@ async fn flow_figures_agree_with_what_the_link_decided() {
         .find(|f| f.method == FlowMethod::Matched)
         .unwrap();
     assert_eq!(
-        (matched.src, matched.dst),
-        (a.local, b.local),
+        (matched.src.clone(), matched.dst.clone()),
+        (a.local.clone(), b.local.clone()),
         "the flow is seen through the link"
     );
     assert_eq!(matched.via.as_ref(), Some(&link.link));
@@ -159,7 +160,11 @@ async fn flow_figures_agree_with_what_the_link_decided() {
         .unwrap();
     assert_eq!(sequenced.received, N - dropped + duplicated);
     assert_eq!(
-        (sequenced.src, sequenced.dst, sequenced.seq_flow),
+        (
+            sequenced.src.clone(),
+            sequenced.dst.clone(),
+            sequenced.seq_flow
+        ),
         (a.local, b.local, Some(1))
     );
     assert_eq!(sequenced.reordered, overtaken);
@@ -202,8 +207,13 @@ async fn an_echo_peer_gives_round_trip_times() {
     .await;
     let echoed = flows.iter().find(|f| f.method == FlowMethod::Echo).unwrap();
     assert_eq!(
-        (echoed.src, echoed.dst, echoed.sent, echoed.lost),
-        (a.local, echo.addr, 20, 0)
+        (
+            echoed.src.clone(),
+            echoed.dst.clone(),
+            echoed.sent,
+            echoed.lost
+        ),
+        (a.local.clone(), echo.addr.into(), 20, 0)
     );
     assert!(echoed.latency_ns.unwrap().p50 > 0);
     server.stop().await;
@@ -224,7 +234,7 @@ async fn a_slow_datagram_is_lost_by_timeout_then_late() {
         },
         ..LinkSettings::default()
     };
-    let link = client.link("127.0.0.1:0", b.local, slow).await;
+    let link = client.link("127.0.0.1:0", b.local.addr(), slow).await;
     let out = client
         .send_datagram(&a.socket, link.listen, text("slow"))
         .await;
@@ -253,15 +263,24 @@ async fn the_generator_refuses_what_it_cannot_do_and_stops_on_request() {
     let a = client.bind("127.0.0.1:0").await;
     let to = a.local;
     let refusals = [
-        (generate(&a.socket, to, 10, 1e6), ErrorCode::LimitExceeded),
         (
-            generate(&a.socket, to, 2_000_000, 1_000.0),
+            generate(&a.socket, to.addr(), 10, 1e6),
             ErrorCode::LimitExceeded,
         ),
-        (generate(&a.socket, to, 10, 0.0), ErrorCode::BadRequest),
-        (generate(&a.socket, to, 0, 10.0), ErrorCode::BadRequest),
         (
-            generate(&SocketId::new("s9"), to, 10, 10.0),
+            generate(&a.socket, to.addr(), 2_000_000, 1_000.0),
+            ErrorCode::LimitExceeded,
+        ),
+        (
+            generate(&a.socket, to.addr(), 10, 0.0),
+            ErrorCode::BadRequest,
+        ),
+        (
+            generate(&a.socket, to.addr(), 0, 10.0),
+            ErrorCode::BadRequest,
+        ),
+        (
+            generate(&SocketId::new("s9"), to.addr(), 10, 10.0),
             ErrorCode::UnknownSocket,
         ),
         (
@@ -368,7 +387,7 @@ async fn datagrams_the_kernel_dropped_are_lost_because_of_the_kernel() {
     // sending socket's task sends a whole run of datagrams before the receiving one
     // gets a turn, so the kernel drops most of them.
     client
-        .send(generate(&a.socket, b.local, COUNT, 100_000.0))
+        .send(generate(&a.socket, b.local.addr(), COUNT, 100_000.0))
         .await;
     // Until the flow is settled and a fate has come for each of its losses (a tick's
     // fates may follow its figures).
@@ -422,7 +441,7 @@ async fn every_datagram_of_a_burst_gets_its_fate_and_so_does_a_lone_one_after_it
     let a = client.bind("127.0.0.1:0").await;
     let b = client.bind("127.0.0.1:0").await;
     client
-        .send(generate(&a.socket, b.local, COUNT, 100_000.0))
+        .send(generate(&a.socket, b.local.addr(), COUNT, 100_000.0))
         .await;
     let mut delivered = HashSet::new();
     while (delivered.len() as u64) < COUNT {
@@ -433,7 +452,9 @@ async fn every_datagram_of_a_burst_gets_its_fate_and_so_does_a_lone_one_after_it
     }
     // Quiet for longer than the analysis's busy pace, then one more datagram.
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    let lone = client.send_datagram(&a.socket, b.local, text("lone")).await;
+    let lone = client
+        .send_datagram(&a.socket, b.local.addr(), text("lone"))
+        .await;
     let fate = loop {
         if let Event::Fate(f) = client.next().await
             && f.send == lone.id
@@ -456,7 +477,7 @@ async fn an_outside_program_that_becomes_a_links_client_ends_its_flows() {
     let mut client = server.client().await;
     let s1 = client.bind("127.0.0.1:0").await;
     let link = client
-        .link("127.0.0.1:0", s1.local, LinkSettings::default())
+        .link("127.0.0.1:0", s1.local.addr(), LinkSettings::default())
         .await;
     let program = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let program_addr = program.local_addr().unwrap();
@@ -483,7 +504,7 @@ async fn an_outside_program_that_becomes_a_links_client_ends_its_flows() {
         .await;
     assert_eq!(
         (fate.fate, fate.src, fate.dst),
-        (FateKind::Reply, s1.local, program_addr),
+        (FateKind::Reply, s1.local.clone(), program_addr.into()),
         "s1's answer went to the program, and the program's echo is its reply"
     );
     let flows = until_flow(
@@ -497,11 +518,25 @@ async fn an_outside_program_that_becomes_a_links_client_ends_its_flows() {
     let echo: Vec<_> = flows
         .iter()
         .filter(|f| f.method == FlowMethod::Echo)
-        .map(|f| (f.src, f.dst, f.via.clone(), f.sent, f.received))
+        .map(|f| {
+            (
+                f.src.clone(),
+                f.dst.clone(),
+                f.via.clone(),
+                f.sent,
+                f.received,
+            )
+        })
         .collect();
     assert_eq!(
         echo,
-        [(s1.local, program_addr, Some(link.link.clone()), 1, 1)],
+        [(
+            s1.local.clone(),
+            program_addr.into(),
+            Some(link.link.clone()),
+            1,
+            1
+        )],
         "one flow, from s1 to the program through the link (not to the link's address)"
     );
     server.stop().await;
@@ -563,7 +598,7 @@ async fn every_arrival_comes_after_its_send_even_on_a_busy_machine() {
     let b = client.bind("127.0.0.1:0").await;
     let burner = socklab_tests::CpuBurner::start();
     client
-        .send(generate(&a.socket, b.local, N, 100_000.0))
+        .send(generate(&a.socket, b.local.addr(), N, 100_000.0))
         .await;
     let mut times = std::collections::HashMap::new();
     let mut delivered = Vec::new();
@@ -682,7 +717,7 @@ async fn through_a_link_no_latency_is_below_its_delay() {
         },
         ..LinkSettings::default()
     };
-    let link = client.link("127.0.0.1:0", b.local, settings).await;
+    let link = client.link("127.0.0.1:0", b.local.addr(), settings).await;
     let burner = socklab_tests::CpuBurner::start();
     client
         .send(generate(&a.socket, link.listen, N, 20_000.0))

@@ -10,6 +10,7 @@ use proptest::strategy::ValueTree as _;
 use proptest::test_runner::{Config as RunnerConfig, RngAlgorithm, TestRng, TestRunner};
 use serde_json::{Value, json};
 use socklab_protocol::{ErrorCode, Event};
+use socklab_tests::IpEndpoint as _;
 use socklab_tests::isolated::{Isolation, rerun};
 use socklab_tests::{Client, TestServer};
 use tokio_tungstenite::tungstenite::Message;
@@ -141,7 +142,11 @@ async fn generated_commands_never_break_the_session() {
     let mut fresh = Client::connect(server.addr).await;
     let a = fresh.bind("127.0.0.1:0").await;
     fresh
-        .send_datagram(&a.socket, a.local, socklab_tests::text("after the fuzz"))
+        .send_datagram(
+            &a.socket,
+            a.local.addr(),
+            socklab_tests::text("after the fuzz"),
+        )
         .await;
     server.stop().await;
 }

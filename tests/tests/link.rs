@@ -9,6 +9,7 @@ use socklab_protocol::link::{
 };
 use socklab_protocol::payload::decode_base64;
 use socklab_protocol::{Command, Direction, ErrorCode, Event, LinkPacket};
+use socklab_tests::IpEndpoint as _;
 use socklab_tests::python::PythonEcho;
 use socklab_tests::{Client, TestServer, text};
 
@@ -64,8 +65,8 @@ async fn numbered_datagrams_through_a_lossy_link_are_all_accounted_for() {
         seed: 1,
         ..LinkSettings::default()
     };
-    let link = client.link("127.0.0.1:0", b.local, settings).await;
-    assert_eq!(link.target, b.local);
+    let link = client.link("127.0.0.1:0", b.local.addr(), settings).await;
+    assert_eq!(link.target, b.local.addr());
     assert_ne!(link.listen.port(), 0);
 
     for i in 0..N {
@@ -90,7 +91,7 @@ async fn numbered_datagrams_through_a_lossy_link_are_all_accounted_for() {
             (p.link.as_str(), p.dir, p.seq),
             (link.link.as_str(), LinkDir::C2t, seq as u64)
         );
-        assert_eq!((p.from, p.to), (a.local, Some(b.local)));
+        assert_eq!((p.from, p.to), (a.local.addr(), Some(b.local.addr())));
         match p.fate {
             LinkFate::Dropped => assert_eq!(p.reason, Some(DropReason::RandomLoss)),
             LinkFate::Forwarded => assert!(p.reason.is_none() && p.delay_ns.is_some()),
@@ -193,7 +194,7 @@ async fn the_same_seed_makes_the_same_decisions() {
         let mut client = server.client().await;
         let a = client.bind("127.0.0.1:0").await;
         let b = client.bind("127.0.0.1:0").await;
-        let link = client.link("127.0.0.1:0", b.local, settings).await;
+        let link = client.link("127.0.0.1:0", b.local.addr(), settings).await;
         for i in 0..50 {
             client
                 .send(Command::Send {
@@ -266,7 +267,7 @@ async fn corruption_and_truncation_change_what_arrives() {
         },
         ..LinkSettings::default()
     };
-    let link = client.link("127.0.0.1:0", b.local, settings).await;
+    let link = client.link("127.0.0.1:0", b.local.addr(), settings).await;
     let sent = "x".repeat(200);
     client
         .send_datagram(&a.socket, link.listen, text(&sent))
@@ -304,7 +305,7 @@ async fn a_full_queue_drops_with_its_reason() {
         },
         ..LinkSettings::default()
     };
-    let link = client.link("127.0.0.1:0", b.local, settings).await;
+    let link = client.link("127.0.0.1:0", b.local.addr(), settings).await;
     for _ in 0..10 {
         client
             .send(Command::Send {
@@ -391,7 +392,7 @@ async fn link_commands_refuse_what_they_cannot_do() {
         .await;
     // Deleting frees the listen port; the session goes on.
     let link = client
-        .link("127.0.0.1:0", a.local, LinkSettings::default())
+        .link("127.0.0.1:0", a.local.addr(), LinkSettings::default())
         .await;
     let req = client
         .send(Command::LinkDelete {
@@ -401,7 +402,7 @@ async fn link_commands_refuse_what_they_cannot_do() {
     assert!(matches!(client.reply(req).await, Event::LinkDeleted(d) if d.link == link.link));
     std::net::UdpSocket::bind(link.listen).expect("the link's port is free again");
     client
-        .send_datagram(&a.socket, a.local, text("still here"))
+        .send_datagram(&a.socket, a.local.addr(), text("still here"))
         .await;
     server.stop().await;
 }
@@ -427,7 +428,7 @@ async fn an_update_keeps_the_seed_the_link_was_created_with() {
     let link = client
         .link(
             "127.0.0.1:0",
-            b.local,
+            b.local.addr(),
             LinkSettings {
                 seed: 7,
                 ..LinkSettings::default()
@@ -459,7 +460,7 @@ async fn a_link_reports_its_client_and_every_change_of_it() {
     let b = client.bind("127.0.0.1:0").await;
     let c = client.bind("127.0.0.1:0").await;
     let link = client
-        .link("127.0.0.1:0", b.local, LinkSettings::default())
+        .link("127.0.0.1:0", b.local.addr(), LinkSettings::default())
         .await;
     let mut clients = Vec::new();
     for (from, n) in [(&a, 2), (&c, 1)] {
@@ -481,7 +482,10 @@ async fn a_link_reports_its_client_and_every_change_of_it() {
     }
     assert_eq!(
         clients,
-        [(a.local, None), (c.local, Some(a.local))],
+        [
+            (a.local.addr(), None),
+            (c.local.addr(), Some(a.local.addr()))
+        ],
         "a second datagram from the same client is no change"
     );
     server.stop().await;
@@ -495,7 +499,7 @@ async fn a_datagram_from_anyone_but_the_target_is_dropped_with_its_reason() {
     let mut client = server.client().await;
     let b = client.bind("127.0.0.1:0").await;
     let link = client
-        .link("127.0.0.1:0", b.local, LinkSettings::default())
+        .link("127.0.0.1:0", b.local.addr(), LinkSettings::default())
         .await;
     let stranger = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     stranger.send_to(b"who is there?", link.upstream).unwrap();
@@ -540,7 +544,7 @@ async fn a_send_the_link_could_not_make_is_a_decision_and_the_loss_is_the_links(
     let a = client.bind("[::1]:0").await;
     let b = client.bind("127.0.0.1:0").await;
     let link = client
-        .link("[::1]:0", b.local, LinkSettings::default())
+        .link("[::1]:0", b.local.addr(), LinkSettings::default())
         .await;
     let big = "x".repeat(socklab_protocol::limits::max_udp_payload(true));
     let sent = client
@@ -572,7 +576,10 @@ async fn a_send_the_link_could_not_make_is_a_decision_and_the_loss_is_the_links(
         "the decision to forward, then the failed send of the same datagram"
     );
     let failed = &decisions[1];
-    assert_eq!((failed.from, failed.to), (a.local, Some(b.local)));
+    assert_eq!(
+        (failed.from, failed.to),
+        (a.local.addr(), Some(b.local.addr()))
+    );
     assert_eq!(failed.len, big.len());
     let error = failed.error.as_deref().unwrap_or_default();
     assert!(

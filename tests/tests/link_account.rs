@@ -7,6 +7,7 @@ use std::time::Duration;
 use socklab_protocol::flow::{FlowMethod, FlowSummary};
 use socklab_protocol::link::{DropReason, Impairments, LinkDir, LinkFate, LinkSettings, Loss};
 use socklab_protocol::{Command, Direction, Event};
+use socklab_tests::IpEndpoint as _;
 use socklab_tests::python::{PythonReceiver, send_numbered};
 use socklab_tests::{Client, TestServer, text};
 
@@ -66,7 +67,7 @@ async fn every_forwarded_datagram_has_a_departure_after_its_delay_and_before_its
         seed: 3,
         ..LinkSettings::default()
     };
-    let link = client.link("127.0.0.1:0", b.local, settings).await;
+    let link = client.link("127.0.0.1:0", b.local.addr(), settings).await;
     let mut account = Account::default();
     let mut arrivals = Vec::new();
     // Sent without waiting for each reply, so that no event is skipped.

@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 use socklab_protocol::link::{DropReason, Impairments, LinkSettings};
 use socklab_protocol::{ErrorCode, Event};
 use socklab_server::Config;
+use socklab_tests::IpEndpoint as _;
 use socklab_tests::{Client, TestServer, expect_error, text};
 use tokio_tungstenite::tungstenite;
 
@@ -26,7 +27,9 @@ async fn answer(client: &mut Client, req: i64, mut command: Value) -> Event {
 async fn server_still_serves(server: &TestServer) {
     let mut fresh = server.client().await;
     let a = fresh.bind("127.0.0.1:0").await;
-    fresh.send_datagram(&a.socket, a.local, text("alive")).await;
+    fresh
+        .send_datagram(&a.socket, a.local.addr(), text("alive"))
+        .await;
     fresh.received_on(&a.socket).await;
 }
 
@@ -172,7 +175,7 @@ async fn every_numeric_field_at_every_extreme_gets_an_answer() {
     let mut client = server.client().await;
     let a = client.bind("127.0.0.1:0").await;
     let link = client
-        .link("127.0.0.1:0", a.local, LinkSettings::default())
+        .link("127.0.0.1:0", a.local.addr(), LinkSettings::default())
         .await;
     let impairments = |field: &str, v: &Value| {
         let mut c2t = json!({});
@@ -314,7 +317,7 @@ async fn every_numeric_field_at_every_extreme_gets_an_answer() {
     assert_eq!(answered, extremes.len() * (11 + 2 * link_fields.len()));
     // The session still works, and so does the server.
     client
-        .send_datagram(&a.socket, a.local, text("still here"))
+        .send_datagram(&a.socket, a.local.addr(), text("still here"))
         .await;
     client.received_on(&a.socket).await;
     server_still_serves(&server).await;
@@ -353,7 +356,9 @@ async fn a_link_may_not_target_itself_or_any_other_link() {
         refused.message
     );
     // Its port was given back: a link may listen there now.
-    let first = client.link(&own, a.local, LinkSettings::default()).await;
+    let first = client
+        .link(&own, a.local.addr(), LinkSettings::default())
+        .await;
     // Neither its listen nor its upstream address may be a target, in this session or
     // another (two links pointing at each other would circulate a datagram for ever).
     let mut other = server.client().await;
@@ -379,7 +384,7 @@ async fn a_link_may_not_target_itself_or_any_other_link() {
     assert!(matches!(client.reply(req).await, Event::LinkDeleted(_)));
     let b = other.bind(&own).await;
     other
-        .link("127.0.0.1:0", b.local, LinkSettings::default())
+        .link("127.0.0.1:0", b.local.addr(), LinkSettings::default())
         .await;
     server.stop().await;
 }
@@ -474,7 +479,7 @@ async fn a_link_holds_at_most_its_byte_limit_and_drops_the_rest_as_queue_full() 
     let link = client
         .link(
             "127.0.0.1:0",
-            b.local,
+            b.local.addr(),
             LinkSettings::symmetric(Impairments {
                 delay_ms: 60_000.0,
                 ..Impairments::default()
@@ -534,7 +539,7 @@ async fn a_program_making_up_flow_ids_cannot_grow_the_flow_table() {
             sent_ns: 0,
         }
         .write(&mut bytes);
-        program.send_to(&bytes, a.local).unwrap();
+        program.send_to(&bytes, a.local.addr()).unwrap();
         if flow % 200 == 199 {
             // Paced a little, so the socket's receive buffer never overflows.
             tokio::time::sleep(Duration::from_millis(2)).await;

@@ -7,6 +7,7 @@ use std::time::Duration;
 use socklab_protocol::flow::{Amount, GeneratorPace, GeneratorPayload, GeneratorSpec};
 use socklab_protocol::{Command, ErrorCode, Event, EventId};
 use socklab_server::Config;
+use socklab_tests::IpEndpoint as _;
 use socklab_tests::{Client, TestServer, expect_error, text};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio_tungstenite::tungstenite;
@@ -39,7 +40,9 @@ async fn the_launch_token_is_required() {
         .await
         .expect("let in");
     let a = client.bind("127.0.0.1:0").await;
-    client.send_datagram(&a.socket, a.local, text("in")).await;
+    client
+        .send_datagram(&a.socket, a.local.addr(), text("in"))
+        .await;
     server.stop().await;
 }
 
@@ -75,7 +78,7 @@ async fn a_viewer_comes_back_with_since_and_misses_nothing() {
     let session = first.hello.session.clone();
     let a = first.bind("127.0.0.1:0").await;
     let seen = first
-        .send_datagram(&a.socket, a.local, text("before"))
+        .send_datagram(&a.socket, a.local.addr(), text("before"))
         .await;
     first.received_on(&a.socket).await;
     drop(first);
@@ -84,7 +87,7 @@ async fn a_viewer_comes_back_with_since_and_misses_nothing() {
     let plain = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     for i in 0..5 {
         plain
-            .send_to(format!("while away {i}").as_bytes(), a.local)
+            .send_to(format!("while away {i}").as_bytes(), a.local.addr())
             .unwrap();
     }
 
@@ -121,7 +124,8 @@ async fn a_viewer_comes_back_with_since_and_misses_nothing() {
     sorted.sort_unstable();
     assert_eq!(ids, sorted, "in order");
     // The socket is still the session's, and live events follow.
-    back.send_datagram(&a.socket, a.local, text("after")).await;
+    back.send_datagram(&a.socket, a.local.addr(), text("after"))
+        .await;
     server.stop().await;
 }
 
@@ -148,7 +152,7 @@ async fn two_viewers_of_one_session_see_the_same_events() {
     );
     // The student's commands act on the same session; the teacher sees them too.
     let out = student
-        .send_datagram(&a.socket, a.local, text("from the student"))
+        .send_datagram(&a.socket, a.local.addr(), text("from the student"))
         .await;
     let seen_by_teacher = teacher.received_on(&a.socket).await;
     assert!(seen_by_teacher.id > out.id);
@@ -167,7 +171,7 @@ async fn a_session_ends_after_its_grace_period() {
     let a = client.bind("127.0.0.1:0").await;
     drop(client);
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while std::net::UdpSocket::bind(a.local).is_err() {
+    while std::net::UdpSocket::bind(a.local.addr()).is_err() {
         assert!(
             std::time::Instant::now() < deadline,
             "the session ends and frees its socket"
@@ -292,7 +296,7 @@ async fn the_number_of_sessions_is_limited() {
         .await
         .unwrap();
     let a = only.bind("127.0.0.1:0").await;
-    only.send_datagram(&a.socket, a.local, text("still fine"))
+    only.send_datagram(&a.socket, a.local.addr(), text("still fine"))
         .await;
     server.stop().await;
 }
@@ -307,7 +311,7 @@ async fn an_oversized_message_closes_that_connection_only() {
     assert_eq!(close, Some(1009), "message too big");
     let a = other.bind("127.0.0.1:0").await;
     other
-        .send_datagram(&a.socket, a.local, text("others carry on"))
+        .send_datagram(&a.socket, a.local.addr(), text("others carry on"))
         .await;
     let mut again = server.client().await;
     again.bind("127.0.0.1:0").await;

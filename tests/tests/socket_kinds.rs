@@ -7,6 +7,7 @@ use std::time::Duration;
 use socklab_protocol::flow::FateKind;
 use socklab_protocol::payload::decode_base64;
 use socklab_protocol::{BindSpec, Command, ErrorCode, Event};
+use socklab_tests::IpEndpoint as _;
 use socklab_tests::{TestServer, bind_command, text};
 
 /// A socket that reads 4 bytes at a time gets a longer datagram cut to 4 (MSG_TRUNC),
@@ -199,7 +200,11 @@ async fn a_connected_socket_sends_without_an_address_and_hears_only_its_peer() {
     };
     assert_eq!(
         (connected.socket.clone(), connected.local, connected.peer),
-        (lab.socket.clone(), lab.local, peer.local_addr().unwrap())
+        (
+            lab.socket.clone(),
+            lab.local.clone(),
+            peer.local_addr().unwrap().into()
+        )
     );
 
     let req = client
@@ -215,12 +220,12 @@ async fn a_connected_socket_sends_without_an_address_and_hears_only_its_peer() {
     assert_eq!(out.peer, peer.local_addr().unwrap());
     let mut buf = [0u8; 64];
     let (n, from) = peer.recv_from(&mut buf).unwrap();
-    assert_eq!((&buf[..n], from), (&b"to my peer"[..], lab.local));
+    assert_eq!((&buf[..n], from), (&b"to my peer"[..], lab.local.addr()));
 
     // The stranger's datagram is sent first, on loopback delivered (or discarded)
     // before the peer's is sent: the first thing the socket receives is the peer's.
-    stranger.send_to(b"let me in", lab.local).unwrap();
-    peer.send_to(b"it's me", lab.local).unwrap();
+    stranger.send_to(b"let me in", lab.local.addr()).unwrap();
+    peer.send_to(b"it's me", lab.local.addr()).unwrap();
     let first = client.received_on(&lab.socket).await;
     assert_eq!(decode_base64(&first.payload_b64).unwrap(), b"it's me");
 
@@ -296,7 +301,7 @@ async fn multicast_reaches_the_members_of_a_group_and_not_one_that_left() {
         ..bind_command(&addr)
     };
     let a = client.bind_with(member("239.1.2.3:0".into())).await;
-    let port = a.local.port();
+    let port = a.local.addr().port();
     let b = client.bind_with(member(format!("239.1.2.3:{port}"))).await;
     let group: std::net::SocketAddr = format!("239.1.2.3:{port}").parse().unwrap();
     let membership = |socket: &socklab_protocol::SocketId, join: bool| {
@@ -423,7 +428,7 @@ async fn a_broadcast_reaches_its_network_and_needs_the_senders_consent() {
     .await;
     let mut client = server.client().await;
     let listener = client.bind("10.99.0.255:0").await;
-    let to: std::net::SocketAddr = format!("10.99.0.255:{}", listener.local.port())
+    let to: std::net::SocketAddr = format!("10.99.0.255:{}", listener.local.addr().port())
         .parse()
         .unwrap();
     let caster = client

@@ -6,6 +6,7 @@ use socklab_protocol::{
     BindSpec, Command, Direction, ErrorCode, Event, Proto, ShutdownHow, SocketId, Stream,
     StreamEnd, StreamEndReason,
 };
+use socklab_tests::IpEndpoint as _;
 use socklab_tests::python::{PythonTcpServer, tcp_client};
 use socklab_tests::{Client, TestServer, bind_command, text};
 
@@ -67,7 +68,7 @@ async fn two_sends_from_python_come_out_of_one_read() {
     assert_eq!((listener.proto, listener.listening), (Proto::Tcp, true));
     // Blocking: the server shares this thread, so it reads nothing until the client
     // has sent both and gone.
-    let from = tcp_client(listener.local, &["hello", "world"]);
+    let from = tcp_client(listener.local.addr(), &["hello", "world"]);
     let accepted = client
         .next_where(|e| match e {
             Event::Accepted(a) => Some(a),
@@ -104,7 +105,9 @@ async fn a_lab_client_talks_to_a_python_server_and_reads_its_answer_in_pieces() 
         .await;
     let req = connect(&mut client, &lab.socket, python.addr).await;
     match client.reply(req).await {
-        Event::Connected(c) => assert_eq!((c.socket, c.peer), (lab.socket.clone(), python.addr)),
+        Event::Connected(c) => {
+            assert_eq!((c.socket, c.peer), (lab.socket.clone(), python.addr.into()))
+        }
         other => panic!("connect should succeed, got {other:?}"),
     }
     let first = write(&mut client, &lab.socket, "hello").await;
@@ -149,7 +152,7 @@ async fn two_lab_sockets_hold_a_conversation_and_end_it() {
             ..tcp("127.0.0.1:0", false)
         })
         .await;
-    let req = connect(&mut client, &dialer.socket, listener.local).await;
+    let req = connect(&mut client, &dialer.socket, listener.local.addr()).await;
     let (mut connected, mut accepted) = (None, None);
     while connected.is_none() || accepted.is_none() {
         match client.next().await {
@@ -159,7 +162,7 @@ async fn two_lab_sockets_hold_a_conversation_and_end_it() {
         }
     }
     let accepted = accepted.unwrap();
-    assert_eq!(accepted.peer, dialer.local);
+    assert_eq!(accepted.peer, dialer.local.addr());
     let out = write(&mut client, &dialer.socket, "abc").await;
     let read = client
         .next_where(|e| match e {
@@ -302,7 +305,7 @@ async fn three_messages_are_three_datagrams_over_udp_and_one_read_over_tcp() {
             ..tcp("127.0.0.1:0", false)
         })
         .await;
-    connect(&mut client, &dialer.socket, listener.local).await;
+    connect(&mut client, &dialer.socket, listener.local.addr()).await;
     let accepted = client
         .next_where(|e| match e {
             Event::Accepted(a) => Some(a),
@@ -313,7 +316,7 @@ async fn three_messages_are_three_datagrams_over_udp_and_one_read_over_tcp() {
     pause(&mut client, &accepted.socket, true).await;
     for message in ["one", "two", "three"] {
         client
-            .send_datagram(&udp_from.socket, udp_to.local, text(message))
+            .send_datagram(&udp_from.socket, udp_to.local.addr(), text(message))
             .await;
         write(&mut client, &dialer.socket, message).await;
     }
@@ -372,7 +375,7 @@ async fn writes_to_a_peer_that_does_not_read_are_bounded_and_none_accepted_is_lo
         })
         .await;
     let dialer = client.bind_with(tcp("127.0.0.1:0", false)).await;
-    connect(&mut client, &dialer.socket, listener.local).await;
+    connect(&mut client, &dialer.socket, listener.local.addr()).await;
     let accepted = client
         .next_where(|e| match e {
             Event::Accepted(a) => Some(a),
@@ -451,7 +454,7 @@ async fn tcp_works_over_ipv6_both_ways() {
     let server = TestServer::start().await;
     let mut client = server.client().await;
     let listener = client.bind_with(tcp("[::1]:0", true)).await;
-    let from = tcp_client(listener.local, &["over", "six"]);
+    let from = tcp_client(listener.local.addr(), &["over", "six"]);
     let accepted = client
         .next_where(|e| match e {
             Event::Accepted(a) => Some(a),
@@ -493,7 +496,7 @@ async fn a_connection_is_a_flow_of_bytes() {
     let mut client = server.client().await;
     let listener = client.bind_with(tcp("127.0.0.1:0", true)).await;
     let dialer = client.bind_with(tcp("127.0.0.1:0", false)).await;
-    connect(&mut client, &dialer.socket, listener.local).await;
+    connect(&mut client, &dialer.socket, listener.local.addr()).await;
     write(&mut client, &dialer.socket, "hello").await;
     write(&mut client, &dialer.socket, "world").await;
     let flow = client
@@ -556,7 +559,7 @@ async fn a_tcp_link_delays_and_slices_a_stream_passes_its_end_and_can_reset_it()
     while end.is_none() {
         match client.next().await {
             Event::TcpLinkConn(c) => {
-                assert_eq!((c.conn, c.client, c.error), (1, lab.local, None));
+                assert_eq!((c.conn, c.client, c.error), (1, lab.local.addr(), None));
             }
             Event::TcpLinkChunk(c) if c.dir == LinkDir::C2t => chunk = Some(c),
             Event::TcpLinkEnd(e) if e.dir == LinkDir::C2t => fin = Some(e),
@@ -693,7 +696,7 @@ async fn accepted_connections_and_a_tcp_links_clients_are_bounded() {
     let listener = client.bind_with(tcp("127.0.0.1:0", true)).await;
     // Five clients of the test's own; the kernel accepts them for the listener.
     let _clients: Vec<std::net::TcpStream> = (0..5)
-        .map(|_| std::net::TcpStream::connect(listener.local).unwrap())
+        .map(|_| std::net::TcpStream::connect(listener.local.addr()).unwrap())
         .collect();
     let mut accepted = Vec::new();
     while accepted.len() < 5 {
@@ -767,7 +770,7 @@ async fn many_tiny_writes_to_a_peer_that_does_not_read_are_bounded_in_number() {
         })
         .await;
     let dialer = client.bind_with(tcp("127.0.0.1:0", false)).await;
-    connect(&mut client, &dialer.socket, listener.local).await;
+    connect(&mut client, &dialer.socket, listener.local.addr()).await;
     let accepted = client
         .next_where(|e| match e {
             Event::Accepted(a) => Some(a),

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use socklab_protocol::payload::{decode_base64, encode_base64};
 use socklab_protocol::{Command, Direction, Event, Payload, SocketId};
+use socklab_tests::IpEndpoint as _;
 use socklab_tests::{TestServer, text};
 
 #[tokio::test]
@@ -30,17 +31,17 @@ async fn two_lab_sockets_exchange_a_datagram() {
         let a = client.bind(&format!("{host}:0")).await;
         let b = client.bind(&format!("{host}:0")).await;
         assert_eq!((a.socket.as_str(), b.socket.as_str()), ("s1", "s2"));
-        assert_ne!(a.local.port(), 0, "the real port the OS chose");
+        assert_ne!(a.local.addr().port(), 0, "the real port the OS chose");
         assert!(b.id > a.id);
 
         let out = client
-            .send_datagram(&a.socket, b.local, text("hello"))
+            .send_datagram(&a.socket, b.local.addr(), text("hello"))
             .await;
         let inbound = client.received_on(&b.socket).await;
 
         assert_eq!(
             (out.dir, out.local, out.peer, out.len),
-            (Direction::Out, a.local, b.local, 5)
+            (Direction::Out, a.local.clone(), b.local.clone(), 5)
         );
         assert_eq!(out.payload_b64, "aGVsbG8=");
         assert!(out.req.is_some(), "the out event carries the send's req");
@@ -71,7 +72,9 @@ async fn payload_notations_send_the_same_bytes() {
         (Payload::Text("x".repeat(65_507)), vec![b'x'; 65_507]),
     ];
     for (payload, bytes) in cases {
-        let out = client.send_datagram(&a.socket, b.local, payload).await;
+        let out = client
+            .send_datagram(&a.socket, b.local.addr(), payload)
+            .await;
         let inbound = client.received_on(&b.socket).await;
         assert_eq!(out.len, bytes.len());
         assert_eq!(decode_base64(&inbound.payload_b64).unwrap(), bytes);
@@ -95,9 +98,9 @@ async fn talks_to_a_plain_os_socket_both_ways() {
         .await;
     let mut buf = [0u8; 64];
     let (n, from) = plain.recv_from(&mut buf).unwrap();
-    assert_eq!((&buf[..n], from), (&b"ping"[..], lab.local));
+    assert_eq!((&buf[..n], from), (&b"ping"[..], lab.local.addr()));
 
-    plain.send_to(b"pong", lab.local).unwrap();
+    plain.send_to(b"pong", lab.local.addr()).unwrap();
     let inbound = client.received_on(&lab.socket).await;
     assert_eq!(inbound.peer, plain_addr);
     assert_eq!(decode_base64(&inbound.payload_b64).unwrap(), b"pong");
@@ -109,11 +112,11 @@ async fn localhost_is_accepted_as_a_destination() {
     let server = TestServer::start().await;
     let mut client = server.client().await;
     let a = client.bind("localhost:0").await;
-    assert_eq!(a.local.ip().to_string(), "127.0.0.1");
+    assert_eq!(a.local.addr().ip().to_string(), "127.0.0.1");
     let req = client
         .send(Command::Send {
             socket: a.socket.clone(),
-            to: Some(format!("localhost:{}", a.local.port())),
+            to: Some(format!("localhost:{}", a.local.addr().port())),
             payload: text("self"),
         })
         .await;
@@ -132,7 +135,9 @@ async fn events_arrive_in_batches_with_increasing_ids() {
     let plain = UdpSocket::bind("127.0.0.1:0").unwrap();
     let frames_before = client.frames;
     for i in 0..COUNT {
-        plain.send_to(format!("{i}").as_bytes(), a.local).unwrap();
+        plain
+            .send_to(format!("{i}").as_bytes(), a.local.addr())
+            .unwrap();
     }
     let mut last = a.id;
     for i in 0..COUNT {
@@ -185,7 +190,7 @@ async fn close_frees_the_port_and_a_closed_session_frees_its_sockets() {
     drop(client);
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
-        if UdpSocket::bind(again.local).is_ok() {
+        if UdpSocket::bind(again.local.addr()).is_ok() {
             break;
         }
         assert!(
@@ -202,7 +207,7 @@ async fn shutdown_closes_every_session() {
     let server = TestServer::start().await;
     let mut client = server.client().await;
     let a = client.bind("127.0.0.1:0").await;
-    let local: SocketAddr = a.local;
+    let local: SocketAddr = a.local.addr();
     server.stop().await;
     // After stop() returns, every socket is closed.
     UdpSocket::bind(local).expect("the server closed its sockets on shutdown");
@@ -259,7 +264,7 @@ async fn drops_at_the_end_of_a_burst_are_reported_without_another_datagram() {
     let server = TestServer::start().await;
     let mut client = server.client().await;
     let lab = client.bind_with_buffer("127.0.0.1:0", Some(1)).await;
-    burst(lab.local, BURST);
+    burst(lab.local.addr(), BURST);
     let mut tally = DropTally::default();
     while tally.received + tally.total < BURST as u64 {
         tally.take(client.next().await, &lab.socket);
@@ -293,9 +298,9 @@ async fn a_full_receive_buffer_is_reported_as_kernel_drops() {
         (1..65_536).contains(&granted),
         "a tiny request gets a tiny buffer: {granted}"
     );
-    let plain = burst(lab.local, BURST);
+    let plain = burst(lab.local.addr(), BURST);
     tokio::time::sleep(Duration::from_millis(50)).await;
-    plain.send_to(b"last", lab.local).unwrap();
+    plain.send_to(b"last", lab.local.addr()).unwrap();
     // The kernel's count travels with the next datagram received after the drops:
     // "last" (or one of the burst), and its report follows that datagram's event.
     let (mut tally, mut last_seen) = (DropTally::default(), false);

@@ -13,6 +13,7 @@
 
 use std::net::SocketAddr;
 
+use socklab_protocol::Endpoint;
 use socklab_protocol::link::LinkId;
 
 /// One link's addresses, and its client as last reported.
@@ -34,11 +35,11 @@ pub struct Routes {
 }
 
 /// Where a datagram goes or comes from as the application sees it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct End<'a> {
     /// The application's address: a link's target or client, or the peer itself when no
-    /// link is in between.
-    pub addr: SocketAddr,
+    /// link is in between (links carry IP datagrams only; a Unix peer is always itself).
+    pub addr: Endpoint,
     /// The link the datagram crosses.
     pub via: Option<&'a LinkId>,
 }
@@ -86,23 +87,25 @@ impl Routes {
     /// The application-level destination of a datagram sent to `peer`: a link's target
     /// for its listen address, its client for its upstream address (the upstream address
     /// itself while no client is known: the link will drop it, `no_client`).
-    pub fn destination(&self, peer: SocketAddr) -> End<'_> {
-        for r in &self.routes {
-            if reaches(r.listen, peer) {
-                return End {
-                    addr: r.target,
-                    via: Some(&r.link),
-                };
-            }
-            if r.upstream == peer {
-                return End {
-                    addr: r.client.unwrap_or(peer),
-                    via: Some(&r.link),
-                };
+    pub fn destination(&self, peer: &Endpoint) -> End<'_> {
+        if let Some(ip) = peer.socket_addr() {
+            for r in &self.routes {
+                if reaches(r.listen, ip) {
+                    return End {
+                        addr: Endpoint::Ip(r.target),
+                        via: Some(&r.link),
+                    };
+                }
+                if r.upstream == ip {
+                    return End {
+                        addr: Endpoint::Ip(r.client.unwrap_or(ip)),
+                        via: Some(&r.link),
+                    };
+                }
             }
         }
         End {
-            addr: peer,
+            addr: peer.clone(),
             via: None,
         }
     }
@@ -110,7 +113,7 @@ impl Routes {
     /// The application-level source of a datagram received from `peer`: a link's
     /// target for its listen address (a reply relayed to the client), its client for
     /// its upstream address.
-    pub fn source(&self, peer: SocketAddr) -> End<'_> {
+    pub fn source(&self, peer: &Endpoint) -> End<'_> {
         // Sends from the link's sockets come from their real addresses, so the same
         // matching serves both ways.
         self.destination(peer)
@@ -150,7 +153,14 @@ mod tests {
     }
 
     fn end(addr: SocketAddr, via: Option<&LinkId>) -> End<'_> {
-        End { addr, via }
+        End {
+            addr: addr.into(),
+            via,
+        }
+    }
+
+    fn ip(addr: SocketAddr) -> Endpoint {
+        addr.into()
     }
 
     #[test]
@@ -164,22 +174,22 @@ mod tests {
         );
         routes.link_created(&l1, listen, upstream, target);
         // To the listen address: the target. From it: the target's reply.
-        assert_eq!(routes.destination(listen), end(target, Some(&l1)));
-        assert_eq!(routes.source(listen), end(target, Some(&l1)));
+        assert_eq!(routes.destination(&ip(listen)), end(target, Some(&l1)));
+        assert_eq!(routes.source(&ip(listen)), end(target, Some(&l1)));
         // No client yet: the upstream address stands for the one to come.
-        assert_eq!(routes.destination(upstream), end(upstream, Some(&l1)));
+        assert_eq!(routes.destination(&ip(upstream)), end(upstream, Some(&l1)));
         // An outside program became the client, then a lab socket did.
         for client in [addr("127.0.0.1:5555"), addr("127.0.0.1:6666")] {
             routes.link_client(&l1, client);
-            assert_eq!(routes.source(upstream), end(client, Some(&l1)));
-            assert_eq!(routes.destination(upstream), end(client, Some(&l1)));
+            assert_eq!(routes.source(&ip(upstream)), end(client, Some(&l1)));
+            assert_eq!(routes.destination(&ip(upstream)), end(client, Some(&l1)));
             assert_eq!(routes.client(&l1), Some(client));
         }
         // Anything else is its own end.
         let other = addr("127.0.0.1:9");
-        assert_eq!(routes.destination(other), end(other, None));
+        assert_eq!(routes.destination(&ip(other)), end(other, None));
         routes.link_deleted(&l1);
-        assert_eq!(routes.destination(listen), end(listen, None));
+        assert_eq!(routes.destination(&ip(listen)), end(listen, None));
         assert_eq!(routes.links().count(), 0);
     }
 
@@ -189,10 +199,16 @@ mod tests {
         let l1 = LinkId::new("l1");
         let target = addr("127.0.0.1:4000");
         routes.link_created(&l1, addr("0.0.0.0:3000"), addr("127.0.0.1:3001"), target);
-        assert_eq!(routes.destination(addr("127.0.0.1:3000")).addr, target);
-        assert_eq!(routes.destination(addr("127.0.0.2:3000")).addr, target);
         assert_eq!(
-            routes.destination(addr("[::1]:3000")).via,
+            routes.destination(&ip(addr("127.0.0.1:3000"))).addr,
+            ip(target)
+        );
+        assert_eq!(
+            routes.destination(&ip(addr("127.0.0.2:3000"))).addr,
+            ip(target)
+        );
+        assert_eq!(
+            routes.destination(&ip(addr("[::1]:3000"))).via,
             None,
             "another family is another socket"
         );
@@ -207,10 +223,36 @@ mod tests {
         routes.link_deleted(&l1);
         routes.link_created(&l2, listen, upstream, addr("127.0.0.1:5000"));
         assert_eq!(
-            routes.destination(listen),
+            routes.destination(&ip(listen)),
             End {
-                addr: addr("127.0.0.1:5000"),
+                addr: ip(addr("127.0.0.1:5000")),
                 via: Some(&l2)
+            }
+        );
+    }
+}
+
+#[cfg(test)]
+mod unix_tests {
+    use super::*;
+
+    #[test]
+    fn a_unix_peer_is_its_own_end() {
+        let mut routes = Routes::default();
+        let l1 = LinkId::new("l1");
+        let a = |s: &str| s.parse::<SocketAddr>().unwrap();
+        routes.link_created(
+            &l1,
+            a("127.0.0.1:3000"),
+            a("127.0.0.1:3001"),
+            a("127.0.0.1:4000"),
+        );
+        let peer = Endpoint::unix("@echo");
+        assert_eq!(
+            routes.destination(&peer),
+            End {
+                addr: peer.clone(),
+                via: None
             }
         );
     }

@@ -1,7 +1,5 @@
 //! Per-flow figures.
 
-use std::net::SocketAddr;
-
 use socklab_protocol::link::LinkId;
 
 /// How a flow's figures were obtained.
@@ -204,9 +202,9 @@ impl Histogram {
 #[derive(Debug, Clone, PartialEq)]
 pub struct FlowStats {
     /// Source address (the original sender, also across a link).
-    pub src: SocketAddr,
+    pub src: socklab_protocol::Endpoint,
     /// Destination address (the final receiver, also across a link).
-    pub dst: SocketAddr,
+    pub dst: socklab_protocol::Endpoint,
     /// The link it crosses, if any.
     pub via: Option<LinkId>,
     /// How the figures were obtained.

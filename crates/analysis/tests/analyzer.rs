@@ -8,8 +8,8 @@ use std::net::SocketAddr;
 use proptest::prelude::*;
 use socklab_analysis::seqhdr::SeqHeader;
 use socklab_analysis::{Analyzer, FlowKey, FlowStats, Input, Limits, LossCause, Method, Outcome};
-use socklab_protocol::EventId;
 use socklab_protocol::link::{DropReason, LinkDir, LinkFate, LinkId};
+use socklab_protocol::{Endpoint, EventId};
 
 const A: &str = "127.0.0.1:1000";
 const B: &str = "127.0.0.1:2000";
@@ -18,11 +18,15 @@ fn addr(s: &str) -> SocketAddr {
     s.parse().unwrap()
 }
 
+fn ep(s: &str) -> Endpoint {
+    s.parse().unwrap()
+}
+
 /// The flow from A to B.
 fn a_to_b() -> FlowKey {
     FlowKey {
-        src: addr(A),
-        dst: addr(B),
+        src: ep(A),
+        dst: ep(B),
     }
 }
 
@@ -42,7 +46,7 @@ impl Run {
         };
         for a in lab {
             run.feed(Input::Bound {
-                addr: addr(a),
+                addr: &ep(a),
                 read_size: None,
             });
         }
@@ -63,8 +67,8 @@ impl Run {
         self.feed(Input::Sent {
             id,
             t_ns: t,
-            local: addr(from),
-            peer: addr(to),
+            local: &ep(from),
+            peer: &ep(to),
             bytes,
         });
         id
@@ -75,8 +79,8 @@ impl Run {
         self.feed(Input::Received {
             id,
             t_ns: t,
-            local: addr(at),
-            peer: addr(from),
+            local: &ep(at),
+            peer: &ep(from),
             bytes,
         });
         id
@@ -107,7 +111,7 @@ fn losses_the_receiving_socket_reported_as_kernel_drops_are_the_kernels() {
     run.recv(5, B, A, &[0]);
     run.recv(40, B, A, &[3]);
     run.feed(Input::KernelDrops {
-        addr: addr(B),
+        addr: &ep(B),
         dropped: 1,
     });
     run.out.clear();
@@ -115,12 +119,12 @@ fn losses_the_receiving_socket_reported_as_kernel_drops_are_the_kernels() {
     let causes: Vec<(EventId, LossCause)> = run
         .out
         .iter()
-        .filter_map(|o| match *o {
+        .filter_map(|o| match o {
             Outcome::Lost {
                 send,
                 flow: f,
                 cause,
-            } if f == flow => Some((send, cause)),
+            } if *f == flow => Some((*send, *cause)),
             _ => None,
         })
         .collect();
@@ -136,17 +140,17 @@ fn losses_the_receiving_socket_reported_as_kernel_drops_are_the_kernels() {
     // unexplained drops are forgotten.
     let s = run.send(100, A, B, b"x");
     run.feed(Input::KernelDrops {
-        addr: addr(A),
+        addr: &ep(A),
         dropped: 5,
     });
-    run.feed(Input::Closed { addr: addr(A) });
+    run.feed(Input::Closed { addr: &ep(A) });
     run.out.clear();
     run.finish();
     assert_eq!(
         run.out,
         [Outcome::Lost {
             send: s,
-            flow,
+            flow: flow.clone(),
             cause: LossCause::Timeout
         }]
     );
@@ -167,7 +171,7 @@ fn in_order_delivery_gives_latency_and_no_loss() {
             Outcome::Delivered {
                 send: s1,
                 recv: r1,
-                flow,
+                flow: flow.clone(),
                 latency_ns: 25,
                 reordered_by: 0,
                 late: false
@@ -175,7 +179,7 @@ fn in_order_delivery_gives_latency_and_no_loss() {
             Outcome::Delivered {
                 send: s2,
                 recv: r2,
-                flow,
+                flow: flow.clone(),
                 latency_ns: 30,
                 reordered_by: 0,
                 late: false
@@ -204,7 +208,7 @@ fn a_receiver_that_reads_fewer_bytes_gets_its_datagrams_cut_and_delivered() {
     // B reads 4 bytes of each datagram, as `recvfrom(4)` does; the rest is gone.
     let mut run = Run::new(&[A]);
     run.feed(Input::Bound {
-        addr: addr(B),
+        addr: &ep(B),
         read_size: Some(4),
     });
     let s1 = run.send(0, A, B, b"hello world");
@@ -276,7 +280,7 @@ fn equal_payloads_match_first_in_first_out() {
             Outcome::Delivered {
                 send: s1,
                 recv: r1,
-                flow,
+                flow: flow.clone(),
                 latency_ns: 20,
                 reordered_by: 0,
                 late: false
@@ -284,7 +288,7 @@ fn equal_payloads_match_first_in_first_out() {
             Outcome::Delivered {
                 send: s2,
                 recv: r2,
-                flow,
+                flow: flow.clone(),
                 latency_ns: 16,
                 reordered_by: 0,
                 late: false
@@ -292,7 +296,7 @@ fn equal_payloads_match_first_in_first_out() {
             Outcome::Duplicate {
                 send: s1,
                 recv: r3,
-                flow
+                flow: flow.clone(),
             },
         ]
     );
@@ -331,7 +335,7 @@ fn timeouts_make_loss_and_late_arrivals_undo_it() {
         run.out,
         vec![Outcome::Lost {
             send: s1,
-            flow,
+            flow: flow.clone(),
             cause: LossCause::Timeout
         }]
     );
@@ -342,7 +346,7 @@ fn timeouts_make_loss_and_late_arrivals_undo_it() {
         Outcome::Delivered {
             send: s1,
             recv: r1,
-            flow,
+            flow: flow.clone(),
             latency_ns: 1_500,
             reordered_by: 0,
             late: true
@@ -410,13 +414,13 @@ fn a_link_between_lab_sockets_is_seen_through() {
         vec![
             Outcome::Lost {
                 send: s1,
-                flow,
+                flow: flow.clone(),
                 cause: LossCause::Link(DropReason::BurstLoss)
             },
             Outcome::Delivered {
                 send: s2,
                 recv: r2,
-                flow,
+                flow: flow.clone(),
                 latency_ns: 8,
                 reordered_by: 0,
                 late: false
@@ -441,8 +445,8 @@ fn a_link_between_lab_sockets_is_seen_through() {
             send: s3,
             recv: r3,
             flow: FlowKey {
-                src: addr(B),
-                dst: addr(A)
+                src: ep(B),
+                dst: ep(A)
             },
             latency_ns: 10,
             reordered_by: 0,
@@ -460,8 +464,8 @@ fn an_echo_peer_gives_rtt_and_unanswered_requests() {
     let r1 = run.recv(30, A, echo, b"ping 1");
     run.finish();
     let flow = FlowKey {
-        src: addr(A),
-        dst: addr(echo),
+        src: ep(A),
+        dst: ep(echo),
     };
     assert_eq!(
         run.out,
@@ -469,14 +473,14 @@ fn an_echo_peer_gives_rtt_and_unanswered_requests() {
             Outcome::Reply {
                 request: q1,
                 response: r1,
-                flow,
+                flow: flow.clone(),
                 rtt_ns: 30,
                 by_order: false,
                 by_field: false,
             },
             Outcome::Unanswered {
                 request: q2,
-                flow,
+                flow: flow.clone(),
                 cause: LossCause::Timeout
             },
         ]
@@ -494,12 +498,12 @@ fn an_icmp_error_refuses_the_send_it_quotes_or_else_the_oldest() {
     let q2 = run.send(1, A, nobody, b"second");
     let q3 = run.send(2, A, nobody, b"third");
     let flow = FlowKey {
-        src: addr(A),
-        dst: addr(nobody),
+        src: ep(A),
+        dst: ep(nobody),
     };
     let icmp = |run: &mut Run, bytes: &[u8], refused| {
         run.feed(Input::Unreachable {
-            local: addr(A),
+            local: &ep(A),
             to: addr(nobody),
             bytes,
             refused,
@@ -514,12 +518,12 @@ fn an_icmp_error_refuses_the_send_it_quotes_or_else_the_oldest() {
         vec![
             Outcome::Unanswered {
                 request: q2,
-                flow,
+                flow: flow.clone(),
                 cause: LossCause::Refused
             },
             Outcome::Unanswered {
                 request: q1,
-                flow,
+                flow: flow.clone(),
                 cause: LossCause::Unreachable
             },
         ]
@@ -527,7 +531,7 @@ fn an_icmp_error_refuses_the_send_it_quotes_or_else_the_oldest() {
     // An error about a flow with nothing in flight concludes nothing.
     run.out.clear();
     run.feed(Input::Unreachable {
-        local: addr(A),
+        local: &ep(A),
         to: addr("127.0.0.1:10"),
         bytes: b"third",
         refused: true,
@@ -641,26 +645,26 @@ fn sends_in_flight_are_bounded_and_the_oldest_is_given_up() {
         },
     );
     run.feed(Input::Bound {
-        addr: addr(A),
+        addr: &ep(A),
         read_size: None,
     });
     let sends: Vec<EventId> = (0..5)
         .map(|i| run.send(i, A, SILENT, format!("q{i}").as_bytes()))
         .collect();
     let flow = FlowKey {
-        src: addr(A),
-        dst: addr(SILENT),
+        src: ep(A),
+        dst: ep(SILENT),
     };
     assert_eq!(
         run.out,
         vec![
             Outcome::Untracked {
                 send: sends[0],
-                flow
+                flow: flow.clone(),
             },
             Outcome::Untracked {
                 send: sends[1],
-                flow
+                flow: flow.clone(),
             },
         ]
     );
@@ -683,7 +687,7 @@ fn the_flow_table_is_bounded_and_idle_flows_retire_first() {
     );
     for a in [A, B] {
         run.feed(Input::Bound {
-            addr: addr(a),
+            addr: &ep(a),
             read_size: None,
         });
     }
@@ -753,7 +757,7 @@ fn finished_sends_are_bounded_across_flows() {
     );
     for a in [A, B, C] {
         run.feed(Input::Bound {
-            addr: addr(a),
+            addr: &ep(a),
             read_size: None,
         });
     }
@@ -851,13 +855,13 @@ fn replies_with_other_bytes_pair_with_requests_by_order() {
     let r2 = run.recv(30, A, server, b"WORLD");
     run.finish();
     let flow = FlowKey {
-        src: addr(A),
-        dst: addr(server),
+        src: ep(A),
+        dst: ep(server),
     };
     let reply = |request, response, rtt_ns, by_order| Outcome::Reply {
         request,
         response,
-        flow,
+        flow: flow.clone(),
         rtt_ns,
         by_order,
         by_field: false,
@@ -899,13 +903,13 @@ fn a_named_sequence_field_pairs_replies_with_their_requests() {
     let r3 = run.recv(13, A, server, b"ok");
     run.finish();
     let flow = FlowKey {
-        src: addr(A),
-        dst: addr(server),
+        src: ep(A),
+        dst: ep(server),
     };
     let reply = |request, response, rtt_ns, by_order, by_field| Outcome::Reply {
         request,
         response,
-        flow,
+        flow: flow.clone(),
         rtt_ns,
         by_order,
         by_field,
@@ -929,7 +933,7 @@ fn a_named_sequence_field_pairs_replies_with_their_requests() {
         [Outcome::Reply {
             request: p1,
             response: a2,
-            flow,
+            flow: flow.clone(),
             rtt_ns: 10,
             by_order: true,
             by_field: false,
@@ -1077,7 +1081,7 @@ mod through_a_link_between_outside_programs {
         let flows = l.flows(Method::Link);
         assert_eq!(flows.len(), 1, "{flows:?}");
         let f = &flows[0];
-        assert_eq!((f.src, f.dst), (addr(CLIENT), addr(SERVER)));
+        assert_eq!((&f.src, &f.dst), (&ep(CLIENT), &ep(SERVER)));
         assert_eq!(f.via, Some(LinkId::new("l1")));
         assert_eq!(
             (
@@ -1120,8 +1124,8 @@ mod through_a_link_between_outside_programs {
             .find(|f| f.src == addr(SERVER))
             .expect("the replies' flow");
         assert_eq!(
-            (back.dst, back.sent, back.received, back.in_flight),
-            (addr(CLIENT), 1, 0, 1)
+            (back.dst.clone(), back.sent, back.received, back.in_flight),
+            (ep(CLIENT), 1, 0, 1)
         );
         l.sent(700, LinkDir::T2c, 0);
         let back = l
@@ -1141,8 +1145,8 @@ mod through_a_link_between_outside_programs {
         l.run.feed(Input::Sent {
             id,
             t_ns: 0,
-            local: addr(CLIENT),
-            peer: addr(LISTEN),
+            local: &ep(CLIENT),
+            peer: &ep(LISTEN),
             bytes: b"ping",
         });
         l.run.feed(Input::LinkClient {
@@ -1251,7 +1255,11 @@ mod through_a_link_between_outside_programs {
         assert_eq!(l.run.analyzer.link_flow_count(), 2);
         assert_eq!(l.run.analyzer.retired_flows(), 3);
         // The newest two are kept.
-        let kept: Vec<u16> = l.flows(Method::Link).iter().map(|f| f.src.port()).collect();
+        let kept: Vec<u16> = l
+            .flows(Method::Link)
+            .iter()
+            .map(|f| f.src.socket_addr().unwrap().port())
+            .collect();
         assert_eq!(kept, [7003, 7004]);
     }
 }
@@ -1286,7 +1294,7 @@ fn a_tcp_stream_counts_bytes_and_each_writes_time_to_its_last_bytes_arrival() {
             flow.in_flight,
             flow.lost
         ),
-        (addr(A), addr(B), 18, 14, 4, 0)
+        (ep(A), ep(B), 18, 14, 4, 0)
     );
     let latency = flow.latency.unwrap();
     assert_eq!(

@@ -15,6 +15,9 @@ pub enum Proto {
     Udp,
     /// A TCP socket (`SOCK_STREAM`): a byte stream over a connection.
     Tcp,
+    /// A Unix domain datagram socket (`AF_UNIX`, `SOCK_DGRAM`): datagrams between
+    /// programs on this machine, named by a path or an abstract name, never lost.
+    Unix,
 }
 
 /// Which half of a TCP connection `shutdown` ends.
@@ -545,7 +548,7 @@ mod tests {
             (
                 r#"{"req":7,"type":"bind","proto":"sctp","addr":"127.0.0.1:0"}"#,
                 Some(7),
-                "bad command: unknown variant `sctp`, expected `udp` or `tcp`",
+                "bad command: unknown variant `sctp`, expected one of `udp`, `tcp`, `unix`",
             ),
             (
                 r#"{"req":8,"type":"close","socket":12}"#,

@@ -10,6 +10,7 @@ use std::net::SocketAddr;
 
 use base64::Engine as _;
 
+use crate::endpoint::Endpoint;
 use crate::event::Direction;
 use crate::ids::EventId;
 
@@ -28,9 +29,9 @@ pub struct DatagramRef<'a> {
     /// Sent or received.
     pub dir: Direction,
     /// The socket's address.
-    pub local: SocketAddr,
+    pub local: &'a Endpoint,
     /// The other end.
-    pub peer: SocketAddr,
+    pub peer: &'a Endpoint,
     /// The bytes (written as base64).
     pub payload: &'a [u8],
     /// Nanoseconds since the session began.
@@ -50,14 +51,13 @@ impl DatagramRef<'_> {
         out.push_str(r#","socket":"#);
         push_str(out, self.socket);
         out.push_str(match self.dir {
-            Direction::In => r#","dir":"in","local":""#,
-            Direction::Out => r#","dir":"out","local":""#,
+            Direction::In => r#","dir":"in","local":"#,
+            Direction::Out => r#","dir":"out","local":"#,
         });
-        // An address's text never needs escaping.
-        push_addr(out, self.local);
-        out.push_str(r#"","peer":""#);
-        push_addr(out, self.peer);
-        out.push_str(r#"","len":"#);
+        push_endpoint(out, self.local);
+        out.push_str(r#","peer":"#);
+        push_endpoint(out, self.peer);
+        out.push_str(r#","len":"#);
         push_u64(out, self.payload.len() as u64);
         out.push_str(r#","payload_b64":""#);
         // Base64 never needs escaping either.
@@ -78,6 +78,19 @@ impl DatagramRef<'_> {
 
 fn push_u64(out: &mut String, n: u64) {
     out.push_str(itoa::Buffer::new().format(n));
+}
+
+/// An endpoint as a JSON string: an IP address's text never needs escaping; a Unix
+/// name (a path) may.
+fn push_endpoint(out: &mut String, endpoint: &Endpoint) {
+    match endpoint {
+        Endpoint::Ip(addr) => {
+            out.push('"');
+            push_addr(out, *addr);
+            out.push('"');
+        }
+        Endpoint::Unix(_) => push_str(out, &endpoint.to_string()),
+    }
 }
 
 /// An address as its `Display` writes it: IPv4 digit by digit (the formatting
@@ -122,10 +135,14 @@ mod tests {
     use crate::event::{Datagram, Event, SocketId};
     use crate::payload::encode_base64;
 
-    fn addr() -> impl Strategy<Value = SocketAddr> {
+    fn addr() -> impl Strategy<Value = Endpoint> {
         prop_oneof![
-            (any::<[u8; 4]>(), any::<u16>()).prop_map(|(ip, port)| SocketAddr::from((ip, port))),
-            (any::<[u16; 8]>(), any::<u16>()).prop_map(|(ip, port)| SocketAddr::from((ip, port))),
+            (any::<[u8; 4]>(), any::<u16>())
+                .prop_map(|(ip, port)| Endpoint::Ip(SocketAddr::from((ip, port)))),
+            (any::<[u16; 8]>(), any::<u16>())
+                .prop_map(|(ip, port)| Endpoint::Ip(SocketAddr::from((ip, port)))),
+            prop_oneof!["/tmp/[a-z]{1,8}", "@[a-z]{0,8}", any::<String>()]
+                .prop_map(|name| Endpoint::unix(&name)),
         ]
     }
 
@@ -145,8 +162,8 @@ mod tests {
             let truncated_from = truncated_from.map(|n| n as usize);
             let dir = if out { Direction::Out } else { Direction::In };
             let fast = DatagramRef {
-                id: EventId(id), socket: &socket, dir, local, peer, payload: &payload, t_ns, req,
-                truncated_from,
+                id: EventId(id), socket: &socket, dir, local: &local, peer: &peer,
+                payload: &payload, t_ns, req, truncated_from,
             };
             let mut text = String::new();
             fast.write_json(&mut text);

@@ -1,7 +1,7 @@
 //! Flow analysis on the wire: what became of each datagram, and per-flow figures.
 //! The definitions are in `socklab-analysis` and docs/protocol.md.
 
-use std::net::SocketAddr;
+use crate::endpoint::Endpoint;
 
 use serde::{Deserialize, Serialize};
 
@@ -136,9 +136,9 @@ pub struct Fate {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recv: Option<EventId>,
     /// The flow's source (the original sender, also across a link).
-    pub src: SocketAddr,
+    pub src: Endpoint,
     /// The flow's destination (the final receiver, also across a link).
-    pub dst: SocketAddr,
+    pub dst: Endpoint,
     /// One-way latency (`delivered`) or round-trip time (`reply`), nanoseconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latency_ns: Option<u64>,
@@ -193,9 +193,9 @@ pub const LATENCY_CDF_QUANTILES: [f64; 16] = [
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
 pub struct FlowSummary {
     /// Source.
-    pub src: SocketAddr,
+    pub src: Endpoint,
     /// Destination.
-    pub dst: SocketAddr,
+    pub dst: Endpoint,
     /// The link the flow crosses.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub via: Option<LinkId>,

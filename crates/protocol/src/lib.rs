@@ -9,6 +9,8 @@
 //!   errors with stable [`ErrorCode`]s, and batches of events.
 //! - [`flow`]: flow analysis and the traffic generator: what became of each datagram
 //!   ([`flow::Fate`]), per-flow figures ([`flow::FlowStats`]), generator settings.
+//! - [`endpoint`]: where a datagram socket is ([`Endpoint`]): an IP socket address or
+//!   a Unix domain name, one string on the wire.
 //! - [`ids`]: every id on the wire ([`EventId`], [`SocketId`], [`LinkId`],
 //!   [`GeneratorId`], [`SessionId`]), each a newtype.
 //! - [`payload`]: how a datagram's bytes are written in a command (text, hex or base64)
@@ -22,6 +24,7 @@
 #![forbid(unsafe_code)]
 
 pub mod command;
+pub mod endpoint;
 pub mod event;
 pub mod fast;
 pub mod flow;
@@ -31,6 +34,7 @@ pub mod link;
 pub mod payload;
 
 pub use command::{BindSpec, Command, DecodeError, Proto, Request, ShutdownHow, decode_request};
+pub use endpoint::Endpoint;
 pub use event::{
     Accepted, AnalysisConfig, Bound, Closed, Connected, Datagram, Departure, Direction, ErrorCode,
     ErrorEvent, Event, Gap, GeneratorDone, GeneratorStarted, Hello, KernelDrops, LinkClient,

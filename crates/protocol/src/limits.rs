@@ -17,6 +17,11 @@ pub fn max_udp_payload(ipv6: bool) -> usize {
     }
 }
 
+/// The largest payload the lab sends in a Unix datagram (one fits a receive of
+/// [`MAX_RECV_SIZE`] bytes; the kernel itself allows up to the sender's send buffer,
+/// about 208 KiB by default).
+pub const MAX_UNIX_PAYLOAD: usize = 65_536;
+
 /// The largest receive buffer a `bind` may ask for, bytes (the kernel caps what it
 /// grants at `net.core.rmem_max` anyway; beyond this the socket option would overflow).
 pub const MAX_RECV_BUFFER_BYTES: u64 = 1 << 30;

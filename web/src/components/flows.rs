@@ -88,7 +88,11 @@ fn ms_percentile(ns: u64) -> String {
 /// What a flow is, in the table: a datagram to a broadcast address is not a request
 /// to an echo server.
 fn flow_label(f: &FlowSummary) -> &'static str {
-    if f.method == FlowMethod::Echo && socklab_protocol::limits::looks_like_broadcast(f.dst) {
+    if f.method == FlowMethod::Echo
+        && f.dst
+            .socket_addr()
+            .is_some_and(socklab_protocol::limits::looks_like_broadcast)
+    {
         "broadcast"
     } else {
         method_label(f.method)
@@ -150,7 +154,7 @@ pub fn FlowsPanel(props: &FlowsProps) -> Html {
             <>
             <tr class={classes!("flow-row", is_plotted.then_some("selected"))} {onclick}
                 data-method={method_label(f.method)} data-src={f.src.to_string()} data-dst={f.dst.to_string()}>
-                <td class="mono" title={flow_full}>{ format!("{} → {}", state.name_of(f.src), state.name_of(f.dst)) }{ f.via.as_ref().map(|l| format!(" via {l}")).unwrap_or_default() }</td>
+                <td class="mono" title={flow_full}>{ format!("{} → {}", state.name_of(&f.src), state.name_of(&f.dst)) }{ f.via.as_ref().map(|l| format!(" via {l}")).unwrap_or_default() }</td>
                 <td>{ flow_label(f) }{ f.seq_flow.map(|s| format!(" #{s}")).unwrap_or_default() }</td>
                 <td class="num sent">{ f.sent }</td>
                 <td class="num received">{ f.received }</td>
@@ -163,7 +167,7 @@ pub fn FlowsPanel(props: &FlowsProps) -> Html {
             </tr>
             if f.method == FlowMethod::Echo && f.received == 0 && f.lost > 0 {
                 <tr class="flow-detail">
-                    <td colspan="10">{ if socklab_protocol::limits::looks_like_broadcast(f.dst) {
+                    <td colspan="10">{ if f.dst.socket_addr().is_some_and(socklab_protocol::limits::looks_like_broadcast) {
                         "a broadcast: every socket bound to that port on the network gets a copy, and none is expected to answer".to_string()
                     } else {
                         format!("no reply from {}: click one of its arrows; its fate says whether anything was bound to that port", f.dst)
@@ -328,7 +332,7 @@ fn Generator() -> Html {
     });
     let on_pick = {
         let form = form.clone();
-        Callback::from(move |addr: std::net::SocketAddr| {
+        Callback::from(move |addr: socklab_protocol::Endpoint| {
             form.set(GeneratorForm {
                 to: addr.to_string(),
                 ..(*form).clone()
@@ -338,7 +342,7 @@ fn Generator() -> Html {
     let exclude = sockets
         .iter()
         .find(|s| Some(&s.id) == chosen.as_ref())
-        .map(|s| s.local);
+        .map(|s| s.local.clone());
 
     html! {
         <div class="generator">

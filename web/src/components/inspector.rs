@@ -176,7 +176,7 @@ pub fn Inspector() -> Html {
         } => format!(
             "#{} · the kernel dropped {dropped} datagram(s) addressed to socket {socket}{} before socklab could read them: its receive buffer was full ({total} since it was bound; counted when it next received one) · t = {} s",
             p.id,
-            local.map(|l| format!(" ({l})")).unwrap_or_default(),
+            local.clone().map(|l| format!(" ({l})")).unwrap_or_default(),
             seconds(p.t_ns)
         ),
         What::Stream {
@@ -229,7 +229,9 @@ pub fn Inspector() -> Html {
         What::Tcp { socket, peer, what } => format!(
             "#{} · socket {socket}{} · {} · t = {} s",
             p.id,
-            peer.map(|p| format!(" (peer {p})")).unwrap_or_default(),
+            peer.clone()
+                .map(|p| format!(" (peer {p})"))
+                .unwrap_or_default(),
             what.note(),
             seconds(p.t_ns)
         ),

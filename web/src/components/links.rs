@@ -37,7 +37,7 @@ pub fn LinksPanel() -> Html {
 
     let on_pick = {
         let form = form.clone();
-        Callback::from(move |addr: std::net::SocketAddr| {
+        Callback::from(move |addr: socklab_protocol::Endpoint| {
             form.set(LinkForm {
                 target: addr.to_string(),
                 ..(*form).clone()

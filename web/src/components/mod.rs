@@ -11,6 +11,7 @@ mod stats;
 mod tcplinks;
 mod timeline;
 
+use socklab_protocol::Endpoint;
 use yew::prelude::*;
 
 use crate::connection::{self, Commands};
@@ -217,11 +218,13 @@ pub struct DestinationsProps {
     /// Its element id.
     pub id: AttrValue,
     /// What a chip does: put its address in the form.
-    pub on_pick: Callback<std::net::SocketAddr>,
-    /// An address not to offer (the sending socket itself).
+    pub on_pick: Callback<Endpoint>,
+    /// The sending socket's address: not offered itself, and only addresses of its
+    /// family are (a UDP socket cannot send to a Unix one).
     #[prop_or_default]
-    pub exclude: Option<std::net::SocketAddr>,
-    /// Whether links are offered (a link may not forward to a link).
+    pub exclude: Option<Endpoint>,
+    /// Whether links are offered (a link may not forward to a link); without them
+    /// only IP addresses are (a link carries UDP).
     #[prop_or(true)]
     pub links: bool,
 }
@@ -235,10 +238,13 @@ pub fn Destinations(props: &DestinationsProps) -> Html {
         .state
         .destinations()
         .into_iter()
-        .filter(|d| Some(d.addr) != props.exclude && (props.links || !d.is_link))
+        .filter(|d| match &props.exclude {
+            Some(from) => d.addr != *from && d.addr.same_family(from),
+            None => props.links || (!d.is_link && !d.addr.is_unix()),
+        })
         .map(|d| {
-            let addr = d.addr;
-            let pick = props.on_pick.reform(move |_: MouseEvent| addr);
+            let addr = d.addr.clone();
+            let pick = props.on_pick.reform(move |_: MouseEvent| addr.clone());
             html! { <button type="button" class="chip" title={d.addr.to_string()} onclick={pick}>{ d.label }</button> }
         })
         .collect();

@@ -63,7 +63,8 @@ pub fn PacketsPanel() -> Html {
     let store = state.packets.borrow();
     let total = store.len();
     let selected = state.selected;
-    let name = |addr| state.name_of(addr);
+    let name = |addr: &socklab_protocol::Endpoint| state.name_of(addr);
+    let ip_name = |addr: std::net::SocketAddr| state.name_of(&addr.into());
     let rows = store.newest_numbered(ROWS_DRAWN).map(|(row, p)| {
         let dispatch = state.dispatcher();
         let id = p.id;
@@ -86,7 +87,7 @@ pub fn PacketsPanel() -> Html {
                         <td class="num">{ time }</td>
                         <td class="dir" {title}>{ label }</td>
                         <td>{ socket.to_string() }</td>
-                        <td class="mono" title={peer.to_string()}>{ name(*peer) }</td>
+                        <td class="mono" title={peer.to_string()}>{ name(peer) }</td>
                         <td class="num">{ p.payload.len() }</td>
                         <td class="mono preview">{ preview }</td>
                         if let Some(len) = truncated_from {
@@ -108,7 +109,7 @@ pub fn PacketsPanel() -> Html {
                         <td class="num">{ time }</td>
                         <td class="dir" title="the link's decision on a datagram crossing it">{ label }</td>
                         <td title={dir_arrow(d.dir)}>{ format!("{} {}", d.link, toward(d.dir)) }</td>
-                        <td class="mono" title={route(d)}>{ format!("{} → {}", name(d.from), d.to.map_or_else(|| "nobody".to_string(), name)) }</td>
+                        <td class="mono" title={route(d)}>{ format!("{} → {}", ip_name(d.from), d.to.map_or_else(|| "nobody".to_string(), ip_name)) }</td>
                         <td class="num">{ p.payload.len() }</td>
                         <td class="mono preview">{ preview }</td>
                         <td class="note">{ d.summary() }</td>
@@ -125,7 +126,7 @@ pub fn PacketsPanel() -> Html {
                     <td class="mono">{ "—" }</td>
                     <td class="num">{ "" }</td>
                     <td></td>
-                    <td class="note" title={format!("{total} dropped at {socket}{} since it was bound", local.map(|l| format!(" ({l})")).unwrap_or_default())}>
+                    <td class="note" title={format!("{total} dropped at {socket}{} since it was bound", local.as_ref().map(|l| format!(" ({l})")).unwrap_or_default())}>
                         { format!("kernel dropped {dropped}: receive buffer full") }</td>
                 </tr>
             },
@@ -142,7 +143,7 @@ pub fn PacketsPanel() -> Html {
                         <td class="num">{ time }</td>
                         <td class="dir" {title}>{ label }</td>
                         <td>{ socket.to_string() }</td>
-                        <td class="mono" title={peer.to_string()}>{ name(*peer) }</td>
+                        <td class="mono" title={peer.to_string()}>{ ip_name(*peer) }</td>
                         <td class="num">{ p.payload.len() }</td>
                         <td class="mono preview">{ preview }</td>
                         <td class="note" title="Where these bytes sit in this direction of the TCP stream: a stream has no messages, only bytes in order">
@@ -170,7 +171,7 @@ pub fn PacketsPanel() -> Html {
                     <td class="num">{ time }</td>
                     <td class="dir" title="something happened to the TCP connection (no bytes)">{ "⇄ tcp" }</td>
                     <td>{ socket.to_string() }</td>
-                    <td class="mono">{ peer.map_or_else(|| "—".to_string(), name) }</td>
+                    <td class="mono">{ peer.as_ref().map_or_else(|| "—".to_string(), name) }</td>
                     <td class="num">{ "" }</td>
                     <td></td>
                     <td class="note">{ what.note() }</td>
@@ -183,7 +184,7 @@ pub fn PacketsPanel() -> Html {
                     <td class="num">{ time }</td>
                     <td class="dir" title="an ICMP error came back about a datagram this socket sent">{ "✕ icmp" }</td>
                     <td>{ socket.to_string() }</td>
-                    <td class="mono" title={to.to_string()}>{ name(*to) }</td>
+                    <td class="mono" title={to.to_string()}>{ ip_name(*to) }</td>
                     <td class="num">{ p.payload.len() }</td>
                     <td class="mono preview">{ preview }</td>
                     <td class="note" title={format!("{}. The OS calls it \"{error}\"; a connected socket's next send or receive would fail with it.", reason.describe())}>

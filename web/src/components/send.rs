@@ -79,7 +79,7 @@ pub fn SendPanel() -> Html {
             }
         })
     };
-    let peer = chosen.as_ref().and_then(|c| c.peer);
+    let peer = chosen.as_ref().and_then(|c| c.peer.clone());
     let tcp = chosen
         .as_ref()
         .is_some_and(|c| c.proto == socklab_protocol::Proto::Tcp);
@@ -105,7 +105,7 @@ pub fn SendPanel() -> Html {
     });
     let on_pick = {
         let form = form.clone();
-        Callback::from(move |addr: std::net::SocketAddr| {
+        Callback::from(move |addr: socklab_protocol::Endpoint| {
             form.set(SendForm {
                 to: addr.to_string(),
                 ..(*form).clone()
@@ -160,7 +160,7 @@ pub fn SendPanel() -> Html {
                         title="connect(): make this address the socket's default destination (a send may then leave the address out) and the only address it receives from; the kernel discards datagrams from anyone else. Sends nothing. A connected socket also hears when nobody listens there: its next call fails with ECONNREFUSED.">
                         { "connect" }</button>
                 </div>
-                <Destinations id="send-chips" {on_pick} exclude={chosen.as_ref().map(|c| c.local)} />
+                <Destinations id="send-chips" {on_pick} exclude={chosen.as_ref().map(|c| c.local.clone())} />
                 <div class="row">
                     <span class="label">{ "payload as" }</span>
                     { for notation_buttons }

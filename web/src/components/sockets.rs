@@ -106,9 +106,9 @@ pub fn SocketsPanel() -> Html {
                 if let Some(listener) = &socket.listener {
                     <span class="peer" title="accept(): a connection this listener accepted, a socket of its own">{ format!("accepted by {listener}") }</span>
                 }
-                if let Some(peer) = socket.peer {
+                if let Some(peer) = socket.peer.clone() {
                     <span class="peer" title={if tcp { "connect() or accept(): the other end of this TCP connection" } else { "connect(): the socket's default destination, and the only address it receives from" }}>
-                        { format!("connected to {}", ctx.state.name_of(peer)) }</span>
+                        { format!("connected to {}", ctx.state.name_of(&peer)) }</span>
                 }
                 { for groups }
                 if can_join {

@@ -145,7 +145,7 @@ fn points(timeline: &Timeline, flow: &FlowSummary) -> Vec<(u64, Option<u64>)> {
     let Some(index) = timeline
         .flows
         .iter()
-        .position(|&(s, d)| s == flow.src && d == flow.dst)
+        .position(|(s, d)| *s == flow.src && *d == flow.dst)
     else {
         return Vec::new();
     };
@@ -222,7 +222,11 @@ pub fn FlowStatistics(props: &StatsProps) -> Html {
     let kept = {
         let timeline = ctx.state.timeline.clone();
         use_memo(
-            (ctx.state.timeline_version, props.flow.src, props.flow.dst),
+            (
+                ctx.state.timeline_version,
+                props.flow.src.clone(),
+                props.flow.dst.clone(),
+            ),
             move |_| points(&timeline.borrow(), &props.flow),
         )
     };
@@ -278,7 +282,7 @@ pub fn FlowStatistics(props: &StatsProps) -> Html {
     html! {
         <div class="plots">
             <div class="plot">
-                <span class="hint">{ format!("{what} over time, {} → {} (red ticks: lost)", ctx.state.name_of(props.flow.src), ctx.state.name_of(props.flow.dst)) }</span>
+                <span class="hint">{ format!("{what} over time, {} → {} (red ticks: lost)", ctx.state.name_of(&props.flow.src), ctx.state.name_of(&props.flow.dst)) }</span>
                 <canvas id="latency-plot" ref={over_time} onmousemove={on_move} onmouseleave={on_leave} />
                 <span id="latency-hover" class="hint mono">{ (*hover).clone().unwrap_or_else(|| "point at a dot for its time and value".into()) }</span>
             </div>

@@ -13,6 +13,8 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::net::SocketAddr;
+
+use socklab_protocol::Endpoint;
 use std::rc::Rc;
 
 use socklab_protocol::flow::FlowSummary;
@@ -113,15 +115,15 @@ pub enum Origin {
 pub struct SocketInfo {
     /// Its id.
     pub id: SocketId,
-    /// Its real local address.
-    pub local: SocketAddr,
+    /// Its real local address (a Unix socket's full name).
+    pub local: Endpoint,
     /// The receive buffer the kernel granted, bytes.
     pub recv_buffer_bytes: Option<u64>,
     /// How many bytes of each datagram it reads (None: all).
     pub recv_size: Option<u32>,
     /// The peer it is connected to (`connect`), if any.
-    pub peer: Option<SocketAddr>,
-    /// UDP or TCP.
+    pub peer: Option<Endpoint>,
+    /// UDP, TCP or Unix.
     pub proto: socklab_protocol::Proto,
     /// A TCP listener.
     pub listening: bool,
@@ -142,7 +144,7 @@ pub struct SocketInfo {
 impl SocketInfo {
     /// A socket just bound (or accepted), with nothing set beyond its id, address and
     /// kind.
-    pub fn new(id: SocketId, local: SocketAddr, proto: socklab_protocol::Proto) -> Self {
+    pub fn new(id: SocketId, local: Endpoint, proto: socklab_protocol::Proto) -> Self {
         SocketInfo {
             id,
             local,
@@ -245,10 +247,10 @@ pub struct State {
     pub notices: Rc<Vec<String>>,
     /// Short names of the session's addresses (`s1`, `l1`), kept after a socket closes
     /// or a link goes so that older rows still read.
-    pub names: Rc<HashMap<SocketAddr, String>>,
+    pub names: Rc<HashMap<Endpoint, String>>,
     /// Programs outside the lab that lab sockets exchanged datagrams with, the most
     /// recent first (at most [`RECENT_PEERS`]).
-    pub recent_peers: Rc<Vec<SocketAddr>>,
+    pub recent_peers: Rc<Vec<Endpoint>>,
 }
 
 /// A refusal shown next to the form that caused it.
@@ -270,7 +272,7 @@ pub struct Destination {
     /// What the chip says: `s2 127.0.0.1:4000`, `l1 listen 127.0.0.1:7000`.
     pub label: String,
     /// The address.
-    pub addr: SocketAddr,
+    pub addr: Endpoint,
     /// It is a link's listen address.
     pub is_link: bool,
 }
@@ -390,38 +392,42 @@ impl State {
     pub fn destinations(&self) -> Vec<Destination> {
         let sockets = self.sockets.iter().map(|s| Destination {
             label: format!("{} {}", s.id, s.local),
-            addr: s.local,
+            addr: s.local.clone(),
             is_link: false,
         });
         let links = self.links.iter().map(|l| Destination {
             label: format!("{} listen {}", l.id, l.listen),
-            addr: l.listen,
+            addr: Endpoint::Ip(l.listen),
             is_link: true,
         });
-        let outside = self.recent_peers.iter().map(|&addr| Destination {
+        let outside = self.recent_peers.iter().map(|addr| Destination {
             label: format!("outside {addr}"),
-            addr,
+            addr: addr.clone(),
             is_link: false,
         });
         sockets.chain(links).chain(outside).collect()
     }
 
     /// Notes the peer of a datagram: one outside the lab becomes the most recent.
-    fn saw_peer(&mut self, peer: SocketAddr) {
-        if self.recent_peers.first() == Some(&peer) || self.names.contains_key(&peer) {
+    /// (A Unix sender that never bound a name cannot be answered, so it is not offered.)
+    fn saw_peer(&mut self, peer: Endpoint) {
+        if self.recent_peers.first() == Some(&peer)
+            || self.names.contains_key(&peer)
+            || peer.is_unnamed()
+        {
             return;
         }
         let recent = Rc::make_mut(&mut self.recent_peers);
-        recent.retain(|&p| p != peer);
+        recent.retain(|p| *p != peer);
         recent.insert(0, peer);
         recent.truncate(RECENT_PEERS);
     }
 
     /// An address by its short name in this session (`s1`, `l1`, `l1 upstream`), or
     /// the address itself for a program outside the lab.
-    pub fn name_of(&self, addr: SocketAddr) -> String {
+    pub fn name_of(&self, addr: &Endpoint) -> String {
         self.names
-            .get(&addr)
+            .get(addr)
             .cloned()
             .unwrap_or_else(|| addr.to_string())
     }
@@ -534,7 +540,7 @@ impl State {
             }
             Event::Bound(bound) => {
                 self.settle(bound.req);
-                Rc::make_mut(&mut self.names).insert(bound.local, bound.socket.to_string());
+                Rc::make_mut(&mut self.names).insert(bound.local.clone(), bound.socket.to_string());
                 self.add_socket(SocketInfo {
                     recv_buffer_bytes: bound.recv_buffer_bytes,
                     recv_size: bound.recv_size,
@@ -550,7 +556,7 @@ impl State {
             }
             Event::Datagram(d) => {
                 self.settle(d.req);
-                self.saw_peer(d.peer);
+                self.saw_peer(d.peer.clone());
                 let payload = decode_base64(&d.payload_b64).unwrap_or_default();
                 self.push_packet(Packet {
                     id: d.id.0,
@@ -585,8 +591,11 @@ impl State {
             Event::LinkCreated(created) => {
                 self.settle(created.req);
                 let names = Rc::make_mut(&mut self.names);
-                names.insert(created.listen, created.link.to_string());
-                names.insert(created.upstream, format!("{} upstream", created.link));
+                names.insert(Endpoint::Ip(created.listen), created.link.to_string());
+                names.insert(
+                    Endpoint::Ip(created.upstream),
+                    format!("{} upstream", created.link),
+                );
                 Rc::make_mut(&mut self.links).push(LinkInfo {
                     id: created.link,
                     listen: created.listen,
@@ -630,7 +639,8 @@ impl State {
             }
             Event::TcpLinkCreated(created) => {
                 self.settle(created.req);
-                Rc::make_mut(&mut self.names).insert(created.listen, created.link.to_string());
+                Rc::make_mut(&mut self.names)
+                    .insert(Endpoint::Ip(created.listen), created.link.to_string());
                 let links = Rc::make_mut(&mut self.tcp_links);
                 links.retain(|l| l.link != created.link);
                 links.push(created);
@@ -708,7 +718,7 @@ impl State {
                     .find(|s| s.id == drops.socket);
                 let local = socket.map(|s| {
                     s.kernel_drops = drops.total;
-                    s.local
+                    s.local.clone()
                 });
                 self.push_packet(Packet {
                     id: drops.id.0,
@@ -724,9 +734,9 @@ impl State {
             }
             Event::Connected(c) => {
                 self.settle(c.req);
-                self.saw_peer(c.peer);
+                self.saw_peer(c.peer.clone());
                 let tcp = self.socket_mut(&c.socket).is_some_and(|s| {
-                    s.peer = Some(c.peer);
+                    s.peer = Some(c.peer.clone());
                     s.proto == socklab_protocol::Proto::Tcp
                 });
                 if tcp {
@@ -736,13 +746,23 @@ impl State {
             Event::Accepted(a) => {
                 // Its address is its listener's: that name stays (a connection is told
                 // apart by its peer).
-                self.saw_peer(a.peer);
+                self.saw_peer(Endpoint::Ip(a.peer));
                 self.add_socket(SocketInfo {
-                    peer: Some(a.peer),
+                    peer: Some(Endpoint::Ip(a.peer)),
                     listener: Some(a.listener.clone()),
-                    ..SocketInfo::new(a.socket.clone(), a.local, socklab_protocol::Proto::Tcp)
+                    ..SocketInfo::new(
+                        a.socket.clone(),
+                        Endpoint::Ip(a.local),
+                        socklab_protocol::Proto::Tcp,
+                    )
                 });
-                self.tcp_row(a.id.0, a.t_ns, a.socket, Some(a.peer), TcpWhat::Accepted(a.listener));
+                self.tcp_row(
+                    a.id.0,
+                    a.t_ns,
+                    a.socket,
+                    Some(Endpoint::Ip(a.peer)),
+                    TcpWhat::Accepted(a.listener),
+                );
             }
             Event::Stream(s) => {
                 self.settle(s.req);
@@ -771,7 +791,7 @@ impl State {
                 if let Some(s) = self.socket_mut(&e.socket) {
                     s.state = Some(state.to_string());
                 }
-                let peer = self.socket_mut(&e.socket).and_then(|s| s.peer);
+                let peer = self.socket_mut(&e.socket).and_then(|s| s.peer.clone());
                 self.tcp_row(e.id.0, e.t_ns, e.socket, peer, TcpWhat::Ended(e.reason, e.read, e.error));
             }
             Event::Membership(m) => {
@@ -800,7 +820,7 @@ impl State {
                 if let Some(s) = self.socket_mut(&d.socket) {
                     s.state = Some(half.to_string());
                 }
-                let peer = self.socket_mut(&d.socket).and_then(|s| s.peer);
+                let peer = self.socket_mut(&d.socket).and_then(|s| s.peer.clone());
                 self.tcp_row(d.id.0, d.t_ns, d.socket, peer, TcpWhat::ShutDown(d.how));
             }
             Event::Unreachable(u) => {
@@ -887,7 +907,7 @@ impl State {
         id: u64,
         t_ns: u64,
         socket: SocketId,
-        peer: Option<SocketAddr>,
+        peer: Option<Endpoint>,
         what: TcpWhat,
     ) {
         self.push_packet(Packet {

@@ -4,6 +4,8 @@
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 
+use socklab_protocol::Endpoint;
+
 use socklab_protocol::link::{DropReason, LinkDir, LinkFate, LinkId};
 use socklab_protocol::payload::decode_base64;
 use socklab_protocol::{Direction, LinkPacket, SocketId};
@@ -74,9 +76,9 @@ pub enum What {
         /// Sent or received.
         dir: Direction,
         /// The socket's address.
-        local: SocketAddr,
+        local: Endpoint,
         /// The other end.
-        peer: SocketAddr,
+        peer: Endpoint,
         /// A receive the socket's read size cut: how long the datagram was.
         truncated_from: Option<usize>,
     },
@@ -107,7 +109,7 @@ pub enum What {
         /// The socket.
         socket: SocketId,
         /// The other end, when known.
-        peer: Option<SocketAddr>,
+        peer: Option<Endpoint>,
         /// What.
         what: TcpWhat,
     },
@@ -117,7 +119,7 @@ pub enum What {
         /// The socket that sent it.
         socket: SocketId,
         /// Its address.
-        local: SocketAddr,
+        local: Endpoint,
         /// Where the datagram went.
         to: SocketAddr,
         /// What the error said.
@@ -133,7 +135,7 @@ pub enum What {
         /// The socket.
         socket: SocketId,
         /// Its address, when the socket is known.
-        local: Option<SocketAddr>,
+        local: Option<Endpoint>,
         /// How many since the previous report.
         dropped: u64,
         /// How many since the socket was bound.

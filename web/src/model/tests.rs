@@ -1,5 +1,6 @@
 //! Unit tests of the parent module.
 
+use socklab_protocol::Endpoint;
 use socklab_protocol::link::{DropReason, LinkDir, LinkFate};
 use socklab_protocol::{
     Bound, Closed, Datagram, Direction, ErrorCode, ErrorEvent, EventId, Gap, Hello, LinkPacket,
@@ -21,7 +22,7 @@ fn bound(id: u64, socket: &str, port: u16, req: Option<i64>) -> Event {
         id: EventId(id),
         socket: SocketId::new(socket),
         proto: Proto::Udp,
-        local: SocketAddr::from(([127, 0, 0, 1], port)),
+        local: Endpoint::Ip(SocketAddr::from(([127, 0, 0, 1], port))),
         recv_buffer_bytes: Some(425_984),
         recv_size: None,
         listening: false,
@@ -282,16 +283,20 @@ fn addresses_have_short_names_that_outlive_their_socket() {
     let mut state = State::default();
     state.apply(Action::Received(Box::new(bound(1, "s1", 4000, None))));
     let s1: std::net::SocketAddr = "127.0.0.1:4000".parse().unwrap();
-    assert_eq!(state.name_of(s1), "s1");
+    assert_eq!(state.name_of(&Endpoint::Ip(s1)), "s1");
     state.apply(Action::Received(Box::new(Event::Closed(Closed {
         id: EventId(2),
         socket: SocketId::new("s1"),
         t_ns: 0,
         req: None,
     }))));
-    assert_eq!(state.name_of(s1), "s1", "older rows still read");
+    assert_eq!(
+        state.name_of(&Endpoint::Ip(s1)),
+        "s1",
+        "older rows still read"
+    );
     let outside: std::net::SocketAddr = "127.0.0.1:9".parse().unwrap();
-    assert_eq!(state.name_of(outside), "127.0.0.1:9");
+    assert_eq!(state.name_of(&Endpoint::Ip(outside)), "127.0.0.1:9");
 }
 
 #[test]
@@ -577,9 +582,9 @@ fn a_tcp_read_names_the_writes_its_bytes_came_from() {
     assert_eq!(
         (
             accepted.listener.as_ref().map(SocketId::as_str),
-            accepted.peer
+            accepted.peer.clone()
         ),
-        (Some("s1"), Some(dialer))
+        (Some("s1"), Some(Endpoint::Ip(dialer)))
     );
     assert_eq!(accepted.state.as_deref(), Some("stream ended (FIN read)"));
     let store = state.packets.borrow();

@@ -9,6 +9,8 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
+use socklab_protocol::Endpoint;
+
 use socklab_analysis::{End, Routes};
 use socklab_protocol::flow::{Fate, FateKind, LossCause};
 use socklab_protocol::link::{DropReason, LinkDir, LinkFate, LinkId};
@@ -258,8 +260,8 @@ impl Filter {
 pub struct Timeline {
     /// The lanes, in order of first appearance.
     pub lanes: Vec<Lane>,
-    lane_of: HashMap<SocketAddr, u16>,
-    lab_labels: HashMap<SocketAddr, String>,
+    lane_of: HashMap<Endpoint, u16>,
+    lab_labels: HashMap<Endpoint, String>,
     /// The arrows, in order of their start event.
     pub arrows: Vec<Arrow>,
     by_send: HashMap<u64, u32>,
@@ -286,8 +288,8 @@ pub struct Timeline {
     /// Each lab socket's lane.
     socket_lanes: HashMap<socklab_protocol::SocketId, u16>,
     /// The flows seen: (source, destination).
-    pub flows: Vec<(SocketAddr, SocketAddr)>,
-    flow_of: HashMap<(SocketAddr, SocketAddr), u16>,
+    pub flows: Vec<(Endpoint, Endpoint)>,
+    flow_of: HashMap<(Endpoint, Endpoint), u16>,
     /// The latest time any event carried, ns.
     pub latest_t: u64,
     /// Arrows forgotten to stay bounded.
@@ -305,7 +307,8 @@ pub struct Timeline {
 }
 
 impl Timeline {
-    fn lane(&mut self, addr: SocketAddr, kind: LaneKind) -> u16 {
+    fn lane(&mut self, addr: impl Into<Endpoint>, kind: LaneKind) -> u16 {
+        let addr = addr.into();
         if let Some(&i) = self.lane_of.get(&addr) {
             return i;
         }
@@ -321,27 +324,30 @@ impl Timeline {
         self.lanes.push(Lane {
             kind,
             label,
-            short: format!(":{}", addr.port()),
+            short: short_name(&addr),
             gone: false,
         });
         self.lane_of.insert(addr, i);
         i
     }
 
-    fn kind_of(&self, addr: SocketAddr) -> LaneKind {
-        if self.lab_labels.contains_key(&addr) {
+    fn kind_of(&self, addr: impl Into<Endpoint>) -> LaneKind {
+        if self.lab_labels.contains_key(&addr.into()) {
             LaneKind::Lab
         } else {
             LaneKind::Outside
         }
     }
 
-    fn flow(&mut self, src: SocketAddr, dst: SocketAddr) -> u16 {
+    fn flow(&mut self, src: impl Into<Endpoint>, dst: impl Into<Endpoint>) -> u16 {
+        let key = (src.into(), dst.into());
+        if let Some(&i) = self.flow_of.get(&key) {
+            return i;
+        }
         let next = self.flows.len() as u16;
-        *self.flow_of.entry((src, dst)).or_insert_with(|| {
-            self.flows.push((src, dst));
-            next
-        })
+        self.flows.push(key.clone());
+        self.flow_of.insert(key, next);
+        next
     }
 
     fn push(&mut self, arrow: Arrow) -> u32 {
@@ -380,7 +386,7 @@ impl Timeline {
                 .filter(move |l| {
                     self.routes
                         .target(l)
-                        .is_some_and(|t| self.lane_of.get(&t) == Some(&lane))
+                        .is_some_and(|t| self.lane_of.get(&Endpoint::Ip(t)) == Some(&lane))
                 })
                 .filter_map(|l| self.link_lanes.get(l).copied())
         };
@@ -434,12 +440,14 @@ impl Timeline {
     pub fn apply(&mut self, event: &Event) -> bool {
         match event {
             Event::Bound(b) => {
-                if b.proto == socklab_protocol::Proto::Tcp {
-                    self.tcp.insert(b.socket.clone(), (b.local, None));
+                if let (socklab_protocol::Proto::Tcp, Some(local)) =
+                    (b.proto, b.local.socket_addr())
+                {
+                    self.tcp.insert(b.socket.clone(), (local, None));
                 }
                 self.lab_labels
-                    .insert(b.local, format!("{} {}", b.socket, b.local));
-                let lane = self.lane(b.local, LaneKind::Lab);
+                    .insert(b.local.clone(), format!("{} {}", b.socket, b.local));
+                let lane = self.lane(b.local.clone(), LaneKind::Lab);
                 self.lanes[lane as usize] = Lane {
                     kind: LaneKind::Lab,
                     label: format!("{} {}", b.socket, b.local),
@@ -455,7 +463,7 @@ impl Timeline {
                 heading.label = format!("{} link {}", l.link, l.listen);
                 heading.short = l.link.to_string();
                 heading.gone = false;
-                self.lane_of.insert(l.upstream, lane);
+                self.lane_of.insert(Endpoint::Ip(l.upstream), lane);
                 self.link_lanes.insert(l.link.clone(), lane);
                 self.routes
                     .link_created(&l.link, l.listen, l.upstream, l.target);
@@ -511,22 +519,20 @@ impl Timeline {
             }
             Event::Connected(c) => {
                 let Some(entry) = self.tcp.get_mut(&c.socket) else {
-                    return false; // a UDP socket's connect draws nothing
+                    return false; // a datagram socket's connect draws nothing
                 };
-                entry.1 = Some(c.peer);
+                let (Some(local), Some(peer)) = (c.local.socket_addr(), c.peer.socket_addr())
+                else {
+                    return false;
+                };
+                entry.1 = Some(peer);
                 self.latest_t = self.latest_t.max(c.t_ns);
                 // A lab listener's `accepted` draws the handshake; an outside server
                 // accepts unseen, so the connect does.
-                if self.kind_of(c.peer) == LaneKind::Lab {
+                if self.kind_of(peer) == LaneKind::Lab {
                     return false;
                 }
-                self.tcp_arrow(
-                    c.id.0,
-                    c.t_ns,
-                    c.local,
-                    c.peer,
-                    Mark::Tcp(TcpMark::Handshake),
-                );
+                self.tcp_arrow(c.id.0, c.t_ns, local, peer, Mark::Tcp(TcpMark::Handshake));
             }
             Event::Stream(s) => {
                 self.latest_t = self.latest_t.max(s.t_ns);
@@ -547,8 +553,8 @@ impl Timeline {
             Event::Datagram(d) => {
                 self.latest_t = self.latest_t.max(d.t_ns);
                 match d.dir {
-                    Direction::Out => self.sent(d.id.0, d.t_ns, d.local, d.peer),
-                    Direction::In => self.received(d.id.0, d.t_ns, d.local, d.peer),
+                    Direction::Out => self.sent(d.id.0, d.t_ns, &d.local, &d.peer),
+                    Direction::In => self.received(d.id.0, d.t_ns, &d.local, &d.peer),
                 }
             }
             Event::Fate(f) => {
@@ -699,7 +705,7 @@ impl Timeline {
 
     /// A link end as the timeline draws it: the address, and the lane of the link
     /// crossed.
-    fn via(&self, end: End<'_>) -> (SocketAddr, Option<u16>) {
+    fn via(&self, end: End<'_>) -> (Endpoint, Option<u16>) {
         let lane = end.via.and_then(|l| self.link_lanes.get(l).copied());
         (end.addr, lane)
     }
@@ -809,12 +815,12 @@ impl Timeline {
         }
     }
 
-    fn sent(&mut self, id: u64, t: u64, local: SocketAddr, peer: SocketAddr) {
+    fn sent(&mut self, id: u64, t: u64, local: &Endpoint, peer: &Endpoint) {
         let (dst, via) = self.via(self.routes.destination(peer));
-        let from = self.lane(local, LaneKind::Lab);
-        let kind = self.kind_of(dst);
-        let to = self.lane(dst, kind);
-        let flow = self.flow(local, dst);
+        let from = self.lane(local.clone(), LaneKind::Lab);
+        let kind = self.kind_of(dst.clone());
+        let to = self.lane(dst.clone(), kind);
+        let flow = self.flow(local.clone(), dst);
         let i = self.push(Arrow {
             send: id,
             recv: 0,
@@ -830,16 +836,16 @@ impl Timeline {
         self.by_send.insert(id, i);
     }
 
-    fn received(&mut self, id: u64, t: u64, local: SocketAddr, peer: SocketAddr) {
+    fn received(&mut self, id: u64, t: u64, local: &Endpoint, peer: &Endpoint) {
         self.recv_times.insert(id, t);
         let (src, via) = self.via(self.routes.source(peer));
         if self.lab_labels.contains_key(&src) {
             return; // a lab-to-lab datagram: its send's arrow gets its fate
         }
         // From outside: drawn at once; a `reply` fate may later say what it answered.
-        let from = self.lane(src, LaneKind::Outside);
-        let to = self.lane(local, LaneKind::Lab);
-        let flow = self.flow(src, local);
+        let from = self.lane(src.clone(), LaneKind::Outside);
+        let to = self.lane(local.clone(), LaneKind::Lab);
+        let flow = self.flow(src, local.clone());
         let i = self.push(Arrow {
             send: 0,
             recv: id,
@@ -1026,3 +1032,13 @@ impl Timeline {
 
 #[cfg(test)]
 mod tests;
+
+/// A lane's short name: an IP socket's port, a Unix socket's file name or abstract
+/// name.
+pub fn short_name(addr: &Endpoint) -> String {
+    match addr {
+        Endpoint::Ip(a) => format!(":{}", a.port()),
+        Endpoint::Unix(name) if name.is_empty() => "unnamed".into(),
+        Endpoint::Unix(name) => name.rsplit('/').next().unwrap_or(name).to_string(),
+    }
+}

@@ -1,5 +1,6 @@
 //! Unit tests of the parent module.
 
+use socklab_protocol::Endpoint;
 use socklab_protocol::flow::LossCause;
 use socklab_protocol::{Bound, Datagram, EventId, LinkCreated, Proto, SocketId};
 
@@ -14,7 +15,7 @@ fn bound(id: u64, socket: &str, local: &str) -> Event {
         id: EventId(id),
         socket: SocketId::new(socket),
         proto: Proto::Udp,
-        local: addr(local),
+        local: Endpoint::Ip(addr(local)),
         recv_buffer_bytes: None,
         recv_size: None,
         listening: false,
@@ -29,8 +30,8 @@ fn datagram(id: u64, t: u64, dir: Direction, local: &str, peer: &str) -> Event {
         id: EventId(id),
         socket: SocketId::new("s"),
         dir,
-        local: addr(local),
-        peer: addr(peer),
+        local: Endpoint::Ip(addr(local)),
+        peer: Endpoint::Ip(addr(peer)),
         len: 1,
         payload_b64: "eA==".into(),
         t_ns: t,
@@ -45,8 +46,8 @@ fn fate(kind: FateKind, send: u64, recv: Option<u64>, latency: Option<u64>, t: u
         fate: kind,
         send: EventId(send),
         recv: recv.map(EventId),
-        src: addr("127.0.0.1:1"),
-        dst: addr("127.0.0.1:2"),
+        src: Endpoint::Ip(addr("127.0.0.1:1")),
+        dst: Endpoint::Ip(addr("127.0.0.1:2")),
         latency_ns: latency,
         reordered_by: None,
         late: false,
@@ -193,8 +194,14 @@ fn an_outside_program_as_a_links_client_is_an_end_of_its_arrows() {
     assert_eq!(
         tl.flows,
         [
-            (addr("127.0.0.1:5555"), addr("127.0.0.1:2000")),
-            (addr("127.0.0.1:2000"), addr("127.0.0.1:5555"))
+            (
+                Endpoint::Ip(addr("127.0.0.1:5555")),
+                Endpoint::Ip(addr("127.0.0.1:2000"))
+            ),
+            (
+                Endpoint::Ip(addr("127.0.0.1:2000")),
+                Endpoint::Ip(addr("127.0.0.1:5555"))
+            )
         ]
     );
 }

@@ -3,18 +3,18 @@
 
 use std::net::SocketAddr;
 
-use socklab_protocol::EventId;
 use socklab_protocol::link::{DropReason, LinkDir, LinkFate, LinkId};
+use socklab_protocol::{Endpoint, EventId};
 
 use crate::Nanos;
 
 /// A flow: (source, destination) as the application sees them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct FlowKey {
     /// The original sender.
-    pub src: SocketAddr,
+    pub src: Endpoint,
     /// The final receiver.
-    pub dst: SocketAddr,
+    pub dst: Endpoint,
 }
 
 /// One event of the session, as the analyzer needs it.
@@ -23,7 +23,7 @@ pub enum Input<'a> {
     /// A lab socket was bound at `addr`.
     Bound {
         /// Its address.
-        addr: SocketAddr,
+        addr: &'a Endpoint,
         /// How many bytes of each datagram it reads (`recv_size`; None: all): a
         /// longer one arrives cut to this length.
         read_size: Option<usize>,
@@ -31,7 +31,7 @@ pub enum Input<'a> {
     /// The lab socket at `addr` was closed.
     Closed {
         /// Its address.
-        addr: SocketAddr,
+        addr: &'a Endpoint,
     },
     /// A link was created.
     LinkCreated {
@@ -63,9 +63,9 @@ pub enum Input<'a> {
         /// When.
         t_ns: Nanos,
         /// The socket's address.
-        local: SocketAddr,
+        local: &'a Endpoint,
         /// The destination.
-        peer: SocketAddr,
+        peer: &'a Endpoint,
         /// The payload.
         bytes: &'a [u8],
     },
@@ -76,9 +76,9 @@ pub enum Input<'a> {
         /// When.
         t_ns: Nanos,
         /// The socket's address.
-        local: SocketAddr,
+        local: &'a Endpoint,
         /// The source.
-        peer: SocketAddr,
+        peer: &'a Endpoint,
         /// The payload.
         bytes: &'a [u8],
     },
@@ -86,7 +86,7 @@ pub enum Input<'a> {
     /// full).
     KernelDrops {
         /// The socket's address.
-        addr: SocketAddr,
+        addr: &'a Endpoint,
         /// How many, since the previous report.
         dropped: u64,
     },
@@ -110,7 +110,7 @@ pub enum Input<'a> {
     /// to `to`.
     Unreachable {
         /// The socket's address.
-        local: SocketAddr,
+        local: &'a Endpoint,
         /// Where the datagram went.
         to: SocketAddr,
         /// The start of the datagram, as the error quoted it.
@@ -178,7 +178,7 @@ pub enum LossCause {
 }
 
 /// What the analyzer concluded about a datagram.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     /// A send was received (the first copy).
     Delivered {

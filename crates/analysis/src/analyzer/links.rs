@@ -67,7 +67,7 @@ struct LinkFlow {
 }
 
 /// A decision on a datagram from a sender that is not a lab socket.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(super) struct Decision<'a> {
     pub link: &'a LinkId,
     pub dir: LinkDir,
@@ -139,14 +139,14 @@ impl LinkFlows {
         key: FlowKey,
         now: Nanos,
     ) -> (u32, &mut LinkFlow) {
-        let index = match self.by_key.get(&(link, key)) {
+        let index = match self.by_key.get(&(link, key.clone())) {
             Some(&i) => i,
             None => {
                 if self.by_key.len() >= self.max_flows {
                     self.retire_idlest();
                 }
                 let flow = LinkFlow {
-                    key,
+                    key: key.clone(),
                     link,
                     via: via.clone(),
                     arrived: 0,
@@ -333,12 +333,12 @@ impl LinkFlows {
     /// The figures of every flow (and of the sequenced streams in them).
     pub(super) fn stats(&self, all: &mut Vec<FlowStats>) {
         let mut flows: Vec<&LinkFlow> = self.flows.iter().flatten().collect();
-        flows.sort_by_key(|f| (f.key, f.link));
+        flows.sort_by(|a, b| (&a.key, a.link).cmp(&(&b.key, b.link)));
         for f in flows {
             let via = Some(f.via.clone());
             all.push(FlowStats {
-                src: f.key.src,
-                dst: f.key.dst,
+                src: f.key.src.clone(),
+                dst: f.key.dst.clone(),
                 via: via.clone(),
                 method: Method::Link,
                 seq_flow: None,
@@ -354,7 +354,7 @@ impl LinkFlows {
                 drops: f.dropped.iter().map(|(r, n)| (*r, *n)).collect(),
             });
             for (seq_flow, r) in &f.streams {
-                all.push(r.stats(f.key, *seq_flow, via.clone()));
+                all.push(r.stats(f.key.clone(), *seq_flow, via.clone()));
             }
         }
     }
@@ -371,8 +371,8 @@ mod tests {
             seq,
             t_ns: seq,
             flow: FlowKey {
-                src: ([127, 0, 0, 1], src_port).into(),
-                dst: ([127, 0, 0, 1], 9).into(),
+                src: socklab_protocol::Endpoint::Ip(([127, 0, 0, 1], src_port).into()),
+                dst: socklab_protocol::Endpoint::Ip(([127, 0, 0, 1], 9).into()),
             },
             to_lab: false,
             fate: LinkFate::Forwarded,

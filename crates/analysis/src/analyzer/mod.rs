@@ -35,11 +35,10 @@
 //! ([`crate::stats::Histogram`]), so a flow's figures cost the same at any count.
 
 use std::collections::{BTreeMap, HashMap};
-use std::net::SocketAddr;
 
-use socklab_protocol::EventId;
 use socklab_protocol::flow::{LATENCY_CDF_QUANTILES, MatchField};
 use socklab_protocol::link::{DropReason, LinkFate, LinkId};
+use socklab_protocol::{Endpoint, EventId};
 
 mod inflight;
 pub mod input;
@@ -147,7 +146,7 @@ struct Sequenced {
 }
 
 /// Which table a flow is in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Table {
     Matched(FlowKey),
     Echo(FlowKey),
@@ -162,7 +161,7 @@ pub struct Analyzer {
     match_field: Option<MatchField>,
     limits: Limits,
     /// The lab sockets, with how many bytes of each datagram they read.
-    lab: HashMap<SocketAddr, usize>,
+    lab: HashMap<Endpoint, usize>,
     routes: Routes,
     flows: BTreeMap<FlowKey, Flow>,
     echo: BTreeMap<FlowKey, EchoFlow>,
@@ -175,7 +174,7 @@ pub struct Analyzer {
     decisions: HashMap<EventId, EventId>,
     /// Drops the kernel reported at each lab socket that no lost datagram accounts for
     /// yet.
-    kernel_drops: HashMap<SocketAddr, u64>,
+    kernel_drops: HashMap<Endpoint, u64>,
     /// Sends in flight, all flows together.
     in_flight: usize,
     /// Finished sends remembered, all flows together, and their limit.
@@ -197,8 +196,8 @@ impl Default for Analyzer {
 /// Why a datagram that never reached the lab socket at `receiver` in time is lost: the
 /// kernel, while that socket's reported drops last (each accounts for one datagram), or
 /// else the timeout.
-fn timed_out(kernel_drops: &mut HashMap<SocketAddr, u64>, receiver: SocketAddr) -> LossCause {
-    match kernel_drops.get_mut(&receiver) {
+fn timed_out(kernel_drops: &mut HashMap<Endpoint, u64>, receiver: &Endpoint) -> LossCause {
+    match kernel_drops.get_mut(receiver) {
         Some(n) if *n > 0 => {
             *n -= 1;
             LossCause::Kernel
@@ -318,14 +317,15 @@ impl Analyzer {
     pub fn feed(&mut self, input: Input<'_>, out: &mut Vec<Outcome>) {
         match input {
             Input::Bound { addr, read_size } => {
-                self.lab.insert(addr, read_size.unwrap_or(usize::MAX));
+                self.lab
+                    .insert(addr.clone(), read_size.unwrap_or(usize::MAX));
             }
             Input::Closed { addr } => {
-                self.lab.remove(&addr);
-                self.kernel_drops.remove(&addr);
+                self.lab.remove(addr);
+                self.kernel_drops.remove(addr);
             }
             Input::KernelDrops { addr, dropped } => {
-                let n = self.kernel_drops.entry(addr).or_default();
+                let n = self.kernel_drops.entry(addr.clone()).or_default();
                 *n = n.saturating_add(dropped);
             }
             Input::LinkCreated {
@@ -392,8 +392,8 @@ impl Analyzer {
                 };
                 self.unreachable(
                     FlowKey {
-                        src: local,
-                        dst: to,
+                        src: local.clone(),
+                        dst: Endpoint::Ip(to),
                     },
                     bytes,
                     cause,
@@ -420,6 +420,7 @@ impl Analyzer {
                 let Some(to) = to.or_else(|| self.routes.upstream(link)) else {
                     return;
                 };
+                let (from, to) = (Endpoint::Ip(from), Endpoint::Ip(to));
                 if !self.lab.contains_key(&from) {
                     // No `out` to follow: the link's own account is all there is.
                     self.links.decided(links::Decision {
@@ -427,8 +428,8 @@ impl Analyzer {
                         dir,
                         seq,
                         t_ns,
-                        flow: FlowKey { src: from, dst: to },
                         to_lab: self.lab.contains_key(&to),
+                        flow: FlowKey { src: from, dst: to },
                         fate,
                         reason,
                         duplicated,
@@ -458,16 +459,24 @@ impl Analyzer {
         let candidates = self
             .flows
             .iter()
-            .map(|(k, f)| (f.sends.pending.is_empty(), f.last_ns, Table::Matched(*k)))
-            .chain(
-                self.echo
-                    .iter()
-                    .map(|(k, f)| (f.sends.pending.is_empty(), f.last_ns, Table::Echo(*k))),
-            )
+            .map(|(k, f)| {
+                (
+                    f.sends.pending.is_empty(),
+                    f.last_ns,
+                    Table::Matched(k.clone()),
+                )
+            })
+            .chain(self.echo.iter().map(|(k, f)| {
+                (
+                    f.sends.pending.is_empty(),
+                    f.last_ns,
+                    Table::Echo(k.clone()),
+                )
+            }))
             .chain(
                 self.sequenced
                     .iter()
-                    .map(|((k, n), f)| (true, f.last_ns, Table::Sequenced(*k, *n))),
+                    .map(|((k, n), f)| (true, f.last_ns, Table::Sequenced(k.clone(), *n))),
             );
         // Idle ones first, then the longest idle.
         let Some((_, _, victim)) = candidates.min_by_key(|(idle, last, _)| (!idle, *last)) else {
@@ -486,7 +495,7 @@ impl Analyzer {
         };
         if let Some((flow, sends)) = given_up {
             for p in sends.pending.values() {
-                self.give_up(p.id, flow, out);
+                self.give_up(p.id, flow.clone(), out);
             }
         }
         self.retired += 1;
@@ -500,28 +509,28 @@ impl Analyzer {
 
     /// Keeps the sends in flight within the limit: gives up the oldest of `key`'s
     /// (matched or echo) if it has any, else the oldest of any flow.
-    fn keep_in_flight_bounded(&mut self, key: FlowKey, out: &mut Vec<Outcome>) {
+    fn keep_in_flight_bounded(&mut self, key: &FlowKey, out: &mut Vec<Outcome>) {
         while self.in_flight >= self.limits.max_in_flight.max(1) {
             let own = self
                 .flows
-                .get(&key)
+                .get(key)
                 .filter(|f| !f.sends.pending.is_empty())
-                .map(|_| Table::Matched(key))
+                .map(|_| Table::Matched(key.clone()))
                 .or_else(|| {
                     self.echo
-                        .get(&key)
+                        .get(key)
                         .filter(|f| !f.sends.pending.is_empty())
-                        .map(|_| Table::Echo(key))
+                        .map(|_| Table::Echo(key.clone()))
                 });
             let victim = own.or_else(|| {
                 let matched = self
                     .flows
                     .iter()
-                    .filter_map(|(k, f)| Some((f.sends.oldest()?, Table::Matched(*k))));
+                    .filter_map(|(k, f)| Some((f.sends.oldest()?, Table::Matched(k.clone()))));
                 let echo = self
                     .echo
                     .iter()
-                    .filter_map(|(k, f)| Some((f.sends.oldest()?, Table::Echo(*k))));
+                    .filter_map(|(k, f)| Some((f.sends.oldest()?, Table::Echo(k.clone()))));
                 matched.chain(echo).min_by_key(|(t, _)| *t).map(|(_, t)| t)
             });
             let popped = match victim {
@@ -548,14 +557,13 @@ impl Analyzer {
         &mut self,
         id: EventId,
         t_ns: Nanos,
-        local: SocketAddr,
-        peer: SocketAddr,
+        local: &Endpoint,
+        peer: &Endpoint,
         bytes: &[u8],
         out: &mut Vec<Outcome>,
     ) {
         let end = self.routes.destination(peer);
         let (dst, via) = (end.addr, end.via.cloned());
-        let key = FlowKey { src: local, dst };
         let matched = self.lab.contains_key(&dst);
         // What the receiver will read: all of it, or (a lab socket with a read size,
         // no link in between to follow first) the first bytes.
@@ -574,6 +582,10 @@ impl Analyzer {
                 .and_then(|f| f.of(bytes))
                 .map(hash),
         };
+        let key = FlowKey {
+            src: local.clone(),
+            dst,
+        };
         let known = if matched {
             self.flows.contains_key(&key)
         } else {
@@ -582,7 +594,7 @@ impl Analyzer {
         if !known {
             self.make_room(out);
         }
-        self.keep_in_flight_bounded(key, out);
+        self.keep_in_flight_bounded(&key, out);
         self.in_flight += 1;
         let via_link = via.is_some();
         if matched {
@@ -604,20 +616,21 @@ impl Analyzer {
         &mut self,
         id: EventId,
         t_ns: Nanos,
-        local: SocketAddr,
-        peer: SocketAddr,
+        local: &Endpoint,
+        peer: &Endpoint,
         bytes: &[u8],
         out: &mut Vec<Outcome>,
     ) {
         let key = FlowKey {
             src: self.routes.source(peer).addr,
-            dst: local,
+            dst: local.clone(),
         };
         if let Some(header) = SeqHeader::read(bytes) {
-            if !self.sequenced.contains_key(&(key, header.flow)) {
+            let stream_key = (key.clone(), header.flow);
+            if !self.sequenced.contains_key(&stream_key) {
                 self.make_room(out);
             }
-            let stream = self.sequenced.entry((key, header.flow)).or_default();
+            let stream = self.sequenced.entry(stream_key).or_default();
             stream.receiver.arrive(header, t_ns);
             stream.last_ns = t_ns;
         }
@@ -631,7 +644,7 @@ impl Analyzer {
         }
         // A reply from an echo-like peer: the reverse flow has a request with these bytes.
         let request_key = FlowKey {
-            src: local,
+            src: local.clone(),
             dst: key.src,
         };
         let Some(flow) = self.echo.get_mut(&request_key) else {
@@ -795,8 +808,8 @@ impl Analyzer {
                 flow.lost += 1;
                 out.push(Outcome::Lost {
                     send: p.id,
-                    flow: *key,
-                    cause: timed_out(&mut self.kernel_drops, key.dst),
+                    flow: key.clone(),
+                    cause: timed_out(&mut self.kernel_drops, &key.dst),
                 });
                 flow.finish(
                     Finished {
@@ -826,8 +839,8 @@ impl Analyzer {
                 // The reply, had there been one, would have come back to the sender.
                 out.push(Outcome::Unanswered {
                     request: p.id,
-                    flow: *key,
-                    cause: timed_out(&mut self.kernel_drops, key.src),
+                    flow: key.clone(),
+                    cause: timed_out(&mut self.kernel_drops, &key.src),
                 });
             }
         }
@@ -838,8 +851,8 @@ impl Analyzer {
         let mut all = Vec::new();
         for (key, flow) in &self.flows {
             all.push(FlowStats {
-                src: key.src,
-                dst: key.dst,
+                src: key.src.clone(),
+                dst: key.dst.clone(),
                 via: flow.via.clone(),
                 method: Method::Matched,
                 seq_flow: None,
@@ -856,12 +869,12 @@ impl Analyzer {
             });
         }
         for ((key, seq_flow), s) in &self.sequenced {
-            all.push(s.receiver.stats(*key, *seq_flow, None));
+            all.push(s.receiver.stats(key.clone(), *seq_flow, None));
         }
         for (key, flow) in &self.echo {
             all.push(FlowStats {
-                src: key.src,
-                dst: key.dst,
+                src: key.src.clone(),
+                dst: key.dst.clone(),
                 via: flow.via.clone(),
                 method: Method::Echo,
                 seq_flow: None,

@@ -5,6 +5,8 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
 
+use socklab_protocol::Endpoint;
+
 use socklab_protocol::flow::LATENCY_CDF_QUANTILES;
 
 use super::input::FlowKey;
@@ -59,7 +61,7 @@ impl StreamFlows {
                 .flows
                 .iter()
                 .min_by_key(|(_, f)| f.last_ns)
-                .map(|(k, _)| *k);
+                .map(|(k, _)| k.clone());
             if let Some(idle) = idle {
                 self.flows.remove(&idle);
                 self.retired += 1;
@@ -79,8 +81,8 @@ impl StreamFlows {
     ) {
         let max_unread = self.max_unread;
         let flow = self.flow(FlowKey {
-            src: local,
-            dst: peer,
+            src: Endpoint::Ip(local),
+            dst: Endpoint::Ip(peer),
         });
         let end = offset.saturating_add(len as u64);
         flow.written = flow.written.max(end);
@@ -103,8 +105,8 @@ impl StreamFlows {
         len: usize,
     ) {
         let flow = self.flow(FlowKey {
-            src: peer,
-            dst: local,
+            src: Endpoint::Ip(peer),
+            dst: Endpoint::Ip(local),
         });
         let end = offset.saturating_add(len as u64);
         flow.read = flow.read.max(end);
@@ -123,8 +125,8 @@ impl StreamFlows {
     pub(super) fn stats(&self, all: &mut Vec<FlowStats>) {
         for (key, f) in &self.flows {
             all.push(FlowStats {
-                src: key.src,
-                dst: key.dst,
+                src: key.src.clone(),
+                dst: key.dst.clone(),
                 via: None,
                 method: Method::Stream,
                 seq_flow: None,

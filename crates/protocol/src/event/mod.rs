@@ -6,6 +6,8 @@
 use std::fmt;
 use std::net::SocketAddr;
 
+use crate::endpoint::Endpoint;
+
 use serde::{Deserialize, Serialize};
 
 use crate::command::Proto;
@@ -121,8 +123,9 @@ pub struct Bound {
     pub socket: SocketId,
     /// Its kind.
     pub proto: Proto,
-    /// The address it is bound to, with the port the OS chose when port 0 was asked for.
-    pub local: SocketAddr,
+    /// The address it is bound to, with the port the OS chose when port 0 was asked for
+    /// (a Unix socket: its full name, `unix:/…` or `unix:@…`).
+    pub local: Endpoint,
     /// The receive buffer the kernel granted (SO_RCVBUF as read back), bytes; absent
     /// where unknown.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -172,9 +175,9 @@ pub struct Connected {
     /// The socket.
     pub socket: SocketId,
     /// Its address.
-    pub local: SocketAddr,
+    pub local: Endpoint,
     /// The peer it is connected to.
-    pub peer: SocketAddr,
+    pub peer: Endpoint,
     /// Nanoseconds since the session began.
     pub t_ns: u64,
     /// The `req` of the `connect` that caused it.
@@ -384,7 +387,7 @@ pub struct Unreachable {
     /// The socket that sent the datagram.
     pub socket: SocketId,
     /// Its address.
-    pub local: SocketAddr,
+    pub local: Endpoint,
     /// Where the datagram was sent.
     pub to: SocketAddr,
     /// What the error said.
@@ -431,9 +434,10 @@ pub struct Datagram {
     /// Sent (`out`) or received (`in`).
     pub dir: Direction,
     /// The socket's own address.
-    pub local: SocketAddr,
-    /// The other end: the destination of an `out`, the source of an `in`.
-    pub peer: SocketAddr,
+    pub local: Endpoint,
+    /// The other end: the destination of an `out`, the source of an `in` (`unix:` for
+    /// a Unix sender that never bound a name: nothing can answer it).
+    pub peer: Endpoint,
     /// The payload's length in bytes.
     pub len: usize,
     /// The payload, standard base64.
@@ -729,7 +733,7 @@ pub struct GeneratorStarted {
     /// The sending socket.
     pub socket: SocketId,
     /// The destination.
-    pub to: SocketAddr,
+    pub to: Endpoint,
     /// How many datagrams it will send.
     pub count: u64,
     /// Datagrams per second.
