@@ -20,11 +20,21 @@ where
     F: FnOnce(String, &'static Browser) -> Fut,
     Fut: std::future::Future<Output = ()>,
 {
+    with_browser_and(Config::default(), scenario).await;
+}
+
+/// [`with_browser`] with a server configured as `config` says (its web folder and
+/// token aside).
+async fn with_browser_and<F, Fut>(config: Config, scenario: F)
+where
+    F: FnOnce(String, &'static Browser) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
     // The page must carry the launch token from the URL to its WebSocket.
     let server = TestServer::with_config(Config {
         web_dir: Some(web_dir()),
         token: Some(TOKEN.into()),
-        ..Config::default()
+        ..config
     })
     .await;
     // Leaked for the scenario's sake: one small struct per test process.
@@ -706,6 +716,113 @@ async fn udp_and_tcp(url: &str, browser: &Browser) {
         (true, 4),
         "the link's decision names 4 pieces, and s3.2 reads them apart"
     );
+}
+
+/// The learner's Python AF_UNIX echo server, and the page's own Unix sockets: bound by
+/// name, sent to by name, the echo shown as the reply, the inspector saying what a
+/// Unix datagram is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_unix_socket_talks_to_a_python_program_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let echo = socklab_tests::python::PythonUnixEcho::start(
+        &dir.path().join("echo.sock").to_string_lossy(),
+    );
+    let config = Config {
+        unix_dir: Some(dir.path().join("run")),
+        allow_unix: vec![dir.path().to_path_buf()],
+        ..Config::default()
+    };
+    let to = echo.endpoint.clone();
+    with_browser_and(config, |url, browser| async move {
+        unix_sockets(&url, browser, &to).await
+    })
+    .await;
+}
+
+async fn unix_sockets(url: &str, browser: &Browser, echo: &str) {
+    browser.open(url).await;
+    browser.click("#bind-kind option[value='unix']").await;
+    browser
+        .wait_text("#unix-hint", |t| t.contains("never lost"))
+        .await;
+    browser.fill("#bind-unix-name", "alice").await;
+    browser.click("#bind-button").await;
+    let alice = browser
+        .wait_text(".socket-row[data-socket='s1'] code.addr", |t| {
+            t.ends_with("/alice")
+        })
+        .await;
+    assert!(alice.starts_with("unix:/"), "{alice}");
+    browser
+        .wait_text(".socket-row[data-socket='s1'] .proto", |t| t == "Unix")
+        .await;
+    browser.fill("#bind-unix-name", "@bob").await;
+    browser.click("#bind-button").await;
+    browser
+        .wait_text(".socket-row[data-socket='s2'] code.addr", |t| {
+            t == "unix:@bob"
+        })
+        .await;
+    // A UDP socket too: the chips of a Unix sender offer only Unix places.
+    browser.click("#bind-kind option[value='udp']").await;
+    browser.click("#bind-button").await;
+    browser.wait_count(".socket-row", 3).await;
+    browser.click("#send-from option[value='s1']").await;
+    let chips = browser.wait_count("#send-chips .chip", 1).await;
+    let chip = chips[0].text().await.unwrap();
+    assert!(
+        chip.contains("unix:@bob"),
+        "only bob is offered to alice: {chip}"
+    );
+
+    browser.click("#tab-packets").await;
+    browser.fill("#send-to", echo).await;
+    browser.fill("#send-payload", "hello from the page").await;
+    browser.click("#send-button").await;
+    browser.wait_count("tr.packet-row[data-dir='in']", 1).await;
+    browser.click("#send-chips .chip").await;
+    browser.fill("#send-payload", "hi bob").await;
+    browser.click("#send-button").await;
+    let ins = browser.wait_count("tr.packet-row[data-dir='in']", 2).await;
+    let mut texts = Vec::new();
+    for row in &ins {
+        texts.push(row.text().await.unwrap());
+    }
+    assert!(
+        texts
+            .iter()
+            .any(|t| t.contains("echo.sock") && t.contains("hello from the page")),
+        "{texts:?}"
+    );
+    assert!(
+        texts
+            .iter()
+            .any(|t| t.contains("s1") && t.contains("hi bob")),
+        "{texts:?}"
+    );
+    // The echo's row: the inspector says what it is, and that it answered.
+    let echoed = ins
+        .iter()
+        .zip(&texts)
+        .find(|(_, t)| t.contains("echo.sock"))
+        .map(|(row, _)| row.clone())
+        .unwrap();
+    echoed.click().await.unwrap();
+    browser
+        .wait_text("#inspector .meta", |t| t.contains("a Unix datagram"))
+        .await;
+    let shot = browser.screenshot("e2e-unix.png").await;
+    eprintln!("screenshot: {}", shot.display());
+    browser.click("#inspector-close").await;
+    browser.click("#tab-timeline").await;
+    // A lane for each end, named as the sockets are.
+    browser
+        .wait_text("#tl-lane", |t| {
+            t.contains("/alice") && t.contains("echo.sock") && t.contains("unix:@bob")
+        })
+        .await;
+    let shot = browser.screenshot("e2e-unix-timeline.png").await;
+    eprintln!("screenshot: {}", shot.display());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -396,3 +396,40 @@ async fn the_sessions_directory_is_removed_when_the_server_stops() {
     let left: Vec<_> = std::fs::read_dir(dir.path().join("run")).unwrap().collect();
     assert!(left.is_empty(), "nothing is left: {left:?}");
 }
+
+/// Unix sockets count against the session's socket limit like any other.
+#[tokio::test]
+async fn unix_sockets_count_against_the_sessions_socket_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::with_config(Config {
+        unix_dir: Some(dir.path().join("run")),
+        max_sockets_per_session: 2,
+        ..Config::default()
+    })
+    .await;
+    let mut client = server.client().await;
+    client.bind_with(unix("unix:one")).await;
+    client.bind("127.0.0.1:0").await;
+    let refusal = client
+        .refused(Command::Bind(unix("unix:three")), ErrorCode::LimitExceeded)
+        .await;
+    assert!(
+        refusal.message.contains("--max-sockets-per-session"),
+        "{}",
+        refusal.message
+    );
+    assert!(
+        !std::fs::read_dir(dir.path().join("run"))
+            .unwrap()
+            .flatten()
+            .any(|server_dir| server_dir
+                .path()
+                .join(".")
+                .read_dir()
+                .unwrap()
+                .flatten()
+                .any(|s| s.path().join("three").exists())),
+        "nothing was made for the refused socket"
+    );
+    server.stop().await;
+}

@@ -352,7 +352,7 @@ fn Generator() -> Html {
                     <label>{ "from" }
                         <select id="gen-from" onchange={on_from}>
                             { for sockets.iter().map(|s| html! {
-                                <option value={s.id.to_string()} selected={Some(&s.id) == chosen.as_ref()}>{ format!("{} {}", s.id, s.local) }</option>
+                                <option value={s.id.to_string()} selected={Some(&s.id) == chosen.as_ref()}>{ format!("{} {}", s.id, crate::timeline::compact(&s.local)) }</option>
                             }) }
                         </select>
                     </label>

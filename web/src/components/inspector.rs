@@ -160,8 +160,15 @@ pub fn Inspector() -> Html {
                     p.payload.len()
                 )
             });
+            let unix = if peer.is_unnamed() {
+                " · a Unix datagram from a socket that never bound a name (unix:): it can send, but nothing can answer it, as recvfrom shows an empty address"
+            } else if local.is_unix() {
+                " · a Unix datagram: it never leaves this machine and is never dropped (a receiver that does not read makes its sender wait)"
+            } else {
+                ""
+            };
             format!(
-                "#{} · {verb} · socket {socket} · {from} → {to} · {} bytes{} · t = {} s",
+                "#{} · {verb} · socket {socket} · {from} → {to} · {} bytes{}{unix} · t = {} s",
                 p.id,
                 p.payload.len(),
                 cut.unwrap_or_default(),

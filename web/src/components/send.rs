@@ -141,7 +141,7 @@ pub fn SendPanel() -> Html {
                         <select id="send-from" onchange={on_from} disabled={sockets.is_empty()}>
                             { for sockets.iter().map(|s| html! {
                                 <option value={s.id.to_string()} selected={Some(&s.id) == chosen.as_ref().map(|c| &c.id)}>
-                                    { format!("{} {}", s.id, s.local) }
+                                    { format!("{} {}", s.id, crate::timeline::compact(&s.local)) }
                                 </option>
                             }) }
                         </select>
@@ -152,6 +152,9 @@ pub fn SendPanel() -> Html {
                                 (true, Some(p)) => format!("TCP: bytes go to {p}"),
                                 (true, None) => "TCP: the address to connect to".to_string(),
                                 (false, Some(p)) => format!("empty: its peer {p}"),
+                                (false, None) if chosen.as_ref().is_some_and(|c| c.local.is_unix()) => {
+                                    "unix:echo, unix:@name or unix:/path".to_string()
+                                }
                                 (false, None) => "127.0.0.1:9000".to_string(),
                             }}
                             value={form.to.clone()} oninput={on_input(&form, |f, v| f.to = v)} />

@@ -23,6 +23,7 @@ pub fn SocketsPanel() -> Html {
 
     let sockets = ctx.state.sockets.clone();
     let gone = ctx.state.ended.is_some();
+    let unix = form.kind == SocketKind::Unix;
     let rows = sockets.iter().map(|socket| {
         let close = {
             let ctx = ctx.clone();
@@ -37,6 +38,11 @@ pub fn SocketsPanel() -> Html {
         };
         let error = ctx.state.error(&Origin::Socket(socket.id.clone())).map(str::to_owned);
         let tcp = socket.proto == socklab_protocol::Proto::Tcp;
+        let proto = match socket.proto {
+            socklab_protocol::Proto::Udp => "UDP",
+            socklab_protocol::Proto::Tcp => "TCP",
+            socklab_protocol::Proto::Unix => "Unix",
+        };
         let shutdown = {
             let ctx = ctx.clone();
             let id = socket.id.clone();
@@ -94,8 +100,8 @@ pub fn SocketsPanel() -> Html {
             <li class={classes!("socket-row", gone.then_some("gone"))} data-socket={socket.id.to_string()} key={socket.id.to_string()}
                 title={gone.then_some("gone: the session it belonged to has ended")}>
                 <span class="badge">{ socket.id.to_string() }</span>
-                <span class="proto">{ if tcp { "TCP" } else { "UDP" } }</span>
-                <code class="addr">{ socket.local.to_string() }</code>
+                <span class="proto">{ proto }</span>
+                <code class="addr" title={socket.local.is_unix().then_some("The socket's name: a program on this machine sends to this path (Python: sock.sendto(data, path)), or to the abstract name after @ (Python: \"\\0name\")")}>{ socket.local.to_string() }</code>
                 if let Some(b) = socket.recv_buffer_bytes {
                     <span class="rcvbuf" title="The receive buffer the kernel granted this socket (SO_RCVBUF), twice what was asked for (half is the kernel's bookkeeping): what arrives while it is full is dropped">
                         { format!("buffer {}", show_bytes(b)) }</span>
@@ -151,13 +157,18 @@ pub fn SocketsPanel() -> Html {
         <section class="panel" aria-labelledby="sockets-title">
             <h2 id="sockets-title">{ "Sockets" }</h2>
             <form class="row" onsubmit={on_bind}>
-                <label title="UDP sends datagrams, each on its own. TCP opens a connection (a listening socket accepts, another connects to it) and carries a stream of bytes with no boundaries.">{ "kind" }
+                <label title="UDP sends datagrams, each on its own. TCP opens a connection (a listening socket accepts, another connects to it) and carries a stream of bytes with no boundaries. A Unix datagram socket sends datagrams to programs on this machine by name, and never loses one.">{ "kind" }
                     <select id="bind-kind" onchange={on_select(&form, |f, v| f.kind = SocketKind::from_value(&v))}>
                         { for SocketKind::ALL.iter().map(|k| html! {
                             <option value={k.value()} selected={form.kind == *k}>{ k.label() }</option>
                         }) }
                     </select>
                 </label>
+                if unix {
+                    <label title="A name for the socket: a file of that name in this session's own directory (the server makes it and removes it), @name for Linux's abstract namespace (no file), or nothing for a name the kernel picks">{ "name" }
+                        <input id="bind-unix-name" class="mono" value={form.unix_name.clone()} oninput={on_input(&form, |f, v| f.unix_name = v)} size="14" placeholder="echo, @echo or empty" />
+                    </label>
+                } else {
                 <label>{ "family" }
                     <select id="bind-family" onchange={on_select(&form, |f, v| f.address = v)}>
                         <option value="127.0.0.1" selected={form.address == "127.0.0.1"}>{ "IPv4 loopback" }</option>
@@ -170,7 +181,8 @@ pub fn SocketsPanel() -> Html {
                 <label>{ "port" }
                     <input id="bind-port" class="mono" value={form.port.clone()} oninput={on_input(&form, |f, v| f.port = v)} size="6" inputmode="numeric" />
                 </label>
-                if form.kind != SocketKind::Udp {
+                }
+                if matches!(form.kind, SocketKind::TcpListen | SocketKind::TcpConnect) {
                     <label class="check" title="TCP_NODELAY: send each write at once. Without it, Nagle's algorithm holds a small write back while earlier bytes are unacknowledged, and several writes may leave in one segment.">
                         <input id="bind-nodelay" type="checkbox" checked={form.nodelay}
                             onclick={on_click(&form, |f: &mut BindForm| f.nodelay = !f.nodelay)} />{ "no delay" }</label>
@@ -186,15 +198,21 @@ pub fn SocketsPanel() -> Html {
                     <input id="bind-multicast" type="checkbox" checked={form.multicast}
                         onclick={on_click(&form, |f: &mut BindForm| f.multicast = !f.multicast)} />{ "multicast" }</label>
                 }
+                if !unix {
                 <label title="The receive buffer to ask the kernel for (SO_RCVBUF), in bytes, or with k / m for KiB / MiB. Empty: 4 MiB. A small one shows what happens when datagrams arrive faster than they are read: the kernel drops them.">{ "receive buffer" }
                     <input id="bind-rcvbuf" class="mono" value={form.recv_buffer.clone()} oninput={on_input(&form, |f, v| f.recv_buffer = v)} size="6" placeholder="4m" />
                 </label>
+                }
                 <label title="How many bytes each receive reads, as the bufsize of recvfrom(bufsize): a longer datagram is cut to it and the rest is gone (MSG_TRUNC), because UDP keeps no remainder for a next read. Empty: every datagram is read whole.">{ "read size" }
                     <input id="bind-read-size" class="mono" value={form.read_size.clone()} oninput={on_input(&form, |f, v| f.read_size = v)} size="6" placeholder="whole" inputmode="numeric" />
                 </label>
                 <button id="bind-button" type="submit">{ form.kind.button() }</button>
             </form>
-            <p class="hint">{ "Port 0 lets the OS pick a free port. Ports below 1024 are privileged. Sockets may bind to loopback (127.0.0.0/8, ::1) and the networks socklab was started with (--allow-net). The kernel doubles a receive buffer you ask for (half is its own bookkeeping) and has a minimum, so 4k shows as 8 KiB and 1 byte as 2.2 KiB." }</p>
+            if unix {
+                <p class="hint" id="unix-hint">{ "A Unix datagram socket talks to programs on this machine only, by name instead of address and port. Its datagrams are never lost: when the receiver's queue is full (net.unix.max_dgram_qlen, often 10 datagrams) the sender waits. A Python program reaches it with socket(AF_UNIX, SOCK_DGRAM) and sendto(data, path); to get answers it must bind a name itself. The page may send to the session's own sockets, abstract names (unix:@name) and paths in directories the server was started with (--allow-unix DIR)." }</p>
+            } else {
+                <p class="hint">{ "Port 0 lets the OS pick a free port. Ports below 1024 are privileged. Sockets may bind to loopback (127.0.0.0/8, ::1) and the networks socklab was started with (--allow-net). The kernel doubles a receive buffer you ask for (half is its own bookkeeping) and has a minimum, so 4k shows as 8 KiB and 1 byte as 2.2 KiB." }</p>
+            }
             <FormError id="bind-error" message={ctx.state.error(&Origin::Bind).map(str::to_owned)} code={ctx.state.error_code(&Origin::Bind)} />
             if sockets.is_empty() {
                 <p class="empty">{ "No sockets yet. Bind one, then a second one to send between them." }</p>

@@ -32,14 +32,17 @@ pub enum SocketKind {
     TcpListen,
     /// A TCP socket to connect from.
     TcpConnect,
+    /// A Unix domain datagram socket.
+    Unix,
 }
 
 impl SocketKind {
     /// Every kind, in the order the form offers them.
-    pub const ALL: [SocketKind; 3] = [
+    pub const ALL: [SocketKind; 4] = [
         SocketKind::Udp,
         SocketKind::TcpListen,
         SocketKind::TcpConnect,
+        SocketKind::Unix,
     ];
 
     /// Its value in the form's select.
@@ -48,6 +51,7 @@ impl SocketKind {
             SocketKind::Udp => "udp",
             SocketKind::TcpListen => "tcp-listen",
             SocketKind::TcpConnect => "tcp-connect",
+            SocketKind::Unix => "unix",
         }
     }
 
@@ -57,6 +61,7 @@ impl SocketKind {
             SocketKind::Udp => "UDP (datagrams)",
             SocketKind::TcpListen => "TCP, listening",
             SocketKind::TcpConnect => "TCP, to connect from",
+            SocketKind::Unix => "Unix datagram (AF_UNIX)",
         }
     }
 
@@ -74,6 +79,7 @@ impl SocketKind {
             SocketKind::Udp => "bind UDP",
             SocketKind::TcpListen => "listen TCP",
             SocketKind::TcpConnect => "bind TCP",
+            SocketKind::Unix => "bind Unix",
         }
     }
 }
@@ -99,6 +105,9 @@ pub struct BindForm {
     pub multicast: bool,
     /// SO_REUSEADDR.
     pub reuse_addr: bool,
+    /// A Unix socket's name: a file name in the session's directory, `@` and an
+    /// abstract name, or empty for one the kernel picks.
+    pub unix_name: String,
 }
 
 impl Default for BindForm {
@@ -113,6 +122,7 @@ impl Default for BindForm {
             broadcast: false,
             multicast: false,
             reuse_addr: false,
+            unix_name: String::new(),
         }
     }
 }
@@ -120,6 +130,20 @@ impl Default for BindForm {
 impl BindForm {
     /// The `bind` command, or what is wrong with the form.
     pub fn command(&self) -> Result<Command, String> {
+        if self.kind == SocketKind::Unix {
+            let name = self.unix_name.trim();
+            if name.contains('/') {
+                return Err(format!(
+                    "{name:?}: give a name without '/' (the socket is made in this session's own directory), or @name for an abstract one"
+                ));
+            }
+            return Ok(Command::Bind(BindSpec {
+                proto: Proto::Unix,
+                addr: format!("{}{name}", socklab_protocol::endpoint::UNIX_PREFIX),
+                recv_size: parse_read_size(&self.read_size)?,
+                ..BindSpec::default()
+            }));
+        }
         let port = self.port.trim().parse::<u16>().map_err(|_| {
             format!(
                 "{:?} is not a port: use a number from 0 to 65535 (0 = any free port)",

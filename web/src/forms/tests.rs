@@ -99,9 +99,38 @@ fn the_bind_form_opens_each_kind_of_socket() {
         (connect.proto, connect.listen, connect.nodelay),
         (Proto::Tcp, false, true)
     );
+    let unix = spec(SocketKind::Unix, true);
+    assert_eq!(
+        (unix.proto, unix.addr.as_str(), unix.broadcast, unix.nodelay),
+        (Proto::Unix, "unix:", false, false),
+        "empty: a name the kernel picks; no IP or TCP options"
+    );
     for kind in SocketKind::ALL {
         assert_eq!(SocketKind::from_value(kind.value()), kind);
     }
+}
+
+#[test]
+fn the_bind_form_names_a_unix_socket_in_the_sessions_directory_or_abstractly() {
+    let command = |name: &str| {
+        BindForm {
+            kind: SocketKind::Unix,
+            unix_name: name.into(),
+            read_size: "4".into(),
+            ..BindForm::default()
+        }
+        .command()
+    };
+    for (name, addr) in [(" echo ", "unix:echo"), ("@echo", "unix:@echo")] {
+        match command(name) {
+            Ok(Command::Bind(spec)) => {
+                assert_eq!((spec.addr.as_str(), spec.recv_size), (addr, Some(4)));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    let refused = command("/tmp/echo").unwrap_err();
+    assert!(refused.contains("without '/'"), "{refused}");
 }
 
 #[test]

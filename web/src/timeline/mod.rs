@@ -445,12 +445,14 @@ impl Timeline {
                 {
                     self.tcp.insert(b.socket.clone(), (local, None));
                 }
-                self.lab_labels
-                    .insert(b.local.clone(), format!("{} {}", b.socket, b.local));
+                self.lab_labels.insert(
+                    b.local.clone(),
+                    format!("{} {}", b.socket, compact(&b.local)),
+                );
                 let lane = self.lane(b.local.clone(), LaneKind::Lab);
                 self.lanes[lane as usize] = Lane {
                     kind: LaneKind::Lab,
-                    label: format!("{} {}", b.socket, b.local),
+                    label: format!("{} {}", b.socket, compact(&b.local)),
                     short: b.socket.to_string(),
                     gone: false,
                 };
@@ -1032,6 +1034,17 @@ impl Timeline {
 
 #[cfg(test)]
 mod tests;
+
+/// An endpoint in few characters where space is short: an IP address whole, a Unix
+/// path by its file name (`unix:…/alice`); the socket list shows the whole name.
+pub fn compact(addr: &Endpoint) -> String {
+    match addr.unix_name() {
+        Some(path) if path.starts_with('/') => {
+            format!("unix:…/{}", path.rsplit('/').next().unwrap_or(path))
+        }
+        _ => addr.to_string(),
+    }
+}
 
 /// A lane's short name: an IP socket's port, a Unix socket's file name or abstract
 /// name.

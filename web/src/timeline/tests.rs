@@ -690,3 +690,21 @@ fn tcp_writes_end_at_the_read_that_returned_their_last_byte() {
         "a read finds a write it ended"
     );
 }
+
+#[test]
+fn unix_endpoints_are_named_by_their_file_where_space_is_short() {
+    let path = Endpoint::unix("/run/user/1000/socklab/1-2/abc/alice");
+    assert_eq!(super::compact(&path), "unix:…/alice");
+    assert_eq!(super::short_name(&path), "alice");
+    assert_eq!(super::compact(&Endpoint::unix("@bob")), "unix:@bob");
+    assert_eq!(super::short_name(&Endpoint::unix("@bob")), "@bob");
+    assert_eq!(super::short_name(&Endpoint::unix("")), "unnamed");
+    let ip = Endpoint::Ip(addr("127.0.0.1:4000"));
+    assert_eq!(
+        (
+            super::compact(&ip).as_str(),
+            super::short_name(&ip).as_str()
+        ),
+        ("127.0.0.1:4000", ":4000")
+    );
+}
