@@ -279,6 +279,8 @@ fn feed(
         | Record::GeneratorStarted(_)
         | Record::GeneratorDone(_)
         | Record::FlowStats(_)
+        | Record::RecordingStarted(_)
+        | Record::RecordingStopped { .. }
         | Record::Fate(_) => return,
     };
     analyzer.feed(input, out);

@@ -210,6 +210,16 @@ pub struct Args {
     /// Abstract names (unix:@name) and the session's own directory are always allowed.
     #[arg(long = "allow-unix", value_name = "DIR")]
     pub allow_unix: Vec<PathBuf>,
+
+    /// Where recordings are kept (an SQLite file, socklab.db, in this directory). By
+    /// default $XDG_DATA_HOME/socklab, else ~/.local/share/socklab.
+    #[arg(long = "data", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// Record every session from its start (each page can also start and stop a
+    /// recording itself).
+    #[arg(long)]
+    pub record: bool,
 }
 
 /// The settings a running server uses.
@@ -273,6 +283,11 @@ pub struct Config {
     pub unix_dir: Option<PathBuf>,
     /// See [`Args::allow_unix`].
     pub allow_unix: Vec<PathBuf>,
+    /// Where the store is; `None`: no recordings (the binary always has one: its
+    /// `--data` or the platform's data directory).
+    pub data_dir: Option<PathBuf>,
+    /// See [`Args::record`].
+    pub record: bool,
 }
 
 impl Default for Config {
@@ -306,6 +321,8 @@ impl Default for Config {
             allow_link_into_loopback: false,
             unix_dir: None,
             allow_unix: Vec::new(),
+            data_dir: None,
+            record: false,
         }
     }
 }
@@ -342,6 +359,12 @@ impl From<&Args> for Config {
             allow_link_into_loopback: args.allow_link_into_loopback,
             unix_dir: args.unix_dir.clone(),
             allow_unix: args.allow_unix.clone(),
+            data_dir: Some(
+                args.data_dir
+                    .clone()
+                    .unwrap_or_else(crate::store::default_dir),
+            ),
+            record: args.record,
         }
     }
 }

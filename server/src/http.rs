@@ -42,7 +42,7 @@ pub struct AppState {
     config: Arc<Config>,
     shutdown: CancellationToken,
     tasks: TaskTracker,
-    sessions: Arc<Sessions>,
+    pub(crate) sessions: Arc<Sessions>,
 }
 
 impl AppState {
@@ -80,7 +80,8 @@ pub fn router(state: AppState) -> Router {
         .filter(|dir| dir.join("index.html").is_file());
     let router = Router::new()
         .route("/ws", get(ws_upgrade))
-        .route("/ws/access", get(ws_access));
+        .route("/ws/access", get(ws_access))
+        .merge(crate::api::routes());
     let router = match web_dir {
         // The web build writes a gzip copy of each text and wasm file next to it.
         Some(dir) => router.fallback_service(ServeDir::new(dir).precompressed_gzip()),
@@ -220,7 +221,7 @@ pub struct Refusal {
 }
 
 impl Refusal {
-    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    pub(crate) fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         Refusal {
             status,
             code,
@@ -248,26 +249,7 @@ fn admit(
         tracing::warn!(%refusal, "refused a WebSocket upgrade");
         Refusal::new(StatusCode::FORBIDDEN, "foreign_origin", refusal)
     })?;
-    if let Some(expected) = &state.config.token {
-        match &query.token {
-            None => {
-                return Err(Refusal::new(
-                    StatusCode::UNAUTHORIZED,
-                    "no_token",
-                    "this socklab server needs its launch token: open the URL it printed at startup (it ends in ?token=...)",
-                ));
-            }
-            Some(given) if !same_token(given, expected) => {
-                tracing::warn!("refused a WebSocket upgrade with a wrong token");
-                return Err(Refusal::new(
-                    StatusCode::FORBIDDEN,
-                    "wrong_token",
-                    "wrong token: socklab prints a new token every time it starts, so this one is from another run (or mistyped); open the URL it printed this time",
-                ));
-            }
-            Some(_) => {}
-        }
-    }
+    check_token(state, query.token.as_deref())?;
     let Some(shared) = query
         .session
         .as_deref()
@@ -290,6 +272,31 @@ fn admit(
         ));
     }
     Ok(Some(shared))
+}
+
+/// Whether `given` is the server's launch token (when it requires one).
+pub(crate) fn check_token(state: &AppState, given: Option<&str>) -> Result<(), Refusal> {
+    if let Some(expected) = &state.config.token {
+        match given {
+            None => {
+                return Err(Refusal::new(
+                    StatusCode::UNAUTHORIZED,
+                    "no_token",
+                    "this socklab server needs its launch token: open the URL it printed at startup (it ends in ?token=...)",
+                ));
+            }
+            Some(given) if !same_token(given, expected) => {
+                tracing::warn!("refused a request with a wrong token");
+                return Err(Refusal::new(
+                    StatusCode::FORBIDDEN,
+                    "wrong_token",
+                    "wrong token: socklab prints a new token every time it starts, so this one is from another run (or mistyped); open the URL it printed this time",
+                ));
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
 }
 
 fn too_many_viewers(shared: &crate::sessions::Shared, n: usize) -> Refusal {
@@ -393,7 +400,7 @@ async fn ws_upgrade(
 /// served may open a session, so the origin must name the host the request was sent to;
 /// another site's page would be cross-site WebSocket hijacking. Clients that are not
 /// browsers send no `Origin` and are let through.
-fn check_origin(headers: &HeaderMap) -> Result<(), String> {
+pub(crate) fn check_origin(headers: &HeaderMap) -> Result<(), String> {
     let Some(origin) = headers.get(header::ORIGIN) else {
         return Ok(());
     };

@@ -5,6 +5,7 @@
 //! - [`config`]: the command line ([`config::Args`]) and the settings the server runs
 //!   with ([`Config`]).
 //! - [`http`]: the axum router: the built web app as static files and `GET /ws`.
+//! - [`api`]: the recordings over HTTP (`/api/recordings`).
 //! - [`session`]: one session's state and commands: the sockets, links and
 //!   generators it owns, and its event log.
 //! - [`viewer`]: one viewer's WebSocket loop: commands in, the session's log out in
@@ -30,6 +31,8 @@
 //! - [`policy`]: which addresses sockets may bind to and send to.
 //! - [`budget`]: a session's send budget (datagrams and bytes per second).
 //! - [`slots`]: the server-wide limit on open sockets, from the open-file limit.
+//! - [`store`]: recordings in SQLite, one thread owning the connection.
+//! - [`recorder`]: a session's recording: its log, read like a viewer's, into the store.
 //! - [`error`]: refusals a client sees, each with a stable protocol error code.
 //!
 //! [`run`] is the entry point: it takes an already-bound listener and a shutdown future,
@@ -37,6 +40,7 @@
 #![forbid(unsafe_code)]
 
 pub mod analysis;
+pub mod api;
 pub mod budget;
 pub mod config;
 pub mod error;
@@ -46,9 +50,11 @@ pub mod link;
 pub mod listeners;
 pub mod log;
 pub mod policy;
+pub mod recorder;
 pub mod session;
 pub mod sessions;
 pub mod slots;
+pub mod store;
 pub mod tcp;
 pub mod tcplink;
 mod timer;

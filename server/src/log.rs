@@ -156,6 +156,17 @@ pub enum Record {
         /// The `req` of the command.
         req: Option<Tagged>,
     },
+    /// The session started being recorded (boxed: rare, and large).
+    RecordingStarted(Box<RecordingStartedRecord>),
+    /// The session's recording stopped.
+    RecordingStopped {
+        /// The recording's id in the store.
+        recording: i64,
+        /// Its events and datagrams.
+        counts: (u64, u64),
+        /// The `req` of the command.
+        req: Option<Tagged>,
+    },
     /// Every flow's figures.
     FlowStats(Box<FlowStatsRecord>),
     /// The flow analysis's conclusion about one datagram, stored inline: a busy session
@@ -299,6 +310,19 @@ pub struct FlowStatsRecord {
     pub retired_flows: u64,
     /// Datagrams given up so far.
     pub untracked: u64,
+}
+
+/// The session started being recorded.
+#[derive(Debug)]
+pub struct RecordingStartedRecord {
+    /// The recording's id in the store.
+    pub recording: i64,
+    /// Its name.
+    pub name: String,
+    /// The first event it holds.
+    pub from: EventId,
+    /// The `req` of the command.
+    pub req: Option<Tagged>,
 }
 
 /// A socket was bound.
@@ -595,6 +619,8 @@ impl Record {
             | Record::GeneratorStarted(_)
             | Record::GeneratorDone(_)
             | Record::AnalysisConfig { .. }
+            | Record::RecordingStarted(_)
+            | Record::RecordingStopped { .. }
             | Record::Fate(_) => 0,
         }
     }

@@ -32,6 +32,18 @@ async fn main() -> anyhow::Result<()> {
     if !args.no_token && config.token.is_none() {
         config.token = Some(format!("{:032x}", rand::random::<u128>()));
     }
+    if config.record
+        && let Some(dir) = &config.data_dir
+    {
+        // Every session records from its start: a store that cannot be used should
+        // stop the server now, not fail each session quietly.
+        socklab_server::store::Store::open(dir)
+            .map_err(anyhow::Error::msg)
+            .context("--record needs a usable store (choose another with --data)")?;
+    }
+    if let Some(dir) = &config.data_dir {
+        tracing::info!(dir = %dir.display(), record = config.record, "recordings are kept here");
+    }
     if config.web_dir.is_none() {
         tracing::warn!("no --web-dir given: the page will explain how to build the web app");
     }

@@ -63,6 +63,10 @@ pub struct Session {
     cancel: CancellationToken,
     /// Where its Unix sockets are bound (a directory made on the first one).
     unix: crate::unix::SessionDir,
+    /// Where recordings are kept.
+    store: Arc<crate::store::StoreSlot>,
+    /// Its recording, while one runs.
+    recording: Option<crate::recorder::Recording>,
 }
 
 impl Session {
@@ -72,6 +76,7 @@ impl Session {
         link_addrs: Arc<crate::link::LinkAddrs>,
         slots: Arc<crate::slots::SocketSlots>,
         unix: Arc<crate::unix::UnixRoot>,
+        store: Arc<crate::store::StoreSlot>,
         cancel: CancellationToken,
     ) -> Self {
         let id = format!("{:016x}", rand::random::<u64>());
@@ -89,7 +94,23 @@ impl Session {
             },
             cancel.child_token(),
         ));
+        let recording = config.record.then(|| match store.get() {
+            Ok(opened) => Some(crate::recorder::Recording::start(
+                opened,
+                log.clone(),
+                id.clone(),
+                format!("session {id}"),
+                None,
+                None,
+            )),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot record the session");
+                None
+            }
+        });
         Session {
+            recording: recording.flatten(),
+            store,
             unix: crate::unix::SessionDir::new(unix, &id),
             id,
             log,
@@ -403,6 +424,41 @@ impl Session {
                 target,
                 settings,
             } => self.create_tcp_link(&listen, &target, settings, req),
+            Command::RecordStart { name } => {
+                if self.recording.as_ref().is_some_and(|r| !r.is_finished()) {
+                    return Err(CommandError::bad_request(
+                        "this session is already being recorded; stop that recording first",
+                    ));
+                }
+                let name = match name.map(|n| n.trim().to_owned()) {
+                    Some(n) if n.chars().count() > crate::store::MAX_NAME => {
+                        return Err(CommandError::bad_request(format!(
+                            "a recording's name has at most {} characters",
+                            crate::store::MAX_NAME
+                        )));
+                    }
+                    Some(n) if !n.is_empty() => n,
+                    _ => format!("session {}", self.id),
+                };
+                let store = self.store.get()?;
+                self.recording = Some(crate::recorder::Recording::start(
+                    store,
+                    self.log.clone(),
+                    self.id.clone(),
+                    name,
+                    req,
+                    Some(reply.clone()),
+                ));
+                Ok(())
+            }
+            Command::RecordStop => {
+                let Some(recording) = self.recording.take() else {
+                    return Err(CommandError::bad_request(
+                        "this session is not being recorded",
+                    ));
+                };
+                self.stop_recording(recording, req).await
+            }
             Command::LinkDelete { link } => {
                 if let Some(handle) = self.tcp_links.remove(&link) {
                     handle.close().await;
@@ -877,8 +933,32 @@ impl Session {
         Ok(())
     }
 
+    /// Stops `recording` once everything logged so far is stored, and says so.
+    async fn stop_recording(
+        &mut self,
+        recording: crate::recorder::Recording,
+        req: Option<Tagged>,
+    ) -> Result<(), CommandError> {
+        let store = self.store.get()?;
+        let Some((id, events, datagrams)) = recording.stop(&store, &self.log).await? else {
+            return Err(CommandError::bad_request(
+                "this session's recording never started (its refusal said why)",
+            ));
+        };
+        tracing::info!(recording = id, events, "recording stopped");
+        self.log.append(
+            Instant::now(),
+            Record::RecordingStopped {
+                recording: id,
+                counts: (events, datagrams),
+                req,
+            },
+        );
+        Ok(())
+    }
+
     /// Stops every generator, closes every socket and link, and waits until they are
-    /// closed.
+    /// closed; a recording stops last, with all of it.
     pub async fn close_all(&mut self) {
         for (_, handle) in std::mem::take(&mut self.generators) {
             handle.stop().await;
@@ -895,6 +975,11 @@ impl Session {
         self.take_accepted();
         for (_, handle) in std::mem::take(&mut self.streams) {
             handle.close().await;
+        }
+        if let Some(recording) = self.recording.take()
+            && let Err(e) = self.stop_recording(recording, None).await
+        {
+            tracing::warn!(error = %e, "the recording did not end well");
         }
     }
 }

@@ -104,6 +104,8 @@ pub struct Sessions {
     slots: Arc<crate::slots::SocketSlots>,
     /// Where the sessions' Unix sockets are bound.
     unix: Arc<crate::unix::UnixRoot>,
+    /// Where recordings are kept.
+    store: Arc<crate::store::StoreSlot>,
 }
 
 impl Sessions {
@@ -124,12 +126,18 @@ impl Sessions {
                 config.unix_dir.clone(),
                 config.allow_unix.clone(),
             )),
+            store: Arc::new(crate::store::StoreSlot::new(config.data_dir.clone())),
             config,
             shutdown,
             tasks,
             live: Mutex::new(HashMap::new()),
             link_addrs: Arc::default(),
         })
+    }
+
+    /// The store of recordings.
+    pub fn store(&self) -> Result<Arc<crate::store::Store>, crate::error::CommandError> {
+        self.store.get()
     }
 
     fn live(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Shared>>> {
@@ -170,6 +178,7 @@ impl Sessions {
             self.link_addrs.clone(),
             self.slots.clone(),
             self.unix.clone(),
+            self.store.clone(),
             self.shutdown.child_token(),
         );
         let shared = Arc::new(Shared {

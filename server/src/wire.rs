@@ -10,8 +10,9 @@ use socklab_protocol::payload::encode_base64;
 use socklab_protocol::{
     Accepted, AnalysisConfig, Bound, Closed, Connected, Datagram, ErrorEvent, Event, EventId,
     GeneratorDone, GeneratorStarted, KernelDrops, LinkClient, LinkCreated, LinkDeleted, LinkPacket,
-    LinkSent, LinkStats, LinkUpdated, Membership, Paused, ShutDown, SocketId, Stream, StreamEnd,
-    TcpLinkChunk, TcpLinkConn, TcpLinkCreated, TcpLinkEnd, Unreachable,
+    LinkSent, LinkStats, LinkUpdated, Membership, Paused, RecordingStarted, RecordingStopped,
+    ShutDown, SocketId, Stream, StreamEnd, TcpLinkChunk, TcpLinkConn, TcpLinkCreated, TcpLinkEnd,
+    Unreachable,
 };
 
 use crate::error::CommandError;
@@ -291,6 +292,26 @@ pub fn to_event(entry: &Entry, viewer: u64) -> Event {
             id,
             loss_timeout_ms: *loss_timeout_ms,
             match_field: *match_field,
+            t_ns,
+            req: Tagged::for_viewer(*req, viewer),
+        }),
+        Record::RecordingStarted(r) => Event::RecordingStarted(RecordingStarted {
+            id,
+            recording: r.recording,
+            name: r.name.clone(),
+            from: r.from,
+            t_ns,
+            req: Tagged::for_viewer(r.req, viewer),
+        }),
+        Record::RecordingStopped {
+            recording,
+            counts: (events, datagrams),
+            req,
+        } => Event::RecordingStopped(RecordingStopped {
+            id,
+            recording: *recording,
+            events: *events,
+            datagrams: *datagrams,
             t_ns,
             req: Tagged::for_viewer(*req, viewer),
         }),

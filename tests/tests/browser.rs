@@ -825,6 +825,46 @@ async fn unix_sockets(url: &str, browser: &Browser, echo: &str) {
     eprintln!("screenshot: {}", shot.display());
 }
 
+/// The record button keeps the session in the server's store and says how much.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_record_button_keeps_the_session() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config {
+        data_dir: Some(dir.path().to_path_buf()),
+        ..Config::default()
+    };
+    with_browser_and(
+        config,
+        |url, browser| async move { record(&url, browser).await },
+    )
+    .await;
+}
+
+async fn record(url: &str, browser: &Browser) {
+    browser.open(url).await;
+    let (_, to) = bind_two(browser).await;
+    browser.click("#record-button").await;
+    browser
+        .wait_text("#recording", |t| t.contains("recording"))
+        .await;
+    browser
+        .wait_text("#record-button", |t| t.contains("stop"))
+        .await;
+    browser.click("#tab-packets").await;
+    browser.fill("#send-to", &to).await;
+    browser.fill("#send-payload", "kept {n}").await;
+    browser.fill("#send-count", "3").await;
+    browser.click("#send-button").await;
+    browser.wait_count("tr.packet-row[data-dir='in']", 3).await;
+    browser.click("#record-button").await;
+    let said = browser
+        .wait_text("#recorded", |t| t.contains("6 datagrams"))
+        .await;
+    assert!(said.contains("events"), "{said}");
+    let shot = browser.screenshot("e2e-record.png").await;
+    eprintln!("screenshot: {}", shot.display());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_timeline_shows_lost_arrows_and_figures_that_agree() {
     with_browser(|url, browser| async move { timeline(&url, browser).await }).await;

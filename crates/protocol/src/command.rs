@@ -162,6 +162,16 @@ pub enum Command {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         field: Option<crate::flow::MatchField>,
     },
+    /// Start recording the session into the server's store: every event the session's
+    /// log still holds, then every new one, until `record_stop` or the session's end.
+    /// Success: `recording_started`.
+    RecordStart {
+        /// The recording's name (at most 100 characters); absent: one made of the date.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+    },
+    /// Stop recording. Success: `recording_stopped`, once everything up to it is stored.
+    RecordStop,
 }
 
 /// What to bind: the `bind` command's fields.
@@ -450,6 +460,28 @@ mod tests {
             (
                 Request::new(Command::SetMatchField { field: None }),
                 r#"{"type":"set_match_field"}"#,
+            ),
+            (
+                Request::new(Command::RecordStart {
+                    name: Some("run 1".into()),
+                }),
+                r#"{"type":"record_start","name":"run 1"}"#,
+            ),
+            (
+                Request::new(Command::RecordStart { name: None }),
+                r#"{"type":"record_start"}"#,
+            ),
+            (
+                Request::new(Command::RecordStop),
+                r#"{"type":"record_stop"}"#,
+            ),
+            (
+                Request::new(Command::Bind(BindSpec {
+                    proto: Proto::Unix,
+                    addr: "unix:@echo".into(),
+                    ..BindSpec::default()
+                })),
+                r#"{"type":"bind","proto":"unix","addr":"unix:@echo"}"#,
             ),
         ];
         for (request, json) in cases {

@@ -4,8 +4,10 @@
 use web_sys::HtmlInputElement;
 use yew::prelude::*;
 
+use socklab_protocol::Command;
+
 use super::use_ctx;
-use crate::model::{Action, Connection, token_from};
+use crate::model::{Action, Connection, Origin, token_from};
 
 /// The top bar with the connection state and any notices.
 #[component]
@@ -41,6 +43,20 @@ pub fn Header() -> Html {
         let dispatch = state.dispatcher();
         Callback::from(move |_| dispatch.dispatch(Action::DismissNotices))
     };
+    let record = {
+        let ctx = ctx.clone();
+        let recording = state.recording.is_some();
+        Callback::from(move |_| {
+            let command = if recording {
+                Command::RecordStop
+            } else {
+                Command::RecordStart { name: None }
+            };
+            ctx.commands
+                .send(&ctx.state.dispatcher(), Origin::Record, command);
+        })
+    };
+    let record_error = state.error(&Origin::Record).map(str::to_owned);
     html! {
         <>
             <header class="topbar">
@@ -54,10 +70,25 @@ pub fn Header() -> Html {
                         { format!("session {}", &session[..session.len().min(8)]) }
                     </span>
                 }
+                if let Some((id, name)) = &state.recording {
+                    <span id="recording" class="recording" title={format!("Every event of this session goes into the server's store as recording {id}, from the oldest the session still holds")}>
+                        { format!("● recording “{name}”") }</span>
+                } else if let Some((id, name, events, datagrams)) = &state.recorded {
+                    <span id="recorded" class="recorded" title={format!("Recording {id} is kept in the server's store (GET /api/recordings/{id})")}>
+                        { format!("recorded “{name}”: {events} events, {datagrams} datagrams") }</span>
+                }
+                if state.connection == Connection::Connected && state.ended.is_none() {
+                    <button id="record-button" class={classes!("small", state.recording.is_some().then_some("on"))} onclick={record}
+                        title="Keep this session in the server's store: every event (the sockets, links, datagrams, decisions and fates), to look at later or export">
+                        { if state.recording.is_some() { "■ stop recording" } else { "● record" } }</button>
+                }
                 if let Some(server) = &state.server {
                     <span class="server">{ server.clone() }</span>
                 }
             </header>
+            if let Some(message) = record_error {
+                <p id="record-error" class="form-error" role="alert">{ message }</p>
+            }
             <Access />
             if let Some(ended) = &state.ended {
                 <div id="session-ended" class="notices ended" role="status"><p>{ ended.clone() }</p></div>

@@ -108,6 +108,8 @@ pub enum Origin {
     Generate,
     /// The flow analysis settings.
     Analysis,
+    /// The record button.
+    Record,
 }
 
 /// A bound socket.
@@ -239,6 +241,10 @@ pub struct State {
     pub loss_timeout_ms: Option<u64>,
     /// The flow analysis' match field, as the server last said.
     pub match_field: Option<socklab_protocol::flow::MatchField>,
+    /// The session's recording, while one runs: its id in the store and its name.
+    pub recording: Option<(i64, String)>,
+    /// The last recording that stopped: its id, name, events and datagrams.
+    pub recorded: Option<(i64, String, u64, u64)>,
     /// Which part of the page sent each unanswered command.
     pub pending: Rc<HashMap<i64, Origin>>,
     /// The latest refusal for each part of the page.
@@ -297,6 +303,8 @@ impl PartialEq for State {
             && Rc::ptr_eq(&self.generators, &other.generators)
             && self.loss_timeout_ms == other.loss_timeout_ms
             && self.match_field == other.match_field
+            && self.recording == other.recording
+            && self.recorded == other.recorded
             && Rc::ptr_eq(&self.pending, &other.pending)
             && Rc::ptr_eq(&self.errors, &other.errors)
             && Rc::ptr_eq(&self.notices, &other.notices)
@@ -325,6 +333,8 @@ impl Default for State {
             generators: Rc::default(),
             loss_timeout_ms: None,
             match_field: None,
+            recording: None,
+            recorded: None,
             pending: Rc::default(),
             errors: Rc::default(),
             notices: Rc::default(),
@@ -862,6 +872,19 @@ impl State {
                 self.settle(config.req);
                 self.loss_timeout_ms = Some(config.loss_timeout_ms);
                 self.match_field = config.match_field;
+            }
+            Event::RecordingStarted(r) => {
+                self.settle(r.req);
+                self.recording = Some((r.recording, r.name));
+            }
+            Event::RecordingStopped(r) => {
+                self.settle(r.req);
+                let name = self
+                    .recording
+                    .take()
+                    .map(|(_, name)| name)
+                    .unwrap_or_default();
+                self.recorded = Some((r.recording, name, r.events, r.datagrams));
             }
             Event::Batch { events } => {
                 for event in events {

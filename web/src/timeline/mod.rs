@@ -588,6 +588,8 @@ impl Timeline {
             | Event::GeneratorStarted(_)
             | Event::GeneratorDone(_)
             | Event::AnalysisConfig(_)
+            | Event::RecordingStarted(_)
+            | Event::RecordingStopped(_)
             | Event::Error(_)
             | Event::Gap(_) => return false,
         }

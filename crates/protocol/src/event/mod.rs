@@ -91,6 +91,10 @@ pub enum Event {
     GeneratorDone(GeneratorDone),
     /// The flow analysis' settings changed.
     AnalysisConfig(AnalysisConfig),
+    /// The session started being recorded into the server's store.
+    RecordingStarted(RecordingStarted),
+    /// The session's recording stopped; everything up to this event is stored.
+    RecordingStopped(RecordingStopped),
     /// A command could not be carried out; the session stays usable.
     Error(ErrorEvent),
     /// Events this viewer never received because the session's log had already dropped
@@ -280,6 +284,43 @@ pub struct ShutDown {
     /// Nanoseconds since the session began.
     pub t_ns: u64,
     /// The `req` of the `shutdown`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub req: Option<i64>,
+}
+
+/// The session started being recorded.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct RecordingStarted {
+    /// The event's id in the session.
+    pub id: EventId,
+    /// The recording's id in the store (`GET /api/recordings/{recording}`).
+    pub recording: i64,
+    /// Its name.
+    pub name: String,
+    /// The first event it holds (the oldest the session's log still had).
+    pub from: EventId,
+    /// Nanoseconds since the session began.
+    pub t_ns: u64,
+    /// The `req` of the `record_start` (absent when the server records every session,
+    /// `--record`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub req: Option<i64>,
+}
+
+/// The session's recording stopped: every event up to this one is in the store.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct RecordingStopped {
+    /// The event's id in the session.
+    pub id: EventId,
+    /// The recording's id in the store.
+    pub recording: i64,
+    /// How many events it holds.
+    pub events: u64,
+    /// How many of them are datagrams.
+    pub datagrams: u64,
+    /// Nanoseconds since the session began.
+    pub t_ns: u64,
+    /// The `req` of the `record_stop`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub req: Option<i64>,
 }
@@ -907,6 +948,8 @@ impl Event {
             Event::GeneratorStarted(e) => e.req,
             Event::GeneratorDone(e) => e.req,
             Event::AnalysisConfig(e) => e.req,
+            Event::RecordingStarted(e) => e.req,
+            Event::RecordingStopped(e) => e.req,
             Event::Error(e) => e.req,
             Event::Hello(_)
             | Event::Gap(_)
@@ -957,6 +1000,8 @@ impl Event {
             Event::GeneratorStarted(e) => Some(e.id),
             Event::GeneratorDone(e) => Some(e.id),
             Event::AnalysisConfig(e) => Some(e.id),
+            Event::RecordingStarted(e) => Some(e.id),
+            Event::RecordingStopped(e) => Some(e.id),
             Event::Hello(_) | Event::Error(_) | Event::Gap(_) | Event::Batch { .. } => None,
         }
     }

@@ -45,6 +45,36 @@ fn wire_form_snapshots() {
             r#"{"type":"bound","id":1,"socket":"s1","proto":"udp","local":"[::1]:5000","recv_buffer_bytes":8388608,"recv_size":512,"t_ns":10,"req":1}"#,
         ),
         (
+            Event::RecordingStarted(RecordingStarted {
+                id: EventId(40),
+                recording: 7,
+                name: "run 1".into(),
+                from: EventId(1),
+                t_ns: 99,
+                req: Some(4),
+            }),
+            r#"{"type":"recording_started","id":40,"recording":7,"name":"run 1","from":1,"t_ns":99,"req":4}"#,
+        ),
+        (
+            Event::RecordingStopped(RecordingStopped {
+                id: EventId(90),
+                recording: 7,
+                events: 49,
+                datagrams: 20,
+                t_ns: 150,
+                req: None,
+            }),
+            r#"{"type":"recording_stopped","id":90,"recording":7,"events":49,"datagrams":20,"t_ns":150}"#,
+        ),
+        (
+            Event::Datagram(Datagram {
+                local: Endpoint::unix("/run/s/echo"),
+                peer: Endpoint::unix(""),
+                ..datagram()
+            }),
+            r#"{"type":"datagram","id":17,"socket":"s1","dir":"in","local":"unix:/run/s/echo","peer":"unix:","len":5,"payload_b64":"aGVsbG8=","t_ns":1234567}"#,
+        ),
+        (
             Event::Datagram(Datagram {
                 len: 2,
                 payload_b64: "aGU=".into(),

@@ -1,0 +1,201 @@
+//! The recordings over HTTP, for the page's recordings view and for scripts (a test in
+//! CI fetches them): list, look at one, rename, delete, read its events. Every route
+//! needs the launch token (`?token=`) as `/ws` does, and a browser's request must come
+//! from the server's own page.
+//!
+//! - `GET /api/recordings?offset=&limit=`: `{"total":N,"recordings":[…]}`, newest first
+//!   (at most 500 a page).
+//! - `GET /api/recordings/{id}`: one recording.
+//! - `PATCH /api/recordings/{id}` with `{"name":"…"}`: renames it.
+//! - `DELETE /api/recordings/{id}`: deletes it with its events.
+//! - `GET /api/recordings/{id}/events?after=&limit=`: `{"events":[…],"more":bool}`, its
+//!   events in id order after the id `after` (each as a viewer got it; at most 10,000).
+
+use axum::Json;
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde::Deserialize;
+
+use crate::error::CommandError;
+use crate::http::{AppState, Refusal, check_origin, check_token};
+
+/// The most events one page of `/events` holds.
+pub const MAX_EVENTS_PAGE: u32 = 10_000;
+
+/// The routes under `/api`.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/recordings", get(list))
+        .route(
+            "/api/recordings/{id}",
+            get(one).patch(rename).delete(remove),
+        )
+        .route("/api/recordings/{id}/events", get(events))
+}
+
+/// The query every route takes.
+#[derive(Debug, Deserialize)]
+struct Page {
+    token: Option<String>,
+    offset: Option<u32>,
+    limit: Option<u32>,
+    after: Option<u64>,
+}
+
+/// The token and the origin are right, and the store can be used.
+fn admit(
+    state: &AppState,
+    page: &Page,
+    headers: &HeaderMap,
+) -> Result<std::sync::Arc<crate::store::Store>, Refusal> {
+    check_origin(headers).map_err(|e| Refusal::new(StatusCode::FORBIDDEN, "foreign_origin", e))?;
+    check_token(state, page.token.as_deref())?;
+    state.sessions.store().map_err(store_failed)
+}
+
+fn store_failed(e: CommandError) -> Refusal {
+    Refusal::new(StatusCode::INTERNAL_SERVER_ERROR, "store_failed", e.message)
+}
+
+fn failed(e: CommandError) -> Response {
+    store_failed(e).into_response()
+}
+
+fn not_found(id: i64) -> Response {
+    Refusal::new(
+        StatusCode::NOT_FOUND,
+        "unknown_recording",
+        format!("there is no recording {id}"),
+    )
+    .into_response()
+}
+
+async fn list(
+    State(state): State<AppState>,
+    Query(page): Query<Page>,
+    headers: HeaderMap,
+) -> Response {
+    let store = match admit(&state, &page, &headers) {
+        Ok(store) => store,
+        Err(refused) => return refused.into_response(),
+    };
+    match store
+        .list(page.offset.unwrap_or(0), page.limit.unwrap_or(50))
+        .await
+    {
+        Ok((total, recordings)) => {
+            Json(serde_json::json!({ "total": total, "recordings": recordings })).into_response()
+        }
+        Err(e) => failed(e),
+    }
+}
+
+async fn one(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+    Query(page): Query<Page>,
+    headers: HeaderMap,
+) -> Response {
+    let store = match admit(&state, &page, &headers) {
+        Ok(store) => store,
+        Err(refused) => return refused.into_response(),
+    };
+    match store.get(id).await {
+        Ok(Some(info)) => Json(info).into_response(),
+        Ok(None) => not_found(id),
+        Err(e) => failed(e),
+    }
+}
+
+/// The body of a rename.
+#[derive(Debug, Deserialize)]
+struct Rename {
+    name: String,
+}
+
+async fn rename(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+    Query(page): Query<Page>,
+    headers: HeaderMap,
+    Json(body): Json<Rename>,
+) -> Response {
+    let store = match admit(&state, &page, &headers) {
+        Ok(store) => store,
+        Err(refused) => return refused.into_response(),
+    };
+    let name = body.name.trim().to_owned();
+    if name.is_empty() || name.chars().count() > crate::store::MAX_NAME {
+        return Refusal::new(
+            StatusCode::BAD_REQUEST,
+            "bad_name",
+            format!(
+                "a recording's name has 1 to {} characters",
+                crate::store::MAX_NAME
+            ),
+        )
+        .into_response();
+    }
+    match store.rename(id, name).await {
+        Ok(true) => StatusCode::NO_CONTENT.into_response(),
+        Ok(false) => not_found(id),
+        Err(e) => failed(e),
+    }
+}
+
+async fn remove(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+    Query(page): Query<Page>,
+    headers: HeaderMap,
+) -> Response {
+    let store = match admit(&state, &page, &headers) {
+        Ok(store) => store,
+        Err(refused) => return refused.into_response(),
+    };
+    match store.delete(id).await {
+        Ok(true) => StatusCode::NO_CONTENT.into_response(),
+        Ok(false) => not_found(id),
+        Err(e) => failed(e),
+    }
+}
+
+async fn events(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+    Query(page): Query<Page>,
+    headers: HeaderMap,
+) -> Response {
+    let store = match admit(&state, &page, &headers) {
+        Ok(store) => store,
+        Err(refused) => return refused.into_response(),
+    };
+    match store.get(id).await {
+        Ok(Some(_)) => {}
+        Ok(None) => return not_found(id),
+        Err(e) => return failed(e),
+    }
+    let limit = page.limit.unwrap_or(1000).clamp(1, MAX_EVENTS_PAGE);
+    // One more than asked says whether more follow.
+    let mut got = match store.events(id, page.after.unwrap_or(0), limit + 1).await {
+        Ok(got) => got,
+        Err(e) => return failed(e),
+    };
+    let more = got.len() > limit as usize;
+    got.truncate(limit as usize);
+    // The stored JSON goes out as it is, each event as a viewer got it.
+    let mut body = String::from(r#"{"events":["#);
+    for (i, e) in got.iter().enumerate() {
+        if i > 0 {
+            body.push(',');
+        }
+        body.push_str(&e.json);
+    }
+    body.push_str(r#"],"more":"#);
+    body.push_str(if more { "true" } else { "false" });
+    body.push('}');
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+}

@@ -1,0 +1,194 @@
+//! A session's recording: a task that reads the session's log as a viewer does (from
+//! the oldest event it still holds) and writes every event into the store, in
+//! batches about [`BATCH_EVERY`] apart. It never touches the packet path: sockets and
+//! links only append to the log, and if the store falls so far behind that the log
+//! drops events before they are read, the recording holds a `gap` saying which.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use socklab_protocol::{Event, EventId, Gap};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::error::CommandError;
+use crate::log::{EventLog, Record, Tagged};
+use crate::store::{Store, StoredEvent};
+use crate::udp::{ReplyTo, answer};
+
+/// How long events gather before they are written in one transaction: what a crash
+/// of the server can lose at most (with the batch being written).
+pub const BATCH_EVERY: Duration = Duration::from_millis(100);
+/// How many events one read of the log takes.
+const READ_MAX: usize = 4096;
+/// How many events one transaction holds at most.
+const BATCH_MAX: usize = 20_000;
+
+/// A running recording.
+#[derive(Debug)]
+pub struct Recording {
+    /// The last event to record, once it is to stop.
+    stop_at: watch::Sender<Option<EventId>>,
+    task: JoinHandle<Result<Option<i64>, CommandError>>,
+}
+
+impl Recording {
+    /// Starts recording `log` (of session `session`) as `name` into `store`; a refusal
+    /// (the store cannot make the recording) goes to `reply` for `req`.
+    pub fn start(
+        store: Arc<Store>,
+        log: Arc<EventLog>,
+        session: String,
+        name: String,
+        req: Option<Tagged>,
+        reply: Option<ReplyTo>,
+    ) -> Recording {
+        let (stop_at, stop_rx) = watch::channel(None);
+        let task = tokio::spawn(async move {
+            let made = store.create(name.clone(), session).await;
+            let id = match made {
+                Ok(id) => id,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot start a recording");
+                    if let Some(reply) = &reply {
+                        answer(reply, req, e);
+                    }
+                    return Ok(None);
+                }
+            };
+            let from = log
+                .read_after(EventId::BEFORE_FIRST, 1)
+                .entries
+                .first()
+                .map_or(EventId(1), |e| e.id);
+            log.append(
+                Instant::now(),
+                Record::RecordingStarted(Box::new(crate::log::RecordingStartedRecord {
+                    recording: id,
+                    name,
+                    from,
+                    req,
+                })),
+            );
+            tracing::info!(recording = id, "recording");
+            copy(&store, &log, id, stop_rx).await.map(|()| Some(id))
+        });
+        Recording { stop_at, task }
+    }
+
+    /// Stops after the newest event logged so far, once everything up to it is stored;
+    /// returns the recording's id and counts (events, datagrams), or None when it never
+    /// started (its refusal went to whoever asked).
+    pub async fn stop(
+        self,
+        store: &Store,
+        log: &EventLog,
+    ) -> Result<Option<(i64, u64, u64)>, CommandError> {
+        self.stop_at.send_replace(Some(log.newest()));
+        let id = match self.task.await {
+            Ok(result) => result?,
+            Err(e) => {
+                return Err(CommandError::new(
+                    socklab_protocol::ErrorCode::IoError,
+                    format!("the recording failed: {e}"),
+                ));
+            }
+        };
+        let Some(id) = id else {
+            return Ok(None);
+        };
+        let (events, datagrams) = store.finish(id).await?;
+        Ok(Some((id, events, datagrams)))
+    }
+
+    /// Whether the task has ended (the store failed, or the recording never started).
+    pub fn is_finished(&self) -> bool {
+        self.task.is_finished()
+    }
+}
+
+/// Copies the log into recording `id` until told where to stop and past it.
+async fn copy(
+    store: &Store,
+    log: &EventLog,
+    id: i64,
+    mut stop_rx: watch::Receiver<Option<EventId>>,
+) -> Result<(), CommandError> {
+    let mut newest = log.subscribe();
+    let mut cursor = EventId::BEFORE_FIRST;
+    loop {
+        let stop_at = *stop_rx.borrow_and_update();
+        if stop_at.is_none() {
+            // Wait for news, then let a batch's worth gather.
+            tokio::select! {
+                _ = newest.changed() => {}
+                _ = stop_rx.changed() => {}
+            }
+            tokio::select! {
+                () = tokio::time::sleep(BATCH_EVERY) => {}
+                _ = stop_rx.changed() => {}
+            }
+        }
+        let mut batch = Vec::new();
+        while batch.len() < BATCH_MAX {
+            let read = log.read_after(cursor, READ_MAX);
+            if let Some((from, to)) = read.gap {
+                tracing::warn!(
+                    recording = id,
+                    from = from.0,
+                    to = to.0,
+                    "the log dropped events before they were recorded"
+                );
+                let gap = Event::Gap(Gap {
+                    from,
+                    to,
+                    count: to.0 - from.0 + 1,
+                });
+                batch.push(StoredEvent {
+                    id: from.0,
+                    t_ns: read.entries.first().map_or(0, |e| e.t_ns),
+                    kind: "gap".into(),
+                    json: gap.to_json(),
+                });
+            }
+            for entry in &read.entries {
+                let mut json = String::new();
+                crate::wire::write_event(&mut json, entry, 0);
+                batch.push(StoredEvent {
+                    id: entry.id.0,
+                    t_ns: entry.t_ns,
+                    kind: kind_of(&json).to_owned(),
+                    json,
+                });
+                cursor = entry.id;
+            }
+            if !read.more {
+                break;
+            }
+        }
+        if !batch.is_empty() {
+            store.append(id, batch).await?;
+        }
+        if stop_at.is_some_and(|end| cursor >= end) {
+            return Ok(());
+        }
+    }
+}
+
+/// The wire `type` of an event's JSON (it always comes first).
+fn kind_of(json: &str) -> &str {
+    json.strip_prefix(r#"{"type":""#)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or("unknown")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_events_kind_is_its_wire_type() {
+        assert_eq!(kind_of(r#"{"type":"datagram","id":1}"#), "datagram");
+        assert_eq!(kind_of("{}"), "unknown");
+    }
+}

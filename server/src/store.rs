@@ -1,0 +1,500 @@
+//! The store: recordings of sessions in SQLite (`<data dir>/socklab.db`), in WAL mode,
+//! its schema brought up to date by numbered migrations when it opens.
+//!
+//! One thread owns the connection and runs the jobs sent to it in order, so no SQLite
+//! call ever runs on the async runtime's threads and writes never contend. A recording
+//! is written in batches, one transaction each (`recorder.rs` sends one about every
+//! 100 ms), so a crash loses at most the batch being written and never leaves a
+//! half-written one behind.
+
+use std::path::{Path, PathBuf};
+
+use rusqlite::{Connection, OptionalExtension as _, params};
+use socklab_protocol::ErrorCode;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::error::CommandError;
+
+/// The database file's name in the data directory.
+pub const FILE: &str = "socklab.db";
+/// How many jobs may wait for the store's thread before senders wait.
+const JOBS: usize = 64;
+/// The longest recording name.
+pub const MAX_NAME: usize = 100;
+/// The most recordings one page of the list holds.
+pub const MAX_PAGE: u32 = 500;
+
+/// The schema, one migration per version: version N is reached by running the N-th.
+/// A store at a version this build does not know (newer) is refused.
+const MIGRATIONS: &[&str] = &[
+    // 1: recordings and their events, each event as the wire JSON a viewer got.
+    "CREATE TABLE recordings (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL,
+        session TEXT NOT NULL,
+        created_ms INTEGER NOT NULL,
+        stopped_ms INTEGER,
+        events INTEGER NOT NULL DEFAULT 0,
+        datagrams INTEGER NOT NULL DEFAULT 0,
+        bytes INTEGER NOT NULL DEFAULT 0,
+        first_t_ns INTEGER,
+        last_t_ns INTEGER
+    );
+    CREATE INDEX recordings_by_date ON recordings (created_ms DESC, id DESC);
+    CREATE TABLE events (
+        recording INTEGER NOT NULL REFERENCES recordings (id) ON DELETE CASCADE,
+        id INTEGER NOT NULL,
+        t_ns INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        json TEXT NOT NULL,
+        PRIMARY KEY (recording, id)
+    ) WITHOUT ROWID;",
+];
+
+/// One event as stored: its id and time in the session, its kind (the wire `type`)
+/// and its JSON.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredEvent {
+    /// The event's id in the session (a gap's: the first id it stands for).
+    pub id: u64,
+    /// Nanoseconds since the session began.
+    pub t_ns: u64,
+    /// The wire `type`: `datagram`, `fate`, `gap`, …
+    pub kind: String,
+    /// The event as a viewer got it.
+    pub json: String,
+}
+
+/// A recording as the list shows it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct RecordingInfo {
+    /// Its id.
+    pub id: i64,
+    /// Its name.
+    pub name: String,
+    /// The session it recorded.
+    pub session: String,
+    /// When it started, ms since the Unix epoch.
+    pub created_ms: i64,
+    /// When it stopped (absent: still recording, or the server stopped without saying).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stopped_ms: Option<i64>,
+    /// How many events it holds.
+    pub events: u64,
+    /// How many of them are datagrams.
+    pub datagrams: u64,
+    /// The bytes of their JSON.
+    pub bytes: u64,
+    /// From its first event to its last, ns.
+    pub duration_ns: u64,
+}
+
+type Job = Box<dyn FnOnce(&mut Connection) + Send>;
+
+/// The store, shared by the server's sessions and its HTTP routes.
+#[derive(Debug)]
+pub struct Store {
+    jobs: mpsc::Sender<Job>,
+    path: PathBuf,
+}
+
+impl Store {
+    /// Opens (or makes) the store in `dir`, brings its schema up to date, and starts
+    /// its thread.
+    pub fn open(dir: &Path) -> Result<Store, String> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot make the data directory {}: {e}", dir.display()))?;
+        let path = dir.join(FILE);
+        let mut conn = Connection::open(&path)
+            .map_err(|e| format!("cannot open the store {}: {e}", path.display()))?;
+        prepare(&mut conn)
+            .map_err(|e| format!("the store {} cannot be used: {e}", path.display()))?;
+        let (jobs, mut queue) = mpsc::channel::<Job>(JOBS);
+        std::thread::Builder::new()
+            .name("socklab-store".into())
+            .spawn(move || {
+                while let Some(job) = queue.blocking_recv() {
+                    job(&mut conn);
+                }
+            })
+            .map_err(|e| format!("cannot start the store's thread: {e}"))?;
+        Ok(Store { jobs, path })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `job` on the store's thread and returns what it returns.
+    pub async fn call<T: Send + 'static>(
+        &self,
+        job: impl FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Result<T, CommandError> {
+        let (tx, rx) = oneshot::channel();
+        self.jobs
+            .send(Box::new(move |conn| {
+                let _ = tx.send(job(conn));
+            }))
+            .await
+            .map_err(|_| stopped())?;
+        rx.await
+            .map_err(|_| stopped())?
+            .map_err(|e| CommandError::new(ErrorCode::IoError, format!("the store failed: {e}")))
+    }
+
+    /// Makes a recording of `session` named `name`; returns its id.
+    pub async fn create(&self, name: String, session: String) -> Result<i64, CommandError> {
+        self.call(move |conn| {
+            conn.execute(
+                "INSERT INTO recordings (name, session, created_ms) VALUES (?1, ?2, ?3)",
+                params![name, session, now_ms()],
+            )?;
+            Ok(conn.last_insert_rowid())
+        })
+        .await
+    }
+
+    /// Appends `events` to recording `id` in one transaction, with its counts.
+    pub async fn append(&self, id: i64, events: Vec<StoredEvent>) -> Result<(), CommandError> {
+        self.call(move |conn| {
+            let tx = conn.transaction()?;
+            {
+                let mut insert = tx.prepare_cached(
+                    "INSERT OR IGNORE INTO events (recording, id, t_ns, kind, json) VALUES (?1, ?2, ?3, ?4, ?5)",
+                )?;
+                let (mut datagrams, mut bytes, mut first, mut last) = (0i64, 0i64, None, None);
+                for e in &events {
+                    insert.execute(params![id, e.id as i64, e.t_ns as i64, e.kind, e.json])?;
+                    datagrams += i64::from(e.kind == "datagram");
+                    bytes += e.json.len() as i64;
+                    first = first.or(Some(e.t_ns as i64));
+                    last = Some(e.t_ns as i64);
+                }
+                tx.execute(
+                    "UPDATE recordings SET events = events + ?2, datagrams = datagrams + ?3,
+                        bytes = bytes + ?4, first_t_ns = COALESCE(first_t_ns, ?5),
+                        last_t_ns = MAX(COALESCE(last_t_ns, 0), COALESCE(?6, 0))
+                     WHERE id = ?1",
+                    params![id, events.len() as i64, datagrams, bytes, first, last],
+                )?;
+            }
+            tx.commit()
+        })
+        .await
+    }
+
+    /// Marks recording `id` stopped; returns its counts (events, datagrams).
+    pub async fn finish(&self, id: i64) -> Result<(u64, u64), CommandError> {
+        self.call(move |conn| {
+            conn.execute(
+                "UPDATE recordings SET stopped_ms = ?2 WHERE id = ?1",
+                params![id, now_ms()],
+            )?;
+            conn.query_row(
+                "SELECT events, datagrams FROM recordings WHERE id = ?1",
+                params![id],
+                |row| Ok((row.get::<_, i64>(0)? as u64, row.get::<_, i64>(1)? as u64)),
+            )
+        })
+        .await
+    }
+
+    /// A page of the recordings, newest first: `limit` of them after the first
+    /// `offset`, and how many there are in all.
+    pub async fn list(
+        &self,
+        offset: u32,
+        limit: u32,
+    ) -> Result<(u64, Vec<RecordingInfo>), CommandError> {
+        let limit = limit.min(MAX_PAGE);
+        self.call(move |conn| {
+            let total: i64 = conn.query_row("SELECT COUNT(*) FROM recordings", [], |r| r.get(0))?;
+            let mut query = conn.prepare_cached(
+                "SELECT id, name, session, created_ms, stopped_ms, events, datagrams, bytes,
+                        COALESCE(last_t_ns - first_t_ns, 0)
+                 FROM recordings ORDER BY created_ms DESC, id DESC LIMIT ?1 OFFSET ?2",
+            )?;
+            let rows = query
+                .query_map(params![limit, offset], info_of)?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok((total as u64, rows))
+        })
+        .await
+    }
+
+    /// One recording, if there is one of that id.
+    pub async fn get(&self, id: i64) -> Result<Option<RecordingInfo>, CommandError> {
+        self.call(move |conn| {
+            conn.query_row(
+                "SELECT id, name, session, created_ms, stopped_ms, events, datagrams, bytes,
+                        COALESCE(last_t_ns - first_t_ns, 0)
+                 FROM recordings WHERE id = ?1",
+                params![id],
+                info_of,
+            )
+            .optional()
+        })
+        .await
+    }
+
+    /// Renames recording `id`; false if there is none.
+    pub async fn rename(&self, id: i64, name: String) -> Result<bool, CommandError> {
+        self.call(move |conn| {
+            Ok(conn.execute(
+                "UPDATE recordings SET name = ?2 WHERE id = ?1",
+                params![id, name],
+            )? > 0)
+        })
+        .await
+    }
+
+    /// Deletes recording `id` and its events; false if there is none.
+    pub async fn delete(&self, id: i64) -> Result<bool, CommandError> {
+        self.call(move |conn| {
+            let tx = conn.transaction()?;
+            tx.execute("DELETE FROM events WHERE recording = ?1", params![id])?;
+            let gone = tx.execute("DELETE FROM recordings WHERE id = ?1", params![id])? > 0;
+            tx.commit()?;
+            Ok(gone)
+        })
+        .await
+    }
+
+    /// Up to `limit` events of recording `id` with ids after `after`, in id order.
+    pub async fn events(
+        &self,
+        id: i64,
+        after: u64,
+        limit: u32,
+    ) -> Result<Vec<StoredEvent>, CommandError> {
+        self.call(move |conn| {
+            let mut query = conn.prepare_cached(
+                "SELECT id, t_ns, kind, json FROM events WHERE recording = ?1 AND id > ?2
+                 ORDER BY id LIMIT ?3",
+            )?;
+            query
+                .query_map(
+                    params![id, after.min(i64::MAX as u64) as i64, limit],
+                    |row| {
+                        Ok(StoredEvent {
+                            id: row.get::<_, i64>(0)? as u64,
+                            t_ns: row.get::<_, i64>(1)? as u64,
+                            kind: row.get(2)?,
+                            json: row.get(3)?,
+                        })
+                    },
+                )?
+                .collect()
+        })
+        .await
+    }
+}
+
+fn info_of(row: &rusqlite::Row<'_>) -> rusqlite::Result<RecordingInfo> {
+    Ok(RecordingInfo {
+        id: row.get(0)?,
+        name: row.get(1)?,
+        session: row.get(2)?,
+        created_ms: row.get(3)?,
+        stopped_ms: row.get(4)?,
+        events: row.get::<_, i64>(5)? as u64,
+        datagrams: row.get::<_, i64>(6)? as u64,
+        bytes: row.get::<_, i64>(7)? as u64,
+        duration_ns: row.get::<_, i64>(8)?.max(0) as u64,
+    })
+}
+
+/// WAL (readers never block the writer; a crash never corrupts), foreign keys, and the
+/// schema migrated to this build's version.
+fn prepare(conn: &mut Connection) -> rusqlite::Result<()> {
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    // In WAL mode a commit is durable against a crash of the process with NORMAL; only
+    // a power loss can take the newest transactions.
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.pragma_update(None, "foreign_keys", true)?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    migrate(conn)
+}
+
+/// Runs the migrations the store has not had yet, each in its own transaction.
+fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
+    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    let known = MIGRATIONS.len() as i64;
+    if version > known {
+        return Err(rusqlite::Error::InvalidParameterName(format!(
+            "it has schema version {version}, newer than this socklab knows ({known}); use a newer socklab or another --data directory"
+        )));
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version.max(0) as usize) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", i as i64 + 1)?;
+        tx.commit()?;
+        tracing::info!(version = i + 1, "store migrated");
+    }
+    Ok(())
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+fn stopped() -> CommandError {
+    CommandError::new(ErrorCode::IoError, "the store has stopped")
+}
+
+/// The server's store, opened on first use (or at start with `--record`): the data
+/// directory may never be needed.
+#[derive(Debug)]
+pub struct StoreSlot {
+    dir: Option<PathBuf>,
+    store: std::sync::OnceLock<Result<std::sync::Arc<Store>, String>>,
+}
+
+impl StoreSlot {
+    /// The store in `dir` (None: this server keeps no recordings).
+    pub fn new(dir: Option<PathBuf>) -> Self {
+        StoreSlot {
+            dir,
+            store: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// The store, opened now if it was not yet.
+    pub fn get(&self) -> Result<std::sync::Arc<Store>, CommandError> {
+        let Some(dir) = &self.dir else {
+            return Err(CommandError::new(
+                ErrorCode::IoError,
+                "this server keeps no recordings (it was started without a data directory)",
+            ));
+        };
+        self.store
+            .get_or_init(|| Store::open(dir).map(std::sync::Arc::new))
+            .clone()
+            .map_err(|e| CommandError::new(ErrorCode::IoError, e))
+    }
+}
+
+/// The platform's data directory for socklab: `$XDG_DATA_HOME/socklab`, else
+/// `~/.local/share/socklab`, else `./socklab-data`.
+pub fn default_dir() -> PathBuf {
+    match (std::env::var_os("XDG_DATA_HOME"), std::env::var_os("HOME")) {
+        (Some(data), _) if !data.is_empty() => PathBuf::from(data).join("socklab"),
+        (_, Some(home)) if !home.is_empty() => PathBuf::from(home).join(".local/share/socklab"),
+        _ => PathBuf::from("socklab-data"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(id: u64, kind: &str) -> StoredEvent {
+        StoredEvent {
+            id,
+            t_ns: id * 1000,
+            kind: kind.into(),
+            json: format!("{{\"type\":\"{kind}\",\"id\":{id}}}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_recording_is_made_appended_listed_renamed_and_deleted() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let id = store.create("first".into(), "abc".into()).await.unwrap();
+        store
+            .append(
+                id,
+                vec![
+                    event(1, "bound"),
+                    event(2, "datagram"),
+                    event(3, "datagram"),
+                ],
+            )
+            .await
+            .unwrap();
+        store.append(id, vec![event(4, "fate")]).await.unwrap();
+        assert_eq!(store.finish(id).await.unwrap(), (4, 2));
+        let (total, list) = store.list(0, 10).await.unwrap();
+        assert_eq!(total, 1);
+        assert_eq!(
+            (
+                list[0].name.as_str(),
+                list[0].events,
+                list[0].datagrams,
+                list[0].duration_ns
+            ),
+            ("first", 4, 2, 3000)
+        );
+        assert!(list[0].stopped_ms.is_some());
+        let after_two: Vec<u64> = store
+            .events(id, 2, 10)
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| e.id)
+            .collect();
+        assert_eq!(after_two, [3, 4]);
+        assert!(store.rename(id, "second".into()).await.unwrap());
+        assert_eq!(store.get(id).await.unwrap().unwrap().name, "second");
+        assert!(store.delete(id).await.unwrap());
+        assert!(!store.delete(id).await.unwrap());
+        assert_eq!(store.list(0, 10).await.unwrap().0, 0);
+        assert!(store.events(id, 0, 10).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_store_reopens_at_its_version_and_refuses_a_newer_one() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(dir.path()).unwrap();
+            store.create("kept".into(), "s".into()).await.unwrap();
+        }
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(
+            store.list(0, 10).await.unwrap().0,
+            1,
+            "what was stored is still there"
+        );
+        drop(store);
+        let conn = Connection::open(dir.path().join(FILE)).unwrap();
+        let mode: String = conn
+            .pragma_query_value(None, "journal_mode", |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, "wal");
+        conn.pragma_update(None, "user_version", 99).unwrap();
+        drop(conn);
+        let err = Store::open(dir.path()).unwrap_err();
+        assert!(err.contains("newer than this socklab knows"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn pages_of_thousands_of_recordings_come_newest_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store
+            .call(|conn| {
+                let tx = conn.transaction()?;
+                for i in 0..3000 {
+                    tx.execute(
+                        "INSERT INTO recordings (name, session, created_ms) VALUES (?1, 's', ?2)",
+                        params![format!("r{i}"), i],
+                    )?;
+                }
+                tx.commit()
+            })
+            .await
+            .unwrap();
+        let (total, page) = store.list(100, 50).await.unwrap();
+        assert_eq!((total, page.len()), (3000, 50));
+        assert_eq!(page[0].name, "r2899");
+        assert_eq!(
+            store.list(0, 100_000).await.unwrap().1.len(),
+            MAX_PAGE as usize
+        );
+    }
+}

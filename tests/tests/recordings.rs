@@ -1,0 +1,306 @@
+//! Recordings: a session recorded into the server's SQLite store on demand, listed,
+//! read back, renamed and deleted over HTTP.
+
+use socklab_protocol::{Command, Event};
+use socklab_server::Config;
+use socklab_tests::{Client, TestServer, http, text};
+
+const TOKEN: &str = "rec-token";
+
+async fn server_in(dir: &std::path::Path) -> TestServer {
+    TestServer::with_config(Config {
+        data_dir: Some(dir.to_path_buf()),
+        token: Some(TOKEN.into()),
+        ..Config::default()
+    })
+    .await
+}
+
+/// Every event until one the pick accepts.
+async fn until<T>(
+    client: &mut Client,
+    mut pick: impl FnMut(&Event) -> Option<T>,
+) -> (T, Vec<Event>) {
+    let mut seen = Vec::new();
+    loop {
+        let event = client.next().await;
+        if let Some(found) = pick(&event) {
+            return (found, seen);
+        }
+        if let Event::Error(e) = &event {
+            panic!("no refusal expected: {e:?}");
+        }
+        seen.push(event);
+    }
+}
+
+/// A recording started mid-session holds what the session's log still had (the
+/// sockets), every datagram and fate after, and nothing after its stop; the list
+/// says its counts, and its events read back as the viewer got them.
+#[tokio::test]
+async fn a_recording_holds_every_event_of_the_session_up_to_its_stop() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = server_in(dir.path()).await;
+    let mut client = Client::connect_with(server.addr, &format!("token={TOKEN}"))
+        .await
+        .unwrap();
+    let a = client.bind("127.0.0.1:0").await;
+    let b = client.bind("127.0.0.1:0").await;
+    client
+        .send(Command::RecordStart {
+            name: Some("ten pings".into()),
+        })
+        .await;
+    let (started, _) = until(&mut client, |e| match e {
+        Event::RecordingStarted(r) => Some(r.clone()),
+        _ => None,
+    })
+    .await;
+    assert_eq!((started.name.as_str(), started.from.0), ("ten pings", 1));
+    for i in 0..10 {
+        client
+            .send(Command::Send {
+                socket: a.socket.clone(),
+                to: Some(b.local.to_string()),
+                payload: text(&format!("ping {i}")),
+            })
+            .await;
+    }
+    let mut fates = 0;
+    let (_, seen) = until(&mut client, |e| {
+        fates += usize::from(matches!(e, Event::Fate(_)));
+        (fates == 10).then_some(())
+    })
+    .await;
+    let datagrams_seen = seen
+        .iter()
+        .filter(|e| matches!(e, Event::Datagram(_)))
+        .count();
+    assert_eq!(datagrams_seen, 20);
+    client.send(Command::RecordStop).await;
+    let (stopped, _) = until(&mut client, |e| match e {
+        Event::RecordingStopped(r) => Some(r.clone()),
+        _ => None,
+    })
+    .await;
+    assert_eq!(stopped.recording, started.recording);
+    assert_eq!(stopped.datagrams, 20, "{stopped:?}");
+    // After the stop, nothing more goes in.
+    client
+        .send(Command::Send {
+            socket: a.socket.clone(),
+            to: Some(b.local.to_string()),
+            payload: text("not recorded"),
+        })
+        .await;
+    client.received_on(&b.socket).await;
+
+    let (status, list) = http(
+        server.addr,
+        "GET",
+        &format!("/api/recordings?token={TOKEN}"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{list}");
+    let list: serde_json::Value = serde_json::from_str(&list).unwrap();
+    assert_eq!(list["total"], 1);
+    let info = &list["recordings"][0];
+    assert_eq!(info["name"], "ten pings");
+    assert_eq!(info["datagrams"], 20);
+    assert_eq!(info["events"], stopped.events);
+    assert!(info["stopped_ms"].is_number());
+
+    let id = stopped.recording;
+    let (status, body) = http(
+        server.addr,
+        "GET",
+        &format!("/api/recordings/{id}/events?token={TOKEN}&limit=10000"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let page: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let events: Vec<Event> = page["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| serde_json::from_value(e.clone()).unwrap())
+        .collect();
+    assert_eq!(page["more"], false);
+    assert_eq!(events.len() as u64, stopped.events);
+    assert!(
+        matches!(&events[0], Event::Bound(bound) if bound.socket == a.socket),
+        "{:?}",
+        events[0]
+    );
+    let ids: Vec<u64> = events.iter().filter_map(|e| e.id()).map(|i| i.0).collect();
+    assert!(
+        ids.windows(2).all(|w| w[1] == w[0] + 1),
+        "every id, in order: {ids:?}"
+    );
+    assert!(
+        ids.last().unwrap() < &stopped.id.0,
+        "nothing after the stop"
+    );
+    let payloads: Vec<String> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Datagram(d) if d.dir == socklab_protocol::Direction::In => Some(
+                String::from_utf8(
+                    socklab_protocol::payload::decode_base64(&d.payload_b64).unwrap(),
+                )
+                .unwrap(),
+            ),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(payloads.len(), 10);
+    assert!(
+        payloads.iter().all(|p| p.starts_with("ping")),
+        "{payloads:?}"
+    );
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| matches!(e, Event::Fate(_)))
+            .count(),
+        10
+    );
+    server.stop().await;
+}
+
+/// Paging through the events, renaming and deleting, and the refusals, each with a
+/// status and a code.
+#[tokio::test]
+async fn recordings_are_paged_renamed_deleted_and_guarded_by_the_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = server_in(dir.path()).await;
+    let mut client = Client::connect_with(server.addr, &format!("token={TOKEN}"))
+        .await
+        .unwrap();
+    client.bind("127.0.0.1:0").await;
+    client.send(Command::RecordStart { name: None }).await;
+    let (started, _) = until(&mut client, |e| match e {
+        Event::RecordingStarted(r) => Some(r.clone()),
+        _ => None,
+    })
+    .await;
+    assert!(started.name.starts_with("session "), "{}", started.name);
+    // Starting twice is refused; the session carries on.
+    let refusal = client
+        .refused(
+            Command::RecordStart { name: None },
+            socklab_protocol::ErrorCode::BadRequest,
+        )
+        .await;
+    assert!(
+        refusal.message.contains("already being recorded"),
+        "{}",
+        refusal.message
+    );
+    for _ in 0..5 {
+        client.bind("127.0.0.1:0").await;
+    }
+    client.send(Command::RecordStop).await;
+    until(&mut client, |e| {
+        matches!(e, Event::RecordingStopped(_)).then_some(())
+    })
+    .await;
+    let id = started.recording;
+
+    let mut after = 0;
+    let mut pages = 0;
+    loop {
+        let (status, body) = http(
+            server.addr,
+            "GET",
+            &format!("/api/recordings/{id}/events?token={TOKEN}&after={after}&limit=2"),
+            None,
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        let page: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let events = page["events"].as_array().unwrap();
+        pages += 1;
+        if let Some(last) = events.last() {
+            after = last["id"].as_u64().unwrap();
+        }
+        if page["more"] == false {
+            break;
+        }
+        assert_eq!(events.len(), 2);
+    }
+    assert!(pages >= 4, "{pages} pages of two");
+
+    let path = format!("/api/recordings/{id}?token={TOKEN}");
+    let (status, _) = http(server.addr, "PATCH", &path, Some(r#"{"name":"renamed"}"#)).await;
+    assert_eq!(status, 204);
+    let (_, body) = http(server.addr, "GET", &path, None).await;
+    assert!(body.contains(r#""name":"renamed""#), "{body}");
+    let (status, body) = http(server.addr, "PATCH", &path, Some(r#"{"name":"  "}"#)).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("bad_name"), "{body}");
+    let (status, body) = http(server.addr, "GET", &format!("/api/recordings/{id}"), None).await;
+    assert_eq!(status, 401, "{body}");
+    let (status, _) = http(server.addr, "GET", "/api/recordings?token=nope", None).await;
+    assert_eq!(status, 403);
+    let (status, _) = http(server.addr, "DELETE", &path, None).await;
+    assert_eq!(status, 204);
+    let (status, body) = http(server.addr, "GET", &path, None).await;
+    assert_eq!(status, 404, "{body}");
+    assert!(body.contains("unknown_recording"), "{body}");
+    let (status, _) = http(server.addr, "DELETE", &path, None).await;
+    assert_eq!(status, 404);
+    server.stop().await;
+}
+
+/// A session's recording is completed when the session ends.
+#[tokio::test]
+async fn the_end_of_a_session_completes_its_recording() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::with_config(Config {
+        data_dir: Some(dir.path().to_path_buf()),
+        token: Some(TOKEN.into()),
+        record: true,
+        ..Config::default()
+    })
+    .await;
+    let mut client = Client::connect_with(server.addr, &format!("token={TOKEN}"))
+        .await
+        .unwrap();
+    let (started, _) = until(&mut client, |e| match e {
+        Event::RecordingStarted(r) => Some(r.clone()),
+        _ => None,
+    })
+    .await;
+    assert_eq!(started.req, None, "--record started it");
+    let a = client.bind("127.0.0.1:0").await;
+    client
+        .send(Command::Send {
+            socket: a.socket.clone(),
+            to: Some(a.local.to_string()),
+            payload: text("to myself"),
+        })
+        .await;
+    client.received_on(&a.socket).await;
+    drop(client);
+    server.stop().await;
+    let server = server_in(dir.path()).await;
+    let (status, body) = http(
+        server.addr,
+        "GET",
+        &format!("/api/recordings?token={TOKEN}"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let list: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let info = &list["recordings"][0];
+    assert_eq!(info["datagrams"], 2, "{info}");
+    assert!(
+        info["stopped_ms"].is_number(),
+        "stopped with the session: {info}"
+    );
+    server.stop().await;
+}
