@@ -10,6 +10,8 @@
 //! - `DELETE /api/recordings/{id}`: deletes it with its events.
 //! - `GET /api/recordings/{id}/events?after=&limit=`: `{"events":[…],"more":bool}`, its
 //!   events in id order after the id `after` (each as a viewer got it; at most 10,000).
+//! - `GET /api/recordings/{id}/capture.pcapng`: the recording as a capture file
+//!   (`pcapng.rs`), for recordings of at most [`MAX_EXPORT_EVENTS`] events.
 
 use axum::Json;
 use axum::Router;
@@ -24,6 +26,9 @@ use crate::http::{AppState, Refusal, check_origin, check_token};
 
 /// The most events one page of `/events` holds.
 pub const MAX_EVENTS_PAGE: u32 = 10_000;
+/// The most events a recording exported as a file may have (the file is made in
+/// memory: about 150 bytes a datagram).
+pub const MAX_EXPORT_EVENTS: u64 = 2_000_000;
 
 /// The routes under `/api`.
 pub fn routes() -> Router<AppState> {
@@ -34,6 +39,7 @@ pub fn routes() -> Router<AppState> {
             get(one).patch(rename).delete(remove),
         )
         .route("/api/recordings/{id}/events", get(events))
+        .route("/api/recordings/{id}/capture.pcapng", get(capture))
 }
 
 /// The query every route takes.
@@ -198,4 +204,81 @@ async fn events(
     body.push_str(if more { "true" } else { "false" });
     body.push('}');
     ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+async fn capture(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+    Query(page): Query<Page>,
+    headers: HeaderMap,
+) -> Response {
+    let store = match admit(&state, &page, &headers) {
+        Ok(store) => store,
+        Err(refused) => return refused.into_response(),
+    };
+    let info = match store.get(id).await {
+        Ok(Some(info)) => info,
+        Ok(None) => return not_found(id),
+        Err(e) => return failed(e),
+    };
+    if info.events > MAX_EXPORT_EVENTS {
+        return Refusal::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_many_events",
+            format!(
+                "recording {id} has {} events; a capture file is made of at most {MAX_EXPORT_EVENTS}",
+                info.events
+            ),
+        )
+        .into_response();
+    }
+    let epoch_ns = match store.epoch_ns(id).await {
+        Ok(epoch) => epoch.unwrap_or((info.created_ms.max(0) as u64).saturating_mul(1_000_000)),
+        Err(e) => return failed(e),
+    };
+    let mut events = Vec::new();
+    let mut after = 0;
+    loop {
+        let got = match store.events(id, after, MAX_EVENTS_PAGE).await {
+            Ok(got) => got,
+            Err(e) => return failed(e),
+        };
+        let Some(last) = got.last() else { break };
+        after = last.id;
+        events.extend(
+            got.iter()
+                .filter_map(|e| socklab_protocol::Event::from_json(&e.json).ok()),
+        );
+    }
+    let made = tokio::task::spawn_blocking(move || crate::pcapng::export(&events, epoch_ns)).await;
+    match made {
+        Ok(Ok(capture)) => (
+            [
+                (header::CONTENT_TYPE, "application/x-pcapng".to_string()),
+                (
+                    header::CONTENT_DISPOSITION,
+                    format!("attachment; filename=\"socklab-recording-{id}.pcapng\""),
+                ),
+                (
+                    header::HeaderName::from_static("x-socklab-packets"),
+                    capture.packets.to_string(),
+                ),
+                (
+                    header::HeaderName::from_static("x-socklab-left-out"),
+                    capture.left_out.to_string(),
+                ),
+            ],
+            capture.bytes,
+        )
+            .into_response(),
+        Ok(Err(e)) => {
+            Refusal::new(StatusCode::INTERNAL_SERVER_ERROR, "export_failed", e).into_response()
+        }
+        Err(e) => Refusal::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "export_failed",
+            e.to_string(),
+        )
+        .into_response(),
+    }
 }

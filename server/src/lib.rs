@@ -6,6 +6,7 @@
 //!   with ([`Config`]).
 //! - [`http`]: the axum router: the built web app as static files and `GET /ws`.
 //! - [`api`]: the recordings over HTTP (`/api/recordings`).
+//! - [`pcapng`]: a recording as a pcapng file, the lab's account in each comment.
 //! - [`session`]: one session's state and commands: the sockets, links and
 //!   generators it owns, and its event log.
 //! - [`viewer`]: one viewer's WebSocket loop: commands in, the session's log out in
@@ -49,6 +50,7 @@ pub mod http;
 pub mod link;
 pub mod listeners;
 pub mod log;
+pub mod pcapng;
 pub mod policy;
 pub mod recorder;
 pub mod session;

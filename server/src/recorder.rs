@@ -45,7 +45,12 @@ impl Recording {
     ) -> Recording {
         let (stop_at, stop_rx) = watch::channel(None);
         let task = tokio::spawn(async move {
-            let made = store.create(name.clone(), session).await;
+            // The session's start on the real-time clock, as exports need it.
+            let now_real = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as u64);
+            let epoch_ns = now_real.saturating_sub(log.t_ns(Instant::now()));
+            let made = store.create(name.clone(), session, epoch_ns).await;
             let id = match made {
                 Ok(id) => id,
                 Err(e) => {

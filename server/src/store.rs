@@ -49,6 +49,9 @@ const MIGRATIONS: &[&str] = &[
         json TEXT NOT NULL,
         PRIMARY KEY (recording, id)
     ) WITHOUT ROWID;",
+    // 2: when the recorded session began on the real-time clock (ns since the Unix
+    // epoch): events' times are counted from it, and an export needs wall-clock times.
+    "ALTER TABLE recordings ADD COLUMN epoch_ns INTEGER;",
 ];
 
 /// One event as stored: its id and time in the session, its kind (the wire `type`)
@@ -143,12 +146,18 @@ impl Store {
             .map_err(|e| CommandError::new(ErrorCode::IoError, format!("the store failed: {e}")))
     }
 
-    /// Makes a recording of `session` named `name`; returns its id.
-    pub async fn create(&self, name: String, session: String) -> Result<i64, CommandError> {
+    /// Makes a recording of `session` named `name`, whose events' times count from
+    /// `epoch_ns` (ns since the Unix epoch); returns its id.
+    pub async fn create(
+        &self,
+        name: String,
+        session: String,
+        epoch_ns: u64,
+    ) -> Result<i64, CommandError> {
         self.call(move |conn| {
             conn.execute(
-                "INSERT INTO recordings (name, session, created_ms) VALUES (?1, ?2, ?3)",
-                params![name, session, now_ms()],
+                "INSERT INTO recordings (name, session, created_ms, epoch_ns) VALUES (?1, ?2, ?3, ?4)",
+                params![name, session, now_ms(), epoch_ns as i64],
             )?;
             Ok(conn.last_insert_rowid())
         })
@@ -257,6 +266,20 @@ impl Store {
             let gone = tx.execute("DELETE FROM recordings WHERE id = ?1", params![id])? > 0;
             tx.commit()?;
             Ok(gone)
+        })
+        .await
+    }
+
+    /// When recording `id`'s session began, ns since the Unix epoch (None: unknown).
+    pub async fn epoch_ns(&self, id: i64) -> Result<Option<u64>, CommandError> {
+        self.call(move |conn| {
+            conn.query_row(
+                "SELECT epoch_ns FROM recordings WHERE id = ?1",
+                params![id],
+                |row| row.get::<_, Option<i64>>(0),
+            )
+            .optional()
+            .map(|e| e.flatten().map(|n| n.max(0) as u64))
         })
         .await
     }
@@ -405,7 +428,8 @@ mod tests {
     async fn a_recording_is_made_appended_listed_renamed_and_deleted() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        let id = store.create("first".into(), "abc".into()).await.unwrap();
+        let id = store.create("first".into(), "abc".into(), 5).await.unwrap();
+        assert_eq!(store.epoch_ns(id).await.unwrap(), Some(5));
         store
             .append(
                 id,
@@ -452,7 +476,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         {
             let store = Store::open(dir.path()).unwrap();
-            store.create("kept".into(), "s".into()).await.unwrap();
+            store.create("kept".into(), "s".into(), 0).await.unwrap();
         }
         let store = Store::open(dir.path()).unwrap();
         assert_eq!(
@@ -470,6 +494,36 @@ mod tests {
         drop(conn);
         let err = Store::open(dir.path()).unwrap_err();
         assert!(err.contains("newer than this socklab knows"), "{err}");
+    }
+
+    /// A store made by the first version of the schema is brought up to date and
+    /// keeps its recordings.
+    #[tokio::test]
+    async fn an_older_store_is_migrated() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let conn = Connection::open(dir.path().join(FILE)).unwrap();
+            conn.execute_batch(MIGRATIONS[0]).unwrap();
+            conn.pragma_update(None, "user_version", 1).unwrap();
+            conn.execute(
+                "INSERT INTO recordings (name, session, created_ms) VALUES ('old', 's', 1)",
+                [],
+            )
+            .unwrap();
+        }
+        let store = Store::open(dir.path()).unwrap();
+        let (_, list) = store.list(0, 10).await.unwrap();
+        assert_eq!(list[0].name, "old");
+        assert_eq!(
+            store.epoch_ns(list[0].id).await.unwrap(),
+            None,
+            "unknown for old ones"
+        );
+        let version: i64 = store
+            .call(|conn| conn.pragma_query_value(None, "user_version", |r| r.get(0)))
+            .await
+            .unwrap();
+        assert_eq!(version, MIGRATIONS.len() as i64);
     }
 
     #[tokio::test]

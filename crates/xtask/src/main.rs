@@ -104,6 +104,7 @@ fn bench(root: &Path, args: &[String]) -> anyhow::Result<()> {
 fn test(root: &Path) -> anyhow::Result<()> {
     web::ensure_wasm_target()?;
     setup::ensure_browser()?;
+    setup::ensure_tshark()?;
     cmd::step("checking formatting (cargo fmt)");
     cmd::cargo(root)
         .args(["fmt", "--all", "--", "--check"])

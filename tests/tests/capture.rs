@@ -1,0 +1,328 @@
+//! A recording exported as pcapng and read back with tshark: every datagram on the
+//! wire, with its addresses, ports, length, bytes and the lab's account as comment,
+//! and what a link dropped on an interface of its own.
+
+use std::collections::HashMap;
+
+use socklab_protocol::link::{Impairments, LinkFate, LinkSettings, Loss};
+use socklab_protocol::payload::decode_base64;
+use socklab_protocol::{Command, Direction, Event};
+use socklab_server::Config;
+use socklab_tests::python::PythonEcho;
+use socklab_tests::{Client, IpEndpoint as _, TestServer, http, text};
+
+const TOKEN: &str = "cap-token";
+
+/// One packet as tshark prints it: interface, source, destination, UDP length, payload
+/// (hex), comment.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct Frame {
+    interface: String,
+    src: String,
+    dst: String,
+    udp_len: usize,
+    payload: String,
+    comment: String,
+    /// When, seconds since the Unix epoch (with nanoseconds).
+    time: String,
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Reads `file` with tshark, a frame per line.
+fn tshark(file: &std::path::Path) -> Vec<Frame> {
+    let out = std::process::Command::new("tshark")
+        .arg("-r")
+        .arg(file)
+        .args(["-T", "fields", "-E", "separator=|", "-E", "occurrence=f"])
+        .args([
+            "-e",
+            "frame.interface_name",
+            "-e",
+            "ip.src",
+            "-e",
+            "udp.srcport",
+        ])
+        .args(["-e", "ip.dst", "-e", "udp.dstport", "-e", "udp.length"])
+        .args([
+            "-e",
+            "udp.payload",
+            "-e",
+            "frame.comment",
+            "-e",
+            "frame.time_epoch",
+        ])
+        // Ports a dissector claims would hide the payload field: decode none.
+        .args([
+            "--disable-protocol",
+            "ALL",
+            "--enable-protocol",
+            "eth,ip,udp,frame",
+        ])
+        .output()
+        .expect("tshark runs (cargo xtask test installs it)");
+    assert!(
+        out.status.success(),
+        "tshark: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|line| {
+            let f: Vec<&str> = line.split('|').collect();
+            Frame {
+                interface: f[0].into(),
+                src: format!("{}:{}", f[1], f[2]),
+                dst: format!("{}:{}", f[3], f[4]),
+                udp_len: f[5].parse().unwrap(),
+                payload: f[6].replace(':', ""),
+                comment: f[7].into(),
+                time: f[8].into(),
+            }
+        })
+        .collect()
+}
+
+/// Lab to lab, lab to a Python echo server and back, and through a lossy link: the
+/// file holds exactly the packets the lab's events say were on the wire.
+#[tokio::test]
+async fn an_exported_recording_reads_in_tshark_as_the_lab_logged_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::with_config(Config {
+        data_dir: Some(dir.path().to_path_buf()),
+        token: Some(TOKEN.into()),
+        ..Config::default()
+    })
+    .await;
+    let mut client = Client::connect_with(server.addr, &format!("token={TOKEN}"))
+        .await
+        .unwrap();
+    let echo = PythonEcho::start("127.0.0.1");
+    let a = client.bind("127.0.0.1:0").await;
+    let b = client.bind("127.0.0.1:0").await;
+    let link = client
+        .link(
+            "127.0.0.1:0",
+            b.local.addr(),
+            LinkSettings {
+                c2t: Impairments {
+                    loss: Loss::Random { pct: 40.0 },
+                    delay_ms: 5.0,
+                    ..Impairments::default()
+                },
+                seed: 7,
+                ..LinkSettings::default()
+            },
+        )
+        .await;
+    client.send(Command::SetLossTimeout { ms: 300 }).await;
+    client
+        .send(Command::RecordStart {
+            name: Some("capture".into()),
+        })
+        .await;
+    let send = |to: String, payload: String| Command::Send {
+        socket: a.socket.clone(),
+        to: Some(to),
+        payload: text(&payload),
+    };
+    for i in 0..3 {
+        client
+            .send(send(b.local.to_string(), format!("direct {i}")))
+            .await;
+    }
+    for i in 0..2 {
+        client
+            .send(send(echo.addr.to_string(), format!("echo {i}")))
+            .await;
+    }
+    for i in 0..12 {
+        client
+            .send(send(
+                link.listen.to_string(),
+                format!("through the link {i}"),
+            ))
+            .await;
+    }
+    // Every event until all 17 sends have their fate.
+    let mut events: Vec<Event> = Vec::new();
+    let mut fates = 0;
+    while fates < 17 {
+        let event = client.next().await;
+        if let Event::Error(e) = &event {
+            panic!("no refusal expected: {e:?}");
+        }
+        fates += usize::from(matches!(&event, Event::Fate(f) if f.src == a.local));
+        events.push(event);
+    }
+    client.send(Command::RecordStop).await;
+    let recording = loop {
+        match client.next().await {
+            Event::RecordingStopped(r) => break r.recording,
+            other => events.push(other),
+        }
+    };
+
+    let (status, body) = http(
+        server.addr,
+        "GET",
+        &format!("/api/recordings/{recording}/capture.pcapng?token={TOKEN}"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    // The body is binary: fetch it again as bytes.
+    let bytes = fetch_bytes(
+        server.addr,
+        &format!("/api/recordings/{recording}/capture.pcapng?token={TOKEN}"),
+    )
+    .await;
+    assert!(!body.is_empty());
+    let file = dir.path().join("capture.pcapng");
+    std::fs::write(&file, &bytes).unwrap();
+    let mut frames = tshark(&file);
+
+    // What the lab's events say was on the wire.
+    let lab_addr = |e: &socklab_protocol::Endpoint| e.to_string();
+    let mut expected = Vec::new();
+    let departures: HashMap<u64, usize> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::LinkSent(s) => Some(s.sent.iter().map(|d| d.seq).collect::<Vec<_>>()),
+            _ => None,
+        })
+        .flatten()
+        .fold(HashMap::new(), |mut m, seq| {
+            *m.entry(seq).or_default() += 1;
+            m
+        });
+    for event in &events {
+        match event {
+            Event::Datagram(d) if d.socket == a.socket || d.socket == b.socket => {
+                let payload = decode_base64(&d.payload_b64).unwrap();
+                let frame = |src: String, dst: String| Frame {
+                    interface: "lo".into(),
+                    src,
+                    dst,
+                    udp_len: payload.len() + 8,
+                    payload: hex(&payload),
+                    comment: String::new(),
+                    time: String::new(),
+                };
+                match d.dir {
+                    Direction::Out => expected.push(frame(lab_addr(&d.local), lab_addr(&d.peer))),
+                    // From the Python program: its send is on the wire only as this.
+                    Direction::In if d.peer == echo.addr => {
+                        expected.push(frame(lab_addr(&d.peer), lab_addr(&d.local)))
+                    }
+                    Direction::In => {}
+                }
+            }
+            Event::LinkPacket(p) => {
+                let payload = decode_base64(&p.payload_b64).unwrap();
+                let frame = |interface: &str, src: String, dst: String| Frame {
+                    interface: interface.into(),
+                    src,
+                    dst,
+                    udp_len: payload.len() + 8,
+                    payload: hex(&payload),
+                    comment: String::new(),
+                    time: String::new(),
+                };
+                let to = p.to.expect("a client is known").to_string();
+                if p.fate == LinkFate::Dropped {
+                    expected.push(frame(&format!("{} drops", p.link), p.from.to_string(), to));
+                } else {
+                    for _ in 0..departures.get(&p.seq).copied().unwrap_or(0) {
+                        expected.push(frame("lo", link.upstream.to_string(), to.clone()));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    let dropped = expected
+        .iter()
+        .filter(|f| f.interface.ends_with("drops"))
+        .count();
+    assert!(
+        dropped > 0 && dropped < 12,
+        "a lossy link dropped some: {dropped}"
+    );
+    assert_eq!(
+        frames.len(),
+        expected.len(),
+        "one frame per packet on the wire: {frames:#?}"
+    );
+    // The comments: the lab's account of each.
+    for f in &frames {
+        assert!(!f.comment.is_empty(), "{f:?}");
+        if f.interface.ends_with("drops") {
+            assert!(
+                f.comment.contains("dropped by link l1: random loss"),
+                "{f:?}"
+            );
+        }
+        if f.interface == "lo" && f.src == a.local.to_string() && f.dst == b.local.to_string() {
+            assert!(f.comment.contains("delivered"), "{f:?}");
+        }
+        if f.dst == echo.addr.to_string() {
+            assert!(f.comment.contains("answered"), "{f:?}");
+        }
+    }
+    let lost = frames
+        .iter()
+        .filter(|f| f.src == a.local.to_string() && f.comment.contains("lost: link (random loss)"))
+        .count();
+    assert_eq!(lost, dropped, "each send the link dropped says so");
+    // Wall-clock times of this run, to the nanosecond, in order.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let times: Vec<f64> = frames.iter().map(|f| f.time.parse().unwrap()).collect();
+    assert!(
+        times.iter().all(|t| (now - t).abs() < 300.0),
+        "{times:?} vs {now}"
+    );
+    assert!(times.windows(2).all(|w| w[0] <= w[1]), "in time order");
+    assert!(
+        frames[0]
+            .time
+            .split('.')
+            .nth(1)
+            .is_some_and(|ns| ns.len() == 9),
+        "{}",
+        frames[0].time
+    );
+    for f in frames.iter_mut() {
+        f.comment.clear();
+        f.time.clear();
+    }
+    frames.sort();
+    expected.sort();
+    assert_eq!(frames, expected);
+    server.stop().await;
+}
+
+async fn fetch_bytes(addr: std::net::SocketAddr, path: &str) -> Vec<u8> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .await
+        .unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await.unwrap();
+    let start = response
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("headers end")
+        + 4;
+    response.split_off(start)
+}
