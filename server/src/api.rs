@@ -12,6 +12,9 @@
 //!   events in id order after the id `after` (each as a viewer got it; at most 10,000).
 //! - `GET /api/recordings/{id}/capture.pcapng`: the recording as a capture file
 //!   (`pcapng.rs`), for recordings of at most [`MAX_EXPORT_EVENTS`] events.
+//! - `GET /api/recordings/{id}/fates.csv` and `fates.json`: what became of each
+//!   datagram; `flows.csv` and `flows.json`: the flows' figures as the recording's last
+//!   `flow_stats` gave them. For notebooks.
 
 use axum::Json;
 use axum::Router;
@@ -40,6 +43,22 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/api/recordings/{id}/events", get(events))
         .route("/api/recordings/{id}/capture.pcapng", get(capture))
+        .route(
+            "/api/recordings/{id}/fates.csv",
+            get(|s, i, q, h| table(s, i, q, h, Table::Fates, Format::Csv)),
+        )
+        .route(
+            "/api/recordings/{id}/fates.json",
+            get(|s, i, q, h| table(s, i, q, h, Table::Fates, Format::Json)),
+        )
+        .route(
+            "/api/recordings/{id}/flows.csv",
+            get(|s, i, q, h| table(s, i, q, h, Table::Flows, Format::Csv)),
+        )
+        .route(
+            "/api/recordings/{id}/flows.json",
+            get(|s, i, q, h| table(s, i, q, h, Table::Flows, Format::Json)),
+        )
 }
 
 /// The query every route takes.
@@ -281,4 +300,97 @@ async fn capture(
         )
         .into_response(),
     }
+}
+
+/// Which figures a table export holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Table {
+    /// Every `fate`.
+    Fates,
+    /// The last `flow_stats`' flows.
+    Flows,
+}
+
+/// How a table is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    Csv,
+    Json,
+}
+
+async fn table(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+    Query(page): Query<Page>,
+    headers: HeaderMap,
+    table: Table,
+    format: Format,
+) -> Response {
+    let store = match admit(&state, &page, &headers) {
+        Ok(store) => store,
+        Err(refused) => return refused.into_response(),
+    };
+    match store.get(id).await {
+        Ok(Some(_)) => {}
+        Ok(None) => return not_found(id),
+        Err(e) => return failed(e),
+    }
+    let kind = match table {
+        Table::Fates => "fate",
+        Table::Flows => "flow_stats",
+    };
+    let mut rows = Vec::new();
+    let mut after = 0;
+    loop {
+        let got = match store.events_of_kind(id, kind, after, MAX_EVENTS_PAGE).await {
+            Ok(got) => got,
+            Err(e) => return failed(e),
+        };
+        let Some(last) = got.last() else { break };
+        after = last.id;
+        if rows.len() as u64 + got.len() as u64 > MAX_EXPORT_EVENTS {
+            return Refusal::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too_many_events",
+                format!("recording {id} has more than {MAX_EXPORT_EVENTS} of them"),
+            )
+            .into_response();
+        }
+        rows.extend(got);
+    }
+    let (body, content_type) = match table {
+        Table::Fates => {
+            let fates: Vec<socklab_protocol::flow::Fate> = rows
+                .iter()
+                .filter_map(|e| match socklab_protocol::Event::from_json(&e.json) {
+                    Ok(socklab_protocol::Event::Fate(f)) => Some(f),
+                    _ => None,
+                })
+                .collect();
+            match format {
+                Format::Json => (
+                    serde_json::json!({ "fates": fates }).to_string(),
+                    "application/json",
+                ),
+                Format::Csv => (crate::tables::fates_csv(&fates), "text/csv"),
+            }
+        }
+        Table::Flows => {
+            let flows = rows
+                .last()
+                .and_then(|e| match socklab_protocol::Event::from_json(&e.json) {
+                    Ok(socklab_protocol::Event::FlowStats(s)) => Some(s.flows),
+                    _ => None,
+                })
+                .unwrap_or_default();
+            match format {
+                Format::Json => (
+                    serde_json::json!({ "flows": flows }).to_string(),
+                    "application/json",
+                ),
+                Format::Csv => (crate::tables::flows_csv(&flows), "text/csv"),
+            }
+        }
+    };
+    ([(header::CONTENT_TYPE, content_type)], body).into_response()
 }

@@ -7,6 +7,7 @@
 //! - [`http`]: the axum router: the built web app as static files and `GET /ws`.
 //! - [`api`]: the recordings over HTTP (`/api/recordings`).
 //! - [`pcapng`]: a recording as a pcapng file, the lab's account in each comment.
+//! - [`tables`]: fates and flow figures as CSV.
 //! - [`session`]: one session's state and commands: the sockets, links and
 //!   generators it owns, and its event log.
 //! - [`viewer`]: one viewer's WebSocket loop: commands in, the session's log out in
@@ -57,6 +58,7 @@ pub mod session;
 pub mod sessions;
 pub mod slots;
 pub mod store;
+pub mod tables;
 pub mod tcp;
 pub mod tcplink;
 mod timer;

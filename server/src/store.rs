@@ -284,6 +284,37 @@ impl Store {
         .await
     }
 
+    /// Up to `limit` events of recording `id` of kind `kind` (the wire `type`) with ids
+    /// after `after`, in id order.
+    pub async fn events_of_kind(
+        &self,
+        id: i64,
+        kind: &'static str,
+        after: u64,
+        limit: u32,
+    ) -> Result<Vec<StoredEvent>, CommandError> {
+        self.call(move |conn| {
+            let mut query = conn.prepare_cached(
+                "SELECT id, t_ns, kind, json FROM events WHERE recording = ?1 AND kind = ?2 AND id > ?3
+                 ORDER BY id LIMIT ?4",
+            )?;
+            query
+                .query_map(
+                    params![id, kind, after.min(i64::MAX as u64) as i64, limit],
+                    |row| {
+                        Ok(StoredEvent {
+                            id: row.get::<_, i64>(0)? as u64,
+                            t_ns: row.get::<_, i64>(1)? as u64,
+                            kind: row.get(2)?,
+                            json: row.get(3)?,
+                        })
+                    },
+                )?
+                .collect()
+        })
+        .await
+    }
+
     /// Up to `limit` events of recording `id` with ids after `after`, in id order.
     pub async fn events(
         &self,

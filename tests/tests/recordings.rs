@@ -77,6 +77,12 @@ async fn a_recording_holds_every_event_of_the_session_up_to_its_stop() {
         .filter(|e| matches!(e, Event::Datagram(_)))
         .count();
     assert_eq!(datagrams_seen, 20);
+    // The flows' figures with all ten in them (they come at most twice a second).
+    until(&mut client, |e| match e {
+        Event::FlowStats(s) if s.flows.iter().any(|f| f.sent == 10 && f.received == 10) => Some(()),
+        _ => None,
+    })
+    .await;
     client.send(Command::RecordStop).await;
     let (stopped, _) = until(&mut client, |e| match e {
         Event::RecordingStopped(r) => Some(r.clone()),
@@ -166,6 +172,41 @@ async fn a_recording_holds_every_event_of_the_session_up_to_its_stop() {
             .filter(|e| matches!(e, Event::Fate(_)))
             .count(),
         10
+    );
+
+    // The fates and the flows' figures as CSV and JSON, for a notebook.
+    let get = |file: &str| format!("/api/recordings/{id}/{file}?token={TOKEN}");
+    let (status, csv) = http(server.addr, "GET", &get("fates.csv"), None).await;
+    assert_eq!(status, 200);
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines.len(), 11, "a header and ten fates: {csv}");
+    assert!(
+        lines[0].starts_with("send,recv,fate,src,dst,latency_ns"),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        lines[1..].iter().all(|l| l.contains(",delivered,")),
+        "{csv}"
+    );
+    let (_, json) = http(server.addr, "GET", &get("fates.json"), None).await;
+    let fates: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(fates["fates"].as_array().unwrap().len(), 10);
+    assert_eq!(fates["fates"][0]["src"], a.local.to_string());
+    let (_, json) = http(server.addr, "GET", &get("flows.json"), None).await;
+    let flows: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let flow = &flows["flows"][0];
+    assert_eq!(
+        (flow["sent"].as_u64(), flow["received"].as_u64()),
+        (Some(10), Some(10)),
+        "{flows}"
+    );
+    let (_, csv) = http(server.addr, "GET", &get("flows.csv"), None).await;
+    assert!(
+        csv.lines()
+            .nth(1)
+            .is_some_and(|l| l.starts_with(&format!("{},{}", a.local, b.local))),
+        "{csv}"
     );
     server.stop().await;
 }
