@@ -12,6 +12,8 @@
 //!   events in id order after the id `after` (each as a viewer got it; at most 10,000).
 //! - `GET /api/recordings/{id}/capture.pcapng`: the recording as a capture file
 //!   (`pcapng.rs`), for recordings of at most [`MAX_EXPORT_EVENTS`] events.
+//! - `POST /api/recordings/import?name=` with a pcap or pcapng file as the body: its
+//!   UDP datagrams become a recording (`import.rs`); at most `--max-import-bytes`.
 //! - `GET /api/recordings/{id}/fates.csv` and `fates.json`: what became of each
 //!   datagram; `flows.csv` and `flows.json`: the flows' figures as the recording's last
 //!   `flow_stats` gave them. For notebooks.
@@ -34,9 +36,14 @@ pub const MAX_EVENTS_PAGE: u32 = 10_000;
 pub const MAX_EXPORT_EVENTS: u64 = 2_000_000;
 
 /// The routes under `/api`.
-pub fn routes() -> Router<AppState> {
+pub fn routes(max_import_bytes: usize) -> Router<AppState> {
     Router::new()
         .route("/api/recordings", get(list))
+        .route(
+            "/api/recordings/import",
+            axum::routing::post(import)
+                .layer(axum::extract::DefaultBodyLimit::max(max_import_bytes)),
+        )
         .route(
             "/api/recordings/{id}",
             get(one).patch(rename).delete(remove),
@@ -65,6 +72,7 @@ pub fn routes() -> Router<AppState> {
 #[derive(Debug, Deserialize)]
 struct Page {
     token: Option<String>,
+    name: Option<String>,
     offset: Option<u32>,
     limit: Option<u32>,
     after: Option<u64>,
@@ -393,4 +401,97 @@ async fn table(
         }
     };
     ([(header::CONTENT_TYPE, content_type)], body).into_response()
+}
+
+async fn import(
+    State(state): State<AppState>,
+    Query(page): Query<Page>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let store = match admit(&state, &page, &headers) {
+        Ok(store) => store,
+        Err(refused) => return refused.into_response(),
+    };
+    let name = page
+        .name
+        .as_deref()
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .unwrap_or("imported capture");
+    if name.chars().count() > crate::store::MAX_NAME {
+        return Refusal::new(
+            StatusCode::BAD_REQUEST,
+            "bad_name",
+            format!(
+                "a recording's name has 1 to {} characters",
+                crate::store::MAX_NAME
+            ),
+        )
+        .into_response();
+    }
+    let read = tokio::task::spawn_blocking(move || crate::import::read(&body)).await;
+    let imported = match read {
+        Ok(Ok(imported)) => imported,
+        Ok(Err(e)) => {
+            return Refusal::new(StatusCode::BAD_REQUEST, "bad_capture", e).into_response();
+        }
+        Err(e) => {
+            return Refusal::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "import_failed",
+                e.to_string(),
+            )
+            .into_response();
+        }
+    };
+    let (events, epoch_ns) = imported.events();
+    let note = imported.note();
+    let id = match store
+        .create(name.to_owned(), "import".into(), epoch_ns)
+        .await
+    {
+        Ok(id) => id,
+        Err(e) => return failed(e),
+    };
+    let count = events.len();
+    let mut rows = events.into_iter().map(|e| crate::store::StoredEvent {
+        id: e.id().map_or(0, |i| i.0),
+        t_ns: match &e {
+            socklab_protocol::Event::Datagram(d) => d.t_ns,
+            _ => 0,
+        },
+        kind: "datagram".into(),
+        json: e.to_json(),
+    });
+    loop {
+        let batch: Vec<_> = rows.by_ref().take(20_000).collect();
+        if batch.is_empty() {
+            break;
+        }
+        if let Err(e) = store.append(id, batch).await {
+            return failed(e);
+        }
+    }
+    let finished = if note.is_empty() {
+        store.finish(id).await.map(|_| ())
+    } else {
+        match store.set_note(id, note.clone()).await {
+            Ok(()) => store.finish(id).await.map(|_| ()),
+            Err(e) => Err(e),
+        }
+    };
+    if let Err(e) = finished {
+        return failed(e);
+    }
+    (
+        StatusCode::CREATED,
+        Json(serde_json::json!({
+            "recording": id,
+            "datagrams": count,
+            "skipped": imported.skipped.values().sum::<u64>(),
+            "note": note,
+        })),
+    )
+        .into_response()
 }

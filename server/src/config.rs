@@ -48,6 +48,9 @@ pub const DEFAULT_FLUSH_INTERVAL: std::time::Duration = std::time::Duration::ZER
 /// seconds of that and drops the rest with `queue_full`.
 pub const DEFAULT_MAX_LINK_BYTES: usize = 16 * 1024 * 1024;
 
+/// The largest capture that may be imported, by default: a few million datagrams.
+pub const DEFAULT_MAX_IMPORT_BYTES: usize = 256 * 1024 * 1024;
+
 /// socklab: a socket lab in the browser.
 ///
 /// Binds real sockets on this machine at the request of the web page it serves, and
@@ -220,6 +223,10 @@ pub struct Args {
     /// recording itself).
     #[arg(long)]
     pub record: bool,
+
+    /// The largest capture file (pcap or pcapng) that may be imported as a recording.
+    #[arg(long, default_value_t = DEFAULT_MAX_IMPORT_BYTES, value_name = "BYTES")]
+    pub max_import_bytes: usize,
 }
 
 /// The settings a running server uses.
@@ -288,6 +295,8 @@ pub struct Config {
     pub data_dir: Option<PathBuf>,
     /// See [`Args::record`].
     pub record: bool,
+    /// See [`Args::max_import_bytes`].
+    pub max_import_bytes: usize,
 }
 
 impl Default for Config {
@@ -323,6 +332,7 @@ impl Default for Config {
             allow_unix: Vec::new(),
             data_dir: None,
             record: false,
+            max_import_bytes: DEFAULT_MAX_IMPORT_BYTES,
         }
     }
 }
@@ -365,6 +375,7 @@ impl From<&Args> for Config {
                     .unwrap_or_else(crate::store::default_dir),
             ),
             record: args.record,
+            max_import_bytes: args.max_import_bytes,
         }
     }
 }

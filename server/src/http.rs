@@ -81,7 +81,7 @@ pub fn router(state: AppState) -> Router {
     let router = Router::new()
         .route("/ws", get(ws_upgrade))
         .route("/ws/access", get(ws_access))
-        .merge(crate::api::routes());
+        .merge(crate::api::routes(state.config.max_import_bytes));
     let router = match web_dir {
         // The web build writes a gzip copy of each text and wasm file next to it.
         Some(dir) => router.fallback_service(ServeDir::new(dir).precompressed_gzip()),

@@ -8,6 +8,7 @@
 //! - [`api`]: the recordings over HTTP (`/api/recordings`).
 //! - [`pcapng`]: a recording as a pcapng file, the lab's account in each comment.
 //! - [`tables`]: fates and flow figures as CSV.
+//! - [`import`]: a pcap or pcapng capture's UDP datagrams as a recording.
 //! - [`session`]: one session's state and commands: the sockets, links and
 //!   generators it owns, and its event log.
 //! - [`viewer`]: one viewer's WebSocket loop: commands in, the session's log out in
@@ -48,6 +49,7 @@ pub mod config;
 pub mod error;
 pub mod generator;
 pub mod http;
+pub mod import;
 pub mod link;
 pub mod listeners;
 pub mod log;

@@ -52,6 +52,8 @@ const MIGRATIONS: &[&str] = &[
     // 2: when the recorded session began on the real-time clock (ns since the Unix
     // epoch): events' times are counted from it, and an export needs wall-clock times.
     "ALTER TABLE recordings ADD COLUMN epoch_ns INTEGER;",
+    // 3: a note about how a recording was made (what an import skipped).
+    "ALTER TABLE recordings ADD COLUMN note TEXT;",
 ];
 
 /// One event as stored: its id and time in the session, its kind (the wire `type`)
@@ -90,6 +92,9 @@ pub struct RecordingInfo {
     pub bytes: u64,
     /// From its first event to its last, ns.
     pub duration_ns: u64,
+    /// How it was made, when that needs saying (what an import skipped).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 type Job = Box<dyn FnOnce(&mut Connection) + Send>;
@@ -221,7 +226,7 @@ impl Store {
             let total: i64 = conn.query_row("SELECT COUNT(*) FROM recordings", [], |r| r.get(0))?;
             let mut query = conn.prepare_cached(
                 "SELECT id, name, session, created_ms, stopped_ms, events, datagrams, bytes,
-                        COALESCE(last_t_ns - first_t_ns, 0)
+                        COALESCE(last_t_ns - first_t_ns, 0), note
                  FROM recordings ORDER BY created_ms DESC, id DESC LIMIT ?1 OFFSET ?2",
             )?;
             let rows = query
@@ -237,12 +242,24 @@ impl Store {
         self.call(move |conn| {
             conn.query_row(
                 "SELECT id, name, session, created_ms, stopped_ms, events, datagrams, bytes,
-                        COALESCE(last_t_ns - first_t_ns, 0)
+                        COALESCE(last_t_ns - first_t_ns, 0), note
                  FROM recordings WHERE id = ?1",
                 params![id],
                 info_of,
             )
             .optional()
+        })
+        .await
+    }
+
+    /// Notes how recording `id` was made.
+    pub async fn set_note(&self, id: i64, note: String) -> Result<(), CommandError> {
+        self.call(move |conn| {
+            conn.execute(
+                "UPDATE recordings SET note = ?2 WHERE id = ?1",
+                params![id, note],
+            )?;
+            Ok(())
         })
         .await
     }
@@ -356,6 +373,7 @@ fn info_of(row: &rusqlite::Row<'_>) -> rusqlite::Result<RecordingInfo> {
         datagrams: row.get::<_, i64>(6)? as u64,
         bytes: row.get::<_, i64>(7)? as u64,
         duration_ns: row.get::<_, i64>(8)?.max(0) as u64,
+        note: row.get(9)?,
     })
 }
 

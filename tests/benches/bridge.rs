@@ -629,6 +629,36 @@ async fn main() {
                 Some(viewer),
             );
         }
+        // The same with every session recorded into the store: the recorder reads
+        // the log as a viewer does and writes batches on the store's own thread, so
+        // the rate and the CPU per datagram should not move.
+        let (mut rec_rate, mut rec_cpu) = (f64::NAN, f64::NAN);
+        if wants("recording") {
+            let data = tempfile::tempdir().expect("a data directory");
+            let data_arg = data.path().display().to_string();
+            let recording = ServerProcess::start(TOKEN, &["--record", "--data", &data_arg]);
+            let mut lab = Vec::new();
+            for _ in 0..runs {
+                lab.push(socklab(&recording, count, size, 0).await);
+            }
+            drop(recording);
+            let deliveries: Vec<Delivery> = lab.iter().map(|b| b.delivery).collect();
+            let to_viewer = lab.iter().map(|b| b.lost_to_viewer).max().unwrap_or(0);
+            let stored = std::fs::metadata(data.path().join("socklab.db")).map_or(0, |m| m.len())
+                + std::fs::metadata(data.path().join("socklab.db-wal")).map_or(0, |m| m.len());
+            let viewer = Viewer {
+                lost: to_viewer,
+                note: format!("store {:.1} MB after the runs", stored as f64 / 1e6),
+                fields: json!({ "lost_to_viewer": to_viewer, "store_bytes": stored }),
+            };
+            (rec_rate, rec_cpu) = unpaced_row(
+                &mut report,
+                "socklab bridge, recording",
+                size,
+                &deliveries,
+                Some(viewer),
+            );
+        }
         let (mut peer_rate, mut peer_cpu) = (f64::NAN, f64::NAN);
         if let Some(bin) = &websocat_bin {
             let mut peer = Vec::new();
@@ -641,6 +671,8 @@ async fn main() {
             ("socklab / loopback", lab_rate / loop_rate),
             ("socklab / websocat", lab_rate / peer_rate),
             ("CPU socklab / websocat", lab_cpu / peer_cpu),
+            ("recording on / off", rec_rate / lab_rate),
+            ("CPU recording on / off", rec_cpu / lab_cpu),
         ] {
             if ratio.is_finite() {
                 println!("{:<36} {:>28.2}", format!("ratio {name}, {size} B"), ratio);

@@ -481,14 +481,19 @@ impl IpEndpoint for socklab_protocol::Endpoint {
 /// Sends one HTTP/1.1 request (`body` as JSON, if any) to `addr` and returns the status
 /// and the body. The server is asked to close the connection after answering.
 pub async fn http(addr: SocketAddr, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
+    http_bytes(addr, method, path, body.unwrap_or_default().as_bytes()).await
+}
+
+/// [`http`] with any bytes as the body.
+pub async fn http_bytes(addr: SocketAddr, method: &str, path: &str, body: &[u8]) -> (u16, String) {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    let body = body.unwrap_or_default();
-    let request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
         body.len()
     );
     let mut stream = TcpStream::connect(addr).await.expect("connect");
-    stream.write_all(request.as_bytes()).await.expect("send");
+    stream.write_all(head.as_bytes()).await.expect("send");
+    stream.write_all(body).await.expect("send the body");
     let mut response = Vec::new();
     tokio::time::timeout(WAIT, stream.read_to_end(&mut response))
         .await

@@ -326,3 +326,158 @@ async fn fetch_bytes(addr: std::net::SocketAddr, path: &str) -> Vec<u8> {
         + 4;
     response.split_off(start)
 }
+
+/// A capture tshark writes on the loopback interface during a session (in a network
+/// namespace of the test's own, so it holds only the test's traffic) imports as a
+/// recording with the datagrams the lab logged: the same ends, bytes and spacing.
+#[tokio::test]
+async fn a_capture_tshark_writes_on_loopback_imports_with_the_datagrams_the_lab_logged() {
+    use socklab_tests::isolated::{Isolation, rerun};
+    if rerun(
+        Isolation::Network,
+        "a_capture_tshark_writes_on_loopback_imports_with_the_datagrams_the_lab_logged",
+    ) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::with_config(Config {
+        data_dir: Some(dir.path().to_path_buf()),
+        token: Some(TOKEN.into()),
+        ..Config::default()
+    })
+    .await;
+    let mut client = Client::connect_with(server.addr, &format!("token={TOKEN}"))
+        .await
+        .unwrap();
+    let a = client.bind("127.0.0.1:0").await;
+    let b = client.bind("127.0.0.1:0").await;
+    let file = dir.path().join("lo.pcapng");
+    let mut tshark = std::process::Command::new("tshark")
+        .args(["-i", "lo", "-f", "udp", "-l", "-P", "-w"])
+        .arg(&file)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("tshark runs (cargo xtask test installs it)");
+    // It prints a line for each packet it captures: warm-up datagrams to a socket of
+    // their own until one shows, then the capture holds everything after.
+    let (shown_tx, mut shown) = tokio::sync::mpsc::unbounded_channel();
+    let stdout = tshark.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        use std::io::BufRead as _;
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = shown_tx.send(line);
+        }
+    });
+    let warm = client.bind("127.0.0.1:0").await;
+    let mut capturing = false;
+    for _ in 0..200 {
+        client
+            .send(Command::Send {
+                socket: warm.socket.clone(),
+                to: Some(warm.local.to_string()),
+                payload: text("warm-up"),
+            })
+            .await;
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        if shown.try_recv().is_ok() {
+            capturing = true;
+            break;
+        }
+    }
+    assert!(capturing, "tshark captures on lo");
+    for i in 0..5 {
+        client
+            .send(Command::Send {
+                socket: a.socket.clone(),
+                to: Some(b.local.to_string()),
+                payload: text(&format!("on the wire {i}")),
+            })
+            .await;
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    // Every event until the five have arrived: the sends are what the lab logged.
+    let (mut sent, mut arrived) = (Vec::new(), 0);
+    while arrived < 5 {
+        match client.next().await {
+            Event::Datagram(d) if d.dir == Direction::Out && d.socket == a.socket => sent.push(d),
+            Event::Datagram(d) if d.socket == b.socket => arrived += 1,
+            Event::Error(e) => panic!("no refusal expected: {e:?}"),
+            _ => {}
+        }
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let stop = std::process::Command::new("kill")
+        .args(["-INT", &tshark.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(stop.success());
+    tshark.wait().unwrap();
+
+    let bytes = std::fs::read(&file).unwrap();
+    let (status, body) = socklab_tests::http_bytes(
+        server.addr,
+        "POST",
+        &format!("/api/recordings/import?token={TOKEN}&name=tshark"),
+        &bytes,
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let made: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert!(made["datagrams"].as_u64().unwrap() >= 5, "{made}");
+    let id = made["recording"].as_i64().unwrap();
+    let (_, body) = http(
+        server.addr,
+        "GET",
+        &format!("/api/recordings/{id}/events?token={TOKEN}"),
+        None,
+    )
+    .await;
+    let page: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let imported: Vec<socklab_protocol::Datagram> = page["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| match serde_json::from_value(e.clone()).unwrap() {
+            Event::Datagram(d) => d,
+            other => panic!("a datagram, not {other:?}"),
+        })
+        // The warm-up datagrams aside.
+        .filter(|d| d.local == a.local)
+        .collect();
+    let ends = |d: &socklab_protocol::Datagram| {
+        (
+            d.local.clone(),
+            d.peer.clone(),
+            decode_base64(&d.payload_b64).unwrap(),
+        )
+    };
+    assert_eq!(
+        imported.iter().map(ends).collect::<Vec<_>>(),
+        sent.iter().map(ends).collect::<Vec<_>>(),
+        "the same datagrams, in order"
+    );
+    // The same spacing, within a millisecond (the kernel's stamps against the lab's).
+    for (i, (cap, lab)) in imported.windows(2).zip(sent.windows(2)).enumerate() {
+        let gap_cap = cap[1].t_ns as i64 - cap[0].t_ns as i64;
+        let gap_lab = lab[1].t_ns as i64 - lab[0].t_ns as i64;
+        assert!(
+            (gap_cap - gap_lab).abs() < 1_000_000,
+            "gap {i}: capture {gap_cap} ns, lab {gap_lab} ns"
+        );
+    }
+    // Not a capture: refused in words.
+    let (status, body) = socklab_tests::http_bytes(
+        server.addr,
+        "POST",
+        &format!("/api/recordings/import?token={TOKEN}"),
+        b"hello",
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert!(body.contains("neither a pcap nor a pcapng"), "{body}");
+    server.stop().await;
+}
