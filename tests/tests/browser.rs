@@ -863,6 +863,43 @@ async fn record(url: &str, browser: &Browser) {
     assert!(said.contains("events"), "{said}");
     let shot = browser.screenshot("e2e-record.png").await;
     eprintln!("screenshot: {}", shot.display());
+    // The recordings view lists it with its counts and files; it can be renamed and
+    // deleted.
+    browser.click("#tab-recordings").await;
+    let row = browser
+        .wait_text("#recordings-list tr.recording-row", |t| {
+            t.contains("session ")
+        })
+        .await;
+    assert!(row.contains("pcapng") && row.contains("fates.csv"), "{row}");
+    browser
+        .wait_text("#recordings-range", |t| t == "1–1 of 1")
+        .await;
+    let href = browser
+        .wait_attr("#recordings-list .files a", "href", |h| {
+            h.contains("capture.pcapng")
+        })
+        .await;
+    assert!(
+        href.contains("token="),
+        "the file's link carries the token: {href}"
+    );
+    browser.click("[id^='rename-button-']").await;
+    browser
+        .fill("[id^='rename-']:not([id^='rename-button'])", "my first run")
+        .await;
+    browser.click("#recordings-list form button").await;
+    browser
+        .wait_text("#recordings-list tr.recording-row", |t| {
+            t.contains("my first run")
+        })
+        .await;
+    let shot = browser.screenshot("e2e-recordings.png").await;
+    eprintln!("screenshot: {}", shot.display());
+    browser.click("[id^='delete-']").await;
+    browser
+        .wait_text("#page-recordings", |t| t.contains("No recordings yet"))
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

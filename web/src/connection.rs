@@ -88,6 +88,11 @@ struct Resume {
     last_id: u64,
 }
 
+/// The launch token the page keeps (for the server's HTTP routes, which need it too).
+pub fn token() -> Option<String> {
+    storage().and_then(|s| s.get_item(TOKEN_KEY).ok().flatten())
+}
+
 fn storage() -> Option<web_sys::Storage> {
     web_sys::window()?.session_storage().ok()?
 }

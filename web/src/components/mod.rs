@@ -5,6 +5,7 @@ mod header;
 mod inspector;
 mod links;
 mod packets;
+mod recordings;
 mod send;
 mod sockets;
 mod stats;
@@ -192,20 +193,28 @@ fn Workspace() -> Html {
         Callback::from(move |_| tab.set(name))
     };
     let on_timeline = *tab == "timeline";
+    let on_packets = *tab == "packets";
+    let on_recordings = *tab == "recordings";
     html! {
         <section class="panel workspace">
             <div class="tabs" role="tablist">
                 <button id="tab-timeline" role="tab" aria-selected={on_timeline.to_string()} class={classes!("tab", on_timeline.then_some("on"))} onclick={pick("timeline")}>{ "Timeline" }</button>
-                <button id="tab-packets" role="tab" aria-selected={(!on_timeline).to_string()} class={classes!("tab", (!on_timeline).then_some("on"))} onclick={pick("packets")}>{ "Packets" }</button>
+                <button id="tab-packets" role="tab" aria-selected={on_packets.to_string()} class={classes!("tab", on_packets.then_some("on"))} onclick={pick("packets")}>{ "Packets" }</button>
+                <button id="tab-recordings" role="tab" aria-selected={on_recordings.to_string()} class={classes!("tab", on_recordings.then_some("on"))} onclick={pick("recordings")}>{ "Recordings" }</button>
             </div>
             <div class="workspace-body">
                 <div id="page-timeline" class="tab-page" role="tabpanel" hidden={!on_timeline}>
                     <TimelinePanel visible={on_timeline} />
                     <FlowsPanel visible={on_timeline} />
                 </div>
-                <div id="page-packets" class="tab-page" role="tabpanel" hidden={on_timeline}>
+                <div id="page-packets" class="tab-page" role="tabpanel" hidden={!on_packets}>
                     <PacketsPanel />
                 </div>
+                if on_recordings {
+                    <div id="page-recordings" class="tab-page" role="tabpanel">
+                        <recordings::RecordingsPanel />
+                    </div>
+                }
             </div>
             <Inspector />
         </section>
