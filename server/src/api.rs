@@ -13,7 +13,10 @@
 //! - `GET /api/recordings/{id}/capture.pcapng`: the recording as a capture file
 //!   (`pcapng.rs`), for recordings of at most [`MAX_EXPORT_EVENTS`] events.
 //! - `POST /api/recordings/import?name=` with a pcap or pcapng file as the body: its
-//!   UDP datagrams become a recording (`import.rs`); at most `--max-import-bytes`.
+//!   UDP datagrams become a recording (`import.rs`); at most `--max-import-bytes`. A
+//!   recording file (below) imports whole.
+//! - `GET /api/recordings/{id}/recording.socklab`: the recording as one file to share:
+//!   a line of JSON saying what it is, then its events, a line each.
 //! - `GET /api/recordings/{id}/fates.csv` and `fates.json`: what became of each
 //!   datagram; `flows.csv` and `flows.json`: the flows' figures as the recording's last
 //!   `flow_stats` gave them. For notebooks.
@@ -50,6 +53,10 @@ pub fn routes(max_import_bytes: usize) -> Router<AppState> {
         )
         .route("/api/recordings/{id}/events", get(events))
         .route("/api/recordings/{id}/capture.pcapng", get(capture))
+        .route(
+            "/api/recordings/{id}/recording.socklab",
+            get(recording_file),
+        )
         .route(
             "/api/recordings/{id}/fates.csv",
             get(|s, i, q, h| table(s, i, q, h, Table::Fates, Format::Csv)),
@@ -263,20 +270,13 @@ async fn capture(
         Ok(epoch) => epoch.unwrap_or((info.created_ms.max(0) as u64).saturating_mul(1_000_000)),
         Err(e) => return failed(e),
     };
-    let mut events = Vec::new();
-    let mut after = 0;
-    loop {
-        let got = match store.events(id, after, MAX_EVENTS_PAGE).await {
-            Ok(got) => got,
-            Err(e) => return failed(e),
-        };
-        let Some(last) = got.last() else { break };
-        after = last.id;
-        events.extend(
-            got.iter()
-                .filter_map(|e| socklab_protocol::Event::from_json(&e.json).ok()),
-        );
-    }
+    let events: Vec<socklab_protocol::Event> = match all_events(&store, id).await {
+        Ok(stored) => stored
+            .iter()
+            .filter_map(|e| socklab_protocol::Event::from_json(&e.json).ok())
+            .collect(),
+        Err(refused) => return refused,
+    };
     let made = tokio::task::spawn_blocking(move || crate::pcapng::export(&events, epoch_ns)).await;
     match made {
         Ok(Ok(capture)) => (
@@ -430,6 +430,9 @@ async fn import(
         )
         .into_response();
     }
+    if body.starts_with(crate::import::RECORDING_MAGIC.as_bytes()) {
+        return import_recording(&store, page.name.as_deref(), &body).await;
+    }
     let read = tokio::task::spawn_blocking(move || crate::import::read(&body)).await;
     let imported = match read {
         Ok(Ok(imported)) => imported,
@@ -448,7 +451,7 @@ async fn import(
     let (events, epoch_ns) = imported.events();
     let note = imported.note();
     let id = match store
-        .create(name.to_owned(), "import".into(), epoch_ns)
+        .create(name.to_owned(), "import".into(), Some(epoch_ns))
         .await
     {
         Ok(id) => id,
@@ -491,6 +494,128 @@ async fn import(
             "datagrams": count,
             "skipped": imported.skipped.values().sum::<u64>(),
             "note": note,
+        })),
+    )
+        .into_response()
+}
+
+/// Every stored event of recording `id`, in id order, refused past
+/// [`MAX_EXPORT_EVENTS`].
+async fn all_events(
+    store: &crate::store::Store,
+    id: i64,
+) -> Result<Vec<crate::store::StoredEvent>, Response> {
+    let mut all = Vec::new();
+    let mut after = 0;
+    loop {
+        let got = store
+            .events(id, after, MAX_EVENTS_PAGE)
+            .await
+            .map_err(failed)?;
+        let Some(last) = got.last() else { break };
+        after = last.id;
+        if all.len() as u64 + got.len() as u64 > MAX_EXPORT_EVENTS {
+            return Err(Refusal::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too_many_events",
+                format!("recording {id} has more than {MAX_EXPORT_EVENTS} events"),
+            )
+            .into_response());
+        }
+        all.extend(got);
+    }
+    Ok(all)
+}
+
+async fn recording_file(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+    Query(page): Query<Page>,
+    headers: HeaderMap,
+) -> Response {
+    let store = match admit(&state, &page, &headers) {
+        Ok(store) => store,
+        Err(refused) => return refused.into_response(),
+    };
+    let info = match store.get(id).await {
+        Ok(Some(info)) => info,
+        Ok(None) => return not_found(id),
+        Err(e) => return failed(e),
+    };
+    let epoch_ns = match store.epoch_ns(id).await {
+        Ok(epoch) => epoch,
+        Err(e) => return failed(e),
+    };
+    let events = match all_events(&store, id).await {
+        Ok(events) => events,
+        Err(refused) => return refused,
+    };
+    let mut body = crate::import::recording_header(&info, epoch_ns);
+    body.push('\n');
+    for e in &events {
+        body.push_str(&e.json);
+        body.push('\n');
+    }
+    (
+        [
+            (header::CONTENT_TYPE, "application/x-ndjson".to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"socklab-recording-{id}.socklab\""),
+            ),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// Stores a recording file as a new recording.
+async fn import_recording(
+    store: &crate::store::Store,
+    name: Option<&str>,
+    body: &[u8],
+) -> Response {
+    let file = match crate::import::read_recording(body) {
+        Ok(file) => file,
+        Err(e) => return Refusal::new(StatusCode::BAD_REQUEST, "bad_recording", e).into_response(),
+    };
+    let name = name
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .map_or(file.name.clone(), str::to_owned);
+    let id = match store
+        .create(name, file.session.clone(), file.epoch_ns)
+        .await
+    {
+        Ok(id) => id,
+        Err(e) => return failed(e),
+    };
+    let count = file.events.len();
+    let mut rows = file.events.into_iter();
+    loop {
+        let batch: Vec<_> = rows.by_ref().take(20_000).collect();
+        if batch.is_empty() {
+            break;
+        }
+        if let Err(e) = store.append(id, batch).await {
+            return failed(e);
+        }
+    }
+    if let Some(note) = file.note
+        && let Err(e) = store.set_note(id, note).await
+    {
+        return failed(e);
+    }
+    let counts = match store.finish(id).await {
+        Ok(counts) => counts,
+        Err(e) => return failed(e),
+    };
+    (
+        StatusCode::CREATED,
+        Json(serde_json::json!({
+            "recording": id,
+            "events": count,
+            "datagrams": counts.1,
         })),
     )
         .into_response()

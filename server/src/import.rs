@@ -223,6 +223,90 @@ fn take(into: &mut Imported, link: DataLink, at_ns: u64, data: &[u8]) {
     }
 }
 
+/// What a recording file starts with: its first line is a JSON object whose first key
+/// says what it is.
+pub const RECORDING_MAGIC: &str = r#"{"socklab_recording":"#;
+/// The recording file format's version.
+pub const RECORDING_VERSION: u32 = 1;
+
+/// A recording file's first line.
+pub fn recording_header(info: &crate::store::RecordingInfo, epoch_ns: Option<u64>) -> String {
+    // Key order matters: the file starts with the magic.
+    let mut header = format!("{RECORDING_MAGIC}{RECORDING_VERSION}");
+    for (key, value) in [
+        ("name", serde_json::json!(info.name)),
+        ("session", serde_json::json!(info.session)),
+        ("created_ms", serde_json::json!(info.created_ms)),
+        ("epoch_ns", serde_json::json!(epoch_ns)),
+        ("note", serde_json::json!(info.note)),
+        ("events", serde_json::json!(info.events)),
+    ] {
+        header.push_str(&format!(",{}:{value}", serde_json::json!(key)));
+    }
+    header.push('}');
+    header
+}
+
+/// A recording file read back.
+#[derive(Debug)]
+pub struct RecordingFile {
+    /// Its name.
+    pub name: String,
+    /// The session it recorded.
+    pub session: String,
+    /// When that session began (ns since the Unix epoch), if known.
+    pub epoch_ns: Option<u64>,
+    /// Its note.
+    pub note: Option<String>,
+    /// Its events, ready to store.
+    pub events: Vec<crate::store::StoredEvent>,
+}
+
+/// Reads a recording file: its first line, then an event a line, each checked to be
+/// an event this server understands.
+pub fn read_recording(bytes: &[u8]) -> Result<RecordingFile, String> {
+    let text =
+        std::str::from_utf8(bytes).map_err(|_| "a recording file is UTF-8 text".to_string())?;
+    let mut lines = text.lines().filter(|l| !l.trim().is_empty());
+    let header: serde_json::Value = lines
+        .next()
+        .and_then(|l| serde_json::from_str(l).ok())
+        .ok_or("its first line is not the recording's description")?;
+    let version = header["socklab_recording"].as_u64().unwrap_or(0);
+    if version != u64::from(RECORDING_VERSION) {
+        return Err(format!(
+            "it is a recording file of version {version}; this socklab reads version {RECORDING_VERSION}"
+        ));
+    }
+    let mut events = Vec::new();
+    for (n, line) in lines.enumerate() {
+        let event = Event::from_json(line)
+            .map_err(|e| format!("line {} is not an event socklab knows: {e}", n + 2))?;
+        let value: serde_json::Value = serde_json::from_str(line).map_err(|e| e.to_string())?;
+        let id = event
+            .id()
+            .map(|i| i.0)
+            .or_else(|| value["from"].as_u64())
+            .ok_or_else(|| format!("line {}: an event without an id", n + 2))?;
+        events.push(crate::store::StoredEvent {
+            id,
+            t_ns: value["t_ns"].as_u64().unwrap_or(0),
+            kind: value["type"].as_str().unwrap_or("unknown").to_owned(),
+            json: line.to_owned(),
+        });
+    }
+    Ok(RecordingFile {
+        name: header["name"]
+            .as_str()
+            .unwrap_or("imported recording")
+            .to_owned(),
+        session: header["session"].as_str().unwrap_or("import").to_owned(),
+        epoch_ns: header["epoch_ns"].as_u64(),
+        note: header["note"].as_str().map(str::to_owned),
+        events,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

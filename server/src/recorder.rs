@@ -50,7 +50,7 @@ impl Recording {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_nanos() as u64);
             let epoch_ns = now_real.saturating_sub(log.t_ns(Instant::now()));
-            let made = store.create(name.clone(), session, epoch_ns).await;
+            let made = store.create(name.clone(), session, Some(epoch_ns)).await;
             let id = match made {
                 Ok(id) => id,
                 Err(e) => {

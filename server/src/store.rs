@@ -157,12 +157,12 @@ impl Store {
         &self,
         name: String,
         session: String,
-        epoch_ns: u64,
+        epoch_ns: Option<u64>,
     ) -> Result<i64, CommandError> {
         self.call(move |conn| {
             conn.execute(
                 "INSERT INTO recordings (name, session, created_ms, epoch_ns) VALUES (?1, ?2, ?3, ?4)",
-                params![name, session, now_ms(), epoch_ns as i64],
+                params![name, session, now_ms(), epoch_ns.map(|e| e as i64)],
             )?;
             Ok(conn.last_insert_rowid())
         })
@@ -477,7 +477,10 @@ mod tests {
     async fn a_recording_is_made_appended_listed_renamed_and_deleted() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        let id = store.create("first".into(), "abc".into(), 5).await.unwrap();
+        let id = store
+            .create("first".into(), "abc".into(), Some(5))
+            .await
+            .unwrap();
         assert_eq!(store.epoch_ns(id).await.unwrap(), Some(5));
         store
             .append(
@@ -525,7 +528,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         {
             let store = Store::open(dir.path()).unwrap();
-            store.create("kept".into(), "s".into(), 0).await.unwrap();
+            store.create("kept".into(), "s".into(), None).await.unwrap();
         }
         let store = Store::open(dir.path()).unwrap();
         assert_eq!(

@@ -894,9 +894,57 @@ async fn record(url: &str, browser: &Browser) {
             t.contains("my first run")
         })
         .await;
+    // Its file, shared and imported back: a second row.
+    let addr: std::net::SocketAddr = url
+        .trim_start_matches("http://")
+        .split('/')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let id = href
+        .split("/api/recordings/")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .unwrap()
+        .to_owned();
+    let (status, file) = socklab_tests::http(
+        addr,
+        "GET",
+        &format!("/api/recordings/{id}/recording.socklab?token={TOKEN}"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("shared.socklab");
+    std::fs::write(&path, file).unwrap();
+    browser
+        .client()
+        .find(fantoccini::Locator::Css("#import-file"))
+        .await
+        .unwrap()
+        .send_keys(&path.display().to_string())
+        .await
+        .unwrap();
+    browser
+        .wait_text("#import-done", |t| {
+            t.contains("shared.socklab: 6 datagrams imported")
+        })
+        .await;
+    browser
+        .wait_text("#recordings-range", |t| t == "1–2 of 2")
+        .await;
     let shot = browser.screenshot("e2e-recordings.png").await;
     eprintln!("screenshot: {}", shot.display());
-    browser.click("[id^='delete-']").await;
+    for left in [1, 0] {
+        browser.click("[id^='delete-']").await;
+        if left > 0 {
+            browser
+                .wait_text("#recordings-range", |t| t == "1–1 of 1")
+                .await;
+        }
+    }
     browser
         .wait_text("#page-recordings", |t| t.contains("No recordings yet"))
         .await;

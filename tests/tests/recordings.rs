@@ -208,6 +208,42 @@ async fn a_recording_holds_every_event_of_the_session_up_to_its_stop() {
             .is_some_and(|l| l.starts_with(&format!("{},{}", a.local, b.local))),
         "{csv}"
     );
+
+    // One file to share: it imports back as a recording with the same events.
+    let (status, file) = http(server.addr, "GET", &get("recording.socklab"), None).await;
+    assert_eq!(status, 200);
+    assert!(
+        file.starts_with(r#"{"socklab_recording":1,"name":"ten pings""#),
+        "{}",
+        &file[..80.min(file.len())]
+    );
+    assert_eq!(file.lines().count() as u64, 1 + stopped.events);
+    let (status, body) = socklab_tests::http_bytes(
+        server.addr,
+        "POST",
+        &format!("/api/recordings/import?token={TOKEN}&name=shared"),
+        file.as_bytes(),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let made: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        (made["events"].as_u64(), made["datagrams"].as_u64()),
+        (Some(stopped.events), Some(20))
+    );
+    let copy = made["recording"].as_i64().unwrap();
+    let events_of = |id: i64| format!("/api/recordings/{id}/events?token={TOKEN}&limit=10000");
+    let (_, original) = http(server.addr, "GET", &events_of(id), None).await;
+    let (_, imported) = http(server.addr, "GET", &events_of(copy), None).await;
+    assert_eq!(imported, original, "the same events, byte for byte");
+    let (_, list) = http(
+        server.addr,
+        "GET",
+        &format!("/api/recordings?token={TOKEN}"),
+        None,
+    )
+    .await;
+    assert!(list.contains(r#""name":"shared""#), "{list}");
     server.stop().await;
 }
 

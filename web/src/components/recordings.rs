@@ -154,6 +154,57 @@ pub fn RecordingsPanel() -> Html {
             }
         })
     };
+    let imported = use_state(|| None::<String>);
+    let on_import = {
+        let (problem, refresh, imported) = (problem.clone(), refresh.clone(), imported.clone());
+        Callback::from(move |e: Event| {
+            let input = e.target_unchecked_into::<web_sys::HtmlInputElement>();
+            let Some(file) = input.files().and_then(|files| files.get(0)) else {
+                return;
+            };
+            input.set_value("");
+            let (problem, refresh, imported) = (problem.clone(), refresh.clone(), imported.clone());
+            wasm_bindgen_futures::spawn_local(async move {
+                let name = file.name();
+                // A shared recording keeps its own name; a capture is named after its file.
+                let path = if name.ends_with(".socklab") {
+                    "/api/recordings/import".to_string()
+                } else {
+                    format!(
+                        "/api/recordings/import?name={}",
+                        js_sys::encode_uri_component(&name)
+                    )
+                };
+                let request = gloo_net::http::Request::post(&with_token(&path))
+                    .body(wasm_bindgen::JsValue::from(file));
+                let answer = match request {
+                    Ok(request) => request.send().await,
+                    Err(e) => {
+                        problem.set(Some(e.to_string()));
+                        return;
+                    }
+                };
+                match answer {
+                    Ok(r) if r.ok() => {
+                        problem.set(None);
+                        let made: serde_json::Value = r.json().await.unwrap_or_default();
+                        let note = made["note"]
+                            .as_str()
+                            .filter(|n| !n.is_empty())
+                            .map(|n| format!(" ({n})"))
+                            .unwrap_or_default();
+                        imported.set(Some(format!(
+                            "{name}: {} datagrams imported{note}",
+                            made["datagrams"].as_u64().unwrap_or(0)
+                        )));
+                    }
+                    Ok(r) => problem.set(Some(why(r).await)),
+                    Err(e) => problem.set(Some(format!("cannot reach the server: {e}"))),
+                }
+                refresh();
+            });
+        })
+    };
     let body = match &*listing {
         None => html! { <p class="empty">{ "Reading the recordings…" }</p> },
         Some(Err(e)) => html! { <p id="recordings-error" class="form-error">{ e.clone() }</p> },
@@ -193,6 +244,7 @@ pub fn RecordingsPanel() -> Html {
                                 title="The datagrams as a loopback capture for Wireshark, each with the lab's account as its comment">{ "pcapng" }</a>
                             <a class="small" href={file("fates.csv")} download={format!("socklab-recording-{id}-fates.csv")} title="What became of each datagram, a row each">{ "fates.csv" }</a>
                             <a class="small" href={file("flows.json")} download={format!("socklab-recording-{id}-flows.json")} title="The flows' figures">{ "flows.json" }</a>
+                            <a class="small" href={file("recording.socklab")} download={format!("socklab-recording-{id}.socklab")} title="The whole recording as one file, to share: another socklab imports it">{ "file" }</a>
                             <button class="small" onclick={start_edit} id={format!("rename-button-{id}")}>{ "rename" }</button>
                             <button class="small" onclick={delete(id)} id={format!("delete-{id}")}>{ "delete" }</button>
                         </td>
@@ -228,6 +280,13 @@ pub fn RecordingsPanel() -> Html {
         <div class="recordings-panel">
             <h3>{ "Recordings" }</h3>
             <p class="hint">{ "Sessions kept in the server's store, newest first. Each downloads as a capture for Wireshark (a packet per datagram on the wire, the lab's account in each comment) or as the analysis' figures." }</p>
+            <label class="import" title="A .socklab file (a recording someone shared) imports whole; a pcap or pcapng capture (tcpdump, Wireshark) imports its UDP datagrams">
+                { "import a recording or a capture" }
+                <input id="import-file" type="file" accept=".socklab,.pcap,.pcapng,.cap" onchange={on_import} />
+            </label>
+            if let Some(done) = &*imported {
+                <p id="import-done" class="hint">{ done.clone() }</p>
+            }
             if let Some(p) = &*problem {
                 <p id="recordings-problem" class="form-error" role="alert">{ p.clone() }</p>
             }
