@@ -10,6 +10,9 @@
 //! - `DELETE /api/recordings/{id}`: deletes it with its events.
 //! - `GET /api/recordings/{id}/events?after=&limit=`: `{"events":[…],"more":bool}`, its
 //!   events in id order after the id `after` (each as a viewer got it; at most 10,000).
+//!
+//! (Over 600 lines: every route under `/api`, each a few checks around a store call,
+//! so the refusals they share read alike.)
 //! - `GET /api/recordings/{id}/capture.pcapng`: the recording as a capture file
 //!   (`pcapng.rs`), for recordings of at most [`MAX_EXPORT_EVENTS`] events.
 //! - `POST /api/recordings/import?name=` with a pcap or pcapng file as the body: its

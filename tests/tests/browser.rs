@@ -937,6 +937,50 @@ async fn record(url: &str, browser: &Browser) {
         .await;
     let shot = browser.screenshot("e2e-recordings.png").await;
     eprintln!("screenshot: {}", shot.display());
+    // Opened: read-only, stepped through datagram by datagram, the inspector following.
+    let open = format!("#open-{id}");
+    browser.click(&open).await;
+    browser
+        .wait_text("#replay-name", |t| t.contains("my first run"))
+        .await;
+    browser
+        .wait_text("#replay-cursor", |t| t.starts_with("datagram 0 of 6"))
+        .await;
+    for n in 1..=3 {
+        browser.click("#replay-forward").await;
+        browser
+            .wait_text("#replay-cursor", |t| {
+                t.starts_with(&format!("datagram {n} of 6"))
+            })
+            .await;
+    }
+    browser
+        .wait_text("#inspector .meta", |t| {
+            t.contains("kept 2") || t.contains("sent") || t.contains("received")
+        })
+        .await;
+    let shot = browser.screenshot("e2e-replay.png").await;
+    eprintln!("screenshot: {}", shot.display());
+    browser.click("#tab-packets").await;
+    browser
+        .wait_count(
+            "tr.packet-row[data-dir='out'], tr.packet-row[data-dir='in']",
+            3,
+        )
+        .await;
+    browser.click("#replay-back").await;
+    browser
+        .wait_text("#replay-cursor", |t| t.starts_with("datagram 2 of 6"))
+        .await;
+    browser
+        .wait_count(
+            "tr.packet-row[data-dir='out'], tr.packet-row[data-dir='in']",
+            2,
+        )
+        .await;
+    browser.click("#replay-close").await;
+    browser.wait_count("#bind-button", 1).await;
+    browser.click("#tab-recordings").await;
     for left in [1, 0] {
         browser.click("[id^='delete-']").await;
         if left > 0 {

@@ -13,7 +13,7 @@ use crate::model::{Action, Connection, Origin, token_from};
 #[component]
 pub fn Header() -> Html {
     let ctx = use_ctx();
-    let state = &ctx.state;
+    let state = &ctx.live;
     let (class, label) = match &state.connection {
         Connection::Connecting => ("status connecting", "connecting…".to_string()),
         Connection::Connected => ("status connected", "connected".to_string()),
@@ -53,7 +53,7 @@ pub fn Header() -> Html {
                 Command::RecordStart { name: None }
             };
             ctx.commands
-                .send(&ctx.state.dispatcher(), Origin::Record, command);
+                .send(&ctx.live.dispatcher(), Origin::Record, command);
         })
     };
     let record_error = state.error(&Origin::Record).map(str::to_owned);
@@ -109,7 +109,7 @@ fn Access() -> Html {
     let ctx = use_ctx();
     let pasted = use_state(String::new);
     let problem = use_state(|| None::<String>);
-    let (message, why) = match &ctx.state.connection {
+    let (message, why) = match &ctx.live.connection {
         Connection::Refused { code, message } => match code.as_str() {
             "no_token" => (
                 "This page needs socklab's launch token.".to_string(),
@@ -128,7 +128,7 @@ fn Access() -> Html {
         Connection::Busy { message } => (message.clone(), "The page will try again in a while."),
         _ => return html! {},
     };
-    let needs_token = ctx.state.connection.needs_token();
+    let needs_token = ctx.live.connection.needs_token();
     let on_input = {
         let pasted = pasted.clone();
         Callback::from(move |e: InputEvent| {

@@ -6,6 +6,7 @@ mod inspector;
 mod links;
 mod packets;
 mod recordings;
+mod replay;
 mod send;
 mod sockets;
 mod stats;
@@ -31,10 +32,14 @@ pub use timeline::TimelinePanel;
 /// What every panel can reach: the state and the way to send commands.
 #[derive(Clone, PartialEq)]
 pub struct Ctx {
-    /// The page state.
+    /// What the panels show: the live session, or the recording being replayed.
     pub state: UseReducerHandle<State>,
+    /// The live session (the top bar and the record button always show it).
+    pub live: UseReducerHandle<State>,
     /// Sends commands to the server.
     pub commands: Commands,
+    /// The recording being replayed, if one is.
+    pub replay: UseStateHandle<Option<replay::Replay>>,
 }
 
 /// A canvas' 2D drawing context (None where the browser gives none).
@@ -162,19 +167,32 @@ pub fn App() -> Html {
             wasm_bindgen_futures::spawn_local(connection::maintain(commands, dispatch));
         });
     }
+    let replayed = use_reducer(State::default);
+    let replay = use_state(|| None::<replay::Replay>);
+    let replaying = replay.is_some();
     let ctx = Ctx {
-        state,
+        state: if replaying {
+            replayed.clone()
+        } else {
+            state.clone()
+        },
+        live: state,
         commands: (*commands).clone(),
+        replay,
     };
     html! {
         <ContextProvider<Ctx> context={ctx}>
             <Header />
             <main class="layout">
                 <div class="column">
-                    <SocketsPanel />
-                    <SendPanel />
-                    <LinksPanel />
-                    <TcpLinksPanel />
+                    if replaying {
+                        <replay::ReplayPanel replayed={replayed.clone()} />
+                    } else {
+                        <SocketsPanel />
+                        <SendPanel />
+                        <LinksPanel />
+                        <TcpLinksPanel />
+                    }
                 </div>
                 <Workspace />
             </main>
@@ -187,7 +205,18 @@ pub fn App() -> Html {
 /// hidden one is only hidden), so each keeps its zoom, filters and forms.
 #[component]
 fn Workspace() -> Html {
+    let ctx = use_ctx();
     let tab = use_state(|| "timeline");
+    {
+        // A recording opened (or closed) shows on the timeline.
+        let tab = tab.clone();
+        let opened = ctx.replay.as_ref().map(|r| r.id);
+        use_effect_with(opened, move |opened| {
+            if opened.is_some() {
+                tab.set("timeline");
+            }
+        });
+    }
     let pick = |name: &'static str| {
         let tab = tab.clone();
         Callback::from(move |_| tab.set(name))

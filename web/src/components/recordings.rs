@@ -39,7 +39,7 @@ struct Refusal {
 }
 
 /// `path` with the page's token added.
-fn with_token(path: &str) -> String {
+pub(crate) fn with_token(path: &str) -> String {
     let token = connection::token().unwrap_or_default();
     let sep = if path.contains('?') { '&' } else { '?' };
     format!("{path}{sep}token={token}")
@@ -81,7 +81,7 @@ pub fn RecordingsPanel() -> Html {
     let editing = use_state(|| None::<(i64, String)>);
     {
         let (listing, offset) = (listing.clone(), *offset);
-        let stopped = ctx.state.recorded.as_ref().map(|r| r.0);
+        let stopped = ctx.live.recorded.as_ref().map(|r| r.0);
         use_effect_with((offset, *reload, stopped), move |_| {
             wasm_bindgen_futures::spawn_local(async move {
                 listing.set(Some(fetch_page(offset).await));
@@ -155,6 +155,28 @@ pub fn RecordingsPanel() -> Html {
         })
     };
     let imported = use_state(|| None::<String>);
+    let open = |id: i64, name: String| {
+        let (problem, replay) = (problem.clone(), ctx.replay.clone());
+        Callback::from(move |_: MouseEvent| {
+            let (problem, replay, name) = (problem.clone(), replay.clone(), name.clone());
+            wasm_bindgen_futures::spawn_local(async move {
+                match super::replay::load(id).await {
+                    Ok(events) => {
+                        problem.set(None);
+                        replay.set(Some(super::replay::Replay {
+                            id,
+                            name,
+                            events: std::rc::Rc::new(events),
+                            cursor: 0,
+                            playing: false,
+                            speed: 1.0,
+                        }));
+                    }
+                    Err(e) => problem.set(Some(e)),
+                }
+            });
+        })
+    };
     let on_import = {
         let (problem, refresh, imported) = (problem.clone(), refresh.clone(), imported.clone());
         Callback::from(move |e: Event| {
@@ -245,6 +267,8 @@ pub fn RecordingsPanel() -> Html {
                             <a class="small" href={file("fates.csv")} download={format!("socklab-recording-{id}-fates.csv")} title="What became of each datagram, a row each">{ "fates.csv" }</a>
                             <a class="small" href={file("flows.json")} download={format!("socklab-recording-{id}-flows.json")} title="The flows' figures">{ "flows.json" }</a>
                             <a class="small" href={file("recording.socklab")} download={format!("socklab-recording-{id}.socklab")} title="The whole recording as one file, to share: another socklab imports it">{ "file" }</a>
+                            <button class="small" onclick={open(id, r.name.clone())} id={format!("open-{id}")}
+                                title="Show it in the timeline, the packets and the inspector, read-only, stepping or playing through it">{ "open" }</button>
                             <button class="small" onclick={start_edit} id={format!("rename-button-{id}")}>{ "rename" }</button>
                             <button class="small" onclick={delete(id)} id={format!("delete-{id}")}>{ "delete" }</button>
                         </td>

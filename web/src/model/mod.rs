@@ -384,6 +384,8 @@ pub enum Action {
     ClearTimeline,
     /// The person dismissed the notices.
     DismissNotices,
+    /// Back to nothing (a recording's view starts again from its first event).
+    Reset,
 }
 
 impl Reducible for State {
@@ -517,6 +519,7 @@ impl State {
                 self.timeline_version += 1;
             }
             Action::DismissNotices => self.notices = Rc::default(),
+            Action::Reset => *self = State::default(),
         }
     }
 
