@@ -18,6 +18,8 @@
 //! - `POST /api/recordings/import?name=` with a pcap or pcapng file as the body: its
 //!   UDP datagrams become a recording (`import.rs`); at most `--max-import-bytes`. A
 //!   recording file (below) imports whole.
+//! - `GET /api/compare?a=&b=`: two recordings of the same traffic compared
+//!   (`compare.rs`): the datagrams whose fate changed, and both runs' figures.
 //! - `GET /api/recordings/{id}/recording.socklab`: the recording as one file to share:
 //!   a line of JSON saying what it is, then its events, a line each.
 //! - `GET /api/recordings/{id}/fates.csv` and `fates.json`: what became of each
@@ -55,6 +57,7 @@ pub fn routes(max_import_bytes: usize) -> Router<AppState> {
             get(one).patch(rename).delete(remove),
         )
         .route("/api/recordings/{id}/events", get(events))
+        .route("/api/compare", get(compare))
         .route("/api/recordings/{id}/capture.pcapng", get(capture))
         .route(
             "/api/recordings/{id}/recording.socklab",
@@ -83,6 +86,8 @@ pub fn routes(max_import_bytes: usize) -> Router<AppState> {
 struct Page {
     token: Option<String>,
     name: Option<String>,
+    a: Option<i64>,
+    b: Option<i64>,
     offset: Option<u32>,
     limit: Option<u32>,
     after: Option<u64>,
@@ -622,4 +627,58 @@ async fn import_recording(
         })),
     )
         .into_response()
+}
+
+async fn compare(
+    State(state): State<AppState>,
+    Query(page): Query<Page>,
+    headers: HeaderMap,
+) -> Response {
+    let store = match admit(&state, &page, &headers) {
+        Ok(store) => store,
+        Err(refused) => return refused.into_response(),
+    };
+    let (Some(a), Some(b)) = (page.a, page.b) else {
+        return Refusal::new(
+            StatusCode::BAD_REQUEST,
+            "bad_compare",
+            "name the two recordings to compare: /api/compare?a=ID&b=ID",
+        )
+        .into_response();
+    };
+    let mut runs = Vec::new();
+    for id in [a, b] {
+        let info = match store.get(id).await {
+            Ok(Some(info)) => info,
+            Ok(None) => return not_found(id),
+            Err(e) => return failed(e),
+        };
+        let events: Vec<socklab_protocol::Event> = match all_events(&store, id).await {
+            Ok(stored) => stored
+                .iter()
+                .filter(|e| matches!(e.kind.as_str(), "datagram" | "fate" | "flow_stats"))
+                .filter_map(|e| socklab_protocol::Event::from_json(&e.json).ok())
+                .collect(),
+            Err(refused) => return refused,
+        };
+        runs.push((info, events));
+    }
+    let (info_b, events_b) = runs.pop().expect("two runs");
+    let (info_a, events_a) = runs.pop().expect("two runs");
+    let made =
+        tokio::task::spawn_blocking(move || crate::compare::compare(&events_a, &events_b)).await;
+    match made {
+        Ok(comparison) => Json(serde_json::json!({
+            "a": { "id": info_a.id, "name": info_a.name },
+            "b": { "id": info_b.id, "name": info_b.name },
+            "comparison": comparison,
+        }))
+        .into_response(),
+        Err(e) => Refusal::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "compare_failed",
+            e.to_string(),
+        )
+        .into_response(),
+    }
 }

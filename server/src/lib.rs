@@ -9,6 +9,7 @@
 //! - [`pcapng`]: a recording as a pcapng file, the lab's account in each comment.
 //! - [`tables`]: fates and flow figures as CSV.
 //! - [`import`]: a pcap or pcapng capture's UDP datagrams as a recording.
+//! - [`compare`]: two runs of the same traffic, the datagrams whose fate changed.
 //! - [`session`]: one session's state and commands: the sockets, links and
 //!   generators it owns, and its event log.
 //! - [`viewer`]: one viewer's WebSocket loop: commands in, the session's log out in
@@ -45,6 +46,7 @@
 pub mod analysis;
 pub mod api;
 pub mod budget;
+pub mod compare;
 pub mod config;
 pub mod error;
 pub mod generator;

@@ -1,6 +1,8 @@
-//! A session's recording: a task that reads the session's log as a viewer does (from
-//! the oldest event it still holds) and writes every event into the store, in
-//! batches about [`BATCH_EVERY`] apart. It never touches the packet path: sockets and
+//! A session's recording: a task that reads the session's log as a viewer does and
+//! writes its events into the store, in batches about [`BATCH_EVERY`] apart: every
+//! event from the recording's start on, and before it the session's setup as the log
+//! still holds it (its sockets, links and analysis settings, so the recording can be
+//! read alone; with `--record`, the start is the session's). It never touches the packet path: sockets and
 //! links only append to the log, and if the store falls so far behind that the log
 //! drops events before they are read, the recording holds a `gap` saying which.
 
@@ -43,6 +45,16 @@ impl Recording {
         req: Option<Tagged>,
         reply: Option<ReplyTo>,
     ) -> Recording {
+        // The session's own recording (`--record`, started with the session) holds
+        // everything; one started later, the setup before it and all after.
+        let whole = reply.is_none() && req.is_none();
+        // The start is the command's moment: what is logged after it is recorded
+        // whole, even before the store has made the recording.
+        let all_from = if whole {
+            EventId::BEFORE_FIRST
+        } else {
+            EventId(log.newest().0.saturating_add(1))
+        };
         let (stop_at, stop_rx) = watch::channel(None);
         let task = tokio::spawn(async move {
             // The session's start on the real-time clock, as exports need it.
@@ -76,7 +88,9 @@ impl Recording {
                 })),
             );
             tracing::info!(recording = id, "recording");
-            copy(&store, &log, id, stop_rx).await.map(|()| Some(id))
+            copy(&store, &log, id, all_from, stop_rx)
+                .await
+                .map(|()| Some(id))
         });
         Recording { stop_at, task }
     }
@@ -113,10 +127,12 @@ impl Recording {
 }
 
 /// Copies the log into recording `id` until told where to stop and past it.
+/// Before `all_from`, only the setup.
 async fn copy(
     store: &Store,
     log: &EventLog,
     id: i64,
+    all_from: EventId,
     mut stop_rx: watch::Receiver<Option<EventId>>,
 ) -> Result<(), CommandError> {
     let mut newest = log.subscribe();
@@ -137,7 +153,7 @@ async fn copy(
         let mut batch = Vec::new();
         while batch.len() < BATCH_MAX {
             let read = log.read_after(cursor, READ_MAX);
-            if let Some((from, to)) = read.gap {
+            if let Some((from, to)) = read.gap.filter(|(_, to)| *to >= all_from) {
                 tracing::warn!(
                     recording = id,
                     from = from.0,
@@ -157,6 +173,10 @@ async fn copy(
                 });
             }
             for entry in &read.entries {
+                cursor = entry.id;
+                if entry.id < all_from && !is_setup(&entry.record) {
+                    continue;
+                }
                 let mut json = String::new();
                 crate::wire::write_event(&mut json, entry, 0);
                 batch.push(StoredEvent {
@@ -165,7 +185,6 @@ async fn copy(
                     kind: kind_of(&json).to_owned(),
                     json,
                 });
-                cursor = entry.id;
             }
             if !read.more {
                 break;
@@ -178,6 +197,27 @@ async fn copy(
             return Ok(());
         }
     }
+}
+
+/// Whether a record sets the session up (sockets, links, settings) rather than being
+/// its traffic: what a recording started mid-session keeps from before its start.
+fn is_setup(record: &Record) -> bool {
+    matches!(
+        record,
+        Record::Bound(_)
+            | Record::Closed { .. }
+            | Record::Connected { .. }
+            | Record::Accepted(_)
+            | Record::Membership(_)
+            | Record::Paused { .. }
+            | Record::ShutDown { .. }
+            | Record::LinkCreated(_)
+            | Record::LinkUpdated { .. }
+            | Record::LinkDeleted { .. }
+            | Record::LinkClient(_)
+            | Record::TcpLinkCreated(_)
+            | Record::AnalysisConfig { .. }
+    )
 }
 
 /// The wire `type` of an event's JSON (it always comes first).

@@ -994,6 +994,111 @@ async fn record(url: &str, browser: &Browser) {
         .await;
 }
 
+/// Two runs of the same traffic, one through a lossy link and one through a clean one
+/// (recorded by a script's session), compared in the page: the datagrams whose fate
+/// changed are listed with both fates.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_runs_compared_show_the_changed_fates() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config {
+        data_dir: Some(dir.path().to_path_buf()),
+        ..Config::default()
+    };
+    with_browser_and(config, |url, browser| async move {
+        compare(&url, browser).await
+    })
+    .await;
+}
+
+async fn compare(url: &str, browser: &Browser) {
+    use socklab_protocol::link::{Impairments, LinkSettings, Loss};
+    use socklab_protocol::{Command, Event};
+    use socklab_tests::IpEndpoint as _;
+    let addr: std::net::SocketAddr = url
+        .trim_start_matches("http://")
+        .split('/')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let mut client = socklab_tests::Client::connect_with(addr, &format!("token={TOKEN}"))
+        .await
+        .unwrap();
+    let a = client.bind("127.0.0.1:0").await;
+    let b = client.bind("127.0.0.1:0").await;
+    let lossy = LinkSettings {
+        c2t: Impairments {
+            loss: Loss::Random { pct: 40.0 },
+            ..Impairments::default()
+        },
+        seed: 11,
+        ..LinkSettings::default()
+    };
+    let link = client.link("127.0.0.1:0", b.local.addr(), lossy).await;
+    client.send(Command::SetLossTimeout { ms: 300 }).await;
+    let mut lost_first = 0;
+    for (run, name) in ["lossy", "clean"].into_iter().enumerate() {
+        if run == 1 {
+            client
+                .send(Command::LinkUpdate {
+                    link: link.link.clone(),
+                    settings: LinkSettings::default(),
+                })
+                .await;
+        }
+        client
+            .send(Command::RecordStart {
+                name: Some(name.into()),
+            })
+            .await;
+        for i in 0..20 {
+            client
+                .send(Command::Send {
+                    socket: a.socket.clone(),
+                    to: Some(link.listen.to_string()),
+                    payload: socklab_tests::text(&format!("n{i}")),
+                })
+                .await;
+        }
+        let mut fates = 0;
+        while fates < 20 {
+            if let Event::Fate(f) = client.next().await
+                && f.src == a.local
+            {
+                fates += 1;
+                if run == 0 && f.fate == socklab_protocol::flow::FateKind::Lost {
+                    lost_first += 1;
+                }
+            }
+        }
+        client.send(Command::RecordStop).await;
+        while !matches!(client.next().await, Event::RecordingStopped(_)) {}
+    }
+    assert!(lost_first > 0);
+
+    browser.open(url).await;
+    browser.click("#tab-recordings").await;
+    browser
+        .wait_count("#recordings-list tr.recording-row", 2)
+        .await;
+    browser.click("[id^='pick-']:not(:checked)").await;
+    browser.click("[id^='pick-']:not(:checked)").await;
+    browser.click("#compare-button").await;
+    browser
+        .wait_text("#comparison h3", |t| t.contains("“lossy” against “clean”"))
+        .await;
+    let changed = browser
+        .wait_count("#comparison-changed tbody tr", lost_first)
+        .await;
+    let first = changed[0].text().await.unwrap();
+    assert!(
+        first.contains("lost (link: random_loss)") && first.contains("delivered"),
+        "{first}"
+    );
+    let shot = browser.screenshot("e2e-compare.png").await;
+    eprintln!("screenshot: {}", shot.display());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_timeline_shows_lost_arrows_and_figures_that_agree() {
     with_browser(|url, browser| async move { timeline(&url, browser).await }).await;

@@ -381,3 +381,120 @@ async fn the_end_of_a_session_completes_its_recording() {
     );
     server.stop().await;
 }
+
+/// Two runs of the same twenty datagrams, through a lossy link and then a clean one,
+/// compared: every datagram the first lost is listed as changed, with both fates.
+#[tokio::test]
+async fn two_runs_of_the_same_traffic_compare_by_fate() {
+    use socklab_protocol::link::{Impairments, LinkSettings, Loss};
+    use socklab_tests::IpEndpoint as _;
+    let dir = tempfile::tempdir().unwrap();
+    let server = server_in(dir.path()).await;
+    let mut client = Client::connect_with(server.addr, &format!("token={TOKEN}"))
+        .await
+        .unwrap();
+    let a = client.bind("127.0.0.1:0").await;
+    let b = client.bind("127.0.0.1:0").await;
+    let lossy = LinkSettings {
+        c2t: Impairments {
+            loss: Loss::Random { pct: 40.0 },
+            ..Impairments::default()
+        },
+        seed: 11,
+        ..LinkSettings::default()
+    };
+    let link = client.link("127.0.0.1:0", b.local.addr(), lossy).await;
+    client.send(Command::SetLossTimeout { ms: 300 }).await;
+    let mut runs = Vec::new();
+    for (name, settings) in [("lossy", None), ("clean", Some(LinkSettings::default()))] {
+        if let Some(settings) = settings {
+            client
+                .send(Command::LinkUpdate {
+                    link: link.link.clone(),
+                    settings,
+                })
+                .await;
+        }
+        client
+            .send(Command::RecordStart {
+                name: Some(name.into()),
+            })
+            .await;
+        until(&mut client, |e| {
+            matches!(e, Event::RecordingStarted(_)).then_some(())
+        })
+        .await;
+        for i in 0..20 {
+            client
+                .send(Command::Send {
+                    socket: a.socket.clone(),
+                    to: Some(link.listen.to_string()),
+                    payload: text(&format!("n{i}")),
+                })
+                .await;
+        }
+        let mut fates = 0;
+        let mut lost = 0;
+        until(&mut client, |e| {
+            if let Event::Fate(f) = e
+                && f.src == a.local
+            {
+                fates += 1;
+                lost += usize::from(f.fate == socklab_protocol::flow::FateKind::Lost);
+            }
+            (fates == 20).then_some(())
+        })
+        .await;
+        client.send(Command::RecordStop).await;
+        let (stopped, _) = until(&mut client, |e| match e {
+            Event::RecordingStopped(r) => Some(r.recording),
+            _ => None,
+        })
+        .await;
+        runs.push((stopped, lost));
+    }
+    let ((first, lost), (second, clean_lost)) = (runs[0], runs[1]);
+    assert!(lost > 0, "the lossy run lost some");
+    assert_eq!(clean_lost, 0);
+    let (status, body) = http(
+        server.addr,
+        "GET",
+        &format!("/api/compare?a={first}&b={second}&token={TOKEN}"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let c = &v["comparison"];
+    assert_eq!(
+        (v["a"]["name"].as_str(), v["b"]["name"].as_str()),
+        (Some("lossy"), Some("clean"))
+    );
+    assert_eq!(c["paired"], 20);
+    assert_eq!(c["changed_count"].as_u64(), Some(lost as u64), "{c}");
+    assert_eq!(c["a"]["fates"]["lost"].as_u64(), Some(lost as u64));
+    assert_eq!(c["b"]["fates"]["delivered"], 20);
+    for changed in c["changed"].as_array().unwrap() {
+        let fates = changed["fate"].as_array().unwrap();
+        assert!(
+            fates[0]
+                .as_str()
+                .unwrap()
+                .starts_with("lost (link: random_loss)"),
+            "{changed}"
+        );
+        assert!(
+            fates[1].as_str().unwrap().starts_with("delivered"),
+            "{changed}"
+        );
+    }
+    let (status, _) = http(
+        server.addr,
+        "GET",
+        &format!("/api/compare?a={first}&token={TOKEN}"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 400);
+    server.stop().await;
+}

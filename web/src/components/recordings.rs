@@ -155,6 +155,52 @@ pub fn RecordingsPanel() -> Html {
         })
     };
     let imported = use_state(|| None::<String>);
+    // Up to two recordings picked for comparing, and the comparison once made.
+    let picked = use_state(Vec::<i64>::new);
+    let compared = use_state(|| None::<serde_json::Value>);
+    let pick = |id: i64| {
+        let picked = picked.clone();
+        Callback::from(move |_: MouseEvent| {
+            let mut now = (*picked).clone();
+            match now.iter().position(|p| *p == id) {
+                Some(i) => {
+                    now.remove(i);
+                }
+                None => {
+                    now.push(id);
+                    if now.len() > 2 {
+                        now.remove(0);
+                    }
+                }
+            }
+            picked.set(now);
+        })
+    };
+    let run_compare = {
+        let (picked, compared, problem) = (picked.clone(), compared.clone(), problem.clone());
+        Callback::from(move |_: MouseEvent| {
+            let [a, b] = picked.as_slice() else { return };
+            let (a, b) = (*a.min(b), *a.max(b));
+            let (compared, problem) = (compared.clone(), problem.clone());
+            wasm_bindgen_futures::spawn_local(async move {
+                let answer =
+                    gloo_net::http::Request::get(&with_token(&format!("/api/compare?a={a}&b={b}")))
+                        .send()
+                        .await;
+                match answer {
+                    Ok(r) if r.ok() => match r.json::<serde_json::Value>().await {
+                        Ok(v) => {
+                            problem.set(None);
+                            compared.set(Some(v));
+                        }
+                        Err(e) => problem.set(Some(format!("an answer the page cannot read: {e}"))),
+                    },
+                    Ok(r) => problem.set(Some(why(r).await)),
+                    Err(e) => problem.set(Some(format!("cannot reach the server: {e}"))),
+                }
+            });
+        })
+    };
     let open = |id: i64, name: String| {
         let (problem, replay) = (problem.clone(), ctx.replay.clone());
         Callback::from(move |_: MouseEvent| {
@@ -244,6 +290,10 @@ pub fn RecordingsPanel() -> Html {
                 let is_editing = editing.as_ref().is_some_and(|(e, _)| *e == id);
                 html! {
                     <tr class="recording-row" data-recording={id.to_string()} key={id}>
+                        <td>
+                            <input type="checkbox" id={format!("pick-{id}")} checked={picked.contains(&id)} onclick={pick(id)}
+                                title="Pick two recordings of the same traffic to compare them" />
+                        </td>
                         <td class="name">
                             if is_editing {
                                 <form class="row" onsubmit={save_name.clone()}>
@@ -288,9 +338,13 @@ pub fn RecordingsPanel() -> Html {
             html! {
                 <>
                     <table id="recordings-list" class="recordings">
-                        <thead><tr><th>{ "name" }</th><th>{ "date" }</th><th>{ "datagrams" }</th><th>{ "duration" }</th><th>{ "size" }</th><th>{ "files" }</th></tr></thead>
+                        <thead><tr><th></th><th>{ "name" }</th><th>{ "date" }</th><th>{ "datagrams" }</th><th>{ "duration" }</th><th>{ "size" }</th><th>{ "files" }</th></tr></thead>
                         <tbody>{ for rows }</tbody>
                     </table>
+                    <div class="row">
+                        <button class="small" id="compare-button" onclick={run_compare} disabled={picked.len() != 2}
+                            title="The datagrams whose fate changed between the two, and both runs' figures">{ "compare the two picked" }</button>
+                    </div>
                     <div class="row pager">
                         <button class="small" id="recordings-prev" onclick={prev} disabled={*offset == 0}>{ "newer" }</button>
                         <span id="recordings-range" class="hint">{ format!("{first}–{last} of {}", l.total) }</span>
@@ -315,6 +369,84 @@ pub fn RecordingsPanel() -> Html {
                 <p id="recordings-problem" class="form-error" role="alert">{ p.clone() }</p>
             }
             { body }
+            if let Some(v) = &*compared {
+                <Comparison value={v.clone()} />
+            }
+        </div>
+    }
+}
+
+/// The properties of [`Comparison`].
+#[derive(Properties, PartialEq)]
+struct ComparisonProps {
+    /// `GET /api/compare`'s answer.
+    value: serde_json::Value,
+}
+
+/// Two runs side by side: their fate counts and the datagrams whose fate changed.
+#[component]
+fn Comparison(props: &ComparisonProps) -> Html {
+    let v = &props.value;
+    let c = &v["comparison"];
+    let name = |side: &str| v[side]["name"].as_str().unwrap_or("?").to_string();
+    let mut kinds: Vec<String> = ["a", "b"]
+        .iter()
+        .flat_map(|side| {
+            c[*side]["fates"]
+                .as_object()
+                .map(|m| m.keys().cloned().collect::<Vec<_>>())
+                .unwrap_or_default()
+        })
+        .collect();
+    kinds.sort();
+    kinds.dedup();
+    let count = |side: &str, kind: &str| c[side]["fates"][kind].as_u64().unwrap_or(0);
+    let rows = kinds.iter().map(|kind| {
+        let (a, b) = (count("a", kind), count("b", kind));
+        let diff = b as i64 - a as i64;
+        html! {
+            <tr class={classes!((diff != 0).then_some("changed"))}>
+                <td>{ kind.clone() }</td><td class="num">{ a }</td><td class="num">{ b }</td>
+                <td class="num">{ if diff == 0 { String::new() } else { format!("{diff:+}") } }</td>
+            </tr>
+        }
+    });
+    let changed = c["changed"].as_array().cloned().unwrap_or_default();
+    let changed_rows = changed.iter().map(|d| {
+        html! {
+            <tr class="changed">
+                <td class="num">{ d["index"].as_u64().unwrap_or(0) + 1 }</td>
+                <td class="mono">{ d["payload"].as_str().unwrap_or("").to_string() }</td>
+                <td>{ d["fate"][0].as_str().unwrap_or("").to_string() }</td>
+                <td>{ d["fate"][1].as_str().unwrap_or("").to_string() }</td>
+            </tr>
+        }
+    });
+    html! {
+        <div id="comparison" class="comparison">
+            <h3>{ format!("“{}” against “{}”", name("a"), name("b")) }</h3>
+            <p class="hint">{ format!(
+                "{} datagrams paired in send order (the same bytes at the same place){}; {} changed fate.",
+                c["paired"].as_u64().unwrap_or(0),
+                match c["unpaired"].as_u64().unwrap_or(0) {
+                    0 => String::new(),
+                    n => format!(", {n} left unpaired where the runs' traffic differs"),
+                },
+                c["changed_count"].as_u64().unwrap_or(0),
+            ) }</p>
+            <table class="recordings">
+                <thead><tr><th>{ "fate" }</th><th>{ name("a") }</th><th>{ name("b") }</th><th>{ "difference" }</th></tr></thead>
+                <tbody>
+                    <tr><td>{ "sent" }</td><td class="num">{ c["a"]["sent"].as_u64().unwrap_or(0) }</td><td class="num">{ c["b"]["sent"].as_u64().unwrap_or(0) }</td><td></td></tr>
+                    { for rows }
+                </tbody>
+            </table>
+            if !changed.is_empty() {
+                <table id="comparison-changed" class="recordings">
+                    <thead><tr><th>{ "#" }</th><th>{ "payload" }</th><th>{ name("a") }</th><th>{ name("b") }</th></tr></thead>
+                    <tbody>{ for changed_rows }</tbody>
+                </table>
+            }
         </div>
     }
 }
