@@ -10,6 +10,7 @@
 //! - [`tables`]: fates and flow figures as CSV.
 //! - [`import`]: a pcap or pcapng capture's UDP datagrams as a recording.
 //! - [`compare`]: two runs of the same traffic, the datagrams whose fate changed.
+//! - [`rerun`]: a recording's sends sent again, with its timing.
 //! - [`session`]: one session's state and commands: the sockets, links and
 //!   generators it owns, and its event log.
 //! - [`viewer`]: one viewer's WebSocket loop: commands in, the session's log out in
@@ -58,6 +59,7 @@ pub mod log;
 pub mod pcapng;
 pub mod policy;
 pub mod recorder;
+pub mod rerun;
 pub mod session;
 pub mod sessions;
 pub mod slots;

@@ -8,7 +8,7 @@
 //! order of checks a refusal depends on can be read at once; the sockets, links and
 //! generators themselves live in their own modules.)
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -450,6 +450,10 @@ impl Session {
                     Some(reply.clone()),
                 ));
                 Ok(())
+            }
+            Command::RunAgain { recording, speed } => {
+                self.run_again(recording, speed.unwrap_or(1.0), req, reply)
+                    .await
             }
             Command::RecordStop => {
                 let Some(recording) = self.recording.take() else {
@@ -930,6 +934,130 @@ impl Session {
         tracing::info!(socket = %id, "closed");
         self.log
             .append(Instant::now(), Record::Closed { socket: id, req });
+        Ok(())
+    }
+
+    /// Runs recording `id` again (`run_again`): a new recording, its UDP and Unix
+    /// sockets bound afresh, its links made again with their settings and seeds
+    /// (pointed at the new sockets), and its sends sent again `speed` times faster.
+    async fn run_again(
+        &mut self,
+        id: i64,
+        speed: f64,
+        req: Option<Tagged>,
+        reply: &ReplyTo,
+    ) -> Result<(), CommandError> {
+        if !(0.01..=100.0).contains(&speed) {
+            return Err(CommandError::bad_request(format!(
+                "speed is {speed}; give 0.01 to 100 (times the recording's own pace)"
+            )));
+        }
+        if self.recording.as_ref().is_some_and(|r| !r.is_finished()) {
+            return Err(CommandError::bad_request(
+                "this session is being recorded; stop that recording first (a run again makes its own)",
+            ));
+        }
+        let store = self.store.get()?;
+        let Some(info) = store.get(id).await? else {
+            return Err(CommandError::bad_request(format!(
+                "there is no recording {id}"
+            )));
+        };
+        let mut events = Vec::new();
+        let mut after = 0;
+        loop {
+            let got = store.events(id, after, 10_000).await?;
+            let Some(last) = got.last() else { break };
+            after = last.id;
+            events.extend(
+                got.iter()
+                    .filter_map(|e| socklab_protocol::Event::from_json(&e.json).ok()),
+            );
+            if events.len() > 4 * crate::rerun::MAX_SENDS {
+                return Err(CommandError::new(
+                    ErrorCode::LimitExceeded,
+                    format!("recording {id} is too long to run again here"),
+                ));
+            }
+        }
+        let plan = crate::rerun::sends(&events, speed);
+        if plan.len() > crate::rerun::MAX_SENDS {
+            return Err(CommandError::new(
+                ErrorCode::LimitExceeded,
+                format!(
+                    "recording {id} sent {} datagrams; a run again sends at most {}",
+                    plan.len(),
+                    crate::rerun::MAX_SENDS
+                ),
+            ));
+        }
+        self.recording = Some(crate::recorder::Recording::start(
+            store,
+            self.log.clone(),
+            self.id.clone(),
+            format!("again: {}", info.name),
+            req,
+            Some(reply.clone()),
+        ));
+        // The old sockets and links, made again; what stands for what.
+        let mut sockets: HashMap<SocketId, SocketId> = HashMap::new();
+        let mut peers: HashMap<Endpoint, Endpoint> = HashMap::new();
+        for event in &events {
+            match event {
+                socklab_protocol::Event::Bound(b) if b.proto != Proto::Tcp => {
+                    let addr = match &b.local {
+                        Endpoint::Ip(a) => std::net::SocketAddr::new(a.ip(), 0).to_string(),
+                        Endpoint::Unix(_) => socklab_protocol::endpoint::UNIX_PREFIX.to_string(),
+                    };
+                    self.bind(
+                        BindSpec {
+                            proto: b.proto,
+                            addr,
+                            recv_size: b.recv_size,
+                            multicast: b.multicast,
+                            ..BindSpec::default()
+                        },
+                        None,
+                    )?;
+                    let new = SocketId::new(format!("s{}", self.next_socket - 1));
+                    if let Some(handle) = self.sockets.get(&new) {
+                        peers.insert(b.local.clone(), handle.local.clone());
+                    }
+                    sockets.insert(b.socket.clone(), new);
+                }
+                socklab_protocol::Event::LinkCreated(l) => {
+                    let target = peers
+                        .get(&Endpoint::Ip(l.target))
+                        .and_then(Endpoint::socket_addr)
+                        .unwrap_or(l.target);
+                    let listen = std::net::SocketAddr::new(l.listen.ip(), 0);
+                    self.create_link(&listen.to_string(), &target.to_string(), l.settings, None)?;
+                    let new = LinkId::new(format!("l{}", self.next_link - 1));
+                    if let Some(handle) = self.links.get(&new) {
+                        peers.insert(Endpoint::Ip(l.listen), Endpoint::Ip(handle.listen));
+                        peers.insert(Endpoint::Ip(l.upstream), Endpoint::Ip(handle.upstream));
+                    }
+                }
+                _ => {}
+            }
+        }
+        let queues = sockets
+            .iter()
+            .filter_map(|(old, new)| Some((old.clone(), self.sockets.get(new)?.sender())))
+            .collect();
+        tracing::info!(
+            recording = id,
+            sends = plan.len(),
+            speed,
+            "running a recording again"
+        );
+        crate::rerun::start(
+            plan,
+            queues,
+            peers,
+            reply.clone(),
+            self.cancel.child_token(),
+        );
         Ok(())
     }
 

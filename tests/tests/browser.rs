@@ -1095,8 +1095,29 @@ async fn compare(url: &str, browser: &Browser) {
         first.contains("lost (link: random_loss)") && first.contains("delivered"),
         "{first}"
     );
+    browser.scroll_to("#comparison").await;
     let shot = browser.screenshot("e2e-compare.png").await;
     eprintln!("screenshot: {}", shot.display());
+    // Run the lossy one again: a new recording, stopped from the top bar, listed.
+    let lossy_id = browser
+        .wait_attr(
+            "#recordings-list tr.recording-row:last-child",
+            "data-recording",
+            |v| !v.is_empty(),
+        )
+        .await;
+    let again = format!("#again-{lossy_id}");
+    browser.scroll_to(&again).await;
+    browser.click(&again).await;
+    browser
+        .wait_text("#recording", |t| t.contains("again: lossy"))
+        .await;
+    browser.wait_count(".socket-row", 2).await;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    browser.click("#record-button").await;
+    browser
+        .wait_text("#recordings-list", |t| t.contains("again: lossy"))
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -498,3 +498,123 @@ async fn two_runs_of_the_same_traffic_compare_by_fate() {
     assert_eq!(status, 400);
     server.stop().await;
 }
+
+/// A recording run again: fresh sockets, the link made again with its seed, the same
+/// datagrams with their timing ten times faster, into a new recording; the link decides
+/// each the same way, so comparing the two runs finds no datagram whose fate changed.
+#[tokio::test]
+async fn a_run_again_with_the_same_seed_gets_the_same_fates() {
+    use socklab_protocol::link::{Impairments, LinkSettings, Loss};
+    use socklab_tests::IpEndpoint as _;
+    let dir = tempfile::tempdir().unwrap();
+    let server = server_in(dir.path()).await;
+    let mut client = Client::connect_with(server.addr, &format!("token={TOKEN}"))
+        .await
+        .unwrap();
+    client.send(Command::SetLossTimeout { ms: 300 }).await;
+    client
+        .send(Command::RecordStart {
+            name: Some("original".into()),
+        })
+        .await;
+    let a = client.bind("127.0.0.1:0").await;
+    let b = client.bind("127.0.0.1:0").await;
+    let settings = LinkSettings {
+        c2t: Impairments {
+            loss: Loss::Random { pct: 35.0 },
+            delay_ms: 2.0,
+            ..Impairments::default()
+        },
+        seed: 99,
+        ..LinkSettings::default()
+    };
+    let link = client.link("127.0.0.1:0", b.local.addr(), settings).await;
+    for i in 0..20 {
+        client
+            .send(Command::Send {
+                socket: a.socket.clone(),
+                to: Some(link.listen.to_string()),
+                payload: text(&format!("again {i}")),
+            })
+            .await;
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    let count_fates = |from: socklab_protocol::Endpoint| {
+        let mut n = 0;
+        move |e: &Event| {
+            if let Event::Fate(f) = e
+                && f.src == from
+            {
+                n += 1;
+            }
+            (n == 20).then_some(())
+        }
+    };
+    until(&mut client, count_fates(a.local.clone())).await;
+    client.send(Command::RecordStop).await;
+    let (original, _) = until(&mut client, |e| match e {
+        Event::RecordingStopped(r) => Some(r.recording),
+        _ => None,
+    })
+    .await;
+
+    client
+        .send(Command::RunAgain {
+            recording: original,
+            speed: Some(10.0),
+        })
+        .await;
+    // The new recording's start and its first fresh socket, in whichever order.
+    let (mut again, mut fresh) = (None, None);
+    while again.is_none() || fresh.is_none() {
+        match client.next().await {
+            Event::RecordingStarted(r) => again = Some(r),
+            Event::Bound(bound) if fresh.is_none() => fresh = Some(bound),
+            Event::Error(e) => panic!("no refusal expected: {e:?}"),
+            _ => {}
+        }
+    }
+    let (again, fresh) = (again.unwrap(), fresh.unwrap());
+    assert_eq!(again.name, "again: original");
+    assert_ne!(fresh.local, a.local, "a socket of its own");
+    until(&mut client, count_fates(fresh.local.clone())).await;
+    client.send(Command::RecordStop).await;
+    until(&mut client, |e| {
+        matches!(e, Event::RecordingStopped(_)).then_some(())
+    })
+    .await;
+
+    let (status, body) = http(
+        server.addr,
+        "GET",
+        &format!(
+            "/api/compare?a={original}&b={}&token={TOKEN}",
+            again.recording
+        ),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let c = &v["comparison"];
+    assert_eq!(c["paired"], 20, "{c}");
+    let lost = c["a"]["fates"]["lost"].as_u64().unwrap_or(0);
+    assert!(lost > 0, "the link lost some: {c}");
+    assert_eq!(c["b"]["fates"]["lost"].as_u64().unwrap_or(0), lost);
+    assert_eq!(
+        c["changed_count"], 0,
+        "the same seed, the same decisions: {c}"
+    );
+    // Refusals in words.
+    let refusal = client
+        .refused(
+            Command::RunAgain {
+                recording: original,
+                speed: Some(0.0),
+            },
+            socklab_protocol::ErrorCode::BadRequest,
+        )
+        .await;
+    assert!(refusal.message.contains("speed"), "{}", refusal.message);
+    server.stop().await;
+}

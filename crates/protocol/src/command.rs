@@ -172,6 +172,18 @@ pub enum Command {
     },
     /// Stop recording. Success: `recording_stopped`, once everything up to it is stored.
     RecordStop,
+    /// Run a recording again: its UDP and Unix sockets bound afresh (the OS picks the
+    /// ports), its links made again with the same settings and seeds, and the datagrams
+    /// its sockets sent sent again with its timing (`speed` times faster; absent: 1),
+    /// into a new recording. Success: `recording_started`, then the new sockets and
+    /// links, then the datagrams.
+    RunAgain {
+        /// The recording's id in the store.
+        recording: i64,
+        /// How much faster than the original timing (0.01 to 100).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        speed: Option<f64>,
+    },
 }
 
 /// What to bind: the `bind` command's fields.
@@ -474,6 +486,13 @@ mod tests {
             (
                 Request::new(Command::RecordStop),
                 r#"{"type":"record_stop"}"#,
+            ),
+            (
+                Request::new(Command::RunAgain {
+                    recording: 7,
+                    speed: Some(10.0),
+                }),
+                r#"{"type":"run_again","recording":7,"speed":10.0}"#,
             ),
             (
                 Request::new(Command::Bind(BindSpec {

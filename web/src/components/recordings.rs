@@ -155,6 +155,20 @@ pub fn RecordingsPanel() -> Html {
         })
     };
     let imported = use_state(|| None::<String>);
+    let run_again = |id: i64| {
+        let ctx = ctx.clone();
+        Callback::from(move |_: MouseEvent| {
+            ctx.replay.set(None);
+            ctx.commands.send(
+                &ctx.live.dispatcher(),
+                crate::model::Origin::Record,
+                socklab_protocol::Command::RunAgain {
+                    recording: id,
+                    speed: None,
+                },
+            );
+        })
+    };
     // Up to two recordings picked for comparing, and the comparison once made.
     let picked = use_state(Vec::<i64>::new);
     let compared = use_state(|| None::<serde_json::Value>);
@@ -319,6 +333,8 @@ pub fn RecordingsPanel() -> Html {
                             <a class="small" href={file("recording.socklab")} download={format!("socklab-recording-{id}.socklab")} title="The whole recording as one file, to share: another socklab imports it">{ "file" }</a>
                             <button class="small" onclick={open(id, r.name.clone())} id={format!("open-{id}")}
                                 title="Show it in the timeline, the packets and the inspector, read-only, stepping or playing through it">{ "open" }</button>
+                            <button class="small" onclick={run_again(id)} id={format!("again-{id}")}
+                                title="Send its datagrams again with its timing, from fresh sockets, through its links made again with the same seeds, into a new recording (stop it with ■ when done)">{ "run again" }</button>
                             <button class="small" onclick={start_edit} id={format!("rename-button-{id}")}>{ "rename" }</button>
                             <button class="small" onclick={delete(id)} id={format!("delete-{id}")}>{ "delete" }</button>
                         </td>
