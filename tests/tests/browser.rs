@@ -1120,6 +1120,50 @@ async fn compare(url: &str, browser: &Browser) {
         .await;
 }
 
+/// When the server's log drops events before the page has them (a tiny log, a fast
+/// generator), the page says so once, with how many, and offers to record.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_the_log_dropped_are_said_once_with_an_offer_to_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config {
+        data_dir: Some(dir.path().to_path_buf()),
+        log_max_events: 40,
+        ..Config::default()
+    };
+    with_browser_and(
+        config,
+        |url, browser| async move { gaps(&url, browser).await },
+    )
+    .await;
+}
+
+async fn gaps(url: &str, browser: &Browser) {
+    browser.open(url).await;
+    let (_, to) = bind_two(browser).await;
+    browser.click("#gen-from option[value='s1']").await;
+    browser.fill("#gen-to", &to).await;
+    browser.fill("#gen-count", "5000").await;
+    browser.fill("#gen-rate", "100000").await;
+    browser.click("#gen-start").await;
+    let said = browser
+        .wait_text("#gaps", |t| t.contains("were dropped"))
+        .await;
+    assert!(said.contains("A recording keeps every event"), "{said}");
+    assert_eq!(
+        browser.wait_count("#gaps p", 1).await.len(),
+        1,
+        "one line, however many gaps"
+    );
+    let shot = browser.screenshot("e2e-gaps.png").await;
+    eprintln!("screenshot: {}", shot.display());
+    browser.click("#gaps-record").await;
+    browser
+        .wait_text("#gaps", |t| {
+            t.contains("The recording running keeps every event")
+        })
+        .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_timeline_shows_lost_arrows_and_figures_that_agree() {
     with_browser(|url, browser| async move { timeline(&url, browser).await }).await;

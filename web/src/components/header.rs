@@ -78,7 +78,7 @@ pub fn Header() -> Html {
                         { format!("recorded “{name}”: {events} events, {datagrams} datagrams") }</span>
                 }
                 if state.connection == Connection::Connected && state.ended.is_none() {
-                    <button id="record-button" class={classes!("small", state.recording.is_some().then_some("on"))} onclick={record}
+                    <button id="record-button" class={classes!("small", state.recording.is_some().then_some("on"))} onclick={record.clone()}
                         title="Keep this session in the server's store: every event (the sockets, links, datagrams, decisions and fates), to look at later or export">
                         { if state.recording.is_some() { "■ stop recording" } else { "● record" } }</button>
                 }
@@ -92,6 +92,22 @@ pub fn Header() -> Html {
             <Access />
             if let Some(ended) = &state.ended {
                 <div id="session-ended" class="notices ended" role="status"><p>{ ended.clone() }</p></div>
+            }
+            if state.gaps.0 > 0 {
+                <div id="gaps" class="notices" role="status"><p>
+                    { format!(
+                        "{} events were dropped by the server's log before this page received them ({} gap{}): the page fell behind a fast session, and the server keeps a bounded history. ",
+                        state.gaps.0,
+                        state.gaps.1,
+                        if state.gaps.1 == 1 { "" } else { "s" }
+                    ) }
+                    if state.recording.is_none() {
+                        { "A recording keeps every event: " }
+                        <button class="small" id="gaps-record" onclick={record.clone()}>{ "● record" }</button>
+                    } else {
+                        { "The recording running keeps every event (the Recordings tab)." }
+                    }
+                </p></div>
             }
             if !state.notices.is_empty() {
                 <div class="notices" role="status">

@@ -241,6 +241,9 @@ pub struct State {
     pub loss_timeout_ms: Option<u64>,
     /// The flow analysis' match field, as the server last said.
     pub match_field: Option<socklab_protocol::flow::MatchField>,
+    /// Events the server's log dropped before this page received them, and in how many
+    /// gaps.
+    pub gaps: (u64, u64),
     /// The session's recording, while one runs: its id in the store and its name.
     pub recording: Option<(i64, String)>,
     /// The last recording that stopped: its id, name, events and datagrams.
@@ -303,6 +306,7 @@ impl PartialEq for State {
             && Rc::ptr_eq(&self.generators, &other.generators)
             && self.loss_timeout_ms == other.loss_timeout_ms
             && self.match_field == other.match_field
+            && self.gaps == other.gaps
             && self.recording == other.recording
             && self.recorded == other.recorded
             && Rc::ptr_eq(&self.pending, &other.pending)
@@ -333,6 +337,7 @@ impl Default for State {
             generators: Rc::default(),
             loss_timeout_ms: None,
             match_field: None,
+            gaps: (0, 0),
             recording: None,
             recorded: None,
             pending: Rc::default(),
@@ -661,7 +666,10 @@ impl State {
             Event::TcpLinkConn(c) => {
                 let what = match (&c.upstream, &c.error) {
                     (_, Some(error)) => format!("connection {} from {}: {error}", c.conn, c.client),
-                    (Some(up), None) => format!("connection {} from {}: connected to the target from {up}", c.conn, c.client),
+                    (Some(up), None) => format!(
+                        "connection {} from {}: connected to the target from {up}",
+                        c.conn, c.client
+                    ),
                     (None, None) => format!("connection {} from {}", c.conn, c.client),
                 };
                 self.tcp_link_row(c.id.0, c.t_ns, c.link, what);
@@ -677,7 +685,11 @@ impl State {
                     c.offset,
                     (c.offset + c.len as u64).saturating_sub(1),
                     c.delay_ns as f64 / 1e6,
-                    if c.pieces > 1 { format!(", written in {} pieces", c.pieces) } else { String::new() }
+                    if c.pieces > 1 {
+                        format!(", written in {} pieces", c.pieces)
+                    } else {
+                        String::new()
+                    }
                 );
                 self.tcp_link_row(c.id.0, c.t_ns, c.link, what);
             }
@@ -721,10 +733,10 @@ impl State {
                     None => self.notice(error.message),
                 }
             }
-            Event::Gap(gap) => self.notice(format!(
-                "{} events (ids {} to {}) were dropped by the server's log before this page received them",
-                gap.count, gap.from.0, gap.to.0
-            )),
+            Event::Gap(gap) => {
+                // One line for them all, not one per gap.
+                self.gaps = (self.gaps.0.saturating_add(gap.count), self.gaps.1 + 1);
+            }
             Event::KernelDrops(drops) => {
                 let socket = Rc::make_mut(&mut self.sockets)
                     .iter_mut()
@@ -805,7 +817,13 @@ impl State {
                     s.state = Some(state.to_string());
                 }
                 let peer = self.socket_mut(&e.socket).and_then(|s| s.peer.clone());
-                self.tcp_row(e.id.0, e.t_ns, e.socket, peer, TcpWhat::Ended(e.reason, e.read, e.error));
+                self.tcp_row(
+                    e.id.0,
+                    e.t_ns,
+                    e.socket,
+                    peer,
+                    TcpWhat::Ended(e.reason, e.read, e.error),
+                );
             }
             Event::Membership(m) => {
                 self.settle(m.req);

@@ -478,7 +478,13 @@ fn gaps_are_announced() {
         to: EventId(9),
         count: 7,
     }))));
-    assert!(state.notices[0].starts_with("7 events (ids 3 to 9)"));
+    state.apply(Action::Received(Box::new(Event::Gap(Gap {
+        from: EventId(20),
+        to: EventId(21),
+        count: 2,
+    }))));
+    assert_eq!(state.gaps, (9, 2), "counted together, once");
+    assert!(state.notices.is_empty(), "not a line per gap");
 }
 
 #[test]
