@@ -113,12 +113,46 @@ fn failed(e: CommandError) -> Response {
 }
 
 fn not_found(id: i64) -> Response {
+    unknown(id).into_response()
+}
+
+fn unknown(id: i64) -> Refusal {
     Refusal::new(
         StatusCode::NOT_FOUND,
         "unknown_recording",
         format!("there is no recording {id}"),
     )
-    .into_response()
+}
+
+/// Recording `id`, if there is one.
+async fn find(
+    store: &crate::store::Store,
+    id: i64,
+) -> Result<crate::store::RecordingInfo, Refusal> {
+    match store.get(id).await {
+        Ok(Some(info)) => Ok(info),
+        Ok(None) => Err(unknown(id)),
+        Err(e) => Err(store_failed(e)),
+    }
+}
+
+/// The store and recording `id`, once the request is admitted and the recording is
+/// there.
+async fn admit_recording(
+    state: &AppState,
+    page: &Page,
+    headers: &HeaderMap,
+    id: i64,
+) -> Result<
+    (
+        std::sync::Arc<crate::store::Store>,
+        crate::store::RecordingInfo,
+    ),
+    Refusal,
+> {
+    let store = admit(state, page, headers)?;
+    let info = find(&store, id).await?;
+    Ok((store, info))
 }
 
 async fn list(
@@ -147,14 +181,9 @@ async fn one(
     Query(page): Query<Page>,
     headers: HeaderMap,
 ) -> Response {
-    let store = match admit(&state, &page, &headers) {
-        Ok(store) => store,
-        Err(refused) => return refused.into_response(),
-    };
-    match store.get(id).await {
-        Ok(Some(info)) => Json(info).into_response(),
-        Ok(None) => not_found(id),
-        Err(e) => failed(e),
+    match admit_recording(&state, &page, &headers, id).await {
+        Ok((_, info)) => Json(info).into_response(),
+        Err(refused) => refused.into_response(),
     }
 }
 
@@ -217,15 +246,10 @@ async fn events(
     Query(page): Query<Page>,
     headers: HeaderMap,
 ) -> Response {
-    let store = match admit(&state, &page, &headers) {
-        Ok(store) => store,
+    let store = match admit_recording(&state, &page, &headers, id).await {
+        Ok((store, _)) => store,
         Err(refused) => return refused.into_response(),
     };
-    match store.get(id).await {
-        Ok(Some(_)) => {}
-        Ok(None) => return not_found(id),
-        Err(e) => return failed(e),
-    }
     let limit = page.limit.unwrap_or(1000).clamp(1, MAX_EVENTS_PAGE);
     // One more than asked says whether more follow.
     let mut got = match store.events(id, page.after.unwrap_or(0), limit + 1).await {
@@ -254,14 +278,9 @@ async fn capture(
     Query(page): Query<Page>,
     headers: HeaderMap,
 ) -> Response {
-    let store = match admit(&state, &page, &headers) {
-        Ok(store) => store,
+    let (store, info) = match admit_recording(&state, &page, &headers, id).await {
+        Ok(found) => found,
         Err(refused) => return refused.into_response(),
-    };
-    let info = match store.get(id).await {
-        Ok(Some(info)) => info,
-        Ok(None) => return not_found(id),
-        Err(e) => return failed(e),
     };
     if info.events > MAX_EXPORT_EVENTS {
         return Refusal::new(
@@ -342,15 +361,10 @@ async fn table(
     table: Table,
     format: Format,
 ) -> Response {
-    let store = match admit(&state, &page, &headers) {
-        Ok(store) => store,
+    let store = match admit_recording(&state, &page, &headers, id).await {
+        Ok((store, _)) => store,
         Err(refused) => return refused.into_response(),
     };
-    match store.get(id).await {
-        Ok(Some(_)) => {}
-        Ok(None) => return not_found(id),
-        Err(e) => return failed(e),
-    }
     let kind = match table {
         Table::Fates => "fate",
         Table::Flows => "flow_stats",
@@ -541,14 +555,9 @@ async fn recording_file(
     Query(page): Query<Page>,
     headers: HeaderMap,
 ) -> Response {
-    let store = match admit(&state, &page, &headers) {
-        Ok(store) => store,
+    let (store, info) = match admit_recording(&state, &page, &headers, id).await {
+        Ok(found) => found,
         Err(refused) => return refused.into_response(),
-    };
-    let info = match store.get(id).await {
-        Ok(Some(info)) => info,
-        Ok(None) => return not_found(id),
-        Err(e) => return failed(e),
     };
     let epoch_ns = match store.epoch_ns(id).await {
         Ok(epoch) => epoch,
@@ -648,10 +657,9 @@ async fn compare(
     };
     let mut runs = Vec::new();
     for id in [a, b] {
-        let info = match store.get(id).await {
-            Ok(Some(info)) => info,
-            Ok(None) => return not_found(id),
-            Err(e) => return failed(e),
+        let info = match find(&store, id).await {
+            Ok(info) => info,
+            Err(refused) => return refused.into_response(),
         };
         let events: Vec<socklab_protocol::Event> = match all_events(&store, id).await {
             Ok(stored) => stored

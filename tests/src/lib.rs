@@ -511,3 +511,59 @@ pub async fn http_bytes(addr: SocketAddr, method: &str, path: &str, body: &[u8])
         .unwrap_or_default();
     (status, body)
 }
+
+/// Records one run as recording `name`: `count` datagrams `prefix0`, `prefix1`, … sent
+/// from socket `from` to `to`, every event read until each has its fate, then the
+/// recording stopped. Returns the recording's id and how many of them were lost.
+pub async fn record_run(
+    client: &mut Client,
+    name: &str,
+    from: &Bound,
+    to: &str,
+    count: usize,
+    prefix: &str,
+) -> (i64, usize) {
+    client
+        .send(Command::RecordStart {
+            name: Some(name.into()),
+        })
+        .await;
+    for i in 0..count {
+        client
+            .send(Command::Send {
+                socket: from.socket.clone(),
+                to: Some(to.into()),
+                payload: text(&format!("{prefix}{i}")),
+            })
+            .await;
+    }
+    let (mut fates, mut lost) = (0, 0);
+    while fates < count {
+        match client.next().await {
+            Event::Fate(f) if f.src == from.local => {
+                fates += 1;
+                lost += usize::from(f.fate == socklab_protocol::flow::FateKind::Lost);
+            }
+            Event::Error(e) => panic!("no refusal expected: {e:?}"),
+            _ => {}
+        }
+    }
+    client.send(Command::RecordStop).await;
+    loop {
+        if let Event::RecordingStopped(r) = client.next().await {
+            return (r.recording, lost);
+        }
+    }
+}
+
+/// Link settings that lose `pct` % of what the client sends, at random from `seed`.
+pub fn lossy_link(pct: f64, seed: u64) -> LinkSettings {
+    LinkSettings {
+        c2t: socklab_protocol::link::Impairments {
+            loss: socklab_protocol::link::Loss::Random { pct },
+            ..socklab_protocol::link::Impairments::default()
+        },
+        seed,
+        ..LinkSettings::default()
+    }
+}

@@ -1011,8 +1011,8 @@ async fn two_runs_compared_show_the_changed_fates() {
 }
 
 async fn compare(url: &str, browser: &Browser) {
-    use socklab_protocol::link::{Impairments, LinkSettings, Loss};
-    use socklab_protocol::{Command, Event};
+    use socklab_protocol::Command;
+    use socklab_protocol::link::LinkSettings;
     use socklab_tests::IpEndpoint as _;
     let addr: std::net::SocketAddr = url
         .trim_start_matches("http://")
@@ -1026,54 +1026,23 @@ async fn compare(url: &str, browser: &Browser) {
         .unwrap();
     let a = client.bind("127.0.0.1:0").await;
     let b = client.bind("127.0.0.1:0").await;
-    let lossy = LinkSettings {
-        c2t: Impairments {
-            loss: Loss::Random { pct: 40.0 },
-            ..Impairments::default()
-        },
-        seed: 11,
-        ..LinkSettings::default()
-    };
-    let link = client.link("127.0.0.1:0", b.local.addr(), lossy).await;
+    let link = client
+        .link(
+            "127.0.0.1:0",
+            b.local.addr(),
+            socklab_tests::lossy_link(40.0, 11),
+        )
+        .await;
     client.send(Command::SetLossTimeout { ms: 300 }).await;
-    let mut lost_first = 0;
-    for (run, name) in ["lossy", "clean"].into_iter().enumerate() {
-        if run == 1 {
-            client
-                .send(Command::LinkUpdate {
-                    link: link.link.clone(),
-                    settings: LinkSettings::default(),
-                })
-                .await;
-        }
-        client
-            .send(Command::RecordStart {
-                name: Some(name.into()),
-            })
-            .await;
-        for i in 0..20 {
-            client
-                .send(Command::Send {
-                    socket: a.socket.clone(),
-                    to: Some(link.listen.to_string()),
-                    payload: socklab_tests::text(&format!("n{i}")),
-                })
-                .await;
-        }
-        let mut fates = 0;
-        while fates < 20 {
-            if let Event::Fate(f) = client.next().await
-                && f.src == a.local
-            {
-                fates += 1;
-                if run == 0 && f.fate == socklab_protocol::flow::FateKind::Lost {
-                    lost_first += 1;
-                }
-            }
-        }
-        client.send(Command::RecordStop).await;
-        while !matches!(client.next().await, Event::RecordingStopped(_)) {}
-    }
+    let to = link.listen.to_string();
+    let (_, lost_first) = socklab_tests::record_run(&mut client, "lossy", &a, &to, 20, "n").await;
+    client
+        .send(Command::LinkUpdate {
+            link: link.link.clone(),
+            settings: LinkSettings::default(),
+        })
+        .await;
+    socklab_tests::record_run(&mut client, "clean", &a, &to, 20, "n").await;
     assert!(lost_first > 0);
 
     browser.open(url).await;

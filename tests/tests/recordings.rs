@@ -386,7 +386,7 @@ async fn the_end_of_a_session_completes_its_recording() {
 /// compared: every datagram the first lost is listed as changed, with both fates.
 #[tokio::test]
 async fn two_runs_of_the_same_traffic_compare_by_fate() {
-    use socklab_protocol::link::{Impairments, LinkSettings, Loss};
+    use socklab_protocol::link::LinkSettings;
     use socklab_tests::IpEndpoint as _;
     let dir = tempfile::tempdir().unwrap();
     let server = server_in(dir.path()).await;
@@ -395,64 +395,24 @@ async fn two_runs_of_the_same_traffic_compare_by_fate() {
         .unwrap();
     let a = client.bind("127.0.0.1:0").await;
     let b = client.bind("127.0.0.1:0").await;
-    let lossy = LinkSettings {
-        c2t: Impairments {
-            loss: Loss::Random { pct: 40.0 },
-            ..Impairments::default()
-        },
-        seed: 11,
-        ..LinkSettings::default()
-    };
-    let link = client.link("127.0.0.1:0", b.local.addr(), lossy).await;
+    let link = client
+        .link(
+            "127.0.0.1:0",
+            b.local.addr(),
+            socklab_tests::lossy_link(40.0, 11),
+        )
+        .await;
     client.send(Command::SetLossTimeout { ms: 300 }).await;
-    let mut runs = Vec::new();
-    for (name, settings) in [("lossy", None), ("clean", Some(LinkSettings::default()))] {
-        if let Some(settings) = settings {
-            client
-                .send(Command::LinkUpdate {
-                    link: link.link.clone(),
-                    settings,
-                })
-                .await;
-        }
-        client
-            .send(Command::RecordStart {
-                name: Some(name.into()),
-            })
-            .await;
-        until(&mut client, |e| {
-            matches!(e, Event::RecordingStarted(_)).then_some(())
+    let to = link.listen.to_string();
+    let lossy = socklab_tests::record_run(&mut client, "lossy", &a, &to, 20, "n").await;
+    client
+        .send(Command::LinkUpdate {
+            link: link.link.clone(),
+            settings: LinkSettings::default(),
         })
         .await;
-        for i in 0..20 {
-            client
-                .send(Command::Send {
-                    socket: a.socket.clone(),
-                    to: Some(link.listen.to_string()),
-                    payload: text(&format!("n{i}")),
-                })
-                .await;
-        }
-        let mut fates = 0;
-        let mut lost = 0;
-        until(&mut client, |e| {
-            if let Event::Fate(f) = e
-                && f.src == a.local
-            {
-                fates += 1;
-                lost += usize::from(f.fate == socklab_protocol::flow::FateKind::Lost);
-            }
-            (fates == 20).then_some(())
-        })
-        .await;
-        client.send(Command::RecordStop).await;
-        let (stopped, _) = until(&mut client, |e| match e {
-            Event::RecordingStopped(r) => Some(r.recording),
-            _ => None,
-        })
-        .await;
-        runs.push((stopped, lost));
-    }
+    let clean = socklab_tests::record_run(&mut client, "clean", &a, &to, 20, "n").await;
+    let runs = [lossy, clean];
     let ((first, lost), (second, clean_lost)) = (runs[0], runs[1]);
     assert!(lost > 0, "the lossy run lost some");
     assert_eq!(clean_lost, 0);
