@@ -90,7 +90,7 @@ fn read(events: &[Event]) -> (Sends, HashMap<u64, Fate>, Side) {
 }
 
 fn kind_word(f: &Fate) -> String {
-    word(&f.fate)
+    crate::tables::wire_name(&f.fate)
 }
 
 /// A fate in a few words: `delivered 0.041 ms`, `lost (link: random_loss)`.
@@ -103,19 +103,15 @@ fn words(f: Option<&Fate>) -> String {
         text.push_str(&format!(" {:.3} ms", ns as f64 / 1e6));
     }
     match (f.cause, f.reason) {
-        (Some(c), Some(r)) => text.push_str(&format!(" ({}: {})", word(&c), word(&r))),
-        (Some(c), None) => text.push_str(&format!(" ({})", word(&c))),
+        (Some(c), Some(r)) => text.push_str(&format!(
+            " ({}: {})",
+            crate::tables::wire_name(&c),
+            crate::tables::wire_name(&r)
+        )),
+        (Some(c), None) => text.push_str(&format!(" ({})", crate::tables::wire_name(&c))),
         _ => {}
     }
     text
-}
-
-/// An enum's wire name.
-fn word<T: Serialize>(value: &T) -> String {
-    serde_json::to_value(value)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_default()
 }
 
 /// Whether two fates differ in what a person would call the datagram's fate: its kind,

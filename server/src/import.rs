@@ -282,16 +282,15 @@ pub fn read_recording(bytes: &[u8]) -> Result<RecordingFile, String> {
     for (n, line) in lines.enumerate() {
         let event = Event::from_json(line)
             .map_err(|e| format!("line {} is not an event socklab knows: {e}", n + 2))?;
-        let value: serde_json::Value = serde_json::from_str(line).map_err(|e| e.to_string())?;
-        let id = event
-            .id()
-            .map(|i| i.0)
-            .or_else(|| value["from"].as_u64())
-            .ok_or_else(|| format!("line {}: an event without an id", n + 2))?;
+        let id = match &event {
+            Event::Gap(gap) => Some(gap.from.0),
+            other => other.id().map(|i| i.0),
+        }
+        .ok_or_else(|| format!("line {}: an event without an id", n + 2))?;
         events.push(crate::store::StoredEvent {
             id,
-            t_ns: value["t_ns"].as_u64().unwrap_or(0),
-            kind: value["type"].as_str().unwrap_or("unknown").to_owned(),
+            t_ns: event.t_ns().unwrap_or(0),
+            kind: crate::recorder::kind_of(line).to_owned(),
             json: line.to_owned(),
         });
     }

@@ -302,10 +302,7 @@ fn fate_words(f: &Fate) -> String {
 
 /// An enum's wire name in words (`random_loss` → `random loss`).
 fn words(value: &impl serde::Serialize) -> String {
-    serde_json::to_value(value)
-        .ok()
-        .and_then(|v| v.as_str().map(|s| s.replace('_', " ")))
-        .unwrap_or_default()
+    crate::tables::wire_name(value).replace('_', " ")
 }
 
 /// An Ethernet frame (addresses zero, as a loopback capture's) carrying IP/UDP from

@@ -221,7 +221,7 @@ fn is_setup(record: &Record) -> bool {
 }
 
 /// The wire `type` of an event's JSON (it always comes first).
-fn kind_of(json: &str) -> &str {
+pub(crate) fn kind_of(json: &str) -> &str {
     json.strip_prefix(r#"{"type":""#)
         .and_then(|rest| rest.split('"').next())
         .unwrap_or("unknown")

@@ -17,7 +17,7 @@ pub fn fates_csv(fates: &[Fate]) -> String {
             "{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
             f.send.0,
             opt(f.recv.map(|r| r.0)),
-            word(&f.fate),
+            wire_name(&f.fate),
             field(&f.src.to_string()),
             field(&f.dst.to_string()),
             opt(f.latency_ns),
@@ -25,8 +25,8 @@ pub fn fates_csv(fates: &[Fate]) -> String {
             f.late,
             f.by_order,
             f.by_field,
-            f.cause.map(|c| word(&c)).unwrap_or_default(),
-            f.reason.map(|r| word(&r)).unwrap_or_default(),
+            f.cause.map(|c| wire_name(&c)).unwrap_or_default(),
+            f.reason.map(|r| wire_name(&r)).unwrap_or_default(),
             opt(f.decision.map(|d| d.0)),
             f.t_ns,
         );
@@ -47,7 +47,7 @@ pub fn flows_csv(flows: &[FlowSummary]) -> String {
             field(&f.src.to_string()),
             field(&f.dst.to_string()),
             f.via.as_ref().map(|v| v.to_string()).unwrap_or_default(),
-            word(&f.method),
+            wire_name(&f.method),
             opt(f.seq_flow),
             f.sent,
             f.received,
@@ -70,8 +70,8 @@ fn opt<T: std::fmt::Display>(value: Option<T>) -> String {
     value.map(|v| v.to_string()).unwrap_or_default()
 }
 
-/// An enum's wire name (`random_loss`).
-fn word(value: &impl serde::Serialize) -> String {
+/// An enum's wire name (`random_loss`), for the exports that write it in text.
+pub(crate) fn wire_name(value: &impl serde::Serialize) -> String {
     serde_json::to_value(value)
         .ok()
         .and_then(|v| v.as_str().map(str::to_owned))

@@ -486,6 +486,12 @@ pub async fn http(addr: SocketAddr, method: &str, path: &str, body: Option<&str>
 
 /// [`http`] with any bytes as the body.
 pub async fn http_bytes(addr: SocketAddr, method: &str, path: &str, body: &[u8]) -> (u16, String) {
+    let (status, body) = http_raw(addr, method, path, body).await;
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+/// [`http_bytes`] with the answer's body as bytes (a capture file, say).
+pub async fn http_raw(addr: SocketAddr, method: &str, path: &str, body: &[u8]) -> (u16, Vec<u8>) {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
     let head = format!(
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
@@ -499,17 +505,17 @@ pub async fn http_bytes(addr: SocketAddr, method: &str, path: &str, body: &[u8])
         .await
         .expect("the server answers in time")
         .expect("read");
-    let text = String::from_utf8_lossy(&response).into_owned();
-    let status = text
+    let end = response
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("an HTTP answer: {:?}", String::from_utf8_lossy(&response)));
+    let head = String::from_utf8_lossy(&response[..end]).into_owned();
+    let status = head
         .split(' ')
         .nth(1)
         .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("an HTTP status: {text:?}"));
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    (status, body)
+        .unwrap_or_else(|| panic!("an HTTP status: {head:?}"));
+    (status, response.split_off(end + 4))
 }
 
 /// Records one run as recording `name`: `count` datagrams `prefix0`, `prefix1`, … sent

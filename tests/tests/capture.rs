@@ -166,21 +166,15 @@ async fn an_exported_recording_reads_in_tshark_as_the_lab_logged_it() {
         }
     };
 
-    let (status, body) = http(
+    let (status, bytes) = socklab_tests::http_raw(
         server.addr,
         "GET",
         &format!("/api/recordings/{recording}/capture.pcapng?token={TOKEN}"),
-        None,
+        b"",
     )
     .await;
     assert_eq!(status, 200);
-    // The body is binary: fetch it again as bytes.
-    let bytes = fetch_bytes(
-        server.addr,
-        &format!("/api/recordings/{recording}/capture.pcapng?token={TOKEN}"),
-    )
-    .await;
-    assert!(!body.is_empty());
+    assert!(!bytes.is_empty());
     let file = dir.path().join("capture.pcapng");
     std::fs::write(&file, &bytes).unwrap();
     let mut frames = tshark(&file);
@@ -306,25 +300,6 @@ async fn an_exported_recording_reads_in_tshark_as_the_lab_logged_it() {
     expected.sort();
     assert_eq!(frames, expected);
     server.stop().await;
-}
-
-async fn fetch_bytes(addr: std::net::SocketAddr, path: &str) -> Vec<u8> {
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    stream
-        .write_all(
-            format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes(),
-        )
-        .await
-        .unwrap();
-    let mut response = Vec::new();
-    stream.read_to_end(&mut response).await.unwrap();
-    let start = response
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("headers end")
-        + 4;
-    response.split_off(start)
 }
 
 /// A capture tshark writes on the loopback interface during a session (in a network

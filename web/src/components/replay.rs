@@ -35,15 +35,8 @@ pub struct Replay {
 impl Replay {
     /// The events' times (0 for those without one).
     fn t_ns(&self, i: usize) -> u64 {
-        self.events.get(i).map_or(0, event_time)
+        self.events.get(i).and_then(Event::t_ns).unwrap_or(0)
     }
-}
-
-fn event_time(e: &Event) -> u64 {
-    serde_json::to_value(e)
-        .ok()
-        .and_then(|v| v["t_ns"].as_u64())
-        .unwrap_or(0)
 }
 
 fn is_datagram(e: &Event) -> bool {

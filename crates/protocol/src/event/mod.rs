@@ -1005,6 +1005,44 @@ impl Event {
             Event::Hello(_) | Event::Error(_) | Event::Gap(_) | Event::Batch { .. } => None,
         }
     }
+
+    /// When the event happened, ns since the session began, for the kinds that are
+    /// logged (the kernel's stamp where the event has one).
+    pub fn t_ns(&self) -> Option<u64> {
+        match self {
+            Event::Bound(e) => Some(e.t_ns),
+            Event::Closed(e) => Some(e.t_ns),
+            Event::Datagram(e) => Some(e.t_ns),
+            Event::KernelDrops(e) => Some(e.t_ns),
+            Event::Connected(e) => Some(e.t_ns),
+            Event::Unreachable(e) => Some(e.t_ns),
+            Event::Accepted(e) => Some(e.t_ns),
+            Event::Stream(e) => Some(e.t_ns),
+            Event::StreamEnd(e) => Some(e.t_ns),
+            Event::ShutDown(e) => Some(e.t_ns),
+            Event::Paused(e) => Some(e.t_ns),
+            Event::Membership(e) => Some(e.t_ns),
+            Event::LinkCreated(e) => Some(e.t_ns),
+            Event::TcpLinkCreated(e) => Some(e.t_ns),
+            Event::TcpLinkConn(e) => Some(e.t_ns),
+            Event::TcpLinkChunk(e) => Some(e.t_ns),
+            Event::TcpLinkEnd(e) => Some(e.t_ns),
+            Event::LinkUpdated(e) => Some(e.t_ns),
+            Event::LinkDeleted(e) => Some(e.t_ns),
+            Event::LinkClient(e) => Some(e.t_ns),
+            Event::LinkPacket(e) => Some(e.t_ns),
+            Event::LinkSent(e) => Some(e.t_ns),
+            Event::LinkStats(e) => Some(e.t_ns),
+            Event::Fate(e) => Some(e.t_ns),
+            Event::FlowStats(e) => Some(e.t_ns),
+            Event::GeneratorStarted(e) => Some(e.t_ns),
+            Event::GeneratorDone(e) => Some(e.t_ns),
+            Event::AnalysisConfig(e) => Some(e.t_ns),
+            Event::RecordingStarted(e) => Some(e.t_ns),
+            Event::RecordingStopped(e) => Some(e.t_ns),
+            Event::Hello(_) | Event::Error(_) | Event::Gap(_) | Event::Batch { .. } => None,
+        }
+    }
 }
 
 #[cfg(test)]
