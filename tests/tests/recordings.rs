@@ -578,3 +578,23 @@ async fn a_run_again_with_the_same_seed_gets_the_same_fates() {
     assert!(refusal.message.contains("speed"), "{}", refusal.message);
     server.stop().await;
 }
+
+/// A capture larger than --max-import-bytes is refused before it is read; a smaller
+/// one goes through.
+#[tokio::test]
+async fn an_import_over_the_size_limit_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::with_config(Config {
+        data_dir: Some(dir.path().to_path_buf()),
+        token: Some(TOKEN.into()),
+        max_import_bytes: 1024,
+        ..Config::default()
+    })
+    .await;
+    let path = format!("/api/recordings/import?token={TOKEN}");
+    let (status, _) = socklab_tests::http_bytes(server.addr, "POST", &path, &[0u8; 4096]).await;
+    assert_eq!(status, 413, "over the limit");
+    let (status, body) = socklab_tests::http_bytes(server.addr, "POST", &path, b"small").await;
+    assert_eq!(status, 400, "read, and refused as no capture: {body}");
+    server.stop().await;
+}

@@ -433,3 +433,44 @@ async fn unix_sockets_count_against_the_sessions_socket_limit() {
     );
     server.stop().await;
 }
+
+/// The time of a Unix datagram's `in` is the kernel's, when it reached the socket, not
+/// when the lab read it: read 300 ms late (the socket paused), it still shows within a
+/// few milliseconds of its send.
+#[tokio::test]
+async fn a_unix_datagram_read_late_keeps_its_arrival_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = server_in(dir.path(), Vec::new()).await;
+    let mut client = server.client().await;
+    let sender = client.bind_with(unix("unix:early")).await;
+    let receiver = client.bind_with(unix("unix:late")).await;
+    let req = client
+        .send(Command::Pause {
+            socket: receiver.socket.clone(),
+            paused: true,
+        })
+        .await;
+    client.reply(req).await;
+    client.send(send(&sender, "unix:late", "when?")).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    client
+        .send(Command::Pause {
+            socket: receiver.socket.clone(),
+            paused: false,
+        })
+        .await;
+    let (datagrams, _) = until_fates(&mut client, 1).await;
+    let t = |dir: Direction| {
+        datagrams
+            .iter()
+            .find(|d| d.dir == dir)
+            .map(|d| d.t_ns)
+            .unwrap()
+    };
+    let (sent, arrived) = (t(Direction::Out), t(Direction::In));
+    assert!(
+        arrived >= sent && arrived - sent < 50_000_000,
+        "arrival {arrived} ns against send {sent} ns: the kernel's stamp, not the late read"
+    );
+    server.stop().await;
+}
