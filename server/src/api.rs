@@ -105,6 +105,9 @@ fn admit(
 }
 
 fn store_failed(e: CommandError) -> Refusal {
+    if e.code == socklab_protocol::ErrorCode::LimitExceeded {
+        return Refusal::new(StatusCode::CONFLICT, "limit_exceeded", e.message);
+    }
     Refusal::new(StatusCode::INTERNAL_SERVER_ERROR, "store_failed", e.message)
 }
 

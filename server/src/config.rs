@@ -48,6 +48,9 @@ pub const DEFAULT_FLUSH_INTERVAL: std::time::Duration = std::time::Duration::ZER
 /// seconds of that and drops the rest with `queue_full`.
 pub const DEFAULT_MAX_LINK_BYTES: usize = 16 * 1024 * 1024;
 
+/// How many recordings the store keeps at most, by default.
+pub const DEFAULT_MAX_RECORDINGS: u64 = 10_000;
+
 /// The largest capture that may be imported, by default: a few million datagrams.
 pub const DEFAULT_MAX_IMPORT_BYTES: usize = 256 * 1024 * 1024;
 
@@ -227,6 +230,11 @@ pub struct Args {
     /// The largest capture file (pcap or pcapng) that may be imported as a recording.
     #[arg(long, default_value_t = DEFAULT_MAX_IMPORT_BYTES, value_name = "BYTES")]
     pub max_import_bytes: usize,
+
+    /// How many recordings the store keeps at most; a new one beyond them (a recording,
+    /// an import, a run again) is refused until some are deleted.
+    #[arg(long, default_value_t = DEFAULT_MAX_RECORDINGS, value_name = "N")]
+    pub max_recordings: u64,
 }
 
 /// The settings a running server uses.
@@ -297,6 +305,8 @@ pub struct Config {
     pub record: bool,
     /// See [`Args::max_import_bytes`].
     pub max_import_bytes: usize,
+    /// See [`Args::max_recordings`].
+    pub max_recordings: u64,
 }
 
 impl Default for Config {
@@ -333,6 +343,7 @@ impl Default for Config {
             data_dir: None,
             record: false,
             max_import_bytes: DEFAULT_MAX_IMPORT_BYTES,
+            max_recordings: DEFAULT_MAX_RECORDINGS,
         }
     }
 }
@@ -376,6 +387,7 @@ impl From<&Args> for Config {
             ),
             record: args.record,
             max_import_bytes: args.max_import_bytes,
+            max_recordings: args.max_recordings,
         }
     }
 }

@@ -126,7 +126,10 @@ impl Sessions {
                 config.unix_dir.clone(),
                 config.allow_unix.clone(),
             )),
-            store: Arc::new(crate::store::StoreSlot::new(config.data_dir.clone())),
+            store: Arc::new(crate::store::StoreSlot::new(
+                config.data_dir.clone(),
+                config.max_recordings,
+            )),
             config,
             shutdown,
             tasks,

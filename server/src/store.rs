@@ -104,6 +104,9 @@ type Job = Box<dyn FnOnce(&mut Connection) + Send>;
 pub struct Store {
     jobs: mpsc::Sender<Job>,
     path: PathBuf,
+    /// The most recordings it keeps (`--max-recordings`): a new one beyond them is
+    /// refused until some are deleted.
+    max_recordings: u64,
 }
 
 impl Store {
@@ -126,7 +129,17 @@ impl Store {
                 }
             })
             .map_err(|e| format!("cannot start the store's thread: {e}"))?;
-        Ok(Store { jobs, path })
+        Ok(Store {
+            jobs,
+            path,
+            max_recordings: crate::config::DEFAULT_MAX_RECORDINGS,
+        })
+    }
+
+    /// The same store keeping at most `max` recordings.
+    pub fn with_max_recordings(mut self, max: u64) -> Store {
+        self.max_recordings = max;
+        self
     }
 
     /// The database file.
@@ -159,14 +172,28 @@ impl Store {
         session: String,
         epoch_ns: Option<u64>,
     ) -> Result<i64, CommandError> {
-        self.call(move |conn| {
-            conn.execute(
-                "INSERT INTO recordings (name, session, created_ms, epoch_ns) VALUES (?1, ?2, ?3, ?4)",
-                params![name, session, now_ms(), epoch_ns.map(|e| e as i64)],
-            )?;
-            Ok(conn.last_insert_rowid())
+        let max = self.max_recordings;
+        let made = self
+            .call(move |conn| {
+                let count: i64 = conn.query_row("SELECT COUNT(*) FROM recordings", [], |r| r.get(0))?;
+                if count as u64 >= max {
+                    return Ok(None);
+                }
+                conn.execute(
+                    "INSERT INTO recordings (name, session, created_ms, epoch_ns) VALUES (?1, ?2, ?3, ?4)",
+                    params![name, session, now_ms(), epoch_ns.map(|e| e as i64)],
+                )?;
+                Ok(Some(conn.last_insert_rowid()))
+            })
+            .await?;
+        made.ok_or_else(|| {
+            CommandError::new(
+                ErrorCode::LimitExceeded,
+                format!(
+                    "the store already keeps {max} recordings, the most allowed (--max-recordings); delete some first"
+                ),
+            )
         })
-        .await
     }
 
     /// Appends `events` to recording `id` in one transaction, with its counts.
@@ -423,14 +450,16 @@ fn stopped() -> CommandError {
 #[derive(Debug)]
 pub struct StoreSlot {
     dir: Option<PathBuf>,
+    max_recordings: u64,
     store: std::sync::OnceLock<Result<std::sync::Arc<Store>, String>>,
 }
 
 impl StoreSlot {
     /// The store in `dir` (None: this server keeps no recordings).
-    pub fn new(dir: Option<PathBuf>) -> Self {
+    pub fn new(dir: Option<PathBuf>, max_recordings: u64) -> Self {
         StoreSlot {
             dir,
+            max_recordings,
             store: std::sync::OnceLock::new(),
         }
     }
@@ -444,7 +473,10 @@ impl StoreSlot {
             ));
         };
         self.store
-            .get_or_init(|| Store::open(dir).map(std::sync::Arc::new))
+            .get_or_init(|| {
+                Store::open(dir)
+                    .map(|s| std::sync::Arc::new(s.with_max_recordings(self.max_recordings)))
+            })
             .clone()
             .map_err(|e| CommandError::new(ErrorCode::IoError, e))
     }

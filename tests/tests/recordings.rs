@@ -598,3 +598,64 @@ async fn an_import_over_the_size_limit_is_refused() {
     assert_eq!(status, 400, "read, and refused as no capture: {body}");
     server.stop().await;
 }
+
+/// The store keeps at most --max-recordings: one more (a recording, an import) is
+/// refused in words until one is deleted.
+#[tokio::test]
+async fn recordings_past_the_limit_are_refused_until_one_is_deleted() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::with_config(Config {
+        data_dir: Some(dir.path().to_path_buf()),
+        token: Some(TOKEN.into()),
+        max_recordings: 1,
+        ..Config::default()
+    })
+    .await;
+    let mut client = Client::connect_with(server.addr, &format!("token={TOKEN}"))
+        .await
+        .unwrap();
+    client.send(Command::RecordStart { name: None }).await;
+    let (first, _) = until(&mut client, |e| match e {
+        Event::RecordingStarted(r) => Some(r.recording),
+        _ => None,
+    })
+    .await;
+    client.send(Command::RecordStop).await;
+    until(&mut client, |e| {
+        matches!(e, Event::RecordingStopped(_)).then_some(())
+    })
+    .await;
+    let req = client.send(Command::RecordStart { name: None }).await;
+    let refusal = socklab_tests::expect_error(
+        client.reply(req).await,
+        socklab_protocol::ErrorCode::LimitExceeded,
+    );
+    assert!(
+        refusal.message.contains("--max-recordings"),
+        "{}",
+        refusal.message
+    );
+    let (status, body) = socklab_tests::http_bytes(
+        server.addr,
+        "POST",
+        &format!("/api/recordings/import?token={TOKEN}"),
+        b"{\"socklab_recording\":1,\"name\":\"x\"}\n",
+    )
+    .await;
+    assert_eq!(status, 409, "{body}");
+    assert!(body.contains("limit_exceeded"), "{body}");
+    let (status, _) = http(
+        server.addr,
+        "DELETE",
+        &format!("/api/recordings/{first}?token={TOKEN}"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 204);
+    client.send(Command::RecordStart { name: None }).await;
+    until(&mut client, |e| {
+        matches!(e, Event::RecordingStarted(_)).then_some(())
+    })
+    .await;
+    server.stop().await;
+}
