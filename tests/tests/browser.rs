@@ -981,6 +981,10 @@ async fn record(url: &str, browser: &Browser) {
     browser.click("#replay-close").await;
     browser.wait_count("#bind-button", 1).await;
     browser.click("#tab-recordings").await;
+    // The tab reads its list afresh when it opens: wait for it before deleting.
+    browser
+        .wait_count("#recordings-list tr.recording-row", 2)
+        .await;
     for left in [1, 0] {
         browser.click("[id^='delete-']").await;
         if left > 0 {
