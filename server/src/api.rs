@@ -483,14 +483,13 @@ async fn import(
         Err(e) => return failed(e),
     };
     let count = events.len();
-    let mut rows = events.into_iter().map(|e| crate::store::StoredEvent {
-        id: e.id().map_or(0, |i| i.0),
-        t_ns: match &e {
-            socklab_protocol::Event::Datagram(d) => d.t_ns,
-            _ => 0,
-        },
-        kind: "datagram".into(),
-        json: e.to_json(),
+    let mut rows = events.into_iter().map(|e| {
+        crate::store::StoredEvent::whole(
+            e.id().map_or(0, |i| i.0),
+            e.t_ns().unwrap_or(0),
+            "datagram".into(),
+            e.to_json(),
+        )
     });
     loop {
         let batch: Vec<_> = rows.by_ref().take(20_000).collect();

@@ -287,12 +287,12 @@ pub fn read_recording(bytes: &[u8]) -> Result<RecordingFile, String> {
             other => other.id().map(|i| i.0),
         }
         .ok_or_else(|| format!("line {}: an event without an id", n + 2))?;
-        events.push(crate::store::StoredEvent {
+        events.push(crate::store::StoredEvent::whole(
             id,
-            t_ns: event.t_ns().unwrap_or(0),
-            kind: crate::recorder::kind_of(line).to_owned(),
-            json: line.to_owned(),
-        });
+            event.t_ns().unwrap_or(0),
+            crate::recorder::kind_of(line).to_owned(),
+            line.to_owned(),
+        ));
     }
     Ok(RecordingFile {
         name: header["name"]

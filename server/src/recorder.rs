@@ -14,7 +14,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::error::CommandError;
-use crate::log::{EventLog, Record, Tagged};
+use crate::log::{Entry, EventLog, Record, Tagged};
 use crate::store::{Store, StoredEvent};
 use crate::udp::{ReplyTo, answer};
 
@@ -150,7 +150,10 @@ async fn copy(
                 _ = stop_rx.changed() => {}
             }
         }
-        let mut batch = Vec::new();
+        // The entries to store (shared with the log: no copy), written as JSON on
+        // the store's thread; a gap the log made, as its event.
+        let mut batch: Vec<Arc<Entry>> = Vec::new();
+        let mut gaps = Vec::new();
         while batch.len() < BATCH_MAX {
             let read = log.read_after(cursor, READ_MAX);
             if let Some((from, to)) = read.gap.filter(|(_, to)| *to >= all_from) {
@@ -165,37 +168,49 @@ async fn copy(
                     to,
                     count: to.0 - from.0 + 1,
                 });
-                batch.push(StoredEvent {
-                    id: from.0,
-                    t_ns: read.entries.first().map_or(0, |e| e.t_ns),
-                    kind: "gap".into(),
-                    json: gap.to_json(),
-                });
+                gaps.push(StoredEvent::whole(
+                    from.0,
+                    read.entries.first().map_or(0, |e| e.t_ns),
+                    "gap".into(),
+                    gap.to_json(),
+                ));
             }
-            for entry in &read.entries {
+            for entry in read.entries {
                 cursor = entry.id;
-                if entry.id < all_from && !is_setup(&entry.record) {
-                    continue;
+                if entry.id >= all_from || is_setup(&entry.record) {
+                    batch.push(entry);
                 }
-                let mut json = String::new();
-                crate::wire::write_event(&mut json, entry, 0);
-                batch.push(StoredEvent {
-                    id: entry.id.0,
-                    t_ns: entry.t_ns,
-                    kind: kind_of(&json).to_owned(),
-                    json,
-                });
             }
             if !read.more {
                 break;
             }
         }
-        if !batch.is_empty() {
-            store.append(id, batch).await?;
+        if !batch.is_empty() || !gaps.is_empty() {
+            store
+                .append_made(id, move || {
+                    let mut events = gaps;
+                    events.extend(batch.iter().map(|entry| stored(entry)));
+                    events.sort_by_key(|e| e.id);
+                    events
+                })
+                .await?;
         }
         if stop_at.is_some_and(|end| cursor >= end) {
             return Ok(());
         }
+    }
+}
+
+/// An entry as the store keeps it: its JSON, with its bytes apart.
+fn stored(entry: &Entry) -> StoredEvent {
+    let mut json = String::with_capacity(256);
+    let payload = crate::wire::write_stored(&mut json, entry).map(<[u8]>::to_vec);
+    StoredEvent {
+        id: entry.id.0,
+        t_ns: entry.t_ns,
+        kind: kind_of(&json).to_owned(),
+        json,
+        payload,
     }
 }
 

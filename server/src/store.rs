@@ -54,10 +54,29 @@ const MIGRATIONS: &[&str] = &[
     "ALTER TABLE recordings ADD COLUMN epoch_ns INTEGER;",
     // 3: a note about how a recording was made (what an import skipped).
     "ALTER TABLE recordings ADD COLUMN note TEXT;",
+    // 4: an event's bytes beside its JSON, as they are (its JSON then has
+    // `"payload_b64":""`), and the events in a table with row ids: a row of a datagram
+    // of a kilobyte no longer spills into overflow pages as it did in a table keyed
+    // by (recording, id) alone. Events stored before keep their bytes in the JSON.
+    "CREATE TABLE events4 (
+        recording INTEGER NOT NULL REFERENCES recordings (id) ON DELETE CASCADE,
+        id INTEGER NOT NULL,
+        t_ns INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        json TEXT NOT NULL,
+        payload BLOB
+    );
+    INSERT INTO events4 (recording, id, t_ns, kind, json)
+        SELECT recording, id, t_ns, kind, json FROM events ORDER BY recording, id;
+    DROP TABLE events;
+    ALTER TABLE events4 RENAME TO events;
+    CREATE UNIQUE INDEX events_by_id ON events (recording, id);",
 ];
 
 /// One event as stored: its id and time in the session, its kind (the wire `type`)
-/// and its JSON.
+/// and its JSON; the bytes it carries may be kept apart (`payload`, with
+/// `"payload_b64":""` in the JSON) when it is written. Read back, an event's JSON is
+/// always whole and `payload` is None.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredEvent {
     /// The event's id in the session (a gap's: the first id it stands for).
@@ -66,8 +85,43 @@ pub struct StoredEvent {
     pub t_ns: u64,
     /// The wire `type`: `datagram`, `fate`, `gap`, …
     pub kind: String,
-    /// The event as a viewer got it.
+    /// The event as a viewer got it (its bytes left out when `payload` holds them).
     pub json: String,
+    /// The bytes the event carries, when kept apart from its JSON.
+    pub payload: Option<Vec<u8>>,
+}
+
+impl StoredEvent {
+    /// An event whose JSON is whole.
+    pub fn whole(id: u64, t_ns: u64, kind: String, json: String) -> StoredEvent {
+        StoredEvent {
+            id,
+            t_ns,
+            kind,
+            json,
+            payload: None,
+        }
+    }
+}
+
+/// Where a stored event's bytes go back into its JSON.
+const EMPTY_PAYLOAD: &str = r#""payload_b64":"""#;
+
+/// An event as read from the store: its bytes, when kept apart, back in its JSON.
+fn stored_of(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredEvent> {
+    let mut json: String = row.get(3)?;
+    if let Some(bytes) = row.get_ref(4)?.as_blob_or_null()? {
+        if let Some(at) = json.find(EMPTY_PAYLOAD) {
+            let at = at + EMPTY_PAYLOAD.len() - 1;
+            json.insert_str(at, &socklab_protocol::payload::encode_base64(bytes));
+        }
+    }
+    Ok(StoredEvent::whole(
+        row.get::<_, i64>(0)? as u64,
+        row.get::<_, i64>(1)? as u64,
+        row.get(2)?,
+        json,
+    ))
 }
 
 /// A recording as the list shows it.
@@ -198,17 +252,37 @@ impl Store {
 
     /// Appends `events` to recording `id` in one transaction, with its counts.
     pub async fn append(&self, id: i64, events: Vec<StoredEvent>) -> Result<(), CommandError> {
+        self.append_made(id, move || events).await
+    }
+
+    /// Appends the events `make` makes to recording `id` in one transaction, with its
+    /// counts; `make` runs on the store's thread (the recorder's JSON is written there,
+    /// not on the threads that carry packets).
+    pub async fn append_made(
+        &self,
+        id: i64,
+        make: impl FnOnce() -> Vec<StoredEvent> + Send + 'static,
+    ) -> Result<(), CommandError> {
         self.call(move |conn| {
+            let events = make();
             let tx = conn.transaction()?;
             {
                 let mut insert = tx.prepare_cached(
-                    "INSERT OR IGNORE INTO events (recording, id, t_ns, kind, json) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    "INSERT OR IGNORE INTO events (recording, id, t_ns, kind, json, payload)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 )?;
                 let (mut datagrams, mut bytes, mut first, mut last) = (0i64, 0i64, None, None);
                 for e in &events {
-                    insert.execute(params![id, e.id as i64, e.t_ns as i64, e.kind, e.json])?;
+                    insert.execute(params![
+                        id,
+                        e.id as i64,
+                        e.t_ns as i64,
+                        e.kind,
+                        e.json,
+                        e.payload
+                    ])?;
                     datagrams += i64::from(e.kind == "datagram");
-                    bytes += e.json.len() as i64;
+                    bytes += (e.json.len() + e.payload.as_ref().map_or(0, Vec::len)) as i64;
                     first = first.or(Some(e.t_ns as i64));
                     last = Some(e.t_ns as i64);
                 }
@@ -339,20 +413,13 @@ impl Store {
     ) -> Result<Vec<StoredEvent>, CommandError> {
         self.call(move |conn| {
             let mut query = conn.prepare_cached(
-                "SELECT id, t_ns, kind, json FROM events WHERE recording = ?1 AND kind = ?2 AND id > ?3
+                "SELECT id, t_ns, kind, json, payload FROM events WHERE recording = ?1 AND kind = ?2 AND id > ?3
                  ORDER BY id LIMIT ?4",
             )?;
             query
                 .query_map(
                     params![id, kind, after.min(i64::MAX as u64) as i64, limit],
-                    |row| {
-                        Ok(StoredEvent {
-                            id: row.get::<_, i64>(0)? as u64,
-                            t_ns: row.get::<_, i64>(1)? as u64,
-                            kind: row.get(2)?,
-                            json: row.get(3)?,
-                        })
-                    },
+                    stored_of,
                 )?
                 .collect()
         })
@@ -368,20 +435,13 @@ impl Store {
     ) -> Result<Vec<StoredEvent>, CommandError> {
         self.call(move |conn| {
             let mut query = conn.prepare_cached(
-                "SELECT id, t_ns, kind, json FROM events WHERE recording = ?1 AND id > ?2
+                "SELECT id, t_ns, kind, json, payload FROM events WHERE recording = ?1 AND id > ?2
                  ORDER BY id LIMIT ?3",
             )?;
             query
                 .query_map(
                     params![id, after.min(i64::MAX as u64) as i64, limit],
-                    |row| {
-                        Ok(StoredEvent {
-                            id: row.get::<_, i64>(0)? as u64,
-                            t_ns: row.get::<_, i64>(1)? as u64,
-                            kind: row.get(2)?,
-                            json: row.get(3)?,
-                        })
-                    },
+                    stored_of,
                 )?
                 .collect()
         })
@@ -497,12 +557,12 @@ mod tests {
     use super::*;
 
     fn event(id: u64, kind: &str) -> StoredEvent {
-        StoredEvent {
+        StoredEvent::whole(
             id,
-            t_ns: id * 1000,
-            kind: kind.into(),
-            json: format!("{{\"type\":\"{kind}\",\"id\":{id}}}"),
-        }
+            id * 1000,
+            kind.into(),
+            format!("{{\"type\":\"{kind}\",\"id\":{id}}}"),
+        )
     }
 
     #[tokio::test]
@@ -580,6 +640,35 @@ mod tests {
         assert!(err.contains("newer than this socklab knows"), "{err}");
     }
 
+    const OLD_DATAGRAM: &str = r#"{"type":"datagram","id":7,"socket":"s1","dir":"in","local":"127.0.0.1:1","peer":"127.0.0.1:2","len":2,"payload_b64":"aGk=","t_ns":70}"#;
+
+    /// An event written with its bytes apart reads back whole, as a viewer got it;
+    /// the bytes are stored as they are, not as base64.
+    #[tokio::test]
+    async fn bytes_kept_apart_come_back_in_the_json() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let id = store.create("r".into(), "s".into(), None).await.unwrap();
+        let apart = StoredEvent {
+            id: 7,
+            t_ns: 70,
+            kind: "datagram".into(),
+            json: OLD_DATAGRAM.replace("aGk=", ""),
+            payload: Some(b"hi".to_vec()),
+        };
+        store.append(id, vec![apart]).await.unwrap();
+        let events = store.events(id, 0, 10).await.unwrap();
+        assert_eq!(events[0].json, OLD_DATAGRAM);
+        assert_eq!(events[0].payload, None);
+        let blob: Vec<u8> = store
+            .call(|conn| conn.query_row("SELECT payload FROM events", [], |r| r.get(0)))
+            .await
+            .unwrap();
+        assert_eq!(blob, b"hi");
+        let kind = store.events_of_kind(id, "datagram", 0, 10).await.unwrap();
+        assert_eq!(kind, events);
+    }
+
     /// A store made by the first version of the schema is brought up to date and
     /// keeps its recordings.
     #[tokio::test]
@@ -594,10 +683,26 @@ mod tests {
                 [],
             )
             .unwrap();
+            conn.execute(
+                "INSERT INTO events (recording, id, t_ns, kind, json) VALUES (1, 7, 70, 'datagram', ?1)",
+                params![OLD_DATAGRAM],
+            )
+            .unwrap();
         }
         let store = Store::open(dir.path()).unwrap();
         let (_, list) = store.list(0, 10).await.unwrap();
         assert_eq!(list[0].name, "old");
+        let events = store.events(list[0].id, 0, 10).await.unwrap();
+        assert_eq!(
+            events,
+            vec![StoredEvent::whole(
+                7,
+                70,
+                "datagram".into(),
+                OLD_DATAGRAM.into()
+            )],
+            "an event stored with its bytes in its JSON reads back as it was"
+        );
         assert_eq!(
             store.epoch_ns(list[0].id).await.unwrap(),
             None,

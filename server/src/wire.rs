@@ -42,6 +42,49 @@ pub fn write_event(out: &mut String, entry: &Entry, viewer: u64) {
 /// through [`write_event`]'s direct writer; the datagram case here is what that writer
 /// must equal, which a test checks.)
 pub fn to_event(entry: &Entry, viewer: u64) -> Event {
+    event_of(entry, viewer, true)
+}
+
+/// Writes the JSON a recording stores for `entry`: the event as a viewer without
+/// commands gets it, but with `payload_b64` empty when the event carries bytes, and
+/// those bytes returned to be stored beside it (as they are, not as base64).
+pub fn write_stored<'a>(out: &mut String, entry: &'a Entry) -> Option<&'a [u8]> {
+    let payload: &[u8] = match &entry.record {
+        Record::Datagram(d) => {
+            fast::DatagramRef {
+                id: entry.id,
+                socket: &d.socket.id,
+                dir: d.dir,
+                local: &d.socket.local,
+                peer: &d.peer.endpoint(),
+                payload: &d.payload,
+                t_ns: entry.t_ns,
+                req: None,
+                truncated_from: d.truncated_from.map(|n| n as usize),
+            }
+            .write_json_without_payload(out);
+            return Some(&d.payload);
+        }
+        Record::LinkPacket(_, payload) => payload,
+        Record::Unreachable(u) => &u.payload,
+        Record::Stream(s) => &s.payload,
+        _ => {
+            out.push_str(&to_event(entry, 0).to_json());
+            return None;
+        }
+    };
+    out.push_str(&event_of(entry, 0, false).to_json());
+    Some(payload)
+}
+
+fn event_of(entry: &Entry, viewer: u64, with_payload: bool) -> Event {
+    let b64 = |bytes: &[u8]| {
+        if with_payload {
+            encode_base64(bytes)
+        } else {
+            String::new()
+        }
+    };
     let id = entry.id;
     let t_ns = entry.t_ns;
     match &entry.record {
@@ -76,7 +119,7 @@ pub fn to_event(entry: &Entry, viewer: u64) -> Event {
             reporter: u.reporter,
             error: nix::errno::Errno::from_raw(u.errno).desc().to_string(),
             len: u.payload.len(),
-            payload_b64: encode_base64(&u.payload),
+            payload_b64: b64(&u.payload),
             t_ns,
         }),
         Record::Accepted(a) => Event::Accepted(Accepted {
@@ -95,7 +138,7 @@ pub fn to_event(entry: &Entry, viewer: u64) -> Event {
             peer: s.peer,
             offset: s.offset,
             len: s.payload.len(),
-            payload_b64: encode_base64(&s.payload),
+            payload_b64: b64(&s.payload),
             t_ns,
             req: Tagged::for_viewer(s.req, viewer),
         }),
@@ -197,7 +240,7 @@ pub fn to_event(entry: &Entry, viewer: u64) -> Event {
             local: d.socket.local.clone(),
             peer: d.peer.endpoint(),
             len: d.payload.len(),
-            payload_b64: encode_base64(&d.payload),
+            payload_b64: b64(&d.payload),
             t_ns,
             req: Tagged::for_viewer(d.req, viewer),
             truncated_from: d.truncated_from.map(|n| n as usize),
@@ -244,7 +287,7 @@ pub fn to_event(entry: &Entry, viewer: u64) -> Event {
             from: p.from,
             to: p.to,
             len: payload.len(),
-            payload_b64: encode_base64(payload),
+            payload_b64: b64(payload),
             fate: p.fate,
             reason: p.reason,
             delay_ns: p.delay_ns,
@@ -412,6 +455,40 @@ mod tests {
                 let mut text = String::new();
                 write_event(&mut text, e, viewer);
                 assert_eq!(text, to_event(e, viewer).to_json());
+            }
+        }
+        // What a recording stores: the same text but the bytes, kept apart.
+        let unreachable = entry(Record::Unreachable(Box::new(
+            crate::log::UnreachableRecord {
+                socket: Arc::new(SocketName {
+                    id: "s1".into(),
+                    local: "127.0.0.1:5000".parse().unwrap(),
+                }),
+                to: "127.0.0.1:9".parse().unwrap(),
+                reason: socklab_protocol::UnreachableReason::PortUnreachable,
+                icmp: (3, 3),
+                reporter: None,
+                errno: 111,
+                payload: b"quoted".to_vec().into_boxed_slice(),
+            },
+        )));
+        for e in [&sent, &cut, &closed, &unreachable] {
+            let mut text = String::new();
+            let apart = write_stored(&mut text, e);
+            let whole = to_event(e, 0).to_json();
+            match apart {
+                Some(bytes) => {
+                    let b64 = encode_base64(bytes);
+                    assert_eq!(
+                        text.replacen(
+                            r#""payload_b64":"""#,
+                            &format!(r#""payload_b64":"{b64}""#),
+                            1
+                        ),
+                        whole
+                    );
+                }
+                None => assert_eq!(text, whole),
             }
         }
     }

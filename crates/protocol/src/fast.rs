@@ -46,6 +46,16 @@ impl DatagramRef<'_> {
     /// Appends the event's JSON to `out`: the same text as
     /// `Event::Datagram(..).to_json()`.
     pub fn write_json(&self, out: &mut String) {
+        self.write(out, true);
+    }
+
+    /// Appends the event's JSON with `payload_b64` empty (`"payload_b64":""`): what a
+    /// recording stores, the bytes kept beside it (no base64 to make or to store).
+    pub fn write_json_without_payload(&self, out: &mut String) {
+        self.write(out, false);
+    }
+
+    fn write(&self, out: &mut String, with_payload: bool) {
         out.push_str(r#"{"type":"datagram","id":"#);
         push_u64(out, self.id.0);
         out.push_str(r#","socket":"#);
@@ -61,7 +71,9 @@ impl DatagramRef<'_> {
         push_u64(out, self.payload.len() as u64);
         out.push_str(r#","payload_b64":""#);
         // Base64 never needs escaping either.
-        base64::engine::general_purpose::STANDARD.encode_string(self.payload, out);
+        if with_payload {
+            base64::engine::general_purpose::STANDARD.encode_string(self.payload, out);
+        }
         out.push_str(r#"","t_ns":"#);
         push_u64(out, self.t_ns);
         if let Some(req) = self.req {
