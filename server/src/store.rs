@@ -110,11 +110,11 @@ const EMPTY_PAYLOAD: &str = r#""payload_b64":"""#;
 /// An event as read from the store: its bytes, when kept apart, back in its JSON.
 fn stored_of(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredEvent> {
     let mut json: String = row.get(3)?;
-    if let Some(bytes) = row.get_ref(4)?.as_blob_or_null()? {
-        if let Some(at) = json.find(EMPTY_PAYLOAD) {
-            let at = at + EMPTY_PAYLOAD.len() - 1;
-            json.insert_str(at, &socklab_protocol::payload::encode_base64(bytes));
-        }
+    if let Some(bytes) = row.get_ref(4)?.as_blob_or_null()?
+        && let Some(at) = json.find(EMPTY_PAYLOAD)
+    {
+        let at = at + EMPTY_PAYLOAD.len() - 1;
+        json.insert_str(at, &socklab_protocol::payload::encode_base64(bytes));
     }
     Ok(StoredEvent::whole(
         row.get::<_, i64>(0)? as u64,
