@@ -141,16 +141,17 @@ async fn a_sigkill_mid_recording_loses_at_most_the_last_second() {
         .query_row("PRAGMA integrity_check", [], |r| r.get(0))
         .unwrap();
     assert_eq!(check, "ok");
-    let mut query = conn
-        .prepare("SELECT id, t_ns FROM events WHERE recording = ?1 ORDER BY id")
-        .unwrap();
-    let stored: Vec<(u64, u64)> = query
-        .query_map([recording], |r| {
-            Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64))
-        })
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
+    drop(conn);
+    let store = socklab_server::store::Store::open(data.path()).unwrap();
+    let mut stored: Vec<(u64, u64)> = Vec::new();
+    loop {
+        let after = stored.last().map_or(0, |e| e.0);
+        let page = store.events(recording, after, 10_000).await.unwrap();
+        if page.is_empty() {
+            break;
+        }
+        stored.extend(page.iter().map(|e| (e.id, e.t_ns)));
+    }
     let ids: Vec<u64> = stored.iter().map(|e| e.0).collect();
     assert_eq!(ids[0], 1, "from the session's first event");
     assert!(

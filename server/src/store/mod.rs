@@ -5,13 +5,19 @@
 //! call ever runs on the async runtime's threads and writes never contend. A recording
 //! is written in batches, one transaction each (`recorder.rs` sends one about every
 //! 100 ms), so a crash loses at most the batch being written and never leaves a
-//! half-written one behind.
+//! half-written one behind. Events are kept in chunks of hundreds (`chunk.rs`), not a
+//! row each: SQLite's cost per row was more than the server's per datagram.
+//!
+//! (Over 600 lines: every SQL statement the server runs is here, next to the schema
+//! it must agree with; the tests are in `tests.rs`.)
 
 use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OptionalExtension as _, params};
 use socklab_protocol::ErrorCode;
 use tokio::sync::{mpsc, oneshot};
+
+mod chunk;
 
 use crate::error::CommandError;
 
@@ -24,8 +30,9 @@ pub const MAX_NAME: usize = 100;
 /// The most recordings one page of the list holds.
 pub const MAX_PAGE: u32 = 500;
 
-/// The schema, one migration per version: version N is reached by running the N-th.
-/// A store at a version this build does not know (newer) is refused.
+/// The schema, one migration per version: version N is reached by running the N-th
+/// (and, for version 4, [`chunk_events`] after it). A store at a version this build
+/// does not know (newer) is refused.
 const MIGRATIONS: &[&str] = &[
     // 1: recordings and their events, each event as the wire JSON a viewer got.
     "CREATE TABLE recordings (
@@ -54,23 +61,18 @@ const MIGRATIONS: &[&str] = &[
     "ALTER TABLE recordings ADD COLUMN epoch_ns INTEGER;",
     // 3: a note about how a recording was made (what an import skipped).
     "ALTER TABLE recordings ADD COLUMN note TEXT;",
-    // 4: an event's bytes beside its JSON, as they are (its JSON then has
-    // `"payload_b64":""`), and the events in a table with row ids: a row of a datagram
-    // of a kilobyte no longer spills into overflow pages as it did in a table keyed
-    // by (recording, id) alone. Events stored before keep their bytes in the JSON.
-    "CREATE TABLE events4 (
+    // 4: events in chunks (`chunk.rs`), a few hundred to a row, an event's bytes as
+    // they are beside its JSON; the rows of before become chunks (in `chunk_events`).
+    "CREATE TABLE chunks (
         recording INTEGER NOT NULL REFERENCES recordings (id) ON DELETE CASCADE,
-        id INTEGER NOT NULL,
-        t_ns INTEGER NOT NULL,
-        kind TEXT NOT NULL,
-        json TEXT NOT NULL,
-        payload BLOB
+        first_id INTEGER NOT NULL,
+        last_id INTEGER NOT NULL,
+        first_t_ns INTEGER NOT NULL,
+        last_t_ns INTEGER NOT NULL,
+        events INTEGER NOT NULL,
+        data BLOB NOT NULL
     );
-    INSERT INTO events4 (recording, id, t_ns, kind, json)
-        SELECT recording, id, t_ns, kind, json FROM events ORDER BY recording, id;
-    DROP TABLE events;
-    ALTER TABLE events4 RENAME TO events;
-    CREATE UNIQUE INDEX events_by_id ON events (recording, id);",
+    CREATE UNIQUE INDEX chunks_by_id ON chunks (recording, last_id);",
 ];
 
 /// One event as stored: its id and time in the session, its kind (the wire `type`)
@@ -106,23 +108,6 @@ impl StoredEvent {
 
 /// Where a stored event's bytes go back into its JSON.
 const EMPTY_PAYLOAD: &str = r#""payload_b64":"""#;
-
-/// An event as read from the store: its bytes, when kept apart, back in its JSON.
-fn stored_of(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredEvent> {
-    let mut json: String = row.get(3)?;
-    if let Some(bytes) = row.get_ref(4)?.as_blob_or_null()?
-        && let Some(at) = json.find(EMPTY_PAYLOAD)
-    {
-        let at = at + EMPTY_PAYLOAD.len() - 1;
-        json.insert_str(at, &socklab_protocol::payload::encode_base64(bytes));
-    }
-    Ok(StoredEvent::whole(
-        row.get::<_, i64>(0)? as u64,
-        row.get::<_, i64>(1)? as u64,
-        row.get(2)?,
-        json,
-    ))
-}
 
 /// A recording as the list shows it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -264,34 +249,37 @@ impl Store {
         make: impl FnOnce() -> Vec<StoredEvent> + Send + 'static,
     ) -> Result<(), CommandError> {
         self.call(move |conn| {
-            let events = make();
+            let mut events = make();
             let tx = conn.transaction()?;
             {
-                let mut insert = tx.prepare_cached(
-                    "INSERT OR IGNORE INTO events (recording, id, t_ns, kind, json, payload)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                // In id order, each id once, and only ids after those stored (an id
+                // already stored keeps its first event, as a row's key did).
+                events.sort_by_key(|e| e.id);
+                events.dedup_by_key(|e| e.id);
+                let stored: Option<i64> = tx.query_row(
+                    "SELECT MAX(last_id) FROM chunks WHERE recording = ?1",
+                    params![id],
+                    |row| row.get(0),
                 )?;
-                let (mut datagrams, mut bytes, mut first, mut last) = (0i64, 0i64, None, None);
-                for e in &events {
-                    insert.execute(params![
-                        id,
-                        e.id as i64,
-                        e.t_ns as i64,
-                        e.kind,
-                        e.json,
-                        e.payload
-                    ])?;
-                    datagrams += i64::from(e.kind == "datagram");
-                    bytes += (e.json.len() + e.payload.as_ref().map_or(0, Vec::len)) as i64;
-                    first = first.or(Some(e.t_ns as i64));
-                    last = Some(e.t_ns as i64);
+                if let Some(stored) = stored {
+                    events.retain(|e| e.id as i64 > stored);
                 }
+                let bytes = insert_chunks(&tx, id, &events)?;
+                let datagrams = events.iter().filter(|e| e.kind == "datagram").count();
+                let (first, last) = (events.first(), events.last());
                 tx.execute(
                     "UPDATE recordings SET events = events + ?2, datagrams = datagrams + ?3,
                         bytes = bytes + ?4, first_t_ns = COALESCE(first_t_ns, ?5),
                         last_t_ns = MAX(COALESCE(last_t_ns, 0), COALESCE(?6, 0))
                      WHERE id = ?1",
-                    params![id, events.len() as i64, datagrams, bytes, first, last],
+                    params![
+                        id,
+                        events.len() as i64,
+                        datagrams as i64,
+                        bytes as i64,
+                        first.map(|e| e.t_ns as i64),
+                        last.map(|e| e.t_ns as i64)
+                    ],
                 )?;
             }
             tx.commit()
@@ -380,7 +368,7 @@ impl Store {
     pub async fn delete(&self, id: i64) -> Result<bool, CommandError> {
         self.call(move |conn| {
             let tx = conn.transaction()?;
-            tx.execute("DELETE FROM events WHERE recording = ?1", params![id])?;
+            tx.execute("DELETE FROM chunks WHERE recording = ?1", params![id])?;
             let gone = tx.execute("DELETE FROM recordings WHERE id = ?1", params![id])? > 0;
             tx.commit()?;
             Ok(gone)
@@ -411,19 +399,8 @@ impl Store {
         after: u64,
         limit: u32,
     ) -> Result<Vec<StoredEvent>, CommandError> {
-        self.call(move |conn| {
-            let mut query = conn.prepare_cached(
-                "SELECT id, t_ns, kind, json, payload FROM events WHERE recording = ?1 AND kind = ?2 AND id > ?3
-                 ORDER BY id LIMIT ?4",
-            )?;
-            query
-                .query_map(
-                    params![id, kind, after.min(i64::MAX as u64) as i64, limit],
-                    stored_of,
-                )?
-                .collect()
-        })
-        .await
+        self.call(move |conn| read_events(conn, id, after, limit, Some(kind)))
+            .await
     }
 
     /// Up to `limit` events of recording `id` with ids after `after`, in id order.
@@ -433,20 +410,53 @@ impl Store {
         after: u64,
         limit: u32,
     ) -> Result<Vec<StoredEvent>, CommandError> {
-        self.call(move |conn| {
-            let mut query = conn.prepare_cached(
-                "SELECT id, t_ns, kind, json, payload FROM events WHERE recording = ?1 AND id > ?2
-                 ORDER BY id LIMIT ?3",
-            )?;
-            query
-                .query_map(
-                    params![id, after.min(i64::MAX as u64) as i64, limit],
-                    stored_of,
-                )?
-                .collect()
-        })
-        .await
+        self.call(move |conn| read_events(conn, id, after, limit, None))
+            .await
     }
+}
+
+/// Up to `limit` events of recording `id` after `after` (of kind `kind` only, if
+/// given), read from the chunks that hold them.
+fn read_events(
+    conn: &mut Connection,
+    id: i64,
+    after: u64,
+    limit: u32,
+    kind: Option<&str>,
+) -> rusqlite::Result<Vec<StoredEvent>> {
+    let mut query = conn.prepare_cached(
+        "SELECT data FROM chunks WHERE recording = ?1 AND last_id > ?2 ORDER BY last_id",
+    )?;
+    let mut rows = query.query(params![id, after.min(i64::MAX as u64) as i64])?;
+    let mut out = Vec::new();
+    while out.len() < limit as usize
+        && let Some(row) = rows.next()?
+    {
+        let data = row.get_ref(0)?.as_blob()?;
+        for item in chunk::items(data) {
+            let item = item.map_err(rusqlite::Error::InvalidParameterName)?;
+            if item.id <= after || kind.is_some_and(|k| k != item.kind) {
+                continue;
+            }
+            out.push(whole(item));
+            if out.len() == limit as usize {
+                break;
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// A stored event as a viewer got it: its bytes, when kept apart, back in its JSON.
+fn whole(item: chunk::Item<'_>) -> StoredEvent {
+    let mut json = item.json.to_owned();
+    if let Some(bytes) = item.payload
+        && let Some(at) = json.find(EMPTY_PAYLOAD)
+    {
+        let at = at + EMPTY_PAYLOAD.len() - 1;
+        json.insert_str(at, &socklab_protocol::payload::encode_base64(bytes));
+    }
+    StoredEvent::whole(item.id, item.t_ns, item.kind.to_owned(), json)
 }
 
 fn info_of(row: &rusqlite::Row<'_>) -> rusqlite::Result<RecordingInfo> {
@@ -488,11 +498,83 @@ fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(version.max(0) as usize) {
         let tx = conn.transaction()?;
         tx.execute_batch(sql)?;
+        if i + 1 == CHUNKS_FROM {
+            chunk_events(&tx)?;
+        }
         tx.pragma_update(None, "user_version", i as i64 + 1)?;
         tx.commit()?;
         tracing::info!(version = i + 1, "store migrated");
     }
     Ok(())
+}
+
+/// The version from which events are kept in chunks.
+const CHUNKS_FROM: usize = 4;
+
+/// Moves the events a store kept a row each (versions 1 to 3) into chunks.
+fn chunk_events(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<()> {
+    {
+        let mut rows = tx
+            .prepare("SELECT recording, id, t_ns, kind, json FROM events ORDER BY recording, id")?;
+        let mut rows = rows.query([])?;
+        let mut batch: Vec<StoredEvent> = Vec::new();
+        let mut of = None;
+        while let Some(row) = rows.next()? {
+            let recording: i64 = row.get(0)?;
+            if of != Some(recording) {
+                if let Some(of) = of {
+                    insert_chunks(tx, of, &std::mem::take(&mut batch))?;
+                }
+                of = Some(recording);
+            }
+            batch.push(StoredEvent::whole(
+                row.get::<_, i64>(1)? as u64,
+                row.get::<_, i64>(2)? as u64,
+                row.get(3)?,
+                row.get(4)?,
+            ));
+        }
+        if let Some(of) = of {
+            insert_chunks(tx, of, &batch)?;
+        }
+    }
+    tx.execute_batch("DROP TABLE events;")
+}
+
+/// Writes `events` (in id order, none stored yet) as chunks of recording `id`;
+/// returns the bytes written.
+fn insert_chunks(
+    tx: &rusqlite::Transaction<'_>,
+    id: i64,
+    events: &[StoredEvent],
+) -> rusqlite::Result<u64> {
+    let mut insert = tx.prepare_cached(
+        "INSERT INTO chunks (recording, first_id, last_id, first_t_ns, last_t_ns, events, data)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?;
+    let mut written = 0u64;
+    let mut rest = events;
+    while let Some(first) = rest.first() {
+        let mut data = Vec::new();
+        let mut n = 0;
+        while n < rest.len() && n < chunk::MAX_EVENTS && data.len() < chunk::MAX_BYTES {
+            chunk::push(&mut data, &rest[n]);
+            n += 1;
+        }
+        let last = &rest[n - 1];
+        insert.execute(params![
+            id,
+            first.id as i64,
+            last.id as i64,
+            first.t_ns as i64,
+            last.t_ns as i64,
+            n as i64,
+            data
+        ])?;
+        written += data.len() as u64;
+        rest = &rest[n..];
+    }
+    Ok(written)
 }
 
 fn now_ms() -> i64 {
@@ -553,191 +635,4 @@ pub fn default_dir() -> PathBuf {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn event(id: u64, kind: &str) -> StoredEvent {
-        StoredEvent::whole(
-            id,
-            id * 1000,
-            kind.into(),
-            format!("{{\"type\":\"{kind}\",\"id\":{id}}}"),
-        )
-    }
-
-    #[tokio::test]
-    async fn a_recording_is_made_appended_listed_renamed_and_deleted() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
-        let id = store
-            .create("first".into(), "abc".into(), Some(5))
-            .await
-            .unwrap();
-        assert_eq!(store.epoch_ns(id).await.unwrap(), Some(5));
-        store
-            .append(
-                id,
-                vec![
-                    event(1, "bound"),
-                    event(2, "datagram"),
-                    event(3, "datagram"),
-                ],
-            )
-            .await
-            .unwrap();
-        store.append(id, vec![event(4, "fate")]).await.unwrap();
-        assert_eq!(store.finish(id).await.unwrap(), (4, 2));
-        let (total, list) = store.list(0, 10).await.unwrap();
-        assert_eq!(total, 1);
-        assert_eq!(
-            (
-                list[0].name.as_str(),
-                list[0].events,
-                list[0].datagrams,
-                list[0].duration_ns
-            ),
-            ("first", 4, 2, 3000)
-        );
-        assert!(list[0].stopped_ms.is_some());
-        let after_two: Vec<u64> = store
-            .events(id, 2, 10)
-            .await
-            .unwrap()
-            .iter()
-            .map(|e| e.id)
-            .collect();
-        assert_eq!(after_two, [3, 4]);
-        assert!(store.rename(id, "second".into()).await.unwrap());
-        assert_eq!(store.get(id).await.unwrap().unwrap().name, "second");
-        assert!(store.delete(id).await.unwrap());
-        assert!(!store.delete(id).await.unwrap());
-        assert_eq!(store.list(0, 10).await.unwrap().0, 0);
-        assert!(store.events(id, 0, 10).await.unwrap().is_empty());
-    }
-
-    #[tokio::test]
-    async fn a_store_reopens_at_its_version_and_refuses_a_newer_one() {
-        let dir = tempfile::tempdir().unwrap();
-        {
-            let store = Store::open(dir.path()).unwrap();
-            store.create("kept".into(), "s".into(), None).await.unwrap();
-        }
-        let store = Store::open(dir.path()).unwrap();
-        assert_eq!(
-            store.list(0, 10).await.unwrap().0,
-            1,
-            "what was stored is still there"
-        );
-        drop(store);
-        let conn = Connection::open(dir.path().join(FILE)).unwrap();
-        let mode: String = conn
-            .pragma_query_value(None, "journal_mode", |r| r.get(0))
-            .unwrap();
-        assert_eq!(mode, "wal");
-        conn.pragma_update(None, "user_version", 99).unwrap();
-        drop(conn);
-        let err = Store::open(dir.path()).unwrap_err();
-        assert!(err.contains("newer than this socklab knows"), "{err}");
-    }
-
-    const OLD_DATAGRAM: &str = r#"{"type":"datagram","id":7,"socket":"s1","dir":"in","local":"127.0.0.1:1","peer":"127.0.0.1:2","len":2,"payload_b64":"aGk=","t_ns":70}"#;
-
-    /// An event written with its bytes apart reads back whole, as a viewer got it;
-    /// the bytes are stored as they are, not as base64.
-    #[tokio::test]
-    async fn bytes_kept_apart_come_back_in_the_json() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
-        let id = store.create("r".into(), "s".into(), None).await.unwrap();
-        let apart = StoredEvent {
-            id: 7,
-            t_ns: 70,
-            kind: "datagram".into(),
-            json: OLD_DATAGRAM.replace("aGk=", ""),
-            payload: Some(b"hi".to_vec()),
-        };
-        store.append(id, vec![apart]).await.unwrap();
-        let events = store.events(id, 0, 10).await.unwrap();
-        assert_eq!(events[0].json, OLD_DATAGRAM);
-        assert_eq!(events[0].payload, None);
-        let blob: Vec<u8> = store
-            .call(|conn| conn.query_row("SELECT payload FROM events", [], |r| r.get(0)))
-            .await
-            .unwrap();
-        assert_eq!(blob, b"hi");
-        let kind = store.events_of_kind(id, "datagram", 0, 10).await.unwrap();
-        assert_eq!(kind, events);
-    }
-
-    /// A store made by the first version of the schema is brought up to date and
-    /// keeps its recordings.
-    #[tokio::test]
-    async fn an_older_store_is_migrated() {
-        let dir = tempfile::tempdir().unwrap();
-        {
-            let conn = Connection::open(dir.path().join(FILE)).unwrap();
-            conn.execute_batch(MIGRATIONS[0]).unwrap();
-            conn.pragma_update(None, "user_version", 1).unwrap();
-            conn.execute(
-                "INSERT INTO recordings (name, session, created_ms) VALUES ('old', 's', 1)",
-                [],
-            )
-            .unwrap();
-            conn.execute(
-                "INSERT INTO events (recording, id, t_ns, kind, json) VALUES (1, 7, 70, 'datagram', ?1)",
-                params![OLD_DATAGRAM],
-            )
-            .unwrap();
-        }
-        let store = Store::open(dir.path()).unwrap();
-        let (_, list) = store.list(0, 10).await.unwrap();
-        assert_eq!(list[0].name, "old");
-        let events = store.events(list[0].id, 0, 10).await.unwrap();
-        assert_eq!(
-            events,
-            vec![StoredEvent::whole(
-                7,
-                70,
-                "datagram".into(),
-                OLD_DATAGRAM.into()
-            )],
-            "an event stored with its bytes in its JSON reads back as it was"
-        );
-        assert_eq!(
-            store.epoch_ns(list[0].id).await.unwrap(),
-            None,
-            "unknown for old ones"
-        );
-        let version: i64 = store
-            .call(|conn| conn.pragma_query_value(None, "user_version", |r| r.get(0)))
-            .await
-            .unwrap();
-        assert_eq!(version, MIGRATIONS.len() as i64);
-    }
-
-    #[tokio::test]
-    async fn pages_of_thousands_of_recordings_come_newest_first() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
-        store
-            .call(|conn| {
-                let tx = conn.transaction()?;
-                for i in 0..3000 {
-                    tx.execute(
-                        "INSERT INTO recordings (name, session, created_ms) VALUES (?1, 's', ?2)",
-                        params![format!("r{i}"), i],
-                    )?;
-                }
-                tx.commit()
-            })
-            .await
-            .unwrap();
-        let (total, page) = store.list(100, 50).await.unwrap();
-        assert_eq!((total, page.len()), (3000, 50));
-        assert_eq!(page[0].name, "r2899");
-        assert_eq!(
-            store.list(0, 100_000).await.unwrap().1.len(),
-            MAX_PAGE as usize
-        );
-    }
-}
+mod tests;
