@@ -50,6 +50,8 @@ pub const DEFAULT_MAX_LINK_BYTES: usize = 16 * 1024 * 1024;
 
 /// How many recordings the store keeps at most, by default.
 pub const DEFAULT_MAX_RECORDINGS: u64 = 10_000;
+/// The default for `--max-store-bytes`: 20 GB.
+pub const DEFAULT_MAX_STORE_BYTES: u64 = 20_000_000_000;
 
 /// The largest capture that may be imported, by default: a few million datagrams.
 pub const DEFAULT_MAX_IMPORT_BYTES: usize = 256 * 1024 * 1024;
@@ -235,6 +237,12 @@ pub struct Args {
     /// an import, a run again) is refused until some are deleted.
     #[arg(long, default_value_t = DEFAULT_MAX_RECORDINGS, value_name = "N")]
     pub max_recordings: u64,
+
+    /// How large the store may grow: a recording that would take it past this stops
+    /// (saying why), and new recordings and imports are refused, until some recordings
+    /// are deleted.
+    #[arg(long, default_value_t = DEFAULT_MAX_STORE_BYTES, value_name = "BYTES")]
+    pub max_store_bytes: u64,
 }
 
 /// The settings a running server uses.
@@ -307,6 +315,8 @@ pub struct Config {
     pub max_import_bytes: usize,
     /// See [`Args::max_recordings`].
     pub max_recordings: u64,
+    /// See [`Args::max_store_bytes`].
+    pub max_store_bytes: u64,
 }
 
 impl Default for Config {
@@ -344,6 +354,7 @@ impl Default for Config {
             record: false,
             max_import_bytes: DEFAULT_MAX_IMPORT_BYTES,
             max_recordings: DEFAULT_MAX_RECORDINGS,
+            max_store_bytes: DEFAULT_MAX_STORE_BYTES,
         }
     }
 }
@@ -388,6 +399,7 @@ impl From<&Args> for Config {
             record: args.record,
             max_import_bytes: args.max_import_bytes,
             max_recordings: args.max_recordings,
+            max_store_bytes: args.max_store_bytes,
         }
     }
 }

@@ -164,6 +164,8 @@ pub enum Record {
         recording: i64,
         /// Its events and datagrams.
         counts: (u64, u64),
+        /// Why it stopped by itself (the store's refusal).
+        reason: Option<Box<str>>,
         /// The `req` of the command.
         req: Option<Tagged>,
     },

@@ -88,9 +88,23 @@ impl Recording {
                 })),
             );
             tracing::info!(recording = id, "recording");
-            copy(&store, &log, id, all_from, stop_rx)
-                .await
-                .map(|()| Some(id))
+            if let Err(e) = copy(&store, &log, id, all_from, stop_rx).await {
+                // The store refused a batch (full, or failing): the recording ends
+                // here, with what it holds, and the session's viewers are told why.
+                tracing::warn!(recording = id, error = %e, "the recording stopped");
+                let counts = store.finish(id).await.unwrap_or((0, 0));
+                log.append(
+                    Instant::now(),
+                    Record::RecordingStopped {
+                        recording: id,
+                        counts,
+                        reason: Some(e.message.clone().into()),
+                        req: None,
+                    },
+                );
+                return Err(e);
+            }
+            Ok(Some(id))
         });
         Recording { stop_at, task }
     }

@@ -1079,6 +1079,7 @@ impl Session {
             Record::RecordingStopped {
                 recording: id,
                 counts: (events, datagrams),
+                reason: None,
                 req,
             },
         );

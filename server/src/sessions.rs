@@ -128,7 +128,10 @@ impl Sessions {
             )),
             store: Arc::new(crate::store::StoreSlot::new(
                 config.data_dir.clone(),
-                config.max_recordings,
+                crate::store::Limits {
+                    recordings: config.max_recordings,
+                    bytes: config.max_store_bytes,
+                },
             )),
             config,
             shutdown,

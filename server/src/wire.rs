@@ -349,12 +349,14 @@ fn event_of(entry: &Entry, viewer: u64, with_payload: bool) -> Event {
         Record::RecordingStopped {
             recording,
             counts: (events, datagrams),
+            reason,
             req,
         } => Event::RecordingStopped(RecordingStopped {
             id,
             recording: *recording,
             events: *events,
             datagrams: *datagrams,
+            reason: reason.as_deref().map(str::to_owned),
             t_ns,
             req: Tagged::for_viewer(*req, viewer),
         }),

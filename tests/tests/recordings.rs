@@ -659,3 +659,98 @@ async fn recordings_past_the_limit_are_refused_until_one_is_deleted() {
     .await;
     server.stop().await;
 }
+
+/// The store grows to at most --max-store-bytes: a recording that would take it past
+/// stops by itself, keeping what it holds and saying why; new recordings are refused
+/// in words until one is deleted; the session carries on throughout.
+#[tokio::test]
+async fn a_full_store_stops_the_recording_and_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::with_config(Config {
+        data_dir: Some(dir.path().to_path_buf()),
+        token: Some(TOKEN.into()),
+        max_store_bytes: 300_000,
+        ..Config::default()
+    })
+    .await;
+    let mut client = Client::connect_with(server.addr, &format!("token={TOKEN}"))
+        .await
+        .unwrap();
+    let a = client.bind("127.0.0.1:0").await;
+    let b = client.bind("127.0.0.1:0").await;
+    client.send(Command::RecordStart { name: None }).await;
+    let (first, _) = until(&mut client, |e| match e {
+        Event::RecordingStarted(r) => Some(r.recording),
+        _ => None,
+    })
+    .await;
+    // A kilobyte a datagram, sent and received: past 300 kB well before the end.
+    let kilobyte = "k".repeat(1000);
+    for _ in 0..600 {
+        client
+            .send(Command::Send {
+                socket: a.socket.clone(),
+                to: Some(b.local.to_string()),
+                payload: text(&kilobyte),
+            })
+            .await;
+    }
+    let (stopped, _) = until(&mut client, |e| match e {
+        Event::RecordingStopped(r) => Some(r.clone()),
+        _ => None,
+    })
+    .await;
+    assert_eq!(stopped.recording, first);
+    let reason = stopped.reason.clone().expect("it says why it stopped");
+    assert!(reason.contains("--max-store-bytes"), "{reason}");
+    assert!(stopped.datagrams > 0, "it keeps what it had: {stopped:?}");
+    assert!(stopped.datagrams < 1200, "{stopped:?}");
+    let (status, body) = http(
+        server.addr,
+        "GET",
+        &format!("/api/recordings/{first}?token={TOKEN}"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let kept: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(kept["datagrams"], stopped.datagrams);
+    assert!(kept["stopped_ms"].is_number(), "marked stopped: {body}");
+
+    let req = client.send(Command::RecordStart { name: None }).await;
+    let refusal = socklab_tests::expect_error(
+        client.reply(req).await,
+        socklab_protocol::ErrorCode::LimitExceeded,
+    );
+    assert!(
+        refusal.message.contains("--max-store-bytes"),
+        "{}",
+        refusal.message
+    );
+    // The session carries on.
+    client
+        .send(Command::Send {
+            socket: a.socket.clone(),
+            to: Some(b.local.to_string()),
+            payload: text("still here"),
+        })
+        .await;
+    let mut got = client.received_on(&b.socket).await;
+    while got.payload_b64 != socklab_protocol::payload::encode_base64(b"still here") {
+        got = client.received_on(&b.socket).await;
+    }
+    let (status, _) = http(
+        server.addr,
+        "DELETE",
+        &format!("/api/recordings/{first}?token={TOKEN}"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 204);
+    client.send(Command::RecordStart { name: None }).await;
+    until(&mut client, |e| {
+        matches!(e, Event::RecordingStarted(_)).then_some(())
+    })
+    .await;
+    server.stop().await;
+}

@@ -143,9 +143,28 @@ type Job = Box<dyn FnOnce(&mut Connection) + Send>;
 pub struct Store {
     jobs: mpsc::Sender<Job>,
     path: PathBuf,
-    /// The most recordings it keeps (`--max-recordings`): a new one beyond them is
-    /// refused until some are deleted.
-    max_recordings: u64,
+    limits: Limits,
+}
+
+/// How much a store keeps at most.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Recordings (`--max-recordings`): a new one beyond them is refused until some
+    /// are deleted.
+    pub recordings: u64,
+    /// Bytes of the database in use (`--max-store-bytes`): a batch of events that
+    /// would take it past them is refused (the recording stops), and so is a new
+    /// recording once it is there.
+    pub bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            recordings: crate::config::DEFAULT_MAX_RECORDINGS,
+            bytes: crate::config::DEFAULT_MAX_STORE_BYTES,
+        }
+    }
 }
 
 impl Store {
@@ -171,13 +190,13 @@ impl Store {
         Ok(Store {
             jobs,
             path,
-            max_recordings: crate::config::DEFAULT_MAX_RECORDINGS,
+            limits: Limits::default(),
         })
     }
 
-    /// The same store keeping at most `max` recordings.
-    pub fn with_max_recordings(mut self, max: u64) -> Store {
-        self.max_recordings = max;
+    /// The same store keeping at most what `limits` say.
+    pub fn with_limits(mut self, limits: Limits) -> Store {
+        self.limits = limits;
         self
     }
 
@@ -211,28 +230,28 @@ impl Store {
         session: String,
         epoch_ns: Option<u64>,
     ) -> Result<i64, CommandError> {
-        let max = self.max_recordings;
-        let made = self
-            .call(move |conn| {
-                let count: i64 = conn.query_row("SELECT COUNT(*) FROM recordings", [], |r| r.get(0))?;
-                if count as u64 >= max {
-                    return Ok(None);
-                }
-                conn.execute(
-                    "INSERT INTO recordings (name, session, created_ms, epoch_ns) VALUES (?1, ?2, ?3, ?4)",
-                    params![name, session, now_ms(), epoch_ns.map(|e| e as i64)],
-                )?;
-                Ok(Some(conn.last_insert_rowid()))
-            })
-            .await?;
-        made.ok_or_else(|| {
-            CommandError::new(
-                ErrorCode::LimitExceeded,
-                format!(
-                    "the store already keeps {max} recordings, the most allowed (--max-recordings); delete some first"
-                ),
-            )
+        let limits = self.limits;
+        self.call(move |conn| {
+            let count: i64 = conn.query_row("SELECT COUNT(*) FROM recordings", [], |r| r.get(0))?;
+            if count as u64 >= limits.recordings {
+                return Ok(Err(CommandError::new(
+                    ErrorCode::LimitExceeded,
+                    format!(
+                        "the store already keeps {} recordings, the most allowed (--max-recordings); delete some first",
+                        limits.recordings
+                    ),
+                )));
+            }
+            if let Err(full) = room_for(conn, 0, limits) {
+                return Ok(Err(full));
+            }
+            conn.execute(
+                "INSERT INTO recordings (name, session, created_ms, epoch_ns) VALUES (?1, ?2, ?3, ?4)",
+                params![name, session, now_ms(), epoch_ns.map(|e| e as i64)],
+            )?;
+            Ok(Ok(conn.last_insert_rowid()))
         })
+        .await?
     }
 
     /// Appends `events` to recording `id` in one transaction, with its counts.
@@ -248,8 +267,22 @@ impl Store {
         id: i64,
         make: impl FnOnce() -> Vec<StoredEvent> + Send + 'static,
     ) -> Result<(), CommandError> {
+        let limits = self.limits;
         self.call(move |conn| {
             let mut events = make();
+            // What fits under the limit is stored; past it, the rest is refused.
+            let room = match used_bytes(conn) {
+                Ok(used) => limits.bytes.saturating_sub(used),
+                Err(e) => return Ok(Err(e)),
+            };
+            let mut fits = 0u64;
+            let whole = events.len();
+            events.retain(|e| {
+                fits = fits
+                    .saturating_add((e.json.len() + e.payload.as_ref().map_or(0, Vec::len)) as u64);
+                fits <= room
+            });
+            let refused = events.len() < whole;
             let tx = conn.transaction()?;
             {
                 // In id order, each id once, and only ids after those stored (an id
@@ -282,9 +315,14 @@ impl Store {
                     ],
                 )?;
             }
-            tx.commit()
+            tx.commit()?;
+            Ok(if refused {
+                room_for(conn, u64::MAX, limits)
+            } else {
+                Ok(())
+            })
         })
-        .await
+        .await?
     }
 
     /// Marks recording `id` stopped; returns its counts (events, datagrams).
@@ -583,6 +621,34 @@ fn now_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
+/// The bytes of the store in use: its pages, less those freed by deleted recordings
+/// (which SQLite reuses).
+fn used_bytes(conn: &Connection) -> Result<u64, CommandError> {
+    (|| -> rusqlite::Result<u64> {
+        let pages: i64 = conn.pragma_query_value(None, "page_count", |r| r.get(0))?;
+        let free: i64 = conn.pragma_query_value(None, "freelist_count", |r| r.get(0))?;
+        let size: i64 = conn.pragma_query_value(None, "page_size", |r| r.get(0))?;
+        Ok((pages.saturating_sub(free).max(0) as u64).saturating_mul(size.max(0) as u64))
+    })()
+    .map_err(|e| CommandError::new(ErrorCode::IoError, format!("the store failed: {e}")))
+}
+
+/// Whether `incoming` more bytes fit in the store under `limits`; if not, the refusal.
+fn room_for(conn: &Connection, incoming: u64, limits: Limits) -> Result<(), CommandError> {
+    let used = used_bytes(conn)?;
+    if used.saturating_add(incoming) > limits.bytes {
+        return Err(CommandError::new(
+            ErrorCode::LimitExceeded,
+            format!(
+                "the store holds {:.1} MB, and its limit is {:.1} MB (--max-store-bytes); delete some recordings to make room",
+                used as f64 / 1e6,
+                limits.bytes as f64 / 1e6
+            ),
+        ));
+    }
+    Ok(())
+}
+
 fn stopped() -> CommandError {
     CommandError::new(ErrorCode::IoError, "the store has stopped")
 }
@@ -592,16 +658,16 @@ fn stopped() -> CommandError {
 #[derive(Debug)]
 pub struct StoreSlot {
     dir: Option<PathBuf>,
-    max_recordings: u64,
+    limits: Limits,
     store: std::sync::OnceLock<Result<std::sync::Arc<Store>, String>>,
 }
 
 impl StoreSlot {
     /// The store in `dir` (None: this server keeps no recordings).
-    pub fn new(dir: Option<PathBuf>, max_recordings: u64) -> Self {
+    pub fn new(dir: Option<PathBuf>, limits: Limits) -> Self {
         StoreSlot {
             dir,
-            max_recordings,
+            limits,
             store: std::sync::OnceLock::new(),
         }
     }
@@ -616,8 +682,7 @@ impl StoreSlot {
         };
         self.store
             .get_or_init(|| {
-                Store::open(dir)
-                    .map(|s| std::sync::Arc::new(s.with_max_recordings(self.max_recordings)))
+                Store::open(dir).map(|s| std::sync::Arc::new(s.with_limits(self.limits)))
             })
             .clone()
             .map_err(|e| CommandError::new(ErrorCode::IoError, e))

@@ -73,9 +73,9 @@ pub fn Header() -> Html {
                 if let Some((id, name)) = &state.recording {
                     <span id="recording" class="recording" title={format!("Every event of this session goes into the server's store as recording {id}, from the oldest the session still holds")}>
                         { format!("● recording “{name}”") }</span>
-                } else if let Some((id, name, events, datagrams)) = &state.recorded {
-                    <span id="recorded" class="recorded" title={format!("Recording {id} is kept in the server's store (GET /api/recordings/{id})")}>
-                        { format!("recorded “{name}”: {events} events, {datagrams} datagrams") }</span>
+                } else if let Some(r) = &state.recorded {
+                    <span id="recorded" class="recorded" title={format!("Recording {} is kept in the server's store (GET /api/recordings/{})", r.id, r.id)}>
+                        { format!("recorded “{}”: {} events, {} datagrams", r.name, r.events, r.datagrams) }</span>
                 }
                 if state.connection == Connection::Connected && state.ended.is_none() {
                     <button id="record-button" class={classes!("small", state.recording.is_some().then_some("on"))} onclick={record.clone()}
@@ -86,6 +86,10 @@ pub fn Header() -> Html {
                     <span class="server">{ server.clone() }</span>
                 }
             </header>
+            if let Some(reason) = state.recorded.as_ref().filter(|_| state.recording.is_none()).and_then(|r| r.reason.as_ref()) {
+                <p id="recording-stopped" class="form-error" role="alert">
+                    { format!("The recording stopped by itself, keeping what it had: {reason}") }</p>
+            }
             if let Some(message) = record_error {
                 <p id="record-error" class="form-error" role="alert">{ message }</p>
             }

@@ -81,7 +81,7 @@ pub fn RecordingsPanel() -> Html {
     let editing = use_state(|| None::<(i64, String)>);
     {
         let (listing, offset) = (listing.clone(), *offset);
-        let stopped = ctx.live.recorded.as_ref().map(|r| r.0);
+        let stopped = ctx.live.recorded.as_ref().map(|r| r.id);
         use_effect_with((offset, *reload, stopped), move |_| {
             wasm_bindgen_futures::spawn_local(async move {
                 listing.set(Some(fetch_page(offset).await));

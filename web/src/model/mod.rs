@@ -202,6 +202,21 @@ pub struct LinkSample {
     pub queue_depth: [u64; 2],
 }
 
+/// A recording that stopped, as the page last heard of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recorded {
+    /// Its id in the store.
+    pub id: i64,
+    /// Its name.
+    pub name: String,
+    /// How many events and datagrams it holds.
+    pub events: u64,
+    /// How many of them are datagrams.
+    pub datagrams: u64,
+    /// Why it stopped by itself (the store was full), if it did.
+    pub reason: Option<String>,
+}
+
 /// The whole page state.
 #[derive(Debug, Clone)]
 pub struct State {
@@ -246,8 +261,8 @@ pub struct State {
     pub gaps: (u64, u64),
     /// The session's recording, while one runs: its id in the store and its name.
     pub recording: Option<(i64, String)>,
-    /// The last recording that stopped: its id, name, events and datagrams.
-    pub recorded: Option<(i64, String, u64, u64)>,
+    /// The last recording that stopped.
+    pub recorded: Option<Recorded>,
     /// Which part of the page sent each unanswered command.
     pub pending: Rc<HashMap<i64, Origin>>,
     /// The latest refusal for each part of the page.
@@ -905,7 +920,13 @@ impl State {
                     .take()
                     .map(|(_, name)| name)
                     .unwrap_or_default();
-                self.recorded = Some((r.recording, name, r.events, r.datagrams));
+                self.recorded = Some(Recorded {
+                    id: r.recording,
+                    name,
+                    events: r.events,
+                    datagrams: r.datagrams,
+                    reason: r.reason,
+                });
             }
             Event::Batch { events } => {
                 for event in events {

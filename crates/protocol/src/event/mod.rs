@@ -318,6 +318,10 @@ pub struct RecordingStopped {
     pub events: u64,
     /// How many of them are datagrams.
     pub datagrams: u64,
+    /// Why it stopped when no one asked (the store reached `--max-store-bytes`, or
+    /// failed); absent when it stopped because it was told to or the session ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
     /// Nanoseconds since the session began.
     pub t_ns: u64,
     /// The `req` of the `record_stop`.

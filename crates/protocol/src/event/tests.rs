@@ -61,10 +61,23 @@ fn wire_form_snapshots() {
                 recording: 7,
                 events: 49,
                 datagrams: 20,
+                reason: None,
                 t_ns: 150,
                 req: None,
             }),
             r#"{"type":"recording_stopped","id":90,"recording":7,"events":49,"datagrams":20,"t_ns":150}"#,
+        ),
+        (
+            Event::RecordingStopped(RecordingStopped {
+                id: EventId(91),
+                recording: 8,
+                events: 3,
+                datagrams: 1,
+                reason: Some("the store is full".into()),
+                t_ns: 160,
+                req: None,
+            }),
+            r#"{"type":"recording_stopped","id":91,"recording":8,"events":3,"datagrams":1,"reason":"the store is full","t_ns":160}"#,
         ),
         (
             Event::Datagram(Datagram {
