@@ -272,6 +272,18 @@ impl Browser {
             .unwrap_or_else(|e| panic!("click {css}: {e}"));
     }
 
+    /// Types `keys` into the element matching `css` as a person at the keyboard would
+    /// (WebDriver's key codes: `\u{E007}` is Enter).
+    pub async fn press(&self, css: &str, keys: &str) {
+        self.client()
+            .find(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("{css}: {e}"))
+            .send_keys(keys)
+            .await
+            .unwrap_or_else(|e| panic!("type into {css}: {e}"));
+    }
+
     /// Saves a screenshot of the page as `name` in the artifacts folder; returns its path.
     pub async fn screenshot(&self, name: &str) -> PathBuf {
         let png = self.client().screenshot().await.expect("a screenshot");

@@ -1232,6 +1232,66 @@ async fn timeline(url: &str, browser: &Browser) {
         .await;
     let shot = browser.screenshot("e2e-timeline-lost-only.png").await;
     eprintln!("screenshot: {}", shot.display());
+    timeline_keys(browser).await;
+}
+
+/// The times at the top and the bottom of the timeline's window, ns.
+async fn window(browser: &Browser) -> (f64, f64) {
+    let w = browser
+        .wait_attr("#timeline-canvas", "data-window", |_| true)
+        .await;
+    let (a, b) = w.split_once(',').unwrap();
+    (a.parse().unwrap(), b.parse().unwrap())
+}
+
+/// Fit the whole run, step from loss to loss, go to a time (after the lossy run above,
+/// only lost arrows shown).
+async fn timeline_keys(browser: &Browser) {
+    // Zoomed far in, then "fit all": every lost arrow of the run in the window, and the
+    // run filling most of it.
+    for _ in 0..12 {
+        browser.click("#tl-zoom-in").await;
+    }
+    browser.click("#tl-fit").await;
+    let (from, to) = window(browser).await;
+    let shown: usize = browser
+        .wait_attr("#timeline-canvas", "data-shown", |_| true)
+        .await
+        .parse()
+        .unwrap();
+    let drawn = browser
+        .wait_attr("#timeline-canvas", "data-drawn", |n| n == shown.to_string())
+        .await;
+    eprintln!("fit: window {from:.0}..{to:.0} ns, {drawn} of {shown} arrows drawn");
+    // Next loss with n, from the one selected: another lost datagram, selected and in
+    // the middle of the window; back with p.
+    let head = "#inspector .inspector-head";
+    let first = browser.wait_text(head, |_| true).await;
+    browser.press("#timeline-canvas", "n").await;
+    let next = browser.wait_text(head, |t| t != first).await;
+    browser
+        .wait_text("#inspector-fate", |t| t.contains("lost"))
+        .await;
+    browser.press("#timeline-canvas", "p").await;
+    browser.wait_text(head, |t| t == first).await;
+    browser.click("#tl-next-loss").await;
+    browser.wait_text(head, |t| t == next).await;
+    eprintln!("from loss to loss: {first} → {next}");
+    // Go to a time: words for what is not one; 50 ms in the middle of the window.
+    browser.press("#tl-goto", "soon\u{E007}").await;
+    browser
+        .wait_text("#tl-goto-error", |t| t.contains("not a number"))
+        .await;
+    browser.fill("#tl-goto", "").await;
+    browser.press("#tl-goto", "50\u{E007}").await;
+    browser.wait_count("#tl-goto-error", 0).await;
+    let (from, to) = window(browser).await;
+    assert!(
+        ((from + to) / 2.0 - 50e6).abs() < (to - from) * 0.05,
+        "50 ms in the middle: {from}..{to}"
+    );
+    let shot = browser.screenshot("e2e-timeline-keys.png").await;
+    eprintln!("screenshot: {}", shot.display());
 }
 
 // On the test's single thread on purpose: the burst below is sent while the server

@@ -15,6 +15,8 @@ const KEY_PAN_PX: f64 = 40.0;
 const PAGE: f64 = 0.8;
 /// A wheel's pixels to panned pixels.
 const WHEEL_PAN: f64 = 0.5;
+/// What part of the window's height stays empty above and below a fitted run.
+const FIT_MARGIN: f64 = 0.04;
 
 /// The time window on screen: the time at the top edge and the scale.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -55,6 +57,24 @@ pub enum ViewAction {
     Follow(bool),
     /// Switch following on or off.
     ToggleFollow,
+    /// Show the times `from` to `to` (ns) whole in a window `height` pixels tall
+    /// (fit the whole run); stops following.
+    Fit {
+        /// The first time to show.
+        from: u64,
+        /// The last.
+        to: u64,
+        /// The window's height.
+        height: f64,
+    },
+    /// Put time `t` (ns) in the middle of a window `height` pixels tall, at the same
+    /// scale (go to a time, to the next loss); stops following.
+    Center {
+        /// The time.
+        t: u64,
+        /// The window's height.
+        height: f64,
+    },
 }
 
 impl ViewAction {
@@ -124,6 +144,19 @@ impl View {
             }
             ViewAction::Follow(on) => self.follow = on,
             ViewAction::ToggleFollow => self.follow = !self.follow,
+            ViewAction::Fit { from, to, height } => {
+                // A margin of FIT_MARGIN of the height above and below.
+                let usable = (height * (1.0 - 2.0 * FIT_MARGIN)).max(1.0);
+                let span = to.saturating_sub(from) as f64;
+                self.ns_per_px = (span / usable).clamp(MIN_NS_PER_PX, MAX_NS_PER_PX);
+                let middle = from as f64 + span / 2.0;
+                self.t_top = middle - height / 2.0 * self.ns_per_px;
+                self.follow = false;
+            }
+            ViewAction::Center { t, height } => {
+                self.t_top = t as f64 - height / 2.0 * self.ns_per_px;
+                self.follow = false;
+            }
         }
         self
     }
@@ -304,5 +337,42 @@ mod tests {
         assert_eq!(distance_to_segment(0.0, 5.0, 0.0, 0.0, 10.0, 0.0), 5.0);
         assert_eq!(distance_to_segment(13.0, 4.0, 0.0, 0.0, 10.0, 0.0), 5.0);
         assert_eq!(distance_to_segment(3.0, 4.0, 0.0, 0.0, 0.0, 0.0), 5.0);
+    }
+
+    #[test]
+    fn fitting_shows_the_whole_run_and_centering_keeps_the_scale() {
+        let v = View::default();
+        // Ten seconds in a window of 500 px.
+        let fit = v.apply(ViewAction::Fit {
+            from: 2_000_000_000,
+            to: 12_000_000_000,
+            height: 500.0,
+        });
+        assert!(!fit.follow);
+        assert!(fit.y(2_000_000_000) >= 0.0 && fit.y(2_000_000_000) < 30.0);
+        assert!(fit.y(12_000_000_000) <= 500.0 && fit.y(12_000_000_000) > 470.0);
+        assert!(
+            close(fit.y(7_000_000_000), 250.0),
+            "the run's middle in the middle"
+        );
+        // A single instant fits at the closest zoom.
+        let one = v.apply(ViewAction::Fit {
+            from: 5,
+            to: 5,
+            height: 500.0,
+        });
+        assert_eq!(one.ns_per_px, MIN_NS_PER_PX);
+        assert!(close(one.y(5), 250.0));
+        let centered = fit.apply(ViewAction::Center {
+            t: 3_000_000_000,
+            height: 500.0,
+        });
+        assert_eq!(centered.ns_per_px, fit.ns_per_px);
+        assert!(close(centered.y(3_000_000_000), 250.0));
+        assert!(
+            !View::default()
+                .apply(ViewAction::Center { t: 0, height: 1.0 })
+                .follow
+        );
     }
 }

@@ -41,6 +41,8 @@ pub struct Lane {
     pub short: String,
     /// Its socket was closed or its link deleted.
     pub gone: bool,
+    /// How many of the arrows kept start, end or pass on it (none: idle).
+    pub arrows: u32,
 }
 
 /// An arrow's fate, as drawn.
@@ -217,6 +219,8 @@ pub struct Filter {
     pub flow: Option<u16>,
     /// Hide the lanes of closed sockets and deleted links, with their arrows.
     pub hide_gone: bool,
+    /// Hide the lanes no kept arrow touches (a socket that never sent nor received).
+    pub hide_idle: bool,
 }
 
 impl Default for Filter {
@@ -229,6 +233,7 @@ impl Default for Filter {
             lane: None,
             flow: None,
             hide_gone: false,
+            hide_idle: false,
         }
     }
 }
@@ -326,6 +331,7 @@ impl Timeline {
             label,
             short: short_name(&addr),
             gone: false,
+            arrows: 0,
         });
         self.lane_of.insert(addr, i);
         i
@@ -355,14 +361,17 @@ impl Timeline {
             self.forget_oldest_half();
         }
         self.counts[category(arrow.mark)] += 1;
+        self.count_lanes(&arrow, true);
         self.arrows.push(arrow);
         (self.arrows.len() - 1) as u32
     }
 
     fn forget_oldest_half(&mut self) {
         let cut = self.arrows.len() / 2;
-        for a in self.arrows.drain(..cut) {
+        let forgotten: Vec<Arrow> = self.arrows.drain(..cut).collect();
+        for a in &forgotten {
             self.counts[category(a.mark)] -= 1;
+            self.count_lanes(a, false);
         }
         self.forgotten += cut as u64;
         let reindex = |map: &mut HashMap<u64, u32>| {
@@ -412,11 +421,30 @@ impl Timeline {
         columns
     }
 
+    /// Counts an arrow on the lanes it touches (or takes it off them).
+    fn count_lanes(&mut self, arrow: &Arrow, add: bool) {
+        let mut lanes = [Some(arrow.from), Some(arrow.to), arrow.via];
+        // An arrow that starts and ends on one lane counts once.
+        if lanes[1] == lanes[0] {
+            lanes[1] = None;
+        }
+        for lane in lanes.into_iter().flatten() {
+            if let Some(l) = self.lanes.get_mut(lane as usize) {
+                l.arrows = if add {
+                    l.arrows.saturating_add(1)
+                } else {
+                    l.arrows.saturating_sub(1)
+                };
+            }
+        }
+    }
+
     /// Forgets every arrow (lanes and routes stay).
     pub fn clear_arrows(&mut self) {
         self.forgotten += self.arrows.len() as u64;
         self.arrows.clear();
         self.counts = [0; 4];
+        self.lanes.iter_mut().for_each(|l| l.arrows = 0);
         self.by_send.clear();
         self.by_recv.clear();
         self.by_decision.clear();
@@ -450,11 +478,13 @@ impl Timeline {
                     format!("{} {}", b.socket, compact(&b.local)),
                 );
                 let lane = self.lane(b.local.clone(), LaneKind::Lab);
+                let arrows = self.lanes[lane as usize].arrows;
                 self.lanes[lane as usize] = Lane {
                     kind: LaneKind::Lab,
                     label: format!("{} {}", b.socket, compact(&b.local)),
                     short: b.socket.to_string(),
                     gone: false,
+                    arrows,
                 };
                 self.socket_lanes.insert(b.socket.clone(), lane);
                 self.latest_t = self.latest_t.max(b.t_ns);
@@ -1018,8 +1048,49 @@ impl Timeline {
     pub fn lanes_shown(&self, filter: &Filter) -> Vec<bool> {
         self.lanes
             .iter()
-            .map(|l| !(filter.hide_gone && l.gone))
+            .map(|l| !(filter.hide_gone && l.gone) && !(filter.hide_idle && l.arrows == 0))
             .collect()
+    }
+
+    /// From the start of the first arrow shown to the end of the last: the whole run,
+    /// as far as the page keeps it (None: no arrow shows).
+    pub fn span(&self, filter: &Filter) -> Option<(u64, u64)> {
+        self.arrows
+            .iter()
+            .filter(|a| self.shows(filter, a))
+            .fold(None, |span, a| {
+                let (t0, t1) = (a.t0, a.t1.max(a.t0));
+                Some(span.map_or((t0, t1), |(from, to): (u64, u64)| {
+                    (from.min(t0), to.max(t1))
+                }))
+            })
+    }
+
+    /// The lost datagram shown next after the point (`t`, and the arrow at `at`, if
+    /// one is selected there) going forward in time, or before it going back: its
+    /// arrow's index. Arrows go in (start time, index) order, so stepping from one loss
+    /// reaches the next even at the same time; with no arrow selected, a loss at `t`
+    /// itself is the next one forward.
+    pub fn next_loss(
+        &self,
+        filter: &Filter,
+        t: u64,
+        at: Option<usize>,
+        forward: bool,
+    ) -> Option<usize> {
+        let lost = self
+            .arrows
+            .iter()
+            .enumerate()
+            .filter(|(_, a)| a.is_lost() && self.shows(filter, a))
+            .map(|(i, a)| (a.t0, i));
+        if forward {
+            let from = (t, at.map_or(0, |i| i.saturating_add(1)));
+            lost.filter(|k| *k >= from).min().map(|(_, i)| i)
+        } else {
+            let from = (t, at.unwrap_or(usize::MAX));
+            lost.filter(|k| *k < from).max().map(|(_, i)| i)
+        }
     }
 
     /// Whether an arrow is drawn under `filter`: its fate passes, and no lane it

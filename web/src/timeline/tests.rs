@@ -708,3 +708,73 @@ fn unix_endpoints_are_named_by_their_file_where_space_is_short() {
         ("127.0.0.1:4000", ":4000")
     );
 }
+
+/// The keys' answers: the whole run's span, the next and previous loss in time (one
+/// after another even at the same time), and which lanes are idle.
+#[test]
+fn the_run_spans_its_arrows_and_losses_are_found_in_time_order() {
+    let mut tl = Timeline::default();
+    tl.apply(&bound(1, "s1", "127.0.0.1:1000"));
+    tl.apply(&bound(2, "s2", "127.0.0.1:2000"));
+    tl.apply(&bound(3, "s3", "127.0.0.1:3000"));
+    assert_eq!(tl.span(&Filter::default()), None);
+    // Four sends from s1 to s2 at 100, 200, 200 and 300 ns; the 2nd and 3rd are lost.
+    for (id, t) in [(10, 100), (11, 200), (12, 200), (13, 300)] {
+        tl.apply(&datagram(
+            id,
+            t,
+            Direction::Out,
+            "127.0.0.1:1000",
+            "127.0.0.1:2000",
+        ));
+    }
+    tl.apply(&datagram(
+        14,
+        150,
+        Direction::In,
+        "127.0.0.1:2000",
+        "127.0.0.1:1000",
+    ));
+    tl.apply(&Event::Fate(fate(
+        FateKind::Delivered,
+        10,
+        Some(14),
+        Some(50),
+        150,
+    )));
+    for send in [11, 12] {
+        tl.apply(&Event::Fate(fate(FateKind::Lost, send, None, None, 900)));
+    }
+    let all = Filter::default();
+    // To where the losses were concluded (their crosses are drawn there).
+    assert_eq!(tl.span(&all), Some((100, 900)));
+    let index_of = |send: u64| tl.arrows.iter().position(|a| a.send == send).unwrap();
+    let (first, second) = (index_of(11), index_of(12));
+    assert_eq!(tl.next_loss(&all, 0, None, true), Some(first));
+    assert_eq!(
+        tl.next_loss(&all, 200, None, true),
+        Some(first),
+        "at t itself"
+    );
+    assert_eq!(tl.next_loss(&all, 200, Some(first), true), Some(second));
+    assert_eq!(tl.next_loss(&all, 200, Some(second), true), None);
+    assert_eq!(tl.next_loss(&all, 200, Some(second), false), Some(first));
+    assert_eq!(tl.next_loss(&all, 200, Some(first), false), None);
+    assert_eq!(tl.next_loss(&all, 1_000, None, false), Some(second));
+    let no_losses = Filter {
+        lost: false,
+        ..Filter::default()
+    };
+    assert_eq!(tl.next_loss(&no_losses, 0, None, true), None);
+    assert_eq!(tl.span(&no_losses), Some((100, 300)));
+
+    let arrows: Vec<u32> = tl.lanes.iter().map(|l| l.arrows).collect();
+    assert_eq!(arrows, [4, 4, 0], "s3 never sent nor received");
+    let idle_hidden = Filter {
+        hide_idle: true,
+        ..Filter::default()
+    };
+    assert_eq!(tl.lanes_shown(&idle_hidden), [true, true, false]);
+    tl.clear_arrows();
+    assert_eq!(tl.lanes_shown(&idle_hidden), [false, false, false]);
+}

@@ -242,6 +242,8 @@ pub(super) fn draw(
         .count();
     let _ = canvas.set_attribute("data-shown", &shown.to_string());
     let _ = canvas.set_attribute("data-follow", if view.follow { "true" } else { "false" });
+    // The times at the top and the bottom of the window, ns.
+    let _ = canvas.set_attribute("data-window", &format!("{t_from:.0},{t_to:.0}"));
     match lost_at {
         Some((x, y, tall)) => {
             let _ = canvas.set_attribute("data-lost-at", &format!("{x:.0},{y:.0}"));

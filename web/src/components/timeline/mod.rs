@@ -251,20 +251,109 @@ pub fn TimelinePanel(props: &TimelineProps) -> Html {
         let drag = drag.clone();
         Callback::from(move |_: MouseEvent| *drag.borrow_mut() = None)
     };
+    // Fit the whole run (as far as the page keeps it) in the window.
+    let fit = {
+        let (act, canvas_height, timeline, filter) = (
+            act.clone(),
+            canvas_height.clone(),
+            state.timeline.clone(),
+            filter.clone(),
+        );
+        Callback::from(move |()| {
+            let span = timeline.borrow().span(&filter);
+            if let Some((from, to)) = span {
+                act(ViewAction::Fit {
+                    from,
+                    to,
+                    height: canvas_height() - HEADER_PX,
+                });
+            }
+        })
+    };
+    // Go to the next loss (true) or the previous one, from the arrow selected or the
+    // middle of the window; select it, so the inspector says what happened to it.
+    let to_loss = {
+        let (act, canvas_height, timeline, filter, view, canvas_ref) = (
+            act.clone(),
+            canvas_height.clone(),
+            state.timeline.clone(),
+            filter.clone(),
+            view.clone(),
+            canvas_ref.clone(),
+        );
+        let (dispatch, selected) = (state.dispatcher(), state.selected);
+        Callback::from(move |forward: bool| {
+            let timeline = timeline.borrow();
+            let height = canvas_height() - HEADER_PX;
+            let at = selected.and_then(|id| {
+                timeline
+                    .arrows
+                    .iter()
+                    .position(|a| a.send == id || (a.send == 0 && a.recv == id))
+            });
+            let from = match at {
+                Some(i) => timeline.arrows[i].t0,
+                None => current_view(&view, &canvas_ref, &timeline)
+                    .t(height / 2.0)
+                    .max(0.0) as u64,
+            };
+            let Some(i) = timeline.next_loss(&filter, from, at, forward) else {
+                return;
+            };
+            let a = &timeline.arrows[i];
+            act(ViewAction::Center { t: a.t0, height });
+            dispatch.dispatch(Action::Select(Some(if a.send != 0 {
+                a.send
+            } else {
+                a.recv
+            })));
+        })
+    };
+    // Put a time (ms since the session began) in the middle of the window.
+    let go_to = {
+        let (act, canvas_height) = (act.clone(), canvas_height.clone());
+        Callback::from(move |t_ns: u64| {
+            act(ViewAction::Center {
+                t: t_ns,
+                height: canvas_height() - HEADER_PX,
+            })
+        })
+    };
     let on_key = {
         let (act, canvas_height) = (act.clone(), canvas_height.clone());
+        let (fit, to_loss) = (fit.clone(), to_loss.clone());
         Callback::from(move |e: KeyboardEvent| {
-            if let Some(action) = ViewAction::from_key(&e.key(), canvas_height()) {
-                e.prevent_default();
-                act(action);
+            let key = e.key();
+            match key.as_str() {
+                "0" | "Home" => fit.emit(()),
+                "n" => to_loss.emit(true),
+                "N" | "p" => to_loss.emit(false),
+                "g" => {
+                    if let Some(input) = web_sys::window()
+                        .and_then(|w| w.document())
+                        .and_then(|d| d.get_element_by_id("tl-goto"))
+                        .and_then(|e| e.dyn_into::<web_sys::HtmlElement>().ok())
+                    {
+                        let _ = input.focus();
+                    }
+                }
+                _ => {
+                    if let Some(action) = ViewAction::from_key(&key, canvas_height()) {
+                        e.prevent_default();
+                        act(action);
+                    }
+                    return;
+                }
             }
+            e.prevent_default();
         })
     };
     let counts = state.timeline.borrow().counts;
     let on_act = Callback::from(act);
     html! {
         <div class="timeline">
-            <Toolbar view={*view} {on_act} filter={filter.clone()} height={canvas_height()} />
+            <Toolbar view={*view} {on_act} filter={filter.clone()} height={canvas_height()}
+                on_fit={fit} on_loss={to_loss} on_go_to={go_to} />
             <canvas id="timeline-canvas" ref={canvas_ref} tabindex="0"
                 onwheel={on_wheel} onmousedown={on_down} onmousemove={on_move} onmouseup={on_up}
                 onmouseleave={on_leave} onkeydown={on_key} />
@@ -283,6 +372,12 @@ struct ToolbarProps {
     filter: UseStateHandle<Filter>,
     /// The canvas' height, for zooming at its middle.
     height: f64,
+    /// Fits the whole run in the window.
+    on_fit: Callback<()>,
+    /// Goes to the next loss (true) or the previous one.
+    on_loss: Callback<bool>,
+    /// Puts a time (ns) in the middle of the window.
+    on_go_to: Callback<u64>,
 }
 
 /// The timeline's toolbar: follow, zoom, the fate filters, endpoint and flow choice.
@@ -312,6 +407,25 @@ fn Toolbar(props: &ToolbarProps) -> Html {
     };
     let timeline = ctx.state.timeline.borrow();
     let f = (**filter).clone();
+    let fit = props.on_fit.reform(|_: MouseEvent| ());
+    let loss = |forward: bool| props.on_loss.reform(move |_: MouseEvent| forward);
+    let go_to_error = use_state(|| None::<String>);
+    let on_go_to = {
+        let (go, go_to_error) = (props.on_go_to.clone(), go_to_error.clone());
+        Callback::from(move |e: KeyboardEvent| {
+            if e.key() != "Enter" {
+                return;
+            }
+            let input: web_sys::HtmlInputElement = e.target_unchecked_into();
+            match parse_ms(&input.value()) {
+                Ok(t_ns) => {
+                    go_to_error.set(None);
+                    go.emit(t_ns);
+                }
+                Err(message) => go_to_error.set(Some(message)),
+            }
+        })
+    };
     html! {
         <div class="toolbar">
             <button id="tl-follow" class={classes!("small", view.follow.then_some("on"))} onclick={act(ViewAction::ToggleFollow)}
@@ -320,11 +434,24 @@ fn Toolbar(props: &ToolbarProps) -> Html {
             <button id="tl-zoom-in" class="small" onclick={zoom(1.0 / ZOOM_STEP)} title="Zoom in (+, or Ctrl + wheel)">{ "+" }</button>
             <button id="tl-zoom-out" class="small" onclick={zoom(ZOOM_STEP)} title="Zoom out (-, or Ctrl + wheel)">{ "−" }</button>
             <span id="tl-scale" class="hint">{ format!("{:.3} ms / 100 px", view.ns_per_px * 100.0 / 1e6) }</span>
+            <button id="tl-fit" class="small" onclick={fit} title="Fit the whole run in the window (0 or Home)">{ "⤢ fit all" }</button>
+            <button id="tl-prev-loss" class="small" onclick={loss(false)} title="The previous lost datagram, selected (p or Shift+N)">{ "↑ loss" }</button>
+            <button id="tl-next-loss" class="small" onclick={loss(true)} title="The next lost datagram, selected (n)">{ "loss ↓" }</button>
+            <label class="goto" title="Put this time (ms since the session began) in the middle of the window (g, then Enter)">
+                { "go to " }
+                <input id="tl-goto" type="text" inputmode="decimal" size="7" placeholder="ms" onkeydown={on_go_to}
+                    aria-invalid={go_to_error.is_some().then_some("true")} />
+            </label>
+            if let Some(message) = &*go_to_error {
+                <span id="tl-goto-error" class="form-error" role="alert">{ message.clone() }</span>
+            }
+            <span class="break"></span>
             { fate_checkbox("delivered", "tl-show-delivered", f.delivered, filter, |f, v| f.delivered = v) }
             { fate_checkbox("lost", "tl-show-lost", f.lost, filter, |f, v| f.lost = v) }
             { fate_checkbox("reordered", "tl-show-reordered", f.reordered, filter, |f, v| f.reordered = v) }
             { fate_checkbox("duplicated", "tl-show-duplicated", f.duplicated, filter, |f, v| f.duplicated = v) }
             { fate_checkbox("hide closed", "tl-hide-gone", f.hide_gone, filter, |f, v| f.hide_gone = v) }
+            { fate_checkbox("hide idle", "tl-hide-idle", f.hide_idle, filter, |f, v| f.hide_idle = v) }
             <select id="tl-lane" onchange={choose(|f, v| f.lane = v)} title="Only datagrams sent or received by this endpoint">
                 <option value="" selected={f.lane.is_none()}>{ "all endpoints" }</option>
                 { for timeline.lanes.iter().enumerate().map(|(i, l)| html! {
@@ -339,6 +466,19 @@ fn Toolbar(props: &ToolbarProps) -> Html {
             </select>
             <button class="small" onclick={on_clear}>{ "clear" }</button>
         </div>
+    }
+}
+
+/// A time typed in milliseconds (`1500`, `1.5e3`, `2.25 ms`) as ns since the session
+/// began, or what is wrong with it.
+fn parse_ms(text: &str) -> Result<u64, String> {
+    let text = text.trim().trim_end_matches("ms").trim();
+    match text.parse::<f64>() {
+        Ok(ms) if ms.is_finite() && (0.0..=1e12).contains(&ms) => Ok((ms * 1e6).round() as u64),
+        Ok(_) => Err(format!(
+            "{text} ms is not a time in this session: give 0 or more"
+        )),
+        Err(_) => Err(format!("“{text}” is not a number of milliseconds")),
     }
 }
 
@@ -360,7 +500,23 @@ fn Legend(props: &LegendProps) -> Html {
             <span><i class="sw duplicated"></i>{ format!("● duplicate copy ({})", counts[3]) }</span>
             <span><i class="sw echo"></i>{ "echo request / reply" }</span>
             <span><i class="sw pending"></i>{ "in flight / from outside" }</span>
-            <span class="hint">{ "Drag or wheel to pan, Ctrl + wheel or +/− to zoom, click an arrow to inspect it. A cross on a link lane: the link dropped it. A boxed cross on the receiver's lane: it arrived and the kernel dropped it there (receive buffer full). A cross where it arrived: nobody is bound to that port. A cross at the end of a long arrow: it was not received within the loss timeout. TCP: an arrow per write, ending where its last byte reached the reader (writes read together end together); the handshake and the end of a stream (FIN) in grey, a reset as a red cross." }</span>
+            <span class="hint">{ "Drag or wheel to pan, Ctrl + wheel or +/− to zoom, click an arrow to inspect it; keys (click the timeline first): 0 fits the whole run, n and p go to the next and previous loss, g goes to a time. A cross on a link lane: the link dropped it. A boxed cross on the receiver's lane: it arrived and the kernel dropped it there (receive buffer full). A cross where it arrived: nobody is bound to that port. A cross at the end of a long arrow: it was not received within the loss timeout. TCP: an arrow per write, ending where its last byte reached the reader (writes read together end together); the handshake and the end of a stream (FIN) in grey, a reset as a red cross." }</span>
         </div>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_ms;
+
+    #[test]
+    fn a_time_is_typed_in_milliseconds() {
+        assert_eq!(parse_ms("1500"), Ok(1_500_000_000));
+        assert_eq!(parse_ms(" 2.25 ms "), Ok(2_250_000));
+        assert_eq!(parse_ms("1.5e3"), Ok(1_500_000_000));
+        assert_eq!(parse_ms("0"), Ok(0));
+        assert!(parse_ms("-3").unwrap_err().contains("0 or more"));
+        assert!(parse_ms("soon").unwrap_err().contains("not a number"));
+        assert!(parse_ms("NaN").is_err());
     }
 }
