@@ -1048,7 +1048,7 @@ impl Timeline {
     pub fn lanes_shown(&self, filter: &Filter) -> Vec<bool> {
         self.lanes
             .iter()
-            .map(|l| !(filter.hide_gone && l.gone) && !(filter.hide_idle && l.arrows == 0))
+            .map(|l| !((filter.hide_gone && l.gone) || (filter.hide_idle && l.arrows == 0)))
             .collect()
     }
 
