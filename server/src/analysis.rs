@@ -280,6 +280,7 @@ fn feed(
         | Record::GeneratorDone(_)
         | Record::FlowStats(_)
         | Record::RecordingStarted(_)
+        | Record::RunMarked { .. }
         | Record::RecordingStopped { .. }
         | Record::Fate(_) => return,
     };

@@ -158,6 +158,15 @@ pub enum Record {
     },
     /// The session started being recorded (boxed: rare, and large).
     RecordingStarted(Box<RecordingStartedRecord>),
+    /// A run began.
+    RunMarked {
+        /// Its number, from 1.
+        run: u32,
+        /// Its name.
+        name: Box<str>,
+        /// The `req` of the `mark_run`.
+        req: Option<Tagged>,
+    },
     /// The session's recording stopped.
     RecordingStopped {
         /// The recording's id in the store.
@@ -622,6 +631,7 @@ impl Record {
             | Record::GeneratorDone(_)
             | Record::AnalysisConfig { .. }
             | Record::RecordingStarted(_)
+            | Record::RunMarked { .. }
             | Record::RecordingStopped { .. }
             | Record::Fate(_) => 0,
         }

@@ -246,6 +246,7 @@ fn is_setup(record: &Record) -> bool {
             | Record::LinkClient(_)
             | Record::TcpLinkCreated(_)
             | Record::AnalysisConfig { .. }
+            | Record::RunMarked { .. }
     )
 }
 

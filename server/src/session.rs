@@ -47,6 +47,8 @@ pub struct Session {
     next_tcp_link: u64,
     generators: BTreeMap<GeneratorId, GeneratorHandle>,
     next_generator: u64,
+    /// The runs marked so far (`mark_run`, generators' starts).
+    runs: u32,
     /// The flow analysis' loss timeout, ms (its task watches it).
     loss_timeout_ms: tokio::sync::watch::Sender<u64>,
     /// The flow analysis' match field (its task reads it from the log, in order).
@@ -125,6 +127,7 @@ impl Session {
             next_tcp_link: 1,
             generators: BTreeMap::new(),
             next_generator: 1,
+            runs: 0,
             loss_timeout_ms,
             match_field: None,
             budget: Arc::new(crate::budget::SendBudget::new(
@@ -451,6 +454,19 @@ impl Session {
                 ));
                 Ok(())
             }
+            Command::MarkRun { name } => {
+                let name = match name.map(|n| n.trim().to_owned()) {
+                    Some(n) if n.chars().count() > MAX_RUN_NAME => {
+                        return Err(CommandError::bad_request(format!(
+                            "a run's name has at most {MAX_RUN_NAME} characters"
+                        )));
+                    }
+                    Some(n) if !n.is_empty() => n,
+                    _ => format!("run {}", self.runs.saturating_add(1)),
+                };
+                self.mark_run(name, req);
+                Ok(())
+            }
             Command::RunAgain { recording, speed } => {
                 self.run_again(recording, speed.unwrap_or(1.0), req, reply)
                     .await
@@ -684,6 +700,18 @@ impl Session {
             body: checked.body,
             seq_flow,
         };
+        // A generator's traffic is a run of its own.
+        self.mark_run(
+            format!(
+                "{id}: {count} to {to} at {}/s",
+                if rate.fract() == 0.0 {
+                    format!("{rate:.0}")
+                } else {
+                    format!("{rate}")
+                }
+            ),
+            None,
+        );
         self.log.append(
             Instant::now(),
             Record::GeneratorStarted(Box::new(crate::log::GeneratorStartedRecord {
@@ -699,6 +727,19 @@ impl Session {
         let handle = GeneratorHandle::start(plan, self.log.clone(), &self.cancel);
         self.generators.insert(id, handle);
         Ok(())
+    }
+
+    /// Begins run `name`: the datagrams sent from now on are its own.
+    fn mark_run(&mut self, name: String, req: Option<Tagged>) {
+        self.runs = self.runs.saturating_add(1);
+        self.log.append(
+            Instant::now(),
+            Record::RunMarked {
+                run: self.runs,
+                name: name.into(),
+                req,
+            },
+        );
     }
 
     fn bind(&mut self, spec: BindSpec, req: Option<Tagged>) -> Result<(), CommandError> {
@@ -1112,6 +1153,9 @@ impl Session {
         }
     }
 }
+
+/// The longest name a run may have, in characters.
+pub const MAX_RUN_NAME: usize = 100;
 
 /// The longest loss timeout a session may set, ms.
 pub const MAX_LOSS_TIMEOUT_MS: u64 = 600_000;

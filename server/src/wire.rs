@@ -11,8 +11,8 @@ use socklab_protocol::{
     Accepted, AnalysisConfig, Bound, Closed, Connected, Datagram, ErrorEvent, Event, EventId,
     GeneratorDone, GeneratorStarted, KernelDrops, LinkClient, LinkCreated, LinkDeleted, LinkPacket,
     LinkSent, LinkStats, LinkUpdated, Membership, Paused, RecordingStarted, RecordingStopped,
-    ShutDown, SocketId, Stream, StreamEnd, TcpLinkChunk, TcpLinkConn, TcpLinkCreated, TcpLinkEnd,
-    Unreachable,
+    RunMarked, ShutDown, SocketId, Stream, StreamEnd, TcpLinkChunk, TcpLinkConn, TcpLinkCreated,
+    TcpLinkEnd, Unreachable,
 };
 
 use crate::error::CommandError;
@@ -335,6 +335,13 @@ fn event_of(entry: &Entry, viewer: u64, with_payload: bool) -> Event {
             id,
             loss_timeout_ms: *loss_timeout_ms,
             match_field: *match_field,
+            t_ns,
+            req: Tagged::for_viewer(*req, viewer),
+        }),
+        Record::RunMarked { run, name, req } => Event::RunMarked(RunMarked {
+            id,
+            run: *run,
+            name: name.to_string(),
             t_ns,
             req: Tagged::for_viewer(*req, viewer),
         }),

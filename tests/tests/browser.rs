@@ -1233,6 +1233,37 @@ async fn timeline(url: &str, browser: &Browser) {
     let shot = browser.screenshot("e2e-timeline-lost-only.png").await;
     eprintln!("screenshot: {}", shot.display());
     timeline_keys(browser).await;
+    runs(browser, lost).await;
+}
+
+/// The generator's run has its own figures, the same as the flow's (the only traffic),
+/// and a new run starts empty.
+async fn runs(browser: &Browser, lost: usize) {
+    browser.scroll_to("#runs").await;
+    let row = "#run-table tr.stretch-row";
+    browser
+        .wait_text(&format!("{row} .run-name"), |t| {
+            t.starts_with("g1: 200 to ") && t.ends_with(" at 2000/s")
+        })
+        .await;
+    browser
+        .wait_text(&format!("{row} td.sent"), |t| t == "200")
+        .await;
+    browser
+        .wait_text(&format!("{row} td.lost"), |t| {
+            t.starts_with(&format!("{lost} ("))
+        })
+        .await;
+    browser.fill("#run-name", "after the change").await;
+    browser.click("#run-mark").await;
+    browser.wait_count(row, 2).await;
+    browser
+        .wait_text(&format!("{row}:nth-child(2)"), |t| {
+            t.contains("after the change") && t.contains("nothing sent")
+        })
+        .await;
+    let shot = browser.screenshot("e2e-runs.png").await;
+    eprintln!("screenshot: {}", shot.display());
 }
 
 /// The times at the top and the bottom of the timeline's window, ns.
@@ -1265,8 +1296,17 @@ async fn timeline_keys(browser: &Browser) {
     eprintln!("fit: window {from:.0}..{to:.0} ns, {drawn} of {shown} arrows drawn");
     // Next loss with n, from the one selected: another lost datagram, selected and in
     // the middle of the window; back with p.
+    // From no selection at the session's start: n selects the run's first loss, n
+    // again the second, p the first again, and the button the second.
+    browser.click("#inspector-close").await;
+    browser.fill("#tl-goto", "").await;
+    browser.press("#tl-goto", "0\u{E007}").await;
     let head = "#inspector .inspector-head";
+    browser.press("#timeline-canvas", "n").await;
     let first = browser.wait_text(head, |_| true).await;
+    browser
+        .wait_text("#inspector-fate", |t| t.contains("lost"))
+        .await;
     browser.press("#timeline-canvas", "n").await;
     let next = browser.wait_text(head, |t| t != first).await;
     browser

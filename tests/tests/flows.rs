@@ -828,3 +828,65 @@ async fn a_named_sequence_field_pairs_acks_with_their_own_requests() {
     }
     server.stop().await;
 }
+
+/// Runs: `mark_run` begins one (named, or `run N`), a generator's start begins one of
+/// its own; a name too long is refused in words and the session carries on.
+#[tokio::test]
+async fn runs_are_marked_by_command_and_by_each_generator() {
+    let server = TestServer::start().await;
+    let mut client = Client::connect(server.addr).await;
+    let a = client.bind("127.0.0.1:0").await;
+    let b = client.bind("127.0.0.1:0").await;
+    let runs = |e: &Event| match e {
+        Event::RunMarked(r) => Some(r.clone()),
+        _ => None,
+    };
+    let req = client.send(Command::MarkRun { name: None }).await;
+    let first = client.until(|e| matches!(e, Event::RunMarked(_))).await.0;
+    let first = runs(&first).unwrap();
+    assert_eq!(
+        (first.run, first.name.as_str(), first.req),
+        (1, "run 1", Some(req))
+    );
+    client
+        .send(Command::MarkRun {
+            name: Some("  60 Hz game  ".into()),
+        })
+        .await;
+    let second = runs(&client.until(|e| matches!(e, Event::RunMarked(_))).await.0).unwrap();
+    assert_eq!((second.run, second.name.as_str()), (2, "60 Hz game"));
+    assert!(second.t_ns >= first.t_ns);
+
+    let req = client
+        .send(Command::MarkRun {
+            name: Some("x".repeat(101)),
+        })
+        .await;
+    let refusal = socklab_tests::expect_error(client.reply(req).await, ErrorCode::BadRequest);
+    assert!(
+        refusal.message.contains("100 characters"),
+        "{}",
+        refusal.message
+    );
+
+    client
+        .send(generate(&a.socket, b.local.addr(), 5, 1000.0))
+        .await;
+    let (marked, _) = client.until(|e| matches!(e, Event::RunMarked(_))).await;
+    let third = runs(&marked).unwrap();
+    assert_eq!(third.run, 3);
+    assert_eq!(
+        third.name,
+        format!("g1: 5 to {} at 1000/s", b.local),
+        "named for its generator"
+    );
+    assert_eq!(third.req, None);
+    let (started, _) = client
+        .until(|e| matches!(e, Event::GeneratorStarted(_)))
+        .await;
+    assert!(
+        started.id().unwrap() > third.id,
+        "the run begins before its first datagram"
+    );
+    server.stop().await;
+}

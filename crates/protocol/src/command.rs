@@ -172,6 +172,14 @@ pub enum Command {
     },
     /// Stop recording. Success: `recording_stopped`, once everything up to it is stored.
     RecordStop,
+    /// Start a new run: from here on, figures per run count the datagrams sent after
+    /// this moment (a 60 Hz test and a 5,000/s test no longer mix in one p99). Success:
+    /// `run_marked`. A generator's start marks a run too.
+    MarkRun {
+        /// The run's name (at most 100 characters); absent: `run N`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+    },
     /// Run a recording again: its UDP and Unix sockets bound afresh (the OS picks the
     /// ports), its links made again with the same settings and seeds, and the datagrams
     /// its sockets sent sent again with its timing (`speed` times faster; absent: 1),

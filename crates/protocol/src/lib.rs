@@ -39,8 +39,9 @@ pub use event::{
     Accepted, AnalysisConfig, Bound, Closed, Connected, Datagram, Departure, Direction, ErrorCode,
     ErrorEvent, Event, Gap, GeneratorDone, GeneratorStarted, Hello, KernelDrops, LinkClient,
     LinkCreated, LinkDeleted, LinkPacket, LinkSent, LinkStats, LinkUpdated, Membership, Paused,
-    RecordingStarted, RecordingStopped, ShutDown, Stream, StreamEnd, StreamEndReason, TcpLinkChunk,
-    TcpLinkConn, TcpLinkCreated, TcpLinkEnd, TcpLinkEndHow, Unreachable, UnreachableReason,
+    RecordingStarted, RecordingStopped, RunMarked, ShutDown, Stream, StreamEnd, StreamEndReason,
+    TcpLinkChunk, TcpLinkConn, TcpLinkCreated, TcpLinkEnd, TcpLinkEndHow, Unreachable,
+    UnreachableReason,
 };
 pub use ids::{EventId, GeneratorId, LinkId, SessionId, SocketId};
 pub use payload::{Payload, PayloadError};

@@ -31,6 +31,8 @@ use yew::Reducible;
 
 /// How many packets the page keeps; older ones leave the list (the server still has them).
 pub const PACKETS_KEPT: usize = 20_000;
+/// How many runs the page lists; beyond it the oldest is forgotten.
+pub const RUNS_KEPT: usize = 500;
 /// How many general notices (errors without a form, gaps) the page shows at most.
 const NOTICES_KEPT: usize = 5;
 
@@ -110,6 +112,8 @@ pub enum Origin {
     Analysis,
     /// The record button.
     Record,
+    /// The runs' "new run" form.
+    Run,
 }
 
 /// A bound socket.
@@ -261,6 +265,8 @@ pub struct State {
     pub gaps: (u64, u64),
     /// The session's recording, while one runs: its id in the store and its name.
     pub recording: Option<(i64, String)>,
+    /// The session's runs, in order: (number, name, start ns).
+    pub runs: Rc<Vec<(u32, String, u64)>>,
     /// The last recording that stopped.
     pub recorded: Option<Recorded>,
     /// Which part of the page sent each unanswered command.
@@ -324,6 +330,7 @@ impl PartialEq for State {
             && self.gaps == other.gaps
             && self.recording == other.recording
             && self.recorded == other.recorded
+            && Rc::ptr_eq(&self.runs, &other.runs)
             && Rc::ptr_eq(&self.pending, &other.pending)
             && Rc::ptr_eq(&self.errors, &other.errors)
             && Rc::ptr_eq(&self.notices, &other.notices)
@@ -355,6 +362,7 @@ impl Default for State {
             gaps: (0, 0),
             recording: None,
             recorded: None,
+            runs: Rc::default(),
             pending: Rc::default(),
             errors: Rc::default(),
             notices: Rc::default(),
@@ -908,6 +916,14 @@ impl State {
                 self.settle(config.req);
                 self.loss_timeout_ms = Some(config.loss_timeout_ms);
                 self.match_field = config.match_field;
+            }
+            Event::RunMarked(r) => {
+                self.settle(r.req);
+                let runs = Rc::make_mut(&mut self.runs);
+                if runs.len() >= RUNS_KEPT {
+                    runs.remove(0);
+                }
+                runs.push((r.run, r.name, r.t_ns));
             }
             Event::RecordingStarted(r) => {
                 self.settle(r.req);

@@ -620,6 +620,7 @@ impl Timeline {
             | Event::AnalysisConfig(_)
             | Event::RecordingStarted(_)
             | Event::RecordingStopped(_)
+            | Event::RunMarked(_)
             | Event::Error(_)
             | Event::Gap(_) => return false,
         }
@@ -1104,6 +1105,9 @@ impl Timeline {
         filter.shows(a) && !gone(a.from) && !gone(a.to) && !a.via.is_some_and(gone)
     }
 }
+
+mod figures;
+pub use figures::{RangeFigures, Stretch};
 
 #[cfg(test)]
 mod tests;

@@ -778,3 +778,69 @@ fn the_run_spans_its_arrows_and_losses_are_found_in_time_order() {
     tl.clear_arrows();
     assert_eq!(tl.lanes_shown(&idle_hidden), [false, false, false]);
 }
+
+/// A run's figures count the datagrams sent in it, wherever their fate was concluded:
+/// a loss concluded after the next run began still counts for the run that sent it.
+#[test]
+fn a_runs_figures_count_what_it_sent() {
+    let mut tl = Timeline::default();
+    tl.apply(&bound(1, "s1", "127.0.0.1:1000"));
+    tl.apply(&bound(2, "s2", "127.0.0.1:2000"));
+    let send = |tl: &mut Timeline, id: u64, t: u64| {
+        tl.apply(&datagram(
+            id,
+            t,
+            Direction::Out,
+            "127.0.0.1:1000",
+            "127.0.0.1:2000",
+        ));
+    };
+    let receive = |tl: &mut Timeline, id: u64, send: u64, t: u64, sent_at: u64| {
+        tl.apply(&datagram(
+            id,
+            t,
+            Direction::In,
+            "127.0.0.1:2000",
+            "127.0.0.1:1000",
+        ));
+        tl.apply(&Event::Fate(fate(
+            FateKind::Delivered,
+            send,
+            Some(id),
+            Some(t - sent_at),
+            t,
+        )));
+    };
+    // Run 1 from 0: three sends, two received after 10 and 30 ns, one lost.
+    send(&mut tl, 10, 100);
+    receive(&mut tl, 11, 10, 110, 100);
+    send(&mut tl, 12, 200);
+    receive(&mut tl, 13, 12, 230, 200);
+    send(&mut tl, 14, 300);
+    // Run 2 from 1,000: one send, still in flight; then run 1's loss is concluded.
+    send(&mut tl, 20, 1_100);
+    tl.apply(&Event::Fate(fate(FateKind::Lost, 14, None, None, 2_300)));
+
+    let runs = tl.stretches(&[0, 1_000], u64::MAX);
+    assert_eq!(runs.len(), 2);
+    let first = &runs[0].flows[0];
+    assert_eq!(
+        (first.sent, first.received, first.lost, first.in_flight),
+        (3, 2, 1, 0)
+    );
+    assert_eq!(first.latencies, [10, 30]);
+    assert_eq!(
+        (first.latency(0.5), first.latency(0.99)),
+        (Some(10), Some(30))
+    );
+    assert!((first.lost_pct() - 100.0 / 3.0).abs() < 1e-9);
+    let second = &runs[1].flows[0];
+    assert_eq!((second.sent, second.lost, second.in_flight), (1, 0, 1));
+    assert!(!runs[0].partial);
+    // A range: only the second send.
+    let range = tl.figures(150, 250);
+    assert_eq!(range.flows[0].sent, 1);
+    assert_eq!(range.flows[0].latencies, [30]);
+    assert_eq!(tl.figures(5_000, 6_000).flows, []);
+    assert_eq!(tl.stretches(&[], u64::MAX), []);
+}

@@ -95,6 +95,8 @@ pub enum Event {
     RecordingStarted(RecordingStarted),
     /// The session's recording stopped; everything up to this event is stored.
     RecordingStopped(RecordingStopped),
+    /// A new run of the session began (`mark_run`, or a generator's start).
+    RunMarked(RunMarked),
     /// A command could not be carried out; the session stays usable.
     Error(ErrorEvent),
     /// Events this viewer never received because the session's log had already dropped
@@ -303,6 +305,23 @@ pub struct RecordingStarted {
     pub t_ns: u64,
     /// The `req` of the `record_start` (absent when the server records every session,
     /// `--record`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub req: Option<i64>,
+}
+
+/// A run began: the datagrams sent from this moment until the next run's mark are its
+/// own, for the figures per run.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct RunMarked {
+    /// The event's id in the session.
+    pub id: EventId,
+    /// The run's number in the session, from 1.
+    pub run: u32,
+    /// Its name.
+    pub name: String,
+    /// Nanoseconds since the session began: where the run starts.
+    pub t_ns: u64,
+    /// The `req` of the `mark_run` (absent for a run a generator's start marked).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub req: Option<i64>,
 }
@@ -953,6 +972,7 @@ impl Event {
             Event::GeneratorDone(e) => e.req,
             Event::AnalysisConfig(e) => e.req,
             Event::RecordingStarted(e) => e.req,
+            Event::RunMarked(e) => e.req,
             Event::RecordingStopped(e) => e.req,
             Event::Error(e) => e.req,
             Event::Hello(_)
@@ -1005,6 +1025,7 @@ impl Event {
             Event::GeneratorDone(e) => Some(e.id),
             Event::AnalysisConfig(e) => Some(e.id),
             Event::RecordingStarted(e) => Some(e.id),
+            Event::RunMarked(e) => Some(e.id),
             Event::RecordingStopped(e) => Some(e.id),
             Event::Hello(_) | Event::Error(_) | Event::Gap(_) | Event::Batch { .. } => None,
         }
@@ -1043,6 +1064,7 @@ impl Event {
             Event::GeneratorDone(e) => Some(e.t_ns),
             Event::AnalysisConfig(e) => Some(e.t_ns),
             Event::RecordingStarted(e) => Some(e.t_ns),
+            Event::RunMarked(e) => Some(e.t_ns),
             Event::RecordingStopped(e) => Some(e.t_ns),
             Event::Hello(_) | Event::Error(_) | Event::Gap(_) | Event::Batch { .. } => None,
         }
