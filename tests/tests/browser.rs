@@ -1232,7 +1232,7 @@ async fn timeline(url: &str, browser: &Browser) {
         .await;
     let shot = browser.screenshot("e2e-timeline-lost-only.png").await;
     eprintln!("screenshot: {}", shot.display());
-    timeline_keys(browser).await;
+    timeline_keys(browser, lost).await;
     runs(browser, lost).await;
 }
 
@@ -1266,6 +1266,27 @@ async fn runs(browser: &Browser, lost: usize) {
     eprintln!("screenshot: {}", shot.display());
 }
 
+/// Drags on the timeline with Shift held, from `from` to `to` of the height below its
+/// lane headings (0: the top, 1: the bottom), as a mouse would.
+async fn shift_drag(browser: &Browser, from: f64, to: f64) {
+    let script = "const c = document.getElementById('timeline-canvas');
+        const r = c.getBoundingClientRect();
+        const head = 34;
+        const at = f => r.top + head + f * (r.height - head);
+        const x = r.left + r.width / 2;
+        const fire = (kind, y) => c.dispatchEvent(new MouseEvent(kind,
+            { bubbles: true, shiftKey: true, clientX: x, clientY: y }));
+        fire('mousedown', at(arguments[0]));
+        fire('mousemove', at((arguments[0] + arguments[1]) / 2));
+        fire('mousemove', at(arguments[1]));
+        fire('mouseup', at(arguments[1]));";
+    browser
+        .client()
+        .execute(script, vec![from.into(), to.into()])
+        .await
+        .expect("a shift + drag on the timeline");
+}
+
 /// The times at the top and the bottom of the timeline's window, ns.
 async fn window(browser: &Browser) -> (f64, f64) {
     let w = browser
@@ -1277,7 +1298,7 @@ async fn window(browser: &Browser) -> (f64, f64) {
 
 /// Fit the whole run, step from loss to loss, go to a time (after the lossy run above,
 /// only lost arrows shown).
-async fn timeline_keys(browser: &Browser) {
+async fn timeline_keys(browser: &Browser, lost: usize) {
     // Zoomed far in, then "fit all": every lost arrow of the run in the window, and the
     // run filling most of it.
     for _ in 0..12 {
@@ -1294,6 +1315,20 @@ async fn timeline_keys(browser: &Browser) {
         .wait_attr("#timeline-canvas", "data-drawn", |n| n == shown.to_string())
         .await;
     eprintln!("fit: window {from:.0}..{to:.0} ns, {drawn} of {shown} arrows drawn");
+    // Shift + drag over the whole window: the range's figures are the whole run's.
+    shift_drag(browser, 0.01, 0.99).await;
+    browser
+        .wait_text("#tl-range-table td.sent", |t| t == "200")
+        .await;
+    let range_lost = browser
+        .wait_text("#tl-range-table td.lost", |t| {
+            t.starts_with(&format!("{lost} ("))
+        })
+        .await;
+    let shot = browser.screenshot("e2e-timeline-range.png").await;
+    eprintln!("range: lost {range_lost}; screenshot: {}", shot.display());
+    browser.press("#timeline-canvas", "\u{E00C}").await;
+    browser.wait_count("#tl-range", 0).await;
     // Next loss with n, from the one selected: another lost datagram, selected and in
     // the middle of the window; back with p.
     // From no selection at the session's start: n selects the run's first loss, n

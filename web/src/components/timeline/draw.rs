@@ -9,6 +9,8 @@ use crate::view::View;
 
 /// Pixels left of the first lane, for time labels.
 const AXIS_PX: f64 = 78.0;
+/// The selected time range's band.
+const RANGE: &str = "rgba(88, 166, 255, 0.14)";
 const BG: &str = "#0f1419";
 const GRID: &str = "#1d252f";
 const TEXT: &str = "#8a96a3";
@@ -129,6 +131,7 @@ pub(super) fn draw(
     view: &View,
     filter: &Filter,
     selected: Option<u64>,
+    range: Option<(u64, u64)>,
 ) {
     let ratio = web_sys::window().map_or(1.0, |w| w.device_pixel_ratio());
     let (css_w, css_h) = (canvas.client_width() as f64, canvas.client_height() as f64);
@@ -147,6 +150,17 @@ pub(super) fn draw(
     let geo = Geometry::new(css_w, css_h, timeline, filter);
     ctx.set_fill_style_str(BG);
     ctx.fill_rect(0.0, 0.0, css_w, css_h);
+    // The time range selected for its figures: a band across every lane.
+    if let Some((from, to)) = range {
+        let (y0, y1) = (
+            (HEADER_PX + view.y(from)).max(HEADER_PX),
+            (HEADER_PX + view.y(to)).min(css_h),
+        );
+        if y1 > y0 {
+            ctx.set_fill_style_str(RANGE);
+            ctx.fill_rect(0.0, y0, css_w, (y1 - y0).max(1.0));
+        }
+    }
 
     // Time grid.
     let step = tick_step(view.ns_per_px);

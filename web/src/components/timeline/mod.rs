@@ -31,6 +31,7 @@ struct Pending {
     view: View,
     filter: Filter,
     selected: Option<u64>,
+    range: Option<(u64, u64)>,
     callback: Option<Closure<dyn FnMut()>>,
 }
 
@@ -54,7 +55,7 @@ fn schedule(pending: &Rc<RefCell<Pending>>) {
                 .followed(timeline.latest_t, canvas.client_height() as f64 - HEADER_PX);
             let clock = web_sys::window().and_then(|w| w.performance());
             let started = clock.as_ref().map_or(0.0, |c| c.now());
-            draw(canvas, &timeline, &view, &p.filter, p.selected);
+            draw(canvas, &timeline, &view, &p.filter, p.selected, p.range);
             // How long drawing took, and when it finished, for the frame-time benchmark.
             if let Some(clock) = clock {
                 let ended = clock.now();
@@ -115,8 +116,13 @@ pub fn TimelinePanel(props: &TimelineProps) -> Html {
         view: View::default(),
         filter: Filter::default(),
         selected: None,
+        range: None,
         callback: None,
     });
+    // A time range selected with Shift + drag (its figures show under the toolbar),
+    // and where such a drag began, ns.
+    let range = use_state(|| None::<(u64, u64)>);
+    let selecting = use_mut_ref(|| None::<u64>);
 
     {
         let pending = pending.clone();
@@ -128,8 +134,9 @@ pub fn TimelinePanel(props: &TimelineProps) -> Html {
             (*filter).clone(),
             state.selected,
             props.visible,
+            *range,
         );
-        use_effect_with(deps, move |(_, view, filter, selected, _)| {
+        use_effect_with(deps, move |(_, view, filter, selected, _, range)| {
             {
                 let mut p = pending.borrow_mut();
                 p.canvas = canvas_ref.cast::<HtmlCanvasElement>();
@@ -137,6 +144,7 @@ pub fn TimelinePanel(props: &TimelineProps) -> Html {
                 p.view = *view;
                 p.filter = filter.clone();
                 p.selected = *selected;
+                p.range = *range;
             }
             schedule(&pending);
         });
@@ -179,15 +187,35 @@ pub fn TimelinePanel(props: &TimelineProps) -> Html {
             ));
         })
     };
+    // The time under a pointer at `y` on the canvas, ns (0 at most).
+    let time_at = {
+        let (view, canvas_ref, timeline) =
+            (view.clone(), canvas_ref.clone(), state.timeline.clone());
+        move |y: f64| {
+            current_view(&view, &canvas_ref, &timeline.borrow())
+                .t(y - HEADER_PX)
+                .max(0.0) as u64
+        }
+    };
     let on_down = {
-        let drag = drag.clone();
+        let (drag, selecting, time_at) = (drag.clone(), selecting.clone(), time_at.clone());
         Callback::from(move |e: MouseEvent| {
+            if e.shift_key() {
+                *selecting.borrow_mut() = Some(time_at(e.offset_y() as f64));
+                return;
+            }
             *drag.borrow_mut() = Some((e.offset_x() as f64, e.offset_y() as f64, false))
         })
     };
     let on_move = {
         let (drag, act) = (drag.clone(), act.clone());
+        let (selecting, range, time_at) = (selecting.clone(), range.clone(), time_at.clone());
         Callback::from(move |e: MouseEvent| {
+            if let Some(start) = *selecting.borrow() {
+                let t = time_at(e.offset_y() as f64);
+                range.set(Some((start.min(t), start.max(t))));
+                return;
+            }
             let mut d = drag.borrow_mut();
             let Some((x, y, moved)) = d.as_mut() else {
                 return;
@@ -209,7 +237,14 @@ pub fn TimelinePanel(props: &TimelineProps) -> Html {
             state.timeline.clone(),
         );
         let dispatch = state.dispatcher();
+        let (selecting, range, time_at) = (selecting.clone(), range.clone(), time_at.clone());
         Callback::from(move |e: MouseEvent| {
+            if let Some(start) = selecting.borrow_mut().take() {
+                let t = time_at(e.offset_y() as f64);
+                // A Shift + click without a drag clears the range.
+                range.set((t != start).then_some((start.min(t), start.max(t))));
+                return;
+            }
             let Some((_, _, moved)) = drag.borrow_mut().take() else {
                 return;
             };
@@ -248,8 +283,11 @@ pub fn TimelinePanel(props: &TimelineProps) -> Html {
         })
     };
     let on_leave = {
-        let drag = drag.clone();
-        Callback::from(move |_: MouseEvent| *drag.borrow_mut() = None)
+        let (drag, selecting) = (drag.clone(), selecting.clone());
+        Callback::from(move |_: MouseEvent| {
+            *drag.borrow_mut() = None;
+            *selecting.borrow_mut() = None;
+        })
     };
     // Fit the whole run (as far as the page keeps it) in the window.
     let fit = {
@@ -321,10 +359,11 @@ pub fn TimelinePanel(props: &TimelineProps) -> Html {
     };
     let on_key = {
         let (act, canvas_height) = (act.clone(), canvas_height.clone());
-        let (fit, to_loss) = (fit.clone(), to_loss.clone());
+        let (fit, to_loss, range) = (fit.clone(), to_loss.clone(), range.clone());
         Callback::from(move |e: KeyboardEvent| {
             let key = e.key();
             match key.as_str() {
+                "Escape" => range.set(None),
                 "0" | "Home" => fit.emit(()),
                 "n" => to_loss.emit(true),
                 "N" | "p" => to_loss.emit(false),
@@ -354,6 +393,9 @@ pub fn TimelinePanel(props: &TimelineProps) -> Html {
         <div class="timeline">
             <Toolbar view={*view} {on_act} filter={filter.clone()} height={canvas_height()}
                 on_fit={fit} on_loss={to_loss} on_go_to={go_to} />
+            if let Some((from, to)) = *range {
+                <RangeFigures {from} {to} on_clear={let range = range.clone(); Callback::from(move |_| range.set(None))} />
+            }
             <canvas id="timeline-canvas" ref={canvas_ref} tabindex="0"
                 onwheel={on_wheel} onmousedown={on_down} onmousemove={on_move} onmouseup={on_up}
                 onmouseleave={on_leave} onkeydown={on_key} />
@@ -469,6 +511,49 @@ fn Toolbar(props: &ToolbarProps) -> Html {
     }
 }
 
+#[derive(Properties, PartialEq)]
+struct RangeProps {
+    /// The range's start, ns.
+    from: u64,
+    /// Its end, ns.
+    to: u64,
+    /// Clears it.
+    on_clear: Callback<MouseEvent>,
+}
+
+/// The figures of the datagrams sent in the selected time range.
+#[component]
+fn RangeFigures(props: &RangeProps) -> Html {
+    let ctx = use_ctx();
+    let state = &ctx.state;
+    let (from, to) = (props.from, props.to);
+    let stretch = state.timeline.borrow().figures(from, to);
+    let title = html! {
+        <span class="range-span">{ format!("{:.3}–{:.3} s", from as f64 / 1e9, to as f64 / 1e9) }</span>
+    };
+    html! {
+        <div id="tl-range" class="range-figures">
+            <div class="row">
+                <strong>{ format!("Selected {:.3} s to {:.3} s ({:.3} ms): the datagrams sent in it", from as f64 / 1e9, to as f64 / 1e9, (to - from) as f64 / 1e6) }</strong>
+                <button id="tl-range-clear" class="small" onclick={props.on_clear.clone()} title="Clear the range (Esc)">{ "clear" }</button>
+            </div>
+            if stretch.flows.is_empty() {
+                <p class="hint">{ "Nothing was sent in this range." }</p>
+            } else {
+                <div class="table-wrap">
+                    <table id="tl-range-table" class="flow-table">
+                        { crate::components::flows::stretch_head("range") }
+                        <tbody>{ crate::components::flows::stretch_rows(state, &stretch, title) }</tbody>
+                    </table>
+                </div>
+            }
+            if stretch.partial {
+                <p class="hint">{ "The page has forgotten the oldest datagrams of this range (it keeps the newest 300,000): these figures count those it still holds." }</p>
+            }
+        </div>
+    }
+}
+
 /// A time typed in milliseconds (`1500`, `1.5e3`, `2.25 ms`) as ns since the session
 /// began, or what is wrong with it.
 fn parse_ms(text: &str) -> Result<u64, String> {
@@ -500,7 +585,7 @@ fn Legend(props: &LegendProps) -> Html {
             <span><i class="sw duplicated"></i>{ format!("● duplicate copy ({})", counts[3]) }</span>
             <span><i class="sw echo"></i>{ "echo request / reply" }</span>
             <span><i class="sw pending"></i>{ "in flight / from outside" }</span>
-            <span class="hint">{ "Drag or wheel to pan, Ctrl + wheel or +/− to zoom, click an arrow to inspect it; keys (click the timeline first): 0 fits the whole run, n and p go to the next and previous loss, g goes to a time. A cross on a link lane: the link dropped it. A boxed cross on the receiver's lane: it arrived and the kernel dropped it there (receive buffer full). A cross where it arrived: nobody is bound to that port. A cross at the end of a long arrow: it was not received within the loss timeout. TCP: an arrow per write, ending where its last byte reached the reader (writes read together end together); the handshake and the end of a stream (FIN) in grey, a reset as a red cross." }</span>
+            <span class="hint">{ "Drag or wheel to pan, Ctrl + wheel or +/− to zoom, click an arrow to inspect it; keys (click the timeline first): 0 fits the whole run, n and p go to the next and previous loss, g goes to a time; Shift + drag selects a time range and shows its figures (Esc clears it). A cross on a link lane: the link dropped it. A boxed cross on the receiver's lane: it arrived and the kernel dropped it there (receive buffer full). A cross where it arrived: nobody is bound to that port. A cross at the end of a long arrow: it was not received within the loss timeout. TCP: an arrow per write, ending where its last byte reached the reader (writes read together end together); the handshake and the end of a stream (FIN) in grey, a reset as a red cross." }</span>
         </div>
     }
 }
