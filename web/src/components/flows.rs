@@ -1,7 +1,5 @@
 //! Per-flow figures, a latency plot, the traffic generator and the loss timeout.
 
-use std::rc::Rc;
-
 use socklab_protocol::Command;
 use socklab_protocol::flow::{FlowMethod, FlowSummary};
 use web_sys::{HtmlInputElement, HtmlSelectElement};
@@ -78,7 +76,7 @@ fn ms(ns: u64) -> String {
 /// A percentile in milliseconds to three significant digits: it comes from a histogram
 /// whose buckets are 0.2 % wide above 256 ns (at 20 ms, 65 µs), so "20.021" would claim
 /// a precision it does not have.
-fn ms_percentile(ns: u64) -> String {
+pub(super) fn ms_percentile(ns: u64) -> String {
     if ns < 256 {
         return ms(ns);
     }
@@ -229,7 +227,7 @@ pub fn FlowsPanel(props: &FlowsProps) -> Html {
                     </table>
                 </div>
             }
-            <Runs />
+            <super::runs::Runs />
             if state.flows_dropped != (0, 0) {
                 <p class="note flows-bounded">{ format!(
                     "The analysis keeps its tables bounded: {} idle flow(s) retired (their figures are gone), {} datagram(s) no longer followed (marked \"untracked\"). Limits: --max-flows, --max-in-flight.",
@@ -244,167 +242,6 @@ pub fn FlowsPanel(props: &FlowsProps) -> Html {
                 <dl>{ for DEFINITIONS.iter().map(|(term, text)| html! { <><dt>{ *term }</dt><dd>{ *text }</dd></> }) }</dl>
             </details>
             <Generator />
-        </div>
-    }
-}
-
-/// A stretch's figures as rows of a table, a row per flow.
-pub fn stretch_rows(
-    state: &crate::model::State,
-    stretch: &crate::timeline::Stretch,
-    first: Html,
-) -> Html {
-    let timeline = state.timeline.borrow();
-    let rows = stretch.flows.iter().enumerate().map(|(i, f)| {
-        let (src, dst) = timeline.flows.get(f.flow as usize).cloned().unzip();
-        let name = match (src, dst) {
-            (Some(s), Some(d)) => format!("{} → {}", state.name_of(&s), state.name_of(&d)),
-            _ => String::from("?"),
-        };
-        let latency = match (f.latency(0.5), f.latency(0.99)) {
-            (Some(p50), Some(p99)) => format!("{} ({})", ms_percentile(p50), ms_percentile(p99)),
-            _ => "–".to_string(),
-        };
-        html! {
-            <tr class="stretch-row">
-                <td>{ if i == 0 { first.clone() } else { Html::default() } }</td>
-                <td class="mono">{ name }</td>
-                <td class="num sent">{ f.sent }</td>
-                <td class="num received">{ f.received }</td>
-                <td class="num lost">{ format!("{} ({:.1} %)", f.lost, f.lost_pct()) }</td>
-                <td class="num reordered">{ f.reordered }</td>
-                <td class="num duplicated">{ f.duplicated }</td>
-                <td class="num in-flight">{ f.in_flight }</td>
-                <td class="num latency">{ latency }</td>
-            </tr>
-        }
-    });
-    html! { <>{ for rows }</> }
-}
-
-/// The head of a table of stretches' figures.
-pub fn stretch_head(first: &'static str) -> Html {
-    html! {
-        <thead><tr>
-            <th>{ first }</th><th>{ "flow" }</th><th>{ "sent" }</th><th>{ "received" }</th><th>{ "lost" }</th>
-            <th>{ "reordered" }</th><th>{ "dup" }</th><th title="sent, neither received nor lost yet">{ "in flight" }</th>
-            <th title="One-way latency of the datagrams received: the median, and in brackets the 99th percentile">{ "latency ms" }</th>
-        </tr></thead>
-    }
-}
-
-/// How often the runs' figures are counted again while datagrams keep coming, ms.
-const REFRESH_MS: f64 = 500.0;
-
-/// The runs' figures as last counted.
-#[derive(Default)]
-struct RunFigures {
-    /// The timeline's version they were counted at.
-    version: u64,
-    /// The runs they were counted for.
-    runs: Rc<Vec<(u32, String, u64)>>,
-    /// When, ms on the page's clock.
-    at: f64,
-    /// A count is due once the wait between counts is over.
-    waiting: bool,
-    /// Each run's figures.
-    stretches: Vec<crate::timeline::Stretch>,
-}
-
-/// The session's runs, each with the figures of the datagrams sent in it, and the
-/// form that starts a new one.
-#[component]
-fn Runs() -> Html {
-    let ctx = use_ctx();
-    let state = &ctx.state;
-    let name = use_state(String::new);
-    let on_name = {
-        let name = name.clone();
-        Callback::from(move |e: InputEvent| {
-            name.set(
-                e.target_unchecked_into::<web_sys::HtmlInputElement>()
-                    .value(),
-            )
-        })
-    };
-    let on_mark = {
-        let (ctx, name) = (ctx.clone(), name.clone());
-        Callback::from(move |e: SubmitEvent| {
-            e.prevent_default();
-            let given = name.trim().to_owned();
-            ctx.commands.send(
-                &ctx.live.dispatcher(),
-                Origin::Run,
-                socklab_protocol::Command::MarkRun {
-                    name: (!given.is_empty()).then_some(given),
-                },
-            );
-            name.set(String::new());
-        })
-    };
-    let runs = state.runs.clone();
-    // Counting walks every arrow the page holds: at most every REFRESH_MS while
-    // datagrams keep coming, and once more after they stop.
-    let cache = use_mut_ref(RunFigures::default);
-    let refresh = use_force_update();
-    let now = web_sys::window()
-        .and_then(|w| w.performance())
-        .map_or(0.0, |p| p.now());
-    let stretches = {
-        let mut c = cache.borrow_mut();
-        let fresh_runs = !Rc::ptr_eq(&c.runs, &runs);
-        let changed = c.version != state.timeline_version;
-        if fresh_runs || (changed && now - c.at >= REFRESH_MS) {
-            let starts: Vec<u64> = runs.iter().map(|r| r.2).collect();
-            c.stretches = state.timeline.borrow().stretches(&starts, u64::MAX);
-            c.version = state.timeline_version;
-            c.runs = runs.clone();
-            c.at = now;
-        } else if changed && !c.waiting {
-            c.waiting = true;
-            let (cache, refresh) = (cache.clone(), refresh.clone());
-            gloo_timers::callback::Timeout::new(REFRESH_MS as u32, move || {
-                cache.borrow_mut().waiting = false;
-                refresh.force_update();
-            })
-            .forget();
-        }
-        c.stretches.clone()
-    };
-    let stretches: Vec<Html> = runs
-        .iter()
-        .zip(&stretches)
-        .enumerate()
-        .map(|(i, ((number, run_name, from), stretch))| {
-            let to = runs.get(i + 1).map_or(u64::MAX, |r| r.2);
-            let first = html! {
-                <span class="run-name" title={format!("run {number}: the datagrams sent from {:.3} s{}", *from as f64 / 1e9, if to == u64::MAX { " on".to_string() } else { format!(" to {:.3} s", to as f64 / 1e9) })}>
-                    { run_name.clone() }{ if stretch.partial { " (partly forgotten)" } else { "" } }</span>
-            };
-            if stretch.flows.is_empty() {
-                html! { <tr class="stretch-row"><td>{ first }</td><td colspan="8" class="hint">{ "nothing sent" }</td></tr> }
-            } else {
-                stretch_rows(state, stretch, first)
-            }
-        })
-        .collect();
-    html! {
-        <div class="runs" id="runs">
-            <h3>{ "Runs" }</h3>
-            <p class="hint">{ "The figures above add up everything done in this session. A run starts with each generator and with \"new run\": its figures count only the datagrams sent in it (counted on this page, from the datagrams it holds), so tests at different rates do not mix." }</p>
-            if !stretches.is_empty() {
-                <div class="table-wrap">
-                    <table id="run-table" class="flow-table">
-                        { stretch_head("run") }
-                        <tbody>{ for stretches }</tbody>
-                    </table>
-                </div>
-            }
-            <form class="row" onsubmit={on_mark}>
-                <label>{ "name (optional)" }<input id="run-name" placeholder={format!("run {}", runs.last().map_or(1, |r| r.0 + 1))} value={(*name).clone()} oninput={on_name} maxlength="100" /></label>
-                <button id="run-mark" type="submit" class="small" title="From now on, the datagrams sent count for a new run">{ "new run" }</button>
-            </form>
-            <FormError id="run-error" message={state.error(&Origin::Run).map(str::to_owned)} code={state.error_code(&Origin::Run)} />
         </div>
     }
 }

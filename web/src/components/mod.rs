@@ -7,6 +7,7 @@ mod links;
 mod packets;
 mod recordings;
 mod replay;
+mod runs;
 mod send;
 mod sockets;
 mod stats;

@@ -394,7 +394,7 @@ pub fn TimelinePanel(props: &TimelineProps) -> Html {
             <Toolbar view={*view} {on_act} filter={filter.clone()} height={canvas_height()}
                 on_fit={fit} on_loss={to_loss} on_go_to={go_to} />
             if let Some((from, to)) = *range {
-                <RangeFigures {from} {to} on_clear={let range = range.clone(); Callback::from(move |_| range.set(None))} />
+                <super::runs::RangeFigures {from} {to} on_clear={let range = range.clone(); Callback::from(move |_| range.set(None))} />
             }
             <canvas id="timeline-canvas" ref={canvas_ref} tabindex="0"
                 onwheel={on_wheel} onmousedown={on_down} onmousemove={on_move} onmouseup={on_up}
@@ -507,49 +507,6 @@ fn Toolbar(props: &ToolbarProps) -> Html {
                 }) }
             </select>
             <button class="small" onclick={on_clear}>{ "clear" }</button>
-        </div>
-    }
-}
-
-#[derive(Properties, PartialEq)]
-struct RangeProps {
-    /// The range's start, ns.
-    from: u64,
-    /// Its end, ns.
-    to: u64,
-    /// Clears it.
-    on_clear: Callback<MouseEvent>,
-}
-
-/// The figures of the datagrams sent in the selected time range.
-#[component]
-fn RangeFigures(props: &RangeProps) -> Html {
-    let ctx = use_ctx();
-    let state = &ctx.state;
-    let (from, to) = (props.from, props.to);
-    let stretch = state.timeline.borrow().figures(from, to);
-    let title = html! {
-        <span class="range-span">{ format!("{:.3}–{:.3} s", from as f64 / 1e9, to as f64 / 1e9) }</span>
-    };
-    html! {
-        <div id="tl-range" class="range-figures">
-            <div class="row">
-                <strong>{ format!("Selected {:.3} s to {:.3} s ({:.3} ms): the datagrams sent in it", from as f64 / 1e9, to as f64 / 1e9, (to - from) as f64 / 1e6) }</strong>
-                <button id="tl-range-clear" class="small" onclick={props.on_clear.clone()} title="Clear the range (Esc)">{ "clear" }</button>
-            </div>
-            if stretch.flows.is_empty() {
-                <p class="hint">{ "Nothing was sent in this range." }</p>
-            } else {
-                <div class="table-wrap">
-                    <table id="tl-range-table" class="flow-table">
-                        { crate::components::flows::stretch_head("range") }
-                        <tbody>{ crate::components::flows::stretch_rows(state, &stretch, title) }</tbody>
-                    </table>
-                </div>
-            }
-            if stretch.partial {
-                <p class="hint">{ "The page has forgotten the oldest datagrams of this range (it keeps the newest 300,000): these figures count those it still holds." }</p>
-            }
         </div>
     }
 }

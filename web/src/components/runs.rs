@@ -1,0 +1,216 @@
+//! Figures of stretches of time, counted on the page from the datagrams it holds
+//! (`timeline::figures`): the session's runs (each generator's, and each "new run")
+//! and a time range selected on the timeline.
+
+use std::rc::Rc;
+
+use yew::prelude::*;
+
+use super::{FormError, use_ctx};
+use crate::model::Origin;
+
+use super::flows::ms_percentile;
+
+/// A stretch's figures as rows of a table, a row per flow.
+pub fn stretch_rows(
+    state: &crate::model::State,
+    stretch: &crate::timeline::Stretch,
+    first: Html,
+) -> Html {
+    let timeline = state.timeline.borrow();
+    let rows = stretch.flows.iter().enumerate().map(|(i, f)| {
+        let (src, dst) = timeline.flows.get(f.flow as usize).cloned().unzip();
+        let name = match (src, dst) {
+            (Some(s), Some(d)) => format!("{} → {}", state.name_of(&s), state.name_of(&d)),
+            _ => String::from("?"),
+        };
+        let latency = match (f.latency(0.5), f.latency(0.99)) {
+            (Some(p50), Some(p99)) => format!("{} ({})", ms_percentile(p50), ms_percentile(p99)),
+            _ => "–".to_string(),
+        };
+        html! {
+            <tr class="stretch-row">
+                <td>{ if i == 0 { first.clone() } else { Html::default() } }</td>
+                <td class="mono">{ name }</td>
+                <td class="num sent">{ f.sent }</td>
+                <td class="num received">{ f.received }</td>
+                <td class="num lost">{ format!("{} ({:.1} %)", f.lost, f.lost_pct()) }</td>
+                <td class="num reordered">{ f.reordered }</td>
+                <td class="num duplicated">{ f.duplicated }</td>
+                <td class="num in-flight">{ f.in_flight }</td>
+                <td class="num latency">{ latency }</td>
+            </tr>
+        }
+    });
+    html! { <>{ for rows }</> }
+}
+
+/// The head of a table of stretches' figures.
+pub fn stretch_head(first: &'static str) -> Html {
+    html! {
+        <thead><tr>
+            <th>{ first }</th><th>{ "flow" }</th><th>{ "sent" }</th><th>{ "received" }</th><th>{ "lost" }</th>
+            <th>{ "reordered" }</th><th>{ "dup" }</th><th title="sent, neither received nor lost yet">{ "in flight" }</th>
+            <th title="One-way latency of the datagrams received: the median, and in brackets the 99th percentile">{ "latency ms" }</th>
+        </tr></thead>
+    }
+}
+
+/// How often the runs' figures are counted again while datagrams keep coming, ms.
+const REFRESH_MS: f64 = 500.0;
+
+/// The runs' figures as last counted.
+#[derive(Default)]
+struct RunFigures {
+    /// The timeline's version they were counted at.
+    version: u64,
+    /// The runs they were counted for.
+    runs: Rc<Vec<(u32, String, u64)>>,
+    /// When, ms on the page's clock.
+    at: f64,
+    /// A count is due once the wait between counts is over.
+    waiting: bool,
+    /// Each run's figures.
+    stretches: Vec<crate::timeline::Stretch>,
+}
+
+/// The session's runs, each with the figures of the datagrams sent in it, and the
+/// form that starts a new one.
+#[component]
+pub fn Runs() -> Html {
+    let ctx = use_ctx();
+    let state = &ctx.state;
+    let name = use_state(String::new);
+    let on_name = {
+        let name = name.clone();
+        Callback::from(move |e: InputEvent| {
+            name.set(
+                e.target_unchecked_into::<web_sys::HtmlInputElement>()
+                    .value(),
+            )
+        })
+    };
+    let on_mark = {
+        let (ctx, name) = (ctx.clone(), name.clone());
+        Callback::from(move |e: SubmitEvent| {
+            e.prevent_default();
+            let given = name.trim().to_owned();
+            ctx.commands.send(
+                &ctx.live.dispatcher(),
+                Origin::Run,
+                socklab_protocol::Command::MarkRun {
+                    name: (!given.is_empty()).then_some(given),
+                },
+            );
+            name.set(String::new());
+        })
+    };
+    let runs = state.runs.clone();
+    // Counting walks every arrow the page holds: at most every REFRESH_MS while
+    // datagrams keep coming, and once more after they stop.
+    let cache = use_mut_ref(RunFigures::default);
+    let refresh = use_force_update();
+    let now = web_sys::window()
+        .and_then(|w| w.performance())
+        .map_or(0.0, |p| p.now());
+    let stretches = {
+        let mut c = cache.borrow_mut();
+        let fresh_runs = !Rc::ptr_eq(&c.runs, &runs);
+        let changed = c.version != state.timeline_version;
+        if fresh_runs || (changed && now - c.at >= REFRESH_MS) {
+            let starts: Vec<u64> = runs.iter().map(|r| r.2).collect();
+            c.stretches = state.timeline.borrow().stretches(&starts, u64::MAX);
+            c.version = state.timeline_version;
+            c.runs = runs.clone();
+            c.at = now;
+        } else if changed && !c.waiting {
+            c.waiting = true;
+            let (cache, refresh) = (cache.clone(), refresh.clone());
+            gloo_timers::callback::Timeout::new(REFRESH_MS as u32, move || {
+                cache.borrow_mut().waiting = false;
+                refresh.force_update();
+            })
+            .forget();
+        }
+        c.stretches.clone()
+    };
+    let stretches: Vec<Html> = runs
+        .iter()
+        .zip(&stretches)
+        .enumerate()
+        .map(|(i, ((number, run_name, from), stretch))| {
+            let to = runs.get(i + 1).map_or(u64::MAX, |r| r.2);
+            let first = html! {
+                <span class="run-name" title={format!("run {number}: the datagrams sent from {:.3} s{}", *from as f64 / 1e9, if to == u64::MAX { " on".to_string() } else { format!(" to {:.3} s", to as f64 / 1e9) })}>
+                    { run_name.clone() }{ if stretch.partial { " (partly forgotten)" } else { "" } }</span>
+            };
+            if stretch.flows.is_empty() {
+                html! { <tr class="stretch-row"><td>{ first }</td><td colspan="8" class="hint">{ "nothing sent" }</td></tr> }
+            } else {
+                stretch_rows(state, stretch, first)
+            }
+        })
+        .collect();
+    html! {
+        <div class="runs" id="runs">
+            <h3>{ "Runs" }</h3>
+            <p class="hint">{ "The figures above add up everything done in this session. A run starts with each generator and with \"new run\": its figures count only the datagrams sent in it (counted on this page, from the datagrams it holds), so tests at different rates do not mix." }</p>
+            if !stretches.is_empty() {
+                <div class="table-wrap">
+                    <table id="run-table" class="flow-table">
+                        { stretch_head("run") }
+                        <tbody>{ for stretches }</tbody>
+                    </table>
+                </div>
+            }
+            <form class="row" onsubmit={on_mark}>
+                <label>{ "name (optional)" }<input id="run-name" placeholder={format!("run {}", runs.last().map_or(1, |r| r.0 + 1))} value={(*name).clone()} oninput={on_name} maxlength="100" /></label>
+                <button id="run-mark" type="submit" class="small" title="From now on, the datagrams sent count for a new run">{ "new run" }</button>
+            </form>
+            <FormError id="run-error" message={state.error(&Origin::Run).map(str::to_owned)} code={state.error_code(&Origin::Run)} />
+        </div>
+    }
+}
+
+#[derive(Properties, PartialEq)]
+pub struct RangeProps {
+    /// The range's start, ns.
+    pub from: u64,
+    /// Its end, ns.
+    pub to: u64,
+    /// Clears it.
+    pub on_clear: Callback<MouseEvent>,
+}
+
+/// The figures of the datagrams sent in the selected time range.
+#[component]
+pub fn RangeFigures(props: &RangeProps) -> Html {
+    let ctx = use_ctx();
+    let state = &ctx.state;
+    let (from, to) = (props.from, props.to);
+    let stretch = state.timeline.borrow().figures(from, to);
+    let title = html! {
+        <span class="range-span">{ format!("{:.3}–{:.3} s", from as f64 / 1e9, to as f64 / 1e9) }</span>
+    };
+    html! {
+        <div id="tl-range" class="range-figures">
+            <div class="row">
+                <strong>{ format!("Selected {:.3} s to {:.3} s ({:.3} ms): the datagrams sent in it", from as f64 / 1e9, to as f64 / 1e9, (to - from) as f64 / 1e6) }</strong>
+                <button id="tl-range-clear" class="small" onclick={props.on_clear.clone()} title="Clear the range (Esc)">{ "clear" }</button>
+            </div>
+            if stretch.flows.is_empty() {
+                <p class="hint">{ "Nothing was sent in this range." }</p>
+            } else {
+                <div class="table-wrap">
+                    <table id="tl-range-table" class="flow-table">
+                        { stretch_head("range") }
+                        <tbody>{ stretch_rows(state, &stretch, title) }</tbody>
+                    </table>
+                </div>
+            }
+            if stretch.partial {
+                <p class="hint">{ "The page has forgotten the oldest datagrams of this range (it keeps the newest 300,000): these figures count those it still holds." }</p>
+            }
+        </div>
+    }
+}
