@@ -1315,7 +1315,11 @@ async fn timeline_keys(browser: &Browser, lost: usize) {
         .wait_attr("#timeline-canvas", "data-drawn", |n| n == shown.to_string())
         .await;
     eprintln!("fit: window {from:.0}..{to:.0} ns, {drawn} of {shown} arrows drawn");
-    // Shift + drag over the whole window: the range's figures are the whole run's.
+    // Shift + drag over the whole window, zoomed out from the fit (which fitted the
+    // lost arrows shown): the range's figures are the whole run's.
+    for _ in 0..3 {
+        browser.click("#tl-zoom-out").await;
+    }
     shift_drag(browser, 0.01, 0.99).await;
     browser
         .wait_text("#tl-range-table td.sent", |t| t == "200")

@@ -319,10 +319,15 @@ pub fn TimelinePanel(props: &TimelineProps) -> Html {
             view.clone(),
             canvas_ref.clone(),
         );
-        let (dispatch, selected) = (state.dispatcher(), state.selected);
+        let dispatch = state.dispatcher();
+        // The selection as of now, not as of the last render: keys pressed faster than
+        // the page renders still step from loss to loss.
+        let selection = use_mut_ref(|| None::<u64>);
+        *selection.borrow_mut() = state.selected;
         Callback::from(move |forward: bool| {
             let timeline = timeline.borrow();
             let height = canvas_height() - HEADER_PX;
+            let selected = *selection.borrow();
             let at = selected.and_then(|id| {
                 timeline
                     .arrows
@@ -340,11 +345,9 @@ pub fn TimelinePanel(props: &TimelineProps) -> Html {
             };
             let a = &timeline.arrows[i];
             act(ViewAction::Center { t: a.t0, height });
-            dispatch.dispatch(Action::Select(Some(if a.send != 0 {
-                a.send
-            } else {
-                a.recv
-            })));
+            let id = if a.send != 0 { a.send } else { a.recv };
+            *selection.borrow_mut() = Some(id);
+            dispatch.dispatch(Action::Select(Some(id)));
         })
     };
     // Put a time (ms since the session began) in the middle of the window.
