@@ -1373,6 +1373,140 @@ async fn timeline_keys(browser: &Browser, lost: usize) {
     eprintln!("screenshot: {}", shot.display());
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_packet_list_holds_every_row_and_finds_them() {
+    with_browser(|url, browser| async move { packet_list(&url, browser).await }).await;
+}
+
+/// Scrolls the packet list to `where_` (`0` the top, `1e9` the bottom) and tells the
+/// page, as a person's scrolling would.
+async fn scroll_list(browser: &Browser, to: f64) {
+    browser
+        .client()
+        .execute(
+            "const e = document.querySelector('#page-packets .table-scroll');
+             e.scrollTop = arguments[0];
+             e.dispatchEvent(new Event('scroll'));",
+            vec![to.into()],
+        )
+        .await
+        .expect("scroll the packet list");
+}
+
+/// 3,000 datagrams from s1 to s2 are 6,000 rows: all of them in the list (drawn a
+/// screenful at a time), the first reachable, filtered by kind and socket, searched by
+/// bytes; a row's arrow shown on the timeline and back.
+async fn packet_list(url: &str, browser: &Browser) {
+    browser.open(url).await;
+    let (_, second) = bind_two(browser).await;
+    browser.fill("#gen-to", &second).await;
+    browser.fill("#gen-count", "3000").await;
+    browser.fill("#gen-rate", "5000").await;
+    browser.click("#gen-start").await;
+    browser.click("#tab-packets").await;
+    browser
+        .wait_attr("#packet-count", "data-total", |n| n == "6000")
+        .await;
+    let drawn = browser
+        .client()
+        .execute(
+            "return document.querySelectorAll('tr.packet-row').length",
+            vec![],
+        )
+        .await
+        .unwrap()
+        .as_u64()
+        .unwrap();
+    assert!(
+        (10..400).contains(&drawn),
+        "a screenful and some either side, not 6,000: {drawn}"
+    );
+
+    // The very first row is there to scroll to.
+    scroll_list(browser, 0.0).await;
+    browser
+        .wait_text("tr.packet-row:first-of-type td.num", |t| t == "1")
+        .await;
+    // Filters: received ones only; then only s1's received ones (none: s1 only sends).
+    browser.click("#packet-kind option[value='received']").await;
+    browser
+        .wait_attr("#packet-count", "data-shown", |n| n == "3000")
+        .await;
+    browser.click("#packet-place option[value='s1']").await;
+    browser
+        .wait_attr("#packet-count", "data-shown", |n| n == "0")
+        .await;
+    browser
+        .wait_text("#page-packets p.empty", |t| t.contains("No row matches"))
+        .await;
+    browser.click("#packet-place option[value='']").await;
+    browser
+        .click("#packet-kind option[value='every row']")
+        .await;
+    // Search by bytes: every generated datagram starts with its sequence header
+    // "SLQ1"; text nobody sent finds nothing; half a byte of hex is refused in words.
+    browser.fill("#packet-search", "hex 53 4c 51 31").await;
+    browser
+        .wait_attr("#packet-count", "data-shown", |n| n == "6000")
+        .await;
+    browser.fill("#packet-search", "nobody sent this").await;
+    browser
+        .wait_attr("#packet-count", "data-shown", |n| n == "0")
+        .await;
+    browser.fill("#packet-search", "hex 5").await;
+    browser
+        .wait_text("#packet-search-error", |t| t.contains("odd number"))
+        .await;
+    browser.fill("#packet-search", "").await;
+    browser
+        .wait_attr("#packet-count", "data-shown", |n| n == "6000")
+        .await;
+
+    // Row 1 on the timeline, then back to its row from the bottom of the list.
+    scroll_list(browser, 0.0).await;
+    browser
+        .wait_text("tr.packet-row:first-of-type td.num", |t| t == "1")
+        .await;
+    browser.click("tr.packet-row:first-of-type").await;
+    browser.click("#inspector-to-timeline").await;
+    browser
+        .wait_attr("#tab-timeline", "aria-selected", |s| s == "true")
+        .await;
+    let t = browser
+        .wait_text("#inspector .meta", |t| t.contains("t = "))
+        .await;
+    let at: f64 = t
+        .split("t = ")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .and_then(|s| s.parse().ok())
+        .expect("the inspector gives the time");
+    let (from, to) = window(browser).await;
+    assert!(
+        ((from + to) / 2.0 - at * 1e9).abs() < (to - from) * 0.05,
+        "row 1 ({at} s) in the middle of {from}..{to}"
+    );
+    browser.click("#tab-packets").await;
+    scroll_list(browser, 1e9).await;
+    browser.click("#inspector-to-list").await;
+    browser
+        .wait_text("tr.packet-row.selected td.num", |t| t == "1")
+        .await;
+    let in_view = browser
+        .client()
+        .execute(
+            "const s = document.querySelector('#page-packets .table-scroll').getBoundingClientRect();
+             const r = document.querySelector('tr.packet-row.selected').getBoundingClientRect();
+             return r.top >= s.top && r.bottom <= s.bottom;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(in_view, serde_json::json!(true), "the row is in view");
+    let shot = browser.screenshot("e2e-packet-list.png").await;
+    eprintln!("screenshot: {}", shot.display());
+}
+
 // On the test's single thread on purpose: the burst below is sent while the server
 // cannot read, so the tiny buffer overflows every time.
 #[tokio::test]

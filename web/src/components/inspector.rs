@@ -26,11 +26,27 @@ pub fn Inspector() -> Html {
         let dispatch = state.dispatcher();
         Callback::from(move |_| dispatch.dispatch(crate::model::Action::Select(None)))
     };
+    let reveal = |place: crate::model::Place| {
+        let dispatch = state.dispatcher();
+        Callback::from(move |_: MouseEvent| {
+            dispatch.dispatch(crate::model::Action::Reveal(id, place))
+        })
+    };
+    let on_timeline = state.timeline.borrow().arrow_of(id).is_some();
+    let in_list = state.packets.borrow().get(id).is_some();
     let heading = |title: String| {
         html! {
             <div class="inspector-head">
                 <h3>{ title }</h3>
-                <button id="inspector-close" class="small" onclick={close.clone()} title="Deselect">{ "close" }</button>
+                <span class="row">
+                    if in_list {
+                        <button id="inspector-to-list" class="small" onclick={reveal(crate::model::Place::List)} title="Its row in the packet list">{ "⇣ in the list" }</button>
+                    }
+                    if on_timeline {
+                        <button id="inspector-to-timeline" class="small" onclick={reveal(crate::model::Place::Timeline)} title="Its arrow on the timeline, in the middle">{ "⇢ on the timeline" }</button>
+                    }
+                    <button id="inspector-close" class="small" onclick={close.clone()} title="Deselect">{ "close" }</button>
+                </span>
             </div>
         }
     };

@@ -218,6 +218,18 @@ fn Workspace() -> Html {
             }
         });
     }
+    {
+        // Shown from the inspector: the tab where it is.
+        let tab = tab.clone();
+        use_effect_with(ctx.state.reveal, move |reveal| {
+            if let Some(r) = reveal {
+                tab.set(match r.place {
+                    crate::model::Place::List => "packets",
+                    crate::model::Place::Timeline => "timeline",
+                });
+            }
+        });
+    }
     let pick = |name: &'static str| {
         let tab = tab.clone();
         Callback::from(move |_| tab.set(name))

@@ -2,17 +2,22 @@
 
 use socklab_protocol::Direction;
 use socklab_protocol::link::{LinkDir, LinkFate};
-use web_sys::HtmlElement;
+use wasm_bindgen::JsCast as _;
+use web_sys::{HtmlElement, HtmlInputElement, HtmlSelectElement};
 use yew::prelude::*;
 
 use super::use_ctx;
 use crate::hexdump::preview;
-use crate::model::{Action, LinkDecision, What};
+use crate::model::{Action, LinkDecision, Place, RowFilter, RowKind, What, search_bytes};
 
-/// How many of the newest packets the list draws; the rest stay in the store.
-const ROWS_DRAWN: usize = 1_000;
 /// Characters of payload shown in a row.
 const PREVIEW_CHARS: usize = 40;
+/// Rows drawn above and below the screenful in view, so a quick scroll finds them.
+const OVERSCAN: usize = 40;
+/// Up to this many rows pass the filters, all are drawn (as cheap as a screenful).
+const DRAW_ALL: usize = 1_000;
+/// A row's height before the page has measured one, pixels.
+const ROW_PX: f64 = 25.0;
 /// How close to the bottom (in pixels) still counts as "at the bottom".
 const BOTTOM_SLACK_PX: i32 = 24;
 
@@ -20,27 +25,133 @@ pub(super) fn seconds(t_ns: u64) -> String {
     format!("{:.6}", t_ns as f64 / 1e9)
 }
 
-/// The packet list with auto-follow, and the inspector.
+/// Where the list is scrolled, as the last scroll left it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Scrolled {
+    /// Pixels from the top.
+    top: f64,
+    /// The height in view.
+    height: f64,
+}
+
+/// The packet list: every row the page holds (20,000 at most), drawn a screenful at a
+/// time, with filters, a search by bytes, and auto-follow.
 #[component]
 pub fn PacketsPanel() -> Html {
     let ctx = use_ctx();
     let follow = use_state(|| true);
     let scroller = use_node_ref();
     let state = &ctx.state;
+    let filter = use_state(RowFilter::default);
+    let search = use_state(String::new);
+    let search_error = use_state(|| None::<String>);
+    let scrolled = use_state(|| Scrolled {
+        top: 0.0,
+        height: 600.0,
+    });
+    // The rows' height as measured (rows with a long note wrap), pixels.
+    let row_px = use_mut_ref(|| ROW_PX);
+    // A row to bring into view once drawn (a reveal from the timeline).
+    let bring = use_mut_ref(|| None::<usize>);
+    let matching = {
+        let packets = state.packets.clone();
+        use_memo(
+            (state.packets_version, (*filter).clone()),
+            move |(_, filter)| packets.borrow().matching(filter),
+        )
+    };
 
     // Keep the newest row in view while following.
     {
         let scroller = scroller.clone();
         let following = *follow;
-        use_effect_with((state.packets_version, following), move |_| {
-            if following && let Some(el) = scroller.cast::<HtmlElement>() {
-                el.set_scroll_top(el.scroll_height());
+        use_effect_with(
+            (state.packets_version, following, matching.len()),
+            move |_| {
+                if following && let Some(el) = scroller.cast::<HtmlElement>() {
+                    el.set_scroll_top(el.scroll_height());
+                }
+            },
+        );
+    }
+    // Shown from the timeline or the inspector: its row, in view (every row shows
+    // again if the filters hid it).
+    {
+        let (packets, filter, follow, bring) = (
+            state.packets.clone(),
+            filter.clone(),
+            follow.clone(),
+            bring.clone(),
+        );
+        let matching = matching.clone();
+        use_effect_with(state.reveal, move |reveal| {
+            if let Some(r) = reveal.filter(|r| r.place == Place::List)
+                && let Some(position) = packets.borrow().position_of(r.id)
+            {
+                follow.set(false);
+                match matching.binary_search(&(position as u32)) {
+                    Ok(index) => *bring.borrow_mut() = Some(index),
+                    Err(_) => {
+                        filter.set(RowFilter::default());
+                        *bring.borrow_mut() = Some(position);
+                    }
+                }
+            }
+        });
+    }
+    // After each drawing: measure the rows, and bring a revealed row into view.
+    {
+        let (scroller, row_px, bring, scrolled) = (
+            scroller.clone(),
+            row_px.clone(),
+            bring.clone(),
+            scrolled.clone(),
+        );
+        use_effect(move || {
+            let Some(el) = scroller.cast::<HtmlElement>() else {
+                return;
+            };
+            if let Ok(spacers) = el.query_selector_all("tr.spacer td") {
+                for i in 0..spacers.length() {
+                    if let Some(td) = spacers
+                        .item(i)
+                        .and_then(|n| n.dyn_into::<HtmlElement>().ok())
+                        && let Some(px) = td.get_attribute("data-px")
+                    {
+                        let _ = td.style().set_property("height", &format!("{px}px"));
+                    }
+                }
+            }
+            if let Ok(rows) = el.query_selector_all("tr.packet-row") {
+                let n = rows.length();
+                let first = rows
+                    .item(0)
+                    .and_then(|r| r.dyn_into::<web_sys::Element>().ok());
+                let last = n
+                    .checked_sub(1)
+                    .and_then(|i| rows.item(i))
+                    .and_then(|r| r.dyn_into::<web_sys::Element>().ok());
+                if let (Some(first), Some(last)) = (first, last)
+                    && n > 1
+                {
+                    let span = last.get_bounding_client_rect().bottom()
+                        - first.get_bounding_client_rect().top();
+                    let measured = span / f64::from(n);
+                    if measured > 4.0 {
+                        *row_px.borrow_mut() = measured;
+                    }
+                }
+            }
+            if let Some(index) = bring.borrow_mut().take() {
+                let height = f64::from(el.client_height());
+                let top = (index as f64 * *row_px.borrow() - height / 2.0).max(0.0);
+                el.set_scroll_top(top as i32);
+                scrolled.set(Scrolled { top, height });
             }
         });
     }
     let on_scroll = {
-        let follow = follow.clone();
-        let scroller = scroller.clone();
+        let (follow, scroller, scrolled) = (follow.clone(), scroller.clone(), scrolled.clone());
         Callback::from(move |_: Event| {
             if let Some(el) = scroller.cast::<HtmlElement>() {
                 let at_bottom =
@@ -48,7 +159,52 @@ pub fn PacketsPanel() -> Html {
                 if at_bottom != *follow {
                     follow.set(at_bottom);
                 }
+                scrolled.set(Scrolled {
+                    top: f64::from(el.scroll_top()),
+                    height: f64::from(el.client_height()),
+                });
             }
+        })
+    };
+    let on_kind = {
+        let filter = filter.clone();
+        Callback::from(move |e: Event| {
+            let value = e.target_unchecked_into::<HtmlSelectElement>().value();
+            let kind = RowKind::ALL
+                .iter()
+                .find(|(_, words)| *words == value)
+                .map_or(RowKind::All, |(k, _)| *k);
+            filter.set(RowFilter {
+                kind,
+                ..(*filter).clone()
+            });
+        })
+    };
+    let on_place = {
+        let filter = filter.clone();
+        Callback::from(move |e: Event| {
+            let value = e.target_unchecked_into::<HtmlSelectElement>().value();
+            filter.set(RowFilter {
+                place: (!value.is_empty()).then_some(value),
+                ..(*filter).clone()
+            });
+        })
+    };
+    let on_search = {
+        let (filter, search, search_error) = (filter.clone(), search.clone(), search_error.clone());
+        Callback::from(move |e: InputEvent| {
+            let text = e.target_unchecked_into::<HtmlInputElement>().value();
+            match search_bytes(&text) {
+                Ok(bytes) => {
+                    search_error.set(None);
+                    filter.set(RowFilter {
+                        bytes,
+                        ..(*filter).clone()
+                    });
+                }
+                Err(message) => search_error.set(Some(message)),
+            }
+            search.set(text);
         })
     };
     let on_follow = {
@@ -62,10 +218,29 @@ pub fn PacketsPanel() -> Html {
 
     let store = state.packets.borrow();
     let total = store.len();
+    let shown = matching.len();
+    let row_h = *row_px.borrow();
+    let screenful = (scrolled.height / row_h).ceil() as usize + 1;
+    // The rows drawn: a screenful around where the list is scrolled (at the bottom
+    // while following), and OVERSCAN more each side.
+    let first = if shown <= DRAW_ALL {
+        0
+    } else if *follow {
+        shown.saturating_sub(screenful + OVERSCAN)
+    } else {
+        ((scrolled.top / row_h) as usize)
+            .saturating_sub(OVERSCAN)
+            .min(shown.saturating_sub(1))
+    };
+    let last = if shown <= DRAW_ALL {
+        shown
+    } else {
+        (first + screenful + 2 * OVERSCAN).min(shown)
+    };
     let selected = state.selected;
     let name = |addr: &socklab_protocol::Endpoint| state.name_of(addr);
     let ip_name = |addr: std::net::SocketAddr| state.name_of(&addr.into());
-    let rows = store.newest_numbered(ROWS_DRAWN).map(|(row, p)| {
+    let rows = matching[first..last].iter().filter_map(|&i| store.numbered(i as usize)).map(|(row, p)| {
         let dispatch = state.dispatcher();
         let id = p.id;
         let onclick = Callback::from(move |_| {
@@ -194,20 +369,54 @@ pub fn PacketsPanel() -> Html {
         }
     });
     let evicted = store.evicted;
+    let places: Vec<String> = state
+        .sockets
+        .iter()
+        .map(|s| s.id.to_string())
+        .chain(state.links.iter().map(|l| l.id.to_string()))
+        .collect();
+    let f = (*filter).clone();
+    let spacer = |rows: usize| {
+        if rows == 0 {
+            return Html::default();
+        }
+        // Its height is set after drawing (the page's security policy allows no style
+        // attributes).
+        html! { <tr class="spacer" aria-hidden="true"><td colspan="8" data-px={format!("{:.0}", rows as f64 * row_h)}></td></tr> }
+    };
 
     html! {
         <section class="panel packets" aria-labelledby="packets-title">
             <div class="panel-head">
                 <h2 id="packets-title">{ "Packets" }</h2>
-                <span class="count">{ format!("{total} rows") }</span>
-                if total > ROWS_DRAWN || evicted > 0 {
-                    <span class="hint">{ format!("showing the newest {}", total.min(ROWS_DRAWN)) }</span>
+                <span id="packet-count" class="count" data-shown={shown.to_string()} data-total={total.to_string()}>
+                    { if f.is_empty() { format!("{total} rows") } else { format!("{shown} of {total} rows") } }</span>
+                if evicted > 0 {
+                    <span class="hint" title="The page keeps the newest 20,000 rows; the server's log and a recording keep more">{ format!("the first {evicted} left the page") }</span>
                 }
                 <label class="check" title="Keep the newest packet in view">
                     <input id="follow" type="checkbox" checked={*follow} onclick={on_follow} />{ "follow" }
                 </label>
                 <button class="small" onclick={on_clear}>{ "clear" }</button>
             </div>
+            <div class="row packet-filters">
+                <select id="packet-kind" onchange={on_kind} title="Which rows show">
+                    { for RowKind::ALL.iter().map(|(kind, words)| html! {
+                        <option value={*words} selected={f.kind == *kind}>{ *words }</option>
+                    }) }
+                </select>
+                <select id="packet-place" onchange={on_place} title="Only one socket's or link's rows">
+                    <option value="" selected={f.place.is_none()}>{ "every socket and link" }</option>
+                    { for places.iter().map(|p| html! {
+                        <option value={p.clone()} selected={f.place.as_deref() == Some(p.as_str())}>{ p.clone() }</option>
+                    }) }
+                </select>
+                <input id="packet-search" class="mono" placeholder="search bytes: text, or hex 53 4c" value={(*search).clone()} oninput={on_search}
+                    title="Rows whose payload holds these bytes: type text, or hex after “hex ” or “0x”" aria-invalid={search_error.is_some().then_some("true")} />
+            </div>
+            if let Some(message) = &*search_error {
+                <p id="packet-search-error" class="form-error" role="alert">{ message.clone() }</p>
+            }
             <div class="table-scroll" ref={scroller} onscroll={on_scroll}>
                 <table id="packet-table">
                     <thead>
@@ -222,10 +431,12 @@ pub fn PacketsPanel() -> Html {
                             <th title="What happened to it on the way: a link's decision, a cut made by the socket's read size, an ICMP error that came back, the kernel's drops">{ "what happened" }</th>
                         </tr>
                     </thead>
-                    <tbody>{ for rows }</tbody>
+                    <tbody>{ spacer(first) }{ for rows }{ spacer(shown - last) }</tbody>
                 </table>
                 if total == 0 {
                     <p class="empty">{ "Every datagram your sockets send or receive appears here, newest at the bottom." }</p>
+                } else if shown == 0 {
+                    <p class="empty">{ "No row matches the filters." }</p>
                 }
             </div>
         </section>

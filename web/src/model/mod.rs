@@ -23,8 +23,10 @@ use socklab_protocol::payload::decode_base64;
 use socklab_protocol::{Event, GeneratorStarted, ShutdownHow, SocketId, StreamEndReason};
 
 mod packets;
+mod rows;
 
 pub use packets::{LinkDecision, Packet, PacketStore, TcpWhat, What};
+pub use rows::{RowFilter, RowKind, search_bytes};
 
 use crate::timeline::Timeline;
 use yew::Reducible;
@@ -206,6 +208,26 @@ pub struct LinkSample {
     pub queue_depth: [u64; 2],
 }
 
+/// Where to show an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Place {
+    /// Its row in the packet list.
+    List,
+    /// Its arrow on the timeline.
+    Timeline,
+}
+
+/// The last request to show an event somewhere.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reveal {
+    /// The event.
+    pub id: u64,
+    /// Where.
+    pub place: Place,
+    /// Which request this is (each one moves the view, even to the same event).
+    pub asked: u64,
+}
+
 /// A recording that stopped, as the page last heard of it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Recorded {
@@ -265,6 +287,8 @@ pub struct State {
     pub gaps: (u64, u64),
     /// The session's recording, while one runs: its id in the store and its name.
     pub recording: Option<(i64, String)>,
+    /// The last request to show an event in the list or on the timeline.
+    pub reveal: Option<Reveal>,
     /// The session's runs, in order: (number, name, start ns).
     pub runs: Rc<Vec<(u32, String, u64)>>,
     /// The last recording that stopped.
@@ -331,6 +355,7 @@ impl PartialEq for State {
             && self.recording == other.recording
             && self.recorded == other.recorded
             && Rc::ptr_eq(&self.runs, &other.runs)
+            && self.reveal == other.reveal
             && Rc::ptr_eq(&self.pending, &other.pending)
             && Rc::ptr_eq(&self.errors, &other.errors)
             && Rc::ptr_eq(&self.notices, &other.notices)
@@ -363,6 +388,7 @@ impl Default for State {
             recording: None,
             recorded: None,
             runs: Rc::default(),
+            reveal: None,
             pending: Rc::default(),
             errors: Rc::default(),
             notices: Rc::default(),
@@ -406,6 +432,9 @@ pub enum Action {
     },
     /// The person selected a packet (or cleared the selection).
     Select(Option<u64>),
+    /// Show event `id` (selected) in the packet list or on the timeline: the view
+    /// there goes to it.
+    Reveal(u64, Place),
     /// The person cleared the packet list.
     ClearPackets,
     /// The person cleared the timeline's arrows.
@@ -537,6 +566,11 @@ impl State {
                 };
             }
             Action::Select(id) => self.selected = id,
+            Action::Reveal(id, place) => {
+                self.selected = Some(id);
+                let asked = self.reveal.map_or(1, |r| r.asked + 1);
+                self.reveal = Some(Reveal { id, place, asked });
+            }
             Action::ClearPackets => {
                 self.packets.borrow_mut().clear();
                 self.packets_version += 1;

@@ -335,6 +335,11 @@ impl PacketStore {
         (first..).zip(self.packets.range(skip..))
     }
 
+    /// The packet at position `i`, from the oldest the list holds.
+    pub fn nth(&self, i: usize) -> Option<&Packet> {
+        self.packets.get(i)
+    }
+
     /// The row number of the packet with event id `id`.
     pub fn row_of(&self, id: u64) -> Option<u64> {
         let index = self.packets.binary_search_by_key(&id, |p| p.id).ok()?;

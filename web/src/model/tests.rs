@@ -612,3 +612,82 @@ fn a_tcp_read_names_the_writes_its_bytes_came_from() {
         other => panic!("{other:?}"),
     }
 }
+
+/// The packet list's filters and its search by bytes.
+#[test]
+fn rows_are_filtered_by_kind_place_and_bytes() {
+    use super::{RowFilter, RowKind, search_bytes};
+    assert_eq!(search_bytes("SLQ1"), Ok(b"SLQ1".to_vec()));
+    assert_eq!(search_bytes("hex 53 4c 51"), Ok(vec![0x53, 0x4c, 0x51]));
+    assert_eq!(search_bytes("0x534C"), Ok(vec![0x53, 0x4c]));
+    assert_eq!(search_bytes("hex:00ff"), Ok(vec![0, 0xff]));
+    assert!(search_bytes("hex 5").unwrap_err().contains("odd number"));
+    assert!(
+        search_bytes("0xzz")
+            .unwrap_err()
+            .contains("not a hex digit")
+    );
+    assert!(
+        search_bytes("hex aé1").unwrap_err().contains("“é”"),
+        "no panic on a letter of two bytes"
+    );
+    assert_eq!(search_bytes(""), Ok(Vec::new()));
+
+    let mut state = State::default();
+    state.receive(bound(1, "s1", 1000, None));
+    state.receive(bound(2, "s2", 2000, None));
+    for (id, dir, socket, payload) in [
+        (3, Direction::Out, "s1", "ping 1"),
+        (4, Direction::In, "s2", "ping 1"),
+        (5, Direction::Out, "s2", "pong"),
+    ] {
+        let mut event = datagram(id, dir, payload);
+        if let Event::Datagram(d) = &mut event {
+            d.socket = SocketId::new(socket);
+        }
+        state.receive(event);
+    }
+    let store = state.packets.borrow();
+    let all = store.matching(&RowFilter::default());
+    assert_eq!(all, [0, 1, 2]);
+    let sent = RowFilter {
+        kind: RowKind::Out,
+        ..RowFilter::default()
+    };
+    assert_eq!(store.matching(&sent), [0, 2]);
+    let s2_sent = RowFilter {
+        place: Some("s2".into()),
+        ..sent.clone()
+    };
+    assert_eq!(store.matching(&s2_sent), [2]);
+    let ping = RowFilter {
+        bytes: b"ping".to_vec(),
+        ..RowFilter::default()
+    };
+    assert_eq!(store.matching(&ping), [0, 1]);
+    let longer_than_any = RowFilter {
+        bytes: b"ping 1 and more".to_vec(),
+        ..RowFilter::default()
+    };
+    assert_eq!(store.matching(&longer_than_any), Vec::<u32>::new());
+    assert_eq!(store.numbered(2).map(|(row, p)| (row, p.id)), Some((3, 5)));
+    assert_eq!(store.position_of(4), Some(1));
+    assert_eq!(store.position_of(99), None);
+}
+
+/// Showing an event somewhere selects it, and each request is a new one.
+#[test]
+fn a_reveal_selects_and_counts_each_request() {
+    use super::{Action, Place};
+    let state = Rc::new(State::default());
+    let state = state.reduce(Action::Reveal(7, Place::List));
+    assert_eq!(state.selected, Some(7));
+    let first = state.reveal.unwrap();
+    let state = state.reduce(Action::Reveal(7, Place::List));
+    let second = state.reveal.unwrap();
+    assert_eq!((first.id, first.place), (second.id, second.place));
+    assert_ne!(
+        first.asked, second.asked,
+        "the same row again still moves the list"
+    );
+}

@@ -167,12 +167,18 @@ pub fn TimelinePanel(props: &TimelineProps) -> Html {
             view.set(v.apply(action));
         }
     };
+    // The canvas' height; while its tab is hidden (it has none then), the last it had.
+    let known_height = use_mut_ref(|| 400.0);
     let canvas_height = {
         let canvas_ref = canvas_ref.clone();
         move || {
-            canvas_ref
+            let now = canvas_ref
                 .cast::<HtmlCanvasElement>()
-                .map_or(400.0, |c| c.client_height() as f64)
+                .map_or(0.0, |c| c.client_height() as f64);
+            if now > 0.0 {
+                *known_height.borrow_mut() = now;
+            }
+            *known_height.borrow()
         }
     };
 
@@ -350,6 +356,21 @@ pub fn TimelinePanel(props: &TimelineProps) -> Html {
             dispatch.dispatch(Action::Select(Some(id)));
         })
     };
+    // Shown from the inspector: its arrow in the middle of the window.
+    {
+        let (act, canvas_height, timeline) =
+            (act.clone(), canvas_height.clone(), state.timeline.clone());
+        use_effect_with(state.reveal, move |reveal| {
+            if let Some(r) = reveal.filter(|r| r.place == crate::model::Place::Timeline)
+                && let Some(t) = timeline.borrow().arrow_of(r.id).map(|a| a.t0)
+            {
+                act(ViewAction::Center {
+                    t,
+                    height: canvas_height() - HEADER_PX,
+                });
+            }
+        });
+    }
     // Put a time (ms since the session began) in the middle of the window.
     let go_to = {
         let (act, canvas_height) = (act.clone(), canvas_height.clone());
