@@ -1486,6 +1486,14 @@ async fn packet_list(url: &str, browser: &Browser) {
         ((from + to) / 2.0 - at * 1e9).abs() < (to - from) * 0.05,
         "row 1 ({at} s) in the middle of {from}..{to}"
     );
+    // The whole run fitted: 3,000 arrows in a few hundred pixel rows are drawn by
+    // density (brighter where more of them share a line).
+    browser.press("#timeline-canvas", "0").await;
+    browser
+        .wait_attr("#timeline-canvas", "data-dense", |d| d == "true")
+        .await;
+    let shot = browser.screenshot("e2e-timeline-density.png").await;
+    eprintln!("screenshot: {}", shot.display());
     browser.click("#tab-packets").await;
     scroll_list(browser, 1e9).await;
     browser.click("#inspector-to-list").await;

@@ -211,8 +211,10 @@ pub(super) fn draw(
     // frame's canvas calls proportional to the pixels, not to the datagrams.
     let mut drawn = 0usize;
     let mut lost_at = None;
-    let mut seen = std::collections::HashSet::new();
-    let mut groups: [Vec<Segment>; PALETTE.len()] = Default::default();
+    // Each distinct line, with how many arrows it stands for.
+    let mut seen: std::collections::HashMap<_, u32> = std::collections::HashMap::new();
+    let mut groups: [Vec<(Segment, (i32, i32, i32, i32, usize, u8))>; PALETTE.len()] =
+        Default::default();
     for (_, a) in timeline.visible(filter, vis_from, vis_to) {
         let (x0, y0, x1, y1) = geo.segment(a, view);
         drawn += 1;
@@ -228,24 +230,45 @@ pub(super) fn draw(
             group,
             mark_shape(a.mark),
         );
-        if seen.insert(key) {
-            groups[group].push((x0, y0, x1, y1, a.mark));
+        let count = seen.entry(key).or_insert(0);
+        if *count == 0 {
+            groups[group].push(((x0, y0, x1, y1, a.mark), key));
         }
+        *count += 1;
     }
+    // Dense: more arrows than DENSE_PER_ROW per pixel row of the window. Then a line
+    // that stands for many is drawn brighter than one that stands for few, so busy
+    // stretches read as density, not as a solid block (lost ones stay bright: they
+    // matter however few).
+    let dense = drawn as f64 > DENSE_PER_ROW * (css_h - HEADER_PX).max(1.0);
+    let most = seen.values().copied().max().unwrap_or(1).max(2);
     for (group, segments) in groups.iter().enumerate() {
         if segments.is_empty() {
             continue;
         }
         ctx.set_stroke_style_str(PALETTE[group]);
         ctx.set_line_width(if group == LOST_GROUP { 1.6 } else { 1.2 });
-        ctx.begin_path();
-        for &(x0, y0, x1, y1, mark) in segments {
-            ctx.move_to(x0, y0);
-            ctx.line_to(x1, y1);
-            end_mark(&ctx, mark, x0, y0, x1, y1);
+        for level in 0..DENSITY_LEVELS {
+            ctx.begin_path();
+            let mut any = false;
+            for ((x0, y0, x1, y1, mark), key) in segments {
+                let count = seen.get(key).copied().unwrap_or(1);
+                if density_level(dense && group != LOST_GROUP, count, most) != level {
+                    continue;
+                }
+                any = true;
+                ctx.move_to(*x0, *y0);
+                ctx.line_to(*x1, *y1);
+                end_mark(&ctx, *mark, *x0, *y0, *x1, *y1);
+            }
+            if any {
+                ctx.set_global_alpha(DENSITY_ALPHA[level]);
+                ctx.stroke();
+            }
         }
-        ctx.stroke();
+        ctx.set_global_alpha(1.0);
     }
+    let _ = canvas.set_attribute("data-dense", if dense { "true" } else { "false" });
     // What was drawn, for people's tools and the tests: how many arrows, and where the
     // first visible lost one is (the middle of its line).
     let _ = canvas.set_attribute("data-drawn", &drawn.to_string());
@@ -324,6 +347,23 @@ const PALETTE: [&str; 6] = [
 ];
 /// The group drawn with bolder lines (its crosses must stand out).
 const LOST_GROUP: usize = 3;
+/// Above this many arrows per pixel row in view, lines are drawn by density.
+const DENSE_PER_ROW: f64 = 2.0;
+/// How many brightness levels density is drawn with.
+const DENSITY_LEVELS: usize = 5;
+/// Each level's opacity, faint to full.
+const DENSITY_ALPHA: [f64; DENSITY_LEVELS] = [0.22, 0.4, 0.58, 0.78, 1.0];
+
+/// The brightness level of a line standing for `count` arrows when the busiest stands
+/// for `most`: on a log scale, so one datagram still shows next to thousands. Full
+/// brightness when not drawing by density.
+fn density_level(dense: bool, count: u32, most: u32) -> usize {
+    if !dense {
+        return DENSITY_LEVELS - 1;
+    }
+    let share = (f64::from(count).ln() / f64::from(most).ln()).clamp(0.0, 1.0);
+    ((share * (DENSITY_LEVELS - 1) as f64).round() as usize).min(DENSITY_LEVELS - 1)
+}
 
 fn colour_group(mark: Mark) -> usize {
     match mark {
@@ -394,7 +434,18 @@ fn end_mark(ctx: &CanvasRenderingContext2d, mark: Mark, x0: f64, y0: f64, x1: f6
 
 #[cfg(test)]
 mod tests {
-    use super::fit;
+    use super::{DENSITY_LEVELS, density_level, fit};
+
+    #[test]
+    fn density_is_brighter_where_more_arrows_share_a_line() {
+        let top = DENSITY_LEVELS - 1;
+        assert_eq!(density_level(false, 1, 1000), top, "not dense: all bright");
+        assert_eq!(density_level(true, 1000, 1000), top);
+        assert_eq!(density_level(true, 1, 1000), 0);
+        let middling = density_level(true, 30, 1000);
+        assert!(0 < middling && middling < top, "{middling}");
+        assert!(density_level(true, 100, 1000) >= middling);
+    }
 
     #[test]
     fn headings_shorten_until_they_fit() {
