@@ -213,8 +213,7 @@ pub(super) fn draw(
     let mut lost_at = None;
     // Each distinct line, with how many arrows it stands for.
     let mut seen: std::collections::HashMap<_, u32> = std::collections::HashMap::new();
-    let mut groups: [Vec<(Segment, (i32, i32, i32, i32, usize, u8))>; PALETTE.len()] =
-        Default::default();
+    let mut groups: [Vec<(Segment, LineKey)>; PALETTE.len()] = Default::default();
     for (_, a) in timeline.visible(filter, vis_from, vis_to) {
         let (x0, y0, x1, y1) = geo.segment(a, view);
         drawn += 1;
@@ -248,7 +247,7 @@ pub(super) fn draw(
         }
         ctx.set_stroke_style_str(PALETTE[group]);
         ctx.set_line_width(if group == LOST_GROUP { 1.6 } else { 1.2 });
-        for level in 0..DENSITY_LEVELS {
+        for (level, alpha) in DENSITY_ALPHA.iter().enumerate() {
             ctx.begin_path();
             let mut any = false;
             for ((x0, y0, x1, y1, mark), key) in segments {
@@ -262,7 +261,7 @@ pub(super) fn draw(
                 end_mark(&ctx, *mark, *x0, *y0, *x1, *y1);
             }
             if any {
-                ctx.set_global_alpha(DENSITY_ALPHA[level]);
+                ctx.set_global_alpha(*alpha);
                 ctx.stroke();
             }
         }
@@ -340,6 +339,9 @@ pub(super) fn draw(
 
 /// An arrow on screen: start and end point, and its mark.
 type Segment = (f64, f64, f64, f64, Mark);
+/// A line as drawn: its pixels, colour group and end mark (arrows that share one are
+/// drawn once).
+type LineKey = (i32, i32, i32, i32, usize, u8);
 
 /// The arrows' colours, by [`colour_group`].
 const PALETTE: [&str; 6] = [
