@@ -44,19 +44,22 @@ pub const MAX_EVENTS_PAGE: u32 = 10_000;
 pub const MAX_EXPORT_EVENTS: u64 = 2_000_000;
 
 /// The routes under `/api`.
-pub fn routes(max_import_bytes: usize) -> Router<AppState> {
-    Router::new()
+pub fn routes(state: &AppState) -> Router<AppState> {
+    let light = Router::new()
         .route("/api/recordings", get(list))
-        .route(
-            "/api/recordings/import",
-            axum::routing::post(import)
-                .layer(axum::extract::DefaultBodyLimit::max(max_import_bytes)),
-        )
         .route(
             "/api/recordings/{id}",
             get(one).patch(rename).delete(remove),
         )
-        .route("/api/recordings/{id}/events", get(events))
+        .route("/api/recordings/{id}/events", get(events));
+    // What holds a whole recording in memory: at most --max-exports at once.
+    let heavy = Router::new()
+        .route(
+            "/api/recordings/import",
+            axum::routing::post(import).layer(axum::extract::DefaultBodyLimit::max(
+                state.config().max_import_bytes,
+            )),
+        )
         .route("/api/compare", get(compare))
         .route("/api/recordings/{id}/capture.pcapng", get(capture))
         .route(
@@ -79,6 +82,56 @@ pub fn routes(max_import_bytes: usize) -> Router<AppState> {
             "/api/recordings/{id}/flows.json",
             get(|s, i, q, h| table(s, i, q, h, Table::Flows, Format::Json)),
         )
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            one_of_max_exports,
+        ));
+    light.merge(heavy)
+}
+
+/// The size of the pieces a response's body is sent in: the next is made only once
+/// the connection has taken the last, so a permit is held until the client has read
+/// nearly all of it.
+const PIECE: usize = 256 * 1024;
+
+/// Lets the request through if fewer than `--max-exports` heavy ones are being made
+/// (else `busy`, 503), and holds its permit until its answer has been sent.
+async fn one_of_max_exports(
+    State(state): State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let Ok(permit) = state.exports.clone().try_acquire_owned() else {
+        return Refusal::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "busy",
+            format!(
+                "{} exports, imports or comparisons are being made, the most at once (--max-exports); try again when one is done",
+                state.config().max_exports
+            ),
+        )
+        .into_response();
+    };
+    let (mut parts, body) = next.run(request).await.into_parts();
+    // Sent in pieces, still with its length (a client may read to its end without
+    // undoing a chunked encoding).
+    if let Some(len) = axum::body::HttpBody::size_hint(&body).exact() {
+        parts.headers.insert(header::CONTENT_LENGTH, len.into());
+    }
+    use futures_util::StreamExt as _;
+    let pieces = body.into_data_stream().flat_map(move |chunk| {
+        // The permit lives as long as this stream: until the body is sent.
+        let _held = &permit;
+        let pieces: Vec<Result<axum::body::Bytes, axum::Error>> = match chunk {
+            Ok(bytes) => (0..bytes.len())
+                .step_by(PIECE)
+                .map(|at| Ok(bytes.slice(at..(at + PIECE).min(bytes.len()))))
+                .collect(),
+            Err(e) => vec![Err(e)],
+        };
+        futures_util::stream::iter(pieces)
+    });
+    Response::from_parts(parts, axum::body::Body::from_stream(pieces))
 }
 
 /// The query every route takes.

@@ -50,6 +50,8 @@ pub const DEFAULT_MAX_LINK_BYTES: usize = 16 * 1024 * 1024;
 
 /// How many recordings the store keeps at most, by default.
 pub const DEFAULT_MAX_RECORDINGS: u64 = 10_000;
+/// The default for `--max-exports`.
+pub const DEFAULT_MAX_EXPORTS: u16 = 2;
 /// The default for `--max-store-bytes`: 20 GB.
 pub const DEFAULT_MAX_STORE_BYTES: u64 = 20_000_000_000;
 
@@ -243,6 +245,13 @@ pub struct Args {
     /// are deleted.
     #[arg(long, default_value_t = DEFAULT_MAX_STORE_BYTES, value_name = "BYTES")]
     pub max_store_bytes: u64,
+
+    /// How many exports (capture files, recording files, tables), imports and
+    /// comparisons are made at once; each holds a recording in memory. One more is
+    /// refused (503, `busy`) until one is done.
+    #[arg(long, default_value_t = DEFAULT_MAX_EXPORTS, value_name = "N",
+        value_parser = clap::value_parser!(u16).range(1..))]
+    pub max_exports: u16,
 }
 
 /// The settings a running server uses.
@@ -317,6 +326,8 @@ pub struct Config {
     pub max_recordings: u64,
     /// See [`Args::max_store_bytes`].
     pub max_store_bytes: u64,
+    /// See [`Args::max_exports`].
+    pub max_exports: usize,
 }
 
 impl Default for Config {
@@ -355,6 +366,7 @@ impl Default for Config {
             max_import_bytes: DEFAULT_MAX_IMPORT_BYTES,
             max_recordings: DEFAULT_MAX_RECORDINGS,
             max_store_bytes: DEFAULT_MAX_STORE_BYTES,
+            max_exports: DEFAULT_MAX_EXPORTS as usize,
         }
     }
 }
@@ -400,6 +412,7 @@ impl From<&Args> for Config {
             max_import_bytes: args.max_import_bytes,
             max_recordings: args.max_recordings,
             max_store_bytes: args.max_store_bytes,
+            max_exports: usize::from(args.max_exports),
         }
     }
 }

@@ -43,6 +43,9 @@ pub struct AppState {
     shutdown: CancellationToken,
     tasks: TaskTracker,
     pub(crate) sessions: Arc<Sessions>,
+    /// Permits for the exports, imports and comparisons being made at once
+    /// (`--max-exports`): each holds a whole recording in memory.
+    pub(crate) exports: Arc<tokio::sync::Semaphore>,
 }
 
 impl AppState {
@@ -51,12 +54,19 @@ impl AppState {
     pub fn new(config: Config, shutdown: CancellationToken, tasks: TaskTracker) -> Self {
         let config = Arc::new(config);
         let sessions = Sessions::new(config.clone(), shutdown.clone(), tasks.clone());
+        let exports = Arc::new(tokio::sync::Semaphore::new(config.max_exports.max(1)));
         AppState {
             config,
             shutdown,
             tasks,
             sessions,
+            exports,
         }
+    }
+
+    /// The server's settings.
+    pub(crate) fn config(&self) -> &Config {
+        &self.config
     }
 }
 
@@ -81,7 +91,7 @@ pub fn router(state: AppState) -> Router {
     let router = Router::new()
         .route("/ws", get(ws_upgrade))
         .route("/ws/access", get(ws_access))
-        .merge(crate::api::routes(state.config.max_import_bytes));
+        .merge(crate::api::routes(&state));
     let router = match web_dir {
         // The web build writes a gzip copy of each text and wasm file next to it.
         Some(dir) => router.fallback_service(ServeDir::new(dir).precompressed_gzip()),

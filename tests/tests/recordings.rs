@@ -754,3 +754,104 @@ async fn a_full_store_stops_the_recording_and_says_why() {
     .await;
     server.stop().await;
 }
+
+/// At most --max-exports answers that hold a recording in memory are made at once:
+/// while a client has not read a large one, another is refused in words (503, busy);
+/// once it has, the next is made.
+#[tokio::test]
+async fn exports_past_the_limit_wait_their_turn() {
+    use socklab_protocol::flow::{Amount, GeneratorPace, GeneratorPayload, GeneratorSpec};
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::with_config(Config {
+        data_dir: Some(dir.path().to_path_buf()),
+        token: Some(TOKEN.into()),
+        max_exports: 1,
+        ..Config::default()
+    })
+    .await;
+    let mut client = Client::connect_with(server.addr, &format!("token={TOKEN}"))
+        .await
+        .unwrap();
+    let a = client.bind("127.0.0.1:0").await;
+    let b = client.bind("127.0.0.1:0").await;
+    client.send(Command::RecordStart { name: None }).await;
+    let (id, _) = until(&mut client, |e| match e {
+        Event::RecordingStarted(r) => Some(r.recording),
+        _ => None,
+    })
+    .await;
+    // 10,000 datagrams of 1,200 bytes: a recording file of tens of megabytes, more
+    // than the connection's buffers hold.
+    client
+        .send(Command::Generate(GeneratorSpec {
+            socket: a.socket.clone(),
+            to: b.local.to_string(),
+            amount: Amount::Count(10_000),
+            pace: GeneratorPace::Rate(50_000.0),
+            payload: GeneratorPayload::Size(1200),
+            sequence: false,
+        }))
+        .await;
+    until(&mut client, |e| {
+        matches!(e, Event::GeneratorDone(_)).then_some(())
+    })
+    .await;
+    client.send(Command::RecordStop).await;
+    until(&mut client, |e| {
+        matches!(e, Event::RecordingStopped(_)).then_some(())
+    })
+    .await;
+
+    // A client asks for the whole recording and reads only the head of the answer.
+    let mut slow = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    slow.write_all(
+        format!(
+            "GET /api/recordings/{id}/recording.socklab?token={TOKEN} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+            server.addr
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut head = vec![0u8; 4096];
+    let n = slow.read(&mut head).await.unwrap();
+    let head = String::from_utf8_lossy(&head[..n]).into_owned();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let length: u64 = head
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-length: ")
+                .map(str::to_owned)
+        })
+        .and_then(|v| v.trim().parse().ok())
+        .expect("its length");
+    assert!(length > 16 << 20, "larger than the buffers: {length}");
+
+    let fates = format!("/api/recordings/{id}/fates.csv?token={TOKEN}");
+    let (status, body) = socklab_tests::http_raw(server.addr, "GET", &fates, b"").await;
+    let body = String::from_utf8_lossy(&body);
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        body.contains("\"busy\"") && body.contains("--max-exports"),
+        "{body}"
+    );
+    // Listing and reading events are not exports: they go on.
+    let (status, _) = http(
+        server.addr,
+        "GET",
+        &format!("/api/recordings?token={TOKEN}"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+
+    // The slow client reads the rest; then the next export is made.
+    let mut rest = Vec::new();
+    slow.read_to_end(&mut rest).await.unwrap();
+    assert!(rest.len() as u64 + n as u64 > length, "all of it arrived");
+    let (status, body) = socklab_tests::http_raw(server.addr, "GET", &fates, b"").await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    server.stop().await;
+}
