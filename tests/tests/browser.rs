@@ -884,6 +884,19 @@ async fn record(url: &str, browser: &Browser) {
         href.contains("token="),
         "the file's link carries the token: {href}"
     );
+    let sideways = browser
+        .client()
+        .execute(
+            "const e = document.querySelector('.workspace-body'); return e.scrollWidth - e.clientWidth;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        sideways,
+        serde_json::json!(0),
+        "the list fits: nothing scrolls sideways"
+    );
     browser.click("[id^='rename-button-']").await;
     browser
         .fill("[id^='rename-']:not([id^='rename-button'])", "my first run")

@@ -321,7 +321,7 @@ pub fn RecordingsPanel() -> Html {
                                 }
                             }
                         </td>
-                        <td class="num">{ date(r.created_ms) }</td>
+                        <td class="num date">{ date(r.created_ms) }</td>
                         <td class="num" title={format!("{} events in all", r.events)}>{ r.datagrams }</td>
                         <td class="num">{ format!("{:.3} s", r.duration_ns as f64 / 1e9) }</td>
                         <td class="num">{ size(r.bytes) }</td>
