@@ -22,20 +22,33 @@ use crate::log::{Entry, Record, Tagged};
 /// the protocol's direct writer, everything else through its event.
 pub fn write_event(out: &mut String, entry: &Entry, viewer: u64) {
     match &entry.record {
-        Record::Datagram(d) => fast::DatagramRef {
-            id: entry.id,
-            socket: &d.socket.id,
-            dir: d.dir,
-            local: &d.socket.local,
-            peer: &d.peer.endpoint(),
-            payload: &d.payload,
-            t_ns: entry.t_ns,
-            req: Tagged::for_viewer(d.req, viewer),
-            truncated_from: d.truncated_from.map(|n| n as usize),
+        Record::Datagram(d) => {
+            with_datagram_ref(entry.id, entry.t_ns, d, viewer, |r| r.write_json(out))
         }
-        .write_json(out),
         _ => out.push_str(&to_event(entry, viewer).to_json()),
     }
+}
+
+/// Hands `write` a datagram record's parts as the direct writer takes them, with the
+/// `req` `viewer` may see.
+fn with_datagram_ref(
+    id: EventId,
+    t_ns: u64,
+    d: &crate::log::DatagramRecord,
+    viewer: u64,
+    write: impl FnOnce(fast::DatagramRef<'_>),
+) {
+    write(fast::DatagramRef {
+        id,
+        socket: &d.socket.id,
+        dir: d.dir,
+        local: &d.socket.local,
+        peer: &d.peer.endpoint(),
+        payload: &d.payload,
+        t_ns,
+        req: Tagged::for_viewer(d.req, viewer),
+        truncated_from: d.truncated_from.map(|n| n as usize),
+    })
 }
 
 /// Turns a log entry into the protocol event a viewer receives. (Frames carry datagrams
@@ -51,18 +64,9 @@ pub fn to_event(entry: &Entry, viewer: u64) -> Event {
 pub fn write_stored<'a>(out: &mut String, entry: &'a Entry) -> Option<&'a [u8]> {
     let payload: &[u8] = match &entry.record {
         Record::Datagram(d) => {
-            fast::DatagramRef {
-                id: entry.id,
-                socket: &d.socket.id,
-                dir: d.dir,
-                local: &d.socket.local,
-                peer: &d.peer.endpoint(),
-                payload: &d.payload,
-                t_ns: entry.t_ns,
-                req: None,
-                truncated_from: d.truncated_from.map(|n| n as usize),
-            }
-            .write_json_without_payload(out);
+            with_datagram_ref(entry.id, entry.t_ns, d, 0, |r| {
+                r.write_json_without_payload(out)
+            });
             return Some(&d.payload);
         }
         Record::LinkPacket(_, payload) => payload,

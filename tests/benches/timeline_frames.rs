@@ -4,7 +4,9 @@
 
 use serde_json::json;
 use socklab_server::Config;
-use socklab_tests::bench::{Frames, Median, Report, Spread, Spreads, timeline_frames};
+use socklab_tests::bench::{
+    Frames, Median, Report, Spread, Spreads, timeline_frames, timeline_live,
+};
 use socklab_tests::browser::Browser;
 use socklab_tests::{TestServer, web_dir};
 
@@ -73,6 +75,53 @@ async fn main() {
             "draw_zoomed_in": zoomed.json(), "draw_all_in_view": whole.json(),
             "wheel_to_drawn": input.json(), "arrows_drawn": arrows.json(),
             "js_heap_mib": heap.json(), "wasm_mib": wasm.json(),
+        }));
+    }
+    // Live: the page while a generator runs fast (the page does not wait for the end;
+    // it is measured as the datagrams come and a few seconds after).
+    let live: &[(u64, u64)] = if smoke {
+        &[(5_000, 5_000)]
+    } else {
+        &[(250_000, 50_000), (1_000_000, 100_000)]
+    };
+    println!(
+        "live (headless Chromium): frame interval and draw time, ms, while the generator runs and 5 s after"
+    );
+    for &(datagrams, rate) in live {
+        let server = TestServer::with_config(Config {
+            web_dir: Some(web_dir()),
+            ..Config::default()
+        })
+        .await;
+        let browser = Browser::start().await;
+        let l = timeline_live(&browser, &server.url(), datagrams, rate, 5.0).await;
+        browser.close().await;
+        server.stop().await;
+        println!("{datagrams} datagrams at {rate}/s:");
+        println!(
+            "  held by the page       {} arrows of {} sent ({:.1} %), {} packet rows",
+            l.arrows,
+            l.sent,
+            l.arrows as f64 * 100.0 / l.sent as f64,
+            l.rows
+        );
+        let ms = |s: &Spread| {
+            format!(
+                "p50 {:.1}, p99 {:.1}, max {:.1} ({} frames)",
+                s.p50_us / 1e3,
+                s.p99_us / 1e3,
+                s.max_us / 1e3,
+                s.count
+            )
+        };
+        println!("  frame interval         {}", ms(&l.frames));
+        println!("  draw                   {}", ms(&l.draw));
+        report.add(json!({
+            "case": "live", "datagrams": datagrams, "rate_per_sec": rate,
+            "arrows_held": l.arrows, "packet_rows": l.rows,
+            "frame_interval_p50_ms": l.frames.p50_us / 1e3,
+            "frame_interval_p99_ms": l.frames.p99_us / 1e3,
+            "draw_p50_ms": l.draw.p50_us / 1e3, "draw_p99_ms": l.draw.p99_us / 1e3,
         }));
     }
     report.write();

@@ -232,18 +232,10 @@ pub struct Frames {
 /// Steps (pan and zoom, one wheel event each) measured per phase.
 const FRAME_STEPS: usize = 40;
 
-/// Runs the real page on `server` in `browser`, makes it generate `datagrams` datagrams
-/// between two lab sockets, waits until the page has taken them all in, then pans and
-/// zooms the timeline one wheel event at a time and reads how long each drawing took
-/// (the page records it on the canvas as `data-draw-ms`).
-pub async fn timeline_frames(
-    browser: &crate::browser::Browser,
-    url: &str,
-    datagrams: u64,
-    rate: u64,
-) -> Frames {
+/// Opens the page at `url`, binds two sockets, and fills the generator's form to send
+/// `datagrams` at `rate` per second from the first to the second (not started).
+async fn generator_ready(browser: &crate::browser::Browser, url: &str, datagrams: u64, rate: u64) {
     use fantoccini::Locator;
-    let wait = Duration::from_secs(600);
     browser.open(url).await;
     browser.click("#bind-button").await;
     browser.wait_count(".socket-row", 1).await;
@@ -259,6 +251,20 @@ pub async fn timeline_frames(
     browser.fill("#gen-to", &target).await;
     browser.fill("#gen-count", &datagrams.to_string()).await;
     browser.fill("#gen-rate", &rate.to_string()).await;
+}
+
+/// Runs the real page on `server` in `browser`, makes it generate `datagrams` datagrams
+/// between two lab sockets, waits until the page has taken them all in, then pans and
+/// zooms the timeline one wheel event at a time and reads how long each drawing took
+/// (the page records it on the canvas as `data-draw-ms`).
+pub async fn timeline_frames(
+    browser: &crate::browser::Browser,
+    url: &str,
+    datagrams: u64,
+    rate: u64,
+) -> Frames {
+    let wait = Duration::from_secs(600);
+    generator_ready(browser, url, datagrams, rate).await;
     let started = Instant::now();
     browser.click("#gen-start").await;
     let row = "tr.flow-row[data-method='matched']";
@@ -348,6 +354,81 @@ pub async fn timeline_frames(
         arrows_drawn: whole["drawn"].as_u64().unwrap_or(0),
         js_heap_mib: whole["heap"].as_f64().unwrap_or(0.0) / 1048576.0,
         wasm_mib: wasm_pages / 1048576.0,
+    }
+}
+
+/// What the page keeps up with while a generator runs at a high rate.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Live {
+    /// Datagrams the generator sent.
+    pub sent: u64,
+    /// Arrows the page's timeline holds when the run has been over for a while.
+    pub arrows: u64,
+    /// Rows its packet list holds (out and in: two per datagram, at most 20,000).
+    pub rows: u64,
+    /// Frame intervals during the run (requestAnimationFrame to the next).
+    pub frames: Spread,
+    /// Draw time per frame during the run.
+    pub draw: Spread,
+}
+
+/// Runs the real page, has it generate `datagrams` datagrams at `rate` per second
+/// between two lab sockets, and measures the page's frames while they come and what it
+/// holds `settle_s` seconds after the generator is done.
+pub async fn timeline_live(
+    browser: &crate::browser::Browser,
+    url: &str,
+    datagrams: u64,
+    rate: u64,
+    settle_s: f64,
+) -> Live {
+    generator_ready(browser, url, datagrams, rate).await;
+    let run_ms = (datagrams as f64 / rate as f64 + settle_s) * 1000.0;
+    let script = r#"
+        const [runMs, done] = arguments;
+        const c = document.getElementById('timeline-canvas');
+        const frames = [], draw = [];
+        let last = performance.now();
+        const started = last;
+        document.getElementById('gen-start').click();
+        const tick = (now) => {
+            frames.push(now - last);
+            last = now;
+            const d = parseFloat(c.dataset.drawMs);
+            if (!isNaN(d)) draw.push(d);
+            if (now - started < runMs) { requestAnimationFrame(tick); }
+            else {
+                const count = document.getElementById('packet-count');
+                done({ frames, draw,
+                    arrows: parseInt(c.dataset.shown || '0'),
+                    rows: parseInt(count ? count.dataset.total : '0') });
+            }
+        };
+        requestAnimationFrame(tick);
+    "#;
+    let out = browser
+        .client()
+        .execute_async(script, vec![run_ms.into()])
+        .await
+        .expect("the live run");
+    let spread = |key: &str| {
+        let mut ns: Vec<i64> = out[key]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|x| x.as_f64())
+                    .map(|ms| (ms * 1e6) as i64)
+                    .collect()
+            })
+            .unwrap_or_default();
+        Spread::of(&mut ns)
+    };
+    Live {
+        sent: datagrams,
+        arrows: out["arrows"].as_u64().unwrap_or(0),
+        rows: out["rows"].as_u64().unwrap_or(0),
+        frames: spread("frames"),
+        draw: spread("draw"),
     }
 }
 

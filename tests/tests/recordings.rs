@@ -8,12 +8,41 @@ use socklab_tests::{Client, TestServer, http, text};
 const TOKEN: &str = "rec-token";
 
 async fn server_in(dir: &std::path::Path) -> TestServer {
+    server_with(dir, Config::default()).await
+}
+
+/// A server with `config`, its store in `dir` and the tests' token.
+async fn server_with(dir: &std::path::Path, config: Config) -> TestServer {
     TestServer::with_config(Config {
         data_dir: Some(dir.to_path_buf()),
         token: Some(TOKEN.into()),
-        ..Config::default()
+        ..config
     })
     .await
+}
+
+/// Starts recording `client`'s session; the recording's id.
+async fn start_recording(client: &mut Client) -> i64 {
+    client.send(Command::RecordStart { name: None }).await;
+    until(client, |e| match e {
+        Event::RecordingStarted(r) => Some(r.recording),
+        _ => None,
+    })
+    .await
+    .0
+}
+
+/// Deletes recording `id`, after which the store takes a new one again.
+async fn delete_then_record_again(server: &TestServer, client: &mut Client, id: i64) {
+    let (status, _) = http(
+        server.addr,
+        "DELETE",
+        &format!("/api/recordings/{id}?token={TOKEN}"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 204);
+    start_recording(client).await;
 }
 
 /// Every event until one the pick accepts.
@@ -604,22 +633,18 @@ async fn an_import_over_the_size_limit_is_refused() {
 #[tokio::test]
 async fn recordings_past_the_limit_are_refused_until_one_is_deleted() {
     let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::with_config(Config {
-        data_dir: Some(dir.path().to_path_buf()),
-        token: Some(TOKEN.into()),
-        max_recordings: 1,
-        ..Config::default()
-    })
+    let server = server_with(
+        dir.path(),
+        Config {
+            max_recordings: 1,
+            ..Config::default()
+        },
+    )
     .await;
     let mut client = Client::connect_with(server.addr, &format!("token={TOKEN}"))
         .await
         .unwrap();
-    client.send(Command::RecordStart { name: None }).await;
-    let (first, _) = until(&mut client, |e| match e {
-        Event::RecordingStarted(r) => Some(r.recording),
-        _ => None,
-    })
-    .await;
+    let first = start_recording(&mut client).await;
     client.send(Command::RecordStop).await;
     until(&mut client, |e| {
         matches!(e, Event::RecordingStopped(_)).then_some(())
@@ -644,19 +669,7 @@ async fn recordings_past_the_limit_are_refused_until_one_is_deleted() {
     .await;
     assert_eq!(status, 409, "{body}");
     assert!(body.contains("limit_exceeded"), "{body}");
-    let (status, _) = http(
-        server.addr,
-        "DELETE",
-        &format!("/api/recordings/{first}?token={TOKEN}"),
-        None,
-    )
-    .await;
-    assert_eq!(status, 204);
-    client.send(Command::RecordStart { name: None }).await;
-    until(&mut client, |e| {
-        matches!(e, Event::RecordingStarted(_)).then_some(())
-    })
-    .await;
+    delete_then_record_again(&server, &mut client, first).await;
     server.stop().await;
 }
 
@@ -666,24 +679,20 @@ async fn recordings_past_the_limit_are_refused_until_one_is_deleted() {
 #[tokio::test]
 async fn a_full_store_stops_the_recording_and_says_why() {
     let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::with_config(Config {
-        data_dir: Some(dir.path().to_path_buf()),
-        token: Some(TOKEN.into()),
-        max_store_bytes: 300_000,
-        ..Config::default()
-    })
+    let server = server_with(
+        dir.path(),
+        Config {
+            max_store_bytes: 300_000,
+            ..Config::default()
+        },
+    )
     .await;
     let mut client = Client::connect_with(server.addr, &format!("token={TOKEN}"))
         .await
         .unwrap();
     let a = client.bind("127.0.0.1:0").await;
     let b = client.bind("127.0.0.1:0").await;
-    client.send(Command::RecordStart { name: None }).await;
-    let (first, _) = until(&mut client, |e| match e {
-        Event::RecordingStarted(r) => Some(r.recording),
-        _ => None,
-    })
-    .await;
+    let first = start_recording(&mut client).await;
     // A kilobyte a datagram, sent and received: past 300 kB well before the end.
     let kilobyte = "k".repeat(1000);
     for _ in 0..600 {
@@ -739,19 +748,7 @@ async fn a_full_store_stops_the_recording_and_says_why() {
     while got.payload_b64 != socklab_protocol::payload::encode_base64(b"still here") {
         got = client.received_on(&b.socket).await;
     }
-    let (status, _) = http(
-        server.addr,
-        "DELETE",
-        &format!("/api/recordings/{first}?token={TOKEN}"),
-        None,
-    )
-    .await;
-    assert_eq!(status, 204);
-    client.send(Command::RecordStart { name: None }).await;
-    until(&mut client, |e| {
-        matches!(e, Event::RecordingStarted(_)).then_some(())
-    })
-    .await;
+    delete_then_record_again(&server, &mut client, first).await;
     server.stop().await;
 }
 
@@ -763,24 +760,20 @@ async fn exports_past_the_limit_wait_their_turn() {
     use socklab_protocol::flow::{Amount, GeneratorPace, GeneratorPayload, GeneratorSpec};
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
     let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::with_config(Config {
-        data_dir: Some(dir.path().to_path_buf()),
-        token: Some(TOKEN.into()),
-        max_exports: 1,
-        ..Config::default()
-    })
+    let server = server_with(
+        dir.path(),
+        Config {
+            max_exports: 1,
+            ..Config::default()
+        },
+    )
     .await;
     let mut client = Client::connect_with(server.addr, &format!("token={TOKEN}"))
         .await
         .unwrap();
     let a = client.bind("127.0.0.1:0").await;
     let b = client.bind("127.0.0.1:0").await;
-    client.send(Command::RecordStart { name: None }).await;
-    let (id, _) = until(&mut client, |e| match e {
-        Event::RecordingStarted(r) => Some(r.recording),
-        _ => None,
-    })
-    .await;
+    let id = start_recording(&mut client).await;
     // 10,000 datagrams of 1,200 bytes: a recording file of tens of megabytes, more
     // than the connection's buffers hold.
     client
