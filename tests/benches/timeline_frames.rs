@@ -15,18 +15,26 @@ const RUNS: usize = 3;
 
 #[tokio::main]
 async fn main() {
-    let smoke = std::env::args().any(|a| a == "--smoke");
-    let sizes: &[(u64, u64)] = if smoke {
-        &[(2_000, 20_000)]
+    let args: Vec<String> = std::env::args().collect();
+    let smoke = args.iter().any(|a| a == "--smoke");
+    // `--size N`: only the frames case of N datagrams (and no live case).
+    let only: Option<u64> = args
+        .windows(2)
+        .find(|w| w[0] == "--size")
+        .and_then(|w| w[1].parse().ok());
+    let sizes: Vec<(u64, u64)> = if smoke {
+        vec![(2_000, 20_000)]
+    } else if let Some(n) = only {
+        vec![(n, 50_000)]
     } else {
-        &[(10_000, 50_000), (100_000, 50_000)]
+        vec![(10_000, 50_000), (100_000, 50_000)]
     };
     let runs = if smoke { 1 } else { RUNS };
     let mut report = Report::new("timeline_frames", smoke);
     println!(
         "timeline frames (headless Chromium), ms, median of {runs} run(s) (min..max): draw time per frame and wheel-to-drawn latency"
     );
-    for &(datagrams, rate) in sizes {
+    for &(datagrams, rate) in &sizes {
         let mut all = Vec::new();
         for _ in 0..runs {
             // A log big enough to hold the whole session, so the page sees all of it.
@@ -81,6 +89,8 @@ async fn main() {
     // it is measured as the datagrams come and a few seconds after).
     let live: &[(u64, u64)] = if smoke {
         &[(5_000, 5_000)]
+    } else if only.is_some() {
+        &[]
     } else {
         &[(250_000, 50_000), (1_000_000, 100_000)]
     };

@@ -99,7 +99,7 @@ pub fn PacketsPanel() -> Html {
             }
         });
     }
-    // After each drawing: measure the rows, and bring a revealed row into view.
+    // After each drawing: spacers sized, and a revealed row brought into view.
     {
         let (scroller, row_px, bring, scrolled) = (
             scroller.clone(),
@@ -122,26 +122,6 @@ pub fn PacketsPanel() -> Html {
                     }
                 }
             }
-            if let Ok(rows) = el.query_selector_all("tr.packet-row") {
-                let n = rows.length();
-                let first = rows
-                    .item(0)
-                    .and_then(|r| r.dyn_into::<web_sys::Element>().ok());
-                let last = n
-                    .checked_sub(1)
-                    .and_then(|i| rows.item(i))
-                    .and_then(|r| r.dyn_into::<web_sys::Element>().ok());
-                if let (Some(first), Some(last)) = (first, last)
-                    && n > 1
-                {
-                    let span = last.get_bounding_client_rect().bottom()
-                        - first.get_bounding_client_rect().top();
-                    let measured = span / f64::from(n);
-                    if measured > 4.0 {
-                        *row_px.borrow_mut() = measured;
-                    }
-                }
-            }
             if let Some(index) = bring.borrow_mut().take() {
                 let height = f64::from(el.client_height());
                 let top = (index as f64 * *row_px.borrow() - height / 2.0).max(0.0);
@@ -152,8 +132,32 @@ pub fn PacketsPanel() -> Html {
     }
     let on_scroll = {
         let (follow, scroller, scrolled) = (follow.clone(), scroller.clone(), scrolled.clone());
+        let row_px = row_px.clone();
         Callback::from(move |_: Event| {
             if let Some(el) = scroller.cast::<HtmlElement>() {
+                // The rows' height, measured where scrolling has laid them out anyway
+                // (measuring after every drawing forced a layout of the whole page).
+                if let Ok(rows) = el.query_selector_all("tr.packet-row") {
+                    let n = rows.length();
+                    let first = rows
+                        .item(0)
+                        .and_then(|r| r.dyn_into::<web_sys::Element>().ok());
+                    let last = n
+                        .checked_sub(1)
+                        .and_then(|i| rows.item(i))
+                        .and_then(|r| r.dyn_into::<web_sys::Element>().ok());
+                    if let (Some(first), Some(last)) = (first, last)
+                        && n > 1
+                    {
+                        let span = last.get_bounding_client_rect().bottom()
+                            - first.get_bounding_client_rect().top();
+                        let measured = span / f64::from(n);
+                        if measured > 4.0 {
+                            *row_px.borrow_mut() = measured;
+                        }
+                    }
+                }
+
                 let at_bottom =
                     el.scroll_top() + el.client_height() >= el.scroll_height() - BOTTOM_SLACK_PX;
                 if at_bottom != *follow {

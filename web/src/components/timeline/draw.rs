@@ -211,9 +211,10 @@ pub(super) fn draw(
     // frame's canvas calls proportional to the pixels, not to the datagrams.
     let mut drawn = 0usize;
     let mut lost_at = None;
-    // Each distinct line, with how many arrows it stands for.
-    let mut seen: std::collections::HashMap<_, u32> = std::collections::HashMap::new();
-    let mut groups: [Vec<(Segment, LineKey)>; PALETTE.len()] = Default::default();
+    // Each distinct line (its place in `counts`), and how many arrows each stands for.
+    let mut seen: std::collections::HashMap<LineKey, usize> = std::collections::HashMap::new();
+    let mut counts: Vec<u32> = Vec::new();
+    let mut groups: [Vec<(Segment, usize)>; PALETTE.len()] = Default::default();
     for (_, a) in timeline.visible(filter, vis_from, vis_to) {
         let (x0, y0, x1, y1) = geo.segment(a, view);
         drawn += 1;
@@ -229,18 +230,19 @@ pub(super) fn draw(
             group,
             mark_shape(a.mark),
         );
-        let count = seen.entry(key).or_insert(0);
-        if *count == 0 {
-            groups[group].push(((x0, y0, x1, y1, a.mark), key));
-        }
-        *count += 1;
+        let line = *seen.entry(key).or_insert_with(|| {
+            counts.push(0);
+            groups[group].push(((x0, y0, x1, y1, a.mark), counts.len() - 1));
+            counts.len() - 1
+        });
+        counts[line] += 1;
     }
     // Dense: more arrows than DENSE_PER_ROW per pixel row of the window. Then a line
     // that stands for many is drawn brighter than one that stands for few, so busy
     // stretches read as density, not as a solid block (lost ones stay bright: they
     // matter however few).
     let dense = drawn as f64 > DENSE_PER_ROW * (css_h - HEADER_PX).max(1.0);
-    let most = seen.values().copied().max().unwrap_or(1).max(2);
+    let most = counts.iter().copied().max().unwrap_or(1).max(2);
     for (group, segments) in groups.iter().enumerate() {
         if segments.is_empty() {
             continue;
@@ -250,9 +252,8 @@ pub(super) fn draw(
         for (level, alpha) in DENSITY_ALPHA.iter().enumerate() {
             ctx.begin_path();
             let mut any = false;
-            for ((x0, y0, x1, y1, mark), key) in segments {
-                let count = seen.get(key).copied().unwrap_or(1);
-                if density_level(dense && group != LOST_GROUP, count, most) != level {
+            for ((x0, y0, x1, y1, mark), line) in segments {
+                if density_level(dense && group != LOST_GROUP, counts[*line], most) != level {
                     continue;
                 }
                 any = true;
