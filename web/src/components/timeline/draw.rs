@@ -212,7 +212,7 @@ pub(super) fn draw(
     let mut drawn = 0usize;
     let mut lost_at = None;
     // Each distinct line (its place in `counts`), and how many arrows each stands for.
-    let mut seen: std::collections::HashMap<LineKey, usize> = std::collections::HashMap::new();
+    let mut seen: Lines = Lines::default();
     let mut counts: Vec<u32> = Vec::new();
     let mut groups: [Vec<(Segment, usize)>; PALETTE.len()] = Default::default();
     for (_, a) in timeline.visible(filter, vis_from, vis_to) {
@@ -343,6 +343,40 @@ type Segment = (f64, f64, f64, f64, Mark);
 /// A line as drawn: its pixels, colour group and end mark (arrows that share one are
 /// drawn once).
 type LineKey = (i32, i32, i32, i32, usize, u8);
+/// The lines of a frame, by key.
+type Lines = std::collections::HashMap<LineKey, usize, std::hash::BuildHasherDefault<LineHasher>>;
+
+/// A hasher for lines' keys (a few small integers, one per arrow in view each frame):
+/// a multiply and a rotate per integer, where the standard SipHash cost more than the
+/// rest of placing the line. Keys come from the page's own drawing, not from outside.
+#[derive(Default)]
+struct LineHasher(u64);
+
+impl LineHasher {
+    fn add(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+}
+
+impl std::hash::Hasher for LineHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.add(u64::from(b));
+        }
+    }
+    fn write_u8(&mut self, n: u8) {
+        self.add(u64::from(n));
+    }
+    fn write_i32(&mut self, n: i32) {
+        self.add(u64::from(n as u32));
+    }
+    fn write_usize(&mut self, n: usize) {
+        self.add(n as u64);
+    }
+}
 
 /// The arrows' colours, by [`colour_group`].
 const PALETTE: [&str; 6] = [
