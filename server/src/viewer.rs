@@ -45,6 +45,7 @@ pub async fn serve(
             number: attached.number(),
             flush_interval: pace.flush_interval,
             write_timeout: pace.write_timeout,
+            shutdown: shutdown.clone(),
         };
         if let Err(e) = viewer.run(&shared, notice, &shutdown).await {
             tracing::debug!(error = %e, "viewer connection ended with an error");
@@ -77,6 +78,8 @@ struct Viewer {
     flush_interval: Duration,
     /// See [`Pace::write_timeout`].
     write_timeout: Duration,
+    /// The server's shutdown: a frame being written gives way to it.
+    shutdown: CancellationToken,
 }
 
 impl Viewer {
@@ -242,9 +245,20 @@ impl Viewer {
     /// write timeout: a page that stopped reading must not hold its frames (and the
     /// session's attention) for ever. It can come back with `since`.
     async fn send_text(&mut self, text: String) -> Result<(), axum::Error> {
-        match tokio::time::timeout(self.write_timeout, self.ws.send(Message::Text(text.into())))
-            .await
-        {
+        // A frame a slow viewer has not taken does not hold up the server's shutdown
+        // either (it waited for the write timeout, as long as a test waits for a stop).
+        let shutdown = self.shutdown.clone();
+        let sending =
+            tokio::time::timeout(self.write_timeout, self.ws.send(Message::Text(text.into())));
+        let sent = tokio::select! {
+            sent = sending => sent,
+            () = shutdown.cancelled() => {
+                return Err(axum::Error::new(std::io::Error::other(
+                    "the server is shutting down",
+                )));
+            }
+        };
+        match sent {
             Ok(sent) => sent,
             Err(_) => {
                 tracing::info!(

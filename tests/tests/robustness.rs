@@ -746,3 +746,40 @@ async fn http_get(addr: SocketAddr) -> String {
     stream.read_to_end(&mut out).await.unwrap();
     String::from_utf8_lossy(&out).into_owned()
 }
+
+/// A viewer that stopped reading in the middle of a large frame does not hold up the
+/// server's shutdown, even with a write timeout far longer than the tests wait for a
+/// stop (the frame being written gives way to the shutdown).
+#[tokio::test]
+async fn a_viewer_that_stopped_reading_does_not_hold_up_the_shutdown() {
+    let server = TestServer::with_config(Config {
+        write_timeout: std::time::Duration::from_secs(600),
+        ..Config::default()
+    })
+    .await;
+    let mut client = server.client().await;
+    let session = client.hello.session.clone();
+    let a = client.bind("127.0.0.1:0").await;
+    let b = client.bind("127.0.0.1:0").await;
+    client
+        .send(socklab_protocol::Command::Generate(
+            socklab_protocol::flow::GeneratorSpec {
+                socket: a.socket.clone(),
+                to: b.local.to_string(),
+                amount: socklab_protocol::flow::Amount::Count(200),
+                pace: socklab_protocol::flow::GeneratorPace::Rate(4_000.0),
+                payload: socklab_protocol::flow::GeneratorPayload::Size(60_000),
+                sequence: false,
+            },
+        ))
+        .await;
+    client.until(|e| matches!(e, Event::GeneratorDone(_))).await;
+    // A second viewer asks for everything (about 30 MB of frames) and reads none of it.
+    let stalled = Client::connect_with(server.addr, &format!("session={session}&since=0"))
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    // Within the tests' wait (10 s), not the viewer's write timeout (600 s).
+    server.stop().await;
+    drop(stalled);
+}
