@@ -232,6 +232,20 @@ pub struct Frames {
 /// Steps (pan and zoom, one wheel event each) measured per phase.
 const FRAME_STEPS: usize = 40;
 
+/// The spread of the milliseconds a page script returned under `key`.
+fn spread_of_ms(v: &serde_json::Value, key: &str) -> Spread {
+    let mut ns: Vec<i64> = v[key]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_f64())
+                .map(|ms| (ms * 1e6) as i64)
+                .collect()
+        })
+        .unwrap_or_default();
+    Spread::of(&mut ns)
+}
+
 /// Opens the page at `url`, binds two sockets, and fills the generator's form to send
 /// `datagrams` at `rate` per second from the first to the second (not started).
 async fn generator_ready(browser: &crate::browser::Browser, url: &str, datagrams: u64, rate: u64) {
@@ -320,18 +334,6 @@ pub async fn timeline_frames(
             ],
         )
     };
-    let spread_ms = |v: &serde_json::Value, key: &str| {
-        let mut ns: Vec<i64> = v[key]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|x| x.as_f64())
-                    .map(|ms| (ms * 1e6) as i64)
-                    .collect()
-            })
-            .unwrap_or_default();
-        Spread::of(&mut ns)
-    };
     let zoomed = run(0, 0).await.expect("the zoomed-in run");
     // Out far enough to see the whole session: 1.25^30 ≈ 800 times the default scale.
     let whole = run(30, 4).await.expect("the whole-session run");
@@ -348,9 +350,9 @@ pub async fn timeline_frames(
     Frames {
         datagrams,
         ingest_s,
-        zoomed_in: spread_ms(&zoomed, "draw"),
-        whole: spread_ms(&whole, "draw"),
-        input_to_drawn: spread_ms(&whole, "latency"),
+        zoomed_in: spread_of_ms(&zoomed, "draw"),
+        whole: spread_of_ms(&whole, "draw"),
+        input_to_drawn: spread_of_ms(&whole, "latency"),
         arrows_drawn: whole["drawn"].as_u64().unwrap_or(0),
         js_heap_mib: whole["heap"].as_f64().unwrap_or(0.0) / 1048576.0,
         wasm_mib: wasm_pages / 1048576.0,
@@ -411,24 +413,12 @@ pub async fn timeline_live(
         .execute_async(script, vec![run_ms.into()])
         .await
         .expect("the live run");
-    let spread = |key: &str| {
-        let mut ns: Vec<i64> = out[key]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|x| x.as_f64())
-                    .map(|ms| (ms * 1e6) as i64)
-                    .collect()
-            })
-            .unwrap_or_default();
-        Spread::of(&mut ns)
-    };
     Live {
         sent: datagrams,
         arrows: out["arrows"].as_u64().unwrap_or(0),
         rows: out["rows"].as_u64().unwrap_or(0),
-        frames: spread("frames"),
-        draw: spread("draw"),
+        frames: spread_of_ms(&out, "frames"),
+        draw: spread_of_ms(&out, "draw"),
     }
 }
 

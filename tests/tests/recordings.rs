@@ -21,6 +21,18 @@ async fn server_with(dir: &std::path::Path, config: Config) -> TestServer {
     .await
 }
 
+/// A client of `server` (with the token) and two sockets it bound.
+async fn client_with_two(
+    server: &TestServer,
+) -> (Client, socklab_protocol::Bound, socklab_protocol::Bound) {
+    let mut client = Client::connect_with(server.addr, &format!("token={TOKEN}"))
+        .await
+        .unwrap();
+    let a = client.bind("127.0.0.1:0").await;
+    let b = client.bind("127.0.0.1:0").await;
+    (client, a, b)
+}
+
 /// Starts recording `client`'s session; the recording's id.
 async fn start_recording(client: &mut Client) -> i64 {
     client.send(Command::RecordStart { name: None }).await;
@@ -70,11 +82,7 @@ async fn until<T>(
 async fn a_recording_holds_every_event_of_the_session_up_to_its_stop() {
     let dir = tempfile::tempdir().unwrap();
     let server = server_in(dir.path()).await;
-    let mut client = Client::connect_with(server.addr, &format!("token={TOKEN}"))
-        .await
-        .unwrap();
-    let a = client.bind("127.0.0.1:0").await;
-    let b = client.bind("127.0.0.1:0").await;
+    let (mut client, a, b) = client_with_two(&server).await;
     client
         .send(Command::RecordStart {
             name: Some("ten pings".into()),
@@ -419,11 +427,7 @@ async fn two_runs_of_the_same_traffic_compare_by_fate() {
     use socklab_tests::IpEndpoint as _;
     let dir = tempfile::tempdir().unwrap();
     let server = server_in(dir.path()).await;
-    let mut client = Client::connect_with(server.addr, &format!("token={TOKEN}"))
-        .await
-        .unwrap();
-    let a = client.bind("127.0.0.1:0").await;
-    let b = client.bind("127.0.0.1:0").await;
+    let (mut client, a, b) = client_with_two(&server).await;
     let link = client
         .link(
             "127.0.0.1:0",
@@ -687,11 +691,7 @@ async fn a_full_store_stops_the_recording_and_says_why() {
         },
     )
     .await;
-    let mut client = Client::connect_with(server.addr, &format!("token={TOKEN}"))
-        .await
-        .unwrap();
-    let a = client.bind("127.0.0.1:0").await;
-    let b = client.bind("127.0.0.1:0").await;
+    let (mut client, a, b) = client_with_two(&server).await;
     let first = start_recording(&mut client).await;
     // A kilobyte a datagram, sent and received: past 300 kB well before the end.
     let kilobyte = "k".repeat(1000);
@@ -768,11 +768,7 @@ async fn exports_past_the_limit_wait_their_turn() {
         },
     )
     .await;
-    let mut client = Client::connect_with(server.addr, &format!("token={TOKEN}"))
-        .await
-        .unwrap();
-    let a = client.bind("127.0.0.1:0").await;
-    let b = client.bind("127.0.0.1:0").await;
+    let (mut client, a, b) = client_with_two(&server).await;
     let id = start_recording(&mut client).await;
     // 10,000 datagrams of 1,200 bytes: a recording file of tens of megabytes, more
     // than the connection's buffers hold.

@@ -631,6 +631,23 @@ async fn viewers_of_a_session_are_limited_and_one_that_stops_reading_is_let_go()
     server.stop().await;
 }
 
+/// 200 datagrams of 60,000 bytes from `a` to `b`, generated at 4,000/s: about 30 MB
+/// of frames for a viewer that reads them all.
+fn big_datagrams(
+    a: &socklab_protocol::Bound,
+    b: &socklab_protocol::Bound,
+    sequence: bool,
+) -> socklab_protocol::Command {
+    socklab_protocol::Command::Generate(socklab_protocol::flow::GeneratorSpec {
+        socket: a.socket.clone(),
+        to: b.local.to_string(),
+        amount: socklab_protocol::flow::Amount::Count(200),
+        pace: socklab_protocol::flow::GeneratorPace::Rate(4_000.0),
+        payload: socklab_protocol::flow::GeneratorPayload::Size(60_000),
+        sequence,
+    })
+}
+
 #[tokio::test]
 async fn a_frame_stops_growing_at_its_byte_limit() {
     let server = TestServer::start().await;
@@ -638,18 +655,7 @@ async fn a_frame_stops_growing_at_its_byte_limit() {
     let session = client.hello.session.clone();
     let a = client.bind("127.0.0.1:0").await;
     let b = client.bind("127.0.0.1:0").await;
-    let req = client
-        .send(socklab_protocol::Command::Generate(
-            socklab_protocol::flow::GeneratorSpec {
-                socket: a.socket.clone(),
-                to: b.local.to_string(),
-                amount: socklab_protocol::flow::Amount::Count(200),
-                pace: socklab_protocol::flow::GeneratorPace::Rate(4_000.0),
-                payload: socklab_protocol::flow::GeneratorPayload::Size(60_000),
-                sequence: true,
-            },
-        ))
-        .await;
+    let req = client.send(big_datagrams(&a, &b, true)).await;
     assert!(matches!(
         client.reply(req).await,
         Event::GeneratorStarted(_)
@@ -761,18 +767,7 @@ async fn a_viewer_that_stopped_reading_does_not_hold_up_the_shutdown() {
     let session = client.hello.session.clone();
     let a = client.bind("127.0.0.1:0").await;
     let b = client.bind("127.0.0.1:0").await;
-    client
-        .send(socklab_protocol::Command::Generate(
-            socklab_protocol::flow::GeneratorSpec {
-                socket: a.socket.clone(),
-                to: b.local.to_string(),
-                amount: socklab_protocol::flow::Amount::Count(200),
-                pace: socklab_protocol::flow::GeneratorPace::Rate(4_000.0),
-                payload: socklab_protocol::flow::GeneratorPayload::Size(60_000),
-                sequence: false,
-            },
-        ))
-        .await;
+    client.send(big_datagrams(&a, &b, false)).await;
     client.until(|e| matches!(e, Event::GeneratorDone(_))).await;
     // A second viewer asks for everything (about 30 MB of frames) and reads none of it.
     let stalled = Client::connect_with(server.addr, &format!("session={session}&since=0"))

@@ -235,14 +235,20 @@ pub struct FlowStats {
     pub drops: Vec<(socklab_protocol::link::DropReason, u64)>,
 }
 
+/// `lost` as a percentage of `sent` (0 when nothing was sent): the one definition the
+/// server's figures and the page's figures of a stretch share.
+pub fn lost_pct(lost: u64, sent: u64) -> f64 {
+    if sent == 0 {
+        0.0
+    } else {
+        lost as f64 * 100.0 / sent as f64
+    }
+}
+
 impl FlowStats {
     /// Lost as a percentage of sent (0 when nothing was sent).
     pub fn lost_pct(&self) -> f64 {
-        if self.sent == 0 {
-            0.0
-        } else {
-            self.lost as f64 * 100.0 / self.sent as f64
-        }
+        lost_pct(self.lost, self.sent)
     }
 }
 

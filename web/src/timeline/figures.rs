@@ -30,11 +30,7 @@ pub struct RangeFigures {
 impl RangeFigures {
     /// Lost as a percentage of sent, as the flows' figures give it.
     pub fn lost_pct(&self) -> f64 {
-        if self.sent == 0 {
-            0.0
-        } else {
-            self.lost as f64 * 100.0 / self.sent as f64
-        }
+        socklab_analysis::stats::lost_pct(self.lost, self.sent)
     }
 
     /// The latency at quantile `q` (0 to 1), ns: the nearest rank.
