@@ -12,6 +12,7 @@ use socklab_protocol::{Direction, EventId, SocketId};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+use crate::aggregate::Aggregates;
 use crate::log::{EventLog, FateRecord, FlowEnds, FlowStatsRecord, Record};
 
 /// How often in-flight datagrams are checked against the loss timeout.
@@ -31,6 +32,7 @@ const READ_EVERY: Duration = Duration::from_millis(10);
 /// Runs until `cancel`; `timeout_ms` carries the loss timeout (adjustable live).
 pub async fn run(
     log: Arc<EventLog>,
+    aggregates: Arc<std::sync::Mutex<Aggregates>>,
     mut timeout_ms: watch::Receiver<u64>,
     limits: Limits,
     cancel: CancellationToken,
@@ -65,11 +67,11 @@ pub async fn run(
                 // What is logged from here on is read now or by a later pass.
                 newest.borrow_and_update();
                 let before = cursor;
-                cursor = read_new(&log, cursor, &mut analyzer, &mut sockets, &mut outcomes);
+                cursor = read_new(&log, &aggregates, cursor, &mut analyzer, &mut sockets, &mut outcomes);
                 next_read = (cursor != before).then(|| tokio::time::Instant::now() + READ_EVERY);
             }
             _ = tick.tick() => {
-                cursor = read_new(&log, cursor, &mut analyzer, &mut sockets, &mut outcomes);
+                cursor = read_new(&log, &aggregates, cursor, &mut analyzer, &mut sockets, &mut outcomes);
                 analyzer.tick(log.t_ns(Instant::now()), &mut outcomes);
                 ticks += 1;
                 if ticks.is_multiple_of(STATS_EVERY_TICKS) {
@@ -124,6 +126,7 @@ type Sockets = HashMap<SocketId, socklab_protocol::Endpoint>;
 /// Feeds every entry after `cursor` to the analyzer; returns the new cursor.
 fn read_new(
     log: &EventLog,
+    aggregates: &std::sync::Mutex<Aggregates>,
     mut cursor: EventId,
     analyzer: &mut Analyzer,
     sockets: &mut Sockets,
@@ -138,7 +141,9 @@ fn read_new(
                 "flow analysis missed events the log dropped"
             );
         }
+        let mut counts = aggregates.lock().unwrap_or_else(|e| e.into_inner());
         for entry in &read.entries {
+            counts.feed(entry.id, entry.t_ns, &entry.record, log);
             feed(analyzer, sockets, &entry.record, entry.id, entry.t_ns, out);
             cursor = entry.id;
         }

@@ -167,6 +167,12 @@ pub struct Args {
     #[arg(long, default_value_t = socklab_analysis::analyzer::DEFAULT_MAX_IN_FLIGHT, value_name = "N")]
     pub max_in_flight: usize,
 
+    /// How many addresses each session counts datagrams for per time bucket (what the
+    /// page draws when zoomed out, `aggregate`); the datagrams of addresses past it are
+    /// counted together as `others`.
+    #[arg(long, default_value_t = crate::aggregate::DEFAULT_MAX_LANES, value_name = "N")]
+    pub max_aggregate_lanes: usize,
+
     /// How many flows each session's analysis keeps; beyond it the flow idle longest
     /// is retired (flow_stats counts them in `retired_flows`).
     #[arg(long, default_value_t = socklab_analysis::analyzer::DEFAULT_MAX_FLOWS, value_name = "N")]
@@ -294,6 +300,8 @@ pub struct Config {
     pub max_forwarded_per_sec: u64,
     /// See [`Args::max_in_flight`].
     pub max_in_flight: usize,
+    /// See [`Args::max_aggregate_lanes`].
+    pub max_aggregate_lanes: usize,
     /// See [`Args::max_flows`].
     pub max_flows: usize,
     /// See [`Args::max_finished`].
@@ -351,6 +359,7 @@ impl Default for Config {
             max_link_bytes: DEFAULT_MAX_LINK_BYTES,
             max_forwarded_per_sec: DEFAULT_MAX_FORWARDED_PER_SEC,
             max_in_flight: socklab_analysis::analyzer::DEFAULT_MAX_IN_FLIGHT,
+            max_aggregate_lanes: crate::aggregate::DEFAULT_MAX_LANES,
             max_flows: socklab_analysis::analyzer::DEFAULT_MAX_FLOWS,
             max_finished: socklab_analysis::analyzer::DEFAULT_MAX_FINISHED,
             max_viewers_per_session: DEFAULT_MAX_VIEWERS_PER_SESSION,
@@ -393,6 +402,7 @@ impl From<&Args> for Config {
             max_link_bytes: args.max_link_bytes,
             max_forwarded_per_sec: args.max_forwarded_per_sec,
             max_in_flight: args.max_in_flight,
+            max_aggregate_lanes: args.max_aggregate_lanes,
             max_flows: args.max_flows,
             max_finished: args.max_finished,
             max_viewers_per_session: args.max_viewers_per_session,

@@ -44,6 +44,7 @@
 //! so tests run the real server in-process on port 0.
 #![forbid(unsafe_code)]
 
+pub mod aggregate;
 pub mod analysis;
 pub mod api;
 pub mod budget;
@@ -58,6 +59,7 @@ pub mod listeners;
 pub mod log;
 pub mod pcapng;
 pub mod policy;
+pub mod query;
 pub mod recorder;
 pub mod rerun;
 pub mod session;

@@ -649,6 +649,10 @@ pub struct Read {
     pub more: bool,
 }
 
+/// How much earlier than the entries logged around it an entry's time may be (a
+/// kernel stamp against the moment it was logged), at most, for reading by time.
+pub const TIME_SLACK_NS: u64 = 100_000_000;
+
 /// A session's bounded event log.
 #[derive(Debug)]
 pub struct EventLog {
@@ -767,6 +771,23 @@ impl EventLog {
             entries,
             more: end < inner.entries.len(),
         }
+    }
+
+    /// A cursor before every entry the log still holds whose time is `t_ns` or later
+    /// (so `read_after` from it reads them). Entries are in id order and all but in
+    /// time order: a datagram's time is the kernel's stamp, a little before it is
+    /// logged; the cursor steps back [`TIME_SLACK_NS`] to take in those logged late.
+    /// Also says whether the log still holds everything from `t_ns` on (it has
+    /// dropped none, or some it holds are older).
+    pub fn cursor_at(&self, t_ns: u64) -> (EventId, bool) {
+        let inner = self.lock();
+        let Some(oldest) = inner.entries.front().map(|e| e.id) else {
+            return (EventId(inner.next_id.saturating_sub(1)), true);
+        };
+        let from = t_ns.saturating_sub(TIME_SLACK_NS);
+        let at = inner.entries.partition_point(|e| e.t_ns < from);
+        let whole = oldest.0 == 1 || inner.entries[0].t_ns < t_ns;
+        (EventId((oldest.0 + at as u64).saturating_sub(1)), whole)
     }
 
     /// The id of the newest entry ever appended (0 before the first).

@@ -33,6 +33,8 @@ use crate::udp::{ReplyTo, SendRequest, UdpHandle, UdpOptions, check_size};
 pub struct Session {
     id: String,
     log: Arc<EventLog>,
+    /// Its datagrams counted per lane and time bucket (fed by the flow analysis).
+    aggregates: Arc<std::sync::Mutex<crate::aggregate::Aggregates>>,
     sockets: BTreeMap<SocketId, UdpHandle>,
     /// Its TCP sockets (listeners and connections).
     streams: BTreeMap<SocketId, TcpHandle>,
@@ -85,8 +87,13 @@ impl Session {
         let log = Arc::new(EventLog::new(config.log_max_events, config.log_max_bytes));
         let (loss_timeout_ms, timeout_rx) = tokio::sync::watch::channel(config.loss_timeout_ms);
         let (accepted_tx, accepted_rx) = tokio::sync::mpsc::channel(crate::tcp::ACCEPTED_QUEUE);
+        let aggregates = Arc::new(std::sync::Mutex::new(crate::aggregate::Aggregates::new(
+            config.max_aggregate_lanes,
+            config.max_in_flight,
+        )));
         tokio::spawn(crate::analysis::run(
             log.clone(),
+            aggregates.clone(),
             timeout_rx,
             socklab_analysis::Limits {
                 max_in_flight: config.max_in_flight,
@@ -116,6 +123,7 @@ impl Session {
             unix: crate::unix::SessionDir::new(unix, &id),
             id,
             log,
+            aggregates,
             sockets: BTreeMap::new(),
             streams: BTreeMap::new(),
             accepted_tx,
@@ -159,6 +167,11 @@ impl Session {
     /// The session's log.
     pub fn log(&self) -> &Arc<EventLog> {
         &self.log
+    }
+
+    /// Its datagrams counted per lane and time bucket.
+    pub fn aggregates(&self) -> &Arc<std::sync::Mutex<crate::aggregate::Aggregates>> {
+        &self.aggregates
     }
 
     /// Carries out one command. Success shows up in the log; a refusal is returned.
@@ -453,6 +466,12 @@ impl Session {
                     Some(reply.clone()),
                 ));
                 Ok(())
+            }
+            Command::KeepUp { .. } | Command::Aggregate { .. } | Command::Window { .. } => {
+                // Answered by the viewer that asked (see `crate::viewer`), never here.
+                Err(CommandError::bad_request(
+                    "this command is answered by a viewer's connection, not by the session",
+                ))
             }
             Command::MarkRun { name } => {
                 let name = match name.map(|n| n.trim().to_owned()) {

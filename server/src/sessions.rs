@@ -18,6 +18,7 @@ use crate::session::Session;
 pub struct Shared {
     id: String,
     log: Arc<EventLog>,
+    aggregates: Arc<std::sync::Mutex<crate::aggregate::Aggregates>>,
     session: tokio::sync::Mutex<Session>,
     /// How many viewers are attached.
     viewers: watch::Sender<usize>,
@@ -34,6 +35,11 @@ impl Shared {
     /// The session's log.
     pub fn log(&self) -> &Arc<EventLog> {
         &self.log
+    }
+
+    /// Its datagrams counted per lane and time bucket.
+    pub fn aggregates(&self) -> &Arc<std::sync::Mutex<crate::aggregate::Aggregates>> {
+        &self.aggregates
     }
 
     /// The session's sockets, links and generators, for carrying out a command.
@@ -190,6 +196,7 @@ impl Sessions {
         let shared = Arc::new(Shared {
             id: session.id().to_owned(),
             log: session.log().clone(),
+            aggregates: session.aggregates().clone(),
             session: tokio::sync::Mutex::new(session),
             viewers: watch::Sender::new(0),
             next_viewer: std::sync::atomic::AtomicU64::new(1),

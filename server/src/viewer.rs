@@ -14,11 +14,13 @@ use tracing::Instrument as _;
 
 use crate::error::CommandError;
 use crate::log::EventLog;
+use crate::query::{MAX_WINDOW_EVENTS, Passed, is_detail, window};
 use crate::timer::sleep_until;
 use crate::wire::{error_event, write_event};
 
 /// The most events one frame carries.
 pub const MAX_BATCH: usize = 512;
+pub use socklab_protocol::limits::MIN_KEEP_UP;
 /// The longest the server waits to send a viewer its close frame.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 /// A frame stops taking events once it is this long (it always carries at least one).
@@ -46,6 +48,8 @@ pub async fn serve(
             flush_interval: pace.flush_interval,
             write_timeout: pace.write_timeout,
             shutdown: shutdown.clone(),
+            keep_up: 0,
+            whole: std::collections::VecDeque::new(),
         };
         if let Err(e) = viewer.run(&shared, notice, &shutdown).await {
             tracing::debug!(error = %e, "viewer connection ended with an error");
@@ -80,7 +84,16 @@ struct Viewer {
     write_timeout: Duration,
     /// The server's shutdown: a frame being written gives way to it.
     shutdown: CancellationToken,
+    /// How far behind it may fall before it is thinned (`keep_up`; 0: never).
+    keep_up: u64,
+    /// The latest stretches of ids it was sent whole, oldest first: a thinned viewer
+    /// is still sent the fates of the datagrams sent in them (the analysis may
+    /// conclude a fate long after the send, when the viewer has fallen behind).
+    whole: std::collections::VecDeque<(EventId, EventId)>,
 }
+
+/// How many stretches sent whole a viewer remembers.
+const WHOLE_KEPT: usize = 64;
 
 impl Viewer {
     async fn run(
@@ -134,8 +147,17 @@ impl Viewer {
                             let outcome = match decode_request(&text) {
                                 Ok(request) => {
                                     let req = request.req;
-                                    let mut session = shared.session().lock().await;
-                                    session.handle(request, &reply, self.number).await.map_err(|e| (req, e))
+                                    match self.answer(&request, shared) {
+                                        Some(Ok(text)) => {
+                                            self.send_text(text).await?;
+                                            Ok(())
+                                        }
+                                        Some(Err(e)) => Err((req, e)),
+                                        None => {
+                                            let mut session = shared.session().lock().await;
+                                            session.handle(request, &reply, self.number).await.map_err(|e| (req, e))
+                                        }
+                                    }
                                 }
                                 Err(e) => Err((e.req, CommandError::bad_request(e.message))),
                             };
@@ -175,6 +197,9 @@ impl Viewer {
     /// Sends the next batch of logged events (and a `gap` first if some are gone).
     /// Returns whether more are waiting.
     async fn flush(&mut self, log: &EventLog) -> Result<bool, axum::Error> {
+        if self.keep_up > 0 && log.newest().0.saturating_sub(self.cursor.0) > self.keep_up {
+            return self.flush_thinned(log).await;
+        }
         let read = log.read_after(self.cursor, MAX_BATCH);
         let gap = read.gap.map(|(from, to)| {
             tracing::warn!(
@@ -220,10 +245,167 @@ impl Viewer {
             self.cursor = to;
         }
         if let Some(last) = read.entries[..written].last() {
+            let first = read.entries[0].id;
+            match self.whole.back_mut() {
+                Some(stretch) if stretch.1 == self.cursor => stretch.1 = last.id,
+                _ => {
+                    if self.whole.len() >= WHOLE_KEPT {
+                        self.whole.pop_front();
+                    }
+                    self.whole.push_back((first, last.id));
+                }
+            }
             self.cursor = last.id;
         }
         self.send_text(frame).await?;
         Ok(read.more || written < read.entries.len())
+    }
+
+    /// Sends a viewer that fell behind what it is behind on except the events about
+    /// single datagrams, which a `thinned` event names instead (it comes first in the
+    /// frame). Returns whether more are waiting.
+    async fn flush_thinned(&mut self, log: &EventLog) -> Result<bool, axum::Error> {
+        let target = log.newest();
+        let mut passed = Passed::default();
+        let mut kept: Vec<String> = Vec::new();
+        let mut gap = None;
+        let mut bytes = 0usize;
+        let mut full = false;
+        'reading: while self.cursor < target {
+            let read = log.read_after(self.cursor, MAX_BATCH * 8);
+            if let Some((from, to)) = read.gap {
+                gap.get_or_insert((from, to)).1 = to;
+                self.cursor = to;
+            }
+            for entry in &read.entries {
+                if entry.id > target {
+                    break 'reading;
+                }
+                let fate_of_whole = match &entry.record {
+                    crate::log::Record::Fate(f) => {
+                        self.whole.iter().any(|(a, b)| (*a..=*b).contains(&f.send))
+                    }
+                    _ => false,
+                };
+                if is_detail(&entry.record, self.number) && !fate_of_whole {
+                    passed.pass(entry.id, entry.t_ns);
+                } else {
+                    if kept.len() >= MAX_BATCH || bytes >= MAX_FRAME_BYTES {
+                        full = true;
+                        break 'reading;
+                    }
+                    let mut text = String::new();
+                    write_event(&mut text, entry, self.number);
+                    bytes += text.len();
+                    kept.push(text);
+                }
+                self.cursor = entry.id;
+            }
+            if !read.more {
+                break;
+            }
+        }
+        let mut events: Vec<String> = Vec::with_capacity(kept.len() + 2);
+        if let Some((from, to)) = gap {
+            events.push(
+                Event::Gap(Gap {
+                    from,
+                    to,
+                    count: to.0 - from.0 + 1,
+                })
+                .to_json(),
+            );
+        }
+        if let Some(thinned) = passed.event() {
+            events.push(thinned.to_json());
+        }
+        events.extend(kept);
+        if !events.is_empty() {
+            let frame = if events.len() == 1 {
+                events.pop().unwrap_or_default()
+            } else {
+                format!(
+                    "{}{}{}",
+                    fast::BATCH_OPEN,
+                    events.join(","),
+                    fast::BATCH_CLOSE
+                )
+            };
+            self.send_text(frame).await?;
+        }
+        Ok(full || self.cursor < log.newest())
+    }
+
+    /// Answers the commands a viewer asks of its own connection (`keep_up`,
+    /// `aggregate`, `window`): the frame to send, or the refusal. None: a command for
+    /// the session.
+    fn answer(
+        &mut self,
+        request: &socklab_protocol::Request,
+        shared: &crate::sessions::Shared,
+    ) -> Option<Result<String, CommandError>> {
+        use socklab_protocol::Command;
+        let req = request.req;
+        Some(match request.command {
+            Command::KeepUp { behind } => {
+                let behind = behind.unwrap_or(0);
+                if behind != 0 && behind < MIN_KEEP_UP {
+                    return Some(Err(CommandError::bad_request(format!(
+                        "keep_up's `behind` is 0 (every event) or at least {MIN_KEEP_UP} events; got {behind}"
+                    ))));
+                }
+                self.keep_up = behind;
+                Ok(Event::KeepingUp(socklab_protocol::KeepingUp { behind, req }).to_json())
+            }
+            Command::Aggregate {
+                from_ns,
+                to_ns,
+                buckets,
+            } => {
+                if from_ns >= to_ns {
+                    return Some(Err(CommandError::bad_request(format!(
+                        "aggregate's `to_ns` ({to_ns}) must be after its `from_ns` ({from_ns})"
+                    ))));
+                }
+                if !(1..=crate::aggregate::MAX_ANSWER_BUCKETS).contains(&buckets) {
+                    return Some(Err(CommandError::bad_request(format!(
+                        "aggregate's `buckets` is 1 to {}; got {buckets}",
+                        crate::aggregate::MAX_ANSWER_BUCKETS
+                    ))));
+                }
+                let counts = shared
+                    .aggregates()
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner());
+                Ok(Event::Aggregates(counts.answer(from_ns, to_ns, buckets, req)).to_json())
+            }
+            Command::Window {
+                from_ns,
+                to_ns,
+                limit,
+            } => {
+                let limit = limit.unwrap_or(MAX_WINDOW_EVENTS);
+                if from_ns > to_ns {
+                    return Some(Err(CommandError::bad_request(format!(
+                        "window's `to_ns` ({to_ns}) must not be before its `from_ns` ({from_ns})"
+                    ))));
+                }
+                if !(1..=MAX_WINDOW_EVENTS).contains(&limit) {
+                    return Some(Err(CommandError::bad_request(format!(
+                        "window's `limit` is 1 to {MAX_WINDOW_EVENTS}; got {limit}"
+                    ))));
+                }
+                Ok(window(
+                    shared.log(),
+                    from_ns,
+                    to_ns,
+                    limit,
+                    self.number,
+                    req,
+                ))
+            }
+            _ => return None,
+        })
     }
 
     /// Says goodbye with a close frame, but never waits longer than the write timeout

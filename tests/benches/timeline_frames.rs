@@ -124,11 +124,22 @@ async fn main() {
                 s.count
             )
         };
+        println!(
+            "  spared by the server   {} events (the page stays current)",
+            l.passed
+        );
+        println!(
+            "  whole run in view      {} arrows + {} datagrams in the server's counts = {:.1} % of those sent",
+            l.drawn,
+            l.counted,
+            (l.drawn + l.counted) as f64 * 100.0 / l.sent as f64
+        );
         println!("  frame interval         {}", ms(&l.frames));
         println!("  draw                   {}", ms(&l.draw));
         report.add(json!({
             "case": "live", "datagrams": datagrams, "rate_per_sec": rate,
-            "arrows_held": l.arrows, "packet_rows": l.rows,
+            "arrows_held": l.arrows, "packet_rows": l.rows, "events_spared": l.passed,
+            "fitted_arrows": l.drawn, "fitted_counted": l.counted,
             "frame_interval_p50_ms": l.frames.p50_us / 1e3,
             "frame_interval_p99_ms": l.frames.p99_us / 1e3,
             "draw_p50_ms": l.draw.p50_us / 1e3, "draw_p99_ms": l.draw.p99_us / 1e3,

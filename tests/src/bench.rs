@@ -368,6 +368,12 @@ pub struct Live {
     pub arrows: u64,
     /// Rows its packet list holds (out and in: two per datagram, at most 20,000).
     pub rows: u64,
+    /// Events the server spared it (`thinned`) to keep it current.
+    pub passed: u64,
+    /// With the whole run in view: arrows drawn.
+    pub drawn: u64,
+    /// With the whole run in view: datagrams drawn as the server's counts.
+    pub counted: u64,
     /// Frame intervals during the run (requestAnimationFrame to the next).
     pub frames: Spread,
     /// Draw time per frame during the run.
@@ -401,9 +407,27 @@ pub async fn timeline_live(
             if (now - started < runMs) { requestAnimationFrame(tick); }
             else {
                 const count = document.getElementById('packet-count');
-                done({ frames, draw,
+                const held = { frames, draw,
                     arrows: parseInt(c.dataset.shown || '0'),
-                    rows: parseInt(count ? count.dataset.total : '0') });
+                    rows: parseInt(count ? count.dataset.total : '0'),
+                    passed: parseInt(c.dataset.passed || '0') };
+                // The whole run in view: how many datagrams it shows as arrows, and
+                // as the server's counts where the page was spared them (read once
+                // the counts have come and stayed the same for half a second).
+                document.getElementById('tl-fit').click();
+                let seen = null, same = 0, polls = 0;
+                const poll = () => {
+                    const now = c.dataset.drawn + ',' + c.dataset.counted;
+                    same = now === seen ? same + 1 : 0;
+                    seen = now;
+                    polls += 1;
+                    if (same >= 5 || polls > 100) {
+                        done(Object.assign(held, {
+                            drawn: parseInt(c.dataset.drawn || '0'),
+                            counted: parseInt(c.dataset.counted || '0') }));
+                    } else { setTimeout(poll, 100); }
+                };
+                setTimeout(poll, 100);
             }
         };
         requestAnimationFrame(tick);
@@ -417,6 +441,9 @@ pub async fn timeline_live(
         sent: datagrams,
         arrows: out["arrows"].as_u64().unwrap_or(0),
         rows: out["rows"].as_u64().unwrap_or(0),
+        passed: out["passed"].as_u64().unwrap_or(0),
+        drawn: out["drawn"].as_u64().unwrap_or(0),
+        counted: out["counted"].as_u64().unwrap_or(0),
         frames: spread_of_ms(&out, "frames"),
         draw: spread_of_ms(&out, "draw"),
     }

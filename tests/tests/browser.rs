@@ -1151,6 +1151,93 @@ async fn gaps(url: &str, browser: &Browser) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_too_fast_for_the_page_shows_the_servers_counts_then_every_arrow_zoomed_in() {
+    with_browser(|url, browser| async move { at_any_scale(&url, browser).await }).await;
+}
+
+/// 60,000 datagrams at 30,000/s: more than the page takes in. It is spared single
+/// datagrams, says so once, draws the server's counts where it was, and the arrows of
+/// a window fetched from the server once zoomed in.
+async fn at_any_scale(url: &str, browser: &Browser) {
+    browser.open(url).await;
+    let (_, second) = bind_two(browser).await;
+    browser.fill("#gen-to", &second).await;
+    browser.fill("#gen-count", "60000").await;
+    browser.fill("#gen-rate", "30000").await;
+    browser.click("#gen-start").await;
+    let said = browser
+        .wait_text("#thinned", |t| t.contains("spared this page"))
+        .await;
+    assert!(said.contains("counts"), "{said}");
+    // The server's figures count every datagram, whatever the page was sent.
+    browser
+        .wait_text("#flow-table", |t| t.contains("60000"))
+        .await;
+    browser.click("#tab-timeline").await;
+    // The whole run in view: counts where arrows are missing.
+    browser.click("#tl-fit").await;
+    let counted = browser
+        .wait_attr("#timeline-canvas", "data-counted", |n| {
+            n.parse::<u64>().is_ok_and(|n| n > 0)
+        })
+        .await;
+    eprintln!("drawn as the server's counts: {counted} datagrams");
+    let shot = browser.screenshot("e2e-scale-counts.png").await;
+    eprintln!("screenshot: {}", shot.display());
+    // Into the middle of a thinned stretch, until its arrows come from the server.
+    let at = browser
+        .wait_attr("#timeline-canvas", "data-thinned-at", |_| true)
+        .await;
+    let (a, b) = at.split_once(',').unwrap();
+    let middle = (a.parse::<u64>().unwrap() + b.parse::<u64>().unwrap()) / 2;
+    browser.fill("#tl-goto", "").await;
+    browser
+        .press("#tl-goto", &format!("{:.3}\u{E007}", middle as f64 / 1e6))
+        .await;
+    // Zoomed in (around the middle) until the window spans 40 ms, at most 1,200
+    // datagrams of this run: then their arrows come from the server.
+    for _ in 0..40 {
+        let (from, to) = window(browser).await;
+        if to - from <= 40e6 {
+            break;
+        }
+        let span = to - from;
+        browser.click("#tl-zoom-in").await;
+        browser
+            .wait_attr("#timeline-canvas", "data-window", |w| {
+                let (a, b) = w.split_once(',').unwrap();
+                b.parse::<f64>().unwrap() - a.parse::<f64>().unwrap() < span
+            })
+            .await;
+    }
+    let detail = browser
+        .wait_attr("#timeline-canvas", "data-detail", |n| {
+            n.parse::<u64>().is_ok_and(|n| n > 0)
+        })
+        .await;
+    let asked = browser
+        .wait_attr("#timeline-canvas", "data-asked", |a| {
+            a.starts_with("window")
+        })
+        .await;
+    eprintln!("asked: {asked}");
+    // The view lies in time the page was not sent: what it draws came from the server.
+    let (from, to) = window(browser).await;
+    let thinned = browser
+        .wait_attr("#timeline-canvas", "data-thinned-at", |_| true)
+        .await;
+    assert!(to - from <= 40e6, "zoomed in: {from}..{to}");
+    let off = (middle as f64 - (from + to) / 2.0).abs();
+    assert!(
+        off < (to - from) * 0.05,
+        "zoomed in around the middle: {from}..{to}, {middle}"
+    );
+    eprintln!("arrows fetched for the window {from}..{to} (thinned: {thinned}): {detail}");
+    let shot = browser.screenshot("e2e-scale-detail.png").await;
+    eprintln!("screenshot: {}", shot.display());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_timeline_shows_lost_arrows_and_figures_that_agree() {
     with_browser(|url, browser| async move { timeline(&url, browser).await }).await;
 }

@@ -47,6 +47,17 @@ impl Commands {
         }
     }
 
+    /// Asks the server something whose answer the page takes by its kind, whoever
+    /// asked (`aggregate`, `window`): no `req`, nothing to wait for. Returns false when
+    /// there is no connection right now.
+    pub fn ask(&self, command: Command) -> bool {
+        let text = Request::new(command).to_json();
+        self.outbox
+            .borrow()
+            .as_ref()
+            .is_some_and(|outbox| outbox.unbounded_send(text).is_ok())
+    }
+
     /// Sends `command` with a fresh `req`, remembering which part of the page sent it.
     /// Returns false when there is no connection right now.
     pub fn send(
@@ -310,6 +321,12 @@ pub async fn maintain(commands: Commands, dispatch: UseReducerDispatcher<State>)
         if let Ok(ws) = WebSocket::open(&url) {
             let (mut sink, mut stream) = ws.split();
             let (outbox, mut queued) = mpsc::unbounded::<String>();
+            // A page takes in fewer events a second than a fast session makes: the
+            // server spares it single datagrams once it falls behind, and says when.
+            let keep_up = Command::KeepUp {
+                behind: Some(crate::timeline::scale::KEEP_UP_BEHIND),
+            };
+            let _ = outbox.unbounded_send(Request::new(keep_up).to_json());
             *commands.outbox.borrow_mut() = Some(outbox);
             let inbox = Inbox::new(dispatch.clone());
             let reader = async {

@@ -180,6 +180,40 @@ pub enum Command {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         name: Option<String>,
     },
+    /// How this viewer is sent the session's events from now on. With `behind` (at
+    /// least 1,000), a viewer that falls more than `behind` events behind the session
+    /// is no longer sent the events about single datagrams it is behind on (`datagram`
+    /// without its own `req`, `link_packet`, `link_sent`, `fate`): a `thinned` event
+    /// says which it was not sent, everything else still comes, and it is current again
+    /// at once. Absent or 0: every event (the default). Success: `keeping_up`.
+    KeepUp {
+        /// How many events behind a viewer may fall before it is thinned (0: never).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        behind: Option<u64>,
+    },
+    /// The session's datagrams counted per lane and time bucket, from the session's
+    /// start (the server counts every one, whatever any viewer was sent). Success:
+    /// `aggregates`, to this viewer alone.
+    Aggregate {
+        /// The first instant, ns since the session began.
+        from_ns: u64,
+        /// The last instant (exclusive), ns; more than `from_ns`.
+        to_ns: u64,
+        /// How many buckets to split it into (1 to 4,096); the server may answer with
+        /// fewer, wider ones when it keeps the time that coarsely.
+        buckets: u32,
+    },
+    /// The events the session's log still holds whose time is in a range, with the
+    /// `fate`s of the datagrams sent in it. Success: `window`, to this viewer alone.
+    Window {
+        /// The first instant, ns since the session began.
+        from_ns: u64,
+        /// The last instant (inclusive), ns.
+        to_ns: u64,
+        /// The most events to answer with (1 to 10,000; absent: 10,000).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        limit: Option<u32>,
+    },
     /// Run a recording again: its UDP and Unix sockets bound afresh (the OS picks the
     /// ports), its links made again with the same settings and seeds, and the datagrams
     /// its sockets sent sent again with its timing (`speed` times faster; absent: 1),

@@ -36,12 +36,12 @@ pub mod payload;
 pub use command::{BindSpec, Command, DecodeError, Proto, Request, ShutdownHow, decode_request};
 pub use endpoint::Endpoint;
 pub use event::{
-    Accepted, AnalysisConfig, Bound, Closed, Connected, Datagram, Departure, Direction, ErrorCode,
-    ErrorEvent, Event, Gap, GeneratorDone, GeneratorStarted, Hello, KernelDrops, LinkClient,
-    LinkCreated, LinkDeleted, LinkPacket, LinkSent, LinkStats, LinkUpdated, Membership, Paused,
-    RecordingStarted, RecordingStopped, RunMarked, ShutDown, Stream, StreamEnd, StreamEndReason,
-    TcpLinkChunk, TcpLinkConn, TcpLinkCreated, TcpLinkEnd, TcpLinkEndHow, Unreachable,
-    UnreachableReason,
+    Accepted, Aggregates, AnalysisConfig, Bound, Closed, Connected, Datagram, Departure, Direction,
+    ErrorCode, ErrorEvent, Event, Gap, GeneratorDone, GeneratorStarted, Hello, KeepingUp,
+    KernelDrops, LaneCounts, LinkClient, LinkCreated, LinkDeleted, LinkPacket, LinkSent, LinkStats,
+    LinkUpdated, Membership, Paused, RecordingStarted, RecordingStopped, RunMarked, ShutDown,
+    Stream, StreamEnd, StreamEndReason, TcpLinkChunk, TcpLinkConn, TcpLinkCreated, TcpLinkEnd,
+    TcpLinkEndHow, Thinned, Unreachable, UnreachableReason, Window,
 };
 pub use ids::{EventId, GeneratorId, LinkId, SessionId, SocketId};
 pub use payload::{Payload, PayloadError};

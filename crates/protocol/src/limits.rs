@@ -45,6 +45,16 @@ pub fn looks_like_broadcast(to: std::net::SocketAddr) -> bool {
     }
 }
 
+/// The most events one `window` answers with.
+pub const MAX_WINDOW_EVENTS: u32 = 10_000;
+
+/// The most buckets one `aggregate` answer holds (as asked; the answer may have one
+/// more where the range does not start on a bucket's edge).
+pub const MAX_AGGREGATE_BUCKETS: u32 = 4096;
+
+/// The least `keep_up` allows: a viewer is always sent this many events in a row.
+pub const MIN_KEEP_UP: u64 = 1000;
+
 #[cfg(test)]
 mod tests {
     use super::looks_like_broadcast;

@@ -113,6 +113,15 @@ pub fn Header() -> Html {
                     }
                 </p></div>
             }
+            if state.thinned > 0 {
+                <div id="thinned" class="notices" role="status"><p>
+                    { format!(
+                        "To keep up with a fast session, the server spared this page {} events about single datagrams. Where it did, the timeline draws the server's counts per lane (bars: sent, received, lost in red), and every arrow once you zoom in to fewer than {} datagrams. The flow figures are the server's and count every datagram.",
+                        state.thinned,
+                        crate::timeline::scale::DETAIL_MAX,
+                    ) }
+                </p></div>
+            }
             if !state.notices.is_empty() {
                 <div class="notices" role="status">
                     { for state.notices.iter().map(|n| html! { <p>{ n.clone() }</p> }) }

@@ -285,6 +285,9 @@ pub struct State {
     /// Events the server's log dropped before this page received them, and in how many
     /// gaps.
     pub gaps: (u64, u64),
+    /// Events about single datagrams the server spared this page so that it kept up
+    /// with a fast session (`thinned`), all together.
+    pub thinned: u64,
     /// The session's recording, while one runs: its id in the store and its name.
     pub recording: Option<(i64, String)>,
     /// The last request to show an event in the list or on the timeline.
@@ -352,6 +355,7 @@ impl PartialEq for State {
             && self.loss_timeout_ms == other.loss_timeout_ms
             && self.match_field == other.match_field
             && self.gaps == other.gaps
+            && self.thinned == other.thinned
             && self.recording == other.recording
             && self.recorded == other.recorded
             && Rc::ptr_eq(&self.runs, &other.runs)
@@ -385,6 +389,7 @@ impl Default for State {
             loss_timeout_ms: None,
             match_field: None,
             gaps: (0, 0),
+            thinned: 0,
             recording: None,
             recorded: None,
             runs: Rc::default(),
@@ -978,6 +983,9 @@ impl State {
                     reason: r.reason,
                 });
             }
+            Event::Thinned(t) => self.thinned = self.thinned.saturating_add(t.count),
+            // The timeline took them (above).
+            Event::KeepingUp(_) | Event::Aggregates(_) | Event::Window(_) => {}
             Event::Batch { events } => {
                 for event in events {
                     self.receive(event);

@@ -309,6 +309,8 @@ pub struct Timeline {
     unread: HashMap<(SocketAddr, SocketAddr), std::collections::VecDeque<(u64, u64)>>,
     /// How many writes `unread` holds, all connections together.
     unread_count: usize,
+    /// Where the page was not sent every datagram, and what it drew there instead.
+    pub scale: scale::Scale,
 }
 
 impl Timeline {
@@ -593,6 +595,12 @@ impl Timeline {
                 self.latest_t = self.latest_t.max(f.t_ns);
                 self.fate(f);
             }
+            Event::Thinned(t) => {
+                self.scale.thinned(t);
+                self.latest_t = self.latest_t.max(t.to_ns);
+            }
+            Event::Aggregates(a) => self.scale.counts = Some(std::rc::Rc::new(a.clone())),
+            Event::Window(w) => self.scale.detail = Some(self.detail_from(w)),
             Event::Batch { events } => {
                 let mut changed = false;
                 for e in events {
@@ -622,6 +630,7 @@ impl Timeline {
             | Event::RecordingStopped(_)
             | Event::RunMarked(_)
             | Event::Error(_)
+            | Event::KeepingUp(_)
             | Event::Gap(_) => return false,
         }
         true
@@ -1054,13 +1063,17 @@ impl Timeline {
     }
 
     /// From the start of the first arrow shown to the end of the last: the whole run,
-    /// as far as the page keeps it (None: no arrow shows).
+    /// as far as the page keeps it, with the time where the server's counts stand in
+    /// for arrows (None: no arrow shows, nothing was thinned).
     pub fn span(&self, filter: &Filter) -> Option<(u64, u64)> {
-        self.arrows
+        let arrows = self
+            .arrows
             .iter()
             .filter(|a| self.shows(filter, a))
-            .fold(None, |span, a| {
-                let (t0, t1) = (a.t0, a.t1.max(a.t0));
+            .map(|a| (a.t0, a.t1.max(a.t0)));
+        arrows
+            .chain(self.scale.thinned.iter().copied())
+            .fold(None, |span, (t0, t1)| {
                 Some(span.map_or((t0, t1), |(from, to): (u64, u64)| {
                     (from.min(t0), to.max(t1))
                 }))
@@ -1107,6 +1120,7 @@ impl Timeline {
 }
 
 mod figures;
+pub mod scale;
 pub use figures::{RangeFigures, Stretch};
 
 #[cfg(test)]

@@ -1,8 +1,11 @@
 //! Unit tests of the parent module.
+//!
+//! (Over 600 lines: one test per way an event changes the arrows, each with the events
+//! that make it; they share the builders at the top.)
 
 use socklab_protocol::Endpoint;
 use socklab_protocol::flow::LossCause;
-use socklab_protocol::{Bound, Datagram, EventId, LinkCreated, Proto, SocketId};
+use socklab_protocol::{Bound, Command, Datagram, EventId, LinkCreated, Proto, SocketId};
 
 use super::*;
 
@@ -843,4 +846,169 @@ fn a_runs_figures_count_what_it_sent() {
     assert_eq!(range.flows[0].latencies, [30]);
     assert_eq!(tl.figures(5_000, 6_000).flows, []);
     assert_eq!(tl.stretches(&[], u64::MAX), []);
+}
+
+fn thinned(from_ns: u64, to_ns: u64, count: u64) -> Event {
+    Event::Thinned(socklab_protocol::Thinned {
+        from: EventId(1),
+        to: EventId(count),
+        count,
+        from_ns,
+        to_ns,
+    })
+}
+
+#[test]
+fn where_the_page_was_thinned_it_asks_for_counts_then_for_the_arrows() {
+    let mut t = Timeline::default();
+    t.apply(&bound(1, "s1", "127.0.0.1:4000"));
+    t.apply(&bound(2, "s2", "127.0.0.1:5000"));
+    assert!(
+        t.scale.wanted(0, 10_000_000_000, 500).is_none(),
+        "nothing thinned"
+    );
+    t.apply(&thinned(1_000_000_000, 2_000_000_000, 90_000));
+    // Close ranges merge; the page follows the newest time it was told of.
+    t.apply(&thinned(2_100_000_000, 3_000_000_000, 30_000));
+    assert_eq!(t.scale.thinned, vec![(1_000_000_000, 3_000_000_000)]);
+    assert_eq!(t.scale.passed, 120_000);
+    assert_eq!(t.latest_t, 3_000_000_000);
+    // First the counts of the view.
+    let Some(Command::Aggregate {
+        from_ns,
+        to_ns,
+        buckets,
+    }) = t.scale.wanted(0, 4_000_000_000, 400)
+    else {
+        panic!("counts first");
+    };
+    assert_eq!((from_ns, to_ns, buckets), (0, 4_000_000_001, 400));
+    let lane = |sent: Vec<u32>| socklab_protocol::LaneCounts {
+        lane: Endpoint::Ip(addr("127.0.0.1:4000")),
+        sent,
+        received: Vec::new(),
+        lost: Vec::new(),
+        reordered: Vec::new(),
+        duplicated: Vec::new(),
+        forwarded: Vec::new(),
+        dropped: Vec::new(),
+    };
+    // 40,000 sent in the thinned second: too many for arrows.
+    let mut sent = vec![0u32; 400];
+    for n in &mut sent[100..300] {
+        *n = 200;
+    }
+    t.apply(&Event::Aggregates(socklab_protocol::Aggregates {
+        from_ns: 0,
+        bucket_ns: 10_000_000,
+        resolution_ns: 1_000_000,
+        buckets: 400,
+        lanes: vec![lane(sent)],
+        others: 0,
+        req: None,
+    }));
+    assert_eq!(t.scale.sent_in(0, 4_000_000_000), Some(40_000));
+    assert!(
+        t.scale.wanted(0, 3_999_999_999, 400).is_none(),
+        "counts are enough"
+    );
+    assert_eq!(t.lane_index(&Endpoint::Ip(addr("127.0.0.1:4000"))), Some(0));
+    // Zoomed in to 20 ms: 400 datagrams, so their arrows are asked for (after counts
+    // as fine as the view).
+    match t.scale.wanted(1_500_000_000, 1_520_000_000, 400) {
+        Some(Command::Aggregate { .. }) => {}
+        other => panic!("finer counts first, got {other:?}"),
+    }
+    let mut fine = vec![0u32; 400];
+    fine[..].fill(1);
+    t.apply(&Event::Aggregates(socklab_protocol::Aggregates {
+        from_ns: 1_500_000_000,
+        bucket_ns: 50_000,
+        resolution_ns: 50_000,
+        buckets: 400,
+        lanes: vec![lane(fine)],
+        others: 0,
+        req: None,
+    }));
+    let Some(Command::Window { from_ns, to_ns, .. }) =
+        t.scale.wanted(1_500_000_000, 1_519_999_999, 400)
+    else {
+        panic!("then the window's arrows");
+    };
+    // The window's events become arrows on the page's own lanes.
+    t.apply(&Event::Window(socklab_protocol::Window {
+        from_ns,
+        to_ns,
+        events: vec![
+            datagram(
+                50,
+                1_510_000_000,
+                Direction::Out,
+                "127.0.0.1:4000",
+                "127.0.0.1:5000",
+            ),
+            datagram(
+                51,
+                1_510_050_000,
+                Direction::In,
+                "127.0.0.1:5000",
+                "127.0.0.1:4000",
+            ),
+            Event::Fate(fate(
+                FateKind::Delivered,
+                50,
+                Some(51),
+                Some(50_000),
+                1_510_060_000,
+            )),
+        ],
+        complete: true,
+        req: None,
+    }));
+    let detail = t.scale.detail.as_ref().expect("a detail");
+    assert!(detail.complete);
+    let arrows = &detail.timeline.arrows;
+    assert_eq!(arrows.len(), 1);
+    assert_eq!(
+        (arrows[0].from, arrows[0].to, arrows[0].mark),
+        (0, 1, Mark::Delivered)
+    );
+    assert!(t.arrows.is_empty(), "the page's own arrows are untouched");
+    assert!(
+        t.scale.wanted(1_500_000_000, 1_519_999_999, 400).is_none(),
+        "all there"
+    );
+}
+
+#[test]
+fn thinned_ranges_stay_bounded() {
+    let mut t = Timeline::default();
+    for i in 0..2_000u64 {
+        // A second apart: none merge.
+        t.apply(&thinned(i * 1_000_000_000, i * 1_000_000_000 + 1_000, 5));
+    }
+    assert!(t.scale.thinned.len() <= 512);
+    assert_eq!(t.scale.thinned[0].0, 0);
+    assert_eq!(t.scale.thinned.last().unwrap().1, 1_999_000_001_000);
+    assert_eq!(t.scale.passed, 10_000);
+}
+
+#[test]
+fn counts_as_fine_as_the_server_keeps_are_enough_to_ask_for_arrows() {
+    let mut t = Timeline::default();
+    t.apply(&thinned(1_000_000_000, 2_000_000_000, 9_000));
+    // A long session: the server counts in 2 ms buckets, coarser than the view's rows.
+    t.apply(&Event::Aggregates(socklab_protocol::Aggregates {
+        from_ns: 1_500_000_000,
+        bucket_ns: 2_000_000,
+        resolution_ns: 2_000_000,
+        buckets: 10,
+        lanes: Vec::new(),
+        others: 0,
+        req: None,
+    }));
+    assert!(matches!(
+        t.scale.wanted(1_500_000_000, 1_519_999_999, 400),
+        Some(Command::Window { .. })
+    ));
 }

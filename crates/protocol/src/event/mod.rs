@@ -102,6 +102,16 @@ pub enum Event {
     /// Events this viewer never received because the session's log had already dropped
     /// them (it keeps a bounded history). The ids `from..=to` are gone for good.
     Gap(Gap),
+    /// Events about single datagrams this viewer was not sent because it was behind
+    /// (`keep_up`); the server still counts them (`aggregate`) and holds them while
+    /// its log does (`window`).
+    Thinned(Thinned),
+    /// The reply to `keep_up`.
+    KeepingUp(KeepingUp),
+    /// The reply to `aggregate`.
+    Aggregates(Aggregates),
+    /// The reply to `window`.
+    Window(Window),
     /// Several events in one frame, in id order.
     Batch {
         /// The events; never themselves batches.
@@ -861,6 +871,104 @@ pub struct Gap {
     pub count: u64,
 }
 
+/// Events about single datagrams a viewer that fell behind was not sent: `count` of
+/// the ids `from..=to` (the others in that range were sent), logged between `from_ns`
+/// and `to_ns`.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct Thinned {
+    /// The first id passed over.
+    pub from: EventId,
+    /// The last id passed over.
+    pub to: EventId,
+    /// How many events were not sent.
+    pub count: u64,
+    /// The earliest time among them, ns since the session began.
+    pub from_ns: u64,
+    /// The latest time among them, ns.
+    pub to_ns: u64,
+}
+
+/// How the viewer is sent events now (`keep_up`).
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct KeepingUp {
+    /// How far behind it may fall before it is thinned (0: never thinned).
+    pub behind: u64,
+    /// The `req` of the `keep_up`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub req: Option<i64>,
+}
+
+/// The session's datagrams counted per lane and time bucket (`aggregate`).
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct Aggregates {
+    /// Where the first bucket begins, ns since the session began.
+    pub from_ns: u64,
+    /// Each bucket's width, ns (at least the width the server counts in).
+    pub bucket_ns: u64,
+    /// The width the server counts in, ns: no answer is finer (it starts at a
+    /// millisecond and doubles whenever a session outgrows its buckets).
+    pub resolution_ns: u64,
+    /// How many buckets each lane's counts hold.
+    pub buckets: u32,
+    /// The lanes with anything in the range.
+    pub lanes: Vec<LaneCounts>,
+    /// Datagrams the server counted in one lane standing for every address past its
+    /// lane limit (`--max-aggregate-lanes`), if any.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub others: u64,
+    /// The `req` of the `aggregate`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub req: Option<i64>,
+}
+
+/// One lane's counts per bucket (each list has `buckets` entries; a list of zeros is
+/// left out).
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct LaneCounts {
+    /// The lane: a lab socket's or an outside program's address, or a link's listen
+    /// address.
+    pub lane: Endpoint,
+    /// Datagrams sent from it (an outside program's: received by a lab socket from it).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sent: Vec<u32>,
+    /// Datagrams a lab socket received.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub received: Vec<u32>,
+    /// Datagrams sent from it that were lost or went unanswered (counted where they
+    /// were sent).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lost: Vec<u32>,
+    /// Datagrams sent from it that arrived out of order or late.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reordered: Vec<u32>,
+    /// Extra copies of datagrams sent from it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub duplicated: Vec<u32>,
+    /// Datagrams a link (this lane) passed on.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub forwarded: Vec<u32>,
+    /// Datagrams a link (this lane) dropped.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dropped: Vec<u32>,
+}
+
+/// The events of a time range (`window`), as a viewer gets them, in id order.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct Window {
+    /// The range asked for, ns.
+    pub from_ns: u64,
+    /// Its end (inclusive), ns.
+    pub to_ns: u64,
+    /// The events.
+    pub events: Vec<Event>,
+    /// Whether these are all of the range's events: false when the log had already
+    /// dropped some of them, or the answer reached its limit (of events, or 4 MB).
+    pub complete: bool,
+    /// The `req` of the `window`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub req: Option<i64>,
+}
+
 /// A refused command.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
 pub struct ErrorEvent {
@@ -975,8 +1083,12 @@ impl Event {
             Event::RunMarked(e) => e.req,
             Event::RecordingStopped(e) => e.req,
             Event::Error(e) => e.req,
+            Event::KeepingUp(e) => e.req,
+            Event::Aggregates(e) => e.req,
+            Event::Window(e) => e.req,
             Event::Hello(_)
             | Event::Gap(_)
+            | Event::Thinned(_)
             | Event::LinkPacket(_)
             | Event::LinkSent(_)
             | Event::LinkClient(_)
@@ -1027,7 +1139,14 @@ impl Event {
             Event::RecordingStarted(e) => Some(e.id),
             Event::RunMarked(e) => Some(e.id),
             Event::RecordingStopped(e) => Some(e.id),
-            Event::Hello(_) | Event::Error(_) | Event::Gap(_) | Event::Batch { .. } => None,
+            Event::Hello(_)
+            | Event::Error(_)
+            | Event::Gap(_)
+            | Event::Thinned(_)
+            | Event::KeepingUp(_)
+            | Event::Aggregates(_)
+            | Event::Window(_)
+            | Event::Batch { .. } => None,
         }
     }
 
@@ -1066,7 +1185,14 @@ impl Event {
             Event::RecordingStarted(e) => Some(e.t_ns),
             Event::RunMarked(e) => Some(e.t_ns),
             Event::RecordingStopped(e) => Some(e.t_ns),
-            Event::Hello(_) | Event::Error(_) | Event::Gap(_) | Event::Batch { .. } => None,
+            Event::Hello(_)
+            | Event::Error(_)
+            | Event::Gap(_)
+            | Event::Thinned(_)
+            | Event::KeepingUp(_)
+            | Event::Aggregates(_)
+            | Event::Window(_)
+            | Event::Batch { .. } => None,
         }
     }
 }

@@ -1,5 +1,9 @@
 //! Drawing the timeline on its canvas: lanes, time ticks, and every arrow in the view
 //! with the mark of its fate. Reads the model and the view; changes nothing.
+//!
+//! (Over 600 lines: a frame is one pass over what is in view, arrows, the server's
+//! counts where the page was spared datagrams, marks and headings, and reads best in
+//! one place; the palette and the line keys follow it.)
 
 use web_sys::{CanvasRenderingContext2d, HtmlCanvasElement};
 
@@ -15,6 +19,13 @@ const BG: &str = "#0f1419";
 const GRID: &str = "#1d252f";
 const TEXT: &str = "#8a96a3";
 const LANE: &str = "#3a4756";
+/// Beside the time axis where the server's counts stand in for arrows.
+const THINNED: &str = "#d29922";
+/// The counts' bars: sent (right of a lane), received (left), lost or dropped (red,
+/// over the sent bar, its share of it).
+const SENT_BAR: &str = "rgba(88, 166, 255, 0.55)";
+const RECEIVED_BAR: &str = "rgba(63, 185, 80, 0.55)";
+const LOST_BAR: &str = "#f85149";
 
 /// Where things go on the canvas.
 pub(super) struct Geometry {
@@ -215,7 +226,7 @@ pub(super) fn draw(
     let mut seen: Lines = Lines::default();
     let mut counts: Vec<u32> = Vec::new();
     let mut groups: [Vec<(Segment, usize)>; PALETTE.len()] = Default::default();
-    for (_, a) in timeline.visible(filter, vis_from, vis_to) {
+    let mut place = |a: &Arrow| {
         let (x0, y0, x1, y1) = geo.segment(a, view);
         drawn += 1;
         if lost_at.is_none() && a.is_lost() && y0 > HEADER_PX + 4.0 && y1 < css_h - 4.0 {
@@ -236,7 +247,78 @@ pub(super) fn draw(
             counts.len() - 1
         });
         counts[line] += 1;
+    };
+    let scale = &timeline.scale;
+    // A fetched window's account of a datagram whose fate the page was not sent.
+    let settled = |a: &Arrow| {
+        a.send != 0
+            && scale.detail.as_ref().is_some_and(|d| {
+                d.timeline
+                    .arrow_of(a.send)
+                    .is_some_and(|b| b.mark != Mark::Pending)
+            })
+    };
+    let mut from_detail = 0usize;
+    let mut counted = 0u64;
+    let thinned: Vec<(u64, u64)> = scale.thinned_in(vis_from, vis_to).collect();
+    if let Some(detail) = scale
+        .complete_detail(vis_from, vis_to)
+        .filter(|_| !thinned.is_empty())
+    {
+        // Every event of the view fetched from the server: its arrows alone.
+        for (_, a) in detail.timeline.visible(filter, vis_from, vis_to) {
+            place(a);
+            from_detail += 1;
+        }
+    } else {
+        for (_, a) in timeline.visible(filter, vis_from, vis_to) {
+            if a.mark == Mark::Pending && settled(a) {
+                continue;
+            }
+            place(a);
+        }
     }
+    // Where the server spared the page single datagrams: the arrows of the window
+    // fetched for it when it covers the view, else the server's counts.
+    if !thinned.is_empty() {
+        if let Some(detail) = scale.detail.as_ref().filter(|_| from_detail == 0) {
+            for (_, a) in detail.timeline.visible(filter, vis_from, vis_to) {
+                let instead = a.send != 0
+                    && a.mark != Mark::Pending
+                    && timeline
+                        .arrow_of(a.send)
+                        .is_some_and(|b| b.mark == Mark::Pending);
+                if scale.is_thinned(a.t0) || instead {
+                    place(a);
+                    from_detail += 1;
+                }
+            }
+        }
+        let covered = scale.detail_covers(vis_from, vis_to);
+        if !covered && let Some(c) = &scale.counts {
+            counted = draw_counts(&ctx, &geo, view, timeline, &thinned, c, css_h);
+        }
+        // A mark beside the time axis where counts stand in for arrows.
+        ctx.set_fill_style_str(THINNED);
+        for (a, b) in &thinned {
+            let (y0, y1) = (HEADER_PX + view.y(*a), HEADER_PX + view.y(*b));
+            ctx.fill_rect(AXIS_PX - 8.0, y0.max(HEADER_PX), 3.0, (y1 - y0).max(1.0));
+        }
+    }
+    let _ = canvas.set_attribute("data-thinned", &thinned.len().to_string());
+    // The first of them, ns: where a person (or a test) zooms in to see its arrows.
+    match thinned.first() {
+        Some((a, b)) => {
+            let _ = canvas.set_attribute("data-thinned-at", &format!("{a},{b}"));
+        }
+        None => {
+            let _ = canvas.remove_attribute("data-thinned-at");
+        }
+    }
+    let _ = canvas.set_attribute("data-counted", &counted.to_string());
+    let _ = canvas.set_attribute("data-detail", &from_detail.to_string());
+    // How many events the server spared the page, all together.
+    let _ = canvas.set_attribute("data-passed", &scale.passed.to_string());
     // Dense: more arrows than DENSE_PER_ROW per pixel row of the window. Then a line
     // that stands for many is drawn brighter than one that stands for few, so busy
     // stretches read as density, not as a solid block (lost ones stay bright: they
@@ -336,6 +418,82 @@ pub(super) fn draw(
         let _ = ctx.fill_text(&fit(kind, "", &fits), x, 27.0);
         ctx.set_text_align("start");
     }
+}
+
+/// Draws the server's counts in the thinned ranges in view, as bars along each lane
+/// (their length grows with the log of the count). Returns how many sent datagrams
+/// they stand for.
+fn draw_counts(
+    ctx: &CanvasRenderingContext2d,
+    geo: &Geometry,
+    view: &View,
+    timeline: &Timeline,
+    thinned: &[(u64, u64)],
+    counts: &socklab_protocol::Aggregates,
+    css_h: f64,
+) -> u64 {
+    let bucket = |i: usize| {
+        let t0 = counts
+            .from_ns
+            .saturating_add(counts.bucket_ns.saturating_mul(i as u64));
+        (t0, t0.saturating_add(counts.bucket_ns))
+    };
+    let in_thinned = |(t0, t1): (u64, u64)| thinned.iter().any(|(a, b)| t0 <= *b && t1 >= *a);
+    let most = counts
+        .lanes
+        .iter()
+        .flat_map(|l| l.sent.iter().chain(&l.received).chain(&l.forwarded))
+        .copied()
+        .max()
+        .unwrap_or(1)
+        .max(1);
+    let half = (geo.spacing() * 0.42).max(2.0);
+    let width = |n: u32| half * (f64::from(n) + 1.0).ln() / (f64::from(most) + 1.0).ln();
+    let mut sent_drawn = 0u64;
+    for lane in &counts.lanes {
+        let Some(index) = timeline.lane_index(&lane.lane) else {
+            continue;
+        };
+        if !geo.is_shown(index as usize) {
+            continue;
+        }
+        let x = geo.lane_x(index);
+        let n_at = |list: &[u32], i: usize| list.get(i).copied().unwrap_or(0);
+        for i in 0..counts.buckets as usize {
+            let (t0, t1) = bucket(i);
+            if !in_thinned((t0, t1)) {
+                continue;
+            }
+            let (y0, y1) = (HEADER_PX + view.y(t0), HEADER_PX + view.y(t1));
+            if y1 < HEADER_PX || y0 > css_h {
+                continue;
+            }
+            let h = (y1 - y0).max(1.0);
+            let sent = n_at(&lane.sent, i).saturating_add(n_at(&lane.forwarded, i));
+            let received = n_at(&lane.received, i);
+            let lost = n_at(&lane.lost, i).saturating_add(n_at(&lane.dropped, i));
+            sent_drawn += u64::from(n_at(&lane.sent, i));
+            if received > 0 {
+                ctx.set_fill_style_str(RECEIVED_BAR);
+                let w = width(received);
+                ctx.fill_rect(x - w, y0, w, h);
+            }
+            if sent > 0 {
+                ctx.set_fill_style_str(SENT_BAR);
+                let w = width(sent);
+                ctx.fill_rect(x, y0, w, h);
+                if lost > 0 {
+                    ctx.set_fill_style_str(LOST_BAR);
+                    let share = f64::from(lost.min(sent)) / f64::from(sent);
+                    ctx.fill_rect(x, y0, (w * share).max(1.5), h);
+                }
+            } else if lost > 0 {
+                ctx.set_fill_style_str(LOST_BAR);
+                ctx.fill_rect(x, y0, width(lost), h);
+            }
+        }
+    }
+    sent_drawn
 }
 
 /// An arrow on screen: start and end point, and its mark.

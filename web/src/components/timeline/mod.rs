@@ -1,5 +1,8 @@
 //! The timeline: one lane per endpoint, time running down the page, an arrow per
 //! datagram from its send to its receive, drawn on a canvas.
+//!
+//! (Over 600 lines: the panel's handlers share the view, the canvas and the frame
+//! they schedule; the toolbar and legend are small components beside it.)
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -33,6 +36,77 @@ struct Pending {
     selected: Option<u64>,
     range: Option<(u64, u64)>,
     callback: Option<Closure<dyn FnMut()>>,
+    /// Sends the page's questions to the server (counts and windows for the view).
+    commands: Option<crate::connection::Commands>,
+    /// The last question asked, and when (ms on the page's clock).
+    asked: Option<(socklab_protocol::Command, f64)>,
+    /// A draw again is due for a question held back.
+    retry: Option<gloo_timers::callback::Timeout>,
+}
+
+/// The least time between two questions to the server about the view, ms.
+const ASK_EVERY_MS: f64 = 250.0;
+/// The least time before the same question is asked again, ms.
+const ASK_SAME_EVERY_MS: f64 = 2_000.0;
+
+/// Asks the server what drawing the view needs where it thinned the page's events
+/// (counts, then the arrows of a window), at most every [`ASK_EVERY_MS`]; a question
+/// held back is asked at a later draw.
+fn ask_for_view(
+    pending: &Rc<RefCell<Pending>>,
+    p: &mut Pending,
+    timeline: &Timeline,
+    view: &View,
+    rows: f64,
+) {
+    let from = view.t(0.0).max(0.0) as u64;
+    let to = view.t(rows).max(0.0) as u64;
+    let Some(wanted) = timeline.scale.wanted(from, to, rows.max(1.0) as u32) else {
+        return;
+    };
+    let now = web_sys::window()
+        .and_then(|w| w.performance())
+        .map_or(0.0, |c| c.now());
+    let hold = match &p.asked {
+        Some((same, at)) if *same == wanted => now - at < ASK_SAME_EVERY_MS,
+        Some((_, at)) => now - at < ASK_EVERY_MS,
+        None => false,
+    };
+    if hold {
+        if p.retry.is_none() {
+            let pending = pending.clone();
+            p.retry = Some(gloo_timers::callback::Timeout::new(
+                ASK_EVERY_MS as u32,
+                move || {
+                    pending.borrow_mut().retry = None;
+                    schedule(&pending);
+                },
+            ));
+        }
+        return;
+    }
+    if let Some(commands) = &p.commands
+        && commands.ask(wanted.clone())
+    {
+        // What the page last asked, for people's tools and the tests.
+        if let Some(canvas) = &p.canvas {
+            let said = match &wanted {
+                socklab_protocol::Command::Aggregate {
+                    from_ns,
+                    to_ns,
+                    buckets,
+                } => {
+                    format!("aggregate {from_ns}..{to_ns} in {buckets}")
+                }
+                socklab_protocol::Command::Window { from_ns, to_ns, .. } => {
+                    format!("window {from_ns}..{to_ns}")
+                }
+                _ => String::new(),
+            };
+            let _ = canvas.set_attribute("data-asked", &said);
+        }
+        p.asked = Some((wanted, now));
+    }
 }
 
 /// Draws at the next animation frame, at most once per frame however many updates
@@ -61,6 +135,12 @@ fn schedule(pending: &Rc<RefCell<Pending>>) {
                 let ended = clock.now();
                 let _ = canvas.set_attribute("data-draw-ms", &format!("{:.3}", ended - started));
                 let _ = canvas.set_attribute("data-drawn-at", &format!("{ended:.3}"));
+            }
+            let rows = canvas.client_height() as f64 - HEADER_PX;
+            let timeline_rc = p.timeline.clone();
+            drop(timeline);
+            if let Some(timeline_rc) = timeline_rc {
+                ask_for_view(&shared, &mut p, &timeline_rc.borrow(), &view, rows);
             }
         }
     });
@@ -118,6 +198,9 @@ pub fn TimelinePanel(props: &TimelineProps) -> Html {
         selected: None,
         range: None,
         callback: None,
+        commands: None,
+        asked: None,
+        retry: None,
     });
     // A time range selected with Shift + drag (its figures show under the toolbar),
     // and where such a drag began, ns.
@@ -128,6 +211,7 @@ pub fn TimelinePanel(props: &TimelineProps) -> Html {
         let pending = pending.clone();
         let canvas_ref = canvas_ref.clone();
         let timeline = state.timeline.clone();
+        let commands = ctx.commands.clone();
         let deps = (
             state.timeline_version,
             *view,
@@ -140,6 +224,7 @@ pub fn TimelinePanel(props: &TimelineProps) -> Html {
             {
                 let mut p = pending.borrow_mut();
                 p.canvas = canvas_ref.cast::<HtmlCanvasElement>();
+                p.commands = Some(commands);
                 p.timeline = Some(timeline);
                 p.view = *view;
                 p.filter = filter.clone();
@@ -401,7 +486,7 @@ pub fn TimelinePanel(props: &TimelineProps) -> Html {
                     }
                 }
                 _ => {
-                    if let Some(action) = ViewAction::from_key(&key, canvas_height()) {
+                    if let Some(action) = ViewAction::from_key(&key, canvas_height() - HEADER_PX) {
                         e.prevent_default();
                         act(action);
                     }
@@ -415,7 +500,7 @@ pub fn TimelinePanel(props: &TimelineProps) -> Html {
     let on_act = Callback::from(act);
     html! {
         <div class="timeline">
-            <Toolbar view={*view} {on_act} filter={filter.clone()} height={canvas_height()}
+            <Toolbar view={*view} {on_act} filter={filter.clone()} height={canvas_height() - HEADER_PX}
                 on_fit={fit} on_loss={to_loss} on_go_to={go_to} />
             if let Some((from, to)) = *range {
                 <super::runs::RangeFigures {from} {to} on_clear={let range = range.clone(); Callback::from(move |_| range.set(None))} />
@@ -436,7 +521,8 @@ struct ToolbarProps {
     on_act: Callback<ViewAction>,
     /// Which arrows show.
     filter: UseStateHandle<Filter>,
-    /// The canvas' height, for zooming at its middle.
+    /// The height of the canvas' time window (below the lane headings), for zooming at
+    /// its middle.
     height: f64,
     /// Fits the whole run in the window.
     on_fit: Callback<()>,

@@ -1,0 +1,426 @@
+//! A timeline at any scale, as a client sees it over a real WebSocket: the server
+//! counts every datagram per lane and time bucket (`aggregate`), a viewer that falls
+//! behind can be spared the events about single datagrams and is told which
+//! (`keep_up`, `thinned`), and the events of any time range come back on demand
+//! (`window`), with the fates of its datagrams.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use socklab_protocol::flow::{Amount, GeneratorPace, GeneratorPayload, GeneratorSpec};
+use socklab_protocol::link::{Impairments, LinkSettings, Loss};
+use socklab_protocol::{Aggregates, Command, Endpoint, ErrorCode, Event, LaneCounts, SocketId};
+use socklab_server::Config;
+use socklab_tests::IpEndpoint as _;
+use socklab_tests::{Client, TestServer, text};
+
+fn generate(socket: &SocketId, to: std::net::SocketAddr, count: u64, rate: f64) -> Command {
+    Command::Generate(GeneratorSpec {
+        socket: socket.clone(),
+        to: to.to_string(),
+        amount: Amount::Count(count),
+        pace: GeneratorPace::Rate(rate),
+        payload: GeneratorPayload::Size(64),
+        sequence: true,
+    })
+}
+
+async fn aggregate(client: &mut Client, from_ns: u64, to_ns: u64, buckets: u32) -> Aggregates {
+    let req = client
+        .send(Command::Aggregate {
+            from_ns,
+            to_ns,
+            buckets,
+        })
+        .await;
+    match client.reply(req).await {
+        Event::Aggregates(a) => a,
+        other => panic!("expected aggregates, got {other:?}"),
+    }
+}
+
+async fn window(
+    client: &mut Client,
+    from_ns: u64,
+    to_ns: u64,
+    limit: Option<u32>,
+) -> (Vec<Event>, bool) {
+    let req = client
+        .send(Command::Window {
+            from_ns,
+            to_ns,
+            limit,
+        })
+        .await;
+    match client.reply(req).await {
+        Event::Window(w) => (w.events, w.complete),
+        other => panic!("expected a window, got {other:?}"),
+    }
+}
+
+fn lane<'a>(a: &'a Aggregates, addr: &Endpoint) -> &'a LaneCounts {
+    a.lanes
+        .iter()
+        .find(|l| &l.lane == addr)
+        .unwrap_or_else(|| panic!("no lane {addr} in {a:#?}"))
+}
+
+fn sum(counts: &[u32]) -> u64 {
+    counts.iter().map(|n| u64::from(*n)).sum()
+}
+
+/// Asks for the whole session's counts until `done` says they are all in (the
+/// analysis counts a fate once it has read it back from the log), or fails.
+async fn aggregate_until(
+    client: &mut Client,
+    buckets: u32,
+    done: impl Fn(&Aggregates) -> bool,
+) -> Aggregates {
+    let deadline = Instant::now() + socklab_tests::WAIT;
+    loop {
+        let a = aggregate(client, 0, 3_600_000_000_000, buckets).await;
+        if done(&a) {
+            return a;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the counts never got there: {a:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn the_server_counts_every_datagram_per_lane_and_bucket_where_it_was_sent() {
+    const N: u64 = 2_000;
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let a = client.bind("127.0.0.1:0").await;
+    let b = client.bind("127.0.0.1:0").await;
+    let settings = LinkSettings {
+        c2t: Impairments {
+            loss: Loss::Random { pct: 20.0 },
+            duplicate_pct: 5.0,
+            ..Impairments::default()
+        },
+        seed: 11,
+        ..LinkSettings::default()
+    };
+    let link = client.link("127.0.0.1:0", b.local.addr(), settings).await;
+    let req = client
+        .send(generate(&a.socket, link.listen, N, 4_000.0))
+        .await;
+    client.reply(req).await;
+    // Every decision and fate, as this viewer (sent everything) sees them.
+    let (mut dropped, mut duplicated, mut lost, mut received, mut concluded) = (0, 0, 0, 0, 0u64);
+    let mut first_send = None;
+    let mut last_send = 0;
+    let deadline = Instant::now() + socklab_tests::WAIT;
+    while concluded < N {
+        assert!(Instant::now() < deadline, "the fates never all came");
+        match client.next().await {
+            Event::LinkPacket(p) => {
+                dropped += u64::from(p.fate == socklab_protocol::link::LinkFate::Dropped);
+                duplicated += u64::from(p.duplicated);
+            }
+            Event::Fate(f) => {
+                concluded += u64::from(f.fate != socklab_protocol::flow::FateKind::Duplicate);
+                lost += u64::from(f.fate == socklab_protocol::flow::FateKind::Lost);
+            }
+            Event::Datagram(d) if d.socket == b.socket => received += 1,
+            Event::Datagram(d) if d.socket == a.socket => {
+                first_send.get_or_insert(d.t_ns);
+                last_send = d.t_ns;
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(lost, dropped);
+    assert!(dropped > 0 && duplicated > 0);
+    let counts = aggregate_until(&mut client, 200, |c| {
+        c.lanes
+            .iter()
+            .find(|l| l.lane == a.local)
+            .is_some_and(|l| sum(&l.lost) == dropped && sum(&l.sent) == N)
+    })
+    .await;
+    let (sa, sb, sl) = (
+        lane(&counts, &a.local),
+        lane(&counts, &b.local),
+        lane(&counts, &Endpoint::Ip(link.listen)),
+    );
+    assert_eq!(sum(&sa.sent), N);
+    assert_eq!(sum(&sa.lost), dropped, "lost where they were sent");
+    assert_eq!(sum(&sl.dropped), dropped, "dropped on the link's lane");
+    assert_eq!(sum(&sl.forwarded), N - dropped);
+    // The receives this viewer has seen so far, at most all of them.
+    assert!(sum(&sb.received) >= received && sum(&sb.received) <= N - dropped + duplicated);
+    assert_eq!(sum(&sa.duplicated), duplicated);
+    assert!(sa.received.is_empty(), "a sends only");
+    // The losses sit in the buckets of the sends, not of the timeout 2 s later.
+    let first = counts.from_ns;
+    let bucket_of = |t: u64| ((t - first) / counts.bucket_ns) as usize;
+    let (lo, hi) = (bucket_of(first_send.unwrap()), bucket_of(last_send));
+    assert!(
+        sa.lost
+            .iter()
+            .enumerate()
+            .all(|(i, n)| *n == 0 || (lo..=hi).contains(&i))
+    );
+    assert_eq!(sa.sent.len(), counts.buckets as usize);
+
+    // Narrower than the server counts: the answer's buckets are as wide as its own.
+    let fine = aggregate(&mut client, 0, 1_000_000_000, 4_000).await;
+    assert_eq!(fine.bucket_ns, socklab_server::aggregate::FIRST_BUCKET_NS);
+    assert_eq!(fine.resolution_ns, fine.bucket_ns);
+    assert_eq!(fine.buckets, 1000);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_viewer_that_keeps_up_is_spared_single_datagrams_and_told_which() {
+    const N: u64 = 30_000;
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let req = client
+        .send(Command::KeepUp {
+            behind: Some(1_000),
+        })
+        .await;
+    match client.reply(req).await {
+        Event::KeepingUp(k) => assert_eq!(k.behind, 1_000),
+        other => panic!("expected keeping_up, got {other:?}"),
+    }
+    let a = client.bind("127.0.0.1:0").await;
+    let b = client.bind("127.0.0.1:0").await;
+    let req = client
+        .send(generate(&a.socket, b.local.addr(), N, 30_000.0))
+        .await;
+    let started = client.reply(req).await;
+    assert!(matches!(started, Event::GeneratorStarted(_)), "{started:?}");
+    // Read nothing for a while: the server's writes back up behind this viewer.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let first = started.id().expect("logged").0;
+    let mut ids = BTreeSet::from([first]);
+    let mut thinned: Vec<socklab_protocol::Thinned> = Vec::new();
+    let mut datagrams = 0u64;
+    let deadline = Instant::now() + socklab_tests::WAIT;
+    loop {
+        assert!(Instant::now() < deadline, "the generator never finished");
+        let event = client.next().await;
+        if let Some(id) = event.id() {
+            ids.insert(id.0);
+        }
+        match event {
+            Event::Thinned(t) => thinned.push(t),
+            Event::Datagram(_) => datagrams += 1,
+            Event::GeneratorDone(_) => break,
+            _ => {}
+        }
+    }
+    assert!(!thinned.is_empty(), "a viewer this far behind is thinned");
+    assert!(
+        datagrams < 2 * N,
+        "it was not sent every datagram ({datagrams})"
+    );
+    // Every id from the generator's start to its end was sent or named as passed over.
+    let last = *ids.last().unwrap();
+    let passed: u64 = thinned.iter().map(|t| t.count).sum();
+    let covered =
+        |id: u64| ids.contains(&id) || thinned.iter().any(|t| (t.from.0..=t.to.0).contains(&id));
+    let missing: Vec<u64> = (first..=last).filter(|id| !covered(*id)).take(5).collect();
+    assert!(
+        missing.is_empty(),
+        "ids neither sent nor passed over: {missing:?}; thinned {thinned:?}"
+    );
+    assert!(passed >= 2 * N - datagrams - 10_000, "passed over {passed}");
+    for t in &thinned {
+        assert!(t.from <= t.to && t.from_ns <= t.to_ns && t.count >= 1);
+        assert!(t.count <= t.to.0 - t.from.0 + 1);
+    }
+    // Nothing is lost to the counts: the server counted every datagram.
+    let counts = aggregate_until(&mut client, 10, |c| {
+        c.lanes
+            .iter()
+            .find(|l| l.lane == a.local)
+            .is_some_and(|l| sum(&l.sent) == N)
+    })
+    .await;
+    assert_eq!(sum(&lane(&counts, &b.local).received), N);
+
+    // Its own sends are never passed over, and it can stop keeping up.
+    let req = client.send(Command::KeepUp { behind: Some(0) }).await;
+    assert!(matches!(client.reply(req).await, Event::KeepingUp(k) if k.behind == 0));
+    client
+        .send_datagram(&a.socket, b.local.addr(), text("still here"))
+        .await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_window_holds_the_events_of_a_range_with_the_fates_of_its_sends() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let a = client.bind("127.0.0.1:0").await;
+    let b = client.bind("127.0.0.1:0").await;
+    let settings = LinkSettings {
+        c2t: Impairments {
+            delay_ms: 80.0,
+            ..Impairments::default()
+        },
+        ..LinkSettings::default()
+    };
+    let link = client.link("127.0.0.1:0", b.local.addr(), settings).await;
+    let mut sends = Vec::new();
+    for i in 0..8 {
+        let d = client
+            .send_datagram(&a.socket, link.listen, text(&format!("w{i}")))
+            .await;
+        sends.push(d);
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    // Until the last one has its fate.
+    let last = sends.last().unwrap().id;
+    client
+        .until(|e| matches!(e, Event::Fate(f) if f.send == last))
+        .await;
+    let (from, to) = (sends[2].t_ns, sends[5].t_ns);
+    let (events, complete) = window(&mut client, from, to, None).await;
+    assert!(complete);
+    let ids: Vec<u64> = events
+        .iter()
+        .filter_map(|e| e.id())
+        .map(|id| id.0)
+        .collect();
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "in id order: {ids:?}");
+    let outs: Vec<_> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Datagram(d) if d.socket == a.socket => Some(d.id),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(outs, sends[2..=5].iter().map(|d| d.id).collect::<Vec<_>>());
+    for d in &sends[2..=5] {
+        let fate = events
+            .iter()
+            .find_map(|e| match e {
+                Event::Fate(f) if f.send == d.id => Some(f),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("no fate for {} in the window", d.id.0));
+        // The receive 80 ms later (after the range) comes with it.
+        let recv = fate.recv.expect("delivered");
+        assert!(events.iter().any(|e| e.id() == Some(recv)), "its receive");
+        assert!(events.iter().any(|e| e.t_ns().is_some_and(|t| t > to)));
+    }
+    // A limit cuts it short, and says so.
+    let (events, complete) = window(&mut client, from, to, Some(2)).await;
+    assert_eq!((events.len(), complete), (2, false));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_window_the_log_has_partly_dropped_is_not_complete() {
+    let server = TestServer::with_config(Config {
+        log_max_events: 100,
+        ..Config::default()
+    })
+    .await;
+    let mut client = server.client().await;
+    let a = client.bind("127.0.0.1:0").await;
+    for i in 0..120 {
+        client
+            .send_datagram(&a.socket, a.local.addr(), text(&format!("{i}")))
+            .await;
+    }
+    let (events, complete) = window(&mut client, 0, u64::MAX, None).await;
+    assert!(!complete, "the first events are gone");
+    assert!(!events.is_empty() && events.len() <= 100);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn addresses_past_the_lane_limit_are_counted_together() {
+    let server = TestServer::with_config(Config {
+        max_aggregate_lanes: 4,
+        ..Config::default()
+    })
+    .await;
+    let mut client = server.client().await;
+    let b = client.bind("127.0.0.1:0").await;
+    // Ten programs outside the lab send one datagram each.
+    for _ in 0..10 {
+        let outside = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        outside.send_to(b"hi", b.local.addr()).unwrap();
+        client.received_on(&b.socket).await;
+    }
+    let counts = aggregate_until(&mut client, 1, |c| {
+        c.lanes
+            .iter()
+            .map(|l| sum(&l.sent) + sum(&l.received))
+            .sum::<u64>()
+            + c.others
+            == 20
+    })
+    .await;
+    assert_eq!(counts.lanes.len(), 4, "{counts:#?}");
+    assert_eq!(
+        counts.others,
+        20 - 10 - 3,
+        "b's receives and three programs have lanes"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn queries_out_of_range_are_refused_and_the_session_carries_on() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let cases = [
+        Command::KeepUp { behind: Some(10) },
+        Command::Aggregate {
+            from_ns: 5,
+            to_ns: 5,
+            buckets: 10,
+        },
+        Command::Aggregate {
+            from_ns: 0,
+            to_ns: u64::MAX,
+            buckets: 0,
+        },
+        Command::Aggregate {
+            from_ns: 0,
+            to_ns: u64::MAX,
+            buckets: 5_000,
+        },
+        Command::Window {
+            from_ns: 10,
+            to_ns: 9,
+            limit: None,
+        },
+        Command::Window {
+            from_ns: 0,
+            to_ns: 9,
+            limit: Some(0),
+        },
+        Command::Window {
+            from_ns: 0,
+            to_ns: 9,
+            limit: Some(10_001),
+        },
+    ];
+    for command in cases {
+        let e = client.refused(command.clone(), ErrorCode::BadRequest).await;
+        assert!(!e.message.is_empty(), "{command:?}");
+    }
+    // The widest range there is, in as many buckets as allowed: no overflow.
+    let all = aggregate(&mut client, 0, u64::MAX, 4_096).await;
+    assert!(all.buckets <= 4_097 && all.lanes.is_empty());
+    let a = client.bind("127.0.0.1:0").await;
+    client
+        .send_datagram(&a.socket, a.local.addr(), text("alive"))
+        .await;
+    client.received_on(&a.socket).await;
+    server.stop().await;
+}
