@@ -778,16 +778,21 @@ impl EventLog {
     /// time order: a datagram's time is the kernel's stamp, a little before it is
     /// logged; the cursor steps back [`TIME_SLACK_NS`] to take in those logged late.
     /// Also says whether the log still holds everything from `t_ns` on (it has
-    /// dropped none, or some it holds are older).
-    pub fn cursor_at(&self, t_ns: u64) -> (EventId, bool) {
+    /// dropped none, or some it holds are older), and the oldest id it holds.
+    pub fn cursor_at(&self, t_ns: u64) -> (EventId, bool, EventId) {
         let inner = self.lock();
         let Some(oldest) = inner.entries.front().map(|e| e.id) else {
-            return (EventId(inner.next_id.saturating_sub(1)), true);
+            let next = EventId(inner.next_id);
+            return (EventId(inner.next_id.saturating_sub(1)), true, next);
         };
         let from = t_ns.saturating_sub(TIME_SLACK_NS);
         let at = inner.entries.partition_point(|e| e.t_ns < from);
         let whole = oldest.0 == 1 || inner.entries[0].t_ns < t_ns;
-        (EventId((oldest.0 + at as u64).saturating_sub(1)), whole)
+        (
+            EventId((oldest.0 + at as u64).saturating_sub(1)),
+            whole,
+            oldest,
+        )
     }
 
     /// The id of the newest entry ever appended (0 before the first).

@@ -26,31 +26,39 @@ pub fn is_detail(record: &Record, viewer: u64) -> bool {
     }
 }
 
-/// The `window` answer's text: the events the log holds with a time in
-/// `from_ns..=to_ns`, then the fates of the datagrams sent among them (concluded
-/// later), in id order, at most `limit` events and [`MAX_WINDOW_BYTES`].
-pub fn window(
+/// What the session's log holds of a `window`'s range.
+#[derive(Debug)]
+pub struct LogWindow {
+    /// Its events, in id order.
+    pub entries: Vec<Arc<Entry>>,
+    /// Whether the log held the range from its start.
+    pub from_start: bool,
+    /// Whether the entries stopped at the limit.
+    pub cut: bool,
+    /// The oldest id the log held.
+    pub oldest: EventId,
+}
+
+/// The events the log holds with a time in `from_ns..=to_ns`, then the fates of the
+/// datagrams sent among them and of `sends` (concluded later) and the receives those
+/// fates name, in id order, at most `limit`.
+pub fn log_window(
     log: &EventLog,
     from_ns: u64,
     to_ns: u64,
-    limit: u32,
-    viewer: u64,
-    req: Option<i64>,
-) -> String {
-    let limit = limit as usize;
+    limit: usize,
+    sends: &HashSet<u64>,
+) -> LogWindow {
     let mut found: Vec<Arc<Entry>> = Vec::new();
-    let (mut cursor, mut complete) = log.cursor_at(from_ns);
-    let mut sends: HashSet<u64> = HashSet::new();
+    let (mut cursor, from_start, oldest) = log.cursor_at(from_ns);
+    let mut cut = false;
+    let mut sends = sends.clone();
     // Receives a fate names that were logged after the range.
     let mut receives: Vec<u64> = Vec::new();
     // Past the range (and its slack), only fates of its sends are still wanted.
     let mut past = false;
     'reading: loop {
         let read = log.read_after(cursor, READ_PIECE);
-        if read.gap.is_some() {
-            // The log dropped the start of the range while it was being read.
-            complete = false;
-        }
         for entry in &read.entries {
             cursor = entry.id;
             let wanted = if past {
@@ -68,7 +76,7 @@ pub fn window(
                 continue;
             }
             if found.len() >= limit {
-                complete = false;
+                cut = true;
                 break 'reading;
             }
             match &entry.record {
@@ -108,8 +116,32 @@ pub fn window(
     }
     found.sort_by_key(|e| e.id);
     found.dedup_by_key(|e| e.id);
+    LogWindow {
+        entries: found,
+        from_start,
+        cut,
+        oldest,
+    }
+}
+
+/// The `window` answer's text: what a recording held (`stored`, older), then what the
+/// log held, at most [`MAX_WINDOW_BYTES`].
+pub fn window_frame(
+    stored: &[crate::store::StoredEvent],
+    logged: &[Arc<Entry>],
+    (from_ns, to_ns): (u64, u64),
+    mut complete: bool,
+    viewer: u64,
+    req: Option<i64>,
+) -> String {
     let mut events = String::new();
-    for (i, entry) in found.iter().enumerate() {
+    let texts = stored.iter().map(|e| e.json.clone());
+    let written = logged.iter().map(|entry| {
+        let mut text = String::new();
+        write_event(&mut text, entry, viewer);
+        text
+    });
+    for (i, text) in texts.chain(written).enumerate() {
         if events.len() >= MAX_WINDOW_BYTES {
             complete = false;
             break;
@@ -117,7 +149,7 @@ pub fn window(
         if i > 0 {
             events.push(',');
         }
-        write_event(&mut events, entry, viewer);
+        events.push_str(&text);
     }
     let req = req.map(|r| format!(",\"req\":{r}")).unwrap_or_default();
     format!(

@@ -31,6 +31,8 @@ const BATCH_MAX: usize = 20_000;
 pub struct Recording {
     /// The last event to record, once it is to stop.
     stop_at: watch::Sender<Option<EventId>>,
+    /// The store and the recording's id there, once it is made.
+    made: Arc<std::sync::OnceLock<(Arc<Store>, i64)>>,
     task: JoinHandle<Result<Option<i64>, CommandError>>,
 }
 
@@ -56,6 +58,8 @@ impl Recording {
             EventId(log.newest().0.saturating_add(1))
         };
         let (stop_at, stop_rx) = watch::channel(None);
+        let made = Arc::new(std::sync::OnceLock::new());
+        let made_in_task = made.clone();
         let task = tokio::spawn(async move {
             // The session's start on the real-time clock, as exports need it.
             let now_real = std::time::SystemTime::now()
@@ -64,7 +68,10 @@ impl Recording {
             let epoch_ns = now_real.saturating_sub(log.t_ns(Instant::now()));
             let made = store.create(name.clone(), session, Some(epoch_ns)).await;
             let id = match made {
-                Ok(id) => id,
+                Ok(id) => {
+                    let _ = made_in_task.set((store.clone(), id));
+                    id
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot start a recording");
                     if let Some(reply) = &reply {
@@ -106,7 +113,16 @@ impl Recording {
             }
             Ok(Some(id))
         });
-        Recording { stop_at, task }
+        Recording {
+            stop_at,
+            made,
+            task,
+        }
+    }
+
+    /// The store and the recording's id there, once it is made.
+    pub fn stored(&self) -> Option<(Arc<Store>, i64)> {
+        self.made.get().cloned()
     }
 
     /// Stops after the newest event logged so far, once everything up to it is stored;

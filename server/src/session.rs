@@ -169,6 +169,11 @@ impl Session {
         &self.log
     }
 
+    /// The store and the id there of the recording running, if one is.
+    pub fn recording_store(&self) -> Option<(Arc<crate::store::Store>, i64)> {
+        self.recording.as_ref().and_then(|r| r.stored())
+    }
+
     /// Its datagrams counted per lane and time bucket.
     pub fn aggregates(&self) -> &Arc<std::sync::Mutex<crate::aggregate::Aggregates>> {
         &self.aggregates

@@ -14,7 +14,7 @@ use tracing::Instrument as _;
 
 use crate::error::CommandError;
 use crate::log::EventLog;
-use crate::query::{MAX_WINDOW_EVENTS, Passed, is_detail, window};
+use crate::query::{MAX_WINDOW_EVENTS, Passed, is_detail, log_window, window_frame};
 use crate::timer::sleep_until;
 use crate::wire::{error_event, write_event};
 
@@ -147,7 +147,7 @@ impl Viewer {
                             let outcome = match decode_request(&text) {
                                 Ok(request) => {
                                     let req = request.req;
-                                    match self.answer(&request, shared) {
+                                    match self.answer(&request, shared).await {
                                         Some(Ok(text)) => {
                                             self.send_text(text).await?;
                                             Ok(())
@@ -339,7 +339,7 @@ impl Viewer {
     /// Answers the commands a viewer asks of its own connection (`keep_up`,
     /// `aggregate`, `window`): the frame to send, or the refusal. None: a command for
     /// the session.
-    fn answer(
+    async fn answer(
         &mut self,
         request: &socklab_protocol::Request,
         shared: &crate::sessions::Shared,
@@ -395,17 +395,67 @@ impl Viewer {
                         "window's `limit` is 1 to {MAX_WINDOW_EVENTS}; got {limit}"
                     ))));
                 }
-                Ok(window(
-                    shared.log(),
-                    from_ns,
-                    to_ns,
-                    limit,
-                    self.number,
-                    req,
-                ))
+                Self::window(self.number, shared, (from_ns, to_ns), limit as usize, req).await
             }
             _ => return None,
         })
+    }
+
+    /// The `window` answer: what the log holds of the range, and, where it no longer
+    /// holds its start, what a recording running holds of it.
+    async fn window(
+        viewer: u64,
+        shared: &crate::sessions::Shared,
+        range: (u64, u64),
+        limit: usize,
+        req: Option<i64>,
+    ) -> Result<String, CommandError> {
+        let log = shared.log();
+        let none = std::collections::HashSet::new();
+        let logged = log_window(log, range.0, range.1, limit, &none);
+        if logged.from_start {
+            let complete = !logged.cut;
+            return Ok(window_frame(
+                &[],
+                &logged.entries,
+                range,
+                complete,
+                viewer,
+                req,
+            ));
+        }
+        let recording = shared.session().lock().await.recording_store();
+        let Some((store, id)) = recording else {
+            return Ok(window_frame(
+                &[],
+                &logged.entries,
+                range,
+                false,
+                viewer,
+                req,
+            ));
+        };
+        let stored = store
+            .window(id, range.0, range.1, logged.oldest.0, limit)
+            .await?;
+        // The log's part again, with the fates of the sends the store had.
+        let sends = stored
+            .events
+            .iter()
+            .filter(|e| e.kind == "datagram" && e.json.contains("\"dir\":\"out\""))
+            .map(|e| e.id)
+            .collect();
+        let rest = limit.saturating_sub(stored.events.len());
+        let logged = log_window(log, range.0, range.1, rest, &sends);
+        let complete = stored.from_start && !stored.cut && !logged.cut;
+        Ok(window_frame(
+            &stored.events,
+            &logged.entries,
+            range,
+            complete,
+            viewer,
+            req,
+        ))
     }
 
     /// Says goodbye with a close frame, but never waits longer than the write timeout

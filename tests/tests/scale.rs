@@ -155,7 +155,8 @@ async fn the_server_counts_every_datagram_per_lane_and_bucket_where_it_was_sent(
     assert_eq!(sum(&sl.forwarded), N - dropped);
     // The receives this viewer has seen so far, at most all of them.
     assert!(sum(&sb.received) >= received && sum(&sb.received) <= N - dropped + duplicated);
-    assert_eq!(sum(&sa.duplicated), duplicated);
+    // Extra copies, counted as their fates come (the analysis may still see some).
+    assert!(sum(&sa.duplicated) <= duplicated);
     assert!(sa.received.is_empty(), "a sends only");
     // The losses sit in the buckets of the sends, not of the timeout 2 s later.
     let first = counts.from_ns;
@@ -204,7 +205,8 @@ async fn a_viewer_that_keeps_up_is_spared_single_datagrams_and_told_which() {
     let mut ids = BTreeSet::from([first]);
     let mut thinned: Vec<socklab_protocol::Thinned> = Vec::new();
     let mut datagrams = 0u64;
-    let deadline = Instant::now() + socklab_tests::WAIT;
+    // A loaded machine (CI runs the browser tests beside this one) sends slower.
+    let deadline = Instant::now() + 3 * socklab_tests::WAIT;
     loop {
         assert!(Instant::now() < deadline, "the generator never finished");
         let event = client.next().await;
@@ -422,5 +424,72 @@ async fn queries_out_of_range_are_refused_and_the_session_carries_on() {
         .send_datagram(&a.socket, a.local.addr(), text("alive"))
         .await;
     client.received_on(&a.socket).await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_window_the_log_dropped_comes_from_the_recording_running() {
+    let dir = tempfile::tempdir().unwrap();
+    // The log keeps about a hundred datagrams' events; the recorder (every 100 ms)
+    // keeps up with two sends a millisecond apart.
+    let server = TestServer::with_config(Config {
+        log_max_events: 300,
+        data_dir: Some(dir.path().to_path_buf()),
+        ..Config::default()
+    })
+    .await;
+    let mut client = server.client().await;
+    let a = client.bind("127.0.0.1:0").await;
+    let req = client.send(Command::RecordStart { name: None }).await;
+    assert!(matches!(
+        client.reply(req).await,
+        Event::RecordingStarted(_)
+    ));
+    let mut sends = Vec::new();
+    for i in 0..150 {
+        let d = client
+            .send_datagram(&a.socket, a.local.addr(), text(&format!("{i}")))
+            .await;
+        sends.push(d);
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let last = sends.last().unwrap().id;
+    client
+        .until(|e| matches!(e, Event::Fate(f) if f.send == last))
+        .await;
+    let (from, to) = (sends[0].t_ns, sends[149].t_ns);
+    // Until the recorder has stored what the log dropped (it writes every 100 ms).
+    let deadline = Instant::now() + socklab_tests::WAIT;
+    let (events, complete) = loop {
+        let (events, complete) = window(&mut client, from, to, None).await;
+        if complete || Instant::now() > deadline {
+            break (events, complete);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(
+        complete,
+        "the recording holds what the log dropped: {} events",
+        events.len()
+    );
+    let outs: Vec<_> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Datagram(d) if d.dir == socklab_protocol::Direction::Out => Some(d.id),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(outs, sends.iter().map(|d| d.id).collect::<Vec<_>>());
+    let fates = events
+        .iter()
+        .filter(|e| matches!(e, Event::Fate(_)))
+        .count();
+    assert_eq!(fates, 150, "each send with its fate");
+    let ids: Vec<u64> = events
+        .iter()
+        .filter_map(|e| e.id())
+        .map(|id| id.0)
+        .collect();
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "in id order");
     server.stop().await;
 }

@@ -441,6 +441,20 @@ impl Store {
             .await
     }
 
+    /// What recording `id` holds of `from_ns..=to_ns` below event `below` (at most
+    /// `limit` events): see [`StoredWindow`].
+    pub async fn window(
+        &self,
+        id: i64,
+        from_ns: u64,
+        to_ns: u64,
+        below: u64,
+        limit: usize,
+    ) -> Result<StoredWindow, CommandError> {
+        self.call(move |conn| read_window(conn, id, from_ns, to_ns, below, limit))
+            .await
+    }
+
     /// Up to `limit` events of recording `id` with ids after `after`, in id order.
     pub async fn events(
         &self,
@@ -452,6 +466,23 @@ impl Store {
             .await
     }
 }
+
+/// What a recording holds of a time range, for a `window` the session's log can no
+/// longer answer whole.
+#[derive(Debug, Default)]
+pub struct StoredWindow {
+    /// Its events with ids below the one asked for, in id order: those with a time in
+    /// the range, and the fates of the datagrams sent among them.
+    pub events: Vec<StoredEvent>,
+    /// Whether the recording holds the range from its start (it began before it).
+    pub from_start: bool,
+    /// Whether `events` stopped at the limit, or hold a `gap` (events the recording
+    /// missed because the log dropped them first).
+    pub cut: bool,
+}
+
+/// How many chunks past a window a stored window reads for the fates of its sends.
+const FATE_CHUNKS: usize = 256;
 
 /// Up to `limit` events of recording `id` after `after` (of kind `kind` only, if
 /// given), read from the chunks that hold them.
@@ -483,6 +514,93 @@ fn read_events(
         }
     }
     Ok(out)
+}
+
+fn read_window(
+    conn: &mut Connection,
+    id: i64,
+    from_ns: u64,
+    to_ns: u64,
+    below: u64,
+    limit: usize,
+) -> rusqlite::Result<StoredWindow> {
+    let clamp = |n: u64| n.min(i64::MAX as u64) as i64;
+    let slack = crate::log::TIME_SLACK_NS;
+    let from_start: bool = conn
+        .prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM chunks WHERE recording = ?1 AND first_t_ns <= ?2)",
+        )?
+        .query_row(params![id, clamp(from_ns)], |r| r.get(0))?;
+    let mut query = conn.prepare_cached(
+        "SELECT data FROM chunks WHERE recording = ?1 AND first_id < ?2 AND last_t_ns >= ?3
+         ORDER BY last_id",
+    )?;
+    let mut rows = query.query(params![
+        id,
+        clamp(below),
+        clamp(from_ns.saturating_sub(slack))
+    ])?;
+    let mut out = StoredWindow {
+        from_start,
+        ..StoredWindow::default()
+    };
+    let mut sends: std::collections::HashSet<u64> = std::collections::HashSet::new();
+    // Chunks read past the range, for fates only.
+    let mut past = 0usize;
+    'chunks: while let Some(row) = rows.next()? {
+        let data = row.get_ref(0)?.as_blob()?;
+        let mut beyond = true;
+        for item in chunk::items(data) {
+            let item = item.map_err(rusqlite::Error::InvalidParameterName)?;
+            if item.id >= below {
+                break 'chunks;
+            }
+            if item.t_ns <= to_ns.saturating_add(slack) {
+                beyond = false;
+            }
+            let in_range = (from_ns..=to_ns).contains(&item.t_ns) && item.kind != "fate";
+            let fate_of = (item.kind == "fate")
+                .then(|| fate_send(item.json))
+                .flatten()
+                .filter(|send| sends.contains(send));
+            if !in_range && fate_of.is_none() {
+                continue;
+            }
+            if out.events.len() >= limit {
+                out.cut = true;
+                break 'chunks;
+            }
+            if in_range && item.kind == "gap" {
+                out.cut = true;
+            }
+            if in_range && item.kind == "datagram" && item.json.contains("\"dir\":\"out\"") {
+                sends.insert(item.id);
+            }
+            if let Some(send) = fate_of
+                && !item.json.contains("\"fate\":\"duplicate\"")
+            {
+                sends.remove(&send);
+            }
+            out.events.push(whole(item));
+        }
+        if beyond {
+            past += 1;
+            if past > FATE_CHUNKS || sends.is_empty() {
+                break;
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The `send` a fate's JSON names.
+fn fate_send(json: &str) -> Option<u64> {
+    let at = json.find("\"send\":")? + "\"send\":".len();
+    let digits: String = json[at..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits.parse().ok()
 }
 
 /// A stored event as a viewer got it: its bytes, when kept apart, back in its JSON.

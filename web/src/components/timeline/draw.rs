@@ -295,8 +295,21 @@ pub(super) fn draw(
             }
         }
         let covered = scale.detail_covers(vis_from, vis_to);
-        if !covered && let Some(c) = &scale.counts {
+        let partial = scale.detail.as_ref().is_some_and(|d| !d.complete);
+        if (!covered || partial)
+            && let Some(c) = &scale.counts
+        {
             counted = draw_counts(&ctx, &geo, view, timeline, &thinned, c, css_h);
+        }
+        // A window the server could give only part of: say why, once, under the
+        // headings.
+        if covered && scale.detail.as_ref().is_some_and(|d| !d.complete) {
+            ctx.set_fill_style_str(THINNED);
+            let _ = ctx.fill_text(
+                "part of this time is no longer in the server's log: counts stand in (a recording keeps every event)",
+                AXIS_PX,
+                HEADER_PX + 14.0,
+            );
         }
         // A mark beside the time axis where counts stand in for arrows.
         ctx.set_fill_style_str(THINNED);
@@ -319,6 +332,14 @@ pub(super) fn draw(
     let _ = canvas.set_attribute("data-detail", &from_detail.to_string());
     // How many events the server spared the page, all together.
     let _ = canvas.set_attribute("data-passed", &scale.passed.to_string());
+    let partial = scale
+        .detail
+        .as_ref()
+        .is_some_and(|d| !d.complete && d.from <= vis_from && d.to >= vis_to);
+    let _ = canvas.set_attribute(
+        "data-detail-partial",
+        if partial { "true" } else { "false" },
+    );
     // Dense: more arrows than DENSE_PER_ROW per pixel row of the window. Then a line
     // that stands for many is drawn brighter than one that stands for few, so busy
     // stretches read as density, not as a solid block (lost ones stay bright: they
