@@ -374,6 +374,9 @@ pub struct Live {
     pub drawn: u64,
     /// With the whole run in view: datagrams drawn as the server's counts.
     pub counted: u64,
+    /// With the whole run in view: datagrams the server counted sent in it (by the end
+    /// of the measurement; a generator slowed by the machine may not have sent all).
+    pub server_sent: u64,
     /// Frame intervals during the run (requestAnimationFrame to the next).
     pub frames: Spread,
     /// Draw time per frame during the run.
@@ -417,14 +420,15 @@ pub async fn timeline_live(
                 document.getElementById('tl-fit').click();
                 let seen = null, same = 0, polls = 0;
                 const poll = () => {
-                    const now = c.dataset.drawn + ',' + c.dataset.counted;
+                    const now = c.dataset.drawn + ',' + c.dataset.counted + ',' + c.dataset.serverSent;
                     same = now === seen ? same + 1 : 0;
                     seen = now;
                     polls += 1;
                     if (same >= 5 || polls > 100) {
                         done(Object.assign(held, {
                             drawn: parseInt(c.dataset.drawn || '0'),
-                            counted: parseInt(c.dataset.counted || '0') }));
+                            counted: parseInt(c.dataset.counted || '0'),
+                            serverSent: parseInt(c.dataset.serverSent || '0') }));
                     } else { setTimeout(poll, 100); }
                 };
                 setTimeout(poll, 100);
@@ -444,6 +448,7 @@ pub async fn timeline_live(
         passed: out["passed"].as_u64().unwrap_or(0),
         drawn: out["drawn"].as_u64().unwrap_or(0),
         counted: out["counted"].as_u64().unwrap_or(0),
+        server_sent: out["serverSent"].as_u64().unwrap_or(0),
         frames: spread_of_ms(&out, "frames"),
         draw: spread_of_ms(&out, "draw"),
     }

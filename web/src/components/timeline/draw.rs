@@ -332,6 +332,18 @@ pub(super) fn draw(
     let _ = canvas.set_attribute("data-detail", &from_detail.to_string());
     // How many events the server spared the page, all together.
     let _ = canvas.set_attribute("data-passed", &scale.passed.to_string());
+    // How many datagrams the server counted sent in the view, when its counts cover it.
+    match scale
+        .sent_in(vis_from, vis_to)
+        .filter(|_| !thinned.is_empty())
+    {
+        Some(n) => {
+            let _ = canvas.set_attribute("data-server-sent", &n.to_string());
+        }
+        None => {
+            let _ = canvas.remove_attribute("data-server-sent");
+        }
+    }
     let partial = scale
         .detail
         .as_ref()
