@@ -1233,6 +1233,27 @@ async fn at_any_scale(url: &str, browser: &Browser) {
         "zoomed in around the middle: {from}..{to}, {middle}"
     );
     eprintln!("arrows fetched for the window {from}..{to} (thinned: {thinned}): {detail}");
+    // One of them in the inspector: its fate, and its bytes, which came with the window.
+    let at = browser
+        .wait_attr("#timeline-canvas", "data-arrow-at", |a| a.contains(','))
+        .await;
+    let (x, y) = at.split_once(',').unwrap();
+    let script = format!(
+        "const c = document.getElementById('timeline-canvas'); const r = c.getBoundingClientRect();
+         for (const type of ['mousedown', 'mouseup']) {{
+           c.dispatchEvent(new MouseEvent(type, {{clientX: r.left + {x}, clientY: r.top + {y}, bubbles: true}}));
+         }}"
+    );
+    browser.client().execute(&script, vec![]).await.unwrap();
+    let meta = browser
+        .wait_text("#inspector .meta", |t| {
+            t.contains("sent") && t.contains("bytes")
+        })
+        .await;
+    browser
+        .wait_text("#inspector-fate", |t| t.contains("delivered"))
+        .await;
+    eprintln!("inspector: {meta}");
     let shot = browser.screenshot("e2e-scale-detail.png").await;
     eprintln!("screenshot: {}", shot.display());
 }

@@ -34,6 +34,7 @@ pub fn Inspector() -> Html {
     };
     let on_timeline = state.timeline.borrow().arrow_of(id).is_some();
     let in_list = state.packets.borrow().get(id).is_some();
+    let fetched = state.window_packets.borrow();
     let heading = |title: String| {
         html! {
             <div class="inspector-head">
@@ -51,14 +52,16 @@ pub fn Inspector() -> Html {
         }
     };
     let store = state.packets.borrow();
-    let packet = store.get(id).cloned();
+    // A datagram of a window fetched from the server is not in the list, but its
+    // bytes and the link's account of it came with the window.
+    let packet = store.get(id).or_else(|| fetched.get(id)).cloned();
     // The link's own account of this datagram, when it crossed a link.
     let decision = state
         .timeline
         .borrow()
         .arrow_of(id)
         .filter(|a| a.decision != 0)
-        .and_then(|a| store.get(a.decision))
+        .and_then(|a| store.get(a.decision).or_else(|| fetched.get(a.decision)))
         .and_then(|row| match &row.what {
             What::Link(d) => Some(format!(
                 "link {} ({}, datagram {} of that direction, event #{}): {}",

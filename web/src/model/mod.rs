@@ -265,6 +265,9 @@ pub struct State {
     pub packets: Rc<RefCell<PacketStore>>,
     /// Bumped whenever `packets` changes, so views know to redraw.
     pub packets_version: u64,
+    /// The datagrams and link decisions of the latest window fetched from the server
+    /// (`window`), for the inspector of an arrow drawn from it.
+    pub window_packets: Rc<RefCell<PacketStore>>,
     /// The selected packet's event id.
     pub selected: Option<u64>,
     /// The timeline's lanes and arrows, shared and mutated in place.
@@ -345,6 +348,7 @@ impl PartialEq for State {
             && Rc::ptr_eq(&self.sockets, &other.sockets)
             && Rc::ptr_eq(&self.links, &other.links)
             && Rc::ptr_eq(&self.packets, &other.packets)
+            && Rc::ptr_eq(&self.window_packets, &other.window_packets)
             && self.packets_version == other.packets_version
             && self.selected == other.selected
             && Rc::ptr_eq(&self.timeline, &other.timeline)
@@ -379,6 +383,7 @@ impl Default for State {
             links: Rc::default(),
             tcp_links: Rc::default(),
             packets: Rc::default(),
+            window_packets: Rc::default(),
             packets_version: 0,
             selected: None,
             timeline: Rc::default(),
@@ -984,8 +989,44 @@ impl State {
                 });
             }
             Event::Thinned(t) => self.thinned = self.thinned.saturating_add(t.count),
+            Event::Window(w) => {
+                let mut store = PacketStore::default();
+                for event in w.events {
+                    match event {
+                        Event::Datagram(d) => store.push(Packet {
+                            id: d.id.0,
+                            t_ns: d.t_ns,
+                            payload: decode_base64(&d.payload_b64).unwrap_or_default(),
+                            what: What::Socket {
+                                socket: d.socket,
+                                dir: d.dir,
+                                local: d.local,
+                                peer: d.peer,
+                                truncated_from: d.truncated_from,
+                            },
+                        }),
+                        Event::LinkPacket(p) => {
+                            let (id, t_ns) = (p.id.0, p.t_ns);
+                            let (decision, payload) = LinkDecision::from_event(p);
+                            store.push(Packet {
+                                id,
+                                t_ns,
+                                payload,
+                                what: What::Link(decision),
+                            });
+                        }
+                        Event::LinkSent(sent) => {
+                            for d in &sent.sent {
+                                store.departed(&sent.link, sent.dir, d);
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+                self.window_packets = Rc::new(RefCell::new(store));
+            }
             // The timeline took them (above).
-            Event::KeepingUp(_) | Event::Aggregates(_) | Event::Window(_) => {}
+            Event::KeepingUp(_) | Event::Aggregates(_) => {}
             Event::Batch { events } => {
                 for event in events {
                     self.receive(event);

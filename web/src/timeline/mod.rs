@@ -455,14 +455,18 @@ impl Timeline {
         self.unread_count = 0;
     }
 
-    /// The arrow of a datagram, by its `out` or `in` event id.
+    /// The arrow of a datagram, by its `out` or `in` event id (one drawn from a window
+    /// fetched from the server too).
     pub fn arrow_of(&self, event: u64) -> Option<&Arrow> {
         let i = self
             .by_send
             .get(&event)
             .or_else(|| self.by_recv.get(&event))
-            .or_else(|| self.by_decision.get(&event))?;
-        self.arrows.get(*i as usize)
+            .or_else(|| self.by_decision.get(&event));
+        match i {
+            Some(i) => self.arrows.get(*i as usize),
+            None => self.scale.detail.as_ref()?.timeline.arrow_of(event),
+        }
     }
 
     /// Takes one event (any event: it uses what it draws). Returns whether anything it

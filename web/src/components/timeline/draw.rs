@@ -222,6 +222,8 @@ pub(super) fn draw(
     // frame's canvas calls proportional to the pixels, not to the datagrams.
     let mut drawn = 0usize;
     let mut lost_at = None;
+    // The middle of the first arrow drawn whole in the window (for tools and tests).
+    let mut arrow_at = None;
     // Each distinct line (its place in `counts`), and how many arrows each stands for.
     let mut seen: Lines = Lines::default();
     let mut counts: Vec<u32> = Vec::new();
@@ -229,8 +231,12 @@ pub(super) fn draw(
     let mut place = |a: &Arrow| {
         let (x0, y0, x1, y1) = geo.segment(a, view);
         drawn += 1;
-        if lost_at.is_none() && a.is_lost() && y0 > HEADER_PX + 4.0 && y1 < css_h - 4.0 {
+        let whole = y0 > HEADER_PX + 4.0 && y1 < css_h - 4.0;
+        if lost_at.is_none() && a.is_lost() && whole {
             lost_at = Some(((x0 + x1) / 2.0, (y0 + y1) / 2.0, y1 - y0));
+        }
+        if arrow_at.is_none() && whole {
+            arrow_at = Some(((x0 + x1) / 2.0, (y0 + y1) / 2.0));
         }
         let group = colour_group(a.mark);
         let key = (
@@ -396,6 +402,14 @@ pub(super) fn draw(
     let _ = canvas.set_attribute("data-follow", if view.follow { "true" } else { "false" });
     // The times at the top and the bottom of the window, ns.
     let _ = canvas.set_attribute("data-window", &format!("{t_from:.0},{t_to:.0}"));
+    match arrow_at {
+        Some((x, y)) => {
+            let _ = canvas.set_attribute("data-arrow-at", &format!("{x:.0},{y:.0}"));
+        }
+        None => {
+            let _ = canvas.remove_attribute("data-arrow-at");
+        }
+    }
     match lost_at {
         Some((x, y, tall)) => {
             let _ = canvas.set_attribute("data-lost-at", &format!("{x:.0},{y:.0}"));

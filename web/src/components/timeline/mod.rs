@@ -366,10 +366,33 @@ pub fn TimelinePanel(props: &TimelineProps) -> Html {
                 },
                 HIT_PX,
             );
-            let id = hit.map(|i| {
-                let a = &timeline.arrows[i];
-                if a.send != 0 { a.send } else { a.recv }
-            });
+            // Arrows drawn from a window fetched from the server can be picked too (they
+            // alone, where it holds every event of the view).
+            let fetched = timeline
+                .scale
+                .detail
+                .as_ref()
+                .filter(|d| d.from <= from && d.to >= to)
+                .map(|d| &*d.timeline);
+            let whole = timeline.scale.complete_detail(from, to).is_some();
+            let near = |t: &Timeline| {
+                t.nearest(
+                    &filter,
+                    from,
+                    to,
+                    |a| {
+                        let (x0, y0, x1, y1) = geo.segment(a, &v);
+                        distance_to_segment(px, py, x0, y0, x1, y1)
+                    },
+                    HIT_PX,
+                )
+                .map(|i| t.arrows[i])
+            };
+            let arrow = match (whole, fetched) {
+                (true, Some(d)) => near(d),
+                (_, d) => hit.map(|i| timeline.arrows[i]).or_else(|| d.and_then(near)),
+            };
+            let id = arrow.map(|a| if a.send != 0 { a.send } else { a.recv });
             dispatch.dispatch(Action::Select(id));
         })
     };
