@@ -1173,6 +1173,14 @@ async fn at_any_scale(url: &str, browser: &Browser) {
     browser
         .wait_text("#flow-table", |t| t.contains("60000"))
         .await;
+    // The figures the page counts itself, and its packet list, say what they lack.
+    browser
+        .wait_text("#runs-thinned", |t| t.contains("count only"))
+        .await;
+    browser.click("#tab-packets").await;
+    browser
+        .wait_text("#packets-thinned", |t| t.contains("not in this list"))
+        .await;
     browser.click("#tab-timeline").await;
     // The whole run in view: counts where arrows are missing.
     browser.click("#tl-fit").await;

@@ -421,6 +421,12 @@ pub fn PacketsPanel() -> Html {
             if let Some(message) = &*search_error {
                 <p id="packet-search-error" class="form-error" role="alert">{ message.clone() }</p>
             }
+            if ctx.state.thinned > 0 {
+                <p id="packets-thinned" class="hint warn">{ format!(
+                    "{} events about single datagrams were not sent to this page, to keep it current, so they are not in this list. On the timeline, zoom into the stretches marked amber by the time axis: their arrows come from the server, and clicking one shows its fate and bytes.",
+                    ctx.state.thinned
+                ) }</p>
+            }
             <div class="table-scroll" ref={scroller} onscroll={on_scroll}>
                 <table id="packet-table">
                     <thead>
