@@ -278,7 +278,12 @@ pub async fn timeline_frames(
     rate: u64,
 ) -> Frames {
     let wait = Duration::from_secs(600);
-    generator_ready(browser, url, datagrams, rate).await;
+    // Every event, however far behind: this measures the page drawing all of them.
+    let url = format!(
+        "{url}{}keep_up=0",
+        if url.contains('?') { '&' } else { '?' }
+    );
+    generator_ready(browser, &url, datagrams, rate).await;
     let started = Instant::now();
     browser.click("#gen-start").await;
     let row = "tr.flow-row[data-method='matched']";

@@ -1166,7 +1166,7 @@ async fn at_any_scale(url: &str, browser: &Browser) {
     browser.fill("#gen-rate", "30000").await;
     browser.click("#gen-start").await;
     let said = browser
-        .wait_text("#thinned", |t| t.contains("spared this page"))
+        .wait_text("#thinned", |t| t.contains("left out of this page"))
         .await;
     assert!(said.contains("counts"), "{said}");
     // The server's figures count every datagram, whatever the page was sent.

@@ -99,6 +99,18 @@ struct Resume {
     last_id: u64,
 }
 
+/// Whether the page keeps itself current by being spared single datagrams when it
+/// falls behind (the default); `?keep_up=0` in its address takes every event, however
+/// far behind that leaves it (to measure the page itself, or to watch a moderate run
+/// arrive whole on a slow machine).
+fn keeps_up() -> bool {
+    let param = web_sys::window()
+        .and_then(|w| w.location().search().ok())
+        .and_then(|q| web_sys::UrlSearchParams::new_with_str(&q).ok())
+        .and_then(|p| p.get("keep_up"));
+    !matches!(param.as_deref(), Some("0" | "off" | "false"))
+}
+
 /// The launch token the page keeps (for the server's HTTP routes, which need it too).
 pub fn token() -> Option<String> {
     storage().and_then(|s| s.get_item(TOKEN_KEY).ok().flatten())
@@ -269,14 +281,17 @@ struct Inbox {
     events: RefCell<Vec<Event>>,
     scheduled: Cell<bool>,
     dispatch: UseReducerDispatcher<State>,
+    /// Whether the page spares itself single datagrams when it falls behind.
+    keep_up: bool,
 }
 
 impl Inbox {
-    fn new(dispatch: UseReducerDispatcher<State>) -> Rc<Inbox> {
+    fn new(dispatch: UseReducerDispatcher<State>, keep_up: bool) -> Rc<Inbox> {
         Rc::new(Inbox {
             events: RefCell::default(),
             scheduled: Cell::new(false),
             dispatch,
+            keep_up,
         })
     }
 
@@ -296,6 +311,12 @@ impl Inbox {
     fn deliver(&self) {
         self.scheduled.set(false);
         let events = std::mem::take(&mut *self.events.borrow_mut());
+        let events = if self.keep_up {
+            use crate::timeline::scale::{EVENTS_BEHIND, EVENTS_KEPT, spare};
+            spare(events, EVENTS_BEHIND, EVENTS_KEPT)
+        } else {
+            events
+        };
         match events.len() {
             0 => {}
             1 => {
@@ -311,6 +332,7 @@ impl Inbox {
 
 /// Keeps a connection to the server for the page's lifetime.
 pub async fn maintain(commands: Commands, dispatch: UseReducerDispatcher<State>) {
+    let keep_up = keeps_up();
     let resume = RefCell::new(Resume::from_page());
     let (tokens_in, mut tokens) = mpsc::unbounded::<String>();
     *commands.tokens.borrow_mut() = Some(tokens_in);
@@ -323,12 +345,14 @@ pub async fn maintain(commands: Commands, dispatch: UseReducerDispatcher<State>)
             let (outbox, mut queued) = mpsc::unbounded::<String>();
             // A page takes in fewer events a second than a fast session makes: the
             // server spares it single datagrams once it falls behind, and says when.
-            let keep_up = Command::KeepUp {
-                behind: Some(crate::timeline::scale::KEEP_UP_BEHIND),
-            };
-            let _ = outbox.unbounded_send(Request::new(keep_up).to_json());
+            if keep_up {
+                let ask = Command::KeepUp {
+                    behind: Some(crate::timeline::scale::KEEP_UP_BEHIND),
+                };
+                let _ = outbox.unbounded_send(Request::new(ask).to_json());
+            }
             *commands.outbox.borrow_mut() = Some(outbox);
-            let inbox = Inbox::new(dispatch.clone());
+            let inbox = Inbox::new(dispatch.clone(), keep_up);
             let reader = async {
                 let mut heard = false;
                 while let Some(Ok(message)) = stream.next().await {

@@ -116,7 +116,7 @@ pub fn Header() -> Html {
             if state.thinned > 0 {
                 <div id="thinned" class="notices" role="status"><p>
                     { format!(
-                        "To keep up with a fast session, the server spared this page {} events about single datagrams. Where it did, the timeline draws the server's counts per lane (bars: sent, received, lost in red), and every arrow once you zoom in to fewer than {} datagrams. The flow figures are the server's and count every datagram.",
+                        "To keep up with a fast session, {} events about single datagrams were left out of this page (by the server while the page was behind, or by the page when they came faster than it draws). Where they were, the timeline draws the server's counts per lane (bars: sent, received, lost in red), and every arrow once you zoom in to fewer than {} datagrams. The flow figures are the server's and count every datagram.",
                         state.thinned,
                         crate::timeline::scale::DETAIL_MAX,
                     ) }

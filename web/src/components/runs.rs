@@ -156,7 +156,7 @@ pub fn Runs() -> Html {
             <h3>{ "Runs" }</h3>
             <p class="hint">{ "The figures above add up everything done in this session. A run starts with each generator and with \"new run\": its figures count only the datagrams sent in it (counted on this page, from the datagrams it holds), so tests at different rates do not mix." }</p>
             if state.thinned > 0 {
-                <p id="runs-thinned" class="hint warn">{ "The server spared this page single datagrams to keep it current (the notice at the top): these per-run figures count only the datagrams the page holds. The flow figures above count every one." }</p>
+                <p id="runs-thinned" class="hint warn">{ "Single datagrams were left out of this page to keep it current (the notice at the top): these per-run figures count only the datagrams the page holds. The flow figures above count every one." }</p>
             }
             if !stretches.is_empty() {
                 <div class="table-wrap">
@@ -215,7 +215,7 @@ pub fn RangeFigures(props: &RangeProps) -> Html {
                 <p class="hint">{ "The page has forgotten the oldest datagrams of this range (it keeps the newest 300,000): these figures count those it still holds." }</p>
             }
             if state.timeline.borrow().scale.thinned_in(from, to).next().is_some() {
-                <p id="tl-range-thinned" class="hint warn">{ "The server spared this page single datagrams in this range (amber by the time axis): these figures count only those the page holds; the server's counts are the bars on the timeline." }</p>
+                <p id="tl-range-thinned" class="hint warn">{ "Single datagrams of this range were left out of this page (amber by the time axis): these figures count only those the page holds; the server's counts are the bars on the timeline." }</p>
             }
         </div>
     }

@@ -288,8 +288,8 @@ pub struct State {
     /// Events the server's log dropped before this page received them, and in how many
     /// gaps.
     pub gaps: (u64, u64),
-    /// Events about single datagrams the server spared this page so that it kept up
-    /// with a fast session (`thinned`), all together.
+    /// Events about single datagrams left out of this page (by the server, or by the
+    /// page itself) so that it kept up with a fast session (`thinned`), all together.
     pub thinned: u64,
     /// The session's recording, while one runs: its id in the store and its name.
     pub recording: Option<(i64, String)>,

@@ -7,7 +7,7 @@
 
 use std::rc::Rc;
 
-use socklab_protocol::{Aggregates, Command, Endpoint, Thinned, Window};
+use socklab_protocol::{Aggregates, Command, Endpoint, Event, EventId, Thinned, Window};
 
 use super::Timeline;
 
@@ -21,6 +21,64 @@ const MERGE_NS: u64 = 200_000_000;
 /// The most datagrams a window in view may hold for the page to fetch its arrows (with
 /// their receives, fates and a link's decisions, they fit one `window` answer).
 pub const DETAIL_MAX: u64 = 2_000;
+
+/// A delivery (every 16 ms) of more events than this means the page has fallen behind
+/// what it can draw: it then spares itself the oldest events about single datagrams,
+/// as the server would, down to [`EVENTS_KEPT`]. A hiccup at a moderate rate (a
+/// garbage collection, a hidden tab) stays under it and loses nothing.
+pub const EVENTS_BEHIND: usize = 5_000;
+/// How many events a delivery keeps once the page has fallen behind: its work per
+/// frame stays bounded whatever the WebSocket had buffered.
+pub const EVENTS_KEPT: usize = 500;
+
+/// Past `budget`, the oldest events about single datagrams (`datagram`s the page did
+/// not ask for, `link_packet`, `link_sent`) are left out of `events`, and a `thinned`
+/// event first in the batch says which, as the server's would. Everything else stays,
+/// in order (a `fate` too: the page may hold its datagram's send). Nothing is left out
+/// of a batch of at most `behind` events.
+pub fn spare(events: Vec<Event>, behind: usize, budget: usize) -> Vec<Event> {
+    if events.len() <= behind {
+        return events;
+    }
+    let Some(cut) = events.len().checked_sub(budget).filter(|n| *n > 0) else {
+        return events;
+    };
+    let mut kept = Vec::with_capacity(budget + 1);
+    let (mut first, mut last, mut count) = (None, EventId(0), 0u64);
+    let (mut from_ns, mut to_ns) = (u64::MAX, 0u64);
+    for (i, event) in events.into_iter().enumerate() {
+        let detail = i < cut
+            && match &event {
+                Event::Datagram(d) => d.req.is_none(),
+                Event::LinkPacket(_) | Event::LinkSent(_) => true,
+                _ => false,
+            };
+        if !detail {
+            kept.push(event);
+            continue;
+        }
+        if let (Some(id), Some(t)) = (event.id(), event.t_ns()) {
+            first.get_or_insert(id);
+            last = id;
+            count += 1;
+            from_ns = from_ns.min(t);
+            to_ns = to_ns.max(t);
+        }
+    }
+    if let Some(from) = first {
+        kept.insert(
+            0,
+            Event::Thinned(Thinned {
+                from,
+                to: last,
+                count,
+                from_ns,
+                to_ns,
+            }),
+        );
+    }
+    kept
+}
 
 /// What the page knows of the time it was not sent every datagram of.
 #[derive(Debug, Default)]

@@ -1012,3 +1012,53 @@ fn counts_as_fine_as_the_server_keeps_are_enough_to_ask_for_arrows() {
         Some(Command::Window { .. })
     ));
 }
+
+#[test]
+fn a_delivery_past_its_budget_spares_the_oldest_single_datagrams_and_says_so() {
+    let mut events = vec![bound(1, "s1", "127.0.0.1:4000")];
+    for i in 0..10u64 {
+        events.push(datagram(
+            10 + i,
+            1_000 * i,
+            Direction::Out,
+            "127.0.0.1:4000",
+            "127.0.0.1:5000",
+        ));
+    }
+    let mut own = datagram(
+        30,
+        20_000,
+        Direction::Out,
+        "127.0.0.1:4000",
+        "127.0.0.1:5000",
+    );
+    if let Event::Datagram(d) = &mut own {
+        d.req = Some(7);
+    }
+    events.insert(2, own);
+    events.push(Event::Fate(fate(
+        FateKind::Delivered,
+        10,
+        None,
+        Some(5),
+        9_500,
+    )));
+    // 13 events, a budget of 5: the 8 oldest are looked at, and their datagrams go.
+    let kept = scale::spare(events.clone(), 12, 5);
+    let Event::Thinned(t) = &kept[0] else {
+        panic!("a thinned event first: {kept:?}");
+    };
+    // The bound, the page's own send and the fate stay; of the ten sends, the first
+    // six (among the 8 oldest events) go.
+    assert_eq!((t.from, t.to, t.count), (EventId(10), EventId(15), 6));
+    assert_eq!((t.from_ns, t.to_ns), (0, 5_000));
+    assert_eq!(kept.len(), 1 + 13 - 6);
+    assert!(matches!(kept[1], Event::Bound(_)));
+    assert!(
+        kept.iter().any(|e| e.req() == Some(7)),
+        "its own send stays"
+    );
+    assert!(kept.iter().any(|e| matches!(e, Event::Fate(_))));
+    // Not behind: untouched.
+    assert_eq!(scale::spare(events.clone(), 13, 5), events);
+}

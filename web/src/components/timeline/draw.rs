@@ -284,7 +284,7 @@ pub(super) fn draw(
             place(a);
         }
     }
-    // Where the server spared the page single datagrams: the arrows of the window
+    // Where single datagrams were left out of the page: the arrows of the window
     // fetched for it when it covers the view, else the server's counts.
     if !thinned.is_empty() {
         if let Some(detail) = scale.detail.as_ref().filter(|_| from_detail == 0) {
@@ -336,7 +336,7 @@ pub(super) fn draw(
     }
     let _ = canvas.set_attribute("data-counted", &counted.to_string());
     let _ = canvas.set_attribute("data-detail", &from_detail.to_string());
-    // How many events the server spared the page, all together.
+    // How many events were left out of the page, all together.
     let _ = canvas.set_attribute("data-passed", &scale.passed.to_string());
     // How many datagrams the server counted sent in the view, when its counts cover it.
     match scale
