@@ -14,7 +14,9 @@ use tracing::Instrument as _;
 
 use crate::error::CommandError;
 use crate::log::EventLog;
-use crate::query::{MAX_WINDOW_EVENTS, Passed, is_detail, log_window, window_frame};
+use crate::query::{
+    MAX_WINDOW_BYTES, MAX_WINDOW_EVENTS, Passed, is_detail, log_window, window_frame,
+};
 use crate::timer::sleep_until;
 use crate::wire::{error_event, write_event};
 
@@ -436,7 +438,7 @@ impl Viewer {
             ));
         };
         let stored = store
-            .window(id, range.0, range.1, logged.oldest.0, limit)
+            .window(id, range, logged.oldest.0, (limit, MAX_WINDOW_BYTES))
             .await?;
         // The log's part again, with the fates of the sends the store had.
         let sends = stored

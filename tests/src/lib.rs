@@ -464,6 +464,25 @@ pub fn text(s: &str) -> Payload {
     Payload::Text(s.into())
 }
 
+/// A `generate` command: `count` sequenced datagrams of 64 bytes from `socket` to `to`
+/// at `rate` per second.
+pub fn generate(
+    socket: &socklab_protocol::SocketId,
+    to: SocketAddr,
+    count: u64,
+    rate: f64,
+) -> Command {
+    use socklab_protocol::flow::{Amount, GeneratorPace, GeneratorPayload, GeneratorSpec};
+    Command::Generate(GeneratorSpec {
+        socket: socket.clone(),
+        to: to.to_string(),
+        amount: Amount::Count(count),
+        pace: GeneratorPace::Rate(rate),
+        payload: GeneratorPayload::Size(64),
+        sequence: true,
+    })
+}
+
 /// An endpoint the test knows is an IP one (a UDP or TCP socket's), as a socket
 /// address.
 pub trait IpEndpoint {

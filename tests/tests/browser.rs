@@ -1245,14 +1245,7 @@ async fn at_any_scale(url: &str, browser: &Browser) {
     let at = browser
         .wait_attr("#timeline-canvas", "data-arrow-at", |a| a.contains(','))
         .await;
-    let (x, y) = at.split_once(',').unwrap();
-    let script = format!(
-        "const c = document.getElementById('timeline-canvas'); const r = c.getBoundingClientRect();
-         for (const type of ['mousedown', 'mouseup']) {{
-           c.dispatchEvent(new MouseEvent(type, {{clientX: r.left + {x}, clientY: r.top + {y}, bubbles: true}}));
-         }}"
-    );
-    browser.client().execute(&script, vec![]).await.unwrap();
+    click_canvas_at(browser, &at).await;
     let meta = browser
         .wait_text("#inspector .meta", |t| {
             t.contains("sent") && t.contains("bytes")
@@ -1807,6 +1800,12 @@ async fn click_a_lost_arrow(browser: &Browser) {
     let at = browser
         .wait_attr("#timeline-canvas", "data-lost-at", |a| a.contains(','))
         .await;
+    click_canvas_at(browser, &at).await;
+}
+
+/// Clicks the timeline's canvas at `at` ("x,y" in its own pixels, as its `data-…-at`
+/// attributes say).
+async fn click_canvas_at(browser: &Browser, at: &str) {
     let (x, y) = at.split_once(',').unwrap();
     let script = format!(
         "const c = document.getElementById('timeline-canvas'); const r = c.getBoundingClientRect();
@@ -1818,7 +1817,7 @@ async fn click_a_lost_arrow(browser: &Browser) {
         .client()
         .execute(&script, vec![])
         .await
-        .expect("click the arrow");
+        .expect("click the canvas");
 }
 
 /// Runs a scenario that starts its own servers; the browser is closed whatever happens.

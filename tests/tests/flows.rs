@@ -13,18 +13,7 @@ use socklab_protocol::link::{Impairments, LinkFate, LinkSettings, Loss};
 use socklab_protocol::{Command, ErrorCode, Event, LinkPacket, SocketId};
 use socklab_tests::IpEndpoint as _;
 use socklab_tests::python::PythonEcho;
-use socklab_tests::{Client, TestServer, text};
-
-fn generate(socket: &SocketId, to: std::net::SocketAddr, count: u64, rate: f64) -> Command {
-    Command::Generate(GeneratorSpec {
-        socket: socket.clone(),
-        to: to.to_string(),
-        amount: Amount::Count(count),
-        pace: GeneratorPace::Rate(rate),
-        payload: GeneratorPayload::Size(64),
-        sequence: true,
-    })
-}
+use socklab_tests::{Client, TestServer, generate, text};
 
 /// Reads events until a `flow_stats` satisfies `done`, collecting link decisions and
 /// fates on the way; returns that flow's figures (the first flow matching `method`).

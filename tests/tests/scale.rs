@@ -7,23 +7,11 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use socklab_protocol::flow::{Amount, GeneratorPace, GeneratorPayload, GeneratorSpec};
 use socklab_protocol::link::{Impairments, LinkSettings, Loss};
-use socklab_protocol::{Aggregates, Command, Endpoint, ErrorCode, Event, LaneCounts, SocketId};
+use socklab_protocol::{Aggregates, Command, Endpoint, ErrorCode, Event, LaneCounts};
 use socklab_server::Config;
 use socklab_tests::IpEndpoint as _;
-use socklab_tests::{Client, TestServer, text};
-
-fn generate(socket: &SocketId, to: std::net::SocketAddr, count: u64, rate: f64) -> Command {
-    Command::Generate(GeneratorSpec {
-        socket: socket.clone(),
-        to: to.to_string(),
-        amount: Amount::Count(count),
-        pace: GeneratorPace::Rate(rate),
-        payload: GeneratorPayload::Size(64),
-        sequence: true,
-    })
-}
+use socklab_tests::{Client, TestServer, generate, text};
 
 async fn aggregate(client: &mut Client, from_ns: u64, to_ns: u64, buckets: u32) -> Aggregates {
     let req = client
@@ -491,5 +479,48 @@ async fn a_window_the_log_dropped_comes_from_the_recording_running() {
         .map(|id| id.0)
         .collect();
     assert!(ids.windows(2).all(|w| w[0] < w[1]), "in id order");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_window_stops_at_four_megabytes_and_says_it_is_not_whole() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let a = client.bind("127.0.0.1:0").await;
+    let big = "x".repeat(60_000);
+    let mut first = None;
+    // 40 datagrams of 60,000 bytes, sent and received: 6.4 MB of base64.
+    for _ in 0..40 {
+        let d = client
+            .send_datagram(&a.socket, a.local.addr(), text(&big))
+            .await;
+        first.get_or_insert(d.t_ns);
+        client.received_on(&a.socket).await;
+    }
+    let req = client
+        .send(Command::Window {
+            from_ns: first.unwrap(),
+            to_ns: u64::MAX,
+            limit: None,
+        })
+        .await;
+    let text = loop {
+        let frame = client.next_text().await.expect("a frame");
+        if frame.contains("\"type\":\"window\"") && frame.contains(&format!("\"req\":{req}")) {
+            break frame;
+        }
+    };
+    let window = match Event::from_json(&text).unwrap() {
+        Event::Window(w) => w,
+        other => panic!("expected a window, got {other:?}"),
+    };
+    assert!(!window.complete, "cut short, and it says so");
+    assert!(!window.events.is_empty());
+    // At most one event past the bound.
+    assert!(
+        text.len() < 4 * 1024 * 1024 + 100_000,
+        "{} bytes",
+        text.len()
+    );
     server.stop().await;
 }

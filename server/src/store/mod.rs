@@ -442,16 +442,15 @@ impl Store {
     }
 
     /// What recording `id` holds of `from_ns..=to_ns` below event `below` (at most
-    /// `limit` events): see [`StoredWindow`].
+    /// `limit` events, and about `max_bytes` of their JSON): see [`StoredWindow`].
     pub async fn window(
         &self,
         id: i64,
-        from_ns: u64,
-        to_ns: u64,
+        (from_ns, to_ns): (u64, u64),
         below: u64,
-        limit: usize,
+        (limit, max_bytes): (usize, usize),
     ) -> Result<StoredWindow, CommandError> {
-        self.call(move |conn| read_window(conn, id, from_ns, to_ns, below, limit))
+        self.call(move |conn| read_window(conn, id, (from_ns, to_ns), below, (limit, max_bytes)))
             .await
     }
 
@@ -519,11 +518,11 @@ fn read_events(
 fn read_window(
     conn: &mut Connection,
     id: i64,
-    from_ns: u64,
-    to_ns: u64,
+    (from_ns, to_ns): (u64, u64),
     below: u64,
-    limit: usize,
+    (limit, max_bytes): (usize, usize),
 ) -> rusqlite::Result<StoredWindow> {
+    let mut bytes = 0usize;
     let clamp = |n: u64| n.min(i64::MAX as u64) as i64;
     let slack = crate::log::TIME_SLACK_NS;
     let from_start: bool = conn
@@ -566,7 +565,7 @@ fn read_window(
             if !in_range && fate_of.is_none() {
                 continue;
             }
-            if out.events.len() >= limit {
+            if out.events.len() >= limit || bytes >= max_bytes {
                 out.cut = true;
                 break 'chunks;
             }
@@ -581,7 +580,9 @@ fn read_window(
             {
                 sends.remove(&send);
             }
-            out.events.push(whole(item));
+            let event = whole(item);
+            bytes += event.json.len();
+            out.events.push(event);
         }
         if beyond {
             past += 1;

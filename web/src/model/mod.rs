@@ -642,30 +642,9 @@ impl State {
             Event::Datagram(d) => {
                 self.settle(d.req);
                 self.saw_peer(d.peer.clone());
-                let payload = decode_base64(&d.payload_b64).unwrap_or_default();
-                self.push_packet(Packet {
-                    id: d.id.0,
-                    t_ns: d.t_ns,
-                    payload,
-                    what: What::Socket {
-                        socket: d.socket,
-                        dir: d.dir,
-                        local: d.local,
-                        peer: d.peer,
-                        truncated_from: d.truncated_from,
-                    },
-                });
+                self.push_packet(Packet::of_datagram(d));
             }
-            Event::LinkPacket(p) => {
-                let (id, t_ns) = (p.id.0, p.t_ns);
-                let (decision, payload) = LinkDecision::from_event(p);
-                self.push_packet(Packet {
-                    id,
-                    t_ns,
-                    payload,
-                    what: What::Link(decision),
-                });
-            }
+            Event::LinkPacket(p) => self.push_packet(Packet::of_link_packet(p)),
             Event::LinkSent(sent) => {
                 let mut packets = self.packets.borrow_mut();
                 for d in &sent.sent {
@@ -993,28 +972,8 @@ impl State {
                 let mut store = PacketStore::default();
                 for event in w.events {
                     match event {
-                        Event::Datagram(d) => store.push(Packet {
-                            id: d.id.0,
-                            t_ns: d.t_ns,
-                            payload: decode_base64(&d.payload_b64).unwrap_or_default(),
-                            what: What::Socket {
-                                socket: d.socket,
-                                dir: d.dir,
-                                local: d.local,
-                                peer: d.peer,
-                                truncated_from: d.truncated_from,
-                            },
-                        }),
-                        Event::LinkPacket(p) => {
-                            let (id, t_ns) = (p.id.0, p.t_ns);
-                            let (decision, payload) = LinkDecision::from_event(p);
-                            store.push(Packet {
-                                id,
-                                t_ns,
-                                payload,
-                                what: What::Link(decision),
-                            });
-                        }
+                        Event::Datagram(d) => store.push(Packet::of_datagram(d)),
+                        Event::LinkPacket(p) => store.push(Packet::of_link_packet(p)),
                         Event::LinkSent(sent) => {
                             for d in &sent.sent {
                                 store.departed(&sent.link, sent.dir, d);

@@ -258,6 +258,36 @@ impl LinkDecision {
 /// Lateness below this is not worth a word (the timer's own resolution).
 const LATE_WORTH_SAYING_NS: u64 = 100_000;
 
+impl Packet {
+    /// A datagram's row.
+    pub fn of_datagram(d: socklab_protocol::Datagram) -> Packet {
+        Packet {
+            id: d.id.0,
+            t_ns: d.t_ns,
+            payload: socklab_protocol::payload::decode_base64(&d.payload_b64).unwrap_or_default(),
+            what: What::Socket {
+                socket: d.socket,
+                dir: d.dir,
+                local: d.local,
+                peer: d.peer,
+                truncated_from: d.truncated_from,
+            },
+        }
+    }
+
+    /// A link decision's row.
+    pub fn of_link_packet(p: socklab_protocol::LinkPacket) -> Packet {
+        let (id, t_ns) = (p.id.0, p.t_ns);
+        let (decision, payload) = LinkDecision::from_event(p);
+        Packet {
+            id,
+            t_ns,
+            payload,
+            what: What::Link(decision),
+        }
+    }
+}
+
 /// The bounded packet list.
 #[derive(Debug, Default)]
 pub struct PacketStore {

@@ -356,25 +356,7 @@ pub fn TimelinePanel(props: &TimelineProps) -> Html {
             );
             let (px, py) = (e.offset_x() as f64, e.offset_y() as f64);
             let (from, to) = (v.t(0.0).max(0.0) as u64, v.t(geo.height).max(0.0) as u64);
-            let hit = timeline.nearest(
-                &filter,
-                from,
-                to,
-                |a| {
-                    let (x0, y0, x1, y1) = geo.segment(a, &v);
-                    distance_to_segment(px, py, x0, y0, x1, y1)
-                },
-                HIT_PX,
-            );
-            // Arrows drawn from a window fetched from the server can be picked too (they
-            // alone, where it holds every event of the view).
-            let fetched = timeline
-                .scale
-                .detail
-                .as_ref()
-                .filter(|d| d.from <= from && d.to >= to)
-                .map(|d| &*d.timeline);
-            let whole = timeline.scale.complete_detail(from, to).is_some();
+            // The nearest arrow of a timeline within reach.
             let near = |t: &Timeline| {
                 t.nearest(
                     &filter,
@@ -388,9 +370,18 @@ pub fn TimelinePanel(props: &TimelineProps) -> Html {
                 )
                 .map(|i| t.arrows[i])
             };
+            // Arrows drawn from a window fetched from the server can be picked too (they
+            // alone, where it holds every event of the view).
+            let fetched = timeline
+                .scale
+                .detail
+                .as_ref()
+                .filter(|d| d.from <= from && d.to >= to)
+                .map(|d| &*d.timeline);
+            let whole = timeline.scale.complete_detail(from, to).is_some();
             let arrow = match (whole, fetched) {
                 (true, Some(d)) => near(d),
-                (_, d) => hit.map(|i| timeline.arrows[i]).or_else(|| d.and_then(near)),
+                (_, d) => near(&timeline).or_else(|| d.and_then(near)),
             };
             let id = arrow.map(|a| if a.send != 0 { a.send } else { a.recv });
             dispatch.dispatch(Action::Select(id));
