@@ -1257,6 +1257,30 @@ async fn at_any_scale(url: &str, browser: &Browser) {
     eprintln!("inspector: {meta}");
     let shot = browser.screenshot("e2e-scale-detail.png").await;
     eprintln!("screenshot: {}", shot.display());
+    // The packet list shows the window's rows too, fetched with it.
+    browser.click("#tab-packets").await;
+    browser.click("#packets-fetched").await;
+    let rows = browser
+        .wait_attr("#packet-count", "data-total", |n| {
+            n.parse::<u64>().is_ok_and(|n| n > 0)
+        })
+        .await;
+    let shown = browser
+        .client()
+        .execute(
+            "return document.querySelectorAll('tr.packet-row').length",
+            vec![],
+        )
+        .await
+        .unwrap()
+        .as_u64()
+        .unwrap();
+    assert!(shown > 0, "the window's rows are drawn");
+    let shot = browser.screenshot("e2e-scale-packets.png").await;
+    eprintln!(
+        "the window's rows in the packet list: {rows}; screenshot: {}",
+        shot.display()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

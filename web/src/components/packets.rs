@@ -1,5 +1,7 @@
 //! The live packet list and the inspector for the selected packet.
 
+use std::rc::Rc;
+
 use socklab_protocol::Direction;
 use socklab_protocol::link::{LinkDir, LinkFate};
 use wasm_bindgen::JsCast as _;
@@ -42,6 +44,20 @@ pub fn PacketsPanel() -> Html {
     let follow = use_state(|| true);
     let scroller = use_node_ref();
     let state = &ctx.state;
+    // Which rows: those the page holds, or those of the window the timeline fetched
+    // from the server (where the page was spared datagrams).
+    let fetched = use_state(|| false);
+    let source = if *fetched {
+        state.window_packets.clone()
+    } else {
+        state.packets.clone()
+    };
+    // What the rows' version is: the page's, or the fetched window's (a new store each).
+    let version = if *fetched {
+        Rc::as_ptr(&state.window_packets) as usize as u64
+    } else {
+        state.packets_version
+    };
     let filter = use_state(RowFilter::default);
     let search = use_state(String::new);
     let search_error = use_state(|| None::<String>);
@@ -54,10 +70,10 @@ pub fn PacketsPanel() -> Html {
     // A row to bring into view once drawn (a reveal from the timeline).
     let bring = use_mut_ref(|| None::<usize>);
     let matching = {
-        let packets = state.packets.clone();
+        let packets = source.clone();
         use_memo(
-            (state.packets_version, (*filter).clone()),
-            move |(_, filter)| packets.borrow().matching(filter),
+            (version, *fetched, (*filter).clone()),
+            move |(_, _, filter)| packets.borrow().matching(filter),
         )
     };
 
@@ -65,20 +81,17 @@ pub fn PacketsPanel() -> Html {
     {
         let scroller = scroller.clone();
         let following = *follow;
-        use_effect_with(
-            (state.packets_version, following, matching.len()),
-            move |_| {
-                if following && let Some(el) = scroller.cast::<HtmlElement>() {
-                    el.set_scroll_top(el.scroll_height());
-                }
-            },
-        );
+        use_effect_with((version, following, matching.len()), move |_| {
+            if following && let Some(el) = scroller.cast::<HtmlElement>() {
+                el.set_scroll_top(el.scroll_height());
+            }
+        });
     }
     // Shown from the timeline or the inspector: its row, in view (every row shows
     // again if the filters hid it).
     {
         let (packets, filter, follow, bring) = (
-            state.packets.clone(),
+            source.clone(),
             filter.clone(),
             follow.clone(),
             bring.clone(),
@@ -215,12 +228,16 @@ pub fn PacketsPanel() -> Html {
         let follow = follow.clone();
         Callback::from(move |_| follow.set(!*follow))
     };
+    let on_fetched = {
+        let fetched = fetched.clone();
+        Callback::from(move |_| fetched.set(!*fetched))
+    };
     let on_clear = {
         let dispatch = state.dispatcher();
         Callback::from(move |_| dispatch.dispatch(Action::ClearPackets))
     };
 
-    let store = state.packets.borrow();
+    let store = source.borrow();
     let total = store.len();
     let shown = matching.len();
     let row_h = *row_px.borrow();
@@ -422,6 +439,10 @@ pub fn PacketsPanel() -> Html {
                 <p id="packet-search-error" class="form-error" role="alert">{ message.clone() }</p>
             }
             if ctx.state.thinned > 0 {
+                <label class="check" title="The datagrams and link decisions of the window the timeline fetched from the server (zoom into an amber stretch first)">
+                    <input id="packets-fetched" type="checkbox" checked={*fetched} onclick={on_fetched} />
+                    { format!("rows of the timeline's window, fetched from the server ({})", state.window_packets.borrow().len()) }
+                </label>
                 <p id="packets-thinned" class="hint warn">{ format!(
                     "{} events about single datagrams were not sent to this page, to keep it current, so they are not in this list. On the timeline, zoom into the stretches marked amber by the time axis: their arrows come from the server, and clicking one shows its fate and bytes.",
                     ctx.state.thinned
