@@ -193,6 +193,7 @@ async fn a_viewer_that_keeps_up_is_spared_single_datagrams_and_told_which() {
     let mut ids = BTreeSet::from([first]);
     let mut thinned: Vec<socklab_protocol::Thinned> = Vec::new();
     let mut datagrams = 0u64;
+    let (mut outs, mut fates) = (BTreeSet::new(), BTreeSet::new());
     // A loaded machine (CI runs the browser tests beside this one) sends slower.
     let deadline = Instant::now() + 3 * socklab_tests::WAIT;
     loop {
@@ -203,9 +204,29 @@ async fn a_viewer_that_keeps_up_is_spared_single_datagrams_and_told_which() {
         }
         match event {
             Event::Thinned(t) => thinned.push(t),
-            Event::Datagram(_) => datagrams += 1,
+            Event::Datagram(d) => {
+                datagrams += 1;
+                if d.dir == socklab_protocol::Direction::Out {
+                    outs.insert(d.id.0);
+                }
+            }
+            Event::Fate(f) => {
+                fates.insert(f.send.0);
+            }
             Event::GeneratorDone(_) => break,
             _ => {}
+        }
+    }
+    // Every datagram it was sent gets its fate, however late the analysis concluded it
+    // (a thinned viewer is still sent the fates of what it was sent whole).
+    while outs.iter().any(|s| !fates.contains(s)) {
+        assert!(
+            Instant::now() < deadline,
+            "{} sends it was sent never got their fates",
+            outs.iter().filter(|s| !fates.contains(s)).count()
+        );
+        if let Event::Fate(f) = client.next().await {
+            fates.insert(f.send.0);
         }
     }
     assert!(!thinned.is_empty(), "a viewer this far behind is thinned");
