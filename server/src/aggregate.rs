@@ -17,7 +17,7 @@ use socklab_protocol::flow::FateKind;
 use socklab_protocol::link::{LinkFate, LinkId};
 use socklab_protocol::{Aggregates as Answer, Direction, Endpoint, EventId, LaneCounts};
 
-use crate::log::{EventLog, FateRecord, Record};
+use crate::log::{EventLog, FateRecord, Peer, Record};
 
 /// The most buckets a lane keeps.
 pub const MAX_BUCKETS: usize = 4096;
@@ -101,13 +101,21 @@ impl Aggregates {
                     }
                     Direction::In => {
                         self.count(local, t_ns, What::Received);
-                        let peer = d.peer.endpoint();
-                        let from_lab = self.lab.contains(&peer)
+                        // Borrowed, not copied: a Unix peer's name is a string.
+                        let v4;
+                        let peer = match &d.peer {
+                            Peer::V4(a) => {
+                                v4 = Endpoint::Ip(SocketAddr::V4(*a));
+                                &v4
+                            }
+                            Peer::Other(e) => &**e,
+                        };
+                        let from_lab = self.lab.contains(peer)
                             || peer
                                 .socket_addr()
                                 .is_some_and(|a| self.link_addrs.contains(&a));
                         if !from_lab {
-                            self.count(&peer, t_ns, What::Sent);
+                            self.count(peer, t_ns, What::Sent);
                         }
                     }
                 }
@@ -290,10 +298,14 @@ impl Aggregates {
 mod tests {
     use super::*;
 
+    fn lane(port: u16) -> Endpoint {
+        Endpoint::Ip(SocketAddr::from(([127, 0, 0, 1], port)))
+    }
+
     #[test]
     fn buckets_widen_and_keep_every_count() {
         let mut a = Aggregates::new(4, 100);
-        let lane = Endpoint::Ip("127.0.0.1:4000".parse().unwrap());
+        let lane = lane(4000);
         for i in 0..10_000u64 {
             // One every 2 ms for 20 s: past 4,096 buckets of a millisecond.
             a.count(&lane, i * 2_000_000, What::Sent);
@@ -310,7 +322,7 @@ mod tests {
     #[test]
     fn an_answer_is_never_finer_than_what_is_counted() {
         let mut a = Aggregates::new(4, 100);
-        let lane = Endpoint::Ip("127.0.0.1:4000".parse().unwrap());
+        let lane = lane(4000);
         a.count(&lane, 1_500_000, What::Sent);
         a.count(&lane, 1_700_000, What::Sent);
         // 10 buckets of 100 µs asked for; the count is per millisecond.
@@ -325,8 +337,7 @@ mod tests {
     fn lanes_past_the_limit_count_as_others() {
         let mut a = Aggregates::new(2, 100);
         for port in 0..5u16 {
-            let lane = Endpoint::Ip(SocketAddr::from(([127, 0, 0, 1], 4000 + port)));
-            a.count(&lane, 0, What::Sent);
+            a.count(&lane(4000 + port), 0, What::Sent);
         }
         let answer = a.answer(0, 1_000_000, 1, None);
         assert_eq!(answer.lanes.len(), 2);

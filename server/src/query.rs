@@ -135,22 +135,30 @@ pub fn window_frame(
     req: Option<i64>,
 ) -> String {
     let mut events = String::new();
-    let texts = stored.iter().map(|e| e.json.clone());
-    let written = logged.iter().map(|entry| {
-        let mut text = String::new();
-        write_event(&mut text, entry, viewer);
-        text
-    });
-    for (i, text) in texts.chain(written).enumerate() {
+    let mut count = stored.len() + logged.len();
+    for (i, e) in stored.iter().enumerate() {
         if events.len() >= MAX_WINDOW_BYTES {
-            complete = false;
+            count = i;
             break;
         }
         if i > 0 {
             events.push(',');
         }
-        events.push_str(&text);
+        events.push_str(&e.json);
     }
+    if count > stored.len() {
+        for (i, entry) in logged.iter().enumerate() {
+            if events.len() >= MAX_WINDOW_BYTES {
+                count = stored.len() + i;
+                break;
+            }
+            if !events.is_empty() {
+                events.push(',');
+            }
+            write_event(&mut events, entry, viewer);
+        }
+    }
+    complete &= count == stored.len() + logged.len();
     let req = req.map(|r| format!(",\"req\":{r}")).unwrap_or_default();
     format!(
         "{{\"type\":\"window\",\"from_ns\":{from_ns},\"to_ns\":{to_ns},\"complete\":{complete}{req},\"events\":[{events}]}}"

@@ -94,6 +94,20 @@ struct Viewer {
     whole: std::collections::VecDeque<(EventId, EventId)>,
 }
 
+/// The `gap` for ids `from..=to` the log dropped before a viewer was sent them.
+fn gap_event(from: EventId, to: EventId) -> Event {
+    tracing::warn!(
+        from = from.0,
+        to = to.0,
+        "viewer missed events the log dropped"
+    );
+    Event::Gap(Gap {
+        from,
+        to,
+        count: to.0 - from.0 + 1,
+    })
+}
+
 /// How many stretches sent whole a viewer remembers.
 const WHOLE_KEPT: usize = 64;
 
@@ -203,18 +217,7 @@ impl Viewer {
             return self.flush_thinned(log).await;
         }
         let read = log.read_after(self.cursor, MAX_BATCH);
-        let gap = read.gap.map(|(from, to)| {
-            tracing::warn!(
-                from = from.0,
-                to = to.0,
-                "viewer missed events the log dropped"
-            );
-            Event::Gap(Gap {
-                from,
-                to,
-                count: to.0 - from.0 + 1,
-            })
-        });
+        let gap = read.gap.map(|(from, to)| gap_event(from, to));
         let count = read.entries.len() + usize::from(gap.is_some());
         if count == 0 {
             return Ok(read.more);
@@ -269,9 +272,10 @@ impl Viewer {
     async fn flush_thinned(&mut self, log: &EventLog) -> Result<bool, axum::Error> {
         let target = log.newest();
         let mut passed = Passed::default();
-        let mut kept: Vec<String> = Vec::new();
+        // The events sent, written one after another into the frame's body.
+        let mut body = String::new();
+        let mut kept = 0usize;
         let mut gap = None;
-        let mut bytes = 0usize;
         let mut full = false;
         'reading: while self.cursor < target {
             let read = log.read_after(self.cursor, MAX_BATCH * 8);
@@ -283,23 +287,18 @@ impl Viewer {
                 if entry.id > target {
                     break 'reading;
                 }
-                let fate_of_whole = match &entry.record {
-                    crate::log::Record::Fate(f) => {
-                        self.whole.iter().any(|(a, b)| (*a..=*b).contains(&f.send))
-                    }
-                    _ => false,
-                };
-                if is_detail(&entry.record, self.number) && !fate_of_whole {
+                if self.spared(&entry.record) {
                     passed.pass(entry.id, entry.t_ns);
                 } else {
-                    if kept.len() >= MAX_BATCH || bytes >= MAX_FRAME_BYTES {
+                    if kept >= MAX_BATCH || body.len() >= MAX_FRAME_BYTES {
                         full = true;
                         break 'reading;
                     }
-                    let mut text = String::new();
-                    write_event(&mut text, entry, self.number);
-                    bytes += text.len();
-                    kept.push(text);
+                    if kept > 0 {
+                        body.push(',');
+                    }
+                    write_event(&mut body, entry, self.number);
+                    kept += 1;
                 }
                 self.cursor = entry.id;
             }
@@ -307,35 +306,41 @@ impl Viewer {
                 break;
             }
         }
-        let mut events: Vec<String> = Vec::with_capacity(kept.len() + 2);
-        if let Some((from, to)) = gap {
-            events.push(
-                Event::Gap(Gap {
-                    from,
-                    to,
-                    count: to.0 - from.0 + 1,
-                })
-                .to_json(),
-            );
-        }
-        if let Some(thinned) = passed.event() {
-            events.push(thinned.to_json());
-        }
-        events.extend(kept);
-        if !events.is_empty() {
-            let frame = if events.len() == 1 {
-                events.pop().unwrap_or_default()
-            } else {
-                format!(
-                    "{}{}{}",
-                    fast::BATCH_OPEN,
-                    events.join(","),
-                    fast::BATCH_CLOSE
-                )
-            };
+        // The gap and the `thinned` first, then what was sent.
+        let head: Vec<String> = gap
+            .map(|(from, to)| gap_event(from, to))
+            .into_iter()
+            .chain(passed.event())
+            .map(|e| e.to_json())
+            .collect();
+        let count = head.len() + kept;
+        if count > 0 {
+            let mut frame = String::with_capacity(body.len() + 256);
+            if count > 1 {
+                frame.push_str(fast::BATCH_OPEN);
+            }
+            frame.push_str(&head.join(","));
+            if !head.is_empty() && kept > 0 {
+                frame.push(',');
+            }
+            frame.push_str(&body);
+            if count > 1 {
+                frame.push_str(fast::BATCH_CLOSE);
+            }
             self.send_text(frame).await?;
         }
         Ok(full || self.cursor < log.newest())
+    }
+
+    /// Whether a thinned viewer is spared this event: one about a single datagram,
+    /// except the fate of a datagram it was sent (in a stretch it was sent whole).
+    fn spared(&self, record: &crate::log::Record) -> bool {
+        match record {
+            crate::log::Record::Fate(f) => {
+                !self.whole.iter().any(|(a, b)| (*a..=*b).contains(&f.send))
+            }
+            other => is_detail(other, self.number),
+        }
     }
 
     /// Answers the commands a viewer asks of its own connection (`keep_up`,

@@ -848,6 +848,24 @@ fn a_runs_figures_count_what_it_sent() {
     assert_eq!(tl.stretches(&[], u64::MAX), []);
 }
 
+/// The server's counts: `buckets` of `bucket_ns` from `from_ns`, counted in
+/// `resolution_ns`.
+fn counts(
+    from_ns: u64,
+    (bucket_ns, resolution_ns, buckets): (u64, u64, u32),
+    lanes: Vec<socklab_protocol::LaneCounts>,
+) -> Event {
+    Event::Aggregates(socklab_protocol::Aggregates {
+        from_ns,
+        bucket_ns,
+        resolution_ns,
+        buckets,
+        lanes,
+        others: 0,
+        req: None,
+    })
+}
+
 fn thinned(from_ns: u64, to_ns: u64, count: u64) -> Event {
     Event::Thinned(socklab_protocol::Thinned {
         from: EventId(1),
@@ -898,15 +916,7 @@ fn where_the_page_was_thinned_it_asks_for_counts_then_for_the_arrows() {
     for n in &mut sent[100..300] {
         *n = 200;
     }
-    t.apply(&Event::Aggregates(socklab_protocol::Aggregates {
-        from_ns: 0,
-        bucket_ns: 10_000_000,
-        resolution_ns: 1_000_000,
-        buckets: 400,
-        lanes: vec![lane(sent)],
-        others: 0,
-        req: None,
-    }));
+    t.apply(&counts(0, (10_000_000, 1_000_000, 400), vec![lane(sent)]));
     assert_eq!(t.scale.sent_in(0, 4_000_000_000), Some(40_000));
     assert!(
         t.scale.wanted(0, 3_999_999_999, 400).is_none(),
@@ -921,15 +931,11 @@ fn where_the_page_was_thinned_it_asks_for_counts_then_for_the_arrows() {
     }
     let mut fine = vec![0u32; 400];
     fine[..].fill(1);
-    t.apply(&Event::Aggregates(socklab_protocol::Aggregates {
-        from_ns: 1_500_000_000,
-        bucket_ns: 50_000,
-        resolution_ns: 50_000,
-        buckets: 400,
-        lanes: vec![lane(fine)],
-        others: 0,
-        req: None,
-    }));
+    t.apply(&counts(
+        1_500_000_000,
+        (50_000, 50_000, 400),
+        vec![lane(fine)],
+    ));
     let Some(Command::Window { from_ns, to_ns, .. }) =
         t.scale.wanted(1_500_000_000, 1_519_999_999, 400)
     else {
@@ -998,15 +1004,11 @@ fn counts_as_fine_as_the_server_keeps_are_enough_to_ask_for_arrows() {
     let mut t = Timeline::default();
     t.apply(&thinned(1_000_000_000, 2_000_000_000, 9_000));
     // A long session: the server counts in 2 ms buckets, coarser than the view's rows.
-    t.apply(&Event::Aggregates(socklab_protocol::Aggregates {
-        from_ns: 1_500_000_000,
-        bucket_ns: 2_000_000,
-        resolution_ns: 2_000_000,
-        buckets: 10,
-        lanes: Vec::new(),
-        others: 0,
-        req: None,
-    }));
+    t.apply(&counts(
+        1_500_000_000,
+        (2_000_000, 2_000_000, 10),
+        Vec::new(),
+    ));
     assert!(matches!(
         t.scale.wanted(1_500_000_000, 1_519_999_999, 400),
         Some(Command::Window { .. })

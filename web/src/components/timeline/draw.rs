@@ -255,15 +255,6 @@ pub(super) fn draw(
         counts[line] += 1;
     };
     let scale = &timeline.scale;
-    // A fetched window's account of a datagram whose fate the page was not sent.
-    let settled = |a: &Arrow| {
-        a.send != 0
-            && scale.detail.as_ref().is_some_and(|d| {
-                d.timeline
-                    .arrow_of(a.send)
-                    .is_some_and(|b| b.mark != Mark::Pending)
-            })
-    };
     let mut from_detail = 0usize;
     let mut counted = 0u64;
     let thinned: Vec<(u64, u64)> = scale.thinned_in(vis_from, vis_to).collect();
@@ -278,9 +269,6 @@ pub(super) fn draw(
         }
     } else {
         for (_, a) in timeline.visible(filter, vis_from, vis_to) {
-            if a.mark == Mark::Pending && settled(a) {
-                continue;
-            }
             place(a);
         }
     }
@@ -289,12 +277,7 @@ pub(super) fn draw(
     if !thinned.is_empty() {
         if let Some(detail) = scale.detail.as_ref().filter(|_| from_detail == 0) {
             for (_, a) in detail.timeline.visible(filter, vis_from, vis_to) {
-                let instead = a.send != 0
-                    && a.mark != Mark::Pending
-                    && timeline
-                        .arrow_of(a.send)
-                        .is_some_and(|b| b.mark == Mark::Pending);
-                if scale.is_thinned(a.t0) || instead {
+                if scale.is_thinned(a.t0) {
                     place(a);
                     from_detail += 1;
                 }
