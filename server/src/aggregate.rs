@@ -17,7 +17,7 @@ use socklab_protocol::flow::FateKind;
 use socklab_protocol::link::{LinkFate, LinkId};
 use socklab_protocol::{Aggregates as Answer, Direction, Endpoint, EventId, LaneCounts};
 
-use crate::log::{EventLog, FateRecord, Peer, Record};
+use crate::log::{EventLog, Peer, Record};
 
 /// The most buckets a lane keeps.
 pub const MAX_BUCKETS: usize = 4096;
@@ -43,15 +43,22 @@ const KINDS: usize = 7;
 /// One bucket's counts, in [`What`]'s order.
 type Counts = [u32; KINDS];
 
+/// What has been counted: enough to answer an `aggregate`, and what a recording keeps
+/// of its counts (the store saves it once made, see `api.rs`).
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct Counted {
+    bucket_ns: u64,
+    lanes: Vec<(Endpoint, Vec<Counts>)>,
+    /// Datagrams of addresses past the lane limit.
+    others: u64,
+}
+
 /// The counts, and what it needs to know to place them.
 #[derive(Debug)]
 pub struct Aggregates {
-    bucket_ns: u64,
-    lanes: Vec<(Endpoint, Vec<Counts>)>,
+    counted: Counted,
     lane_of: HashMap<Endpoint, usize>,
     max_lanes: usize,
-    /// Datagrams of addresses past the lane limit.
-    others: u64,
     /// Lab sockets' addresses (a datagram they receive from each other is not
     /// counted again as sent).
     lab: HashSet<Endpoint>,
@@ -62,23 +69,55 @@ pub struct Aggregates {
     /// `max_in_flight`).
     in_flight: BTreeMap<u64, (usize, u64)>,
     max_in_flight: usize,
+    /// Counting a recording (no log to look an extra copy's send up in): the sends
+    /// whose fate came, newest `max_in_flight` of them.
+    concluded: Option<BTreeMap<u64, (usize, u64)>>,
+}
+
+/// Where a duplicate's send is found: the session's log, or (a recording) the sends
+/// concluded lately.
+enum Sends<'a> {
+    Log(&'a EventLog),
+    Concluded,
 }
 
 impl Aggregates {
     /// Counts nothing yet.
     pub fn new(max_lanes: usize, max_in_flight: usize) -> Self {
         Aggregates {
-            bucket_ns: FIRST_BUCKET_NS,
-            lanes: Vec::new(),
+            counted: Counted {
+                bucket_ns: FIRST_BUCKET_NS,
+                lanes: Vec::new(),
+                others: 0,
+            },
             lane_of: HashMap::new(),
             max_lanes: max_lanes.max(1),
-            others: 0,
             lab: HashSet::new(),
             links: HashMap::new(),
             link_addrs: HashSet::new(),
             in_flight: BTreeMap::new(),
             max_in_flight: max_in_flight.max(1),
+            concluded: None,
         }
+    }
+
+    /// Counts nothing yet, for a recording's events read from the store
+    /// ([`Aggregates::feed_stored`]).
+    pub fn of_recording(max_lanes: usize, max_in_flight: usize) -> Self {
+        Aggregates {
+            concluded: Some(BTreeMap::new()),
+            ..Aggregates::new(max_lanes, max_in_flight)
+        }
+    }
+
+    /// What has been counted.
+    pub fn counted(&self) -> &Counted {
+        &self.counted
+    }
+
+    /// What has been counted, kept.
+    pub fn into_counted(self) -> Counted {
+        self.counted
     }
 
     /// Counts one logged entry of `log`.
@@ -87,80 +126,147 @@ impl Aggregates {
             Record::Bound(b) => {
                 self.lab.insert(b.local.clone());
             }
-            Record::LinkCreated(c) => {
-                self.links.insert(c.link.clone(), c.listen);
-                self.link_addrs.extend([c.listen, c.upstream]);
-            }
+            Record::LinkCreated(c) => self.link(&c.link, c.listen, c.upstream),
             Record::Datagram(d) => {
-                let local = &d.socket.local;
-                match d.dir {
-                    Direction::Out => {
-                        if let Some(lane) = self.count(local, t_ns, What::Sent) {
-                            self.remember(id, lane, t_ns);
-                        }
+                // Borrowed, not copied: a Unix peer's name is a string.
+                let v4;
+                let peer = match &d.peer {
+                    Peer::V4(a) => {
+                        v4 = Endpoint::Ip(SocketAddr::V4(*a));
+                        &v4
                     }
-                    Direction::In => {
-                        self.count(local, t_ns, What::Received);
-                        // Borrowed, not copied: a Unix peer's name is a string.
-                        let v4;
-                        let peer = match &d.peer {
-                            Peer::V4(a) => {
-                                v4 = Endpoint::Ip(SocketAddr::V4(*a));
-                                &v4
-                            }
-                            Peer::Other(e) => &**e,
-                        };
-                        let from_lab = self.lab.contains(peer)
-                            || peer
-                                .socket_addr()
-                                .is_some_and(|a| self.link_addrs.contains(&a));
-                        if !from_lab {
-                            self.count(peer, t_ns, What::Sent);
-                        }
-                    }
-                }
+                    Peer::Other(e) => &**e,
+                };
+                self.datagram(id, t_ns, d.dir, &d.socket.local, peer);
             }
-            Record::LinkPacket(p, _) => {
-                if let Some(&listen) = self.links.get(&p.link) {
-                    let what = match p.fate {
-                        LinkFate::Dropped => What::Dropped,
-                        _ => What::Forwarded,
-                    };
-                    self.count(&Endpoint::Ip(listen), t_ns, what);
-                }
-            }
-            Record::Fate(fate) => self.fate(fate, log),
+            Record::LinkPacket(p, _) => self.link_packet(&p.link, p.fate, t_ns),
+            Record::Fate(fate) => self.fate(
+                (fate.kind, fate.reordered_by > 0 || fate.late),
+                fate.send,
+                Sends::Log(log),
+            ),
             _ => {}
         }
     }
 
-    /// Counts a fate where its datagram was sent.
-    fn fate(&mut self, fate: &FateRecord, log: &EventLog) {
-        let what = match fate.kind {
+    /// Counts one event of a recording as the store keeps it: its kind (the wire
+    /// `type`) and JSON. Events it does not count, or cannot read, are passed over.
+    pub fn feed_stored(&mut self, id: u64, t_ns: u64, kind: &str, json: &str) {
+        use socklab_protocol::event::{Bound, Datagram, LinkCreated, LinkPacket};
+        match kind {
+            "bound" => {
+                if let Ok(b) = serde_json::from_str::<Bound>(json) {
+                    self.lab.insert(b.local);
+                }
+            }
+            "link_created" => {
+                if let Ok(c) = serde_json::from_str::<LinkCreated>(json) {
+                    self.link(&c.link, c.listen, c.upstream);
+                }
+            }
+            "datagram" => {
+                if let Ok(d) = serde_json::from_str::<Datagram>(json) {
+                    self.datagram(EventId(id), t_ns, d.dir, &d.local, &d.peer);
+                }
+            }
+            "link_packet" => {
+                if let Ok(p) = serde_json::from_str::<LinkPacket>(json) {
+                    self.link_packet(&p.link, p.fate, t_ns);
+                }
+            }
+            "fate" => {
+                if let Ok(f) = serde_json::from_str::<socklab_protocol::flow::Fate>(json) {
+                    let reordered = f.reordered_by.is_some_and(|n| n > 0) || f.late;
+                    self.fate((f.fate, reordered), f.send, Sends::Concluded);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn link(&mut self, link: &LinkId, listen: SocketAddr, upstream: SocketAddr) {
+        self.links.insert(link.clone(), listen);
+        self.link_addrs.extend([listen, upstream]);
+    }
+
+    fn datagram(
+        &mut self,
+        id: EventId,
+        t_ns: u64,
+        dir: Direction,
+        local: &Endpoint,
+        peer: &Endpoint,
+    ) {
+        match dir {
+            Direction::Out => {
+                if let Some(lane) = self.count(local, t_ns, What::Sent) {
+                    self.remember(id, lane, t_ns);
+                }
+            }
+            Direction::In => {
+                self.count(local, t_ns, What::Received);
+                let from_lab = self.lab.contains(peer)
+                    || peer
+                        .socket_addr()
+                        .is_some_and(|a| self.link_addrs.contains(&a));
+                if !from_lab {
+                    self.count(peer, t_ns, What::Sent);
+                }
+            }
+        }
+    }
+
+    fn link_packet(&mut self, link: &LinkId, fate: LinkFate, t_ns: u64) {
+        if let Some(&listen) = self.links.get(link) {
+            let what = match fate {
+                LinkFate::Dropped => What::Dropped,
+                _ => What::Forwarded,
+            };
+            self.count(&Endpoint::Ip(listen), t_ns, what);
+        }
+    }
+
+    /// Counts a fate (its kind, and whether it came out of order) where its datagram
+    /// was sent.
+    fn fate(&mut self, (kind, reordered): (FateKind, bool), send: EventId, sends: Sends<'_>) {
+        let what = match kind {
             FateKind::Lost | FateKind::Unanswered => Some(What::Lost),
-            FateKind::Delivered if fate.reordered_by > 0 || fate.late => Some(What::Reordered),
+            FateKind::Delivered if reordered => Some(What::Reordered),
             FateKind::Duplicate => Some(What::Duplicated),
             _ => None,
         };
-        let sent = if fate.kind == FateKind::Duplicate {
+        let sent = match (kind, sends) {
             // Its first copy's fate took the send from those in flight: the log tells
             // where and when it was sent, while it still holds it.
-            log.read_after(EventId(fate.send.0.saturating_sub(1)), 1)
+            (FateKind::Duplicate, Sends::Log(log)) => log
+                .read_after(EventId(send.0.saturating_sub(1)), 1)
                 .entries
                 .first()
-                .filter(|e| e.id == fate.send)
+                .filter(|e| e.id == send)
                 .and_then(|e| match &e.record {
                     Record::Datagram(d) => self
                         .lane_of
                         .get(&d.socket.local)
                         .map(|&lane| (lane, e.t_ns)),
                     _ => None,
-                })
-        } else {
-            self.in_flight.remove(&fate.send.0)
+                }),
+            (FateKind::Duplicate, Sends::Concluded) => self
+                .concluded
+                .as_ref()
+                .and_then(|c| c.get(&send.0).copied()),
+            _ => {
+                let sent = self.in_flight.remove(&send.0);
+                if let (Some(concluded), Some(sent)) = (self.concluded.as_mut(), sent) {
+                    if concluded.len() >= self.max_in_flight {
+                        concluded.pop_first();
+                    }
+                    concluded.insert(send.0, sent);
+                }
+                sent
+            }
         };
         if let (Some(what), Some((lane, t_ns))) = (what, sent) {
-            self.add(lane, t_ns, what);
+            self.counted.add(lane, t_ns, what);
         }
     }
 
@@ -175,20 +281,23 @@ impl Aggregates {
     fn count(&mut self, addr: &Endpoint, t_ns: u64, what: What) -> Option<usize> {
         let lane = match self.lane_of.get(addr) {
             Some(&lane) => lane,
-            None if self.lanes.len() < self.max_lanes => {
-                self.lanes.push((addr.clone(), Vec::new()));
-                self.lane_of.insert(addr.clone(), self.lanes.len() - 1);
-                self.lanes.len() - 1
+            None if self.counted.lanes.len() < self.max_lanes => {
+                self.counted.lanes.push((addr.clone(), Vec::new()));
+                self.lane_of
+                    .insert(addr.clone(), self.counted.lanes.len() - 1);
+                self.counted.lanes.len() - 1
             }
             None => {
-                self.others = self.others.saturating_add(1);
+                self.counted.others = self.counted.others.saturating_add(1);
                 return None;
             }
         };
-        self.add(lane, t_ns, what);
+        self.counted.add(lane, t_ns, what);
         Some(lane)
     }
+}
 
+impl Counted {
     fn add(&mut self, lane: usize, t_ns: u64, what: What) {
         while t_ns / self.bucket_ns >= MAX_BUCKETS as u64 {
             self.widen();
@@ -294,6 +403,13 @@ impl Aggregates {
     }
 }
 
+impl Aggregates {
+    /// See [`Counted::answer`].
+    pub fn answer(&self, from_ns: u64, to_ns: u64, buckets: u32, req: Option<i64>) -> Answer {
+        self.counted.answer(from_ns, to_ns, buckets, req)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -310,8 +426,8 @@ mod tests {
             // One every 2 ms for 20 s: past 4,096 buckets of a millisecond.
             a.count(&lane, i * 2_000_000, What::Sent);
         }
-        assert!(a.bucket_ns > FIRST_BUCKET_NS);
-        assert!(a.lanes[0].1.len() <= MAX_BUCKETS);
+        assert!(a.counted.bucket_ns > FIRST_BUCKET_NS);
+        assert!(a.counted.lanes[0].1.len() <= MAX_BUCKETS);
         let answer = a.answer(0, 20_000_000_000, 100, None);
         let total: u64 = answer.lanes[0].sent.iter().map(|n| u64::from(*n)).sum();
         assert_eq!(total, 10_000);

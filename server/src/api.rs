@@ -10,6 +10,13 @@
 //! - `DELETE /api/recordings/{id}`: deletes it with its events.
 //! - `GET /api/recordings/{id}/events?after=&limit=`: `{"events":[…],"more":bool}`, its
 //!   events in id order after the id `after` (each as a viewer got it; at most 10,000).
+//!   `before=` instead: the last `limit` events below that id (`more`: earlier ones
+//!   exist). `outline=true`: only the events a view is built on, none about single
+//!   datagrams (see `store::Kinds::Outline`).
+//! - `GET /api/recordings/{id}/counts?from_ns=&to_ns=&buckets=`: an `aggregates` event
+//!   of its datagrams counted per lane and time bucket; `…/window?from_ns=&to_ns=&limit=`:
+//!   a `window` event of its events in that range (`recorded.rs`): a recording of any
+//!   size opens in the page a part at a time.
 //!
 //! (Over 600 lines: every route under `/api`, each a few checks around a store call,
 //! so the refusals they share read alike.)
@@ -51,7 +58,9 @@ pub fn routes(state: &AppState) -> Router<AppState> {
             "/api/recordings/{id}",
             get(one).patch(rename).delete(remove),
         )
-        .route("/api/recordings/{id}/events", get(events));
+        .route("/api/recordings/{id}/events", get(events))
+        .route("/api/recordings/{id}/counts", get(counts))
+        .route("/api/recordings/{id}/window", get(window));
     // What holds a whole recording in memory: at most --max-exports at once.
     let heavy = Router::new()
         .route(
@@ -144,6 +153,11 @@ struct Page {
     offset: Option<u32>,
     limit: Option<u32>,
     after: Option<u64>,
+    before: Option<u64>,
+    outline: Option<bool>,
+    from_ns: Option<u64>,
+    to_ns: Option<u64>,
+    buckets: Option<u32>,
 }
 
 /// The token and the origin are right, and the store can be used.
@@ -307,12 +321,28 @@ async fn events(
         Err(refused) => return refused.into_response(),
     };
     let limit = page.limit.unwrap_or(1000).clamp(1, MAX_EVENTS_PAGE);
-    // One more than asked says whether more follow.
-    let mut got = match store.events(id, page.after.unwrap_or(0), limit + 1).await {
+    let kinds = if page.outline == Some(true) {
+        crate::store::Kinds::Outline
+    } else {
+        crate::store::Kinds::All
+    };
+    // One more than asked says whether more follow (or, with `before`, precede).
+    let got = match page.before {
+        Some(before) => store.events_before(id, before, limit + 1).await,
+        None => {
+            store
+                .events_of(id, page.after.unwrap_or(0), limit + 1, kinds)
+                .await
+        }
+    };
+    let mut got = match got {
         Ok(got) => got,
         Err(e) => return failed(e),
     };
     let more = got.len() > limit as usize;
+    if page.before.is_some() && more {
+        got.remove(0);
+    }
     got.truncate(limit as usize);
     // The stored JSON goes out as it is, each event as a viewer got it.
     let mut body = String::from(r#"{"events":["#);
@@ -326,6 +356,95 @@ async fn events(
     body.push_str(if more { "true" } else { "false" });
     body.push('}');
     ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+/// A request's `from_ns` and `to_ns`, both needed.
+fn range(page: &Page) -> Result<(u64, u64), Refusal> {
+    match (page.from_ns, page.to_ns) {
+        (Some(from), Some(to)) => Ok((from, to)),
+        _ => Err(Refusal::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "say which time range: from_ns=…&to_ns=… (ns since the recording's session began)",
+        )),
+    }
+}
+
+fn bad(e: CommandError) -> Response {
+    Refusal::new(StatusCode::BAD_REQUEST, "bad_request", e.message).into_response()
+}
+
+async fn counts(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+    Query(page): Query<Page>,
+    headers: HeaderMap,
+) -> Response {
+    let (from_ns, to_ns) = match range(&page) {
+        Ok(range) => range,
+        Err(refused) => return refused.into_response(),
+    };
+    let buckets = page.buckets.unwrap_or(1000);
+    if let Err(e) = crate::recorded::check_aggregate(from_ns, to_ns, buckets) {
+        return bad(e);
+    }
+    let store = match admit_recording(&state, &page, &headers, id).await {
+        Ok((store, _)) => store,
+        Err(refused) => return refused.into_response(),
+    };
+    let counted = match crate::recorded::kept_counts(&store, id).await {
+        Ok(Some(counted)) => Ok(counted),
+        Ok(None) => {
+            // Made once, reading the whole recording: one of --max-exports.
+            let Ok(_permit) = state.exports.clone().try_acquire_owned() else {
+                return Refusal::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "busy",
+                    format!(
+                        "recording {id}'s counts are being made, or {} exports, imports or comparisons are (--max-exports); ask again in a moment",
+                        state.config().max_exports
+                    ),
+                )
+                .into_response();
+            };
+            let config = state.config();
+            let bounds = (config.max_aggregate_lanes, config.max_in_flight);
+            crate::recorded::make_counts(&store, id, bounds).await
+        }
+        Err(e) => Err(e),
+    };
+    match counted {
+        Ok(counted) => (
+            [(header::CONTENT_TYPE, "application/json")],
+            crate::recorded::aggregates_event(&counted, (from_ns, to_ns), buckets),
+        )
+            .into_response(),
+        Err(e) => failed(e),
+    }
+}
+
+async fn window(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+    Query(page): Query<Page>,
+    headers: HeaderMap,
+) -> Response {
+    let (from_ns, to_ns) = match range(&page) {
+        Ok(range) => range,
+        Err(refused) => return refused.into_response(),
+    };
+    let limit = match crate::recorded::check_window(from_ns, to_ns, page.limit) {
+        Ok(limit) => limit,
+        Err(e) => return bad(e),
+    };
+    let store = match admit_recording(&state, &page, &headers, id).await {
+        Ok((store, _)) => store,
+        Err(refused) => return refused.into_response(),
+    };
+    match crate::recorded::window_frame(&store, id, (from_ns, to_ns), limit).await {
+        Ok(frame) => ([(header::CONTENT_TYPE, "application/json")], frame).into_response(),
+        Err(e) => failed(e),
+    }
 }
 
 async fn capture(

@@ -37,6 +37,8 @@
 //! - [`budget`]: a session's send budget (datagrams and bytes per second).
 //! - [`slots`]: the server-wide limit on open sockets, from the open-file limit.
 //! - [`store`]: recordings in SQLite, one thread owning the connection.
+//! - [`recorded`]: a recording of any size read a part at a time: its counts per lane
+//!   and time bucket, the events of a time range.
 //! - [`recorder`]: a session's recording: its log, read like a viewer's, into the store.
 //! - [`error`]: refusals a client sees, each with a stable protocol error code.
 //!
@@ -60,6 +62,7 @@ pub mod log;
 pub mod pcapng;
 pub mod policy;
 pub mod query;
+pub mod recorded;
 pub mod recorder;
 pub mod rerun;
 pub mod session;

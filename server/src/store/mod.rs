@@ -73,6 +73,12 @@ const MIGRATIONS: &[&str] = &[
         data BLOB NOT NULL
     );
     CREATE UNIQUE INDEX chunks_by_id ON chunks (recording, last_id);",
+    // 5: a finished recording's datagrams counted per lane and time bucket
+    // (`aggregate::Counted` as JSON), made the first time they are asked for.
+    "CREATE TABLE counts (
+        recording INTEGER PRIMARY KEY REFERENCES recordings (id) ON DELETE CASCADE,
+        data BLOB NOT NULL
+    );",
 ];
 
 /// One event as stored: its id and time in the session, its kind (the wire `type`)
@@ -407,6 +413,7 @@ impl Store {
         self.call(move |conn| {
             let tx = conn.transaction()?;
             tx.execute("DELETE FROM chunks WHERE recording = ?1", params![id])?;
+            tx.execute("DELETE FROM counts WHERE recording = ?1", params![id])?;
             let gone = tx.execute("DELETE FROM recordings WHERE id = ?1", params![id])? > 0;
             tx.commit()?;
             Ok(gone)
@@ -437,7 +444,7 @@ impl Store {
         after: u64,
         limit: u32,
     ) -> Result<Vec<StoredEvent>, CommandError> {
-        self.call(move |conn| read_events(conn, id, after, limit, Some(kind)))
+        self.call(move |conn| read_events(conn, id, after, limit, Kinds::Only(kind)))
             .await
     }
 
@@ -461,9 +468,119 @@ impl Store {
         after: u64,
         limit: u32,
     ) -> Result<Vec<StoredEvent>, CommandError> {
-        self.call(move |conn| read_events(conn, id, after, limit, None))
+        self.call(move |conn| read_events(conn, id, after, limit, Kinds::All))
             .await
     }
+
+    /// Up to `limit` events of recording `id` of `kinds` with ids after `after`, in id
+    /// order.
+    pub async fn events_of(
+        &self,
+        id: i64,
+        after: u64,
+        limit: u32,
+        kinds: Kinds,
+    ) -> Result<Vec<StoredEvent>, CommandError> {
+        self.call(move |conn| read_events(conn, id, after, limit, kinds))
+            .await
+    }
+
+    /// The last `limit` events of recording `id` with ids below `before`, in id order.
+    pub async fn events_before(
+        &self,
+        id: i64,
+        before: u64,
+        limit: u32,
+    ) -> Result<Vec<StoredEvent>, CommandError> {
+        self.call(move |conn| read_events_before(conn, id, before, limit))
+            .await
+    }
+
+    /// Up to `max` chunks of recording `id` after event `after`, as they are stored
+    /// (read them with [`each_event`]), and the last event id of the last.
+    pub async fn chunks(
+        &self,
+        id: i64,
+        after: u64,
+        max: u32,
+    ) -> Result<(Vec<Vec<u8>>, u64), CommandError> {
+        self.call(move |conn| {
+            let mut query = conn.prepare_cached(
+                "SELECT last_id, data FROM chunks WHERE recording = ?1 AND last_id > ?2
+                 ORDER BY last_id LIMIT ?3",
+            )?;
+            let mut rows = query.query(params![id, after.min(i64::MAX as u64) as i64, max])?;
+            let (mut out, mut last) = (Vec::new(), after);
+            while let Some(row) = rows.next()? {
+                last = row.get::<_, i64>(0)?.max(0) as u64;
+                out.push(row.get::<_, Vec<u8>>(1)?);
+            }
+            Ok((out, last))
+        })
+        .await
+    }
+
+    /// The counts kept of recording `id` (see migration 5), if they were made.
+    pub async fn counts(&self, id: i64) -> Result<Option<Vec<u8>>, CommandError> {
+        self.call(move |conn| {
+            conn.query_row(
+                "SELECT data FROM counts WHERE recording = ?1",
+                params![id],
+                |row| row.get(0),
+            )
+            .optional()
+        })
+        .await
+    }
+
+    /// Keeps recording `id`'s counts, if it has stopped (one still being made would
+    /// count more later).
+    pub async fn keep_counts(&self, id: i64, data: Vec<u8>) -> Result<(), CommandError> {
+        self.call(move |conn| {
+            conn.execute(
+                "INSERT OR REPLACE INTO counts (recording, data)
+                 SELECT ?1, ?2 WHERE EXISTS
+                   (SELECT 1 FROM recordings WHERE id = ?1 AND stopped_ms IS NOT NULL)",
+                params![id, data],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+}
+
+/// Which events to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kinds {
+    /// Every one.
+    All,
+    /// Those of one wire `type`.
+    Only(&'static str),
+    /// All but those about single datagrams (`datagram`, `fate`, `link_packet`,
+    /// `link_sent`): the sockets, links, figures and runs a recording's view is built
+    /// on, however many datagrams it holds.
+    Outline,
+}
+
+impl Kinds {
+    fn takes(self, kind: &str) -> bool {
+        match self {
+            Kinds::All => true,
+            Kinds::Only(k) => k == kind,
+            Kinds::Outline => !matches!(kind, "datagram" | "fate" | "link_packet" | "link_sent"),
+        }
+    }
+}
+
+/// Calls `f` with each event of chunk `data` (from [`Store::chunks`]): its id, time,
+/// kind and JSON (without the bytes kept apart: `"payload_b64":""`). An error where the
+/// chunk does not read as events.
+pub fn each_event(data: &[u8], mut f: impl FnMut(u64, u64, &str, &str)) -> Result<(), String> {
+    for item in chunk::items(data) {
+        let item = item?;
+        f(item.id, item.t_ns, item.kind, item.json);
+    }
+    Ok(())
 }
 
 /// What a recording holds of a time range, for a `window` the session's log can no
@@ -490,7 +607,7 @@ fn read_events(
     id: i64,
     after: u64,
     limit: u32,
-    kind: Option<&str>,
+    kinds: Kinds,
 ) -> rusqlite::Result<Vec<StoredEvent>> {
     let mut query = conn.prepare_cached(
         "SELECT data FROM chunks WHERE recording = ?1 AND last_id > ?2 ORDER BY last_id",
@@ -503,7 +620,7 @@ fn read_events(
         let data = row.get_ref(0)?.as_blob()?;
         for item in chunk::items(data) {
             let item = item.map_err(rusqlite::Error::InvalidParameterName)?;
-            if item.id <= after || kind.is_some_and(|k| k != item.kind) {
+            if item.id <= after || !kinds.takes(item.kind) {
                 continue;
             }
             out.push(whole(item));
@@ -513,6 +630,40 @@ fn read_events(
         }
     }
     Ok(out)
+}
+
+/// The last `limit` events of recording `id` below id `before`, in id order.
+fn read_events_before(
+    conn: &mut Connection,
+    id: i64,
+    before: u64,
+    limit: u32,
+) -> rusqlite::Result<Vec<StoredEvent>> {
+    let mut query = conn.prepare_cached(
+        "SELECT data FROM chunks WHERE recording = ?1 AND first_id < ?2 ORDER BY last_id DESC",
+    )?;
+    let mut rows = query.query(params![id, before.min(i64::MAX as u64) as i64])?;
+    // Chunks newest first; each one's events in order, newest kept.
+    let mut out: std::collections::VecDeque<StoredEvent> = std::collections::VecDeque::new();
+    while out.len() < limit as usize
+        && let Some(row) = rows.next()?
+    {
+        let data = row.get_ref(0)?.as_blob()?;
+        let mut items = Vec::new();
+        for item in chunk::items(data) {
+            let item = item.map_err(rusqlite::Error::InvalidParameterName)?;
+            if item.id < before {
+                items.push(item);
+            }
+        }
+        for item in items.into_iter().rev() {
+            if out.len() == limit as usize {
+                break;
+            }
+            out.push_front(whole(item));
+        }
+    }
+    Ok(out.into())
 }
 
 fn read_window(
