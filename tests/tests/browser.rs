@@ -1150,6 +1150,202 @@ async fn gaps(url: &str, browser: &Browser) {
         .await;
 }
 
+/// Goes to the middle of the first stretch the page was not sent (or holds no page
+/// of), and zooms in around it (to 40 ms or less, and on while the window holds too
+/// many datagrams for the page to fetch them: a generator sends in bursts on a busy
+/// machine) until their arrows come from the server. The middle, ns, and how many
+/// arrows were fetched.
+async fn zoom_into_thinned(browser: &Browser) -> (u64, String) {
+    let at = browser
+        .wait_attr("#timeline-canvas", "data-thinned-at", |_| true)
+        .await;
+    let (a, b) = at.split_once(',').unwrap();
+    let middle = (a.parse::<u64>().unwrap() + b.parse::<u64>().unwrap()) / 2;
+    browser.fill("#tl-goto", "").await;
+    browser
+        .press("#tl-goto", &format!("{:.3}\u{E007}", middle as f64 / 1e6))
+        .await;
+    for _ in 0..40 {
+        let (from, to) = window(browser).await;
+        let span = to - from;
+        if span <= 40e6 {
+            let mut drawn = false;
+            for _ in 0..20 {
+                let detail = browser
+                    .wait_attr("#timeline-canvas", "data-detail", |_| true)
+                    .await;
+                if detail != "0" {
+                    drawn = true;
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            if drawn || span < 1e6 {
+                break;
+            }
+        }
+        browser.click("#tl-zoom-in").await;
+        browser
+            .wait_attr("#timeline-canvas", "data-window", |w| {
+                let (a, b) = w.split_once(',').unwrap();
+                b.parse::<f64>().unwrap() - a.parse::<f64>().unwrap() < span
+            })
+            .await;
+    }
+    let detail = browser
+        .wait_attr("#timeline-canvas", "data-detail", |n| {
+            n.parse::<u64>().is_ok_and(|n| n > 0)
+        })
+        .await;
+    (middle, detail)
+}
+
+/// A recording too big to read whole (here: more than `?replay_whole=5000` events)
+/// opens a page at a time: the recording's counts before the page, arrows read from
+/// the store where the person zooms in, and the cursor stepping across pages.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recording_too_big_to_read_whole_opens_a_page_at_a_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config {
+        data_dir: Some(dir.path().to_path_buf()),
+        ..Config::default()
+    };
+    with_browser_and(config, |url, browser| async move {
+        paged_replay(&url, browser).await
+    })
+    .await;
+}
+
+async fn paged_replay(url: &str, browser: &Browser) {
+    use socklab_protocol::{Command, Event};
+    use socklab_tests::IpEndpoint as _;
+    const N: u64 = 20_000;
+    // Recorded by a script's session: 20,000 datagrams through a link that loses some.
+    let addr: std::net::SocketAddr = url
+        .trim_start_matches("http://")
+        .split('/')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let mut client = socklab_tests::Client::connect_with(addr, &format!("token={TOKEN}"))
+        .await
+        .unwrap();
+    let a = client.bind("127.0.0.1:0").await;
+    let b = client.bind("127.0.0.1:0").await;
+    let settings = socklab_protocol::link::LinkSettings {
+        c2t: socklab_protocol::link::Impairments {
+            loss: socklab_protocol::link::Loss::Random { pct: 10.0 },
+            ..Default::default()
+        },
+        seed: 3,
+        ..Default::default()
+    };
+    let link = client.link("127.0.0.1:0", b.local.addr(), settings).await;
+    let req = client
+        .send(Command::RecordStart {
+            name: Some("big run".into()),
+        })
+        .await;
+    let id = match client.reply(req).await {
+        Event::RecordingStarted(r) => r.recording,
+        other => panic!("expected recording_started, got {other:?}"),
+    };
+    let req = client
+        .send(socklab_tests::generate(&a.socket, link.listen, N, 10_000.0))
+        .await;
+    client.reply(req).await;
+    let mut concluded = 0;
+    while concluded < N {
+        if let Event::Fate(f) = client.next().await
+            && f.fate != socklab_protocol::flow::FateKind::Duplicate
+        {
+            concluded += 1;
+        }
+    }
+    client.send(Command::RecordStop).await;
+    client
+        .until(|e| matches!(e, Event::RecordingStopped(_)))
+        .await;
+
+    browser.open(&format!("{url}&replay_whole=5000")).await;
+    browser.click("#tab-recordings").await;
+    browser.click(&format!("#open-{id}")).await;
+    let said = browser
+        .wait_text("#replay-paged", |t| t.contains("Too big to read whole"))
+        .await;
+    eprintln!("{said}");
+    // Opened at its end: the cursor on its last event.
+    browser
+        .wait_text("#replay-cursor", |t| t.starts_with("event #"))
+        .await;
+    browser.click("#tab-timeline").await;
+    browser.click("#tl-fit").await;
+    let counted = browser
+        .wait_attr("#timeline-canvas", "data-counted", |n| {
+            n.parse::<u64>().is_ok_and(|n| n > 0)
+        })
+        .await;
+    let server_sent = browser
+        .wait_attr("#timeline-canvas", "data-server-sent", |n| {
+            n.parse::<u64>().is_ok_and(|n| n > 0)
+        })
+        .await;
+    eprintln!(
+        "before the page, drawn as the recording's counts: {counted} datagrams ({server_sent} sent)"
+    );
+    let shot = browser.screenshot("e2e-replay-paged.png").await;
+    eprintln!("screenshot: {}", shot.display());
+    // Zoomed into the time before the page: arrows read from the recording (the
+    // inspector, following the cursor, closed to give the timeline its height).
+    browser.click("#inspector-close").await;
+    let (_, detail) = zoom_into_thinned(browser).await;
+    let asked = browser
+        .wait_attr("#timeline-canvas", "data-asked", |a| {
+            a.starts_with("window")
+        })
+        .await;
+    eprintln!("arrows read from the recording: {detail} ({asked})");
+    let at = browser
+        .wait_attr("#timeline-canvas", "data-arrow-at", |a| a.contains(','))
+        .await;
+    click_canvas_at(browser, &at).await;
+    browser
+        .wait_text("#inspector .meta", |t| {
+            t.contains("sent") && t.contains("bytes")
+        })
+        .await;
+    let shot = browser.screenshot("e2e-replay-paged-detail.png").await;
+    eprintln!("screenshot: {}", shot.display());
+    // To its start (a page read), then three datagrams on, the inspector following.
+    browser.click("#replay-start").await;
+    let mut last = browser
+        .wait_text("#replay-cursor", |t| t.starts_with("event #0 "))
+        .await;
+    for _ in 0..3 {
+        browser.click("#replay-forward").await;
+        let before = last.clone();
+        last = browser
+            .wait_text("#replay-cursor", |t| t != before && !t.contains("reading"))
+            .await;
+    }
+    eprintln!("three datagrams on: {last}");
+    browser
+        .wait_text("#inspector .meta", |t| {
+            t.contains("sent") || t.contains("received")
+        })
+        .await;
+    // Back to the end, and one datagram back.
+    browser.click("#replay-end").await;
+    let end = browser
+        .wait_text("#replay-cursor", |t| t != last && !t.contains("reading"))
+        .await;
+    browser.click("#replay-back").await;
+    browser
+        .wait_text("#replay-cursor", |t| t != end && !t.contains("reading"))
+        .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_too_fast_for_the_page_shows_the_servers_counts_then_every_arrow_zoomed_in() {
     with_browser(|url, browser| async move { at_any_scale(&url, browser).await }).await;
@@ -1193,50 +1389,7 @@ async fn at_any_scale(url: &str, browser: &Browser) {
     let shot = browser.screenshot("e2e-scale-counts.png").await;
     eprintln!("screenshot: {}", shot.display());
     // Into the middle of a thinned stretch, until its arrows come from the server.
-    let at = browser
-        .wait_attr("#timeline-canvas", "data-thinned-at", |_| true)
-        .await;
-    let (a, b) = at.split_once(',').unwrap();
-    let middle = (a.parse::<u64>().unwrap() + b.parse::<u64>().unwrap()) / 2;
-    browser.fill("#tl-goto", "").await;
-    browser
-        .press("#tl-goto", &format!("{:.3}\u{E007}", middle as f64 / 1e6))
-        .await;
-    // Zoomed in (around the middle) to 40 ms or less, and on while the window holds
-    // too many datagrams for the page to fetch them (the generator sends in bursts on
-    // a busy machine): then their arrows come from the server.
-    for _ in 0..40 {
-        let (from, to) = window(browser).await;
-        let span = to - from;
-        if span <= 40e6 {
-            let mut drawn = false;
-            for _ in 0..20 {
-                let detail = browser
-                    .wait_attr("#timeline-canvas", "data-detail", |_| true)
-                    .await;
-                if detail != "0" {
-                    drawn = true;
-                    break;
-                }
-                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-            }
-            if drawn || span < 1e6 {
-                break;
-            }
-        }
-        browser.click("#tl-zoom-in").await;
-        browser
-            .wait_attr("#timeline-canvas", "data-window", |w| {
-                let (a, b) = w.split_once(',').unwrap();
-                b.parse::<f64>().unwrap() - a.parse::<f64>().unwrap() < span
-            })
-            .await;
-    }
-    let detail = browser
-        .wait_attr("#timeline-canvas", "data-detail", |n| {
-            n.parse::<u64>().is_ok_and(|n| n > 0)
-        })
-        .await;
+    let (middle, detail) = zoom_into_thinned(browser).await;
     let asked = browser
         .wait_attr("#timeline-canvas", "data-asked", |a| {
             a.starts_with("window")

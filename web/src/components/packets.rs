@@ -444,8 +444,13 @@ pub fn PacketsPanel() -> Html {
                     { format!("rows of the timeline's window, fetched from the server ({})", state.window_packets.borrow().len()) }
                 </label>
                 <p id="packets-thinned" class="hint warn">{ format!(
-                    "{} events about single datagrams were not sent to this page, to keep it current, so they are not in this list. On the timeline, zoom into the stretches marked amber by the time axis: their arrows come from the server, and clicking one shows its fate and bytes.",
-                    ctx.state.thinned
+                    "{} events about single datagrams {}, so they are not in this list. On the timeline, zoom into the stretches marked amber by the time axis: their arrows come from the server, and clicking one shows its fate and bytes.",
+                    ctx.state.thinned,
+                    if ctx.replay.is_some() {
+                        "come before the page of the recording the page holds"
+                    } else {
+                        "were not sent to this page, to keep it current"
+                    }
                 ) }</p>
             }
             <div class="table-scroll" ref={scroller} onscroll={on_scroll}>

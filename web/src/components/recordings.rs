@@ -215,22 +215,15 @@ pub fn RecordingsPanel() -> Html {
             });
         })
     };
-    let open = |id: i64, name: String| {
+    let open = |id: i64, name: String, size: (u64, u64)| {
         let (problem, replay) = (problem.clone(), ctx.replay.clone());
         Callback::from(move |_: MouseEvent| {
             let (problem, replay, name) = (problem.clone(), replay.clone(), name.clone());
             wasm_bindgen_futures::spawn_local(async move {
-                match super::replay::load(id).await {
-                    Ok(events) => {
+                match super::replay::open(id, name, size).await {
+                    Ok(opened) => {
                         problem.set(None);
-                        replay.set(Some(super::replay::Replay {
-                            id,
-                            name,
-                            events: std::rc::Rc::new(events),
-                            cursor: 0,
-                            playing: false,
-                            speed: 1.0,
-                        }));
+                        replay.set(Some(opened));
                     }
                     Err(e) => problem.set(Some(e)),
                 }
@@ -331,7 +324,7 @@ pub fn RecordingsPanel() -> Html {
                             <a class="small" href={file("fates.csv")} download={format!("socklab-recording-{id}-fates.csv")} title="What became of each datagram, a row each">{ "fates.csv" }</a>
                             <a class="small" href={file("flows.json")} download={format!("socklab-recording-{id}-flows.json")} title="The flows' figures">{ "flows.json" }</a>
                             <a class="small" href={file("recording.socklab")} download={format!("socklab-recording-{id}.socklab")} title="The whole recording as one file, to share: another socklab imports it">{ "file" }</a>
-                            <button class="small" onclick={open(id, r.name.clone())} id={format!("open-{id}")}
+                            <button class="small" onclick={open(id, r.name.clone(), (r.events, r.datagrams))} id={format!("open-{id}")}
                                 title="Show it in the timeline, the packets and the inspector, read-only, stepping or playing through it">{ "open" }</button>
                             <button class="small" onclick={run_again(id)} id={format!("again-{id}")}
                                 title="Send its datagrams again with its timing, from fresh sockets, through its links made again with the same seeds, into a new recording (stop it with ■ when done)">{ "run again" }</button>

@@ -156,7 +156,11 @@ pub fn Runs() -> Html {
             <h3>{ "Runs" }</h3>
             <p class="hint">{ "The figures above add up everything done in this session. A run starts with each generator and with \"new run\": its figures count only the datagrams sent in it (counted on this page, from the datagrams it holds), so tests at different rates do not mix." }</p>
             if state.thinned > 0 {
-                <p id="runs-thinned" class="hint warn">{ "Single datagrams were left out of this page to keep it current (the notice at the top): these per-run figures count only the datagrams the page holds. The flow figures above count every one." }</p>
+                <p id="runs-thinned" class="hint warn">{ if ctx.replay.is_some() {
+                    "The page holds only part of this recording (a page of its events around the cursor): these per-run figures count only the datagrams it holds. The flow figures above are the recording's own."
+                } else {
+                    "Single datagrams were left out of this page to keep it current (the notice at the top): these per-run figures count only the datagrams the page holds. The flow figures above count every one."
+                } }</p>
             }
             if !stretches.is_empty() {
                 <div class="table-wrap">

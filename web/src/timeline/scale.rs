@@ -176,28 +176,41 @@ impl Scale {
         Some(sent)
     }
 
+    /// The part of `from..=to` the thinned ranges in it span: from the first one's
+    /// start to the last one's end, cut to it. None: nothing thinned there.
+    pub fn thinned_span(&self, from: u64, to: u64) -> Option<(u64, u64)> {
+        let mut ranges = self.thinned_in(from, to);
+        let first = ranges.next()?;
+        let last = ranges.last().unwrap_or(first);
+        Some((first.0, last.1))
+    }
+
     /// What to ask the server so that `from..=to` (ns), drawn `rows` pixels tall, can be
-    /// drawn: counts that cover it, then its arrows once they are few enough. None:
-    /// nothing (no thinned time in view, or the answers are there already).
+    /// drawn where it was thinned: counts that cover that part, then its arrows once
+    /// they are few enough. None: nothing (no thinned time in view, or the answers are
+    /// there already).
     pub fn wanted(&self, from: u64, to: u64, rows: u32) -> Option<Command> {
-        if to <= from || self.thinned_in(from, to).next().is_none() {
+        if to <= from {
             return None;
         }
-        let buckets = rows.clamp(1, 4096);
+        let (a, b) = self.thinned_span(from, to)?;
+        // As many buckets as the part's share of the view's rows.
+        let share = (u128::from(b - a) * u128::from(rows) / u128::from(to - from)) as u32;
+        let buckets = share.clamp(1, 4096);
         let fine_enough = self.counts.as_ref().is_some_and(|c| {
-            let asked = (to - from).div_ceil(u64::from(buckets));
+            let asked = (b - a).div_ceil(u64::from(buckets)).max(1);
             c.bucket_ns <= asked.saturating_mul(2).max(c.resolution_ns)
         });
-        match self.sent_in(from, to) {
-            Some(sent) if fine_enough => (sent <= DETAIL_MAX && !self.detail_covers(from, to))
+        match self.sent_in(a, b) {
+            Some(sent) if fine_enough => (sent <= DETAIL_MAX && !self.detail_covers(a, b))
                 .then_some(Command::Window {
-                    from_ns: from,
-                    to_ns: to,
+                    from_ns: a,
+                    to_ns: b,
                     limit: Some(socklab_protocol::limits::MAX_WINDOW_EVENTS),
                 }),
             _ => Some(Command::Aggregate {
-                from_ns: from,
-                to_ns: to.saturating_add(1),
+                from_ns: a,
+                to_ns: b.saturating_add(1),
                 buckets,
             }),
         }

@@ -258,14 +258,23 @@ pub(super) fn draw(
     let mut from_detail = 0usize;
     let mut counted = 0u64;
     let thinned: Vec<(u64, u64)> = scale.thinned_in(vis_from, vis_to).collect();
-    if let Some(detail) = scale
-        .complete_detail(vis_from, vis_to)
-        .filter(|_| !thinned.is_empty())
-    {
-        // Every event of the view fetched from the server: its arrows alone.
+    // The part of the view that was thinned, and the window fetched for it when it
+    // holds every event there.
+    let span = scale.thinned_span(vis_from, vis_to);
+    let whole_detail = span.and_then(|(a, b)| scale.complete_detail(a, b));
+    if let Some(detail) = whole_detail {
+        // Where the page was thinned, the events fetched from the server alone (the
+        // page's own arrows there lack their fates or their sends); elsewhere its own.
+        for (_, a) in timeline.visible(filter, vis_from, vis_to) {
+            if !scale.is_thinned(a.t0) {
+                place(a);
+            }
+        }
         for (_, a) in detail.timeline.visible(filter, vis_from, vis_to) {
-            place(a);
-            from_detail += 1;
+            if scale.is_thinned(a.t0) {
+                place(a);
+                from_detail += 1;
+            }
         }
     } else {
         for (_, a) in timeline.visible(filter, vis_from, vis_to) {
@@ -275,7 +284,7 @@ pub(super) fn draw(
     // Where single datagrams were left out of the page: the arrows of the window
     // fetched for it when it covers the view, else the server's counts.
     if !thinned.is_empty() {
-        if let Some(detail) = scale.detail.as_ref().filter(|_| from_detail == 0) {
+        if let Some(detail) = scale.detail.as_ref().filter(|_| whole_detail.is_none()) {
             for (_, a) in detail.timeline.visible(filter, vis_from, vis_to) {
                 if scale.is_thinned(a.t0) {
                     place(a);
@@ -283,7 +292,7 @@ pub(super) fn draw(
                 }
             }
         }
-        let covered = scale.detail_covers(vis_from, vis_to);
+        let covered = span.is_some_and(|(a, b)| scale.detail_covers(a, b));
         let partial = scale.detail.as_ref().is_some_and(|d| !d.complete);
         if (!covered || partial)
             && let Some(c) = &scale.counts
@@ -322,10 +331,7 @@ pub(super) fn draw(
     // How many events were left out of the page, all together.
     let _ = canvas.set_attribute("data-passed", &scale.passed.to_string());
     // How many datagrams the server counted sent in the view, when its counts cover it.
-    match scale
-        .sent_in(vis_from, vis_to)
-        .filter(|_| !thinned.is_empty())
-    {
+    match span.and_then(|(a, b)| scale.sent_in(a, b)) {
         Some(n) => {
             let _ = canvas.set_attribute("data-server-sent", &n.to_string());
         }

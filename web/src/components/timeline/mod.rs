@@ -36,12 +36,30 @@ struct Pending {
     selected: Option<u64>,
     range: Option<(u64, u64)>,
     callback: Option<Closure<dyn FnMut()>>,
-    /// Sends the page's questions to the server (counts and windows for the view).
-    commands: Option<crate::connection::Commands>,
+    /// Where the page's questions go (counts and windows for the view).
+    asker: Option<Asker>,
     /// The last question asked, and when (ms on the page's clock).
     asked: Option<(socklab_protocol::Command, f64)>,
     /// A draw again is due for a question held back.
     retry: Option<gloo_timers::callback::Timeout>,
+}
+
+/// Where the view's questions go: the live session over the WebSocket, or the
+/// recording being replayed over HTTP (its answers to the replayed state).
+#[derive(Clone)]
+enum Asker {
+    Live(crate::connection::Commands),
+    Recording(i64, UseReducerDispatcher<crate::model::State>),
+}
+
+impl Asker {
+    /// Asks; false when the question could not go.
+    fn ask(&self, command: socklab_protocol::Command) -> bool {
+        match self {
+            Asker::Live(commands) => commands.ask(command),
+            Asker::Recording(id, dispatch) => super::replay::ask(*id, &command, dispatch.clone()),
+        }
+    }
 }
 
 /// The least time between two questions to the server about the view, ms.
@@ -85,8 +103,8 @@ fn ask_for_view(
         }
         return;
     }
-    if let Some(commands) = &p.commands
-        && commands.ask(wanted.clone())
+    if let Some(asker) = &p.asker
+        && asker.ask(wanted.clone())
     {
         // What the page last asked, for people's tools and the tests.
         if let Some(canvas) = &p.canvas {
@@ -198,7 +216,7 @@ pub fn TimelinePanel(props: &TimelineProps) -> Html {
         selected: None,
         range: None,
         callback: None,
-        commands: None,
+        asker: None,
         asked: None,
         retry: None,
     });
@@ -211,7 +229,10 @@ pub fn TimelinePanel(props: &TimelineProps) -> Html {
         let pending = pending.clone();
         let canvas_ref = canvas_ref.clone();
         let timeline = state.timeline.clone();
-        let commands = ctx.commands.clone();
+        let asker = match &*ctx.replay {
+            Some(r) => Asker::Recording(r.id, state.dispatcher()),
+            None => Asker::Live(ctx.commands.clone()),
+        };
         let deps = (
             state.timeline_version,
             *view,
@@ -224,7 +245,7 @@ pub fn TimelinePanel(props: &TimelineProps) -> Html {
             {
                 let mut p = pending.borrow_mut();
                 p.canvas = canvas_ref.cast::<HtmlCanvasElement>();
-                p.commands = Some(commands);
+                p.asker = Some(asker);
                 p.timeline = Some(timeline);
                 p.view = *view;
                 p.filter = filter.clone();
@@ -372,15 +393,18 @@ pub fn TimelinePanel(props: &TimelineProps) -> Html {
             };
             // Arrows drawn from a window fetched from the server can be picked too (they
             // alone, where it holds every event of the view).
-            let fetched = timeline
-                .scale
-                .detail
-                .as_ref()
-                .filter(|d| d.from <= from && d.to >= to)
+            let span = timeline.scale.thinned_span(from, to);
+            let fetched = span
+                .and_then(|(a, b)| {
+                    let d = timeline.scale.detail.as_ref()?;
+                    (d.from <= a && d.to >= b).then_some(d)
+                })
                 .map(|d| &*d.timeline);
-            let whole = timeline.scale.complete_detail(from, to).is_some();
+            let whole = span
+                .and_then(|(a, b)| timeline.scale.complete_detail(a, b))
+                .is_some();
             let arrow = match (whole, fetched) {
-                (true, Some(d)) => near(d),
+                (true, Some(d)) => near(d).or_else(|| near(&timeline)),
                 (_, d) => near(&timeline).or_else(|| d.and_then(near)),
             };
             let id = arrow.map(|a| if a.send != 0 { a.send } else { a.recv });
