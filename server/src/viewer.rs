@@ -22,7 +22,7 @@ use crate::wire::{error_event, write_event};
 
 /// The most events one frame carries.
 pub const MAX_BATCH: usize = 512;
-pub use socklab_protocol::limits::MIN_KEEP_UP;
+pub use socklab_protocol::limits::{MIN_KEEP_UP, MIN_KEEP_UP_RATE};
 /// The longest the server waits to send a viewer its close frame.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 /// A frame stops taking events once it is this long (it always carries at least one).
@@ -51,6 +51,7 @@ pub async fn serve(
             write_timeout: pace.write_timeout,
             shutdown: shutdown.clone(),
             keep_up: 0,
+            rate: Budget::default(),
             whole: std::collections::VecDeque::new(),
         };
         if let Err(e) = viewer.run(&shared, notice, &shutdown).await {
@@ -88,10 +89,57 @@ struct Viewer {
     shutdown: CancellationToken,
     /// How far behind it may fall before it is thinned (`keep_up`; 0: never).
     keep_up: u64,
+    /// How many events a second it takes before it is thinned (`keep_up`'s `rate`).
+    rate: Budget,
     /// The latest stretches of ids it was sent whole, oldest first: a thinned viewer
     /// is still sent the fates of the datagrams sent in them (the analysis may
     /// conclude a fate long after the send, when the viewer has fallen behind).
     whole: std::collections::VecDeque<(EventId, EventId)>,
+}
+
+/// Events a viewer may still be sent before it is thinned, refilled at its `rate` a
+/// second up to a twentieth of a second's worth: a page that asked for at most 20,000
+/// events a second is never handed more than 1,000 at once (a faster session thins
+/// them, and the page draws the server's counts instead).
+#[derive(Debug, Default)]
+struct Budget {
+    /// Events a second (0: no limit).
+    rate: u64,
+    /// Events it may be sent now.
+    left: f64,
+    /// When it was last refilled.
+    at: Option<Instant>,
+}
+
+impl Budget {
+    fn new(rate: u64) -> Budget {
+        Budget {
+            rate,
+            left: Budget::most(rate),
+            at: Some(Instant::now()),
+        }
+    }
+
+    fn most(rate: u64) -> f64 {
+        rate as f64 / 20.0
+    }
+
+    /// Whether `pending` events may be sent whole now.
+    fn allows(&mut self, pending: u64) -> bool {
+        if self.rate == 0 {
+            return true;
+        }
+        let now = Instant::now();
+        let elapsed = self.at.map_or(0.0, |at| (now - at).as_secs_f64());
+        self.at = Some(now);
+        self.left = (self.left + elapsed * self.rate as f64).min(Budget::most(self.rate));
+        pending as f64 <= self.left
+    }
+
+    /// Counts `n` events sent.
+    fn spend(&mut self, n: usize) {
+        self.left = (self.left - n as f64).max(0.0);
+    }
 }
 
 /// The `gap` for ids `from..=to` the log dropped before a viewer was sent them.
@@ -213,7 +261,8 @@ impl Viewer {
     /// Sends the next batch of logged events (and a `gap` first if some are gone).
     /// Returns whether more are waiting.
     async fn flush(&mut self, log: &EventLog) -> Result<bool, axum::Error> {
-        if self.keep_up > 0 && log.newest().0.saturating_sub(self.cursor.0) > self.keep_up {
+        let pending = log.newest().0.saturating_sub(self.cursor.0);
+        if self.keep_up > 0 && (pending > self.keep_up || !self.rate.allows(pending)) {
             return self.flush_thinned(log).await;
         }
         let read = log.read_after(self.cursor, MAX_BATCH);
@@ -262,6 +311,7 @@ impl Viewer {
             }
             self.cursor = last.id;
         }
+        self.rate.spend(written);
         self.send_text(frame).await?;
         Ok(read.more || written < read.entries.len())
     }
@@ -327,6 +377,7 @@ impl Viewer {
             if count > 1 {
                 frame.push_str(fast::BATCH_CLOSE);
             }
+            self.rate.spend(kept);
             self.send_text(frame).await?;
         }
         Ok(full || self.cursor < log.newest())
@@ -354,15 +405,22 @@ impl Viewer {
         use socklab_protocol::Command;
         let req = request.req;
         Some(match request.command {
-            Command::KeepUp { behind } => {
+            Command::KeepUp { behind, rate } => {
                 let behind = behind.unwrap_or(0);
                 if behind != 0 && behind < MIN_KEEP_UP {
                     return Some(Err(CommandError::bad_request(format!(
                         "keep_up's `behind` is 0 (every event) or at least {MIN_KEEP_UP} events; got {behind}"
                     ))));
                 }
+                let rate = rate.unwrap_or(0);
+                if rate != 0 && (rate < MIN_KEEP_UP_RATE || behind == 0) {
+                    return Some(Err(CommandError::bad_request(format!(
+                        "keep_up's `rate` is 0 (as many as come) or at least {MIN_KEEP_UP_RATE} events a second, with a `behind`; got {rate}"
+                    ))));
+                }
                 self.keep_up = behind;
-                Ok(Event::KeepingUp(socklab_protocol::KeepingUp { behind, req }).to_json())
+                self.rate = Budget::new(rate);
+                Ok(Event::KeepingUp(socklab_protocol::KeepingUp { behind, rate, req }).to_json())
             }
             Command::Aggregate {
                 from_ns,

@@ -5,7 +5,7 @@
 use serde_json::json;
 use socklab_server::Config;
 use socklab_tests::bench::{
-    Frames, Median, Report, Spread, Spreads, timeline_frames, timeline_live,
+    Frames, Median, Report, Spread, Spreads, timeline_frames, timeline_live, timeline_recorded,
 };
 use socklab_tests::browser::Browser;
 use socklab_tests::{TestServer, web_dir};
@@ -22,11 +22,12 @@ async fn main() {
         .windows(2)
         .find(|w| w[0] == "--size")
         .and_then(|w| w[1].parse().ok());
-    // `--live`: only the live cases.
+    // `--live`: only the live cases; `--recorded`: only the recorded ones.
     let live_only = args.iter().any(|a| a == "--live");
+    let recorded_only = args.iter().any(|a| a == "--recorded");
     let sizes: Vec<(u64, u64)> = if smoke {
         vec![(2_000, 20_000)]
-    } else if live_only {
+    } else if live_only || recorded_only {
         Vec::new()
     } else if let Some(n) = only {
         vec![(n, 50_000)]
@@ -93,7 +94,7 @@ async fn main() {
     // it is measured as the datagrams come and a few seconds after).
     let live: &[(u64, u64)] = if smoke {
         &[(5_000, 5_000)]
-    } else if only.is_some() {
+    } else if only.is_some() || recorded_only {
         &[]
     } else {
         &[(250_000, 50_000), (1_000_000, 100_000)]
@@ -133,7 +134,7 @@ async fn main() {
             l.passed
         );
         println!(
-            "  whole run in view      {} arrows, and the server's counts (bars) where the page was spared them: {} datagrams in those buckets; the counts in view total {} ({:.1} % of the {} to send)",
+            "  whole run in view      {} arrows, and the server's counts (bars) where the page was spared them: {} datagrams in those buckets; the counts over the spared part of the view total {} ({:.1} % of the {} to send)",
             l.drawn,
             l.counted,
             l.server_sent,
@@ -150,6 +151,70 @@ async fn main() {
             "frame_interval_p50_ms": l.frames.p50_us / 1e3,
             "frame_interval_p99_ms": l.frames.p99_us / 1e3,
             "draw_p50_ms": l.draw.p50_us / 1e3, "draw_p99_ms": l.draw.p99_us / 1e3,
+        }));
+    }
+    // Recorded: a recording too big to read whole, opened, panned and zoomed (the smoke
+    // run reads a small one a page at a time).
+    let recorded: &[(u64, u64)] = if smoke {
+        &[(3_000, 10_000)]
+    } else if only.is_some() || live_only {
+        &[]
+    } else {
+        &[(100_000, 50_000), (1_000_000, 100_000)]
+    };
+    println!(
+        "recorded (headless Chromium): a recording opened a page at a time, its counts drawn, panned and zoomed; ms"
+    );
+    for &(datagrams, rate) in recorded {
+        let dir = tempfile::tempdir().expect("a data directory");
+        let server = TestServer::with_config(Config {
+            web_dir: Some(web_dir()),
+            data_dir: Some(dir.path().to_path_buf()),
+            ..Config::default()
+        })
+        .await;
+        let browser = Browser::start().await;
+        let query = if smoke { "?replay_whole=1000" } else { "" };
+        let r = timeline_recorded(&browser, &server, datagrams, rate, query).await;
+        browser.close().await;
+        server.stop().await;
+        let ms = |s: &Spread| format!("p50 {:.1} / p99 {:.1} ms", s.p50_us / 1e3, s.p99_us / 1e3);
+        println!(
+            "{datagrams} datagrams recorded at {rate}/s ({} events):",
+            r.events
+        );
+        println!("  open (outline and last page read)   {:.2} s", r.open_s);
+        println!(
+            "  counts drawn, first time / again     {:.2} s / {:.2} s",
+            r.counts_s, r.counts_again_s
+        );
+        println!(
+            "  whole recording in view: draw {}, wheel → drawn {}",
+            ms(&r.whole),
+            ms(&r.whole_input)
+        );
+        println!(
+            "  zoomed in ({} arrows read from the store): draw {}, wheel → drawn {}",
+            r.fetched,
+            ms(&r.zoomed_in),
+            ms(&r.zoomed_input)
+        );
+        println!(
+            "  JS heap {:.1} MiB, wasm memory {:.1} MiB",
+            r.js_heap_mib, r.wasm_mib
+        );
+        report.add(json!({
+            "case": "recorded", "datagrams": datagrams, "rate_per_sec": rate,
+            "events": r.events, "open_s": r.open_s, "counts_s": r.counts_s,
+            "counts_again_s": r.counts_again_s,
+            "whole_draw_p50_ms": r.whole.p50_us / 1e3, "whole_draw_p99_ms": r.whole.p99_us / 1e3,
+            "whole_wheel_p50_ms": r.whole_input.p50_us / 1e3,
+            "whole_wheel_p99_ms": r.whole_input.p99_us / 1e3,
+            "zoomed_draw_p50_ms": r.zoomed_in.p50_us / 1e3,
+            "zoomed_draw_p99_ms": r.zoomed_in.p99_us / 1e3,
+            "zoomed_wheel_p50_ms": r.zoomed_input.p50_us / 1e3,
+            "zoomed_wheel_p99_ms": r.zoomed_input.p99_us / 1e3,
+            "fetched": r.fetched, "js_heap_mib": r.js_heap_mib, "wasm_mib": r.wasm_mib,
         }));
     }
     report.write();

@@ -246,6 +246,238 @@ fn spread_of_ms(v: &serde_json::Value, key: &str) -> Spread {
     Spread::of(&mut ns)
 }
 
+/// Sends [`FRAME_STEPS`] wheel events to the timeline, one a frame (first `zoom_out`
+/// zooming out; then panning, every `zoom_every`-th zooming), and reads each drawing's
+/// time and the time from the wheel event to the finished drawing: `{draw, latency,
+/// heap, drawn}`.
+async fn wheel_run(
+    browser: &crate::browser::Browser,
+    zoom_out: u64,
+    zoom_every: u64,
+) -> Result<serde_json::Value, fantoccini::error::CmdError> {
+    let script = r#"
+        const [steps, zoomOutFirst, zoomEvery, done] = arguments;
+        const c = document.getElementById('timeline-canvas');
+        const r = c.getBoundingClientRect();
+        const wheel = (deltaY, ctrlKey) => c.dispatchEvent(new WheelEvent('wheel', {
+            deltaY, ctrlKey, clientX: r.left + r.width / 2, clientY: r.top + r.height / 2,
+            bubbles: true, cancelable: true }));
+        const frame = () => new Promise(res => requestAnimationFrame(() => requestAnimationFrame(res)));
+        (async () => {
+            wheel(-120, false); // panning pauses the live follow
+            await frame();
+            for (let i = 0; i < zoomOutFirst; i++) { wheel(120, true); await frame(); }
+            const draw = [], latency = [];
+            for (let i = 0; i < steps; i++) {
+                const zoom = zoomEvery > 0 && i % zoomEvery === 0;
+                const sent = performance.now();
+                wheel((i % 4 < 2) ? 60 : -60, zoom);
+                await frame();
+                draw.push(parseFloat(c.dataset.drawMs));
+                const at = parseFloat(c.dataset.drawnAt);
+                if (at >= sent) latency.push(at - sent);
+            }
+            const heap = performance.memory ? performance.memory.usedJSHeapSize : 0;
+            done({ draw, latency, heap, drawn: parseInt(c.dataset.drawn || '0') });
+        })();
+    "#;
+    browser
+        .client()
+        .execute_async(
+            script,
+            vec![
+                (FRAME_STEPS as u64).into(),
+                zoom_out.into(),
+                zoom_every.into(),
+            ],
+        )
+        .await
+}
+
+/// A recording too big to read whole, opened in the page and panned and zoomed.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Recorded {
+    /// Datagrams sent in it.
+    pub datagrams: u64,
+    /// Events it holds.
+    pub events: u64,
+    /// Seconds from "open" to the replay shown (its outline and last page read).
+    pub open_s: f64,
+    /// Seconds from "fit all" to the recording's counts drawn (the first time: the
+    /// server makes them from the whole recording).
+    pub counts_s: f64,
+    /// Seconds the same took once more (the counts kept in the store).
+    pub counts_again_s: f64,
+    /// Draw time per frame with the whole recording in view, panned and zoomed.
+    pub whole: Spread,
+    /// Wheel to drawn, whole recording in view.
+    pub whole_input: Spread,
+    /// Draw time per frame zoomed in to ~40 ms, its arrows read from the store.
+    pub zoomed_in: Spread,
+    /// Wheel to drawn, zoomed in.
+    pub zoomed_input: Spread,
+    /// Arrows read from the store for the zoomed-in view.
+    pub fetched: u64,
+    /// The page's JavaScript heap, MiB, and the wasm module's memory, MiB.
+    pub js_heap_mib: f64,
+    /// See `js_heap_mib`.
+    pub wasm_mib: f64,
+}
+
+/// Records `datagrams` datagrams sent at `rate` per second between two lab sockets
+/// (by a script's session), opens the recording in the page, and measures opening it,
+/// drawing its counts, and frames while panning and zooming it whole and zoomed in.
+pub async fn timeline_recorded(
+    browser: &crate::browser::Browser,
+    server: &TestServer,
+    datagrams: u64,
+    rate: u64,
+    query: &str,
+) -> Recorded {
+    use socklab_protocol::{Command, Event};
+    let wait = Duration::from_secs(900);
+    let mut client = server.client().await;
+    let a = client.bind("127.0.0.1:0").await;
+    let b = client.bind("127.0.0.1:0").await;
+    let req = client
+        .send(Command::RecordStart {
+            name: Some("bench".into()),
+        })
+        .await;
+    let id = match client.reply(req).await {
+        Event::RecordingStarted(r) => r.recording,
+        other => panic!("expected recording_started, got {other:?}"),
+    };
+    let to = b.local.socket_addr().expect("a UDP socket");
+    let req = client
+        .send(crate::generate(&a.socket, to, datagrams, rate as f64))
+        .await;
+    client.reply(req).await;
+    // Until the generator is done and its last datagrams concluded (the fate timeout).
+    let deadline = Instant::now() + wait;
+    loop {
+        assert!(Instant::now() < deadline, "the generator never finished");
+        if let Event::GeneratorDone(_) = client.next().await {
+            break;
+        }
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    client.send(Command::RecordStop).await;
+    let events = loop {
+        assert!(Instant::now() < deadline, "the recording never stopped");
+        if let Event::RecordingStopped(r) = client.next().await {
+            break r.events;
+        }
+    };
+    drop(client);
+
+    browser.open(&format!("{}{query}", server.url())).await;
+    browser.click("#tab-recordings").await;
+    let open = format!("#open-{id}");
+    browser.wait_count(&open, 1).await;
+    let started = Instant::now();
+    browser.click(&open).await;
+    browser
+        .wait_text_for("#replay-cursor", |t| t.starts_with("event #"), wait)
+        .await;
+    let open_s = started.elapsed().as_secs_f64();
+    browser.click("#tab-timeline").await;
+    let counts_s = counts_drawn(browser, wait).await;
+    // Once more, from a fresh start of the replay (the counts now kept in the store).
+    browser.click("#replay-close").await;
+    browser.click("#tab-recordings").await;
+    browser.wait_count(&open, 1).await;
+    browser.click(&open).await;
+    browser
+        .wait_text_for("#replay-cursor", |t| t.starts_with("event #"), wait)
+        .await;
+    browser.click("#tab-timeline").await;
+    // The inspector (following the cursor) closed: the timeline gets its height.
+    browser.click("#inspector-close").await;
+    let counts_again_s = counts_drawn(browser, wait).await;
+    let whole = wheel_run(browser, 0, 4)
+        .await
+        .expect("the whole-recording run");
+    // Zoomed in to ~40 ms in the middle of the time before the page.
+    browser.click("#tl-fit").await;
+    let at = browser
+        .wait_attr("#timeline-canvas", "data-thinned-at", |_| true)
+        .await;
+    let (a, b) = at.split_once(',').unwrap_or(("0", "0"));
+    let middle = (a.parse::<u64>().unwrap_or(0) + b.parse::<u64>().unwrap_or(0)) / 2;
+    browser.fill("#tl-goto", "").await;
+    browser
+        .press("#tl-goto", &format!("{:.3}\u{E007}", middle as f64 / 1e6))
+        .await;
+    for _ in 0..60 {
+        let w = browser
+            .wait_attr("#timeline-canvas", "data-window", |_| true)
+            .await;
+        let (a, b) = w.split_once(',').unwrap_or(("0", "0"));
+        let span = b.parse::<f64>().unwrap_or(0.0) - a.parse::<f64>().unwrap_or(0.0);
+        if span <= 40e6 {
+            break;
+        }
+        browser.click("#tl-zoom-in").await;
+        browser
+            .wait_attr("#timeline-canvas", "data-window", |w| {
+                let (a, b) = w.split_once(',').unwrap_or(("0", "0"));
+                b.parse::<f64>().unwrap_or(0.0) - a.parse::<f64>().unwrap_or(0.0) < span
+            })
+            .await;
+    }
+    let fetched = browser
+        .wait_attr_for(
+            "#timeline-canvas",
+            "data-detail",
+            |n| n.parse::<u64>().is_ok_and(|n| n > 0),
+            wait,
+        )
+        .await
+        .parse()
+        .unwrap_or(0);
+    let zoomed = wheel_run(browser, 0, 0).await.expect("the zoomed-in run");
+    let wasm_pages = browser
+        .client()
+        .execute(
+            "return window.socklabWasm ? window.socklabWasm.memory.buffer.byteLength : 0;",
+            vec![],
+        )
+        .await
+        .ok()
+        .and_then(|v| v.as_f64())
+        .unwrap_or(0.0);
+    Recorded {
+        datagrams,
+        events,
+        open_s,
+        counts_s,
+        counts_again_s,
+        whole: spread_of_ms(&whole, "draw"),
+        whole_input: spread_of_ms(&whole, "latency"),
+        zoomed_in: spread_of_ms(&zoomed, "draw"),
+        zoomed_input: spread_of_ms(&zoomed, "latency"),
+        fetched,
+        js_heap_mib: zoomed["heap"].as_f64().unwrap_or(0.0) / 1048576.0,
+        wasm_mib: wasm_pages / 1048576.0,
+    }
+}
+
+/// Fits the whole replay in view; seconds until its counts are drawn.
+async fn counts_drawn(browser: &crate::browser::Browser, wait: Duration) -> f64 {
+    let started = Instant::now();
+    browser.click("#tl-fit").await;
+    browser
+        .wait_attr_for(
+            "#timeline-canvas",
+            "data-counted",
+            |n| n.parse::<u64>().is_ok_and(|n| n > 0),
+            wait,
+        )
+        .await;
+    started.elapsed().as_secs_f64()
+}
+
 /// Opens the page at `url`, binds two sockets, and fills the generator's form to send
 /// `datagrams` at `rate` per second from the first to the second (not started).
 async fn generator_ready(browser: &crate::browser::Browser, url: &str, datagrams: u64, rate: u64) {
@@ -303,42 +535,7 @@ pub async fn timeline_frames(
         .await;
     let ingest_s = started.elapsed().as_secs_f64();
 
-    let script = r#"
-        const [steps, zoomOutFirst, zoomEvery, done] = arguments;
-        const c = document.getElementById('timeline-canvas');
-        const r = c.getBoundingClientRect();
-        const wheel = (deltaY, ctrlKey) => c.dispatchEvent(new WheelEvent('wheel', {
-            deltaY, ctrlKey, clientX: r.left + r.width / 2, clientY: r.top + r.height / 2,
-            bubbles: true, cancelable: true }));
-        const frame = () => new Promise(res => requestAnimationFrame(() => requestAnimationFrame(res)));
-        (async () => {
-            wheel(-120, false); // panning pauses the live follow
-            await frame();
-            for (let i = 0; i < zoomOutFirst; i++) { wheel(120, true); await frame(); }
-            const draw = [], latency = [];
-            for (let i = 0; i < steps; i++) {
-                const zoom = zoomEvery > 0 && i % zoomEvery === 0;
-                const sent = performance.now();
-                wheel((i % 4 < 2) ? 60 : -60, zoom);
-                await frame();
-                draw.push(parseFloat(c.dataset.drawMs));
-                const at = parseFloat(c.dataset.drawnAt);
-                if (at >= sent) latency.push(at - sent);
-            }
-            const heap = performance.memory ? performance.memory.usedJSHeapSize : 0;
-            done({ draw, latency, heap, drawn: parseInt(c.dataset.drawn || '0') });
-        })();
-    "#;
-    let run = |zoom_out: u64, zoom_every: u64| {
-        browser.client().execute_async(
-            script,
-            vec![
-                (FRAME_STEPS as u64).into(),
-                zoom_out.into(),
-                zoom_every.into(),
-            ],
-        )
-    };
+    let run = |zoom_out: u64, zoom_every: u64| wheel_run(browser, zoom_out, zoom_every);
     let zoomed = run(0, 0).await.expect("the zoomed-in run");
     // Out far enough to see the whole session: 1.25^30 ≈ 800 times the default scale.
     let whole = run(30, 4).await.expect("the whole-session run");
@@ -379,8 +576,10 @@ pub struct Live {
     pub drawn: u64,
     /// With the whole run in view: datagrams drawn as the server's counts.
     pub counted: u64,
-    /// With the whole run in view: datagrams the server counted sent in it (by the end
-    /// of the measurement; a generator slowed by the machine may not have sent all).
+    /// With the whole run in view: datagrams the server counted sent in the part of it
+    /// where the page was spared events (from the first such stretch to the last; by
+    /// the end of the measurement, and a generator slowed by the machine may not have
+    /// sent all).
     pub server_sent: u64,
     /// Frame intervals during the run (requestAnimationFrame to the next).
     pub frames: Spread,

@@ -197,7 +197,18 @@ impl Browser {
 
     /// Waits until the element matching `css` has attribute `name` satisfying `check`.
     pub async fn wait_attr(&self, css: &str, name: &str, check: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + WAIT;
+        self.wait_attr_for(css, name, check, WAIT).await
+    }
+
+    /// [`Browser::wait_attr`] with a deadline of its own (for long runs).
+    pub async fn wait_attr_for(
+        &self,
+        css: &str,
+        name: &str,
+        check: impl Fn(&str) -> bool,
+        wait: std::time::Duration,
+    ) -> String {
+        let deadline = Instant::now() + wait;
         let mut last = None;
         loop {
             if let Ok(element) = self.client().find(Locator::Css(css)).await

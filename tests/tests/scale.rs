@@ -174,6 +174,7 @@ async fn a_viewer_that_keeps_up_is_spared_single_datagrams_and_told_which() {
     let req = client
         .send(Command::KeepUp {
             behind: Some(1_000),
+            rate: None,
         })
         .await;
     match client.reply(req).await {
@@ -260,7 +261,12 @@ async fn a_viewer_that_keeps_up_is_spared_single_datagrams_and_told_which() {
     assert_eq!(sum(&lane(&counts, &b.local).received), N);
 
     // Its own sends are never passed over, and it can stop keeping up.
-    let req = client.send(Command::KeepUp { behind: Some(0) }).await;
+    let req = client
+        .send(Command::KeepUp {
+            behind: Some(0),
+            rate: None,
+        })
+        .await;
     assert!(matches!(client.reply(req).await, Event::KeepingUp(k) if k.behind == 0));
     client
         .send_datagram(&a.socket, b.local.addr(), text("still here"))
@@ -384,12 +390,91 @@ async fn addresses_past_the_lane_limit_are_counted_together() {
     server.stop().await;
 }
 
+/// A viewer that asked for at most 2,000 events a second, reading as fast as it can
+/// while 20,000 datagrams go by at 10,000 a second (with their receives and fates,
+/// some 60,000 events a second): it is sent no more single datagrams than its rate
+/// allows, is told of the rest, and every id is accounted for.
+#[tokio::test]
+async fn a_viewer_is_sent_no_more_events_a_second_than_it_asked_for() {
+    const N: u64 = 20_000;
+    const RATE: u64 = 2_000;
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let req = client
+        .send(Command::KeepUp {
+            behind: Some(10_000),
+            rate: Some(RATE),
+        })
+        .await;
+    match client.reply(req).await {
+        Event::KeepingUp(k) => assert_eq!((k.behind, k.rate), (10_000, RATE)),
+        other => panic!("expected keeping_up, got {other:?}"),
+    }
+    let a = client.bind("127.0.0.1:0").await;
+    let b = client.bind("127.0.0.1:0").await;
+    let began = Instant::now();
+    let req = client
+        .send(generate(&a.socket, b.local.addr(), N, 10_000.0))
+        .await;
+    let started = client.reply(req).await;
+    let first = started.id().expect("logged").0;
+    let (mut ids, mut thinned, mut sent) = (BTreeSet::from([first]), Vec::new(), 0u64);
+    let deadline = Instant::now() + 3 * socklab_tests::WAIT;
+    loop {
+        assert!(Instant::now() < deadline, "the generator never finished");
+        let event = client.next().await;
+        if let Some(id) = event.id() {
+            ids.insert(id.0);
+        }
+        match event {
+            Event::Thinned(t) => thinned.push(t),
+            Event::Datagram(_) | Event::Fate(_) | Event::LinkPacket(_) => sent += 1,
+            Event::GeneratorDone(_) => break,
+            _ => {}
+        }
+    }
+    let elapsed = began.elapsed().as_secs_f64();
+    // Its budget: the rate for as long as the run took (measured here, so at least as
+    // long as the server's), and a twentieth of a second's worth to start with.
+    let allowed = (RATE as f64 * (elapsed + 0.05)) as u64 + 512;
+    assert!(
+        sent <= allowed,
+        "sent {sent} events about single datagrams in {elapsed:.2} s; at most {allowed}"
+    );
+    eprintln!("sent {sent} events about single datagrams in {elapsed:.2} s (at most {allowed})");
+    assert!(!thinned.is_empty(), "the rest was thinned");
+    let last = *ids.last().unwrap();
+    let covered = |id: u64| {
+        ids.contains(&id)
+            || thinned
+                .iter()
+                .any(|t: &socklab_protocol::Thinned| (t.from.0..=t.to.0).contains(&id))
+    };
+    let missing: Vec<u64> = (first..=last).filter(|id| !covered(*id)).take(5).collect();
+    assert!(
+        missing.is_empty(),
+        "ids neither sent nor passed over: {missing:?}"
+    );
+    server.stop().await;
+}
+
 #[tokio::test]
 async fn queries_out_of_range_are_refused_and_the_session_carries_on() {
     let server = TestServer::start().await;
     let mut client = server.client().await;
     let cases = [
-        Command::KeepUp { behind: Some(10) },
+        Command::KeepUp {
+            behind: Some(10),
+            rate: None,
+        },
+        Command::KeepUp {
+            behind: Some(10_000),
+            rate: Some(999),
+        },
+        Command::KeepUp {
+            behind: None,
+            rate: Some(20_000),
+        },
         Command::Aggregate {
             from_ns: 5,
             to_ns: 5,

@@ -344,10 +344,12 @@ pub async fn maintain(commands: Commands, dispatch: UseReducerDispatcher<State>)
             let (mut sink, mut stream) = ws.split();
             let (outbox, mut queued) = mpsc::unbounded::<String>();
             // A page takes in fewer events a second than a fast session makes: the
-            // server spares it single datagrams once it falls behind, and says when.
+            // server spares it single datagrams once it falls behind or they come
+            // faster than it reads, and says when.
             if keep_up {
                 let ask = Command::KeepUp {
                     behind: Some(crate::timeline::scale::KEEP_UP_BEHIND),
+                    rate: Some(crate::timeline::scale::KEEP_UP_RATE),
                 };
                 let _ = outbox.unbounded_send(Request::new(ask).to_json());
             }

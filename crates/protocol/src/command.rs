@@ -190,6 +190,12 @@ pub enum Command {
         /// How many events behind a viewer may fall before it is thinned (0: never).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         behind: Option<u64>,
+        /// How many events a second it takes at most (absent or 0: as many as come):
+        /// past them it is thinned too, so a page is never handed more than it can
+        /// read, however fast the session runs. At least
+        /// [`crate::limits::MIN_KEEP_UP_RATE`]; needs `behind`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rate: Option<u64>,
     },
     /// The session's datagrams counted per lane and time bucket, from the session's
     /// start (the server counts every one, whatever any viewer was sent). Success:

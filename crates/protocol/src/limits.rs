@@ -55,6 +55,9 @@ pub const MAX_AGGREGATE_BUCKETS: u32 = 4096;
 /// The least `keep_up` allows: a viewer is always sent this many events in a row.
 pub const MIN_KEEP_UP: u64 = 1000;
 
+/// The least rate `keep_up` takes, events a second.
+pub const MIN_KEEP_UP_RATE: u64 = 1000;
+
 #[cfg(test)]
 mod tests {
     use super::looks_like_broadcast;

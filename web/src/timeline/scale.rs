@@ -14,6 +14,11 @@ use super::Timeline;
 /// How many events behind the server may let the page fall before it thins: about a
 /// second of what the page takes in.
 pub const KEEP_UP_BEHIND: u64 = 10_000;
+/// How many events a second the page asks to be sent at most: what it reads and draws
+/// while keeping its frames short (a session of 5,000 datagrams a second, with their
+/// receives and fates, fits; a faster one is drawn from the server's counts, its arrows
+/// fetched where the person zooms in).
+pub const KEEP_UP_RATE: u64 = 20_000;
 /// How many thinned time ranges the page keeps (beyond it the two oldest merge).
 const RANGES_KEPT: usize = 512;
 /// Ranges closer than this merge into one, ns.

@@ -893,6 +893,9 @@ pub struct Thinned {
 pub struct KeepingUp {
     /// How far behind it may fall before it is thinned (0: never thinned).
     pub behind: u64,
+    /// How many events a second it takes at most (0: as many as come).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub rate: u64,
     /// The `req` of the `keep_up`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub req: Option<i64>,
