@@ -437,16 +437,7 @@ pub async fn timeline_recorded(
         .parse()
         .unwrap_or(0);
     let zoomed = wheel_run(browser, 0, 0).await.expect("the zoomed-in run");
-    let wasm_pages = browser
-        .client()
-        .execute(
-            "return window.socklabWasm ? window.socklabWasm.memory.buffer.byteLength : 0;",
-            vec![],
-        )
-        .await
-        .ok()
-        .and_then(|v| v.as_f64())
-        .unwrap_or(0.0);
+    let wasm_mib = wasm_mib(browser).await;
     Recorded {
         datagrams,
         events,
@@ -459,8 +450,23 @@ pub async fn timeline_recorded(
         zoomed_input: spread_of_ms(&zoomed, "latency"),
         fetched,
         js_heap_mib: zoomed["heap"].as_f64().unwrap_or(0.0) / 1048576.0,
-        wasm_mib: wasm_pages / 1048576.0,
+        wasm_mib,
     }
+}
+
+/// The page's wasm module's linear memory, MiB.
+async fn wasm_mib(browser: &crate::browser::Browser) -> f64 {
+    browser
+        .client()
+        .execute(
+            "return window.socklabWasm ? window.socklabWasm.memory.buffer.byteLength : 0;",
+            vec![],
+        )
+        .await
+        .ok()
+        .and_then(|v| v.as_f64())
+        .unwrap_or(0.0)
+        / 1048576.0
 }
 
 /// Fits the whole replay in view; seconds until its counts are drawn.
@@ -539,16 +545,7 @@ pub async fn timeline_frames(
     let zoomed = run(0, 0).await.expect("the zoomed-in run");
     // Out far enough to see the whole session: 1.25^30 ≈ 800 times the default scale.
     let whole = run(30, 4).await.expect("the whole-session run");
-    let wasm_pages = browser
-        .client()
-        .execute(
-            "return window.socklabWasm ? window.socklabWasm.memory.buffer.byteLength : 0;",
-            vec![],
-        )
-        .await
-        .ok()
-        .and_then(|v| v.as_f64())
-        .unwrap_or(0.0);
+    let wasm_mib = wasm_mib(browser).await;
     Frames {
         datagrams,
         ingest_s,
@@ -557,7 +554,7 @@ pub async fn timeline_frames(
         input_to_drawn: spread_of_ms(&whole, "latency"),
         arrows_drawn: whole["drawn"].as_u64().unwrap_or(0),
         js_heap_mib: whole["heap"].as_f64().unwrap_or(0.0) / 1048576.0,
-        wasm_mib: wasm_pages / 1048576.0,
+        wasm_mib,
     }
 }
 

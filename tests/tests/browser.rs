@@ -50,6 +50,21 @@ where
     }
 }
 
+/// [`with_browser`] with a server that keeps recordings (in a directory of its own,
+/// removed afterwards).
+async fn with_browser_and_store<F, Fut>(scenario: F)
+where
+    F: FnOnce(String, &'static Browser) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config {
+        data_dir: Some(dir.path().to_path_buf()),
+        ..Config::default()
+    };
+    with_browser_and(config, scenario).await;
+}
+
 /// The launch token of the servers these tests start.
 const TOKEN: &str = "e2e-token";
 
@@ -828,16 +843,7 @@ async fn unix_sockets(url: &str, browser: &Browser, echo: &str) {
 /// The record button keeps the session in the server's store and says how much.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_record_button_keeps_the_session() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = Config {
-        data_dir: Some(dir.path().to_path_buf()),
-        ..Config::default()
-    };
-    with_browser_and(
-        config,
-        |url, browser| async move { record(&url, browser).await },
-    )
-    .await;
+    with_browser_and_store(|url, browser| async move { record(&url, browser).await }).await;
 }
 
 async fn record(url: &str, browser: &Browser) {
@@ -1016,15 +1022,7 @@ async fn record(url: &str, browser: &Browser) {
 /// changed are listed with both fates.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_runs_compared_show_the_changed_fates() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = Config {
-        data_dir: Some(dir.path().to_path_buf()),
-        ..Config::default()
-    };
-    with_browser_and(config, |url, browser| async move {
-        compare(&url, browser).await
-    })
-    .await;
+    with_browser_and_store(|url, browser| async move { compare(&url, browser).await }).await;
 }
 
 async fn compare(url: &str, browser: &Browser) {
@@ -1171,7 +1169,19 @@ async fn an_arrow_in_view(browser: &Browser) -> String {
         }
         browser.click("#tl-zoom-out").await;
     }
-    panic!("no arrow drawn whole in the timeline's view, zoomed out six times");
+    let shot = browser.screenshot("e2e-no-arrow.png").await;
+    let attrs = browser
+        .client()
+        .execute(
+            "const d = document.getElementById('timeline-canvas').dataset; return JSON.stringify(d)",
+            vec![],
+        )
+        .await
+        .unwrap();
+    panic!(
+        "no arrow drawn whole in the timeline's view, zoomed out six times: {attrs}; screenshot {}",
+        shot.display()
+    );
 }
 
 /// Goes to the middle of the first stretch the page was not sent (or holds no page
@@ -1229,15 +1239,7 @@ async fn zoom_into_thinned(browser: &Browser) -> (u64, String) {
 /// the store where the person zooms in, and the cursor stepping across pages.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_recording_too_big_to_read_whole_opens_a_page_at_a_time() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = Config {
-        data_dir: Some(dir.path().to_path_buf()),
-        ..Config::default()
-    };
-    with_browser_and(config, |url, browser| async move {
-        paged_replay(&url, browser).await
-    })
-    .await;
+    with_browser_and_store(|url, browser| async move { paged_replay(&url, browser).await }).await;
 }
 
 async fn paged_replay(url: &str, browser: &Browser) {

@@ -191,31 +191,30 @@ impl Scale {
     }
 
     /// What to ask the server so that `from..=to` (ns), drawn `rows` pixels tall, can be
-    /// drawn where it was thinned: counts that cover that part, then its arrows once
-    /// they are few enough. None: nothing (no thinned time in view, or the answers are
-    /// there already).
+    /// drawn where it was thinned: counts that cover it, then its arrows once they are
+    /// few enough. None: nothing (no thinned time in view, or the answers are there
+    /// already). The caller ends the range at the newest time it knows (a replay's
+    /// cursor: nothing after it is asked for).
     pub fn wanted(&self, from: u64, to: u64, rows: u32) -> Option<Command> {
         if to <= from {
             return None;
         }
-        let (a, b) = self.thinned_span(from, to)?;
-        // As many buckets as the part's share of the view's rows.
-        let share = (u128::from(b - a) * u128::from(rows) / u128::from(to - from)) as u32;
-        let buckets = share.clamp(1, 4096);
+        self.thinned_span(from, to)?;
+        let buckets = rows.clamp(1, 4096);
         let fine_enough = self.counts.as_ref().is_some_and(|c| {
-            let asked = (b - a).div_ceil(u64::from(buckets)).max(1);
+            let asked = (to - from).div_ceil(u64::from(buckets));
             c.bucket_ns <= asked.saturating_mul(2).max(c.resolution_ns)
         });
-        match self.sent_in(a, b) {
-            Some(sent) if fine_enough => (sent <= DETAIL_MAX && !self.detail_covers(a, b))
+        match self.sent_in(from, to) {
+            Some(sent) if fine_enough => (sent <= DETAIL_MAX && !self.detail_covers(from, to))
                 .then_some(Command::Window {
-                    from_ns: a,
-                    to_ns: b,
+                    from_ns: from,
+                    to_ns: to,
                     limit: Some(socklab_protocol::limits::MAX_WINDOW_EVENTS),
                 }),
             _ => Some(Command::Aggregate {
-                from_ns: a,
-                to_ns: b.saturating_add(1),
+                from_ns: from,
+                to_ns: to.saturating_add(1),
                 buckets,
             }),
         }

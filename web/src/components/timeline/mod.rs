@@ -77,8 +77,9 @@ fn ask_for_view(
     view: &View,
     rows: f64,
 ) {
+    // Nothing after the newest time known is asked for (a replay's cursor).
     let from = view.t(0.0).max(0.0) as u64;
-    let to = view.t(rows).max(0.0) as u64;
+    let to = (view.t(rows).max(0.0) as u64).min(timeline.latest_t);
     let Some(wanted) = timeline.scale.wanted(from, to, rows.max(1.0) as u32) else {
         return;
     };
