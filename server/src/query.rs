@@ -39,9 +39,113 @@ pub struct LogWindow {
     pub oldest: EventId,
 }
 
-/// The events the log holds with a time in `from_ns..=to_ns`, then the fates of the
-/// datagrams sent among them and of `sends` (concluded later) and the receives those
-/// fates name, in id order, at most `limit`.
+/// Which events a `window` of `from_ns..=to_ns` holds, whatever they are read from (the
+/// log, a recording), in id order: those with a time in the range (fates aside), then
+/// the fates of the datagrams sent among them and of `sends` (however late the analysis
+/// concluded them), and the receives those fates name. The last may have been read
+/// before their fate said they were wanted: [`WindowRule::receives`] names them, for
+/// the reader to look up.
+#[derive(Debug)]
+pub struct WindowRule {
+    from_ns: u64,
+    to_ns: u64,
+    /// Sends whose fate is still wanted.
+    sends: HashSet<u64>,
+    /// Receives the fates taken name.
+    receives: Vec<u64>,
+    /// Read past the range (and its slack): only fates are still wanted.
+    past: bool,
+}
+
+/// What a read event is, as far as a window cares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Seen {
+    /// A datagram a lab socket sent.
+    Send,
+    /// A fate: of which send, naming which receive, an extra copy's or not.
+    Fate {
+        send: u64,
+        recv: Option<u64>,
+        duplicate: bool,
+    },
+    /// Anything else.
+    Other,
+}
+
+impl WindowRule {
+    /// A window of `from_ns..=to_ns`, wanting the fates of `sends` too.
+    pub fn new(from_ns: u64, to_ns: u64, sends: HashSet<u64>) -> WindowRule {
+        WindowRule {
+            from_ns,
+            to_ns,
+            sends,
+            receives: Vec::new(),
+            past: false,
+        }
+    }
+
+    /// Whether the next event (in id order), logged at `t_ns`, belongs to the window.
+    pub fn wants(&mut self, t_ns: u64, seen: Seen) -> bool {
+        if !self.past && t_ns > self.to_ns.saturating_add(TIME_SLACK_NS) {
+            self.past = true;
+        }
+        match seen {
+            Seen::Fate { send, .. } => self.sends.contains(&send),
+            _ => !self.past && (self.from_ns..=self.to_ns).contains(&t_ns),
+        }
+    }
+
+    /// Notes an event the window took: a send's fate is now wanted; a fate's receive too.
+    pub fn took(&mut self, id: u64, seen: Seen) {
+        match seen {
+            Seen::Send => {
+                self.sends.insert(id);
+            }
+            Seen::Fate {
+                send,
+                recv,
+                duplicate,
+            } => {
+                if !duplicate {
+                    self.sends.remove(&send);
+                }
+                self.receives.extend(recv);
+            }
+            Seen::Other => {}
+        }
+    }
+
+    /// Whether it has read past the range.
+    pub fn past(&self) -> bool {
+        self.past
+    }
+
+    /// Whether nothing more is wanted: past the range, every send's fate found.
+    pub fn done(&self) -> bool {
+        self.past && self.sends.is_empty()
+    }
+
+    /// The receives the fates taken name, to look up where the window lacks them.
+    pub fn receives(self) -> Vec<u64> {
+        self.receives
+    }
+}
+
+/// What a log entry is, for a [`WindowRule`].
+fn seen(record: &Record) -> Seen {
+    match record {
+        Record::Datagram(d) if d.dir == socklab_protocol::Direction::Out => Seen::Send,
+        Record::Fate(f) => Seen::Fate {
+            send: f.send.0,
+            recv: f.recv.map(|r| r.get()),
+            duplicate: f.kind == socklab_protocol::flow::FateKind::Duplicate,
+        },
+        _ => Seen::Other,
+    }
+}
+
+/// The events the log holds of a `window` of `from_ns..=to_ns` (see [`WindowRule`];
+/// the fates of `sends` too), in id order, at most `limit`.
 pub fn log_window(
     log: &EventLog,
     from_ns: u64,
@@ -52,59 +156,30 @@ pub fn log_window(
     let mut found: Vec<Arc<Entry>> = Vec::new();
     let (mut cursor, from_start, oldest) = log.cursor_at(from_ns);
     let mut cut = false;
-    let mut sends = sends.clone();
-    // Receives a fate names that were logged after the range.
-    let mut receives: Vec<u64> = Vec::new();
-    // Past the range (and its slack), only fates of its sends are still wanted.
-    let mut past = false;
+    let mut rule = WindowRule::new(from_ns, to_ns, sends.clone());
     'reading: loop {
         let read = log.read_after(cursor, READ_PIECE);
         for entry in &read.entries {
             cursor = entry.id;
-            let wanted = if past {
-                matches!(&entry.record, Record::Fate(f) if sends.contains(&f.send.0))
-            } else {
-                if entry.t_ns > to_ns.saturating_add(TIME_SLACK_NS) {
-                    past = true;
-                }
-                match &entry.record {
-                    Record::Fate(f) => sends.contains(&f.send.0),
-                    _ => (from_ns..=to_ns).contains(&entry.t_ns),
-                }
-            };
-            if !wanted {
+            let seen = seen(&entry.record);
+            if !rule.wants(entry.t_ns, seen) {
                 continue;
             }
             if found.len() >= limit {
                 cut = true;
                 break 'reading;
             }
-            match &entry.record {
-                Record::Datagram(d) if d.dir == socklab_protocol::Direction::Out => {
-                    sends.insert(entry.id.0);
-                }
-                Record::Fate(f) => {
-                    if f.kind != socklab_protocol::flow::FateKind::Duplicate {
-                        sends.remove(&f.send.0);
-                    }
-                    if let Some(recv) = f.recv {
-                        receives.push(recv.get());
-                    }
-                }
-                _ => {}
-            }
+            rule.took(entry.id.0, seen);
             found.push(entry.clone());
         }
-        // Done when the log is read to its end, or past the range with every send's
-        // fate found.
-        if !read.more || (past && sends.is_empty()) {
+        if !read.more || rule.done() {
             break;
         }
     }
     // The receives of its sends that came after the range (a link's delay), each
     // found by its id, so that every arrow of the range has its end.
     let have: HashSet<u64> = found.iter().map(|e| e.id.0).collect();
-    for recv in receives {
+    for recv in rule.receives() {
         if have.contains(&recv) || found.len() >= limit {
             continue;
         }

@@ -136,9 +136,11 @@ impl Budget {
         pending as f64 <= self.left
     }
 
-    /// Counts `n` events sent.
+    /// Counts `n` events sent. What a thinned viewer is still sent (its own sends, the
+    /// fates of datagrams it was sent) may take it below nothing: that debt (up to a
+    /// second's worth) is paid before it is sent a stretch whole again.
     fn spend(&mut self, n: usize) {
-        self.left = (self.left - n as f64).max(0.0);
+        self.left = (self.left - n as f64).max(-(self.rate as f64));
     }
 }
 

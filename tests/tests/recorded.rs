@@ -347,3 +347,112 @@ async fn questions_about_a_recording_out_of_range_are_refused() {
     assert_eq!(status, 401);
     server.stop().await;
 }
+
+/// A window's sends arrive after it ends (a link's 40 ms delay): the session's log and
+/// the recording give the same window, each send with its fate and its receive.
+#[tokio::test]
+async fn a_window_holds_the_late_receives_of_its_sends_live_and_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::with_config(Config {
+        data_dir: Some(dir.path().to_path_buf()),
+        token: Some(TOKEN.into()),
+        ..Config::default()
+    })
+    .await;
+    let mut client = Client::connect_with(server.addr, &format!("token={TOKEN}"))
+        .await
+        .unwrap();
+    let a = client.bind("127.0.0.1:0").await;
+    let b = client.bind("127.0.0.1:0").await;
+    let settings = LinkSettings {
+        c2t: Impairments {
+            delay_ms: 40.0,
+            ..Impairments::default()
+        },
+        ..LinkSettings::default()
+    };
+    let link = client.link("127.0.0.1:0", b.local.addr(), settings).await;
+    let req = client.send(Command::RecordStart { name: None }).await;
+    let id = match client.reply(req).await {
+        Event::RecordingStarted(r) => r.recording,
+        other => panic!("expected recording_started, got {other:?}"),
+    };
+    let req = client
+        .send(generate(&a.socket, link.listen, 100, 1_000.0))
+        .await;
+    client.reply(req).await;
+    let mut first_send = None;
+    let mut concluded = 0;
+    let deadline = Instant::now() + 3 * socklab_tests::WAIT;
+    while concluded < 100 {
+        assert!(Instant::now() < deadline, "the fates never all came");
+        match client.next().await {
+            Event::Datagram(d) if d.socket == a.socket => {
+                first_send.get_or_insert(d.t_ns);
+            }
+            Event::Fate(_) => concluded += 1,
+            _ => {}
+        }
+    }
+    client.send(Command::RecordStop).await;
+    client
+        .until(|e| matches!(e, Event::RecordingStopped(_)))
+        .await;
+    // 20 ms of sends: every receive comes 40 ms later, after the range.
+    let from = first_send.unwrap();
+    let to = from + 20_000_000;
+    let req = client
+        .send(Command::Window {
+            from_ns: from,
+            to_ns: to,
+            limit: None,
+        })
+        .await;
+    let live = match client.reply(req).await {
+        Event::Window(w) => w,
+        other => panic!("expected a window, got {other:?}"),
+    };
+    let recorded = match get_event(
+        &server,
+        &format!("/api/recordings/{id}/window?from_ns={from}&to_ns={to}"),
+    )
+    .await
+    {
+        Event::Window(w) => w,
+        other => panic!("expected a window, got {other:?}"),
+    };
+    for (source, w) in [("the log", &live), ("the recording", &recorded)] {
+        assert!(w.complete, "{source}");
+        let sends: Vec<u64> = w
+            .events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Datagram(d) if d.socket == a.socket => Some(d.id.0),
+                _ => None,
+            })
+            .collect();
+        assert!(sends.len() >= 5, "{source}: {} sends", sends.len());
+        for send in &sends {
+            let recv = w
+                .events
+                .iter()
+                .find_map(|e| match e {
+                    Event::Fate(f) if f.send.0 == *send => f.recv,
+                    _ => None,
+                })
+                .unwrap_or_else(|| panic!("{source}: send {send} has its fate, delivered"));
+            let receive = w
+                .events
+                .iter()
+                .find_map(|e| match e {
+                    Event::Datagram(d) if d.id == recv => Some(d.t_ns),
+                    _ => None,
+                })
+                .unwrap_or_else(|| panic!("{source}: send {send}'s receive {} is there", recv.0));
+            assert!(receive > to, "{source}: received after the range");
+        }
+    }
+    let ids = |w: &Window| w.events.iter().filter_map(Event::id).collect::<Vec<_>>();
+    assert_eq!(ids(&live), ids(&recorded), "the same window from both");
+    server.stop().await;
+}

@@ -681,73 +681,97 @@ fn read_window(
             "SELECT EXISTS (SELECT 1 FROM chunks WHERE recording = ?1 AND first_t_ns <= ?2)",
         )?
         .query_row(params![id, clamp(from_ns)], |r| r.get(0))?;
-    let mut query = conn.prepare_cached(
-        "SELECT data FROM chunks WHERE recording = ?1 AND first_id < ?2 AND last_t_ns >= ?3
-         ORDER BY last_id",
-    )?;
-    let mut rows = query.query(params![
-        id,
-        clamp(below),
-        clamp(from_ns.saturating_sub(slack))
-    ])?;
     let mut out = StoredWindow {
         from_start,
         ..StoredWindow::default()
     };
-    let mut sends: std::collections::HashSet<u64> = std::collections::HashSet::new();
-    // Chunks read past the range, for fates only.
-    let mut past = 0usize;
-    'chunks: while let Some(row) = rows.next()? {
-        let data = row.get_ref(0)?.as_blob()?;
-        let mut beyond = true;
-        for item in chunk::items(data) {
-            let item = item.map_err(rusqlite::Error::InvalidParameterName)?;
-            if item.id >= below {
-                break 'chunks;
+    let mut rule = crate::query::WindowRule::new(from_ns, to_ns, Default::default());
+    {
+        let mut query = conn.prepare_cached(
+            "SELECT data FROM chunks WHERE recording = ?1 AND first_id < ?2 AND last_t_ns >= ?3
+             ORDER BY last_id",
+        )?;
+        let mut rows = query.query(params![
+            id,
+            clamp(below),
+            clamp(from_ns.saturating_sub(slack))
+        ])?;
+        // Chunks read past the range, for fates only.
+        let mut past = 0usize;
+        'chunks: while let Some(row) = rows.next()? {
+            let data = row.get_ref(0)?.as_blob()?;
+            for item in chunk::items(data) {
+                let item = item.map_err(rusqlite::Error::InvalidParameterName)?;
+                if item.id >= below {
+                    break 'chunks;
+                }
+                let seen = stored_seen(&item);
+                if !rule.wants(item.t_ns, seen) {
+                    continue;
+                }
+                if out.events.len() >= limit || bytes >= max_bytes {
+                    out.cut = true;
+                    break 'chunks;
+                }
+                if item.kind == "gap" && (from_ns..=to_ns).contains(&item.t_ns) {
+                    out.cut = true;
+                }
+                rule.took(item.id, seen);
+                let event = whole(item);
+                bytes += event.json.len();
+                out.events.push(event);
             }
-            if item.t_ns <= to_ns.saturating_add(slack) {
-                beyond = false;
-            }
-            let in_range = (from_ns..=to_ns).contains(&item.t_ns) && item.kind != "fate";
-            let fate_of = (item.kind == "fate")
-                .then(|| fate_send(item.json))
-                .flatten()
-                .filter(|send| sends.contains(send));
-            if !in_range && fate_of.is_none() {
-                continue;
-            }
-            if out.events.len() >= limit || bytes >= max_bytes {
-                out.cut = true;
-                break 'chunks;
-            }
-            if in_range && item.kind == "gap" {
-                out.cut = true;
-            }
-            if in_range && item.kind == "datagram" && item.json.contains("\"dir\":\"out\"") {
-                sends.insert(item.id);
-            }
-            if let Some(send) = fate_of
-                && !item.json.contains("\"fate\":\"duplicate\"")
-            {
-                sends.remove(&send);
-            }
-            let event = whole(item);
-            bytes += event.json.len();
-            out.events.push(event);
-        }
-        if beyond {
-            past += 1;
-            if past > FATE_CHUNKS || sends.is_empty() {
-                break;
+            if rule.past() {
+                past += 1;
+                if past > FATE_CHUNKS || rule.done() {
+                    break;
+                }
             }
         }
     }
+    // The receives its fates name that came after the range (a link's delay), each
+    // read by its id.
+    let have: std::collections::HashSet<u64> = out.events.iter().map(|e| e.id).collect();
+    for recv in rule.receives() {
+        if have.contains(&recv) || recv >= below || out.cut {
+            continue;
+        }
+        if out.events.len() >= limit || bytes >= max_bytes {
+            out.cut = true;
+            break;
+        }
+        if let Some(event) = read_events(conn, id, recv - 1, 1, Kinds::All)?
+            .into_iter()
+            .find(|e| e.id == recv)
+        {
+            bytes += event.json.len();
+            out.events.push(event);
+        }
+    }
+    out.events.sort_by_key(|e| e.id);
     Ok(out)
 }
 
-/// The `send` a fate's JSON names.
-fn fate_send(json: &str) -> Option<u64> {
-    let at = json.find("\"send\":")? + "\"send\":".len();
+/// What a stored event is, for a window's rule.
+fn stored_seen(item: &chunk::Item<'_>) -> crate::query::Seen {
+    use crate::query::Seen;
+    match item.kind {
+        "datagram" if item.json.contains("\"dir\":\"out\"") => Seen::Send,
+        "fate" => match number_after(item.json, "\"send\":") {
+            Some(send) => Seen::Fate {
+                send,
+                recv: number_after(item.json, "\"recv\":"),
+                duplicate: item.json.contains("\"fate\":\"duplicate\""),
+            },
+            None => Seen::Other,
+        },
+        _ => Seen::Other,
+    }
+}
+
+/// The number after `key` in a JSON text.
+fn number_after(json: &str, key: &str) -> Option<u64> {
+    let at = json.find(key)? + key.len();
     let digits: String = json[at..]
         .chars()
         .take_while(char::is_ascii_digit)
