@@ -98,9 +98,10 @@ struct Viewer {
 }
 
 /// Events a viewer may still be sent before it is thinned, refilled at its `rate` a
-/// second up to a twentieth of a second's worth: a page that asked for at most 20,000
-/// events a second is never handed more than 1,000 at once (a faster session thins
-/// them, and the page draws the server's counts instead).
+/// second up to a quarter of a second's worth: a page that asked for at most 20,000
+/// events a second is never handed more than 5,000 at once (a faster session thins
+/// them, and the page draws the server's counts instead), and the bursts of a moderate
+/// session (a generator's, a program's) arrive whole.
 #[derive(Debug, Default)]
 struct Budget {
     /// Events a second (0: no limit).
@@ -121,7 +122,7 @@ impl Budget {
     }
 
     fn most(rate: u64) -> f64 {
-        rate as f64 / 20.0
+        rate as f64 / 4.0
     }
 
     /// Whether `pending` events may be sent whole now.

@@ -109,7 +109,12 @@ async fn main() {
         })
         .await;
         let browser = Browser::start().await;
-        let l = timeline_live(&browser, &server.url(), datagrams, rate, 5.0).await;
+        // `--keep-up-rate N`: the page asks for at most N events a second (0: none).
+        let url = match args.windows(2).find(|w| w[0] == "--keep-up-rate") {
+            Some(w) => format!("{}?keep_up_rate={}", server.url(), w[1]),
+            None => server.url(),
+        };
+        let l = timeline_live(&browser, &url, datagrams, rate, 5.0).await;
         browser.close().await;
         server.stop().await;
         println!("{datagrams} datagrams at {rate}/s:");

@@ -1204,7 +1204,8 @@ async fn zoom_into_thinned(browser: &Browser) -> (u64, String) {
         let span = to - from;
         if span <= 40e6 {
             let mut drawn = false;
-            for _ in 0..20 {
+            // Up to 5 s for the counts, then the window, to come on a loaded machine.
+            for _ in 0..50 {
                 let detail = browser
                     .wait_attr("#timeline-canvas", "data-detail", |_| true)
                     .await;

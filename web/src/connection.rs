@@ -111,6 +111,20 @@ fn keeps_up() -> bool {
     !matches!(param.as_deref(), Some("0" | "off" | "false"))
 }
 
+/// How many events a second the page asks to be sent at most: [`KEEP_UP_RATE`], or
+/// `?keep_up_rate=N` in its address (0: as many as come, thinned only when behind; to
+/// measure the page against it).
+///
+/// [`KEEP_UP_RATE`]: crate::timeline::scale::KEEP_UP_RATE
+fn keep_up_rate() -> u64 {
+    web_sys::window()
+        .and_then(|w| w.location().search().ok())
+        .and_then(|q| web_sys::UrlSearchParams::new_with_str(&q).ok())
+        .and_then(|p| p.get("keep_up_rate"))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(crate::timeline::scale::KEEP_UP_RATE)
+}
+
 /// The launch token the page keeps (for the server's HTTP routes, which need it too).
 pub fn token() -> Option<String> {
     storage().and_then(|s| s.get_item(TOKEN_KEY).ok().flatten())
@@ -349,7 +363,7 @@ pub async fn maintain(commands: Commands, dispatch: UseReducerDispatcher<State>)
             if keep_up {
                 let ask = Command::KeepUp {
                     behind: Some(crate::timeline::scale::KEEP_UP_BEHIND),
-                    rate: Some(crate::timeline::scale::KEEP_UP_RATE),
+                    rate: Some(keep_up_rate()).filter(|r| *r > 0),
                 };
                 let _ = outbox.unbounded_send(Request::new(ask).to_json());
             }
