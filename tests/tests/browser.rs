@@ -1227,12 +1227,28 @@ async fn zoom_into_thinned(browser: &Browser) -> (u64, String) {
             })
             .await;
     }
-    let detail = browser
-        .wait_attr("#timeline-canvas", "data-detail", |n| {
-            n.parse::<u64>().is_ok_and(|n| n > 0)
-        })
-        .await;
-    (middle, detail)
+    for _ in 0..100 {
+        let detail = browser
+            .wait_attr("#timeline-canvas", "data-detail", |_| true)
+            .await;
+        if detail.parse::<u64>().is_ok_and(|n| n > 0) {
+            return (middle, detail);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let shot = browser.screenshot("e2e-no-detail.png").await;
+    let attrs = browser
+        .client()
+        .execute(
+            "const d = document.getElementById('timeline-canvas').dataset; return JSON.stringify(d)",
+            vec![],
+        )
+        .await
+        .unwrap();
+    panic!(
+        "no arrows fetched for the view: {attrs}; screenshot {}",
+        shot.display()
+    );
 }
 
 /// A recording too big to read whole (here: more than `?replay_whole=5000` events)

@@ -159,7 +159,9 @@ impl Scale {
     }
 
     /// How many datagrams the counts say were sent in `from..=to` (None: the counts
-    /// do not cover it).
+    /// do not cover it). A bucket the range covers in part counts its share: a view
+    /// narrower than the server's buckets (a long session counted coarsely) is not
+    /// taken to hold a whole bucket's burst.
     pub fn sent_in(&self, from: u64, to: u64) -> Option<u64> {
         let counts = self.counts.as_ref()?;
         let end = counts
@@ -168,14 +170,18 @@ impl Scale {
         if counts.from_ns > from || end < to {
             return None;
         }
+        let width = counts.bucket_ns.max(1);
         let mut sent = 0u64;
         for lane in &counts.lanes {
             for (i, n) in lane.sent.iter().enumerate() {
-                let t0 = counts.from_ns + counts.bucket_ns * i as u64;
-                let t1 = t0 + counts.bucket_ns;
-                if *n > 0 && t0 <= to && t1 > from {
-                    sent += u64::from(*n);
+                let t0 = counts.from_ns.saturating_add(width.saturating_mul(i as u64));
+                let t1 = t0.saturating_add(width);
+                if *n == 0 || t0 > to || t1 <= from {
+                    continue;
                 }
+                let overlap = t1.min(to.saturating_add(1)) - t0.max(from);
+                let share = u128::from(*n) * u128::from(overlap) / u128::from(width);
+                sent = sent.saturating_add(share.max(1) as u64);
             }
         }
         Some(sent)

@@ -1016,6 +1016,34 @@ fn counts_as_fine_as_the_server_keeps_are_enough_to_ask_for_arrows() {
 }
 
 #[test]
+fn a_view_narrower_than_a_counted_bucket_counts_its_share_of_it() {
+    let mut t = Timeline::default();
+    t.apply(&bound(1, "s1", "127.0.0.1:4000"));
+    t.apply(&thinned(1_000_000_000, 2_000_000_000, 9_000));
+    // A burst of 6,000 in one 2 ms bucket (a generator catching up on a busy machine):
+    // a view of a fifth of it holds about 1,200, few enough to fetch.
+    let lane = socklab_protocol::LaneCounts {
+        lane: Endpoint::Ip(addr("127.0.0.1:4000")),
+        sent: vec![6_000],
+        received: Vec::new(),
+        lost: Vec::new(),
+        reordered: Vec::new(),
+        duplicated: Vec::new(),
+        forwarded: Vec::new(),
+        dropped: Vec::new(),
+    };
+    t.apply(&counts(1_500_000_000, (2_000_000, 2_000_000, 1), vec![lane]));
+    assert_eq!(t.scale.sent_in(1_500_000_000, 1_502_000_000), Some(6_000));
+    assert_eq!(t.scale.sent_in(1_500_000_000, 1_500_399_999), Some(1_200));
+    assert!(matches!(
+        t.scale.wanted(1_500_000_000, 1_500_399_999, 400),
+        Some(Command::Window { .. })
+    ));
+    // The whole bucket in view: too many for arrows; the counts stand.
+    assert!(t.scale.wanted(1_500_000_000, 1_501_999_999, 400).is_none());
+}
+
+#[test]
 fn a_delivery_past_its_budget_spares_the_oldest_single_datagrams_and_says_so() {
     let mut events = vec![bound(1, "s1", "127.0.0.1:4000")];
     for i in 0..10u64 {
