@@ -174,7 +174,9 @@ impl Scale {
         let mut sent = 0u64;
         for lane in &counts.lanes {
             for (i, n) in lane.sent.iter().enumerate() {
-                let t0 = counts.from_ns.saturating_add(width.saturating_mul(i as u64));
+                let t0 = counts
+                    .from_ns
+                    .saturating_add(width.saturating_mul(i as u64));
                 let t1 = t0.saturating_add(width);
                 if *n == 0 || t0 > to || t1 <= from {
                     continue;

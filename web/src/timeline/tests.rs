@@ -1032,7 +1032,11 @@ fn a_view_narrower_than_a_counted_bucket_counts_its_share_of_it() {
         forwarded: Vec::new(),
         dropped: Vec::new(),
     };
-    t.apply(&counts(1_500_000_000, (2_000_000, 2_000_000, 1), vec![lane]));
+    t.apply(&counts(
+        1_500_000_000,
+        (2_000_000, 2_000_000, 1),
+        vec![lane],
+    ));
     assert_eq!(t.scale.sent_in(1_500_000_000, 1_502_000_000), Some(6_000));
     assert_eq!(t.scale.sent_in(1_500_000_000, 1_500_399_999), Some(1_200));
     assert!(matches!(
