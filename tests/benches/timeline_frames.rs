@@ -161,7 +161,8 @@ async fn main() {
     // Recorded: a recording too big to read whole, opened, panned and zoomed (the smoke
     // run reads a small one a page at a time).
     let recorded: &[(u64, u64)] = if smoke {
-        &[(3_000, 10_000)]
+        // More events than a page holds (10,000), so part of it is drawn as counts.
+        &[(6_000, 20_000)]
     } else if only.is_some() || live_only {
         &[]
     } else {
