@@ -35,6 +35,19 @@ async fn get_event(server: &TestServer, path: &str) -> Event {
     Event::from_json(&body).unwrap_or_else(|e| panic!("{path}: {e}: {body}"))
 }
 
+/// A server keeping recordings in a directory of its own (removed when the first is
+/// dropped), with the tests' token.
+async fn server_with_store() -> (tempfile::TempDir, TestServer) {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::with_config(Config {
+        data_dir: Some(dir.path().to_path_buf()),
+        token: Some(TOKEN.into()),
+        ..Config::default()
+    })
+    .await;
+    (dir, server)
+}
+
 /// Records a run of `n` datagrams through a lossy link that duplicates; the
 /// recording's id, the live session's counts of the whole run at its end (the same
 /// question asked of the session), and the client.
@@ -110,13 +123,7 @@ async fn record_a_lossy_run(server: &TestServer, n: u64) -> (i64, Aggregates, Cl
 #[tokio::test]
 async fn a_recordings_counts_and_windows_are_the_sessions() {
     const N: u64 = 3_000;
-    let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::with_config(Config {
-        data_dir: Some(dir.path().to_path_buf()),
-        token: Some(TOKEN.into()),
-        ..Config::default()
-    })
-    .await;
+    let (_dir, server) = server_with_store().await;
     let (id, live, _client) = record_a_lossy_run(&server, N).await;
 
     // The recording's counts, made from its chunks, are the session's.
@@ -283,13 +290,7 @@ async fn a_recordings_counts_and_windows_are_the_sessions() {
 
 #[tokio::test]
 async fn questions_about_a_recording_out_of_range_are_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::with_config(Config {
-        data_dir: Some(dir.path().to_path_buf()),
-        token: Some(TOKEN.into()),
-        ..Config::default()
-    })
-    .await;
+    let (_dir, server) = server_with_store().await;
     let (id, _, _client) = record_a_lossy_run(&server, 100).await;
     for (path, code) in [
         (format!("/api/recordings/{id}/counts?buckets=10"), 400),
@@ -352,13 +353,7 @@ async fn questions_about_a_recording_out_of_range_are_refused() {
 /// the recording give the same window, each send with its fate and its receive.
 #[tokio::test]
 async fn a_window_holds_the_late_receives_of_its_sends_live_and_recorded() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::with_config(Config {
-        data_dir: Some(dir.path().to_path_buf()),
-        token: Some(TOKEN.into()),
-        ..Config::default()
-    })
-    .await;
+    let (_dir, server) = server_with_store().await;
     let mut client = Client::connect_with(server.addr, &format!("token={TOKEN}"))
         .await
         .unwrap();
