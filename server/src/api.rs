@@ -385,7 +385,7 @@ async fn counts(
         Err(refused) => return refused.into_response(),
     };
     let buckets = page.buckets.unwrap_or(1000);
-    if let Err(e) = crate::recorded::check_aggregate(from_ns, to_ns, buckets) {
+    if let Err(e) = crate::query::check_aggregate(from_ns, to_ns, buckets) {
         return bad(e);
     }
     let store = match admit_recording(&state, &page, &headers, id).await {
@@ -433,7 +433,7 @@ async fn window(
         Ok(range) => range,
         Err(refused) => return refused.into_response(),
     };
-    let limit = match crate::recorded::check_window(from_ns, to_ns, page.limit) {
+    let limit = match crate::query::check_window(from_ns, to_ns, page.limit) {
         Ok(limit) => limit,
         Err(e) => return bad(e),
     };

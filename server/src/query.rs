@@ -7,6 +7,7 @@ use socklab_protocol::EventId;
 
 use std::sync::Arc;
 
+use crate::error::CommandError;
 use crate::log::{Entry, EventLog, Record, TIME_SLACK_NS, Tagged};
 use crate::wire::write_event;
 
@@ -15,6 +16,39 @@ pub use socklab_protocol::limits::MAX_WINDOW_EVENTS;
 pub const MAX_WINDOW_BYTES: usize = 4 * 1024 * 1024;
 /// How many entries one read of the log takes (its lock is let go between reads).
 const READ_PIECE: usize = 4096;
+
+/// Checks an `aggregate`'s range and buckets (of a session, or of a recording).
+pub fn check_aggregate(from_ns: u64, to_ns: u64, buckets: u32) -> Result<(), CommandError> {
+    if from_ns >= to_ns {
+        return Err(CommandError::bad_request(format!(
+            "aggregate's `to_ns` ({to_ns}) must be after its `from_ns` ({from_ns})"
+        )));
+    }
+    if !(1..=crate::aggregate::MAX_ANSWER_BUCKETS).contains(&buckets) {
+        return Err(CommandError::bad_request(format!(
+            "aggregate's `buckets` is 1 to {}; got {buckets}",
+            crate::aggregate::MAX_ANSWER_BUCKETS
+        )));
+    }
+    Ok(())
+}
+
+/// Checks a `window`'s range and limit (of a session, or of a recording); the limit
+/// to use.
+pub fn check_window(from_ns: u64, to_ns: u64, limit: Option<u32>) -> Result<u32, CommandError> {
+    let limit = limit.unwrap_or(MAX_WINDOW_EVENTS);
+    if from_ns > to_ns {
+        return Err(CommandError::bad_request(format!(
+            "window's `to_ns` ({to_ns}) must not be before its `from_ns` ({from_ns})"
+        )));
+    }
+    if !(1..=MAX_WINDOW_EVENTS).contains(&limit) {
+        return Err(CommandError::bad_request(format!(
+            "window's `limit` is 1 to {MAX_WINDOW_EVENTS}; got {limit}"
+        )));
+    }
+    Ok(limit)
+}
 
 /// Whether an event is about one datagram, and so may be left out for a viewer that
 /// keeps up (`viewer`'s own sends are never left out: its forms wait for them).

@@ -12,9 +12,8 @@
 //! a `window` event, exactly as the session's viewer would.
 
 use socklab_protocol::Event;
-use socklab_protocol::limits::MAX_WINDOW_EVENTS;
 
-use crate::aggregate::{Aggregates, Counted, MAX_ANSWER_BUCKETS};
+use crate::aggregate::{Aggregates, Counted};
 use crate::error::CommandError;
 use crate::query::MAX_WINDOW_BYTES;
 use crate::store::Store;
@@ -69,37 +68,6 @@ pub async fn make_counts(
         store.keep_counts(id, kept).await?;
     }
     Ok(counted)
-}
-
-/// Checks an `aggregate`'s range and buckets, as the viewer does.
-pub fn check_aggregate(from_ns: u64, to_ns: u64, buckets: u32) -> Result<(), CommandError> {
-    if from_ns >= to_ns {
-        return Err(CommandError::bad_request(format!(
-            "aggregate's `to_ns` ({to_ns}) must be after its `from_ns` ({from_ns})"
-        )));
-    }
-    if !(1..=MAX_ANSWER_BUCKETS).contains(&buckets) {
-        return Err(CommandError::bad_request(format!(
-            "aggregate's `buckets` is 1 to {MAX_ANSWER_BUCKETS}; got {buckets}"
-        )));
-    }
-    Ok(())
-}
-
-/// Checks a `window`'s range and limit, as the viewer does; the limit to use.
-pub fn check_window(from_ns: u64, to_ns: u64, limit: Option<u32>) -> Result<u32, CommandError> {
-    let limit = limit.unwrap_or(MAX_WINDOW_EVENTS);
-    if from_ns > to_ns {
-        return Err(CommandError::bad_request(format!(
-            "window's `to_ns` ({to_ns}) must not be before its `from_ns` ({from_ns})"
-        )));
-    }
-    if !(1..=MAX_WINDOW_EVENTS).contains(&limit) {
-        return Err(CommandError::bad_request(format!(
-            "window's `limit` is 1 to {MAX_WINDOW_EVENTS}; got {limit}"
-        )));
-    }
-    Ok(limit)
 }
 
 /// The `aggregates` event of recording `id`'s counts over `from_ns..to_ns`.

@@ -14,9 +14,7 @@ use tracing::Instrument as _;
 
 use crate::error::CommandError;
 use crate::log::EventLog;
-use crate::query::{
-    MAX_WINDOW_BYTES, MAX_WINDOW_EVENTS, Passed, is_detail, log_window, window_frame,
-};
+use crate::query::{MAX_WINDOW_BYTES, Passed, is_detail, log_window, window_frame};
 use crate::timer::sleep_until;
 use crate::wire::{error_event, write_event};
 
@@ -430,16 +428,8 @@ impl Viewer {
                 to_ns,
                 buckets,
             } => {
-                if from_ns >= to_ns {
-                    return Some(Err(CommandError::bad_request(format!(
-                        "aggregate's `to_ns` ({to_ns}) must be after its `from_ns` ({from_ns})"
-                    ))));
-                }
-                if !(1..=crate::aggregate::MAX_ANSWER_BUCKETS).contains(&buckets) {
-                    return Some(Err(CommandError::bad_request(format!(
-                        "aggregate's `buckets` is 1 to {}; got {buckets}",
-                        crate::aggregate::MAX_ANSWER_BUCKETS
-                    ))));
+                if let Err(e) = crate::query::check_aggregate(from_ns, to_ns, buckets) {
+                    return Some(Err(e));
                 }
                 let counts = shared
                     .aggregates()
@@ -452,17 +442,10 @@ impl Viewer {
                 to_ns,
                 limit,
             } => {
-                let limit = limit.unwrap_or(MAX_WINDOW_EVENTS);
-                if from_ns > to_ns {
-                    return Some(Err(CommandError::bad_request(format!(
-                        "window's `to_ns` ({to_ns}) must not be before its `from_ns` ({from_ns})"
-                    ))));
-                }
-                if !(1..=MAX_WINDOW_EVENTS).contains(&limit) {
-                    return Some(Err(CommandError::bad_request(format!(
-                        "window's `limit` is 1 to {MAX_WINDOW_EVENTS}; got {limit}"
-                    ))));
-                }
+                let limit = match crate::query::check_window(from_ns, to_ns, limit) {
+                    Ok(limit) => limit,
+                    Err(e) => return Some(Err(e)),
+                };
                 Self::window(self.number, shared, (from_ns, to_ns), limit as usize, req).await
             }
             _ => return None,

@@ -104,11 +104,18 @@ struct Resume {
 /// far behind that leaves it (to measure the page itself, or to watch a moderate run
 /// arrive whole on a slow machine).
 fn keeps_up() -> bool {
-    let param = web_sys::window()
+    !matches!(
+        address_param("keep_up").as_deref(),
+        Some("0" | "off" | "false")
+    )
+}
+
+/// A parameter of the page's own address (`?name=value`), if it has one.
+pub fn address_param(name: &str) -> Option<String> {
+    web_sys::window()
         .and_then(|w| w.location().search().ok())
         .and_then(|q| web_sys::UrlSearchParams::new_with_str(&q).ok())
-        .and_then(|p| p.get("keep_up"));
-    !matches!(param.as_deref(), Some("0" | "off" | "false"))
+        .and_then(|p| p.get(name))
 }
 
 /// How many events a second the page asks to be sent at most: [`KEEP_UP_RATE`], or
@@ -117,10 +124,7 @@ fn keeps_up() -> bool {
 ///
 /// [`KEEP_UP_RATE`]: crate::timeline::scale::KEEP_UP_RATE
 fn keep_up_rate() -> u64 {
-    web_sys::window()
-        .and_then(|w| w.location().search().ok())
-        .and_then(|q| web_sys::UrlSearchParams::new_with_str(&q).ok())
-        .and_then(|p| p.get("keep_up_rate"))
+    address_param("keep_up_rate")
         .and_then(|n| n.parse().ok())
         .unwrap_or(crate::timeline::scale::KEEP_UP_RATE)
 }

@@ -161,10 +161,7 @@ async fn load_all(id: i64, outline: bool) -> Result<Vec<Event>, String> {
 
 /// How many events a recording may have to be read whole here.
 fn whole_up_to() -> usize {
-    web_sys::window()
-        .and_then(|w| w.location().search().ok())
-        .and_then(|q| web_sys::UrlSearchParams::new_with_str(&q).ok())
-        .and_then(|p| p.get("replay_whole"))
+    crate::connection::address_param("replay_whole")
         .and_then(|n| n.parse().ok())
         .unwrap_or(MAX_EVENTS)
 }
