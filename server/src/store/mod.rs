@@ -740,7 +740,7 @@ fn read_window(
             out.cut = true;
             break;
         }
-        if let Some(event) = read_events(conn, id, recv - 1, 1, Kinds::All)?
+        if let Some(event) = read_events(conn, id, recv.saturating_sub(1), 1, Kinds::All)?
             .into_iter()
             .find(|e| e.id == recv)
         {
