@@ -148,6 +148,14 @@ async fn main() {
         );
         println!("  frame interval         {}", ms(&l.frames));
         println!("  draw                   {}", ms(&l.draw));
+        println!(
+            "  page's long tasks      {} ({:.0} ms in all, longest {:.0} ms)",
+            l.long_tasks.0, l.long_tasks.1, l.long_tasks.2
+        );
+        println!(
+            "  CPU, cores             {:.2} the server (with the benchmark's client), {:.2} the whole machine",
+            l.cores.0, l.cores.1
+        );
         report.add(json!({
             "case": "live", "datagrams": datagrams, "rate_per_sec": rate,
             "arrows_held": l.arrows, "packet_rows": l.rows, "events_spared": l.passed,
@@ -156,6 +164,8 @@ async fn main() {
             "frame_interval_p50_ms": l.frames.p50_us / 1e3,
             "frame_interval_p99_ms": l.frames.p99_us / 1e3,
             "draw_p50_ms": l.draw.p50_us / 1e3, "draw_p99_ms": l.draw.p99_us / 1e3,
+            "long_tasks": l.long_tasks.0, "long_tasks_ms": l.long_tasks.1,
+            "server_cores": l.cores.0, "machine_cores": l.cores.1,
         }));
     }
     // Recorded: a recording too big to read whole, opened, panned and zoomed (the smoke

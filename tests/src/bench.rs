@@ -595,6 +595,29 @@ pub struct Live {
     pub frames: Spread,
     /// Draw time per frame during the run.
     pub draw: Spread,
+    /// The page's long tasks during the run (the browser's `longtask` entries, 50 ms
+    /// and over): how many, their total and the longest, ms.
+    pub long_tasks: (u64, f64, f64),
+    /// CPU used during the run, in cores: by this process (the server under test, in
+    /// process, and the benchmark's WebDriver client), and by the whole machine.
+    pub cores: (f64, f64),
+}
+
+/// The machine's CPU time so far, busy and in all, in clock ticks (`/proc/stat`).
+fn machine_ticks() -> (u64, u64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let fields: Vec<u64> = stat
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|n| n.parse().ok())
+        .collect();
+    let all: u64 = fields.iter().sum();
+    // idle and iowait
+    let idle = fields.get(3).copied().unwrap_or(0) + fields.get(4).copied().unwrap_or(0);
+    (all - idle, all)
 }
 
 /// Runs the real page, has it generate `datagrams` datagrams at `rate` per second
@@ -612,7 +635,11 @@ pub async fn timeline_live(
     let script = r#"
         const [runMs, done] = arguments;
         const c = document.getElementById('timeline-canvas');
-        const frames = [], draw = [];
+        const frames = [], draw = [], long = [];
+        const observer = new PerformanceObserver((list) => {
+            for (const e of list.getEntries()) long.push(e.duration);
+        });
+        try { observer.observe({ type: 'longtask' }); } catch (e) {}
         let last = performance.now();
         const started = last;
         document.getElementById('gen-start').click();
@@ -624,7 +651,8 @@ pub async fn timeline_live(
             if (now - started < runMs) { requestAnimationFrame(tick); }
             else {
                 const count = document.getElementById('packet-count');
-                const held = { frames, draw,
+                observer.disconnect();
+                const held = { frames, draw, long,
                     arrows: parseInt(c.dataset.shown || '0'),
                     rows: parseInt(count ? count.dataset.total : '0'),
                     passed: parseInt(c.dataset.passed || '0') };
@@ -650,11 +678,23 @@ pub async fn timeline_live(
         };
         requestAnimationFrame(tick);
     "#;
+    let (process, machine) = (Usage::of(std::process::id()), machine_ticks());
+    let started = std::time::Instant::now();
     let out = browser
         .client()
         .execute_async(script, vec![run_ms.into()])
         .await
         .expect("the live run");
+    // Over the run and the wait for the whole run's counts after it.
+    let wall_ns = started.elapsed().as_nanos() as f64;
+    let process = Usage::of(std::process::id()).since(process).cpu_ns as f64 / wall_ns;
+    let (busy, all) = machine_ticks();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    let machine = (busy - machine.0) as f64 / (all - machine.1).max(1) as f64 * cores;
+    let long: Vec<f64> = out["long"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|v| v.as_f64()).collect())
+        .unwrap_or_default();
     Live {
         sent: datagrams,
         arrows: out["arrows"].as_u64().unwrap_or(0),
@@ -665,6 +705,12 @@ pub async fn timeline_live(
         server_sent: out["serverSent"].as_u64().unwrap_or(0),
         frames: spread_of_ms(&out, "frames"),
         draw: spread_of_ms(&out, "draw"),
+        long_tasks: (
+            long.len() as u64,
+            long.iter().sum(),
+            long.iter().copied().fold(0.0, f64::max),
+        ),
+        cores: (process, machine),
     }
 }
 

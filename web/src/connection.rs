@@ -292,7 +292,15 @@ async fn access(query: &str) -> Access {
 /// How often frames are handed to the page: however many arrive, the page updates at
 /// most this often (a frame per event would make it re-render thousands of times a
 /// second under load).
-const DELIVER_EVERY_MS: u32 = 16;
+const DELIVER_EVERY_MS: f64 = 16.0;
+
+/// The page updates less often when an update takes long (a fast session, a big page):
+/// it waits this many times as long as the last update took, so that updating keeps at
+/// most a fifth of the page's time and its frames stay smooth ...
+const DELIVER_WAIT_PER_COST: f64 = 4.0;
+
+/// ... but never longer than this: the picture stays current.
+const DELIVER_EVERY_MAX_MS: f64 = 250.0;
 
 /// Frames received but not yet handed to the page.
 struct Inbox {
@@ -301,6 +309,9 @@ struct Inbox {
     dispatch: UseReducerDispatcher<State>,
     /// Whether the page spares itself single datagrams when it falls behind.
     keep_up: bool,
+    /// How long the last delivery took, ms: the reducer, the render it caused and the
+    /// effects after it.
+    cost_ms: Cell<f64>,
 }
 
 impl Inbox {
@@ -310,6 +321,7 @@ impl Inbox {
             scheduled: Cell::new(false),
             dispatch,
             keep_up,
+            cost_ms: Cell::new(0.0),
         })
     }
 
@@ -318,15 +330,29 @@ impl Inbox {
         self.events.borrow_mut().extend(event.flatten());
         if !self.scheduled.replace(true) {
             let inbox = self.clone();
+            let wait = delivery_wait_ms(self.cost_ms.get());
             wasm_bindgen_futures::spawn_local(async move {
-                gloo_timers::future::TimeoutFuture::new(DELIVER_EVERY_MS).await;
+                gloo_timers::future::TimeoutFuture::new(wait).await;
                 inbox.deliver();
             });
         }
     }
 
     /// Hands everything kept so far to the page, as one action.
-    fn deliver(&self) {
+    fn deliver(self: &Rc<Self>) {
+        let started = now_ms();
+        self.hand_over();
+        // Yew renders in a task it queued when the action was dispatched; this one runs
+        // after it (and after the effects of that render).
+        let inbox = self.clone();
+        wasm_bindgen_futures::spawn_local(async move {
+            if let (Some(started), Some(now)) = (started, now_ms()) {
+                inbox.cost_ms.set(now - started);
+            }
+        });
+    }
+
+    fn hand_over(&self) {
         self.scheduled.set(false);
         let events = std::mem::take(&mut *self.events.borrow_mut());
         let events = if self.keep_up {
@@ -346,6 +372,19 @@ impl Inbox {
                 .dispatch(Action::Received(Box::new(Event::Batch { events }))),
         }
     }
+}
+
+/// How long to wait before the next delivery, after one that took `cost_ms`.
+fn delivery_wait_ms(cost_ms: f64) -> u32 {
+    let wait = cost_ms * DELIVER_WAIT_PER_COST;
+    if wait.is_nan() {
+        return DELIVER_EVERY_MS as u32;
+    }
+    wait.clamp(DELIVER_EVERY_MS, DELIVER_EVERY_MAX_MS) as u32
+}
+
+fn now_ms() -> Option<f64> {
+    Some(web_sys::window()?.performance()?.now())
 }
 
 /// Keeps a connection to the server for the page's lifetime.
@@ -438,5 +477,31 @@ pub async fn maintain(commands: Commands, dispatch: UseReducerDispatcher<State>)
         }
         gloo_timers::future::sleep(delay).await;
         delay = (delay * 2).min(RECONNECT_MAX);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_slow_update_makes_the_next_wait_longer_within_bounds() {
+        assert_eq!(
+            delivery_wait_ms(0.0),
+            16,
+            "at most about 60 updates a second"
+        );
+        assert_eq!(delivery_wait_ms(3.0), 16);
+        assert_eq!(
+            delivery_wait_ms(10.0),
+            40,
+            "four times what the last one took"
+        );
+        assert_eq!(
+            delivery_wait_ms(500.0),
+            250,
+            "never staler than a quarter second"
+        );
+        assert_eq!(delivery_wait_ms(f64::NAN), 16);
     }
 }

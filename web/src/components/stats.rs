@@ -338,16 +338,53 @@ fn plot_over_time(canvas: &HtmlCanvasElement, points: &[(u64, Option<u64>)]) {
         let _ = ctx.fill_text(&label, (x(t * 1e9) - 20.0).max(LEFT), h - 3.0);
     }
     let bottom = h - BOTTOM;
+    // One mark a pixel: a fast flow has tens of thousands of points on a plot a few
+    // hundred pixels wide, and the plot is drawn again whenever the timeline changes.
+    let mut drawn = Pixels::new(w, h);
+    ctx.set_fill_style_str(GOOD);
     for &(t, latency) in points {
-        match latency {
-            Some(l) => {
-                ctx.set_fill_style_str(GOOD);
-                ctx.fill_rect(x(t as f64) - 1.0, y(l as f64) - 1.0, 2.5, 2.5);
+        if let Some(l) = latency {
+            let (px, py) = (x(t as f64), y(l as f64));
+            if drawn.first(px, py) {
+                ctx.fill_rect(px - 1.0, py - 1.0, 2.5, 2.5);
             }
-            None => {
-                ctx.set_fill_style_str(LOST);
-                ctx.fill_rect(x(t as f64) - 0.5, bottom - 6.0, 1.5, 6.0);
+        }
+    }
+    ctx.set_fill_style_str(LOST);
+    for &(t, latency) in points {
+        if latency.is_none() {
+            let px = x(t as f64);
+            if drawn.first(px, bottom) {
+                ctx.fill_rect(px - 0.5, bottom - 6.0, 1.5, 6.0);
             }
+        }
+    }
+}
+
+/// Which pixels of a plot have a mark already.
+struct Pixels {
+    width: usize,
+    marked: Vec<bool>,
+}
+
+impl Pixels {
+    fn new(w: f64, h: f64) -> Pixels {
+        let (width, height) = (w.max(1.0) as usize + 1, h.max(1.0) as usize + 1);
+        Pixels {
+            width,
+            marked: vec![false; width * height],
+        }
+    }
+
+    /// Marks the pixel at (x, y); whether it had no mark before (true outside the plot,
+    /// where nothing is remembered).
+    fn first(&mut self, x: f64, y: f64) -> bool {
+        if x < 0.0 || y < 0.0 || x as usize >= self.width {
+            return true;
+        }
+        match self.marked.get_mut(y as usize * self.width + x as usize) {
+            Some(seen) => !std::mem::replace(seen, true),
+            None => true,
         }
     }
 }
@@ -436,6 +473,19 @@ fn plot_cdf(canvas: &HtmlCanvasElement, cdf: &[u64]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_plot_marks_each_pixel_once() {
+        let mut drawn = Pixels::new(100.0, 50.0);
+        assert!(drawn.first(10.2, 20.7));
+        assert!(!drawn.first(10.9, 20.1), "the same pixel");
+        assert!(drawn.first(11.0, 20.0), "the next one");
+        assert!(drawn.first(100.0, 50.0), "the far corner is inside");
+        assert!(!drawn.first(100.5, 50.5));
+        // Outside the plot nothing is remembered and nothing is refused.
+        assert!(drawn.first(-1.0, 5.0) && drawn.first(-1.0, 5.0));
+        assert!(drawn.first(500.0, 5.0) && drawn.first(5.0, 500.0) && drawn.first(5.0, 500.0));
+    }
 
     #[test]
     fn ticks_are_round_and_inside() {
