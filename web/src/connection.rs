@@ -302,6 +302,11 @@ const DELIVER_WAIT_PER_COST: f64 = 4.0;
 /// ... but never longer than this: the picture stays current.
 const DELIVER_EVERY_MAX_MS: f64 = 250.0;
 
+/// Nor does the page wait once this many events are kept: a delivery's work stays
+/// bounded, and it stays well under what the page takes for having fallen behind
+/// ([`crate::timeline::scale::EVENTS_BEHIND`]).
+const DELIVER_AT_EVENTS: usize = 1_000;
+
 /// Frames received but not yet handed to the page.
 struct Inbox {
     events: RefCell<Vec<Event>>,
@@ -328,6 +333,11 @@ impl Inbox {
     /// Keeps a frame's events; the page gets them with the next delivery.
     fn push(self: &Rc<Self>, event: Event) {
         self.events.borrow_mut().extend(event.flatten());
+        if self.events.borrow().len() >= DELIVER_AT_EVENTS {
+            // The timer still set finds nothing to deliver, or the events after these.
+            self.deliver();
+            return;
+        }
         if !self.scheduled.replace(true) {
             let inbox = self.clone();
             let wait = delivery_wait_ms(self.cost_ms.get());
@@ -341,7 +351,9 @@ impl Inbox {
     /// Hands everything kept so far to the page, as one action.
     fn deliver(self: &Rc<Self>) {
         let started = now_ms();
-        self.hand_over();
+        if !self.hand_over() {
+            return;
+        }
         // Yew renders in a task it queued when the action was dispatched; this one runs
         // after it (and after the effects of that render).
         let inbox = self.clone();
@@ -352,7 +364,8 @@ impl Inbox {
         });
     }
 
-    fn hand_over(&self) {
+    /// Whether there was anything to hand over.
+    fn hand_over(&self) -> bool {
         self.scheduled.set(false);
         let events = std::mem::take(&mut *self.events.borrow_mut());
         let events = if self.keep_up {
@@ -362,7 +375,7 @@ impl Inbox {
             events
         };
         match events.len() {
-            0 => {}
+            0 => return false,
             1 => {
                 let event = events.into_iter().next().expect("one event");
                 self.dispatch.dispatch(Action::Received(Box::new(event)));
@@ -371,6 +384,7 @@ impl Inbox {
                 .dispatch
                 .dispatch(Action::Received(Box::new(Event::Batch { events }))),
         }
+        true
     }
 }
 

@@ -132,6 +132,43 @@ pub(crate) fn use_clear_error_on_change<T: PartialEq + 'static>(
     });
 }
 
+/// `version` as a view that is costly to draw again should see it: at most once every
+/// `every_ms` (a plot of every point of a fast flow need not change sixty times a
+/// second), and always once more after the last change.
+#[hook]
+pub(crate) fn use_settled(version: u64, every_ms: u32) -> u64 {
+    let shown = use_state_eq(|| version);
+    let latest = use_mut_ref(|| version);
+    let last_ms = use_mut_ref(|| f64::NEG_INFINITY);
+    let waiting = use_mut_ref(|| false);
+    *latest.borrow_mut() = version;
+    {
+        let shown = shown.clone();
+        use_effect_with(version, move |&version| {
+            let now = now_ms();
+            let wait = *last_ms.borrow() + f64::from(every_ms) - now;
+            if wait <= 0.0 {
+                *last_ms.borrow_mut() = now;
+                shown.set(version);
+            } else if !std::mem::replace(&mut *waiting.borrow_mut(), true) {
+                gloo_timers::callback::Timeout::new(wait as u32, move || {
+                    *waiting.borrow_mut() = false;
+                    *last_ms.borrow_mut() = now_ms();
+                    shown.set(*latest.borrow());
+                })
+                .forget();
+            }
+        });
+    }
+    *shown
+}
+
+fn now_ms() -> f64 {
+    web_sys::window()
+        .and_then(|w| w.performance())
+        .map_or(0.0, |p| p.now())
+}
+
 /// Sends a form's command, or shows what is wrong with it under the form.
 pub(crate) fn submit(
     ctx: &Ctx,
@@ -250,7 +287,7 @@ fn Workspace() -> Html {
                     <FlowsPanel visible={on_timeline} />
                 </div>
                 <div id="page-packets" class="tab-page" role="tabpanel" hidden={!on_packets}>
-                    <PacketsPanel />
+                    <PacketsPanel visible={on_packets} />
                 </div>
                 if on_recordings {
                     <div id="page-recordings" class="tab-page" role="tabpanel">

@@ -38,9 +38,17 @@ struct Scrolled {
 
 /// The packet list: every row the page holds (20,000 at most), drawn a screenful at a
 /// time, with filters, a search by bytes, and auto-follow.
+#[derive(Properties, PartialEq)]
+pub struct PacketsProps {
+    /// Whether its tab is shown: hidden, the list draws no rows (at a high rate, rows
+    /// nobody sees cost the page much of its time).
+    pub visible: bool,
+}
+
 #[component]
-pub fn PacketsPanel() -> Html {
+pub fn PacketsPanel(props: &PacketsProps) -> Html {
     let ctx = use_ctx();
+    let visible = props.visible;
     let follow = use_state(|| true);
     let scroller = use_node_ref();
     let state = &ctx.state;
@@ -81,8 +89,11 @@ pub fn PacketsPanel() -> Html {
     {
         let scroller = scroller.clone();
         let following = *follow;
-        use_effect_with((version, following, matching.len()), move |_| {
-            if following && let Some(el) = scroller.cast::<HtmlElement>() {
+        use_effect_with((version, following, matching.len(), visible), move |_| {
+            if following
+                && visible
+                && let Some(el) = scroller.cast::<HtmlElement>()
+            {
                 el.set_scroll_top(el.scroll_height());
             }
         });
@@ -135,6 +146,11 @@ pub fn PacketsPanel() -> Html {
                     }
                 }
             }
+            // Hidden, the list has no rows and no height: the row is brought into view
+            // once its tab shows.
+            if !visible {
+                return;
+            }
             if let Some(index) = bring.borrow_mut().take() {
                 let height = f64::from(el.client_height());
                 let top = (index as f64 * *row_px.borrow() - height / 2.0).max(0.0);
@@ -176,10 +192,21 @@ pub fn PacketsPanel() -> Html {
                 if at_bottom != *follow {
                     follow.set(at_bottom);
                 }
-                scrolled.set(Scrolled {
+                let now = Scrolled {
                     top: f64::from(el.scroll_top()),
                     height: f64::from(el.client_height()),
-                });
+                };
+                // Following, the newest rows are drawn wherever the list is scrolled: the
+                // scroll it makes itself to follow them (one per update) draws nothing
+                // new, and drawing again for it doubled the page's work at high rates.
+                let changed = if at_bottom && *follow {
+                    now.height != scrolled.height
+                } else {
+                    now != *scrolled
+                };
+                if changed {
+                    scrolled.set(now);
+                }
             }
         })
     };
@@ -253,7 +280,9 @@ pub fn PacketsPanel() -> Html {
             .saturating_sub(OVERSCAN)
             .min(shown.saturating_sub(1))
     };
-    let last = if shown <= DRAW_ALL {
+    let last = if !visible {
+        first
+    } else if shown <= DRAW_ALL {
         shown
     } else {
         (first + screenful + 2 * OVERSCAN).min(shown)
@@ -261,9 +290,15 @@ pub fn PacketsPanel() -> Html {
     let selected = state.selected;
     let name = |addr: &socklab_protocol::Endpoint| state.name_of(addr);
     let ip_name = |addr: std::net::SocketAddr| state.name_of(&addr.into());
-    let rows = matching[first..last].iter().filter_map(|&i| store.numbered(i as usize)).map(|(row, p)| {
+    // A row is keyed by its event while every row is drawn, so that rows leaving or
+    // joining the list move no others. A window's rows are keyed by their place in it:
+    // following a fast session, every row of the window is new at each update, and
+    // rewriting the rows in place costs far less than making them anew.
+    let windowed = shown > DRAW_ALL;
+    let rows = matching[first..last].iter().filter_map(|&i| store.numbered(i as usize)).enumerate().map(|(slot, (row, p))| {
         let dispatch = state.dispatcher();
         let id = p.id;
+        let key = if windowed { slot as u64 } else { id };
         let onclick = Callback::from(move |_| {
             dispatch.dispatch(Action::Select(if selected == Some(id) { None } else { Some(id) }))
         });
@@ -277,7 +312,7 @@ pub fn PacketsPanel() -> Html {
                     Direction::In => ("in", "↓ in", "received by the socket"),
                 };
                 html! {
-                    <tr class={classes!("packet-row", dir_class, selected_class)} {onclick} key={id}
+                    <tr class={classes!("packet-row", dir_class, selected_class)} {onclick} key={key}
                         data-id={id.to_string()} data-dir={if *dir == Direction::Out { "out" } else { "in" }}>
                         <td class="num">{ row }</td>
                         <td class="num">{ time }</td>
@@ -299,7 +334,7 @@ pub fn PacketsPanel() -> Html {
                 let dropped = d.fate == LinkFate::Dropped;
                 let (class, label) = if dropped { ("link dropped", "✕ drop") } else { ("link", "⇢ link") };
                 html! {
-                    <tr class={classes!("packet-row", class, selected_class)} {onclick} key={id}
+                    <tr class={classes!("packet-row", class, selected_class)} {onclick} key={key}
                         data-id={id.to_string()} data-dir="link" data-fate={if dropped { "dropped" } else { "forwarded" }}>
                         <td class="num">{ row }</td>
                         <td class="num">{ time }</td>
@@ -313,7 +348,7 @@ pub fn PacketsPanel() -> Html {
                 }
             }
             What::KernelDrops { socket, local, dropped, total } => html! {
-                <tr class={classes!("packet-row", "kernel", selected_class)} {onclick} key={id}
+                <tr class={classes!("packet-row", "kernel", selected_class)} {onclick} key={key}
                     data-id={id.to_string()} data-dir="kernel">
                     <td class="num">{ row }</td>
                     <td class="num">{ time }</td>
@@ -333,7 +368,7 @@ pub fn PacketsPanel() -> Html {
                 };
                 let end = offset + p.payload.len() as u64;
                 html! {
-                    <tr class={classes!("packet-row", dir_class, "stream", selected_class)} {onclick} key={id}
+                    <tr class={classes!("packet-row", dir_class, "stream", selected_class)} {onclick} key={key}
                         data-id={id.to_string()} data-dir={if *dir == Direction::Out { "write" } else { "read" }}>
                         <td class="num">{ row }</td>
                         <td class="num">{ time }</td>
@@ -348,7 +383,7 @@ pub fn PacketsPanel() -> Html {
                 }
             }
             What::TcpLink { link, what } => html! {
-                <tr class={classes!("packet-row", "link", selected_class)} {onclick} key={id}
+                <tr class={classes!("packet-row", "link", selected_class)} {onclick} key={key}
                     data-id={id.to_string()} data-dir="tcp-link">
                     <td class="num">{ row }</td>
                     <td class="num">{ time }</td>
@@ -361,7 +396,7 @@ pub fn PacketsPanel() -> Html {
                 </tr>
             },
             What::Tcp { socket, peer, what } => html! {
-                <tr class={classes!("packet-row", "tcp", selected_class)} {onclick} key={id}
+                <tr class={classes!("packet-row", "tcp", selected_class)} {onclick} key={key}
                     data-id={id.to_string()} data-dir="tcp">
                     <td class="num">{ row }</td>
                     <td class="num">{ time }</td>
@@ -374,7 +409,7 @@ pub fn PacketsPanel() -> Html {
                 </tr>
             },
             What::Unreachable { socket, to, reason, error, .. } => html! {
-                <tr class={classes!("packet-row", "kernel", selected_class)} {onclick} key={id}
+                <tr class={classes!("packet-row", "kernel", selected_class)} {onclick} key={key}
                     data-id={id.to_string()} data-dir="icmp">
                     <td class="num">{ row }</td>
                     <td class="num">{ time }</td>

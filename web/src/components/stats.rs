@@ -202,6 +202,9 @@ fn value_axis(
     y
 }
 
+/// How often the plots may draw again while the timeline changes, ms.
+const PLOT_EVERY_MS: u32 = 250;
+
 #[derive(Properties, PartialEq)]
 pub struct StatsProps {
     /// The flow chosen in the table.
@@ -218,12 +221,14 @@ pub fn FlowStatistics(props: &StatsProps) -> Html {
     let cdf = use_node_ref();
     let bursts_canvas = use_node_ref();
     // The flow's points, computed once per change of the timeline or the flow (not on
-    // every render), and shared by the plots, the pointer and the bursts.
+    // every render, and at most four times a second), and shared by the plots, the
+    // pointer and the bursts.
+    let timeline_version = super::use_settled(ctx.state.timeline_version, PLOT_EVERY_MS);
     let kept = {
         let timeline = ctx.state.timeline.clone();
         use_memo(
             (
-                ctx.state.timeline_version,
+                timeline_version,
                 props.flow.src.clone(),
                 props.flow.dst.clone(),
             ),

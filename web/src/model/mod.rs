@@ -19,13 +19,12 @@ use std::rc::Rc;
 
 use socklab_protocol::flow::FlowSummary;
 use socklab_protocol::link::{LinkCounters, LinkId, LinkSettings};
-use socklab_protocol::payload::decode_base64;
 use socklab_protocol::{Event, GeneratorStarted, ShutdownHow, SocketId, StreamEndReason};
 
 mod packets;
 mod rows;
 
-pub use packets::{LinkDecision, Packet, PacketStore, TcpWhat, What};
+pub use packets::{LinkDecision, Packet, PacketStore, Payload, TcpWhat, What};
 pub use rows::{RowFilter, RowKind, search_bytes};
 
 use crate::timeline::Timeline;
@@ -794,7 +793,7 @@ impl State {
                 self.push_packet(Packet {
                     id: drops.id.0,
                     t_ns: drops.t_ns,
-                    payload: Vec::new(),
+                    payload: Payload::default(),
                     what: What::KernelDrops {
                         socket: drops.socket,
                         local,
@@ -837,7 +836,7 @@ impl State {
             }
             Event::Stream(s) => {
                 self.settle(s.req);
-                let payload = decode_base64(&s.payload_b64).unwrap_or_default();
+                let payload = Payload::base64(s.payload_b64);
                 self.push_packet(Packet {
                     id: s.id.0,
                     t_ns: s.t_ns,
@@ -901,7 +900,7 @@ impl State {
                 self.tcp_row(d.id.0, d.t_ns, d.socket, peer, TcpWhat::ShutDown(d.how));
             }
             Event::Unreachable(u) => {
-                let payload = decode_base64(&u.payload_b64).unwrap_or_default();
+                let payload = Payload::base64(u.payload_b64);
                 self.push_packet(Packet {
                     id: u.id.0,
                     t_ns: u.t_ns,
@@ -1019,7 +1018,7 @@ impl State {
         self.push_packet(Packet {
             id,
             t_ns,
-            payload: Vec::new(),
+            payload: Payload::default(),
             what: What::TcpLink { link, what },
         });
     }
@@ -1036,7 +1035,7 @@ impl State {
         self.push_packet(Packet {
             id,
             t_ns,
-            payload: Vec::new(),
+            payload: Payload::default(),
             what: What::Tcp { socket, peer, what },
         });
     }

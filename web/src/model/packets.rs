@@ -12,6 +12,56 @@ use socklab_protocol::{Direction, LinkPacket, SocketId};
 
 use super::PACKETS_KEPT;
 
+/// A row's bytes, decoded from the event's base64 the first time they are read: most
+/// rows of a fast session leave the list before anyone looks at them, and decoding
+/// every one cost the page more than drawing it.
+#[derive(Debug, Clone, Default)]
+pub struct Payload {
+    base64: String,
+    bytes: std::cell::OnceCell<Vec<u8>>,
+}
+
+impl Payload {
+    /// The bytes an event carries as base64 (undecodable text reads as no bytes).
+    pub fn base64(text: String) -> Payload {
+        Payload {
+            base64: text,
+            bytes: std::cell::OnceCell::new(),
+        }
+    }
+
+    /// The bytes themselves.
+    pub fn as_slice(&self) -> &[u8] {
+        self.bytes
+            .get_or_init(|| decode_base64(&self.base64).unwrap_or_default())
+    }
+}
+
+impl From<Vec<u8>> for Payload {
+    fn from(bytes: Vec<u8>) -> Payload {
+        Payload {
+            base64: String::new(),
+            bytes: std::cell::OnceCell::from(bytes),
+        }
+    }
+}
+
+impl std::ops::Deref for Payload {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        self.as_slice()
+    }
+}
+
+impl PartialEq for Payload {
+    fn eq(&self, other: &Payload) -> bool {
+        self.as_slice() == other.as_slice()
+    }
+}
+
+impl Eq for Payload {}
+
 /// One row of the packet list: a datagram a lab socket sent or received, or a link's
 /// decision on a datagram crossing it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,7 +71,7 @@ pub struct Packet {
     /// Nanoseconds since the session began.
     pub t_ns: u64,
     /// The bytes (as they arrived, for a link decision).
-    pub payload: Vec<u8>,
+    pub payload: Payload,
     /// What happened.
     pub what: What,
 }
@@ -189,8 +239,8 @@ pub struct Left {
 }
 
 impl LinkDecision {
-    pub(super) fn from_event(p: LinkPacket) -> (Self, Vec<u8>) {
-        let payload = decode_base64(&p.payload_b64).unwrap_or_default();
+    pub(super) fn from_event(p: LinkPacket) -> (Self, Payload) {
+        let payload = Payload::base64(p.payload_b64);
         (
             LinkDecision {
                 link: p.link,
@@ -264,7 +314,7 @@ impl Packet {
         Packet {
             id: d.id.0,
             t_ns: d.t_ns,
-            payload: socklab_protocol::payload::decode_base64(&d.payload_b64).unwrap_or_default(),
+            payload: Payload::base64(d.payload_b64),
             what: What::Socket {
                 socket: d.socket,
                 dir: d.dir,

@@ -691,3 +691,16 @@ fn a_reveal_selects_and_counts_each_request() {
         "the same row again still moves the list"
     );
 }
+
+#[test]
+fn a_rows_bytes_are_decoded_when_read() {
+    use super::Payload;
+    let kept = Payload::base64("aGVsbG8=".into());
+    assert_eq!(kept.as_slice(), b"hello");
+    assert_eq!(kept.len(), 5);
+    assert_eq!(kept, Payload::from(b"hello".to_vec()));
+    assert_ne!(kept, Payload::from(b"hellO".to_vec()));
+    // Text that is not base64 reads as no bytes (the server never sends it).
+    assert!(Payload::base64("not base64!".into()).is_empty());
+    assert!(Payload::default().is_empty());
+}

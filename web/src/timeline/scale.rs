@@ -27,9 +27,10 @@ const MERGE_NS: u64 = 200_000_000;
 /// their receives, fates and a link's decisions, they fit one `window` answer).
 pub const DETAIL_MAX: u64 = 2_000;
 
-/// A delivery (every 16 ms) of more events than this means the page has fallen behind
-/// what it can draw: it then spares itself the oldest events about single datagrams,
-/// as the server would, down to [`EVENTS_KEPT`]. A hiccup at a moderate rate (a
+/// A delivery (every 16 to 250 ms, or as soon as 2,000 events are kept) of more events
+/// than this means the page has fallen behind what it can draw: it then spares itself
+/// the oldest events about single datagrams, as the server would, down to
+/// [`EVENTS_KEPT`]. A hiccup at a moderate rate (a
 /// garbage collection, a hidden tab) stays under it and loses nothing.
 pub const EVENTS_BEHIND: usize = 5_000;
 /// How many events a delivery keeps once the page has fallen behind: its work per

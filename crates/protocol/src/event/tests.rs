@@ -375,3 +375,83 @@ fn flatten_unwraps_batches() {
     assert_eq!(batch.flatten().len(), 2);
     assert_eq!(one.clone().flatten(), vec![one]);
 }
+
+#[test]
+fn the_quick_reader_reads_every_documented_event_as_the_derived_one_does() {
+    let doc = include_str!("../../../../docs/protocol.md");
+    // Each example starts a line; a long one is folded over the lines after it (joined
+    // here without their breaks); one with "…" for what it leaves out is no JSON.
+    let lines: Vec<&str> = doc.lines().collect();
+    let examples: Vec<String> = (0..lines.len())
+        .filter(|&i| lines[i].starts_with(r#"{"type":"#))
+        .filter_map(|i| {
+            (i..lines.len().min(i + 20))
+                .map(|end| lines[i..=end].iter().map(|l| l.trim()).collect::<String>())
+                .find(|text| serde_json::from_str::<serde_json::Value>(text).is_ok())
+        })
+        .chain([Event::Thinned(Thinned {
+            from: EventId(3),
+            to: EventId(9),
+            count: 7,
+            from_ns: 10,
+            to_ns: 90,
+        })
+        .to_json()])
+        .collect();
+    assert!(
+        examples.len() >= 15,
+        "the document's examples: {}",
+        examples.len()
+    );
+    let mut quick = 0;
+    for text in examples.iter().map(String::as_str) {
+        let derived: Event = serde_json::from_str(text).expect(text);
+        assert_eq!(Event::from_json(text).expect(text), derived, "{text}");
+        quick += usize::from(tag_first(text).is_some_and(|t| {
+            [
+                "batch",
+                "datagram",
+                "link_packet",
+                "link_sent",
+                "fate",
+                "thinned",
+            ]
+            .contains(&t)
+        }));
+        // Written again with spaces (the tag no longer first): the derived path.
+        let spaced = text.replacen(r#"{"type":"#, r#"{ "type" : "#, 1);
+        assert_eq!(tag_first(&spaced), None);
+        assert_eq!(Event::from_json(&spaced).expect(&spaced), derived);
+    }
+    assert!(quick >= 6, "the quick path was taken {quick} times");
+    // A batch of the quick kinds and others, and one nested in another.
+    let batch = format!(
+        r#"{{"type":"batch","events":[{}]}}"#,
+        examples
+            .iter()
+            .filter(|t| !t.contains(r#""type":"batch""#))
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    let derived: Event = serde_json::from_str(&batch).unwrap();
+    assert_eq!(Event::from_json(&batch).unwrap(), derived);
+    let nested = format!(r#"{{"type":"batch","events":[{batch}]}}"#);
+    assert_eq!(
+        Event::from_json(&nested).unwrap(),
+        serde_json::from_str::<Event>(&nested).unwrap()
+    );
+    // What one path refuses, the other does too.
+    for bad in [
+        r#"{"type":"datagram","id":1}"#,
+        r#"{"type":"batch","events":[{"type":"datagram","id":1}]}"#,
+        r#"{"type":"batch","events":{}}"#,
+        r#"{"type":"fate","id":"x"}"#,
+        r#"{"type":"thinned"} trailing"#,
+        r#"{"type":"datagram"#,
+        r#"{"type":"no_such_event"}"#,
+    ] {
+        assert!(Event::from_json(bad).is_err(), "{bad}");
+        assert!(serde_json::from_str::<Event>(bad).is_err(), "{bad}");
+    }
+}
