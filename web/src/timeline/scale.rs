@@ -27,7 +27,7 @@ const MERGE_NS: u64 = 200_000_000;
 /// their receives, fates and a link's decisions, they fit one `window` answer).
 pub const DETAIL_MAX: u64 = 2_000;
 
-/// A delivery (every 16 to 250 ms, or as soon as 2,000 events are kept) of more events
+/// A delivery (every 16 to 250 ms, or as soon as 1,000 events are kept) of more events
 /// than this means the page has fallen behind what it can draw: it then spares itself
 /// the oldest events about single datagrams, as the server would, down to
 /// [`EVENTS_KEPT`]. A hiccup at a moderate rate (a

@@ -42,6 +42,10 @@ struct Pending {
     asked: Option<(socklab_protocol::Command, f64)>,
     /// A draw again is due for a question held back.
     retry: Option<gloo_timers::callback::Timeout>,
+    /// The canvas' height when it was last drawn (0 before, and while its tab is
+    /// hidden the last it had), pixels: what a render reads, where measuring would make
+    /// the browser lay the page out anew after every update.
+    height: f64,
 }
 
 /// Where the view's questions go: the live session over the WebSocket, or the
@@ -143,9 +147,8 @@ fn schedule(pending: &Rc<RefCell<Pending>>) {
         p.scheduled = false;
         if let (Some(canvas), Some(timeline)) = (&p.canvas, &p.timeline) {
             let timeline = timeline.borrow();
-            let view = p
-                .view
-                .followed(timeline.latest_t, canvas.client_height() as f64 - HEADER_PX);
+            let measured = canvas.client_height() as f64;
+            let view = p.view.followed(timeline.latest_t, measured - HEADER_PX);
             let clock = web_sys::window().and_then(|w| w.performance());
             let started = clock.as_ref().map_or(0.0, |c| c.now());
             draw(canvas, &timeline, &view, &p.filter, p.selected, p.range);
@@ -155,9 +158,12 @@ fn schedule(pending: &Rc<RefCell<Pending>>) {
                 let _ = canvas.set_attribute("data-draw-ms", &format!("{:.3}", ended - started));
                 let _ = canvas.set_attribute("data-drawn-at", &format!("{ended:.3}"));
             }
-            let rows = canvas.client_height() as f64 - HEADER_PX;
+            let rows = measured - HEADER_PX;
             let timeline_rc = p.timeline.clone();
             drop(timeline);
+            if measured > 0.0 {
+                p.height = measured;
+            }
             if let Some(timeline_rc) = timeline_rc {
                 ask_for_view(&shared, &mut p, &timeline_rc.borrow(), &view, rows);
             }
@@ -220,6 +226,7 @@ pub fn TimelinePanel(props: &TimelineProps) -> Html {
         asker: None,
         asked: None,
         retry: None,
+        height: 0.0,
     });
     // A time range selected with Shift + drag (its figures show under the toolbar),
     // and where such a drag began, ns.
@@ -277,8 +284,12 @@ pub fn TimelinePanel(props: &TimelineProps) -> Html {
     // The canvas' height; while its tab is hidden (it has none then), the last it had.
     let known_height = use_mut_ref(|| 400.0);
     let canvas_height = {
-        let canvas_ref = canvas_ref.clone();
+        let (canvas_ref, pending) = (canvas_ref.clone(), pending.clone());
         move || {
+            let drawn = pending.try_borrow().map_or(0.0, |p| p.height);
+            if drawn > 0.0 {
+                return drawn;
+            }
             let now = canvas_ref
                 .cast::<HtmlCanvasElement>()
                 .map_or(0.0, |c| c.client_height() as f64);
