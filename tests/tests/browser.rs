@@ -336,19 +336,26 @@ async fn lossy_link(url: &str, browser: &Browser) {
             t.starts_with("client → target 40 ")
         })
         .await;
+    // Read in one go: the list may draw again between finding a row and reading it.
     let dropped = browser
         .client()
-        .find_all(fantoccini::Locator::Css(
-            "tr.packet-row[data-fate='dropped']",
-        ))
+        .execute(
+            "return [...document.querySelectorAll(\"tr.packet-row[data-fate='dropped']\")].map(r => r.innerText)",
+            vec![],
+        )
         .await
         .unwrap();
+    let dropped: Vec<&str> = dropped
+        .as_array()
+        .expect("the rows' texts")
+        .iter()
+        .filter_map(|t| t.as_str())
+        .collect();
     assert!(
         !dropped.is_empty(),
         "50 % loss over 40 datagrams drops some"
     );
-    for row in &dropped {
-        let text = row.text().await.unwrap();
+    for text in &dropped {
         assert!(text.contains("dropped: random loss"), "{text}");
     }
     // Every datagram is accounted for: 40 outs, 40 link decisions, and an in for each
