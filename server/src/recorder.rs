@@ -167,9 +167,15 @@ async fn copy(
 ) -> Result<(), CommandError> {
     let mut newest = log.subscribe();
     let mut cursor = EventId::BEFORE_FIRST;
+    // Whether the last batch took everything the log had: only then is there reason to
+    // wait. Behind (a batch full), the next batch is read at once: waiting a batch's
+    // time after every full batch held the recorder to 200,000 events a second, and at
+    // 100,000 datagrams a second (300,000 events) the log let go of 43 % of them before
+    // they were stored.
+    let mut caught_up = true;
     loop {
         let stop_at = *stop_rx.borrow_and_update();
-        if stop_at.is_none() {
+        if stop_at.is_none() && caught_up {
             // Wait for news, then let a batch's worth gather.
             tokio::select! {
                 _ = newest.changed() => {}
@@ -215,6 +221,7 @@ async fn copy(
                 break;
             }
         }
+        caught_up = batch.len() < BATCH_MAX;
         if !batch.is_empty() || !gaps.is_empty() {
             store
                 .append_made(id, move || {
