@@ -633,3 +633,62 @@ async fn a_window_stops_at_four_megabytes_and_says_it_is_not_whole() {
     );
     server.stop().await;
 }
+
+/// A viewer that asked for a `rate` is sent fewer, fuller frames: at most one every
+/// 10 ms while it keeps up (a frame sent sooner carries a full batch of a backlog).
+#[tokio::test]
+async fn a_viewer_with_a_rate_is_sent_a_frame_at_most_every_ten_milliseconds() {
+    const N: u64 = 2_000;
+    let server = TestServer::start().await;
+    let mut paced = server.client().await;
+    let req = paced
+        .send(Command::KeepUp {
+            behind: Some(10_000),
+            rate: Some(20_000),
+        })
+        .await;
+    paced.reply(req).await;
+    // Another viewer of the same session, asking nothing: a frame as soon as events come.
+    let mut eager = Client::connect_with(server.addr, &format!("session={}", paced.hello.session))
+        .await
+        .expect("a second viewer of the session");
+    let a = paced.bind("127.0.0.1:0").await;
+    let b = paced.bind("127.0.0.1:0").await;
+    let req = paced
+        .send(generate(&a.socket, b.local.addr(), N, 2_000.0))
+        .await;
+    paced.reply(req).await;
+    let frames_before = paced.frames;
+    let began = Instant::now();
+    let mut events = 0u64;
+    let deadline = Instant::now() + 3 * socklab_tests::WAIT;
+    loop {
+        assert!(Instant::now() < deadline, "the generator never finished");
+        let event = paced.next().await;
+        events += 1;
+        if let Event::GeneratorDone(_) = event {
+            break;
+        }
+    }
+    let (frames, elapsed_ms) = (
+        (paced.frames - frames_before) as u64,
+        began.elapsed().as_millis() as u64,
+    );
+    // Paced frames over the time measured here (at least the server's), and frames of a
+    // full batch (512 events) wherever it had fallen behind.
+    let most = elapsed_ms / 10 + events / 512 + 2;
+    assert!(
+        frames <= most,
+        "{frames} frames of {events} events in {elapsed_ms} ms: at most {most}"
+    );
+    // The same events to the viewer that asked nothing came in more frames.
+    let eager_before = eager.frames;
+    eager
+        .next_where(|e| matches!(e, Event::GeneratorDone(_)).then_some(()))
+        .await;
+    assert!(
+        eager.frames - eager_before > frames as usize,
+        "unpaced: {} frames; paced: {frames}",
+        eager.frames - eager_before
+    );
+}
