@@ -2,8 +2,6 @@
 //! (`timeline::figures`): the session's runs (each generator's, and each "new run")
 //! and a time range selected on the timeline.
 
-use std::rc::Rc;
-
 use yew::prelude::*;
 
 use super::{FormError, use_ctx};
@@ -57,22 +55,7 @@ pub fn stretch_head(first: &'static str) -> Html {
 }
 
 /// How often the runs' figures are counted again while datagrams keep coming, ms.
-const REFRESH_MS: f64 = 500.0;
-
-/// The runs' figures as last counted.
-#[derive(Default)]
-struct RunFigures {
-    /// The timeline's version they were counted at.
-    version: u64,
-    /// The runs they were counted for.
-    runs: Rc<Vec<(u32, String, u64)>>,
-    /// When, ms on the page's clock.
-    at: f64,
-    /// A count is due once the wait between counts is over.
-    waiting: bool,
-    /// Each run's figures.
-    stretches: Vec<crate::timeline::Stretch>,
-}
+const REFRESH_MS: u32 = 500;
 
 /// The session's runs, each with the figures of the datagrams sent in it, and the
 /// form that starts a new one.
@@ -107,36 +90,18 @@ pub fn Runs() -> Html {
     };
     let runs = state.runs.clone();
     // Counting walks every arrow the page holds: at most every REFRESH_MS while
-    // datagrams keep coming, and once more after they stop.
-    let cache = use_mut_ref(RunFigures::default);
-    let refresh = use_force_update();
-    let now = web_sys::window()
-        .and_then(|w| w.performance())
-        .map_or(0.0, |p| p.now());
+    // datagrams keep coming, and once more after they stop; at once for new runs.
+    let version = super::use_settled(state.timeline_version, REFRESH_MS);
     let stretches = {
-        let mut c = cache.borrow_mut();
-        let fresh_runs = !Rc::ptr_eq(&c.runs, &runs);
-        let changed = c.version != state.timeline_version;
-        if fresh_runs || (changed && now - c.at >= REFRESH_MS) {
+        let timeline = state.timeline.clone();
+        use_memo((version, runs.clone()), move |(_, runs)| {
             let starts: Vec<u64> = runs.iter().map(|r| r.2).collect();
-            c.stretches = state.timeline.borrow().stretches(&starts, u64::MAX);
-            c.version = state.timeline_version;
-            c.runs = runs.clone();
-            c.at = now;
-        } else if changed && !c.waiting {
-            c.waiting = true;
-            let (cache, refresh) = (cache.clone(), refresh.clone());
-            gloo_timers::callback::Timeout::new(REFRESH_MS as u32, move || {
-                cache.borrow_mut().waiting = false;
-                refresh.force_update();
-            })
-            .forget();
-        }
-        c.stretches.clone()
+            timeline.borrow().stretches(&starts, u64::MAX)
+        })
     };
     let stretches: Vec<Html> = runs
         .iter()
-        .zip(&stretches)
+        .zip(stretches.iter())
         .enumerate()
         .map(|(i, ((number, run_name, from), stretch))| {
             let to = runs.get(i + 1).map_or(u64::MAX, |r| r.2);
