@@ -397,7 +397,8 @@ fn delivery_wait_ms(cost_ms: f64) -> u32 {
     wait.clamp(DELIVER_EVERY_MS, DELIVER_EVERY_MAX_MS) as u32
 }
 
-fn now_ms() -> Option<f64> {
+/// The page's clock, ms (none outside a browser window).
+pub(crate) fn now_ms() -> Option<f64> {
     Some(web_sys::window()?.performance()?.now())
 }
 

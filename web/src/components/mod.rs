@@ -145,7 +145,7 @@ pub(crate) fn use_settled(version: u64, every_ms: u32) -> u64 {
     {
         let shown = shown.clone();
         use_effect_with(version, move |&version| {
-            let now = now_ms();
+            let now = connection::now_ms().unwrap_or(0.0);
             let wait = *last_ms.borrow() + f64::from(every_ms) - now;
             if wait <= 0.0 {
                 *last_ms.borrow_mut() = now;
@@ -153,7 +153,7 @@ pub(crate) fn use_settled(version: u64, every_ms: u32) -> u64 {
             } else if !std::mem::replace(&mut *waiting.borrow_mut(), true) {
                 gloo_timers::callback::Timeout::new(wait as u32, move || {
                     *waiting.borrow_mut() = false;
-                    *last_ms.borrow_mut() = now_ms();
+                    *last_ms.borrow_mut() = connection::now_ms().unwrap_or(0.0);
                     shown.set(*latest.borrow());
                 })
                 .forget();
@@ -161,12 +161,6 @@ pub(crate) fn use_settled(version: u64, every_ms: u32) -> u64 {
         });
     }
     *shown
-}
-
-fn now_ms() -> f64 {
-    web_sys::window()
-        .and_then(|w| w.performance())
-        .map_or(0.0, |p| p.now())
 }
 
 /// Sends a form's command, or shows what is wrong with it under the form.
