@@ -16,7 +16,8 @@
 //! - `GET /api/recordings/{id}/counts?from_ns=&to_ns=&buckets=`: an `aggregates` event
 //!   of its datagrams counted per lane and time bucket; `…/window?from_ns=&to_ns=&limit=`:
 //!   a `window` event of its events in that range (`recorded.rs`): a recording of any
-//!   size opens in the page a part at a time.
+//!   size opens in the page a part at a time. Both answer at most
+//!   `--max-queries-per-sec` a second, all pages together (then 429, `limit_exceeded`).
 //!
 //! (Over 600 lines: every route under `/api`, each a few checks around a store call,
 //! so the refusals they share read alike.)
@@ -370,6 +371,16 @@ fn range(page: &Page) -> Result<(u64, u64), Refusal> {
     }
 }
 
+/// A question past `--max-queries-per-sec`: 429, `limit_exceeded`, and when to ask again.
+fn too_many_queries(e: CommandError) -> Response {
+    let mut response =
+        Refusal::new(StatusCode::TOO_MANY_REQUESTS, "limit_exceeded", e.message).into_response();
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+    response
+}
+
 fn bad(e: CommandError) -> Response {
     Refusal::new(StatusCode::BAD_REQUEST, "bad_request", e.message).into_response()
 }
@@ -392,6 +403,9 @@ async fn counts(
         Ok((store, _)) => store,
         Err(refused) => return refused.into_response(),
     };
+    if let Err(e) = state.queries.take("the recordings' pages together") {
+        return too_many_queries(e);
+    }
     let counted = match crate::recorded::kept_counts(&store, id).await {
         Ok(Some(counted)) => Ok(counted),
         Ok(None) => {
@@ -441,6 +455,9 @@ async fn window(
         Ok((store, _)) => store,
         Err(refused) => return refused.into_response(),
     };
+    if let Err(e) = state.queries.take("the recordings' pages together") {
+        return too_many_queries(e);
+    }
     match crate::recorded::window_frame(&store, id, (from_ns, to_ns), limit).await {
         Ok(frame) => ([(header::CONTENT_TYPE, "application/json")], frame).into_response(),
         Err(e) => failed(e),

@@ -1,5 +1,6 @@
-//! A session's send budget: datagrams and bytes per second, shared by all its sockets
-//! (commands and generators alike), as token buckets that hold one second's worth.
+//! Token buckets that hold one second's worth: a session's send budget (datagrams and
+//! bytes per second, shared by all its sockets, commands and generators alike), and
+//! the questions a viewer may ask of the counts and windows (`--max-queries-per-sec`).
 
 use std::sync::Mutex;
 use std::time::Instant;
@@ -83,6 +84,47 @@ impl SendBudget {
     }
 }
 
+/// How many questions of counts and windows may be asked a second: each costs bounded
+/// work (a scan of the session's log, up to `--log-max-events`; counts of up to 256
+/// lanes of 4,096 buckets; a read of a recording's chunks), but one asked in a loop
+/// would keep a core busy. A page asks at most four a second.
+#[derive(Debug)]
+pub struct QueryBudget {
+    per_sec: f64,
+    state: Mutex<(f64, Instant)>,
+}
+
+impl QueryBudget {
+    /// A full budget of `per_sec` questions a second (at least one).
+    pub fn new(per_sec: u64) -> Self {
+        let per_sec = per_sec.max(1) as f64;
+        QueryBudget {
+            per_sec,
+            state: Mutex::new((per_sec, Instant::now())),
+        }
+    }
+
+    /// Takes one question from the budget, or says the limit in words (`who` asks:
+    /// "this viewer", "the recordings' pages together").
+    pub fn take(&self, who: &str) -> Result<(), CommandError> {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        let elapsed = now.saturating_duration_since(state.1).as_secs_f64();
+        *state = ((state.0 + elapsed * self.per_sec).min(self.per_sec), now);
+        if state.0 < 1.0 {
+            return Err(CommandError::new(
+                ErrorCode::LimitExceeded,
+                format!(
+                    "{who} may ask at most {} questions a second of the counts and windows (--max-queries-per-sec); this one was not answered, ask again in a moment",
+                    self.per_sec
+                ),
+            ));
+        }
+        state.0 -= 1.0;
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -107,6 +149,17 @@ mod tests {
                 .unwrap_err()
                 .message
                 .contains("--max-bytes-per-sec")
+        );
+        let queries = QueryBudget::new(2);
+        queries.take("this viewer").unwrap();
+        queries.take("this viewer").unwrap();
+        let err = queries.take("this viewer").unwrap_err();
+        assert_eq!(err.code, ErrorCode::LimitExceeded);
+        assert!(
+            err.message.starts_with("this viewer may ask at most 2 ")
+                && err.message.contains("--max-queries-per-sec"),
+            "{}",
+            err.message
         );
         assert!(
             budget.fits(3.0, 300).is_ok()

@@ -52,6 +52,8 @@ pub const DEFAULT_MAX_LINK_BYTES: usize = 16 * 1024 * 1024;
 pub const DEFAULT_MAX_RECORDINGS: u64 = 10_000;
 /// The default for `--max-exports`.
 pub const DEFAULT_MAX_EXPORTS: u16 = 2;
+/// The default for `--max-queries-per-sec`: five times what a page asks.
+pub const DEFAULT_MAX_QUERIES_PER_SEC: u64 = 20;
 /// The default for `--max-store-bytes`: 20 GB.
 pub const DEFAULT_MAX_STORE_BYTES: u64 = 20_000_000_000;
 
@@ -258,6 +260,14 @@ pub struct Args {
     #[arg(long, default_value_t = DEFAULT_MAX_EXPORTS, value_name = "N",
         value_parser = clap::value_parser!(u16).range(1..))]
     pub max_exports: u16,
+
+    /// How many questions of counts and windows (`aggregate` and `window`) one viewer
+    /// may ask a second, and the recordings' pages together over HTTP (`…/counts`,
+    /// `…/window`); one more is refused (`limit_exceeded`; HTTP 429). The page asks at
+    /// most four a second.
+    #[arg(long, default_value_t = DEFAULT_MAX_QUERIES_PER_SEC, value_name = "N",
+        value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_queries_per_sec: u64,
 }
 
 /// The settings a running server uses.
@@ -336,6 +346,8 @@ pub struct Config {
     pub max_store_bytes: u64,
     /// See [`Args::max_exports`].
     pub max_exports: usize,
+    /// See [`Args::max_queries_per_sec`].
+    pub max_queries_per_sec: u64,
 }
 
 impl Default for Config {
@@ -376,6 +388,7 @@ impl Default for Config {
             max_recordings: DEFAULT_MAX_RECORDINGS,
             max_store_bytes: DEFAULT_MAX_STORE_BYTES,
             max_exports: DEFAULT_MAX_EXPORTS as usize,
+            max_queries_per_sec: DEFAULT_MAX_QUERIES_PER_SEC,
         }
     }
 }
@@ -423,6 +436,7 @@ impl From<&Args> for Config {
             max_recordings: args.max_recordings,
             max_store_bytes: args.max_store_bytes,
             max_exports: usize::from(args.max_exports),
+            max_queries_per_sec: args.max_queries_per_sec,
         }
     }
 }

@@ -46,6 +46,9 @@ pub struct AppState {
     /// Permits for the exports, imports and comparisons being made at once
     /// (`--max-exports`): each holds a whole recording in memory.
     pub(crate) exports: Arc<tokio::sync::Semaphore>,
+    /// The questions of recordings' counts and windows over HTTP, all pages together
+    /// (`--max-queries-per-sec`).
+    pub(crate) queries: Arc<crate::budget::QueryBudget>,
 }
 
 impl AppState {
@@ -55,12 +58,14 @@ impl AppState {
         let config = Arc::new(config);
         let sessions = Sessions::new(config.clone(), shutdown.clone(), tasks.clone());
         let exports = Arc::new(tokio::sync::Semaphore::new(config.max_exports.max(1)));
+        let queries = Arc::new(crate::budget::QueryBudget::new(config.max_queries_per_sec));
         AppState {
             config,
             shutdown,
             tasks,
             sessions,
             exports,
+            queries,
         }
     }
 
@@ -393,6 +398,7 @@ async fn ws_upgrade(
     let pace = viewer::Pace {
         flush_interval: state.config.flush_interval,
         write_timeout: state.config.write_timeout,
+        queries_per_sec: state.config.max_queries_per_sec,
     };
     let AppState {
         shutdown, tasks, ..

@@ -52,6 +52,7 @@ pub async fn serve(
             keep_up: 0,
             rate: Budget::default(),
             whole: std::collections::VecDeque::new(),
+            queries: crate::budget::QueryBudget::new(pace.queries_per_sec),
         };
         if let Err(e) = viewer.run(&shared, notice, &shutdown).await {
             tracing::debug!(error = %e, "viewer connection ended with an error");
@@ -71,6 +72,8 @@ pub struct Pace {
     /// The longest one frame may take to be written; a viewer slower than that is
     /// disconnected (it can come back with `since`).
     pub write_timeout: Duration,
+    /// How many `aggregate`s and `window`s it may ask a second (`--max-queries-per-sec`).
+    pub queries_per_sec: u64,
 }
 
 /// The WebSocket side of a session.
@@ -97,6 +100,8 @@ struct Viewer {
     /// is still sent the fates of the datagrams sent in them (the analysis may
     /// conclude a fate long after the send, when the viewer has fallen behind).
     whole: std::collections::VecDeque<(EventId, EventId)>,
+    /// The `aggregate`s and `window`s it may still ask.
+    queries: crate::budget::QueryBudget,
 }
 
 /// Events a viewer may still be sent before it is thinned, refilled at its `rate` a
@@ -444,7 +449,9 @@ impl Viewer {
                 to_ns,
                 buckets,
             } => {
-                if let Err(e) = crate::query::check_aggregate(from_ns, to_ns, buckets) {
+                if let Err(e) = crate::query::check_aggregate(from_ns, to_ns, buckets)
+                    .and_then(|()| self.queries.take("this viewer"))
+                {
                     return Some(Err(e));
                 }
                 let counts = shared
@@ -458,7 +465,9 @@ impl Viewer {
                 to_ns,
                 limit,
             } => {
-                let limit = match crate::query::check_window(from_ns, to_ns, limit) {
+                let limit = match crate::query::check_window(from_ns, to_ns, limit)
+                    .and_then(|limit| self.queries.take("this viewer").map(|()| limit))
+                {
                     Ok(limit) => limit,
                     Err(e) => return Some(Err(e)),
                 };

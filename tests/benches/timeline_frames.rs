@@ -182,10 +182,8 @@ async fn main() {
         "recorded (headless Chromium): a recording opened a page at a time, its counts drawn, panned and zoomed; ms"
     );
     for &(datagrams, rate) in recorded {
-        let dir = tempfile::tempdir().expect("a data directory");
-        let server = TestServer::with_config(Config {
+        let (_dir, server) = TestServer::with_store(Config {
             web_dir: Some(web_dir()),
-            data_dir: Some(dir.path().to_path_buf()),
             ..Config::default()
         })
         .await;

@@ -35,6 +35,17 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 /// How long a test waits for something that should happen at once on loopback.
 pub const WAIT: Duration = Duration::from_secs(10);
 
+/// `config` with a store of its own: a new temporary directory as its data directory,
+/// removed when the returned guard drops (keep it as long as the server).
+pub fn in_temp_store(config: Config) -> (tempfile::TempDir, Config) {
+    let dir = tempfile::tempdir().expect("a temporary data directory");
+    let config = Config {
+        data_dir: Some(dir.path().to_path_buf()),
+        ..config
+    };
+    (dir, config)
+}
+
 /// The real server, running in this process on a free loopback port.
 pub struct TestServer {
     /// Where it listens.
@@ -52,6 +63,14 @@ impl TestServer {
     /// Starts a server with `config`.
     pub async fn with_config(config: Config) -> Self {
         Self::with_config_on("127.0.0.1:0".parse().expect("an address"), config).await
+    }
+
+    /// Starts a server with `config` and a store of its own: a new temporary directory
+    /// as its data directory, removed when the returned guard drops (keep it as long as
+    /// the server).
+    pub async fn with_store(config: Config) -> (tempfile::TempDir, Self) {
+        let (dir, config) = in_temp_store(config);
+        (dir, Self::with_config(config).await)
     }
 
     /// Starts a server with `config` on `addr` (a restart on the address of a server

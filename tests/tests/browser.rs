@@ -11,7 +11,7 @@ use std::panic::AssertUnwindSafe;
 use futures_util::FutureExt as _;
 use socklab_server::Config;
 use socklab_tests::browser::Browser;
-use socklab_tests::{TestServer, web_dir};
+use socklab_tests::{TestServer, in_temp_store, web_dir};
 
 /// Runs a scenario against a fresh server and browser; whatever happens in it, the
 /// browser and the server are closed.
@@ -57,11 +57,7 @@ where
     F: FnOnce(String, &'static Browser) -> Fut,
     Fut: std::future::Future<Output = ()>,
 {
-    let dir = tempfile::tempdir().unwrap();
-    let config = Config {
-        data_dir: Some(dir.path().to_path_buf()),
-        ..Config::default()
-    };
+    let (_dir, config) = in_temp_store(Config::default());
     with_browser_and(config, scenario).await;
 }
 
@@ -1115,12 +1111,10 @@ async fn compare(url: &str, browser: &Browser) {
 /// generator), the page says so once, with how many, and offers to record.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_the_log_dropped_are_said_once_with_an_offer_to_record() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = Config {
-        data_dir: Some(dir.path().to_path_buf()),
+    let (_dir, config) = in_temp_store(Config {
         log_max_events: 40,
         ..Config::default()
-    };
+    });
     with_browser_and(
         config,
         |url, browser| async move { gaps(&url, browser).await },

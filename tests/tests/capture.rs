@@ -90,9 +90,7 @@ fn tshark(file: &std::path::Path) -> Vec<Frame> {
 /// file holds exactly the packets the lab's events say were on the wire.
 #[tokio::test]
 async fn an_exported_recording_reads_in_tshark_as_the_lab_logged_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::with_config(Config {
-        data_dir: Some(dir.path().to_path_buf()),
+    let (dir, server) = TestServer::with_store(Config {
         token: Some(TOKEN.into()),
         ..Config::default()
     })
@@ -314,9 +312,7 @@ async fn a_capture_tshark_writes_on_loopback_imports_with_the_datagrams_the_lab_
     ) {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::with_config(Config {
-        data_dir: Some(dir.path().to_path_buf()),
+    let (dir, server) = TestServer::with_store(Config {
         token: Some(TOKEN.into()),
         ..Config::default()
     })

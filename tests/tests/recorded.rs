@@ -38,14 +38,11 @@ async fn get_event(server: &TestServer, path: &str) -> Event {
 /// A server keeping recordings in a directory of its own (removed when the first is
 /// dropped), with the tests' token.
 async fn server_with_store() -> (tempfile::TempDir, TestServer) {
-    let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::with_config(Config {
-        data_dir: Some(dir.path().to_path_buf()),
+    TestServer::with_store(Config {
         token: Some(TOKEN.into()),
         ..Config::default()
     })
-    .await;
-    (dir, server)
+    .await
 }
 
 /// Records a run of `n` datagrams through a lossy link that duplicates; the
@@ -449,5 +446,79 @@ async fn a_window_holds_the_late_receives_of_its_sends_live_and_recorded() {
     }
     let ids = |w: &Window| w.events.iter().filter_map(Event::id).collect::<Vec<_>>();
     assert_eq!(ids(&live), ids(&recorded), "the same window from both");
+    server.stop().await;
+}
+
+/// The recordings' counts and windows over HTTP answer `--max-queries-per-sec`
+/// questions a second, all pages together: one more is refused with 429 and a
+/// `limit_exceeded` in words, and a moment later they are answered again.
+#[tokio::test]
+async fn a_recordings_questions_past_the_limit_are_refused_then_answered_again() {
+    const PER_SEC: u64 = 4;
+    let (_dir, server) = TestServer::with_store(Config {
+        token: Some(TOKEN.into()),
+        max_queries_per_sec: PER_SEC,
+        ..Config::default()
+    })
+    .await;
+    let mut client = Client::connect_with(server.addr, &format!("token={TOKEN}"))
+        .await
+        .unwrap();
+    let a = client.bind("127.0.0.1:0").await;
+    let req = client.send(Command::RecordStart { name: None }).await;
+    let id = match client.reply(req).await {
+        Event::RecordingStarted(r) => r.recording,
+        other => panic!("expected recording_started, got {other:?}"),
+    };
+    for i in 0..3 {
+        client
+            .send_datagram(
+                &a.socket,
+                a.local.addr(),
+                socklab_tests::text(&format!("n{i}")),
+            )
+            .await;
+        client.received_on(&a.socket).await;
+    }
+    client.send(Command::RecordStop).await;
+    client
+        .until(|e| matches!(e, Event::RecordingStopped(_)))
+        .await;
+
+    let paths = [
+        format!("/api/recordings/{id}/counts?{WHOLE}&buckets=10"),
+        format!("/api/recordings/{id}/window?{WHOLE}"),
+    ];
+    let started = Instant::now();
+    let (mut answered, mut refused) = (0u64, 0u64);
+    for i in 0..20 {
+        let (status, body) = get(&server, &paths[i % 2]).await;
+        match status {
+            200 => answered += 1,
+            429 => {
+                let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+                assert_eq!(v["code"], "limit_exceeded", "{body}");
+                let message = v["message"].as_str().unwrap();
+                assert!(
+                    message.contains("--max-queries-per-sec") && message.contains("at most 4"),
+                    "{message}"
+                );
+                refused += 1;
+            }
+            other => panic!("{other}: {body}"),
+        }
+    }
+    let refilled = (started.elapsed().as_secs_f64() * PER_SEC as f64).ceil() as u64;
+    assert!(
+        answered >= PER_SEC && answered <= PER_SEC + refilled && refused > 0,
+        "answered {answered}, refused {refused} in {:?}",
+        started.elapsed()
+    );
+    // What is not a question of counts or windows is not held to it.
+    let (status, body) = get(&server, &format!("/api/recordings/{id}")).await;
+    assert_eq!(status, 200, "{body}");
+    tokio::time::sleep(std::time::Duration::from_millis(1_000 / PER_SEC + 50)).await;
+    let counts = get_event(&server, &paths[0]).await;
+    assert!(matches!(counts, Event::Aggregates(_)), "{counts:?}");
     server.stop().await;
 }

@@ -373,12 +373,13 @@ async fn recordings_are_paged_renamed_deleted_and_guarded_by_the_token() {
 #[tokio::test]
 async fn the_end_of_a_session_completes_its_recording() {
     let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::with_config(Config {
-        data_dir: Some(dir.path().to_path_buf()),
-        token: Some(TOKEN.into()),
-        record: true,
-        ..Config::default()
-    })
+    let server = server_with(
+        dir.path(),
+        Config {
+            record: true,
+            ..Config::default()
+        },
+    )
     .await;
     let mut client = Client::connect_with(server.addr, &format!("token={TOKEN}"))
         .await
@@ -630,12 +631,13 @@ async fn a_run_again_with_the_same_seed_gets_the_same_fates() {
 #[tokio::test]
 async fn an_import_over_the_size_limit_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::with_config(Config {
-        data_dir: Some(dir.path().to_path_buf()),
-        token: Some(TOKEN.into()),
-        max_import_bytes: 1024,
-        ..Config::default()
-    })
+    let server = server_with(
+        dir.path(),
+        Config {
+            max_import_bytes: 1024,
+            ..Config::default()
+        },
+    )
     .await;
     let path = format!("/api/recordings/import?token={TOKEN}");
     let (status, _) = socklab_tests::http_bytes(server.addr, "POST", &path, &[0u8; 4096]).await;

@@ -461,6 +461,79 @@ async fn a_viewer_is_sent_no_more_events_a_second_than_it_asked_for() {
     server.stop().await;
 }
 
+/// A viewer that asks counts and windows in a loop is answered `--max-queries-per-sec`
+/// times a second and refused in words past that; another viewer of the session, with
+/// a budget of its own, is still answered, and the session carries on.
+#[tokio::test]
+async fn questions_past_the_limit_are_refused_and_the_session_carries_on() {
+    const PER_SEC: u64 = 5;
+    const ASKED: usize = 30;
+    let server = TestServer::with_config(Config {
+        max_queries_per_sec: PER_SEC,
+        ..Config::default()
+    })
+    .await;
+    let mut client = server.client().await;
+    let a = client.bind("127.0.0.1:0").await;
+    let started = Instant::now();
+    let mut asked = Vec::new();
+    for i in 0..ASKED {
+        let command = if i % 2 == 0 {
+            Command::Aggregate {
+                from_ns: 0,
+                to_ns: u64::MAX,
+                buckets: 4_096,
+            }
+        } else {
+            Command::Window {
+                from_ns: 0,
+                to_ns: u64::MAX,
+                limit: None,
+            }
+        };
+        asked.push(client.send(command).await);
+    }
+    let (mut answered, mut refused) = (0u64, 0u64);
+    for req in asked {
+        match client.reply(req).await {
+            Event::Aggregates(_) | Event::Window(_) => answered += 1,
+            Event::Error(e) => {
+                assert_eq!(e.code, ErrorCode::LimitExceeded, "{e:?}");
+                assert!(
+                    e.message.contains("--max-queries-per-sec") && e.message.contains("at most 5"),
+                    "{}",
+                    e.message
+                );
+                refused += 1;
+            }
+            other => panic!("expected an answer or a refusal, got {other:?}"),
+        }
+    }
+    // A second's worth at once, and what refilled while the questions came.
+    let refilled = (started.elapsed().as_secs_f64() * PER_SEC as f64).ceil() as u64;
+    assert!(
+        answered >= PER_SEC && answered <= PER_SEC + refilled,
+        "answered {answered} of {ASKED} in {:?}",
+        started.elapsed()
+    );
+    assert_eq!(answered + refused, ASKED as u64);
+
+    // Another viewer of the same session has a budget of its own.
+    let mut other = Client::connect_with(server.addr, &format!("session={}", client.hello.session))
+        .await
+        .unwrap();
+    assert_eq!(other.hello.session, client.hello.session);
+    aggregate(&mut other, 0, u64::MAX, 10).await;
+    // A moment later the first is answered again, and its session carries on.
+    tokio::time::sleep(Duration::from_millis(1_000 / PER_SEC + 50)).await;
+    aggregate(&mut client, 0, u64::MAX, 10).await;
+    client
+        .send_datagram(&a.socket, a.local.addr(), text("alive"))
+        .await;
+    client.received_on(&a.socket).await;
+    server.stop().await;
+}
+
 #[tokio::test]
 async fn queries_out_of_range_are_refused_and_the_session_carries_on() {
     let server = TestServer::start().await;
@@ -526,12 +599,10 @@ async fn queries_out_of_range_are_refused_and_the_session_carries_on() {
 
 #[tokio::test]
 async fn a_window_the_log_dropped_comes_from_the_recording_running() {
-    let dir = tempfile::tempdir().unwrap();
     // The log keeps about a hundred datagrams' events; the recorder (every 100 ms)
     // keeps up with two sends a millisecond apart.
-    let server = TestServer::with_config(Config {
+    let (_dir, server) = TestServer::with_store(Config {
         log_max_events: 300,
-        data_dir: Some(dir.path().to_path_buf()),
         ..Config::default()
     })
     .await;
