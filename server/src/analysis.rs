@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use socklab_analysis::{Analyzer, FlowKey, Input, Limits, LossCause, Outcome};
+use socklab_analysis::{Analyzer, FlowKey, Input, Limits, LossCause, Outcome, RunFigures, Runs};
 use socklab_protocol::flow::{self, DropCount, FateKind, FlowMethod, FlowSummary, Latency};
 use socklab_protocol::{Direction, EventId, SocketId};
 use tokio::sync::watch;
@@ -50,6 +50,7 @@ pub async fn run(
     let mut sockets = HashMap::new();
     let mut flows = FlowEndsCache::new();
     let mut listeners = crate::listeners::Listeners::default();
+    let mut runs = Runs::new(limits.max_flows);
     loop {
         tokio::select! {
             biased;
@@ -67,21 +68,23 @@ pub async fn run(
                 // What is logged from here on is read now or by a later pass.
                 newest.borrow_and_update();
                 let before = cursor;
-                cursor = read_new(&log, &aggregates, cursor, &mut analyzer, &mut sockets, &mut outcomes);
+                cursor = read_new(&log, &aggregates, cursor, (&mut analyzer, &mut runs), &mut sockets, &mut outcomes);
                 next_read = (cursor != before).then(|| tokio::time::Instant::now() + READ_EVERY);
             }
             _ = tick.tick() => {
-                cursor = read_new(&log, &aggregates, cursor, &mut analyzer, &mut sockets, &mut outcomes);
+                cursor = read_new(&log, &aggregates, cursor, (&mut analyzer, &mut runs), &mut sockets, &mut outcomes);
                 analyzer.tick(log.t_ns(Instant::now()), &mut outcomes);
                 ticks += 1;
                 if ticks.is_multiple_of(STATS_EVERY_TICKS) {
                     let flows: Vec<FlowSummary> = analyzer.stats().iter().map(summary).collect();
                     if !flows.is_empty() && reported.as_ref() != Some(&flows) {
                         reported = Some(flows.clone());
+                        let runs = runs.take_changed().iter().map(run_flows).collect();
                         log.append(Instant::now(), Record::FlowStats(Box::new(FlowStatsRecord {
                             flows,
                             retired_flows: analyzer.retired_flows(),
                             untracked: analyzer.untracked(),
+                            runs,
                         })));
                     }
                 }
@@ -93,6 +96,7 @@ pub async fn run(
                 flows.clear();
             }
             log.append_all(outcomes.drain(..).map(|o| {
+                runs.outcome(&o);
                 let mut fate = fate(o, &mut flows);
                 // A timeout towards a loopback port nobody is bound to: say so.
                 if fate.cause == Some(flow::LossCause::Timeout)
@@ -128,7 +132,7 @@ fn read_new(
     log: &EventLog,
     aggregates: &std::sync::Mutex<Aggregates>,
     mut cursor: EventId,
-    analyzer: &mut Analyzer,
+    (analyzer, runs): (&mut Analyzer, &mut Runs),
     sockets: &mut Sockets,
     out: &mut Vec<Outcome>,
 ) -> EventId {
@@ -144,6 +148,14 @@ fn read_new(
         let mut counts = aggregates.lock().unwrap_or_else(|e| e.into_inner());
         for entry in &read.entries {
             counts.feed(entry.id, entry.t_ns, &entry.record, log);
+            match &entry.record {
+                Record::RunMarked { run, .. } => runs.mark(entry.id, *run),
+                Record::Datagram(d) if d.dir == Direction::Out => {
+                    let (flow, via) = analyzer.flow_of_send(&d.socket.local, &d.peer.endpoint());
+                    runs.sent(entry.id, &flow, via.as_ref());
+                }
+                _ => {}
+            }
             feed(analyzer, sockets, &entry.record, entry.id, entry.t_ns, out);
             cursor = entry.id;
         }
@@ -400,6 +412,14 @@ fn fate(outcome: Outcome, flows: &mut FlowEndsCache) -> FateRecord {
         by_field,
         cause,
         reason,
+    }
+}
+
+fn run_flows(r: &RunFigures) -> flow::RunFlows {
+    flow::RunFlows {
+        run: r.run,
+        flows: r.flows.iter().map(summary).collect(),
+        partial: r.partial,
     }
 }
 

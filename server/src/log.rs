@@ -321,6 +321,8 @@ pub struct FlowStatsRecord {
     pub retired_flows: u64,
     /// Datagrams given up so far.
     pub untracked: u64,
+    /// The runs whose figures changed since the last.
+    pub runs: Vec<socklab_protocol::flow::RunFlows>,
 }
 
 /// The session started being recorded.
@@ -608,7 +610,12 @@ impl Record {
             Record::Unreachable(u) => u.payload.len(),
             Record::Stream(s) => s.payload.len(),
             Record::LinkSent(sent) => sent.sent.len().saturating_mul(DEPARTURE_BYTES),
-            Record::FlowStats(stats) => stats.flows.len().saturating_mul(FLOW_SUMMARY_BYTES),
+            Record::FlowStats(stats) => stats
+                .runs
+                .iter()
+                .map(|r| r.flows.len())
+                .fold(stats.flows.len(), usize::saturating_add)
+                .saturating_mul(FLOW_SUMMARY_BYTES),
             Record::Bound(_)
             | Record::Closed { .. }
             | Record::KernelDrops { .. }

@@ -376,6 +376,7 @@ fn event_of(entry: &Entry, viewer: u64, with_payload: bool) -> Event {
             flows: f.flows.clone(),
             retired_flows: f.retired_flows,
             untracked: f.untracked,
+            runs: f.runs.clone(),
             t_ns,
         }),
         Record::Fate(f) => Event::Fate(socklab_protocol::flow::Fate {

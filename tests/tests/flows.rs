@@ -879,3 +879,92 @@ async fn runs_are_marked_by_command_and_by_each_generator() {
     );
     server.stop().await;
 }
+
+/// Each run's figures come from the server, counted from every datagram whatever a
+/// viewer was sent: a viewer thinned to 1,000 events a second still gets the figures
+/// of two fast runs, a lossy one through a link and a clean one, that add up to the
+/// session's, each datagram in the run that sent it.
+#[tokio::test]
+async fn each_runs_figures_count_every_datagram_it_sent_whatever_the_viewer_was_sent() {
+    const LOSSY: u64 = 3_000;
+    const CLEAN: u64 = 2_000;
+    let server = TestServer::start().await;
+    let mut client = Client::connect(server.addr).await;
+    let req = client
+        .send(Command::KeepUp {
+            behind: Some(1_000),
+            rate: Some(1_000),
+        })
+        .await;
+    client.reply(req).await;
+    let a = client.bind("127.0.0.1:0").await;
+    let b = client.bind("127.0.0.1:0").await;
+    let settings = LinkSettings {
+        c2t: Impairments {
+            loss: Loss::Random { pct: 20.0 },
+            ..Impairments::default()
+        },
+        seed: 11,
+        ..LinkSettings::default()
+    };
+    let link = client.link("127.0.0.1:0", b.local.addr(), settings).await;
+    client
+        .send(generate(&a.socket, link.listen, LOSSY, 10_000.0))
+        .await;
+    client.until(|e| matches!(e, Event::GeneratorDone(_))).await;
+    client
+        .send(generate(&a.socket, b.local.addr(), CLEAN, 10_000.0))
+        .await;
+    let mut runs = std::collections::BTreeMap::new();
+    let mut thinned = false;
+    let deadline = std::time::Instant::now() + 3 * socklab_tests::WAIT;
+    let (session, runs) = loop {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the runs' figures never settled: {runs:?}"
+        );
+        match client.next().await {
+            Event::Thinned(_) => thinned = true,
+            Event::FlowStats(stats) => {
+                for run in stats.runs {
+                    assert!(!run.partial, "{run:?}");
+                    runs.insert(run.run, run.flows);
+                }
+                let settled = |run: u32, sent: u64| {
+                    runs.get(&run).is_some_and(|flows: &Vec<FlowSummary>| {
+                        flows.len() == 1 && flows[0].sent == sent && flows[0].in_flight == 0
+                    })
+                };
+                if settled(1, LOSSY) && settled(2, CLEAN) {
+                    let session = stats
+                        .flows
+                        .into_iter()
+                        .find(|f| f.method == FlowMethod::Matched)
+                        .expect("the matched flow");
+                    break (session, runs);
+                }
+            }
+            _ => {}
+        }
+    };
+    assert!(thinned, "the viewer was spared single datagrams");
+    let (lossy, clean) = (&runs[&1][0], &runs[&2][0]);
+    assert_eq!(
+        (lossy.src.clone(), lossy.dst.clone()),
+        (a.local.clone(), b.local.clone())
+    );
+    assert_eq!(lossy.via.as_ref(), Some(&link.link));
+    assert_eq!(clean.via, None);
+    assert_eq!(lossy.received + lossy.lost, LOSSY, "{lossy:?}");
+    assert!(
+        (LOSSY / 10..LOSSY * 3 / 10).contains(&lossy.lost),
+        "about a fifth lost: {lossy:?}"
+    );
+    assert_eq!((clean.received, clean.lost), (CLEAN, 0), "{clean:?}");
+    assert!(lossy.latency_ns.is_some() && clean.latency_ns.is_some());
+    // Together they are the session's figures of the flow.
+    assert_eq!(lossy.sent + clean.sent, session.sent);
+    assert_eq!(lossy.lost + clean.lost, session.lost);
+    assert_eq!(lossy.received + clean.received, session.received);
+    server.stop().await;
+}

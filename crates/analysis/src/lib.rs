@@ -12,17 +12,21 @@
 //! - [`analyzer`]: [`Analyzer`], fed the session's events in order: it follows links,
 //!   matches each receive to its send, decides lost / reordered / duplicated, matches
 //!   echo replies to requests, and keeps per-flow statistics.
+//! - [`runs`]: [`Runs`], the same figures per run of the session (each datagram where
+//!   it was sent), from the sends and the analyzer's conclusions.
 #![forbid(unsafe_code)]
 
 pub mod analyzer;
 pub mod jitter;
 pub mod routes;
+pub mod runs;
 pub mod seqhdr;
 pub mod sequenced;
 pub mod stats;
 
 pub use analyzer::{Analyzer, FlowKey, Input, Limits, LossCause, Outcome};
 pub use routes::{End, Routes};
+pub use runs::{RunFigures, Runs};
 pub use stats::{FlowStats, Method, Percentiles};
 
 /// Nanoseconds since the session began.

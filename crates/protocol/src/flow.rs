@@ -248,8 +248,27 @@ pub struct FlowStats {
     /// fates).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub untracked: u64,
+    /// The figures of each run (`mark_run`) whose figures changed since the last
+    /// `flow_stats`: the datagrams sent in it, however late their fates came.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub runs: Vec<RunFlows>,
     /// Nanoseconds since the session began.
     pub t_ns: u64,
+}
+
+/// One run's figures: each flow that sent in it, counted by the server whatever a
+/// viewer was sent.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct RunFlows {
+    /// The run's number (its `run_marked`'s `run`).
+    pub run: u32,
+    /// Each flow that sent in it (`matched` or `echo`; `latency_ns` without a CDF, no
+    /// jitter).
+    pub flows: Vec<FlowSummary>,
+    /// Some of its flows were not counted: the server follows at most `--max-flows`
+    /// (run, flow) figures together.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub partial: bool,
 }
 
 fn is_zero(n: &u64) -> bool {

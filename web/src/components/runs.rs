@@ -1,6 +1,8 @@
-//! Figures of stretches of time, counted on the page from the datagrams it holds
-//! (`timeline::figures`): the session's runs (each generator's, and each "new run")
-//! and a time range selected on the timeline.
+//! Figures of stretches of time: the session's runs (each generator's, and each "new
+//! run"), as the server counts them (`flow_stats`' `runs`: every datagram, whatever the
+//! page was sent), and a time range selected on the timeline, counted on the page from
+//! the datagrams it holds (`timeline::figures`; so are the runs of a recording made
+//! before the server counted them).
 
 use yew::prelude::*;
 
@@ -9,38 +11,91 @@ use crate::model::Origin;
 
 use super::flows::ms_percentile;
 
-/// A stretch's figures as rows of a table, a row per flow.
+/// One flow's figures, as a row of a table of stretches.
+struct Row {
+    name: String,
+    sent: u64,
+    received: u64,
+    lost: u64,
+    lost_pct: f64,
+    reordered: u64,
+    duplicated: u64,
+    in_flight: u64,
+    /// The median and the 99th percentile, ns.
+    latency: Option<(u64, u64)>,
+}
+
+/// Rows of a table of stretches, `first` in the first cell of the first.
+fn rows_html(rows: impl Iterator<Item = Row>, first: Html) -> Html {
+    let rows = rows.enumerate().map(|(i, r)| {
+        let latency = match r.latency {
+            Some((p50, p99)) => format!("{} ({})", ms_percentile(p50), ms_percentile(p99)),
+            None => "–".to_string(),
+        };
+        html! {
+            <tr class="stretch-row">
+                <td>{ if i == 0 { first.clone() } else { Html::default() } }</td>
+                <td class="mono">{ r.name }</td>
+                <td class="num sent">{ r.sent }</td>
+                <td class="num received">{ r.received }</td>
+                <td class="num lost">{ format!("{} ({:.1} %)", r.lost, r.lost_pct) }</td>
+                <td class="num reordered">{ r.reordered }</td>
+                <td class="num duplicated">{ r.duplicated }</td>
+                <td class="num in-flight">{ r.in_flight }</td>
+                <td class="num latency">{ latency }</td>
+            </tr>
+        }
+    });
+    html! { <>{ for rows }</> }
+}
+
+/// A stretch's figures, counted on the page, as rows of a table, a row per flow.
 pub fn stretch_rows(
     state: &crate::model::State,
     stretch: &crate::timeline::Stretch,
     first: Html,
 ) -> Html {
     let timeline = state.timeline.borrow();
-    let rows = stretch.flows.iter().enumerate().map(|(i, f)| {
+    let rows = stretch.flows.iter().map(|f| {
         let (src, dst) = timeline.flows.get(f.flow as usize).cloned().unzip();
         let name = match (src, dst) {
             (Some(s), Some(d)) => format!("{} → {}", state.name_of(&s), state.name_of(&d)),
             _ => String::from("?"),
         };
-        let latency = match (f.latency(0.5), f.latency(0.99)) {
-            (Some(p50), Some(p99)) => format!("{} ({})", ms_percentile(p50), ms_percentile(p99)),
-            _ => "–".to_string(),
-        };
-        html! {
-            <tr class="stretch-row">
-                <td>{ if i == 0 { first.clone() } else { Html::default() } }</td>
-                <td class="mono">{ name }</td>
-                <td class="num sent">{ f.sent }</td>
-                <td class="num received">{ f.received }</td>
-                <td class="num lost">{ format!("{} ({:.1} %)", f.lost, f.lost_pct()) }</td>
-                <td class="num reordered">{ f.reordered }</td>
-                <td class="num duplicated">{ f.duplicated }</td>
-                <td class="num in-flight">{ f.in_flight }</td>
-                <td class="num latency">{ latency }</td>
-            </tr>
+        Row {
+            name,
+            sent: f.sent,
+            received: f.received,
+            lost: f.lost,
+            lost_pct: f.lost_pct(),
+            reordered: f.reordered,
+            duplicated: f.duplicated,
+            in_flight: f.in_flight,
+            latency: f.latency(0.5).zip(f.latency(0.99)),
         }
     });
-    html! { <>{ for rows }</> }
+    rows_html(rows, first)
+}
+
+/// A run's figures as the server counted them (every datagram it sent), as rows of a
+/// table, a row per flow.
+fn server_rows(
+    state: &crate::model::State,
+    run: &socklab_protocol::flow::RunFlows,
+    first: Html,
+) -> Html {
+    let rows = run.flows.iter().map(|f| Row {
+        name: format!("{} → {}", state.name_of(&f.src), state.name_of(&f.dst)),
+        sent: f.sent,
+        received: f.received,
+        lost: f.lost,
+        lost_pct: f.lost_pct,
+        reordered: f.reordered,
+        duplicated: f.duplicated,
+        in_flight: f.in_flight,
+        latency: f.latency_ns.map(|l| (l.p50, l.p99)),
+    });
+    rows_html(rows, first)
 }
 
 /// The head of a table of stretches' figures.
@@ -99,32 +154,40 @@ pub fn Runs() -> Html {
             timeline.borrow().stretches(&starts, u64::MAX)
         })
     };
+    // Runs the page saw sending that the server has no figures of (not yet, or a
+    // recording made before it counted them): the page counts those itself.
+    let uncounted = runs
+        .iter()
+        .zip(stretches.iter())
+        .any(|((number, _, _), s)| !s.flows.is_empty() && !state.run_flows.contains_key(number));
     let stretches: Vec<Html> = runs
         .iter()
         .zip(stretches.iter())
         .enumerate()
         .map(|(i, ((number, run_name, from), stretch))| {
             let to = runs.get(i + 1).map_or(u64::MAX, |r| r.2);
+            let counted = state.run_flows.get(number);
+            let partial = counted.map_or(stretch.partial, |c| c.partial);
             let first = html! {
                 <span class="run-name" title={format!("run {number}: the datagrams sent from {:.3} s{}", *from as f64 / 1e9, if to == u64::MAX { " on".to_string() } else { format!(" to {:.3} s", to as f64 / 1e9) })}>
-                    { run_name.clone() }{ if stretch.partial { " (partly forgotten)" } else { "" } }</span>
+                    { run_name.clone() }{ if partial { " (partly forgotten)" } else { "" } }</span>
             };
-            if stretch.flows.is_empty() {
-                html! { <tr class="stretch-row"><td>{ first }</td><td colspan="8" class="hint">{ "nothing sent" }</td></tr> }
-            } else {
-                stretch_rows(state, stretch, first)
+            match counted {
+                Some(run) if !run.flows.is_empty() => server_rows(state, run, first),
+                None if !stretch.flows.is_empty() => stretch_rows(state, stretch, first),
+                _ => html! { <tr class="stretch-row"><td>{ first }</td><td colspan="8" class="hint">{ "nothing sent" }</td></tr> },
             }
         })
         .collect();
     html! {
         <div class="runs" id="runs">
             <h3>{ "Runs" }</h3>
-            <p class="hint">{ "The figures above add up everything done in this session. A run starts with each generator and with \"new run\": its figures count only the datagrams sent in it (counted on this page, from the datagrams it holds), so tests at different rates do not mix." }</p>
-            if state.thinned > 0 {
+            <p class="hint">{ "The figures above add up everything done in this session. A run starts with each generator and with \"new run\": its figures count only the datagrams sent in it, each in the run that sent it however late its fate came, so tests at different rates do not mix. The server counts them from every datagram, whatever this page was sent." }</p>
+            if state.thinned > 0 && uncounted {
                 <p id="runs-thinned" class="hint warn">{ if ctx.replay.is_some() {
-                    "The page holds only part of this recording (a page of its events around the cursor): these per-run figures count only the datagrams it holds. The flow figures above are the recording's own."
+                    "The page holds only part of this recording (a page of its events around the cursor), and the recording has no per-run figures of the server's (it was made by an older socklab): these per-run figures count only the datagrams the page holds. The flow figures above are the recording's own."
                 } else {
-                    "Single datagrams were left out of this page to keep it current (the notice at the top): these per-run figures count only the datagrams the page holds. The flow figures above count every one."
+                    "Single datagrams were left out of this page to keep it current (the notice at the top), and the server has not counted these runs yet: these per-run figures count only the datagrams the page holds. The flow figures above count every one."
                 } }</p>
             }
             if !stretches.is_empty() {

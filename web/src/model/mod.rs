@@ -296,6 +296,9 @@ pub struct State {
     pub reveal: Option<Reveal>,
     /// The session's runs, in order: (number, name, start ns).
     pub runs: Rc<Vec<(u32, String, u64)>>,
+    /// Each run's figures as the server last counted them (every datagram it sent,
+    /// whatever this page was sent), by run number; at most [`RUNS_KEPT`].
+    pub run_flows: Rc<std::collections::BTreeMap<u32, socklab_protocol::flow::RunFlows>>,
     /// The last recording that stopped.
     pub recorded: Option<Recorded>,
     /// Which part of the page sent each unanswered command.
@@ -362,6 +365,7 @@ impl PartialEq for State {
             && self.recording == other.recording
             && self.recorded == other.recorded
             && Rc::ptr_eq(&self.runs, &other.runs)
+            && Rc::ptr_eq(&self.run_flows, &other.run_flows)
             && self.reveal == other.reveal
             && Rc::ptr_eq(&self.pending, &other.pending)
             && Rc::ptr_eq(&self.errors, &other.errors)
@@ -397,6 +401,7 @@ impl Default for State {
             recording: None,
             recorded: None,
             runs: Rc::default(),
+            run_flows: Rc::default(),
             reveal: None,
             pending: Rc::default(),
             errors: Rc::default(),
@@ -919,6 +924,15 @@ impl State {
             Event::FlowStats(stats) => {
                 self.flows_dropped = (stats.retired_flows, stats.untracked);
                 self.flows = Rc::new(stats.flows);
+                if !stats.runs.is_empty() {
+                    let runs = Rc::make_mut(&mut self.run_flows);
+                    for run in stats.runs {
+                        runs.insert(run.run, run);
+                    }
+                    while runs.len() > RUNS_KEPT {
+                        runs.pop_first();
+                    }
+                }
             }
             Event::GeneratorStarted(started) => {
                 self.settle(started.req);

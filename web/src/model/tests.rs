@@ -470,6 +470,58 @@ fn links_and_their_decisions() {
     assert!(state.links.is_empty());
 }
 
+/// Each `flow_stats` brings the runs whose figures changed; the page keeps the latest
+/// of every run.
+#[test]
+fn the_servers_figures_of_each_run_are_kept_as_they_change() {
+    use socklab_protocol::flow::{FlowMethod, FlowStats, FlowSummary, RunFlows};
+    let flow = |sent: u64| FlowSummary {
+        src: Endpoint::Ip("127.0.0.1:1000".parse().unwrap()),
+        dst: Endpoint::Ip("127.0.0.1:2000".parse().unwrap()),
+        via: None,
+        method: FlowMethod::Matched,
+        seq_flow: None,
+        sent,
+        received: sent,
+        lost: 0,
+        lost_pct: 0.0,
+        reordered: 0,
+        duplicated: 0,
+        in_flight: 0,
+        latency_ns: None,
+        jitter_ns: None,
+        latency_cdf_ns: Vec::new(),
+        drops: Vec::new(),
+    };
+    let stats = |id: u64, runs: Vec<(u32, u64)>| {
+        Event::FlowStats(FlowStats {
+            id: EventId(id),
+            flows: vec![flow(100)],
+            retired_flows: 0,
+            untracked: 0,
+            runs: runs
+                .into_iter()
+                .map(|(run, sent)| RunFlows {
+                    run,
+                    flows: vec![flow(sent)],
+                    partial: false,
+                })
+                .collect(),
+            t_ns: id,
+        })
+    };
+    let mut state = State::default();
+    state.apply(Action::Received(Box::new(stats(1, vec![(1, 10), (2, 5)]))));
+    state.apply(Action::Received(Box::new(stats(2, vec![(2, 90)]))));
+    state.apply(Action::Received(Box::new(stats(3, vec![]))));
+    let sent: Vec<(u32, u64)> = state
+        .run_flows
+        .values()
+        .map(|r| (r.run, r.flows[0].sent))
+        .collect();
+    assert_eq!(sent, vec![(1, 10), (2, 90)]);
+}
+
 #[test]
 fn gaps_are_announced() {
     let mut state = State::default();

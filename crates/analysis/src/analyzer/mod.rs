@@ -313,6 +313,17 @@ impl Analyzer {
         self.links.len()
     }
 
+    /// The flow a lab socket at `local` sending to `peer` sends on (across a link: to
+    /// its target), and the link it crosses: as [`Input::Sent`] counts it.
+    pub fn flow_of_send(&self, local: &Endpoint, peer: &Endpoint) -> (FlowKey, Option<LinkId>) {
+        let end = self.routes.destination(peer);
+        let key = FlowKey {
+            src: local.clone(),
+            dst: end.addr,
+        };
+        (key, end.via.cloned())
+    }
+
     /// Takes the next event; conclusions it allows are appended to `out`.
     pub fn feed(&mut self, input: Input<'_>, out: &mut Vec<Outcome>) {
         match input {
@@ -562,12 +573,11 @@ impl Analyzer {
         bytes: &[u8],
         out: &mut Vec<Outcome>,
     ) {
-        let end = self.routes.destination(peer);
-        let (dst, via) = (end.addr, end.via.cloned());
-        let matched = self.lab.contains_key(&dst);
+        let (key, via) = self.flow_of_send(local, peer);
+        let matched = self.lab.contains_key(&key.dst);
         // What the receiver will read: all of it, or (a lab socket with a read size,
         // no link in between to follow first) the first bytes.
-        let read = match self.lab.get(&dst) {
+        let read = match self.lab.get(&key.dst) {
             Some(&size) if via.is_none() => &bytes[..size.min(bytes.len())],
             _ => bytes,
         };
@@ -581,10 +591,6 @@ impl Analyzer {
                 .filter(|_| !matched)
                 .and_then(|f| f.of(bytes))
                 .map(hash),
-        };
-        let key = FlowKey {
-            src: local.clone(),
-            dst,
         };
         let known = if matched {
             self.flows.contains_key(&key)
