@@ -40,6 +40,9 @@ pub struct Session {
     streams: BTreeMap<SocketId, TcpHandle>,
     /// Where its listeners hand over the connections they accept.
     accepted_tx: tokio::sync::mpsc::Sender<TcpHandle>,
+    /// While a re-run binds its listeners: where they hand their connections, so that
+    /// the re-run can take its steps on them (`rerun::forward_accepted`).
+    accepted_tap: Option<tokio::sync::mpsc::Sender<TcpHandle>>,
     accepted_rx: tokio::sync::mpsc::Receiver<TcpHandle>,
     next_socket: u64,
     links: BTreeMap<LinkId, LinkHandle>,
@@ -127,6 +130,7 @@ impl Session {
             sockets: BTreeMap::new(),
             streams: BTreeMap::new(),
             accepted_tx,
+            accepted_tap: None,
             accepted_rx,
             next_socket: 1,
             links: BTreeMap::new(),
@@ -957,7 +961,10 @@ impl Session {
             log: self.log.clone(),
             budget: self.budget.clone(),
             slots: self.slots.clone(),
-            accepted: self.accepted_tx.clone(),
+            accepted: self
+                .accepted_tap
+                .clone()
+                .unwrap_or_else(|| self.accepted_tx.clone()),
         }
     }
 
@@ -1050,7 +1057,7 @@ impl Session {
             return Err(CommandError::new(
                 ErrorCode::LimitExceeded,
                 format!(
-                    "recording {id} sent {} datagrams; a run again sends at most {}",
+                    "recording {id} has {} datagrams, TCP writes and connects to do again; a run again does at most {}",
                     plan.len(),
                     crate::rerun::MAX_SENDS
                 ),
@@ -1064,34 +1071,77 @@ impl Session {
             req,
             Some(reply.clone()),
         ));
-        // The old sockets and links, made again; what stands for what.
+        // The old sockets and links, made again; what stands for what. The connections
+        // the new listeners accept pass through the re-run on their way to the session.
         let mut sockets: HashMap<SocketId, SocketId> = HashMap::new();
-        let mut peers: HashMap<Endpoint, Endpoint> = HashMap::new();
+        let mut targets = crate::rerun::Targets::default();
+        let accepted = crate::rerun::Accepted::default();
+        let (tap, tapped) = tokio::sync::mpsc::channel(crate::tcp::ACCEPTED_QUEUE);
+        crate::rerun::forward_accepted(
+            tapped,
+            self.accepted_tx.clone(),
+            std::sync::Arc::downgrade(&accepted),
+        );
         for event in &events {
             match event {
-                socklab_protocol::Event::Bound(b) if b.proto != Proto::Tcp => {
+                socklab_protocol::Event::Bound(b) => {
                     let addr = match &b.local {
                         Endpoint::Ip(a) => std::net::SocketAddr::new(a.ip(), 0).to_string(),
                         Endpoint::Unix(_) => socklab_protocol::endpoint::UNIX_PREFIX.to_string(),
                     };
-                    self.bind(
-                        BindSpec {
-                            proto: b.proto,
-                            addr,
-                            recv_size: b.recv_size,
-                            multicast: b.multicast,
-                            ..BindSpec::default()
-                        },
-                        None,
-                    )?;
+                    let spec = BindSpec {
+                        proto: b.proto,
+                        addr,
+                        recv_size: b.recv_size,
+                        multicast: b.multicast,
+                        listen: b.listening,
+                        ..BindSpec::default()
+                    };
+                    self.accepted_tap = Some(tap.clone());
+                    let bound = self.bind(spec, None);
+                    self.accepted_tap = None;
+                    bound?;
                     let new = SocketId::new(format!("s{}", self.next_socket - 1));
                     if let Some(handle) = self.sockets.get(&new) {
-                        peers.insert(b.local.clone(), handle.local.clone());
+                        targets.peers.insert(b.local.clone(), handle.local.clone());
+                    } else if let Some(handle) = self.streams.get(&new) {
+                        targets
+                            .peers
+                            .insert(b.local.clone(), Endpoint::Ip(handle.local));
+                        match handle.ops() {
+                            Some(ops) => {
+                                targets.streams.insert(b.socket.clone(), ops);
+                            }
+                            None => {
+                                targets.listeners.insert(b.socket.clone(), new.clone());
+                            }
+                        }
                     }
                     sockets.insert(b.socket.clone(), new);
                 }
+                socklab_protocol::Event::TcpLinkCreated(l) => {
+                    let target = targets
+                        .peers
+                        .get(&Endpoint::Ip(l.target))
+                        .and_then(Endpoint::socket_addr)
+                        .unwrap_or(l.target);
+                    let listen = std::net::SocketAddr::new(l.listen.ip(), 0);
+                    self.create_tcp_link(
+                        &listen.to_string(),
+                        &target.to_string(),
+                        l.settings,
+                        None,
+                    )?;
+                    let new = LinkId::new(format!("t{}", self.next_tcp_link - 1));
+                    if let Some(handle) = self.tcp_links.get(&new) {
+                        targets
+                            .peers
+                            .insert(Endpoint::Ip(l.listen), Endpoint::Ip(handle.listen));
+                    }
+                }
                 socklab_protocol::Event::LinkCreated(l) => {
-                    let target = peers
+                    let target = targets
+                        .peers
                         .get(&Endpoint::Ip(l.target))
                         .and_then(Endpoint::socket_addr)
                         .unwrap_or(l.target);
@@ -1099,6 +1149,7 @@ impl Session {
                     self.create_link(&listen.to_string(), &target.to_string(), l.settings, None)?;
                     let new = LinkId::new(format!("l{}", self.next_link - 1));
                     if let Some(handle) = self.links.get(&new) {
+                        let peers = &mut targets.peers;
                         peers.insert(Endpoint::Ip(l.listen), Endpoint::Ip(handle.listen));
                         peers.insert(Endpoint::Ip(l.upstream), Endpoint::Ip(handle.upstream));
                     }
@@ -1106,7 +1157,7 @@ impl Session {
                 _ => {}
             }
         }
-        let queues = sockets
+        targets.datagrams = sockets
             .iter()
             .filter_map(|(old, new)| Some((old.clone(), self.sockets.get(new)?.sender())))
             .collect();
@@ -1118,8 +1169,8 @@ impl Session {
         );
         crate::rerun::start(
             plan,
-            queues,
-            peers,
+            targets,
+            accepted,
             reply.clone(),
             self.cancel.child_token(),
         );

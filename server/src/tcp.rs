@@ -212,6 +212,12 @@ impl TcpHandle {
         })
     }
 
+    /// Its queue of operations (a re-run takes steps on it as they fall due); None for
+    /// a listener.
+    pub fn ops(&self) -> Option<mpsc::Sender<Op>> {
+        self.ops.clone()
+    }
+
     /// Queues an operation without waiting.
     pub fn queue(&self, op: Op) -> Result<(), CommandError> {
         let Some(ops) = &self.ops else {

@@ -859,3 +859,173 @@ async fn exports_past_the_limit_wait_their_turn() {
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
     server.stop().await;
 }
+
+/// A recorded TCP conversation through a TCP link runs again: a listener and a client
+/// bound afresh, the link made again with its settings and seed, the client connects
+/// to the new link and writes the same bytes, the connection the new listener accepts
+/// writes the same answer, and the client's shutdown ends the stream as before.
+#[tokio::test]
+async fn a_run_again_connects_and_writes_again_over_tcp_through_a_tcp_link() {
+    use socklab_protocol::link::{TcpImpairments, TcpLinkSettings};
+    use socklab_protocol::payload::decode_base64;
+    use socklab_protocol::{BindSpec, Direction, Proto, ShutdownHow, SocketId};
+    use socklab_tests::IpEndpoint as _;
+    let tcp = |listen: bool| BindSpec {
+        proto: Proto::Tcp,
+        listen,
+        ..socklab_tests::bind_command("127.0.0.1:0")
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let server = server_in(dir.path()).await;
+    let mut client = Client::connect_with(server.addr, &format!("token={TOKEN}"))
+        .await
+        .unwrap();
+    client
+        .send(Command::RecordStart {
+            name: Some("tcp".into()),
+        })
+        .await;
+    let listener = client.bind_with(tcp(true)).await;
+    let req = client
+        .send(Command::TcpLinkCreate {
+            listen: "127.0.0.1:0".into(),
+            target: listener.local.to_string(),
+            settings: TcpLinkSettings {
+                c2t: TcpImpairments {
+                    latency_ms: 5.0,
+                    slice_bytes: 4,
+                    slice_delay_ms: 2.0,
+                    ..TcpImpairments::default()
+                },
+                seed: 7,
+                ..TcpLinkSettings::default()
+            },
+        })
+        .await;
+    let Event::TcpLinkCreated(link) = client.reply(req).await else {
+        panic!("tcp_link_create should succeed");
+    };
+    let lab = client.bind_with(tcp(false)).await;
+    client
+        .send(Command::Connect {
+            socket: lab.socket.clone(),
+            to: link.listen.to_string(),
+        })
+        .await;
+    let accepted = until(&mut client, |e| match e {
+        Event::Accepted(a) => Some(a.socket.clone()),
+        _ => None,
+    })
+    .await
+    .0;
+    for part in ["hello ", "world"] {
+        client
+            .send(Command::Send {
+                socket: lab.socket.clone(),
+                to: None,
+                payload: text(part),
+            })
+            .await;
+    }
+    /// What a socket read, all of it so far, until it is `want`.
+    async fn reads(client: &mut Client, socket: &SocketId, want: &str) {
+        let mut got = Vec::new();
+        until(client, |e| {
+            if let Event::Stream(s) = e
+                && &s.socket == socket
+                && s.dir == Direction::In
+            {
+                got.extend(decode_base64(&s.payload_b64).unwrap());
+            }
+            (got == want.as_bytes()).then_some(())
+        })
+        .await;
+    }
+    reads(&mut client, &accepted, "hello world").await;
+    client
+        .send(Command::Send {
+            socket: accepted.clone(),
+            to: None,
+            payload: text("answer"),
+        })
+        .await;
+    reads(&mut client, &lab.socket, "answer").await;
+    client
+        .send(Command::Shutdown {
+            socket: lab.socket.clone(),
+            how: ShutdownHow::Write,
+        })
+        .await;
+    until(&mut client, |e| {
+        matches!(e, Event::StreamEnd(end) if end.socket == accepted).then_some(())
+    })
+    .await;
+    client.send(Command::RecordStop).await;
+    let (original, _) = until(&mut client, |e| match e {
+        Event::RecordingStopped(r) => Some(r.recording),
+        _ => None,
+    })
+    .await;
+
+    client
+        .send(Command::RunAgain {
+            recording: original,
+            speed: Some(2.0),
+        })
+        .await;
+    // The fresh listener, link and client, in the order they were made.
+    let mut fresh = Vec::new();
+    let new_link = until(&mut client, |e| match e {
+        Event::Bound(b) => {
+            fresh.push(b.clone());
+            None
+        }
+        Event::TcpLinkCreated(l) => Some(l.clone()),
+        Event::Error(e) => panic!("no refusal expected: {e:?}"),
+        _ => None,
+    })
+    .await
+    .0;
+    let new_listener = fresh.pop().expect("the listener bound afresh");
+    assert!(new_listener.listening && new_listener.socket != listener.socket);
+    assert_ne!(new_link.listen, link.listen);
+    assert_eq!(new_link.target, new_listener.local.addr());
+    assert_eq!(new_link.settings, link.settings, "its settings and seed");
+    let new_lab = until(&mut client, |e| match e {
+        Event::Bound(b) => Some(b.clone()),
+        _ => None,
+    })
+    .await
+    .0;
+    let connected = until(&mut client, |e| match e {
+        Event::Connected(c) if c.socket == new_lab.socket => Some(c.clone()),
+        _ => None,
+    })
+    .await
+    .0;
+    assert_eq!(
+        connected.peer.addr(),
+        new_link.listen,
+        "through the new link"
+    );
+    // What each end reads, and the end of the stream the client's shutdown makes
+    // (their events interleave: the answer is written at its time, not after the read).
+    let new_accepted = SocketId::new(format!("{}.1", new_listener.socket));
+    let (mut at_listener, mut at_client, mut ended) = (Vec::new(), Vec::new(), false);
+    until(&mut client, |e| {
+        match e {
+            Event::Stream(s) if s.dir == Direction::In && s.socket == new_accepted => {
+                at_listener.extend(decode_base64(&s.payload_b64).unwrap());
+            }
+            Event::Stream(s) if s.dir == Direction::In && s.socket == new_lab.socket => {
+                at_client.extend(decode_base64(&s.payload_b64).unwrap());
+            }
+            Event::StreamEnd(end) if end.socket == new_accepted => ended = true,
+            _ => {}
+        }
+        (ended && at_client == b"answer").then_some(())
+    })
+    .await;
+    assert_eq!(at_listener, b"hello world");
+    server.stop().await;
+}

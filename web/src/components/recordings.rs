@@ -327,7 +327,7 @@ pub fn RecordingsPanel() -> Html {
                             <button class="small" onclick={open(id, r.name.clone(), (r.events, r.datagrams))} id={format!("open-{id}")}
                                 title="Show it in the timeline, the packets and the inspector, read-only, stepping or playing through it">{ "open" }</button>
                             <button class="small" onclick={run_again(id)} id={format!("again-{id}")}
-                                title="Send its datagrams again with its timing, from fresh sockets, through its links made again with the same seeds, into a new recording (stop it with ■ when done)">{ "run again" }</button>
+                                title="Send its datagrams (and its TCP connects, writes and shutdowns) again with its timing, from fresh sockets, through its links made again with the same seeds, into a new recording (stop it with ■ when done)">{ "run again" }</button>
                             <button class="small" onclick={start_edit} id={format!("rename-button-{id}")}>{ "rename" }</button>
                             <button class="small" onclick={delete(id)} id={format!("delete-{id}")}>{ "delete" }</button>
                         </td>
