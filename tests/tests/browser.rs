@@ -1749,8 +1749,9 @@ async fn scroll_list(browser: &Browser, to: f64) {
 }
 
 /// 3,000 datagrams from s1 to s2 are 6,000 rows: all of them in the list (drawn a
-/// screenful at a time), the first reachable, filtered by kind and socket, searched by
-/// bytes; a row's arrow shown on the timeline and back.
+/// screenful at a time), the first reachable, filtered by kind, socket, fate and flow,
+/// searched by bytes, each saying what became of it; a row's arrow shown on the
+/// timeline and back.
 async fn packet_list(url: &str, browser: &Browser) {
     browser.open(url).await;
     let (_, second) = bind_two(browser).await;
@@ -1816,6 +1817,34 @@ async fn packet_list(url: &str, browser: &Browser) {
     browser
         .wait_attr("#packet-count", "data-shown", |n| n == "6000")
         .await;
+    // By what became of them (every one delivered, each row says so) and by flow.
+    browser
+        .wait_text("tr.packet-row:first-of-type td.fate", |t| {
+            t.starts_with("delivered, ") && t.ends_with(" ms")
+        })
+        .await;
+    browser
+        .click("#packet-fate option[value='delivered in order']")
+        .await;
+    browser
+        .wait_attr("#packet-count", "data-shown", |n| n == "6000")
+        .await;
+    browser
+        .click("#packet-fate option[value='lost or unanswered']")
+        .await;
+    browser
+        .wait_attr("#packet-count", "data-shown", |n| n == "0")
+        .await;
+    browser.click("#packet-fate option[value='any fate']").await;
+    let flow = browser
+        .wait_text("#packet-flow option[value='0']", |t| t.contains(" → "))
+        .await;
+    assert!(flow.starts_with("s1") && flow.ends_with("s2"), "{flow}");
+    browser.click("#packet-flow option[value='0']").await;
+    browser
+        .wait_attr("#packet-count", "data-shown", |n| n == "6000")
+        .await;
+    browser.click("#packet-flow option[value='']").await;
 
     // Row 1 on the timeline, then back to its row from the bottom of the list.
     scroll_list(browser, 0.0).await;

@@ -10,7 +10,9 @@ use yew::prelude::*;
 
 use super::use_ctx;
 use crate::hexdump::preview;
-use crate::model::{Action, LinkDecision, Place, RowFilter, RowKind, What, search_bytes};
+use crate::model::{
+    Action, FateKind, LinkDecision, Place, RowFilter, RowKind, What, fate_words, search_bytes,
+};
 
 /// Characters of payload shown in a row.
 const PREVIEW_CHARS: usize = 40;
@@ -20,6 +22,9 @@ const OVERSCAN: usize = 40;
 const DRAW_ALL: usize = 1_000;
 /// A row's height before the page has measured one, pixels.
 const ROW_PX: f64 = 25.0;
+/// How often the rows a fate or flow filter shows are counted again while fates come,
+/// ms.
+const ARROWS_EVERY_MS: u32 = 250;
 /// How close to the bottom (in pixels) still counts as "at the bottom".
 const BOTTOM_SLACK_PX: i32 = 24;
 
@@ -77,11 +82,20 @@ pub fn PacketsPanel(props: &PacketsProps) -> Html {
     let row_px = use_mut_ref(|| ROW_PX);
     // A row to bring into view once drawn (a reveal from the timeline).
     let bring = use_mut_ref(|| None::<usize>);
+    // What became of each datagram changes as fates come: counted again at most every
+    // ARROWS_EVERY_MS while a fate or flow filter is chosen.
+    let arrows_version = super::use_settled(state.timeline_version, ARROWS_EVERY_MS);
     let matching = {
         let packets = source.clone();
+        let timeline = state.timeline.clone();
+        let arrows_version = if filter.needs_arrows() {
+            arrows_version
+        } else {
+            0
+        };
         use_memo(
-            (version, *fetched, (*filter).clone()),
-            move |(_, _, filter)| packets.borrow().matching(filter),
+            (version, *fetched, (*filter).clone(), arrows_version),
+            move |(_, _, filter, _)| packets.borrow().matching(filter, &timeline.borrow()),
         )
     };
 
@@ -224,6 +238,30 @@ pub fn PacketsPanel(props: &PacketsProps) -> Html {
             });
         })
     };
+    let on_fate = {
+        let filter = filter.clone();
+        Callback::from(move |e: Event| {
+            let value = e.target_unchecked_into::<HtmlSelectElement>().value();
+            let fate = FateKind::ALL
+                .iter()
+                .find(|(_, words)| *words == value)
+                .map_or(FateKind::Any, |(k, _)| *k);
+            filter.set(RowFilter {
+                fate,
+                ..(*filter).clone()
+            });
+        })
+    };
+    let on_flow = {
+        let filter = filter.clone();
+        Callback::from(move |e: Event| {
+            let value = e.target_unchecked_into::<HtmlSelectElement>().value();
+            filter.set(RowFilter {
+                flow: value.parse().ok(),
+                ..(*filter).clone()
+            });
+        })
+    };
     let on_place = {
         let filter = filter.clone();
         Callback::from(move |e: Event| {
@@ -325,7 +363,8 @@ pub fn PacketsPanel(props: &PacketsProps) -> Html {
                             <td class="note truncated" title="The datagram was longer than this socket reads at a time (its read size, the bufsize of recvfrom): the kernel cut it (MSG_TRUNC) and the rest is gone. UDP keeps no remainder for a next read.">
                                 { format!("cut: {len} bytes sent, {} read", p.payload.len()) }</td>
                         } else {
-                            <td></td>
+                            <td class="note fate" title="What became of it, as the flow analysis concluded (the inspector says more)">
+                                { state.timeline.borrow().arrow_of(id).and_then(fate_words).unwrap_or_default() }</td>
                         }
                     </tr>
                 }
@@ -431,6 +470,14 @@ pub fn PacketsPanel(props: &PacketsProps) -> Html {
         .map(|s| s.id.to_string())
         .chain(state.links.iter().map(|l| l.id.to_string()))
         .collect();
+    let flows: Vec<(u16, String)> = state
+        .timeline
+        .borrow()
+        .flows
+        .iter()
+        .enumerate()
+        .map(|(i, (src, dst))| (i as u16, format!("{} → {}", name(src), name(dst))))
+        .collect();
     let f = (*filter).clone();
     let spacer = |rows: usize| {
         if rows == 0 {
@@ -467,6 +514,17 @@ pub fn PacketsPanel(props: &PacketsProps) -> Html {
                         <option value={p.clone()} selected={f.place.as_deref() == Some(p.as_str())}>{ p.clone() }</option>
                     }) }
                 </select>
+                <select id="packet-fate" onchange={on_fate} title="Only the datagrams that became this (sent and received rows)">
+                    { for FateKind::ALL.iter().map(|(fate, words)| html! {
+                        <option value={*words} selected={f.fate == *fate}>{ *words }</option>
+                    }) }
+                </select>
+                <select id="packet-flow" onchange={on_flow} title="Only one flow's datagrams (source → destination, across links)">
+                    <option value="" selected={f.flow.is_none()}>{ "every flow" }</option>
+                    { for flows.iter().map(|(i, words)| html! {
+                        <option value={i.to_string()} selected={f.flow == Some(*i)}>{ words.clone() }</option>
+                    }) }
+                </select>
                 <input id="packet-search" class="mono" placeholder="search bytes: text, or hex 53 4c" value={(*search).clone()} oninput={on_search}
                     title="Rows whose payload holds these bytes: type text, or hex after “hex ” or “0x”" aria-invalid={search_error.is_some().then_some("true")} />
             </div>
@@ -499,7 +557,7 @@ pub fn PacketsPanel(props: &PacketsProps) -> Html {
                             <th title="The other end: destination of an out, source of an in (hover for its address)">{ "peer" }</th>
                             <th title="Payload bytes">{ "len" }</th>
                             <th>{ "payload" }</th>
-                            <th title="What happened to it on the way: a link's decision, a cut made by the socket's read size, an ICMP error that came back, the kernel's drops">{ "what happened" }</th>
+                            <th title="What happened to it: its fate (delivered, lost and why, reordered, an extra copy), a link's decision, a cut made by the socket's read size, an ICMP error that came back, the kernel's drops">{ "what happened" }</th>
                         </tr>
                     </thead>
                     <tbody>{ spacer(first) }{ for rows }{ spacer(shown - last) }</tbody>

@@ -25,7 +25,7 @@ mod packets;
 mod rows;
 
 pub use packets::{LinkDecision, Packet, PacketStore, Payload, TcpWhat, What};
-pub use rows::{RowFilter, RowKind, search_bytes};
+pub use rows::{FateKind, RowFilter, RowKind, fate_words, search_bytes};
 
 use crate::timeline::Timeline;
 use yew::Reducible;

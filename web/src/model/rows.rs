@@ -1,11 +1,74 @@
-//! Which rows of the packet list show: a kind of row, a socket or link, and bytes to
-//! search for; and the list of the rows that pass, for a list drawn a screenful at a
-//! time however many rows it holds.
+//! Which rows of the packet list show: a kind of row, a socket or link, what became of
+//! a datagram, its flow, and bytes to search for; and the list of the rows that pass,
+//! for a list drawn a screenful at a time however many rows it holds.
 
 use socklab_protocol::Direction;
 use socklab_protocol::link::LinkFate;
 
 use super::packets::{Packet, PacketStore, What};
+use crate::timeline::{Arrow, Mark, Timeline};
+
+/// What became of a datagram, as the list filters by it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FateKind {
+    /// Whatever it was (every row).
+    #[default]
+    Any,
+    /// Received in order (an echo request: answered; a reply).
+    Delivered,
+    /// Lost, or a request left unanswered.
+    Lost,
+    /// Received after a later one of its flow, or after it had been counted lost.
+    Reordered,
+    /// An extra copy.
+    Duplicated,
+    /// Neither received nor lost yet (or no longer followed).
+    InFlight,
+}
+
+impl FateKind {
+    /// Every kind, with its words, for the page's choice.
+    pub const ALL: [(FateKind, &'static str); 6] = [
+        (FateKind::Any, "any fate"),
+        (FateKind::Delivered, "delivered in order"),
+        (FateKind::Lost, "lost or unanswered"),
+        (FateKind::Reordered, "reordered or late"),
+        (FateKind::Duplicated, "extra copies"),
+        (FateKind::InFlight, "in flight"),
+    ];
+
+    /// What an arrow's mark says became of its datagram; None for what is not a
+    /// datagram a lab socket sent or received (TCP bytes, a datagram from outside).
+    pub fn of(mark: &Mark) -> Option<FateKind> {
+        Some(match mark {
+            Mark::Delivered | Mark::Request(_) | Mark::Reply => FateKind::Delivered,
+            Mark::Lost(_) | Mark::Unanswered(_) => FateKind::Lost,
+            Mark::Reordered(_) | Mark::Late => FateKind::Reordered,
+            Mark::Duplicate => FateKind::Duplicated,
+            Mark::Pending | Mark::Untracked => FateKind::InFlight,
+            Mark::Incoming | Mark::Bytes | Mark::Tcp(_) => return None,
+        })
+    }
+}
+
+/// What became of a datagram, in a few words for its row ("delivered, 0.031 ms",
+/// "lost: random loss", "reordered by 2, 20.3 ms"); None where there is nothing to say.
+pub fn fate_words(arrow: &Arrow) -> Option<String> {
+    let ms = |a: &Arrow| format!("{:.3} ms", a.t1.saturating_sub(a.t0) as f64 / 1e6);
+    Some(match arrow.mark {
+        Mark::Pending => "in flight".to_string(),
+        Mark::Untracked => "not followed to the end".to_string(),
+        Mark::Delivered => format!("delivered, {}", ms(arrow)),
+        Mark::Reordered(n) => format!("reordered by {n}, {}", ms(arrow)),
+        Mark::Late => format!("late (after its timeout), {}", ms(arrow)),
+        Mark::Duplicate => format!("extra copy, {}", ms(arrow)),
+        Mark::Lost(why) => format!("lost: {}", why.short()),
+        Mark::Request(_) => "answered".to_string(),
+        Mark::Reply => "a reply".to_string(),
+        Mark::Unanswered(why) => format!("unanswered: {}", why.short()),
+        Mark::Incoming | Mark::Bytes | Mark::Tcp(_) => return None,
+    })
+}
 
 /// A kind of row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -75,6 +138,10 @@ pub struct RowFilter {
     pub place: Option<String>,
     /// Only rows whose bytes hold these.
     pub bytes: Vec<u8>,
+    /// Only datagrams that became this (sent and received datagrams' rows).
+    pub fate: FateKind,
+    /// Only datagrams of this flow (an index into [`Timeline::flows`]).
+    pub flow: Option<u16>,
 }
 
 impl RowFilter {
@@ -83,14 +150,33 @@ impl RowFilter {
         *self == RowFilter::default()
     }
 
-    /// Whether `p` shows.
-    pub fn shows(&self, p: &Packet) -> bool {
+    /// Whether it asks what became of datagrams (their arrows on `timeline`).
+    pub fn needs_arrows(&self) -> bool {
+        self.fate != FateKind::Any || self.flow.is_some()
+    }
+
+    /// Whether `p` shows; what became of a datagram is read from its arrow on
+    /// `timeline`.
+    pub fn shows(&self, p: &Packet, timeline: &Timeline) -> bool {
         self.kind.shows(&p.what)
             && self
                 .place
                 .as_deref()
                 .is_none_or(|place| place_of(&p.what) == Some(place))
+            && (!self.needs_arrows() || self.shows_arrow(p, timeline))
             && (self.bytes.is_empty() || contains(&p.payload, &self.bytes))
+    }
+
+    /// Whether a datagram's row passes the fate and flow filters.
+    fn shows_arrow(&self, p: &Packet, timeline: &Timeline) -> bool {
+        if !matches!(p.what, What::Socket { .. }) {
+            return false;
+        }
+        let Some(arrow) = timeline.arrow_of(p.id) else {
+            return false;
+        };
+        (self.fate == FateKind::Any || FateKind::of(&arrow.mark) == Some(self.fate))
+            && self.flow.is_none_or(|flow| arrow.flow == flow)
     }
 }
 
@@ -141,10 +227,14 @@ pub fn search_bytes(text: &str) -> Result<Vec<u8>, String> {
 }
 
 impl PacketStore {
-    /// The positions of the rows `filter` shows, oldest first.
-    pub fn matching(&self, filter: &RowFilter) -> Vec<u32> {
+    /// The positions of the rows `filter` shows, oldest first (what became of each
+    /// datagram read from `timeline`).
+    pub fn matching(&self, filter: &RowFilter, timeline: &Timeline) -> Vec<u32> {
         (0..self.len() as u32)
-            .filter(|&i| self.nth(i as usize).is_some_and(|p| filter.shows(p)))
+            .filter(|&i| {
+                self.nth(i as usize)
+                    .is_some_and(|p| filter.shows(p, timeline))
+            })
             .collect()
     }
 

@@ -667,7 +667,7 @@ fn a_tcp_read_names_the_writes_its_bytes_came_from() {
 
 /// The packet list's filters and its search by bytes.
 #[test]
-fn rows_are_filtered_by_kind_place_and_bytes() {
+fn rows_are_filtered_by_kind_place_fate_flow_and_bytes() {
     use super::{RowFilter, RowKind, search_bytes};
     assert_eq!(search_bytes("SLQ1"), Ok(b"SLQ1".to_vec()));
     assert_eq!(search_bytes("hex 53 4c 51"), Ok(vec![0x53, 0x4c, 0x51]));
@@ -699,29 +699,77 @@ fn rows_are_filtered_by_kind_place_and_bytes() {
         }
         state.receive(event);
     }
+    // What became of them: the first delivered, the second lost.
+    let fate = |send: u64, kind, recv: Option<u64>| {
+        Event::Fate(socklab_protocol::flow::Fate {
+            id: EventId(0),
+            fate: kind,
+            send: EventId(send),
+            recv: recv.map(EventId),
+            src: Endpoint::Ip("127.0.0.1:1000".parse().unwrap()),
+            dst: Endpoint::Ip("127.0.0.1:2000".parse().unwrap()),
+            latency_ns: recv.map(|_| 1_000),
+            reordered_by: None,
+            late: false,
+            by_order: false,
+            by_field: false,
+            cause: recv
+                .is_none()
+                .then_some(socklab_protocol::flow::LossCause::Timeout),
+            reason: None,
+            decision: None,
+            t_ns: 9_000,
+        })
+    };
+    use socklab_protocol::flow::FateKind as Fate;
+    state.receive(fate(3, Fate::Delivered, Some(4)));
+    state.receive(fate(5, Fate::Lost, None));
     let store = state.packets.borrow();
-    let all = store.matching(&RowFilter::default());
+    let timeline = state.timeline.borrow();
+    let matching = |filter: &RowFilter| store.matching(filter, &timeline);
+    let by_fate = |fate| RowFilter {
+        fate,
+        ..RowFilter::default()
+    };
+    assert_eq!(matching(&by_fate(super::FateKind::Delivered)), [0, 1]);
+    assert_eq!(matching(&by_fate(super::FateKind::Lost)), [2]);
+    assert_eq!(
+        matching(&by_fate(super::FateKind::Reordered)),
+        Vec::<u32>::new()
+    );
+    let flow = timeline.arrow_of(3).map(|a| a.flow);
+    let of_flow = |flow| RowFilter {
+        flow,
+        ..RowFilter::default()
+    };
+    assert_eq!(matching(&of_flow(flow)), [0, 1, 2]);
+    assert_eq!(matching(&of_flow(flow.map(|f| f + 1))), Vec::<u32>::new());
+    assert_eq!(
+        timeline.arrow_of(5).and_then(super::fate_words).as_deref(),
+        Some("lost: timed out")
+    );
+    let all = matching(&RowFilter::default());
     assert_eq!(all, [0, 1, 2]);
     let sent = RowFilter {
         kind: RowKind::Out,
         ..RowFilter::default()
     };
-    assert_eq!(store.matching(&sent), [0, 2]);
+    assert_eq!(matching(&sent), [0, 2]);
     let s2_sent = RowFilter {
         place: Some("s2".into()),
         ..sent.clone()
     };
-    assert_eq!(store.matching(&s2_sent), [2]);
+    assert_eq!(matching(&s2_sent), [2]);
     let ping = RowFilter {
         bytes: b"ping".to_vec(),
         ..RowFilter::default()
     };
-    assert_eq!(store.matching(&ping), [0, 1]);
+    assert_eq!(matching(&ping), [0, 1]);
     let longer_than_any = RowFilter {
         bytes: b"ping 1 and more".to_vec(),
         ..RowFilter::default()
     };
-    assert_eq!(store.matching(&longer_than_any), Vec::<u32>::new());
+    assert_eq!(matching(&longer_than_any), Vec::<u32>::new());
     assert_eq!(store.numbered(2).map(|(row, p)| (row, p.id)), Some((3, 5)));
     assert_eq!(store.position_of(4), Some(1));
     assert_eq!(store.position_of(99), None);

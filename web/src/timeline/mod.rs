@@ -156,6 +156,18 @@ impl LossWhy {
         }
     }
 
+    /// Why, in a few words (a packet row's).
+    pub fn short(self) -> &'static str {
+        match self {
+            LossWhy::Link(reason) => reason.describe(),
+            LossWhy::Kernel => "the kernel's receive buffer was full",
+            LossWhy::Timeout => "timed out",
+            LossWhy::NoListener => "nobody bound there",
+            LossWhy::Refused => "refused (ICMP port unreachable)",
+            LossWhy::Unreachable => "unreachable (ICMP)",
+        }
+    }
+
     /// In plain words, for the inspector.
     pub fn words(self) -> &'static str {
         match self {
