@@ -1733,6 +1733,83 @@ async fn the_packet_list_holds_every_row_and_finds_them() {
     with_browser(|url, browser| async move { packet_list(&url, browser).await }).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_packet_list_fetches_the_rows_the_page_forgot_from_the_server() {
+    with_browser(|url, browser| async move { forgotten_rows(&url, browser).await }).await;
+}
+
+/// 12,000 datagrams are 24,000 rows, more than the page keeps: the list fetches the
+/// first ones from the server by time, with their fates, and pages on and back.
+async fn forgotten_rows(url: &str, browser: &Browser) {
+    browser.open(url).await;
+    let (_, second) = bind_two(browser).await;
+    browser.fill("#gen-to", &second).await;
+    browser.fill("#gen-count", "12000").await;
+    browser.fill("#gen-rate", "5000").await;
+    browser.click("#gen-start").await;
+    browser.click("#tab-packets").await;
+    browser
+        .wait_text("#page-packets .panel-head .hint", |t| {
+            t.contains("left the page")
+        })
+        .await;
+    browser
+        .click("#packets-source option[value='server']")
+        .await;
+    browser
+        .wait_text("#packets-range", |t| t.contains("Give a time"))
+        .await;
+    // A time that is not one is refused in words.
+    browser.fill("#packets-at", "soon").await;
+    browser.click("#packets-go").await;
+    browser
+        .wait_text("#packets-error", |t| t.contains("not a time"))
+        .await;
+    browser.fill("#packets-at", "0").await;
+    browser.click("#packets-go").await;
+    let range = browser
+        .wait_text("#packets-range", |t| t.contains("fetched from the server"))
+        .await;
+    eprintln!("{range}");
+    // Read in one go: the rows are drawn again as fates come.
+    let first = |script: &'static str| async move {
+        browser
+            .client()
+            .execute(script, vec![])
+            .await
+            .expect("read the first row")
+    };
+    const FIRST_ROW: &str = "const r = document.querySelector('tr.packet-row');
+        return r ? [r.dataset.dir, r.children[1].textContent, r.querySelector('td.fate') ? r.querySelector('td.fate').textContent : ''] : null;";
+    let row = first(FIRST_ROW).await;
+    assert_eq!(row[0], "out", "the first datagram sent: {row}");
+    assert!(
+        row[2].as_str().is_some_and(|t| t.starts_with("delivered")),
+        "with its fate: {row}"
+    );
+    let t0: f64 = row[1].as_str().unwrap().parse().unwrap();
+    // Later, then back.
+    browser.click("#packets-later").await;
+    let later = browser
+        .wait_text("#packets-range", |t| t != range && t.contains("fetched"))
+        .await;
+    let t1: f64 = first(FIRST_ROW).await[1].as_str().unwrap().parse().unwrap();
+    assert!(t1 > t0, "{t1} after {t0}: {later}");
+    browser.click("#packets-earlier").await;
+    browser
+        .wait_text("#packets-range", |t| t != later && t.contains("fetched"))
+        .await;
+    let t2: f64 = first(FIRST_ROW).await[1].as_str().unwrap().parse().unwrap();
+    assert!(t2 < t1, "{t2} before {t1}");
+    // A fetched row in the inspector: its bytes and its fate.
+    browser.click("tr.packet-row").await;
+    browser
+        .wait_text("#inspector-fate", |t| t.contains("delivered in order"))
+        .await;
+    let shot = browser.screenshot("e2e-packets-from-server.png").await;
+    eprintln!("screenshot: {}", shot.display());
+}
+
 /// Scrolls the packet list to `where_` (`0` the top, `1e9` the bottom) and tells the
 /// page, as a person's scrolling would.
 async fn scroll_list(browser: &Browser, to: f64) {

@@ -35,6 +35,14 @@ pub fn Inspector() -> Html {
     let on_timeline = state.timeline.borrow().arrow_of(id).is_some();
     let in_list = state.packets.borrow().get(id).is_some();
     let fetched = state.window_packets.borrow();
+    // A row the packet list fetched from the server itself, and its arrow.
+    let listed = state.list_window.as_ref().map(|w| w.rows.borrow());
+    let arrow = state.timeline.borrow().arrow_of(id).copied().or_else(|| {
+        state
+            .list_window
+            .as_ref()
+            .and_then(|w| w.timeline.borrow().arrow_of(id).copied())
+    });
     let heading = |title: String| {
         html! {
             <div class="inspector-head">
@@ -54,14 +62,20 @@ pub fn Inspector() -> Html {
     let store = state.packets.borrow();
     // A datagram of a window fetched from the server is not in the list, but its
     // bytes and the link's account of it came with the window.
-    let packet = store.get(id).or_else(|| fetched.get(id)).cloned();
+    let packet = store
+        .get(id)
+        .or_else(|| fetched.get(id))
+        .or_else(|| listed.as_ref().and_then(|l| l.get(id)))
+        .cloned();
     // The link's own account of this datagram, when it crossed a link.
-    let decision = state
-        .timeline
-        .borrow()
-        .arrow_of(id)
+    let decision = arrow
         .filter(|a| a.decision != 0)
-        .and_then(|a| store.get(a.decision).or_else(|| fetched.get(a.decision)))
+        .and_then(|a| {
+            store
+                .get(a.decision)
+                .or_else(|| fetched.get(a.decision))
+                .or_else(|| listed.as_ref().and_then(|l| l.get(a.decision)))
+        })
         .and_then(|row| match &row.what {
             What::Link(d) => Some(format!(
                 "link {} ({}, datagram {} of that direction, event #{}): {}",
@@ -78,7 +92,7 @@ pub fn Inspector() -> Html {
             | What::Tcp { .. }
             | What::TcpLink { .. } => None,
         });
-    let fate = state.timeline.borrow().arrow_of(id).map(|a| match a.mark {
+    let fate = arrow.map(|a| match a.mark {
         // Only the link saw it: neither end is a lab socket.
         Mark::Pending if a.send == 0 && a.recv == 0 => "in the link (not sent on yet)".to_string(),
         Mark::Delivered | Mark::Reordered(_) if a.send == 0 && a.recv == 0 => format!(

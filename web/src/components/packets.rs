@@ -8,10 +8,11 @@ use wasm_bindgen::JsCast as _;
 use web_sys::{HtmlElement, HtmlInputElement, HtmlSelectElement};
 use yew::prelude::*;
 
-use super::use_ctx;
+use super::{FormError, use_ctx};
 use crate::hexdump::preview;
 use crate::model::{
-    Action, FateKind, LinkDecision, Place, RowFilter, RowKind, What, fate_words, search_bytes,
+    Action, FateKind, LinkDecision, Origin, Place, RowFilter, RowKind, What, fate_words,
+    search_bytes,
 };
 
 /// Characters of payload shown in a row.
@@ -41,6 +42,20 @@ struct Scrolled {
     height: f64,
 }
 
+/// Which rows the list shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source {
+    /// The rows the page holds.
+    Page,
+    /// The rows of the window the timeline fetched from the server.
+    Timeline,
+    /// The rows the list fetched from the server itself, by time.
+    Server,
+}
+
+/// How many events one of the list's own fetches takes at most.
+const LIST_PAGE: u32 = 3_000;
+
 /// The packet list: every row the page holds (20,000 at most), drawn a screenful at a
 /// time, with filters, a search by bytes, and auto-follow.
 #[derive(Properties, PartialEq)]
@@ -57,20 +72,30 @@ pub fn PacketsPanel(props: &PacketsProps) -> Html {
     let follow = use_state(|| true);
     let scroller = use_node_ref();
     let state = &ctx.state;
-    // Which rows: those the page holds, or those of the window the timeline fetched
-    // from the server (where the page was spared datagrams).
-    let fetched = use_state(|| false);
-    let source = if *fetched {
-        state.window_packets.clone()
-    } else {
-        state.packets.clone()
+    // Which rows: those the page holds, those of the window the timeline fetched from
+    // the server (where the page was spared datagrams), or those the list fetched
+    // itself (any time of the session). With each, the timeline whose arrows say what
+    // became of them, and the rows' version (a new store for each window).
+    let source_kind = use_state(|| Source::Page);
+    let (source, version, arrows) = match (*source_kind, &state.list_window) {
+        (Source::Page, _) => (
+            state.packets.clone(),
+            state.packets_version,
+            state.timeline.clone(),
+        ),
+        (Source::Timeline, _) => (
+            state.window_packets.clone(),
+            Rc::as_ptr(&state.window_packets) as usize as u64,
+            state.timeline.clone(),
+        ),
+        (Source::Server, Some(w)) => (
+            w.rows.clone(),
+            Rc::as_ptr(w) as usize as u64,
+            w.timeline.clone(),
+        ),
+        (Source::Server, None) => (Rc::default(), 0, state.timeline.clone()),
     };
-    // What the rows' version is: the page's, or the fetched window's (a new store each).
-    let version = if *fetched {
-        Rc::as_ptr(&state.window_packets) as usize as u64
-    } else {
-        state.packets_version
-    };
+    let fetched = *source_kind != Source::Page;
     let filter = use_state(RowFilter::default);
     let search = use_state(String::new);
     let search_error = use_state(|| None::<String>);
@@ -87,14 +112,14 @@ pub fn PacketsPanel(props: &PacketsProps) -> Html {
     let arrows_version = super::use_settled(state.timeline_version, ARROWS_EVERY_MS);
     let matching = {
         let packets = source.clone();
-        let timeline = state.timeline.clone();
+        let timeline = arrows.clone();
         let arrows_version = if filter.needs_arrows() {
             arrows_version
         } else {
             0
         };
         use_memo(
-            (version, *fetched, (*filter).clone(), arrows_version),
+            (version, fetched, (*filter).clone(), arrows_version),
             move |(_, _, filter, _)| packets.borrow().matching(filter, &timeline.borrow()),
         )
     };
@@ -109,6 +134,21 @@ pub fn PacketsPanel(props: &PacketsProps) -> Html {
                 && let Some(el) = scroller.cast::<HtmlElement>()
             {
                 el.set_scroll_top(el.scroll_height());
+            }
+        });
+    }
+    // A stretch fetched from the server shows from its first row.
+    {
+        let (scroller, scrolled, follow) = (scroller.clone(), scrolled.clone(), follow.clone());
+        let server = *source_kind == Source::Server;
+        use_effect_with((server, version), move |&(server, _)| {
+            if server && let Some(el) = scroller.cast::<HtmlElement>() {
+                follow.set(false);
+                el.set_scroll_top(0);
+                scrolled.set(Scrolled {
+                    top: 0.0,
+                    height: f64::from(el.client_height()),
+                });
             }
         });
     }
@@ -293,9 +333,100 @@ pub fn PacketsPanel(props: &PacketsProps) -> Html {
         let follow = follow.clone();
         Callback::from(move |_| follow.set(!*follow))
     };
-    let on_fetched = {
-        let fetched = fetched.clone();
-        Callback::from(move |_| fetched.set(!*fetched))
+    let on_source = {
+        let source_kind = source_kind.clone();
+        Callback::from(move |e: Event| {
+            let value = e.target_unchecked_into::<HtmlSelectElement>().value();
+            source_kind.set(match value.as_str() {
+                "timeline" => Source::Timeline,
+                "server" => Source::Server,
+                _ => Source::Page,
+            });
+        })
+    };
+    // Asks the server for the rows of `from..=to` (ns), up to LIST_PAGE events: the
+    // live session's log (and its recording), or the recording being replayed.
+    let fetch = {
+        let ctx = ctx.clone();
+        move |from_ns: u64, to_ns: u64| {
+            let command = socklab_protocol::Command::Window {
+                from_ns,
+                to_ns: to_ns.max(from_ns),
+                limit: Some(LIST_PAGE),
+            };
+            match &*ctx.replay {
+                Some(replay) => {
+                    super::replay::ask_into(
+                        replay.id,
+                        &command,
+                        ctx.state.dispatcher(),
+                        |e| match e {
+                            socklab_protocol::Event::Window(w) => Action::ListWindow(Box::new(w)),
+                            other => Action::Received(Box::new(other)),
+                        },
+                    );
+                }
+                None => {
+                    ctx.commands
+                        .send(&ctx.live.dispatcher(), Origin::Packets, command);
+                }
+            }
+        }
+    };
+    let at = use_state(String::new);
+    let on_at = {
+        let at = at.clone();
+        Callback::from(move |e: InputEvent| {
+            at.set(e.target_unchecked_into::<HtmlInputElement>().value())
+        })
+    };
+    // The rows fetched last: the times of the first and last, ns.
+    let fetched_span = state.list_window.as_ref().and_then(|w| {
+        let rows = w.rows.borrow();
+        let first = rows.nth(0)?.t_ns;
+        let last = rows.nth(rows.len().checked_sub(1)?)?.t_ns;
+        Some((first, last))
+    });
+    let on_go = {
+        let (fetch, at, dispatch) = (fetch.clone(), at.clone(), state.dispatcher());
+        Callback::from(move |e: SubmitEvent| {
+            e.prevent_default();
+            match at.trim().parse::<f64>() {
+                Ok(s) if s.is_finite() && s >= 0.0 => {
+                    dispatch.dispatch(Action::LocalError {
+                        origin: Origin::Packets,
+                        message: None,
+                    });
+                    fetch((s * 1e9) as u64, u64::MAX);
+                }
+                _ => dispatch.dispatch(Action::LocalError {
+                    origin: Origin::Packets,
+                    message: Some(format!(
+                        "“{}” is not a time: give the seconds since the session began, such as 2.5",
+                        at.trim()
+                    )),
+                }),
+            }
+        })
+    };
+    let on_later = {
+        let fetch = fetch.clone();
+        Callback::from(move |_: MouseEvent| {
+            if let Some((_, last)) = fetched_span {
+                fetch(last.saturating_add(1), u64::MAX);
+            }
+        })
+    };
+    let on_earlier = {
+        let fetch = fetch.clone();
+        Callback::from(move |_: MouseEvent| {
+            if let Some((first, last)) = fetched_span {
+                // Back by the span shown (at least a millisecond).
+                let span = last.saturating_sub(first).max(1_000_000);
+                let to = first.saturating_sub(1);
+                fetch(to.saturating_sub(span), to);
+            }
+        })
     };
     let on_clear = {
         let dispatch = state.dispatcher();
@@ -364,7 +495,7 @@ pub fn PacketsPanel(props: &PacketsProps) -> Html {
                                 { format!("cut: {len} bytes sent, {} read", p.payload.len()) }</td>
                         } else {
                             <td class="note fate" title="What became of it, as the flow analysis concluded (the inspector says more)">
-                                { state.timeline.borrow().arrow_of(id).and_then(fate_words).unwrap_or_default() }</td>
+                                { arrows.borrow().arrow_of(id).and_then(fate_words).unwrap_or_default() }</td>
                         }
                     </tr>
                 }
@@ -531,11 +662,42 @@ pub fn PacketsPanel(props: &PacketsProps) -> Html {
             if let Some(message) = &*search_error {
                 <p id="packet-search-error" class="form-error" role="alert">{ message.clone() }</p>
             }
+            if ctx.state.thinned > 0 || evicted > 0 || fetched {
+                <div class="row packet-source">
+                    <select id="packets-source" onchange={on_source} title="Which rows the list shows: those this page holds, or rows fetched from the server (the page was spared some, or has forgotten the oldest)">
+                        <option value="page" selected={*source_kind == Source::Page}>{ "this page's rows" }</option>
+                        if ctx.state.thinned > 0 {
+                            <option value="timeline" selected={*source_kind == Source::Timeline}>
+                                { format!("the timeline's window, from the server ({})", state.window_packets.borrow().len()) }</option>
+                        }
+                        <option value="server" selected={*source_kind == Source::Server}>{ "any time, from the server" }</option>
+                    </select>
+                    if *source_kind == Source::Server {
+                        <form class="row" onsubmit={on_go}>
+                            <label>{ "from" }<input id="packets-at" class="mono short" placeholder="s" value={(*at).clone()} oninput={on_at}
+                                title="Seconds since the session began" />{ "s" }</label>
+                            <button id="packets-go" class="small" type="submit" title={format!("The first {LIST_PAGE} events from this time on")}>{ "show" }</button>
+                        </form>
+                        <button id="packets-earlier" class="small" onclick={on_earlier} disabled={fetched_span.is_none()}
+                            title="The stretch just before, as long as the one shown">{ "◀ earlier" }</button>
+                        <button id="packets-later" class="small" onclick={on_later} disabled={fetched_span.is_none()}
+                            title="What comes after the last row shown">{ "later ▶" }</button>
+                    }
+                </div>
+                if *source_kind == Source::Server {
+                    <p id="packets-range" class="hint">{ match (&state.list_window, fetched_span) {
+                        (Some(w), Some((first, last))) => format!(
+                            "{} rows from {} s to {} s, fetched from the server{}",
+                            w.rows.borrow().len(), seconds(first), seconds(last),
+                            if w.complete { "" } else { " (the first of that stretch: “later ▶” for the rest)" }
+                        ),
+                        (Some(_), None) => "nothing was sent or received then".to_string(),
+                        (None, _) => "Give a time and press show: the rows from then on come from the server (its log, or the recording).".to_string(),
+                    } }</p>
+                    <FormError id="packets-error" message={state.error(&Origin::Packets).map(str::to_owned)} code={state.error_code(&Origin::Packets)} />
+                }
+            }
             if ctx.state.thinned > 0 {
-                <label class="check" title="The datagrams and link decisions of the window the timeline fetched from the server (zoom into an amber stretch first)">
-                    <input id="packets-fetched" type="checkbox" checked={*fetched} onclick={on_fetched} />
-                    { format!("rows of the timeline's window, fetched from the server ({})", state.window_packets.borrow().len()) }
-                </label>
                 <p id="packets-thinned" class="hint warn">{ format!(
                     "{} events about single datagrams {}, so they are not in this list. On the timeline, zoom into the stretches marked amber by the time axis: their arrows come from the server, and clicking one shows its fate and bytes.",
                     ctx.state.thinned,

@@ -300,6 +300,19 @@ pub fn ask(
     command: &socklab_protocol::Command,
     dispatch: UseReducerDispatcher<State>,
 ) -> bool {
+    ask_into(id, command, dispatch, |event| {
+        Action::Received(Box::new(event))
+    })
+}
+
+/// [`ask`], the answer handed to the page as `action` makes it (the packet list's own
+/// window goes to the list alone).
+pub fn ask_into(
+    id: i64,
+    command: &socklab_protocol::Command,
+    dispatch: UseReducerDispatcher<State>,
+    action: fn(Event) -> Action,
+) -> bool {
     use socklab_protocol::Command;
     let path = match command {
         Command::Aggregate {
@@ -332,7 +345,7 @@ pub fn ask(
         if let Ok(text) = response.text().await
             && let Ok(event) = Event::from_json(&text)
         {
-            dispatch.dispatch(Action::Received(Box::new(event)));
+            dispatch.dispatch(action(event));
         }
     });
     true

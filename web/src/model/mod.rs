@@ -115,6 +115,25 @@ pub enum Origin {
     Record,
     /// The runs' "new run" form.
     Run,
+    /// The packet list (rows it fetches from the server itself).
+    Packets,
+}
+
+/// Rows of a stretch of time that the packet list fetched from the server itself
+/// (`window`): what the page was spared, or has forgotten, of any time of the session.
+#[derive(Debug)]
+pub struct ListWindow {
+    /// The stretch asked for, ns.
+    pub from_ns: u64,
+    /// Its end, ns.
+    pub to_ns: u64,
+    /// Whether the answer holds all of it (else it stops at the answer's limit, or the
+    /// log had dropped part of it and no recording held it).
+    pub complete: bool,
+    /// Its datagrams and link decisions.
+    pub rows: Rc<RefCell<PacketStore>>,
+    /// Its arrows, for what became of each datagram.
+    pub timeline: Rc<RefCell<Timeline>>,
 }
 
 /// A bound socket.
@@ -267,6 +286,8 @@ pub struct State {
     /// The datagrams and link decisions of the latest window fetched from the server
     /// (`window`), for the inspector of an arrow drawn from it.
     pub window_packets: Rc<RefCell<PacketStore>>,
+    /// The rows the packet list fetched from the server itself, if it did.
+    pub list_window: Option<Rc<ListWindow>>,
     /// The selected packet's event id.
     pub selected: Option<u64>,
     /// The timeline's lanes and arrows, shared and mutated in place.
@@ -351,6 +372,10 @@ impl PartialEq for State {
             && Rc::ptr_eq(&self.links, &other.links)
             && Rc::ptr_eq(&self.packets, &other.packets)
             && Rc::ptr_eq(&self.window_packets, &other.window_packets)
+            && match (&self.list_window, &other.list_window) {
+                (Some(a), Some(b)) => Rc::ptr_eq(a, b),
+                (a, b) => a.is_none() && b.is_none(),
+            }
             && self.packets_version == other.packets_version
             && self.selected == other.selected
             && Rc::ptr_eq(&self.timeline, &other.timeline)
@@ -387,6 +412,7 @@ impl Default for State {
             tcp_links: Rc::default(),
             packets: Rc::default(),
             window_packets: Rc::default(),
+            list_window: None,
             packets_version: 0,
             selected: None,
             timeline: Rc::default(),
@@ -451,6 +477,8 @@ pub enum Action {
     Reveal(u64, Place),
     /// The person cleared the packet list.
     ClearPackets,
+    /// Rows the packet list asked of a recording (over HTTP): its window.
+    ListWindow(Box<socklab_protocol::Window>),
     /// The person cleared the timeline's arrows.
     ClearTimeline,
     /// The person dismissed the notices.
@@ -590,6 +618,7 @@ impl State {
                 self.packets_version += 1;
                 self.selected = None;
             }
+            Action::ListWindow(w) => self.take_list_window(*w),
             Action::ClearTimeline => {
                 self.timeline.borrow_mut().clear_arrows();
                 self.timeline_version += 1;
@@ -600,6 +629,18 @@ impl State {
     }
 
     fn receive(&mut self, event: Event) {
+        // The packet list's own window is its alone (the timeline's view did not ask).
+        let event = match event {
+            Event::Window(w)
+                if w.req
+                    .is_some_and(|r| self.pending.get(&r) == Some(&Origin::Packets)) =>
+            {
+                self.settle(w.req);
+                self.take_list_window(w);
+                return;
+            }
+            event => event,
+        };
         if self.timeline.borrow_mut().apply(&event) {
             self.timeline_version += 1;
         }
@@ -617,6 +658,7 @@ impl State {
                     self.flows_dropped = (0, 0);
                     self.timeline = Rc::default();
                     self.timeline_version += 1;
+                    self.list_window = None;
                     self.notice(
                         "reconnected with a new session; the previous session's sockets and links were closed"
                             .into(),
@@ -982,20 +1024,7 @@ impl State {
             }
             Event::Thinned(t) => self.thinned = self.thinned.saturating_add(t.count),
             Event::Window(w) => {
-                let mut store = PacketStore::default();
-                for event in w.events {
-                    match event {
-                        Event::Datagram(d) => store.push(Packet::of_datagram(d)),
-                        Event::LinkPacket(p) => store.push(Packet::of_link_packet(p)),
-                        Event::LinkSent(sent) => {
-                            for d in &sent.sent {
-                                store.departed(&sent.link, sent.dir, d);
-                            }
-                        }
-                        _ => {}
-                    }
-                }
-                self.window_packets = Rc::new(RefCell::new(store));
+                self.window_packets = Rc::new(RefCell::new(rows_of(w.events)));
             }
             // The timeline took them (above).
             Event::KeepingUp(_) | Event::Aggregates(_) => {}
@@ -1055,6 +1084,19 @@ impl State {
     }
 
     /// A command succeeded: its form's error (if any) is stale now.
+    /// Keeps a window the packet list asked for: its rows, and its arrows drawn on the
+    /// session's lanes (for what became of each).
+    fn take_list_window(&mut self, w: socklab_protocol::Window) {
+        let timeline = self.timeline.borrow().of_window(&w);
+        self.list_window = Some(Rc::new(ListWindow {
+            from_ns: w.from_ns,
+            to_ns: w.to_ns,
+            complete: w.complete,
+            rows: Rc::new(RefCell::new(rows_of(w.events))),
+            timeline: Rc::new(RefCell::new(timeline)),
+        }));
+    }
+
     fn settle(&mut self, req: Option<i64>) {
         if let Some(origin) = req.and_then(|r| Rc::make_mut(&mut self.pending).remove(&r)) {
             Rc::make_mut(&mut self.errors).remove(&origin);
@@ -1077,6 +1119,25 @@ impl State {
     pub fn error_code(&self, origin: &Origin) -> Option<&'static str> {
         self.errors.get(origin).and_then(|p| p.code)
     }
+}
+
+/// The rows of a window's events: its datagrams and link decisions (with when they
+/// really left the link).
+fn rows_of(events: Vec<Event>) -> PacketStore {
+    let mut store = PacketStore::default();
+    for event in events {
+        match event {
+            Event::Datagram(d) => store.push(Packet::of_datagram(d)),
+            Event::LinkPacket(p) => store.push(Packet::of_link_packet(p)),
+            Event::LinkSent(sent) => {
+                for d in &sent.sent {
+                    store.departed(&sent.link, sent.dir, d);
+                }
+            }
+            _ => {}
+        }
+    }
+    store
 }
 
 #[cfg(test)]

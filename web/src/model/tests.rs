@@ -804,3 +804,44 @@ fn a_rows_bytes_are_decoded_when_read() {
     assert!(Payload::base64("not base64!".into()).is_empty());
     assert!(Payload::default().is_empty());
 }
+
+/// A window the packet list asked for is the list's alone: the timeline's view, which
+/// did not ask, keeps its own; one the timeline asked for (no `req`) is the timeline's.
+#[test]
+fn the_packet_lists_own_window_is_its_alone() {
+    let window = |req: Option<i64>, text: &str| {
+        Event::Window(socklab_protocol::Window {
+            from_ns: 0,
+            to_ns: 10_000,
+            events: vec![datagram(3, Direction::Out, text)],
+            complete: false,
+            req,
+        })
+    };
+    let mut state = State::default();
+    state.apply(Action::Sent {
+        req: 7,
+        origin: Origin::Packets,
+    });
+    state.apply(Action::Received(Box::new(window(Some(7), "for the list"))));
+    let list = state.list_window.clone().expect("the list's window");
+    assert!(!list.complete);
+    assert_eq!(list.rows.borrow().len(), 1);
+    assert_eq!(state.window_packets.borrow().len(), 0, "not the timeline's");
+    assert!(state.timeline.borrow().scale.detail.is_none());
+    assert!(state.pending.is_empty(), "answered");
+    // Over HTTP (a recording's), the same.
+    state.apply(Action::ListWindow(Box::new(socklab_protocol::Window {
+        from_ns: 5,
+        to_ns: 6,
+        events: Vec::new(),
+        complete: true,
+        req: None,
+    })));
+    assert_eq!(state.list_window.as_ref().map(|w| w.from_ns), Some(5));
+    // The timeline's own.
+    state.apply(Action::Received(Box::new(window(None, "for the view"))));
+    assert_eq!(state.window_packets.borrow().len(), 1);
+    assert!(state.timeline.borrow().scale.detail.is_some());
+    assert_eq!(state.list_window.as_ref().map(|w| w.from_ns), Some(5));
+}

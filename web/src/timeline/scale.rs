@@ -236,6 +236,12 @@ impl Timeline {
         self.lane_of.get(addr).copied()
     }
 
+    /// A timeline of the window's events alone, on this one's lanes (the packet list's
+    /// own window: what became of each of its datagrams).
+    pub fn of_window(&self, window: &Window) -> Timeline {
+        *self.detail_from(window).timeline
+    }
+
     /// A timeline of the window's events alone, on this one's lanes.
     pub(super) fn detail_from(&self, window: &Window) -> Detail {
         let mut detail = Timeline {
