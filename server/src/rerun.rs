@@ -176,6 +176,24 @@ pub struct Targets {
     pub peers: HashMap<Endpoint, Endpoint>,
 }
 
+impl Targets {
+    /// Where a link made again listens (its old address, a port the OS picks) and
+    /// where it sends (what now stands for its old target, or the target itself).
+    pub fn link_ends(
+        &self,
+        listen: std::net::SocketAddr,
+        target: std::net::SocketAddr,
+    ) -> (String, String) {
+        let target = self
+            .peers
+            .get(&Endpoint::Ip(target))
+            .and_then(Endpoint::socket_addr)
+            .unwrap_or(target);
+        let listen = std::net::SocketAddr::new(listen.ip(), 0);
+        (listen.to_string(), target.to_string())
+    }
+}
+
 /// Takes `plan`'s steps (each on the socket that now stands for its old one, towards
 /// the address that now stands for its old one) at their times; stops with `cancel`.
 pub fn start(

@@ -1120,18 +1120,8 @@ impl Session {
                     sockets.insert(b.socket.clone(), new);
                 }
                 socklab_protocol::Event::TcpLinkCreated(l) => {
-                    let target = targets
-                        .peers
-                        .get(&Endpoint::Ip(l.target))
-                        .and_then(Endpoint::socket_addr)
-                        .unwrap_or(l.target);
-                    let listen = std::net::SocketAddr::new(l.listen.ip(), 0);
-                    self.create_tcp_link(
-                        &listen.to_string(),
-                        &target.to_string(),
-                        l.settings,
-                        None,
-                    )?;
+                    let (listen, target) = targets.link_ends(l.listen, l.target);
+                    self.create_tcp_link(&listen, &target, l.settings, None)?;
                     let new = LinkId::new(format!("t{}", self.next_tcp_link - 1));
                     if let Some(handle) = self.tcp_links.get(&new) {
                         targets
@@ -1140,13 +1130,8 @@ impl Session {
                     }
                 }
                 socklab_protocol::Event::LinkCreated(l) => {
-                    let target = targets
-                        .peers
-                        .get(&Endpoint::Ip(l.target))
-                        .and_then(Endpoint::socket_addr)
-                        .unwrap_or(l.target);
-                    let listen = std::net::SocketAddr::new(l.listen.ip(), 0);
-                    self.create_link(&listen.to_string(), &target.to_string(), l.settings, None)?;
+                    let (listen, target) = targets.link_ends(l.listen, l.target);
+                    self.create_link(&listen, &target, l.settings, None)?;
                     let new = LinkId::new(format!("l{}", self.next_link - 1));
                     if let Some(handle) = self.links.get(&new) {
                         let peers = &mut targets.peers;

@@ -75,6 +75,17 @@ async fn until<T>(
     }
 }
 
+/// Stops the session's recording; its id.
+async fn stop_recording(client: &mut Client) -> i64 {
+    client.send(Command::RecordStop).await;
+    until(client, |e| match e {
+        Event::RecordingStopped(r) => Some(r.recording),
+        _ => None,
+    })
+    .await
+    .0
+}
+
 /// A recording started mid-session holds what the session's log still had (the
 /// sockets), every datagram and fate after, and nothing after its stop; the list
 /// says its counts, and its events read back as the viewer got them.
@@ -545,12 +556,7 @@ async fn a_run_again_with_the_same_seed_gets_the_same_fates() {
         }
     };
     until(&mut client, count_fates(a.local.clone())).await;
-    client.send(Command::RecordStop).await;
-    let (original, _) = until(&mut client, |e| match e {
-        Event::RecordingStopped(r) => Some(r.recording),
-        _ => None,
-    })
-    .await;
+    let original = stop_recording(&mut client).await;
 
     client
         .send(Command::RunAgain {
@@ -960,12 +966,7 @@ async fn a_run_again_connects_and_writes_again_over_tcp_through_a_tcp_link() {
         matches!(e, Event::StreamEnd(end) if end.socket == accepted).then_some(())
     })
     .await;
-    client.send(Command::RecordStop).await;
-    let (original, _) = until(&mut client, |e| match e {
-        Event::RecordingStopped(r) => Some(r.recording),
-        _ => None,
-    })
-    .await;
+    let original = stop_recording(&mut client).await;
 
     client
         .send(Command::RunAgain {
