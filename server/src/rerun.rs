@@ -25,6 +25,8 @@ use crate::udp::{ReplyTo, SendRequest};
 
 /// The most steps (datagrams, writes, connects) one re-run takes.
 pub const MAX_SENDS: usize = 200_000;
+/// The most accepted connections a re-run notes (each a queue to take steps on).
+const MAX_ACCEPTED: usize = 4_096;
 /// How long a step on a connection a listener accepts waits for the connection.
 const ACCEPT_WAIT: Duration = Duration::from_secs(2);
 
@@ -151,10 +153,12 @@ pub fn forward_accepted(
     tokio::spawn(async move {
         while let Some(handle) = from.recv().await {
             if let (Some(accepted), Some(ops)) = (accepted.upgrade(), handle.ops()) {
-                accepted
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .insert(handle.id.clone(), ops);
+                let mut accepted = accepted.lock().unwrap_or_else(|e| e.into_inner());
+                // A program connecting over and over during a re-run: what it has no
+                // step for is passed on, not noted.
+                if accepted.len() < MAX_ACCEPTED {
+                    accepted.insert(handle.id.clone(), ops);
+                }
             }
             if to.send(handle).await.is_err() {
                 return;
