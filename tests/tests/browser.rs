@@ -1468,7 +1468,9 @@ async fn at_any_scale(url: &str, browser: &Browser) {
     eprintln!("screenshot: {}", shot.display());
     // The packet list shows the window's rows too, fetched with it.
     browser.click("#tab-packets").await;
-    browser.click("#packets-fetched").await;
+    browser
+        .click("#packets-source option[value='timeline']")
+        .await;
     let rows = browser
         .wait_attr("#packet-count", "data-total", |n| {
             n.parse::<u64>().is_ok_and(|n| n > 0)
