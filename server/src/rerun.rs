@@ -25,8 +25,6 @@ use crate::udp::{ReplyTo, SendRequest};
 
 /// The most steps (datagrams, writes, connects) one re-run takes.
 pub const MAX_SENDS: usize = 200_000;
-/// The most accepted connections a re-run notes (each a queue to take steps on).
-const MAX_ACCEPTED: usize = 4_096;
 /// How long a step on a connection a listener accepts waits for the connection.
 const ACCEPT_WAIT: Duration = Duration::from_secs(2);
 
@@ -139,25 +137,44 @@ fn accepted_now(old: &SocketId, listeners: &HashMap<SocketId, SocketId>) -> Opti
     Some(SocketId::new(format!("{now}.{n}")))
 }
 
-/// The connections the re-created listeners accept, by their new id, as they come.
-pub type Accepted = Arc<Mutex<HashMap<SocketId, mpsc::Sender<Op>>>>;
+/// The connections the re-created listeners accept that the re-run has steps for:
+/// which it wants (by their new ids), and the queues of those accepted so far. Bounded
+/// by the plan: a program connecting over and over is passed on, not noted.
+#[derive(Debug, Default)]
+pub struct Connections {
+    /// The new ids of the connections the plan takes steps on.
+    pub wanted: std::collections::HashSet<SocketId>,
+    /// Their queues, as they are accepted.
+    got: HashMap<SocketId, mpsc::Sender<Op>>,
+}
 
-/// Passes what the re-created listeners accept on to the session (`to`), noting each
-/// connection's queue in `accepted` while the re-run still wants them. Runs until the
-/// listeners are gone.
+/// The connections of a re-run, shared with what forwards them.
+pub type Accepted = Arc<Mutex<Connections>>;
+
+/// The new ids of the accepted connections `plan` takes steps on.
+pub fn wanted(
+    plan: &[Resend],
+    listeners: &HashMap<SocketId, SocketId>,
+) -> std::collections::HashSet<SocketId> {
+    plan.iter()
+        .filter_map(|step| accepted_now(&step.socket, listeners))
+        .collect()
+}
+
+/// Passes what the re-created listeners accept on to the session (`to`), noting the
+/// queue of each connection the re-run wants while it runs. Runs until the listeners
+/// are gone.
 pub fn forward_accepted(
     mut from: mpsc::Receiver<TcpHandle>,
     to: mpsc::Sender<TcpHandle>,
-    accepted: Weak<Mutex<HashMap<SocketId, mpsc::Sender<Op>>>>,
+    accepted: Weak<Mutex<Connections>>,
 ) {
     tokio::spawn(async move {
         while let Some(handle) = from.recv().await {
             if let (Some(accepted), Some(ops)) = (accepted.upgrade(), handle.ops()) {
                 let mut accepted = accepted.lock().unwrap_or_else(|e| e.into_inner());
-                // A program connecting over and over during a re-run: what it has no
-                // step for is passed on, not noted.
-                if accepted.len() < MAX_ACCEPTED {
-                    accepted.insert(handle.id.clone(), ops);
+                if accepted.wanted.contains(&handle.id) {
+                    accepted.got.insert(handle.id.clone(), ops);
                 }
             }
             if to.send(handle).await.is_err() {
@@ -280,7 +297,12 @@ pub fn start(
 async fn wait_accepted(accepted: &Accepted, id: &SocketId) -> Option<mpsc::Sender<Op>> {
     let deadline = tokio::time::Instant::now() + ACCEPT_WAIT;
     loop {
-        if let Some(queue) = accepted.lock().unwrap_or_else(|e| e.into_inner()).get(id) {
+        if let Some(queue) = accepted
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .got
+            .get(id)
+        {
             return Some(queue.clone());
         }
         if tokio::time::Instant::now() >= deadline {
@@ -332,5 +354,20 @@ mod tests {
         );
         assert_eq!(accepted_now(&SocketId::new("s4.1"), &listeners), None);
         assert_eq!(accepted_now(&SocketId::new("s3"), &listeners), None);
+        // Only the connections the plan takes steps on are wanted (noted as accepted).
+        let step = |socket: &str| Resend {
+            after: Duration::ZERO,
+            socket: SocketId::new(socket),
+            action: Action::Write {
+                payload: b"x".to_vec(),
+            },
+        };
+        let plan = [step("s3.1"), step("s3.1"), step("s3.2"), step("s1")];
+        let mut wanted: Vec<String> = wanted(&plan, &listeners)
+            .into_iter()
+            .map(|id| id.to_string())
+            .collect();
+        wanted.sort();
+        assert_eq!(wanted, ["s9.1", "s9.2"]);
     }
 }

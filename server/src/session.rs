@@ -1142,6 +1142,8 @@ impl Session {
                 _ => {}
             }
         }
+        accepted.lock().unwrap_or_else(|e| e.into_inner()).wanted =
+            crate::rerun::wanted(&plan, &targets.listeners);
         targets.datagrams = sockets
             .iter()
             .filter_map(|(old, new)| Some((old.clone(), self.sockets.get(new)?.sender())))
