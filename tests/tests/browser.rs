@@ -275,6 +275,63 @@ async fn match_field(url: &str, browser: &Browser) {
     eprintln!("screenshot: {}", shot.display());
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lesson_ticks_each_step_as_the_learner_talks_to_their_own_program() {
+    with_browser(|url, browser| async move { lesson(&url, browser).await }).await;
+}
+
+/// The first lesson, with a Python echo server as the learner's program: each step is
+/// ticked when the session shows it (never by a click on "done"), and then says what
+/// was seen, with the learner's own round trip.
+async fn lesson(url: &str, browser: &Browser) {
+    let echo = socklab_tests::python::PythonEcho::start("127.0.0.1");
+    browser.open(url).await;
+    browser.click("#lessons-toggle").await;
+    let step = |n: usize| format!("#lesson-steps li:nth-child({n})");
+    browser.wait_count("#lesson-steps li", 3).await;
+    for n in 1..=3 {
+        browser
+            .wait_attr(&step(n), "data-done", |d| d == "false")
+            .await;
+    }
+    browser.click("#bind-button").await;
+    browser
+        .wait_attr(&step(1), "data-done", |d| d == "true")
+        .await;
+    // The next step shows how, with the program to run.
+    browser
+        .wait_text(&format!("{} pre.code", step(2)), |t| {
+            t.contains("recvfrom") && t.contains("sendto")
+        })
+        .await;
+    browser.fill("#send-to", &echo.addr.to_string()).await;
+    browser.fill("#send-payload", "hello").await;
+    browser.click("#send-button").await;
+    browser
+        .wait_attr(&step(2), "data-done", |d| d == "true")
+        .await;
+    browser
+        .wait_attr(&step(3), "data-done", |d| d == "true")
+        .await;
+    let saw = browser
+        .wait_text(&format!("{} p.saw", step(3)), |t| {
+            t.contains("round trip took")
+        })
+        .await;
+    assert!(saw.contains(" ms"), "{saw}");
+    browser.scroll_to("#lessons").await;
+    let shot = browser.screenshot("e2e-lessons.png").await;
+    eprintln!("screenshot: {}", shot.display());
+    // On to the next lesson, whose first step is still to do.
+    browser.click("#lesson-next").await;
+    browser
+        .wait_text(&format!("{} strong", step(1)), |t| t.contains("lossy link"))
+        .await;
+    browser
+        .wait_attr(&step(1), "data-done", |d| d == "false")
+        .await;
+}
+
 async fn bind_two(browser: &Browser) -> (String, String) {
     browser.click("#bind-button").await;
     browser.wait_count(".socket-row", 1).await;

@@ -14,12 +14,15 @@
 //! - [`view`]: the timeline's time window and what zoom, pan and follow do to it.
 //! - [`forms`]: the forms' state, each turning what a person typed into a command or a
 //!   plain-words problem.
+//! - [`lessons`]: learning mode: lessons whose steps are checked against the session's
+//!   real events.
 #![forbid(unsafe_code)]
 
 pub mod components;
 pub mod connection;
 pub mod forms;
 pub mod hexdump;
+pub mod lessons;
 pub mod model;
 pub mod timeline;
 pub mod view;

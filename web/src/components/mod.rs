@@ -3,6 +3,7 @@
 mod flows;
 mod header;
 mod inspector;
+mod lessons;
 mod links;
 mod packets;
 mod recordings;
@@ -220,6 +221,7 @@ pub fn App() -> Html {
                     if replaying {
                         <replay::ReplayPanel replayed={replayed.clone()} />
                     } else {
+                        <lessons::LessonsPanel />
                         <SocketsPanel />
                         <SendPanel />
                         <LinksPanel />

@@ -63,7 +63,11 @@ pub fn fate_words(arrow: &Arrow) -> Option<String> {
         Mark::Late => format!("late (after its timeout), {}", ms(arrow)),
         Mark::Duplicate => format!("extra copy, {}", ms(arrow)),
         Mark::Lost(why) => format!("lost: {}", why.short()),
-        Mark::Request(_) => "answered".to_string(),
+        // The arrow ends halfway through the round trip (at the program).
+        Mark::Request(_) => format!(
+            "answered, round trip {:.3} ms",
+            arrow.t1.saturating_sub(arrow.t0) as f64 * 2.0 / 1e6
+        ),
         Mark::Reply => "a reply".to_string(),
         Mark::Unanswered(why) => format!("unanswered: {}", why.short()),
         Mark::Incoming | Mark::Bytes | Mark::Tcp(_) => return None,

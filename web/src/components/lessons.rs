@@ -1,0 +1,106 @@
+//! Learning mode's card: the lessons of [`crate::lessons`], each step ticked when the
+//! session's own events show it done, and then saying what the person just saw.
+
+use std::rc::Rc;
+
+use yew::prelude::*;
+
+use super::use_ctx;
+use crate::lessons::{ECHO_PY, Facts, LESSONS};
+
+/// How often the steps are checked again while events come, ms.
+const CHECK_EVERY_MS: u32 = 500;
+
+/// The lessons, folded until the person opens them.
+#[component]
+pub fn LessonsPanel() -> Html {
+    let ctx = use_ctx();
+    let state = &ctx.state;
+    let open = use_state(|| false);
+    let chosen = use_state(|| 0usize);
+    // What the session shows, read again at most every CHECK_EVERY_MS while datagrams
+    // come, and at once for new sockets and links; not at all while folded.
+    let version = super::use_settled(
+        state.timeline_version.wrapping_add(state.packets_version),
+        CHECK_EVERY_MS,
+    );
+    let facts = {
+        let state = state.clone();
+        use_memo(
+            (
+                *open,
+                version,
+                Rc::as_ptr(&state.sockets) as usize,
+                Rc::as_ptr(&state.links) as usize,
+            ),
+            move |(open, ..)| open.then(|| Facts::of(&state)).unwrap_or_default(),
+        )
+    };
+    let on_toggle = {
+        let open = open.clone();
+        Callback::from(move |_: MouseEvent| open.set(!*open))
+    };
+    let on_choose = {
+        let chosen = chosen.clone();
+        Callback::from(move |e: Event| {
+            let value = e
+                .target_unchecked_into::<web_sys::HtmlSelectElement>()
+                .value();
+            chosen.set(LESSONS.iter().position(|l| l.id == value).unwrap_or(0));
+        })
+    };
+    let lesson = &LESSONS[(*chosen).min(LESSONS.len() - 1)];
+    let done = lesson.progress(&facts);
+    let current = done.iter().position(|d| !d);
+    let next = {
+        let chosen = chosen.clone();
+        let index = *chosen;
+        Callback::from(move |_: MouseEvent| chosen.set((index + 1) % LESSONS.len()))
+    };
+    let steps = lesson.steps.iter().enumerate().map(|(i, step)| {
+        let is_done = done[i];
+        let is_current = current == Some(i);
+        let hint = (!is_done).then(|| (step.hint)(&facts)).flatten();
+        html! {
+            <li class={classes!("lesson-step", is_done.then_some("done"), is_current.then_some("current"))}
+                data-done={is_done.to_string()}>
+                <strong>{ if is_done { "✓ " } else { "○ " } }{ step.title }</strong>
+                if is_done {
+                    <p class="saw">{ (step.saw)(&facts) }</p>
+                } else if is_current {
+                    <p class="how">{ step.how }</p>
+                    if lesson.id == "echo" && i == 1 {
+                        <pre class="code" title="echo.py: run it with python3 echo.py">{ ECHO_PY }</pre>
+                    }
+                }
+                if let Some(hint) = hint {
+                    <p class="hint warn">{ hint }</p>
+                }
+            </li>
+        }
+    });
+    html! {
+        <section class="panel lessons" id="lessons" aria-labelledby="lessons-title">
+            <div class="panel-head">
+                <h2 id="lessons-title">{ "Learn" }</h2>
+                <button id="lessons-toggle" class="small" onclick={on_toggle} aria-expanded={open.to_string()}>
+                    { if *open { "fold" } else { "lessons" } }</button>
+            </div>
+            if !*open {
+                <p class="hint">{ "New to UDP? Three short lessons, with a program of your own, show what it really does: each step is ticked when your sockets show it happened." }</p>
+            } else {
+                <select id="lesson-choice" onchange={on_choose} title="Which lesson">
+                    { for LESSONS.iter().map(|l| html! {
+                        <option value={l.id} selected={l.id == lesson.id}>{ l.name }</option>
+                    }) }
+                </select>
+                <p class="hint">{ lesson.intro }</p>
+                <ol class="lesson-steps" id="lesson-steps">{ for steps }</ol>
+                if current.is_none() {
+                    <p id="lesson-done" class="lesson-done">{ "Done: every step happened on real sockets. " }
+                        <button id="lesson-next" class="small" onclick={next}>{ "next lesson" }</button></p>
+                }
+            }
+        </section>
+    }
+}

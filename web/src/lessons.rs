@@ -1,0 +1,371 @@
+//! Learning mode: short lessons about what UDP really does, each a few steps the person
+//! takes with the page's own forms against real sockets (and their own program). A
+//! step is done when the session's events show it happened, never by a click on
+//! "done"; once done, it says what the person just saw, with the figures of their own
+//! run. Pure: the facts are read from the page's state, so the checks are unit-tested
+//! without a browser.
+
+use socklab_protocol::Endpoint;
+use socklab_protocol::link::{DropReason, Loss};
+
+use crate::model::{State, What};
+use crate::timeline::{LossWhy, Mark};
+
+/// How many of the newest arrows the facts are read from.
+const ARROWS_READ: usize = 20_000;
+
+/// What the session shows so far, as far as the lessons ask.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Facts {
+    /// UDP sockets bound.
+    pub udp_sockets: usize,
+    /// Datagrams sent to an address that is not a lab socket's (a program outside).
+    pub sent_outside: usize,
+    /// The round trip of the newest request a program outside answered, ns.
+    pub answered_rtt_ns: Option<u64>,
+    /// A datagram was refused: nobody listened at its port (ICMP port unreachable).
+    pub refused: bool,
+    /// Links that lose datagrams at random (either way).
+    pub lossy_links: usize,
+    /// Links that reorder datagrams.
+    pub reordering_links: usize,
+    /// Datagrams lab sockets sent through a link.
+    pub sent_through_links: usize,
+    /// Why the newest datagram a link dropped was dropped.
+    pub dropped_by_link: Option<DropReason>,
+    /// Datagrams a link dropped.
+    pub lost_to_links: usize,
+    /// How far out of place the newest reordered datagram was.
+    pub reordered_by: Option<u64>,
+    /// Datagrams received out of order.
+    pub reordered: usize,
+}
+
+impl Facts {
+    /// Reads them from the page's state: its sockets, links, packet rows and the
+    /// newest [`ARROWS_READ`] arrows.
+    pub fn of(state: &State) -> Facts {
+        let mut facts = Facts {
+            udp_sockets: state
+                .sockets
+                .iter()
+                .filter(|s| s.proto == socklab_protocol::Proto::Udp)
+                .count(),
+            ..Facts::default()
+        };
+        for link in state.links.iter() {
+            let (c2t, t2c) = (&link.settings.c2t, &link.settings.t2c);
+            if c2t.loss != Loss::None || t2c.loss != Loss::None {
+                facts.lossy_links += 1;
+            }
+            if c2t.reorder_pct > 0.0 || t2c.reorder_pct > 0.0 {
+                facts.reordering_links += 1;
+            }
+        }
+        let lab: std::collections::HashSet<&Endpoint> =
+            state.sockets.iter().map(|s| &s.local).collect();
+        let links: Vec<Endpoint> = state.links.iter().map(|l| Endpoint::Ip(l.listen)).collect();
+        {
+            let packets = state.packets.borrow();
+            for i in 0..packets.len() {
+                if let Some(p) = packets.nth(i)
+                    && let What::Socket {
+                        dir: socklab_protocol::Direction::Out,
+                        peer,
+                        ..
+                    } = &p.what
+                    && !lab.contains(peer)
+                    && !links.contains(peer)
+                {
+                    facts.sent_outside += 1;
+                }
+            }
+        }
+        let timeline = state.timeline.borrow();
+        let from = timeline.arrows.len().saturating_sub(ARROWS_READ);
+        for a in &timeline.arrows[from..] {
+            if a.send != 0 && a.via.is_some() && a.mark != Mark::Duplicate {
+                facts.sent_through_links += 1;
+            }
+            match a.mark {
+                // The arrow ends halfway through the round trip (at the program).
+                Mark::Request(_) => {
+                    facts.answered_rtt_ns = Some(a.t1.saturating_sub(a.t0).saturating_mul(2));
+                }
+                Mark::Lost(why) | Mark::Unanswered(why) => match why {
+                    LossWhy::Link(reason) => {
+                        facts.lost_to_links += 1;
+                        facts.dropped_by_link = Some(reason);
+                    }
+                    LossWhy::Refused | LossWhy::NoListener => facts.refused = true,
+                    _ => {}
+                },
+                Mark::Reordered(n) => {
+                    facts.reordered += 1;
+                    facts.reordered_by = Some(n);
+                }
+                _ => {}
+            }
+        }
+        facts
+    }
+}
+
+/// One step of a lesson.
+#[derive(Debug)]
+pub struct Step {
+    /// What to do, in a few words.
+    pub title: &'static str,
+    /// How, with the page's forms.
+    pub how: &'static str,
+    /// Whether the session shows it done.
+    pub done: fn(&Facts) -> bool,
+    /// What the person saw, once it is done (with their own figures).
+    pub saw: fn(&Facts) -> String,
+    /// While not done: what may have gone wrong, if the facts show it.
+    pub hint: fn(&Facts) -> Option<String>,
+}
+
+/// A lesson: a question about UDP and the steps that answer it.
+#[derive(Debug)]
+pub struct Lesson {
+    /// Its id (for the page's controls and the tests).
+    pub id: &'static str,
+    /// Its name.
+    pub name: &'static str,
+    /// What it shows.
+    pub intro: &'static str,
+    /// Its steps, in order.
+    pub steps: &'static [Step],
+}
+
+impl Lesson {
+    /// Which of its steps the session shows done.
+    pub fn progress(&self, facts: &Facts) -> Vec<bool> {
+        self.steps.iter().map(|s| (s.done)(facts)).collect()
+    }
+}
+
+/// A Python UDP echo server, as the first lesson has the person run it.
+pub const ECHO_PY: &str = "import socket
+
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind((\"127.0.0.1\", 9000))
+while True:
+    data, addr = s.recvfrom(2048)   # waits for one datagram
+    s.sendto(data, addr)            # and sends it back where it came from";
+
+fn ms(ns: u64) -> String {
+    format!("{:.3} ms", ns as f64 / 1e6)
+}
+
+fn no_hint(_: &Facts) -> Option<String> {
+    None
+}
+
+fn bound(f: &Facts) -> bool {
+    f.udp_sockets > 0
+}
+
+fn bound_saw(_: &Facts) -> String {
+    "Your lab socket is a real UDP socket on this machine: bind() gave it an address (the OS picked the port), and it reads whatever datagram arrives there.".into()
+}
+
+fn sent_outside(f: &Facts) -> bool {
+    f.sent_outside > 0
+}
+
+fn sent_outside_saw(f: &Facts) -> String {
+    format!(
+        "{} datagram(s) left your socket for your program: each send is one datagram, and it goes whether or not anyone listens there.",
+        f.sent_outside
+    )
+}
+
+fn answered(f: &Facts) -> bool {
+    f.answered_rtt_ns.is_some()
+}
+
+fn answered_saw(f: &Facts) -> String {
+    format!(
+        "Your program's recvfrom() returned the bytes and your lab socket's address; sendto() sent them back there. The round trip took {}. Click the arrow on the timeline to see both datagrams.",
+        f.answered_rtt_ns.map_or_else(String::new, ms)
+    )
+}
+
+fn answered_hint(f: &Facts) -> Option<String> {
+    f.refused.then(|| {
+        "Nobody listened at that port: the kernel answered with an ICMP \"port unreachable\" (the ✕ icmp row). Start your program, then send again.".to_string()
+    })
+}
+
+fn lossy_link(f: &Facts) -> bool {
+    f.lossy_links > 0
+}
+
+fn lossy_link_saw(_: &Facts) -> String {
+    "The link is a real UDP relay: it listens on its own port and forwards to your program, losing some datagrams on purpose, as a bad network would.".into()
+}
+
+fn through_link(f: &Facts) -> bool {
+    f.sent_through_links >= 20
+}
+
+fn through_link_saw(f: &Facts) -> String {
+    format!(
+        "{} datagrams went through the link. Nothing told your socket which ones arrived: a send succeeds as soon as the datagram leaves the socket.",
+        f.sent_through_links
+    )
+}
+
+fn through_link_hint(f: &Facts) -> Option<String> {
+    more_through_links(f, 20)
+}
+
+fn through_link_100(f: &Facts) -> bool {
+    f.sent_through_links >= 100
+}
+
+fn through_link_100_hint(f: &Facts) -> Option<String> {
+    more_through_links(f, 100)
+}
+
+/// How many more to send through a link to make `want`.
+fn more_through_links(f: &Facts, want: usize) -> Option<String> {
+    (f.sent_through_links > 0).then(|| {
+        format!(
+            "{} so far: send {} more to the link's listen address.",
+            f.sent_through_links,
+            want.saturating_sub(f.sent_through_links)
+        )
+    })
+}
+
+fn lost(f: &Facts) -> bool {
+    f.lost_to_links > 0
+}
+
+fn lost_saw(f: &Facts) -> String {
+    format!(
+        "{} datagram(s) never reached your program: the link dropped them ({}). Your program simply never saw them, and your socket got no error: UDP has no acknowledgement and sends nothing again. A protocol that must not lose data numbers its datagrams and asks again itself.",
+        f.lost_to_links,
+        f.dropped_by_link.map_or("", DropReason::describe)
+    )
+}
+
+fn reordering_link(f: &Facts) -> bool {
+    f.reordering_links > 0
+}
+
+fn reordering_link_saw(_: &Facts) -> String {
+    "This link holds some datagrams back and sends later ones first, as a network with several paths may.".into()
+}
+
+fn reordered(f: &Facts) -> bool {
+    f.reordered > 0
+}
+
+fn reordered_hint(f: &Facts) -> Option<String> {
+    (f.reordering_links > 0 && f.sent_through_links >= 100).then(|| {
+        "None yet: a link that reorders a few percent may need more. Send another 100, or raise reorder in the link's settings.".to_string()
+    })
+}
+
+fn reordered_saw(f: &Facts) -> String {
+    format!(
+        "{} datagram(s) arrived after one that was sent later (the newest by {}). recvfrom() hands them over in the order they arrive: UDP keeps no order. A program that needs order numbers its datagrams and sorts them (the generator's sequence header does).",
+        f.reordered,
+        f.reordered_by.unwrap_or(0)
+    )
+}
+
+/// The lessons, in the order they build on each other.
+pub const LESSONS: [Lesson; 3] = [
+    Lesson {
+        id: "echo",
+        name: "1. Talk to your own UDP program",
+        intro: "Run a small UDP echo server of your own and talk to it from the lab: what one send and one recvfrom really are.",
+        steps: &[
+            Step {
+                title: "Bind a UDP socket",
+                how: "In Sockets, keep UDP and 127.0.0.1, port 0 (the OS picks one), and press bind UDP.",
+                done: bound,
+                saw: bound_saw,
+                hint: no_hint,
+            },
+            Step {
+                title: "Send a datagram to your program",
+                how: "Run the echo server below (python3 echo.py), then in Send write 127.0.0.1:9000 as the destination, type hello and press send.",
+                done: sent_outside,
+                saw: sent_outside_saw,
+                hint: no_hint,
+            },
+            Step {
+                title: "See its reply",
+                how: "Wait for the reply: on the timeline, an arrow to your program and one back.",
+                done: answered,
+                saw: answered_saw,
+                hint: answered_hint,
+            },
+        ],
+    },
+    Lesson {
+        id: "loss",
+        name: "2. UDP loses datagrams, and says nothing",
+        intro: "Put a lossy link between your socket and your program, send a few, and find the ones that never arrived.",
+        steps: &[
+            Step {
+                title: "Put a lossy link in front of your program",
+                how: "In Links, choose the preset very lossy (it loses 30 %), give your program's address (127.0.0.1:9000) as the target, and press create link.",
+                done: lossy_link,
+                saw: lossy_link_saw,
+                hint: no_hint,
+            },
+            Step {
+                title: "Send 20 datagrams through it",
+                how: "In the generator (under Send), send 20 datagrams to the link's listen address (its card shows it).",
+                done: through_link,
+                saw: through_link_saw,
+                hint: through_link_hint,
+            },
+            Step {
+                title: "Find one that was lost",
+                how: "On the timeline, press loss ↓ (or the n key): it selects the next datagram that never arrived, and the inspector says why.",
+                done: lost,
+                saw: lost_saw,
+                hint: no_hint,
+            },
+        ],
+    },
+    Lesson {
+        id: "order",
+        name: "3. Order is not guaranteed",
+        intro: "Let a link reorder datagrams and see one arrive before another that was sent first.",
+        steps: &[
+            Step {
+                title: "Put a reordering link in front of your program",
+                how: "In Links, pick the preset very lossy (it reorders 5 %; for more, open its settings and raise reorder), target your program, and create it.",
+                done: reordering_link,
+                saw: reordering_link_saw,
+                hint: no_hint,
+            },
+            Step {
+                title: "Send 100 datagrams through it",
+                how: "With the generator, send 100 datagrams to the link's listen address.",
+                done: through_link_100,
+                saw: through_link_saw,
+                hint: through_link_100_hint,
+            },
+            Step {
+                title: "Find one that came out of order",
+                how: "On the timeline, untick delivered and lost: the arrows left arrived out of order (click one: the inspector says by how many).",
+                done: reordered,
+                saw: reordered_saw,
+                hint: reordered_hint,
+            },
+        ],
+    },
+];
+
+#[cfg(test)]
+mod tests;

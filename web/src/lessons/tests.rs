@@ -1,0 +1,158 @@
+//! Unit tests of the parent module: each lesson's steps against the events a session
+//! makes.
+
+use socklab_protocol::flow::{Fate, FateKind, LossCause};
+use socklab_protocol::link::{DropReason, Impairments, LinkId, LinkSettings};
+use socklab_protocol::{
+    Bound, Datagram, Direction, Endpoint, Event, EventId, LinkCreated, Proto, SocketId,
+};
+
+use super::*;
+use crate::model::Action;
+
+const LAB: &str = "127.0.0.1:40000";
+const PROGRAM: &str = "127.0.0.1:9000";
+const LINK: &str = "127.0.0.1:7000";
+
+fn give(state: &mut State, event: Event) {
+    state.apply(Action::Received(Box::new(event)));
+}
+
+fn datagram(id: u64, dir: Direction, peer: &str, t_ns: u64) -> Event {
+    Event::Datagram(Datagram {
+        id: EventId(id),
+        socket: SocketId::new("s1"),
+        dir,
+        local: Endpoint::Ip(LAB.parse().unwrap()),
+        peer: Endpoint::Ip(peer.parse().unwrap()),
+        len: 5,
+        payload_b64: socklab_protocol::payload::encode_base64(b"hello"),
+        t_ns,
+        req: None,
+        truncated_from: None,
+    })
+}
+
+fn fate(kind: FateKind, send: u64, recv: Option<u64>, cause: Option<LossCause>) -> Event {
+    Event::Fate(Fate {
+        id: EventId(0),
+        fate: kind,
+        send: EventId(send),
+        recv: recv.map(EventId),
+        src: Endpoint::Ip(LAB.parse().unwrap()),
+        dst: Endpoint::Ip(PROGRAM.parse().unwrap()),
+        latency_ns: recv.map(|_| 250_000),
+        reordered_by: None,
+        late: false,
+        by_order: false,
+        by_field: false,
+        cause,
+        reason: (cause == Some(LossCause::Link)).then_some(DropReason::RandomLoss),
+        decision: None,
+        t_ns: 1_000_000,
+    })
+}
+
+fn bound_lab(state: &mut State) {
+    give(
+        state,
+        Event::Bound(Bound {
+            id: EventId(1),
+            socket: SocketId::new("s1"),
+            proto: Proto::Udp,
+            local: Endpoint::Ip(LAB.parse().unwrap()),
+            recv_buffer_bytes: None,
+            recv_size: None,
+            listening: false,
+            multicast: false,
+            t_ns: 0,
+            req: None,
+        }),
+    );
+}
+
+#[test]
+fn the_first_lesson_follows_a_talk_with_the_persons_own_program() {
+    let lesson = &LESSONS[0];
+    let mut state = State::default();
+    assert_eq!(lesson.progress(&Facts::of(&state)), [false, false, false]);
+    bound_lab(&mut state);
+    assert_eq!(lesson.progress(&Facts::of(&state)), [true, false, false]);
+    // Sent to a port nobody listens on: refused, and the step says why.
+    give(&mut state, datagram(2, Direction::Out, PROGRAM, 1_000));
+    give(
+        &mut state,
+        fate(FateKind::Unanswered, 2, None, Some(LossCause::Refused)),
+    );
+    let facts = Facts::of(&state);
+    assert_eq!(lesson.progress(&facts), [true, true, false]);
+    assert!(
+        (lesson.steps[2].hint)(&facts).is_some_and(|h| h.contains("port unreachable")),
+        "{facts:?}"
+    );
+    // The program runs: the next one is answered.
+    give(&mut state, datagram(3, Direction::Out, PROGRAM, 2_000_000));
+    give(&mut state, datagram(4, Direction::In, PROGRAM, 2_250_000));
+    give(&mut state, fate(FateKind::Reply, 3, Some(4), None));
+    let facts = Facts::of(&state);
+    assert_eq!(lesson.progress(&facts), [true, true, true]);
+    assert_eq!(facts.sent_outside, 2);
+    let saw = (lesson.steps[2].saw)(&facts);
+    assert!(saw.contains("0.250 ms"), "its own round trip: {saw}");
+}
+
+#[test]
+fn the_second_lesson_sees_what_the_link_lost() {
+    let lesson = &LESSONS[1];
+    let mut state = State::default();
+    bound_lab(&mut state);
+    give(
+        &mut state,
+        Event::LinkCreated(LinkCreated {
+            id: EventId(2),
+            link: LinkId::new("l1"),
+            listen: LINK.parse().unwrap(),
+            upstream: "127.0.0.1:7001".parse().unwrap(),
+            target: PROGRAM.parse().unwrap(),
+            settings: LinkSettings {
+                c2t: Impairments {
+                    loss: Loss::Random { pct: 30.0 },
+                    ..Impairments::default()
+                },
+                ..LinkSettings::default()
+            },
+            t_ns: 0,
+            req: None,
+        }),
+    );
+    assert_eq!(lesson.progress(&Facts::of(&state)), [true, false, false]);
+    // Ten through the link: not yet, and the hint counts them.
+    for i in 0..10 {
+        give(
+            &mut state,
+            datagram(10 + i, Direction::Out, LINK, 1_000 + i),
+        );
+    }
+    let facts = Facts::of(&state);
+    assert_eq!(facts.sent_through_links, 10, "{facts:?}");
+    assert_eq!(
+        facts.sent_outside, 0,
+        "to the link, not to the program itself"
+    );
+    assert!((lesson.steps[1].hint)(&facts).is_some_and(|h| h.contains("send 10 more")));
+    for i in 10..20 {
+        give(
+            &mut state,
+            datagram(10 + i, Direction::Out, LINK, 1_000 + i),
+        );
+    }
+    give(
+        &mut state,
+        fate(FateKind::Unanswered, 12, None, Some(LossCause::Link)),
+    );
+    let facts = Facts::of(&state);
+    assert_eq!(lesson.progress(&facts), [true, true, true]);
+    assert!((lesson.steps[2].saw)(&facts).contains("random loss"));
+    // The third lesson's link is not this one: it does not reorder.
+    assert_eq!(LESSONS[2].progress(&facts), [false, false, false]);
+}
