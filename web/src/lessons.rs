@@ -39,7 +39,18 @@ pub struct Facts {
     pub reordered_by: Option<u64>,
     /// Datagrams received out of order.
     pub reordered: usize,
+    /// Lab UDP sockets whose receive buffer is small (at most [`SMALL_BUFFER`] granted).
+    pub small_buffers: usize,
+    /// One of them is paused (it does not read).
+    pub small_paused: bool,
+    /// Datagrams lab sockets sent to one of them.
+    pub sent_to_small: usize,
+    /// Datagrams the kernel dropped at lab sockets, all together.
+    pub kernel_dropped: u64,
 }
+
+/// A receive buffer this small (as the kernel granted it, bytes) fills in a moment.
+pub const SMALL_BUFFER: u64 = 64 * 1024;
 
 impl Facts {
     /// Reads them from the page's state: its sockets, links, packet rows and the
@@ -64,6 +75,21 @@ impl Facts {
         }
         let lab: std::collections::HashSet<&Endpoint> =
             state.sockets.iter().map(|s| &s.local).collect();
+        let small: Vec<&Endpoint> = state
+            .sockets
+            .iter()
+            .filter(|s| {
+                s.proto == socklab_protocol::Proto::Udp
+                    && s.recv_buffer_bytes.is_some_and(|b| b <= SMALL_BUFFER)
+            })
+            .map(|s| &s.local)
+            .collect();
+        facts.small_buffers = small.len();
+        facts.small_paused = state
+            .sockets
+            .iter()
+            .any(|s| s.paused && small.contains(&&s.local));
+        facts.kernel_dropped = state.sockets.iter().map(|s| s.kernel_drops).sum();
         let links: Vec<Endpoint> = state.links.iter().map(|l| Endpoint::Ip(l.listen)).collect();
         {
             let packets = state.packets.borrow();
@@ -74,10 +100,13 @@ impl Facts {
                         peer,
                         ..
                     } = &p.what
-                    && !lab.contains(peer)
-                    && !links.contains(peer)
                 {
-                    facts.sent_outside += 1;
+                    if small.contains(&peer) {
+                        facts.sent_to_small += 1;
+                    }
+                    if !lab.contains(peer) && !links.contains(peer) {
+                        facts.sent_outside += 1;
+                    }
                 }
             }
         }
@@ -279,8 +308,70 @@ fn reordered_saw(f: &Facts) -> String {
     )
 }
 
+fn refused(f: &Facts) -> bool {
+    f.refused
+}
+
+fn refused_saw(_: &Facts) -> String {
+    "Your send() succeeded, yet nobody had that port: the kernel there answered with an ICMP \"port unreachable\" (the ✕ icmp row). A socket that only sends never hears of it; a connected one (connect(), then send()) gets ECONNREFUSED on its next call. UDP itself tells the sender nothing.".into()
+}
+
+fn small_buffer(f: &Facts) -> bool {
+    f.small_buffers > 0
+}
+
+fn small_buffer_saw(_: &Facts) -> String {
+    "The kernel granted a small receive buffer (it doubles what you ask, for its own bookkeeping): that is all the room datagrams have while your socket is not reading.".into()
+}
+
+fn small_paused(f: &Facts) -> bool {
+    f.small_paused || f.kernel_dropped > 0
+}
+
+fn small_paused_saw(_: &Facts) -> String {
+    "Paused, the socket reads nothing, as a program busy elsewhere (or sleeping between recvfrom() calls) would.".into()
+}
+
+fn sent_to_small(f: &Facts) -> bool {
+    f.sent_to_small >= 200
+}
+
+fn sent_to_small_saw(f: &Facts) -> String {
+    format!(
+        "{} datagrams were sent to it while it was not reading; every send succeeded.",
+        f.sent_to_small
+    )
+}
+
+fn sent_to_small_hint(f: &Facts) -> Option<String> {
+    (f.sent_to_small > 0).then(|| {
+        format!(
+            "{} so far: send {} more to the paused socket.",
+            f.sent_to_small,
+            200usize.saturating_sub(f.sent_to_small)
+        )
+    })
+}
+
+fn kernel_dropped(f: &Facts) -> bool {
+    f.kernel_dropped > 0
+}
+
+fn kernel_dropped_saw(f: &Facts) -> String {
+    format!(
+        "The kernel kept what fit in the buffer and dropped the rest: {} datagram(s), counted on the socket and in the ✕ kernel row. recvfrom() now returns the ones kept, one by one; the others are gone, and nobody was told. A program that reads too slowly loses datagrams this way even on one machine.",
+        f.kernel_dropped
+    )
+}
+
+fn kernel_dropped_hint(f: &Facts) -> Option<String> {
+    (f.small_paused && f.sent_to_small >= 200).then(|| {
+        "Now press resume on the paused socket: the kernel says what it dropped once the socket reads again.".to_string()
+    })
+}
+
 /// The lessons, in the order they build on each other.
-pub const LESSONS: [Lesson; 3] = [
+pub const LESSONS: [Lesson; 5] = [
     Lesson {
         id: "echo",
         name: "1. Talk to your own UDP program",
@@ -362,6 +453,62 @@ pub const LESSONS: [Lesson; 3] = [
                 done: reordered,
                 saw: reordered_saw,
                 hint: reordered_hint,
+            },
+        ],
+    },
+    Lesson {
+        id: "nobody",
+        name: "4. Nobody listening",
+        intro: "Send to a port where no program listens: what does the sender learn?",
+        steps: &[
+            Step {
+                title: "Bind a UDP socket",
+                how: "In Sockets, press bind UDP (or keep the socket you have).",
+                done: bound,
+                saw: bound_saw,
+                hint: no_hint,
+            },
+            Step {
+                title: "Send to a port nobody listens on",
+                how: "Stop your program (Ctrl+C) and send to 127.0.0.1:9000 again, or send to a port nobody uses, such as 127.0.0.1:9999.",
+                done: refused,
+                saw: refused_saw,
+                hint: no_hint,
+            },
+        ],
+    },
+    Lesson {
+        id: "buffer",
+        name: "5. A slow reader loses datagrams",
+        intro: "A socket that does not read in time: its receive buffer fills, and the kernel drops the rest.",
+        steps: &[
+            Step {
+                title: "Bind a socket with a tiny receive buffer",
+                how: "In Sockets, write 4k as the receive buffer and press bind UDP.",
+                done: small_buffer,
+                saw: small_buffer_saw,
+                hint: no_hint,
+            },
+            Step {
+                title: "Pause it",
+                how: "Press pause on its row: it stops reading.",
+                done: small_paused,
+                saw: small_paused_saw,
+                hint: no_hint,
+            },
+            Step {
+                title: "Send it 200 datagrams",
+                how: "From another socket, with the generator, send 200 datagrams to the paused socket's address.",
+                done: sent_to_small,
+                saw: sent_to_small_saw,
+                hint: sent_to_small_hint,
+            },
+            Step {
+                title: "Resume it, and count what was dropped",
+                how: "Press resume on its row.",
+                done: kernel_dropped,
+                saw: kernel_dropped_saw,
+                hint: kernel_dropped_hint,
             },
         ],
     },

@@ -156,3 +156,82 @@ fn the_second_lesson_sees_what_the_link_lost() {
     // The third lesson's link is not this one: it does not reorder.
     assert_eq!(LESSONS[2].progress(&facts), [false, false, false]);
 }
+
+#[test]
+fn the_fourth_lesson_sees_a_send_nobody_took() {
+    let lesson = &LESSONS[3];
+    let mut state = State::default();
+    bound_lab(&mut state);
+    give(
+        &mut state,
+        datagram(2, Direction::Out, "127.0.0.1:9999", 1_000),
+    );
+    assert_eq!(lesson.progress(&Facts::of(&state)), [true, false]);
+    give(
+        &mut state,
+        fate(FateKind::Lost, 2, None, Some(LossCause::Refused)),
+    );
+    let facts = Facts::of(&state);
+    assert_eq!(lesson.progress(&facts), [true, true]);
+    assert!((lesson.steps[1].saw)(&facts).contains("ECONNREFUSED"));
+}
+
+#[test]
+fn the_fifth_lesson_follows_a_buffer_that_overflows() {
+    let lesson = &LESSONS[4];
+    let mut state = State::default();
+    bound_lab(&mut state);
+    const SLOW: &str = "127.0.0.1:41000";
+    give(
+        &mut state,
+        Event::Bound(Bound {
+            id: EventId(2),
+            socket: SocketId::new("s2"),
+            proto: Proto::Udp,
+            local: Endpoint::Ip(SLOW.parse().unwrap()),
+            recv_buffer_bytes: Some(8_192),
+            recv_size: None,
+            listening: false,
+            multicast: false,
+            t_ns: 0,
+            req: None,
+        }),
+    );
+    assert_eq!(
+        lesson.progress(&Facts::of(&state)),
+        [true, false, false, false]
+    );
+    give(
+        &mut state,
+        Event::Paused(socklab_protocol::Paused {
+            id: EventId(3),
+            socket: SocketId::new("s2"),
+            paused: true,
+            t_ns: 10,
+            req: None,
+        }),
+    );
+    for i in 0..199 {
+        give(&mut state, datagram(10 + i, Direction::Out, SLOW, 100 + i));
+    }
+    let facts = Facts::of(&state);
+    assert_eq!(lesson.progress(&facts), [true, true, false, false]);
+    assert!((lesson.steps[2].hint)(&facts).is_some_and(|h| h.contains("send 1 more")));
+    give(&mut state, datagram(300, Direction::Out, SLOW, 400));
+    let facts = Facts::of(&state);
+    assert_eq!(lesson.progress(&facts), [true, true, true, false]);
+    assert!((lesson.steps[3].hint)(&facts).is_some_and(|h| h.contains("resume")));
+    give(
+        &mut state,
+        Event::KernelDrops(socklab_protocol::KernelDrops {
+            id: EventId(301),
+            socket: SocketId::new("s2"),
+            dropped: 150,
+            total: 150,
+            t_ns: 500,
+        }),
+    );
+    let facts = Facts::of(&state);
+    assert_eq!(lesson.progress(&facts), [true, true, true, true]);
+    assert!((lesson.steps[3].saw)(&facts).contains("150 datagram(s)"));
+}
