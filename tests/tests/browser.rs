@@ -1443,6 +1443,20 @@ async fn paged_replay(url: &str, browser: &Browser) {
     browser
         .wait_text("#replay-cursor", |t| t != end && !t.contains("reading"))
         .await;
+    // The packet list reads any time of the recording from the store, over HTTP.
+    browser.click("#tab-packets").await;
+    browser
+        .click("#packets-source option[value='server']")
+        .await;
+    browser.fill("#packets-at", "0").await;
+    browser.click("#packets-go").await;
+    let range = browser
+        .wait_text("#packets-range", |t| t.contains("fetched from the server"))
+        .await;
+    eprintln!("the recording's first rows: {range}");
+    browser
+        .wait_attr("tr.packet-row", "data-dir", |d| d == "out" || d == "link")
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
