@@ -330,6 +330,11 @@ async fn lesson(url: &str, browser: &Browser) {
     browser
         .wait_attr(&step(1), "data-done", |d| d == "false")
         .await;
+    // The page opened again keeps the lesson the learner was on.
+    browser.open(url).await;
+    browser
+        .wait_text(&format!("{} strong", step(1)), |t| t.contains("lossy link"))
+        .await;
 }
 
 async fn bind_two(browser: &Browser) -> (String, String) {

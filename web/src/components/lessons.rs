@@ -11,13 +11,44 @@ use crate::lessons::{ECHO_PY, Facts, LESSONS};
 /// How often the steps are checked again while events come, ms.
 const CHECK_EVERY_MS: u32 = 500;
 
+/// Where the page keeps which lesson is open.
+const KEY: &str = "socklab.lesson";
+
+/// The lesson the person left open (its id, kept in the browser's local storage).
+fn remembered() -> Option<usize> {
+    let id = web_sys::window()?
+        .local_storage()
+        .ok()??
+        .get_item(KEY)
+        .ok()??;
+    LESSONS.iter().position(|l| l.id == id)
+}
+
+/// Keeps the lesson open (None: folded).
+fn remember(open: Option<usize>) {
+    let Some(storage) = web_sys::window().and_then(|w| w.local_storage().ok().flatten()) else {
+        return;
+    };
+    let _ = match open.and_then(|i| LESSONS.get(i)) {
+        Some(lesson) => storage.set_item(KEY, lesson.id),
+        None => storage.remove_item(KEY),
+    };
+}
+
 /// The lessons, folded until the person opens them.
 #[component]
 pub fn LessonsPanel() -> Html {
     let ctx = use_ctx();
     let state = &ctx.state;
-    let open = use_state(|| false);
-    let chosen = use_state(|| 0usize);
+    // Open or folded, and which lesson: as the person left them (kept in the browser).
+    let open = use_state(|| remembered().is_some());
+    let chosen = use_state(|| remembered().unwrap_or(0));
+    {
+        let (open, chosen) = (*open, *chosen);
+        use_effect_with((open, chosen), move |&(open, chosen)| {
+            remember(open.then_some(chosen))
+        });
+    }
     // What the session shows, read again at most every CHECK_EVERY_MS while datagrams
     // come, and at once for new sockets and links; not at all while folded.
     let version = super::use_settled(
