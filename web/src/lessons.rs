@@ -27,6 +27,8 @@ pub struct Facts {
     pub refused: bool,
     /// Links that lose datagrams at random (either way).
     pub lossy_links: usize,
+    /// Where the newest link listens (what to send to, to go through it).
+    pub link_listen: Option<std::net::SocketAddr>,
     /// Links that reorder datagrams.
     pub reordering_links: usize,
     /// Datagrams lab sockets sent through a link.
@@ -64,6 +66,7 @@ impl Facts {
                 .count(),
             ..Facts::default()
         };
+        facts.link_listen = state.links.last().map(|l| l.listen);
         for link in state.links.iter() {
             let (c2t, t2c) = (&link.settings.c2t, &link.settings.t2c);
             if c2t.loss != Loss::None || t2c.loss != Loss::None {
@@ -259,15 +262,21 @@ fn through_link_100_hint(f: &Facts) -> Option<String> {
     more_through_links(f, 100)
 }
 
-/// How many more to send through a link to make `want`.
+/// How many more to send through a link to make `want`, and where.
 fn more_through_links(f: &Facts, want: usize) -> Option<String> {
-    (f.sent_through_links > 0).then(|| {
-        format!(
-            "{} so far: send {} more to the link's listen address.",
-            f.sent_through_links,
-            want.saturating_sub(f.sent_through_links)
-        )
-    })
+    let to = f.link_listen.map_or_else(
+        || "the link's listen address".to_string(),
+        |a| a.to_string(),
+    );
+    match f.sent_through_links {
+        0 => f.link_listen.map(|_| {
+            format!("Send to {to}: the link listens there and passes what it receives on.")
+        }),
+        sent => Some(format!(
+            "{sent} so far: send {} more to {to}.",
+            want.saturating_sub(sent)
+        )),
+    }
 }
 
 fn lost(f: &Facts) -> bool {

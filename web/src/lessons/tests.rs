@@ -125,7 +125,12 @@ fn the_second_lesson_sees_what_the_link_lost() {
             req: None,
         }),
     );
-    assert_eq!(lesson.progress(&Facts::of(&state)), [true, false, false]);
+    let facts = Facts::of(&state);
+    assert_eq!(lesson.progress(&facts), [true, false, false]);
+    assert!(
+        (lesson.steps[1].hint)(&facts).is_some_and(|h| h.starts_with("Send to 127.0.0.1:7000")),
+        "where to send: {facts:?}"
+    );
     // Ten through the link: not yet, and the hint counts them.
     for i in 0..10 {
         give(
@@ -139,7 +144,10 @@ fn the_second_lesson_sees_what_the_link_lost() {
         facts.sent_outside, 0,
         "to the link, not to the program itself"
     );
-    assert!((lesson.steps[1].hint)(&facts).is_some_and(|h| h.contains("send 10 more")));
+    assert_eq!(
+        (lesson.steps[1].hint)(&facts).as_deref(),
+        Some("10 so far: send 10 more to 127.0.0.1:7000.")
+    );
     for i in 10..20 {
         give(
             &mut state,
