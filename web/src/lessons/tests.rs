@@ -53,22 +53,24 @@ fn fate(kind: FateKind, send: u64, recv: Option<u64>, cause: Option<LossCause>) 
     })
 }
 
+/// UDP socket `socket` bound at `local` with the receive buffer the kernel granted.
+fn bound(id: u64, socket: &str, local: &str, recv_buffer_bytes: Option<u64>) -> Event {
+    Event::Bound(Bound {
+        id: EventId(id),
+        socket: SocketId::new(socket),
+        proto: Proto::Udp,
+        local: Endpoint::Ip(local.parse().unwrap()),
+        recv_buffer_bytes,
+        recv_size: None,
+        listening: false,
+        multicast: false,
+        t_ns: 0,
+        req: None,
+    })
+}
+
 fn bound_lab(state: &mut State) {
-    give(
-        state,
-        Event::Bound(Bound {
-            id: EventId(1),
-            socket: SocketId::new("s1"),
-            proto: Proto::Udp,
-            local: Endpoint::Ip(LAB.parse().unwrap()),
-            recv_buffer_bytes: None,
-            recv_size: None,
-            listening: false,
-            multicast: false,
-            t_ns: 0,
-            req: None,
-        }),
-    );
+    give(state, bound(1, "s1", LAB, None));
 }
 
 #[test]
@@ -190,21 +192,7 @@ fn the_fifth_lesson_follows_a_buffer_that_overflows() {
     let mut state = State::default();
     bound_lab(&mut state);
     const SLOW: &str = "127.0.0.1:41000";
-    give(
-        &mut state,
-        Event::Bound(Bound {
-            id: EventId(2),
-            socket: SocketId::new("s2"),
-            proto: Proto::Udp,
-            local: Endpoint::Ip(SLOW.parse().unwrap()),
-            recv_buffer_bytes: Some(8_192),
-            recv_size: None,
-            listening: false,
-            multicast: false,
-            t_ns: 0,
-            req: None,
-        }),
-    );
+    give(&mut state, bound(2, "s2", SLOW, Some(8_192)));
     assert_eq!(
         lesson.progress(&Facts::of(&state)),
         [true, false, false, false]
