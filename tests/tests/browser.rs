@@ -322,18 +322,29 @@ async fn lesson(url: &str, browser: &Browser) {
     browser.scroll_to("#lessons").await;
     let shot = browser.screenshot("e2e-lessons.png").await;
     eprintln!("screenshot: {}", shot.display());
-    // On to the next lesson, whose first step is still to do.
+    // On to the next lesson: the socket bound already counts; the program that sends
+    // first is still to run, and the step shows it.
     browser.click("#lesson-next").await;
     browser
-        .wait_text(&format!("{} strong", step(1)), |t| t.contains("lossy link"))
+        .wait_text(&format!("{} strong", step(2)), |t| {
+            t.contains("Run a client that sends to it")
+        })
         .await;
     browser
-        .wait_attr(&step(1), "data-done", |d| d == "false")
+        .wait_attr(&step(1), "data-done", |d| d == "true")
+        .await;
+    browser
+        .wait_attr(&step(2), "data-done", |d| d == "false")
+        .await;
+    browser
+        .wait_text(&format!("{} pre.code", step(2)), |t| t.contains("9001"))
         .await;
     // The page opened again keeps the lesson the learner was on.
     browser.open(url).await;
     browser
-        .wait_text(&format!("{} strong", step(1)), |t| t.contains("lossy link"))
+        .wait_text(&format!("{} strong", step(2)), |t| {
+            t.contains("Run a client that sends to it")
+        })
         .await;
 }
 

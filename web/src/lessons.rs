@@ -49,6 +49,22 @@ pub struct Facts {
     pub sent_to_small: usize,
     /// Datagrams the kernel dropped at lab sockets, all together.
     pub kernel_dropped: u64,
+    /// Datagrams lab sockets received from a program outside the lab that sent first
+    /// (not an answer to the lab: it had sent nothing there).
+    pub received_outside: usize,
+    /// The newest program outside that sent first.
+    pub outside_sender: Option<Endpoint>,
+    /// Datagrams lab sockets sent back to a program outside that had sent to them.
+    pub answered_outside: usize,
+    /// TCP connections between lab sockets or with a program (each end that is a lab
+    /// socket counts).
+    pub tcp_connected: usize,
+    /// One of them is paused.
+    pub tcp_paused: bool,
+    /// TCP writes (send calls on a connected socket).
+    pub tcp_writes: usize,
+    /// The most writes whose bytes one read returned together.
+    pub writes_in_one_read: usize,
 }
 
 /// A receive buffer this small (as the kernel granted it, bytes) fills in a moment.
@@ -94,27 +110,60 @@ impl Facts {
             .any(|s| s.paused && small.contains(&&s.local));
         facts.kernel_dropped = state.sockets.iter().map(|s| s.kernel_drops).sum();
         let links: Vec<Endpoint> = state.links.iter().map(|l| Endpoint::Ip(l.listen)).collect();
+        for s in state.sockets.iter() {
+            if s.proto == socklab_protocol::Proto::Tcp && s.peer.is_some() {
+                facts.tcp_connected += 1;
+                facts.tcp_paused |= s.paused;
+            }
+        }
         {
+            use socklab_protocol::Direction::{In, Out};
             let packets = state.packets.borrow();
+            // Programs that sent first (not a reply to the lab), and where the lab sent.
+            let mut senders: std::collections::HashSet<&Endpoint> =
+                std::collections::HashSet::new();
+            let mut sent_to: std::collections::HashSet<&Endpoint> =
+                std::collections::HashSet::new();
             for i in 0..packets.len() {
-                if let Some(p) = packets.nth(i)
-                    && let What::Socket {
-                        dir: socklab_protocol::Direction::Out,
-                        peer,
-                        ..
-                    } = &p.what
-                {
-                    if small.contains(&peer) {
-                        facts.sent_to_small += 1;
+                let Some(p) = packets.nth(i) else { continue };
+                match &p.what {
+                    What::Socket { dir: Out, peer, .. } => {
+                        if small.contains(&peer) {
+                            facts.sent_to_small += 1;
+                        }
+                        if !lab.contains(peer) && !links.contains(peer) {
+                            facts.sent_outside += 1;
+                        }
+                        if senders.contains(peer) {
+                            facts.answered_outside += 1;
+                        }
+                        sent_to.insert(peer);
                     }
-                    if !lab.contains(peer) && !links.contains(peer) {
-                        facts.sent_outside += 1;
+                    What::Socket { dir: In, peer, .. }
+                        if !lab.contains(peer)
+                            && !links.contains(peer)
+                            && !sent_to.contains(peer) =>
+                    {
+                        facts.received_outside += 1;
+                        facts.outside_sender = Some(peer.clone());
+                        senders.insert(peer);
                     }
+                    What::Stream { dir: Out, .. } => facts.tcp_writes += 1,
+                    _ => {}
                 }
             }
         }
         let timeline = state.timeline.borrow();
         let from = timeline.arrows.len().saturating_sub(ARROWS_READ);
+        // The writes each read returned (a write's arrow ends at the read that
+        // returned its last byte).
+        let mut reads: std::collections::HashMap<u64, usize> = std::collections::HashMap::new();
+        for a in &timeline.arrows[from..] {
+            if a.mark == Mark::Bytes && a.send != 0 && a.recv != 0 {
+                *reads.entry(a.recv).or_default() += 1;
+            }
+        }
+        facts.writes_in_one_read = reads.values().copied().max().unwrap_or(0);
         for a in &timeline.arrows[from..] {
             if a.send != 0 && a.via.is_some() && a.mark != Mark::Duplicate {
                 facts.sent_through_links += 1;
@@ -163,7 +212,7 @@ pub struct Step {
 pub struct Lesson {
     /// Its id (for the page's controls and the tests).
     pub id: &'static str,
-    /// Its name.
+    /// Its name (the page numbers it).
     pub name: &'static str,
     /// What it shows.
     pub intro: &'static str,
@@ -379,11 +428,89 @@ fn kernel_dropped_hint(f: &Facts) -> Option<String> {
     })
 }
 
+/// A Python UDP client, as the second lesson has the person run it.
+pub const CLIENT_PY: &str = "import socket
+
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.sendto(b\"hello from python\", (\"127.0.0.1\", 9001))   # the OS picks this socket's port
+data, addr = s.recvfrom(2048)                            # waits for the answer
+print(\"got\", data, \"from\", addr)";
+
+fn received_outside(f: &Facts) -> bool {
+    f.received_outside > 0
+}
+
+fn received_outside_saw(f: &Facts) -> String {
+    format!(
+        "A datagram from your program, at {}: its socket never called bind(), so the OS gave it a port when it first sent. That address is the only way to answer it.",
+        f.outside_sender
+            .as_ref()
+            .map_or_else(String::new, ToString::to_string)
+    )
+}
+
+fn answered_outside(f: &Facts) -> bool {
+    f.answered_outside > 0
+}
+
+fn answered_outside_saw(_: &Facts) -> String {
+    "Your reply went to the address the datagram came from, and your program's recvfrom() returned it with the lab socket's address: that is all a UDP server does, recvfrom() then sendto() the same address.".into()
+}
+
+fn answered_outside_hint(f: &Facts) -> Option<String> {
+    f.outside_sender.as_ref().map(|from| {
+        format!("In Send, pick your socket, give {from} as the destination (its chip is there), type an answer and send.")
+    })
+}
+
+fn tcp_connected(f: &Facts) -> bool {
+    f.tcp_connected >= 2
+}
+
+fn tcp_connected_saw(_: &Facts) -> String {
+    "The listener accepted the connection as a socket of its own (s1.1, …): a TCP connection joins exactly two sockets, unlike a UDP socket, which takes datagrams from anyone.".into()
+}
+
+fn tcp_paused(f: &Facts) -> bool {
+    f.tcp_paused || f.writes_in_one_read > 1
+}
+
+fn tcp_paused_saw(_: &Facts) -> String {
+    "Paused, the accepted socket does not read: what arrives waits in the kernel.".into()
+}
+
+fn tcp_writes(f: &Facts) -> bool {
+    f.tcp_writes >= 3
+}
+
+fn tcp_writes_saw(f: &Facts) -> String {
+    format!(
+        "{} send() calls went into the connection, each its own write.",
+        f.tcp_writes
+    )
+}
+
+fn one_read(f: &Facts) -> bool {
+    f.writes_in_one_read > 1
+}
+
+fn one_read_saw(f: &Facts) -> String {
+    format!(
+        "One recv() returned the bytes of {} writes together: TCP is a stream of bytes and keeps no boundaries between sends. UDP would have given one datagram per send, each its own recvfrom(). A program on TCP marks where its messages end itself (a length first, or a newline).",
+        f.writes_in_one_read
+    )
+}
+
+fn one_read_hint(f: &Facts) -> Option<String> {
+    (f.tcp_paused && f.tcp_writes >= 3)
+        .then(|| "Now press resume on the paused socket: it reads what waited.".to_string())
+}
+
 /// The lessons, in the order they build on each other.
-pub const LESSONS: [Lesson; 5] = [
+pub const LESSONS: [Lesson; 7] = [
     Lesson {
         id: "echo",
-        name: "1. Talk to your own UDP program",
+        name: "Talk to your own UDP program",
         intro: "Run a small UDP echo server of your own and talk to it from the lab: what one send and one recvfrom really are.",
         steps: &[
             Step {
@@ -410,8 +537,36 @@ pub const LESSONS: [Lesson; 5] = [
         ],
     },
     Lesson {
+        id: "client",
+        name: "Your program as the client",
+        intro: "Now your program sends first and the lab answers: where does a UDP server send its reply?",
+        steps: &[
+            Step {
+                title: "Bind a socket on the port your program sends to",
+                how: "In Sockets, give port 9001 and press bind UDP.",
+                done: bound,
+                saw: bound_saw,
+                hint: no_hint,
+            },
+            Step {
+                title: "Run a client that sends to it",
+                how: "Run the client below (python3 client.py): it sends one datagram and waits for an answer.",
+                done: received_outside,
+                saw: received_outside_saw,
+                hint: no_hint,
+            },
+            Step {
+                title: "Answer it",
+                how: "In Send, send an answer to the address it came from; your program prints it.",
+                done: answered_outside,
+                saw: answered_outside_saw,
+                hint: answered_outside_hint,
+            },
+        ],
+    },
+    Lesson {
         id: "loss",
-        name: "2. UDP loses datagrams, and says nothing",
+        name: "UDP loses datagrams, and says nothing",
         intro: "Put a lossy link between your socket and your program, send a few, and find the ones that never arrived.",
         steps: &[
             Step {
@@ -439,7 +594,7 @@ pub const LESSONS: [Lesson; 5] = [
     },
     Lesson {
         id: "order",
-        name: "3. Order is not guaranteed",
+        name: "Order is not guaranteed",
         intro: "Let a link reorder datagrams and see one arrive before another that was sent first.",
         steps: &[
             Step {
@@ -467,7 +622,7 @@ pub const LESSONS: [Lesson; 5] = [
     },
     Lesson {
         id: "nobody",
-        name: "4. Nobody listening",
+        name: "Nobody listening",
         intro: "Send to a port where no program listens: what does the sender learn?",
         steps: &[
             Step {
@@ -488,7 +643,7 @@ pub const LESSONS: [Lesson; 5] = [
     },
     Lesson {
         id: "buffer",
-        name: "5. A slow reader loses datagrams",
+        name: "A slow reader loses datagrams",
         intro: "A socket that does not read in time: its receive buffer fills, and the kernel drops the rest.",
         steps: &[
             Step {
@@ -518,6 +673,41 @@ pub const LESSONS: [Lesson; 5] = [
                 done: kernel_dropped,
                 saw: kernel_dropped_saw,
                 hint: kernel_dropped_hint,
+            },
+        ],
+    },
+    Lesson {
+        id: "stream",
+        name: "TCP keeps no message boundaries",
+        intro: "Three sends over TCP to a socket that is not reading: how many reads come out?",
+        steps: &[
+            Step {
+                title: "Make a TCP connection",
+                how: "In Sockets, choose TCP and listen, bind; then bind a TCP socket without listen and connect it to the listener's address (Send, connect).",
+                done: tcp_connected,
+                saw: tcp_connected_saw,
+                hint: no_hint,
+            },
+            Step {
+                title: "Pause the accepted socket",
+                how: "Press pause on the accepted socket's row (s1.1 or the like).",
+                done: tcp_paused,
+                saw: tcp_paused_saw,
+                hint: no_hint,
+            },
+            Step {
+                title: "Send three messages",
+                how: "From the connecting socket, send hello, then world, then !, each with its own send.",
+                done: tcp_writes,
+                saw: tcp_writes_saw,
+                hint: no_hint,
+            },
+            Step {
+                title: "Resume it, and count the reads",
+                how: "Press resume on the accepted socket.",
+                done: one_read,
+                saw: one_read_saw,
+                hint: one_read_hint,
             },
         ],
     },

@@ -6,7 +6,7 @@ use std::rc::Rc;
 use yew::prelude::*;
 
 use super::use_ctx;
-use crate::lessons::{ECHO_PY, Facts, LESSONS};
+use crate::lessons::{CLIENT_PY, ECHO_PY, Facts, LESSONS};
 
 /// How often the steps are checked again while events come, ms.
 const CHECK_EVERY_MS: u32 = 500;
@@ -103,6 +103,9 @@ pub fn LessonsPanel() -> Html {
                     if lesson.id == "echo" && i == 1 {
                         <pre class="code" title="echo.py: run it with python3 echo.py">{ ECHO_PY }</pre>
                     }
+                    if lesson.id == "client" && i == 1 {
+                        <pre class="code" title="client.py: run it with python3 client.py">{ CLIENT_PY }</pre>
+                    }
                 }
                 if let Some(hint) = hint {
                     <p class="hint warn">{ hint }</p>
@@ -118,11 +121,11 @@ pub fn LessonsPanel() -> Html {
                     { if *open { "fold" } else { "lessons" } }</button>
             </div>
             if !*open {
-                <p class="hint">{ "New to UDP? Five short lessons, with a program of your own, show what it really does: each step is ticked when your sockets show it happened." }</p>
+                <p class="hint">{ "New to UDP? Seven short lessons, with a program of your own, show what it really does: each step is ticked when your sockets show it happened." }</p>
             } else {
                 <select id="lesson-choice" onchange={on_choose} title="Which lesson">
-                    { for LESSONS.iter().map(|l| html! {
-                        <option value={l.id} selected={l.id == lesson.id}>{ l.name }</option>
+                    { for LESSONS.iter().enumerate().map(|(i, l)| html! {
+                        <option value={l.id} selected={l.id == lesson.id}>{ format!("{}. {}", i + 1, l.name) }</option>
                     }) }
                 </select>
                 <p class="hint">{ lesson.intro }</p>

@@ -53,6 +53,13 @@ fn fate(kind: FateKind, send: u64, recv: Option<u64>, cause: Option<LossCause>) 
     })
 }
 
+fn by_id(id: &str) -> &'static Lesson {
+    LESSONS
+        .iter()
+        .find(|l| l.id == id)
+        .expect("a lesson of that id")
+}
+
 /// UDP socket `socket` bound at `local` with the receive buffer the kernel granted.
 fn bound(id: u64, socket: &str, local: &str, recv_buffer_bytes: Option<u64>) -> Event {
     Event::Bound(Bound {
@@ -74,8 +81,8 @@ fn bound_lab(state: &mut State) {
 }
 
 #[test]
-fn the_first_lesson_follows_a_talk_with_the_persons_own_program() {
-    let lesson = &LESSONS[0];
+fn the_echo_lesson_follows_a_talk_with_the_persons_own_program() {
+    let lesson = by_id("echo");
     let mut state = State::default();
     assert_eq!(lesson.progress(&Facts::of(&state)), [false, false, false]);
     bound_lab(&mut state);
@@ -99,13 +106,17 @@ fn the_first_lesson_follows_a_talk_with_the_persons_own_program() {
     let facts = Facts::of(&state);
     assert_eq!(lesson.progress(&facts), [true, true, true]);
     assert_eq!(facts.sent_outside, 2);
+    assert_eq!(
+        facts.received_outside, 0,
+        "an answer is not a program sending first"
+    );
     let saw = (lesson.steps[2].saw)(&facts);
     assert!(saw.contains("0.250 ms"), "its own round trip: {saw}");
 }
 
 #[test]
-fn the_second_lesson_sees_what_the_link_lost() {
-    let lesson = &LESSONS[1];
+fn the_loss_lesson_sees_what_the_link_lost() {
+    let lesson = by_id("loss");
     let mut state = State::default();
     bound_lab(&mut state);
     give(
@@ -163,13 +174,13 @@ fn the_second_lesson_sees_what_the_link_lost() {
     let facts = Facts::of(&state);
     assert_eq!(lesson.progress(&facts), [true, true, true]);
     assert!((lesson.steps[2].saw)(&facts).contains("random loss"));
-    // The third lesson's link is not this one: it does not reorder.
-    assert_eq!(LESSONS[2].progress(&facts), [false, false, false]);
+    // The lesson on order needs a link that reorders: this one does not.
+    assert_eq!(by_id("order").progress(&facts), [false, false, false]);
 }
 
 #[test]
-fn the_fourth_lesson_sees_a_send_nobody_took() {
-    let lesson = &LESSONS[3];
+fn the_nobody_lesson_sees_a_send_nobody_took() {
+    let lesson = by_id("nobody");
     let mut state = State::default();
     bound_lab(&mut state);
     give(
@@ -187,8 +198,8 @@ fn the_fourth_lesson_sees_a_send_nobody_took() {
 }
 
 #[test]
-fn the_fifth_lesson_follows_a_buffer_that_overflows() {
-    let lesson = &LESSONS[4];
+fn the_buffer_lesson_follows_a_buffer_that_overflows() {
+    let lesson = by_id("buffer");
     let mut state = State::default();
     bound_lab(&mut state);
     const SLOW: &str = "127.0.0.1:41000";
@@ -230,4 +241,122 @@ fn the_fifth_lesson_follows_a_buffer_that_overflows() {
     let facts = Facts::of(&state);
     assert_eq!(lesson.progress(&facts), [true, true, true, true]);
     assert!((lesson.steps[3].saw)(&facts).contains("150 datagram(s)"));
+}
+
+#[test]
+fn the_client_lesson_sees_the_program_send_first_and_the_answer_go_back() {
+    let lesson = by_id("client");
+    let mut state = State::default();
+    bound_lab(&mut state);
+    const CLIENT: &str = "127.0.0.1:51234";
+    let facts = Facts::of(&state);
+    assert_eq!(lesson.progress(&facts), [true, false, false]);
+    assert_eq!((lesson.steps[2].hint)(&facts), None, "nobody to answer yet");
+    give(&mut state, datagram(2, Direction::In, CLIENT, 1_000));
+    let facts = Facts::of(&state);
+    assert_eq!(lesson.progress(&facts), [true, true, false]);
+    assert!((lesson.steps[1].saw)(&facts).contains(CLIENT));
+    assert!((lesson.steps[2].hint)(&facts).is_some_and(|h| h.contains(CLIENT)));
+    // A send elsewhere is not the answer; one to the client is.
+    give(&mut state, datagram(3, Direction::Out, PROGRAM, 2_000));
+    assert_eq!(lesson.progress(&Facts::of(&state)), [true, true, false]);
+    give(&mut state, datagram(4, Direction::Out, CLIENT, 3_000));
+    assert_eq!(lesson.progress(&Facts::of(&state)), [true, true, true]);
+}
+
+#[test]
+fn the_stream_lesson_sees_three_writes_come_out_of_one_read() {
+    use socklab_protocol::{Accepted, Connected, Paused, Stream};
+    let lesson = by_id("stream");
+    let (dialer, listener, accepted_at) = (
+        "127.0.0.1:4000".parse::<std::net::SocketAddr>().unwrap(),
+        "127.0.0.1:5000".parse::<std::net::SocketAddr>().unwrap(),
+        "127.0.0.1:5000".parse::<std::net::SocketAddr>().unwrap(),
+    );
+    let mut state = State::default();
+    let tcp = |id: u64, socket: &str, local: std::net::SocketAddr, listening: bool| {
+        Event::Bound(Bound {
+            id: EventId(id),
+            socket: SocketId::new(socket),
+            proto: Proto::Tcp,
+            local: Endpoint::Ip(local),
+            recv_buffer_bytes: None,
+            recv_size: None,
+            listening,
+            multicast: false,
+            t_ns: 0,
+            req: None,
+        })
+    };
+    give(&mut state, tcp(1, "s1", listener, true));
+    give(&mut state, tcp(2, "s2", dialer, false));
+    assert_eq!(lesson.progress(&Facts::of(&state)), [false; 4]);
+    give(
+        &mut state,
+        Event::Connected(Connected {
+            id: EventId(3),
+            socket: SocketId::new("s2"),
+            local: Endpoint::Ip(dialer),
+            peer: Endpoint::Ip(listener),
+            t_ns: 10,
+            req: None,
+        }),
+    );
+    give(
+        &mut state,
+        Event::Accepted(Accepted {
+            id: EventId(4),
+            socket: SocketId::new("s1.1"),
+            listener: SocketId::new("s1"),
+            local: accepted_at,
+            peer: dialer,
+            t_ns: 11,
+        }),
+    );
+    give(
+        &mut state,
+        Event::Paused(Paused {
+            id: EventId(5),
+            socket: SocketId::new("s1.1"),
+            paused: true,
+            t_ns: 12,
+            req: None,
+        }),
+    );
+    let stream = |id: u64, socket: &str, dir, offset: u64, text: &str| {
+        let (local, peer) = match dir {
+            Direction::Out => (dialer, listener),
+            Direction::In => (listener, dialer),
+        };
+        Event::Stream(Stream {
+            id: EventId(id),
+            socket: SocketId::new(socket),
+            dir,
+            local,
+            peer,
+            offset,
+            len: text.len(),
+            payload_b64: socklab_protocol::payload::encode_base64(text.as_bytes()),
+            t_ns: id * 1000,
+            req: None,
+        })
+    };
+    give(&mut state, stream(6, "s2", Direction::Out, 0, "hello"));
+    give(&mut state, stream(7, "s2", Direction::Out, 5, "world"));
+    give(&mut state, stream(8, "s2", Direction::Out, 10, "!"));
+    let facts = Facts::of(&state);
+    assert_eq!(
+        lesson.progress(&facts),
+        [true, true, true, false],
+        "{facts:?}"
+    );
+    assert!((lesson.steps[3].hint)(&facts).is_some_and(|h| h.contains("resume")));
+    give(
+        &mut state,
+        stream(9, "s1.1", Direction::In, 0, "helloworld!"),
+    );
+    let facts = Facts::of(&state);
+    assert_eq!(facts.writes_in_one_read, 3, "{facts:?}");
+    assert_eq!(lesson.progress(&facts), [true; 4]);
+    assert!((lesson.steps[3].saw)(&facts).contains("bytes of 3 writes"));
 }
