@@ -319,6 +319,11 @@ async fn lesson(url: &str, browser: &Browser) {
         })
         .await;
     assert!(saw.contains(" ms"), "{saw}");
+    browser
+        .wait_text("#lesson-choice option[value='echo']", |t| {
+            t.starts_with("✓ 1. ")
+        })
+        .await;
     browser.scroll_to("#lessons").await;
     let shot = browser.screenshot("e2e-lessons.png").await;
     eprintln!("screenshot: {}", shot.display());

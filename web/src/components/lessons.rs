@@ -124,8 +124,12 @@ pub fn LessonsPanel() -> Html {
                 <p class="hint">{ "New to UDP? Seven short lessons, with a program of your own, show what it really does: each step is ticked when your sockets show it happened." }</p>
             } else {
                 <select id="lesson-choice" onchange={on_choose} title="Which lesson">
-                    { for LESSONS.iter().enumerate().map(|(i, l)| html! {
-                        <option value={l.id} selected={l.id == lesson.id}>{ format!("{}. {}", i + 1, l.name) }</option>
+                    { for LESSONS.iter().enumerate().map(|(i, l)| {
+                        let finished = l.progress(&facts).iter().all(|d| *d);
+                        html! {
+                            <option value={l.id} selected={l.id == lesson.id}>
+                                { format!("{}{}. {}", if finished { "✓ " } else { "" }, i + 1, l.name) }</option>
+                        }
                     }) }
                 </select>
                 <p class="hint">{ lesson.intro }</p>
