@@ -294,6 +294,15 @@ async fn lesson(url: &str, browser: &Browser) {
             .wait_attr(&step(n), "data-done", |d| d == "false")
             .await;
     }
+    // "show me" brings the form the step is done with into view, marked.
+    browser
+        .click(&format!("{} button.lesson-look", step(1)))
+        .await;
+    browser
+        .wait_attr("#bind-button", "data-look", |_| true)
+        .await;
+    let shot = browser.screenshot("e2e-lesson-show-me.png").await;
+    eprintln!("screenshot: {}", shot.display());
     browser.click("#bind-button").await;
     browser
         .wait_attr(&step(1), "data-done", |d| d == "true")

@@ -199,6 +199,9 @@ pub struct Step {
     pub title: &'static str,
     /// How, with the page's forms.
     pub how: &'static str,
+    /// The part of the page it is done with (a CSS selector; empty: none), for "show
+    /// me".
+    pub look: &'static str,
     /// Whether the session shows it done.
     pub done: fn(&Facts) -> bool,
     /// What the person saw, once it is done (with their own figures).
@@ -515,6 +518,7 @@ pub const LESSONS: [Lesson; 7] = [
         steps: &[
             Step {
                 title: "Bind a UDP socket",
+                look: "#bind-button",
                 how: "In Sockets, keep UDP and 127.0.0.1, port 0 (the OS picks one), and press bind UDP.",
                 done: bound,
                 saw: bound_saw,
@@ -522,6 +526,7 @@ pub const LESSONS: [Lesson; 7] = [
             },
             Step {
                 title: "Send a datagram to your program",
+                look: "#send-to",
                 how: "Run the echo server below (python3 echo.py), then in Send write 127.0.0.1:9000 as the destination, type hello and press send.",
                 done: sent_outside,
                 saw: sent_outside_saw,
@@ -529,6 +534,7 @@ pub const LESSONS: [Lesson; 7] = [
             },
             Step {
                 title: "See its reply",
+                look: "#timeline-canvas",
                 how: "Wait for the reply: on the timeline, an arrow to your program and one back.",
                 done: answered,
                 saw: answered_saw,
@@ -543,6 +549,7 @@ pub const LESSONS: [Lesson; 7] = [
         steps: &[
             Step {
                 title: "Bind a socket on the port your program sends to",
+                look: "#bind-port",
                 how: "In Sockets, give port 9001 and press bind UDP.",
                 done: bound,
                 saw: bound_saw,
@@ -550,6 +557,7 @@ pub const LESSONS: [Lesson; 7] = [
             },
             Step {
                 title: "Run a client that sends to it",
+                look: "",
                 how: "Run the client below (python3 client.py): it sends one datagram and waits for an answer.",
                 done: received_outside,
                 saw: received_outside_saw,
@@ -557,6 +565,7 @@ pub const LESSONS: [Lesson; 7] = [
             },
             Step {
                 title: "Answer it",
+                look: "#send-to",
                 how: "In Send, send an answer to the address it came from; your program prints it.",
                 done: answered_outside,
                 saw: answered_outside_saw,
@@ -571,6 +580,7 @@ pub const LESSONS: [Lesson; 7] = [
         steps: &[
             Step {
                 title: "Put a lossy link in front of your program",
+                look: "#link-preset",
                 how: "In Links, choose the preset very lossy (it loses 30 %), give your program's address (127.0.0.1:9000) as the target, and press create link.",
                 done: lossy_link,
                 saw: lossy_link_saw,
@@ -578,6 +588,7 @@ pub const LESSONS: [Lesson; 7] = [
             },
             Step {
                 title: "Send 20 datagrams through it",
+                look: "#gen-to",
                 how: "In the generator (under Send), send 20 datagrams to the link's listen address (its card shows it).",
                 done: through_link,
                 saw: through_link_saw,
@@ -585,6 +596,7 @@ pub const LESSONS: [Lesson; 7] = [
             },
             Step {
                 title: "Find one that was lost",
+                look: "#tl-next-loss",
                 how: "On the timeline, press loss ↓ (or the n key): it selects the next datagram that never arrived, and the inspector says why.",
                 done: lost,
                 saw: lost_saw,
@@ -599,6 +611,7 @@ pub const LESSONS: [Lesson; 7] = [
         steps: &[
             Step {
                 title: "Put a reordering link in front of your program",
+                look: "#link-preset",
                 how: "In Links, pick the preset very lossy (it reorders 5 %; for more, open its settings and raise reorder), target your program, and create it.",
                 done: reordering_link,
                 saw: reordering_link_saw,
@@ -606,6 +619,7 @@ pub const LESSONS: [Lesson; 7] = [
             },
             Step {
                 title: "Send 100 datagrams through it",
+                look: "#gen-to",
                 how: "With the generator, send 100 datagrams to the link's listen address.",
                 done: through_link_100,
                 saw: through_link_saw,
@@ -613,6 +627,7 @@ pub const LESSONS: [Lesson; 7] = [
             },
             Step {
                 title: "Find one that came out of order",
+                look: "#tl-show-delivered",
                 how: "On the timeline, untick delivered and lost: the arrows left arrived out of order (click one: the inspector says by how many).",
                 done: reordered,
                 saw: reordered_saw,
@@ -627,6 +642,7 @@ pub const LESSONS: [Lesson; 7] = [
         steps: &[
             Step {
                 title: "Bind a UDP socket",
+                look: "#bind-button",
                 how: "In Sockets, press bind UDP (or keep the socket you have).",
                 done: bound,
                 saw: bound_saw,
@@ -634,6 +650,7 @@ pub const LESSONS: [Lesson; 7] = [
             },
             Step {
                 title: "Send to a port nobody listens on",
+                look: "#send-to",
                 how: "Stop your program (Ctrl+C) and send to 127.0.0.1:9000 again, or send to a port nobody uses, such as 127.0.0.1:9999.",
                 done: refused,
                 saw: refused_saw,
@@ -648,6 +665,7 @@ pub const LESSONS: [Lesson; 7] = [
         steps: &[
             Step {
                 title: "Bind a socket with a tiny receive buffer",
+                look: "#bind-rcvbuf",
                 how: "In Sockets, write 4k as the receive buffer and press bind UDP.",
                 done: small_buffer,
                 saw: small_buffer_saw,
@@ -655,6 +673,7 @@ pub const LESSONS: [Lesson; 7] = [
             },
             Step {
                 title: "Pause it",
+                look: "#socket-list",
                 how: "Press pause on its row: it stops reading.",
                 done: small_paused,
                 saw: small_paused_saw,
@@ -662,6 +681,7 @@ pub const LESSONS: [Lesson; 7] = [
             },
             Step {
                 title: "Send it 200 datagrams",
+                look: "#gen-to",
                 how: "From another socket, with the generator, send 200 datagrams to the paused socket's address.",
                 done: sent_to_small,
                 saw: sent_to_small_saw,
@@ -669,6 +689,7 @@ pub const LESSONS: [Lesson; 7] = [
             },
             Step {
                 title: "Resume it, and count what was dropped",
+                look: "#socket-list",
                 how: "Press resume on its row.",
                 done: kernel_dropped,
                 saw: kernel_dropped_saw,
@@ -683,6 +704,7 @@ pub const LESSONS: [Lesson; 7] = [
         steps: &[
             Step {
                 title: "Make a TCP connection",
+                look: "#bind-kind",
                 how: "In Sockets, choose TCP and listen, bind; then bind a TCP socket without listen and connect it to the listener's address (Send, connect).",
                 done: tcp_connected,
                 saw: tcp_connected_saw,
@@ -690,6 +712,7 @@ pub const LESSONS: [Lesson; 7] = [
             },
             Step {
                 title: "Pause the accepted socket",
+                look: "#socket-list",
                 how: "Press pause on the accepted socket's row (s1.1 or the like).",
                 done: tcp_paused,
                 saw: tcp_paused_saw,
@@ -697,6 +720,7 @@ pub const LESSONS: [Lesson; 7] = [
             },
             Step {
                 title: "Send three messages",
+                look: "#send-payload",
                 how: "From the connecting socket, send hello, then world, then !, each with its own send.",
                 done: tcp_writes,
                 saw: tcp_writes_saw,
@@ -704,6 +728,7 @@ pub const LESSONS: [Lesson; 7] = [
             },
             Step {
                 title: "Resume it, and count the reads",
+                look: "#socket-list",
                 how: "Press resume on the accepted socket.",
                 done: one_read,
                 saw: one_read_saw,

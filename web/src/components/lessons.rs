@@ -35,6 +35,28 @@ fn remember(open: Option<usize>) {
     };
 }
 
+/// How long the part of the page a step is done with stays marked, ms.
+const LOOK_MS: u32 = 2_500;
+
+/// Brings `selector`'s element into view and marks it for a moment (`data-look`).
+fn show(selector: &str) {
+    let Some(element) = web_sys::window()
+        .and_then(|w| w.document())
+        .and_then(|d| d.query_selector(selector).ok().flatten())
+    else {
+        return;
+    };
+    let options = web_sys::ScrollIntoViewOptions::new();
+    options.set_block(web_sys::ScrollLogicalPosition::Center);
+    options.set_behavior(web_sys::ScrollBehavior::Smooth);
+    element.scroll_into_view_with_scroll_into_view_options(&options);
+    let _ = element.set_attribute("data-look", "");
+    gloo_timers::callback::Timeout::new(LOOK_MS, move || {
+        let _ = element.remove_attribute("data-look");
+    })
+    .forget();
+}
+
 /// The lessons, folded until the person opens them.
 #[component]
 pub fn LessonsPanel() -> Html {
@@ -88,6 +110,7 @@ pub fn LessonsPanel() -> Html {
         let index = *chosen;
         Callback::from(move |_: MouseEvent| chosen.set((index + 1) % LESSONS.len()))
     };
+    let show_me = |look: &'static str| Callback::from(move |_: MouseEvent| show(look));
     let steps = lesson.steps.iter().enumerate().map(|(i, step)| {
         let is_done = done[i];
         let is_current = current == Some(i);
@@ -99,7 +122,12 @@ pub fn LessonsPanel() -> Html {
                 if is_done {
                     <p class="saw">{ (step.saw)(&facts) }</p>
                 } else if is_current {
-                    <p class="how">{ step.how }</p>
+                    <p class="how">{ step.how }
+                        if !step.look.is_empty() {
+                            { " " }<button class="small lesson-look" onclick={show_me(step.look)}
+                                title="Bring the part of the page this step is done with into view">{ "show me" }</button>
+                        }
+                    </p>
                     if lesson.id == "echo" && i == 1 {
                         <pre class="code" title="echo.py: run it with python3 echo.py">{ ECHO_PY }</pre>
                     }
