@@ -607,12 +607,12 @@ pub const LESSONS: [Lesson; 7] = [
     Lesson {
         id: "order",
         name: "Order is not guaranteed",
-        intro: "Let a link reorder datagrams and see one arrive before another that was sent first.",
+        intro: "Let a link reorder datagrams between two lab sockets (both ends seen, so the page knows the order they were sent in) and see one arrive before another that was sent first.",
         steps: &[
             Step {
-                title: "Put a reordering link in front of your program",
+                title: "Put a reordering link in front of a lab socket",
                 look: "#link-preset",
-                how: "In Links, pick the preset very lossy (it reorders 5 %; for more, open its settings and raise reorder), target your program, and create it.",
+                how: "Bind two UDP sockets. In Links, pick the preset very lossy (it reorders 5 %; for more, open its settings and raise reorder), give the second socket's address as the target, and create it.",
                 done: reordering_link,
                 saw: reordering_link_saw,
                 hint: no_hint,
@@ -620,7 +620,7 @@ pub const LESSONS: [Lesson; 7] = [
             Step {
                 title: "Send 100 datagrams through it",
                 look: "#gen-to",
-                how: "With the generator, send 100 datagrams to the link's listen address.",
+                how: "With the generator, from the first socket, send 100 datagrams to the link's listen address.",
                 done: through_link_100,
                 saw: through_link_saw,
                 hint: through_link_100_hint,

@@ -114,6 +114,23 @@ fn the_echo_lesson_follows_a_talk_with_the_persons_own_program() {
     assert!(saw.contains("0.250 ms"), "its own round trip: {saw}");
 }
 
+/// Link l1, listening at LINK, towards `target`, client → target impaired so.
+fn link_to(target: &str, c2t: Impairments) -> Event {
+    Event::LinkCreated(LinkCreated {
+        id: EventId(2),
+        link: LinkId::new("l1"),
+        listen: LINK.parse().unwrap(),
+        upstream: "127.0.0.1:7001".parse().unwrap(),
+        target: target.parse().unwrap(),
+        settings: LinkSettings {
+            c2t,
+            ..LinkSettings::default()
+        },
+        t_ns: 0,
+        req: None,
+    })
+}
+
 #[test]
 fn the_loss_lesson_sees_what_the_link_lost() {
     let lesson = by_id("loss");
@@ -121,22 +138,13 @@ fn the_loss_lesson_sees_what_the_link_lost() {
     bound_lab(&mut state);
     give(
         &mut state,
-        Event::LinkCreated(LinkCreated {
-            id: EventId(2),
-            link: LinkId::new("l1"),
-            listen: LINK.parse().unwrap(),
-            upstream: "127.0.0.1:7001".parse().unwrap(),
-            target: PROGRAM.parse().unwrap(),
-            settings: LinkSettings {
-                c2t: Impairments {
-                    loss: Loss::Random { pct: 30.0 },
-                    ..Impairments::default()
-                },
-                ..LinkSettings::default()
+        link_to(
+            PROGRAM,
+            Impairments {
+                loss: Loss::Random { pct: 30.0 },
+                ..Impairments::default()
             },
-            t_ns: 0,
-            req: None,
-        }),
+        ),
     );
     let facts = Facts::of(&state);
     assert_eq!(lesson.progress(&facts), [true, false, false]);
@@ -359,4 +367,40 @@ fn the_stream_lesson_sees_three_writes_come_out_of_one_read() {
     assert_eq!(facts.writes_in_one_read, 3, "{facts:?}");
     assert_eq!(lesson.progress(&facts), [true; 4]);
     assert!((lesson.steps[3].saw)(&facts).contains("bytes of 3 writes"));
+}
+
+#[test]
+fn the_order_lesson_sees_a_datagram_overtaken_between_two_lab_sockets() {
+    let lesson = by_id("order");
+    const SECOND: &str = "127.0.0.1:40001";
+    let mut state = State::default();
+    bound_lab(&mut state);
+    give(&mut state, bound(3, "s2", SECOND, None));
+    give(
+        &mut state,
+        link_to(
+            SECOND,
+            Impairments {
+                reorder_pct: 20.0,
+                ..Impairments::default()
+            },
+        ),
+    );
+    for i in 0..100 {
+        give(
+            &mut state,
+            datagram(10 + i, Direction::Out, LINK, 1_000 + i),
+        );
+    }
+    assert_eq!(lesson.progress(&Facts::of(&state)), [true, true, false]);
+    // The first one arrives after the second: out of order, by one.
+    let mut overtaken = fate(FateKind::Delivered, 10, Some(500), None);
+    if let Event::Fate(f) = &mut overtaken {
+        f.dst = Endpoint::Ip(SECOND.parse().unwrap());
+        f.reordered_by = Some(1);
+    }
+    give(&mut state, overtaken);
+    let facts = Facts::of(&state);
+    assert_eq!(lesson.progress(&facts), [true, true, true], "{facts:?}");
+    assert!((lesson.steps[2].saw)(&facts).contains("the newest by 1"));
 }
