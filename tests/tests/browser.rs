@@ -362,6 +362,72 @@ async fn lesson(url: &str, browser: &Browser) {
         .await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_lesson_on_a_slow_reader_ends_with_what_the_kernel_dropped() {
+    with_browser(|url, browser| async move { slow_reader_lesson(&url, browser).await }).await;
+}
+
+/// The lesson on a slow reader, done as a learner would: a socket with a tiny buffer,
+/// paused, sent 200 datagrams by the generator, resumed; the last step says how many the
+/// kernel dropped, as the socket's row does.
+async fn slow_reader_lesson(url: &str, browser: &Browser) {
+    browser.open(url).await;
+    browser.click("#lessons-toggle").await;
+    browser.click("#lesson-choice option[value='buffer']").await;
+    let step = |n: usize| format!("#lesson-steps li:nth-child({n})");
+    browser.wait_count("#lesson-steps li", 4).await;
+    browser.fill("#bind-rcvbuf", "4k").await;
+    browser.click("#bind-button").await;
+    browser
+        .wait_attr(&step(1), "data-done", |d| d == "true")
+        .await;
+    let rows = browser.wait_count(".socket-row", 1).await;
+    let addr = rows[0]
+        .find(fantoccini::Locator::Css("code.addr"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    browser.click("#pause-s1").await;
+    browser
+        .wait_attr(&step(2), "data-done", |d| d == "true")
+        .await;
+    // The generator sends from the socket itself to its own address.
+    browser.fill("#gen-to", &addr).await;
+    browser.fill("#gen-count", "200").await;
+    browser.fill("#gen-rate", "20000").await;
+    browser.click("#gen-start").await;
+    browser
+        .wait_attr(&step(3), "data-done", |d| d == "true")
+        .await;
+    browser
+        .wait_text(&format!("{} p.hint", step(4)), |t| t.contains("resume"))
+        .await;
+    browser.click("#pause-s1").await;
+    let saw = browser
+        .wait_text(&format!("{} p.saw", step(4)), |t| {
+            t.contains("dropped the rest")
+        })
+        .await;
+    let shown = browser
+        .wait_text(".socket-row .kernel-drops", |t| {
+            t.starts_with("kernel dropped ")
+        })
+        .await;
+    eprintln!("{saw} / {shown}");
+    let dropped: u64 = shown
+        .trim_start_matches("kernel dropped ")
+        .split(|c: char| !c.is_ascii_digit())
+        .next()
+        .and_then(|n| n.parse().ok())
+        .expect("the row's count");
+    assert!(
+        saw.contains(&format!(": {dropped} datagram(s)")),
+        "the lesson says the socket's own count: {saw} / {shown}"
+    );
+}
+
 async fn bind_two(browser: &Browser) -> (String, String) {
     browser.click("#bind-button").await;
     browser.wait_count(".socket-row", 1).await;
