@@ -810,6 +810,20 @@ async fn udp_and_tcp(url: &str, browser: &Browser) {
         .await;
     let read = reads[0].text().await.unwrap();
     assert!(read.contains("\"msg 1msg 2msg 3\""), "{read}");
+    // The lesson on TCP's missing boundaries sees every one of its steps here.
+    browser.click("#lessons-toggle").await;
+    browser.click("#lesson-choice option[value='stream']").await;
+    browser
+        .wait_text("#lesson-steps li:nth-child(4) p.saw", |t| {
+            t.contains("the bytes of 3 writes")
+        })
+        .await;
+    browser
+        .wait_text("#lesson-choice option[value='stream']", |t| {
+            t.starts_with("✓ ")
+        })
+        .await;
+    browser.click("#lessons-toggle").await;
     reads[0].click().await.unwrap();
     browser
         .wait_text("#inspector .meta", |t| {
