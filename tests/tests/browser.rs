@@ -507,6 +507,15 @@ async fn lossy_link(url: &str, browser: &Browser) {
     for text in &dropped {
         assert!(text.contains("dropped: random loss"), "{text}");
     }
+    // The lesson on loss sees every one of its steps here, with the link's reason.
+    browser.click("#lessons-toggle").await;
+    browser.click("#lesson-choice option[value='loss']").await;
+    browser
+        .wait_text("#lesson-steps li:nth-child(3) p.saw", |t| {
+            t.contains("the link dropped them (random loss)")
+        })
+        .await;
+    browser.click("#lessons-toggle").await;
     // Every datagram is accounted for: 40 outs, 40 link decisions, and an in for each
     // forwarded one.
     let outs = browser
