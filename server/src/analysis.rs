@@ -77,7 +77,11 @@ pub async fn run(
                 ticks += 1;
                 if ticks.is_multiple_of(STATS_EVERY_TICKS) {
                     let flows: Vec<FlowSummary> = analyzer.stats().iter().map(summary).collect();
-                    if !flows.is_empty() && reported.as_ref() != Some(&flows) {
+                    // The runs' figures take a tick's conclusions after this (below), so
+                    // they may change when the flows' no longer do.
+                    if !flows.is_empty()
+                        && (reported.as_ref() != Some(&flows) || runs.has_changed())
+                    {
                         reported = Some(flows.clone());
                         let runs = runs.take_changed().iter().map(run_flows).collect();
                         log.append(Instant::now(), Record::FlowStats(Box::new(FlowStatsRecord {

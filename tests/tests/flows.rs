@@ -968,3 +968,44 @@ async fn each_runs_figures_count_every_datagram_it_sent_whatever_the_viewer_was_
     assert_eq!(lossy.received + clean.received, session.received);
     server.stop().await;
 }
+
+/// A run whose datagrams are concluded by the loss timeout (the analysis' tick) ends
+/// with whole figures: every one lost, none left in flight.
+#[tokio::test]
+async fn a_runs_figures_take_the_losses_the_timeout_concludes() {
+    const N: u64 = 5;
+    let server = TestServer::start().await;
+    let mut client = Client::connect(server.addr).await;
+    client.send(Command::SetLossTimeout { ms: 200 }).await;
+    let a = client.bind("127.0.0.1:0").await;
+    let b = client.bind("127.0.0.1:0").await;
+    // b reads nothing: what is sent to it waits in its buffer until the timeout.
+    client
+        .send(Command::Pause {
+            socket: b.socket.clone(),
+            paused: true,
+        })
+        .await;
+    client.send(Command::MarkRun { name: None }).await;
+    for i in 0..N {
+        client
+            .send_datagram(&a.socket, b.local.addr(), text(&format!("t{i}")))
+            .await;
+    }
+    let deadline = std::time::Instant::now() + 3 * socklab_tests::WAIT;
+    loop {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the run's figures never took the timeouts"
+        );
+        if let Event::FlowStats(stats) = client.next().await
+            && let Some(run) = stats.runs.iter().find(|r| r.run == 1)
+            && run.flows.first().is_some_and(|f| f.lost == N)
+        {
+            let f = &run.flows[0];
+            assert_eq!((f.sent, f.received, f.in_flight), (N, 0, 0), "{f:?}");
+            break;
+        }
+    }
+    server.stop().await;
+}

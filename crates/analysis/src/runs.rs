@@ -174,6 +174,11 @@ impl Runs {
             .collect()
     }
 
+    /// Whether some run's figures changed since they were last taken.
+    pub fn has_changed(&self) -> bool {
+        !self.changed.is_empty()
+    }
+
     /// How many (run, flow) figures it holds.
     pub fn len(&self) -> usize {
         self.figures.len()
@@ -317,6 +322,7 @@ mod tests {
             (2, 1, 1, 0)
         );
         // Nothing changed since: nothing to say.
+        assert!(!runs.has_changed());
         assert!(runs.take_changed().is_empty());
     }
 
