@@ -690,6 +690,15 @@ async fn socket_options(url: &str, browser: &Browser) {
         .await;
     let dump = browser.wait_text("#hexdump", |t| !t.is_empty()).await;
     assert!(dump.contains("|hell|"), "{dump}");
+    // The lesson on read sizes sees both of its steps here.
+    browser.click("#lessons-toggle").await;
+    browser.click("#lesson-choice option[value='cut']").await;
+    browser
+        .wait_text("#lesson-steps li:nth-child(2) p.saw", |t| {
+            t.contains("had 11 bytes; the read returned 4")
+        })
+        .await;
+    browser.click("#lessons-toggle").await;
     let shot = browser.screenshot("e2e-read-size.png").await;
     eprintln!("screenshot: {}", shot.display());
 
@@ -726,6 +735,15 @@ async fn socket_options(url: &str, browser: &Browser) {
     browser
         .wait_text("#inspector-fate", |t| t.contains("refused: nobody listens"))
         .await;
+    // The lesson on sending where nobody listens sees it here.
+    browser.click("#lessons-toggle").await;
+    browser.click("#lesson-choice option[value='nobody']").await;
+    browser
+        .wait_text("#lesson-steps li:nth-child(2) p.saw", |t| {
+            t.contains("ECONNREFUSED")
+        })
+        .await;
+    browser.click("#lessons-toggle").await;
 
     // Connect s1 to s2: the row says so, and a send may leave the address out.
     browser.fill("#send-to", &reader).await;
@@ -1781,6 +1799,15 @@ async fn timeline(url: &str, browser: &Browser) {
     eprintln!("screenshot: {}", shot.display());
     timeline_keys(browser, lost).await;
     runs(browser, lost).await;
+    // The lesson on order sees it here: the "very lossy" link reorders too.
+    browser.scroll_to("#lessons").await;
+    browser.click("#lessons-toggle").await;
+    browser.click("#lesson-choice option[value='order']").await;
+    browser
+        .wait_text("#lesson-steps li:nth-child(3) p.saw", |t| {
+            t.contains("arrived after one that was sent later")
+        })
+        .await;
 }
 
 /// The generator's run has its own figures, the same as the flow's (the only traffic),

@@ -65,6 +65,10 @@ pub struct Facts {
     pub tcp_writes: usize,
     /// The most writes whose bytes one read returned together.
     pub writes_in_one_read: usize,
+    /// The smallest read size a lab socket was bound with (recvfrom's bufsize).
+    pub read_size: Option<u32>,
+    /// The newest datagram a read cut: (bytes sent, bytes read).
+    pub cut: Option<(usize, usize)>,
 }
 
 /// A receive buffer this small (as the kernel granted it, bytes) fills in a moment.
@@ -110,6 +114,7 @@ impl Facts {
             .any(|s| s.paused && small.contains(&&s.local));
         facts.kernel_dropped = state.sockets.iter().map(|s| s.kernel_drops).sum();
         let links: Vec<Endpoint> = state.links.iter().map(|l| Endpoint::Ip(l.listen)).collect();
+        facts.read_size = state.sockets.iter().filter_map(|s| s.recv_size).min();
         for s in state.sockets.iter() {
             if s.proto == socklab_protocol::Proto::Tcp && s.peer.is_some() {
                 facts.tcp_connected += 1;
@@ -149,6 +154,11 @@ impl Facts {
                         senders.insert(peer);
                     }
                     What::Stream { dir: Out, .. } => facts.tcp_writes += 1,
+                    What::Socket {
+                        dir: In,
+                        truncated_from: Some(len),
+                        ..
+                    } => facts.cut = Some((*len, p.payload.len())),
                     _ => {}
                 }
             }
@@ -509,8 +519,32 @@ fn one_read_hint(f: &Facts) -> Option<String> {
         .then(|| "Now press resume on the paused socket: it reads what waited.".to_string())
 }
 
+fn read_size(f: &Facts) -> bool {
+    f.read_size.is_some()
+}
+
+fn read_size_saw(f: &Facts) -> String {
+    format!(
+        "This socket reads at most {} bytes at a time: what recvfrom({}) asks the kernel for.",
+        f.read_size.unwrap_or(0),
+        f.read_size.unwrap_or(0)
+    )
+}
+
+fn cut(f: &Facts) -> bool {
+    f.cut.is_some()
+}
+
+fn cut_saw(f: &Facts) -> String {
+    let (sent, read) = f.cut.unwrap_or_default();
+    format!(
+        "The datagram had {sent} bytes; the read returned {read} and the kernel threw the other {} away (MSG_TRUNC). UDP keeps no remainder for a next read, unlike TCP: give recvfrom a buffer as big as the largest datagram you expect (at most 65,507 bytes over IPv4).",
+        sent.saturating_sub(read)
+    )
+}
+
 /// The lessons, in the order they build on each other.
-pub const LESSONS: [Lesson; 7] = [
+pub const LESSONS: [Lesson; 8] = [
     Lesson {
         id: "echo",
         name: "Talk to your own UDP program",
@@ -694,6 +728,29 @@ pub const LESSONS: [Lesson; 7] = [
                 done: kernel_dropped,
                 saw: kernel_dropped_saw,
                 hint: kernel_dropped_hint,
+            },
+        ],
+    },
+    Lesson {
+        id: "cut",
+        name: "recvfrom's size cuts a datagram",
+        intro: "recvfrom(1024) is in every tutorial: what happens to a datagram longer than that?",
+        steps: &[
+            Step {
+                title: "Bind a socket that reads 4 bytes at a time",
+                look: "#bind-read-size",
+                how: "In Sockets, write 4 as the read size and press bind UDP.",
+                done: read_size,
+                saw: read_size_saw,
+                hint: no_hint,
+            },
+            Step {
+                title: "Send it a longer datagram",
+                look: "#send-payload",
+                how: "From another socket, send hello world to its address.",
+                done: cut,
+                saw: cut_saw,
+                hint: no_hint,
             },
         ],
     },

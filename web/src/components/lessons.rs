@@ -149,7 +149,7 @@ pub fn LessonsPanel() -> Html {
                     { if *open { "fold" } else { "lessons" } }</button>
             </div>
             if !*open {
-                <p class="hint">{ "New to UDP? Seven short lessons, with a program of your own, show what it really does: each step is ticked when your sockets show it happened." }</p>
+                <p class="hint">{ "New to UDP? Eight short lessons, with a program of your own, show what it really does: each step is ticked when your sockets show it happened." }</p>
             } else {
                 <select id="lesson-choice" onchange={on_choose} title="Which lesson">
                     { for LESSONS.iter().enumerate().map(|(i, l)| {

@@ -404,3 +404,31 @@ fn the_order_lesson_sees_a_datagram_overtaken_between_two_lab_sockets() {
     assert_eq!(lesson.progress(&facts), [true, true, true], "{facts:?}");
     assert!((lesson.steps[2].saw)(&facts).contains("the newest by 1"));
 }
+
+#[test]
+fn the_cut_lesson_sees_a_read_size_cut_a_datagram() {
+    let lesson = by_id("cut");
+    let mut state = State::default();
+    bound_lab(&mut state);
+    assert_eq!(lesson.progress(&Facts::of(&state)), [false, false]);
+    let mut reader = bound(2, "s2", "127.0.0.1:40001", None);
+    if let Event::Bound(b) = &mut reader {
+        b.recv_size = Some(4);
+    }
+    give(&mut state, reader);
+    assert_eq!(lesson.progress(&Facts::of(&state)), [true, false]);
+    let mut cut = datagram(3, Direction::In, LAB, 1_000);
+    if let Event::Datagram(d) = &mut cut {
+        d.socket = SocketId::new("s2");
+        d.local = Endpoint::Ip("127.0.0.1:40001".parse().unwrap());
+        d.payload_b64 = socklab_protocol::payload::encode_base64(b"hell");
+        d.len = 4;
+        d.truncated_from = Some(11);
+    }
+    give(&mut state, cut);
+    let facts = Facts::of(&state);
+    assert_eq!(lesson.progress(&facts), [true, true]);
+    let saw = (lesson.steps[1].saw)(&facts);
+    assert!(saw.contains("had 11 bytes; the read returned 4"), "{saw}");
+    assert!(saw.contains("the other 7 away"), "{saw}");
+}
