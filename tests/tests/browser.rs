@@ -282,7 +282,8 @@ async fn a_lesson_ticks_each_step_as_the_learner_talks_to_their_own_program() {
 
 /// The first lesson, with a Python echo server as the learner's program: each step is
 /// ticked when the session shows it (never by a click on "done"), and then says what
-/// was seen, with the learner's own round trip.
+/// was seen, with the learner's own round trip. Then the next lesson, with a program
+/// that sends first and gets the learner's answer.
 async fn lesson(url: &str, browser: &Browser) {
     let echo = socklab_tests::python::PythonEcho::start("127.0.0.1");
     browser.open(url).await;
@@ -353,6 +354,32 @@ async fn lesson(url: &str, browser: &Browser) {
     browser
         .wait_text(&format!("{} pre.code", step(2)), |t| t.contains("9001"))
         .await;
+    // A program outside sends first (here a plain socket of the test's, as client.py
+    // would), and the learner answers it with the send form.
+    let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    client.set_read_timeout(Some(socklab_tests::WAIT)).unwrap();
+    let lab: std::net::SocketAddr = browser
+        .wait_text(".socket-row[data-socket='s1'] code.addr", |t| !t.is_empty())
+        .await
+        .parse()
+        .unwrap();
+    client.send_to(b"hello from python", lab).unwrap();
+    browser
+        .wait_attr(&step(2), "data-done", |d| d == "true")
+        .await;
+    let from = client.local_addr().unwrap().to_string();
+    browser
+        .wait_text(&format!("{} p.saw", step(2)), |t| t.contains(&from))
+        .await;
+    browser.fill("#send-to", &from).await;
+    browser.fill("#send-payload", "hello, client").await;
+    browser.click("#send-button").await;
+    browser
+        .wait_attr(&step(3), "data-done", |d| d == "true")
+        .await;
+    let mut answer = [0u8; 64];
+    let (n, _) = client.recv_from(&mut answer).unwrap();
+    assert_eq!(&answer[..n], b"hello, client");
     // The page opened again keeps the lesson the learner was on.
     browser.open(url).await;
     browser
