@@ -380,6 +380,17 @@ async fn lesson(url: &str, browser: &Browser) {
     let mut answer = [0u8; 64];
     let (n, _) = client.recv_from(&mut answer).unwrap();
     assert_eq!(&answer[..n], b"hello, client");
+    // Started over: what was sent before no longer counts; the socket still does.
+    browser.click("#lesson-start-over").await;
+    browser
+        .wait_attr(&step(3), "data-done", |d| d == "false")
+        .await;
+    browser
+        .wait_attr(&step(2), "data-done", |d| d == "false")
+        .await;
+    browser
+        .wait_attr(&step(1), "data-done", |d| d == "true")
+        .await;
     // The page opened again keeps the lesson the learner was on.
     browser.open(url).await;
     browser

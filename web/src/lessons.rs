@@ -47,7 +47,7 @@ pub struct Facts {
     pub small_paused: bool,
     /// Datagrams lab sockets sent to one of them.
     pub sent_to_small: usize,
-    /// Datagrams the kernel dropped at lab sockets, all together.
+    /// Datagrams the kernel dropped at lab sockets, all together (as reported).
     pub kernel_dropped: u64,
     /// Datagrams lab sockets received from a program outside the lab that sent first
     /// (not an answer to the lab: it had sent nothing there).
@@ -78,6 +78,13 @@ impl Facts {
     /// Reads them from the page's state: its sockets, links, packet rows and the
     /// newest [`ARROWS_READ`] arrows.
     pub fn of(state: &State) -> Facts {
+        Facts::since(state, 0)
+    }
+
+    /// [`Facts::of`], counting only the datagrams, writes and drops of events after
+    /// `since` (a lesson started over); the sockets and links there are count whenever
+    /// they were made.
+    pub fn since(state: &State, since: u64) -> Facts {
         let mut facts = Facts {
             udp_sockets: state
                 .sockets
@@ -112,7 +119,7 @@ impl Facts {
             .sockets
             .iter()
             .any(|s| s.paused && small.contains(&&s.local));
-        facts.kernel_dropped = state.sockets.iter().map(|s| s.kernel_drops).sum();
+
         let links: Vec<Endpoint> = state.links.iter().map(|l| Endpoint::Ip(l.listen)).collect();
         facts.read_size = state.sockets.iter().filter_map(|s| s.recv_size).min();
         for s in state.sockets.iter() {
@@ -130,7 +137,9 @@ impl Facts {
             let mut sent_to: std::collections::HashSet<&Endpoint> =
                 std::collections::HashSet::new();
             for i in 0..packets.len() {
-                let Some(p) = packets.nth(i) else { continue };
+                let Some(p) = packets.nth(i).filter(|p| p.id > since) else {
+                    continue;
+                };
                 match &p.what {
                     What::Socket { dir: Out, peer, .. } => {
                         if small.contains(&peer) {
@@ -154,6 +163,7 @@ impl Facts {
                         senders.insert(peer);
                     }
                     What::Stream { dir: Out, .. } => facts.tcp_writes += 1,
+                    What::KernelDrops { dropped, .. } => facts.kernel_dropped += dropped,
                     What::Socket {
                         dir: In,
                         truncated_from: Some(len),
@@ -165,16 +175,21 @@ impl Facts {
         }
         let timeline = state.timeline.borrow();
         let from = timeline.arrows.len().saturating_sub(ARROWS_READ);
+        let arrows = || {
+            timeline.arrows[from..]
+                .iter()
+                .filter(|a| a.send.max(a.recv) > since)
+        };
         // The writes each read returned (a write's arrow ends at the read that
         // returned its last byte).
         let mut reads: std::collections::HashMap<u64, usize> = std::collections::HashMap::new();
-        for a in &timeline.arrows[from..] {
+        for a in arrows() {
             if a.mark == Mark::Bytes && a.send != 0 && a.recv != 0 {
                 *reads.entry(a.recv).or_default() += 1;
             }
         }
         facts.writes_in_one_read = reads.values().copied().max().unwrap_or(0);
-        for a in &timeline.arrows[from..] {
+        for a in arrows() {
             if a.send != 0 && a.via.is_some() && a.mark != Mark::Duplicate {
                 facts.sent_through_links += 1;
             }

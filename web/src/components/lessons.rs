@@ -77,6 +77,9 @@ pub fn LessonsPanel() -> Html {
         state.timeline_version.wrapping_add(state.packets_version),
         CHECK_EVERY_MS,
     );
+    // Started over: only what happens after this event counts (its datagrams, writes
+    // and drops; the sockets and links made before still do).
+    let since = use_state(|| 0u64);
     let facts = {
         let state = state.clone();
         use_memo(
@@ -85,9 +88,28 @@ pub fn LessonsPanel() -> Html {
                 version,
                 Rc::as_ptr(&state.sockets) as usize,
                 Rc::as_ptr(&state.links) as usize,
+                *since,
             ),
-            move |(open, ..)| open.then(|| Facts::of(&state)).unwrap_or_default(),
+            move |&(open, _, _, _, since)| {
+                if open {
+                    Facts::since(&state, since)
+                } else {
+                    Facts::default()
+                }
+            },
         )
+    };
+    let on_start_over = {
+        let (since, packets) = (since.clone(), state.packets.clone());
+        Callback::from(move |_: MouseEvent| {
+            let packets = packets.borrow();
+            let newest = packets
+                .len()
+                .checked_sub(1)
+                .and_then(|i| packets.nth(i))
+                .map_or(0, |p| p.id);
+            since.set(newest);
+        })
     };
     let on_toggle = {
         let open = open.clone();
@@ -160,7 +182,9 @@ pub fn LessonsPanel() -> Html {
                         }
                     }) }
                 </select>
-                <p class="hint">{ lesson.intro }</p>
+                <p class="hint">{ lesson.intro }{ " " }
+                    <button id="lesson-start-over" class="small" onclick={on_start_over}
+                        title="Count only what you do from now on (the sockets and links you have still count)">{ "start over" }</button></p>
                 <ol class="lesson-steps" id="lesson-steps">{ for steps }</ol>
                 if current.is_none() {
                     <p id="lesson-done" class="lesson-done">{ "Done: every step happened on real sockets. " }

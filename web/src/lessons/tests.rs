@@ -182,6 +182,12 @@ fn the_loss_lesson_sees_what_the_link_lost() {
     let facts = Facts::of(&state);
     assert_eq!(lesson.progress(&facts), [true, true, true]);
     assert!((lesson.steps[2].saw)(&facts).contains("random loss"));
+    // Started over after all that: the link still counts, the datagrams do not.
+    assert_eq!(
+        lesson.progress(&Facts::since(&state, 29)),
+        [true, false, false]
+    );
+    assert_eq!(Facts::since(&state, 19).sent_through_links, 10);
     // The lesson on order needs a link that reorders: this one does not.
     assert_eq!(by_id("order").progress(&facts), [false, false, false]);
 }
