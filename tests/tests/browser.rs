@@ -288,7 +288,7 @@ async fn lesson(url: &str, browser: &Browser) {
     let echo = socklab_tests::python::PythonEcho::start("127.0.0.1");
     browser.open(url).await;
     browser.click("#lessons-toggle").await;
-    let step = |n: usize| format!("#lesson-steps li:nth-child({n})");
+    let step = lesson_step;
     browser.wait_count("#lesson-steps li", 3).await;
     for n in 1..=3 {
         browser
@@ -412,7 +412,7 @@ async fn slow_reader_lesson(url: &str, browser: &Browser) {
     browser.open(url).await;
     browser.click("#lessons-toggle").await;
     browser.click("#lesson-choice option[value='buffer']").await;
-    let step = |n: usize| format!("#lesson-steps li:nth-child({n})");
+    let step = lesson_step;
     browser.wait_count("#lesson-steps li", 4).await;
     browser.fill("#bind-rcvbuf", "4k").await;
     browser.click("#bind-button").await;
@@ -464,6 +464,25 @@ async fn slow_reader_lesson(url: &str, browser: &Browser) {
         saw.contains(&format!(": {dropped} datagram(s)")),
         "the lesson says the socket's own count: {saw} / {shown}"
     );
+}
+
+/// A lesson's step `n` (from 1), as a CSS selector.
+fn lesson_step(n: usize) -> String {
+    format!("#lesson-steps li:nth-child({n})")
+}
+
+/// Opens the Learn card on lesson `id`, waits until its last step (`steps`) says what
+/// was seen (`saw` checks the words) and the lesson is ticked in the choice, and folds
+/// the card again.
+async fn lesson_saw(browser: &Browser, id: &str, steps: usize, saw: impl Fn(&str) -> bool) {
+    let choice = format!("#lesson-choice option[value='{id}']");
+    browser.click("#lessons-toggle").await;
+    browser.click(&choice).await;
+    browser
+        .wait_text(&format!("{} p.saw", lesson_step(steps)), saw)
+        .await;
+    browser.wait_text(&choice, |t| t.starts_with("✓ ")).await;
+    browser.click("#lessons-toggle").await;
 }
 
 async fn bind_two(browser: &Browser) -> (String, String) {
@@ -546,14 +565,10 @@ async fn lossy_link(url: &str, browser: &Browser) {
         assert!(text.contains("dropped: random loss"), "{text}");
     }
     // The lesson on loss sees every one of its steps here, with the link's reason.
-    browser.click("#lessons-toggle").await;
-    browser.click("#lesson-choice option[value='loss']").await;
-    browser
-        .wait_text("#lesson-steps li:nth-child(3) p.saw", |t| {
-            t.contains("the link dropped them (random loss)")
-        })
-        .await;
-    browser.click("#lessons-toggle").await;
+    lesson_saw(browser, "loss", 3, |t| {
+        t.contains("the link dropped them (random loss)")
+    })
+    .await;
     // Every datagram is accounted for: 40 outs, 40 link decisions, and an in for each
     // forwarded one.
     let outs = browser
@@ -729,14 +744,10 @@ async fn socket_options(url: &str, browser: &Browser) {
     let dump = browser.wait_text("#hexdump", |t| !t.is_empty()).await;
     assert!(dump.contains("|hell|"), "{dump}");
     // The lesson on read sizes sees both of its steps here.
-    browser.click("#lessons-toggle").await;
-    browser.click("#lesson-choice option[value='cut']").await;
-    browser
-        .wait_text("#lesson-steps li:nth-child(2) p.saw", |t| {
-            t.contains("had 11 bytes; the read returned 4")
-        })
-        .await;
-    browser.click("#lessons-toggle").await;
+    lesson_saw(browser, "cut", 2, |t| {
+        t.contains("had 11 bytes; the read returned 4")
+    })
+    .await;
     let shot = browser.screenshot("e2e-read-size.png").await;
     eprintln!("screenshot: {}", shot.display());
 
@@ -774,14 +785,7 @@ async fn socket_options(url: &str, browser: &Browser) {
         .wait_text("#inspector-fate", |t| t.contains("refused: nobody listens"))
         .await;
     // The lesson on sending where nobody listens sees it here.
-    browser.click("#lessons-toggle").await;
-    browser.click("#lesson-choice option[value='nobody']").await;
-    browser
-        .wait_text("#lesson-steps li:nth-child(2) p.saw", |t| {
-            t.contains("ECONNREFUSED")
-        })
-        .await;
-    browser.click("#lessons-toggle").await;
+    lesson_saw(browser, "nobody", 2, |t| t.contains("ECONNREFUSED")).await;
 
     // Connect s1 to s2: the row says so, and a send may leave the address out.
     browser.fill("#send-to", &reader).await;
@@ -876,19 +880,10 @@ async fn udp_and_tcp(url: &str, browser: &Browser) {
     let read = reads[0].text().await.unwrap();
     assert!(read.contains("\"msg 1msg 2msg 3\""), "{read}");
     // The lesson on TCP's missing boundaries sees every one of its steps here.
-    browser.click("#lessons-toggle").await;
-    browser.click("#lesson-choice option[value='stream']").await;
-    browser
-        .wait_text("#lesson-steps li:nth-child(4) p.saw", |t| {
-            t.contains("the bytes of 3 writes")
-        })
-        .await;
-    browser
-        .wait_text("#lesson-choice option[value='stream']", |t| {
-            t.starts_with("✓ ")
-        })
-        .await;
-    browser.click("#lessons-toggle").await;
+    lesson_saw(browser, "stream", 4, |t| {
+        t.contains("the bytes of 3 writes")
+    })
+    .await;
     reads[0].click().await.unwrap();
     browser
         .wait_text("#inspector .meta", |t| {
@@ -1839,13 +1834,10 @@ async fn timeline(url: &str, browser: &Browser) {
     runs(browser, lost).await;
     // The lesson on order sees it here: the "very lossy" link reorders too.
     browser.scroll_to("#lessons").await;
-    browser.click("#lessons-toggle").await;
-    browser.click("#lesson-choice option[value='order']").await;
-    browser
-        .wait_text("#lesson-steps li:nth-child(3) p.saw", |t| {
-            t.contains("arrived after one that was sent later")
-        })
-        .await;
+    lesson_saw(browser, "order", 3, |t| {
+        t.contains("arrived after one that was sent later")
+    })
+    .await;
 }
 
 /// The generator's run has its own figures, the same as the flow's (the only traffic),
