@@ -40,9 +40,6 @@ pub struct Session {
     streams: BTreeMap<SocketId, TcpHandle>,
     /// Where its listeners hand over the connections they accept.
     accepted_tx: tokio::sync::mpsc::Sender<TcpHandle>,
-    /// While a re-run binds its listeners: where they hand their connections, so that
-    /// the re-run can take its steps on them (`rerun::forward_accepted`).
-    accepted_tap: Option<tokio::sync::mpsc::Sender<TcpHandle>>,
     accepted_rx: tokio::sync::mpsc::Receiver<TcpHandle>,
     next_socket: u64,
     links: BTreeMap<LinkId, LinkHandle>,
@@ -130,7 +127,6 @@ impl Session {
             sockets: BTreeMap::new(),
             streams: BTreeMap::new(),
             accepted_tx,
-            accepted_tap: None,
             accepted_rx,
             next_socket: 1,
             links: BTreeMap::new(),
@@ -771,6 +767,19 @@ impl Session {
     }
 
     fn bind(&mut self, spec: BindSpec, req: Option<Tagged>) -> Result<(), CommandError> {
+        let accepted = self.accepted_tx.clone();
+        self.bind_handing_to(spec, req, accepted)
+    }
+
+    /// [`Session::bind`], a TCP listener handing the connections it accepts to
+    /// `accepted` (a re-run's listeners hand them through the re-run, which takes its
+    /// steps on them: `rerun::forward_accepted`).
+    fn bind_handing_to(
+        &mut self,
+        spec: BindSpec,
+        req: Option<Tagged>,
+        accepted: tokio::sync::mpsc::Sender<TcpHandle>,
+    ) -> Result<(), CommandError> {
         let BindSpec {
             proto,
             addr,
@@ -929,7 +938,7 @@ impl Session {
                         nodelay,
                         recv_buffer,
                     },
-                    self.tcp_context(),
+                    self.tcp_context(accepted),
                     &self.cancel,
                 )?;
                 let bound = (Endpoint::Ip(handle.local), handle.recv_buffer_bytes);
@@ -955,16 +964,14 @@ impl Session {
         Ok(())
     }
 
-    /// What a TCP socket's task needs from the session.
-    fn tcp_context(&self) -> TcpContext {
+    /// What a TCP socket's task needs from the session; a listener hands what it
+    /// accepts to `accepted`.
+    fn tcp_context(&self, accepted: tokio::sync::mpsc::Sender<TcpHandle>) -> TcpContext {
         TcpContext {
             log: self.log.clone(),
             budget: self.budget.clone(),
             slots: self.slots.clone(),
-            accepted: self
-                .accepted_tap
-                .clone()
-                .unwrap_or_else(|| self.accepted_tx.clone()),
+            accepted,
         }
     }
 
@@ -1097,10 +1104,7 @@ impl Session {
                         listen: b.listening,
                         ..BindSpec::default()
                     };
-                    self.accepted_tap = Some(tap.clone());
-                    let bound = self.bind(spec, None);
-                    self.accepted_tap = None;
-                    bound?;
+                    self.bind_handing_to(spec, None, tap.clone())?;
                     let new = SocketId::new(format!("s{}", self.next_socket - 1));
                     if let Some(handle) = self.sockets.get(&new) {
                         targets.peers.insert(b.local.clone(), handle.local.clone());
