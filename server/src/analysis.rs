@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use socklab_analysis::{Analyzer, FlowKey, Input, Limits, LossCause, Outcome, RunFigures, Runs};
+use socklab_analysis::{Analyzer, FlowKey, Input, Limits, LossCause, Outcome, RunFigures};
 use socklab_protocol::flow::{self, DropCount, FateKind, FlowMethod, FlowSummary, Latency};
 use socklab_protocol::{Direction, EventId, SocketId};
 use tokio::sync::watch;
@@ -50,7 +50,6 @@ pub async fn run(
     let mut sockets = HashMap::new();
     let mut flows = FlowEndsCache::new();
     let mut listeners = crate::listeners::Listeners::default();
-    let mut runs = Runs::new(limits.max_flows);
     loop {
         tokio::select! {
             biased;
@@ -68,11 +67,11 @@ pub async fn run(
                 // What is logged from here on is read now or by a later pass.
                 newest.borrow_and_update();
                 let before = cursor;
-                cursor = read_new(&log, &aggregates, cursor, (&mut analyzer, &mut runs), &mut sockets, &mut outcomes);
+                cursor = read_new(&log, &aggregates, cursor, &mut analyzer, &mut sockets, &mut outcomes);
                 next_read = (cursor != before).then(|| tokio::time::Instant::now() + READ_EVERY);
             }
             _ = tick.tick() => {
-                cursor = read_new(&log, &aggregates, cursor, (&mut analyzer, &mut runs), &mut sockets, &mut outcomes);
+                cursor = read_new(&log, &aggregates, cursor, &mut analyzer, &mut sockets, &mut outcomes);
                 analyzer.tick(log.t_ns(Instant::now()), &mut outcomes);
                 ticks += 1;
                 if ticks.is_multiple_of(STATS_EVERY_TICKS) {
@@ -80,10 +79,10 @@ pub async fn run(
                     // The runs' figures take a tick's conclusions after this (below), so
                     // they may change when the flows' no longer do.
                     if !flows.is_empty()
-                        && (reported.as_ref() != Some(&flows) || runs.has_changed())
+                        && (reported.as_ref() != Some(&flows) || analyzer.runs().has_changed())
                     {
                         reported = Some(flows.clone());
-                        let runs = runs.take_changed().iter().map(run_flows).collect();
+                        let runs = analyzer.runs().take_changed().iter().map(run_flows).collect();
                         log.append(Instant::now(), Record::FlowStats(Box::new(FlowStatsRecord {
                             flows,
                             retired_flows: analyzer.retired_flows(),
@@ -100,7 +99,7 @@ pub async fn run(
                 flows.clear();
             }
             log.append_all(outcomes.drain(..).map(|o| {
-                runs.outcome(&o);
+                analyzer.runs().outcome(&o);
                 let mut fate = fate(o, &mut flows);
                 // A timeout towards a loopback port nobody is bound to: say so.
                 if fate.cause == Some(flow::LossCause::Timeout)
@@ -136,7 +135,7 @@ fn read_new(
     log: &EventLog,
     aggregates: &std::sync::Mutex<Aggregates>,
     mut cursor: EventId,
-    (analyzer, runs): (&mut Analyzer, &mut Runs),
+    analyzer: &mut Analyzer,
     sockets: &mut Sockets,
     out: &mut Vec<Outcome>,
 ) -> EventId {
@@ -152,14 +151,6 @@ fn read_new(
         let mut counts = aggregates.lock().unwrap_or_else(|e| e.into_inner());
         for entry in &read.entries {
             counts.feed(entry.id, entry.t_ns, &entry.record, log);
-            match &entry.record {
-                Record::RunMarked { run, .. } => runs.mark(entry.id, *run),
-                Record::Datagram(d) if d.dir == Direction::Out => {
-                    let (flow, via) = analyzer.flow_of_send(&d.socket.local, &d.peer.endpoint());
-                    runs.sent(entry.id, &flow, via.as_ref());
-                }
-                _ => {}
-            }
             feed(analyzer, sockets, &entry.record, entry.id, entry.t_ns, out);
             cursor = entry.id;
         }
@@ -280,6 +271,11 @@ fn feed(
             bytes: &u.payload,
             refused: u.reason == socklab_protocol::UnreachableReason::PortUnreachable,
         },
+        Record::RunMarked { run, .. } => {
+            // The sends after it are its own (the analyzer counts them as it routes them).
+            analyzer.runs().mark(id, *run);
+            return;
+        }
         Record::AnalysisConfig { match_field, .. } => {
             // In log order, so requests logged after it are indexed by it.
             analyzer.set_match_field(*match_field);
@@ -301,7 +297,6 @@ fn feed(
         | Record::GeneratorDone(_)
         | Record::FlowStats(_)
         | Record::RecordingStarted(_)
-        | Record::RunMarked { .. }
         | Record::RecordingStopped { .. }
         | Record::Fate(_) => return,
     };

@@ -185,6 +185,8 @@ pub struct Analyzer {
     untracked: u64,
     /// The newest time fed, for flows' idle times.
     now: Nanos,
+    /// The figures of each run, counted as sends are routed here.
+    runs: crate::runs::Runs,
 }
 
 impl Default for Analyzer {
@@ -257,6 +259,7 @@ impl Analyzer {
             retired: 0,
             untracked: 0,
             now: 0,
+            runs: crate::runs::Runs::new(limits.max_flows),
         }
     }
 
@@ -313,9 +316,16 @@ impl Analyzer {
         self.links.len()
     }
 
+    /// The runs' figures: runs are marked and conclusions handed to them by the caller
+    /// (it reads the run marks and owns the outcomes); sends are counted here, as they
+    /// are routed.
+    pub fn runs(&mut self) -> &mut crate::runs::Runs {
+        &mut self.runs
+    }
+
     /// The flow a lab socket at `local` sending to `peer` sends on (across a link: to
     /// its target), and the link it crosses: as [`Input::Sent`] counts it.
-    pub fn flow_of_send(&self, local: &Endpoint, peer: &Endpoint) -> (FlowKey, Option<LinkId>) {
+    fn flow_of_send(&self, local: &Endpoint, peer: &Endpoint) -> (FlowKey, Option<LinkId>) {
         let end = self.routes.destination(peer);
         let key = FlowKey {
             src: local.clone(),
@@ -574,6 +584,7 @@ impl Analyzer {
         out: &mut Vec<Outcome>,
     ) {
         let (key, via) = self.flow_of_send(local, peer);
+        self.runs.sent(id, &key, via.as_ref());
         let matched = self.lab.contains_key(&key.dst);
         // What the receiver will read: all of it, or (a lab socket with a read size,
         // no link in between to follow first) the first bytes.
