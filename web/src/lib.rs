@@ -24,6 +24,8 @@ pub mod forms;
 pub mod hexdump;
 pub mod lessons;
 pub mod model;
+#[cfg(test)]
+mod testing;
 pub mod timeline;
 pub mod view;
 

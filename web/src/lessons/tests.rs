@@ -280,7 +280,7 @@ fn the_client_lesson_sees_the_program_send_first_and_the_answer_go_back() {
 
 #[test]
 fn the_stream_lesson_sees_three_writes_come_out_of_one_read() {
-    use socklab_protocol::{Accepted, Connected, Paused, Stream};
+    use socklab_protocol::{Accepted, Connected, Paused};
     let lesson = by_id("stream");
     let (dialer, listener, accepted_at) = (
         "127.0.0.1:4000".parse::<std::net::SocketAddr>().unwrap(),
@@ -338,22 +338,7 @@ fn the_stream_lesson_sees_three_writes_come_out_of_one_read() {
         }),
     );
     let stream = |id: u64, socket: &str, dir, offset: u64, text: &str| {
-        let (local, peer) = match dir {
-            Direction::Out => (dialer, listener),
-            Direction::In => (listener, dialer),
-        };
-        Event::Stream(Stream {
-            id: EventId(id),
-            socket: SocketId::new(socket),
-            dir,
-            local,
-            peer,
-            offset,
-            len: text.len(),
-            payload_b64: socklab_protocol::payload::encode_base64(text.as_bytes()),
-            t_ns: id * 1000,
-            req: None,
-        })
+        crate::testing::stream((dialer, listener), id, socket, dir, offset, text)
     };
     give(&mut state, stream(6, "s2", Direction::Out, 0, "hello"));
     give(&mut state, stream(7, "s2", Direction::Out, 5, "world"));

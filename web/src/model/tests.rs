@@ -583,28 +583,13 @@ fn every_form_offers_the_same_destinations() {
 
 #[test]
 fn a_tcp_read_names_the_writes_its_bytes_came_from() {
-    use socklab_protocol::{Accepted, Stream, StreamEnd, StreamEndReason};
+    use socklab_protocol::{Accepted, StreamEnd, StreamEndReason};
     let (dialer, listener) = (
         "127.0.0.1:4000".parse::<SocketAddr>().unwrap(),
         "127.0.0.1:5000".parse::<SocketAddr>().unwrap(),
     );
     let stream = |id: u64, socket: &str, dir, offset: u64, text: &str| {
-        let (local, peer) = match dir {
-            Direction::Out => (dialer, listener),
-            Direction::In => (listener, dialer),
-        };
-        Event::Stream(Stream {
-            id: EventId(id),
-            socket: SocketId::new(socket),
-            dir,
-            local,
-            peer,
-            offset,
-            len: text.len(),
-            payload_b64: socklab_protocol::payload::encode_base64(text.as_bytes()),
-            t_ns: id * 1000,
-            req: None,
-        })
+        crate::testing::stream((dialer, listener), id, socket, dir, offset, text)
     };
     let mut state = State::default();
     for event in [
