@@ -123,10 +123,8 @@ pub enum Origin {
 /// (`window`): what the page was spared, or has forgotten, of any time of the session.
 #[derive(Debug)]
 pub struct ListWindow {
-    /// The stretch asked for, ns.
+    /// Where the stretch asked for begins, ns.
     pub from_ns: u64,
-    /// Its end, ns.
-    pub to_ns: u64,
     /// Whether the answer holds all of it (else it stops at the answer's limit, or the
     /// log had dropped part of it and no recording held it).
     pub complete: bool,
@@ -1090,7 +1088,6 @@ impl State {
         let timeline = self.timeline.borrow().of_window(&w);
         self.list_window = Some(Rc::new(ListWindow {
             from_ns: w.from_ns,
-            to_ns: w.to_ns,
             complete: w.complete,
             rows: Rc::new(RefCell::new(rows_of(w.events))),
             timeline: Rc::new(RefCell::new(timeline)),
